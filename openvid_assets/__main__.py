@@ -1,0 +1,3 @@
+from openvid_assets.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Dagster only: thin assets, partitions, sensors and resources over the pure layers."""

@@ -1,0 +1,15 @@
+"""Formatting helpers for asset metadata shown in the Dagster UI."""
+
+from __future__ import annotations
+
+import polars as pl
+from dagster import MetadataValue
+
+
+def markdown_table(frame: pl.DataFrame, empty: str = "_none_") -> MetadataValue:
+    if frame.is_empty():
+        return MetadataValue.md(empty)
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in frame.iter_rows()]
+    return MetadataValue.md("\n".join([header, rule, *rows]))

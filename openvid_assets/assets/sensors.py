@@ -1,0 +1,32 @@
+"""Sensor: new videos in the source become new shards, and each new shard gets a run."""
+
+
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from openvid_assets import settings
+from openvid_assets.assets.resources import OpenVidStore
+from openvid_assets.assets.shards import shards_partitions, store_new_shards, unregistered_partitions
+
+SHARD_JOB = "shard_pipeline"
+
+
+@sensor(
+    job_name=SHARD_JOB,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Lists OPENVID_SOURCE; videos not in any shard yet form new shards, each run once.",
+)
+def new_videos_sensor(context: SensorEvaluationContext, store: OpenVidStore) -> SensorResult | SkipReason:
+    source = settings.source()
+    if not source:
+        return SkipReason("OPENVID_SOURCE is not set: nothing to watch")
+    tables = store.tables()
+    listed, _ = store_new_shards(tables, source, settings.shard_size(), store.s3_client())
+    # Also picks up shards stored by an earlier tick or command that died before registering them.
+    new_keys = unregistered_partitions(tables, context.instance)
+    if not new_keys:
+        return SkipReason(f"no new videos among {listed} listed in {source}")
+    return SensorResult(
+        run_requests=[RunRequest(partition_key=key, run_key=key) for key in new_keys],
+        dynamic_partitions_requests=[shards_partitions.build_add_request(new_keys)],
+    )

@@ -1,0 +1,136 @@
+"""Command line: ``openvid-assets run|register|sample|quickstart``.
+
+``run`` registers shards and materializes every asset through Dagster, in
+dependency order, against the same instance the UI reads, so each run shows in
+``dagster dev`` afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from openvid_assets import settings
+
+
+def _instance():
+    """The Dagster instance: $DAGSTER_HOME if set, else the project's embedded one (./dagster.yaml)."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    if os.environ.get("DAGSTER_HOME"):
+        return DagsterInstance.get()
+    cwd = Path.cwd()
+    home = cwd / ".dagster"
+    home.mkdir(exist_ok=True)
+    # The project's dagster.yaml: the one here, else the one of this source checkout.
+    candidates = [cwd, Path(__file__).resolve().parents[1]]
+    config_dir = next((d for d in candidates if (d / "dagster.yaml").is_file()), home)
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(config_dir)))
+
+
+def _register(defs, instance, source: str, shard_size: int) -> tuple[int, list[str]]:
+    from openvid_assets.assets.shards import shards_partitions, store_new_shards, unregistered_partitions
+
+    store = defs.resources["store"]
+    tables = store.tables()
+    listed, stored = store_new_shards(tables, source, shard_size, store.s3_client())
+    missing = unregistered_partitions(tables, instance)
+    if missing:
+        instance.add_dynamic_partitions(shards_partitions.name, missing)
+    return listed, stored
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from openvid_assets.definitions import build_definitions
+
+    defs = build_definitions(args.data_root)
+    with _instance() as instance:
+        listed, new = _register(defs, instance, args.source, args.shard_size)
+    print(f"{listed} videos listed in {args.source}; {len(new)} new shard(s): {', '.join(new) or '-'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from openvid_assets.definitions import build_definitions
+    from openvid_assets.assets.runner import run_pipeline
+
+    started = time.monotonic()
+    defs = build_definitions(args.data_root)
+    with _instance() as instance:
+        listed, new = _register(defs, instance, args.source, args.shard_size)
+        print(f"Source {args.source}: {listed} videos; {len(new)} new shard(s). Data root: {defs.resources['store'].data_root}")
+        report = run_pipeline(defs, instance, force=args.force)
+    print(report.summary(time.monotonic() - started))
+    return 0 if report.ok else 1
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from openvid_assets.media.synthetic import write_sample_set
+
+    started = time.monotonic()
+    specs = write_sample_set(Path(args.out), include_bad=not args.no_bad, include_hd=not args.no_hd)
+    bad = sum(s.bad for s in specs)
+    print(f"Wrote {len(specs)} sample videos ({bad} deliberately bad) to {args.out} in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    sample = Path(args.sample)
+    if not sample.exists():
+        cmd_sample(argparse.Namespace(out=str(sample), no_bad=False, no_hd=False))
+    run_args = argparse.Namespace(source=str(sample), data_root=args.data_root, shard_size=args.shard_size, force=False)
+    code = cmd_run(run_args)
+    if code == 0:
+        print("Browse the runs and assets: dagster dev   (then open http://localhost:3000)")
+    return code
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=settings.data_root(),
+                   help="folder or s3://bucket/prefix for all outputs (default: $OPENVID_DATA_ROOT or ./data)")  # fmt: skip
+    p.add_argument("--shard-size", type=int, default=settings.shard_size(),
+                   help="videos per new shard (default: $OPENVID_SHARD_SIZE or 1000)")  # fmt: skip
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="openvid-assets", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="register shards and materialize the whole pipeline")
+    run.add_argument("--source", required=True, help="folder or s3://bucket/prefix of raw videos")
+    run.add_argument("--force", action="store_true", help="recompute shards that already have outputs")
+    _add_common(run)
+    run.set_defaults(func=cmd_run)
+
+    reg = sub.add_parser("register", help="register shards for new videos in a source, run nothing")
+    reg.add_argument("--source", required=True, help="folder or s3://bucket/prefix of raw videos")
+    _add_common(reg)
+    reg.set_defaults(func=cmd_register)
+
+    sample = sub.add_parser("sample", help="generate small test videos with known properties")
+    sample.add_argument("out", help="folder to write them to")
+    sample.add_argument("--no-bad", action="store_true", help="skip the deliberately broken files")
+    sample.add_argument("--no-hd", action="store_true", help="skip the 1920x1080 video")
+    sample.set_defaults(func=cmd_sample)
+
+    quick = sub.add_parser("quickstart", help="generate a sample (if missing) and run the pipeline on it")
+    quick.add_argument("--sample", default="sample", help="sample folder (default: ./sample)")
+    _add_common(quick)
+    quick.set_defaults(func=cmd_quickstart)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "shard_size", 1) <= 0:
+        print("error: --shard-size must be positive", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,34 @@
+"""The one Definitions object of the code location (workspace.yaml points here)."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job
+from dagster._loggers import colored_console_logger
+
+from openvid_assets.assets.manifest import video_manifest
+from openvid_assets.assets.progress import progress_logger
+from openvid_assets.assets.resources import default_resources
+from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
+from openvid_assets.assets.shards import shards_partitions
+
+ASSETS = [video_manifest]
+
+shard_pipeline = define_asset_job(
+    SHARD_JOB,
+    selection=AssetSelection.assets(*[a for a in ASSETS if a.partitions_def == shards_partitions]),
+    partitions_def=shards_partitions,
+    description="Every per-shard step for one shard, in dependency order.",
+)
+
+
+def build_definitions(data_root: str | None = None) -> Definitions:
+    return Definitions(
+        assets=ASSETS,
+        jobs=[shard_pipeline],
+        sensors=[new_videos_sensor],
+        resources=default_resources(data_root),
+        loggers={"console": colored_console_logger, "progress": progress_logger},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,4 @@
+"""Pure video I/O: source listing, probing, frame sampling, cut detection, clip writing.
+
+Never imports Dagster.
+"""

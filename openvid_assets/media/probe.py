@@ -1,0 +1,119 @@
+"""Probe one local video file with ffprobe, under a time limit.
+
+Every way a file can fail to be a usable video becomes a :class:`ProbeError`
+whose message is the human-readable reason stored in the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from openvid_assets.media.sources import VideoInputError
+
+# Demuxers that read still images: a PNG renamed to .mkv "probes" as a 1-frame video.
+_IMAGE_DEMUXERS = ("image2", "_pipe")
+
+
+class ProbeError(VideoInputError):
+    """The file exists but is not a decodable video."""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration_s: float
+
+
+def _rate(text: str | None) -> float:
+    try:
+        value = Fraction(text or "0/0")
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+    return float(value)
+
+
+def _rotation(stream: dict) -> int:
+    for side in stream.get("side_data_list", []) or []:
+        if "rotation" in side:
+            return int(float(side["rotation"]))
+    return int(float(stream.get("tags", {}).get("rotate", 0) or 0))
+
+
+def _container(format_name: str, path: Path) -> str:
+    """ffprobe names demuxers by family ('mov,mp4,m4a,...'); prefer the name matching the file."""
+    names = format_name.split(",")
+    ext = path.suffix.lower().lstrip(".")
+    return ext if ext in names else names[0]
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def probe(path: str | os.PathLike[str], timeout_s: float = 60.0) -> ProbeResult:
+    """Stream facts of the first video stream; frame count is counted, not trusted from headers."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ProbeError("empty file (0 bytes)")
+    cmd = [
+        "ffprobe", "-v", "error", "-count_packets", "-select_streams", "v:0",
+        "-show_entries",
+        "stream=codec_name,width,height,avg_frame_rate,r_frame_rate,nb_frames,nb_read_packets,duration"
+        ":stream_side_data=rotation:stream_tags=rotate:format=format_name,duration",
+        "-of", "json", "-i", f"file:{path.resolve()}",
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, errors="replace")
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"probe timed out after {timeout_s:g}s") from None
+    if done.returncode != 0:
+        # ffprobe prefixes messages with the input name; the row already carries the URI.
+        reason = _last_line(done.stderr).replace(f"file:{path.resolve()}: ", "") or f"ffprobe exited with {done.returncode}"
+        raise ProbeError(f"not a readable video: {reason}")
+    info = json.loads(done.stdout or "{}")
+    fmt = info.get("format", {})
+    format_name = fmt.get("format_name", "")
+    streams = info.get("streams", [])
+    if not streams:
+        raise ProbeError("no video stream (audio-only or not a video)")
+    if any(format_name == d or format_name.endswith(d) for d in _IMAGE_DEMUXERS):
+        raise ProbeError(f"a still image ({format_name}), not a video")
+    stream = streams[0]
+    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise ProbeError("video stream has no frame size")
+    if abs(_rotation(stream)) % 180 == 90:  # phone videos: report the displayed orientation
+        width, height = height, width
+    counted = int(stream.get("nb_read_packets") or 0)
+    if counted < 2:
+        raise ProbeError(f"video stream has {counted} frame(s); not a video")
+    declared = int(stream.get("nb_frames") or 0)
+    if declared and counted < declared * 0.98:
+        raise ProbeError(f"truncated: header lists {declared} frames but only {counted} are present")
+    if done.stderr.strip():  # demuxer errors while counting packets: a damaged file
+        raise ProbeError(f"damaged file: {_last_line(done.stderr)}")
+    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+    if fps <= 0:
+        raise ProbeError("video stream has no frame rate")
+    duration = float(stream.get("duration") or fmt.get("duration") or 0) or counted / fps
+    return ProbeResult(
+        container=_container(format_name, path),
+        codec=stream.get("codec_name", "unknown"),
+        width=width,
+        height=height,
+        fps=round(fps, 6),
+        num_frames=counted,
+        duration_s=round(duration, 6),
+    )

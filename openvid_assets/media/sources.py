@@ -1,0 +1,123 @@
+"""Where raw videos come from: a local folder or an ``s3://bucket/prefix``.
+
+Listing is recursive, by extension, and sorted, so shard membership is a pure
+function of the listing. Access to one video goes through :func:`local_video`,
+which refuses anything that resolves outside the source root and turns an S3
+object into a local temporary file for ffprobe/decord.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from openvid_assets.store.files import is_s3_uri, iter_s3_keys, split_s3_uri
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"})
+
+
+class VideoInputError(Exception):
+    """A video that cannot be read; the message is the reason stored in its row."""
+
+
+def has_video_extension(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def normalize_source(source: str) -> str:
+    """A canonical form of the source root: absolute local path, or s3 URI without trailing slash."""
+    if is_s3_uri(source):
+        split_s3_uri(source)  # validates
+        return source.rstrip("/")
+    return os.path.abspath(os.path.expanduser(source))
+
+
+def list_videos(source: str, s3_client: Any = None) -> list[str]:
+    """Every file with a video extension under ``source``, as sorted URIs.
+
+    Symlinks are listed (not followed) so that one pointing outside the root
+    still gets a row saying so, rather than silently disappearing.
+    """
+    root = normalize_source(source)
+    if is_s3_uri(root):
+        bucket, prefix = split_s3_uri(root)
+        prefix = f"{prefix}/" if prefix else ""
+        return sorted(
+            f"s3://{bucket}/{key}"
+            for key in iter_s3_keys(s3_client, bucket, prefix)
+            if has_video_extension(key)
+        )
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"source folder does not exist: {root}")
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        found.extend(os.path.join(folder, f) for f in files if has_video_extension(f))
+    return sorted(found)
+
+
+def _check_local(uri: str, root: str) -> Path:
+    real_root = os.path.realpath(root)
+    if not os.path.lexists(uri):
+        raise VideoInputError("file vanished: it was listed but no longer exists")
+    real = os.path.realpath(uri)
+    if os.path.commonpath([real, real_root]) != real_root:
+        raise VideoInputError(f"path resolves outside the source root (to {real})")
+    if not os.path.exists(real):
+        raise VideoInputError("broken symlink: its target does not exist")
+    if not os.path.isfile(real):
+        raise VideoInputError("not a regular file")
+    return Path(real)
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def local_video(uri: str, root: str, s3_client: Any = None, scratch_dir: str | None = None) -> Iterator[tuple[Path, str]]:
+    """Yield ``(local path, sha256 of the content)`` for one video URI under ``root``.
+
+    Raises :class:`VideoInputError` for anything that makes the video unreadable.
+    S3 objects are streamed to a temporary file (hashed on the way) and removed after.
+    """
+    if not is_s3_uri(uri):
+        path = _check_local(uri, root)
+        try:
+            digest = _hash_file(path)
+        except OSError as e:
+            raise VideoInputError(f"cannot read file: {e.strerror or e}") from None
+        yield path, digest
+        return
+
+    from botocore.exceptions import ClientError
+
+    bucket, key = split_s3_uri(uri)
+    root_bucket, root_prefix = split_s3_uri(root)
+    if bucket != root_bucket or not key.startswith(root_prefix):
+        raise VideoInputError(f"object is outside the source root {root}")
+    suffix = os.path.splitext(key)[1].lower()
+    with tempfile.TemporaryDirectory(prefix="openvid-", dir=scratch_dir) as tmp:
+        path = Path(tmp, f"video{suffix}")
+        digest = hashlib.sha256()
+        try:
+            body = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
+            with open(path, "wb") as f:
+                for chunk in body.iter_chunks(1 << 20):
+                    digest.update(chunk)
+                    f.write(chunk)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404"):
+                raise VideoInputError("object vanished: it was listed but no longer exists") from None
+            raise
+        yield path, digest.hexdigest()

@@ -1,0 +1,44 @@
+"""Settings read from the environment, with defaults that run on one laptop.
+
+Every knob has one name here so the CLI, the Dagster resources and the docs agree.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_DATA_ROOT = "data"
+DEFAULT_SHARD_SIZE = 1000
+DEFAULT_PROBE_TIMEOUT_S = 60.0
+
+
+def _positive(name: str, value: str, cast: type) -> int | float:
+    try:
+        parsed = cast(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if parsed <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return parsed
+
+
+def data_root() -> str:
+    """Where every table, clip and export is written (``OPENVID_DATA_ROOT``): a folder or s3://."""
+    return os.environ.get("OPENVID_DATA_ROOT") or DEFAULT_DATA_ROOT
+
+
+def source() -> str | None:
+    """The raw-video source the sensor watches (``OPENVID_SOURCE``): a folder or s3://."""
+    return os.environ.get("OPENVID_SOURCE") or None
+
+
+def shard_size() -> int:
+    """Videos per shard (``OPENVID_SHARD_SIZE``)."""
+    raw = os.environ.get("OPENVID_SHARD_SIZE")
+    return int(_positive("OPENVID_SHARD_SIZE", raw, int)) if raw else DEFAULT_SHARD_SIZE
+
+
+def probe_timeout_s() -> float:
+    """Seconds one video may take to probe before it is marked failed (``OPENVID_PROBE_TIMEOUT_S``)."""
+    raw = os.environ.get("OPENVID_PROBE_TIMEOUT_S")
+    return float(_positive("OPENVID_PROBE_TIMEOUT_S", raw, float)) if raw else DEFAULT_PROBE_TIMEOUT_S

@@ -1,0 +1,157 @@
+"""Byte-level storage with atomic writes, on a local folder or an S3 prefix.
+
+Atomicity is what lets a killed run leave either the old object or the new one,
+never half of one: locally a temporary file in the same folder is fsync'd and
+renamed over the target; on S3 an object only becomes visible once its single
+PUT completes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+
+def is_s3_uri(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """'s3://bucket/a/b' -> ('bucket', 'a/b')."""
+    if not is_s3_uri(uri):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"s3 URI has no bucket: {uri!r}")
+    return bucket, key
+
+
+def default_s3_client() -> Any:
+    """A boto3 S3 client configured from the standard AWS environment.
+
+    boto3 honours AWS_ENDPOINT_URL, so a local S3-compatible server needs no code.
+    """
+    import boto3
+
+    return boto3.client("s3")
+
+
+class FileSystem(Protocol):
+    """The operations the store needs, with paths relative to a root."""
+
+    root: str
+
+    def uri(self, rel: str) -> str: ...
+    def put(self, rel: str, data: bytes) -> None: ...
+    def get(self, rel: str) -> bytes: ...
+    def exists(self, rel: str) -> bool: ...
+    def list(self, rel_prefix: str) -> list[str]: ...
+    def local_path(self, rel: str) -> str | None: ...
+
+
+class LocalFileSystem:
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = str(Path(root).expanduser().resolve())
+
+    def _path(self, rel: str) -> Path:
+        return Path(self.root, rel)
+
+    def uri(self, rel: str) -> str:
+        return str(self._path(rel))
+
+    def local_path(self, rel: str) -> str | None:
+        return str(self._path(rel))
+
+    def put(self, rel: str, data: bytes) -> None:
+        target = self._path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, rel: str) -> bytes:
+        return self._path(rel).read_bytes()
+
+    def exists(self, rel: str) -> bool:
+        return self._path(rel).is_file()
+
+    def list(self, rel_prefix: str) -> list[str]:
+        """Relative paths of files under a folder, sorted; temporary files are skipped."""
+        base = self._path(rel_prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root))
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+
+class S3FileSystem:
+    def __init__(self, root: str, client_factory: Callable[[], Any] = default_s3_client):
+        self.bucket, prefix = split_s3_uri(root.rstrip("/"))
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.root = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self._client_factory = client_factory
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def _key(self, rel: str) -> str:
+        return self.prefix + rel
+
+    def uri(self, rel: str) -> str:
+        return f"s3://{self.bucket}/{self._key(rel)}"
+
+    def local_path(self, rel: str) -> str | None:
+        return None
+
+    def put(self, rel: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(rel), Body=data)
+
+    def get(self, rel: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+
+    def exists(self, rel: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list(self, rel_prefix: str) -> list[str]:
+        prefix = self._key(rel_prefix.rstrip("/") + "/")
+        return sorted(
+            key[len(self.prefix) :]
+            for key in iter_s3_keys(self.client, self.bucket, prefix)
+        )
+
+
+def iter_s3_keys(client: Any, bucket: str, prefix: str) -> Iterator[str]:
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            yield obj["Key"]
+
+
+def open_filesystem(root: str, s3_client_factory: Callable[[], Any] = default_s3_client) -> FileSystem:
+    if is_s3_uri(root):
+        return S3FileSystem(root, s3_client_factory)
+    return LocalFileSystem(root)

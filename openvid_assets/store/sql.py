@@ -1,0 +1,69 @@
+"""Run the project's ``sql/*.sql`` files with DuckDB over shard tables.
+
+Each query names its inputs as plain table names (``FROM video_manifest``); the
+caller binds those names to parquet files, Arrow tables or Polars frames. The
+connection is in-memory and only reads the files, so parallel shard runs never
+contend for a database lock. Values always travel as bound parameters, never
+pasted into SQL text.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+import openvid_assets
+
+TableInput = list[str] | pa.Table | pl.DataFrame
+
+
+@cache
+def sql_dir() -> Path:
+    package = Path(openvid_assets.__file__).parent
+    for candidate in (package / "sql", package.parent / "sql"):  # wheel, then source checkout
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("the sql/ folder was not found next to the openvid_assets package")
+
+
+def sql_path(name: str) -> Path:
+    path = sql_dir() / f"{name}.sql"
+    if not path.is_file():
+        raise FileNotFoundError(f"no SQL file {path}")
+    return path
+
+
+def _bind(con: duckdb.DuckDBPyConnection, name: str, source: TableInput) -> None:
+    if isinstance(source, list):
+        if not source:
+            raise ValueError(f"table {name!r} has no files to read")
+        con.read_parquet(source, union_by_name=True).create_view(name)
+    elif isinstance(source, pl.DataFrame):
+        con.register(name, source.to_arrow())
+    else:
+        con.register(name, source)
+
+
+def run_sql(
+    name: str,
+    tables: dict[str, TableInput],
+    params: dict[str, Any] | None = None,
+    *,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+) -> pl.DataFrame:
+    """Run ``sql/<name>.sql`` with ``tables`` bound by name; returns the result as Polars."""
+    query = sql_path(name).read_text()
+    with duckdb.connect(":memory:") as con:
+        if memory_limit:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        if temp_directory:
+            con.execute("SET temp_directory = ?", [temp_directory])
+        for table_name, source in tables.items():
+            _bind(con, table_name, source)
+        return con.sql(query, params=params or None).pl()

@@ -1,0 +1,83 @@
+"""One parquet table per asset per shard: ``<data root>/tables/<asset>/<shard>.parquet``."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from openvid_assets.store.files import FileSystem, default_s3_client, open_filesystem
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _check_name(kind: str, name: str) -> str:
+    # Asset and shard names become path parts: keep them boring.
+    if not _NAME.match(name):
+        raise ValueError(f"invalid {kind} name {name!r}")
+    return name
+
+
+class TableStore:
+    """Atomic parquet tables under a data root (a local folder or ``s3://bucket/prefix``)."""
+
+    def __init__(self, data_root: str, s3_client_factory: Callable[[], Any] = default_s3_client):
+        self.fs: FileSystem = open_filesystem(data_root, s3_client_factory)
+
+    @property
+    def root(self) -> str:
+        return self.fs.root
+
+    @staticmethod
+    def rel_path(asset: str, shard: str) -> str:
+        return f"tables/{_check_name('asset', asset)}/{_check_name('shard', shard)}.parquet"
+
+    def uri(self, asset: str, shard: str) -> str:
+        return self.fs.uri(self.rel_path(asset, shard))
+
+    def write(self, asset: str, shard: str, frame: pl.DataFrame) -> str:
+        buf = io.BytesIO()
+        frame.write_parquet(buf, compression="zstd", statistics=True)
+        self.fs.put(self.rel_path(asset, shard), buf.getvalue())
+        return self.uri(asset, shard)
+
+    def read(self, asset: str, shard: str) -> pl.DataFrame:
+        try:
+            data = self.fs.get(self.rel_path(asset, shard))
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"no {asset!r} table for {shard!r} at {self.uri(asset, shard)}; "
+                f"materialize {asset} for that shard first"
+            ) from None
+        return pl.read_parquet(io.BytesIO(data))
+
+    def exists(self, asset: str, shard: str) -> bool:
+        return self.fs.exists(self.rel_path(asset, shard))
+
+    def shards(self, asset: str) -> list[str]:
+        """Shards that have a table for this asset, sorted."""
+        prefix = f"tables/{_check_name('asset', asset)}"
+        return [
+            rel.rsplit("/", 1)[1].removesuffix(".parquet")
+            for rel in self.fs.list(prefix)
+            if rel.endswith(".parquet")
+        ]
+
+    def scan_source(self, asset: str, shards: list[str] | None = None) -> list[str] | pa.Table:
+        """What DuckDB should read for an asset's tables.
+
+        Local tables are handed to DuckDB as file paths, so it streams and spills;
+        S3 tables are fetched through the store's client and handed over as Arrow.
+        """
+        shards = self.shards(asset) if shards is None else shards
+        rels = [self.rel_path(asset, s) for s in shards]
+        local = [self.fs.local_path(r) for r in rels]
+        if all(p is not None for p in local):
+            return [p for p in local if p is not None]
+        tables = [pq.read_table(io.BytesIO(self.fs.get(r))) for r in rels]
+        return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
