@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -56,9 +57,17 @@ def _container(format_name: str, path: Path) -> str:
     return ext if ext in names else names[0]
 
 
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+_LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+
+
+def _ffmpeg_reason(stderr: str, path: Path, limit: int = 3) -> str:
+    """ffmpeg's distinct error lines, without demuxer tags or the file name (the row has the URI)."""
+    lines = []
+    for line in stderr.splitlines():
+        line = _LOG_PREFIX.sub("", line.strip()).replace(f"file:{path.resolve()}: ", "")
+        if line and line not in lines:
+            lines.append(line)
+    return "; ".join(lines[:limit])
 
 
 def probe(path: str | os.PathLike[str], timeout_s: float = 60.0) -> ProbeResult:
@@ -79,8 +88,7 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 60.0) -> ProbeResult:
     except subprocess.TimeoutExpired:
         raise ProbeError(f"probe timed out after {timeout_s:g}s") from None
     if done.returncode != 0:
-        # ffprobe prefixes messages with the input name; the row already carries the URI.
-        reason = _last_line(done.stderr).replace(f"file:{path.resolve()}: ", "") or f"ffprobe exited with {done.returncode}"
+        reason = _ffmpeg_reason(done.stderr, path) or f"ffprobe exited with {done.returncode}"
         raise ProbeError(f"not a readable video: {reason}")
     info = json.loads(done.stdout or "{}")
     fmt = info.get("format", {})
@@ -103,7 +111,7 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 60.0) -> ProbeResult:
     if declared and counted < declared * 0.98:
         raise ProbeError(f"truncated: header lists {declared} frames but only {counted} are present")
     if done.stderr.strip():  # demuxer errors while counting packets: a damaged file
-        raise ProbeError(f"damaged file: {_last_line(done.stderr)}")
+        raise ProbeError(f"damaged file: {_ffmpeg_reason(done.stderr, path)}")
     fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
     if fps <= 0:
         raise ProbeError("video stream has no frame rate")

@@ -68,6 +68,8 @@ class LocalFileSystem:
     def put(self, rel: str, data: bytes) -> None:
         target = self._path(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a killed writer
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -124,7 +126,10 @@ class S3FileSystem:
         self.client.put_object(Bucket=self.bucket, Key=self._key(rel), Body=data)
 
     def get(self, rel: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(self.uri(rel)) from None
 
     def exists(self, rel: str) -> bool:
         from botocore.exceptions import ClientError

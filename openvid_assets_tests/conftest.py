@@ -1,0 +1,22 @@
+"""Shared fixtures for the openvid-assets test suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openvid_assets.media.synthetic import VideoSpec, write_sample_set
+
+pytest_plugins = ["openvid_assets_tests.s3server"]
+
+
+@pytest.fixture(scope="session")
+def sample_videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[VideoSpec]]:
+    """The synthetic sample set (good, hostile-named and bad videos), written once per session.
+
+    Returns ``(root_dir, specs)``; each spec's ``name`` is relative to ``root_dir``.
+    The escaping symlink's target lives in the sibling ``<root_dir>_outside``.
+    """
+    root = tmp_path_factory.mktemp("videos")
+    return root, write_sample_set(root)

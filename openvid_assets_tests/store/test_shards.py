@@ -1,0 +1,60 @@
+import pytest
+
+from openvid_assets.store import TableStore
+from openvid_assets.store.shards import ShardRegistry, plan_shards, shard_index, shard_key
+
+
+def test_plan_splits_in_order_with_a_short_last_shard():
+    plan = plan_shards([f"u{i}" for i in range(7)], next_index=3, shard_size=3)
+    assert plan == [("shard-00003", ["u0", "u1", "u2"]), ("shard-00004", ["u3", "u4", "u5"]), ("shard-00005", ["u6"])]
+    assert plan_shards([], 0, 3) == []
+    with pytest.raises(ValueError):
+        plan_shards(["a"], 0, 0)
+
+
+def test_shard_keys_round_trip_and_reject_other_names():
+    assert shard_key(42) == "shard-00042" and shard_index("shard-00042") == 42
+    with pytest.raises(ValueError):
+        shard_index("shard-xyz")
+
+
+def test_adding_videos_later_creates_new_shards_and_never_reshuffles(tmp_path):
+    registry = ShardRegistry(TableStore(str(tmp_path)))
+    first = [f"/src/{c}.mp4" for c in "bdfhj"]
+    assert registry.register("/src", first, shard_size=2) == ["shard-00000", "shard-00001", "shard-00002"]
+    before = {k: registry.members(k).uris for k in registry.keys()}
+
+    # New names sort before, between and after the old ones; old shards must not change.
+    later = sorted(first + ["/src/a.mp4", "/src/c.mp4", "/src/z.mp4"])
+    assert registry.register("/src", later, shard_size=2) == ["shard-00003", "shard-00004"]
+    assert {k: registry.members(k).uris for k in before} == before
+    assert registry.members("shard-00003").uris == ["/src/a.mp4", "/src/c.mp4"]
+    assert registry.members("shard-00004").uris == ["/src/z.mp4"]
+    assert registry.members("shard-00004").source_root == "/src"
+
+    # Every listed video is in exactly one shard; registering again is a no-op.
+    all_members = [u for k in registry.keys() for u in registry.members(k).uris]
+    assert sorted(all_members) == later
+    assert registry.register("/src", later, shard_size=2) == []
+
+
+def test_killed_registration_resumes_without_duplicates(tmp_path, monkeypatch):
+    store = TableStore(str(tmp_path))
+    registry = ShardRegistry(store)
+    uris = [f"/src/{i:02d}.mp4" for i in range(6)]
+    real_write = store.write
+    writes = []
+
+    def write_then_die(asset, shard, frame):
+        if len(writes) == 1:
+            raise KeyboardInterrupt("killed")
+        writes.append(shard)
+        return real_write(asset, shard, frame)
+
+    monkeypatch.setattr(store, "write", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        registry.register("/src", uris, shard_size=2)
+    monkeypatch.undo()
+    assert registry.keys() == ["shard-00000"]
+    assert registry.register("/src", uris, shard_size=2) == ["shard-00001", "shard-00002"]
+    assert [u for k in registry.keys() for u in registry.members(k).uris] == uris

@@ -1,0 +1,96 @@
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from openvid_assets.store import TableStore, run_sql
+from openvid_assets.store.files import LocalFileSystem
+
+
+def _frame(n: int, offset: int = 0) -> pl.DataFrame:
+    return pl.DataFrame({"video_id": [f"v{i}" for i in range(offset, offset + n)], "score": [float(i) for i in range(n)]})
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path) -> TableStore:
+    if request.param == "local":
+        return TableStore(str(tmp_path / "root"))
+    bucket = request.getfixturevalue("s3_bucket")
+    return TableStore(f"s3://{bucket}/data/root")
+
+
+def test_write_read_list_round_trip(store: TableStore):
+    assert store.shards("scores") == []
+    assert not store.exists("scores", "shard-00001")
+    store.write("scores", "shard-00001", _frame(3))
+    store.write("scores", "shard-00000", _frame(2))
+    assert store.shards("scores") == ["shard-00000", "shard-00001"]
+    assert store.exists("scores", "shard-00001")
+    assert store.read("scores", "shard-00001").equals(_frame(3))
+    store.write("scores", "shard-00001", _frame(5))  # overwrite replaces whole
+    assert store.read("scores", "shard-00001").height == 5
+
+
+def test_missing_table_error_names_asset_and_shard(store: TableStore):
+    with pytest.raises(FileNotFoundError, match="no 'scores' table for 'shard-00009'"):
+        store.read("scores", "shard-00009")
+
+
+def _manifest(statuses: list[str], seconds: float) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "source_uri": [f"/v/{i}.mp4" for i in range(len(statuses))],
+            "status": statuses,
+            "duration_s": [seconds] * len(statuses),
+            "size_bytes": [1000] * len(statuses),
+            "error": [None if s == "ok" else "bad" for s in statuses],
+        }
+    )
+
+
+def test_sql_over_shard_tables_is_the_same_locally_and_on_s3(store: TableStore):
+    store.write("video_manifest", "shard-00000", _manifest(["ok", "failed", "ok"], 1800.0))
+    store.write("video_manifest", "shard-00001", _manifest(["ok", "failed"], 1800.0))
+    source = store.scan_source("video_manifest")
+    assert isinstance(source, list) == (not store.root.startswith("s3://"))  # local: DuckDB reads files
+    row = run_sql("manifest_summary", {"video_manifest": source}).row(0, named=True)
+    assert (row["videos"], row["ok"], row["failed"]) == (5, 3, 2)
+    assert row["hours_ok"] == pytest.approx(1.5)
+    assert row["bytes_ok"] == 3000
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden"])
+def test_hostile_table_names_are_rejected(tmp_path, name):
+    with pytest.raises(ValueError):
+        TableStore(str(tmp_path)).write(name, "shard-00000", _frame(1))
+    with pytest.raises(ValueError):
+        TableStore(str(tmp_path)).write("scores", name, _frame(1))
+
+
+def test_crash_during_local_write_keeps_the_old_table(tmp_path, monkeypatch):
+    store = TableStore(str(tmp_path))
+    store.write("scores", "shard-00000", _frame(2))
+
+    def crash(src, dst):
+        raise KeyboardInterrupt("killed between write and rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.write("scores", "shard-00000", _frame(7))
+    monkeypatch.undo()
+    assert store.read("scores", "shard-00000").equals(_frame(2))
+    assert [p.name for p in Path(tmp_path, "tables/scores").iterdir()] == ["shard-00000.parquet"]
+
+
+def test_stale_temp_file_from_killed_writer_is_swept_and_never_listed(tmp_path):
+    fs = LocalFileSystem(tmp_path)
+    folder = tmp_path / "tables" / "scores"
+    folder.mkdir(parents=True)
+    stale = folder / ".shard-00000.parquet.abc123.tmp"
+    stale.write_bytes(b"half a parquet file")
+    store = TableStore(str(tmp_path))
+    assert store.shards("scores") == []
+    assert fs.list("tables/scores") == []
+    store.write("scores", "shard-00000", _frame(1))
+    assert not stale.exists()
