@@ -120,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
     quick = sub.add_parser("quickstart", help="generate a sample (if missing) and run the pipeline on it")
     quick.add_argument("--sample", default="sample", help="sample folder (default: ./sample)")
     _add_common(quick)
+    quick.set_defaults(shard_size=8)  # small shards so the demo shows several partitions
     quick.set_defaults(func=cmd_quickstart)
     return top
 

@@ -1,0 +1,1 @@
+"""Pure torch models: CLIP embedder, aesthetic head, flow, clarity, captioner, weight resolution."""

@@ -1,0 +1,1 @@
+"""MVDiT: the model, diffusion, training loop and sampling."""
