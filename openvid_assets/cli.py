@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from openvid_assets import settings
+from openvid_assets.models.profiles import PROFILES
 
 
 def _instance():
@@ -59,10 +60,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from openvid_assets.assets.runner import run_pipeline
 
     started = time.monotonic()
-    defs = build_definitions(args.data_root)
+    defs = build_definitions(args.data_root, args.models)
+    defs.resources["models"].get_profile().check_weights()  # before any run starts
     with _instance() as instance:
         listed, new = _register(defs, instance, args.source, args.shard_size)
-        print(f"Source {args.source}: {listed} videos; {len(new)} new shard(s). Data root: {defs.resources['store'].data_root}")
+        store, models = defs.resources["store"], defs.resources["models"]
+        print(f"Source {args.source}: {listed} videos; {len(new)} new shard(s). "
+              f"Data root: {store.data_root}. Models: {models.profile}.")  # fmt: skip
         report = run_pipeline(defs, instance, force=args.force)
     print(report.summary(time.monotonic() - started))
     return 0 if report.ok else 1
@@ -82,7 +86,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     sample = Path(args.sample)
     if not sample.exists():
         cmd_sample(argparse.Namespace(out=str(sample), no_bad=False, no_hd=False))
-    run_args = argparse.Namespace(source=str(sample), data_root=args.data_root, shard_size=args.shard_size, force=False)
+    run_args = argparse.Namespace(source=str(sample), data_root=args.data_root, shard_size=args.shard_size,
+                                  force=False, models="offline")  # fmt: skip
     code = cmd_run(run_args)
     if code == 0:
         print("Browse the runs and assets: dagster dev   (then open http://localhost:3000)")
@@ -103,6 +108,8 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="register shards and materialize the whole pipeline")
     run.add_argument("--source", required=True, help="folder or s3://bucket/prefix of raw videos")
     run.add_argument("--force", action="store_true", help="recompute shards that already have outputs")
+    run.add_argument("--models", choices=sorted(PROFILES), default=os.environ.get("OPENVID_MODELS") or "paper",
+                     help="model profile: paper (real weights, the default) or offline (tiny random models)")  # fmt: skip
     _add_common(run)
     run.set_defaults(func=cmd_run)
 
@@ -117,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--no-hd", action="store_true", help="skip the 1920x1080 video")
     sample.set_defaults(func=cmd_sample)
 
-    quick = sub.add_parser("quickstart", help="generate a sample (if missing) and run the pipeline on it")
+    quick = sub.add_parser("quickstart", help="generate a sample (if missing) and run it with the offline models")
     quick.add_argument("--sample", default="sample", help="sample folder (default: ./sample)")
     _add_common(quick)
     quick.set_defaults(shard_size=8)  # small shards so the demo shows several partitions
@@ -132,6 +139,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError) as e:  # MissingWeightsError is a FileNotFoundError
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,11 +7,18 @@ from dagster._loggers import colored_console_logger
 
 from openvid_assets.assets.manifest import video_manifest
 from openvid_assets.assets.progress import progress_logger
+from openvid_assets.assets.scores import (
+    aesthetic_scores,
+    clarity_scores,
+    frame_embeddings,
+    motion_scores,
+    temporal_scores,
+)
 from openvid_assets.assets.resources import default_resources
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
 
-ASSETS = [video_manifest]
+ASSETS = [video_manifest, frame_embeddings, aesthetic_scores, temporal_scores, motion_scores, clarity_scores]
 
 shard_pipeline = define_asset_job(
     SHARD_JOB,
@@ -21,12 +28,12 @@ shard_pipeline = define_asset_job(
 )
 
 
-def build_definitions(data_root: str | None = None) -> Definitions:
+def build_definitions(data_root: str | None = None, models: str | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
         jobs=[shard_pipeline],
         sensors=[new_videos_sensor],
-        resources=default_resources(data_root),
+        resources=default_resources(data_root, models),
         loggers={"console": colored_console_logger, "progress": progress_logger},
     )
 

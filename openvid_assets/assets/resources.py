@@ -1,12 +1,20 @@
 """Resources: where data lives (a local folder or S3) and how to reach S3."""
 
 
+import os
+from functools import cache
 from typing import Any
 
 from dagster import ConfigurableResource, ResourceDependency
 from dagster_aws.s3 import S3Resource
+from pydantic import Field
 
 from openvid_assets import settings
+from openvid_assets.models.aesthetic import AestheticScorer
+from openvid_assets.models.backends import VideoScorer
+from openvid_assets.models.clip import ClipEmbedder
+from openvid_assets.models.profiles import Profile, clarity_scorer, get_profile, motion_scorer
+from openvid_assets.models.scoring import ClipSampling
 from openvid_assets.store import TableStore
 
 
@@ -23,7 +31,53 @@ class OpenVidStore(ConfigurableResource):
         return TableStore(self.data_root, s3_client_factory=self.s3_client)
 
 
-def default_resources(data_root: str | None = None) -> dict[str, Any]:
+@cache
+def _embedder(profile: Profile, device: str, batch_size: int) -> ClipEmbedder:
+    return ClipEmbedder(profile.clip, device=device, batch_size=batch_size)
+
+
+@cache
+def _aesthetic(profile: Profile, device: str) -> AestheticScorer:
+    return AestheticScorer(profile.aesthetic_weights, device=device)
+
+
+class ModelsResource(ConfigurableResource):
+    """Which models score videos, on which device, and how frames are sampled.
+
+    Models load once per process and are shared by every asset that uses them.
+    """
+
+    profile: str = Field(default="paper", description="'paper' (real weights) or 'offline' (tiny random models).")
+    device: str = Field(default="auto", description="'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:1'...")
+    batch_size: int = Field(default=32, gt=0, description="Frames per CLIP forward pass.")
+    aesthetic_positions: list[float] = Field(default=[0.1, 0.5, 0.9], description="Aesthetic frames, as fractions.")
+    temporal_frames: int = Field(default=8, ge=2, description="Evenly spaced frames for temporal consistency.")
+    decode_workers: int = Field(default=2, gt=0, description="Threads decoding ahead of the models.")
+
+    def get_profile(self) -> Profile:
+        return get_profile(self.profile)
+
+    def sampling(self) -> ClipSampling:
+        return ClipSampling(tuple(self.aesthetic_positions), self.temporal_frames)
+
+    def embedder(self) -> ClipEmbedder:
+        return _embedder(self.get_profile(), self.device, self.batch_size)
+
+    def aesthetic(self) -> AestheticScorer:
+        return _aesthetic(self.get_profile(), self.device)
+
+    def motion(self) -> VideoScorer:
+        return motion_scorer(self.get_profile())
+
+    def clarity(self) -> VideoScorer:
+        return clarity_scorer(self.get_profile())
+
+
+def default_resources(data_root: str | None = None, models: str | None = None) -> dict[str, Any]:
     # S3Resource with no endpoint lets boto3 read AWS_ENDPOINT_URL and credentials from the env.
     s3 = S3Resource()
-    return {"s3": s3, "store": OpenVidStore(data_root=data_root or settings.data_root(), s3=s3)}
+    return {
+        "s3": s3,
+        "store": OpenVidStore(data_root=data_root or settings.data_root(), s3=s3),
+        "models": ModelsResource(profile=models or os.environ.get("OPENVID_MODELS") or "paper"),
+    }

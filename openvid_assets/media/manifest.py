@@ -27,6 +27,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     "fps": pl.Float64,
     "num_frames": pl.Int64,
     "duration_s": pl.Float64,
+    "rotation": pl.Int32,
     "status": pl.String,
     "error": pl.String,
 }

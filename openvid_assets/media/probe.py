@@ -33,6 +33,7 @@ class ProbeResult:
     fps: float
     num_frames: int
     duration_s: float
+    rotation: int  # degrees counter-clockwise from the display matrix; width/height are as displayed
 
 
 def _rate(text: str | None) -> float:
@@ -102,7 +103,8 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 60.0) -> ProbeResult:
     width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
     if width <= 0 or height <= 0:
         raise ProbeError("video stream has no frame size")
-    if abs(_rotation(stream)) % 180 == 90:  # phone videos: report the displayed orientation
+    rotation = _rotation(stream) % 360
+    if rotation % 180 == 90:  # phone videos: report the displayed orientation
         width, height = height, width
     counted = int(stream.get("nb_read_packets") or 0)
     if counted < 2:
@@ -124,4 +126,5 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 60.0) -> ProbeResult:
         fps=round(fps, 6),
         num_frames=counted,
         duration_s=round(duration, 6),
+        rotation=rotation,
     )

@@ -75,7 +75,7 @@ def _check_local(uri: str, root: str) -> Path:
     return Path(real)
 
 
-def _hash_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -84,19 +84,16 @@ def _hash_file(path: Path) -> str:
 
 
 @contextmanager
-def local_video(uri: str, root: str, s3_client: Any = None, scratch_dir: str | None = None) -> Iterator[tuple[Path, str]]:
-    """Yield ``(local path, sha256 of the content)`` for one video URI under ``root``.
+def local_file(uri: str, root: str, s3_client: Any = None, scratch_dir: str | None = None) -> Iterator[Path]:
+    """Yield a local path for one video URI under ``root``.
 
     Raises :class:`VideoInputError` for anything that makes the video unreadable.
-    S3 objects are streamed to a temporary file (hashed on the way) and removed after.
+    S3 objects are streamed to a temporary file, removed afterwards; a transient
+    S3 error is raised as is (the run fails and can be retried), only a missing
+    object is a bad video.
     """
     if not is_s3_uri(uri):
-        path = _check_local(uri, root)
-        try:
-            digest = _hash_file(path)
-        except OSError as e:
-            raise VideoInputError(f"cannot read file: {e.strerror or e}") from None
-        yield path, digest
+        yield _check_local(uri, root)
         return
 
     from botocore.exceptions import ClientError
@@ -105,19 +102,23 @@ def local_video(uri: str, root: str, s3_client: Any = None, scratch_dir: str | N
     root_bucket, root_prefix = split_s3_uri(root)
     if bucket != root_bucket or not key.startswith(root_prefix):
         raise VideoInputError(f"object is outside the source root {root}")
-    suffix = os.path.splitext(key)[1].lower()
     with tempfile.TemporaryDirectory(prefix="openvid-", dir=scratch_dir) as tmp:
-        path = Path(tmp, f"video{suffix}")
-        digest = hashlib.sha256()
+        path = Path(tmp, "video" + os.path.splitext(key)[1].lower())
         try:
-            body = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
-            with open(path, "wb") as f:
-                for chunk in body.iter_chunks(1 << 20):
-                    digest.update(chunk)
-                    f.write(chunk)
+            s3_client.download_file(bucket, key, str(path))
         except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404"):
+            if e.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404"):
                 raise VideoInputError("object vanished: it was listed but no longer exists") from None
             raise
-        yield path, digest.hexdigest()
+        yield path
+
+
+@contextmanager
+def local_video(uri: str, root: str, s3_client: Any = None) -> Iterator[tuple[Path, str]]:
+    """Like :func:`local_file`, also yielding the SHA-256 of the content."""
+    with local_file(uri, root, s3_client) as path:
+        try:
+            digest = sha256_file(path)
+        except OSError as e:
+            raise VideoInputError(f"cannot read file: {e.strerror or e}") from None
+        yield path, digest

@@ -56,6 +56,12 @@ class TableStore:
             ) from None
         return pl.read_parquet(io.BytesIO(data))
 
+    def read_if_exists(self, asset: str, shard: str) -> pl.DataFrame | None:
+        try:
+            return self.read(asset, shard)
+        except FileNotFoundError:
+            return None
+
     def exists(self, asset: str, shard: str) -> bool:
         return self.fs.exists(self.rel_path(asset, shard))
 

@@ -1,0 +1,148 @@
+"""Per-shard quality scores: CLIP frame embeddings, aesthetics, temporal consistency, motion, clarity.
+
+Each asset reads its shard's upstream table, calls one function of
+``models.scoring``, writes its table atomically and attaches metadata.
+"""
+
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from openvid_assets.assets.manifest import MANIFEST, video_manifest
+from openvid_assets.assets.metadata import histogram_image
+from openvid_assets.assets.progress import progress_callback
+from openvid_assets.assets.resources import ModelsResource, OpenVidStore
+from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.media.sources import local_file
+from openvid_assets.models.backends import VideoScorer
+from openvid_assets.models.scoring import (
+    ShardScores,
+    VideoTask,
+    aesthetic_scores as compute_aesthetic,
+    embed_shard,
+    score_shard,
+    temporal_scores as compute_temporal,
+)
+from openvid_assets.store import TableStore, run_sql
+from openvid_assets.store.shards import ShardRegistry
+
+EMBEDDINGS = "frame_embeddings"
+
+
+def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> Callable[[VideoTask], AbstractContextManager[Path]]:
+    root = ShardRegistry(tables).members(shard).source_root
+    client = store.s3_client()
+    return lambda task: local_file(task.source_uri, root, client)
+
+
+def _score_metadata(table: pl.DataFrame, title: str) -> dict[str, object]:
+    summary = run_sql("score_summary", {"scores": table}).row(0, named=True)
+    values = table.filter(pl.col("status") == "ok")["score"].to_list()
+    identity = table.select("model", "weights_digest", "params").head(1)
+    meta: dict[str, object] = {
+        "dagster/row_count": summary["videos"],
+        "ok": summary["ok"],
+        "failed": summary["failed"],
+        "histogram": histogram_image(values, title),
+    }
+    for stat in ("mean", "p10", "p50", "p90"):
+        if summary[stat] is not None:
+            meta[stat] = MetadataValue.float(round(float(summary[stat]), 5))
+    if identity.height:
+        model, digest, params = identity.row(0)
+        meta.update(model=model, weights_digest=digest, params=MetadataValue.json(json.loads(params)))
+    return meta
+
+
+def _write_scores(tables: TableStore, name: str, shard: str, result: ShardScores, title: str) -> MaterializeResult:
+    path = tables.write(name, shard, result.table)
+    return MaterializeResult(
+        metadata={**_score_metadata(result.table, title), "computed": result.computed, "reused": result.reused,
+                  "path": MetadataValue.path(path)}  # fmt: skip
+    )
+
+
+SHARD_ASSET = {"partitions_def": shards_partitions, "group_name": "scores"}
+
+
+@asset(
+    **SHARD_ASSET,
+    deps=[video_manifest],
+    code_version="1",
+    kinds={"pytorch", "parquet"},
+    description="CLIP (ViT-L/14) embeddings of the sampled frames of every video, fp16, one row per frame; "
+    "shared by aesthetics and temporal consistency (one decode, one embedding pass).",
+)
+def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    shard, tables = context.partition_key, store.tables()
+    result = embed_shard(
+        tables.read(MANIFEST, shard),
+        models.embedder(),
+        models.sampling(),
+        _video_opener(store, tables, shard),
+        previous=tables.read_if_exists(EMBEDDINGS, shard),
+        progress=progress_callback(context, "embedded"),
+        workers=models.decode_workers,
+    )
+    path = tables.write(EMBEDDINGS, shard, result.table)
+    frames = result.table.filter(pl.col("status") == "ok")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": result.table.height,
+            "videos_ok": frames["video_id"].n_unique(),
+            "videos_failed": result.table.filter(pl.col("status") == "failed").height,
+            "frames": frames.height,
+            "computed": result.computed,
+            "reused": result.reused,
+            "model": models.embedder().name,
+            "weights_digest": models.embedder().weights_digest,
+            "path": MetadataValue.path(path),
+        }
+    )
+
+
+@asset(**SHARD_ASSET, deps=[frame_embeddings], code_version="1", kinds={"pytorch", "parquet"},
+       description="LAION aesthetic score per video: mean over the aesthetic frames' CLIP embeddings.")  # fmt: skip
+def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    shard, tables = context.partition_key, store.tables()
+    table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(), models.sampling())
+    return _write_scores(tables, "aesthetic_scores", shard, ShardScores(table, table.height, 0), "aesthetic score")
+
+
+@asset(**SHARD_ASSET, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
+       description="Temporal consistency per video: mean CLIP cosine similarity of adjacent sampled frames.")  # fmt: skip
+def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    shard, tables = context.partition_key, store.tables()
+    table = compute_temporal(tables.read(EMBEDDINGS, shard), models.sampling())
+    return _write_scores(tables, "temporal_scores", shard, ShardScores(table, table.height, 0), "temporal consistency")
+
+
+def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, name: str,
+                     scorer: VideoScorer, title: str) -> MaterializeResult:  # fmt: skip
+    shard, tables = context.partition_key, store.tables()
+    result = score_shard(
+        tables.read(MANIFEST, shard),
+        scorer,
+        _video_opener(store, tables, shard),
+        previous=tables.read_if_exists(name, shard),
+        progress=progress_callback(context, "scored"),
+        workers=models.decode_workers,
+    )
+    return _write_scores(tables, name, shard, result, title)
+
+
+@asset(**SHARD_ASSET, deps=[video_manifest], code_version="1", kinds={"opencv", "parquet"},
+       description="Motion per video: mean optical-flow magnitude (px/frame at a fixed working size), "
+       "plus the mean flow vector and divergence for camera-motion labels.")  # fmt: skip
+def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    return _per_video_asset(context, store, models, "motion_scores", models.motion(), "motion (px/frame)")
+
+
+@asset(**SHARD_ASSET, deps=[video_manifest], code_version="1", kinds={"opencv", "parquet"},
+       description="Clarity per video: technical sharpness at native resolution.")  # fmt: skip
+def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(), "clarity")

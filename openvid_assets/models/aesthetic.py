@@ -1,0 +1,61 @@
+"""The LAION "improved aesthetic predictor": an MLP on L2-normalised CLIP ViT-L/14 embeddings.
+
+Layer layout follows the public checkpoint ``sac+logos+ava1-l14-linearMSE.pth``
+(keys ``layers.{0,2,4,6,7}.{weight,bias}``): 768→1024→128→64→16→1 with dropouts
+0.2/0.2/0.1 in between and no activations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from openvid_assets.models.runtime import pick_device, seeded
+from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
+
+LAION_AESTHETIC = WeightsFile(
+    filename="laion-aesthetic/sac+logos+ava1-l14-linearMSE.pth",
+    url="https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth",
+    description="LAION improved aesthetic predictor (MLP on CLIP ViT-L/14 embeddings)",
+)
+
+
+class AestheticHead(nn.Module):
+    def __init__(self, input_size: int = 768):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(input_size, 1024),
+            nn.Dropout(0.2),
+            nn.Linear(1024, 128),
+            nn.Dropout(0.2),
+            nn.Linear(128, 64),
+            nn.Dropout(0.1),
+            nn.Linear(64, 16),
+            nn.Linear(16, 1),
+        )
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.layers(embeddings).squeeze(-1)
+
+
+class AestheticScorer:
+    """Scores unit-length embeddings; a video's score is the mean over its frames."""
+
+    def __init__(self, weights: WeightsFile | None, device: str = "auto", seed: int = 0):
+        self.device = pick_device(device)
+        if weights is None:
+            with seeded(seed):
+                head = AestheticHead()
+            self.weights_digest = f"random-seed{seed}"
+        else:
+            head = AestheticHead()
+            head.load_state_dict(load_state_dict(resolve(weights)), strict=True)
+            self.weights_digest = file_digest(resolve(weights))
+        self.head = head.eval().to(self.device)
+        self.name = "laion-aesthetic-v2"
+
+    @torch.inference_mode()
+    def score(self, embeddings: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.asarray(embeddings, np.float32)).to(self.device)
+        return self.head(x).float().cpu().numpy()

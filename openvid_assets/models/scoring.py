@@ -1,0 +1,340 @@
+"""Score one shard's videos.
+
+Shared rules for every score table:
+- a row per manifest video, in manifest order; videos that failed the manifest
+  pass through as ``failed`` with the manifest's reason;
+- a video that fails to decode or score becomes a ``failed`` row with the error,
+  and the shard goes on; only infrastructure errors (memory, S3, disk) propagate;
+- rows are keyed by (video_id, model, weights digest, params): rows of a previous
+  table with the same key are reused, never recomputed;
+- decoding runs ahead in threads while the main thread computes, and CLIP work
+  is batched across videos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from openvid_assets.media.frames import DecodedFrames, FrameRequest, at_positions, evenly_spaced, read_frames
+from openvid_assets.models.aesthetic import AestheticScorer
+from openvid_assets.models.backends import VideoScorer
+from openvid_assets.models.clip import ClipEmbedder
+
+KEY_COLUMNS = {"model": pl.String, "weights_digest": pl.String, "params": pl.String, "params_hash": pl.String}
+ROW_COLUMNS = {"video_id": pl.String, "source_uri": pl.String, "status": pl.String, "error": pl.String}
+SCORE_SCHEMA = {**ROW_COLUMNS, "score": pl.Float64, "frame_indices": pl.List(pl.Int32), **KEY_COLUMNS}
+EMBEDDING_SCHEMA = {**ROW_COLUMNS, "frame_index": pl.Int32, "num_frames": pl.Int32, "embedding": pl.Binary,
+                    **KEY_COLUMNS}  # fmt: skip
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ShardScores:
+    table: pl.DataFrame
+    computed: int  # videos decoded and scored in this call
+    reused: int  # videos whose rows came from the previous table
+
+
+@dataclass(frozen=True)
+class ScoreKey:
+    """What a cached row must match to be reused."""
+
+    model: str
+    weights_digest: str
+    params: dict[str, Any] = field(hash=False)
+
+    @property
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def params_hash(self) -> str:
+        return hashlib.sha256(self.params_json.encode()).hexdigest()[:16]
+
+    def columns(self) -> dict[str, str]:
+        return {"model": self.model, "weights_digest": self.weights_digest, "params": self.params_json,
+                "params_hash": self.params_hash}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    video_id: str
+    source_uri: str
+    width: int
+    height: int
+    rotation: int
+
+
+OpenVideo = Callable[[VideoTask], AbstractContextManager[Path]]
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    """Errors that say nothing about the video: they fail the run (to be retried), not the row."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError, BotoCoreError, ClientError, OSError))
+
+
+def video_tasks(manifest: pl.DataFrame) -> list[VideoTask]:
+    ok = manifest.filter(pl.col("status") == "ok")
+    return [
+        VideoTask(r["video_id"], r["source_uri"], r["width"], r["height"], r.get("rotation") or 0)
+        for r in ok.iter_rows(named=True)
+    ]
+
+
+def reusable_rows(previous: pl.DataFrame | None, key: ScoreKey) -> pl.DataFrame | None:
+    """Rows of an earlier table computed with the same model, weights and params."""
+    if previous is None or previous.is_empty() or "params_hash" not in previous.columns:
+        return None
+    return previous.filter(
+        (pl.col("status") == "ok")
+        & (pl.col("model") == key.model)
+        & (pl.col("weights_digest") == key.weights_digest)
+        & (pl.col("params_hash") == key.params_hash)
+    )
+
+
+def decode_ahead(tasks: Iterable[VideoTask], decode: Callable[[VideoTask], DecodedFrames],
+                 workers: int = 2) -> Iterator[tuple[VideoTask, DecodedFrames | Exception]]:  # fmt: skip
+    """Decode in background threads, a bounded window ahead; yield results in task order.
+
+    A video's own failure is yielded as the exception; an infrastructure error is raised.
+    """
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        window: deque[tuple[VideoTask, Future[DecodedFrames]]] = deque()
+        todo = iter(tasks)
+        for task in todo:
+            window.append((task, pool.submit(decode, task)))
+            if len(window) >= 2 * workers:
+                break
+        while window:
+            task, future = window.popleft()
+            nxt = next(todo, None)
+            if nxt is not None:
+                window.append((nxt, pool.submit(decode, nxt)))
+            try:
+                yield task, future.result()
+            except Exception as e:
+                if is_infrastructure_error(e):
+                    raise
+                yield task, e
+
+
+def _decoder(open_video: OpenVideo, request: FrameRequest, threads: int = 1) -> Callable[[VideoTask], DecodedFrames]:
+    def decode(task: VideoTask) -> DecodedFrames:
+        with open_video(task) as path:
+            return read_frames(path, request, width=task.width, height=task.height, rotation=task.rotation,
+                               threads=threads)  # fmt: skip
+
+    return decode
+
+
+def _failure(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if not isinstance(error, (ValueError, TypeError, IndexError)) else f"scoring failed: {text}"
+
+
+def _assemble(manifest: pl.DataFrame, computed: dict[str, dict[str, Any]], key_columns: dict[str, str],
+              schema: dict[str, Any]) -> pl.DataFrame:  # fmt: skip
+    """One row per manifest video, in manifest order: computed rows, or the manifest's failure."""
+    rows = []
+    for r in manifest.select("video_id", "source_uri", "status", "error").iter_rows(named=True):
+        if r["status"] != "ok":
+            rows.append({**r, "error": f"manifest: {r['error']}", **key_columns})
+        else:
+            rows.append({"video_id": r["video_id"], "source_uri": r["source_uri"], **key_columns,
+                         **computed[r["video_id"]]})  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)
+
+
+def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVideo, *,
+                previous: pl.DataFrame | None = None, progress: Progress | None = None,
+                workers: int = 2) -> ShardScores:  # fmt: skip
+    """Score every video of a shard with a per-video scorer (motion, clarity)."""
+    key = ScoreKey(scorer.name, scorer.weights_digest, scorer.params)
+    schema = {**SCORE_SCHEMA, **{c: pl.Float64 for c in scorer.extra_columns}}
+    computed: dict[str, dict[str, Any]] = {}
+    cached = reusable_rows(previous, key)
+    if cached is not None:
+        wanted = [c for c in schema if c in cached.columns and c not in ("source_uri", *KEY_COLUMNS)]
+        computed = {r["video_id"]: r for r in cached.select(wanted).iter_rows(named=True)}
+    tasks = list({t.video_id: t for t in video_tasks(manifest) if t.video_id not in computed}.values())
+    for done, (task, decoded) in enumerate(decode_ahead(tasks, _decoder(open_video, scorer.request), workers), 1):
+        if isinstance(decoded, Exception):
+            computed[task.video_id] = {"status": "failed", "error": _failure(decoded)}
+        else:
+            try:
+                values = scorer.score(decoded.indices, decoded.frames)
+                computed[task.video_id] = {"status": "ok", "frame_indices": decoded.indices, **values}
+            except Exception as e:
+                if is_infrastructure_error(e):
+                    raise
+                computed[task.video_id] = {"status": "failed", "error": _failure(e)}
+        if progress:
+            progress(done, len(tasks))
+    return ShardScores(_assemble(manifest, computed, key.columns(), schema), len(tasks), len(computed) - len(tasks))
+
+
+# --- CLIP: one decode and one embedding pass serve aesthetics and temporal consistency
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """Which frames the shared CLIP pass embeds: the union of what each CLIP score needs."""
+
+    aesthetic_positions: tuple[float, ...] = (0.1, 0.5, 0.9)
+    temporal_frames: int = 8
+
+    def aesthetic_indices(self, num_frames: int) -> list[int]:
+        return at_positions(num_frames, self.aesthetic_positions)
+
+    def temporal_indices(self, num_frames: int) -> list[int]:
+        return evenly_spaced(num_frames, self.temporal_frames)
+
+    def union(self, num_frames: int) -> list[int]:
+        return sorted(set(self.aesthetic_indices(num_frames)) | set(self.temporal_indices(num_frames)))
+
+    def params(self) -> dict[str, Any]:
+        return {"aesthetic_positions": list(self.aesthetic_positions), "temporal_frames": self.temporal_frames}
+
+
+def embedding_key(embedder: ClipEmbedder, sampling: ClipSampling) -> ScoreKey:
+    return ScoreKey(embedder.name, embedder.weights_digest, {"image_size": embedder.image_size, **sampling.params()})
+
+
+def embed_shard(manifest: pl.DataFrame, embedder: ClipEmbedder, sampling: ClipSampling, open_video: OpenVideo, *,
+                previous: pl.DataFrame | None = None, progress: Progress | None = None,
+                workers: int = 2) -> ShardScores:  # fmt: skip
+    """CLIP embeddings (fp16) of every sampled frame of every video, one row per frame."""
+    key = embedding_key(embedder, sampling)
+    computed: dict[str, list[dict[str, Any]]] = {}
+    cached = reusable_rows(previous, key)
+    if cached is not None:
+        for r in cached.drop("source_uri", *KEY_COLUMNS).iter_rows(named=True):
+            computed.setdefault(r["video_id"], []).append(r)
+    tasks = list({t.video_id: t for t in video_tasks(manifest) if t.video_id not in computed}.values())
+    request = FrameRequest(indices=sampling.union, short_side=embedder.image_size)
+    batch: list[tuple[VideoTask, DecodedFrames]] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal done
+        if not batch:
+            return
+        vectors = embedder.embed(np.concatenate([embedder.square(d.frames) for _, d in batch]))
+        offset = 0
+        for task, decoded in batch:
+            rows = []
+            for index in decoded.indices:
+                rows.append({"video_id": task.video_id, "status": "ok", "frame_index": index,
+                             "num_frames": decoded.num_frames,
+                             "embedding": vectors[offset].astype(np.float16).tobytes()})  # fmt: skip
+                offset += 1
+            computed[task.video_id] = rows
+        done += len(batch)
+        batch.clear()
+        if progress:
+            progress(done, len(tasks))
+
+    for task, decoded in decode_ahead(tasks, _decoder(open_video, request), workers):
+        if isinstance(decoded, Exception):
+            computed[task.video_id] = [{"video_id": task.video_id, "status": "failed", "error": _failure(decoded)}]
+            done += 1
+            continue
+        batch.append((task, decoded))
+        if sum(len(d.indices) for _, d in batch) >= embedder.batch_size:
+            flush()
+    flush()
+
+    rows = []
+    columns = key.columns()
+    for r in manifest.select("video_id", "source_uri", "status", "error").iter_rows(named=True):
+        if r["status"] != "ok":
+            rows.append({**r, "error": f"manifest: {r['error']}", **columns})
+        else:
+            rows += [{**row, "source_uri": r["source_uri"], **columns} for row in computed[r["video_id"]]]
+    reused = len(computed) - len(tasks)
+    return ShardScores(pl.DataFrame(rows, schema=EMBEDDING_SCHEMA), len(tasks), reused)
+
+
+def embedding_matrix(rows: pl.DataFrame) -> np.ndarray:
+    """Stored fp16 embeddings -> (N, D) float32."""
+    return np.stack([np.frombuffer(b, dtype=np.float16) for b in rows["embedding"]]).astype(np.float32)
+
+
+def _per_video(embeddings: pl.DataFrame, compute: Callable[[int, pl.DataFrame], tuple[float, list[int]]],
+               key: ScoreKey) -> pl.DataFrame:  # fmt: skip
+    """Apply ``compute`` to each video's ok embedding rows; failures pass through."""
+    rows = []
+    key_columns = key.columns()
+    order = embeddings.select("video_id", "source_uri").unique(maintain_order=True)
+    groups = {k[0]: g for k, g in embeddings.group_by("video_id", maintain_order=True)}
+    for video_id, source_uri in order.iter_rows():
+        group = groups[video_id]
+        base = {"video_id": video_id, "source_uri": source_uri, **key_columns}
+        if group["status"][0] != "ok":
+            rows.append({**base, "status": "failed", "error": group["error"][0]})
+            continue
+        try:
+            score, used = compute(int(group["num_frames"][0]), group.sort("frame_index"))
+            rows.append({**base, "status": "ok", "score": score, "frame_indices": used})
+        except ValueError as e:
+            rows.append({**base, "status": "failed", "error": str(e)})
+    return pl.DataFrame(rows, schema=SCORE_SCHEMA)
+
+
+def _clip_identity(embeddings: pl.DataFrame) -> tuple[str, str]:
+    """(model, weights digest) of the CLIP pass the embeddings came from: part of a derived score's key."""
+    first = embeddings.filter(pl.col("status") == "ok").select("model", "weights_digest").head(1)
+    return first.row(0) if first.height else ("", "")
+
+
+def _at(group: pl.DataFrame, indices: list[int]) -> pl.DataFrame:
+    picked = group.filter(pl.col("frame_index").is_in(indices))
+    if picked.height != len(indices):
+        raise ValueError(f"embeddings missing for frames {sorted(set(indices) - set(picked['frame_index']))}")
+    return picked
+
+
+def aesthetic_scores(embeddings: pl.DataFrame, scorer: AestheticScorer, sampling: ClipSampling) -> pl.DataFrame:
+    """Mean LAION aesthetic score over each video's aesthetic frames."""
+    clip_model, clip_digest = _clip_identity(embeddings)
+    key = ScoreKey(f"{scorer.name}({clip_model})", f"{clip_digest}+{scorer.weights_digest}",
+                   {"positions": list(sampling.aesthetic_positions)})  # fmt: skip
+
+    def compute(num_frames: int, group: pl.DataFrame) -> tuple[float, list[int]]:
+        indices = sampling.aesthetic_indices(num_frames)
+        return float(scorer.score(embedding_matrix(_at(group, indices))).mean()), indices
+
+    return _per_video(embeddings, compute, key)
+
+
+def temporal_scores(embeddings: pl.DataFrame, sampling: ClipSampling) -> pl.DataFrame:
+    """Mean cosine similarity of CLIP embeddings of adjacent sampled frames."""
+    clip_model, clip_digest = _clip_identity(embeddings)
+    key = ScoreKey(f"clip-adjacent-cosine({clip_model})", clip_digest, {"frames": sampling.temporal_frames})
+
+    def compute(num_frames: int, group: pl.DataFrame) -> tuple[float, list[int]]:
+        indices = sampling.temporal_indices(num_frames)
+        if len(indices) < 2:
+            raise ValueError("temporal consistency needs at least 2 distinct frames")
+        vectors = embedding_matrix(_at(group, indices))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # fp16 storage rounds the norm
+        return float(np.mean(np.sum(vectors[1:] * vectors[:-1], axis=1))), indices
+
+    return _per_video(embeddings, compute, key)

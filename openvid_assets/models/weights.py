@@ -1,0 +1,108 @@
+"""Find, load and fingerprint model weights without touching the network by default.
+
+Each model names its weights file. A file is looked up in ``OPENVID_WEIGHTS_DIR``,
+then in the local cache (``OPENVID_CACHE_DIR/weights``, default
+``~/.cache/openvid-assets/weights``), and only when ``OPENVID_ALLOW_DOWNLOADS=1``
+is it fetched from its public home into the cache. Checkpoints are read as
+safetensors or with ``torch.load(weights_only=True)``: never arbitrary pickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A weights file is not available locally; the message says what to fetch and where to put it."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A named weights file, and where the public copy lives."""
+
+    filename: str  # relative path under the weights dir, e.g. "aesthetic/sac+logos+ava1-l14-linearMSE.pth"
+    url: str
+    description: str
+
+
+def weights_dir() -> Path | None:
+    value = os.environ.get("OPENVID_WEIGHTS_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("OPENVID_CACHE_DIR") or Path.home() / ".cache" / "openvid-assets"
+    return Path(base).expanduser() / "weights"
+
+
+def downloads_allowed() -> bool:
+    return os.environ.get("OPENVID_ALLOW_DOWNLOADS", "").lower() in ("1", "true", "yes")
+
+
+def resolve(weights: WeightsFile) -> Path:
+    """The local path of a weights file, downloading it only if the user allowed that."""
+    candidates = [d / weights.filename for d in (weights_dir(), cache_dir()) if d is not None]
+    for path in candidates:
+        if path.is_file():
+            return path
+    if downloads_allowed():
+        return _download(weights, cache_dir() / weights.filename)
+    looked = ", ".join(str(p) for p in candidates)
+    raise MissingWeightsError(
+        f"weights file {weights.filename!r} ({weights.description}) was not found; looked in: {looked}. "
+        f"Download it from {weights.url} and put it at $OPENVID_WEIGHTS_DIR/{weights.filename}, "
+        "or set OPENVID_ALLOW_DOWNLOADS=1 to fetch it into the cache, "
+        "or use the weight-free profile with OPENVID_MODELS=offline."
+    )
+
+
+def _download(weights: WeightsFile, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(weights.url) as response:  # noqa: S310
+            shutil.copyfileobj(response, out)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """A flat state dict from safetensors, or from a torch file holding only tensors."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):  # common wrappers around the weights
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict")
+    return state
+
+
+@cache
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """Content fingerprint of a weights file (memoised per size and mtime: big files hash once)."""
+    stat = os.stat(path)
+    return _digest(str(path), stat.st_size, stat.st_mtime_ns)
