@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Tests run the weight-free profile: tiny random models of the real classes, no downloads.
+os.environ["OPENVID_MODELS"] = "offline"
+os.environ.pop("OPENVID_ALLOW_DOWNLOADS", None)
 
 import pytest
 

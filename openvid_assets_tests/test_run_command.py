@@ -24,9 +24,17 @@ def run_cli(*args: str, env: dict, cwd: Path, timeout: float = 300) -> subproces
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
-def manifest(data_root: str) -> pl.DataFrame:
+PER_SHARD_TABLES = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
+                    "clarity_scores"]  # fmt: skip
+
+
+def table(data_root: str, name: str) -> pl.DataFrame:
     store = TableStore(data_root)
-    return pl.concat([store.read("video_manifest", s) for s in store.shards("video_manifest")]).sort("source_uri")
+    return pl.concat([store.read(name, s) for s in store.shards(name)]).sort("source_uri", maintain_order=True)
+
+
+def manifest(data_root: str) -> pl.DataFrame:
+    return table(data_root, "video_manifest")
 
 
 @pytest.fixture
@@ -59,6 +67,12 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
             assert row["status"] == "ok", (spec.name, row["error"])
             assert (row["width"], row["height"], row["num_frames"]) == (spec.width, spec.height, spec.num_frames)
             assert row["fps"] == pytest.approx(spec.fps)
+
+    # Every score table has one row per manifest video, for every shard.
+    for name in PER_SHARD_TABLES[2:]:
+        scores = table(str(tmp / "data"), name)
+        assert scores["source_uri"].to_list() == frame["source_uri"].to_list(), name
+        assert scores["status"].to_list() == frame["status"].to_list(), name
 
     # The runs and per-shard materializations are in the Dagster instance the UI reads.
     with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
@@ -119,6 +133,7 @@ def test_kill_minus_9_then_rerun_gives_the_same_manifest_and_no_partial_tables(w
 
     rerun = run_cli("run", "--source", str(src), "--data-root", str(data), env=env_killed, cwd=tmp)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert manifest(str(data)).equals(manifest(str(tmp / "ref")))
+    for name in PER_SHARD_TABLES:  # identical to the uninterrupted run, table by table
+        assert table(str(data), name).equals(table(str(tmp / "ref"), name)), name
     leftovers = [p for p in data.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []

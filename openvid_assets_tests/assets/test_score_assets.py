@@ -1,0 +1,42 @@
+import shutil
+
+import polars as pl
+from dagster import DagsterInstance, materialize
+
+from openvid_assets.assets.resources import default_resources
+from openvid_assets.assets.shards import shards_partitions, store_new_shards
+from openvid_assets.definitions import ASSETS
+
+SCORES = ["frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores", "clarity_scores"]
+
+
+def test_every_score_asset_materializes_with_metadata_and_rematerializing_recomputes_nothing(sample_videos, tmp_path):
+    root, specs = sample_videos
+    src = tmp_path / "src"
+    shutil.copytree(root, src, symlinks=True)
+    resources = default_resources(str(tmp_path / "data"), models="offline")
+    tables = resources["store"].tables()
+    _, keys = store_new_shards(tables, str(src), shard_size=100)
+    ok = len(specs) - sum(s.bad for s in specs)
+
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(shards_partitions.name, keys)
+        first = materialize(ASSETS, partition_key=keys[0], instance=instance, resources=resources)
+        assert first.success
+        meta = {m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
+                for m in first.get_asset_materialization_events() for m in [m.materialization]}  # fmt: skip
+        second = materialize(ASSETS, partition_key=keys[0], instance=instance, resources=resources,
+                             selection=["frame_embeddings", "motion_scores", "clarity_scores"])  # fmt: skip
+        again = {m.materialization.asset_key.path[-1]: m.materialization.metadata
+                 for m in second.get_asset_materialization_events()}  # fmt: skip
+
+    for name in ["aesthetic_scores", "temporal_scores", "motion_scores", "clarity_scores"]:
+        table = tables.read(name, keys[0])
+        assert table.height == len(specs), name  # one row per manifest video
+        assert table.filter(pl.col("status") == "ok").height == ok, name
+        assert meta[name]["ok"] == ok and meta[name]["failed"] == len(specs) - ok
+        assert meta[name]["histogram"].startswith("![")  # an inline PNG the UI renders
+        assert meta[name]["p10"] <= meta[name]["p50"] <= meta[name]["p90"]
+    assert meta["frame_embeddings"]["videos_ok"] == ok
+    for name in ["frame_embeddings", "motion_scores", "clarity_scores"]:
+        assert again[name]["computed"].value == 0 and again[name]["reused"].value == ok, name

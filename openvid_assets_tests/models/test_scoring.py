@@ -1,0 +1,140 @@
+"""Scores on generated videos whose right answer is known, with the offline profile."""
+
+import shutil
+from functools import partial
+
+import polars as pl
+import pytest
+
+from openvid_assets.media import synthetic
+from openvid_assets.media.frames import FrameRequest, at_positions, evenly_spaced, read_frames
+from openvid_assets.media.manifest import build_manifest
+from openvid_assets.media.sources import list_videos, local_file
+from openvid_assets.models.aesthetic import AestheticScorer
+from openvid_assets.models.clarity import LaplacianClarity
+from openvid_assets.models.clip import TINY_CLIP_CONFIG, ClipEmbedder, ClipSpec
+from openvid_assets.models.motion import FarnebackMotion
+from openvid_assets.models.scoring import ClipSampling, aesthetic_scores, embed_shard, score_shard, temporal_scores
+
+
+@pytest.fixture(scope="module")
+def shard(sample_videos, tmp_path_factory):
+    root, specs = sample_videos
+    src = tmp_path_factory.mktemp("scoring") / "src"
+    shutil.copytree(root, src, symlinks=True)
+    manifest = build_manifest(list_videos(str(src)), str(src), "shard-00000")
+    return src, manifest, specs
+
+
+def opener(root):
+    return lambda task: local_file(task.source_uri, str(root))
+
+
+def by_name(table: pl.DataFrame) -> dict[str, dict]:
+    return {r["source_uri"].rsplit("/", 1)[1]: r for r in table.iter_rows(named=True)}
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return ClipEmbedder(ClipSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", batch_size=16)
+
+
+def test_frame_planning_never_repeats_frames_on_short_videos():
+    assert at_positions(100, [0.1, 0.5, 0.9]) == [10, 50, 89]
+    assert evenly_spaced(3, 8) == [0, 1, 2]  # three distinct frames, not eight with repeats
+    assert evenly_spaced(1, 8) == [0]
+
+
+def test_temporal_consistency_orders_static_smooth_flicker(shard, embedder):
+    src, manifest, _ = shard
+    sampling = ClipSampling()
+    embeddings = embed_shard(manifest, embedder, sampling, opener(src)).table
+    temporal = by_name(temporal_scores(embeddings, sampling))
+    assert temporal["static.mp4"]["score"] > temporal["smooth_pan.mp4"]["score"] > temporal["flicker.mp4"]["score"]
+    assert temporal["static.mp4"]["score"] == pytest.approx(1.0, abs=1e-3)
+    assert temporal["smooth_pan.mp4"]["frame_indices"] == evenly_spaced(72, 8)
+
+    aesthetic = by_name(aesthetic_scores(embeddings, AestheticScorer(None, device="cpu"), sampling))
+    assert aesthetic["static.mp4"]["frame_indices"] == at_positions(48, [0.1, 0.5, 0.9])
+    # One embedding pass served both: each video's frames are the union of what the two scores use.
+    static_rows = embeddings.filter(pl.col("source_uri").str.ends_with("/static.mp4"))
+    assert sorted(static_rows["frame_index"]) == sampling.union(48)
+
+
+def test_farneback_orders_fast_smooth_static_and_handles_portrait_and_size(shard, tmp_path):
+    src, manifest, _ = shard
+    motion = by_name(score_shard(manifest, FarnebackMotion(), opener(src)).table)
+    assert motion["fast_motion.mp4"]["score"] > motion["smooth_pan.mp4"]["score"] > motion["static.mp4"]["score"]
+    assert motion["static.mp4"]["score"] < 0.05
+    # 1 px/frame at 160 wide is 2 px/frame at the 320x180 working size; a pan to the right moves content left.
+    assert motion["smooth_pan.mp4"]["score"] == pytest.approx(2.0, rel=0.2)
+    assert motion["smooth_pan.mp4"]["flow_dx"] < -1.5 and abs(motion["smooth_pan.mp4"]["flow_dy"]) < 0.2
+    # The portrait tilt (2 px/frame over 320 px height) is transposed: same scale as a landscape pan.
+    assert motion["portrait.mp4"]["score"] == pytest.approx(2.0, rel=0.2)
+
+    # The same camera speed relative to the frame scores the same at two input sizes.
+    small = synthetic.smooth_pan(tmp_path, "small.mp4", width=160, height=90, px_per_frame=1, seed=5)
+    large = synthetic.smooth_pan(tmp_path, "large.mp4", width=640, height=360, px_per_frame=4, seed=5)
+    scorer = FarnebackMotion()
+    scores = []
+    for spec in (small, large):
+        d = read_frames(tmp_path / spec.name, scorer.request, width=spec.width, height=spec.height)
+        scores.append(scorer.score(d.indices, d.frames)["score"])
+    assert scores[0] == pytest.approx(scores[1], rel=0.15)
+
+
+def test_clarity_separates_sharp_from_blurred(shard):
+    src, manifest, _ = shard
+    clarity = by_name(score_shard(manifest, LaplacianClarity(), opener(src)).table)
+    assert clarity["sharp.mp4"]["score"] > 5 * clarity["blurred.mp4"]["score"]
+
+
+def test_bad_inputs_and_mid_shard_decode_failures_are_rows(shard, tmp_path):
+    src, manifest, specs = shard
+    broken = tmp_path / "src"
+    shutil.copytree(src, broken, symlinks=True)
+    manifest = manifest.with_columns(pl.col("source_uri").str.replace(str(src), str(broken), literal=True))
+    # After the manifest said "ok": one file is corrupted, one disappears.
+    data = bytearray((broken / "smooth_pan.mp4").read_bytes())
+    data[len(data) // 3 :] = bytes(len(data) - len(data) // 3)
+    (broken / "smooth_pan.mp4").write_bytes(bytes(data[: len(data) // 2]))
+    (broken / "static.mp4").unlink()
+
+    result = score_shard(manifest, FarnebackMotion(), opener(broken))
+    table = by_name(result.table)
+    assert result.table.height == manifest.height  # every video keeps exactly one row
+    assert table["static.mp4"]["status"] == "failed" and "vanished" in table["static.mp4"]["error"]
+    assert table["smooth_pan.mp4"]["status"] == "failed" and table["smooth_pan.mp4"]["error"]
+    for spec in specs:
+        if spec.bad:
+            row = table[spec.name.rsplit("/", 1)[-1]]
+            assert row["status"] == "failed" and row["error"].startswith("manifest: ")
+    assert table["fast_motion.mp4"]["status"] == "ok"  # the shard went on
+
+
+def test_rows_are_reused_by_model_weights_and_params(shard):
+    src, manifest, _ = shard
+    first = score_shard(manifest, LaplacianClarity(), opener(src))
+    ok = first.table.filter(pl.col("status") == "ok").height
+    assert first.computed == ok and first.reused == 0
+
+    def explode(task):
+        raise AssertionError(f"recomputed {task.source_uri}")
+
+    again = score_shard(manifest, LaplacianClarity(), explode, previous=first.table)
+    assert (again.computed, again.reused) == (0, ok)
+    assert again.table.equals(first.table)
+
+    changed = score_shard(manifest, LaplacianClarity(crop=64), opener(src), previous=first.table)
+    assert changed.computed == ok  # new params: nothing reusable
+    assert changed.table["params_hash"][0] != first.table["params_hash"][0]
+
+
+def test_embeddings_are_reused_too(shard, embedder):
+    src, manifest, _ = shard
+    first = embed_shard(manifest, embedder, ClipSampling(), opener(src))
+    again = embed_shard(manifest, embedder, ClipSampling(), lambda t: (_ for _ in ()).throw(AssertionError()),
+                        previous=first.table)  # fmt: skip
+    assert again.computed == 0 and again.table.equals(first.table)
+    other = embed_shard(manifest, embedder, ClipSampling(temporal_frames=4), opener(src), previous=first.table)
+    assert other.computed == first.computed
