@@ -43,18 +43,23 @@ class FrameRequest:
     short side to that many pixels keeping the aspect; neither means native size.
     With ``landscape`` set, portrait videos are transposed so every video is
     measured the same way (a vertical pan counts like a horizontal one).
+    With ``reduce``, frames are decoded ``chunk`` at a time and each chunk is
+    reduced (e.g. to fragments) before the next is decoded, so memory stays
+    bounded for long native-resolution requests.
     """
 
     indices: Callable[[int], list[int]]
     size: tuple[int, int] | None = None
     short_side: int | None = None
     landscape: bool = False
+    reduce: Callable[[np.ndarray], np.ndarray] | None = None
+    chunk: int = 16
 
 
 @dataclass(frozen=True)
 class DecodedFrames:
     indices: list[int]
-    frames: np.ndarray  # (N, H, W, 3) uint8 RGB, display orientation (transposed if landscape)
+    frames: np.ndarray  # (N, H, W, 3) uint8 RGB, display orientation (transposed if landscape), or reduced
     num_frames: int  # the decoder's frame count, which planned the indices
     fps: float
 
@@ -88,14 +93,23 @@ def read_frames(path: str | Path, request: FrameRequest, *, width: int, height: 
         indices = request.indices(count)
         if not indices:
             raise DecodeError("no frames to decode")
-        frames = reader.get_batch(indices).asnumpy()
         fps = float(reader.get_avg_fps())
+        step = request.chunk if request.reduce else len(indices)
+        parts = []
+        for start in range(0, len(indices), step):
+            part = _orient(reader.get_batch(indices[start : start + step]).asnumpy(), rotation, request.landscape)
+            parts.append(request.reduce(part) if request.reduce else part)
     except VideoInputError:
         raise
     except Exception as e:  # decord reports every decode problem as a generic error
         raise DecodeError(f"decode failed: {str(e).splitlines()[0][:300]}") from None
+    return DecodedFrames(indices, np.ascontiguousarray(np.concatenate(parts)), count, fps)
+
+
+def _orient(frames: np.ndarray, rotation: int, landscape: bool) -> np.ndarray:
+    """Coded frames to display orientation (and landscape, if asked)."""
     if rotation % 360:
         frames = np.rot90(frames, k=(rotation // 90) % 4, axes=(1, 2))
-    if request.landscape and frames.shape[1] > frames.shape[2]:
+    if landscape and frames.shape[1] > frames.shape[2]:
         frames = frames.transpose(0, 2, 1, 3)
-    return DecodedFrames(indices, np.ascontiguousarray(frames), count, fps)
+    return frames

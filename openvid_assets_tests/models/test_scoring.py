@@ -138,3 +138,18 @@ def test_embeddings_are_reused_too(shard, embedder):
     assert again.computed == 0 and again.table.equals(first.table)
     other = embed_shard(manifest, embedder, ClipSampling(temporal_frames=4), opener(src), previous=first.table)
     assert other.computed == first.computed
+
+
+def test_chunked_reduce_decodes_the_same_frames_with_bounded_memory(sample_videos):
+    root, _ = sample_videos
+    whole = read_frames(root / "hd_1080p.mp4", FrameRequest(indices=lambda n: list(range(n))), width=1920, height=1080)
+    seen = []
+
+    def corner(chunk):
+        seen.append(len(chunk))
+        return chunk[:, :32, :32]
+
+    reduced = read_frames(root / "hd_1080p.mp4", FrameRequest(indices=lambda n: list(range(n)), reduce=corner, chunk=5),
+                          width=1920, height=1080)  # fmt: skip
+    assert max(seen) == 5 and sum(seen) == 24
+    assert (reduced.frames == whole.frames[:, :32, :32]).all()
