@@ -402,7 +402,15 @@ def run_regime(label: str, profile: str, device: str, source: Path, work: Path, 
                 dag = dagster_arm(source, data_root, profile, device, len(uris))
                 regime.add("dagster", dag["total"])
             shutil.rmtree(data_root, ignore_errors=True)
-            log(f"  [{label}] repeat {r + 1}/{repeats} {arm:<8s} {regime.runs[arm][-1]:8.2f} s")
+            detail = ""
+            if arm == "two_pass":
+                detail = (f" (aesthetic job {out['aesthetic_job']:.2f} s + temporal job {out['temporal_job']:.2f} s; "
+                          f"CLIP forward {embedder.seconds:.2f} s for {embedder.frames} frames)")
+            elif arm == "direct":
+                detail = (f" (one pass {out['one_pass']:.2f} s, CLIP forward {embedder.seconds:.2f} s for "
+                          f"{embedder.frames} frames; probe {out['probe']:.2f}, motion {out['motion']:.2f}, "
+                          f"clarity {out['clarity']:.2f}, writes {out['writes']:.2f})")
+            log(f"  [{label}] repeat {r + 1}/{repeats} {arm:<8s} {regime.runs[arm][-1]:8.2f} s{detail}")
         # Same answers from every arm (fp16 storage of embeddings explains small one/two-pass differences).
         regime.checks["aesthetic one vs two pass"] = max(regime.checks.get("aesthetic one vs two pass", 0.0),
                                                          max_abs_diff(two["aesthetic"], one["aesthetic_table"]))

@@ -10,7 +10,8 @@ import torch
 
 
 def pick_device(requested: str = "auto") -> torch.device:
-    requested = requested or os.environ.get("OPENVID_DEVICE", "auto")
+    if requested in ("", "auto"):  # an explicit choice wins; else the environment may pin one
+        requested = os.environ.get("OPENVID_DEVICE") or "auto"
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)

@@ -121,3 +121,14 @@ def test_paper_clip_config_has_the_vit_l14_shapes():
     assert shapes["visual.positional_embedding"] == (257, 1024)
     assert shapes["visual.proj"] == (1024, 768)  # 768-d embedding: what the LAION head takes
     assert sum(k.startswith("visual.transformer.resblocks.") and k.endswith(".attn.in_proj_weight") for k in shapes) == 24
+
+
+def test_device_choice_is_automatic_unless_pinned(monkeypatch):
+    from openvid_assets.models.runtime import pick_device, pick_dtype
+
+    monkeypatch.delenv("OPENVID_DEVICE", raising=False)
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("OPENVID_DEVICE", "cpu")
+    assert pick_device("auto").type == "cpu"
+    assert pick_device("meta").type == "meta"  # an explicit choice beats the environment
+    assert pick_dtype(torch.device("cpu")) == torch.float32 and pick_dtype(torch.device("cuda")) == torch.float16
