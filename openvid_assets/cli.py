@@ -60,7 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from openvid_assets.assets.runner import run_pipeline
 
     started = time.monotonic()
-    defs = build_definitions(args.data_root, args.models)
+    rules = dict(item.split("=", 1) for item in args.rule)
+    defs = build_definitions(args.data_root, args.models, rules=rules, thresholds_off=args.no_filters or None)
     defs.resources["models"].get_profile().check_weights()  # before any run starts
     with _instance() as instance:
         listed, new = _register(defs, instance, args.source, args.shard_size)
@@ -87,11 +88,24 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     if not sample.exists():
         cmd_sample(argparse.Namespace(out=str(sample), no_bad=False, no_hd=False))
     run_args = argparse.Namespace(source=str(sample), data_root=args.data_root, shard_size=args.shard_size,
-                                  force=False, models="offline")  # fmt: skip
+                                  force=False, models="offline", rule=[], no_filters=False)  # fmt: skip
     code = cmd_run(run_args)
     if code == 0:
         print("Browse the runs and assets: dagster dev   (then open http://localhost:3000)")
     return code
+
+
+def _rule_arg(text: str) -> str:
+    from openvid_assets.store.selection import SCORES, Rule
+
+    name, sep, rule = text.partition("=")
+    if not sep or name not in SCORES:
+        raise argparse.ArgumentTypeError(f"expected SCORE=RULE with SCORE one of {', '.join(SCORES)}: {text!r}")
+    try:
+        Rule.parse(rule)  # a malformed rule is rejected here, before anything runs
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -110,6 +124,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="recompute shards that already have outputs")
     run.add_argument("--models", choices=sorted(PROFILES), default=os.environ.get("OPENVID_MODELS") or "paper",
                      help="model profile: paper (real weights, the default) or offline (tiny random models)")  # fmt: skip
+    run.add_argument("--rule", action="append", default=[], type=_rule_arg, metavar="SCORE=RULE",
+                     help="selection rule, e.g. aesthetic=min:4.5 or motion=band:10:95 (repeatable)")  # fmt: skip
+    run.add_argument("--no-filters", action="store_true",
+                     help="keep every decodable video (same as OPENVID_THRESHOLDS=off)")  # fmt: skip
     _add_common(run)
     run.set_defaults(func=cmd_run)
 

@@ -15,10 +15,33 @@ from openvid_assets.assets.scores import (
     temporal_scores,
 )
 from openvid_assets.assets.resources import default_resources
+from openvid_assets.assets.selection import (
+    clarity_threshold,
+    curated_dataset,
+    hd_subset,
+    lineage,
+    quality_candidates,
+    score_thresholds,
+    selected_videos,
+)
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
 
-ASSETS = [video_manifest, frame_embeddings, aesthetic_scores, temporal_scores, motion_scores, clarity_scores]
+ASSETS = [
+    video_manifest,
+    frame_embeddings,
+    aesthetic_scores,
+    temporal_scores,
+    motion_scores,
+    score_thresholds,
+    quality_candidates,
+    clarity_scores,
+    clarity_threshold,
+    selected_videos,
+    lineage,
+    curated_dataset,
+    hd_subset,
+]
 
 shard_pipeline = define_asset_job(
     SHARD_JOB,
@@ -27,13 +50,21 @@ shard_pipeline = define_asset_job(
     description="Every per-shard step for one shard, in dependency order.",
 )
 
+GLOBAL_JOB = "global_pipeline"
+global_pipeline = define_asset_job(
+    GLOBAL_JOB,
+    selection=AssetSelection.assets(*[a for a in ASSETS if a.partitions_def is None]),
+    description="The global steps (thresholds, lineage, exports) over every shard.",
+)
 
-def build_definitions(data_root: str | None = None, models: str | None = None) -> Definitions:
+
+def build_definitions(data_root: str | None = None, models: str | None = None, rules: dict[str, str] | None = None,
+                      thresholds_off: bool | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
-        jobs=[shard_pipeline],
+        jobs=[shard_pipeline, global_pipeline],
         sensors=[new_videos_sensor],
-        resources=default_resources(data_root, models),
+        resources=default_resources(data_root, models, rules, thresholds_off),
         loggers={"console": colored_console_logger, "progress": progress_logger},
     )
 

@@ -15,9 +15,8 @@ def markdown_table(frame: pl.DataFrame, empty: str = "_none_") -> MetadataValue:
     return MetadataValue.md("\n".join([header, rule, *rows]))
 
 
-def histogram_image(values: list[float], title: str, cut_lines: dict[str, float] | None = None,
-                    bins: int = 30) -> MetadataValue:  # fmt: skip
-    """A small PNG histogram inlined as markdown, optionally with labelled vertical cut lines."""
+def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] | None = None) -> MetadataValue:
+    """A small PNG histogram (from sql/score_histogram.sql bins) inlined as markdown, with labelled cut lines."""
     import base64
     import io
 
@@ -27,13 +26,14 @@ def histogram_image(values: list[float], title: str, cut_lines: dict[str, float]
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 2.6), dpi=90)
-    if values:
-        ax.hist(values, bins=bins, color="#4c72b0")
+    if not bins.is_empty():
+        ax.bar(bins["bin_start"], bins["videos"], width=bins["bin_width"], align="edge", color="#4c72b0")
     for label, x in (cut_lines or {}).items():
         ax.axvline(x, color="#c44e52", linestyle="--", linewidth=1.5)
-        ax.annotate(label, (x, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
-                    fontsize=8, color="#c44e52")  # fmt: skip
-    ax.set_title(f"{title} (n={len(values)})", fontsize=10)
+        ax.annotate(f" {label} {x:.4g}", (x, 1), xycoords=("data", "axes fraction"), rotation=90, va="top",
+                    ha="right", fontsize=8, color="#c44e52")  # fmt: skip
+    total = int(bins["videos"].sum()) if not bins.is_empty() else 0
+    ax.set_title(f"{title} (n={total})", fontsize=10)
     ax.set_ylabel("videos", fontsize=8)
     ax.tick_params(labelsize=8)
     fig.tight_layout()

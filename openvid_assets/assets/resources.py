@@ -7,7 +7,7 @@ from typing import Any
 
 from dagster import ConfigurableResource, ResourceDependency
 from dagster_aws.s3 import S3Resource
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from openvid_assets import settings
 from openvid_assets.models.aesthetic import AestheticScorer
@@ -16,6 +16,7 @@ from openvid_assets.models.clip import ClipEmbedder
 from openvid_assets.models.profiles import Profile, clarity_scorer, get_profile, motion_scorer
 from openvid_assets.models.scoring import ClipSampling
 from openvid_assets.store import TableStore
+from openvid_assets.store.selection import DEFAULT_RULES, Rule, parse_rules, thresholds_switched_off
 
 
 class OpenVidStore(ConfigurableResource):
@@ -73,11 +74,49 @@ class ModelsResource(ConfigurableResource):
         return clarity_scorer(self.get_profile())
 
 
-def default_resources(data_root: str | None = None, models: str | None = None) -> dict[str, Any]:
+class SelectionRules(ConfigurableResource):
+    """Which videos each score keeps (see store/selection.py for the rule syntax).
+
+    Rules are validated when the resource is built, so a malformed rule stops
+    everything before a run starts.
+    """
+
+    aesthetic: str = Field(default=DEFAULT_RULES["aesthetic"], description="Rule for aesthetic_scores.")
+    temporal: str = Field(default=DEFAULT_RULES["temporal"], description="Rule for temporal_scores.")
+    motion: str = Field(default=DEFAULT_RULES["motion"], description="Rule for motion_scores.")
+    clarity: str = Field(default=DEFAULT_RULES["clarity"], description="Rule for clarity_scores (candidates only).")
+    thresholds_off: bool = Field(default=False, description="Turn every filter off (OPENVID_THRESHOLDS=off).")
+
+    @model_validator(mode="after")
+    def _valid(self) -> "SelectionRules":
+        self.rules()
+        return self
+
+    def rules(self) -> dict[str, Rule]:
+        specs = {"aesthetic": self.aesthetic, "temporal": self.temporal, "motion": self.motion,
+                 "clarity": self.clarity}  # fmt: skip
+        return parse_rules(specs, all_off=self.thresholds_off)
+
+
+def rules_from_env() -> dict[str, str]:
+    """``OPENVID_RULES="aesthetic=min:4.5,clarity=top:50"`` overrides the default rules."""
+    text = os.environ.get("OPENVID_RULES", "").strip()
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"OPENVID_RULES must look like 'aesthetic=top:20,motion=band:10:95', got {text!r}")
+    return {name.strip(): rule.strip() for name, rule in pairs}
+
+
+def default_resources(data_root: str | None = None, models: str | None = None,
+                      rules: dict[str, str] | None = None, thresholds_off: bool | None = None) -> dict[str, Any]:
     # S3Resource with no endpoint lets boto3 read AWS_ENDPOINT_URL and credentials from the env.
     s3 = S3Resource()
     return {
         "s3": s3,
         "store": OpenVidStore(data_root=data_root or settings.data_root(), s3=s3),
         "models": ModelsResource(profile=models or os.environ.get("OPENVID_MODELS") or "paper"),
+        "selection": SelectionRules(
+            **{**rules_from_env(), **(rules or {})},
+            thresholds_off=thresholds_switched_off() if thresholds_off is None else thresholds_off,
+        ),
     }

@@ -1,22 +1,29 @@
 """Drive the whole asset graph on one machine, through Dagster, for the run command.
 
-The graph is cut into waves: consecutive steps (in dependency order) that share a
-partitioning. A per-shard wave runs once per shard, a global wave once, and each
-run is recorded in the Dagster instance like a run launched from the UI.
+The graph is cut into waves: a step's wave is the number of times the partitioning
+changes (per shard <-> global) on the way to it from the sources. A per-shard wave
+runs once per shard, a global wave once, and each run is recorded in the Dagster
+instance like a run launched from the UI.
+
+Per-shard steps are skipped make-style: a step is current for a shard when its
+table exists and is newer than every table it reads. A killed run therefore just
+needs running again, and global steps that find their inputs unchanged leave their
+tables untouched, so nothing downstream is redone.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from itertools import groupby
 
 from dagster import AssetKey, DagsterInstance, Definitions
 
 from openvid_assets.assets.manifest import MANIFEST
+from openvid_assets.assets.selection import GLOBAL, LINEAGE
 from openvid_assets.assets.sensors import SHARD_JOB
 from openvid_assets.assets.shards import shards_partitions
-from openvid_assets.store import run_sql
-from openvid_assets.store.shards import ShardRegistry
+from openvid_assets.definitions import GLOBAL_JOB
+from openvid_assets.store import TableStore, run_sql
+from openvid_assets.store.shards import SHARD_LISTS, ShardRegistry
 
-GLOBAL_JOB = "global_pipeline"
 QUIET_RUN_CONFIG = {"loggers": {"progress": {}}}
 
 
@@ -27,7 +34,7 @@ class RunReport:
     runs_failed: list[str] = field(default_factory=list)
     skipped: int = 0
     totals: dict = field(default_factory=dict)
-    failure_reasons: list[tuple[str, int]] = field(default_factory=list)
+    outcome: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -37,58 +44,86 @@ class RunReport:
         t = self.totals
         lines = [
             f"Done in {seconds:.1f}s: {self.shards} shard(s), {self.runs_ok} run(s) ok, "
-            f"{len(self.runs_failed)} failed, {self.skipped} step(s) already up to date.",
+            f"{len(self.runs_failed)} failed, {self.skipped} shard step(s) already up to date.",
         ]
         if t:
-            lines.append(
-                f"Videos: {t['videos']} ({t['ok']} ok, {t['failed']} failed), {t['hours_ok']:.3f} h usable."
-            )
-        for reason, count in self.failure_reasons:
-            lines.append(f"  failed x{count}: {reason}")
+            lines.append(f"Videos: {t['videos']} ({t['ok']} ok, {t['failed']} failed), {t['hours_ok']:.3f} h usable.")
+        for status, stage, count in self.outcome:
+            lines.append(f"  {status:8s} at {stage:9s} x{count}")
         for run in self.runs_failed:
             lines.append(f"  RUN FAILED: {run}")
         return "\n".join(lines)
 
 
-def plan_waves(defs: Definitions) -> list[tuple[bool, list[AssetKey]]]:
-    """(per_shard, asset keys) groups, in dependency order."""
-    graph = defs.resolve_asset_graph()
-    keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable]
-    per_shard = {k: graph.get(k).partitions_def == shards_partitions for k in keys}
-    return [(flag, list(group)) for flag, group in groupby(keys, key=per_shard.__getitem__)]
+@dataclass(frozen=True)
+class Wave:
+    per_shard: bool
+    keys: list[AssetKey]
 
 
-def _table_name(key: AssetKey) -> str:
+def _table(key: AssetKey) -> str:
     return key.path[-1]  # every asset writes the table named after it
 
 
+def plan_waves(defs: Definitions) -> list[Wave]:
+    graph = defs.resolve_asset_graph()
+    keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable]
+    per_shard = {k: graph.get(k).partitions_def == shards_partitions for k in keys}
+    depth: dict[AssetKey, int] = {}
+    for key in keys:  # parents come first in toposorted order
+        parents = [p for p in graph.get(key).parent_keys if p in per_shard]
+        depth[key] = max((depth[p] + (per_shard[p] != per_shard[key]) for p in parents), default=0)
+    waves: dict[tuple[int, bool], list[AssetKey]] = defaultdict(list)
+    for key in keys:
+        waves[(depth[key], not per_shard[key])].append(key)
+    return [Wave(not is_global, waves[(d, is_global)]) for d, is_global in sorted(waves)]
+
+
+def stale_steps(defs: Definitions, tables: TableStore, keys: list[AssetKey], shard: str, force: bool) -> list[AssetKey]:
+    """The steps of a per-shard wave that must run for this shard, in dependency order."""
+    graph = defs.resolve_asset_graph()
+    stale: list[AssetKey] = []
+    for key in keys:
+        parents = list(graph.get(key).parent_keys)
+        inputs = [(_table(p), shard if graph.get(p).partitions_def == shards_partitions else GLOBAL) for p in parents]
+        own = tables.modified(_table(key), shard)
+        outdated = own is None or any((tables.modified(a, s) or 0) > own for a, s in inputs or [(SHARD_LISTS, shard)])
+        if force or outdated or any(p in stale for p in parents):
+            stale.append(key)
+    return stale
+
+
 def run_pipeline(defs: Definitions, instance: DagsterInstance, *, force: bool = False) -> RunReport:
-    store = defs.resources["store"].tables()
-    shards = ShardRegistry(store).keys()
+    tables = defs.resources["store"].tables()
+    shards = ShardRegistry(tables).keys()
     report = RunReport(shards=len(shards))
-    for step, (per_shard, keys) in enumerate(plan_waves(defs), start=1):
-        names = ", ".join(_table_name(k) for k in keys)
-        job = defs.resolve_job_def(SHARD_JOB if per_shard else GLOBAL_JOB)
-        targets = shards if per_shard else [None]
-        todo = [s for s in targets if force or s is None or not all(store.exists(_table_name(k), s) for k in keys)]
-        report.skipped += len(targets) - len(todo)
-        print(f"Step {step}: {names} on {len(targets) if per_shard else 'all'} shard(s), {len(todo)} to run", flush=True)
-        for shard in todo:
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=shard,
-                asset_selection=keys,
-                run_config=QUIET_RUN_CONFIG,
-                raise_on_error=False,
-            )
+    for number, wave in enumerate(plan_waves(defs), start=1):
+        names = ", ".join(_table(k) for k in wave.keys)
+        if wave.per_shard:
+            plan = {s: stale_steps(defs, tables, wave.keys, s, force) for s in shards}
+            todo = {s: keys for s, keys in plan.items() if keys}
+            report.skipped += sum(len(wave.keys) - len(keys) for keys in plan.values())
+            print(f"Step {number}: {names} on {len(shards)} shard(s), {len(todo)} to run", flush=True)
+        else:
+            todo = {None: wave.keys}
+            print(f"Step {number}: {names} (global)", flush=True)
+        job = defs.resolve_job_def(SHARD_JOB if wave.per_shard else GLOBAL_JOB)
+        for shard, keys in todo.items():
+            result = job.execute_in_process(instance=instance, partition_key=shard, asset_selection=keys,
+                                            run_config=QUIET_RUN_CONFIG, raise_on_error=False)  # fmt: skip
             if result.success:
                 report.runs_ok += 1
             else:
                 report.runs_failed.append(f"{shard or 'global'} ({names}): run {result.run_id}")
-    manifests = store.shards(MANIFEST)
-    if manifests:
-        source = store.scan_source(MANIFEST, manifests)
-        report.totals = run_sql("manifest_summary", {MANIFEST: source}).row(0, named=True)
-        reasons = run_sql("manifest_failures", {MANIFEST: source}, {"limit": 10})
-        report.failure_reasons = [(r["reason"], r["videos"]) for r in reasons.iter_rows(named=True)]
+        if report.runs_failed:
+            break  # later waves read what this one should have written
+    _summarise(tables, report)
     return report
+
+
+def _summarise(tables: TableStore, report: RunReport) -> None:
+    if tables.shards(MANIFEST):
+        report.totals = run_sql("manifest_summary", {MANIFEST: tables.scan_source(MANIFEST)}).row(0, named=True)
+    if tables.exists(LINEAGE, GLOBAL):
+        outcome = run_sql("lineage_summary", {"lineage": tables.scan_source(LINEAGE, [GLOBAL])})
+        report.outcome = [(r["status"], r["stage"], r["videos"]) for r in outcome.iter_rows(named=True)]

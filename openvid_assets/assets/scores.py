@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import histogram_image
@@ -31,6 +31,7 @@ from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.shards import ShardRegistry
 
 EMBEDDINGS = "frame_embeddings"
+HISTOGRAM_BINS = 30
 
 
 def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> Callable[[VideoTask], AbstractContextManager[Path]]:
@@ -41,13 +42,13 @@ def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> Callab
 
 def _score_metadata(table: pl.DataFrame, title: str) -> dict[str, object]:
     summary = run_sql("score_summary", {"scores": table}).row(0, named=True)
-    values = table.filter(pl.col("status") == "ok")["score"].to_list()
+    bins = run_sql("score_histogram", {"scores": table}, {"bins": HISTOGRAM_BINS})
     identity = table.select("model", "weights_digest", "params").head(1)
     meta: dict[str, object] = {
         "dagster/row_count": summary["videos"],
         "ok": summary["ok"],
         "failed": summary["failed"],
-        "histogram": histogram_image(values, title),
+        "histogram": histogram_image(bins, title),
     }
     for stat in ("mean", "p10", "p50", "p90"):
         if summary[stat] is not None:
@@ -67,6 +68,7 @@ def _write_scores(tables: TableStore, name: str, shard: str, result: ShardScores
 
 
 SHARD_ASSET = {"partitions_def": shards_partitions, "group_name": "scores"}
+# clarity_scores reads quality_candidates by name (defined in selection.py, which imports this module).
 
 
 @asset(
@@ -122,10 +124,11 @@ def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models:
 
 
 def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, name: str,
-                     scorer: VideoScorer, title: str) -> MaterializeResult:  # fmt: skip
+                     scorer: VideoScorer, title: str, only: pl.Series | None = None) -> MaterializeResult:  # fmt: skip
     shard, tables = context.partition_key, store.tables()
+    manifest = tables.read(MANIFEST, shard)
     result = score_shard(
-        tables.read(MANIFEST, shard),
+        manifest if only is None else manifest.filter(pl.col("source_uri").is_in(only.implode())),
         scorer,
         _video_opener(store, tables, shard),
         previous=tables.read_if_exists(name, shard),
@@ -142,7 +145,10 @@ def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: M
     return _per_video_asset(context, store, models, "motion_scores", models.motion(), "motion (px/frame)")
 
 
-@asset(**SHARD_ASSET, deps=[video_manifest], code_version="1", kinds={"opencv", "parquet"},
-       description="Clarity per video: technical sharpness at native resolution.")  # fmt: skip
+@asset(**SHARD_ASSET, deps=[video_manifest, AssetKey("quality_candidates")], code_version="1",
+       kinds={"opencv", "parquet"},
+       description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.")  # fmt: skip
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(), "clarity")
+    candidates = store.tables().read("quality_candidates", context.partition_key).filter(pl.col("candidate"))
+    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(), "clarity",
+                            only=candidates["source_uri"])  # fmt: skip

@@ -50,6 +50,8 @@ class FileSystem(Protocol):
     def exists(self, rel: str) -> bool: ...
     def list(self, rel_prefix: str) -> list[str]: ...
     def local_path(self, rel: str) -> str | None: ...
+    def stamp(self, rel: str) -> str | None: ...
+    def modified(self, rel: str) -> float | None: ...
 
 
 class LocalFileSystem:
@@ -86,6 +88,20 @@ class LocalFileSystem:
 
     def exists(self, rel: str) -> bool:
         return self._path(rel).is_file()
+
+    def stamp(self, rel: str) -> str | None:
+        """Changes whenever the file is rewritten (size and modification time), None if absent."""
+        try:
+            st = self._path(rel).stat()
+        except FileNotFoundError:
+            return None
+        return f"{st.st_size}-{st.st_mtime_ns}"
+
+    def modified(self, rel: str) -> float | None:
+        try:
+            return self._path(rel).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def list(self, rel_prefix: str) -> list[str]:
         """Relative paths of files under a folder, sorted; temporary files are skipped."""
@@ -132,15 +148,26 @@ class S3FileSystem:
             raise FileNotFoundError(self.uri(rel)) from None
 
     def exists(self, rel: str) -> bool:
+        return self._head(rel) is not None
+
+    def _head(self, rel: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise
-        return True
+
+    def stamp(self, rel: str) -> str | None:
+        """The object's ETag and modification time, None if absent."""
+        head = self._head(rel)
+        return None if head is None else f"{head['ETag'].strip(chr(34))}-{head['LastModified'].timestamp()}"
+
+    def modified(self, rel: str) -> float | None:
+        head = self._head(rel)
+        return None if head is None else head["LastModified"].timestamp()
 
     def list(self, rel_prefix: str) -> list[str]:
         prefix = self._key(rel_prefix.rstrip("/") + "/")

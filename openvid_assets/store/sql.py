@@ -64,6 +64,7 @@ def run_sql(
             con.execute("SET memory_limit = ?", [memory_limit])
         if temp_directory:
             con.execute("SET temp_directory = ?", [temp_directory])
+        con.execute(sql_path("macros").read_text())
         for table_name, source in tables.items():
             _bind(con, table_name, source)
         return con.sql(query, params=params or None).pl()

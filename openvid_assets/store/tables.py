@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Callable
@@ -64,6 +65,35 @@ class TableStore:
 
     def exists(self, asset: str, shard: str) -> bool:
         return self.fs.exists(self.rel_path(asset, shard))
+
+    def stamp(self, asset: str, shard: str) -> str | None:
+        """Changes whenever the table is rewritten; None if it does not exist."""
+        return self.fs.stamp(self.rel_path(asset, shard))
+
+    def modified(self, asset: str, shard: str) -> float | None:
+        """When the table was last written (seconds since the epoch), None if it does not exist."""
+        return self.fs.modified(self.rel_path(asset, shard))
+
+    def fingerprint(self, asset: str, shards: list[str] | None = None) -> str:
+        """A short hash of the stamps of an asset's tables: the 'version' of those inputs."""
+        shards = self.shards(asset) if shards is None else shards
+        digest = hashlib.sha256()
+        for shard in shards:
+            digest.update(f"{shard}={self.stamp(asset, shard)};".encode())
+        return digest.hexdigest()[:16]
+
+    def write_export(self, name: str, frame: pl.DataFrame) -> str:
+        """``exports/<name>`` (.csv or .parquet), written atomically like every table."""
+        buf = io.BytesIO()
+        if name.endswith(".csv"):
+            frame.write_csv(buf)
+        elif name.endswith(".parquet"):
+            frame.write_parquet(buf, compression="zstd")
+        else:
+            raise ValueError(f"unsupported export format: {name}")
+        rel = f"exports/{_check_name('export', name)}"
+        self.fs.put(rel, buf.getvalue())
+        return self.fs.uri(rel)
 
     def shards(self, asset: str) -> list[str]:
         """Shards that have a table for this asset, sorted."""

@@ -1,0 +1,129 @@
+"""Selection rules and thresholds, computed with DuckDB over the shards' score tables.
+
+A rule says which videos a score keeps:
+
+=================  ==================================================
+``top:20``         the top 20 % (lower cut at the 80th percentile)
+``band:5:90``      between the 5th and the 90th percentile
+``min:4.5``        at least 4.5 (Open-Sora-style absolute cut-off)
+``max:0.99``       at most 0.99
+``range:4.5:6.5``  between two absolute values
+``off``            keeps every video with a score
+=================  ==================================================
+
+Percentile rules become absolute cut lines when thresholds are computed, so
+every video is judged against numbers that are stored, versioned and shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from openvid_assets.store.sql import TableInput, run_sql
+
+SCORES = ("aesthetic", "temporal", "motion", "clarity")
+SCORE_TABLES = {"aesthetic": "aesthetic_scores", "temporal": "temporal_scores", "motion": "motion_scores",
+                "clarity": "clarity_scores"}  # fmt: skip
+# The paper keeps the top 20 % by aesthetics and the top 30 % by clarity (among the intersection).
+# Temporal consistency: drop the 5 % least consistent (flicker, hidden cuts) and the 10 % most
+# consistent (near-static slideshows, the larger problem in raw web pools). Motion: drop the
+# 10 % slowest (nearly still) and the 5 % fastest (shaky, blurred).
+DEFAULT_RULES = {"aesthetic": "top:20", "temporal": "band:5:90", "motion": "band:10:95", "clarity": "top:30"}
+
+THRESHOLDS_SCHEMA = {"score": pl.String, "rule": pl.String, "description": pl.String, "lower": pl.Float64,
+                     "upper": pl.Float64, "videos": pl.Int64, "version": pl.String}  # fmt: skip
+
+
+class RuleError(ValueError):
+    """A malformed selection rule; raised before any run starts."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    a: float | None = None
+    b: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        parts = [p.strip() for p in str(text).strip().lower().split(":")]
+        kind, args = parts[0], parts[1:]
+        arity = {"off": 0, "top": 1, "min": 1, "max": 1, "band": 2, "range": 2}
+        if kind not in arity:
+            raise RuleError(f"unknown rule {text!r}: use top:P, band:LO:HI, min:X, max:X, range:LO:HI or off")
+        if len(args) != arity[kind]:
+            raise RuleError(f"rule {text!r}: '{kind}' takes {arity[kind]} number(s)")
+        try:
+            values = [float(v) for v in args]
+        except ValueError:
+            raise RuleError(f"rule {text!r}: not a number") from None
+        if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+            raise RuleError(f"rule {text!r}: numbers must be finite")
+        if kind in ("top", "band") and not all(0 <= v <= 100 for v in values):
+            raise RuleError(f"rule {text!r}: percentages must be between 0 and 100")
+        if kind == "top" and values[0] == 0:
+            raise RuleError(f"rule {text!r}: top:0 keeps nothing; use a positive percentage")
+        if kind in ("band", "range") and values[0] > values[1]:
+            raise RuleError(f"rule {text!r}: the lower bound is above the upper bound")
+        return cls(kind, *values)
+
+    def spec(self) -> str:
+        return ":".join([self.kind] + [f"{v:g}" for v in (self.a, self.b) if v is not None])
+
+    def describe(self) -> str:
+        templates = {"off": "off", "top": "top {a:g}%", "band": "band p{a:g}-p{b:g}", "min": "min {a:g}",
+                     "max": "max {a:g}", "range": "range {a:g}-{b:g}"}  # fmt: skip
+        return templates[self.kind].format(a=self.a, b=self.b)
+
+    def sql_params(self) -> dict[str, float | None]:
+        """Quantiles (0..1) or absolute bounds for sql/score_threshold.sql; None = no cut on that side."""
+        lower_q = upper_q = lower_abs = upper_abs = None
+        if self.kind == "top":
+            lower_q = 1 - self.a / 100
+        elif self.kind == "band":
+            lower_q, upper_q = self.a / 100, self.b / 100
+        elif self.kind == "min":
+            lower_abs = self.a
+        elif self.kind == "max":
+            upper_abs = self.a
+        elif self.kind == "range":
+            lower_abs, upper_abs = self.a, self.b
+        return {"lower_q": lower_q, "upper_q": upper_q, "lower_abs": lower_abs, "upper_abs": upper_abs}
+
+
+def thresholds_switched_off() -> bool:
+    """``OPENVID_THRESHOLDS=off`` turns every filter off (an already-curated collection)."""
+    return os.environ.get("OPENVID_THRESHOLDS", "").strip().lower() == "off"
+
+
+def parse_rules(rules: Mapping[str, str], all_off: bool = False) -> dict[str, Rule]:
+    unknown = set(rules) - set(SCORES)
+    if unknown:
+        raise RuleError(f"unknown score name(s) {sorted(unknown)}; scores are {list(SCORES)}")
+    parsed = {name: Rule.parse(rules.get(name, DEFAULT_RULES[name])) for name in SCORES}
+    return {name: Rule("off") for name in SCORES} if all_off else parsed
+
+
+def version_of(rules: Mapping[str, Rule], input_fingerprint: str) -> str:
+    """Identifies a set of thresholds: the rules and the exact input tables they were computed over."""
+    payload = json.dumps({"rules": {k: r.spec() for k, r in sorted(rules.items())}, "inputs": input_fingerprint})
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def compute_thresholds(rules: Mapping[str, Rule], scores: Mapping[str, TableInput], version: str,
+                       **duckdb_settings: Any) -> pl.DataFrame:  # fmt: skip
+    """One row per score in ``scores``: the rule and its cut lines over the distinct ok videos."""
+    rows = []
+    for name, source in scores.items():
+        rule = rules[name]
+        cut = run_sql("score_threshold", {"scores": source}, rule.sql_params(), **duckdb_settings).row(0, named=True)
+        rows.append({"score": name, "rule": rule.spec(), "description": rule.describe(), "lower": cut["lower"],
+                     "upper": cut["upper"], "videos": cut["videos"], "version": version})  # fmt: skip
+    return pl.DataFrame(rows, schema=THRESHOLDS_SCHEMA)
