@@ -69,6 +69,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 REFINE_RADIUS = 4  # the refinement correlation window is 9x9 whatever the matching radii are
 SHIFTED_WINDOW_PENALTY = -100.0  # added to attention scores across regions of a rolled window (Swin)
+_DOTS_CHUNK = 1 << 23  # elements gathered at a time by the windowed correlations
 
 
 @dataclass(frozen=True)
@@ -380,21 +381,48 @@ def global_matching(f0: torch.Tensor, f1: torch.Tensor) -> torch.Tensor:
     return target - grid.view(1, 2, h, w)
 
 
+def _window_dots(f0: torch.Tensor, f1: torch.Tensor, index: torch.Tensor, pad: int) -> torch.Tensor:
+    """``out[b, k, p] = f0[b, :, p] . f1_padded[b, :, index[b, k, p]]``, float32 (B, K, H*W).
+
+    ``f1_padded`` is f1 with a zero border of ``pad`` pixels, flattened; ``index`` (B, K, H*W) points
+    into it. Whole channel vectors are gathered as rows and reduced with a batched matmul, a few
+    thousand pixels at a time, so memory stays bounded.
+    """
+    b, c, h, w = f0.shape
+    k = index.shape[1]
+    rows = F.pad(f1, (pad, pad, pad, pad)).flatten(2).transpose(1, 2).reshape(-1, c)  # (B*M, C)
+    m = (h + 2 * pad) * (w + 2 * pad)
+    index = (index + (torch.arange(b, device=index.device) * m).view(b, 1, 1)).transpose(1, 2)  # (B, HW, K)
+    queries = f0.flatten(2).transpose(1, 2).unsqueeze(-1)  # (B, HW, C, 1)
+    out = torch.empty(b, h * w, k, device=f0.device, dtype=torch.float32)
+    step = max(1, _DOTS_CHUNK // (b * k * c))
+    for s in range(0, h * w, step):
+        idx = index[:, s : s + step]
+        picked = rows.index_select(0, idx.reshape(-1)).view(*idx.shape, c)  # (B, n, K, C)
+        out[:, s : s + step] = (picked @ queries[:, s : s + step].to(picked.dtype)).squeeze(-1)
+    return out.transpose(1, 2)
+
+
+def _window_offsets(radius: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dy, dx) of a (2r+1)^2 window, each (K,), row-major: the window order of upstream's correlation channels."""
+    span = torch.arange(-radius, radius + 1, device=device)
+    dy, dx = torch.meshgrid(span, span, indexing="ij")
+    return dy.reshape(-1), dx.reshape(-1)
+
+
 def local_matching(f0: torch.Tensor, f1: torch.Tensor, radius: int) -> torch.Tensor:
     """Flow from a softmax over a (2r+1)^2 window of integer displacements; positions off the map excluded."""
     b, c, h, w = f0.shape
-    scores, offsets = [], []
-    for dy, dx, f1_shifted in _shifted(f1, radius):
-        scores.append((f0 * f1_shifted).sum(1, dtype=torch.float32))
-        offsets.append((dx, dy))
-    corr = torch.stack(scores, dim=1) / math.sqrt(c)  # (B, K, H, W)
+    dy, dx = _window_offsets(radius, f0.device)
     ys = torch.arange(h, device=f0.device).view(1, h, 1)
     xs = torch.arange(w, device=f0.device).view(1, 1, w)
-    off = torch.tensor(offsets, device=f0.device, dtype=torch.float32)  # (K, 2) as (dx, dy)
-    valid = ((xs + off[:, 0].view(-1, 1, 1) >= 0) & (xs + off[:, 0].view(-1, 1, 1) < w)
-             & (ys + off[:, 1].view(-1, 1, 1) >= 0) & (ys + off[:, 1].view(-1, 1, 1) < h))  # fmt: skip
-    prob = torch.softmax(corr.masked_fill(~valid.unsqueeze(0), -1e9), dim=1)
-    return torch.einsum("bkhw,kd->bdhw", prob, off)
+    ty, tx = ys + dy.view(-1, 1, 1), xs + dx.view(-1, 1, 1)  # (K, H, W)
+    valid = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    index = ((ty + radius) * (w + 2 * radius) + tx + radius).view(1, -1, h * w).expand(b, -1, -1)
+    corr = _window_dots(f0, f1, index, radius).view(b, -1, h, w) / math.sqrt(c)
+    prob = torch.softmax(corr.masked_fill(~valid, -1e9), dim=1)
+    offsets = torch.stack((dx, dy), dim=1).float()  # (K, 2) as (x, y)
+    return torch.einsum("bkhw,kd->bdhw", prob, offsets)
 
 
 def correlation_at_flow(f0: torch.Tensor, f1: torch.Tensor, flow: torch.Tensor, radius: int) -> torch.Tensor:
@@ -409,19 +437,14 @@ def correlation_at_flow(f0: torch.Tensor, f1: torch.Tensor, flow: torch.Tensor, 
     x = target[:, 0].clamp(-radius - 2, w + radius + 1)  # beyond these every tap reads zero anyway
     y = target[:, 1].clamp(-radius - 2, h + radius + 1)
     x0, y0 = x.floor(), y.floor()
-    fx, fy = (x - x0).unsqueeze(1), (y - y0).unsqueeze(1)
-    x0, y0 = x0.long(), y0.long()
-    padded = F.pad(f1, (1, 1, 1, 1)).flatten(2)  # index -1 and H / W land in the zero border
-    f0_flat = f0.flatten(2)
+    fx, fy = (x - x0).view(b, 1, 1, h, w), (y - y0).view(b, 1, 1, h, w)
+    span = torch.arange(-radius, radius + 2, device=f0.device)  # the integer neighbours of all taps
+    ny, nx = torch.meshgrid(span, span, indexing="ij")
+    ny, nx = ny.reshape(1, -1, 1), nx.reshape(1, -1, 1)
+    ty = (y0.long().view(b, 1, -1) + ny).clamp(-1, h) + 1  # -1 and H / W land in the zero border
+    tx = (x0.long().view(b, 1, -1) + nx).clamp(-1, w) + 1
     n = 2 * radius + 2
-    dots = []
-    for ey in range(-radius, radius + 2):
-        row = ((y0 + ey).clamp(-1, h) + 1) * (w + 2)
-        for ex in range(-radius, radius + 2):
-            index = (row + (x0 + ex).clamp(-1, w) + 1).view(b, 1, h * w).expand(b, c, h * w)
-            dots.append((f0_flat * padded.gather(2, index)).sum(1, dtype=torch.float32))
-    d = torch.stack(dots, dim=1).view(b, n, n, h, w)
-    fx, fy = fx.unsqueeze(1), fy.unsqueeze(1)
+    d = _window_dots(f0, f1, ty * (w + 2) + tx, 1).view(b, n, n, h, w)
     top = d[:, :-1, :-1] * (1 - fx) + d[:, :-1, 1:] * fx
     bottom = d[:, 1:, :-1] * (1 - fx) + d[:, 1:, 1:] * fx
     corr = top * (1 - fy) + bottom * fy

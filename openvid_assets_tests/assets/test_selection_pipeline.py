@@ -1,0 +1,100 @@
+"""Selection end to end through the runner the run command uses: lineage, exports, re-runs, off switch."""
+
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+from dagster import DagsterInstance
+
+from openvid_assets.assets.runner import run_pipeline
+from openvid_assets.assets.selection import OPENVID_COLUMNS
+from openvid_assets.assets.shards import shards_partitions, store_new_shards
+from openvid_assets.definitions import build_definitions
+from openvid_assets.store import TableStore
+
+MODEL_TABLES = ["frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores"]
+
+
+def run(data_root, **kwargs):
+    defs = build_definitions(str(data_root), "offline", **kwargs)
+    with DagsterInstance.ephemeral() as instance:
+        tables = defs.resources["store"].tables()
+        store_new_shards(tables, run.source, shard_size=10)
+        instance.add_dynamic_partitions(shards_partitions.name, tables.shards("shard_lists"))
+        report = run_pipeline(defs, instance)
+    assert report.ok, report.runs_failed
+    return TableStore(str(data_root))
+
+
+@pytest.fixture(scope="module")
+def pipeline(sample_videos, tmp_path_factory):
+    root, specs = sample_videos
+    src = tmp_path_factory.mktemp("selection") / "src"
+    shutil.copytree(root, src, symlinks=True)
+    run.source = str(src)
+    data = tmp_path_factory.mktemp("selection") / "data"
+    return run(data), data, specs
+
+
+def test_lineage_has_every_input_once_with_readable_reasons(pipeline):
+    tables, _, specs = pipeline
+    lineage = pl.read_parquet(f"{tables.root}/exports/lineage.parquet")
+    assert lineage.height == len(specs) and lineage["source_uri"].n_unique() == len(specs)
+    assert set(lineage["status"]) <= {"kept", "dropped", "failed"}
+    by_name = {u.rsplit("/", 1)[1]: r for u, r in zip(lineage["source_uri"], lineage.iter_rows(named=True))}
+    for spec in specs:
+        row = by_name[spec.name.rsplit("/", 1)[-1]]
+        assert row["reason"], spec.name
+        if spec.bad:
+            assert (row["status"], row["stage"]) == ("failed", "probe"), spec.name
+    dropped = lineage.filter(pl.col("stage") == "quality")
+    assert dropped.height and all(" < " in r or " > " in r for r in dropped["reason"])
+    assert lineage.filter(pl.col("status") == "kept").height >= 1
+
+    # The kept videos satisfy the stored cut lines, checked independently of the SQL.
+    cuts = {r["score"]: r for r in tables.read("score_thresholds", "global").iter_rows(named=True)}
+    cuts.update({r["score"]: r for r in tables.read("clarity_threshold", "global").iter_rows(named=True)})
+    for row in lineage.filter(pl.col("status") == "kept").iter_rows(named=True):
+        for score, cut in cuts.items():
+            assert cut["lower"] is None or row[score] >= cut["lower"]
+            assert cut["upper"] is None or row[score] <= cut["upper"]
+    aesthetic = pl.concat([tables.read("aesthetic_scores", s) for s in tables.shards("aesthetic_scores")])
+    ok = aesthetic.filter(pl.col("status") == "ok")["score"].to_numpy()
+    assert cuts["aesthetic"]["lower"] == pytest.approx(np.percentile(ok, 80))
+    assert lineage["quality_version"].unique().to_list() == [cuts["aesthetic"]["version"]]
+
+
+def test_exports_have_the_openvid_columns(pipeline):
+    tables, _, _ = pipeline
+    csv = pl.read_csv(f"{tables.root}/exports/openvid.csv")
+    assert csv.columns == OPENVID_COLUMNS == ["video", "caption", "aesthetic score", "motion score",
+                                              "temporal consistency score", "camera motion", "frame", "fps",
+                                              "seconds"]  # fmt: skip
+    parquet = pl.read_parquet(f"{tables.root}/exports/openvid.parquet")
+    assert parquet.columns[: len(OPENVID_COLUMNS)] == OPENVID_COLUMNS
+    assert {"source_uri", "clip_start_s", "clip_end_s", "clarity", "video_id"} <= set(parquet.columns)
+    kept = pl.read_parquet(f"{tables.root}/exports/lineage.parquet").filter(pl.col("status") == "kept")
+    assert sorted(parquet["source_uri"]) == sorted(kept["source_uri"])
+    assert pl.read_csv(f"{tables.root}/exports/openvid_hd.csv").columns == OPENVID_COLUMNS
+
+
+def test_changing_a_rule_recomputes_sql_only_and_lineage_follows(pipeline):
+    tables, data, _ = pipeline
+    before = {(t, s): tables.stamp(t, s) for t in MODEL_TABLES for s in tables.shards(t)}
+    old_version = tables.read("score_thresholds", "global")["version"][0]
+    run(data, rules={"aesthetic": "top:60"})
+    assert {(t, s): tables.stamp(t, s) for t in MODEL_TABLES for s in tables.shards(t)} == before
+    new = tables.read("score_thresholds", "global")
+    assert new["version"][0] != old_version and new.filter(pl.col("score") == "aesthetic")["rule"][0] == "top:60"
+    lineage = pl.read_parquet(f"{tables.root}/exports/lineage.parquet")
+    assert lineage["quality_version"].unique().to_list() == [new["version"][0]]
+
+
+def test_thresholds_off_keeps_every_decodable_video(pipeline):
+    tables, data, specs = pipeline
+    run(data, thresholds_off=True)
+    lineage = pl.read_parquet(f"{tables.root}/exports/lineage.parquet")
+    assert lineage.filter(pl.col("status") == "kept").height == sum(not s.bad for s in specs)
+    hd = pl.read_parquet(f"{tables.root}/exports/openvid_hd.parquet")
+    assert hd["video"].to_list() == ["hd_1080p.mp4"]  # the only landscape source >= 1920x1080
