@@ -27,10 +27,11 @@ def test_every_score_asset_materializes_with_metadata_and_rematerializing_recomp
                 for m in first.get_asset_materialization_events() for m in [m.materialization]}  # fmt: skip
         second = materialize(ASSETS, partition_key=keys[0], instance=instance, resources=resources,
                              selection=["frame_embeddings", "motion_scores", "clarity_scores"])  # fmt: skip
+        assert second.success
         again = {m.materialization.asset_key.path[-1]: m.materialization.metadata
                  for m in second.get_asset_materialization_events()}  # fmt: skip
 
-    for name in ["aesthetic_scores", "temporal_scores", "motion_scores", "clarity_scores"]:
+    for name in ["aesthetic_scores", "temporal_scores", "motion_scores"]:
         table = tables.read(name, keys[0])
         assert table.height == len(specs), name  # one row per manifest video
         assert table.filter(pl.col("status") == "ok").height == ok, name
@@ -38,5 +39,12 @@ def test_every_score_asset_materializes_with_metadata_and_rematerializing_recomp
         assert meta[name]["histogram"].startswith("![")  # an inline PNG the UI renders
         assert meta[name]["p10"] <= meta[name]["p50"] <= meta[name]["p90"]
     assert meta["frame_embeddings"]["videos_ok"] == ok
-    for name in ["frame_embeddings", "motion_scores", "clarity_scores"]:
+    # Clarity is scored on the candidates (S_A ∩ S_T ∩ S_M) only, as in the paper.
+    candidates = tables.read("quality_candidates", keys[0]).filter(pl.col("candidate"))["source_uri"]
+    clarity = tables.read("clarity_scores", keys[0])
+    assert 0 < clarity.height == meta["quality_candidates"]["candidates"] < ok
+    assert sorted(clarity["source_uri"]) == sorted(candidates)
+    for name in ["frame_embeddings", "motion_scores"]:
         assert again[name]["computed"].value == 0 and again[name]["reused"].value == ok, name
+    assert again["clarity_scores"]["computed"].value == 0
+    assert again["clarity_scores"]["reused"].value == clarity.height

@@ -1,0 +1,838 @@
+"""Scale check for selection: thresholds, S_A ∩ S_T ∩ S_M, clarity cut and lineage at 1M and 10M videos.
+
+What it measures (every number comes from this one run; nothing is hard-coded):
+
+For each size (default 1,000,000 and 10,000,000 videos in shards of 1,000), in its own
+subprocess, over synthetic tables written where the pipeline writes them
+(``<root>/tables/<asset>/<shard>.parquet``):
+
+* untimed: the ``video_manifest`` and the ``aesthetic_scores`` / ``temporal_scores`` /
+  ``motion_scores`` tables of every shard (vectorised numpy/polars, 2 processes), with the
+  exact columns of ``MANIFEST_SCHEMA`` / ``SCORE_SCHEMA``: ~97 % ok videos, failed probes,
+  in-shard duplicates (``duplicate content of s3://...``), ~0.5 % of ok videos that repeat
+  the content of a video from an earlier shard (so lineage's cross-shard dedup runs), and
+  ~0.5 % decode failures per score. Scores and probe facts are functions of the content,
+  so a copy carries the same values as its original, as real scoring would give.
+* timed, with the project's own functions and SQL files (nothing re-implemented):
+
+  1. ``thresholds``: ``TableStore.scan_source`` of the three score tables, the input
+     fingerprint and version (as the ``score_thresholds`` asset does), ``compute_thresholds``
+     with the default rules, ``TableStore.write("score_thresholds", "global", ...)``.
+  2. ``quality_candidates``: per shard, what the asset runs (``_shard_sql`` = ``run_sql`` of
+     sql/quality_candidates.sql over that shard's three score tables and the thresholds,
+     then ``TableStore.write``), shards spread over 2 worker processes at every size.
+  3. (untimed) ``clarity_scores`` for candidate videos only; then timed
+     ``clarity_threshold`` (``compute_thresholds`` with the clarity rule) and
+     ``selected_videos`` per shard (like 2).
+  4. ``lineage``: ``lineage_inputs`` (the asset's own binding: all shards' manifest,
+     candidates, selected, stacked thresholds), ``run_sql("lineage")`` -> Polars,
+     ``TableStore.write("lineage", "global")`` and ``run_sql("lineage_check")``; missing,
+     duplicated and unknown must all be 0.
+  4b. ``lineage_copy`` (a variant, not what the pipeline does today): the same query in a
+     connection set up like ``run_sql`` (macros, the same bindings) with
+     ``memory_limit='8GB'`` and a ``temp_directory``, streamed by DuckDB straight to parquet
+     with ``COPY (...) TO``, then lineage_check over that file.
+
+Every timed step runs in its own process, so each has its own peak RSS (``ru_maxrss`` of the
+process and of its worker processes, and the peak of the sum over the process tree sampled
+every 0.25 s). A step whose tree goes over ``--rss-guard-gib`` is killed and reported as such
+(the machine is shared). Spill is seen as the peak size of DuckDB's temporary directories.
+
+Printed: time of every step and sub-step per size, rows/s, per-shard ms for the per-shard
+steps, peak memory, disk used, and for the largest vs the smallest size the ratio of each
+step's time: linear means ratio <= size ratio (10 for 1M -> 10M). Absolute times depend
+on the (2-core, shared) machine: read the ratios.
+
+    .venv/bin/python bench/bench_selection.py                 # 1M and 10M (about 30-40 minutes)
+    .venv/bin/python bench/bench_selection.py --quick         # 100k and 1M
+    .venv/bin/python bench/bench_selection.py --sizes 20000 200000 --keep --workdir /tmp/sel
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+GIB = 1024**3
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SEED = 20240611
+WORKERS = 2  # per-shard steps and generation: the same at every size
+
+# --------------------------------------------------------------------------- synthetic tables
+
+FAIL_RATE = 0.03  # manifest rows that are not ok (of which in-shard duplicates below)
+INSHARD_DUP_RATE = 0.002  # 'failed' with 'duplicate content of s3://...'
+CROSS_DUP_RATE = 0.005  # ok videos repeating the content of a video in an earlier shard
+DECODE_FAIL_RATE = 0.005  # per score table, among ok videos
+PROBE_ERRORS = [
+    "ffprobe failed: Invalid data found when processing input",
+    "no video stream",
+    "empty file",
+    "ffprobe timed out after 60.0 s",
+]
+RESOLUTIONS = [(1920, 1080, 0.35), (1280, 720, 0.38), (3840, 2160, 0.05), (1080, 1920, 0.07),
+               (720, 1280, 0.05), (640, 360, 0.10)]  # fmt: skip
+FPS = [(23.976, 0.15), (24.0, 0.15), (25.0, 0.2), (29.97, 0.25), (30.0, 0.15), (60.0, 0.1)]
+CODECS = [("h264", 0.85), ("hevc", 0.1), ("vp9", 0.05)]
+SCORE_KEYS = {
+    "aesthetic_scores": ("ViT-L-14/openai+laion-aesthetic-v2", {"aesthetic_positions": [0.1, 0.5, 0.9]}),
+    "temporal_scores": ("ViT-L-14/openai:adjacent-cosine", {"temporal_frames": 8}),
+    "motion_scores": ("farneback", {"pairs": 8, "size": 256}),
+    "clarity_scores": ("laplacian-sharpness", {"positions": [0.25, 0.5, 0.75], "crop": 0.5, "grid": 4}),
+}
+
+
+def _hex(raw: Any) -> Any:
+    """(n, m) uint8 -> n hex strings of 2m characters, vectorised."""
+    import numpy as np
+
+    digits = np.frombuffer(b"0123456789abcdef", dtype="S1")
+    n, m = raw.shape
+    out = np.empty((n, 2 * m), dtype="S1")
+    out[:, 0::2] = digits[raw >> 4]
+    out[:, 1::2] = digits[raw & 15]
+    return out.view(f"S{2 * m}").ravel().astype(f"U{2 * m}")
+
+
+def _base(index: int, n: int) -> tuple[Any, Any]:
+    """Content hashes and the status draw of shard ``index``: regenerable from (seed, index) alone."""
+    import numpy as np
+
+    rng = np.random.default_rng([SEED, index])
+    return _hex(rng.integers(0, 256, size=(n, 32), dtype=np.uint8)), rng.random(n)
+
+
+def _uniform(values: Any, seed: int) -> Any:
+    """A deterministic uniform (0, 1) per value: the same content always draws the same number."""
+    import numpy as np
+    import polars as pl
+
+    h = pl.Series(values, dtype=pl.String).hash(seed=seed).to_numpy()
+    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+
+
+def _normal(values: Any, seed: int) -> Any:
+    import numpy as np
+
+    u1, u2 = _uniform(values, seed), _uniform(values, seed + 1)
+    return np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+
+def _pick(u: Any, choices: list[tuple[Any, float]]) -> Any:
+    import numpy as np
+
+    edges = np.cumsum([p for _, p in choices])
+    edges[-1] = 1.0
+    return np.searchsorted(edges, u, side="right").clip(0, len(choices) - 1)
+
+
+def make_manifest(index: int, n: int) -> Any:
+    import numpy as np
+    import polars as pl
+
+    from openvid_assets.media.manifest import MANIFEST_SCHEMA
+    from openvid_assets.store.shards import shard_key
+
+    shard = shard_key(index)
+    sha, u = _base(index, n)
+    sha = sha.astype(object)
+    rng = np.random.default_rng([SEED, index, 1])
+    pos = np.arange(n)
+    uri = np.array([f"s3://openvid-raw/pool/{shard}/clip-{p:05d}.mp4" for p in range(n)], dtype=object)
+    original = u >= FAIL_RATE + CROSS_DUP_RATE
+    plain_fail = (u < FAIL_RATE) & (u >= INSHARD_DUP_RATE)
+    in_dup = u < INSHARD_DUP_RATE
+    cross = (u >= FAIL_RATE) & (u < FAIL_RATE + CROSS_DUP_RATE)
+    # an in-shard duplicate repeats the last original before it (or fails to probe if none)
+    last_orig = np.maximum.accumulate(np.where(original, pos, -1))
+    prev = np.concatenate([[-1], last_orig[:-1]])
+    plain_fail |= in_dup & (prev < 0)
+    in_dup &= prev >= 0
+    sha[in_dup] = sha[prev[in_dup]]
+    # a cross-shard duplicate repeats an original of an earlier shard
+    if index == 0:
+        original |= cross
+        cross[:] = False
+    for p in np.flatnonzero(cross):
+        j = int(rng.integers(0, index))
+        sha_j, u_j = _base(j, n)
+        sha[p] = sha_j[rng.choice(np.flatnonzero(u_j >= FAIL_RATE + CROSS_DUP_RATE))]
+    ok = ~(plain_fail | in_dup)
+    probed = ~plain_fail
+    sha_s = sha.astype(str)
+    video_id = np.where(probed, sha_s.astype("U20"),
+                        np.char.add("uri-", sha_s.astype("U16")))  # fmt: skip
+    error = np.full(n, None, dtype=object)
+    error[plain_fail] = np.array(PROBE_ERRORS, dtype=object)[rng.integers(0, len(PROBE_ERRORS), plain_fail.sum())]
+    error[in_dup] = np.char.add("duplicate content of ", uri[prev[in_dup]].astype(str)).astype(object)
+    # probe facts are functions of the content
+    res = _pick(_uniform(sha_s, 1), [(r, r[2]) for r in RESOLUTIONS])
+    fps = np.array([f for f, _ in FPS])[_pick(_uniform(sha_s, 2), FPS)]
+    duration = np.clip(np.exp(2.0 + 0.6 * _normal(sha_s, 3)), 2.0, 60.0)
+    num_frames = np.maximum(np.rint(duration * fps), 2).astype(np.int64)
+    width = np.array([r[0] for r in RESOLUTIONS], dtype=np.int32)[res]
+    height = np.array([r[1] for r in RESOLUTIONS], dtype=np.int32)[res]
+    bitrate = 0.6e6 + 9e6 * _uniform(sha_s, 5) * (width.astype(float) * height / (1920 * 1080))
+    codec = np.array([c for c, _ in CODECS], dtype=object)[_pick(_uniform(sha_s, 6), CODECS)]
+    rotation = np.where(_uniform(sha_s, 7) < 0.03, 90, 0).astype(np.int32)
+
+    def facts(values: Any, dtype: Any) -> pl.Series:
+        return pl.Series(values).cast(dtype).scatter(np.flatnonzero(~probed), None)
+
+    return pl.DataFrame({
+        "video_id": video_id, "source_uri": uri.tolist(), "shard": [shard] * n,
+        "position": pos.astype(np.int32),
+        "size_bytes": facts((bitrate * duration / 8).astype(np.int64), pl.Int64),
+        "content_sha256": facts(sha_s, pl.String), "container": facts(np.full(n, "mov,mp4,m4a,3gp,3g2,mj2"), pl.String),
+        "codec": facts(codec.astype(str), pl.String), "width": facts(width, pl.Int32), "height": facts(height, pl.Int32),
+        "fps": facts(fps, pl.Float64), "num_frames": facts(num_frames, pl.Int64),
+        "duration_s": facts(num_frames / fps, pl.Float64), "rotation": facts(rotation, pl.Int32),
+        "status": np.where(ok, "ok", "failed"), "error": error.tolist(),
+    }, schema=MANIFEST_SCHEMA)  # fmt: skip
+
+
+def _indices(num_frames: Any, positions: Any) -> Any:
+    import numpy as np
+
+    nf = np.nan_to_num(num_frames.astype(float), nan=2.0)
+    return np.rint(np.asarray(positions)[None, :] * (nf[:, None] - 1)).astype(np.int32)
+
+
+def make_scores(manifest: Any, asset: str) -> Any:
+    """One score table in SCORE_SCHEMA (+ the motion extras), one row per manifest row, manifest order."""
+    import hashlib
+
+    import numpy as np
+    import polars as pl
+
+    from openvid_assets.models.scoring import SCORE_SCHEMA
+
+    model, params = SCORE_KEYS[asset]
+    params_json = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    salt = {"aesthetic_scores": 100, "temporal_scores": 200, "motion_scores": 300, "clarity_scores": 400}[asset]
+    n = manifest.height
+    vid = manifest["video_id"].to_numpy()
+    manifest_ok = (manifest["status"] == "ok").to_numpy()
+    decode_ok = _uniform(vid, salt) >= DECODE_FAIL_RATE
+    ok = manifest_ok & decode_ok
+    z = _normal(vid, salt + 1)
+    nf = manifest["num_frames"].to_numpy()
+    extra: dict[str, Any] = {}
+    if asset == "aesthetic_scores":
+        score, idx = 5.0 + 0.7 * z, _indices(nf, [0.1, 0.5, 0.9])
+    elif asset == "temporal_scores":
+        b = _uniform(vid, salt + 3)
+        score, idx = 0.8 + 0.2 * (1 - (1 - b) ** 3) ** 0.5 - 0.01 * _uniform(vid, salt + 4), _indices(nf, np.linspace(0, 1, 8))  # fmt: skip
+    elif asset == "motion_scores":
+        score = np.exp(0.3 + 0.9 * z)
+        idx = np.sort(np.concatenate([_indices(nf - 1, np.linspace(0.05, 0.95, 8)),
+                                      _indices(nf - 1, np.linspace(0.05, 0.95, 8)) + 1], axis=1), axis=1)  # fmt: skip
+        angle = 2 * np.pi * _uniform(vid, salt + 5)
+        extra = {"flow_dx": score * np.cos(angle), "flow_dy": score * np.sin(angle),
+                 "flow_div": 0.01 * _normal(vid, salt + 7)}  # fmt: skip
+    else:
+        score, idx = np.exp(5.5 + 0.8 * z), _indices(nf, [0.25, 0.5, 0.75])
+    error = np.full(n, None, dtype=object)
+    error[~manifest_ok] = ("manifest: " + manifest["error"].filter(~manifest["status"].eq("ok"))).to_numpy()
+    error[manifest_ok & ~decode_ok] = "decode: invalid NAL unit size (corrupt frame)"
+    bad = np.flatnonzero(~ok)
+    frames = pl.select(pl.when(pl.Series(ok)).then(pl.Series(idx).cast(pl.List(pl.Int32)))).to_series()
+    data = {
+        "video_id": manifest["video_id"], "source_uri": manifest["source_uri"],
+        "status": np.where(ok, "ok", "failed"), "error": error.tolist(),
+        "score": pl.Series(score).scatter(bad, None), "frame_indices": frames,
+        "model": [model] * n, "weights_digest": [hashlib.sha256(model.encode()).hexdigest()] * n,
+        "params": [params_json] * n, "params_hash": [hashlib.sha256(params_json.encode()).hexdigest()[:16]] * n,
+        **{k: pl.Series(v).scatter(bad, None) for k, v in extra.items()},
+    }  # fmt: skip
+    return pl.DataFrame(data, schema={**SCORE_SCHEMA, **{k: pl.Float64 for k in extra}})
+
+
+def _write_direct(root: str, asset: str, shard: str, frame: Any) -> None:
+    """Untimed generation: the same parquet options as TableStore.write, without its temp file + fsync."""
+    path = Path(root, "tables", asset, f"{shard}.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path, compression="zstd", statistics=True)
+
+
+def gen_scores_shard(args: tuple[str, int, int]) -> int:
+    from openvid_assets.store.shards import shard_key
+
+    root, index, n = args
+    manifest = make_manifest(index, n)
+    shard = shard_key(index)
+    _write_direct(root, "video_manifest", shard, manifest)
+    for asset in ("aesthetic_scores", "temporal_scores", "motion_scores"):
+        _write_direct(root, asset, shard, make_scores(manifest, asset))
+    return int((manifest["status"] == "ok").sum())
+
+
+def gen_clarity_shard(args: tuple[str, int, int]) -> int:
+    """clarity_scores as the asset writes it: only the shard's candidate videos, in manifest order."""
+    import polars as pl
+
+    from openvid_assets.store.shards import shard_key
+
+    root, index, _ = args
+    shard = shard_key(index)
+    tables = Path(root, "tables")
+    candidates = pl.read_parquet(tables / "quality_candidates" / f"{shard}.parquet",
+                                 columns=["source_uri", "candidate"]).filter(pl.col("candidate"))  # fmt: skip
+    manifest = pl.read_parquet(tables / "video_manifest" / f"{shard}.parquet")
+    manifest = manifest.filter(pl.col("source_uri").is_in(candidates["source_uri"].implode()))
+    _write_direct(root, "clarity_scores", shard, make_scores(manifest, "clarity_scores"))
+    return manifest.height
+
+
+# --------------------------------------------------------------------------- timed per-shard work
+
+_STORE: Any = None
+
+
+def _init_worker(root: str) -> None:
+    global _STORE
+    import openvid_assets.assets.selection  # noqa: F401  (imports Dagster once, before the clock starts)
+    from openvid_assets.store import TableStore
+
+    _STORE = TableStore(root)
+
+
+def _ready(_: int) -> int:
+    time.sleep(0.3)  # both workers have run their initializer before the clock starts
+    return os.getpid()
+
+
+def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int]:
+    """Exactly the body of the quality_candidates / selected_videos asset for one shard."""
+    from openvid_assets.assets.selection import (
+        CANDIDATES,
+        CLARITY_THRESHOLD,
+        GLOBAL,
+        SCORE_THRESHOLDS,
+        SELECTED,
+        _shard_sql,
+    )
+
+    step, shard = args
+    t0 = time.perf_counter()
+    if step == "quality_candidates":
+        table = _shard_sql(_STORE, "quality_candidates", {
+            "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
+            "motion": ("motion_scores", shard), "thresholds": (SCORE_THRESHOLDS, GLOBAL)})  # fmt: skip
+        name = CANDIDATES
+    else:
+        table = _shard_sql(_STORE, "selected_videos", {
+            "candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard),
+            "thresholds": (CLARITY_THRESHOLD, GLOBAL)})  # fmt: skip
+        name = SELECTED
+    t1 = time.perf_counter()
+    _STORE.write(name, shard, table)
+    return shard, t1 - t0, time.perf_counter() - t1, table.height
+
+
+# --------------------------------------------------------------------------- steps (each in its own process)
+
+
+def _rss_now() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def _pool(root: str) -> Any:
+    ctx = mp.get_context("spawn")
+    pool = ctx.Pool(WORKERS, initializer=_init_worker, initargs=(root,))
+    pool.map(_ready, range(WORKERS), chunksize=1)
+    return pool
+
+
+def step_generate(root: str, n_videos: int, shard_size: int, what: str) -> dict[str, Any]:
+    shards = n_videos // shard_size
+    fn = gen_scores_shard if what == "scores" else gen_clarity_shard
+    t0 = time.perf_counter()
+    with mp.get_context("spawn").Pool(WORKERS) as pool:
+        rows = sum(pool.imap_unordered(fn, [(root, i, shard_size) for i in range(shards)], chunksize=20))
+    return {"wall_s": time.perf_counter() - t0, "rows": rows}
+
+
+def step_thresholds(root: str, scores: tuple[str, ...], name: str) -> dict[str, Any]:
+    from openvid_assets.store import TableStore
+    from openvid_assets.store.selection import SCORE_TABLES, compute_thresholds, parse_rules, version_of
+
+    tables = TableStore(root)
+    rules = parse_rules({})
+    t0 = time.perf_counter()
+    sources = {s: tables.scan_source(SCORE_TABLES[s]) for s in scores}
+    t1 = time.perf_counter()
+    version = version_of({s: rules[s] for s in scores}, "+".join(tables.fingerprint(SCORE_TABLES[s]) for s in scores))
+    t2 = time.perf_counter()
+    table = compute_thresholds(rules, sources, version)
+    t3 = time.perf_counter()
+    tables.write(name, "global", table)
+    t4 = time.perf_counter()
+    out = {"wall_s": t4 - t0, "sub": {"scan_source": t1 - t0, "fingerprint": t2 - t1, "compute_thresholds": t3 - t2,
+                                      "write": t4 - t3},
+           "files": sum(len(v) for v in sources.values()), "thresholds": table.to_dicts()}  # fmt: skip
+    if name == "score_thresholds":
+        # extra, outside the brief's total: the asset also draws a histogram per score (sql/score_histogram.sql)
+        from openvid_assets.assets.scores import HISTOGRAM_BINS
+        from openvid_assets.store import run_sql
+
+        t5 = time.perf_counter()
+        for s in scores:
+            run_sql("score_histogram", {"scores": sources[s]}, {"bins": HISTOGRAM_BINS})
+        out["histograms_s"] = time.perf_counter() - t5
+    return out
+
+
+def step_per_shard(root: str, step: str) -> dict[str, Any]:
+    from openvid_assets.store import TableStore
+
+    source = "aesthetic_scores" if step == "quality_candidates" else "clarity_scores"
+    shards = TableStore(root).shards(source)
+    pool = _pool(root)
+    t0 = time.perf_counter()
+    results = list(pool.imap_unordered(shard_step, [(step, s) for s in shards], chunksize=10))
+    wall = time.perf_counter() - t0
+    pool.close()
+    pool.join()
+    sql = sorted(r[1] for r in results)
+    write = sorted(r[2] for r in results)
+    q = statistics.quantiles
+    return {"wall_s": wall, "shards": len(results), "rows": sum(r[3] for r in results),
+            "sub": {"sum_sql": sum(sql), "sum_write": sum(write)},
+            "per_shard_ms": {"sql_median": 1e3 * statistics.median(sql), "sql_p99": 1e3 * q(sql, n=100)[98],
+                             "write_median": 1e3 * statistics.median(write),
+                             "write_p99": 1e3 * q(write, n=100)[98],
+                             "write_first_10pct": 1e3 * statistics.mean(_by_shard(results, 2)[: max(1, len(results) // 10)]),
+                             "write_last_10pct": 1e3 * statistics.mean(_by_shard(results, 2)[-max(1, len(results) // 10):])}}  # fmt: skip
+
+
+def _by_shard(results: list[tuple[str, float, float, int]], col: int) -> list[float]:
+    return [r[col] for r in sorted(results)]
+
+
+def _lineage_summary(frame: Any) -> dict[str, int]:
+    import polars as pl
+
+    counts = frame.group_by("status", "stage").agg(pl.len()).sort("status", "stage")
+    return {f"{r['status']}/{r['stage']}": r["len"] for r in counts.iter_rows(named=True)}
+
+
+def step_lineage(root: str) -> dict[str, Any]:
+    """What the lineage asset runs (minus the export copy and the summary): query -> Polars -> parquet, check."""
+    from openvid_assets.assets.selection import GLOBAL, LINEAGE, lineage_inputs
+    from openvid_assets.store import TableStore, run_sql
+
+    tables = TableStore(root)
+    rss0 = _rss_now()
+    t0 = time.perf_counter()
+    inputs = lineage_inputs(tables)
+    t1 = time.perf_counter()
+    table = run_sql("lineage", inputs)
+    t2 = time.perf_counter()
+    rss_after_query = _rss_now()
+    tables.write(LINEAGE, GLOBAL, table)
+    t3 = time.perf_counter()
+    check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": table}).row(0, named=True)
+    t4 = time.perf_counter()
+    _assert_check(check)
+    return {"wall_s": t4 - t0, "rows": table.height, "check": check,
+            "sub": {"lineage_inputs": t1 - t0, "run_sql(lineage)": t2 - t1, "TableStore.write": t3 - t2,
+                    "run_sql(lineage_check)": t4 - t3},
+            "frame_bytes": table.estimated_size(), "rss_before": rss0, "rss_after_query": rss_after_query,
+            "parquet_bytes": os.path.getsize(Path(root, tables.rel_path(LINEAGE, GLOBAL))),
+            "summary": _lineage_summary(table)}  # fmt: skip
+
+
+def step_lineage_copy(root: str, memory_limit: str) -> dict[str, Any]:
+    """The lineage query streamed by DuckDB to parquet (COPY), in a connection set up like run_sql."""
+    import duckdb
+
+    from openvid_assets.assets.selection import lineage_inputs
+    from openvid_assets.store import TableStore, run_sql
+    from openvid_assets.store.sql import _bind, sql_path
+
+    tables = TableStore(root)
+    out = Path(root, "lineage_copy.parquet")
+    spill = Path(root, "duckdb_spill")
+    spill.mkdir(exist_ok=True)
+    rss0 = _rss_now()
+    t0 = time.perf_counter()
+    inputs = lineage_inputs(tables)
+    t1 = time.perf_counter()
+    query = sql_path("lineage").read_text().strip().rstrip(";")
+    target = str(out).replace("'", "''")
+    with duckdb.connect(":memory:") as con:
+        con.execute("SET memory_limit = ?", [memory_limit])
+        con.execute("SET temp_directory = ?", [str(spill)])
+        con.execute(sql_path("macros").read_text())
+        for name, source in inputs.items():
+            _bind(con, name, source)
+        con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+    t2 = time.perf_counter()
+    check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": [str(out)]}).row(0, named=True)
+    t3 = time.perf_counter()
+    _assert_check(check)
+    with duckdb.connect(":memory:") as con:
+        summary = {f"{s}/{g}": c for s, g, c in con.execute(
+            "SELECT status, stage, count(*) FROM read_parquet(?) GROUP BY ALL ORDER BY ALL", [str(out)]).fetchall()}  # fmt: skip
+    return {"wall_s": t3 - t0, "rows": check["lineage_rows"], "check": check,
+            "sub": {"lineage_inputs": t1 - t0, "COPY (lineage) TO parquet": t2 - t1,
+                    "run_sql(lineage_check) on the file": t3 - t2},
+            "rss_before": rss0, "parquet_bytes": out.stat().st_size, "summary": summary}  # fmt: skip
+
+
+def _assert_check(check: dict[str, int]) -> None:
+    bad = {k: check[k] for k in ("missing", "duplicated", "unknown") if check[k] != 0}
+    if bad or check["manifest_rows"] != check["lineage_rows"]:
+        raise AssertionError(f"lineage_check failed: {check}")
+
+
+def run_step_main(args: argparse.Namespace) -> None:
+    step, root, out = args.step, args.root, args.result
+    if step == "gen_scores":
+        result = step_generate(root, args.size, args.shard_size, "scores")
+    elif step == "gen_clarity":
+        result = step_generate(root, args.size, args.shard_size, "clarity")
+    elif step == "thresholds":
+        result = step_thresholds(root, ("aesthetic", "temporal", "motion"), "score_thresholds")
+    elif step == "clarity_threshold":
+        result = step_thresholds(root, ("clarity",), "clarity_threshold")
+    elif step in ("quality_candidates", "selected_videos"):
+        result = step_per_shard(root, step)
+    elif step == "lineage":
+        result = step_lineage(root)
+    elif step == "lineage_copy":
+        result = step_lineage_copy(root, args.copy_memory_limit)
+    else:
+        raise SystemExit(f"unknown step {step}")
+    result["maxrss_self"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["maxrss_children"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    Path(out).write_text(json.dumps(result, default=str))
+
+
+# --------------------------------------------------------------------------- one size (its own process)
+
+
+def _tree_rss(pid: int) -> int:
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry.name}/statm") as f:
+                rss[int(entry.name)] = int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo += children.get(p, [])
+    return total
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    if not path.exists():
+        return 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def run_step(step: str, root: Path, size: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one step in a fresh process (cwd = root, so DuckDB's default spill dir .tmp lands there)."""
+    result_file = root / f".result-{step}.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_step", step, "--_root", str(root),
+           "--_result", str(result_file), "--sizes", str(size), "--shard-size", str(args.shard_size),
+           "--copy-memory-limit", args.copy_memory_limit]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=root, start_new_session=True)
+    peak = {"tree": 0, "spill": 0, "killed": False}
+    stop = threading.Event()
+    guard = int(args.rss_guard_gib * GIB)
+    spill_dirs = [root / ".tmp", root / "duckdb_spill"]
+
+    def watch() -> None:
+        while not stop.is_set():
+            tree = _tree_rss(proc.pid)
+            peak["tree"] = max(peak["tree"], tree)
+            peak["spill"] = max(peak["spill"], sum(_dir_bytes(d) for d in spill_dirs))
+            if tree > guard and not peak["killed"]:
+                peak["killed"] = True
+                print(f"  !! {step}: process tree at {tree / GIB:.1f} GiB > guard {args.rss_guard_gib} GiB: killed",
+                      flush=True)  # fmt: skip
+                os.killpg(proc.pid, signal.SIGKILL)  # the group this function started
+            stop.wait(0.25)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    t0 = time.perf_counter()
+    watcher.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    stop.set()
+    watcher.join()
+    out: dict[str, Any] = {"process_s": wall, "peak_tree_rss": peak["tree"], "peak_spill": peak["spill"],
+                           "wait4_maxrss": usage.ru_maxrss * 1024, "rc": proc.returncode,
+                           "killed_by_guard": peak["killed"]}  # fmt: skip
+    if proc.returncode == 0 and result_file.exists():
+        out.update(json.loads(result_file.read_text()))
+        result_file.unlink()
+    else:
+        out["error"] = f"exit code {proc.returncode}" + (" (killed by the RSS guard)" if peak["killed"] else "")
+    return out
+
+
+STEPS = ["gen_scores", "thresholds", "quality_candidates", "gen_clarity", "clarity_threshold", "selected_videos",
+         "lineage", "lineage_copy"]  # fmt: skip
+TIMED = ["thresholds", "quality_candidates", "clarity_threshold", "selected_videos", "lineage"]
+
+
+def run_size_main(args: argparse.Namespace) -> None:
+    size, root = args.sizes[0], Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"size": size, "shards": size // args.shard_size, "steps": {},
+                               "load_start": os.getloadavg()}  # fmt: skip
+    for step in STEPS:
+        print(f"  [{size:,}] {step} ...", flush=True)
+        r = run_step(step, root, size, args)
+        results["steps"][step] = r
+        msg = r.get("error") or f"{r['wall_s']:.1f} s"
+        print(f"  [{size:,}] {step}: {msg}, peak tree RSS {r['peak_tree_rss'] / GIB:.2f} GiB", flush=True)
+        if step == "gen_scores" and "error" in r:
+            break
+    results["load_end"] = os.getloadavg()
+    results["disk_bytes"] = _dir_bytes(root)
+    Path(args.result).write_text(json.dumps(results, default=str))
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fmt_s(x: float | None) -> str:
+    return "—" if x is None else (f"{x:.2f}" if x < 100 else f"{x:.0f}")
+
+
+def _gib(x: float) -> str:
+    return f"{x / GIB:.2f}"
+
+
+def machine_facts() -> dict[str, str]:
+    import duckdb
+    import polars as pl
+
+    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    return {"cores": str(os.cpu_count()), "cpu": cpu, "ram": f"{int(mem.split()[1]) / 1024**2:.1f} GiB",
+            "duckdb": duckdb.__version__, "polars": pl.__version__, "python": platform.python_version(),
+            "os": platform.platform()}  # fmt: skip
+
+
+def _step_time(r: dict[str, Any]) -> float | None:
+    return r.get("wall_s") if "error" not in r else None
+
+
+def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Namespace, workdir: Path) -> None:
+    print("\n## Selection at scale (bench/bench_selection.py)\n")
+    print(f"Machine: {facts['cores']} cores ({facts['cpu']}), {facts['ram']} RAM, DuckDB {facts['duckdb']}, "
+          f"Polars {facts['polars']}, Python {facts['python']}, {facts['os']}.")  # fmt: skip
+    print(f"Shards of {args.shard_size:,} videos; per-shard steps on {WORKERS} worker processes at every size; "
+          f"load average at start/end of each size: "
+          + "; ".join(f"{r['size']:,}: {r['load_start'][0]:.1f}/{r['load_end'][0]:.1f}" for r in runs) + ".\n")
+    sizes = [r["size"] for r in runs]
+    head = "| step | " + " | ".join(f"{s:,} videos: s" for s in sizes) + " | " + \
+        " | ".join(f"{s:,}: videos/s" for s in sizes) + " | " + \
+        " | ".join(f"{s:,}: peak RSS GiB (tree / largest process)" for s in sizes) + " |"
+    print(head)
+    print("|" + "---|" * (1 + 3 * len(sizes)))
+    rows = [("generate scores (untimed)", "gen_scores"), ("generate clarity (untimed)", "gen_clarity")] + \
+        [(s, s) for s in TIMED] + [("lineage_copy (variant)", "lineage_copy")]
+    for label, key in rows:
+        cells_t, cells_r, cells_m = [], [], []
+        for r in runs:
+            st = r["steps"].get(key, {})
+            t = _step_time(st)
+            cells_t.append(_fmt_s(t) if st else "—")
+            cells_r.append(f"{r['size'] / t:,.0f}" if t else "—")
+            if st:
+                largest = max(st.get("wait4_maxrss", 0), st.get("maxrss_self", 0), st.get("maxrss_children", 0))
+                cells_m.append(f"{_gib(st['peak_tree_rss'])} / {_gib(largest)}"
+                               + (" KILLED" if st.get("killed_by_guard") else "") + (" FAILED" if "error" in st else ""))
+            else:
+                cells_m.append("—")
+        print(f"| {label} | " + " | ".join(cells_t) + " | " + " | ".join(cells_r) + " | " + " | ".join(cells_m) + " |")
+    totals = [sum(_step_time(r["steps"].get(k, {})) or float("nan") for k in TIMED) for r in runs]
+    print("| **total (timed steps)** | " + " | ".join(_fmt_s(t) for t in totals) + " | "
+          + " | ".join(f"{r['size'] / t:,.0f}" for r, t in zip(runs, totals)) + " | "
+          + " | ".join(_gib(max(st.get("peak_tree_rss", 0) for k, st in r["steps"].items() if k in TIMED))
+                       + " (max over steps)" for r in runs) + " |")
+    totals_copy = [sum(_step_time(r["steps"].get(k, {})) or float("nan")
+                       for k in TIMED[:-1] + ["lineage_copy"]) for r in runs]  # fmt: skip
+    print("| total with lineage_copy | " + " | ".join(_fmt_s(t) for t in totals_copy) + " | "
+          + " | ".join(f"{r['size'] / t:,.0f}" for r, t in zip(runs, totals_copy)) + " | " + " | ".join("" for _ in runs) + " |")
+
+    print("\n### Sub-steps (s)\n")
+    print("| step | part | " + " | ".join(f"{s:,}" for s in sizes) + " | ratio |")
+    print("|---|---|" + "---|" * (len(sizes) + 1))
+    for key in TIMED + ["lineage_copy"]:
+        parts = list(runs[-1]["steps"].get(key, {}).get("sub", {}) or runs[0]["steps"].get(key, {}).get("sub", {}))
+        for part in parts:
+            vals = [r["steps"].get(key, {}).get("sub", {}).get(part) for r in runs]
+            ratio = f"{vals[-1] / vals[0]:.1f}" if vals[0] and vals[-1] else "—"
+            print(f"| {key} | {part} | " + " | ".join(_fmt_s(v) for v in vals) + f" | {ratio} |")
+        if key == "thresholds":
+            vals = [r["steps"].get(key, {}).get("histograms_s") for r in runs]
+            ratio = f"{vals[-1] / vals[0]:.1f}" if vals[0] and vals[-1] else "—"
+            print(f"| thresholds | (extra, not in total) score_histogram x3, as the asset's metadata | "
+                  + " | ".join(_fmt_s(v) for v in vals) + f" | {ratio} |")
+
+    print("\n### Per-shard steps: ms per shard (one worker's view)\n")
+    print("| step | " + " | ".join(f"{s:,}: {c}" for s in sizes
+                                   for c in ("sql median/p99", "write median/p99", "write first/last 10% of shards"))
+          + " |")  # fmt: skip
+    print("|---|" + "---|" * (3 * len(sizes)))
+    for key in ("quality_candidates", "selected_videos"):
+        cells = []
+        for r in runs:
+            p = r["steps"].get(key, {}).get("per_shard_ms")
+            if not p:
+                cells += ["—"] * 3
+                continue
+            cells += [f"{p['sql_median']:.1f} / {p['sql_p99']:.1f}", f"{p['write_median']:.1f} / {p['write_p99']:.1f}",
+                      f"{p['write_first_10pct']:.1f} / {p['write_last_10pct']:.1f}"]  # fmt: skip
+        print(f"| {key} | " + " | ".join(cells) + " |")
+
+    if len(runs) >= 2:
+        small, big = runs[0], runs[-1]
+        budget = big["size"] / small["size"]
+        print(f"\n### Scaling: {big['size']:,} over {small['size']:,} videos (linear: ratio <= {budget:g})\n")
+        print("| step | ratio | linear |")
+        print("|---|---|---|")
+        for label, key in [(k, k) for k in TIMED] + [("lineage_copy (variant)", "lineage_copy")]:
+            a, b = _step_time(small["steps"].get(key, {})), _step_time(big["steps"].get(key, {}))
+            if a and b:
+                print(f"| {label} | {b / a:.2f} | {'yes' if b / a <= budget else 'NO'} |")
+            else:
+                print(f"| {label} | — | failed at one size |")
+        for label, (a, b) in [("**total**", (totals[0], totals[-1])), ("total with lineage_copy", (totals_copy[0], totals_copy[-1]))]:
+            ok = a == a and b == b
+            print(f"| {label} | {b / a:.2f} | {'yes' if ok and b / a <= budget else 'NO'} |" if ok else f"| {label} | — | — |")
+
+    print("\n### Memory, spill, disk\n")
+    for r in runs:
+        print(f"- {r['size']:,} videos: peak RSS of the whole size run (wait4 ru_maxrss, largest single process) "
+              f"{_gib(r['wait4_maxrss'])} GiB; data written {_gib(r['disk_bytes'])} GiB under {workdir}.")  # fmt: skip
+        for key in ("lineage", "lineage_copy"):
+            st = r["steps"].get(key, {})
+            if "error" in st or not st:
+                print(f"  - {key}: {st.get('error', 'not run')}")
+                continue
+            extra = (f", Polars frame {_gib(st['frame_bytes'])} GiB, RSS after the query {_gib(st['rss_after_query'])} GiB"
+                     if "frame_bytes" in st else "")  # fmt: skip
+            print(f"  - {key}: {st['rows']:,} rows, peak tree RSS {_gib(st['peak_tree_rss'])} GiB "
+                  f"(RSS after imports {_gib(st['rss_before'])} GiB){extra}, parquet {_gib(st['parquet_bytes'])} GiB, "
+                  f"peak DuckDB spill {_gib(st['peak_spill'])} GiB; check {st['check']}")  # fmt: skip
+        lin = r["steps"].get("lineage", {}).get("summary") or r["steps"].get("lineage_copy", {}).get("summary")
+        if lin:
+            print(f"  - lineage status/stage: " + ", ".join(f"{k} {v:,}" for k, v in lin.items()))
+        spill = {k: st.get("peak_spill", 0) for k, st in r["steps"].items() if st.get("peak_spill")}
+        print(f"  - DuckDB spill seen (peak bytes in its temp dirs): {spill or 'none'}")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="videos per run (default 1M 10M)")
+    parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--workdir", default=None, help="where tables are written (default: a new folder in /tmp)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated tables")
+    parser.add_argument("--quick", action="store_true", help="100k and 1M videos (development)")
+    parser.add_argument("--copy-memory-limit", default="8GB", help="memory_limit of the lineage COPY variant")
+    parser.add_argument("--rss-guard-gib", type=float, default=18.0,
+                        help="kill a step whose process tree goes over this (the machine is shared)")
+    parser.add_argument("--_step", dest="step", help=argparse.SUPPRESS)
+    parser.add_argument("--_size", dest="size_run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_root", dest="root", help=argparse.SUPPRESS)
+    parser.add_argument("--_result", dest="result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        args.size = args.sizes[0]
+        run_step_main(args)
+        return
+    if args.size_run:
+        run_size_main(args)
+        return
+
+    sizes = args.sizes or ([100_000, 1_000_000] if args.quick else [1_000_000, 10_000_000])
+    if any(s % args.shard_size for s in sizes):
+        raise SystemExit("every size must be a multiple of --shard-size")
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-selection-", dir="/tmp"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    facts = machine_facts()
+    free = shutil.disk_usage(workdir).free
+    print(f"bench_selection: sizes {sizes}, shard size {args.shard_size}, workdir {workdir} "
+          f"({_gib(free)} GiB free), {facts['cores']} cores, {facts['ram']}, DuckDB {facts['duckdb']}", flush=True)
+    runs = []
+    t_start = time.perf_counter()
+    try:
+        for size in sorted(sizes):
+            root = workdir / f"videos-{size}"
+            if root.exists():
+                shutil.rmtree(root)
+            result = root.with_suffix(".json")
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--_size", "--_root", str(root),
+                   "--_result", str(result), "--sizes", str(size), "--shard-size", str(args.shard_size),
+                   "--copy-memory-limit", args.copy_memory_limit, "--rss-guard-gib", str(args.rss_guard_gib)]  # fmt: skip
+            print(f"\n== {size:,} videos ({size // args.shard_size:,} shards) in its own process", flush=True)
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd)
+            _, status, usage = os.wait4(proc.pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0 or not result.exists():
+                raise SystemExit(f"the {size:,} run failed (exit {os.waitstatus_to_exitcode(status)})")
+            run = json.loads(result.read_text())
+            run["wait4_maxrss"] = usage.ru_maxrss * 1024
+            run["process_s"] = time.perf_counter() - t0
+            runs.append(run)
+            print(f"== {size:,} done in {run['process_s']:.0f} s, disk {_gib(run['disk_bytes'])} GiB", flush=True)
+        report(runs, facts, args, workdir)
+        print(f"\nwhole benchmark: {time.perf_counter() - t_start:.0f} s")
+    finally:
+        if args.keep:
+            print(f"kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+            print(f"removed {workdir}")
+
+
+if __name__ == "__main__":
+    main()
