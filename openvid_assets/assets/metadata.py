@@ -15,8 +15,8 @@ def markdown_table(frame: pl.DataFrame, empty: str = "_none_") -> MetadataValue:
     return MetadataValue.md("\n".join([header, rule, *rows]))
 
 
-def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] | None = None) -> MetadataValue:
-    """A small PNG histogram (from sql/score_histogram.sql bins) inlined as markdown, with labelled cut lines."""
+def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] | None = None) -> str:
+    """A small PNG histogram (from sql/score_histogram.sql bins) as inline markdown, with labelled cut lines."""
     import base64
     import io
 
@@ -40,4 +40,4 @@ def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    return MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+    return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"

@@ -48,7 +48,7 @@ def _score_metadata(table: pl.DataFrame, title: str) -> dict[str, object]:
         "dagster/row_count": summary["videos"],
         "ok": summary["ok"],
         "failed": summary["failed"],
-        "histogram": histogram_image(bins, title),
+        "histogram": MetadataValue.md(histogram_image(bins, title)),
     }
     for stat in ("mean", "p10", "p50", "p90"):
         if summary[stat] is not None:

@@ -58,11 +58,13 @@ def _thresholds_result(context: AssetExecutionContext, tables: TableStore, name:
     else:
         table, changed = compute_thresholds(rules, sources, version), True
         tables.write(name, GLOBAL, table)
-    metadata: dict[str, object] = {"version": version, "changed": changed, "thresholds": markdown_table(table)}
+    images = []
     for row in table.iter_rows(named=True):
         bins = run_sql("score_histogram", {"scores": sources[row["score"]]}, {"bins": HISTOGRAM_BINS})
         cuts = {k: row[k] for k in ("lower", "upper") if row[k] is not None}
-        metadata[f"{row['score']}_histogram"] = histogram_image(bins, f"{row['score']} ({row['description']})", cuts)
+        images.append(histogram_image(bins, f"{row['score']} ({row['description']})", cuts))
+    metadata: dict[str, object] = {"version": version, "changed": changed, "thresholds": markdown_table(table),
+                                   "histograms": MetadataValue.md("\n\n".join(images))}  # fmt: skip
     context.log.info(f"thresholds {version} ({'new' if changed else 'unchanged'})")
     return MaterializeResult(metadata=metadata)
 

@@ -114,8 +114,10 @@ class UniMatchConfig:
 
 
 PAPER = UniMatchConfig()  # the public checkpoint (flags of upstream scripts/gmflow_demo.sh)
-TINY = UniMatchConfig(feature_channels=32, ffn_dim_expansion=2, num_transformer_layers=2, num_reg_refine=2,
-                      backbone_channels=(16, 24, 32))  # fmt: skip  # same code paths, fast on CPU
+# Same code paths (two scales, plain and shifted windows, global and local matching and propagation,
+# refinement steps), a fraction of the compute: for tests and the offline profile.
+TINY = UniMatchConfig(feature_channels=16, ffn_dim_expansion=1, num_transformer_layers=2, num_reg_refine=2,
+                      backbone_channels=(8, 12, 16))  # fmt: skip
 
 
 # --------------------------------------------------------------------------- geometry helpers
@@ -206,12 +208,19 @@ def _to_windows(x: torch.Tensor, splits: int) -> torch.Tensor:
     return x.reshape(b * splits * splits, (h // splits) * (w // splits), c)
 
 
-def _from_windows(x: torch.Tensor, splits: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`_to_windows`: (B*K*K, n, C) -> (B, H, W, C)."""
-    c = x.shape[-1]
-    b = x.shape[0] // (splits * splits)
-    x = x.view(b, splits, splits, h // splits, w // splits, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, h, w, c)
+@lru_cache(maxsize=64)
+def _window_order_cpu(h: int, w: int, splits: int, shifted: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    positions = torch.arange(h * w).view(1, h, w, 1)
+    if shifted:  # Swin: roll the map up-left by half a window, so new windows straddle the old borders
+        positions = torch.roll(positions, shifts=(-((h // splits) // 2), -((w // splits) // 2)), dims=(1, 2))
+    order = _to_windows(positions, splits).reshape(-1)
+    return order, torch.argsort(order)
+
+
+def _window_order(h: int, w: int, splits: int, shifted: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token indices that lay a (B, H*W, C) map out window by window (rolled first if ``shifted``), and back."""
+    order, inverse = _window_order_cpu(h, w, splits, shifted)
+    return order.to(device), inverse.to(device)
 
 
 # --------------------------------------------------------------------------- CNN backbone
@@ -302,11 +311,11 @@ class AttentionLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, h: int, w: int, splits: int,
                 shift_mask: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
-        """x, context: (B, H*W, C). ``shift_mask`` given = roll by half a window first."""
-        q, k, v = self.q_proj(x), self.k_proj(context), self.v_proj(context)
+        """x, context: (B, H*W, C). ``shift_mask`` given = windows shifted by half a window (rolled map)."""
         if splits > 1:
-            message = self._windowed(q, k, v, h, w, splits, shift_mask)
+            message = self._windowed(x, context, h, w, splits, shift_mask)
         else:
+            q, k, v = self.q_proj(x), self.k_proj(context), self.v_proj(context)
             scores = q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])
             message = torch.softmax(scores, dim=-1) @ v
         message = self.norm1(self.merge(message))
@@ -314,23 +323,20 @@ class AttentionLayer(nn.Module):
             message = self.norm2(self.mlp(torch.cat((x, message), dim=-1)))
         return x + message
 
-    @staticmethod
-    def _windowed(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, h: int, w: int, splits: int,
+    def _windowed(self, x: torch.Tensor, context: torch.Tensor, h: int, w: int, splits: int,
                   shift_mask: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
-        b, _, c = q.shape
-        shift = ((h // splits) // 2, (w // splits) // 2)
-        tensors = [t.view(b, h, w, c) for t in (q, k, v)]
+        b, _, c = x.shape
+        order, inverse = _window_order(h, w, splits, shift_mask is not None, x.device)
+        q = self.q_proj(x.index_select(1, order))  # projections are per token: gather first, project after
+        ctx = context.index_select(1, order)
+        k, v = self.k_proj(ctx), self.v_proj(ctx)
+        n = (h // splits) * (w // splits)
+        q, k, v = (t.reshape(-1, n, c) for t in (q, k, v))  # (B*K*K, n, C)
+        scores = q @ k.transpose(1, 2) / math.sqrt(c)
         if shift_mask is not None:
-            tensors = [torch.roll(t, shifts=(-shift[0], -shift[1]), dims=(1, 2)) for t in tensors]
-        qw, kw, vw = (_to_windows(t, splits) for t in tensors)
-        scores = qw @ kw.transpose(1, 2) / math.sqrt(c)  # (B*K*K, n, n)
-        if shift_mask is not None:
-            n = scores.shape[-1]
             scores = (scores.view(b, splits * splits, n, n) + shift_mask.to(scores.dtype)).view(-1, n, n)
-        out = _from_windows(torch.softmax(scores, dim=-1) @ vw, splits, h, w)
-        if shift_mask is not None:
-            out = torch.roll(out, shifts=shift, dims=(1, 2))
-        return out.reshape(b, h * w, c)
+        out = (torch.softmax(scores, dim=-1) @ v).reshape(b, h * w, c)
+        return out.index_select(1, inverse)
 
 
 class TransformerBlock(nn.Module):
@@ -360,7 +366,7 @@ class FeatureTransformer(nn.Module):
     def forward(self, f0: torch.Tensor, f1: torch.Tensor, splits: int) -> tuple[torch.Tensor, torch.Tensor]:
         b, c, h, w = f0.shape
         mask = _shift_mask_cpu(h, w, splits).to(f0.device) if splits > 1 else None
-        tokens = torch.cat((f0, f1)).flatten(2).transpose(1, 2)  # (2B, HW, C): frame 0 then frame 1
+        tokens = torch.cat((f0, f1)).flatten(2).transpose(1, 2).contiguous()  # (2B, HW, C): frame 0, frame 1
         for i, layer in enumerate(self.layers):
             swapped = torch.cat(tokens.chunk(2)[::-1])  # each frame's cross-attention context is the other
             tokens = layer(tokens, swapped, h, w, splits, mask if i % 2 == 1 else None)

@@ -1,0 +1,233 @@
+"""DOVER technical branch: strict loading of the public key layout, fragment sampling, scoring generated videos."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from openvid_assets.media import synthetic
+from openvid_assets.media.frames import read_frames
+from openvid_assets.media.manifest import build_manifest
+from openvid_assets.media.sources import list_videos, local_file
+from openvid_assets.models.dover import (
+    DOVER_WEIGHTS,
+    PAPER,
+    TINY,
+    DoverClarity,
+    DoverTechnical,
+    clip_frame_indices,
+    cut_all_clips,
+    cut_fragments,
+    fragment_offsets,
+    load_dover_technical,
+    rescale,
+)
+from openvid_assets.models.scoring import score_shard
+from openvid_assets.models.weights import file_digest
+
+REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "dover_technical_keys.json").read_text())
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def swin_position_index(window=(8, 7, 7)) -> torch.Tensor:
+    """Video Swin's relative position index, computed independently of the module under test."""
+    wd, wh, ww = window
+    coords = np.indices(window).reshape(3, -1)
+    rel = coords[:, :, None] - coords[:, None, :]
+    index = (rel[0] + wd - 1) * (2 * wh - 1) * (2 * ww - 1) + (rel[1] + wh - 1) * (2 * ww - 1) + (rel[2] + ww - 1)
+    return torch.from_numpy(index).long()
+
+
+def random_dover_checkpoint() -> dict[str, torch.Tensor]:
+    """A full-DOVER-shaped state dict: every technical key at its public shape, plus aesthetic-branch keys."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape in REFERENCE["keys"].items():
+        if key in REFERENCE["non_float32_keys"]:
+            state[key] = swin_position_index()
+        else:
+            state[key] = torch.randn(shape, generator=generator) * 0.02
+    for key in REFERENCE["aesthetic_keys_sample"]:  # any shape: they must be ignored, never built
+        state[key] = torch.randn(5, generator=generator)
+    return state
+
+
+@pytest.fixture
+def weights_env(tmp_path, monkeypatch):
+    wdir = tmp_path / "weights"
+    monkeypatch.setenv("OPENVID_WEIGHTS_DIR", str(wdir))
+    monkeypatch.setenv("OPENVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("OPENVID_ALLOW_DOWNLOADS", raising=False)
+    path = wdir / DOVER_WEIGHTS.filename
+    path.parent.mkdir(parents=True)
+    return path
+
+
+def test_model_keys_and_shapes_match_the_public_checkpoint():
+    with torch.device("meta"):
+        model = DoverTechnical(PAPER)
+    assert {k: list(v.shape) for k, v in model.state_dict().items()} == REFERENCE["keys"]
+    assert not hasattr(model, "aesthetic_backbone")
+    tiny = DoverTechnical(TINY).state_dict()  # tiny keeps the gated fragment bias in stages 1-3 only
+    assert {int(k.split(".")[2]) for k in tiny if "fragment_position_bias_table" in k} == {0, 1, 2}
+    index = tiny["technical_backbone.layers.3.blocks.1.attn.relative_position_index"]
+    assert torch.equal(index, swin_position_index(TINY.window_size))
+
+
+def test_full_dover_checkpoint_loads_strictly_and_a_missing_key_fails(weights_env):
+    state = random_dover_checkpoint()
+    torch.save(state, weights_env)
+    model, digest = load_dover_technical(DOVER_WEIGHTS, PAPER)
+    assert digest == file_digest(weights_env)
+    loaded = model.state_dict()
+    for key, tensor in state.items():
+        if key.startswith("technical_"):
+            assert torch.equal(loaded[key], tensor), key
+    with torch.inference_mode():
+        out = model.eval()(torch.randn(1, 3, 4, 64, 64))  # a small input keeps the check fast
+    assert out.shape == (1, 1, 2, 2, 2) and torch.isfinite(out).all()  # time / 2, space / 32, one channel
+
+    del state["technical_backbone.layers.2.blocks.5.attn.fragment_position_bias_table"]
+    torch.save(state, weights_env)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        load_dover_technical(DOVER_WEIGHTS, PAPER)
+
+
+def test_published_rescale():
+    assert rescale(PAPER.rescale_shift) == pytest.approx(0.5)
+    assert rescale(0.1107 + 0.07355) == pytest.approx(1 / (1 + np.exp(-1)))
+    assert 0.0 < rescale(-50.0) < rescale(0.0) < 0.5 < rescale(0.2) < 1.0
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def test_clip_plan_long_medium_short_and_tiny_videos():
+    for n in (1000, 192):  # one clip per third, interval 2
+        plan = np.array(clip_frame_indices(n, seed=0)).reshape(3, 32)
+        assert (np.diff(plan, axis=1) == 2).all()
+        assert (plan // (n // 3) == np.arange(3)[:, None]).all()  # clip k lies in the k-th third
+    assert clip_frame_indices(1000, seed=0) == clip_frame_indices(1000, seed=0) != clip_frame_indices(1000, seed=1)
+    plan = np.array(clip_frame_indices(100)).reshape(3, 32)  # overlapping clips spread over the video
+    assert (np.diff(plan, axis=1) == 2).all() and plan[0, 0] == 0 and plan[2, -1] == 99
+    plan = np.array(clip_frame_indices(48)).reshape(3, 32)  # under one span: 32 distinct frames over the video
+    assert all(len(set(c)) == 32 and c[0] == 0 and c[-1] == 47 for c in plan.tolist())
+    plan = clip_frame_indices(10)[:32]  # under 32 frames: frames are held, in order, never wrapped around
+    assert sorted(plan) == plan and set(plan) == set(range(10))
+    assert clip_frame_indices(0) == []
+
+
+def coded_frames(height: int, width: int, count: int = 2) -> np.ndarray:
+    """Frames whose every pixel spells its own (y, x); frame t adds 2 * t to blue."""
+    y, x = np.mgrid[:height, :width]
+    base = np.stack([y % 256, x % 256, (y // 256) * 8 + x // 256], -1)
+    return np.stack([base + [0, 0, 2 * t] for t in range(count)]).astype(np.uint8)
+
+
+def decode_yx(patch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = patch.astype(int)
+    return (p[..., 2] // 8) * 256 + p[..., 0], (p[..., 2] % 8) * 256 + p[..., 1]
+
+
+@pytest.mark.parametrize("height,width", [(1080, 1920), (1920, 1080), (240, 320)])
+def test_fragments_are_native_patches_on_a_7x7_grid_with_per_clip_offsets(height, width):
+    frames = coded_frames(height, width)
+    mosaics = cut_all_clips(frames, num_clips=3, seed=0)
+    assert mosaics.shape == (2, 3, 224, 224, 3)
+    for clip in range(3):
+        tops, lefts = fragment_offsets(height, width, clip, seed=0)
+        for i in range(7):
+            for j in range(7):
+                patch = mosaics[:, clip, i * 32 : (i + 1) * 32, j * 32 : (j + 1) * 32]
+                ys, xs = decode_yx(patch[0])
+                # pixel for pixel from (top, left): native resolution, no resampling
+                assert (ys == tops[i, j] + np.arange(32)[:, None]).all() and (xs == lefts[i, j] + np.arange(32)).all()
+                assert (patch[1, ..., 2].astype(int) - patch[0, ..., 2] == 2).all()  # same place in every frame
+                cell_h, cell_w = height // 7, width // 7  # inside its own grid cell
+                assert i * cell_h <= tops[i, j] and tops[i, j] + 32 <= (i + 1) * cell_h
+                assert j * cell_w <= lefts[i, j] and lefts[i, j] + 32 <= (j + 1) * cell_w
+    # chunks of one clip agree, a re-run agrees, clips differ, the seed matters
+    assert np.array_equal(cut_all_clips(frames[1:], seed=0)[0], mosaics[1])
+    assert np.array_equal(cut_all_clips(frames, seed=0), mosaics)
+    if height >= 1080:
+        assert not np.array_equal(mosaics[:, 0], mosaics[:, 1])
+        assert not np.array_equal(cut_all_clips(frames, seed=1), mosaics)
+
+
+def test_small_frames_are_upsampled_before_cutting():
+    height, width = 90, 160
+    y, x = np.mgrid[:height, :width]
+    frame = np.stack([y * 2, x, np.zeros_like(x)], -1).astype(np.uint8)[None]
+    mosaic = cut_fragments(frame, clip=0).astype(float)[0]
+    assert mosaic.shape == (224, 224, 3)
+    # the short side became 224 px: 7 cells of exactly 32 rows, so the mosaic's rows are every
+    # upsampled row, top to bottom (about 0.4 source rows per output row, not 1)
+    rows = mosaic[:, 0, 0] / 2
+    expected = np.clip((np.arange(224) + 0.5) * height / 224 - 0.5, 0, height - 1)
+    assert np.abs(rows - expected).max() <= 1.0
+    steps = np.diff(mosaic[0, :32, 1])
+    assert 0.2 < steps.mean() < 0.6  # columns within a patch are interpolated, not native
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dover")
+    synthetic.sharp(root)
+    synthetic.hd_1080p(root)
+    (root / "empty.mp4").write_bytes(b"")
+    manifest = build_manifest(list_videos(str(root)), str(root), "shard-00000")
+    return root, manifest
+
+
+def opener(root):
+    return lambda task: local_file(task.source_uri, str(root))
+
+
+def by_name(table) -> dict[str, dict]:
+    return {r["source_uri"].rsplit("/", 1)[1]: r for r in table.iter_rows(named=True)}
+
+
+def test_tiny_dover_scores_generated_videos_deterministically(videos):
+    root, manifest = videos
+    scorer = DoverClarity(TINY, weights=None, device="cpu")
+    assert scorer.weights_digest == "random-seed0" and scorer.name == "dover-technical"
+    rows = by_name(score_shard(manifest, scorer, opener(root)).table)
+    for name in ("sharp.mp4", "hd_1080p.mp4"):
+        row = rows[name]
+        assert row["status"] == "ok", row["error"]
+        assert 0.0 < row["score"] < 1.0 and np.isfinite(row["dover_raw"])
+        assert row["score"] == pytest.approx(rescale(row["dover_raw"]))
+        assert len(row["frame_indices"]) == 3 * 32
+    assert rows["sharp.mp4"]["frame_indices"] == clip_frame_indices(48)
+    assert json.loads(rows["sharp.mp4"]["params"])["frame_interval"] == 2
+    assert rows["empty.mp4"]["status"] == "failed" and rows["empty.mp4"]["error"].startswith("manifest: ")
+
+    again = by_name(score_shard(manifest.filter(manifest["video_id"] == rows["sharp.mp4"]["video_id"]),
+                                DoverClarity(TINY, weights=None, device="cpu"), opener(root)).table)  # fmt: skip
+    assert again["sharp.mp4"]["score"] == rows["sharp.mp4"]["score"]
+    assert again["sharp.mp4"]["dover_raw"] == rows["sharp.mp4"]["dover_raw"]
+
+
+def test_1080p_is_decoded_a_chunk_at_a_time(videos):
+    root, manifest = videos
+    scorer = DoverClarity(TINY, weights=None, device="cpu")
+    seen = []
+
+    def recording(frames):
+        seen.append(frames.shape)
+        return scorer.request.reduce(frames)
+
+    request = replace(scorer.request, reduce=recording)
+    decoded = read_frames(root / "hd_1080p.mp4", request, width=1920, height=1080)
+    assert seen and all(n <= request.chunk and (h, w) == (1080, 1920) for n, h, w, _ in seen)
+    assert sum(n for n, *_ in seen) == 96 and len(seen) == 96 // request.chunk
+    assert decoded.frames.shape == (96, 3, 224, 224, 3)  # only fragments are kept
+    assert decoded.indices == clip_frame_indices(24)
