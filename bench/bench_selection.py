@@ -216,6 +216,17 @@ def _indices(num_frames: Any, positions: Any) -> Any:
     return np.rint(np.asarray(positions)[None, :] * (nf[:, None] - 1)).astype(np.int32)
 
 
+_SCORE_SCHEMA: dict[str, Any] | None = None
+
+
+def _set_score_schema(schema: dict[str, Any] | None) -> None:
+    """Workers get SCORE_SCHEMA from their parent: importing it here would import torch in every worker."""
+    global _SCORE_SCHEMA
+    if schema is None:
+        from openvid_assets.models.scoring import SCORE_SCHEMA as schema
+    _SCORE_SCHEMA = schema
+
+
 def make_scores(manifest: Any, asset: str) -> Any:
     """One score table in SCORE_SCHEMA (+ the motion extras), one row per manifest row, manifest order."""
     import hashlib
@@ -223,7 +234,9 @@ def make_scores(manifest: Any, asset: str) -> Any:
     import numpy as np
     import polars as pl
 
-    from openvid_assets.models.scoring import SCORE_SCHEMA
+    if _SCORE_SCHEMA is None:
+        _set_score_schema(None)
+    SCORE_SCHEMA = _SCORE_SCHEMA
 
     model, params = SCORE_KEYS[asset]
     params_json = json.dumps(params, sort_keys=True, separators=(",", ":"))
@@ -273,33 +286,45 @@ def _write_direct(root: str, asset: str, shard: str, frame: Any) -> None:
     frame.write_parquet(path, compression="zstd", statistics=True)
 
 
-def gen_scores_shard(args: tuple[str, int, int]) -> int:
-    from openvid_assets.store.shards import shard_key
-
-    root, index, n = args
-    manifest = make_manifest(index, n)
-    shard = shard_key(index)
-    _write_direct(root, "video_manifest", shard, manifest)
-    for asset in ("aesthetic_scores", "temporal_scores", "motion_scores"):
-        _write_direct(root, asset, shard, make_scores(manifest, asset))
-    return int((manifest["status"] == "ok").sum())
-
-
-def gen_clarity_shard(args: tuple[str, int, int]) -> int:
-    """clarity_scores as the asset writes it: only the shard's candidate videos, in manifest order."""
+def gen_scores_block(args: tuple[str, int, int, int]) -> int:
+    """Manifest and the three score tables of shards first..first+count-1 (scores vectorised over the block)."""
     import polars as pl
 
     from openvid_assets.store.shards import shard_key
 
-    root, index, _ = args
-    shard = shard_key(index)
+    root, first, count, n = args
+    manifests = [make_manifest(i, n) for i in range(first, first + count)]
+    for i, m in zip(range(first, first + count), manifests):
+        _write_direct(root, "video_manifest", shard_key(i), m)
+    block = pl.concat(manifests)
+    for asset in ("aesthetic_scores", "temporal_scores", "motion_scores"):
+        scores = make_scores(block, asset)
+        for k, i in enumerate(range(first, first + count)):
+            _write_direct(root, asset, shard_key(i), scores.slice(k * n, n))
+    return int((block["status"] == "ok").sum())
+
+
+def gen_clarity_block(args: tuple[str, int, int, int]) -> int:
+    """clarity_scores as the asset writes it: only each shard's candidate videos, in manifest order."""
+    import polars as pl
+
+    from openvid_assets.store.shards import shard_key
+
+    root, first, count, _ = args
     tables = Path(root, "tables")
-    candidates = pl.read_parquet(tables / "quality_candidates" / f"{shard}.parquet",
-                                 columns=["source_uri", "candidate"]).filter(pl.col("candidate"))  # fmt: skip
-    manifest = pl.read_parquet(tables / "video_manifest" / f"{shard}.parquet")
-    manifest = manifest.filter(pl.col("source_uri").is_in(candidates["source_uri"].implode()))
-    _write_direct(root, "clarity_scores", shard, make_scores(manifest, "clarity_scores"))
-    return manifest.height
+    parts = []
+    for i in range(first, first + count):
+        shard = shard_key(i)
+        candidates = pl.read_parquet(tables / "quality_candidates" / f"{shard}.parquet",
+                                     columns=["source_uri", "candidate"]).filter(pl.col("candidate"))  # fmt: skip
+        manifest = pl.read_parquet(tables / "video_manifest" / f"{shard}.parquet")
+        parts.append(manifest.filter(pl.col("source_uri").is_in(candidates["source_uri"].implode())))
+    scores = make_scores(pl.concat(parts), "clarity_scores")
+    offset = 0
+    for i, part in zip(range(first, first + count), parts):
+        _write_direct(root, "clarity_scores", shard_key(i), scores.slice(offset, part.height))
+        offset += part.height
+    return offset
 
 
 # --------------------------------------------------------------------------- timed per-shard work
@@ -363,12 +388,18 @@ def _pool(root: str) -> Any:
     return pool
 
 
+GEN_BLOCK = 20  # shards generated together (polars' per-call costs amortised over 20,000 rows)
+
+
 def step_generate(root: str, n_videos: int, shard_size: int, what: str) -> dict[str, Any]:
+    from openvid_assets.models.scoring import SCORE_SCHEMA
+
     shards = n_videos // shard_size
-    fn = gen_scores_shard if what == "scores" else gen_clarity_shard
+    fn = gen_scores_block if what == "scores" else gen_clarity_block
+    blocks = [(root, i, min(GEN_BLOCK, shards - i), shard_size) for i in range(0, shards, GEN_BLOCK)]
     t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(WORKERS) as pool:
-        rows = sum(pool.imap_unordered(fn, [(root, i, shard_size) for i in range(shards)], chunksize=20))
+    with mp.get_context("spawn").Pool(WORKERS, initializer=_set_score_schema, initargs=(SCORE_SCHEMA,)) as pool:
+        rows = sum(pool.imap_unordered(fn, blocks, chunksize=1))
     return {"wall_s": time.perf_counter() - t0, "rows": rows}
 
 
@@ -413,16 +444,52 @@ def step_per_shard(root: str, step: str) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     pool.close()
     pool.join()
+    anatomy = _shard_anatomy(root, step, shards)
     sql = sorted(r[1] for r in results)
     write = sorted(r[2] for r in results)
     q = statistics.quantiles
-    return {"wall_s": wall, "shards": len(results), "rows": sum(r[3] for r in results),
+    return {"wall_s": wall, "shards": len(results), "rows": sum(r[3] for r in results), "anatomy_ms": anatomy,
             "sub": {"sum_sql": sum(sql), "sum_write": sum(write)},
             "per_shard_ms": {"sql_median": 1e3 * statistics.median(sql), "sql_p99": 1e3 * q(sql, n=100)[98],
                              "write_median": 1e3 * statistics.median(write),
                              "write_p99": 1e3 * q(write, n=100)[98],
                              "write_first_10pct": 1e3 * statistics.mean(_by_shard(results, 2)[: max(1, len(results) // 10)]),
                              "write_last_10pct": 1e3 * statistics.mean(_by_shard(results, 2)[-max(1, len(results) // 10):])}}  # fmt: skip
+
+
+def _shard_anatomy(root: str, step: str, shards: list[str], samples: int = 20) -> dict[str, float]:
+    """Where one shard's run_sql time goes (median ms over a few shards, one process, after the timed run):
+    the same calls as run_sql, timed one by one. Diagnostics only; not part of any total."""
+    import duckdb
+
+    from openvid_assets.store import TableStore
+    from openvid_assets.store.sql import _bind, sql_path
+
+    tables = TableStore(root)
+    if step == "quality_candidates":
+        inputs = {"aesthetic": ("aesthetic_scores", None), "temporal": ("temporal_scores", None),
+                  "motion": ("motion_scores", None), "thresholds": ("score_thresholds", "global")}  # fmt: skip
+    else:
+        inputs = {"candidates": ("quality_candidates", None), "clarity": ("clarity_scores", None),
+                  "thresholds": ("clarity_threshold", "global")}  # fmt: skip
+    picks = shards[:: max(1, len(shards) // samples)][:samples]
+    parts: dict[str, list[float]] = {"connect": [], "macros": [], "bind": [], "query+pl": [], "close": []}
+    for shard in picks:
+        t0 = time.perf_counter()
+        con = duckdb.connect(":memory:")
+        t1 = time.perf_counter()
+        con.execute(sql_path("macros").read_text())
+        t2 = time.perf_counter()
+        for name, (asset, s) in inputs.items():
+            _bind(con, name, tables.scan_source(asset, [s or shard]))
+        t3 = time.perf_counter()
+        con.sql(sql_path(step).read_text()).pl()
+        t4 = time.perf_counter()
+        con.close()
+        t5 = time.perf_counter()
+        for key, v in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            parts[key].append(1e3 * v)
+    return {k: statistics.median(v) for k, v in parts.items()}
 
 
 def _by_shard(results: list[tuple[str, float, float, int]], col: int) -> list[float]:
@@ -729,6 +796,16 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
             cells += [f"{p['sql_median']:.1f} / {p['sql_p99']:.1f}", f"{p['write_median']:.1f} / {p['write_p99']:.1f}",
                       f"{p['write_first_10pct']:.1f} / {p['write_last_10pct']:.1f}"]  # fmt: skip
         print(f"| {key} | " + " | ".join(cells) + " |")
+
+    print("\n### Anatomy of one shard's run_sql (median ms over 20 shards, one process, after the timed run)\n")
+    keys = ["connect", "macros", "bind", "query+pl", "close"]
+    print("| step | size | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for key in ("quality_candidates", "selected_videos"):
+        for r in runs:
+            a = r["steps"].get(key, {}).get("anatomy_ms")
+            if a:
+                print(f"| {key} | {r['size']:,} | " + " | ".join(f"{a[k]:.1f}" for k in keys) + " |")
 
     if len(runs) >= 2:
         small, big = runs[0], runs[-1]

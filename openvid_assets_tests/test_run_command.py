@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
 from openvid_assets.store import TableStore
@@ -68,21 +68,25 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
             assert (row["width"], row["height"], row["num_frames"]) == (spec.width, spec.height, spec.num_frames)
             assert row["fps"] == pytest.approx(spec.fps)
 
-    # Every score table has one row per manifest video, for every shard.
-    for name in PER_SHARD_TABLES[2:]:
+    # Every score table has one row per manifest video, for every shard; clarity only for candidates.
+    for name in ["aesthetic_scores", "temporal_scores", "motion_scores"]:
         scores = table(str(tmp / "data"), name)
         assert scores["source_uri"].to_list() == frame["source_uri"].to_list(), name
         assert scores["status"].to_list() == frame["status"].to_list(), name
+    candidates = table(str(tmp / "data"), "quality_candidates").filter(pl.col("candidate"))
+    assert table(str(tmp / "data"), "clarity_scores")["source_uri"].to_list() == candidates["source_uri"].to_list()
+    lineage = pl.read_parquet(tmp / "data" / "exports" / "lineage.parquet")
+    assert sorted(lineage["source_uri"]) == frame["source_uri"].to_list()
+    assert (tmp / "data" / "exports" / "openvid.csv").is_file()
 
     # The runs and per-shard materializations are in the Dagster instance the UI reads.
     with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
-        assert len(instance.get_runs()) == n_shards
-        assert sorted(instance.get_dynamic_partitions("shards")) == [f"shard-{i:05d}" for i in range(n_shards)]
-        from dagster import AssetKey
-
-        assert instance.get_materialized_partitions(AssetKey("video_manifest")) == set(
-            instance.get_dynamic_partitions("shards")
-        )
+        shards = set(instance.get_dynamic_partitions("shards"))
+        assert shards == {f"shard-{i:05d}" for i in range(n_shards)}
+        for name in PER_SHARD_TABLES + ["quality_candidates", "clarity_scores", "selected_videos"]:
+            assert instance.get_materialized_partitions(AssetKey(name)) == shards, name
+        assert instance.get_latest_materialization_event(AssetKey("lineage")) is not None
+        assert all(run.status.value == "SUCCESS" for run in instance.get_runs())
 
     # A second run has nothing to do and leaves the tables as they were.
     again = run_cli("run", "--source", str(src), "--data-root", str(tmp / "data"), env=env, cwd=tmp)

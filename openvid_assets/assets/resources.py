@@ -54,9 +54,11 @@ class ModelsResource(ConfigurableResource):
     aesthetic_positions: list[float] = Field(default=[0.1, 0.5, 0.9], description="Aesthetic frames, as fractions.")
     temporal_frames: int = Field(default=8, ge=2, description="Evenly spaced frames for temporal consistency.")
     decode_workers: int = Field(default=2, gt=0, description="Threads decoding ahead of the models.")
+    motion_backend: str = Field(default="", description="Override the profile's: unimatch, unimatch-tiny, farneback.")
+    clarity_backend: str = Field(default="", description="Override the profile's: dover, dover-tiny, laplacian.")
 
     def get_profile(self) -> Profile:
-        return get_profile(self.profile)
+        return get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None)
 
     def sampling(self) -> ClipSampling:
         return ClipSampling(tuple(self.aesthetic_positions), self.temporal_frames)
@@ -68,10 +70,10 @@ class ModelsResource(ConfigurableResource):
         return _aesthetic(self.get_profile(), self.device)
 
     def motion(self) -> VideoScorer:
-        return motion_scorer(self.get_profile())
+        return motion_scorer(self.get_profile(), self.device)
 
     def clarity(self) -> VideoScorer:
-        return clarity_scorer(self.get_profile())
+        return clarity_scorer(self.get_profile(), self.device)
 
 
 class SelectionRules(ConfigurableResource):

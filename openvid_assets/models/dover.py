@@ -185,10 +185,10 @@ def fragment_gate(size: tuple[int, int, int], window: tuple[int, int, int], shif
                   device: torch.device) -> torch.Tensor:  # fmt: skip
     """(nW, N, N) L1 distance, in fragment-grid cells, between the fragments two tokens of a window belong to.
 
-    The feature map is split into a (1, Wh, Ww) grid of fragments by nearest-neighbour
-    assignment (token ``y`` of ``Hp`` rows is in row ``y * Wh // Hp``), shifted like the
-    features. 0 means same fragment: the ordinary relative position bias applies;
-    otherwise the fragment bias table takes over (see :meth:`WindowAttention3D.bias`).
+    The (padded) feature map is split into a (1, Wh, Ww) grid of fragments by nearest-neighbour
+    assignment (token ``y`` of ``Hp`` rows is in row ``y * Wh // Hp``; ``Hp`` is a multiple of
+    ``Wh``), shifted like the features. How the distance mixes the two bias tables is in
+    :meth:`WindowAttention3D.bias`.
     """
     _, hp, wp = size
     _, wh, ww = window
@@ -409,7 +409,8 @@ def technical_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if k.startswith(TECHNICAL_PREFIXES)}
 
 
-def load_dover_technical(weights: WeightsFile = DOVER_WEIGHTS, config: DoverConfig = PAPER) -> tuple[DoverTechnical, str]:
+def load_dover_technical(weights: WeightsFile = DOVER_WEIGHTS,
+                         config: DoverConfig = PAPER) -> tuple[DoverTechnical, str]:  # fmt: skip
     """(model, weights digest): the technical keys of a DOVER checkpoint, loaded strictly."""
     path = resolve(weights)
     state = technical_state(load_state_dict(path))
@@ -550,7 +551,10 @@ class DoverClarity:
         self._std = torch.tensor(config.std, device=self.device).view(1, 3, 1, 1, 1)
 
     def clips(self, frames: np.ndarray) -> np.ndarray:
-        """Reduced frames (num_clips*clip_len, num_clips, S, S, 3) -> each clip's own mosaics (num_clips, clip_len, S, S, 3)."""
+        """Reduced frames (num_clips*clip_len, num_clips, S, S, 3) -> each clip's own mosaics.
+
+        Returns (num_clips, clip_len, S, S, 3): planned frame ``p`` with fragment layout ``p // clip_len``.
+        """
         c = self.config
         expected = (c.num_clips * c.clip_len, c.num_clips, c.input_size, c.input_size, 3)
         if frames.shape != expected:

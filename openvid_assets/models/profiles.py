@@ -1,21 +1,42 @@
 """Model profiles (``OPENVID_MODELS``): which models every score uses.
 
-- ``paper``: the OpenVid-1M models, loaded from local weights files (the default).
-- ``offline``: tiny randomly-initialised models of the same classes plus the
-  weight-free backends, so the whole pipeline runs with no weights and no network.
+- ``paper``: the OpenVid-1M models, loaded from local weights files (the default):
+  CLIP ViT-L/14 + LAION aesthetic head, UniMatch flow, DOVER-Technical.
+- ``offline``: tiny randomly-initialised models of the same classes, so the whole
+  pipeline runs with no weights and no network (its scores are only plumbing).
+
+The weight-free backends (``farneback`` motion, ``laplacian`` clarity) can replace
+the networks in either profile (``motion_backend`` / ``clarity_backend`` of the
+``models`` resource).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import cache
 
 from openvid_assets.models.aesthetic import LAION_AESTHETIC
 from openvid_assets.models.backends import VideoScorer
+from openvid_assets.models import dover, unimatch
 from openvid_assets.models.clarity import LaplacianClarity
 from openvid_assets.models.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, ClipSpec
 from openvid_assets.models.motion import FarnebackMotion
 from openvid_assets.models.weights import MissingWeightsError, WeightsFile, resolve
+
+# name -> (factory(device), weights file it needs or None)
+MOTION_BACKENDS: dict[str, tuple[Callable[[str], VideoScorer], WeightsFile | None]] = {
+    "unimatch": (lambda device: unimatch.UniMatchMotion(unimatch.PAPER, unimatch.UNIMATCH_FLOW, device=device),
+                 unimatch.UNIMATCH_FLOW),
+    "unimatch-tiny": (lambda device: unimatch.UniMatchMotion(unimatch.TINY, None, device=device), None),
+    "farneback": (lambda device: FarnebackMotion(), None),
+}
+CLARITY_BACKENDS: dict[str, tuple[Callable[[str], VideoScorer], WeightsFile | None]] = {
+    "dover": (lambda device: dover.DoverClarity(dover.PAPER, dover.DOVER_WEIGHTS, device=device), dover.DOVER_WEIGHTS),
+    "dover-tiny": (lambda device: dover.DoverClarity(dover.TINY, None, device=device), None),
+    "laplacian": (lambda device: LaplacianClarity(), None),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -26,8 +47,16 @@ class Profile:
     motion_backend: str
     clarity_backend: str
 
+    def with_backends(self, motion: str | None = None, clarity: str | None = None) -> "Profile":
+        for name, table in ((motion, MOTION_BACKENDS), (clarity, CLARITY_BACKENDS)):
+            if name and name not in table:
+                raise ValueError(f"unknown backend {name!r}; choose one of {sorted(table)}")
+        return replace(self, motion_backend=motion or self.motion_backend, clarity_backend=clarity or self.clarity_backend)
+
     def required_weights(self) -> list[WeightsFile]:
-        return [w for w in (self.clip.weights, self.aesthetic_weights) if w is not None]
+        files = [self.clip.weights, self.aesthetic_weights, MOTION_BACKENDS[self.motion_backend][1],
+                 CLARITY_BACKENDS[self.clarity_backend][1]]  # fmt: skip
+        return [w for w in files if w is not None]
 
     def check_weights(self) -> None:
         """Fail before any run starts if a weights file is missing, naming every one."""
@@ -46,20 +75,17 @@ PROFILES = {
         name="paper",
         clip=ClipSpec("ViT-L-14-quickgelu", weights=CLIP_VIT_L14_OPENAI),
         aesthetic_weights=LAION_AESTHETIC,
-        motion_backend="farneback",
-        clarity_backend="laplacian",
+        motion_backend="unimatch",
+        clarity_backend="dover",
     ),
     "offline": Profile(
         name="offline",
         clip=ClipSpec("tiny-clip", config=TINY_CLIP_CONFIG),
         aesthetic_weights=None,
-        motion_backend="farneback",
-        clarity_backend="laplacian",
+        motion_backend="unimatch-tiny",
+        clarity_backend="dover-tiny",
     ),
 }
-
-MOTION_BACKENDS = {"farneback": FarnebackMotion}
-CLARITY_BACKENDS = {"laplacian": LaplacianClarity}
 
 
 def get_profile(name: str | None = None) -> Profile:
@@ -69,9 +95,13 @@ def get_profile(name: str | None = None) -> Profile:
     return PROFILES[name]
 
 
-def motion_scorer(profile: Profile) -> VideoScorer:
-    return MOTION_BACKENDS[profile.motion_backend]()
+@cache
+def motion_scorer(profile: Profile, device: str = "auto") -> VideoScorer:
+    """The profile's motion backend, built once per process and device."""
+    return MOTION_BACKENDS[profile.motion_backend][0](device)
 
 
-def clarity_scorer(profile: Profile) -> VideoScorer:
-    return CLARITY_BACKENDS[profile.clarity_backend]()
+@cache
+def clarity_scorer(profile: Profile, device: str = "auto") -> VideoScorer:
+    """The profile's clarity backend, built once per process and device."""
+    return CLARITY_BACKENDS[profile.clarity_backend][0](device)

@@ -316,7 +316,7 @@ class AttentionLayer(nn.Module):
             message = self._windowed(x, context, h, w, splits, shift_mask)
         else:
             q, k, v = self.q_proj(x), self.k_proj(context), self.v_proj(context)
-            scores = q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])
+            scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(1, 2)
             message = torch.softmax(scores, dim=-1) @ v
         message = self.norm1(self.merge(message))
         if self.mlp is not None:
@@ -332,7 +332,7 @@ class AttentionLayer(nn.Module):
         k, v = self.k_proj(ctx), self.v_proj(ctx)
         n = (h // splits) * (w // splits)
         q, k, v = (t.reshape(-1, n, c) for t in (q, k, v))  # (B*K*K, n, C)
-        scores = q @ k.transpose(1, 2) / math.sqrt(c)
+        scores = (q / math.sqrt(c)) @ k.transpose(1, 2)  # scaling the queries is cheaper than the scores
         if shift_mask is not None:
             scores = (scores.view(b, splits * splits, n, n) + shift_mask.to(scores.dtype)).view(-1, n, n)
         out = (torch.softmax(scores, dim=-1) @ v).reshape(b, h * w, c)
@@ -380,7 +380,7 @@ class FeatureTransformer(nn.Module):
 def global_matching(f0: torch.Tensor, f1: torch.Tensor) -> torch.Tensor:
     """Flow from a softmax over every position of the other frame: expected match minus own position."""
     b, c, h, w = f0.shape
-    corr = f0.flatten(2).transpose(1, 2) @ f1.flatten(2) / math.sqrt(c)  # (B, HW, HW)
+    corr = (f0 / math.sqrt(c)).flatten(2).transpose(1, 2) @ f1.flatten(2)  # (B, HW, HW)
     prob = torch.softmax(corr.float(), dim=-1)
     grid = _pixel_grid(h, w, f0.device).view(2, h * w)
     target = (prob @ grid.t()).transpose(1, 2).reshape(b, 2, h, w)
@@ -482,7 +482,7 @@ class FlowPropagation(nn.Module):
             return (prob.unsqueeze(2) * torch.stack(values, dim=1).float()).sum(1)
         q = self.q_proj(tokens)
         k = self.k_proj(q)  # upstream projects keys from the projected queries; the weights expect it
-        prob = torch.softmax((q @ k.transpose(1, 2)).float() / math.sqrt(c), dim=-1)
+        prob = torch.softmax(((q / math.sqrt(c)) @ k.transpose(1, 2)).float(), dim=-1)
         out = prob @ flow.float().flatten(2).transpose(1, 2)
         return out.transpose(1, 2).reshape(b, flow.shape[1], h, w)
 
