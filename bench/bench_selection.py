@@ -855,7 +855,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated tables")
     parser.add_argument("--quick", action="store_true", help="100k and 1M videos (development)")
     parser.add_argument("--copy-memory-limit", default="8GB", help="memory_limit of the lineage COPY variant")
-    parser.add_argument("--rss-guard-gib", type=float, default=18.0,
+    parser.add_argument("--rss-guard-gib", type=float, default=16.0,
                         help="kill a step whose process tree goes over this (the machine is shared)")
     parser.add_argument("--_step", dest="step", help=argparse.SUPPRESS)
     parser.add_argument("--_size", dest="size_run", action="store_true", help=argparse.SUPPRESS)

@@ -18,6 +18,9 @@ from openvid_assets.media.frames import FrameRequest, at_positions
 FARNEBACK_PARAMS = {"pyr_scale": 0.5, "levels": 4, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2, "flags": 0}
 
 
+FLOW_COLUMNS = ("flow_dx", "flow_dy", "flow_div", "flow_abs_mean")
+
+
 def frame_pair_starts(num_frames: int, pairs: int) -> list[int]:
     """First frames of ``pairs`` adjacent-frame pairs spread over the video."""
     if num_frames < 2:
@@ -30,7 +33,11 @@ def pair_indices(num_frames: int, pairs: int) -> list[int]:
 
 
 def flow_summary(flows: list[np.ndarray]) -> dict[str, float]:
-    """Mean magnitude, mean vector and mean divergence of (H, W, 2) flow fields."""
+    """Mean L2 magnitude (the score), mean vector, mean divergence, and mean absolute component.
+
+    ``flow_abs_mean`` is what the Open-Sora tools (and so OpenVid-1M's published
+    "motion score") compute; it is kept so scores compare with theirs.
+    """
     stacked = np.stack(flows).astype(np.float32)
     magnitude = np.linalg.norm(stacked, axis=-1)
     div = [np.gradient(f[..., 0], axis=1) + np.gradient(f[..., 1], axis=0) for f in flows]
@@ -39,13 +46,14 @@ def flow_summary(flows: list[np.ndarray]) -> dict[str, float]:
         "flow_dx": float(stacked[..., 0].mean()),
         "flow_dy": float(stacked[..., 1].mean()),
         "flow_div": float(np.mean(div)),
+        "flow_abs_mean": float(np.abs(stacked).mean()),
     }
 
 
 class FarnebackMotion:
     name = "farneback"
     weights_digest = "none"
-    extra_columns = ("flow_dx", "flow_dy", "flow_div")
+    extra_columns = FLOW_COLUMNS
 
     def __init__(self, pairs: int = 8, size: tuple[int, int] = (320, 180)):
         self.params = {"pairs": pairs, "size": list(size), **FARNEBACK_PARAMS}

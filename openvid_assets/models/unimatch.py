@@ -1,9 +1,10 @@
 """UniMatch optical flow (GMFlow-scale2-regrefine6), the motion model OpenVid-1M scores with.
 
 Upstream (github.com/autonomousvision/unimatch) ships research code only, so the
-network is implemented here from the paper ("Unifying Flow, Stereo and Depth
-Estimation", Xu et al., TPAMI 2023) and the public model description, with the
-module names and tensor shapes of the public checkpoint
+network is written here from the paper ("Unifying Flow, Stereo and Depth
+Estimation", Xu et al., TPAMI 2023) and the facts of the upstream model (layer
+names, shapes, constants, order of operations), with the module names and tensor
+shapes of the public checkpoint
 ``gmflow-scale2-regrefine6-mixdata-train320x576-4e7b215d.pth`` so it loads with
 ``strict=True``. The flow path, for two frames:
 
@@ -29,9 +30,10 @@ Upstream quirks kept because the trained weights depend on them: the global
 propagation projects its keys from the *projected* queries; the GRU hidden
 state is re-initialised from the features at every refinement step (only the
 flow carries over); local propagation lets zero-padded border positions take
-part in the softmax. Known numeric difference: coordinates and flows are kept
-in float32 under fp16 autocast (upstream would hold the softmax-weighted
-coordinates in fp16, a quantisation of up to 1/8 px at 1/4 resolution).
+part in the softmax. Deliberate numeric difference: under fp16 autocast,
+coordinates and flows stay float32 (upstream's code under autocast would hold
+softmax-weighted coordinates in fp16, steps of up to 1/8 px at 1/4 resolution);
+in fp32 the two agree to float rounding.
 
 Inputs are (B, 3, H, W) RGB in 0..255; like upstream inference, sizes that are
 not a multiple of :attr:`UniMatchConfig.padding_factor` (32 for the paper
@@ -54,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openvid_assets.media.frames import FrameRequest
-from openvid_assets.models.motion import flow_summary
+from openvid_assets.models.motion import FLOW_COLUMNS, flow_summary
 from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
 from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
 
@@ -133,9 +135,16 @@ def _pixel_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
 def _sample(feature: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     """Bilinearly sample (B, C, H, W) at pixel coordinates (B, 2, h, w); zero outside the map."""
     h, w = feature.shape[-2:]
+    coords = coords.float()
     scale = coords.new_tensor([max(w - 1, 1), max(h - 1, 1)]).view(1, 2, 1, 1)
     grid = (2 * coords / scale - 1).permute(0, 2, 3, 1)
-    return F.grid_sample(feature, grid.to(feature.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    with _full_precision(feature):  # fp16 grid coordinates would be off by up to a tenth of a pixel
+        return F.grid_sample(feature.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def _full_precision(x: torch.Tensor) -> torch.autocast:
+    """Suspend autocast: coordinates and flows stay float32 (fp16 has 1/16 px steps at 100 px)."""
+    return torch.autocast(x.device.type, enabled=False)
 
 
 def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -217,7 +226,8 @@ def _window_order_cpu(h: int, w: int, splits: int, shifted: bool) -> tuple[torch
     return order, torch.argsort(order)
 
 
-def _window_order(h: int, w: int, splits: int, shifted: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _window_order(h: int, w: int, splits: int, shifted: bool,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Token indices that lay a (B, H*W, C) map out window by window (rolled first if ``shifted``), and back."""
     order, inverse = _window_order_cpu(h, w, splits, shifted)
     return order.to(device), inverse.to(device)
@@ -383,7 +393,8 @@ def global_matching(f0: torch.Tensor, f1: torch.Tensor) -> torch.Tensor:
     corr = (f0 / math.sqrt(c)).flatten(2).transpose(1, 2) @ f1.flatten(2)  # (B, HW, HW)
     prob = torch.softmax(corr.float(), dim=-1)
     grid = _pixel_grid(h, w, f0.device).view(2, h * w)
-    target = (prob @ grid.t()).transpose(1, 2).reshape(b, 2, h, w)
+    with _full_precision(f0):
+        target = (prob @ grid.t()).transpose(1, 2).reshape(b, 2, h, w)
     return target - grid.view(1, 2, h, w)
 
 
@@ -428,7 +439,8 @@ def local_matching(f0: torch.Tensor, f1: torch.Tensor, radius: int) -> torch.Ten
     corr = _window_dots(f0, f1, index, radius).view(b, -1, h, w) / math.sqrt(c)
     prob = torch.softmax(corr.masked_fill(~valid, -1e9), dim=1)
     offsets = torch.stack((dx, dy), dim=1).float()  # (K, 2) as (x, y)
-    return torch.einsum("bkhw,kd->bdhw", prob, offsets)
+    with _full_precision(f0):
+        return torch.einsum("bkhw,kd->bdhw", prob.float(), offsets)
 
 
 def correlation_at_flow(f0: torch.Tensor, f1: torch.Tensor, flow: torch.Tensor, radius: int) -> torch.Tensor:
@@ -483,7 +495,8 @@ class FlowPropagation(nn.Module):
         q = self.q_proj(tokens)
         k = self.k_proj(q)  # upstream projects keys from the projected queries; the weights expect it
         prob = torch.softmax(((q / math.sqrt(c)) @ k.transpose(1, 2)).float(), dim=-1)
-        out = prob @ flow.float().flatten(2).transpose(1, 2)
+        with _full_precision(flow):
+            out = prob @ flow.float().flatten(2).transpose(1, 2)
         return out.transpose(1, 2).reshape(b, flow.shape[1], h, w)
 
 
@@ -675,7 +688,7 @@ class UniMatchMotion:
     """
 
     name = "unimatch"
-    extra_columns = ("flow_dx", "flow_dy", "flow_div")
+    extra_columns = FLOW_COLUMNS
 
     def __init__(self, config: UniMatchConfig = PAPER, weights: WeightsFile | None = UNIMATCH_FLOW,
                  device: str = "auto", seed: int = 0, pair_batch: int = 8):  # fmt: skip

@@ -46,12 +46,14 @@ def tiny() -> UniMatchFlow:
         return UniMatchFlow(TINY).eval()
 
 
-def image_pair(batch: int, h: int, w: int, dx: int = 3, dy: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def image_pair(batch: int, h: int, w: int, dx: int = 3, dy: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Two views of a smooth random texture, the second moved by (dx, dy) pixels."""
     g = torch.Generator().manual_seed(seed)
     texture = torch.rand(batch, 3, h // 8 + 2, w // 8 + 2, generator=g) * 255
     world = torch.nn.functional.interpolate(texture, size=(h + 16, w + 16), mode="bicubic").clamp(0, 255)
-    return world[..., 8 : 8 + h, 8 : 8 + w].contiguous(), world[..., 8 + dy : 8 + dy + h, 8 + dx : 8 + dx + w].contiguous()
+    first = world[..., 8 : 8 + h, 8 : 8 + w]
+    second = world[..., 8 + dy : 8 + dy + h, 8 + dx : 8 + dx + w]
+    return first.contiguous(), second.contiguous()
 
 
 def test_paper_layout_is_the_public_checkpoint_layout():
