@@ -626,7 +626,8 @@ def report(facts: dict[str, str], sampling: ClipSampling, vitl_size: int, manife
         rows.append([f"Dagster materialize vs direct calls, {regime.label}",
                      "worst case: little compute" if regime.profile == TINY_PROFILE else "realistic model",
                      str(regime.videos), f"{regime.m('dagster'):.2f} / {regime.m('direct'):.2f}",
-                     f"**{overhead:+.1%}**{spread(per, '{:+.1%}')}", "≤ +10%", verdict(overhead, per, lambda x: x <= 0.10),
+                     f"**{overhead:+.1%}**{spread(per, '{:+.1%}')}", "≤ +10%",
+                     verdict(overhead, per, lambda x: x <= 0.10),
                      f"fixed cost ≈ {regime.m('dagster') - regime.m('direct'):.2f} s per shard"])  # fmt: skip
 
     stage_rows = []

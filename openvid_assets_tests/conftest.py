@@ -25,3 +25,13 @@ def sample_videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[
     """
     root = tmp_path_factory.mktemp("videos")
     return root, write_sample_set(root)
+
+
+@pytest.fixture
+def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty OPENVID_WEIGHTS_DIR (and cache) for this test, downloads off."""
+    wdir = tmp_path / "weights"
+    monkeypatch.setenv("OPENVID_WEIGHTS_DIR", str(wdir))
+    monkeypatch.setenv("OPENVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("OPENVID_ALLOW_DOWNLOADS", raising=False)
+    return wdir

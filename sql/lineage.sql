@@ -15,48 +15,41 @@ versions AS (
     FROM thresholds
 ),
 judged AS (
+    -- One decision tree: where each video stopped, with what status and why.
     SELECT
         m.video_id, m.source_uri, m.shard, m.position,
         CASE
-            WHEN m.status <> 'ok' AND starts_with(m.error, 'duplicate content of ') THEN 'dropped'
-            WHEN m.status <> 'ok' THEN 'failed'
-            WHEN m.copy_no > 1 THEN 'dropped'
-            WHEN c.source_uri IS NULL THEN 'pending'
-            WHEN c.failure IS NOT NULL THEN 'failed'
-            WHEN NOT c.candidate THEN 'dropped'
-            WHEN s.source_uri IS NULL THEN 'pending'
-            WHEN s.failure IS NOT NULL THEN 'failed'
-            WHEN s.selected THEN 'kept'
-            ELSE 'dropped'
-        END AS status,
-        CASE
-            WHEN m.status <> 'ok' AND starts_with(m.error, 'duplicate content of ') THEN 'dedup'
-            WHEN m.status <> 'ok' THEN 'probe'
-            WHEN m.copy_no > 1 THEN 'dedup'
-            WHEN c.source_uri IS NULL THEN 'scoring'
-            WHEN c.failure IS NOT NULL THEN 'scoring'
-            WHEN NOT c.candidate THEN 'quality'
-            WHEN s.source_uri IS NULL OR s.failure IS NOT NULL THEN 'clarity'
-            WHEN s.selected THEN 'selected'
-            ELSE 'clarity'
-        END AS stage,
-        CASE
-            WHEN m.status <> 'ok' THEN m.error
-            WHEN m.copy_no > 1 THEN 'duplicate content of ' || m.first_uri
-            WHEN c.source_uri IS NULL THEN 'not scored yet'
-            WHEN c.failure IS NOT NULL THEN c.failure
-            WHEN NOT c.candidate THEN c.quality_reason
-            WHEN s.source_uri IS NULL THEN 'clarity not scored yet'
-            WHEN s.failure IS NOT NULL THEN s.failure
-            WHEN s.selected THEN 'passed every filter'
-            ELSE s.clarity_reason
-        END AS reason,
+            WHEN m.status <> 'ok' AND starts_with(m.error, 'duplicate content of ')
+                THEN {'status': 'dropped', 'stage': 'dedup',    'reason': m.error}
+            WHEN m.status <> 'ok'
+                THEN {'status': 'failed',  'stage': 'probe',    'reason': m.error}
+            WHEN m.copy_no > 1
+                THEN {'status': 'dropped', 'stage': 'dedup',    'reason': 'duplicate content of ' || m.first_uri}
+            WHEN c.source_uri IS NULL
+                THEN {'status': 'pending', 'stage': 'scoring',  'reason': 'not scored yet'}
+            WHEN c.failure IS NOT NULL
+                THEN {'status': 'failed',  'stage': 'scoring',  'reason': c.failure}
+            WHEN NOT c.candidate
+                THEN {'status': 'dropped', 'stage': 'quality',  'reason': c.quality_reason}
+            WHEN s.source_uri IS NULL
+                THEN {'status': 'pending', 'stage': 'clarity',  'reason': 'clarity not scored yet'}
+            WHEN s.failure IS NOT NULL
+                THEN {'status': 'failed',  'stage': 'clarity',  'reason': s.failure}
+            WHEN s.selected
+                THEN {'status': 'kept',    'stage': 'selected', 'reason': 'passed every filter'}
+            ELSE      {'status': 'dropped', 'stage': 'clarity',  'reason': s.clarity_reason}
+        END AS verdict,
         c.aesthetic, c.temporal, c.motion, s.clarity,
         m.width, m.height, m.fps, m.num_frames, m.duration_s
     FROM m
     LEFT JOIN candidates AS c USING (source_uri)
     LEFT JOIN selected AS s USING (source_uri)
 )
-SELECT j.*, v.quality_version, v.clarity_version
+SELECT
+    j.video_id, j.source_uri, j.shard, j.position,
+    j.verdict.status AS status, j.verdict.stage AS stage, j.verdict.reason AS reason,
+    j.aesthetic, j.temporal, j.motion, j.clarity,
+    j.width, j.height, j.fps, j.num_frames, j.duration_s,
+    v.quality_version, v.clarity_version
 FROM judged AS j, versions AS v
 ORDER BY j.shard, j.position;

@@ -23,8 +23,8 @@ from openvid_assets_tests.models.test_dover import random_dover_checkpoint
 DATA = Path(__file__).parents[1] / "data"
 
 
-def test_unimatch_and_dover_checkpoints_run_in_the_pipeline(tmp_path, monkeypatch):
-    weights = tmp_path / "weights"
+def test_unimatch_and_dover_checkpoints_run_in_the_pipeline(tmp_path, weights_dir, monkeypatch):
+    weights = weights_dir
     for spec in (UNIMATCH_FLOW, DOVER_WEIGHTS):
         (weights / spec.filename).parent.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
@@ -32,8 +32,6 @@ def test_unimatch_and_dover_checkpoints_run_in_the_pipeline(tmp_path, monkeypatc
     torch.save({"model": {k: torch.randn(s, generator=generator) * 0.02 for k, s in flow_keys.items()}},
                weights / UNIMATCH_FLOW.filename)  # fmt: skip
     torch.save(random_dover_checkpoint(), weights / DOVER_WEIGHTS.filename)
-    monkeypatch.setenv("OPENVID_WEIGHTS_DIR", str(weights))
-    monkeypatch.setenv("OPENVID_CACHE_DIR", str(tmp_path / "cache"))
     # The paper's motion and clarity backends; CLIP and the aesthetic head stay tiny to keep CI fast.
     paper_nets = dataclasses.replace(profiles.PROFILES["offline"], name="paper-nets", motion_backend="unimatch",
                                      clarity_backend="dover")  # fmt: skip

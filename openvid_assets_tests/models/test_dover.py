@@ -58,12 +58,8 @@ def random_dover_checkpoint() -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture
-def weights_env(tmp_path, monkeypatch):
-    wdir = tmp_path / "weights"
-    monkeypatch.setenv("OPENVID_WEIGHTS_DIR", str(wdir))
-    monkeypatch.setenv("OPENVID_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("OPENVID_ALLOW_DOWNLOADS", raising=False)
-    path = wdir / DOVER_WEIGHTS.filename
+def weights_env(weights_dir):
+    path = weights_dir / DOVER_WEIGHTS.filename
     path.parent.mkdir(parents=True)
     return path
 

@@ -32,12 +32,8 @@ def reference_keys() -> dict[str, list[int]]:
 
 
 @pytest.fixture
-def weights_env(tmp_path, monkeypatch):
-    wdir = tmp_path / "weights"
-    monkeypatch.setenv("OPENVID_WEIGHTS_DIR", str(wdir))
-    monkeypatch.setenv("OPENVID_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("OPENVID_ALLOW_DOWNLOADS", raising=False)
-    return wdir
+def weights_env(weights_dir):
+    return weights_dir
 
 
 @pytest.fixture(scope="module")

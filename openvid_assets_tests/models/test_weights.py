@@ -16,12 +16,8 @@ DATA = Path(__file__).parents[1] / "data"
 
 
 @pytest.fixture
-def weights_env(tmp_path, monkeypatch):
-    wdir, cache = tmp_path / "weights", tmp_path / "cache"
-    monkeypatch.setenv("OPENVID_WEIGHTS_DIR", str(wdir))
-    monkeypatch.setenv("OPENVID_CACHE_DIR", str(cache))
-    monkeypatch.delenv("OPENVID_ALLOW_DOWNLOADS", raising=False)
-    return wdir, cache / "weights"
+def weights_env(weights_dir):
+    return weights_dir, weights_dir.parent / "cache" / "weights"
 
 
 @pytest.fixture
