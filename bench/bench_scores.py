@@ -37,8 +37,13 @@ and static shots. ViT-L-14 on CPU costs seconds per frame, so its arms run on th
 ``--vitl-videos`` videos (fewer videos means fixed costs are amortised less: the overhead
 measured there is, if anything, pessimistic).
 
-Run from the repository root (about 12-15 minutes on 2 CPU cores, most of it ViT-L-14 forwards;
-``--quick`` takes under 2 minutes):
+Motion and clarity use the weight-free backends (Farneback, Laplacian) in both regimes, through two
+profiles this script registers in its own process (``bench-tiny-clip``, ``bench-vitl-random``);
+the network backends (UniMatch, DOVER) are not timed here.
+
+Run from the repository root. Estimated 12-15 minutes on 2 otherwise idle CPU cores, most of it
+ViT-L-14 forwards (a run sharing the 2 cores with a test suite took 30 minutes); ``--quick`` takes
+about 1.5 minutes on idle cores:
 
     .venv/bin/python bench/bench_scores.py            # full run
     .venv/bin/python bench/bench_scores.py --quick    # 3 small videos, 1 repeat: checks it works
@@ -130,7 +135,9 @@ ASSETS = self_contained([video_manifest, embeddings_asset, aesthetic_asset, temp
 WITH_CLARITY = clarity_asset in ASSETS
 ASSET_NAMES = [a.key.to_user_string() for a in ASSETS]
 VITL_PROFILE = "bench-vitl-random"
-TINY_PROFILE = "offline"
+TINY_PROFILE = "bench-tiny-clip"
+# Both bench profiles score motion and clarity with the weight-free backends, so the two regimes differ only in CLIP.
+WEIGHT_FREE = {"motion_backend": "farneback", "clarity_backend": "laplacian"}
 DECODE_WORKERS = 2  # ModelsResource.decode_workers default: the same in every arm
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -506,9 +513,12 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts(args.device)
     bench_start = time.perf_counter()
 
-    # ViT-L-14 at its real size with seeded random weights, reachable through ModelsResource (this process only).
+    # Bench profiles, registered in this process only so ModelsResource (and so the assets) can use them:
+    # the offline tiny CLIP, and ViT-L-14 at its real size with seeded random weights.
+    PROFILES[TINY_PROFILE] = dataclasses.replace(PROFILES["offline"], name=TINY_PROFILE, **WEIGHT_FREE)
     PROFILES[VITL_PROFILE] = dataclasses.replace(
-        PROFILES["paper"], name=VITL_PROFILE, clip=ClipSpec("ViT-L-14-quickgelu"), aesthetic_weights=None
+        PROFILES["offline"], name=VITL_PROFILE, clip=ClipSpec("ViT-L-14-quickgelu"), aesthetic_weights=None,
+        **WEIGHT_FREE,
     )
     work = Path(tempfile.mkdtemp(prefix="bench-scores-"))
     try:
