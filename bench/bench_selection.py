@@ -381,6 +381,20 @@ def _rss_now() -> int:
         return int(f.read().split()[1]) * PAGE
 
 
+def _peak_and_reset() -> int:
+    """This process's peak RSS since the last call (VmHWM, then reset through /proc/self/clear_refs)."""
+    import re
+
+    with open("/proc/self/status") as f:
+        peak = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) * 1024
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # no reset: later values are peaks since the start
+    return peak
+
+
 def _pool(root: str) -> Any:
     ctx = mp.get_context("spawn")
     pool = ctx.Pool(WORKERS, initializer=_init_worker, initargs=(root,))
@@ -510,21 +524,26 @@ def step_lineage(root: str) -> dict[str, Any]:
 
     tables = TableStore(root)
     rss0 = _rss_now()
+    _peak_and_reset()
     t0 = time.perf_counter()
     inputs = lineage_inputs(tables)
     t1 = time.perf_counter()
     table = run_sql("lineage", inputs)
     t2 = time.perf_counter()
     rss_after_query = _rss_now()
+    peaks = {"lineage_inputs + run_sql(lineage)": _peak_and_reset()}
     tables.write(LINEAGE, GLOBAL, table)
     t3 = time.perf_counter()
+    peaks["TableStore.write"] = _peak_and_reset()
     check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": table}).row(0, named=True)
     t4 = time.perf_counter()
+    peaks["run_sql(lineage_check)"] = _peak_and_reset()
     _assert_check(check)
     return {"wall_s": t4 - t0, "rows": table.height, "check": check,
             "sub": {"lineage_inputs": t1 - t0, "run_sql(lineage)": t2 - t1, "TableStore.write": t3 - t2,
                     "run_sql(lineage_check)": t4 - t3},
             "frame_bytes": table.estimated_size(), "rss_before": rss0, "rss_after_query": rss_after_query,
+            "sub_peak_rss": peaks,
             "parquet_bytes": os.path.getsize(Path(root, tables.rel_path(LINEAGE, GLOBAL))),
             "summary": _lineage_summary(table)}  # fmt: skip
 
@@ -542,6 +561,7 @@ def step_lineage_copy(root: str, memory_limit: str) -> dict[str, Any]:
     spill = Path(root, "duckdb_spill")
     spill.mkdir(exist_ok=True)
     rss0 = _rss_now()
+    _peak_and_reset()
     t0 = time.perf_counter()
     inputs = lineage_inputs(tables)
     t1 = time.perf_counter()
@@ -555,8 +575,10 @@ def step_lineage_copy(root: str, memory_limit: str) -> dict[str, Any]:
             _bind(con, name, source)
         con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
     t2 = time.perf_counter()
+    peaks = {"lineage_inputs + COPY": _peak_and_reset()}
     check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": [str(out)]}).row(0, named=True)
     t3 = time.perf_counter()
+    peaks["run_sql(lineage_check)"] = _peak_and_reset()
     _assert_check(check)
     with duckdb.connect(":memory:") as con:
         summary = {f"{s}/{g}": c for s, g, c in con.execute(
@@ -564,7 +586,8 @@ def step_lineage_copy(root: str, memory_limit: str) -> dict[str, Any]:
     return {"wall_s": t3 - t0, "rows": check["lineage_rows"], "check": check,
             "sub": {"lineage_inputs": t1 - t0, "COPY (lineage) TO parquet": t2 - t1,
                     "run_sql(lineage_check) on the file": t3 - t2},
-            "rss_before": rss0, "parquet_bytes": out.stat().st_size, "summary": summary}  # fmt: skip
+            "rss_before": rss0, "parquet_bytes": out.stat().st_size, "summary": summary,
+            "sub_peak_rss": peaks}  # fmt: skip
 
 
 def _assert_check(check: dict[str, int]) -> None:
@@ -592,6 +615,8 @@ def run_step_main(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"unknown step {step}")
     result["maxrss_self"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # resetting VmHWM (sub-step peaks) also lowers what ru_maxrss reports: keep the largest peak seen
+    result["maxrss_self"] = max([result["maxrss_self"], *result.get("sub_peak_rss", {}).values()])
     result["maxrss_children"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     Path(out).write_text(json.dumps(result, default=str))
 
@@ -837,6 +862,9 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
             print(f"  - {key}: {st['rows']:,} rows, peak tree RSS {_gib(st['peak_tree_rss'])} GiB "
                   f"(RSS after imports {_gib(st['rss_before'])} GiB){extra}, parquet {_gib(st['parquet_bytes'])} GiB, "
                   f"peak DuckDB spill {_gib(st['peak_spill'])} GiB; check {st['check']}")  # fmt: skip
+            if st.get("sub_peak_rss"):
+                print("    peak RSS of the step's process per part (GiB): "
+                      + ", ".join(f"{k} {_gib(v)}" for k, v in st["sub_peak_rss"].items()))
         lin = r["steps"].get("lineage", {}).get("summary") or r["steps"].get("lineage_copy", {}).get("summary")
         if lin:
             print(f"  - lineage status/stage: " + ", ".join(f"{k} {v:,}" for k, v in lin.items()))
@@ -845,6 +873,16 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
 
 
 # --------------------------------------------------------------------------- main
+
+
+def code_under_test() -> dict[str, str]:
+    """Hashes of the files whose behaviour is timed: a change while the benchmark runs (a shared working
+    tree) would make the sizes incomparable, so it is detected and reported."""
+    import hashlib
+
+    files = sorted(ROOT.glob("sql/*.sql")) + sorted(ROOT.glob("openvid_assets/store/*.py")) + \
+        [ROOT / "openvid_assets" / "assets" / "selection.py"]
+    return {str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files if f.exists()}
 
 
 def main() -> None:
@@ -881,6 +919,7 @@ def main() -> None:
           f"({_gib(free)} GiB free), {facts['cores']} cores, {facts['ram']}, DuckDB {facts['duckdb']}", flush=True)
     runs = []
     t_start = time.perf_counter()
+    code_start = code_under_test()
     try:
         for size in sorted(sizes):
             root = workdir / f"videos-{size}"
@@ -897,12 +936,18 @@ def main() -> None:
             if os.waitstatus_to_exitcode(status) != 0 or not result.exists():
                 raise SystemExit(f"the {size:,} run failed (exit {os.waitstatus_to_exitcode(status)})")
             run = json.loads(result.read_text())
-            run["wait4_maxrss"] = usage.ru_maxrss * 1024
+            run["wait4_maxrss"] = max([usage.ru_maxrss * 1024] + [st.get(k, 0) for st in run["steps"].values()
+                                                                for k in ("maxrss_self", "maxrss_children")])  # fmt: skip
             run["process_s"] = time.perf_counter() - t0
             runs.append(run)
             print(f"== {size:,} done in {run['process_s']:.0f} s, disk {_gib(run['disk_bytes'])} GiB", flush=True)
         report(runs, facts, args, workdir)
-        print(f"\nwhole benchmark: {time.perf_counter() - t_start:.0f} s")
+        code_end = code_under_test()
+        changed = sorted(k for k in code_start.keys() | code_end.keys() if code_start.get(k) != code_end.get(k))
+        print(f"\ncode under test (sql/, store/, assets/selection.py): "
+              + (f"CHANGED during the run: {changed}; sizes may not be comparable" if changed
+                 else "unchanged during the run"))  # fmt: skip
+        print(f"whole benchmark: {time.perf_counter() - t_start:.0f} s")
     finally:
         if args.keep:
             print(f"kept: {workdir}")

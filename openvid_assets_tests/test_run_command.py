@@ -42,7 +42,10 @@ def workdir(sample_videos, tmp_path):
     root, specs = sample_videos
     src = tmp_path / "src"
     shutil.copytree(root, src, symlinks=True)
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONUNBUFFERED": "1"}
+    # These tests are about orchestration; the networks have pipeline tests of their own,
+    # so the weight-free backends keep the several full runs here quick.
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONUNBUFFERED": "1",
+           "OPENVID_MOTION_BACKEND": "farneback", "OPENVID_CLARITY_BACKEND": "laplacian"}  # fmt: skip
     (tmp_path / "dagster_home").mkdir()
     return tmp_path, src, specs, env
 

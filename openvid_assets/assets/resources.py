@@ -116,7 +116,11 @@ def default_resources(data_root: str | None = None, models: str | None = None,
     return {
         "s3": s3,
         "store": OpenVidStore(data_root=data_root or settings.data_root(), s3=s3),
-        "models": ModelsResource(profile=models or os.environ.get("OPENVID_MODELS") or "paper"),
+        "models": ModelsResource(
+            profile=models or os.environ.get("OPENVID_MODELS") or "paper",
+            motion_backend=os.environ.get("OPENVID_MOTION_BACKEND", ""),
+            clarity_backend=os.environ.get("OPENVID_CLARITY_BACKEND", ""),
+        ),
         "selection": SelectionRules(
             **{**rules_from_env(), **(rules or {})},
             thresholds_off=thresholds_switched_off() if thresholds_off is None else thresholds_off,
