@@ -345,7 +345,7 @@ def _ready(_: int) -> int:
     return os.getpid()
 
 
-def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int]:
+def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int, float]:
     """Exactly the body of the quality_candidates / selected_videos asset for one shard."""
     from openvid_assets.assets.selection import (
         CANDIDATES,
@@ -357,6 +357,7 @@ def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int]:
     )
 
     step, shard = args
+    c0 = time.process_time()
     t0 = time.perf_counter()
     if step == "quality_candidates":
         table = _shard_sql(_STORE, "quality_candidates", {
@@ -370,7 +371,7 @@ def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int]:
         name = SELECTED
     t1 = time.perf_counter()
     _STORE.write(name, shard, table)
-    return shard, t1 - t0, time.perf_counter() - t1, table.height
+    return shard, t1 - t0, time.perf_counter() - t1, table.height, time.process_time() - c0
 
 
 # --------------------------------------------------------------------------- steps (each in its own process)
@@ -423,6 +424,7 @@ def step_thresholds(root: str, scores: tuple[str, ...], name: str) -> dict[str, 
 
     tables = TableStore(root)
     rules = parse_rules({})
+    c0 = time.process_time()
     t0 = time.perf_counter()
     sources = {s: tables.scan_source(SCORE_TABLES[s]) for s in scores}
     t1 = time.perf_counter()
@@ -432,7 +434,7 @@ def step_thresholds(root: str, scores: tuple[str, ...], name: str) -> dict[str, 
     t3 = time.perf_counter()
     tables.write(name, "global", table)
     t4 = time.perf_counter()
-    out = {"wall_s": t4 - t0, "sub": {"scan_source": t1 - t0, "fingerprint": t2 - t1, "compute_thresholds": t3 - t2,
+    out = {"wall_s": t4 - t0, "cpu_s": time.process_time() - c0, "sub": {"scan_source": t1 - t0, "fingerprint": t2 - t1, "compute_thresholds": t3 - t2,
                                       "write": t4 - t3},
            "files": sum(len(v) for v in sources.values()), "thresholds": table.to_dicts()}  # fmt: skip
     if name == "score_thresholds":
@@ -453,16 +455,19 @@ def step_per_shard(root: str, step: str) -> dict[str, Any]:
     source = "aesthetic_scores" if step == "quality_candidates" else "clarity_scores"
     shards = TableStore(root).shards(source)
     pool = _pool(root)
+    c0 = time.process_time()
     t0 = time.perf_counter()
     results = list(pool.imap_unordered(shard_step, [(step, s) for s in shards], chunksize=10))
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0 + sum(r[4] for r in results)
     pool.close()
     pool.join()
     anatomy = _shard_anatomy(root, step, shards)
     sql = sorted(r[1] for r in results)
     write = sorted(r[2] for r in results)
     q = statistics.quantiles
-    return {"wall_s": wall, "shards": len(results), "rows": sum(r[3] for r in results), "anatomy_ms": anatomy,
+    return {"wall_s": wall, "cpu_s": cpu, "shards": len(results), "rows": sum(r[3] for r in results),
+            "anatomy_ms": anatomy,
             "sub": {"sum_sql": sum(sql), "sum_write": sum(write)},
             "per_shard_ms": {"sql_median": 1e3 * statistics.median(sql), "sql_p99": 1e3 * q(sql, n=100)[98],
                              "write_median": 1e3 * statistics.median(write),
@@ -506,7 +511,7 @@ def _shard_anatomy(root: str, step: str, shards: list[str], samples: int = 20) -
     return {k: statistics.median(v) for k, v in parts.items()}
 
 
-def _by_shard(results: list[tuple[str, float, float, int]], col: int) -> list[float]:
+def _by_shard(results: list[tuple[str, float, float, int, float]], col: int) -> list[float]:
     return [r[col] for r in sorted(results)]
 
 
@@ -525,6 +530,7 @@ def step_lineage(root: str) -> dict[str, Any]:
     tables = TableStore(root)
     rss0 = _rss_now()
     _peak_and_reset()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     inputs = lineage_inputs(tables)
     t1 = time.perf_counter()
@@ -537,9 +543,10 @@ def step_lineage(root: str) -> dict[str, Any]:
     peaks["TableStore.write"] = _peak_and_reset()
     check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": table}).row(0, named=True)
     t4 = time.perf_counter()
+    cpu = time.process_time() - c0
     peaks["run_sql(lineage_check)"] = _peak_and_reset()
     _assert_check(check)
-    return {"wall_s": t4 - t0, "rows": table.height, "check": check,
+    return {"wall_s": t4 - t0, "cpu_s": cpu, "rows": table.height, "check": check,
             "sub": {"lineage_inputs": t1 - t0, "run_sql(lineage)": t2 - t1, "TableStore.write": t3 - t2,
                     "run_sql(lineage_check)": t4 - t3},
             "frame_bytes": table.estimated_size(), "rss_before": rss0, "rss_after_query": rss_after_query,
@@ -562,6 +569,7 @@ def step_lineage_copy(root: str, memory_limit: str) -> dict[str, Any]:
     spill.mkdir(exist_ok=True)
     rss0 = _rss_now()
     _peak_and_reset()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     inputs = lineage_inputs(tables)
     t1 = time.perf_counter()
@@ -578,12 +586,13 @@ def step_lineage_copy(root: str, memory_limit: str) -> dict[str, Any]:
     peaks = {"lineage_inputs + COPY": _peak_and_reset()}
     check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": [str(out)]}).row(0, named=True)
     t3 = time.perf_counter()
+    cpu = time.process_time() - c0
     peaks["run_sql(lineage_check)"] = _peak_and_reset()
     _assert_check(check)
     with duckdb.connect(":memory:") as con:
         summary = {f"{s}/{g}": c for s, g, c in con.execute(
             "SELECT status, stage, count(*) FROM read_parquet(?) GROUP BY ALL ORDER BY ALL", [str(out)]).fetchall()}  # fmt: skip
-    return {"wall_s": t3 - t0, "rows": check["lineage_rows"], "check": check,
+    return {"wall_s": t3 - t0, "cpu_s": cpu, "rows": check["lineage_rows"], "check": check,
             "sub": {"lineage_inputs": t1 - t0, "COPY (lineage) TO parquet": t2 - t1,
                     "run_sql(lineage_check) on the file": t3 - t2},
             "rss_before": rss0, "parquet_bytes": out.stat().st_size, "summary": summary,
@@ -760,7 +769,9 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
           f"load average at start/end of each size: "
           + "; ".join(f"{r['size']:,}: {r['load_start'][0]:.1f}/{r['load_end'][0]:.1f}" for r in runs) + ".\n")
     sizes = [r["size"] for r in runs]
-    head = "| step | " + " | ".join(f"{s:,} videos: s" for s in sizes) + " | " + \
+    print("Times: wall seconds of the timed work (CPU seconds of every process doing it, DuckDB threads "
+          "included: less sensitive to other work on a shared machine).\n")
+    head = "| step | " + " | ".join(f"{s:,} videos: wall s (CPU s)" for s in sizes) + " | " + \
         " | ".join(f"{s:,}: videos/s" for s in sizes) + " | " + \
         " | ".join(f"{s:,}: peak RSS GiB (tree / largest process)" for s in sizes) + " |"
     print(head)
@@ -772,7 +783,7 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
         for r in runs:
             st = r["steps"].get(key, {})
             t = _step_time(st)
-            cells_t.append(_fmt_s(t) if st else "—")
+            cells_t.append((_fmt_s(t) + (f" ({_fmt_s(st['cpu_s'])})" if t and "cpu_s" in st else "")) if st else "—")
             cells_r.append(f"{r['size'] / t:,.0f}" if t else "—")
             if st:
                 largest = max(st.get("wait4_maxrss", 0), st.get("maxrss_self", 0), st.get("maxrss_children", 0))
@@ -782,13 +793,16 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
                 cells_m.append("—")
         print(f"| {label} | " + " | ".join(cells_t) + " | " + " | ".join(cells_r) + " | " + " | ".join(cells_m) + " |")
     totals = [sum(_step_time(r["steps"].get(k, {})) or float("nan") for k in TIMED) for r in runs]
-    print("| **total (timed steps)** | " + " | ".join(_fmt_s(t) for t in totals) + " | "
+    cpus = [sum(r["steps"].get(k, {}).get("cpu_s", float("nan")) for k in TIMED) for r in runs]
+    cpus_copy = [sum(r["steps"].get(k, {}).get("cpu_s", float("nan")) for k in TIMED[:-1] + ["lineage_copy"])
+                 for r in runs]  # fmt: skip
+    print("| **total (timed steps)** | " + " | ".join(f"{_fmt_s(t)} ({_fmt_s(c)})" for t, c in zip(totals, cpus)) + " | "
           + " | ".join(f"{r['size'] / t:,.0f}" for r, t in zip(runs, totals)) + " | "
           + " | ".join(_gib(max(st.get("peak_tree_rss", 0) for k, st in r["steps"].items() if k in TIMED))
                        + " (max over steps)" for r in runs) + " |")
     totals_copy = [sum(_step_time(r["steps"].get(k, {})) or float("nan")
                        for k in TIMED[:-1] + ["lineage_copy"]) for r in runs]  # fmt: skip
-    print("| total with lineage_copy | " + " | ".join(_fmt_s(t) for t in totals_copy) + " | "
+    print("| total with lineage_copy | " + " | ".join(f"{_fmt_s(t)} ({_fmt_s(c)})" for t, c in zip(totals_copy, cpus_copy)) + " | "
           + " | ".join(f"{r['size'] / t:,.0f}" for r, t in zip(runs, totals_copy)) + " | " + " | ".join("" for _ in runs) + " |")
 
     print("\n### Sub-steps (s)\n")
@@ -836,17 +850,20 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
         small, big = runs[0], runs[-1]
         budget = big["size"] / small["size"]
         print(f"\n### Scaling: {big['size']:,} over {small['size']:,} videos (linear: ratio <= {budget:g})\n")
-        print("| step | ratio | linear |")
-        print("|---|---|---|")
+        print("| step | ratio_wall | linear (wall) | ratio_cpu | linear (CPU) |")
+        print("|---|---|---|---|---|")
+
+        def cells(a: float | None, b: float | None) -> str:
+            if not a or not b or a != a or b != b:
+                return "— | —"
+            return f"{b / a:.2f} | {'yes' if b / a <= budget else 'NO'}"
+
         for label, key in [(k, k) for k in TIMED] + [("lineage_copy (variant)", "lineage_copy")]:
-            a, b = _step_time(small["steps"].get(key, {})), _step_time(big["steps"].get(key, {}))
-            if a and b:
-                print(f"| {label} | {b / a:.2f} | {'yes' if b / a <= budget else 'NO'} |")
-            else:
-                print(f"| {label} | — | failed at one size |")
-        for label, (a, b) in [("**total**", (totals[0], totals[-1])), ("total with lineage_copy", (totals_copy[0], totals_copy[-1]))]:
-            ok = a == a and b == b
-            print(f"| {label} | {b / a:.2f} | {'yes' if ok and b / a <= budget else 'NO'} |" if ok else f"| {label} | — | — |")
+            s0, s1 = small["steps"].get(key, {}), big["steps"].get(key, {})
+            print(f"| {label} | {cells(_step_time(s0), _step_time(s1))} | "
+                  f"{cells(s0.get('cpu_s') if _step_time(s0) else None, s1.get('cpu_s') if _step_time(s1) else None)} |")
+        print(f"| **total** | {cells(totals[0], totals[-1])} | {cells(cpus[0], cpus[-1])} |")
+        print(f"| total with lineage_copy | {cells(totals_copy[0], totals_copy[-1])} | {cells(cpus_copy[0], cpus_copy[-1])} |")
 
     print("\n### Memory, spill, disk\n")
     for r in runs:
