@@ -43,6 +43,7 @@ __all__ = [
     "blurred",
     "cross_dissolve",
     "fade_black",
+    "fade_out",
     "fast_motion",
     "flicker",
     "hard_cuts",
@@ -475,6 +476,16 @@ def cross_dissolve(out_dir: Path | str, name: str = "cross_dissolve.mp4", *, wid
     first, last = scene_frames, scene_frames + dissolve_frames - 1
     return _write(out_dir, name, "cross_dissolve", frames(), width, height, fps, last + 1 + scene_frames,
                   motion=1.0, transitions=((first, last),))
+
+
+def fade_out(out_dir: Path | str, name: str = "fade_out.mp4", *, width: int = 160, height: int = 90,
+             fps: float = 24.0, num_frames: int = 48, seed: int = 10) -> VideoSpec:
+    """A video that is nothing but a fade to black: its whole length is one transition."""
+    (scene,) = _scenes(seed, width, height, (num_frames,))
+    black = np.zeros((height, width, 3), np.uint8)
+    frames = (_blend(scene.frame(t), black, (t + 1) / num_frames) for t in range(num_frames))
+    return _write(out_dir, name, "fade_out", frames, width, height, fps, num_frames, motion=1.0,
+                  transitions=((0, num_frames - 1),))
 
 
 def hd_1080p(out_dir: Path | str, name: str = "hd_1080p.mp4", *, fps: float = 24.0, num_frames: int = 24,

@@ -1,0 +1,257 @@
+"""Single-scene clips: plan them with the cut cascade, then cut them out with ffmpeg.
+
+One row per clip (``status='ok'``), or one row for a video that yields none
+(``no_clips``, with the reason) or could not be read (``failed``). Rows are
+keyed by the clip settings: a re-run reuses every row (and file) made with the
+same settings and only works on what is new or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from openvid_assets.media.frames import even_size
+from openvid_assets.media.scenes import ClipPlan, ClipRules, ClipSpan, CutDetection, detect_clips
+from openvid_assets.media.sources import VideoInputError
+from openvid_assets.store.files import FileSystem
+
+ClipMode = Literal["reencode", "copy", "none"]
+CLIP_MODES = ("reencode", "copy", "none")
+
+TRANSITION_TYPE = pl.Struct({"first": pl.Int32, "last": pl.Int32, "cut_frame": pl.Int32, "detectors": pl.String})
+CLIP_SCHEMA: dict[str, Any] = {
+    "clip_id": pl.String,
+    "video_id": pl.String,
+    "source_uri": pl.String,
+    "status": pl.String,  # ok | no_clips | failed
+    "error": pl.String,
+    "clip_index": pl.Int32,
+    "start_frame": pl.Int32,
+    "end_frame": pl.Int32,  # inclusive
+    "num_frames": pl.Int32,
+    "start_s": pl.Float64,
+    "end_s": pl.Float64,  # exclusive: the time the frame after the clip starts
+    "fps": pl.Float64,
+    "width": pl.Int32,
+    "height": pl.Int32,
+    "clip_uri": pl.String,  # null when only time ranges are kept (mode 'none')
+    "video_frames": pl.Int32,
+    "transitions": pl.List(TRANSITION_TYPE),
+    "params_hash": pl.String,
+    "params": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    detection: CutDetection = field(default_factory=CutDetection)
+    rules: ClipRules = field(default_factory=ClipRules)
+    mode: ClipMode = "reencode"  # frame-accurate; 'copy' snaps to keyframes; 'none' keeps only time ranges
+    crf: int = 18
+    preset: str = "veryfast"
+
+    def __post_init__(self) -> None:
+        if self.mode not in CLIP_MODES:
+            raise ValueError(f"clip mode must be one of {CLIP_MODES}, got {self.mode!r}")
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def params_json(self) -> str:
+        return json.dumps(self.params(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def params_hash(self) -> str:
+        return hashlib.sha256(self.params_json.encode()).hexdigest()[:16]
+
+
+def clip_id(video_id: str, span: ClipSpan) -> str:
+    """Deterministic: the same video and frame range always give the same id (and file name)."""
+    return f"{video_id}-{span.start_frame:07d}-{span.end_frame:07d}"
+
+
+# --------------------------------------------------------------------------- ffmpeg
+
+
+def cut_clip(source: str | Path, dest: str | Path, span: ClipSpan, fps: float, *, mode: ClipMode = "reencode",
+             crf: int = 18, preset: str = "veryfast", timeout_s: float = 600.0) -> None:  # fmt: skip
+    """Write frames ``span`` of ``source`` to ``dest`` (mp4, video only), atomically.
+
+    Re-encoding seeks to half a frame before the first wanted frame (ffmpeg then
+    decodes from the keyframe before and drops everything earlier) and stops
+    after exactly ``num_frames`` frames, so boundaries are frame-accurate.
+    ``copy`` is a keyframe-snapped stream copy: fast, but the clip may start early.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".tmp-*-{dest.name}"):  # left by a killed run
+        stale.unlink(missing_ok=True)
+    tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
+    start = max(0.0, (span.start_frame - 0.5) / fps) if span.start_frame else 0.0
+    args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-ss", f"{start:.6f}",
+            "-i", str(Path(source).absolute())]  # fmt: skip
+    if mode == "copy":
+        args += ["-t", f"{span.num_frames / fps:.6f}", "-map", "0:v:0", "-c", "copy"]
+    else:
+        args += ["-frames:v", str(span.num_frames), "-map", "0:v:0", "-an", "-c:v", "libx264", "-preset", preset,
+                 "-crf", str(crf), "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"]  # fmt: skip
+    args += ["-movflags", "+faststart", "-f", "mp4", str(tmp.absolute())]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=timeout_s)
+        if done.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
+            message = done.stderr.decode(errors="replace").strip().splitlines()
+            raise VideoInputError(f"ffmpeg could not cut the clip: {(message or ['no output'])[-1][:300]}")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except subprocess.TimeoutExpired:
+        raise VideoInputError(f"ffmpeg took longer than {timeout_s:.0f}s cutting the clip") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- one shard
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    video_id: str
+    source_uri: str
+    width: int
+    height: int
+    fps: float
+    rotation: int
+
+
+OpenVideo = Callable[[ClipTask], AbstractContextManager[Path]]
+
+
+class ClipStore:
+    """Clip files under ``<data root>/clips/<shard>/<clip_id>.mp4``, local or on S3."""
+
+    def __init__(self, files: FileSystem, shard: str):
+        self.files, self.folder = files, f"clips/{shard}"
+
+    def _rel(self, cid: str) -> str:
+        return f"{self.folder}/{cid}.mp4"
+
+    def exists(self, cid: str) -> bool:
+        return self.files.exists(self._rel(cid))
+
+    def uri(self, cid: str) -> str:
+        return self.files.uri(self._rel(cid))
+
+    def local_dest(self, cid: str) -> str | None:
+        return self.files.local_path(self._rel(cid))
+
+    def upload(self, local_file: str, cid: str) -> None:
+        self.files.put(self._rel(cid), Path(local_file).read_bytes())
+
+
+def _rows_for(task: ClipTask, plan: ClipPlan, frames: int, uris: dict[str, str | None],
+              settings: ClipSettings) -> list[dict[str, Any]]:  # fmt: skip
+    width, height = even_size(task.width, task.height)
+    transitions = [{"first": t.first, "last": t.last, "cut_frame": t.cut_frame, "detectors": "+".join(t.detectors)}
+                   for t in plan.transitions]  # fmt: skip
+    common = {"video_id": task.video_id, "source_uri": task.source_uri, "fps": task.fps, "video_frames": frames,
+              "transitions": transitions, "params_hash": settings.params_hash, "params": settings.params_json}
+    if not plan.clips:
+        return [{**common, "status": "no_clips", "error": plan.reason}]
+    rows = []
+    for index, span in enumerate(plan.clips):
+        cid = clip_id(task.video_id, span)
+        rows.append({**common, "clip_id": cid, "status": "ok", "clip_index": index, "start_frame": span.start_frame,
+                     "end_frame": span.end_frame, "num_frames": span.num_frames, "start_s": span.start_frame / task.fps,
+                     "end_s": (span.end_frame + 1) / task.fps, "width": width, "height": height,
+                     "clip_uri": uris.get(cid)})  # fmt: skip
+    return rows
+
+
+def clip_video(task: ClipTask, open_video: OpenVideo, store: ClipStore | None,
+               settings: ClipSettings) -> list[dict[str, Any]]:  # fmt: skip
+    """Detect, plan and (unless mode is 'none') write one video's clips; a bad video is one failed row."""
+    try:
+        with open_video(task) as path:
+            signals, plan = detect_clips(path, width=task.width, height=task.height, fps=task.fps,
+                                         rotation=task.rotation, detection=settings.detection, rules=settings.rules)  # fmt: skip
+            uris: dict[str, str | None] = {}
+            if settings.mode != "none" and store is not None:
+                for span in plan.clips:
+                    cid = clip_id(task.video_id, span)
+                    uris[cid] = _write(path, cid, span, task.fps, store, settings)
+    except VideoInputError as e:
+        return [{"video_id": task.video_id, "source_uri": task.source_uri, "status": "failed", "error": str(e),
+                 "params_hash": settings.params_hash, "params": settings.params_json}]  # fmt: skip
+    return _rows_for(task, plan, signals.num_frames, uris, settings)
+
+
+def _write(source: Path, cid: str, span: ClipSpan, fps: float, store: ClipStore, settings: ClipSettings) -> str:
+    if store.exists(cid):
+        return store.uri(cid)  # written by an earlier, interrupted run with the same settings
+    kwargs = {"mode": settings.mode, "crf": settings.crf, "preset": settings.preset}
+    local = store.local_dest(cid)
+    if local is not None:
+        cut_clip(source, local, span, fps, **kwargs)
+    else:
+        with tempfile.TemporaryDirectory(prefix="openvid-clip-") as tmp:
+            staged = os.path.join(tmp, f"{cid}.mp4")
+            cut_clip(source, staged, span, fps, **kwargs)
+            store.upload(staged, cid)
+    return store.uri(cid)
+
+
+def reusable_clip_rows(previous: pl.DataFrame | None, settings: ClipSettings) -> dict[str, list[dict[str, Any]]]:
+    """Rows of an earlier table made with the same settings, by video (failed videos are retried)."""
+    if previous is None or previous.is_empty() or "params_hash" not in previous.columns:
+        return {}
+    same = previous.filter((pl.col("params_hash") == settings.params_hash) & (pl.col("status") != "failed"))
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in same.iter_rows(named=True):
+        rows.setdefault(row["video_id"], []).append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class ShardClips:
+    table: pl.DataFrame
+    computed: int
+    reused: int
+
+
+def clip_shard(tasks: list[ClipTask], open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings, *,
+               previous: pl.DataFrame | None = None, progress: Callable[[int, int], None] | None = None,
+               workers: int = 2) -> ShardClips:  # fmt: skip
+    """Clip every video of a shard, ``workers`` videos at a time, in task order."""
+    cached = reusable_clip_rows(previous, settings)
+    unique = list({t.video_id: t for t in tasks}.values())
+    todo = [t for t in unique if t.video_id not in cached or not _files_present(cached[t.video_id], store, settings)]
+    todo_ids = {t.video_id for t in todo}
+    done_rows = {t.video_id: cached[t.video_id] for t in unique if t.video_id not in todo_ids}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {t.video_id: pool.submit(clip_video, t, open_video, store, settings) for t in todo}
+        for count, (video_id, future) in enumerate(futures.items(), 1):
+            done_rows[video_id] = future.result()
+            if progress:
+                progress(count, len(todo))
+    rows = [row for t in unique for row in done_rows[t.video_id]]
+    table = pl.DataFrame(rows, schema=CLIP_SCHEMA) if rows else pl.DataFrame(schema=CLIP_SCHEMA)
+    return ShardClips(table, len(todo), len(unique) - len(todo))
+
+
+def _files_present(rows: list[dict[str, Any]], store: ClipStore | None, settings: ClipSettings) -> bool:
+    if settings.mode == "none" or store is None:
+        return True
+    return all(store.exists(r["clip_id"]) for r in rows if r["status"] == "ok")

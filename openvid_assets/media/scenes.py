@@ -1,0 +1,338 @@
+"""Scene cuts: a cascade of three PySceneDetect detectors fed from one decode pass.
+
+As in Stable Video Diffusion (and so OpenVid-1M), cuts come from detectors that
+look at different frame rates and signals, so both hard cuts and slow
+transitions are caught:
+
+- ``content``: ``ContentDetector`` on every frame (HSV difference of adjacent
+  frames): hard cuts.
+- ``slow``: ``ContentDetector`` on every k-th frame (k = ``slow_step_s`` of
+  video time). A dissolve changes each frame only a little, but over k frames
+  the change adds up, while a pan's difference grows far less; its threshold is
+  set on that k-frame difference.
+- ``fade``: ``ThresholdDetector`` on mean intensity: fades to and from black.
+
+The video is decoded once, small (``analysis_short_side``), and every frame is
+handed to the three detectors in turn. Their cuts are then refined with two
+cheap per-frame signals gathered in the same pass: the mean luma, and the
+difference of 16x9 thumbnails of adjacent frames (blind to texture moving in a
+pan, sharp on a change of scene). A cut's transition is the run of frames
+around it whose thumbnail difference stands out from the local median (or that
+are black, or ramping to or from black); a hard cut's run is one step, so it
+holds no frame. Cuts whose transitions overlap or lie within ``merge_frames``
+are one cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import polars as pl
+
+from openvid_assets.media.frames import FrameRequest, read_frames
+
+DETECTORS = ("content", "slow", "fade")
+THUMB_SIZE = (16, 9)
+
+
+@dataclass(frozen=True)
+class CutDetection:
+    """Detector settings; the defaults are calibrated on the generated cut/fade/dissolve videos."""
+
+    content_threshold: float = 27.0  # PySceneDetect's default: hard cuts score 60-100, a 1 px/frame pan ~8
+    slow_threshold: float = 40.0  # on the k-frame difference: a 16-frame dissolve peaks ~70, pans stay ~20-30
+    slow_step_s: float = 0.25
+    fade_threshold: float = 12.0  # mean 8-bit intensity below which a frame counts as black
+    min_scene_s: float = 0.25  # detectors ignore a new cut this soon after the last; clip rules do the rest
+    analysis_short_side: int = 144  # decode this small (never upscaled); PySceneDetect works at ~256 px wide
+    merge_frames: int = 2
+    fade_slope: float = 1.0  # luma levels per frame that mark a frame as part of a fade ramp
+    elevated_factor: float = 1.5  # a transition step differs this much more than the local median step...
+    elevated_margin: float = 1.0  # ...and by this many levels at least (thumbnail differences are 0-255)
+    baseline_s: float = 2.0  # half-width of the window the local median step is taken over
+
+    def slow_step(self, fps: float) -> int:
+        return max(1, round(fps * self.slow_step_s))
+
+    def params(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Frames ``first..last`` (inclusive) belong to neither scene; a hard cut has ``last == first - 1``."""
+
+    first: int
+    last: int
+    detectors: tuple[str, ...]
+
+    @property
+    def cut_frame(self) -> int:
+        """First frame of the new scene for a hard cut; the middle of a gradual transition."""
+        return self.first if self.last < self.first else (self.first + self.last) // 2
+
+    @property
+    def is_hard(self) -> bool:
+        return self.last < self.first
+
+
+@dataclass
+class SceneSignals:
+    """What one pass over a video produced."""
+
+    num_frames: int
+    fps: float
+    raw_cuts: dict[str, list[int]] = field(default_factory=dict)  # detector -> first frames of new scenes
+    luma: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    step: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # thumbnail diff to previous frame
+
+
+class _Cascade:
+    """Feeds decoded chunks to the three detectors and records luma and thumbnail steps."""
+
+    def __init__(self, config: CutDetection, fps: float):
+        from scenedetect.detectors import ContentDetector, ThresholdDetector
+
+        self.fps = fps
+        self.k = config.slow_step(fps)
+        min_len = max(1, round(config.min_scene_s * fps))
+        self.detectors = {
+            "content": ContentDetector(threshold=config.content_threshold, min_scene_len=min_len),
+            "slow": ContentDetector(threshold=config.slow_threshold, min_scene_len=min_len),
+            "fade": ThresholdDetector(threshold=config.fade_threshold, min_scene_len=min_len),
+        }
+        self.cuts: dict[str, list[int]] = {name: [] for name in DETECTORS}
+        self.frame = 0
+        self.previous_thumb: np.ndarray | None = None
+
+    def _timecode(self, frame: int):
+        from scenedetect import FrameTimecode
+
+        return FrameTimecode(frame, fps=self.fps)
+
+    def _collect(self, name: str, timecodes) -> None:
+        self.cuts[name].extend(int(tc.frame_num) for tc in timecodes)
+
+    def feed(self, frames: np.ndarray) -> np.ndarray:
+        """Process a chunk of RGB frames in order; return (luma, step) per frame."""
+        out = np.zeros((len(frames), 2), np.float32)
+        for row, rgb in enumerate(frames):
+            i, timecode = self.frame, self._timecode(self.frame)
+            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # PySceneDetect's frame layout
+            self._collect("content", self.detectors["content"].process_frame(timecode, bgr))
+            if i % self.k == 0:
+                self._collect("slow", self.detectors["slow"].process_frame(timecode, bgr))
+            self._collect("fade", self.detectors["fade"].process_frame(timecode, bgr))
+            thumb = cv2.resize(rgb, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+            step = 0.0 if self.previous_thumb is None else float(np.abs(thumb - self.previous_thumb).mean())
+            out[row] = (float(bgr.mean()), step)
+            self.previous_thumb = thumb
+            self.frame += 1
+        return out
+
+    def finish(self) -> dict[str, list[int]]:
+        if self.frame:
+            last = self._timecode(self.frame - 1)
+            for name, detector in self.detectors.items():
+                self._collect(name, detector.post_process(last))
+        return {name: sorted(set(c for c in cuts if 0 < c < self.frame)) for name, cuts in self.cuts.items()}
+
+
+def analysis_request(config: CutDetection, width: int, height: int, feed: Callable[[np.ndarray], np.ndarray]) -> FrameRequest:
+    short = min(width, height)
+    return FrameRequest(indices=lambda n: list(range(n)), reduce=feed, chunk=32,
+                        short_side=config.analysis_short_side if short > config.analysis_short_side else None)  # fmt: skip
+
+
+def scan_video(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
+               config: CutDetection = CutDetection(), threads: int = 1) -> SceneSignals:  # fmt: skip
+    """One decode pass: every detector's raw cuts plus the luma and thumbnail-step signals.
+
+    ``fps`` is the manifest's; the detectors' minimum scene length is in its frames.
+    """
+    cascade = _Cascade(config, fps)
+    decoded = read_frames(path, analysis_request(config, width, height, cascade.feed), width=width, height=height,
+                          rotation=rotation, threads=threads)  # fmt: skip
+    stats = decoded.frames.reshape(-1, 2)
+    return SceneSignals(num_frames=len(stats), fps=fps, raw_cuts=cascade.finish(), luma=stats[:, 0].copy(),
+                        step=stats[:, 1].copy())  # fmt: skip
+
+
+# --------------------------------------------------------------------------- refining cuts into transitions
+
+
+def _elevated(signals: SceneSignals, config: CutDetection) -> np.ndarray:
+    """Frames whose step from the previous frame stands out from the local median step."""
+    step = signals.step
+    if len(step) < 2:
+        return np.zeros(len(step), bool)
+    window = 2 * max(1, round(config.baseline_s * signals.fps)) + 1
+    baseline = pl.Series(step[1:]).rolling_median(window, center=True, min_samples=1).to_numpy()
+    baseline = np.concatenate([[baseline[0]], baseline])
+    limit = np.maximum(baseline * config.elevated_factor, baseline + config.elevated_margin)
+    elevated = step > limit
+    elevated[0] = False  # the first frame has no previous one
+    return elevated
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) of each run of True."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _fade_extent(luma: np.ndarray, first: int, last: int, slope: float) -> tuple[int, int]:
+    """Widen the mixed frames ``first..last`` over the ramps into and out of black.
+
+    A frame before them belongs to the fade-out if it is darker than its own
+    predecessor; a frame after them to the fade-in if it is darker than its successor.
+    """
+    n = len(luma)
+    while first - 2 >= 0 and luma[first - 2] - luma[first - 1] >= slope:
+        first -= 1
+    while last + 2 < n and luma[last + 2] - luma[last + 1] >= slope:
+        last += 1
+    # A ramp that runs into the first or last frame started (or ends) outside the video.
+    if first == 1 and luma[0] - luma[1] >= slope:
+        first = 0
+    if last == n - 2 and luma[n - 1] - luma[n - 2] >= slope:
+        last = n - 1
+    return first, last
+
+
+def _transition_around(seed: int, lookback: int, changing: np.ndarray, dark: np.ndarray, signals: SceneSignals,
+                       config: CutDetection) -> tuple[int, int]:  # fmt: skip
+    """The mixed frames (first, last) of the transition a detector placed its cut at ``seed``.
+
+    ``changing`` marks frames that differ sharply from their predecessor, ``dark``
+    black frames. A run of changing steps ``a..b`` means frames ``a-1`` and ``b``
+    are clean and ``a..b-1`` are mixed; black frames are mixed themselves.
+    """
+    n = len(changing)
+    candidates = [i for i in range(max(1, seed - lookback), min(n, seed + 2)) if changing[i] or dark[i]]
+    if not candidates:
+        return seed, seed - 1  # nothing stands out: a hard cut, as the detector said
+    start = min(candidates, key=lambda i: abs(i - seed))
+    a = b = start
+    while a - 1 >= 1 and (changing[a - 1] or dark[a - 1]):
+        a -= 1
+    while b + 1 < n and (changing[b + 1] or dark[b + 1]):
+        b += 1
+    first, last = a, (b if dark[b] else b - 1)
+    if dark[a:b + 1].any():
+        fade_first, fade_last = _fade_extent(signals.luma, first, last, config.fade_slope)
+        first, last = min(first, fade_first), max(last, fade_last)
+    return first, last
+
+
+def find_transitions(signals: SceneSignals, config: CutDetection = CutDetection()) -> list[Transition]:
+    """The union of the detectors' cuts, each widened to its transition, overlapping ones merged."""
+    n = signals.num_frames
+    if n == 0:
+        return []
+    changing = _elevated(signals, config)
+    dark = signals.luma < config.fade_threshold
+    lookback = {"content": 1, "slow": config.slow_step(signals.fps), "fade": 1}
+    spans: list[tuple[int, int, tuple[str, ...]]] = []
+    for name, cuts in signals.raw_cuts.items():
+        for cut in cuts:
+            first, last = _transition_around(cut, lookback[name], changing, dark, signals, config)
+            spans.append((first, last, (name,)))
+    # Black stretches are transitions even where no detector placed a cut (a video opening on black).
+    for first, last in _runs(dark):
+        first, last = _fade_extent(signals.luma, first, last, config.fade_slope)
+        spans.append((first, last, ("fade",)))
+    return _merge(spans, config.merge_frames)
+
+
+def _merge(spans: list[tuple[int, int, tuple[str, ...]]], tolerance: int) -> list[Transition]:
+    merged: list[list] = []
+    for first, last, names in sorted(spans, key=lambda s: (s[0], s[1])):
+        # A hard cut at f is the boundary between f-1 and f: compare boundaries, not frames.
+        if merged and first <= max(merged[-1][1] + 1, merged[-1][0]) + tolerance:
+            merged[-1][1] = max(merged[-1][1], last)
+            merged[-1][2] |= set(names)
+        else:
+            merged.append([first, last, set(names)])
+    return [Transition(f, l, tuple(d for d in DETECTORS if d in names)) for f, l, names in merged]
+
+
+# --------------------------------------------------------------------------- clips
+
+
+@dataclass(frozen=True)
+class ClipRules:
+    min_clip_s: float = 1.0
+    max_clip_s: float = 20.0  # longer scenes are split into equal pieces no longer than this
+    trim_frames: int = 2  # dropped on each side of every transition, so encoder blur at a cut stays out
+
+    def __post_init__(self) -> None:
+        if self.min_clip_s <= 0 or self.max_clip_s < 2 * self.min_clip_s or self.trim_frames < 0:
+            raise ValueError(f"clip rules need 0 < min_clip_s, max_clip_s >= 2 * min_clip_s and trim_frames >= 0; "
+                             f"got {self}")  # fmt: skip
+
+    def params(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClipSpan:
+    start_frame: int
+    end_frame: int  # inclusive
+
+    @property
+    def num_frames(self) -> int:
+        return self.end_frame - self.start_frame + 1
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    clips: list[ClipSpan]
+    transitions: list[Transition]
+    reason: str | None  # why there is no clip, when there is none
+
+
+def plan_clips(num_frames: int, fps: float, transitions: list[Transition], rules: ClipRules = ClipRules()) -> ClipPlan:
+    """Scenes between transitions, trimmed, filtered by length and split when too long."""
+    min_frames = max(1, int(np.ceil(rules.min_clip_s * fps - 1e-9)))
+    max_frames = max(min_frames, int(np.floor(rules.max_clip_s * fps + 1e-9)))
+    scenes, start = [], 0
+    for t in transitions:
+        scenes.append((start, t.first - 1 - (rules.trim_frames if t.first > 0 else 0)))
+        start = t.last + 1 + rules.trim_frames
+    scenes.append((start, num_frames - 1))
+    scenes = [(a, b) for a, b in scenes if b >= a]
+    clips = [piece for a, b in scenes if b - a + 1 >= min_frames for piece in _split(a, b, max_frames)]
+    reason = None
+    if not clips:
+        in_transition = sum(max(0, min(t.last, num_frames - 1) - max(t.first, 0) + 1) for t in transitions)
+        if num_frames and in_transition >= num_frames:
+            reason = "the whole video is a transition (fade or dissolve): no scene to clip"
+        else:
+            longest = max((b - a + 1 for a, b in scenes), default=0)
+            reason = (f"no scene of at least {rules.min_clip_s:g}s: the longest is {longest / fps:.2f}s "
+                      f"after trimming transitions")  # fmt: skip
+    return ClipPlan(clips, transitions, reason)
+
+
+def _split(first: int, last: int, max_frames: int) -> list[ClipSpan]:
+    length = last - first + 1
+    pieces = -(-length // max_frames)
+    bounds = np.linspace(first, last + 1, pieces + 1).round().astype(int)
+    return [ClipSpan(int(a), int(b) - 1) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def detect_clips(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
+                 detection: CutDetection = CutDetection(), rules: ClipRules = ClipRules(),
+                 threads: int = 1) -> tuple[SceneSignals, ClipPlan]:  # fmt: skip
+    """Scan a video once and plan its clips."""
+    signals = scan_video(path, width=width, height=height, fps=fps, rotation=rotation, config=detection,
+                         threads=threads)  # fmt: skip
+    transitions = find_transitions(signals, detection)
+    return signals, plan_clips(signals.num_frames, fps, transitions, rules)
+
