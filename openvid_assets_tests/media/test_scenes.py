@@ -1,0 +1,168 @@
+"""The cut cascade on generated videos whose cuts, fades and dissolves are known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openvid_assets.media import synthetic
+from openvid_assets.media.scenes import (
+    ClipRules,
+    CutDetection,
+    SceneSignals,
+    Transition,
+    detect_clips,
+    find_transitions,
+    plan_clips,
+    scan_video,
+)
+from openvid_assets.media.synthetic import VideoSpec
+
+# name -> generator call; sizes, rates and transition lengths vary so no default happens to fit.
+CASES = {
+    "hard_cuts": lambda d: synthetic.hard_cuts(d),
+    "hard_cuts_30fps": lambda d: synthetic.hard_cuts(d, "hc30.mp4", width=320, height=180, fps=30,
+                                                     scene_frames=(20, 45, 33)),  # fmt: skip
+    "hard_cuts_720p": lambda d: synthetic.hard_cuts(d, "hc720.mp4", width=1280, height=720, scene_frames=(40, 30)),
+    "fade_black": lambda d: synthetic.fade_black(d),
+    "fade_no_hold_30fps": lambda d: synthetic.fade_black(d, "fb30.mp4", fps=30, fade_frames=8, black_frames=0),
+    "fade_720p": lambda d: synthetic.fade_black(d, "fb720.mp4", width=1280, height=720, scene_frames=30,
+                                                fade_frames=10, black_frames=3),  # fmt: skip
+    "dissolve": lambda d: synthetic.cross_dissolve(d),
+    "dissolve_long": lambda d: synthetic.cross_dissolve(d, "cd24.mp4", dissolve_frames=24),
+    "dissolve_short_30fps": lambda d: synthetic.cross_dissolve(d, "cd8.mp4", fps=30, dissolve_frames=8),
+    "dissolve_720p": lambda d: synthetic.cross_dissolve(d, "cd720.mp4", width=1280, height=720, scene_frames=30),
+    "static": lambda d: synthetic.static(d),
+    "pan": lambda d: synthetic.smooth_pan(d),
+    "pan_3px": lambda d: synthetic.smooth_pan(d, "pan3.mp4", px_per_frame=3),
+    "pan_60fps": lambda d: synthetic.smooth_pan(d, "pan60.mp4", fps=60, num_frames=120, width=320, height=180,
+                                                px_per_frame=2),  # fmt: skip
+    "pan_720p": lambda d: synthetic.smooth_pan(d, "pan720.mp4", width=1280, height=720, num_frames=48,
+                                               px_per_frame=4),  # fmt: skip
+    "tilt_portrait": lambda d: synthetic.portrait(d),
+}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, VideoSpec]]:
+    folder = tmp_path_factory.mktemp("cuts")
+    return {name: (folder, make(folder)) for name, make in CASES.items()}
+
+
+def _detect(videos, name: str):
+    folder, spec = videos[name]
+    return spec, *detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps)
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith("hard_cuts")])
+def test_every_hard_cut_is_found_within_two_frames(videos, name):
+    spec, signals, plan = _detect(videos, name)
+    found = [t.cut_frame for t in plan.transitions]
+    assert len(found) == len(spec.cuts), f"found {found}, truth {spec.cuts}"
+    for truth, cut in zip(spec.cuts, found):
+        assert abs(cut - truth) <= 2, f"cut at {cut}, truth {truth}"
+    assert signals.num_frames == spec.num_frames
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("fade", "dissolve"))])
+def test_every_gradual_transition_is_one_cut_inside_it(videos, name):
+    spec, _, plan = _detect(videos, name)
+    ((first, last),) = spec.transitions
+    assert len(plan.transitions) == 1, f"one transition expected, got {plan.transitions}"
+    (found,) = plan.transitions
+    assert first <= found.cut_frame <= last
+    assert not found.is_hard
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("fade", "dissolve", "hard_cuts"))])
+def test_no_clip_holds_a_transition_frame_and_every_scene_gives_a_clip(videos, name):
+    spec, _, plan = _detect(videos, name)
+    mixed = {f for a, b in spec.transitions for f in range(a, b + 1)}
+    bounds = sorted({0, *spec.cuts, *(b + 1 for _, b in spec.transitions), spec.num_frames})
+    for clip in plan.clips:
+        frames = set(range(clip.start_frame, clip.end_frame + 1))
+        assert not frames & mixed, f"clip {clip} holds transition frames"
+        assert not any(clip.start_frame < cut <= clip.end_frame for cut in spec.cuts), f"clip {clip} spans a cut"
+    # Every scene long enough for the rules, once trimmed beside its transitions, became one clip.
+    rules = ClipRules()
+    long_enough = [(a, b) for a, b in _true_scenes(spec)
+                   if (b - a + 1) - rules.trim_frames * ((a > 0) + (b < spec.num_frames - 1))
+                   >= rules.min_clip_s * spec.fps]  # fmt: skip
+    assert len(plan.clips) == len(long_enough) > 0
+
+
+def _true_scenes(spec: VideoSpec) -> list[tuple[int, int]]:
+    """Inclusive frame ranges between the spec's cuts and transitions."""
+    edges = sorted([(c, c - 1) for c in spec.cuts] + [(a, b) for a, b in spec.transitions])
+    scenes, start = [], 0
+    for first, last in edges:
+        scenes.append((start, first - 1))
+        start = last + 1
+    return scenes + [(start, spec.num_frames - 1)]
+
+
+@pytest.mark.parametrize("name", ["static", "pan", "pan_3px", "pan_60fps", "pan_720p", "tilt_portrait"])
+def test_no_false_cuts_on_static_or_smoothly_moving_video(videos, name):
+    spec, signals, plan = _detect(videos, name)
+    assert plan.transitions == [], signals.raw_cuts
+    assert [(c.start_frame, c.end_frame) for c in plan.clips] == [(0, spec.num_frames - 1)]
+
+
+def test_one_decode_feeds_all_three_detectors(videos):
+    folder, spec = videos["fade_black"]
+    signals = scan_video(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps)
+    assert set(signals.raw_cuts) == {"content", "slow", "fade"}
+    assert signals.raw_cuts["fade"], "the threshold detector saw the fade"
+    assert len(signals.luma) == len(signals.step) == spec.num_frames
+    assert signals.luma[:30].mean() > 60 and signals.luma[50] < 5  # black in the middle of the fade
+
+
+def test_a_video_that_is_all_transition_yields_no_clip(tmp_path):
+    spec = synthetic.fade_out(tmp_path)
+    _, plan = detect_clips(tmp_path / spec.name, width=spec.width, height=spec.height, fps=spec.fps)
+    assert plan.clips == []
+    assert "whole video is a transition" in plan.reason
+
+
+def test_too_short_scenes_are_dropped_with_a_reason(videos):
+    folder, spec = videos["hard_cuts"]  # 30-frame scenes: 1.25 s, 1.08 s after trimming
+    _, plan = detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
+                           rules=ClipRules(min_clip_s=1.5, max_clip_s=10))  # fmt: skip
+    assert plan.clips == [] and "no scene of at least 1.5s" in plan.reason
+
+
+# --------------------------------------------------------------------------- plan_clips on its own
+
+
+def test_long_scenes_are_split_into_equal_pieces_within_the_limits():
+    plan = plan_clips(1000, 25.0, [], ClipRules(min_clip_s=2, max_clip_s=8, trim_frames=2))
+    lengths = [c.num_frames for c in plan.clips]
+    assert len(lengths) == 5 and max(lengths) <= 200 and min(lengths) >= 50
+    assert plan.clips[0].start_frame == 0 and plan.clips[-1].end_frame == 999
+    assert all(b.start_frame == a.end_frame + 1 for a, b in zip(plan.clips, plan.clips[1:]))
+
+
+def test_trimming_keeps_clear_of_both_sides_of_a_transition():
+    rules = ClipRules(min_clip_s=1, max_clip_s=10, trim_frames=3)
+    hard = plan_clips(100, 10.0, [Transition(50, 49, ("content",))], rules)
+    assert [(c.start_frame, c.end_frame) for c in hard.clips] == [(0, 46), (53, 99)]
+    fade = plan_clips(100, 10.0, [Transition(40, 59, ("fade",))], rules)
+    assert [(c.start_frame, c.end_frame) for c in fade.clips] == [(0, 36), (63, 99)]
+
+
+def test_clip_rules_are_validated():
+    with pytest.raises(ValueError):
+        ClipRules(min_clip_s=5, max_clip_s=8)
+    with pytest.raises(ValueError):
+        ClipRules(trim_frames=-1)
+
+
+def test_cuts_close_together_merge_into_one():
+    signals = SceneSignals(num_frames=100, fps=25.0, raw_cuts={"content": [50], "slow": [51], "fade": []})
+    import numpy as np
+
+    signals.luma = np.full(100, 100.0, np.float32)
+    signals.step = np.full(100, 2.0, np.float32)
+    transitions = find_transitions(signals, CutDetection())
+    assert len(transitions) == 1 and transitions[0].detectors == ("content", "slow")
