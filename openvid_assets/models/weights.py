@@ -106,3 +106,39 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     """Content fingerprint of a weights file (memoised per size and mtime: big files hash once)."""
     stat = os.stat(path)
     return _digest(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def resolve_model_folder(repo_or_path: str, marker: str = "config.json") -> Path:
+    """A Hugging Face model folder: a local path, or ``<repo id>`` under the weights dir or cache.
+
+    Downloads (a snapshot into the cache) happen only when the user allowed them.
+    """
+    if Path(repo_or_path).expanduser().is_dir():
+        return Path(repo_or_path).expanduser()
+    candidates = [d / repo_or_path for d in (weights_dir(), cache_dir()) if d is not None]
+    for folder in candidates:
+        if (folder / marker).is_file():
+            return folder
+    if downloads_allowed():
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_or_path, local_dir=cache_dir() / repo_or_path))
+    looked = ", ".join(str(p) for p in candidates) or "(OPENVID_WEIGHTS_DIR is not set)"
+    raise MissingWeightsError(
+        f"model folder {repo_or_path!r} was not found; looked in: {looked}. Download it with "
+        f"`hf download {repo_or_path} --local-dir $OPENVID_WEIGHTS_DIR/{repo_or_path}`, "
+        "or set OPENVID_ALLOW_DOWNLOADS=1, or use OPENVID_MODELS=offline."
+    )
+
+
+def folder_digest(folder: str | os.PathLike[str]) -> str:
+    """Fingerprint of a model folder without reading its (possibly 70 GB of) weights:
+    the config, plus the safetensors index or the weight files' names and sizes."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors.index.json"):
+        if (folder / name).is_file():
+            h.update(file_digest(folder / name).encode())
+    for weights in sorted(folder.glob("*.safetensors")):
+        h.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return h.hexdigest()[:16]
