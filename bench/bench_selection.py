@@ -524,7 +524,8 @@ def _lineage_summary(frame: Any) -> dict[str, int]:
 
 def step_lineage(root: str) -> dict[str, Any]:
     """What the lineage asset runs (minus the export copy and the summary): query -> Polars -> parquet, check."""
-    from openvid_assets.assets.selection import GLOBAL, LINEAGE, lineage_inputs
+    from openvid_assets.assets.lineage import LINEAGE, lineage_inputs
+    from openvid_assets.assets.selection import GLOBAL
     from openvid_assets.store import TableStore, run_sql
 
     tables = TableStore(root)
@@ -559,7 +560,7 @@ def step_lineage_copy(root: str, memory_limit: str) -> dict[str, Any]:
     """The lineage query streamed by DuckDB to parquet (COPY), in a connection set up like run_sql."""
     import duckdb
 
-    from openvid_assets.assets.selection import lineage_inputs
+    from openvid_assets.assets.lineage import lineage_inputs
     from openvid_assets.store import TableStore, run_sql
     from openvid_assets.store.sql import _bind, sql_path
 

@@ -15,15 +15,9 @@ from openvid_assets.assets.scores import (
     temporal_scores,
 )
 from openvid_assets.assets.resources import default_resources
-from openvid_assets.assets.selection import (
-    clarity_threshold,
-    curated_dataset,
-    hd_subset,
-    lineage,
-    quality_candidates,
-    score_thresholds,
-    selected_videos,
-)
+from openvid_assets.assets.clips import captions, clips
+from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage
+from openvid_assets.assets.selection import clarity_threshold, quality_candidates, score_thresholds, selected_videos
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
 
@@ -38,6 +32,8 @@ ASSETS = [
     clarity_scores,
     clarity_threshold,
     selected_videos,
+    clips,
+    captions,
     lineage,
     curated_dataset,
     hd_subset,

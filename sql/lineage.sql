@@ -1,7 +1,8 @@
 -- Every input video exactly once: kept, dropped (at which stage, why) or failed, with every score
--- it has and the threshold versions it was judged by. A video whose content already appeared
--- earlier (by shard, then position) is a duplicate and is dropped.
--- Inputs: manifest, candidates, selected (all shards), thresholds (score + clarity thresholds).
+-- it has, its clip counts and the threshold versions it was judged by. A video whose content
+-- already appeared earlier (by shard, then position) is a duplicate and is dropped. Kept means
+-- in the dataset: selected, clipped, and at least one clip captioned.
+-- Inputs: manifest, candidates, selected, clips, captions (all shards), thresholds (score + clarity).
 WITH m AS (
     SELECT *,
         CASE WHEN status = 'ok' THEN row_number() OVER (PARTITION BY video_id, status ORDER BY shard, position) END
@@ -13,6 +14,22 @@ versions AS (
     SELECT max(version) FILTER (WHERE score <> 'clarity') AS quality_version,
            max(version) FILTER (WHERE score = 'clarity')  AS clarity_version
     FROM thresholds
+),
+clipped AS (
+    -- A shard re-listing a video would repeat its clips: count distinct clips.
+    SELECT video_id,
+           bool_or(status = 'failed')                               AS clip_failed,
+           count(DISTINCT clip_id) FILTER (WHERE status = 'ok')      AS clips,
+           min(error) FILTER (WHERE status <> 'ok')                  AS clip_error
+    FROM clips
+    GROUP BY video_id
+),
+captioned AS (
+    SELECT video_id,
+           count(DISTINCT clip_id) FILTER (WHERE status = 'ok')      AS captioned,
+           min(error) FILTER (WHERE status <> 'ok')                  AS caption_error
+    FROM captions
+    GROUP BY video_id
 ),
 judged AS (
     -- One decision tree: where each video stopped, with what status and why.
@@ -35,20 +52,33 @@ judged AS (
                 THEN {'status': 'pending', 'stage': 'clarity',  'reason': 'clarity not scored yet'}
             WHEN s.failure IS NOT NULL
                 THEN {'status': 'failed',  'stage': 'clarity',  'reason': s.failure}
-            WHEN s.selected
-                THEN {'status': 'kept',    'stage': 'selected', 'reason': 'passed every filter'}
-            ELSE      {'status': 'dropped', 'stage': 'clarity',  'reason': s.clarity_reason}
+            WHEN NOT s.selected
+                THEN {'status': 'dropped', 'stage': 'clarity',  'reason': s.clarity_reason}
+            WHEN cl.video_id IS NULL
+                THEN {'status': 'pending', 'stage': 'clips',    'reason': 'selected, not clipped yet'}
+            WHEN cl.clip_failed
+                THEN {'status': 'failed',  'stage': 'clips',    'reason': cl.clip_error}
+            WHEN cl.clips = 0
+                THEN {'status': 'dropped', 'stage': 'clips',    'reason': cl.clip_error}
+            WHEN cp.video_id IS NULL
+                THEN {'status': 'pending', 'stage': 'captions', 'reason': 'clipped, not captioned yet'}
+            WHEN cp.captioned = 0
+                THEN {'status': 'failed',  'stage': 'captions', 'reason': cp.caption_error}
+            ELSE      {'status': 'kept',    'stage': 'captioned',
+                       'reason': printf('%d of %d clips captioned', cp.captioned, cl.clips)}
         END AS verdict,
-        c.aesthetic, c.temporal, c.motion, s.clarity,
+        c.aesthetic, c.temporal, c.motion, s.clarity, cl.clips, cp.captioned,
         m.width, m.height, m.fps, m.num_frames, m.duration_s
     FROM m
     LEFT JOIN candidates AS c USING (source_uri)
     LEFT JOIN selected AS s USING (source_uri)
+    LEFT JOIN clipped AS cl ON cl.video_id = m.video_id
+    LEFT JOIN captioned AS cp ON cp.video_id = m.video_id
 )
 SELECT
     j.video_id, j.source_uri, j.shard, j.position,
     j.verdict.status AS status, j.verdict.stage AS stage, j.verdict.reason AS reason,
-    j.aesthetic, j.temporal, j.motion, j.clarity,
+    j.aesthetic, j.temporal, j.motion, j.clarity, coalesce(j.clips, 0) AS clips, coalesce(j.captioned, 0) AS captioned,
     j.width, j.height, j.fps, j.num_frames, j.duration_s,
     v.quality_version, v.clarity_version
 FROM judged AS j, versions AS v

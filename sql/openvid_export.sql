@@ -1,21 +1,34 @@
--- The curated dataset: the OpenVid-1M release columns first, then the extra columns.
--- Until clips exist, each kept video is one clip spanning the whole video.
--- Inputs: lineage; $hd_only keeps sources of at least 1920x1080, landscape.
+-- The curated dataset: one row per captioned clip of a kept video, the OpenVid-1M release
+-- columns first (video = the clip's file name), then the extra columns.
+-- Inputs: lineage, clips, captions (all shards); $hd_only keeps clips of at least 1920x1080, landscape.
+WITH clip AS (
+    SELECT * FROM clips WHERE status = 'ok'
+    QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY clip_uri NULLS LAST) = 1
+),
+caption AS (
+    SELECT * FROM captions WHERE status = 'ok'
+    QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY caption) = 1
+)
 SELECT
-    regexp_extract(source_uri, '[^/]+$')  AS "video",
-    ''                                    AS "caption",
-    aesthetic                             AS "aesthetic score",
-    motion                                AS "motion score",
-    temporal                              AS "temporal consistency score",
-    ''                                    AS "camera motion",
-    num_frames                            AS "frame",
-    fps                                   AS "fps",
-    duration_s                            AS "seconds",
-    video_id, source_uri, shard, clarity, width, height,
-    0.0::DOUBLE                           AS clip_start_s,
-    duration_s                            AS clip_end_s,
-    quality_version, clarity_version
-FROM lineage
-WHERE status = 'kept'
-  AND (NOT $hd_only OR (width >= 1920 AND height >= 1080 AND width > height))
-ORDER BY shard, position;
+    c.clip_id || '.mp4'                   AS "video",
+    cp.caption                            AS "caption",
+    l.aesthetic                           AS "aesthetic score",
+    l.motion                              AS "motion score",
+    l.temporal                            AS "temporal consistency score",
+    coalesce(cp.camera_motion, '')        AS "camera motion",
+    c.num_frames                          AS "frame",
+    c.fps                                 AS "fps",
+    c.end_s - c.start_s                   AS "seconds",
+    c.clip_id, l.video_id, l.source_uri, l.shard, l.clarity, c.width, c.height,
+    c.start_s                             AS clip_start_s,
+    c.end_s                               AS clip_end_s,
+    c.start_frame, c.end_frame, c.clip_uri,
+    cp.structured, cp.truncated,
+    cp.model                              AS caption_model,
+    l.quality_version, l.clarity_version
+FROM lineage AS l
+JOIN clip AS c ON c.video_id = l.video_id
+JOIN caption AS cp ON cp.clip_id = c.clip_id
+WHERE l.status = 'kept'
+  AND (NOT $hd_only OR (c.width >= 1920 AND c.height >= 1080 AND c.width > c.height))
+ORDER BY l.shard, l.position, c.start_frame;

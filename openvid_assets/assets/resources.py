@@ -13,7 +13,10 @@ from openvid_assets import settings
 from openvid_assets.models.aesthetic import AestheticScorer
 from openvid_assets.models.backends import VideoScorer
 from openvid_assets.models.clip import ClipEmbedder
-from openvid_assets.models.profiles import Profile, clarity_scorer, get_profile, motion_scorer
+from openvid_assets.media.clips import CLIP_MODES, ClipSettings
+from openvid_assets.media.scenes import ClipRules, CutDetection
+from openvid_assets.models.captions import DEFAULT_PROMPT, CaptionSettings, Captioner
+from openvid_assets.models.profiles import Profile, captioner, clarity_scorer, get_profile, motion_scorer
 from openvid_assets.models.scoring import ClipSampling
 from openvid_assets.store import TableStore
 from openvid_assets.store.selection import DEFAULT_RULES, Rule, parse_rules, thresholds_switched_off
@@ -56,9 +59,12 @@ class ModelsResource(ConfigurableResource):
     decode_workers: int = Field(default=2, gt=0, description="Threads decoding ahead of the models.")
     motion_backend: str = Field(default="", description="Override the profile's: unimatch, unimatch-tiny, farneback.")
     clarity_backend: str = Field(default="", description="Override the profile's: dover, dover-tiny, laplacian.")
+    caption_model: str = Field(default="", description="Override the profile's caption model: a Hugging Face repo "
+                               "id or local folder of any image-text-to-text model (e.g. a Qwen2-VL).")
 
     def get_profile(self) -> Profile:
-        return get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None)
+        return get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None,
+                                                       self.caption_model or None)  # fmt: skip
 
     def sampling(self) -> ClipSampling:
         return ClipSampling(tuple(self.aesthetic_positions), self.temporal_frames)
@@ -74,6 +80,60 @@ class ModelsResource(ConfigurableResource):
 
     def clarity(self) -> VideoScorer:
         return clarity_scorer(self.get_profile(), self.device)
+
+    def captioner(self) -> Captioner:
+        return captioner(self.get_profile(), self.device)
+
+
+class ClipsConfig(ConfigurableResource):
+    """How videos are split into single-scene clips (see media/scenes.py for the detectors)."""
+
+    min_clip_s: float = Field(default=ClipRules.min_clip_s, gt=0, description="Shorter scenes give no clip.")
+    max_clip_s: float = Field(default=ClipRules.max_clip_s, description="Longer scenes are split into equal pieces.")
+    trim_frames: int = Field(default=ClipRules.trim_frames, ge=0, description="Frames dropped beside each cut.")
+    mode: str = Field(default="reencode", description="reencode (frame-accurate), copy (keyframe-snapped stream "
+                      "copy) or none (time ranges only, no files).")
+    crf: int = Field(default=18, description="x264 quality of re-encoded clips.")
+    preset: str = Field(default="veryfast", description="x264 preset of re-encoded clips.")
+    content_threshold: float = Field(default=CutDetection.content_threshold, description="Hard-cut detector.")
+    slow_threshold: float = Field(default=CutDetection.slow_threshold, description="Subsampled (slow) detector.")
+    fade_threshold: float = Field(default=CutDetection.fade_threshold, description="Fade detector (black level).")
+
+    @model_validator(mode="after")
+    def _valid(self) -> "ClipsConfig":
+        if self.mode not in CLIP_MODES:
+            raise ValueError(f"clips mode must be one of {CLIP_MODES}, got {self.mode!r}")
+        self.settings()
+        return self
+
+    def settings(self) -> ClipSettings:
+        detection = CutDetection(content_threshold=self.content_threshold, slow_threshold=self.slow_threshold,
+                                 fade_threshold=self.fade_threshold)  # fmt: skip
+        rules = ClipRules(min_clip_s=self.min_clip_s, max_clip_s=self.max_clip_s, trim_frames=self.trim_frames)
+        return ClipSettings(detection=detection, rules=rules, mode=self.mode, crf=self.crf, preset=self.preset)
+
+
+class CaptionsConfig(ConfigurableResource):
+    """What the caption model is shown and asked, and how it generates (greedy)."""
+
+    prompt: str = Field(default=DEFAULT_PROMPT, description="The instruction given with the frames.")
+    layout: str = Field(default="middle", description="middle (one frame), frames (several images) or grid "
+                        "(several frames tiled into one image).")
+    num_frames: int = Field(default=4, ge=1, description="Frames for the 'frames' and 'grid' layouts.")
+    max_new_tokens: int = Field(default=256, ge=1)
+    min_new_tokens: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=4, ge=1, description="Clips per generate() call.")
+    structured: bool = Field(default=False, description="Also ask for MiraData-style fields (JSON per clip).")
+
+    @model_validator(mode="after")
+    def _valid(self) -> "CaptionsConfig":
+        self.settings()
+        return self
+
+    def settings(self) -> CaptionSettings:
+        return CaptionSettings(prompt=self.prompt, layout=self.layout, num_frames=self.num_frames,
+                               max_new_tokens=self.max_new_tokens, min_new_tokens=self.min_new_tokens,
+                               batch_size=self.batch_size, structured=self.structured)  # fmt: skip
 
 
 class SelectionRules(ConfigurableResource):
@@ -120,7 +180,10 @@ def default_resources(data_root: str | None = None, models: str | None = None,
             profile=models or os.environ.get("OPENVID_MODELS") or "paper",
             motion_backend=os.environ.get("OPENVID_MOTION_BACKEND", ""),
             clarity_backend=os.environ.get("OPENVID_CLARITY_BACKEND", ""),
+            caption_model=os.environ.get("OPENVID_CAPTION_MODEL", ""),
         ),
+        "clipping": ClipsConfig(mode=os.environ.get("OPENVID_CLIP_MODE", "reencode")),
+        "captioning": CaptionsConfig(),
         "selection": SelectionRules(
             **{**rules_from_env(), **(rules or {})},
             thresholds_off=thresholds_switched_off() if thresholds_off is None else thresholds_off,

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from dagster import AssetKey, DagsterInstance, Definitions
 
 from openvid_assets.assets.manifest import MANIFEST
-from openvid_assets.assets.selection import GLOBAL, LINEAGE
+from openvid_assets.assets.lineage import LINEAGE
+from openvid_assets.assets.selection import GLOBAL
 from openvid_assets.assets.sensors import SHARD_JOB
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.definitions import GLOBAL_JOB

@@ -1,22 +1,12 @@
-"""Selection in SQL: thresholds (global), S_A ∩ S_T ∩ S_M (per shard), clarity on survivors,
-lineage of every input video, and the OpenVid exports.
+"""Selection in SQL: thresholds (global), S_A ∩ S_T ∩ S_M (per shard), clarity on survivors.
 
 Every computation is a file in sql/ run by DuckDB; these assets bind tables, write results
 atomically and describe them in metadata.
 """
 
 import polars as pl
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import histogram_image, markdown_table
 from openvid_assets.assets.resources import OpenVidStore, SelectionRules
 from openvid_assets.assets.scores import (
@@ -28,17 +18,15 @@ from openvid_assets.assets.scores import (
 )
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.store import TableStore, run_sql
-from openvid_assets.store.selection import SCORE_TABLES, THRESHOLDS_SCHEMA, compute_thresholds, version_of
+from openvid_assets.store.selection import SCORE_TABLES, compute_thresholds, version_of
 
 GLOBAL = "global"  # the table name of an unpartitioned asset
-CANDIDATES, SELECTED, LINEAGE = "quality_candidates", "selected_videos", "lineage"
+CANDIDATES, SELECTED = "quality_candidates", "selected_videos"
 SCORE_THRESHOLDS, CLARITY_THRESHOLD = "score_thresholds", "clarity_threshold"
 QUALITY_SCORES = ("aesthetic", "temporal", "motion")
-OPENVID_COLUMNS = ["video", "caption", "aesthetic score", "motion score", "temporal consistency score",
-                   "camera motion", "frame", "fps", "seconds"]  # fmt: skip
 
 
-def _all_shards(tables: TableStore, asset_name: str):
+def all_shards(tables: TableStore, asset_name: str):
     shards = tables.shards(asset_name)
     if not shards:
         raise FileNotFoundError(f"no {asset_name} tables yet: materialize {asset_name} for some shards first")
@@ -52,7 +40,7 @@ def _thresholds_result(context: AssetExecutionContext, tables: TableStore, name:
     fingerprint = "+".join(tables.fingerprint(SCORE_TABLES[s]) for s in scores)
     version = version_of(rules, fingerprint)
     previous = tables.read_if_exists(name, GLOBAL)
-    sources = {s: _all_shards(tables, SCORE_TABLES[s]) for s in scores}
+    sources = {s: all_shards(tables, SCORE_TABLES[s]) for s in scores}
     if previous is not None and previous["version"].to_list() == [version] * len(scores):
         table, changed = previous, False  # same rules, same inputs: keep the file, downstream stays current
     else:
@@ -116,68 +104,3 @@ def selected_videos(context: AssetExecutionContext, store: OpenVidStore) -> Mate
     return MaterializeResult(metadata={
         "dagster/row_count": table.height, "selected": int(table["selected"].sum()),
         "path": MetadataValue.path(path)})  # fmt: skip
-
-
-# What lineage reads for a step no shard has reached yet: its videos are then 'pending'.
-_NOT_REACHED = {
-    CANDIDATES: pl.DataFrame(schema={"video_id": pl.String, "source_uri": pl.String, "aesthetic": pl.Float64,
-                                     "temporal": pl.Float64, "motion": pl.Float64, "failure": pl.String,
-                                     "quality_reason": pl.String, "candidate": pl.Boolean}),
-    SELECTED: pl.DataFrame(schema={"video_id": pl.String, "source_uri": pl.String, "clarity": pl.Float64,
-                                   "failure": pl.String, "clarity_reason": pl.String, "selected": pl.Boolean}),
-}  # fmt: skip
-
-
-def lineage_inputs(tables: TableStore) -> dict[str, object]:
-    """Every table lineage.sql reads; the threshold tables are stacked into one."""
-    thresholds = [tables.read(name, GLOBAL) for name in (SCORE_THRESHOLDS, CLARITY_THRESHOLD)
-                  if tables.exists(name, GLOBAL)]  # fmt: skip
-    inputs: dict[str, object] = {"manifest": _all_shards(tables, MANIFEST)}
-    for name, asset in (("candidates", CANDIDATES), ("selected", SELECTED)):
-        inputs[name] = _all_shards(tables, asset) if tables.shards(asset) else _NOT_REACHED[asset]
-    inputs["thresholds"] = pl.concat(thresholds) if thresholds else pl.DataFrame(schema=THRESHOLDS_SCHEMA)
-    return inputs
-
-
-@asset(deps=[video_manifest, quality_candidates, selected_videos, score_thresholds, clarity_threshold],
-       group_name="selection", code_version="1", kinds={"duckdb", "parquet"},
-       check_specs=[AssetCheckSpec("every_video_exactly_once", asset="lineage", blocking=True,
-                                   description="Every manifest video appears in lineage exactly once.")],
-       description="Every input video exactly once: kept, dropped (stage, reason) or failed, with its scores and "
-       "the threshold versions it was judged by. Also exported as exports/lineage.parquet.")  # fmt: skip
-def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
-    tables = store.tables()
-    inputs = lineage_inputs(tables)
-    table = run_sql("lineage", inputs)
-    tables.write(LINEAGE, GLOBAL, table)
-    export = tables.write_export("lineage.parquet", table)
-    check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": table}).row(0, named=True)
-    summary = run_sql("lineage_summary", {"lineage": table})
-    passed = check["missing"] == 0 and check["duplicated"] == 0 and check["unknown"] == 0
-    return MaterializeResult(
-        metadata={"dagster/row_count": table.height, "where_videos_stopped": markdown_table(summary),
-                  "kept": table.filter(pl.col("status") == "kept").height, "export": MetadataValue.path(export)},
-        check_results=[AssetCheckResult(check_name="every_video_exactly_once", passed=passed,
-                                        severity=AssetCheckSeverity.ERROR, metadata=check)],
-    )  # fmt: skip
-
-
-def _export(tables: TableStore, stem: str, hd_only: bool) -> MaterializeResult:
-    table = run_sql("openvid_export", {"lineage": tables.scan_source(LINEAGE, [GLOBAL])}, {"hd_only": hd_only})
-    csv = tables.write_export(f"{stem}.csv", table.select(OPENVID_COLUMNS))
-    parquet = tables.write_export(f"{stem}.parquet", table)
-    return MaterializeResult(metadata={"dagster/row_count": table.height, "csv": MetadataValue.path(csv),
-                                       "parquet": MetadataValue.path(parquet),
-                                       "hours": round(float(table["seconds"].sum() or 0) / 3600, 4)})  # fmt: skip
-
-
-@asset(deps=[lineage], group_name="exports", code_version="1", kinds={"duckdb", "csv", "parquet"},
-       description="exports/openvid.csv with the OpenVid-1M release columns, and openvid.parquet with extra columns.")  # fmt: skip
-def curated_dataset(store: OpenVidStore) -> MaterializeResult:
-    return _export(store.tables(), "openvid", hd_only=False)
-
-
-@asset(deps=[lineage], group_name="exports", code_version="1", kinds={"duckdb", "csv", "parquet"},
-       description="exports/openvid_hd.csv/.parquet: kept videos from landscape sources of at least 1920x1080.")  # fmt: skip
-def hd_subset(store: OpenVidStore) -> MaterializeResult:
-    return _export(store.tables(), "openvid_hd", hd_only=True)

@@ -255,3 +255,10 @@ def _files_present(rows: list[dict[str, Any]], store: ClipStore | None, settings
     if settings.mode == "none" or store is None:
         return True
     return all(store.exists(r["clip_id"]) for r in rows if r["status"] == "ok")
+
+
+def clip_tasks(manifest: pl.DataFrame, source_uris: pl.Series) -> list[ClipTask]:
+    """The manifest's readable videos among ``source_uris``, in manifest order."""
+    rows = manifest.filter((pl.col("status") == "ok") & pl.col("source_uri").is_in(source_uris.implode()))
+    return [ClipTask(r["video_id"], r["source_uri"], r["width"], r["height"], r["fps"], r.get("rotation") or 0)
+            for r in rows.iter_rows(named=True)]  # fmt: skip

@@ -220,6 +220,8 @@ def tiny_llava_next(seed: int = 0):
     )  # fmt: skip
     with seeded(seed):
         model = LlavaNextForConditionalGeneration(config)
+    # Random weights may emit end-of-text first; never let them, so every offline clip gets a caption.
+    model.generation_config.suppress_tokens = [vocab["</s>"]]
     image_processor = LlavaNextImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
                                               image_grid_pinpoints=TINY_IMAGE_GRID)  # fmt: skip
     processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
@@ -418,3 +420,21 @@ def caption_shard(tasks: list[CaptionTask], captioner: Captioner, settings: Capt
                     "camera_motion": camera.get(task.video_id)})  # fmt: skip
     table = pl.DataFrame(out, schema=CAPTION_SCHEMA) if out else pl.DataFrame(schema=CAPTION_SCHEMA)
     return ShardCaptions(table, len(todo), len(tasks) - len(todo))
+
+
+def caption_tasks(clips: pl.DataFrame, manifest: pl.DataFrame) -> list[CaptionTask]:
+    """One task per written clip, with its source's displayed size and rotation."""
+    sources = manifest.filter(pl.col("status") == "ok").unique("video_id", keep="first", maintain_order=True)
+    joined = clips.filter(pl.col("status") == "ok").join(
+        sources.select("video_id", pl.col("width").alias("src_width"), pl.col("height").alias("src_height"),
+                       "rotation"), on="video_id", how="inner", maintain_order="left")  # fmt: skip
+    return [CaptionTask(r["clip_id"], r["video_id"], r["source_uri"], r["src_width"], r["src_height"],
+                        r["rotation"] or 0, r["start_frame"], r["end_frame"]) for r in joined.iter_rows(named=True)]  # fmt: skip
+
+
+def camera_labels(motion: pl.DataFrame | None) -> dict[str, str | None]:
+    """video_id -> camera motion label, from the motion step's mean flow and divergence."""
+    if motion is None or not {"flow_dx", "flow_dy", "flow_div"} <= set(motion.columns):
+        return {}
+    ok = motion.filter(pl.col("status") == "ok")
+    return {r["video_id"]: camera_motion(r["flow_dx"], r["flow_dy"], r["flow_div"]) for r in ok.iter_rows(named=True)}

@@ -1,7 +1,7 @@
 """Model profiles (``OPENVID_MODELS``): which models every score uses.
 
 - ``paper``: the OpenVid-1M models, loaded from local weights files (the default):
-  CLIP ViT-L/14 + LAION aesthetic head, UniMatch flow, DOVER-Technical.
+  CLIP ViT-L/14 + LAION aesthetic head, UniMatch flow, DOVER-Technical, LLaVA-v1.6-34b captions.
 - ``offline``: tiny randomly-initialised models of the same classes, so the whole
   pipeline runs with no weights and no network (its scores are only plumbing).
 
@@ -18,12 +18,13 @@ from dataclasses import dataclass, replace
 from functools import cache
 
 from openvid_assets.models.aesthetic import LAION_AESTHETIC
+from openvid_assets.models.captions import PAPER_CAPTIONER, TINY_CAPTIONER, Captioner
 from openvid_assets.models.backends import VideoScorer
 from openvid_assets.models import dover, unimatch
 from openvid_assets.models.clarity import LaplacianClarity
 from openvid_assets.models.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, ClipSpec
 from openvid_assets.models.motion import FarnebackMotion
-from openvid_assets.models.weights import MissingWeightsError, WeightsFile, resolve
+from openvid_assets.models.weights import MissingWeightsError, WeightsFile, resolve, resolve_model_folder
 
 # name -> (factory(device), weights file it needs or None)
 MOTION_BACKENDS: dict[str, tuple[Callable[[str], VideoScorer], WeightsFile | None]] = {
@@ -46,12 +47,15 @@ class Profile:
     aesthetic_weights: WeightsFile | None
     motion_backend: str
     clarity_backend: str
+    captioner: str  # a Hugging Face repo id or local folder, or TINY_CAPTIONER
 
-    def with_backends(self, motion: str | None = None, clarity: str | None = None) -> "Profile":
+    def with_backends(self, motion: str | None = None, clarity: str | None = None,
+                      captioner: str | None = None) -> "Profile":  # fmt: skip
         for name, table in ((motion, MOTION_BACKENDS), (clarity, CLARITY_BACKENDS)):
             if name and name not in table:
                 raise ValueError(f"unknown backend {name!r}; choose one of {sorted(table)}")
-        return replace(self, motion_backend=motion or self.motion_backend, clarity_backend=clarity or self.clarity_backend)
+        return replace(self, motion_backend=motion or self.motion_backend, clarity_backend=clarity or self.clarity_backend,
+                       captioner=captioner or self.captioner)  # fmt: skip
 
     def required_weights(self) -> list[WeightsFile]:
         files = [self.clip.weights, self.aesthetic_weights, MOTION_BACKENDS[self.motion_backend][1],
@@ -66,6 +70,11 @@ class Profile:
                 resolve(weights)
             except MissingWeightsError as e:
                 missing.append(str(e))
+        if self.captioner != TINY_CAPTIONER:
+            try:
+                resolve_model_folder(self.captioner)
+            except MissingWeightsError as e:
+                missing.append(str(e))
         if missing:
             raise MissingWeightsError(f"profile {self.name!r} is missing weights:\n- " + "\n- ".join(missing))
 
@@ -77,6 +86,7 @@ PROFILES = {
         aesthetic_weights=LAION_AESTHETIC,
         motion_backend="unimatch",
         clarity_backend="dover",
+        captioner=PAPER_CAPTIONER,
     ),
     "offline": Profile(
         name="offline",
@@ -84,6 +94,7 @@ PROFILES = {
         aesthetic_weights=None,
         motion_backend="unimatch-tiny",
         clarity_backend="dover-tiny",
+        captioner=TINY_CAPTIONER,
     ),
 }
 
@@ -99,6 +110,12 @@ def get_profile(name: str | None = None) -> Profile:
 def motion_scorer(profile: Profile, device: str = "auto") -> VideoScorer:
     """The profile's motion backend, built once per process and device."""
     return MOTION_BACKENDS[profile.motion_backend][0](device)
+
+
+@cache
+def captioner(profile: Profile, device: str = "auto") -> Captioner:
+    """The profile's caption model (loaded on first use), once per process and device."""
+    return Captioner(profile.captioner, device=device)
 
 
 @cache

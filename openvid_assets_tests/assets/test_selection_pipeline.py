@@ -1,5 +1,6 @@
 """Selection end to end through the runner the run command uses: lineage, exports, re-runs, off switch."""
 
+import os
 import shutil
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from dagster import DagsterInstance
 
 from openvid_assets.assets.runner import run_pipeline
-from openvid_assets.assets.selection import OPENVID_COLUMNS
+from openvid_assets.assets.lineage import OPENVID_COLUMNS
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
 from openvid_assets.store import TableStore
@@ -73,9 +74,9 @@ def test_exports_have_the_openvid_columns(pipeline):
                                               "seconds"]  # fmt: skip
     parquet = pl.read_parquet(f"{tables.root}/exports/openvid.parquet")
     assert parquet.columns[: len(OPENVID_COLUMNS)] == OPENVID_COLUMNS
-    assert {"source_uri", "clip_start_s", "clip_end_s", "clarity", "video_id"} <= set(parquet.columns)
+    assert {"source_uri", "clip_start_s", "clip_end_s", "clarity", "video_id", "clip_id"} <= set(parquet.columns)
     kept = pl.read_parquet(f"{tables.root}/exports/lineage.parquet").filter(pl.col("status") == "kept")
-    assert sorted(parquet["source_uri"]) == sorted(kept["source_uri"])
+    assert sorted(parquet["source_uri"].unique()) == sorted(kept["source_uri"])
     assert pl.read_csv(f"{tables.root}/exports/openvid_hd.csv").columns == OPENVID_COLUMNS
 
 
@@ -91,10 +92,39 @@ def test_changing_a_rule_recomputes_sql_only_and_lineage_follows(pipeline):
     assert lineage["quality_version"].unique().to_list() == [new["version"][0]]
 
 
-def test_thresholds_off_keeps_every_decodable_video(pipeline):
+def test_thresholds_off_keeps_every_decodable_video_that_has_a_scene(pipeline):
     tables, data, specs = pipeline
     run(data, thresholds_off=True)
     lineage = pl.read_parquet(f"{tables.root}/exports/lineage.parquet")
-    assert lineage.filter(pl.col("status") == "kept").height == sum(not s.bad for s in specs)
+    kept = lineage.filter(pl.col("status") == "kept")
+    # Every frame of the flicker video is a new scene: no scene is long enough for a clip.
+    no_scene = lineage.filter(pl.col("stage") == "clips")
+    assert [u.rsplit("/", 1)[1] for u in no_scene["source_uri"]] == ["flicker.mp4"]
+    assert no_scene["status"].to_list() == ["dropped"] and "no scene" in no_scene["reason"][0]
+    assert kept.height == sum(not s.bad for s in specs) - 1
+    assert (kept["captioned"] == kept["clips"]).all() and kept["clips"].min() >= 1
     hd = pl.read_parquet(f"{tables.root}/exports/openvid_hd.parquet")
-    assert hd["video"].to_list() == ["hd_1080p.mp4"]  # the only landscape source >= 1920x1080
+    assert [u.rsplit("/", 1)[1] for u in hd["source_uri"]] == ["hd_1080p.mp4"]  # the only landscape >= 1920x1080
+    assert hd["video"].to_list() == [f"{hd['clip_id'][0]}.mp4"] and (hd["width"] >= 1920).all()
+
+
+def test_every_clip_in_the_export_has_a_caption_and_a_file(pipeline):
+    tables, data, specs = pipeline
+    run(data, thresholds_off=True)
+    csv = pl.read_csv(f"{tables.root}/exports/openvid.csv")
+    parquet = pl.read_parquet(f"{tables.root}/exports/openvid.parquet")
+    clips = pl.concat([tables.read("clips", s) for s in tables.shards("clips")]).filter(pl.col("status") == "ok")
+    assert csv.height == parquet.height == clips["clip_id"].n_unique() > 0
+    assert csv["caption"].str.len_chars().min() > 0
+    assert not csv["caption"].str.starts_with("The video shows").any()
+    assert set(csv["camera motion"]) <= {"static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in",
+                                         "zoom_out"}  # fmt: skip
+    for row in parquet.iter_rows(named=True):
+        assert row["video"] == row["clip_id"] + ".mp4" and row["clip_uri"].endswith(row["video"])
+        assert os.path.isfile(row["clip_uri"])
+        assert row["frame"] == row["end_frame"] - row["start_frame"] + 1
+        assert row["seconds"] == pytest.approx(row["frame"] / row["fps"])
+    # The hard-cut video became one clip per scene; the fade and dissolve two clips each.
+    per_source = parquet.group_by("source_uri").agg(pl.len()).iter_rows()
+    counts = {uri.rsplit("/", 1)[1]: n for uri, n in per_source}
+    assert counts["hard_cuts.mp4"] == 4 and counts["fade_black.mp4"] == 2 and counts["cross_dissolve.mp4"] == 2

@@ -1,0 +1,67 @@
+"""Per-shard clips (cut cascade + ffmpeg) and captions (a vision-language model).
+
+Each asset gathers its shard's inputs, calls one function of ``media.clips`` or
+``models.captions``, writes its table atomically and describes it in metadata.
+"""
+
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from openvid_assets.assets.manifest import MANIFEST, video_manifest
+from openvid_assets.assets.metadata import markdown_table
+from openvid_assets.assets.progress import progress_callback
+from openvid_assets.assets.resources import CaptionsConfig, ClipsConfig, ModelsResource, OpenVidStore
+from openvid_assets.assets.scores import _video_opener, motion_scores
+from openvid_assets.assets.selection import SELECTED, selected_videos
+from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.media.clips import ClipStore, clip_shard, clip_tasks
+from openvid_assets.models.captions import caption_shard, caption_tasks, camera_labels
+
+CLIPS, CAPTIONS = "clips", "captions"
+SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
+
+
+@asset(**SHARD, deps=[video_manifest, selected_videos], code_version="1", kinds={"ffmpeg", "parquet"},
+       description="Single-scene clips of every selected video: a one-pass cascade of three PySceneDetect detectors "
+       "(hard cuts, slow transitions, fades), clip rules, and frame-accurate mp4 files under <data root>/clips/.")  # fmt: skip
+def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource,
+          clipping: ClipsConfig) -> MaterializeResult:  # fmt: skip
+    shard, tables = context.partition_key, store.tables()
+    selected = tables.read(SELECTED, shard).filter(pl.col("selected"))
+    tasks = clip_tasks(tables.read(MANIFEST, shard), selected["source_uri"])
+    result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), clipping.settings(),
+                        previous=tables.read_if_exists(CLIPS, shard), progress=progress_callback(context, "clipped"),
+                        workers=models.decode_workers)  # fmt: skip
+    path = tables.write(CLIPS, shard, result.table)
+    ok = result.table.filter(pl.col("status") == "ok")
+    lengths = (ok["end_s"] - ok["start_s"]) if ok.height else pl.Series([], dtype=pl.Float64)
+    return MaterializeResult(metadata={
+        "dagster/row_count": ok.height, "videos": len(tasks), "videos_with_clips": ok["video_id"].n_unique(),
+        "videos_without_clips": result.table.filter(pl.col("status") == "no_clips").height,
+        "videos_failed": result.table.filter(pl.col("status") == "failed").height,
+        "clip_hours": round(float(lengths.sum() or 0) / 3600, 4),
+        "mean_clip_s": round(float(lengths.mean() or 0), 2), "computed": result.computed, "reused": result.reused,
+        "mode": clipping.mode, "path": MetadataValue.path(path)})  # fmt: skip
+
+
+@asset(**SHARD, deps=[clips, video_manifest, motion_scores], code_version="1", kinds={"pytorch", "parquet"},
+       description="A caption for every clip from a vision-language model (LLaVA-v1.6-34b in the paper profile), "
+       "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings.")  # fmt: skip
+def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource,
+             captioning: CaptionsConfig) -> MaterializeResult:  # fmt: skip
+    shard, tables = context.partition_key, store.tables()
+    tasks = caption_tasks(tables.read(CLIPS, shard), tables.read(MANIFEST, shard))
+    captioner = models.captioner()
+    result = caption_shard(tasks, captioner, captioning.settings(), _video_opener(store, tables, shard),
+                           camera=camera_labels(tables.read_if_exists("motion_scores", shard)),
+                           previous=tables.read_if_exists(CAPTIONS, shard),
+                           progress=progress_callback(context, "captioned"), workers=models.decode_workers)  # fmt: skip
+    path = tables.write(CAPTIONS, shard, result.table)
+    ok = result.table.filter(pl.col("status") == "ok")
+    sample = ok.select("clip_id", "camera_motion", "caption").head(5)
+    return MaterializeResult(metadata={
+        "dagster/row_count": result.table.height, "captioned": ok.height,
+        "failed": result.table.height - ok.height, "truncated": int(ok["truncated"].sum() or 0),
+        "mean_words": round(float(ok["caption"].str.split(" ").list.len().mean() or 0), 1),
+        "model": captioner.name, "computed": result.computed, "reused": result.reused,
+        "sample": markdown_table(sample), "path": MetadataValue.path(path)})  # fmt: skip

@@ -1,0 +1,117 @@
+"""Lineage of every input video, and the OpenVid exports (one row per captioned clip).
+
+Both are SQL files in sql/ run by DuckDB over every shard's tables; these assets
+bind the tables, write the results atomically and describe them in metadata.
+"""
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions, clips
+from openvid_assets.assets.manifest import MANIFEST, video_manifest
+from openvid_assets.assets.metadata import markdown_table
+from openvid_assets.assets.resources import OpenVidStore
+from openvid_assets.assets.selection import (
+    CANDIDATES,
+    CLARITY_THRESHOLD,
+    GLOBAL,
+    SCORE_THRESHOLDS,
+    SELECTED,
+    all_shards,
+    clarity_threshold,
+    quality_candidates,
+    score_thresholds,
+    selected_videos,
+)
+from openvid_assets.media.clips import CLIP_SCHEMA
+from openvid_assets.models.captions import CAPTION_SCHEMA
+from openvid_assets.store import TableStore, run_sql
+from openvid_assets.store.selection import THRESHOLDS_SCHEMA
+
+LINEAGE = "lineage"
+OPENVID_COLUMNS = ["video", "caption", "aesthetic score", "motion score", "temporal consistency score",
+                   "camera motion", "frame", "fps", "seconds"]  # fmt: skip
+
+# What lineage reads for a step no shard has reached yet: its videos are then 'pending'.
+_NOT_REACHED = {
+    CANDIDATES: pl.DataFrame(schema={"video_id": pl.String, "source_uri": pl.String, "aesthetic": pl.Float64,
+                                     "temporal": pl.Float64, "motion": pl.Float64, "failure": pl.String,
+                                     "quality_reason": pl.String, "candidate": pl.Boolean}),
+    SELECTED: pl.DataFrame(schema={"video_id": pl.String, "source_uri": pl.String, "clarity": pl.Float64,
+                                   "failure": pl.String, "clarity_reason": pl.String, "selected": pl.Boolean}),
+    CLIPS: pl.DataFrame(schema=CLIP_SCHEMA),
+    CAPTIONS: pl.DataFrame(schema=CAPTION_SCHEMA),
+}  # fmt: skip
+
+
+def _every_shard_or_empty(tables: TableStore, asset_name: str):
+    return all_shards(tables, asset_name) if tables.shards(asset_name) else _NOT_REACHED[asset_name]
+
+
+def lineage_inputs(tables: TableStore) -> dict[str, object]:
+    """Every table lineage.sql reads; the threshold tables are stacked into one."""
+    thresholds = [tables.read(name, GLOBAL) for name in (SCORE_THRESHOLDS, CLARITY_THRESHOLD)
+                  if tables.exists(name, GLOBAL)]  # fmt: skip
+    inputs: dict[str, object] = {"manifest": all_shards(tables, MANIFEST)}
+    for name, asset_name in (("candidates", CANDIDATES), ("selected", SELECTED), ("clips", CLIPS),
+                             ("captions", CAPTIONS)):  # fmt: skip
+        inputs[name] = _every_shard_or_empty(tables, asset_name)
+    inputs["thresholds"] = pl.concat(thresholds) if thresholds else pl.DataFrame(schema=THRESHOLDS_SCHEMA)
+    return inputs
+
+
+@asset(deps=[video_manifest, quality_candidates, selected_videos, score_thresholds, clarity_threshold, clips, captions],
+       group_name="selection", code_version="2", kinds={"duckdb", "parquet"},
+       check_specs=[AssetCheckSpec("every_video_exactly_once", asset="lineage", blocking=True,
+                                   description="Every manifest video appears in lineage exactly once.")],
+       description="Every input video exactly once: kept (captioned clips in the dataset), dropped (stage, reason) "
+       "or failed, with its scores, clip counts and the threshold versions it was judged by. "
+       "Also exported as exports/lineage.parquet.")  # fmt: skip
+def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
+    tables = store.tables()
+    inputs = lineage_inputs(tables)
+    table = run_sql("lineage", inputs)
+    tables.write(LINEAGE, GLOBAL, table)
+    export = tables.write_export("lineage.parquet", table)
+    check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": table}).row(0, named=True)
+    summary = run_sql("lineage_summary", {"lineage": table})
+    passed = check["missing"] == 0 and check["duplicated"] == 0 and check["unknown"] == 0
+    return MaterializeResult(
+        metadata={"dagster/row_count": table.height, "where_videos_stopped": markdown_table(summary),
+                  "kept": table.filter(pl.col("status") == "kept").height, "export": MetadataValue.path(export)},
+        check_results=[AssetCheckResult(check_name="every_video_exactly_once", passed=passed,
+                                        severity=AssetCheckSeverity.ERROR, metadata=check)],
+    )  # fmt: skip
+
+
+def _export(tables: TableStore, stem: str, hd_only: bool) -> MaterializeResult:
+    inputs = {"lineage": tables.scan_source(LINEAGE, [GLOBAL]), "clips": _every_shard_or_empty(tables, CLIPS),
+              "captions": _every_shard_or_empty(tables, CAPTIONS)}  # fmt: skip
+    table = run_sql("openvid_export", inputs, {"hd_only": hd_only})
+    csv = tables.write_export(f"{stem}.csv", table.select(OPENVID_COLUMNS))
+    parquet = tables.write_export(f"{stem}.parquet", table)
+    return MaterializeResult(metadata={"dagster/row_count": table.height, "csv": MetadataValue.path(csv),
+                                       "parquet": MetadataValue.path(parquet),
+                                       "videos": table["video_id"].n_unique(),
+                                       "hours": round(float(table["seconds"].sum() or 0) / 3600, 4)})  # fmt: skip
+
+
+@asset(deps=[lineage], group_name="exports", code_version="2", kinds={"duckdb", "csv", "parquet"},
+       description="exports/openvid.csv: one row per captioned clip with the OpenVid-1M release columns; "
+       "openvid.parquet adds clip ranges, paths, sources and structured captions.")  # fmt: skip
+def curated_dataset(store: OpenVidStore) -> MaterializeResult:
+    return _export(store.tables(), "openvid", hd_only=False)
+
+
+@asset(deps=[lineage], group_name="exports", code_version="2", kinds={"duckdb", "csv", "parquet"},
+       description="exports/openvid_hd.csv/.parquet: the clips of at least 1920x1080 (landscape).")  # fmt: skip
+def hd_subset(store: OpenVidStore) -> MaterializeResult:
+    return _export(store.tables(), "openvid_hd", hd_only=True)
