@@ -332,7 +332,8 @@ class MVDiT(nn.Module):
         frames, height, width = (size // patch for size, patch in zip(config.input_size, config.patch_size))
         # Fixed sin-cos tables; stored (not learned) because the release's checkpoints carry them.
         self.register_buffer("pos_embed", spatial_position_embedding(c, height, width, config.space_scale))
-        self.register_buffer("pos_embed_temporal", temporal_position_embedding(c, frames, config.time_scale))
+        if config.temporal_attention:  # only MMTA reads it
+            self.register_buffer("pos_embed_temporal", temporal_position_embedding(c, frames, config.time_scale))
 
         self.x_embedder = PatchEmbed3D(config.patch_size, config.in_channels, c)
         self.t_embedder = TimestepEmbedder(c)
@@ -383,14 +384,21 @@ class MVDiT(nn.Module):
                 if name.startswith("scale_shift_table"):
                     table.view(-1, rows, c)[:, rows - 1] = 0
 
-    def position_embeddings(self, frames: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def timestep_conditioning(self, timestep: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """Timestep embedding [B, C] (for the final layer) and the four shared modulation inputs every block takes
+        (visual, text, visual temporal, text temporal; the temporal ones None without MMTA)."""
+        t = self.t_embedder(timestep)
+        shared = [projection(t) for projection in self.adaptive_projections()]
+        return t, shared + [None] * (4 - len(shared))
+
+    def position_embeddings(self, frames: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Stored tables for the configured grid; other grids get freshly computed ones."""
         c = self.config.hidden_size
         spatial = self.pos_embed
         if spatial.shape[1] != height * width or self.config.input_size[1] // self.config.patch_size[1] != height:
             spatial = spatial_position_embedding(c, height, width, self.config.space_scale).to(spatial.device)
-        temporal = self.pos_embed_temporal
-        if temporal.shape[1] != frames:
+        temporal = getattr(self, "pos_embed_temporal", None)
+        if temporal is not None and temporal.shape[1] != frames:
             temporal = temporal_position_embedding(c, frames, self.config.time_scale).to(temporal.device)
         return spatial, temporal
 
@@ -415,14 +423,11 @@ class MVDiT(nn.Module):
         spatial_pos, temporal_pos = self.position_embeddings(frames, height, width)
         x = tokens.reshape(b, frames, height * width, c) + spatial_pos[:, None].to(tokens.dtype)
 
-        t = self.t_embedder(timestep)
-        shared = [projection(t) for projection in self.adaptive_projections()]
-        if not self.config.temporal_attention:
-            shared += [None, None]
+        t, shared = self.timestep_conditioning(timestep)
         # Every frame starts from the same caption; the copies diverge after the first MMSA.
         y = self.y_embedder(y, drop_captions)[:, None].expand(b, frames, -1, -1)
         for index, block in enumerate(self.blocks):
-            args = (x, y, mask, *shared, temporal_pos.to(x.dtype) if index == 0 else None)
+            args = (x, y, mask, *shared, temporal_pos if index == 0 else None)
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x, y = checkpoint(block, *args, use_reentrant=False)
             else:
@@ -468,7 +473,9 @@ def load_weights(model: MVDiT, checkpoint_or_path: str | Path | dict) -> None:
     state = dict(released_state_dict(checkpoint_or_path))
     own = model.state_dict()
     for name in POSITION_BUFFERS:
-        state[name] = own[name]
+        state.pop(name, None)
+        if name in own:
+            state[name] = own[name]
     model.load_state_dict(state, strict=True)
 
 
@@ -529,8 +536,10 @@ def forward_flops(config: MVDiTConfig, frames: int, height: int, width: int, tex
         block += linear(t * n, c, 3 * c) + attention(n, t, t) + linear(t * n, c, c)
     if config.cross_attention:
         block += linear(t * s, c, c) + linear(t * length, c, 2 * c) + attention(t, s, length) + linear(t * s, c, c)
-    block += 2 * (linear(t * n, c, hidden) + linear(t * n, hidden, c))  # both feed-forwards
+    block += linear(t * n, c, hidden) + linear(t * n, hidden, c)  # visual and text feed-forwards together
     embed = linear(t * s, config.in_channels * pt * ph * pw, c) + linear(length, config.caption_channels, c)
     embed += linear(length, c, c) + linear(t * s, c, pt * ph * pw * config.out_channels)
-    return config.depth * block + embed
+    modulation_rows = config.rows_per_branch * (6 if config.temporal_attention else 4)
+    timestep = linear(1, TIMESTEP_FREQUENCIES, c) + linear(1, c, c) + linear(1, c, modulation_rows * c)
+    return config.depth * block + embed + timestep
 

@@ -205,7 +205,10 @@ def train(model: MVDiT, data, config: TrainConfig, diffusion: GaussianDiffusion 
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         result.start_step = saved["step"]
-    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
+    net = model
+    if world > 1:  # the last block's text feed-forward feeds nothing, so DDP must expect unused parameters
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                      find_unused_parameters=True)  # fmt: skip
     ema = copy.deepcopy(model).eval().requires_grad_(False)  # after DDP: every rank holds rank 0's weights
     if saved:
         ema.load_state_dict(saved["ema"])
