@@ -50,10 +50,11 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
 def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource,
              captioning: CaptionsConfig) -> MaterializeResult:  # fmt: skip
     shard, tables = context.partition_key, store.tables()
-    tasks = caption_tasks(tables.read(CLIPS, shard), tables.read(MANIFEST, shard))
+    manifest = tables.read(MANIFEST, shard)
+    tasks = caption_tasks(tables.read(CLIPS, shard), manifest)
     captioner = models.captioner()
     result = caption_shard(tasks, captioner, captioning.settings(), _video_opener(store, tables, shard),
-                           camera=camera_labels(tables.read_if_exists("motion_scores", shard)),
+                           camera=camera_labels(tables.read_if_exists("motion_scores", shard), manifest),
                            previous=tables.read_if_exists(CAPTIONS, shard),
                            progress=progress_callback(context, "captioned"), workers=models.decode_workers)  # fmt: skip
     path = tables.write(CAPTIONS, shard, result.table)

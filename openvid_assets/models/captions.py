@@ -396,7 +396,8 @@ def caption_shard(tasks: list[CaptionTask], captioner: Captioner, settings: Capt
     def flush() -> None:
         nonlocal done
         if batch:
-            rows.update(_generate_rows(captioner, batch, settings))
+            for clip, row in _generate_rows(captioner, batch, settings).items():
+                rows[clip].update(row)
             done += len(batch)
             batch.clear()
             if progress:
@@ -432,9 +433,17 @@ def caption_tasks(clips: pl.DataFrame, manifest: pl.DataFrame) -> list[CaptionTa
                         r["rotation"] or 0, r["start_frame"], r["end_frame"]) for r in joined.iter_rows(named=True)]  # fmt: skip
 
 
-def camera_labels(motion: pl.DataFrame | None) -> dict[str, str | None]:
-    """video_id -> camera motion label, from the motion step's mean flow and divergence."""
+def camera_labels(motion: pl.DataFrame | None, manifest: pl.DataFrame) -> dict[str, str | None]:
+    """video_id -> camera motion label, from the motion step's mean flow and divergence.
+
+    Motion is measured on portrait videos turned landscape (transposed), so
+    their horizontal and vertical flow are swapped back here.
+    """
     if motion is None or not {"flow_dx", "flow_dy", "flow_div"} <= set(motion.columns):
         return {}
-    ok = motion.filter(pl.col("status") == "ok")
-    return {r["video_id"]: camera_motion(r["flow_dx"], r["flow_dy"], r["flow_div"]) for r in ok.iter_rows(named=True)}
+    portrait = {r["video_id"] for r in manifest.filter(pl.col("height") > pl.col("width")).iter_rows(named=True)}
+    labels = {}
+    for r in motion.filter(pl.col("status") == "ok").iter_rows(named=True):
+        dx, dy = (r["flow_dy"], r["flow_dx"]) if r["video_id"] in portrait else (r["flow_dx"], r["flow_dy"])
+        labels[r["video_id"]] = camera_motion(dx, dy, r["flow_div"])
+    return labels
