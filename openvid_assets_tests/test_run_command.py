@@ -80,13 +80,22 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     assert table(str(tmp / "data"), "clarity_scores")["source_uri"].to_list() == candidates["source_uri"].to_list()
     lineage = pl.read_parquet(tmp / "data" / "exports" / "lineage.parquet")
     assert sorted(lineage["source_uri"]) == frame["source_uri"].to_list()
-    assert (tmp / "data" / "exports" / "openvid.csv").is_file()
+
+    # Every selected video was clipped, and every clip has a file and a caption in openvid.csv.
+    selected = table(str(tmp / "data"), "selected_videos").filter(pl.col("selected"))
+    clips = table(str(tmp / "data"), "clips")
+    assert sorted(clips["source_uri"].unique()) == sorted(selected["source_uri"]) and selected.height
+    ok_clips = clips.filter(pl.col("status") == "ok")
+    csv = pl.read_csv(tmp / "data" / "exports" / "openvid.csv")
+    assert sorted(csv["video"]) == sorted(f"{c}.mp4" for c in ok_clips["clip_id"]) and csv.height
+    assert csv["caption"].str.len_chars().min() > 0
+    assert all(Path(u).is_file() for u in ok_clips["clip_uri"])
 
     # The runs and per-shard materializations are in the Dagster instance the UI reads.
     with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
         shards = set(instance.get_dynamic_partitions("shards"))
         assert shards == {f"shard-{i:05d}" for i in range(n_shards)}
-        for name in PER_SHARD_TABLES + ["quality_candidates", "clarity_scores", "selected_videos"]:
+        for name in PER_SHARD_TABLES + ["quality_candidates", "clarity_scores", "selected_videos", "clips", "captions"]:
             assert instance.get_materialized_partitions(AssetKey(name)) == shards, name
         assert instance.get_latest_materialization_event(AssetKey("lineage")) is not None
         assert all(run.status.value == "SUCCESS" for run in instance.get_runs())

@@ -97,7 +97,7 @@ class _Cascade:
     def __init__(self, config: CutDetection, fps: float):
         from scenedetect.detectors import ContentDetector, ThresholdDetector
 
-        self.fps = fps
+        self.fps = float(fps)  # FrameTimecode takes float or Fraction only
         self.k = config.slow_step(fps)
         min_len = max(1, round(config.min_scene_s * fps))
         self.detectors = {
