@@ -40,7 +40,8 @@ def cases(args: argparse.Namespace) -> list[dict]:
                         device="cpu", checkpointing=False))  # fmt: skip
     if torch.cuda.is_available() and not args.cpu_only:
         out.append(dict(name="XL/2, 16x256x256", preset="XL/2", latent=(16, 32, 32), batch=args.xl2_batch,
-                        threads=torch.get_num_threads(), device="cuda", checkpointing=True, space_scale=0.5))  # fmt: skip
+                        threads=torch.get_num_threads(), device="cuda", checkpointing=True,
+                        space_scale=0.5))  # fmt: skip
     return out
 
 
@@ -66,8 +67,9 @@ def run_case(case: dict, steps: int, warmup: int) -> dict:
     if case["device"] == "cuda":
         torch.cuda.reset_peak_memory_stats()
     before = 0 if case["device"] == "cuda" else process_memory("VmRSS")
-    result = train(model, data, TrainConfig(steps=warmup + steps, batch_size=case["batch"], log_every=0,
-                                            device=case["device"], grad_checkpointing=case["checkpointing"]))  # fmt: skip
+    training = TrainConfig(steps=warmup + steps, batch_size=case["batch"], log_every=0, device=case["device"],
+                           grad_checkpointing=case["checkpointing"])
+    result = train(model, data, training)
     times = result.step_times[warmup:]  # first-touch costs (kernel choice, allocator growth) stay out of the time
     if case["device"] == "cuda":
         peak_bytes, device_name = torch.cuda.max_memory_allocated(), torch.cuda.get_device_name()
@@ -100,7 +102,8 @@ def table(results: list[dict], peak_override: float | None) -> str:
                      f"{r['visual_tokens']}+{r['text_tokens']}", f"{r['step_s'] * 1e3:.1f} ms",
                      f"{r['batch'] / r['step_s']:.2f}", f"{r['batch'] * r['visual_tokens'] / r['step_s']:,.0f}",
                      f"{r['flops_per_step'] / 1e9:,.1f}", f"{achieved / 1e12:.3f}",
-                     f"{achieved / (peak * 1e12):.1%}" if peak else "-", f"{r['peak_bytes'] / 2**20:,.0f} MiB (+{r['training_bytes'] / 2**20:,.0f})"])  # fmt: skip
+                     f"{achieved / (peak * 1e12):.1%}" if peak else "-",
+                     f"{r['peak_bytes'] / 2**20:,.0f} MiB (+{r['training_bytes'] / 2**20:,.0f})"])  # fmt: skip
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in [header, *rows]]
     return "\n".join([lines[0], "-+-".join("-" * w for w in widths), *lines[1:]])

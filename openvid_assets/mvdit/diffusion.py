@@ -78,7 +78,8 @@ class GaussianDiffusion:
         # q(x_{t-1} | x_t, x_0)
         self.posterior_variance = self.betas * (1.0 - previous) / (1.0 - self.alphas_cumprod)
         # The variance is 0 at t = 0; its log is clipped to the next value (the learned range's lower end).
-        self.posterior_log_variance_clipped = torch.log(torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]]))
+        clipped = torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]])
+        self.posterior_log_variance_clipped = torch.log(clipped)
         self.posterior_mean_coef1 = self.betas * previous.sqrt() / (1.0 - self.alphas_cumprod)
         self.posterior_mean_coef2 = (1.0 - previous) * alphas.sqrt() / (1.0 - self.alphas_cumprod)
 
@@ -100,9 +101,11 @@ class GaussianDiffusion:
             self.sqrt_one_minus_alphas_cumprod, t, x_start
         ) * noise
 
-    def q_posterior(self, x_start: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def q_posterior(self, x_start: torch.Tensor, x_t: torch.Tensor,
+                    t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Mean and clipped log-variance of q(x_{t-1} | x_t, x_0)."""
-        mean = per_sample(self.posterior_mean_coef1, t, x_t) * x_start + per_sample(self.posterior_mean_coef2, t, x_t) * x_t
+        mean = (per_sample(self.posterior_mean_coef1, t, x_t) * x_start
+                + per_sample(self.posterior_mean_coef2, t, x_t) * x_t)  # fmt: skip
         return mean, per_sample(self.posterior_log_variance_clipped, t, x_t)
 
     # -- reverse process ----------------------------------------------------------------------------------------

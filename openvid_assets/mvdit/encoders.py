@@ -43,7 +43,8 @@ class FrameVAE:
         return out.view(b, t, *out.shape[1:]).transpose(1, 2)
 
     @torch.no_grad()
-    def encode(self, videos: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    def encode(self, videos: torch.Tensor, sample: bool = True,
+               generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
         """Frames in [-1, 1], [B, 3, T, H, W] -> scaled latents [B, 4, T, H/8, W/8]; ``sample`` draws from the
         posterior as the release's training does, else takes its mode."""
         param = next(self.vae.parameters())
@@ -58,7 +59,8 @@ class FrameVAE:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents [B, 4, T, h, w] -> frames [B, 3, T, 8h, 8w] in about [-1, 1]."""
         param = next(self.vae.parameters())
-        return self._per_frame(latents, lambda z: self.vae.decode(z.to(param.device, param.dtype) / self.scale).sample).float()
+        decode = lambda z: self.vae.decode(z.to(param.device, param.dtype) / self.scale).sample  # noqa: E731
+        return self._per_frame(latents, decode).float()
 
 
 def load_vae(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> FrameVAE:

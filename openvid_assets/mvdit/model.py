@@ -1,4 +1,4 @@
-"""MVDiT, the Multi-modal Video Diffusion Transformer of OpenVid-1M (Nan et al. 2024, Section 4, eqs. 1-6).
+"""MVDiT, the Multi-modal Video Diffusion Transformer of OpenVid-1M (Nan et al. 2024, the MVDiT section, eqs. 1-6).
 
 Each block lets the caption take part in the video's self-attention instead of only conditioning it:
 
@@ -47,7 +47,7 @@ class MVDiTConfig:
     learn_sigma: bool = True
     space_scale: float = 1.0  # spatial positions are divided by this (the release uses 0.5 at 256px, 1.0 at 512px)
     time_scale: float = 1.0
-    # Ablation switches (the paper's Table 6): each removes its parameters, not only its effect.
+    # Ablation switches (the paper ablates MHCA and the α gates): each removes its parameters, not only its effect.
     cross_attention: bool = True  # MHCA
     gating: bool = True  # α gates on every modulated branch; off: branches are added unscaled
     temporal_attention: bool = True  # MMTA
@@ -233,13 +233,13 @@ class MVDiTBlock(nn.Module):
         attend, feed = modulations(self.scale_shift_table, t_visual, self.rows_per_branch)
         attend_y, feed_y = modulations(self.scale_shift_table_y, t_text, self.rows_per_branch)
 
-        # MMSA (eqs. 1-2): per frame, visual and text tokens in one sequence; caption padding is never a key.
+        # MMSA: per frame, visual and text tokens in one sequence; caption padding is never a key.
         joint = torch.cat([attend.apply(x), attend_y.apply(y)], dim=2).reshape(b * frames, s + length, c)
         key_mask = torch.cat([mask.new_ones(b, s), mask], dim=1).repeat_interleave(frames, dim=0)
         out = self.attn(joint, key_mask).view(b, frames, s + length, c)
         x, y = attend.residual(x, out[:, :, :s]), attend_y.residual(y, out[:, :, s:])
 
-        # MMTA (eqs. 3-4): the same concatenation, one sequence along time per token position.
+        # MMTA: the same concatenation, one sequence along time per token position.
         if hasattr(self, "attn_temp"):
             (temporal,) = modulations(self.scale_shift_table_temp, t_visual_temporal, self.rows_per_branch)
             (temporal_y,) = modulations(self.scale_shift_table_y_temp, t_text_temporal, self.rows_per_branch)
@@ -250,14 +250,14 @@ class MVDiTBlock(nn.Module):
             out = self.attn_temp(joint).view(b, s + length, frames, c).transpose(1, 2)
             x, y = temporal.residual(x, out[:, :, :s]), temporal_y.residual(y, out[:, :, s:])
 
-        # MHCA (eq. 5): visual queries, the frame's text tokens as keys and values; ungated, unnormalised.
+        # MHCA: visual queries, the frame's text tokens as keys and values; ungated, unnormalised.
         if hasattr(self, "cross_attn"):
             attended = self.cross_attn(
                 x.reshape(b * frames, s, c), y.reshape(b * frames, length, c), mask.repeat_interleave(frames, dim=0)
             )
             x = x + attended.view(b, frames, s, c)
 
-        # Feed-forward (eq. 6), one per stream.
+        # Feed-forward, one per stream.
         x = feed.residual(x, self.mlp(feed.apply(x)))
         y = feed_y.residual(y, self.mlp_y(feed_y.apply(y)))
         return x, y
@@ -287,7 +287,10 @@ class TimestepEmbedder(nn.Module):
 
 
 class CaptionEmbedder(nn.Module):
-    """Projects T5 features to the hidden size; holds the learned null caption used for classifier-free guidance."""
+    """Projects T5 features to the hidden size; holds the learned null caption used for classifier-free guidance.
+
+    ``y_embedding`` is a parameter here. The release registers it as a buffer (same key and shape, so checkpoints
+    load either way), which keeps it out of the optimizer: there the null caption stays at its random init."""
 
     def __init__(self, caption_channels: int, dim: int, max_length: int, dropout: float):
         super().__init__()

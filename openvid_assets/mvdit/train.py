@@ -215,7 +215,8 @@ def train(model: MVDiT, data, config: TrainConfig, diffusion: GaussianDiffusion 
         if len(saved["rng"]) == world:
             restore_rng_state(saved["rng"][rank], device)
         else:  # a different number of processes cannot replay the same random stream
-            log.warning("resuming %d processes from a %d-process checkpoint: fresh random state", world, len(saved["rng"]))
+            log.warning("resuming %d processes from a %d-process checkpoint: fresh random state", world,
+                        len(saved["rng"]))  # fmt: skip
             torch.manual_seed(config.seed + rank + result.start_step)
         log.info("resumed from %s at step %d", resume_from, result.start_step)
     else:
@@ -264,9 +265,9 @@ def save_checkpoint(config: TrainConfig, step: int, model: MVDiT, ema: torch.nn.
         dist.all_gather_object(states, rng_state(device))
     path = checkpoint_path(config.checkpoint_dir, step)
     if rank == 0:
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}  # loadable safely
         payload = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                   "step": step, "rng": states, "model_config": asdict(model.config),
-                   "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}}  # fmt: skip
+                   "step": step, "rng": states, "model_config": asdict(model.config), "train_config": settings}
         save_atomically(payload, path)
     if world > 1:
         dist.barrier()

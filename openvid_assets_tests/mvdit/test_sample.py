@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from openvid_assets.mvdit.encoders import LATENT_SCALE, HashTokenizer, tiny_t5, tiny_vae
+from openvid_assets.mvdit.encoders import LATENT_SCALE, HashTokenizer, load_t5, load_vae, tiny_t5, tiny_vae
 from openvid_assets.mvdit.model import preset
 from openvid_assets.mvdit.sample import generate, sample_to_files, write_mp4
 from openvid_assets.mvdit.train import TrainConfig, train
@@ -52,7 +52,8 @@ def test_hash_tokenizer_is_deterministic_padded_and_always_ended():
     ids, mask = tokenizer(["A cat, sleeping.", "a cat sleeping", "one two three four five six seven eight nine"], 8)
     assert ids.shape == mask.shape == (3, 8)
     assert ids[0, :4].tolist() == [tokenizer.ids(w)[0] for w in ("a", "cat", ",", "sleeping")]
-    assert ids[0, 5] == HashTokenizer.eos_id and mask[0].tolist() == [1] * 6 + [0] * 2  # a, cat, ",", sleeping, ".", eos
+    # a, cat, ",", sleeping, ".", eos
+    assert ids[0, 5] == HashTokenizer.eos_id and mask[0].tolist() == [1] * 6 + [0] * 2
     assert ids[1, 0] == ids[0, 0] and ids[1, 1] == ids[0, 1]  # case-insensitive, stable
     assert ids[2, -1] == HashTokenizer.eos_id and mask[2].all()  # truncated, still ended
     assert ((ids >= 0) & (ids < 512)).all()
@@ -63,6 +64,30 @@ def test_t5_features_mark_padding(t5):
     assert features.shape == (2, CONFIG.model_max_length, CONFIG.caption_channels) and features.dtype == torch.float32
     assert mask.sum(1).tolist() == [4, 5]
     assert not torch.allclose(features[0, :2], features[1, :2])  # T5 attends over the whole caption
+
+
+def test_encoders_load_from_local_folders_with_or_without_tokenizer_files(tmp_path, vae, t5):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vae.vae.save_pretrained(tmp_path / "vae")
+    video = torch.rand(1, 3, 2, 16, 16) * 2 - 1
+    assert torch.equal(load_vae(tmp_path / "vae").encode(video, sample=False), vae.encode(video, sample=False))
+
+    t5.model.save_pretrained(tmp_path / "t5")  # weights only: captions fall back to the hashing tokenizer
+    loaded = load_t5(tmp_path / "t5", max_length=CONFIG.model_max_length)
+    assert isinstance(loaded.tokenize, HashTokenizer)
+    assert torch.equal(loaded.encode(["a red fox"])[0], t5.encode(["a red fox"])[0])
+
+    # With tokenizer files the transformers tokenizer is used: a word-level one stands in for T5's sentencepiece.
+    words = Tokenizer(models.WordLevel({"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3, "fox": 4}, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    words.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    special = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+    hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, **special)
+    hf_tokenizer.save_pretrained(tmp_path / "t5")
+    ids, mask = load_t5(tmp_path / "t5", max_length=6).tokenize(["a fox", "a red fox"], 6)
+    assert ids.tolist() == [[3, 4, 1, 0, 0, 0], [3, 2, 4, 1, 0, 0]] and mask.sum(1).tolist() == [3, 4]
 
 
 def test_sampling_writes_decodable_videos_from_a_training_checkpoint(tmp_path, vae, t5):
