@@ -7,7 +7,8 @@ than repeated ones (a repeated frame would fake a perfectly still video).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,23 +88,31 @@ def read_frames(path: str | Path, request: FrameRequest, *, width: int, height: 
     if target is not None:
         w, h = (target[1], target[0]) if sideways else target
         kwargs = {"width": w, "height": h}
-    try:
+    with _decode_errors():
         reader = decord.VideoReader(str(path), num_threads=threads, **kwargs)
         count = len(reader)
-        indices = request.indices(count)
-        if not indices:
-            raise DecodeError("no frames to decode")
         fps = float(reader.get_avg_fps())
-        step = request.chunk if request.reduce else len(indices)
-        parts = []
-        for start in range(0, len(indices), step):
-            part = _orient(reader.get_batch(indices[start : start + step]).asnumpy(), rotation, request.landscape)
-            parts.append(request.reduce(part) if request.reduce else part)
-    except VideoInputError:
-        raise
-    except Exception as e:  # decord reports every decode problem as a generic error
-        raise DecodeError(f"decode failed: {str(e).splitlines()[0][:300]}") from None
+    indices = request.indices(count)
+    if not indices:
+        raise DecodeError("no frames to decode")
+    step = request.chunk if request.reduce else len(indices)
+    parts = []
+    for start in range(0, len(indices), step):
+        with _decode_errors():
+            batch = reader.get_batch(indices[start : start + step]).asnumpy()
+        part = _orient(batch, rotation, request.landscape)
+        # The reducer is our code: its errors are bugs to surface, not a bad video.
+        parts.append(request.reduce(part) if request.reduce else part)
     return DecodedFrames(indices, np.ascontiguousarray(np.concatenate(parts)), count, fps)
+
+
+@contextmanager
+def _decode_errors() -> Iterator[None]:
+    """decord reports every decode problem as a generic error: make it a reason for the video's row."""
+    try:
+        yield
+    except Exception as e:
+        raise DecodeError(f"decode failed: {str(e).splitlines()[0][:300]}") from None
 
 
 def _orient(frames: np.ndarray, rotation: int, landscape: bool) -> np.ndarray:
