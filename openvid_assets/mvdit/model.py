@@ -292,9 +292,8 @@ class CaptionEmbedder(nn.Module):
     ``y_embedding`` is a parameter here. The release registers it as a buffer (same key and shape, so checkpoints
     load either way), which keeps it out of the optimizer: there the null caption stays at its random init."""
 
-    def __init__(self, caption_channels: int, dim: int, max_length: int, dropout: float):
+    def __init__(self, caption_channels: int, dim: int, max_length: int):
         super().__init__()
-        self.dropout = dropout
         self.y_proj = FeedForward(caption_channels, dim, dim)
         self.y_embedding = nn.Parameter(torch.randn(max_length, caption_channels) / caption_channels**0.5)
 
@@ -345,7 +344,7 @@ class MVDiT(nn.Module):
         if config.temporal_attention:
             self.t_block_temp = adaptive_projection(c, rows)
             self.t_block_y_temp = adaptive_projection(c, rows)
-        self.y_embedder = CaptionEmbedder(config.caption_channels, c, config.model_max_length, config.caption_dropout)
+        self.y_embedder = CaptionEmbedder(config.caption_channels, c, config.model_max_length)
         self.blocks = nn.ModuleList(MVDiTBlock(config) for _ in range(config.depth))
         self.final_layer = FinalLayer(c, math.prod(config.patch_size), config.out_channels)
         self.initialize_weights()

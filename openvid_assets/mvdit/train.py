@@ -90,14 +90,15 @@ def cycle(data: Iterable[Item]) -> Iterator[Item]:
         for item in data:
             empty = False
             yield item
-        if empty:
-            raise ValueError("the training data yielded no items")
+        if empty:  # also what a one-shot iterator gives on its second pass
+            raise ValueError("the training data yielded no items (pass a re-iterable object, not an iterator)")
 
 
 def process_batches(data, batch_size: int, world: int, rank: int, start_batch: int, seed: int = 0,
                     shuffle: bool = True) -> Iterator[list[Item]]:  # fmt: skip
     """This process's share of global batches ``start_batch``, ``start_batch + 1``, ...: global batch k is stream
-    positions [k*G, (k+1)*G) with G = batch_size * world, and rank r takes the r-th ``batch_size`` of them."""
+    positions [k*G, (k+1)*G) with G = batch_size * world, and rank r takes the r-th ``batch_size`` of them.
+    A map-style dataset is indexed directly; an iterable is read whole by every process, which keeps its share."""
     global_size = batch_size * world
     mine = slice(rank * batch_size, (rank + 1) * batch_size)
     if is_map_style(data):
