@@ -8,6 +8,7 @@ than repeated ones (a repeated frame would fake a perfectly still video).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,14 +97,25 @@ def read_frames(path: str | Path, request: FrameRequest, *, width: int, height: 
     if not indices:
         raise DecodeError("no frames to decode")
     step = request.chunk if request.reduce else len(indices)
+    chunks = [indices[start : start + step] for start in range(0, len(indices), step)]
     parts = []
-    for start in range(0, len(indices), step):
-        with _decode_errors():
-            batch = reader.get_batch(indices[start : start + step]).asnumpy()
-        part = _orient(batch, rotation, request.landscape)
-        # The reducer is our code: its errors are bugs to surface, not a bad video.
-        parts.append(request.reduce(part) if request.reduce else part)
+    # With a reducer, the next chunk decodes on a second thread while this one is reduced
+    # (decord and the reducers' numpy/OpenCV work release the GIL).
+    with ThreadPoolExecutor(max_workers=1) as prefetch:
+        pending = prefetch.submit(_get_batch, reader, chunks[0])
+        for k in range(len(chunks)):
+            batch = pending.result()
+            if k + 1 < len(chunks):
+                pending = prefetch.submit(_get_batch, reader, chunks[k + 1])
+            part = _orient(batch, rotation, request.landscape)
+            # The reducer is our code: its errors are bugs to surface, not a bad video.
+            parts.append(request.reduce(part) if request.reduce else part)
     return DecodedFrames(indices, np.ascontiguousarray(np.concatenate(parts)), count, fps)
+
+
+def _get_batch(reader, indices: list[int]) -> np.ndarray:
+    with _decode_errors():
+        return reader.get_batch(indices).asnumpy()
 
 
 @contextmanager
