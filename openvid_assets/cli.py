@@ -1,4 +1,4 @@
-"""Command line: ``openvid-assets run|register|sample|quickstart``.
+"""Command line: ``openvid-assets run|register|train|sample|quickstart``.
 
 ``run`` registers shards and materializes every asset through Dagster, in
 dependency order, against the same instance the UI reads, so each run shows in
@@ -34,15 +34,21 @@ def _instance():
 
 
 def _register(defs, instance, source: str, shard_size: int) -> tuple[int, list[str]]:
-    from openvid_assets.assets.shards import shards_partitions, store_new_shards, unregistered_partitions
+    from openvid_assets.assets.shards import store_new_shards
 
     store = defs.resources["store"]
-    tables = store.tables()
-    listed, stored = store_new_shards(tables, source, shard_size, store.s3_client())
-    missing = unregistered_partitions(tables, instance)
+    listed, stored = store_new_shards(store.tables(), source, shard_size, store.s3_client())
+    _sync_partitions(defs, instance)
+    return listed, stored
+
+
+def _sync_partitions(defs, instance) -> None:
+    """Register every shard stored under the data root as a partition of this Dagster instance."""
+    from openvid_assets.assets.shards import shards_partitions, unregistered_partitions
+
+    missing = unregistered_partitions(defs.resources["store"].tables(), instance)
     if missing:
         instance.add_dynamic_partitions(shards_partitions.name, missing)
-    return listed, stored
 
 
 def cmd_register(args: argparse.Namespace) -> int:
@@ -69,6 +75,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"Source {args.source}: {listed} videos; {len(new)} new shard(s). "
               f"Data root: {store.data_root}. Models: {models.profile}.")  # fmt: skip
         report = run_pipeline(defs, instance, force=args.force)
+    print(report.summary(time.monotonic() - started))
+    return 0 if report.ok else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from openvid_assets.assets.runner import run_pipeline
+    from openvid_assets.definitions import build_definitions
+
+    started = time.monotonic()
+    overrides = {k: v for k, v in {"steps": args.steps, "dataset": args.dataset, "prompts": args.prompt,
+                                   "preset": args.preset, "device": args.device}.items() if v}  # fmt: skip
+    defs = build_definitions(args.data_root, args.models, mvdit=overrides)
+    shape = defs.resources["mvdit"].shape()
+    with _instance() as instance:
+        _sync_partitions(defs, instance)
+        print(f"Training {shape.name} ({shape.steps} steps, batch {shape.batch_size}) on {args.data_root}; "
+              f"models: {args.models}.")  # fmt: skip
+        report = run_pipeline(defs, instance, training=True)
     print(report.summary(time.monotonic() - started))
     return 0 if report.ok else 1
 
@@ -130,6 +154,17 @@ def parser() -> argparse.ArgumentParser:
                      help="keep every decodable video (same as OPENVID_THRESHOLDS=off)")  # fmt: skip
     _add_common(run)
     run.set_defaults(func=cmd_run)
+
+    tr = sub.add_parser("train", help="train MVDiT on the curated dataset of a data root, then sample from it")
+    tr.add_argument("--models", choices=sorted(PROFILES), default=os.environ.get("OPENVID_MODELS") or "paper",
+                    help="profile: paper (XL/2, sd-vae-ft-ema, T5-XXL) or offline (tiny, CPU)")  # fmt: skip
+    tr.add_argument("--steps", type=int, help="train until this step (default: the profile's)")
+    tr.add_argument("--dataset", choices=["full", "hd"], help="openvid.parquet (default) or the HD subset")
+    tr.add_argument("--preset", choices=["XL/2", "tiny"], help="model size (default: the profile's)")
+    tr.add_argument("--prompt", action="append", help="prompt to sample (repeatable; default: dataset captions)")
+    tr.add_argument("--device", help="auto (default), cpu, cuda, ...")
+    _add_common(tr)
+    tr.set_defaults(func=cmd_train)
 
     reg = sub.add_parser("register", help="register shards for new videos in a source, run nothing")
     reg.add_argument("--source", required=True, help="folder or s3://bucket/prefix of raw videos")

@@ -20,6 +20,7 @@ from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage
 from openvid_assets.assets.selection import clarity_threshold, quality_candidates, score_thresholds, selected_videos
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.training import GROUP as TRAINING_GROUP, mvdit_checkpoint, mvdit_latents, mvdit_samples
 
 ASSETS = [
     video_manifest,
@@ -37,30 +38,49 @@ ASSETS = [
     lineage,
     curated_dataset,
     hd_subset,
+    mvdit_latents,
+    mvdit_checkpoint,
+    mvdit_samples,
 ]
+
+CURATION = [a for a in ASSETS if a.group_names_by_key[a.key] != TRAINING_GROUP]
+TRAINING = [a for a in ASSETS if a.group_names_by_key[a.key] == TRAINING_GROUP]
 
 shard_pipeline = define_asset_job(
     SHARD_JOB,
-    selection=AssetSelection.assets(*[a for a in ASSETS if a.partitions_def == shards_partitions]),
+    selection=AssetSelection.assets(*[a for a in CURATION if a.partitions_def == shards_partitions]),
     partitions_def=shards_partitions,
-    description="Every per-shard step for one shard, in dependency order.",
+    description="Every per-shard curation step for one shard, in dependency order.",
 )
 
 GLOBAL_JOB = "global_pipeline"
 global_pipeline = define_asset_job(
     GLOBAL_JOB,
-    selection=AssetSelection.assets(*[a for a in ASSETS if a.partitions_def is None]),
+    selection=AssetSelection.assets(*[a for a in CURATION if a.partitions_def is None]),
     description="The global steps (thresholds, lineage, exports) over every shard.",
+)
+
+TRAINING_SHARD_JOB, TRAINING_JOB = "mvdit_latents_job", "mvdit_training"
+mvdit_latents_job = define_asset_job(
+    TRAINING_SHARD_JOB,
+    selection=AssetSelection.assets(*[a for a in TRAINING if a.partitions_def == shards_partitions]),
+    partitions_def=shards_partitions,
+    description="Encode one shard's captioned clips for MVDiT (VAE latents, T5 features).",
+)
+mvdit_training = define_asset_job(
+    TRAINING_JOB,
+    selection=AssetSelection.assets(*[a for a in TRAINING if a.partitions_def is None]),
+    description="Train MVDiT on the curated dataset (resuming from the last checkpoint), then sample from it.",
 )
 
 
 def build_definitions(data_root: str | None = None, models: str | None = None, rules: dict[str, str] | None = None,
-                      thresholds_off: bool | None = None) -> Definitions:
+                      thresholds_off: bool | None = None, mvdit: dict | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
-        jobs=[shard_pipeline, global_pipeline],
+        jobs=[shard_pipeline, global_pipeline, mvdit_latents_job, mvdit_training],
         sensors=[new_videos_sensor],
-        resources=default_resources(data_root, models, rules, thresholds_off),
+        resources=default_resources(data_root, models, rules, thresholds_off, mvdit),
         loggers={"console": colored_console_logger, "progress": progress_logger},
     )
 

@@ -15,17 +15,48 @@ def markdown_table(frame: pl.DataFrame, empty: str = "_none_") -> MetadataValue:
     return MetadataValue.md("\n".join([header, rule, *rows]))
 
 
-def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] | None = None) -> str:
-    """A small PNG histogram (from sql/score_histogram.sql bins) as inline markdown, with labelled cut lines."""
-    import base64
-    import io
-
+def _figure():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=90)
+    return plt.subplots(figsize=(5, 2.6), dpi=90)
+
+
+def _inline_png(fig, title: str) -> str:
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+def line_image(steps: list[int], values: list[float], title: str, ylabel: str) -> str:
+    """A small PNG line chart (e.g. a loss curve, with its running mean) as inline markdown."""
+    fig, ax = _figure()
+    ax.plot(steps, values, color="#4c72b0", linewidth=0.8, alpha=0.6)
+    window = max(1, len(values) // 20)
+    if window > 1:
+        smooth = pl.Series(values).rolling_mean(window, min_samples=1).to_list()
+        ax.plot(steps, smooth, color="#c44e52", linewidth=1.5, label=f"mean of {window}")
+        ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_yscale("log")
+    ax.tick_params(labelsize=8)
+    return _inline_png(fig, title)
+
+
+def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] | None = None) -> str:
+    """A small PNG histogram (from sql/score_histogram.sql bins) as inline markdown, with labelled cut lines."""
+    fig, ax = _figure()
     if not bins.is_empty():
         ax.bar(bins["bin_start"], bins["videos"], width=bins["bin_width"], align="edge", color="#4c72b0")
     for label, x in (cut_lines or {}).items():
@@ -36,8 +67,4 @@ def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] 
     ax.set_title(f"{title} (n={total})", fontsize=10)
     ax.set_ylabel("videos", fontsize=8)
     ax.tick_params(labelsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+    return _inline_png(fig, title)

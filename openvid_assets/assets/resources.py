@@ -2,7 +2,9 @@
 
 
 import os
+from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource, ResourceDependency
@@ -18,6 +20,7 @@ from openvid_assets.media.scenes import ClipRules, CutDetection
 from openvid_assets.models.captions import DEFAULT_PROMPT, CaptionSettings, Captioner
 from openvid_assets.models.profiles import Profile, captioner, clarity_scorer, get_profile, motion_scorer
 from openvid_assets.models.scoring import ClipSampling
+from openvid_assets.mvdit.data import RUN_DEFAULTS, LatentSettings
 from openvid_assets.store import TableStore
 from openvid_assets.store.selection import DEFAULT_RULES, Rule, parse_rules, thresholds_switched_off
 
@@ -160,6 +163,74 @@ class SelectionRules(ConfigurableResource):
         return parse_rules(specs, all_off=self.thresholds_off)
 
 
+@dataclass(frozen=True)
+class RunShape:
+    """A training run's settings with the profile's defaults filled in."""
+
+    preset: str
+    resolution: int
+    frames: int
+    interval: int
+    steps: int
+    batch_size: int
+    lr: float
+    checkpoint_every: int
+    vae: str
+    text_encoder: str
+    dataset: str
+
+    @property
+    def name(self) -> str:
+        return f"mvdit-{self.preset.replace('/', '')}-{self.resolution}px-{self.frames}f-{self.dataset}"
+
+    def latents(self) -> LatentSettings:
+        return LatentSettings(frames=self.frames, interval=self.interval, resolution=self.resolution)
+
+
+class MVDiTResource(ConfigurableResource):
+    """How MVDiT is trained and sampled; 0 or empty means the model profile's default
+    (``paper``: XL/2, 16x256x256, sd-vae-ft-ema + T5-XXL; ``offline``: tiny, 4x32x32, random encoders)."""
+
+    profile: str = Field(default="paper", description="Model profile whose defaults fill the blanks.")
+    preset: str = Field(default="", description="XL/2 or tiny.")
+    resolution: int = Field(default=0, ge=0, description="Training resolution (square crops), px.")
+    frames: int = Field(default=0, ge=0, description="Frames per sample.")
+    interval: int = Field(default=3, ge=1, description="Take every n-th frame of a clip.")
+    steps: int = Field(default=0, ge=0, description="Train until this global step (resumes from the last checkpoint).")
+    batch_size: int = Field(default=0, ge=0, description="Clips per step (per GPU).")
+    lr: float = Field(default=0.0, ge=0, description="Adam learning rate (paper: 2e-5).")
+    checkpoint_every: int = Field(default=0, ge=0, description="Save a checkpoint every n steps.")
+    dataset: str = Field(default="full", description="full (openvid.parquet) or hd (openvid_hd.parquet).")
+    vae: str = Field(default="", description="VAE repo id or folder (default stabilityai/sd-vae-ft-ema).")
+    text_encoder: str = Field(default="", description="T5 repo id or folder (default DeepFloyd/t5-v1_1-xxl).")
+    checkpoint_dir: str = Field(default="", description="Local folder for checkpoints (default <data root>/checkpoints/"
+                                "<run name>; required when the data root is on S3).")
+    init_from: str = Field(default="", description="Start from a released MVDiT or a PixArt-α checkpoint file.")
+    grad_checkpointing: bool = Field(default=False, description="Recompute blocks in backward to save memory.")
+    device: str = Field(default="auto", description="auto, cpu, cuda, ...")
+    prompts: list[str] = Field(default=[], description="Prompts to sample (default: four captions of the dataset).")
+    sample_steps: int = Field(default=100, ge=1, description="Sampling steps (respaced IDDPM).")
+    cfg_scale: float = Field(default=7.0, description="Classifier-free guidance scale.")
+
+    def shape(self) -> RunShape:
+        if self.dataset not in ("full", "hd"):
+            raise ValueError(f"dataset must be full or hd, got {self.dataset!r}")
+        d = RUN_DEFAULTS[self.profile]
+        return RunShape(preset=self.preset or d["preset"], resolution=self.resolution or d["resolution"],
+                        frames=self.frames or d["frames"], interval=self.interval, steps=self.steps or d["steps"],
+                        batch_size=self.batch_size or d["batch_size"], lr=self.lr or d["lr"],
+                        checkpoint_every=self.checkpoint_every or d["checkpoint_every"], vae=self.vae or d["vae"],
+                        text_encoder=self.text_encoder or d["text_encoder"], dataset=self.dataset)  # fmt: skip
+
+    def checkpoints(self, tables: TableStore) -> Path:
+        if self.checkpoint_dir:
+            return Path(self.checkpoint_dir).expanduser()
+        local = tables.fs.local_path(f"checkpoints/{self.shape().name}")
+        if local is None:
+            raise ValueError("the data root is on S3: set the mvdit resource's checkpoint_dir to a local folder")
+        return Path(local)
+
+
 def rules_from_env() -> dict[str, str]:
     """``OPENVID_RULES="aesthetic=min:4.5,clarity=top:50"`` overrides the default rules."""
     text = os.environ.get("OPENVID_RULES", "").strip()
@@ -170,7 +241,8 @@ def rules_from_env() -> dict[str, str]:
 
 
 def default_resources(data_root: str | None = None, models: str | None = None,
-                      rules: dict[str, str] | None = None, thresholds_off: bool | None = None) -> dict[str, Any]:
+                      rules: dict[str, str] | None = None, thresholds_off: bool | None = None,
+                      mvdit: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     # S3Resource with no endpoint lets boto3 read AWS_ENDPOINT_URL and credentials from the env.
     s3 = S3Resource()
     return {
@@ -183,6 +255,7 @@ def default_resources(data_root: str | None = None, models: str | None = None,
             caption_model=os.environ.get("OPENVID_CAPTION_MODEL", ""),
         ),
         "clipping": ClipsConfig(mode=os.environ.get("OPENVID_CLIP_MODE", "reencode")),
+        "mvdit": MVDiTResource(profile=models or os.environ.get("OPENVID_MODELS") or "paper", **(mvdit or {})),
         "captioning": CaptionsConfig(),
         "selection": SelectionRules(
             **{**rules_from_env(), **(rules or {})},

@@ -21,11 +21,14 @@ from openvid_assets.assets.lineage import LINEAGE
 from openvid_assets.assets.selection import GLOBAL
 from openvid_assets.assets.sensors import SHARD_JOB
 from openvid_assets.assets.shards import shards_partitions
-from openvid_assets.definitions import GLOBAL_JOB
+from openvid_assets.assets.training import GROUP as TRAINING_GROUP
+from openvid_assets.definitions import GLOBAL_JOB, TRAINING_JOB, TRAINING_SHARD_JOB
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.shards import SHARD_LISTS, ShardRegistry
 
 QUIET_RUN_CONFIG = {"loggers": {"progress": {}}}
+JOBS = {(True, False): SHARD_JOB, (False, False): GLOBAL_JOB, (True, True): TRAINING_SHARD_JOB,
+        (False, True): TRAINING_JOB}  # (per shard, training) -> the job that holds those assets
 
 
 @dataclass
@@ -66,9 +69,11 @@ def _table(key: AssetKey) -> str:
     return key.path[-1]  # every asset writes the table named after it
 
 
-def plan_waves(defs: Definitions) -> list[Wave]:
+def plan_waves(defs: Definitions, training: bool | None = False) -> list[Wave]:
+    """Waves of the curation assets (``training=False``), of the MVDiT assets only (``True``), or of both (None)."""
     graph = defs.resolve_asset_graph()
-    keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable]
+    keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable
+            and (training is None or (graph.get(k).group_name == TRAINING_GROUP) == training)]  # fmt: skip
     per_shard = {k: graph.get(k).partitions_def == shards_partitions for k in keys}
     depth: dict[AssetKey, int] = {}
     for key in keys:  # parents come first in toposorted order
@@ -94,11 +99,14 @@ def stale_steps(defs: Definitions, tables: TableStore, keys: list[AssetKey], sha
     return stale
 
 
-def run_pipeline(defs: Definitions, instance: DagsterInstance, *, force: bool = False) -> RunReport:
+def run_pipeline(defs: Definitions, instance: DagsterInstance, *, force: bool = False,
+                 training: bool | None = False) -> RunReport:  # fmt: skip
+    """Materialize the curation assets, the MVDiT assets (``training=True``) or both (None)."""
     tables = defs.resources["store"].tables()
     shards = ShardRegistry(tables).keys()
     report = RunReport(shards=len(shards))
-    for number, wave in enumerate(plan_waves(defs), start=1):
+    graph = defs.resolve_asset_graph()
+    for number, wave in enumerate(plan_waves(defs, training), start=1):
         names = ", ".join(_table(k) for k in wave.keys)
         if wave.per_shard:
             plan = {s: stale_steps(defs, tables, wave.keys, s, force) for s in shards}
@@ -108,14 +116,16 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, *, force: bool = 
         else:
             todo = {None: wave.keys}
             print(f"Step {number}: {names} (global)", flush=True)
-        job = defs.resolve_job_def(SHARD_JOB if wave.per_shard else GLOBAL_JOB)
         for shard, keys in todo.items():
-            result = job.execute_in_process(instance=instance, partition_key=shard, asset_selection=keys,
-                                            run_config=QUIET_RUN_CONFIG, raise_on_error=False)  # fmt: skip
-            if result.success:
-                report.runs_ok += 1
-            else:
-                report.runs_failed.append(f"{shard or 'global'} ({names}): run {result.run_id}")
+            for is_training in sorted({graph.get(k).group_name == TRAINING_GROUP for k in keys}):
+                selected = [k for k in keys if (graph.get(k).group_name == TRAINING_GROUP) == is_training]
+                job = defs.resolve_job_def(JOBS[(wave.per_shard, is_training)])
+                result = job.execute_in_process(instance=instance, partition_key=shard, asset_selection=selected,
+                                                run_config=QUIET_RUN_CONFIG, raise_on_error=False)  # fmt: skip
+                if result.success:
+                    report.runs_ok += 1
+                else:
+                    report.runs_failed.append(f"{shard or 'global'} ({names}): run {result.run_id}")
         if report.runs_failed:
             break  # later waves read what this one should have written
     _summarise(tables, report)

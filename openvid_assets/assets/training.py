@@ -1,0 +1,142 @@
+"""MVDiT on the curated clips: cached latents (per shard), a training run and samples (global).
+
+These assets are in the ``mvdit`` group, which the run command leaves out unless
+asked (``openvid-assets train`` or ``run --train``): curating does not imply training.
+"""
+
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions
+from openvid_assets.assets.lineage import curated_dataset, hd_subset
+from openvid_assets.assets.manifest import MANIFEST
+from openvid_assets.assets.metadata import line_image
+from openvid_assets.assets.progress import progress_callback
+from openvid_assets.assets.resources import MVDiTResource, OpenVidStore, RunShape
+from openvid_assets.assets.scores import _video_opener
+from openvid_assets.assets.selection import all_shards
+from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.models.scoring import ScoreKey
+from openvid_assets.mvdit.data import LatentClips, encode_shard, latent_tasks, load_encoders, vae_downsample
+from openvid_assets.mvdit.model import MVDiT, init_from_pixart, load_weights, preset, released_state_dict
+from openvid_assets.mvdit.sample import sample_to_files
+from openvid_assets.mvdit.train import TrainConfig, latest_checkpoint, train
+from openvid_assets.store import TableStore, run_sql
+
+LATENTS = "mvdit_latents"
+GROUP = "mvdit"
+
+
+@asset(partitions_def=shards_partitions, group_name=GROUP, deps=[captions], code_version="1",
+       kinds={"pytorch", "parquet"},
+       description="VAE latents (16 frames every 3rd, short side at the training resolution) and T5 caption "
+       "features of every captioned clip, cached per clip under latents/<shard>/.")  # fmt: skip
+def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    shard, tables = context.partition_key, store.tables()
+    shape = mvdit.shape()
+    tasks = latent_tasks(tables.read(CLIPS, shard), tables.read(CAPTIONS, shard), tables.read(MANIFEST, shard))
+    encoders = load_encoders(shape.vae, shape.text_encoder, mvdit.device)
+
+    def put(clip_id: str, data: bytes) -> str:
+        rel = f"latents/{shard}/{clip_id}.pt"
+        tables.fs.put(rel, data)
+        return rel
+
+    table, computed = encode_shard(tasks, encoders, shape.latents(), _video_opener(store, tables, shard), put,
+                                   tables.fs.exists, previous=tables.read_if_exists(LATENTS, shard),
+                                   progress=progress_callback(context, "encoded"))  # fmt: skip
+    path = tables.write(LATENTS, shard, table)
+    failed = table.filter(pl.col("status") == "failed")
+    return MaterializeResult(metadata={
+        "dagster/row_count": table.height, "encoded_now": computed, "failed": failed.height,
+        "first_failure": failed["error"][0] if failed.height else "", "encoders": encoders.name,
+        "path": MetadataValue.path(path)})  # fmt: skip
+
+
+def training_clips(tables: TableStore, shape: RunShape) -> pl.DataFrame:
+    """The dataset's clips (full or HD export) that have latents of this run's shape (sql/training_clips.sql)."""
+    export = "openvid_hd.parquet" if shape.dataset == "hd" else "openvid.parquet"
+    if not tables.fs.exists(f"exports/{export}"):
+        raise FileNotFoundError(f"exports/{export} does not exist yet: materialize the dataset first")
+    dataset = pl.read_parquet(tables.fs.get(f"exports/{export}"))
+    latents = all_shards(tables, LATENTS)
+    key = ScoreKey(f"{shape.vae}+{shape.text_encoder}", "", shape.latents().params())
+    return run_sql("training_clips", {"dataset": dataset, "latents": latents},
+                   {"model": key.model, "params_hash": key.params_hash})  # fmt: skip
+
+
+def _new_model(shape: RunShape, downsample: int, init_from: str) -> MVDiT:
+    """A fresh model of the run's shape; ``init_from`` a released MVDiT checkpoint (loaded whole) or a
+    PixArt-α one (its spatial parts: PixArt has no temporal attention)."""
+    model = MVDiT(preset(shape.preset, frames=shape.frames, height=shape.resolution, width=shape.resolution,
+                         vae_downsample=downsample))  # fmt: skip
+    if init_from:
+        state = released_state_dict(init_from)
+        if any(".attn_temp." in key for key in state):
+            load_weights(model, state)
+        else:
+            init_from_pixart(model, state)
+    return model
+
+
+@asset(deps=[curated_dataset, hd_subset, mvdit_latents], group_name=GROUP, code_version="1", kinds={"pytorch"},
+       description="An MVDiT training run on the curated clips' cached latents (Adam, EMA, IDDPM hybrid loss, "
+       "caption dropout for CFG); resumes from the last checkpoint under checkpoints/; loss curve in metadata.")  # fmt: skip
+def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    tables, shape = store.tables(), mvdit.shape()
+    clips = training_clips(tables, shape)
+    downsample = vae_downsample(shape.vae)
+    data = LatentClips(clips["latent_path"].to_list(), tables.fs.get, crop=shape.resolution // downsample)
+    directory = mvdit.checkpoints(tables)
+    resuming = latest_checkpoint(directory) is not None
+    model = _new_model(shape, downsample, "" if resuming else mvdit.init_from)
+    context.log.info(f"training {shape.name} on {len(data)} clips to step {shape.steps} "
+                     f"({'resuming' if resuming else 'from scratch' if not mvdit.init_from else mvdit.init_from})")
+    config = TrainConfig(steps=shape.steps, batch_size=shape.batch_size, lr=shape.lr, checkpoint_dir=directory,
+                         checkpoint_every=shape.checkpoint_every, grad_checkpointing=mvdit.grad_checkpointing,
+                         device=mvdit.device, log_every=max(1, shape.steps // 20))  # fmt: skip
+    result = train(model, data, config)
+    final = latest_checkpoint(directory)
+    steps = list(range(result.start_step + 1, result.start_step + len(result.losses) + 1))
+    meta: dict[str, Any] = {"run": shape.name, "clips": len(data), "steps": shape.steps,
+                            "resumed_from_step": result.start_step, "steps_now": len(result.losses),
+                            "checkpoint": MetadataValue.path(str(final)) if final else "none"}  # fmt: skip
+    if result.losses:
+        tail = result.losses[-max(1, len(result.losses) // 10):]
+        meta.update(first_loss=round(result.losses[0], 5), final_loss=round(statistics.mean(tail), 5),
+                    median_step_s=round(statistics.median(result.step_times), 4),
+                    loss_curve=MetadataValue.md(line_image(steps, result.losses, f"{shape.name} loss", "loss")))  # fmt: skip
+    return MaterializeResult(metadata=meta)
+
+
+@asset(deps=[mvdit_checkpoint], group_name=GROUP, code_version="1", kinds={"pytorch", "mp4"},
+       description="Videos sampled from the latest MVDiT checkpoint (EMA weights; 100 steps, CFG 7.0 by default), "
+       "written as mp4 under samples/<run>/step-N/.")  # fmt: skip
+def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    tables, shape = store.tables(), mvdit.shape()
+    checkpoint = latest_checkpoint(mvdit.checkpoints(tables))
+    if checkpoint is None:
+        raise FileNotFoundError("no MVDiT checkpoint yet: materialize mvdit_checkpoint first")
+    prompts = mvdit.prompts or training_clips(tables, shape)["caption"].head(4).to_list()
+    encoders = load_encoders(shape.vae, shape.text_encoder, mvdit.device)
+    downsample = vae_downsample(shape.vae)
+    config = _new_model(shape, downsample, "").config
+    folder = f"samples/{shape.name}/{checkpoint.stem}"
+    local = tables.fs.local_path(folder)
+    with tempfile.TemporaryDirectory(prefix="openvid-samples-") as staging:
+        out = Path(local or staging)
+        paths = sample_to_files(checkpoint, prompts, out, config, encoders.text, encoders.vae,
+                                steps=mvdit.sample_steps, cfg_scale=mvdit.cfg_scale, device=mvdit.device)  # fmt: skip
+        if local is None:  # S3 data root: upload what was written locally
+            for p in paths:
+                tables.fs.put(f"{folder}/{p.name}", p.read_bytes())
+    uris = [tables.fs.uri(f"{folder}/{p.name}") for p in paths]
+    context.log.info(f"wrote {len(uris)} sample(s) to {tables.fs.uri(folder)}")
+    return MaterializeResult(metadata={"checkpoint": MetadataValue.path(str(checkpoint)), "videos": len(uris),
+                                       "prompts": MetadataValue.json(prompts),
+                                       "files": MetadataValue.json(uris)})  # fmt: skip

@@ -1,0 +1,109 @@
+"""MVDiT from the run command's dataset: cached latents, a training run that resumes, samples as mp4."""
+
+import json
+import subprocess
+
+import polars as pl
+import pytest
+import torch
+from dagster import AssetKey, DagsterInstance
+
+from openvid_assets.assets.runner import run_pipeline
+from openvid_assets.assets.shards import shards_partitions, store_new_shards
+from openvid_assets.definitions import build_definitions
+from openvid_assets.media import synthetic
+from openvid_assets.mvdit.data import LatentClips, LatentSettings, clip_frame_indices, training_size
+
+SMALL = {"steps": 6, "checkpoint_every": 3, "batch_size": 2, "sample_steps": 4, "prompts": ["a red fox in snow"]}
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    """A curated dataset made by the pipeline (filters off): 4 + 2 + 1 captioned clips."""
+    src = tmp_path_factory.mktemp("train_src")
+    synthetic.hard_cuts(src, scene_frames=(30, 30, 30, 30))
+    synthetic.cross_dissolve(src)
+    synthetic.smooth_pan(src, num_frames=40)
+    data = tmp_path_factory.mktemp("train_data")
+    defs = build_definitions(str(data), "offline", thresholds_off=True)
+    with DagsterInstance.ephemeral() as instance:
+        tables = defs.resources["store"].tables()
+        _, keys = store_new_shards(tables, str(src), shard_size=2)
+        instance.add_dynamic_partitions(shards_partitions.name, keys)
+        assert run_pipeline(defs, instance).ok
+    return data, tables
+
+
+def _train(data, **overrides):
+    defs = build_definitions(str(data), "offline", thresholds_off=True, mvdit={**SMALL, **overrides})
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(shards_partitions.name, defs.resources["store"].tables().shards("shard_lists"))
+        report = run_pipeline(defs, instance, training=True)
+        assert report.ok, report.runs_failed
+        event = instance.get_latest_materialization_event(AssetKey("mvdit_checkpoint"))
+        samples = instance.get_latest_materialization_event(AssetKey("mvdit_samples"))
+        return ({k: v.value for k, v in event.asset_materialization.metadata.items()},
+                {k: v.value for k, v in samples.asset_materialization.metadata.items()})
+
+
+def test_training_then_sampling_from_the_curated_clips(curated):
+    data, tables = curated
+    export = pl.read_parquet(data / "exports" / "openvid.parquet")
+    assert export.height == 7
+
+    meta, samples = _train(data)
+    latents = pl.concat([tables.read("mvdit_latents", s) for s in tables.shards("mvdit_latents")])
+    assert sorted(latents["clip_id"]) == sorted(export["clip_id"]) and set(latents["status"]) == {"ok"}
+    # 4 frames every 3rd, short side 32 px -> tiny VAE (x2) latents of 16 x (16 * 16/9 rounded to 8 px)
+    assert {tuple(s) for s in latents["latent_shape"].to_list()} == {(4, 4, 16, 28)}
+    assert meta["clips"] == 7 and meta["resumed_from_step"] == 0 and meta["steps_now"] == 6
+    assert meta["loss_curve"].startswith("![") and meta["median_step_s"] > 0
+    run_dir = data / "checkpoints" / "mvdit-tiny-32px-4f-full"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["step-00000003.pt", "step-00000006.pt"]
+    (video,) = samples["files"]
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                            "stream=nb_read_frames,width,height", "-of", "json", video],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    stream = json.loads(probe.stdout)["streams"][0]
+    assert (stream["width"], stream["height"], int(stream["nb_read_frames"])) == (32, 32, 4)
+
+    # Asking for more steps resumes from the last checkpoint; latents are reused, not re-encoded.
+    stamps = {s: tables.stamp("mvdit_latents", s) for s in tables.shards("mvdit_latents")}
+    more, _ = _train(data, steps=8)
+    assert more["resumed_from_step"] == 6 and more["steps_now"] == 2
+    assert (run_dir / "step-00000008.pt").is_file()
+    assert {s: tables.stamp("mvdit_latents", s) for s in stamps} == stamps
+
+
+def test_training_on_an_empty_hd_subset_fails_the_run(curated):
+    data, _ = curated
+    defs = build_definitions(str(data), "offline", mvdit={**SMALL, "dataset": "hd"})
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(shards_partitions.name, defs.resources["store"].tables().shards("shard_lists"))
+        report = run_pipeline(defs, instance, training=True)
+    assert not report.ok  # no 1080p clip in this source: training refuses an empty dataset
+
+
+def test_sample_frames_and_sizes():
+    settings = LatentSettings(frames=16, interval=3, resolution=256)
+    assert clip_frame_indices(100, settings) == list(range(27, 27 + 46, 3))  # centred, every 3rd
+    assert clip_frame_indices(31, settings) == list(range(0, 31, 2))  # short clip: widest interval that fits
+    assert clip_frame_indices(15, settings) is None
+    assert training_size(1920, 1080, 256) == (456, 256) and training_size(720, 1280, 256) == (256, 456)
+
+
+def test_random_crops_and_flips_follow_the_seed(tmp_path):
+    latent = torch.arange(4 * 2 * 6 * 10, dtype=torch.float16).reshape(4, 2, 6, 10)
+    item = {"latent": latent, "caption": torch.zeros(8, 32, dtype=torch.float16), "mask": torch.ones(8, dtype=torch.bool)}
+    path = tmp_path / "clip.pt"
+    torch.save(item, path)
+    data = LatentClips([str(path)], lambda p: open(p, "rb").read(), crop=6)
+    torch.manual_seed(0)
+    first = [data[0][0] for _ in range(8)]
+    torch.manual_seed(0)
+    again = [data[0][0] for _ in range(8)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert all(x.shape == (4, 2, 6, 6) for x in first)
+    assert len({x[0, 0, 0, :].tolist().__repr__() for x in first}) > 1  # different windows / flips
+    with pytest.raises(ValueError, match="smaller than"):
+        LatentClips([str(path)], lambda p: open(p, "rb").read(), crop=8)[0]
