@@ -207,6 +207,8 @@ class MVDiTResource(ConfigurableResource):
                                 "<run name>; required when the data root is on S3).")
     init_from: str = Field(default="", description="Start from a released MVDiT or a PixArt-α checkpoint file.")
     grad_checkpointing: bool = Field(default=False, description="Recompute blocks in backward to save memory.")
+    processes: int = Field(default=0, ge=0, description="Training processes (DDP under torchrun); 0: one per GPU "
+                           "when there are several, else one, in the asset's own process.")
     device: str = Field(default="auto", description="auto, cpu, cuda, ...")
     prompts: list[str] = Field(default=[], description="Prompts to sample (default: four captions of the dataset).")
     sample_steps: int = Field(default=100, ge=1, description="Sampling steps (respaced IDDPM).")
@@ -221,6 +223,14 @@ class MVDiTResource(ConfigurableResource):
                         batch_size=self.batch_size or d["batch_size"], lr=self.lr or d["lr"],
                         checkpoint_every=self.checkpoint_every or d["checkpoint_every"], vae=self.vae or d["vae"],
                         text_encoder=self.text_encoder or d["text_encoder"], dataset=self.dataset)  # fmt: skip
+
+    def process_count(self) -> int:
+        if self.processes:
+            return self.processes
+        import torch
+
+        gpus = torch.cuda.device_count() if self.device in ("auto", "cuda") else 0
+        return gpus if gpus > 1 else 1
 
     def checkpoints(self, tables: TableStore) -> Path:
         if self.checkpoint_dir:

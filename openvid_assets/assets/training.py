@@ -6,6 +6,7 @@ asked (``openvid-assets train`` or ``run --train``): curating does not imply tra
 
 import statistics
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from openvid_assets.assets.scores import _video_opener
 from openvid_assets.assets.selection import all_shards
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.models.scoring import ScoreKey
-from openvid_assets.mvdit.data import LatentClips, encode_shard, latent_tasks, load_encoders, vae_downsample
-from openvid_assets.mvdit.model import MVDiT, init_from_pixart, load_weights, preset, released_state_dict
+from openvid_assets.mvdit.data import encode_shard, latent_tasks, load_encoders, vae_downsample
+from openvid_assets.mvdit.launch import TrainingSpec, run as run_training, run_distributed
+from openvid_assets.mvdit.model import MVDiTConfig, preset
 from openvid_assets.mvdit.sample import sample_to_files
-from openvid_assets.mvdit.train import TrainConfig, latest_checkpoint, train
+from openvid_assets.mvdit.train import TrainConfig, latest_checkpoint
 from openvid_assets.store import TableStore, run_sql
 
 LATENTS = "mvdit_latents"
@@ -70,18 +72,9 @@ def training_clips(tables: TableStore, shape: RunShape) -> pl.DataFrame:
                    {"model": key.model, "params_hash": key.params_hash})  # fmt: skip
 
 
-def _new_model(shape: RunShape, downsample: int, init_from: str) -> MVDiT:
-    """A fresh model of the run's shape; ``init_from`` a released MVDiT checkpoint (loaded whole) or a
-    PixArt-α one (its spatial parts: PixArt has no temporal attention)."""
-    model = MVDiT(preset(shape.preset, frames=shape.frames, height=shape.resolution, width=shape.resolution,
-                         vae_downsample=downsample))  # fmt: skip
-    if init_from:
-        state = released_state_dict(init_from)
-        if any(".attn_temp." in key for key in state):
-            load_weights(model, state)
-        else:
-            init_from_pixart(model, state)
-    return model
+def _model_config(shape: RunShape) -> MVDiTConfig:
+    return preset(shape.preset, frames=shape.frames, height=shape.resolution, width=shape.resolution,
+                  vae_downsample=vae_downsample(shape.vae))  # fmt: skip
 
 
 @asset(deps=[curated_dataset, hd_subset, mvdit_latents], group_name=GROUP, code_version="1", kinds={"pytorch"},
@@ -90,20 +83,25 @@ def _new_model(shape: RunShape, downsample: int, init_from: str) -> MVDiT:
 def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
     tables, shape = store.tables(), mvdit.shape()
     clips = training_clips(tables, shape)
-    downsample = vae_downsample(shape.vae)
-    data = LatentClips(clips["latent_path"].to_list(), tables.fs.get, crop=shape.resolution // downsample)
     directory = mvdit.checkpoints(tables)
-    resuming = latest_checkpoint(directory) is not None
-    model = _new_model(shape, downsample, "" if resuming else mvdit.init_from)
-    context.log.info(f"training {shape.name} on {len(data)} clips to step {shape.steps} "
-                     f"({'resuming' if resuming else 'from scratch' if not mvdit.init_from else mvdit.init_from})")
-    config = TrainConfig(steps=shape.steps, batch_size=shape.batch_size, lr=shape.lr, checkpoint_dir=directory,
-                         checkpoint_every=shape.checkpoint_every, grad_checkpointing=mvdit.grad_checkpointing,
-                         device=mvdit.device, log_every=max(1, shape.steps // 20))  # fmt: skip
-    result = train(model, data, config)
+    train_config = TrainConfig(steps=shape.steps, batch_size=shape.batch_size, lr=shape.lr, checkpoint_dir=directory,
+                               checkpoint_every=shape.checkpoint_every, grad_checkpointing=mvdit.grad_checkpointing,
+                               device=mvdit.device, log_every=max(1, shape.steps // 20))  # fmt: skip
+    spec = TrainingSpec(data_root=tables.root, latent_paths=clips["latent_path"].to_list(),
+                        crop=shape.resolution // vae_downsample(shape.vae), model=asdict(_model_config(shape)),
+                        train=asdict(train_config), init_from=mvdit.init_from)  # fmt: skip
+    processes = mvdit.process_count()
+    start = "resuming" if latest_checkpoint(directory) else (mvdit.init_from or "from scratch")
+    context.log.info(f"training {shape.name} on {len(spec.latent_paths)} clips to step {shape.steps} ({start}), "
+                     f"{processes} process(es)")  # fmt: skip
+    if processes > 1:
+        with tempfile.TemporaryDirectory(prefix="openvid-train-") as workdir:
+            result = run_distributed(spec, processes, Path(workdir))
+    else:
+        result = run_training(spec)
     final = latest_checkpoint(directory)
     steps = list(range(result.start_step + 1, result.start_step + len(result.losses) + 1))
-    meta: dict[str, Any] = {"run": shape.name, "clips": len(data), "steps": shape.steps,
+    meta: dict[str, Any] = {"run": shape.name, "clips": len(spec.latent_paths), "steps": shape.steps, "processes": processes,
                             "resumed_from_step": result.start_step, "steps_now": len(result.losses),
                             "checkpoint": MetadataValue.path(str(final)) if final else "none"}  # fmt: skip
     if result.losses:
@@ -124,8 +122,7 @@ def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
         raise FileNotFoundError("no MVDiT checkpoint yet: materialize mvdit_checkpoint first")
     prompts = mvdit.prompts or training_clips(tables, shape)["caption"].head(4).to_list()
     encoders = load_encoders(shape.vae, shape.text_encoder, mvdit.device)
-    downsample = vae_downsample(shape.vae)
-    config = _new_model(shape, downsample, "").config
+    config = _model_config(shape)
     folder = f"samples/{shape.name}/{checkpoint.stem}"
     local = tables.fs.local_path(folder)
     with tempfile.TemporaryDirectory(prefix="openvid-samples-") as staging:

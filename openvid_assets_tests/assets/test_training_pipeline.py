@@ -74,6 +74,12 @@ def test_training_then_sampling_from_the_curated_clips(curated):
     assert (run_dir / "step-00000008.pt").is_file()
     assert {s: tables.stamp("mvdit_latents", s) for s in stamps} == stamps
 
+    # Several processes: the asset launches torchrun (DDP; Gloo on CPU) and reads rank 0's result back.
+    ddp, _ = _train(data, steps=10, processes=2)
+    assert ddp["processes"] == 2 and ddp["resumed_from_step"] == 8 and ddp["steps_now"] == 2
+    saved = torch.load(run_dir / "step-00000010.pt", weights_only=True)
+    assert saved["step"] == 10 and len(saved["rng"]) == 2
+
 
 def test_training_on_an_empty_hd_subset_fails_the_run(curated):
     data, _ = curated
