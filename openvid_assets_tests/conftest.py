@@ -13,7 +13,7 @@ import pytest
 
 from openvid_assets.media.synthetic import VideoSpec, write_sample_set
 
-pytest_plugins = ["openvid_assets_tests.s3server"]
+pytest_plugins = ["openvid_assets_tests.s3server", "openvid_assets_tests.pgserver"]
 
 
 @pytest.fixture(scope="session")

@@ -23,3 +23,18 @@ def unregistered_partitions(store: TableStore, instance: DagsterInstance) -> lis
     """Stored shards the Dagster instance does not know yet (e.g. after a killed registration)."""
     known = set(instance.get_dynamic_partitions(shards_partitions.name))
     return [key for key in ShardRegistry(store).keys() if key not in known]
+
+
+def register_partitions(instance: DagsterInstance, keys: list[str], batch: int = 1000) -> list[str]:
+    """Add the keys the instance does not know yet as shard partitions, ``batch`` per write; returns those added.
+
+    One read of the known keys, then one insert per batch: bounded statements (SQLite's
+    bound-variable limit, Postgres round trips) at any number of shards. Idempotent.
+    """
+    if batch <= 0:
+        raise ValueError("batch must be positive")
+    known = set(instance.get_dynamic_partitions(shards_partitions.name))
+    new = [key for key in dict.fromkeys(keys) if key not in known]
+    for start in range(0, len(new), batch):
+        instance.add_dynamic_partitions(shards_partitions.name, new[start : start + batch])
+    return new
