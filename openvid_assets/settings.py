@@ -42,3 +42,19 @@ def probe_timeout_s() -> float:
     """Seconds one video may take to probe before it is marked failed (``OPENVID_PROBE_TIMEOUT_S``)."""
     raw = os.environ.get("OPENVID_PROBE_TIMEOUT_S")
     return float(_positive("OPENVID_PROBE_TIMEOUT_S", raw, float)) if raw else DEFAULT_PROBE_TIMEOUT_S
+
+
+DEFAULT_MAX_PIXELS = 8192 * 4320  # DCI 8K; larger frames are refused before anything decodes them
+DEFAULT_MAX_DURATION_S = 4 * 3600.0  # a feature film fits; a 10-hour stream recording does not
+
+
+def max_pixels() -> int:
+    """Largest frame (width x height) a video may have (``OPENVID_MAX_PIXELS``); larger is a failed row."""
+    raw = os.environ.get("OPENVID_MAX_PIXELS")
+    return int(_positive("OPENVID_MAX_PIXELS", raw, int)) if raw else DEFAULT_MAX_PIXELS
+
+
+def max_duration_s() -> float:
+    """Longest video in seconds (``OPENVID_MAX_DURATION_S``); longer is a failed row, never decoded."""
+    raw = os.environ.get("OPENVID_MAX_DURATION_S")
+    return float(_positive("OPENVID_MAX_DURATION_S", raw, float)) if raw else DEFAULT_MAX_DURATION_S

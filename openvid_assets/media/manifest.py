@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,6 +13,7 @@ import polars as pl
 
 from openvid_assets.media.probe import probe
 from openvid_assets.media.sources import VideoInputError, local_video
+from openvid_assets.store.files import is_s3_uri
 
 MANIFEST_SCHEMA: dict[str, Any] = {
     "video_id": pl.String,
@@ -44,8 +46,42 @@ def video_id_for_unreadable(uri: str) -> str:
     return "uri-" + hashlib.sha256(uri.encode()).hexdigest()[: VIDEO_ID_HEX - 4]
 
 
+# A local file that changes while it is hashed and probed (still being copied in, or replaced) is read
+# again, up to this many times, a short pause apart; if it never holds still it is a failed row.
+READ_ATTEMPTS = 3
+RETRY_PAUSE_S = 0.5
+
+
+def _file_state(uri: str) -> tuple[int, ...] | None:
+    """What changes when a local file is rewritten, appended to or replaced (None: gone, or not local)."""
+    if is_s3_uri(uri):
+        return None  # an S3 object is replaced whole, and read from one download
+    try:
+        st = os.stat(uri)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def probe_one(uri: str, root: str, *, s3_client: Any = None, timeout_s: float = 60.0) -> dict[str, Any]:
-    """One manifest row; never raises for a bad video (only for infrastructure errors)."""
+    """One manifest row; never raises for a bad video (only for infrastructure errors).
+
+    The hash and the probe facts must describe the same bytes: a local file whose size, time or
+    inode moved while it was read is read again, and after ``READ_ATTEMPTS`` it is a failed row.
+    """
+    for attempt in range(READ_ATTEMPTS):
+        if attempt:
+            time.sleep(RETRY_PAUSE_S)
+        before = _file_state(uri)
+        row = _probe_once(uri, root, s3_client=s3_client, timeout_s=timeout_s)
+        if _file_state(uri) == before:
+            return row
+    return {"source_uri": uri, "video_id": video_id_for_unreadable(uri), "status": "failed",
+            "error": f"file changed while being read ({READ_ATTEMPTS} attempts, {RETRY_PAUSE_S:g}s apart): "
+                     "it is still being written or replaced"}  # fmt: skip
+
+
+def _probe_once(uri: str, root: str, *, s3_client: Any, timeout_s: float) -> dict[str, Any]:
     row: dict[str, Any] = {"source_uri": uri, "status": "ok", "error": None}
     try:
         with local_video(uri, root, s3_client) as (path, digest):

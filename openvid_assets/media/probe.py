@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from openvid_assets import settings
 from openvid_assets.media.sources import VideoInputError
 
 # Demuxers that read still images: a PNG renamed to .mkv "probes" as a 1-frame video.
@@ -59,6 +60,17 @@ def _container(format_name: str, path: Path) -> str:
 
 
 _LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+# FFmpeg's own size check (av_image_check_size): a header claiming e.g. 16384x16384 leaves the stream sizeless.
+_REFUSED_SIZE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
+
+
+def _too_large(width: int, height: int, max_pixels: int) -> str:
+    return (f"frame too large: {width}x{height} ({width * height / 1e6:.1f} Mpx) is over the "
+            f"{max_pixels / 1e6:.1f} Mpx limit (OPENVID_MAX_PIXELS)")  # fmt: skip
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h"
 
 
 def _ffmpeg_reason(stderr: str, path: Path, limit: int = 3) -> str:
@@ -71,9 +83,16 @@ def _ffmpeg_reason(stderr: str, path: Path, limit: int = 3) -> str:
     return "; ".join(lines[:limit])
 
 
-def probe(path: str | os.PathLike[str], timeout_s: float = 60.0) -> ProbeResult:
-    """Stream facts of the first video stream; frame count is counted, not trusted from headers."""
+def probe(path: str | os.PathLike[str], timeout_s: float = 60.0, *, max_pixels: int | None = None,
+          max_duration_s: float | None = None) -> ProbeResult:
+    """Stream facts of the first video stream; frame count is counted, not trusted from headers.
+
+    Frames over ``max_pixels`` and videos over ``max_duration_s`` (defaults: ``settings``) are
+    refused here, so no later step ever decodes them.
+    """
     path = Path(path)
+    max_pixels = settings.max_pixels() if max_pixels is None else max_pixels
+    max_duration_s = settings.max_duration_s() if max_duration_s is None else max_duration_s
     size = path.stat().st_size
     if size == 0:
         raise ProbeError("empty file (0 bytes)")
@@ -102,7 +121,15 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 60.0) -> ProbeResult:
     stream = streams[0]
     width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
     if width <= 0 or height <= 0:
+        refused = _REFUSED_SIZE.search(done.stderr)
+        if refused:
+            w, h = int(refused[1]), int(refused[2])
+            if w * h > max_pixels:
+                raise ProbeError(_too_large(w, h, max_pixels) + "; FFmpeg cannot decode it either")
+            raise ProbeError(f"frame too large: FFmpeg cannot decode a {w}x{h} frame")
         raise ProbeError("video stream has no frame size")
+    if width * height > max_pixels:
+        raise ProbeError(_too_large(width, height, max_pixels))
     rotation = _rotation(stream) % 360
     if rotation % 180 == 90:  # phone videos: report the displayed orientation
         width, height = height, width
@@ -118,6 +145,10 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 60.0) -> ProbeResult:
     if fps <= 0:
         raise ProbeError("video stream has no frame rate")
     duration = float(stream.get("duration") or fmt.get("duration") or 0) or counted / fps
+    longest = max(duration, counted / fps)  # a header may understate it; the packets do not
+    if longest > max_duration_s:
+        raise ProbeError(f"too long: {_hours(longest)} ({longest:.0f}s) is over the {_hours(max_duration_s)} "
+                         f"limit (OPENVID_MAX_DURATION_S)")  # fmt: skip
     return ProbeResult(
         container=_container(format_name, path),
         codec=stream.get("codec_name", "unknown"),

@@ -603,3 +603,163 @@ def write_sample_set(out_dir: Path | str, outside_dir: Path | str | None = None,
         outside = Path(outside_dir) if outside_dir is not None else out.parent / f"{out.name}_outside"
         specs += write_bad_inputs(out, outside)
     return specs
+
+
+# --------------------------------------------------------------------------- hostile sources (limits, races)
+
+
+def huge_header(out_dir: Path | str, name: str = "huge_header.webm", *, claimed: tuple[int, int] = (16384, 16384),
+                fps: float = 24.0) -> VideoSpec:
+    """A 3-frame VP9 WebM whose headers claim a ``claimed`` frame (default 16384x16384), in about 600 bytes.
+
+    FFmpeg refuses to make or decode frames that large (its image size check stops near 268 Mpx), so
+    the frames are encoded at 256x256 and the size is then rewritten in place: the WebM
+    ``PixelWidth``/``PixelHeight`` elements and every VP9 key frame's frame size (16-bit fields).
+    ffprobe then reports a stream without a size plus the decoder's "Picture size ... is invalid";
+    a probe has to turn that into a clear reason rather than "no frame size" or a crash.
+    """
+    width, height = claimed
+    if not (0 < width <= 65535 and 0 < height <= 65535):
+        raise ValueError(f"claimed size must fit 16 bits, got {width}x{height}")
+    path = Path(out_dir) / name
+    _run_ffmpeg(["-f", "lavfi", "-i", f"color=c=0x6080a0:s=256x256:r={_fps_arg(fps)}:d={3 / fps:.6f}",
+                 "-frames:v", "3", "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
+                 "-lag-in-frames", "0", "-auto-alt-ref", "0", "-b:v", "0", "-crf", "50", "-pix_fmt", "yuv420p",
+                 "-f", "webm"], path)  # fmt: skip
+    data = bytearray(path.read_bytes())
+    for element in (b"\xb0", b"\xba"):  # PixelWidth, PixelHeight: 2-byte unsigned ints holding 256
+        found = data.find(element + b"\x82\x01\x00")
+        if found < 0 or data.find(element + b"\x82\x01\x00", found + 1) >= 0:
+            raise RuntimeError(f"{name}: expected exactly one 2-byte Matroska size element {element.hex()}")
+        data[found + 2 : found + 4] = (width if element == b"\xb0" else height).to_bytes(2, "big")
+    patched, at = 0, 0
+    while (at := data.find(b"\x49\x83\x42", at + 1)) > 0:  # the VP9 key-frame sync code
+        first = data[at - 1]  # frame marker 0b10, profile 0, not show-existing, key frame
+        if first >> 6 != 0b10 or (first >> 3) & 0b111 or (first >> 2) & 1:
+            continue
+        bits = int.from_bytes(data[at + 3 : at + 8], "big")  # color config (4 bits), width-1, height-1, ...
+        if (bits >> 20) & 0xFFFF != 255 or (bits >> 4) & 0xFFFF != 255:
+            continue
+        bits &= ~(0xFFFFFFFF << 4)
+        bits |= ((width - 1) << 20) | ((height - 1) << 4)
+        data[at + 3 : at + 8] = bits.to_bytes(5, "big")
+        patched += 1
+    if not patched:
+        raise RuntimeError(f"{name}: no VP9 key frame header found to rewrite")
+    _atomic_write(path, bytes(data))
+    return VideoSpec(name, "huge_header", width, height, float(fps), 3, "vp9", "webm", bad=True,
+                     expected_error="too large")
+
+
+def ten_hour_video(out_dir: Path | str, name: str = "ten_hours.mp4", *, hours: float = 10.0, fps: float = 24.0,
+                   width: int = 64, height: int = 36) -> VideoSpec:
+    """A flat video ``hours`` long at a tiny bitrate (about 12 MB for 10 h at 24 fps), made in a few seconds.
+
+    One minute is encoded (x264 ultrafast, still-image tune, one key frame a minute), then repeated
+    by stream copy. Every frame is really there (a probe counting packets finds them all), so only a
+    duration limit keeps a pipeline from decoding ten hours of it.
+    """
+    minutes = hours * 60
+    if minutes < 1 or abs(minutes - round(minutes)) > 1e-9:
+        raise ValueError(f"hours must be a whole number of minutes, got {hours}")
+    per_minute = round(60 * fps)
+    if abs(per_minute - 60 * fps) > 1e-6:
+        raise ValueError(f"fps must give a whole number of frames per minute, got {fps}")
+    path = Path(out_dir) / name
+    segment = path.with_name(f".segment-{os.getpid()}-{path.stem}.mp4")
+    try:
+        _run_ffmpeg(["-f", "lavfi", "-i", f"color=c=0x556677:s={width}x{height}:r={_fps_arg(fps)}:d=60",
+                     "-frames:v", str(per_minute), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "stillimage",
+                     "-g", str(per_minute), "-pix_fmt", "yuv420p", "-f", "mp4"], segment)  # fmt: skip
+        _run_ffmpeg(["-stream_loop", str(round(minutes) - 1), "-i", str(segment.absolute()), "-c", "copy",
+                     "-f", "mp4"], path)  # fmt: skip
+    finally:
+        segment.unlink(missing_ok=True)
+    return VideoSpec(name, "ten_hours", width, height, float(fps), round(minutes) * per_minute, "h264", "mp4",
+                     bad=True, expected_error="too long")
+
+
+class ChangingFile:
+    """Context manager of :func:`keep_changing`; ``count`` is how many changes it has made so far."""
+
+    def __init__(self, path: Path | str, *, mode: str = "append", interval_s: float = 0.002):
+        if mode not in ("append", "replace"):
+            raise ValueError(f"mode must be 'append' or 'replace', got {mode!r}")
+        self.path, self.mode, self.interval_s = Path(path), mode, interval_s
+        self.count = 0
+
+    def _change(self) -> None:
+        original = self.path.read_bytes()
+        while not self._stop.is_set():
+            if self.mode == "append":
+                with open(self.path, "ab") as f:
+                    f.write(b"\0still copying\0")
+            else:
+                _atomic_write(self.path, original)
+            self.count += 1
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> ChangingFile:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._change, name=f"keep-changing-{self.path.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def keep_changing(path: Path | str, *, mode: str = "append", interval_s: float = 0.002) -> ChangingFile:
+    """``with keep_changing(path):`` a thread changes ``path`` every ``interval_s`` until the block ends.
+
+    ``append`` adds a few bytes each time (a file still being copied in: its size only grows);
+    ``replace`` renames a fresh copy of the original bytes over it (a file being swapped: same size,
+    new inode each time). Either way a reader that hashes and then probes the file cannot be sure
+    both saw the same bytes.
+    """
+    return ChangingFile(path, mode=mode, interval_s=interval_s)
+
+
+def write_hostile_source(out_dir: Path | str, outside_dir: Path | str | None = None) -> list[VideoSpec]:
+    """A source folder built to break a pipeline, one file per trap; returns their specs in a fixed order.
+
+    Valid videos under hostile names (``HOSTILE_NAMES`` plus control characters, shell
+    metacharacters, ``%`` patterns, a backslash, a 200-character name, a leading ``--`` in a folder
+    with a space): ``bad=False``. Everything else is ``bad=True`` with the keyword its reason should
+    contain: :func:`write_bad_inputs` (empty, truncated, text, still image, audio only, a symlink
+    escaping the root), a symlink to a video inside the root ("duplicate content": the same bytes
+    twice), a dangling symlink and a symlink loop ("broken symlink"), a named pipe ("not a regular
+    file"; reading it would block forever), :func:`huge_header` ("too large"), :func:`ten_hour_video`
+    ("too long"), and ``still_copying.mp4`` ("changed while being read"), a valid video that only
+    fails while the caller keeps it changing with :func:`keep_changing`.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    outside = Path(outside_dir) if outside_dir is not None else out.parent / f"{out.name}_outside"
+    names = (*HOSTILE_NAMES, "tab\tand\nnewline.mp4", "100% $(touch pwned) `id` ;|&.mp4", "back\\slash %d.mp4",
+             "L" * 200 + ".mp4", "nested dir/--version.mp4")  # fmt: skip
+    specs = [smooth_pan(out, name, num_frames=32, seed=seed) for seed, name in enumerate(names, 30)]
+    specs += write_bad_inputs(out, outside)
+
+    def link(name: str, target: str, kind: str, expected: str) -> None:
+        (out / name).unlink(missing_ok=True)
+        (out / name).symlink_to(target)
+        specs.append(VideoSpec(name, kind, 0, 0, 0.0, 0, "", "mp4", bad=True, expected_error=expected))
+
+    link("zz_same_as_with_space.mp4", HOSTILE_NAMES[0], "duplicate_link", "duplicate content")
+    link("dangling.mp4", "no/such/video.mp4", "dangling_link", "broken symlink")
+    link("loop.mp4", "loop.mp4", "symlink_loop", "broken symlink")
+    fifo = out / "pipe.mp4"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    specs.append(VideoSpec("pipe.mp4", "fifo", 0, 0, 0.0, 0, "", "mp4", bad=True, expected_error="not a regular file"))
+    specs.append(huge_header(out))
+    specs.append(ten_hour_video(out))
+    changing = smooth_pan(out, "still_copying.mp4", num_frames=32, seed=40)
+    specs.append(VideoSpec(changing.name, "changing", changing.width, changing.height, changing.fps,
+                           changing.num_frames, changing.codec, "mp4", motion_px_per_frame=1.0, bad=True,
+                           expected_error="changed while being read"))  # fmt: skip
+    return specs
