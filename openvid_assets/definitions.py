@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, AutomationConditionSensorDefinition, Definitions, define_asset_job
 from dagster._loggers import colored_console_logger
 
 from openvid_assets.assets.manifest import video_manifest
@@ -74,12 +74,23 @@ mvdit_training = define_asset_job(
 )
 
 
+# Declarative automation of curation (see assets/policies.py); off until turned on in the UI, so a
+# laptop never starts model runs on its own.
+curation_automation = AutomationConditionSensorDefinition(
+    "curation_automation",
+    target=AssetSelection.assets(*CURATION),
+    minimum_interval_seconds=60,
+    description="Runs each new shard through every per-shard step and refreshes the global steps when "
+    "their inputs change; what is current is never redone.",
+)
+
+
 def build_definitions(data_root: str | None = None, models: str | None = None, rules: dict[str, str] | None = None,
                       thresholds_off: bool | None = None, mvdit: dict | None = None) -> Definitions:
     return Definitions(
         assets=ASSETS,
         jobs=[shard_pipeline, global_pipeline, mvdit_latents_job, mvdit_training],
-        sensors=[new_videos_sensor],
+        sensors=[new_videos_sensor, curation_automation],
         resources=default_resources(data_root, models, rules, thresholds_off, mvdit),
         loggers={"console": colored_console_logger, "progress": progress_logger},
     )

@@ -149,6 +149,12 @@ def test_kill_minus_9_then_rerun_gives_the_same_manifest_and_no_partial_tables(w
 
     rerun = run_cli("run", "--source", str(src), "--data-root", str(data), env=env_killed, cwd=tmp)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    # The run the kill interrupted is marked failed (not left "started" forever) and holds no pool slot.
+    assert "Marked 1 run(s) of a dead earlier command as failed." in rerun.stdout
+    with DagsterInstance.from_ref(InstanceRef.from_dir(env_killed["DAGSTER_HOME"])) as instance:
+        statuses = [r.status.value for r in instance.get_runs()]
+        assert "STARTED" not in statuses and statuses.count("FAILURE") == 1
+        assert instance.event_log_storage.get_concurrency_info("gpu").active_slot_count == 0
     for name in PER_SHARD_TABLES:  # identical to the uninterrupted run, table by table
         assert table(str(data), name).equals(table(str(tmp / "ref"), name)), name
     leftovers = [p for p in data.rglob("*") if p.name.endswith(".tmp")]

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
+from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.resources import CaptionsConfig, ClipsConfig, ModelsResource, OpenVidStore
 from openvid_assets.assets.scores import _video_opener, motion_scores
@@ -21,7 +22,7 @@ CLIPS, CAPTIONS = "clips", "captions"
 SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
 
 
-@asset(**SHARD, deps=[video_manifest, selected_videos], code_version="1", kinds={"ffmpeg", "parquet"},
+@asset(**SHARD, **IO_STEP, deps=[video_manifest, selected_videos], code_version="1", kinds={"ffmpeg", "parquet"},
        description="Single-scene clips of every selected video: a one-pass cascade of three PySceneDetect detectors "
        "(hard cuts, slow transitions, fades), clip rules, and frame-accurate mp4 files under <data root>/clips/.")  # fmt: skip
 def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource,
@@ -44,7 +45,7 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
         "mode": clipping.mode, "path": MetadataValue.path(path)})  # fmt: skip
 
 
-@asset(**SHARD, deps=[clips, video_manifest, motion_scores], code_version="1", kinds={"pytorch", "parquet"},
+@asset(**SHARD, **MODEL_STEP, deps=[clips, video_manifest, motion_scores], code_version="1", kinds={"pytorch", "parquet"},
        description="A caption for every clip from a vision-language model (LLaVA-v1.6-34b in the paper profile), "
        "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings.")  # fmt: skip
 def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource,

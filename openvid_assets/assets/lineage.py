@@ -18,6 +18,7 @@ from dagster import (
 from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions, clips
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
+from openvid_assets.assets.policies import GLOBAL_STEP
 from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.selection import (
     CANDIDATES,
@@ -68,7 +69,7 @@ def lineage_inputs(tables: TableStore) -> dict[str, object]:
     return inputs
 
 
-@asset(deps=[video_manifest, quality_candidates, selected_videos, score_thresholds, clarity_threshold, clips, captions],
+@asset(**GLOBAL_STEP, deps=[video_manifest, quality_candidates, selected_videos, score_thresholds, clarity_threshold, clips, captions],
        group_name="selection", code_version="2", kinds={"duckdb", "parquet"},
        check_specs=[AssetCheckSpec("every_video_exactly_once", asset="lineage", blocking=True,
                                    description="Every manifest video appears in lineage exactly once.")],
@@ -104,14 +105,14 @@ def _export(tables: TableStore, stem: str, hd_only: bool) -> MaterializeResult:
                                        "hours": round(float(table["seconds"].sum() or 0) / 3600, 4)})  # fmt: skip
 
 
-@asset(deps=[lineage], group_name="exports", code_version="2", kinds={"duckdb", "csv", "parquet"},
+@asset(**GLOBAL_STEP, deps=[lineage], group_name="exports", code_version="2", kinds={"duckdb", "csv", "parquet"},
        description="exports/openvid.csv: one row per captioned clip with the OpenVid-1M release columns; "
        "openvid.parquet adds clip ranges, paths, sources and structured captions.")  # fmt: skip
 def curated_dataset(store: OpenVidStore) -> MaterializeResult:
     return _export(store.tables(), "openvid", hd_only=False)
 
 
-@asset(deps=[lineage], group_name="exports", code_version="2", kinds={"duckdb", "csv", "parquet"},
+@asset(**GLOBAL_STEP, deps=[lineage], group_name="exports", code_version="2", kinds={"duckdb", "csv", "parquet"},
        description="exports/openvid_hd.csv/.parquet: the clips of at least 1920x1080 (landscape).")  # fmt: skip
 def hd_subset(store: OpenVidStore) -> MaterializeResult:
     return _export(store.tables(), "openvid_hd", hd_only=True)

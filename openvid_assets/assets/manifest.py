@@ -7,6 +7,7 @@ from pydantic import Field
 
 from openvid_assets import settings
 from openvid_assets.assets.metadata import markdown_table
+from openvid_assets.assets.policies import IO_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.shards import shards_partitions
@@ -44,6 +45,7 @@ def manifest_metadata(frame: pl.DataFrame) -> dict[str, object]:
     partitions_def=shards_partitions,
     group_name="ingest",
     code_version="1",
+    **IO_STEP,
     kinds={"ffmpeg", "parquet"},
     description="One row per video of the shard: content-hash id, probe facts, status and reason.",
 )

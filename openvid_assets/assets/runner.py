@@ -11,10 +11,12 @@ needs running again, and global steps that find their inputs unchanged leave the
 tables untouched, so nothing downstream is redone.
 """
 
+import os
+import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
 
 from openvid_assets.assets.manifest import MANIFEST
 from openvid_assets.assets.lineage import LINEAGE
@@ -27,6 +29,7 @@ from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.shards import SHARD_LISTS, ShardRegistry
 
 QUIET_RUN_CONFIG = {"loggers": {"progress": {}}}
+RUNNER_PID, RUNNER_HOST = "openvid/runner_pid", "openvid/runner_host"
 JOBS = {(True, False): SHARD_JOB, (False, False): GLOBAL_JOB, (True, True): TRAINING_SHARD_JOB,
         (False, True): TRAINING_JOB}  # (per shard, training) -> the job that holds those assets
 
@@ -37,6 +40,7 @@ class RunReport:
     runs_ok: int = 0
     runs_failed: list[str] = field(default_factory=list)
     skipped: int = 0
+    reaped: list[str] = field(default_factory=list)  # runs of a dead earlier command, marked failed
     totals: dict = field(default_factory=dict)
     outcome: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -46,7 +50,8 @@ class RunReport:
 
     def summary(self, seconds: float) -> str:
         t = self.totals
-        lines = [
+        lines = [f"Marked {len(self.reaped)} run(s) of a dead earlier command as failed."] if self.reaped else []
+        lines += [
             f"Done in {seconds:.1f}s: {self.shards} shard(s), {self.runs_ok} run(s) ok, "
             f"{len(self.runs_failed)} failed, {self.skipped} shard step(s) already up to date.",
         ]
@@ -99,12 +104,43 @@ def stale_steps(defs: Definitions, tables: TableStore, keys: list[AssetKey], sha
     return stale
 
 
+def _runner_tags() -> dict[str, str]:
+    return {RUNNER_PID: str(os.getpid()), RUNNER_HOST: socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Mark runs of run commands on this host that died (kill -9, power loss) as failed, and give back
+    the concurrency-pool slots they held, which would otherwise block every later model step."""
+    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
+                                        tags={RUNNER_HOST: socket.gethostname()}))  # fmt: skip
+    reaped = []
+    for run in runs:
+        pid = int(run.tags.get(RUNNER_PID, "0") or 0)
+        if pid and pid != os.getpid() and not _alive(pid):
+            instance.report_run_failed(run, f"the run command (pid {pid}) died while running it; "
+                                            "the next run redoes its unfinished steps")  # fmt: skip
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            reaped.append(run.run_id)
+    return reaped
+
+
 def run_pipeline(defs: Definitions, instance: DagsterInstance, *, force: bool = False,
                  training: bool | None = False) -> RunReport:  # fmt: skip
     """Materialize the curation assets, the MVDiT assets (``training=True``) or both (None)."""
     tables = defs.resources["store"].tables()
     shards = ShardRegistry(tables).keys()
     report = RunReport(shards=len(shards))
+    report.reaped = reap_dead_runs(instance)
     graph = defs.resolve_asset_graph()
     for number, wave in enumerate(plan_waves(defs, training), start=1):
         names = ", ".join(_table(k) for k in wave.keys)
@@ -121,7 +157,8 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, *, force: bool = 
                 selected = [k for k in keys if (graph.get(k).group_name == TRAINING_GROUP) == is_training]
                 job = defs.resolve_job_def(JOBS[(wave.per_shard, is_training)])
                 result = job.execute_in_process(instance=instance, partition_key=shard, asset_selection=selected,
-                                                run_config=QUIET_RUN_CONFIG, raise_on_error=False)  # fmt: skip
+                                                run_config=QUIET_RUN_CONFIG, raise_on_error=False,
+                                                tags=_runner_tags())  # fmt: skip
                 if result.success:
                     report.runs_ok += 1
                 else:

@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import histogram_image
+from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.shards import shards_partitions
@@ -73,6 +74,7 @@ SHARD_ASSET = {"partitions_def": shards_partitions, "group_name": "scores"}
 
 @asset(
     **SHARD_ASSET,
+    **MODEL_STEP,
     deps=[video_manifest],
     code_version="1",
     kinds={"pytorch", "parquet"},
@@ -107,7 +109,7 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
     )
 
 
-@asset(**SHARD_ASSET, deps=[frame_embeddings], code_version="1", kinds={"pytorch", "parquet"},
+@asset(**SHARD_ASSET, **MODEL_STEP, deps=[frame_embeddings], code_version="1", kinds={"pytorch", "parquet"},
        description="LAION aesthetic score per video: mean over the aesthetic frames' CLIP embeddings.")  # fmt: skip
 def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     shard, tables = context.partition_key, store.tables()
@@ -115,7 +117,7 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
     return _write_scores(tables, "aesthetic_scores", shard, ShardScores(table, table.height, 0), "aesthetic score")
 
 
-@asset(**SHARD_ASSET, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
+@asset(**SHARD_ASSET, **IO_STEP, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
        description="Temporal consistency per video: mean CLIP cosine similarity of adjacent sampled frames.")  # fmt: skip
 def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     shard, tables = context.partition_key, store.tables()
@@ -138,14 +140,14 @@ def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models
     return _write_scores(tables, name, shard, result, title)
 
 
-@asset(**SHARD_ASSET, deps=[video_manifest], code_version="1", kinds={"opencv", "parquet"},
+@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest], code_version="1", kinds={"opencv", "parquet"},
        description="Motion per video: mean optical-flow magnitude (px/frame at a fixed working size), "
        "plus the mean flow vector and divergence for camera-motion labels.")  # fmt: skip
 def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     return _per_video_asset(context, store, models, "motion_scores", models.motion(), "motion (px/frame)")
 
 
-@asset(**SHARD_ASSET, deps=[video_manifest, AssetKey("quality_candidates")], code_version="1",
+@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, AssetKey("quality_candidates")], code_version="1",
        kinds={"opencv", "parquet"},
        description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.")  # fmt: skip
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:

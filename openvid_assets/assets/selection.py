@@ -8,6 +8,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.metadata import histogram_image, markdown_table
+from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.resources import OpenVidStore, SelectionRules
 from openvid_assets.assets.scores import (
     HISTOGRAM_BINS,
@@ -57,7 +58,7 @@ def _thresholds_result(context: AssetExecutionContext, tables: TableStore, name:
     return MaterializeResult(metadata=metadata)
 
 
-@asset(deps=[aesthetic_scores, temporal_scores, motion_scores], group_name="selection", code_version="1",
+@asset(**GLOBAL_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores], group_name="selection", code_version="1",
        kinds={"duckdb", "parquet"},
        description="Cut lines for aesthetics, temporal consistency and motion over every shard (DuckDB quantiles), "
        "versioned by the rules and the input tables.")  # fmt: skip
@@ -74,33 +75,36 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "selection", "code_v
          "kinds": {"duckdb", "parquet"}}  # fmt: skip
 
 
-@asset(**SHARD, deps=[aesthetic_scores, temporal_scores, motion_scores, score_thresholds],
+@asset(**SHARD, **SQL_SHARD_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, score_thresholds],
        description="S_A ∩ S_T ∩ S_M for one shard, with the reasons each other video fell short.")  # fmt: skip
 def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
-    shard, tables = context.partition_key, store.tables()
-    table = _shard_sql(tables, "quality_candidates", {
-        "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
-        "motion": ("motion_scores", shard), "thresholds": (SCORE_THRESHOLDS, GLOBAL)})  # fmt: skip
-    path = tables.write(CANDIDATES, shard, table)
-    return MaterializeResult(metadata={
-        "dagster/row_count": table.height, "candidates": int(table["candidate"].sum()),
-        "failed": table["failure"].is_not_null().sum(), "path": MetadataValue.path(path)})  # fmt: skip
+    tables, rows, candidates, failed = store.tables(), 0, 0, 0
+    for shard in context.partition_keys:  # a backfill hands this SQL step every shard in one run
+        table = _shard_sql(tables, "quality_candidates", {
+            "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
+            "motion": ("motion_scores", shard), "thresholds": (SCORE_THRESHOLDS, GLOBAL)})  # fmt: skip
+        tables.write(CANDIDATES, shard, table)
+        rows, candidates = rows + table.height, candidates + int(table["candidate"].sum())
+        failed += table["failure"].is_not_null().sum()
+    return MaterializeResult(metadata={"dagster/row_count": rows, "candidates": candidates, "failed": failed,
+                                       "shards": len(context.partition_keys)})  # fmt: skip
 
 
-@asset(deps=[clarity_scores], group_name="selection", code_version="1", kinds={"duckdb", "parquet"},
+@asset(**GLOBAL_STEP, deps=[clarity_scores], group_name="selection", code_version="1", kinds={"duckdb", "parquet"},
        description="Cut line for clarity over the candidates of every shard.")  # fmt: skip
 def clarity_threshold(context: AssetExecutionContext, store: OpenVidStore, selection: SelectionRules) -> MaterializeResult:
     return _thresholds_result(context, store.tables(), CLARITY_THRESHOLD, selection, ("clarity",))
 
 
-@asset(**SHARD, deps=[quality_candidates, clarity_scores, clarity_threshold],
+@asset(**SHARD, **SQL_SHARD_STEP, deps=[quality_candidates, clarity_scores, clarity_threshold],
        description="The shard's videos that pass every filter: candidates above the clarity cut.")  # fmt: skip
 def selected_videos(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
-    shard, tables = context.partition_key, store.tables()
-    table = _shard_sql(tables, "selected_videos", {
-        "candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard),
-        "thresholds": (CLARITY_THRESHOLD, GLOBAL)})  # fmt: skip
-    path = tables.write(SELECTED, shard, table)
-    return MaterializeResult(metadata={
-        "dagster/row_count": table.height, "selected": int(table["selected"].sum()),
-        "path": MetadataValue.path(path)})  # fmt: skip
+    tables, rows, selected = store.tables(), 0, 0
+    for shard in context.partition_keys:  # a backfill hands this SQL step every shard in one run
+        table = _shard_sql(tables, "selected_videos", {
+            "candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard),
+            "thresholds": (CLARITY_THRESHOLD, GLOBAL)})  # fmt: skip
+        tables.write(SELECTED, shard, table)
+        rows, selected = rows + table.height, selected + int(table["selected"].sum())
+    return MaterializeResult(metadata={"dagster/row_count": rows, "selected": selected,
+                                       "shards": len(context.partition_keys)})  # fmt: skip

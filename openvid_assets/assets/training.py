@@ -17,6 +17,7 @@ from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions
 from openvid_assets.assets.lineage import curated_dataset, hd_subset
 from openvid_assets.assets.manifest import MANIFEST
 from openvid_assets.assets.metadata import line_image
+from openvid_assets.assets.policies import TRAINING_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.resources import MVDiTResource, OpenVidStore, RunShape
 from openvid_assets.assets.scores import _video_opener
@@ -34,7 +35,7 @@ LATENTS = "mvdit_latents"
 GROUP = "mvdit"
 
 
-@asset(partitions_def=shards_partitions, group_name=GROUP, deps=[captions], code_version="1",
+@asset(partitions_def=shards_partitions, group_name=GROUP, deps=[captions], code_version="1", **TRAINING_STEP,
        kinds={"pytorch", "parquet"},
        description="VAE latents (16 frames every 3rd, short side at the training resolution) and T5 caption "
        "features of every captioned clip, cached per clip under latents/<shard>/.")  # fmt: skip
@@ -77,7 +78,7 @@ def _model_config(shape: RunShape) -> MVDiTConfig:
                   vae_downsample=vae_downsample(shape.vae))  # fmt: skip
 
 
-@asset(deps=[curated_dataset, hd_subset, mvdit_latents], group_name=GROUP, code_version="1", kinds={"pytorch"},
+@asset(**TRAINING_STEP, deps=[curated_dataset, hd_subset, mvdit_latents], group_name=GROUP, code_version="1", kinds={"pytorch"},
        description="An MVDiT training run on the curated clips' cached latents (Adam, EMA, IDDPM hybrid loss, "
        "caption dropout for CFG); resumes from the last checkpoint under checkpoints/; loss curve in metadata.")  # fmt: skip
 def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
@@ -112,7 +113,7 @@ def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit:
     return MaterializeResult(metadata=meta)
 
 
-@asset(deps=[mvdit_checkpoint], group_name=GROUP, code_version="1", kinds={"pytorch", "mp4"},
+@asset(**TRAINING_STEP, deps=[mvdit_checkpoint], group_name=GROUP, code_version="1", kinds={"pytorch", "mp4"},
        description="Videos sampled from the latest MVDiT checkpoint (EMA weights; 100 steps, CFG 7.0 by default), "
        "written as mp4 under samples/<run>/step-N/.")  # fmt: skip
 def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:

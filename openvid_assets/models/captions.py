@@ -22,7 +22,7 @@ import polars as pl
 import torch
 
 from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
-from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
+from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype, seeded
 from openvid_assets.models.scoring import (
     KEY_COLUMNS,
     OpenVideo,
@@ -363,7 +363,9 @@ def _generate_rows(captioner: Captioner, items: list[tuple[CaptionTask, DecodedF
                    settings: CaptionSettings) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Caption a batch; if the batch fails, caption one by one so one bad clip fails alone."""
     try:
-        generations = captioner.generate([_images(d, settings) for _, d in items], settings)
+        # A CUDA out-of-memory batch is split in halves and retried (a long prompt or a big grid image).
+        generations = in_batches_halving_on_oom([_images(d, settings) for _, d in items], len(items),
+                                                lambda batch: captioner.generate(list(batch), settings))  # fmt: skip
         return {t.clip_id: _caption_row(g, settings) for (t, _), g in zip(items, generations)}
     except Exception as e:
         if is_infrastructure_error(e):

@@ -16,7 +16,7 @@ import numpy as np
 import open_clip
 import torch
 
-from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
+from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype, seeded
 from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -113,8 +113,13 @@ class ClipEmbedder:
     @torch.inference_mode()
     def embed(self, frames: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, D) float32, unit length."""
-        out = []
-        for start in range(0, len(frames), self.batch_size):
-            features = self.visual(self._prepare(frames[start : start + self.batch_size])).float()
-            out.append(torch.nn.functional.normalize(features, dim=-1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+        def run(batch: np.ndarray) -> list[np.ndarray]:
+            features = self.visual(self._prepare(batch)).float()
+            return list(torch.nn.functional.normalize(features, dim=-1).cpu().numpy())
+
+        # An out-of-memory batch is halved and retried; the smaller size is kept for later calls.
+        out = in_batches_halving_on_oom(frames, self.batch_size, run, on_halve=self._shrink)
+        return np.stack(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
+    def _shrink(self, size: int) -> None:
+        self.batch_size = size

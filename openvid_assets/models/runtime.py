@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -27,3 +31,29 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def in_batches_halving_on_oom(items: Sequence[T], batch_size: int, run: Callable[[Sequence[T]], list[R]],
+                              on_halve: Callable[[int], None] | None = None) -> list[R]:  # fmt: skip
+    """``run`` over consecutive batches of ``items``; a CUDA out-of-memory error halves the batch and
+    retries it, down to one item (which then re-raises, for the step's retry policy to handle).
+
+    ``run`` must return one result per item. ``on_halve`` hears the new size, so a caller can keep it.
+    """
+    out: list[R] = []
+    start, size = 0, max(1, batch_size)
+    while start < len(items):
+        batch = items[start : start + size]
+        try:
+            out.extend(run(batch))
+        except torch.OutOfMemoryError:
+            if size == 1:
+                raise
+            size = max(1, size // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if on_halve:
+                on_halve(size)
+            continue
+        start += len(batch)
+    return out

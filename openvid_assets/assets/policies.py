@@ -1,0 +1,34 @@
+"""How Dagster schedules, retries, backfills and throttles the assets (one place for every policy).
+
+- Automation: every curation asset is ``eager``: a new shard (a newly missing
+  partition) flows through each per-shard step as soon as its inputs exist, and a
+  global step refreshes when any input was updated. Nothing current is redone.
+  The training group has no condition: a training run is always asked for.
+  The conditions act once the ``curation_automation`` sensor is turned on.
+- Retries: a step that raises (S3 or network trouble, a GPU that runs out of memory
+  even at batch size 1, a killed worker) is retried with exponential backoff and
+  jitter. Bad videos never raise: they are rows with a status and a reason.
+- Backfills: per-shard model steps run one shard per run (a failure costs one
+  shard, and runs spread over machines); per-shard SQL steps take every shard of a
+  backfill in a single run (each is milliseconds of DuckDB).
+- Concurrency: model steps are in the ``gpu`` pool, so runs never put more model
+  steps on a machine than the pool's limit (dagster.yaml ``concurrency.pools``).
+"""
+
+from dagster import AutomationCondition, Backoff, BackfillPolicy, Jitter, RetryPolicy
+
+GPU_POOL = "gpu"
+TRANSIENT_RETRY = RetryPolicy(max_retries=3, delay=15, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+ONE_SHARD_PER_RUN = BackfillPolicy.multi_run(max_partitions_per_run=1)
+ALL_SHARDS_IN_ONE_RUN = BackfillPolicy.single_run()
+CURATION_AUTOMATION = AutomationCondition.eager()
+
+# Keyword arguments for @asset, by kind of step.
+MODEL_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": ONE_SHARD_PER_RUN, "pool": GPU_POOL,
+              "automation_condition": CURATION_AUTOMATION}  # fmt: skip
+IO_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": ONE_SHARD_PER_RUN,
+           "automation_condition": CURATION_AUTOMATION}  # fmt: skip
+SQL_SHARD_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": ALL_SHARDS_IN_ONE_RUN,
+                  "automation_condition": CURATION_AUTOMATION}  # fmt: skip
+GLOBAL_STEP = {"retry_policy": TRANSIENT_RETRY, "automation_condition": CURATION_AUTOMATION}
+TRAINING_STEP = {"retry_policy": TRANSIENT_RETRY, "pool": GPU_POOL}

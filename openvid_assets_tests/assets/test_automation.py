@@ -1,0 +1,99 @@
+"""Declarative automation, retries, backfill policies and the GPU pool, on the real definitions."""
+
+import os
+
+import pytest
+import yaml
+from dagster import AssetKey, DagsterInstance, evaluate_automation_conditions
+from dagster._core.definitions.backfill_policy import BackfillPolicyType
+
+from openvid_assets.assets.policies import GPU_POOL
+from openvid_assets.assets.runner import run_pipeline
+from openvid_assets.assets.shards import shards_partitions, store_new_shards
+from openvid_assets.definitions import ASSETS, TRAINING, build_definitions
+from openvid_assets.media import synthetic
+
+FIRST_WAVE = ("video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores")
+MODEL_STEPS = {"frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions"}
+
+
+def _by_name():
+    return {a.key.path[-1]: a for a in ASSETS}
+
+
+def test_every_step_has_the_policy_its_kind_needs():
+    assets = _by_name()
+    for name, a in assets.items():
+        op = a.op
+        assert op.retry_policy is not None and op.retry_policy.max_retries >= 2, name
+        assert (op.pool == GPU_POOL) == (name in MODEL_STEPS or a in TRAINING), name
+        if a.partitions_def is not None and a not in TRAINING:
+            kind = a.backfill_policy.policy_type
+            sql = name in ("quality_candidates", "selected_videos")
+            assert kind == (BackfillPolicyType.SINGLE_RUN if sql else BackfillPolicyType.MULTI_RUN), name
+        assert (a.automation_conditions_by_key.get(a.key) is None) == (a in TRAINING), name
+
+
+def test_the_embedded_instance_limits_the_gpu_pool():
+    config = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "..", "..", "dagster.yaml")))
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+
+
+@pytest.fixture
+def source(tmp_path):
+    src = tmp_path / "src"
+    synthetic.smooth_pan(src, "a.mp4", num_frames=30)
+    synthetic.hard_cuts(src, "b.mp4", scene_frames=(30, 30))
+    return src
+
+
+def test_new_shards_flow_through_and_nothing_current_is_redone(source, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENVID_MOTION_BACKEND", "farneback")
+    monkeypatch.setenv("OPENVID_CLARITY_BACKEND", "laplacian")
+    defs = build_definitions(str(tmp_path / "data"), "offline", thresholds_off=True)
+    tables = defs.resources["store"].tables()
+    keys = [a.key for a in ASSETS]
+    requested = lambda result: {(k.path[-1], p) for k in keys  # noqa: E731
+                                for p in result.get_requested_partitions(k) or ()}  # fmt: skip
+    with DagsterInstance.ephemeral() as instance:
+        baseline = evaluate_automation_conditions(defs=defs, instance=instance)  # the sensor is turned on
+        assert baseline.total_requested == 0
+
+        _, first = store_new_shards(tables, str(source), shard_size=1)
+        instance.add_dynamic_partitions(shards_partitions.name, first)
+        arrived = evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor)
+        # New shards go through every per-shard step up to the first global one (the thresholds need
+        # every shard), planned in one tick: each step waits in the run for the one before.
+        assert requested(arrived) == {(name, k) for name in FIRST_WAVE for k in first}
+
+        assert run_pipeline(defs, instance).ok  # everything becomes current
+        settled = evaluate_automation_conditions(defs=defs, instance=instance, cursor=arrived.cursor)
+        assert settled.total_requested == 0
+
+        synthetic.smooth_pan(source, "c.mp4", num_frames=30, seed=5)
+        _, new = store_new_shards(tables, str(source), shard_size=1)
+        instance.add_dynamic_partitions(shards_partitions.name, new)
+        later = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+        # With thresholds in place, a new shard is planned through every per-shard step; old shards and
+        # the global steps wait (the thresholds refresh once the new scores land).
+        per_shard = {a.key.path[-1] for a in ASSETS if a.partitions_def is not None and a not in TRAINING}
+        assert new and requested(later) == {(name, k) for name in per_shard for k in new}
+
+
+def test_a_backfill_runs_the_sql_steps_of_many_shards_in_one_run(source, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENVID_MOTION_BACKEND", "farneback")
+    monkeypatch.setenv("OPENVID_CLARITY_BACKEND", "laplacian")
+    defs = build_definitions(str(tmp_path / "data"), "offline", thresholds_off=True)
+    tables = defs.resources["store"].tables()
+    with DagsterInstance.ephemeral() as instance:
+        _, keys = store_new_shards(tables, str(source), shard_size=1)
+        instance.add_dynamic_partitions(shards_partitions.name, keys)
+        assert run_pipeline(defs, instance).ok
+        before = {k: tables.stamp("selected_videos", k) for k in keys}
+        job = defs.resolve_job_def("shard_pipeline")
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[AssetKey("selected_videos")],
+            tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})  # fmt: skip
+        assert result.success
+        assert all(tables.stamp("selected_videos", k) != before[k] for k in keys)  # both shards rewritten
+        assert len(instance.get_runs()) and instance.get_materialized_partitions(AssetKey("selected_videos")) == set(keys)
