@@ -1,0 +1,255 @@
+"""The Dagster UI renders the pipeline: a real `dagster-webserver` on a real instance, pages in headless Chromium.
+
+A small data root is made by running the real pipeline (weight-free backends) on three
+generated videos into an on-disk instance in a temporary DAGSTER_HOME; the webserver is
+started against that instance (as `dagster dev` would be, without the daemon), and the
+global asset lineage graph and the partitions page of `video_manifest` are loaded in the
+system's Chromium through Playwright. The tests check what a person would see: every
+asset of the code location in the graph, the shards with their materialized status.
+
+Screenshots (and the webserver's log) are saved as test artifacts under
+$OPENVID_TEST_ARTIFACTS (default: a pytest temporary folder; the path is printed).
+With OPENVID_DOCS_SCREENSHOTS=1 they are also written, at twice the pixel density,
+to docs/img/ui_asset_graph.png and docs/img/ui_partitions.png.
+
+Chromium is a system package (`bash scripts/install_chromium.sh`); without it the tests
+fail, they do not skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
+
+from openvid_assets.assets.runner import run_pipeline
+from openvid_assets.assets.shards import shards_partitions, store_new_shards
+from openvid_assets.definitions import ASSETS, build_definitions
+from openvid_assets.media import synthetic
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS_IMG = REPO / "docs" / "img"
+FAST_BACKENDS = {"OPENVID_MODELS": "offline", "OPENVID_MOTION_BACKEND": "farneback",
+                 "OPENVID_CLARITY_BACKEND": "laplacian"}  # fmt: skip
+# No telemetry, and no first-visit "Join the Dagster community" dialog over the pages.
+INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+VIEWPORT = {"width": 1600, "height": 760}
+STARTUP_TIMEOUT_S = 120
+UI_TIMEOUT_MS = 30_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _log_tail(path: Path, chars: int = 4000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+
+def _wait_for_server(proc: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"dagster-webserver exited with {proc.returncode} before answering:\n{_log_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"dagster-webserver did not answer {url}/server_info in {STARTUP_TIMEOUT_S}s:\n{_log_tail(log)}")
+        time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate the webserver's whole process group (it has a code server child), then kill what is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the code server too, even if the webserver itself is gone
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("OPENVID_TEST_ARTIFACTS")
+    folder = Path(configured) / "ui" if configured else tmp_path_factory.mktemp("ui_artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"UI test artifacts (screenshots, webserver log): {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.fail("Chromium is not installed (no `chromium` on PATH): run `bash scripts/install_chromium.sh` "
+                    "(apt-get install chromium)", pytrace=False)  # fmt: skip
+    return executable
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str):
+    """A dagster-webserver serving an instance where the pipeline has run on 3 videos in 2 shards.
+
+    Yields ``(base_url, shard_keys)``; the server's process group is always ended afterwards.
+    Asks for ``chromium`` only to fail at once, before the slow part, on a machine without it.
+    """
+    root = tmp_path_factory.mktemp("ui_site")
+    videos, data, home = root / "videos", root / "data", root / "dagster_home"
+    videos.mkdir()
+    home.mkdir()
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    synthetic.smooth_pan(videos, "pan.mp4", num_frames=24)
+    synthetic.fast_motion(videos, "whip.mp4", num_frames=24)
+    synthetic.static(videos, "still.mp4", num_frames=24)
+
+    log = artifacts / "webserver.log"
+    url = f"http://127.0.0.1:{_free_port()}"
+    env = {**os.environ, **FAST_BACKENDS, "DAGSTER_HOME": str(home), "OPENVID_DATA_ROOT": str(data),
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    script = Path(sys.executable).with_name("dagster-webserver")  # .venv/bin/dagster-webserver
+    webserver = [str(script)] if script.is_file() else [sys.executable, "-m", "dagster_webserver"]
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:  # creates the storage first
+        with open(log, "w") as out:
+            # Its own session, so the webserver and its code server die together; started before the
+            # pipeline runs so that its start-up (loading the code location) overlaps the pipeline.
+            proc = subprocess.Popen([*webserver, "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1],
+                                     "-m", "openvid_assets.definitions"], env=env, cwd=root, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                for key, value in FAST_BACKENDS.items():
+                    mp.setenv(key, value)
+                defs = build_definitions(str(data), "offline", thresholds_off=True)
+                _, keys = store_new_shards(defs.resources["store"].tables(), str(videos), shard_size=2)
+                instance.add_dynamic_partitions(shards_partitions.name, keys)
+                report = run_pipeline(defs, instance)
+            assert report.ok and report.totals["ok"] == 3, report.summary(0)
+            _wait_for_server(proc, url, log)
+            yield url, keys
+        finally:
+            _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is missing: .venv/bin/python -m pip install -e '.[dev]'", pytrace=False)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    docs = os.environ.get("OPENVID_DOCS_SCREENSHOTS") == "1"
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=2 if docs else 1)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)  # a loaded CI machine renders slower than expect's 5 s default
+    # The dialog is off in the instance too; this is the browser's own "dismissed" flag.
+    context.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _screenshot(page, artifacts: Path, name: str) -> Path:
+    path = artifacts / f"{name}.png"
+    with suppress(Exception):  # the checks already saw the content; this only lets late requests finish
+        page.wait_for_load_state("networkidle", timeout=5000)
+    page.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+@contextmanager
+def screenshot_after(page, artifacts: Path, name: str):
+    """Save the page as an artifact when the block is done, also when it failed (as ``<name>.failed.png``);
+    copy it into docs/img when OPENVID_DOCS_SCREENSHOTS=1 and the checks passed."""
+    try:
+        yield
+    except BaseException:
+        with suppress(Exception):  # a picture of the failure if the page can still take one; the error stays
+            _screenshot(page, artifacts, f"{name}.failed")
+        raise
+    path = _screenshot(page, artifacts, name)
+    if os.environ.get("OPENVID_DOCS_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_IMG / path.name)
+        print(f"docs screenshot: {DOCS_IMG / path.name}")
+
+
+def test_asset_graph_shows_every_asset_of_the_pipeline(ui, page, artifacts):
+    from playwright.sync_api import expect
+
+    url, _ = ui
+    groups = sorted({a.group_names_by_key[a.key] for a in ASSETS})
+    names = sorted(a.key.to_user_string() for a in ASSETS)
+    assert {"video_manifest", "score_thresholds", "lineage", "captions"} <= set(names)
+    # The global lineage graph, every group expanded (groups are collapsed boxes by default).
+    expanded = ",".join(f"global@global:{g}" for g in groups)
+    with screenshot_after(page, artifacts, "ui_asset_graph"):
+        page.goto(f"{url}/asset-groups?expanded={expanded}", wait_until="load")
+        expect(page.get_by_text("Global asset lineage", exact=True)).to_be_visible()
+        nodes = page.locator("svg foreignObject")  # the graph draws its boxes as HTML inside the SVG
+        for name in names:
+            # Group boxes carry their name too: "clips" is both a group and an asset, so it is drawn twice.
+            drawn = nodes.get_by_text(name, exact=True)
+            expect(drawn.first, f"asset {name} drawn in the graph").to_be_visible()
+            expect(drawn, f"asset {name} drawn in the graph").to_have_count(1 + (name in groups))
+        # For the picture: hide the asset tree beside the graph, then double-click the background to fit.
+        page.get_by_placeholder("Jump to…").locator("xpath=following::button[1]").click()
+        page.mouse.dblclick(VIEWPORT["width"] - 300, 140)
+        page.wait_for_timeout(1200)  # the fit is animated
+        expect(page.get_by_text("video_manifest", exact=True).first).to_be_in_viewport()
+        expect(page.get_by_text("mvdit_samples", exact=True).first).to_be_in_viewport()
+
+
+def test_partitions_page_lists_the_shards_as_materialized(ui, page, artifacts):
+    from playwright.sync_api import expect
+
+    url, keys = ui
+    assert keys == ["shard-00000", "shard-00001"]
+    with screenshot_after(page, artifacts, "ui_partitions"):
+        page.goto(f"{url}/assets/video_manifest?view=partitions&partition={keys[0]}", wait_until="load")
+        expect(page.get_by_role("tab", name="Partitions")).to_be_visible()
+        expect(page.get_by_text(f"Materialized ({len(keys)})", exact=True)).to_be_visible()
+        expect(page.get_by_text("Missing (0)", exact=True)).to_be_visible()
+        expect(page.get_by_text("Failed (0)", exact=True)).to_be_visible()
+        for key in keys:
+            expect(page.get_by_text(key, exact=True).first, f"partition {key} listed").to_be_visible()
+        # The selected shard: its materialization, the run and job that made it, and the asset's metadata.
+        expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
+        expect(page.get_by_text("Latest materialization", exact=True)).to_be_visible()
+        expect(page.get_by_text("shard_pipeline", exact=True).first).to_be_visible()
+        expect(page.get_by_text("resolution_histogram", exact=True)).to_be_visible()
+        expect(page.get_by_text(f"tables/video_manifest/{keys[0]}.parquet").first).to_be_visible()
