@@ -85,8 +85,10 @@ class PostgresServer:
     def __init__(self, bin_dir: Path):
         self.bin_dir = bin_dir
         self.as_postgres = os.geteuid() == 0
-        # Under /tmp directly (not pytest's tmp, which is root-only 0700) so the postgres user can reach it.
-        self.root = Path(tempfile.mkdtemp(prefix="openvid-pg-"))
+        # Directly under /tmp: the postgres user must reach it (pytest's tmp is 0700 root-only), and
+        # the Unix socket's path inside it must stay under the ~107-byte limit whatever TMPDIR is.
+        base = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else None
+        self.root = Path(tempfile.mkdtemp(prefix="openvid-pg-", dir=base))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.password = secrets.token_hex(12)

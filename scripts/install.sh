@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything openvid-assets needs on a Debian/Ubuntu machine:
-# ffmpeg (system package), a virtual environment in .venv, and the project with its test extras.
+# ffmpeg and PostgreSQL (system packages), a virtual environment in .venv, and the project with its test extras.
 # Safe to run again: each step is skipped or cheap when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,17 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   echo "==> installing ffmpeg (apt)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ffmpeg >/dev/null
+fi
+
+# PostgreSQL server binaries for the tests that run Dagster on a real Postgres
+# (openvid_assets_tests/pgserver.py starts a throwaway server; nothing is left running).
+# Debian keeps initdb/pg_ctl under /usr/lib/postgresql/<version>/bin, off PATH.
+if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "==> installing postgresql (apt)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
 
 python=${PYTHON:-python3}
