@@ -43,12 +43,11 @@ def _register(defs, instance, source: str, shard_size: int) -> tuple[int, list[s
 
 
 def _sync_partitions(defs, instance) -> None:
-    """Register every shard stored under the data root as a partition of this Dagster instance."""
-    from openvid_assets.assets.shards import shards_partitions, unregistered_partitions
+    """Register every shard stored under the data root as a partition of this Dagster instance (in batches)."""
+    from openvid_assets.assets.shards import register_partitions
+    from openvid_assets.store.shards import ShardRegistry
 
-    missing = unregistered_partitions(defs.resources["store"].tables(), instance)
-    if missing:
-        instance.add_dynamic_partitions(shards_partitions.name, missing)
+    register_partitions(instance, ShardRegistry(defs.resources["store"].tables()).keys())
 
 
 def cmd_register(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.shards import shards_partitions, store_new_shards, unregistered_partitions
 
 SHARD_JOB = "shard_pipeline"
+ADD_BATCH = 1000  # partition keys per add request
 
 
 @sensor(
@@ -28,5 +29,7 @@ def new_videos_sensor(context: SensorEvaluationContext, store: OpenVidStore) -> 
         return SkipReason(f"no new videos among {listed} listed in {source}")
     return SensorResult(
         run_requests=[RunRequest(partition_key=key, run_key=key) for key in new_keys],
-        dynamic_partitions_requests=[shards_partitions.build_add_request(new_keys)],
+        # In batches, like register_partitions: each request is one bounded insert by the daemon.
+        dynamic_partitions_requests=[shards_partitions.build_add_request(new_keys[i : i + ADD_BATCH])
+                                     for i in range(0, len(new_keys), ADD_BATCH)],  # fmt: skip
     )
