@@ -4,6 +4,8 @@ Both are SQL files in sql/ run by DuckDB over every shard's tables; these assets
 bind the tables, write the results atomically and describe them in metadata.
 """
 
+import os
+
 import polars as pl
 from dagster import (
     AssetCheckResult,
@@ -34,7 +36,7 @@ from openvid_assets.assets.selection import (
 )
 from openvid_assets.media.clips import CLIP_SCHEMA
 from openvid_assets.models.captions import CAPTION_SCHEMA
-from openvid_assets.store import TableStore, run_sql
+from openvid_assets.store import TableStore, copy_sql, run_sql
 from openvid_assets.store.selection import THRESHOLDS_SCHEMA
 
 LINEAGE = "lineage"
@@ -79,15 +81,18 @@ def lineage_inputs(tables: TableStore) -> dict[str, object]:
 def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables = store.tables()
     inputs = lineage_inputs(tables)
-    table = run_sql("lineage", inputs)
-    tables.write(LINEAGE, GLOBAL, table)
-    export = tables.write_export("lineage.parquet", table)
-    check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": table}).row(0, named=True)
-    summary = run_sql("lineage_summary", {"lineage": table})
+    # Streamed by DuckDB straight into parquet: one row per input video must never have to fit in memory.
+    with tables.writing(LINEAGE, GLOBAL) as path:
+        copy_sql("lineage", inputs, path, temp_directory=os.path.dirname(path))
+    export = tables.export_table(LINEAGE, GLOBAL, "lineage.parquet")
+    written = tables.scan_source(LINEAGE, [GLOBAL])
+    check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": written}).row(0, named=True)
+    summary = run_sql("lineage_summary", {"lineage": written})
     passed = check["missing"] == 0 and check["duplicated"] == 0 and check["unknown"] == 0
+    kept = int(summary.filter(pl.col("status") == "kept")["videos"].sum() or 0)
     return MaterializeResult(
-        metadata={"dagster/row_count": table.height, "where_videos_stopped": markdown_table(summary),
-                  "kept": table.filter(pl.col("status") == "kept").height, "export": MetadataValue.path(export)},
+        metadata={"dagster/row_count": check["lineage_rows"], "where_videos_stopped": markdown_table(summary),
+                  "kept": kept, "export": MetadataValue.path(export)},
         check_results=[AssetCheckResult(check_name="every_video_exactly_once", passed=passed,
                                         severity=AssetCheckSeverity.ERROR, metadata=check)],
     )  # fmt: skip

@@ -9,6 +9,7 @@ PUT completes.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,6 +47,7 @@ class FileSystem(Protocol):
 
     def uri(self, rel: str) -> str: ...
     def put(self, rel: str, data: bytes) -> None: ...
+    def put_file(self, rel: str, path: str) -> None: ...
     def get(self, rel: str) -> bytes: ...
     def exists(self, rel: str) -> bool: ...
     def list(self, rel_prefix: str) -> list[str]: ...
@@ -77,6 +79,21 @@ class LocalFileSystem:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_file(self, rel: str, path: str) -> None:
+        """Move a finished local file into place atomically (a copy first when it is on another disk)."""
+        target = self._path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        try:
+            shutil.move(path, tmp)
+            with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         except BaseException:
@@ -140,6 +157,11 @@ class S3FileSystem:
 
     def put(self, rel: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(rel), Body=data)
+
+    def put_file(self, rel: str, path: str) -> None:
+        """Upload a local file (multipart when large: the object appears only once complete), then delete it."""
+        self.client.upload_file(path, self.bucket, self._key(rel))
+        os.unlink(path)
 
     def get(self, rel: str) -> bytes:
         try:

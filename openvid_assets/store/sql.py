@@ -9,6 +9,8 @@ pasted into SQL text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,20 @@ def _bind(con: duckdb.DuckDBPyConnection, name: str, source: TableInput) -> None
         con.register(name, source)
 
 
+@contextmanager
+def _connection(tables: dict[str, TableInput], memory_limit: str | None,
+                temp_directory: str | None) -> Iterator[duckdb.DuckDBPyConnection]:  # fmt: skip
+    with duckdb.connect(":memory:") as con:
+        if memory_limit:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        if temp_directory:
+            con.execute("SET temp_directory = ?", [temp_directory])
+        con.execute(sql_path("macros").read_text())
+        for table_name, source in tables.items():
+            _bind(con, table_name, source)
+        yield con
+
+
 def run_sql(
     name: str,
     tables: dict[str, TableInput],
@@ -58,13 +74,23 @@ def run_sql(
     temp_directory: str | None = None,
 ) -> pl.DataFrame:
     """Run ``sql/<name>.sql`` with ``tables`` bound by name; returns the result as Polars."""
-    query = sql_path(name).read_text()
-    with duckdb.connect(":memory:") as con:
-        if memory_limit:
-            con.execute("SET memory_limit = ?", [memory_limit])
-        if temp_directory:
-            con.execute("SET temp_directory = ?", [temp_directory])
-        con.execute(sql_path("macros").read_text())
-        for table_name, source in tables.items():
-            _bind(con, table_name, source)
-        return con.sql(query, params=params or None).pl()
+    with _connection(tables, memory_limit, temp_directory) as con:
+        return con.sql(sql_path(name).read_text(), params=params or None).pl()
+
+
+def copy_sql(
+    name: str,
+    tables: dict[str, TableInput],
+    out_path: str,
+    params: dict[str, Any] | None = None,
+    *,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+) -> None:
+    """Run ``sql/<name>.sql`` and stream its rows into a zstd parquet file (DuckDB ``COPY``):
+    the result never has to fit in memory (lineage at tens of millions of videos)."""
+    query = sql_path(name).read_text().strip().rstrip(";")
+    with _connection(tables, memory_limit, temp_directory) as con:
+        # COPY takes no parameter for its target; the path is ours (a staging file), quoted as a literal.
+        target = out_path.replace("'", "''")
+        con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)", params or None)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -15,6 +20,20 @@ import pyarrow.parquet as pq
 from openvid_assets.store.files import FileSystem, default_s3_client, open_filesystem
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _stage_prefix() -> str:
+    return f".tmp-stage-{os.getpid()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -81,6 +100,41 @@ class TableStore:
         for shard in shards:
             digest.update(f"{shard}={self.stamp(asset, shard)};".encode())
         return digest.hexdigest()[:16]
+
+    @contextmanager
+    def writing(self, asset: str, shard: str) -> Iterator[str]:
+        """A local path to write the table to (e.g. by DuckDB ``COPY``); committed atomically on success."""
+        with tempfile.TemporaryDirectory(prefix=_stage_prefix(), dir=self._staging_dir()) as tmp:
+            path = os.path.join(tmp, "table.parquet")
+            yield path
+            self.fs.put_file(self.rel_path(asset, shard), path)
+
+    def export_table(self, asset: str, shard: str, name: str) -> str:
+        """Publish a stored table as ``exports/<name>`` too (streamed: no full read into memory)."""
+        with tempfile.TemporaryDirectory(prefix=_stage_prefix(), dir=self._staging_dir()) as tmp:
+            path = os.path.join(tmp, name)
+            local = self.fs.local_path(self.rel_path(asset, shard))
+            if local is not None:
+                shutil.copyfile(local, path)
+            else:
+                with open(path, "wb") as f:
+                    f.write(self.fs.get(self.rel_path(asset, shard)))
+            rel = f"exports/{_check_name('export', name)}"
+            self.fs.put_file(rel, path)
+        return self.fs.uri(rel)
+
+    def _staging_dir(self) -> str | None:
+        """Stage next to the data on a local root (so committing is a rename), in /tmp for S3.
+        Staging folders left by a killed process are removed first."""
+        local = self.fs.local_path("tables")
+        if local is None:
+            return None
+        os.makedirs(local, exist_ok=True)
+        for stale in Path(local).glob(".tmp-stage-*"):
+            pid = stale.name.split("-")[2]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        return local
 
     def write_export(self, name: str, frame: pl.DataFrame) -> str:
         """``exports/<name>`` (.csv or .parquet), written atomically like every table."""

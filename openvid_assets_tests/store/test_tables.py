@@ -94,3 +94,26 @@ def test_stale_temp_file_from_killed_writer_is_swept_and_never_listed(tmp_path):
     assert fs.list("tables/scores") == []
     store.write("scores", "shard-00000", _frame(1))
     assert not stale.exists()
+
+
+def test_streamed_table_writes_commit_atomically_and_export(store: TableStore):
+    """copy_sql streams a query into parquet (no DataFrame in between); the table appears only when done."""
+    from openvid_assets.store import copy_sql
+
+    store.write("video_manifest", "shard-00000", pl.DataFrame({"status": ["ok", "failed", "ok"], "stage": ["a"] * 3}))
+    with store.writing("lineage_summary_test", "global") as path:
+        copy_sql("lineage_summary", {"lineage": store.scan_source("video_manifest")}, path)
+        assert not store.exists("lineage_summary_test", "global")  # not visible before the block ends
+    table = store.read("lineage_summary_test", "global")
+    assert sorted(zip(table["status"], table["videos"])) == [("failed", 1), ("ok", 2)]
+    uri = store.export_table("lineage_summary_test", "global", "summary.parquet")
+    assert uri.endswith("exports/summary.parquet")
+    assert pl.read_parquet(store.fs.get("exports/summary.parquet")).equals(table)
+
+    with pytest.raises(RuntimeError), store.writing("never", "global") as path:
+        pl.DataFrame({"a": [1]}).write_parquet(path)
+        raise RuntimeError("killed half way")
+    assert not store.exists("never", "global")
+    local = store.fs.local_path("tables")
+    if local is not None:  # no staging folder left behind
+        assert not [p for p in os.listdir(local) if p.startswith(".tmp")]
