@@ -72,6 +72,7 @@ import scenedetect  # noqa: E402
 from scenedetect import SceneManager, open_video  # noqa: E402
 from scenedetect.detectors import ContentDetector, ThresholdDetector  # noqa: E402
 
+from _report import markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
 from openvid_assets.media import synthetic  # noqa: E402
 from openvid_assets.media.frames import read_frames  # noqa: E402
 from openvid_assets.media.scenes import (  # noqa: E402
@@ -353,19 +354,8 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     return f" ({fmt.format(min(values))}–{fmt.format(max(values))})" if len(values) > 1 else ""
 
 
-def verdict(median: float, per_repeat: list[float], meets: Callable[[float], bool]) -> str:
-    """PASS / FAIL when the median and every repeat agree; otherwise say the noise decides."""
-    if all(meets(x) for x in [median, *per_repeat]):
-        return "PASS"
-    if not any(meets(x) for x in [median, *per_repeat]):
-        return "FAIL"
-    return f"{'PASS' if meets(median) else 'FAIL'} by the median (repeats disagree)"
 
 
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def machine_facts() -> dict[str, str]:

@@ -78,6 +78,7 @@ import polars as pl  # noqa: E402
 import torch  # noqa: E402
 from dagster import DagsterInstance, materialize  # noqa: E402
 
+from _report import markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
 from openvid_assets.assets.manifest import MANIFEST, video_manifest  # noqa: E402
 from openvid_assets.assets.resources import ModelsResource, default_resources  # noqa: E402
 from openvid_assets.assets.scores import (  # noqa: E402
@@ -605,7 +606,7 @@ def report(facts: dict[str, str], sampling: ClipSampling, vitl_size: int, manife
         per = regime.per_repeat("two_pass", "one_pass")
         rows.append([f"one pass vs two passes (two/one), {regime.label}", regime_text, str(regime.videos),
                      f"{regime.m('two_pass'):.2f} / {regime.m('one_pass'):.2f}", f"**{r:.2f}x**{spread(per)}",
-                     "≥ 1.8x", verdict(r, per, lambda x: x >= 1.8), bound_text])  # fmt: skip
+                     "≥ 1.8x", verdict(r, per, lambda x: x >= 1.8, yes="yes", no="no"), bound_text])  # fmt: skip
 
     frame_bound = per_video_two / per_video_one
     ratio_row(tiny, "decode-dominated (GPU-like)",
@@ -637,7 +638,7 @@ def report(facts: dict[str, str], sampling: ClipSampling, vitl_size: int, manife
                      "worst case: little compute" if regime.profile == TINY_PROFILE else "realistic model",
                      str(regime.videos), f"{regime.m('dagster'):.2f} / {regime.m('direct'):.2f}",
                      f"**{overhead:+.1%}**{spread(per, '{:+.1%}')}", "≤ +10%",
-                     verdict(overhead, per, lambda x: x <= 0.10),
+                     verdict(overhead, per, lambda x: x <= 0.10, yes="yes", no="no"),
                      f"fixed cost ≈ {regime.m('dagster') - regime.m('direct'):.2f} s per shard"])  # fmt: skip
 
     stage_rows = []
@@ -690,19 +691,8 @@ def report(facts: dict[str, str], sampling: ClipSampling, vitl_size: int, manife
         + f" · whole run {elapsed / 60:.1f} min")  # fmt: skip
 
 
-def verdict(median: float, per_repeat: list[float], meets: Callable[[float], bool]) -> str:
-    """yes / no when the median and every repeat agree; otherwise say the noise decides."""
-    if all(meets(x) for x in [median, *per_repeat]):
-        return "yes"
-    if not any(meets(x) for x in [median, *per_repeat]):
-        return "no"
-    return f"{'yes' if meets(median) else 'no'} by the median; repeats disagree (noise)"
 
 
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from openvid_assets.assets.resources import CaptionsConfig, ClipsConfig, ModelsR
 from openvid_assets.assets.scores import _video_opener, motion_scores
 from openvid_assets.assets.selection import SELECTED, selected_videos
 from openvid_assets.assets.shards import shards_partitions
-from openvid_assets.media.clips import ClipStore, clip_shard, clip_tasks
-from openvid_assets.models.captions import caption_shard, caption_tasks, camera_labels
+from openvid_assets.media.clips import ClipStore, clip_shard, clip_sources, clip_tasks
+from openvid_assets.models.captions import caption_shard, camera_labels
 
 CLIPS, CAPTIONS = "clips", "captions"
 SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
@@ -52,7 +52,7 @@ def captions(context: AssetExecutionContext, store: OpenVidStore, models: Models
              captioning: CaptionsConfig) -> MaterializeResult:  # fmt: skip
     shard, tables = context.partition_key, store.tables()
     manifest = tables.read(MANIFEST, shard)
-    tasks = caption_tasks(tables.read(CLIPS, shard), manifest)
+    tasks = clip_sources(tables.read(CLIPS, shard), manifest)
     captioner = models.captioner()
     result = caption_shard(tasks, captioner, captioning.settings(), _video_opener(store, tables, shard),
                            camera=camera_labels(tables.read_if_exists("motion_scores", shard), manifest),

@@ -26,6 +26,7 @@ from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
 from openvid_assets.definitions import GLOBAL_JOB, TRAINING_JOB, TRAINING_SHARD_JOB
 from openvid_assets.store import TableStore, run_sql
+from openvid_assets.store.files import process_alive
 from openvid_assets.store.shards import SHARD_LISTS, ShardRegistry
 
 QUIET_RUN_CONFIG = {"loggers": {"progress": {}}}
@@ -108,16 +109,6 @@ def _runner_tags() -> dict[str, str]:
     return {RUNNER_PID: str(os.getpid()), RUNNER_HOST: socket.gethostname()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dead_runs(instance: DagsterInstance) -> list[str]:
     """Mark runs of run commands on this host that died (kill -9, power loss) as failed, and give back
     the concurrency-pool slots they held, which would otherwise block every later model step."""
@@ -126,7 +117,7 @@ def reap_dead_runs(instance: DagsterInstance) -> list[str]:
     reaped = []
     for run in runs:
         pid = int(run.tags.get(RUNNER_PID, "0") or 0)
-        if pid and pid != os.getpid() and not _alive(pid):
+        if pid and pid != os.getpid() and not process_alive(pid):
             instance.report_run_failed(run, f"the run command (pid {pid}) died while running it; "
                                             "the next run redoes its unfinished steps")  # fmt: skip
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)

@@ -262,3 +262,31 @@ def clip_tasks(manifest: pl.DataFrame, source_uris: pl.Series) -> list[ClipTask]
     rows = manifest.filter((pl.col("status") == "ok") & pl.col("source_uri").is_in(source_uris.implode()))
     return [ClipTask(r["video_id"], r["source_uri"], r["width"], r["height"], r["fps"], r.get("rotation") or 0)
             for r in rows.iter_rows(named=True)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """Where one written clip's frames are: its source video (displayed size, rotation) and frame range."""
+
+    clip_id: str
+    video_id: str
+    source_uri: str
+    width: int
+    height: int
+    rotation: int
+    start_frame: int
+    end_frame: int  # inclusive
+
+    @property
+    def num_frames(self) -> int:
+        return self.end_frame - self.start_frame + 1
+
+
+def clip_sources(clips: pl.DataFrame, manifest: pl.DataFrame) -> list[ClipSource]:
+    """Every ``ok`` clip row with its source's displayed size and rotation, in clip-table order."""
+    sources = manifest.filter(pl.col("status") == "ok").unique("video_id", keep="first", maintain_order=True)
+    joined = clips.filter(pl.col("status") == "ok").join(
+        sources.select("video_id", pl.col("width").alias("src_width"), pl.col("height").alias("src_height"),
+                       "rotation"), on="video_id", how="inner", maintain_order="left")  # fmt: skip
+    return [ClipSource(r["clip_id"], r["video_id"], r["source_uri"], r["src_width"], r["src_height"],
+                       r["rotation"] or 0, r["start_frame"], r["end_frame"]) for r in joined.iter_rows(named=True)]  # fmt: skip

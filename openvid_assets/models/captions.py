@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from openvid_assets.media.clips import ClipSource
 from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
 from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype, seeded
 from openvid_assets.models.scoring import (
@@ -319,18 +320,6 @@ CAPTION_SCHEMA: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class CaptionTask:
-    clip_id: str
-    video_id: str
-    source_uri: str
-    width: int  # displayed size of the source
-    height: int
-    rotation: int
-    start_frame: int
-    end_frame: int
-
-
-@dataclass(frozen=True)
 class ShardCaptions:
     table: pl.DataFrame
     computed: int
@@ -359,7 +348,7 @@ def _caption_row(generation: Generation, settings: CaptionSettings) -> dict[str,
     return {**row, "status": "ok", "caption": caption}
 
 
-def _generate_rows(captioner: Captioner, items: list[tuple[CaptionTask, DecodedFrames]],
+def _generate_rows(captioner: Captioner, items: list[tuple[ClipSource, DecodedFrames]],
                    settings: CaptionSettings) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Caption a batch; if the batch fails, caption one by one so one bad clip fails alone."""
     try:
@@ -375,7 +364,7 @@ def _generate_rows(captioner: Captioner, items: list[tuple[CaptionTask, DecodedF
         return {items[0][0].clip_id: {"status": "failed", "error": f"generation failed: {str(e)[:300]}"}}
 
 
-def caption_shard(tasks: list[CaptionTask], captioner: Captioner, settings: CaptionSettings, open_video: OpenVideo, *,
+def caption_shard(tasks: list[ClipSource], captioner: Captioner, settings: CaptionSettings, open_video: OpenVideo, *,
                   camera: dict[str, str | None] | None = None, previous: pl.DataFrame | None = None,
                   progress: Progress | None = None, workers: int = 2) -> ShardCaptions:  # fmt: skip
     """Caption every clip: frames decode ahead in threads while the model generates in batches."""
@@ -385,14 +374,14 @@ def caption_shard(tasks: list[CaptionTask], captioner: Captioner, settings: Capt
     if cached is not None:
         rows = {r["clip_id"]: r for r in cached.iter_rows(named=True)}
     todo = [t for t in tasks if t.clip_id not in rows]
-    def decode(task: CaptionTask) -> DecodedFrames:
+    def decode(task: ClipSource) -> DecodedFrames:
         short = settings.frame_short_side if min(task.width, task.height) > settings.frame_short_side else None
         request = FrameRequest(indices=lambda _n: frame_indices(task.start_frame, task.end_frame, settings),
                                short_side=short)  # fmt: skip
         with open_video(task) as path:
             return read_frames(path, request, width=task.width, height=task.height, rotation=task.rotation)
 
-    batch: list[tuple[CaptionTask, DecodedFrames]] = []
+    batch: list[tuple[ClipSource, DecodedFrames]] = []
     done = 0
 
     def flush() -> None:
@@ -424,15 +413,6 @@ def caption_shard(tasks: list[CaptionTask], captioner: Captioner, settings: Capt
     table = pl.DataFrame(out, schema=CAPTION_SCHEMA) if out else pl.DataFrame(schema=CAPTION_SCHEMA)
     return ShardCaptions(table, len(todo), len(tasks) - len(todo))
 
-
-def caption_tasks(clips: pl.DataFrame, manifest: pl.DataFrame) -> list[CaptionTask]:
-    """One task per written clip, with its source's displayed size and rotation."""
-    sources = manifest.filter(pl.col("status") == "ok").unique("video_id", keep="first", maintain_order=True)
-    joined = clips.filter(pl.col("status") == "ok").join(
-        sources.select("video_id", pl.col("width").alias("src_width"), pl.col("height").alias("src_height"),
-                       "rotation"), on="video_id", how="inner", maintain_order="left")  # fmt: skip
-    return [CaptionTask(r["clip_id"], r["video_id"], r["source_uri"], r["src_width"], r["src_height"],
-                        r["rotation"] or 0, r["start_frame"], r["end_frame"]) for r in joined.iter_rows(named=True)]  # fmt: skip
 
 
 def camera_labels(motion: pl.DataFrame | None, manifest: pl.DataFrame) -> dict[str, str | None]:

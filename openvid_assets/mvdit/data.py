@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from openvid_assets.media.clips import ClipSource, clip_sources
 from openvid_assets.media.frames import FrameRequest, read_frames
 from openvid_assets.models.scoring import KEY_COLUMNS, ScoreKey, is_infrastructure_error, reusable_rows
 from openvid_assets.models.weights import folder_digest, resolve_model_folder
@@ -107,27 +108,21 @@ LATENT_SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class LatentTask:
-    clip_id: str
-    video_id: str
-    source_uri: str
-    width: int  # displayed size of the source
-    height: int
-    rotation: int
-    start_frame: int
-    num_frames: int
+    clip: ClipSource
     caption: str
 
 
-OpenVideo = Callable[[LatentTask], AbstractContextManager[Path]]
+OpenVideo = Callable[[ClipSource], AbstractContextManager[Path]]
 
 
 def encode_clip(task: LatentTask, path: Path, encoders: Encoders, settings: LatentSettings) -> dict[str, torch.Tensor]:
-    indices = clip_frame_indices(task.num_frames, settings)
+    clip = task.clip
+    indices = clip_frame_indices(clip.num_frames, settings)
     if indices is None:
-        raise ValueError(f"clip has {task.num_frames} frames, fewer than the {settings.frames} a sample needs")
-    size = training_size(task.width, task.height, settings.resolution)
-    request = FrameRequest(indices=lambda _n: [task.start_frame + i for i in indices], size=size)
-    frames = read_frames(path, request, width=task.width, height=task.height, rotation=task.rotation).frames
+        raise ValueError(f"clip has {clip.num_frames} frames, fewer than the {settings.frames} a sample needs")
+    size = training_size(clip.width, clip.height, settings.resolution)
+    request = FrameRequest(indices=lambda _n: [clip.start_frame + i for i in indices], size=size)
+    frames = read_frames(path, request, width=clip.width, height=clip.height, rotation=clip.rotation).frames
     video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
     with torch.no_grad():
         latent = encoders.vae.encode(video, sample=False)[0]
@@ -151,38 +146,33 @@ def encode_shard(tasks: list[LatentTask], encoders: Encoders, settings: LatentSe
     cached = reusable_rows(previous, key)
     rows = {r["clip_id"]: r for r in cached.iter_rows(named=True)} if cached is not None else {}
     rows = {c: r for c, r in rows.items() if exists(r["latent_path"])}
-    todo = [t for t in tasks if t.clip_id not in rows]
+    todo = [t for t in tasks if t.clip.clip_id not in rows]
     for done, task in enumerate(todo, 1):
         row: dict[str, Any] = {"status": "ok"}
         try:
-            with open_video(task) as path:
+            with open_video(task.clip) as path:
                 tensors = encode_clip(task, path, encoders, settings)
             buffer = io.BytesIO()
             torch.save(tensors, buffer)
-            row.update(latent_path=put(task.clip_id, buffer.getvalue()), latent_shape=list(tensors["latent"].shape))
+            row.update(latent_path=put(task.clip.clip_id, buffer.getvalue()),
+                       latent_shape=list(tensors["latent"].shape))  # fmt: skip
         except Exception as e:
             if is_infrastructure_error(e):
                 raise
             row = {"status": "failed", "error": str(e)[:300] or type(e).__name__}
-        rows[task.clip_id] = row
+        rows[task.clip.clip_id] = row
         if progress:
             progress(done, len(todo))
-    out = [{**rows[t.clip_id], "clip_id": t.clip_id, "video_id": t.video_id, **key.columns()} for t in tasks]
+    out = [{**rows[t.clip.clip_id], "clip_id": t.clip.clip_id, "video_id": t.clip.video_id, **key.columns()}
+           for t in tasks]  # fmt: skip
     table = pl.DataFrame(out, schema=LATENT_SCHEMA) if out else pl.DataFrame(schema=LATENT_SCHEMA)
     return table, len(todo)
 
 
 def latent_tasks(clips: pl.DataFrame, captions: pl.DataFrame, manifest: pl.DataFrame) -> list[LatentTask]:
-    """Every captioned clip, with its caption and its source's displayed size and rotation."""
-    sources = manifest.filter(pl.col("status") == "ok").unique("video_id", keep="first", maintain_order=True)
-    joined = (
-        clips.filter(pl.col("status") == "ok")
-        .join(captions.filter(pl.col("status") == "ok").select("clip_id", "caption"), on="clip_id")
-        .join(sources.select("video_id", pl.col("width").alias("w"), pl.col("height").alias("h"), "rotation"),
-              on="video_id")  # fmt: skip
-    )
-    return [LatentTask(r["clip_id"], r["video_id"], r["source_uri"], r["w"], r["h"], r["rotation"] or 0,
-                       r["start_frame"], r["num_frames"], r["caption"]) for r in joined.iter_rows(named=True)]  # fmt: skip
+    """Every captioned clip, with its caption."""
+    text = dict(captions.filter(pl.col("status") == "ok").select("clip_id", "caption").iter_rows())
+    return [LatentTask(clip, text[clip.clip_id]) for clip in clip_sources(clips, manifest) if clip.clip_id in text]
 
 
 # --------------------------------------------------------------------------- training items

@@ -16,6 +16,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (to tell a killed writer's leftovers from a live one's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def is_s3_uri(uri: str) -> bool:
     return uri.startswith("s3://")
 

@@ -17,23 +17,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from openvid_assets.store.files import FileSystem, default_s3_client, open_filesystem
+from openvid_assets.store.files import FileSystem, default_s3_client, open_filesystem, process_alive
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def _stage_prefix() -> str:
     return f".tmp-stage-{os.getpid()}-"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -132,7 +122,7 @@ class TableStore:
         os.makedirs(local, exist_ok=True)
         for stale in Path(local).glob(".tmp-stage-*"):
             pid = stale.name.split("-")[2]
-            if pid.isdigit() and not _process_alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
         return local
 

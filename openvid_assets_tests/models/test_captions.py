@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 
 from openvid_assets.media import synthetic
+from openvid_assets.media.clips import ClipSource
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.models.captions import (
     TINY_CAPTIONER,
     CaptionSettings,
-    CaptionTask,
     Captioner,
     caption_shard,
     camera_labels,
@@ -119,11 +119,11 @@ def test_a_missing_model_folder_says_how_to_get_it(weights_dir):
         resolve_model_folder("llava-hf/llava-v1.6-34b-hf")
 
 
-def _tasks(tmp_path) -> list[CaptionTask]:
+def _tasks(tmp_path) -> list[ClipSource]:
     spec = synthetic.hard_cuts(tmp_path)
     path = str(tmp_path / spec.name)
-    tasks = [CaptionTask(f"clip-{a}", "vid", path, spec.width, spec.height, 0, a, a + 25) for a in (0, 32, 62)]
-    return tasks + [CaptionTask("clip-gone", "vid2", str(tmp_path / "gone.mp4"), 160, 90, 0, 0, 20)]
+    tasks = [ClipSource(f"clip-{a}", "vid", path, spec.width, spec.height, 0, a, a + 25) for a in (0, 32, 62)]
+    return tasks + [ClipSource("clip-gone", "vid2", str(tmp_path / "gone.mp4"), 160, 90, 0, 0, 20)]
 
 
 def _open(task):
