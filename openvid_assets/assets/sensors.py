@@ -6,9 +6,11 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 from openvid_assets import settings
 from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.shards import shards_partitions, store_new_shards, unregistered_partitions
+from openvid_assets.store.shards import ShardRegistry
 
 SHARD_JOB = "shard_pipeline"
 ADD_BATCH = 1000  # partition keys per add request
+MAX_RUNS_PER_TICK = 500
 
 
 @sensor(
@@ -22,14 +24,22 @@ def new_videos_sensor(context: SensorEvaluationContext, store: OpenVidStore) -> 
     if not source:
         return SkipReason("OPENVID_SOURCE is not set: nothing to watch")
     tables = store.tables()
+    known = set(context.instance.get_dynamic_partitions(shards_partitions.name))
     listed, _ = store_new_shards(tables, source, settings.shard_size(), store.s3_client())
     # Also picks up shards stored by an earlier tick or command that died before registering them.
     new_keys = unregistered_partitions(tables, context.instance)
-    if not new_keys:
+    # Runs go out in shard order, at most MAX_RUNS_PER_TICK per tick (20,000 new shards must not become
+    # 20,000 queued runs at once); the cursor is the last shard a run was requested for. On the first
+    # tick it starts after the shards the instance already knew (the run command may have done them).
+    after = context.cursor if context.cursor is not None else max(known, default="")
+    waiting = [key for key in ShardRegistry(tables).keys() if key > after]
+    batch = waiting[:MAX_RUNS_PER_TICK]
+    if not new_keys and not batch:
         return SkipReason(f"no new videos among {listed} listed in {source}")
     return SensorResult(
-        run_requests=[RunRequest(partition_key=key, run_key=key) for key in new_keys],
+        run_requests=[RunRequest(partition_key=key, run_key=key) for key in batch],
         # In batches, like register_partitions: each request is one bounded insert by the daemon.
         dynamic_partitions_requests=[shards_partitions.build_add_request(new_keys[i : i + ADD_BATCH])
                                      for i in range(0, len(new_keys), ADD_BATCH)],  # fmt: skip
+        cursor=batch[-1] if batch else after,
     )

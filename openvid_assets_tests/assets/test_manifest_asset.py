@@ -63,6 +63,30 @@ def test_sensor_registers_new_videos_as_new_shards_once(source, tmp_path, monkey
         assert list(request.partition_keys) == [f"shard-{len(expected):05d}"]
 
 
+def test_sensor_requests_runs_in_bounded_batches_across_ticks(source, tmp_path, monkeypatch):
+    from openvid_assets.assets import sensors
+
+    src, specs = source
+    monkeypatch.setenv("OPENVID_SOURCE", str(src))
+    monkeypatch.setenv("OPENVID_SHARD_SIZE", "2")
+    monkeypatch.setattr(sensors, "MAX_RUNS_PER_TICK", 5)
+    resources = default_resources(str(tmp_path / "data"))
+    shards = [f"shard-{i:05d}" for i in range((len(specs) + 1) // 2)]
+    requested, cursor = [], None
+    with DagsterInstance.ephemeral() as instance:
+        for _ in range(len(shards)):
+            with build_sensor_context(instance=instance, resources=resources, cursor=cursor) as ctx:
+                result = new_videos_sensor(ctx)
+            if isinstance(result, SkipReason):
+                break
+            for request in result.dynamic_partitions_requests:  # what the daemon does
+                instance.add_dynamic_partitions(shards_partitions.name, list(request.partition_keys))
+            assert len(result.run_requests) <= 5
+            requested += [r.partition_key for r in result.run_requests]
+            cursor = result.cursor
+    assert requested == shards  # every shard once, in order, over several ticks
+
+
 def test_sensor_without_a_source_skips_with_a_reason(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENVID_SOURCE", raising=False)
     with DagsterInstance.ephemeral() as instance, build_sensor_context(
