@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything openvid-assets needs on a Debian/Ubuntu machine:
-# ffmpeg and PostgreSQL (system packages), a virtual environment in .venv, and the project with its test extras.
+# ffmpeg, PostgreSQL and Chromium (system packages), a virtual environment in .venv, and the project with its test extras.
 # Safe to run again: each step is skipped or cheap when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,9 @@ if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/ini
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
+
+# System Chromium for the UI test (Playwright drives it headless; no browser download).
+bash scripts/install_chromium.sh
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
