@@ -15,7 +15,12 @@
   steps on a machine than the pool's limit (dagster.yaml ``concurrency.pools``).
 """
 
+import warnings
+
 from dagster import AutomationCondition, Backoff, BackfillPolicy, Jitter, RetryPolicy
+
+# Backfill policies are a documented, deliberate choice here; Dagster's "beta" notice would print on every import.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` of function `asset` is currently in beta")
 
 GPU_POOL = "gpu"
 TRANSIENT_RETRY = RetryPolicy(max_retries=3, delay=15, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
