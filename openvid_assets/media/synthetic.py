@@ -739,7 +739,7 @@ def write_hostile_source(out_dir: Path | str, outside_dir: Path | str | None = N
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     outside = Path(outside_dir) if outside_dir is not None else out.parent / f"{out.name}_outside"
-    names = (*HOSTILE_NAMES, "tab\tand\nnewline.mp4", "100% $(touch pwned) `id` ;|&.mp4", "back\\slash %d.mp4",
+    names = (*HOSTILE_NAMES, "tab\tand\nnewline.mp4", "100% $(touch pwned) `id` ;|& back\\slash %d.mp4",
              "L" * 200 + ".mp4", "nested dir/--version.mp4")  # fmt: skip
     specs = [smooth_pan(out, name, num_frames=32, seed=seed) for seed, name in enumerate(names, 30)]
     specs += write_bad_inputs(out, outside)

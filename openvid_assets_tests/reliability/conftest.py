@@ -1,0 +1,39 @@
+"""One tiny source and one uninterrupted reference run, shared by the kill and parallel tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from openvid_assets_tests.reliability.harness import (
+    make_dagster_home,
+    pipeline_env,
+    run_args,
+    run_to_end,
+    snapshot,
+    tiny_source,
+)
+
+SHARD_SIZE = 1  # four inputs, four shards: enough for four parallel shard runs
+
+
+@dataclass(frozen=True)
+class Reference:
+    source: Path
+    data: Path
+    snapshot: dict[str, object]
+    seconds: float
+    output: str
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """The tiny source run once, uninterrupted, by the run command, into its own data root and instance."""
+    root = tmp_path_factory.mktemp("reliability")
+    source = tiny_source(root / "src")
+    data, home = root / "reference", make_dagster_home(root / "reference_home")
+    run = run_to_end(run_args(source, data, SHARD_SIZE), pipeline_env(home), root, timeout=300)
+    assert run.proc.returncode == 0, run.output
+    return Reference(source, data, snapshot(data), run.elapsed, run.output)

@@ -1,0 +1,57 @@
+"""kill -9 at two points of a run (the re-run killed again), then a last re-run: same outputs as an
+uninterrupted run, no partial or temporary files, every input exactly once in lineage."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from openvid_assets_tests.reliability.conftest import SHARD_SIZE
+from openvid_assets_tests.reliability.harness import (
+    WatchedRun,
+    differences,
+    instance_problems,
+    leftovers,
+    lineage_problems,
+    make_dagster_home,
+    partial_files,
+    pipeline_env,
+    run_args,
+    run_to_end,
+    shard_keys,
+    snapshot,
+    version_problems,
+)
+
+# (first output line to wait for, extra seconds before the kill): a model step of the second shard, then,
+# in the re-run, the clip cutting of that shard (ffmpeg children writing temporary clip files).
+KILL_POINTS = [
+    (r"\[shard-00001\] frame_embeddings: started", 0.0),
+    (r"\[shard-00001\] clips: started", 0.3),
+]
+
+
+def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_run, tmp_path):
+    data, home = tmp_path / "data", make_dagster_home(tmp_path / "dagster_home")
+    args, env = run_args(reference_run.source, data, SHARD_SIZE), pipeline_env(home)
+    killed_during = []
+    for pattern, delay in KILL_POINTS:  # each launch resumes the previous one's work, then dies
+        run = WatchedRun(args, env, tmp_path)
+        assert run.wait_for(pattern, timeout=300), run.output
+        time.sleep(delay)
+        _, doing, alive = run.kill()
+        assert alive, f"the run ended before the kill at {pattern!r}:\n{run.output}"
+        killed_during.append(doing)
+        assert partial_files(data) == [], (doing, run.output)  # only whole files under final names
+    assert killed_during[0].startswith("frame_embeddings [shard-00001]"), killed_during
+    assert re.fullmatch(r"(after )?(clips|captions) \[shard-00001\]", killed_during[1]), killed_during
+
+    final = run_to_end(args, env, tmp_path, timeout=300)
+    assert final.proc.returncode == 0, final.output
+    assert "0 new shard(s)" in final.output
+    assert differences(reference_run.snapshot, snapshot(data)) == []
+    assert leftovers(data) == []
+    assert lineage_problems(data, reference_run.source) == []
+    assert version_problems(data) == []
+    # The killed runs are not left "started" in the UI, and every step shows as materialized.
+    assert instance_problems(home, shard_keys(data)) == []
