@@ -57,13 +57,27 @@ def list_videos(source: str, s3_client: Any = None) -> list[str]:
     found = []
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs.sort()
-        found.extend(os.path.join(folder, f) for f in files if has_video_extension(f))
+        found.extend(text_uri(os.path.join(folder, f)) for f in files if has_video_extension(f))
     return sorted(found)
+
+
+def text_uri(path: str) -> str:
+    """The path as valid UTF-8 text (tables store URIs as strings): bytes that are not UTF-8 become
+    ``\\xNN`` escapes. Such a URI names no file; its row says why (see :func:`_check_local`)."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:  # os.walk hands undecodable bytes over as surrogates
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _check_local(uri: str, root: str) -> Path:
     real_root = os.path.realpath(root)
     if not os.path.lexists(uri):
+        folder = os.path.dirname(uri)
+        if "\\x" in uri and os.path.isdir(folder) and any(
+                text_uri(os.path.join(folder, name)) == uri for name in os.listdir(folder)):  # fmt: skip
+            raise VideoInputError("file name is not valid UTF-8 (shown with \\x escapes): rename the file")
         raise VideoInputError("file vanished: it was listed but no longer exists")
     real = os.path.realpath(uri)
     if os.path.commonpath([real, real_root]) != real_root:

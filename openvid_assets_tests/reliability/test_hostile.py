@@ -92,20 +92,21 @@ def test_a_file_that_changes_once_is_read_again(tmp_path, monkeypatch):
     assert row["size_bytes"] == path.stat().st_size  # the facts of the final bytes
 
 
-@pytest.mark.xfail(raises=UnicodeEncodeError, strict=True,
-                   reason="a file name that is not valid UTF-8 cannot be stored in the String shard lists: "
-                          "registration fails for the whole source (media/sources.py, store/shards.py)")  # fmt: skip
 def test_a_non_utf8_file_name_is_a_row(tmp_path):
     from openvid_assets.store import TableStore
     from openvid_assets.store.shards import ShardRegistry
 
     src = tmp_path / "src"
     smooth_pan(src, num_frames=8)
+    smooth_pan(src, "ok.mp4", num_frames=8)
     os.rename(src / "smooth_pan.mp4", os.path.join(os.fsencode(src), b"caf\xe9.mp4"))
     listed = list_videos(str(src))
-    assert len(listed) == 1
+    assert len(listed) == 2 and listed[0].endswith("caf\\xe9.mp4")  # stored as text, escaped
     ShardRegistry(TableStore(str(tmp_path / "data"))).register(str(src), listed, 10)
-    assert build_manifest(listed, str(src), "shard-00000").height == 1
+    manifest = build_manifest(listed, str(src), "shard-00000")
+    bad, good = manifest.row(0, named=True), manifest.row(1, named=True)
+    assert bad["status"] == "failed" and "not valid UTF-8" in bad["error"]
+    assert good["status"] == "ok"  # the other video of the shard is unaffected
 
 
 def test_hostile_source_through_the_whole_pipeline(tmp_path):
