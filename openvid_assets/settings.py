@@ -12,7 +12,11 @@ DEFAULT_SHARD_SIZE = 1000
 DEFAULT_PROBE_TIMEOUT_S = 60.0
 
 
-def _positive(name: str, value: str, cast: type) -> int | float:
+def _positive(name: str, default: int | float, cast: type) -> int | float:
+    """``$name`` as a positive number of type ``cast``, or ``default`` when unset."""
+    value = os.environ.get(name)
+    if not value:
+        return default
     try:
         parsed = cast(value)
     except ValueError:
@@ -34,14 +38,12 @@ def source() -> str | None:
 
 def shard_size() -> int:
     """Videos per shard (``OPENVID_SHARD_SIZE``)."""
-    raw = os.environ.get("OPENVID_SHARD_SIZE")
-    return int(_positive("OPENVID_SHARD_SIZE", raw, int)) if raw else DEFAULT_SHARD_SIZE
+    return int(_positive("OPENVID_SHARD_SIZE", DEFAULT_SHARD_SIZE, int))
 
 
 def probe_timeout_s() -> float:
     """Seconds one video may take to probe before it is marked failed (``OPENVID_PROBE_TIMEOUT_S``)."""
-    raw = os.environ.get("OPENVID_PROBE_TIMEOUT_S")
-    return float(_positive("OPENVID_PROBE_TIMEOUT_S", raw, float)) if raw else DEFAULT_PROBE_TIMEOUT_S
+    return float(_positive("OPENVID_PROBE_TIMEOUT_S", DEFAULT_PROBE_TIMEOUT_S, float))
 
 
 DEFAULT_MAX_PIXELS = 8192 * 4320  # DCI 8K; larger frames are refused before anything decodes them
@@ -50,11 +52,9 @@ DEFAULT_MAX_DURATION_S = 4 * 3600.0  # a feature film fits; a 10-hour stream rec
 
 def max_pixels() -> int:
     """Largest frame (width x height) a video may have (``OPENVID_MAX_PIXELS``); larger is a failed row."""
-    raw = os.environ.get("OPENVID_MAX_PIXELS")
-    return int(_positive("OPENVID_MAX_PIXELS", raw, int)) if raw else DEFAULT_MAX_PIXELS
+    return int(_positive("OPENVID_MAX_PIXELS", DEFAULT_MAX_PIXELS, int))
 
 
 def max_duration_s() -> float:
     """Longest video in seconds (``OPENVID_MAX_DURATION_S``); longer is a failed row, never decoded."""
-    raw = os.environ.get("OPENVID_MAX_DURATION_S")
-    return float(_positive("OPENVID_MAX_DURATION_S", raw, float)) if raw else DEFAULT_MAX_DURATION_S
+    return float(_positive("OPENVID_MAX_DURATION_S", DEFAULT_MAX_DURATION_S, float))
