@@ -1,6 +1,9 @@
 """Shared by the benchmark scripts: verdicts that admit noise, and markdown tables."""
 
+import os
+import platform
 from collections.abc import Callable
+from pathlib import Path
 
 
 def verdict(median: float, per_repeat: list[float], meets: Callable[[float], bool], yes: str = "PASS",
@@ -17,3 +20,21 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
+
+
+def machine_facts(**versions: str) -> dict[str, str]:
+    """CPU, usable cores, library versions and the load when the run starts: the conditions of a table."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    return {"CPU": cpu_model(), "CPU count": f"{os.cpu_count()} (usable: {usable})",
+            "python": platform.python_version(), **versions,
+            "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip

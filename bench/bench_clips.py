@@ -49,7 +49,6 @@ import cProfile
 import dataclasses
 import json
 import os
-import platform
 import pstats
 import shutil
 import statistics
@@ -72,7 +71,7 @@ import scenedetect  # noqa: E402
 from scenedetect import SceneManager, open_video  # noqa: E402
 from scenedetect.detectors import ContentDetector, ThresholdDetector  # noqa: E402
 
-from _report import markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
+from _report import machine_facts as report_facts, markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
 from openvid_assets.media import synthetic  # noqa: E402
 from openvid_assets.media.frames import read_frames  # noqa: E402
 from openvid_assets.media.scenes import (  # noqa: E402
@@ -359,24 +358,7 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
 
 
 def machine_facts() -> dict[str, str]:
-    cpu_model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    return {
-        "CPU": cpu_model,
-        "CPU count": f"{os.cpu_count()} (usable: {usable})",
-        "python": platform.python_version(),
-        "scenedetect": scenedetect.__version__,
-        "decord": decord.__version__,
-        "opencv": cv2.__version__,
-        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
+    return report_facts(scenedetect=scenedetect.__version__, decord=decord.__version__, opencv=cv2.__version__)
 
 
 def main(argv: list[str] | None = None) -> int:

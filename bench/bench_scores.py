@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -78,7 +77,7 @@ import polars as pl  # noqa: E402
 import torch  # noqa: E402
 from dagster import DagsterInstance, materialize  # noqa: E402
 
-from _report import markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
+from _report import cpu_model, machine_facts as report_facts, markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
 from openvid_assets.assets.manifest import MANIFEST, video_manifest  # noqa: E402
 from openvid_assets.assets.resources import ModelsResource, default_resources  # noqa: E402
 from openvid_assets.assets.scores import (  # noqa: E402
@@ -467,28 +466,12 @@ def run_regime(label: str, profile: str, device: str, source: Path, work: Path, 
 
 
 def machine_facts(device: str) -> dict[str, str]:
-    cpu_model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     from openvid_assets.models.runtime import pick_device
 
     dev = pick_device(device)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model
-    return {
-        "device": f"{dev} ({name})",
-        "CPU": cpu_model,
-        "CPU count": f"{os.cpu_count()} (usable: {usable})",
-        "torch threads": str(torch.get_num_threads()),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model()
+    return {"device": f"{dev} ({name})",
+            **report_facts(**{"torch threads": str(torch.get_num_threads()), "torch": torch.__version__})}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
