@@ -83,9 +83,12 @@ class LocalFileSystem:
     def put(self, rel: str, data: bytes) -> None:
         target = self._path(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a killed writer
-            stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+            # Left by a killed writer; another live process writing the same file keeps its own.
+            writer = stale.name[len(target.name) + 2 :].split(".", 1)[0]
+            if not (writer.isdigit() and process_alive(int(writer))):
+                stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

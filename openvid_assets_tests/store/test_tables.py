@@ -92,8 +92,12 @@ def test_stale_temp_file_from_killed_writer_is_swept_and_never_listed(tmp_path):
     store = TableStore(str(tmp_path))
     assert store.shards("scores") == []
     assert fs.list("tables/scores") == []
+    live = folder / f".shard-00000.parquet.{os.getpid()}.xyz789.tmp"  # a writer that is still running
+    live.write_bytes(b"being written")
     store.write("scores", "shard-00000", _frame(1))
     assert not stale.exists()
+    assert live.exists()  # not swept from under a concurrent writer
+    assert store.read("scores", "shard-00000").height == 1
 
 
 def test_streamed_table_writes_commit_atomically_and_export(store: TableStore):
