@@ -270,7 +270,7 @@ def main() -> int:
             result = scenario(sdir)
             parallel.append(result)
             print(f"{result['scenario']:<38} round {round_}: {result['processes']} processes, {result['failed']} failed, "
-                  f"{len(result['lock_errors'])} lock errors, {result['seconds']:.1f}s wall, every row: "
+                  f"{len(result['lock_errors'])} SQLite errors, {result['seconds']:.1f}s wall, every row: "
                   f"{'yes' if not result['problems'] else 'NO: ' + '; '.join(result['problems'])[:400]}"
                   f"{'  [' + ', '.join(result['waves']) + ']' if result['waves'] else ''}", flush=True)  # fmt: skip
             for line in result["lock_errors"][:3]:
