@@ -32,15 +32,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $($python --version)"
   $python -m venv .venv
 fi
-echo "==> installing the project into .venv (torch is large the first time)"
+echo "==> installing the locked dependencies into .venv (torch is large the first time)"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
-
-# scenedetect depends on the GUI build of OpenCV, which shares the cv2 module with the
-# headless build and needs libGL; keep only the headless build.
-if .venv/bin/python -m pip show -q opencv-python >/dev/null 2>&1; then
-  headless=$(.venv/bin/python -m pip show opencv-python-headless | sed -n 's/^Version: //p')
-  .venv/bin/python -m pip uninstall -q -y opencv-python
-  .venv/bin/python -m pip install -q --force-reinstall --no-deps "opencv-python-headless==${headless}"
-fi
+# Exactly the pinned set in requirements.lock (scripts/lock.sh makes it), nothing resolved today.
+# --no-deps: the lock already lists every package; it keeps only opencv's headless build, which
+# scenedetect's dependency on the GUI build (same cv2 module, needs libGL) would otherwise pull in.
+.venv/bin/python -m pip install -q --no-deps -r requirements.lock
+.venv/bin/python -m pip install -q --no-deps -e .
 .venv/bin/python -c "import cv2, decord, torch, dagster; print('==> ready: torch', torch.__version__, '| dagster', dagster.__version__, '| opencv', cv2.__version__)"
