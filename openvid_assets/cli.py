@@ -1,8 +1,8 @@
-"""Command line: ``openvid-assets run|register|train|sample|quickstart``.
+"""Command line: ``openvid-assets run|register|recipe|train|sample|quickstart``.
 
-``run`` registers shards and materializes every asset through Dagster, in
-dependency order, against the same instance the UI reads, so each run shows in
-``dagster dev`` afterwards.
+``run`` stores the recipe its flags ask for under the data root, registers shards,
+and submits the missing or stale parts of the graph as runs on the Dagster
+instance the UI reads (several at once), then waits for them and sums up.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from openvid_assets import settings
-from openvid_assets.models.profiles import PROFILES
 
 
 def _instance():
@@ -33,67 +32,138 @@ def _instance():
     return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(config_dir)))
 
 
-def _register(defs, instance, source: str, shard_size: int) -> tuple[int, list[str]]:
+def _store(data_root: str):
+    from dagster_aws.s3 import S3Resource
+
+    from openvid_assets.assets.resources import OpenVidStore
+
+    return OpenVidStore(data_root=data_root, s3=S3Resource())
+
+
+def _register(store, instance, source: str, shard_size: int) -> tuple[int, list[str]]:
     from openvid_assets.assets.shards import store_new_shards
 
-    store = defs.resources["store"]
     listed, stored = store_new_shards(store.tables(), source, shard_size, store.s3_client())
-    _sync_partitions(defs, instance)
+    _sync_partitions(store, instance)
     return listed, stored
 
 
-def _sync_partitions(defs, instance) -> None:
+def _sync_partitions(store, instance) -> None:
     """Register every shard stored under the data root as a partition of this Dagster instance (in batches)."""
     from openvid_assets.assets.shards import register_partitions
     from openvid_assets.store.shards import ShardRegistry
 
-    register_partitions(instance, ShardRegistry(defs.resources["store"].tables()).keys())
+    register_partitions(instance, ShardRegistry(store.tables()).keys())
+
+
+def _recipe_changes(args: argparse.Namespace) -> dict:
+    """The recipe changes a command's flags ask for: {section: {field: value}}."""
+    from openvid_assets.recipe import parse_changes
+
+    changes = parse_changes(list(getattr(args, "set", None) or []))
+    models = {k: v for k, v in {"profile": getattr(args, "models", None),
+                                "motion_backend": getattr(args, "motion_backend", None),
+                                "clarity_backend": getattr(args, "clarity_backend", None)}.items() if v}  # fmt: skip
+    if models:
+        changes.setdefault("models", {}).update(models)
+    for item in getattr(args, "rule", None) or []:
+        name, _, rule = item.partition("=")
+        changes.setdefault("selection", {})[name] = rule
+    if getattr(args, "no_filters", False):
+        changes.setdefault("selection", {})["thresholds_off"] = True
+    return changes
+
+
+def _stored_recipe(store, args: argparse.Namespace):
+    """Apply the command's recipe flags to the data root's recipe, storing a new version if they change it."""
+    from openvid_assets.recipe import describe_change
+
+    current = store.recipe()
+    new = current.recipe.updated(_recipe_changes(args))
+    if current.version and new == current.recipe:
+        return current
+    stored, _ = store.recipes().save(new)
+    changed = describe_change(current.recipe, new) if current.version else ["first version (defaults and flags)"]
+    print(f"Recipe {stored.label} stored under {store.data_root}/recipe/: " + "; ".join(changed))
+    return stored
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from openvid_assets.definitions import build_definitions
-
-    defs = build_definitions(args.data_root)
+    store = _store(args.data_root)
     with _instance() as instance:
-        listed, new = _register(defs, instance, args.source, args.shard_size)
+        listed, new = _register(store, instance, args.source, args.shard_size)
     print(f"{listed} videos listed in {args.source}; {len(new)} new shard(s): {', '.join(new) or '-'}")
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _materialize(args: argparse.Namespace, store, training: bool, source: str | None = None) -> int:
+    from openvid_assets.assets.engine import Workers, run_pipeline
+    from openvid_assets.assets.recipe import record_recipe
     from openvid_assets.definitions import build_definitions
-    from openvid_assets.assets.runner import run_pipeline
+    from openvid_assets.models.profiles import get_profile
+    from openvid_assets.store.shards import ShardRegistry
 
     started = time.monotonic()
-    rules = dict(item.split("=", 1) for item in args.rule)
-    defs = build_definitions(args.data_root, args.models, rules=rules, thresholds_off=args.no_filters or None)
-    defs.resources["models"].get_profile().check_weights()  # before any run starts
+    stored = _stored_recipe(store, args)
+    m = stored.recipe.models
+    get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
+                                         m.caption_model or None).check_weights()  # before any run starts
+    workers = Workers.for_machine(args.workers)
+    defs = build_definitions(store.data_root, getattr(args, "mvdit", None))
     with _instance() as instance:
-        listed, new = _register(defs, instance, args.source, args.shard_size)
-        store, models = defs.resources["store"], defs.resources["models"]
-        print(f"Source {args.source}: {listed} videos; {len(new)} new shard(s). "
-              f"Data root: {store.data_root}. Models: {models.profile}.")  # fmt: skip
-        report = run_pipeline(defs, instance, force=args.force)
+        if source:
+            listed, new = _register(store, instance, source, args.shard_size)
+            print(f"Source {source}: {listed} videos; {len(new)} new shard(s). Data root: {store.data_root}. "
+                  f"Recipe {stored.label}: models {m.profile}.")  # fmt: skip
+        else:
+            _sync_partitions(store, instance)
+        record_recipe(instance, stored)
+        where = f"{workers.gpus} GPU(s)" if workers.gpus else f"{workers.threads} thread(s) each"
+        print(f"Workers: {workers.count} run(s) at once, {where}.", flush=True)
+        report = run_pipeline(defs, instance, store.data_root, ShardRegistry(store.tables()).keys(), workers,
+                              force=getattr(args, "force", False), training=training,
+                              print_line=lambda line: print(line, flush=True))  # fmt: skip
+    summarise(store.tables(), report)
     print(report.summary(time.monotonic() - started))
     return 0 if report.ok else 1
+
+
+def summarise(tables, report) -> None:
+    from openvid_assets.assets.lineage import LINEAGE
+    from openvid_assets.assets.manifest import MANIFEST
+    from openvid_assets.assets.selection import GLOBAL
+    from openvid_assets.store import run_sql
+
+    if tables.shards(MANIFEST):
+        report.totals = run_sql("manifest_summary", {MANIFEST: tables.scan_source(MANIFEST)}).row(0, named=True)
+    if tables.exists(LINEAGE, GLOBAL):
+        outcome = run_sql("lineage_summary", {"lineage": tables.scan_source(LINEAGE, [GLOBAL])})
+        report.outcome = [(r["status"], r["stage"], r["videos"]) for r in outcome.iter_rows(named=True)]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _materialize(args, _store(args.data_root), training=False, source=args.source)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from openvid_assets.assets.runner import run_pipeline
-    from openvid_assets.definitions import build_definitions
+    args.mvdit = {k: v for k, v in {"steps": args.steps, "dataset": args.dataset, "prompts": args.prompt,
+                                    "preset": args.preset, "device": args.device}.items() if v}  # fmt: skip
+    return _materialize(args, _store(args.data_root), training=True)
 
-    started = time.monotonic()
-    overrides = {k: v for k, v in {"steps": args.steps, "dataset": args.dataset, "prompts": args.prompt,
-                                   "preset": args.preset, "device": args.device}.items() if v}  # fmt: skip
-    defs = build_definitions(args.data_root, args.models, mvdit=overrides)
-    shape = defs.resources["mvdit"].shape()
-    with _instance() as instance:
-        _sync_partitions(defs, instance)
-        print(f"Training {shape.name} ({shape.steps} steps, batch {shape.batch_size}) on {args.data_root}; "
-              f"models: {args.models}.")  # fmt: skip
-        report = run_pipeline(defs, instance, training=True)
-    print(report.summary(time.monotonic() - started))
-    return 0 if report.ok else 1
+
+def cmd_recipe(args: argparse.Namespace) -> int:
+    store = _store(args.data_root)
+    if args.set:
+        stored = _stored_recipe(store, args)
+        with _instance() as instance:
+            from openvid_assets.assets.recipe import record_recipe
+
+            record_recipe(instance, stored)
+    else:
+        stored = store.recipe()
+    where = f"{store.data_root}/recipe/v{stored.version:04d}.yaml" if stored.version else "not stored yet: defaults"
+    print(f"# recipe {stored.label} ({where})\n{stored.recipe.to_yaml()}", end="")
+    return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -111,7 +181,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     if not sample.exists():
         cmd_sample(argparse.Namespace(out=str(sample), no_bad=False, no_hd=False))
     run_args = argparse.Namespace(source=str(sample), data_root=args.data_root, shard_size=args.shard_size,
-                                  force=False, models="offline", rule=[], no_filters=False)  # fmt: skip
+                                  force=False, models="offline", rule=[], no_filters=False, workers=args.workers)  # fmt: skip
     code = cmd_run(run_args)
     if code == 0:
         print("Browse the runs and assets: dagster dev   (then open http://localhost:3000)")
@@ -131,6 +201,24 @@ def _rule_arg(text: str) -> str:
     return text
 
 
+def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", choices=["paper", "offline"], help="model profile: paper (real weights) or offline "
+                   "(tiny random models); stored in the recipe (a new data root starts with $OPENVID_MODELS or paper)")
+    p.add_argument("--motion-backend", choices=["unimatch", "unimatch-tiny", "farneback"],
+                   help="motion model instead of the profile's (stored in the recipe)")  # fmt: skip
+    p.add_argument("--clarity-backend", choices=["dover", "dover-tiny", "laplacian"],
+                   help="clarity model instead of the profile's (stored in the recipe)")  # fmt: skip
+    p.add_argument("--rule", action="append", default=[], type=_rule_arg, metavar="SCORE=RULE",
+                   help="selection rule, e.g. aesthetic=min:4.5 or motion=band:10:95 (repeatable; stored in the recipe)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="any recipe setting, e.g. clips.mode=none or captions.layout=grid (repeatable)")  # fmt: skip
+
+
+def _add_workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None, help="runs at once (default: one per GPU, pinned to it; "
+                   "else one single-threaded run per core)")  # fmt: skip
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=settings.data_root(),
                    help="folder or s3://bucket/prefix for all outputs (default: $OPENVID_DATA_ROOT or ./data)")  # fmt: skip
@@ -145,25 +233,27 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="register shards and materialize the whole pipeline")
     run.add_argument("--source", required=True, help="folder or s3://bucket/prefix of raw videos")
     run.add_argument("--force", action="store_true", help="recompute shards that already have outputs")
-    run.add_argument("--models", choices=sorted(PROFILES), default=os.environ.get("OPENVID_MODELS") or "paper",
-                     help="model profile: paper (real weights, the default) or offline (tiny random models)")  # fmt: skip
-    run.add_argument("--rule", action="append", default=[], type=_rule_arg, metavar="SCORE=RULE",
-                     help="selection rule, e.g. aesthetic=min:4.5 or motion=band:10:95 (repeatable)")  # fmt: skip
     run.add_argument("--no-filters", action="store_true",
-                     help="keep every decodable video (same as OPENVID_THRESHOLDS=off)")  # fmt: skip
+                     help="keep every decodable video (the recipe's selection.thresholds_off)")  # fmt: skip
+    _add_recipe_flags(run)
+    _add_workers(run)
     _add_common(run)
     run.set_defaults(func=cmd_run)
 
     tr = sub.add_parser("train", help="train MVDiT on the curated dataset of a data root, then sample from it")
-    tr.add_argument("--models", choices=sorted(PROFILES), default=os.environ.get("OPENVID_MODELS") or "paper",
-                    help="profile: paper (XL/2, sd-vae-ft-ema, T5-XXL) or offline (tiny, CPU)")  # fmt: skip
     tr.add_argument("--steps", type=int, help="train until this step (default: the profile's)")
     tr.add_argument("--dataset", choices=["full", "hd"], help="openvid.parquet (default) or the HD subset")
     tr.add_argument("--preset", choices=["XL/2", "tiny"], help="model size (default: the profile's)")
     tr.add_argument("--prompt", action="append", help="prompt to sample (repeatable; default: dataset captions)")
     tr.add_argument("--device", help="auto (default), cpu, cuda, ...")
+    _add_workers(tr)
     _add_common(tr)
     tr.set_defaults(func=cmd_train)
+
+    rec = sub.add_parser("recipe", help="show the data root's recipe, or change it (--set, --rule, --models ...)")
+    _add_recipe_flags(rec)
+    _add_common(rec)
+    rec.set_defaults(func=cmd_recipe)
 
     reg = sub.add_parser("register", help="register shards for new videos in a source, run nothing")
     reg.add_argument("--source", required=True, help="folder or s3://bucket/prefix of raw videos")
@@ -178,6 +268,7 @@ def parser() -> argparse.ArgumentParser:
 
     quick = sub.add_parser("quickstart", help="generate a sample (if missing) and run it with the offline models")
     quick.add_argument("--sample", default="sample", help="sample folder (default: ./sample)")
+    _add_workers(quick)
     _add_common(quick)
     quick.set_defaults(shard_size=8)  # small shards so the demo shows several partitions
     quick.set_defaults(func=cmd_quickstart)
@@ -191,6 +282,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:  # MissingWeightsError is a FileNotFoundError
+    except (FileNotFoundError, ValueError) as e:  # MissingWeightsError, RecipeError, RuleError
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import AssetSelection, AutomationConditionSensorDefinition, Definitions, define_asset_job
-from dagster._loggers import colored_console_logger
+from dagster import (AssetSelection, AutomationConditionSensorDefinition, Definitions, define_asset_job,
+                     in_process_executor)  # fmt: skip
 
 from openvid_assets.assets.manifest import video_manifest
-from openvid_assets.assets.progress import progress_logger
 from openvid_assets.assets.scores import (
     aesthetic_scores,
     clarity_scores,
@@ -16,6 +15,7 @@ from openvid_assets.assets.scores import (
     motion_scores,
     temporal_scores,
 )
+from openvid_assets.assets.recipe import edit_recipe, recipe
 from openvid_assets.assets.resources import default_resources
 from openvid_assets.assets.clips import captions, clips
 from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage
@@ -25,6 +25,7 @@ from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP, mvdit_checkpoint, mvdit_latents, mvdit_samples
 
 ASSETS = [
+    recipe,
     video_manifest,
     frame_embeddings,
     aesthetic_scores,
@@ -49,8 +50,9 @@ ASSETS = [
 # backfills from the UI follow each asset's own policy); say so once here instead of on every run.
 warnings.filterwarnings("ignore", message=r"Asset job .* materializes assets with varying BackfillPolicies")
 
-CURATION = [a for a in ASSETS if a.group_names_by_key[a.key] != TRAINING_GROUP]
-TRAINING = [a for a in ASSETS if a.group_names_by_key[a.key] == TRAINING_GROUP]
+MATERIALIZED = [a for a in ASSETS if a is not recipe]  # the recipe is observed, never materialized
+CURATION = [a for a in MATERIALIZED if a.group_names_by_key[a.key] != TRAINING_GROUP]
+TRAINING = [a for a in MATERIALIZED if a.group_names_by_key[a.key] == TRAINING_GROUP]
 
 shard_pipeline = define_asset_job(
     SHARD_JOB,
@@ -91,14 +93,17 @@ curation_automation = AutomationConditionSensorDefinition(
 )
 
 
-def build_definitions(data_root: str | None = None, models: str | None = None, rules: dict[str, str] | None = None,
-                      thresholds_off: bool | None = None, mvdit: dict | None = None) -> Definitions:
+def build_definitions(data_root: str | None = None, mvdit: dict | None = None) -> Definitions:
+    """The code location. ``data_root`` only sets the store resource's default (runs launched by the CLI carry
+    theirs in run config); everything that decides the dataset is read from the recipe under the data root."""
     return Definitions(
         assets=ASSETS,
-        jobs=[shard_pipeline, global_pipeline, mvdit_latents_job, mvdit_training],
+        jobs=[shard_pipeline, global_pipeline, mvdit_latents_job, mvdit_training, edit_recipe],
         sensors=[new_videos_sensor, curation_automation],
-        resources=default_resources(data_root, models, rules, thresholds_off, mvdit),
-        loggers={"console": colored_console_logger, "progress": progress_logger},
+        resources=default_resources(data_root, mvdit),
+        # One process per run, its steps in order: parallelism is several runs at once (the run queue), so a
+        # shard's steps share loaded models and a run never oversubscribes the cores it was given.
+        executor=in_process_executor,
     )
 
 

@@ -1,11 +1,15 @@
-"""Settings read from the environment, with defaults that run on one laptop.
+"""Deployment settings read from the environment, with defaults that run on one laptop.
 
-Every knob has one name here so the CLI, the Dagster resources and the docs agree.
+This is the only module that reads ``OPENVID_*`` variables. They say where things
+are and how a machine runs (data root, source, weights folder, device, limits);
+what the dataset *is* (models, rules, clip and caption settings) is the recipe,
+stored under the data root (openvid_assets/recipe.py), never an environment variable.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 DEFAULT_DATA_ROOT = "data"
 DEFAULT_SHARD_SIZE = 1000
@@ -58,3 +62,31 @@ def max_pixels() -> int:
 def max_duration_s() -> float:
     """Longest video in seconds (``OPENVID_MAX_DURATION_S``); longer is a failed row, never decoded."""
     return float(_positive("OPENVID_MAX_DURATION_S", DEFAULT_MAX_DURATION_S, float))
+
+
+def default_profile() -> str:
+    """The model profile a new data root's recipe starts with (``OPENVID_MODELS``, default ``paper``).
+    Once a recipe is stored, it decides; this variable changes nothing for an existing data root."""
+    return os.environ.get("OPENVID_MODELS") or "paper"
+
+
+def weights_dir() -> Path | None:
+    """Folder of model weights files (``OPENVID_WEIGHTS_DIR``)."""
+    value = os.environ.get("OPENVID_WEIGHTS_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """Cache of fetched weights (``OPENVID_CACHE_DIR``, default ~/.cache/openvid-assets)."""
+    base = os.environ.get("OPENVID_CACHE_DIR") or Path.home() / ".cache" / "openvid-assets"
+    return Path(base).expanduser() / "weights"
+
+
+def downloads_allowed() -> bool:
+    """Whether missing weights may be fetched from their public URL (``OPENVID_ALLOW_DOWNLOADS=1``)."""
+    return os.environ.get("OPENVID_ALLOW_DOWNLOADS", "").lower() in ("1", "true", "yes")
+
+
+def device() -> str:
+    """Device of model steps (``OPENVID_DEVICE``): auto (CUDA if present, else CPU), cpu, cuda, cuda:1..."""
+    return os.environ.get("OPENVID_DEVICE") or "auto"

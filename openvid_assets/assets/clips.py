@@ -11,7 +11,8 @@ from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
 from openvid_assets.assets.progress import progress_callback
-from openvid_assets.assets.resources import CaptionsConfig, ClipsConfig, ModelsResource, OpenVidStore
+from openvid_assets.assets.recipe import recipe_key
+from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.scores import _video_opener, motion_scores
 from openvid_assets.assets.selection import SELECTED, selected_videos
 from openvid_assets.assets.shards import shards_partitions
@@ -22,15 +23,14 @@ CLIPS, CAPTIONS = "clips", "captions"
 SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
 
 
-@asset(**SHARD, **IO_STEP, deps=[video_manifest, selected_videos], code_version="1", kinds={"ffmpeg", "parquet"},
+@asset(**SHARD, **IO_STEP, deps=[video_manifest, selected_videos, recipe_key("clips")], code_version="1", kinds={"ffmpeg", "parquet"},
        description="Single-scene clips of every selected video: a one-pass cascade of three PySceneDetect detectors "
        "(hard cuts, slow transitions, fades), clip rules, and frame-accurate mp4 files under <data root>/clips/.")  # fmt: skip
-def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource,
-          clipping: ClipsConfig) -> MaterializeResult:  # fmt: skip
-    shard, tables = context.partition_key, store.tables()
+def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     selected = tables.read(SELECTED, shard).filter(pl.col("selected"))
     tasks = clip_tasks(tables.read(MANIFEST, shard), selected["source_uri"])
-    result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), clipping.settings(),
+    result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), stored.recipe.clips.build(),
                         previous=tables.read_if_exists(CLIPS, shard), progress=progress_callback(context, "clipped"),
                         workers=models.decode_workers)  # fmt: skip
     path = tables.write(CLIPS, shard, result.table)
@@ -42,19 +42,18 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
         "videos_failed": result.table.filter(pl.col("status") == "failed").height,
         "clip_hours": round(float(lengths.sum() or 0) / 3600, 4),
         "mean_clip_s": round(float(lengths.mean() or 0), 2), "computed": result.computed, "reused": result.reused,
-        "mode": clipping.mode, "path": MetadataValue.path(path)})  # fmt: skip
+        "mode": stored.recipe.clips.mode, "recipe_version": stored.label, "path": MetadataValue.path(path)})  # fmt: skip
 
 
-@asset(**SHARD, **MODEL_STEP, deps=[clips, video_manifest, motion_scores], code_version="1", kinds={"pytorch", "parquet"},
+@asset(**SHARD, **MODEL_STEP, deps=[clips, video_manifest, motion_scores, recipe_key("captions")], code_version="1", kinds={"pytorch", "parquet"},
        description="A caption for every clip from a vision-language model (LLaVA-v1.6-34b in the paper profile), "
        "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings.")  # fmt: skip
-def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource,
-             captioning: CaptionsConfig) -> MaterializeResult:  # fmt: skip
-    shard, tables = context.partition_key, store.tables()
+def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     manifest = tables.read(MANIFEST, shard)
     tasks = clip_sources(tables.read(CLIPS, shard), manifest)
     captioner = models.captioner()
-    result = caption_shard(tasks, captioner, captioning.settings(), _video_opener(store, tables, shard),
+    result = caption_shard(tasks, captioner, stored.recipe.captions.build(), _video_opener(store, tables, shard),
                            camera=camera_labels(tables.read_if_exists("motion_scores", shard), manifest),
                            previous=tables.read_if_exists(CAPTIONS, shard),
                            progress=progress_callback(context, "captioned"), workers=models.decode_workers)  # fmt: skip
@@ -65,5 +64,5 @@ def captions(context: AssetExecutionContext, store: OpenVidStore, models: Models
         "dagster/row_count": result.table.height, "captioned": ok.height,
         "failed": result.table.height - ok.height, "truncated": int(ok["truncated"].sum() or 0),
         "mean_words": round(float(ok["caption"].str.split(" ").list.len().mean() or 0), 1),
-        "model": captioner.name, "computed": result.computed, "reused": result.reused,
+        "model": captioner.name, "recipe_version": stored.label, "computed": result.computed, "reused": result.reused,
         "sample": markdown_table(sample), "path": MetadataValue.path(path)})  # fmt: skip

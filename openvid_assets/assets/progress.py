@@ -1,12 +1,10 @@
-"""Progress reporting: throttled in-asset progress, and a terse logger for the run command."""
+"""Progress inside a step: throttled log lines the run command (assets/engine.py) prints from the event log."""
 
 
-import logging
-import sys
 import time
 from collections.abc import Callable
 
-from dagster import AssetExecutionContext, DagsterEventType, InitLoggerContext, logger
+from dagster import AssetExecutionContext
 
 PROGRESS_PREFIX = "progress:"
 
@@ -22,41 +20,3 @@ def progress_callback(context: AssetExecutionContext, verb: str, every_s: float 
             context.log.info(f"{PROGRESS_PREFIX} {verb} {done}/{total}")
 
     return report
-
-
-class _ProgressHandler(logging.Handler):
-    """Prints step starts/ends and in-asset progress lines; everything else stays in the event log."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        meta = getattr(record, "dagster_meta", None)
-        if meta is None:
-            return
-        step = meta.get("step_key") or ""
-        event = meta.get("dagster_event")
-        partition = (meta.get("job_tags") or {}).get("dagster/partition", "")
-        where = f"[{partition}] " if partition else ""
-        message = meta.get("orig_message") or ""
-        if event is None:
-            if message.startswith(PROGRESS_PREFIX):
-                print(f"  {where}{step}: {message[len(PROGRESS_PREFIX):].strip()}", file=sys.stdout, flush=True)
-            return
-        if event.event_type == DagsterEventType.STEP_START:
-            print(f"  {where}{step}: started", flush=True)
-        elif event.event_type == DagsterEventType.STEP_SUCCESS:
-            seconds = event.event_specific_data.duration_ms / 1000.0
-            print(f"  {where}{step}: done in {seconds:.1f}s", flush=True)
-        elif event.event_type == DagsterEventType.STEP_FAILURE:
-            error = event.event_specific_data.error
-            while error is not None and error.cause is not None:  # the user-facing cause, not Dagster's wrapper
-                error = error.cause
-            print(f"  {where}{step}: FAILED: {error.message.strip() if error else message}", flush=True)
-
-
-@logger(description="Terse progress lines for the openvid-assets run command.")
-def progress_logger(init_context: InitLoggerContext) -> logging.Logger:
-    log = logging.getLogger("openvid_assets.progress")
-    log.setLevel(logging.DEBUG)  # step events arrive at DEBUG
-    log.propagate = False
-    if not log.handlers:
-        log.addHandler(_ProgressHandler())
-    return log

@@ -1,35 +1,48 @@
-"""Resources: where data lives (a local folder or S3) and how to reach S3."""
+"""Resources: where data lives (a local folder or S3, with its recipe) and how this machine runs models.
+
+Model modules (torch, open_clip, transformers) are imported only when a step builds a model, so the CLI,
+sensors and run workers start quickly.
+"""
 
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dagster import ConfigurableResource, ResourceDependency
+from dagster import ConfigurableResource, InitResourceContext, ResourceDependency
 from dagster_aws.s3 import S3Resource
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from openvid_assets import settings
-from openvid_assets.models.aesthetic import AestheticScorer
-from openvid_assets.models.backends import VideoScorer
-from openvid_assets.models.clip import ClipEmbedder
-from openvid_assets.media.clips import CLIP_MODES, ClipSettings
-from openvid_assets.media.scenes import ClipRules, CutDetection
-from openvid_assets.models.captions import DEFAULT_PROMPT, CaptionSettings, Captioner
 from openvid_assets.models.profiles import Profile, captioner, clarity_scorer, get_profile, motion_scorer
-from openvid_assets.models.scoring import ClipSampling
 from openvid_assets.mvdit.data import RUN_DEFAULTS, LatentSettings
+from openvid_assets.recipe import ModelSettings, RecipeStore, StoredRecipe
 from openvid_assets.store import TableStore
-from openvid_assets.store.selection import DEFAULT_RULES, Rule, parse_rules, thresholds_switched_off
+
+if TYPE_CHECKING:
+    from openvid_assets.models.aesthetic import AestheticScorer
+    from openvid_assets.models.backends import VideoScorer
+    from openvid_assets.models.captions import Captioner
+    from openvid_assets.models.clip import ClipEmbedder
+    from openvid_assets.models.scoring import ClipSampling
 
 
 class OpenVidStore(ConfigurableResource):
-    """The data root: every shard table, clip and export is written under it."""
+    """The data root: every shard table, clip and export is written under it, and the recipe is read from it."""
 
-    data_root: str = settings.DEFAULT_DATA_ROOT
+    data_root: str = Field(default=settings.DEFAULT_DATA_ROOT, description="Folder or s3://bucket/prefix.")
     s3: ResourceDependency[S3Resource]
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # Every run opens the store: record the worker process, so a run whose worker died (kill -9,
+        # power loss) can be told from a live one and marked failed (assets/engine.py reap_dead_runs).
+        if context.instance is not None and context.run_id:
+            import os
+            import socket
+
+            context.instance.add_run_tags(context.run_id, {"openvid/worker_pid": str(os.getpid()),
+                                                           "openvid/worker_host": socket.gethostname()})  # fmt: skip
 
     def s3_client(self) -> Any:
         return self.s3.get_client()
@@ -37,130 +50,79 @@ class OpenVidStore(ConfigurableResource):
     def tables(self) -> TableStore:
         return TableStore(self.data_root, s3_client_factory=self.s3_client)
 
+    def recipes(self) -> RecipeStore:
+        return RecipeStore(self.tables().fs)
+
+    def recipe(self) -> StoredRecipe:
+        """The current recipe of the data root (the defaults, version 0, before one is stored)."""
+        return self.recipes().current_or_default()
+
 
 @cache
-def _embedder(profile: Profile, device: str, batch_size: int) -> ClipEmbedder:
+def _embedder(profile: Profile, device: str, batch_size: int) -> "ClipEmbedder":
+    from openvid_assets.models.clip import ClipEmbedder
+
     return ClipEmbedder(profile.clip, device=device, batch_size=batch_size)
 
 
 @cache
-def _aesthetic(profile: Profile, device: str) -> AestheticScorer:
+def _aesthetic(profile: Profile, device: str) -> "AestheticScorer":
+    from openvid_assets.models.aesthetic import AestheticScorer
+
     return AestheticScorer(profile.aesthetic_weights, device=device)
 
 
 class ModelsResource(ConfigurableResource):
-    """Which models score videos, on which device, and how frames are sampled.
+    """How this machine runs the recipe's models: device, batch size, threads. Which models and how frames are
+    sampled is the recipe's (``models`` section), so every run of a data root uses the same ones.
 
     Models load once per process and are shared by every asset that uses them.
     """
 
-    profile: str = Field(default="paper", description="'paper' (real weights) or 'offline' (tiny random models).")
-    device: str = Field(default="auto", description="'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:1'...")
+    store: ResourceDependency[OpenVidStore]
+    device: str = Field(default_factory=settings.device, description="'auto' (CUDA if present, else CPU), 'cpu', "
+                        "'cuda', 'cuda:1'... The run command pins each of its runs to one GPU here.")  # fmt: skip
     batch_size: int = Field(default=32, gt=0, description="Frames per CLIP forward pass.")
-    aesthetic_positions: list[float] = Field(default=[0.1, 0.5, 0.9], description="Aesthetic frames, as fractions.")
-    temporal_frames: int = Field(default=8, ge=2, description="Evenly spaced frames for temporal consistency.")
     decode_workers: int = Field(default=2, gt=0, description="Threads decoding ahead of the models.")
-    motion_backend: str = Field(default="", description="Override the profile's: unimatch, unimatch-tiny, farneback.")
-    clarity_backend: str = Field(default="", description="Override the profile's: dover, dover-tiny, laplacian.")
-    caption_model: str = Field(default="", description="Override the profile's caption model: a Hugging Face repo "
-                               "id or local folder of any image-text-to-text model (e.g. a Qwen2-VL).")
+    threads: int = Field(default=0, ge=0, description="Compute threads of this run (torch, OpenCV); 0: the "
+                         "libraries' default (every core). The run command sets cores / workers.")  # fmt: skip
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if self.threads:
+            import cv2
+            import torch
+
+            torch.set_num_threads(self.threads)
+            cv2.setNumThreads(self.threads)
+
+    def settings(self) -> ModelSettings:
+        return self.store.recipe().recipe.models
 
     def get_profile(self) -> Profile:
-        return get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None,
-                                                       self.caption_model or None)  # fmt: skip
+        m = self.settings()
+        return get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
+                                                    m.caption_model or None)  # fmt: skip
 
-    def sampling(self) -> ClipSampling:
-        return ClipSampling(tuple(self.aesthetic_positions), self.temporal_frames)
+    def sampling(self) -> "ClipSampling":
+        from openvid_assets.models.scoring import ClipSampling
 
-    def embedder(self) -> ClipEmbedder:
+        m = self.settings()
+        return ClipSampling(tuple(m.aesthetic_positions), m.temporal_frames)
+
+    def embedder(self) -> "ClipEmbedder":
         return _embedder(self.get_profile(), self.device, self.batch_size)
 
-    def aesthetic(self) -> AestheticScorer:
+    def aesthetic(self) -> "AestheticScorer":
         return _aesthetic(self.get_profile(), self.device)
 
-    def motion(self) -> VideoScorer:
+    def motion(self) -> "VideoScorer":
         return motion_scorer(self.get_profile(), self.device)
 
-    def clarity(self) -> VideoScorer:
+    def clarity(self) -> "VideoScorer":
         return clarity_scorer(self.get_profile(), self.device)
 
-    def captioner(self) -> Captioner:
+    def captioner(self) -> "Captioner":
         return captioner(self.get_profile(), self.device)
-
-
-class ClipsConfig(ConfigurableResource):
-    """How videos are split into single-scene clips (see media/scenes.py for the detectors)."""
-
-    min_clip_s: float = Field(default=ClipRules.min_clip_s, gt=0, description="Shorter scenes give no clip.")
-    max_clip_s: float = Field(default=ClipRules.max_clip_s, description="Longer scenes are split into equal pieces.")
-    trim_frames: int = Field(default=ClipRules.trim_frames, ge=0, description="Frames dropped beside each cut.")
-    mode: str = Field(default="reencode", description="reencode (frame-accurate), copy (keyframe-snapped stream "
-                      "copy) or none (time ranges only, no files).")
-    crf: int = Field(default=18, description="x264 quality of re-encoded clips.")
-    preset: str = Field(default="veryfast", description="x264 preset of re-encoded clips.")
-    content_threshold: float = Field(default=CutDetection.content_threshold, description="Hard-cut detector.")
-    slow_threshold: float = Field(default=CutDetection.slow_threshold, description="Subsampled (slow) detector.")
-    fade_threshold: float = Field(default=CutDetection.fade_threshold, description="Fade detector (black level).")
-
-    @model_validator(mode="after")
-    def _valid(self) -> "ClipsConfig":
-        if self.mode not in CLIP_MODES:
-            raise ValueError(f"clips mode must be one of {CLIP_MODES}, got {self.mode!r}")
-        self.settings()
-        return self
-
-    def settings(self) -> ClipSettings:
-        detection = CutDetection(content_threshold=self.content_threshold, slow_threshold=self.slow_threshold,
-                                 fade_threshold=self.fade_threshold)  # fmt: skip
-        rules = ClipRules(min_clip_s=self.min_clip_s, max_clip_s=self.max_clip_s, trim_frames=self.trim_frames)
-        return ClipSettings(detection=detection, rules=rules, mode=self.mode, crf=self.crf, preset=self.preset)
-
-
-class CaptionsConfig(ConfigurableResource):
-    """What the caption model is shown and asked, and how it generates (greedy)."""
-
-    prompt: str = Field(default=DEFAULT_PROMPT, description="The instruction given with the frames.")
-    layout: str = Field(default="middle", description="middle (one frame), frames (several images) or grid "
-                        "(several frames tiled into one image).")
-    num_frames: int = Field(default=4, ge=1, description="Frames for the 'frames' and 'grid' layouts.")
-    max_new_tokens: int = Field(default=256, ge=1)
-    min_new_tokens: int = Field(default=0, ge=0)
-    batch_size: int = Field(default=4, ge=1, description="Clips per generate() call.")
-    structured: bool = Field(default=False, description="Also ask for MiraData-style fields (JSON per clip).")
-
-    @model_validator(mode="after")
-    def _valid(self) -> "CaptionsConfig":
-        self.settings()
-        return self
-
-    def settings(self) -> CaptionSettings:
-        return CaptionSettings(prompt=self.prompt, layout=self.layout, num_frames=self.num_frames,
-                               max_new_tokens=self.max_new_tokens, min_new_tokens=self.min_new_tokens,
-                               batch_size=self.batch_size, structured=self.structured)  # fmt: skip
-
-
-class SelectionRules(ConfigurableResource):
-    """Which videos each score keeps (see store/selection.py for the rule syntax).
-
-    Rules are validated when the resource is built, so a malformed rule stops
-    everything before a run starts.
-    """
-
-    aesthetic: str = Field(default=DEFAULT_RULES["aesthetic"], description="Rule for aesthetic_scores.")
-    temporal: str = Field(default=DEFAULT_RULES["temporal"], description="Rule for temporal_scores.")
-    motion: str = Field(default=DEFAULT_RULES["motion"], description="Rule for motion_scores.")
-    clarity: str = Field(default=DEFAULT_RULES["clarity"], description="Rule for clarity_scores (candidates only).")
-    thresholds_off: bool = Field(default=False, description="Turn every filter off (OPENVID_THRESHOLDS=off).")
-
-    @model_validator(mode="after")
-    def _valid(self) -> "SelectionRules":
-        self.rules()
-        return self
-
-    def rules(self) -> dict[str, Rule]:
-        specs = {"aesthetic": self.aesthetic, "temporal": self.temporal, "motion": self.motion,
-                 "clarity": self.clarity}  # fmt: skip
-        return parse_rules(specs, all_off=self.thresholds_off)
 
 
 @dataclass(frozen=True)
@@ -188,10 +150,10 @@ class RunShape:
 
 
 class MVDiTResource(ConfigurableResource):
-    """How MVDiT is trained and sampled; 0 or empty means the model profile's default
+    """How MVDiT is trained and sampled; 0 or empty means the default of the recipe's model profile
     (``paper``: XL/2, 16x256x256, sd-vae-ft-ema + T5-XXL; ``offline``: tiny, 4x32x32, random encoders)."""
 
-    profile: str = Field(default="paper", description="Model profile whose defaults fill the blanks.")
+    store: ResourceDependency[OpenVidStore]
     preset: str = Field(default="", description="XL/2 or tiny.")
     resolution: int = Field(default=0, ge=0, description="Training resolution (square crops), px.")
     frames: int = Field(default=0, ge=0, description="Frames per sample.")
@@ -217,7 +179,7 @@ class MVDiTResource(ConfigurableResource):
     def shape(self) -> RunShape:
         if self.dataset not in ("full", "hd"):
             raise ValueError(f"dataset must be full or hd, got {self.dataset!r}")
-        d = RUN_DEFAULTS[self.profile]
+        d = RUN_DEFAULTS[self.store.recipe().recipe.models.profile]
         return RunShape(preset=self.preset or d["preset"], resolution=self.resolution or d["resolution"],
                         frames=self.frames or d["frames"], interval=self.interval, steps=self.steps or d["steps"],
                         batch_size=self.batch_size or d["batch_size"], lr=self.lr or d["lr"],
@@ -241,34 +203,11 @@ class MVDiTResource(ConfigurableResource):
         return Path(local)
 
 
-def rules_from_env() -> dict[str, str]:
-    """``OPENVID_RULES="aesthetic=min:4.5,clarity=top:50"`` overrides the default rules."""
-    text = os.environ.get("OPENVID_RULES", "").strip()
-    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-    if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"OPENVID_RULES must look like 'aesthetic=top:20,motion=band:10:95', got {text!r}")
-    return {name.strip(): rule.strip() for name, rule in pairs}
-
-
-def default_resources(data_root: str | None = None, models: str | None = None,
-                      rules: dict[str, str] | None = None, thresholds_off: bool | None = None,
-                      mvdit: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def default_resources(data_root: str | None = None, mvdit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resources of every run: where the data root is and how this machine runs models. What the dataset is
+    (models, rules, clip and caption settings) comes from the recipe stored under the data root."""
     # S3Resource with no endpoint lets boto3 read AWS_ENDPOINT_URL and credentials from the env.
     s3 = S3Resource()
-    return {
-        "s3": s3,
-        "store": OpenVidStore(data_root=data_root or settings.data_root(), s3=s3),
-        "models": ModelsResource(
-            profile=models or os.environ.get("OPENVID_MODELS") or "paper",
-            motion_backend=os.environ.get("OPENVID_MOTION_BACKEND", ""),
-            clarity_backend=os.environ.get("OPENVID_CLARITY_BACKEND", ""),
-            caption_model=os.environ.get("OPENVID_CAPTION_MODEL", ""),
-        ),
-        "clipping": ClipsConfig(mode=os.environ.get("OPENVID_CLIP_MODE", "reencode")),
-        "mvdit": MVDiTResource(profile=models or os.environ.get("OPENVID_MODELS") or "paper", **(mvdit or {})),
-        "captioning": CaptionsConfig(),
-        "selection": SelectionRules(
-            **{**rules_from_env(), **(rules or {})},
-            thresholds_off=thresholds_switched_off() if thresholds_off is None else thresholds_off,
-        ),
-    }
+    store = OpenVidStore(data_root=data_root or settings.data_root(), s3=s3)
+    return {"s3": s3, "store": store, "models": ModelsResource(store=store),
+            "mvdit": MVDiTResource(store=store, **(mvdit or {}))}

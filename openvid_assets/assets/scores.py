@@ -16,6 +16,7 @@ from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import histogram_image
 from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
 from openvid_assets.assets.progress import progress_callback
+from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.media.sources import local_file
@@ -60,11 +61,11 @@ def _score_metadata(table: pl.DataFrame, title: str) -> dict[str, object]:
     return meta
 
 
-def _write_scores(tables: TableStore, name: str, shard: str, result: ShardScores, title: str) -> MaterializeResult:
-    path = tables.write(name, shard, result.table)
+def _write_scores(store: OpenVidStore, name: str, shard: str, result: ShardScores, title: str) -> MaterializeResult:
+    path = store.tables().write(name, shard, result.table)
     return MaterializeResult(
         metadata={**_score_metadata(result.table, title), "computed": result.computed, "reused": result.reused,
-                  "path": MetadataValue.path(path)}  # fmt: skip
+                  "recipe_version": store.recipe().label, "path": MetadataValue.path(path)}  # fmt: skip
     )
 
 
@@ -75,7 +76,7 @@ SHARD_ASSET = {"partitions_def": shards_partitions, "group_name": "scores"}
 @asset(
     **SHARD_ASSET,
     **MODEL_STEP,
-    deps=[video_manifest],
+    deps=[video_manifest, recipe_key("embedding")],
     code_version="1",
     kinds={"pytorch", "parquet"},
     description="CLIP (ViT-L/14) embeddings of the sampled frames of every video, fp16, one row per frame; "
@@ -104,17 +105,18 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
             "reused": result.reused,
             "model": models.embedder().name,
             "weights_digest": models.embedder().weights_digest,
+            "recipe_version": store.recipe().label,
             "path": MetadataValue.path(path),
         }
     )
 
 
-@asset(**SHARD_ASSET, **MODEL_STEP, deps=[frame_embeddings], code_version="1", kinds={"pytorch", "parquet"},
+@asset(**SHARD_ASSET, **MODEL_STEP, deps=[frame_embeddings, recipe_key("aesthetic")], code_version="1", kinds={"pytorch", "parquet"},
        description="LAION aesthetic score per video: mean over the aesthetic frames' CLIP embeddings.")  # fmt: skip
 def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     shard, tables = context.partition_key, store.tables()
     table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(), models.sampling())
-    return _write_scores(tables, "aesthetic_scores", shard, ShardScores(table, table.height, 0), "aesthetic score")
+    return _write_scores(store, "aesthetic_scores", shard, ShardScores(table, table.height, 0), "aesthetic score")
 
 
 @asset(**SHARD_ASSET, **IO_STEP, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
@@ -122,7 +124,7 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
 def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     shard, tables = context.partition_key, store.tables()
     table = compute_temporal(tables.read(EMBEDDINGS, shard), models.sampling())
-    return _write_scores(tables, "temporal_scores", shard, ShardScores(table, table.height, 0), "temporal consistency")
+    return _write_scores(store, "temporal_scores", shard, ShardScores(table, table.height, 0), "temporal consistency")
 
 
 def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, name: str,
@@ -137,17 +139,17 @@ def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models
         progress=progress_callback(context, "scored"),
         workers=models.decode_workers,
     )
-    return _write_scores(tables, name, shard, result, title)
+    return _write_scores(store, name, shard, result, title)
 
 
-@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest], code_version="1", kinds={"opencv", "parquet"},
+@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, recipe_key("motion")], code_version="1", kinds={"opencv", "parquet"},
        description="Motion per video: mean optical-flow magnitude (px/frame at a fixed working size), "
        "plus the mean flow vector and divergence for camera-motion labels.")  # fmt: skip
 def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     return _per_video_asset(context, store, models, "motion_scores", models.motion(), "motion (px/frame)")
 
 
-@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, AssetKey("quality_candidates")], code_version="1",
+@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, AssetKey("quality_candidates"), recipe_key("clarity")], code_version="1",
        kinds={"opencv", "parquet"},
        description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.")  # fmt: skip
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:

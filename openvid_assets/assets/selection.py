@@ -5,11 +5,12 @@ atomically and describe them in metadata.
 """
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.metadata import histogram_image, markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
-from openvid_assets.assets.resources import OpenVidStore, SelectionRules
+from openvid_assets.assets.recipe import recipe_key
+from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.scores import (
     HISTOGRAM_BINS,
     aesthetic_scores,
@@ -19,7 +20,8 @@ from openvid_assets.assets.scores import (
 )
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.store import TableStore, run_sql
-from openvid_assets.store.selection import SCORE_TABLES, compute_thresholds, version_of
+from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, compute_thresholds, require_one_identity,
+                                            thresholds_data_version, version_of)  # fmt: skip
 
 GLOBAL = "global"  # the table name of an unpartitioned asset
 CANDIDATES, SELECTED = "quality_candidates", "selected_videos"
@@ -34,10 +36,17 @@ def all_shards(tables: TableStore, asset_name: str):
     return tables.scan_source(asset_name, shards)
 
 
-def _thresholds_result(context: AssetExecutionContext, tables: TableStore, name: str, selection: SelectionRules,
+def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name: str,
                        scores: tuple[str, ...]) -> MaterializeResult:  # fmt: skip
-    """Compute and store cut lines for ``scores``, unless the same version is already stored."""
-    rules = {s: selection.rules()[s] for s in scores}
+    """Compute and store cut lines for ``scores`` with the recipe's rules, unless the same version is stored.
+    Refuses (before writing anything) when one score's shards were made by different models."""
+    tables, stored = store.tables(), store.recipe()
+    try:
+        for s in scores:
+            require_one_identity(tables, SCORE_TABLES[s], store.data_root)
+    except MixedModelsError as e:
+        raise Failure(description=str(e), allow_retries=False) from None
+    rules = {s: stored.recipe.selection.rules()[s] for s in scores}
     fingerprint = "+".join(tables.fingerprint(SCORE_TABLES[s]) for s in scores)
     version = version_of(rules, fingerprint)
     previous = tables.read_if_exists(name, GLOBAL)
@@ -53,17 +62,19 @@ def _thresholds_result(context: AssetExecutionContext, tables: TableStore, name:
         cuts = {k: row[k] for k in ("lower", "upper") if row[k] is not None}
         images.append(histogram_image(bins, f"{row['score']} ({row['description']})", cuts))
     metadata: dict[str, object] = {"version": version, "changed": changed, "thresholds": markdown_table(table),
+                                   "recipe_version": stored.label,
                                    "histograms": MetadataValue.md("\n\n".join(images))}  # fmt: skip
     context.log.info(f"thresholds {version} ({'new' if changed else 'unchanged'})")
-    return MaterializeResult(metadata=metadata)
+    return MaterializeResult(metadata=metadata, data_version=DataVersion(thresholds_data_version(table)))
 
 
-@asset(**GLOBAL_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores], group_name="selection", code_version="1",
+@asset(**GLOBAL_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, recipe_key("selection")],
+       group_name="selection", code_version="2",
        kinds={"duckdb", "parquet"},
        description="Cut lines for aesthetics, temporal consistency and motion over every shard (DuckDB quantiles), "
        "versioned by the rules and the input tables.")  # fmt: skip
-def score_thresholds(context: AssetExecutionContext, store: OpenVidStore, selection: SelectionRules) -> MaterializeResult:
-    return _thresholds_result(context, store.tables(), SCORE_THRESHOLDS, selection, QUALITY_SCORES)
+def score_thresholds(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
+    return _thresholds_result(context, store, SCORE_THRESHOLDS, QUALITY_SCORES)
 
 
 def _shard_sql(tables: TableStore, query: str, inputs: dict[str, tuple[str, str]]) -> pl.DataFrame:
@@ -90,10 +101,11 @@ def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> M
                                        "shards": len(context.partition_keys)})  # fmt: skip
 
 
-@asset(**GLOBAL_STEP, deps=[clarity_scores], group_name="selection", code_version="1", kinds={"duckdb", "parquet"},
+@asset(**GLOBAL_STEP, deps=[clarity_scores, recipe_key("selection")], group_name="selection", code_version="2",
+       kinds={"duckdb", "parquet"},
        description="Cut line for clarity over the candidates of every shard.")  # fmt: skip
-def clarity_threshold(context: AssetExecutionContext, store: OpenVidStore, selection: SelectionRules) -> MaterializeResult:
-    return _thresholds_result(context, store.tables(), CLARITY_THRESHOLD, selection, ("clarity",))
+def clarity_threshold(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
+    return _thresholds_result(context, store, CLARITY_THRESHOLD, ("clarity",))
 
 
 @asset(**SHARD, **SQL_SHARD_STEP, deps=[quality_candidates, clarity_scores, clarity_threshold],

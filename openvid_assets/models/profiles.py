@@ -1,4 +1,4 @@
-"""Model profiles (``OPENVID_MODELS``): which models every score uses.
+"""Model profiles (the recipe's ``models.profile``): which models every score uses.
 
 - ``paper``: the OpenVid-1M models, loaded from local weights files (the default):
   CLIP ViT-L/14 + LAION aesthetic head, UniMatch flow, DOVER-Technical, LLaVA-v1.6-34b captions.
@@ -12,7 +12,6 @@ the networks in either profile (``motion_backend`` / ``clarity_backend`` of the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -24,7 +23,8 @@ from openvid_assets.models import dover, unimatch
 from openvid_assets.models.clarity import LaplacianClarity
 from openvid_assets.models.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, ClipSpec
 from openvid_assets.models.motion import FarnebackMotion
-from openvid_assets.models.weights import MissingWeightsError, WeightsFile, resolve, resolve_model_folder
+from openvid_assets.models.weights import (MissingWeightsError, WeightsFile, file_digest, folder_digest, resolve,
+                                          resolve_model_folder)  # fmt: skip
 
 # name -> (factory(device), weights file it needs or None)
 MOTION_BACKENDS: dict[str, tuple[Callable[[str], VideoScorer], WeightsFile | None]] = {
@@ -99,8 +99,7 @@ PROFILES = {
 }
 
 
-def get_profile(name: str | None = None) -> Profile:
-    name = name or os.environ.get("OPENVID_MODELS") or "paper"
+def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown model profile {name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]
@@ -122,3 +121,32 @@ def captioner(profile: Profile, device: str = "auto") -> Captioner:
 def clarity_scorer(profile: Profile, device: str = "auto") -> VideoScorer:
     """The profile's clarity backend, built once per process and device."""
     return CLARITY_BACKENDS[profile.clarity_backend][0](device)
+
+
+def _weights_identity(weights: WeightsFile | None) -> str | None:
+    """The digest of a weights file, or None for random-init models; a missing file is named, not an error
+    (check_weights stops the run before it starts)."""
+    if weights is None:
+        return None
+    try:
+        return file_digest(resolve(weights))
+    except MissingWeightsError:
+        return f"missing:{weights.filename}"
+
+
+def model_identities(profile: str, motion: str | None = None, clarity: str | None = None,
+                     caption_model: str | None = None) -> dict[str, list]:  # fmt: skip
+    """What each score's model is (name and weights digest), without building any model: the recipe's section
+    versions, so a changed backend or weights file makes exactly the steps that use it stale."""
+    p = get_profile(profile).with_backends(motion, clarity, caption_model)
+    try:
+        captioner_digest = None if p.captioner == TINY_CAPTIONER else folder_digest(resolve_model_folder(p.captioner))
+    except MissingWeightsError:
+        captioner_digest = f"missing:{p.captioner}"
+    return {
+        "clip": [p.clip.name, _weights_identity(p.clip.weights)],
+        "aesthetic": [p.clip.name, _weights_identity(p.clip.weights), _weights_identity(p.aesthetic_weights)],
+        "motion": [p.motion_backend, _weights_identity(MOTION_BACKENDS[p.motion_backend][1])],
+        "clarity": [p.clarity_backend, _weights_identity(CLARITY_BACKENDS[p.clarity_backend][1])],
+        "captioner": [p.captioner, captioner_digest],
+    }

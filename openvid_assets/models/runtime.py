@@ -9,13 +9,15 @@ from typing import TypeVar
 
 import torch
 
+from openvid_assets import settings
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 def pick_device(requested: str = "auto") -> torch.device:
-    if requested in ("", "auto"):  # an explicit choice wins; else the environment may pin one
-        requested = os.environ.get("OPENVID_DEVICE") or "auto"
+    if requested in ("", "auto"):  # an explicit choice wins; else the deployment setting may pin one
+        requested = settings.device()
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)

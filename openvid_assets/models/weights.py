@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from openvid_assets import settings
+
 
 class MissingWeightsError(FileNotFoundError):
     """A weights file is not available locally; the message says what to fetch and where to put it."""
@@ -34,34 +36,20 @@ class WeightsFile:
     description: str
 
 
-def weights_dir() -> Path | None:
-    value = os.environ.get("OPENVID_WEIGHTS_DIR")
-    return Path(value).expanduser() if value else None
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("OPENVID_CACHE_DIR") or Path.home() / ".cache" / "openvid-assets"
-    return Path(base).expanduser() / "weights"
-
-
-def downloads_allowed() -> bool:
-    return os.environ.get("OPENVID_ALLOW_DOWNLOADS", "").lower() in ("1", "true", "yes")
-
-
 def resolve(weights: WeightsFile) -> Path:
     """The local path of a weights file, downloading it only if the user allowed that."""
-    candidates = [d / weights.filename for d in (weights_dir(), cache_dir()) if d is not None]
+    candidates = [d / weights.filename for d in (settings.weights_dir(), settings.cache_dir()) if d is not None]
     for path in candidates:
         if path.is_file():
             return path
-    if downloads_allowed():
-        return _download(weights, cache_dir() / weights.filename)
+    if settings.downloads_allowed():
+        return _download(weights, settings.cache_dir() / weights.filename)
     looked = ", ".join(str(p) for p in candidates)
     raise MissingWeightsError(
         f"weights file {weights.filename!r} ({weights.description}) was not found; looked in: {looked}. "
         f"Download it from {weights.url} and put it at $OPENVID_WEIGHTS_DIR/{weights.filename}, "
         "or set OPENVID_ALLOW_DOWNLOADS=1 to fetch it into the cache, "
-        "or use the weight-free profile with OPENVID_MODELS=offline."
+        "or use the weight-free profile (openvid-assets run --models offline)."
     )
 
 
@@ -115,19 +103,19 @@ def resolve_model_folder(repo_or_path: str, marker: str = "config.json") -> Path
     """
     if Path(repo_or_path).expanduser().is_dir():
         return Path(repo_or_path).expanduser()
-    candidates = [d / repo_or_path for d in (weights_dir(), cache_dir()) if d is not None]
+    candidates = [d / repo_or_path for d in (settings.weights_dir(), settings.cache_dir()) if d is not None]
     for folder in candidates:
         if (folder / marker).is_file():
             return folder
-    if downloads_allowed():
+    if settings.downloads_allowed():
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_or_path, local_dir=cache_dir() / repo_or_path))
+        return Path(snapshot_download(repo_or_path, local_dir=settings.cache_dir() / repo_or_path))
     looked = ", ".join(str(p) for p in candidates) or "(OPENVID_WEIGHTS_DIR is not set)"
     raise MissingWeightsError(
         f"model folder {repo_or_path!r} was not found; looked in: {looked}. Download it with "
         f"`hf download {repo_or_path} --local-dir $OPENVID_WEIGHTS_DIR/{repo_or_path}`, "
-        "or set OPENVID_ALLOW_DOWNLOADS=1, or use OPENVID_MODELS=offline."
+        "or set OPENVID_ALLOW_DOWNLOADS=1, or use the weight-free profile (--models offline)."
     )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from openvid_assets.store.sql import TableInput, run_sql
+from openvid_assets.store.tables import TableStore
 
 SCORES = ("aesthetic", "temporal", "motion", "clarity")
 SCORE_TABLES = {"aesthetic": "aesthetic_scores", "temporal": "temporal_scores", "motion": "motion_scores",
@@ -98,11 +98,6 @@ class Rule:
         return {"lower_q": lower_q, "upper_q": upper_q, "lower_abs": lower_abs, "upper_abs": upper_abs}
 
 
-def thresholds_switched_off() -> bool:
-    """``OPENVID_THRESHOLDS=off`` turns every filter off (an already-curated collection)."""
-    return os.environ.get("OPENVID_THRESHOLDS", "").strip().lower() == "off"
-
-
 def parse_rules(rules: Mapping[str, str], all_off: bool = False) -> dict[str, Rule]:
     unknown = set(rules) - set(SCORES)
     if unknown:
@@ -127,3 +122,47 @@ def compute_thresholds(rules: Mapping[str, Rule], scores: Mapping[str, TableInpu
         rows.append({"score": name, "rule": rule.spec(), "description": rule.describe(), "lower": cut["lower"],
                      "upper": cut["upper"], "videos": cut["videos"], "version": version})  # fmt: skip
     return pl.DataFrame(rows, schema=THRESHOLDS_SCHEMA)
+
+
+def thresholds_data_version(table: pl.DataFrame) -> str:
+    """What the steps below a thresholds table depend on: the rules and the cut lines, not the input files'
+    stamps, so rewriting identical score tables (a redo after a kill) leaves every candidate table current."""
+    rows = table.select("score", "rule", "lower", "upper").sort("score").rows()
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+IDENTITY_COLUMNS = ["model", "weights_digest", "params_hash"]
+
+
+class MixedModelsError(ValueError):
+    """Shards of one score were made by different models; thresholds over them would mix scales."""
+
+
+def score_identities(tables: TableStore, asset: str) -> pl.DataFrame:
+    """One row per model identity found in an asset's shard tables, with the shards that use it."""
+    frames = []
+    for shard in tables.shards(asset):
+        table = tables.read(asset, shard)
+        if "params_hash" in table.columns:
+            frames.append(table.filter(pl.col("status") == "ok").select(IDENTITY_COLUMNS).unique()
+                          .with_columns(shard=pl.lit(shard)))  # fmt: skip
+    if not frames:
+        return pl.DataFrame(schema={**{c: pl.String for c in IDENTITY_COLUMNS}, "shards": pl.List(pl.String)})
+    return run_sql("score_identities", {"identities": pl.concat(frames)})
+
+
+def require_one_identity(tables: TableStore, asset: str, data_root: str) -> None:
+    """Raise a MixedModelsError naming the shards and models when ``asset``'s shards disagree."""
+    found = score_identities(tables, asset)
+    if found.height <= 1:
+        return
+    lines = [f"  {r['model']} (weights {r['weights_digest']}, params {r['params_hash']}): "
+             f"{len(r['shards'])} shard(s): {', '.join(r['shards'][:8])}{' ...' if len(r['shards']) > 8 else ''}"
+             for r in found.iter_rows(named=True)]  # fmt: skip
+    raise MixedModelsError(
+        f"{asset} mixes {found.height} models across shards; thresholds over them would mix scales:\n"
+        + "\n".join(lines)
+        + f"\nRe-score the shards made by an older recipe with: openvid-assets run --data-root {data_root}"
+        + f"\n(or from Dagster: dagster asset materialize -m openvid_assets.definitions --select {asset} "
+        "--partition <shard>, for each shard above that uses the old model)"
+    )

@@ -1,0 +1,365 @@
+"""The run command's engine: submit the stale parts of the graph to the Dagster instance, wait, report.
+
+Nothing here executes a step. The command asks Dagster which asset partitions are
+missing or stale (Dagster's own staleness: code versions, and data versions that
+carry each step's recipe section and inputs), creates ordinary runs for them and
+puts them on the instance's run queue; the Dagster daemon launches them, several
+at once, each in its own process. Runs launched here are the runs the UI shows,
+re-executes and retries, under the same queue limits, pools and policies.
+
+The graph is walked in waves: a wave is a stretch of steps with the same
+partitioning (per shard, or global), so one run per shard covers a per-shard wave
+and one run a global wave. A wave is submitted once the one before it has ended.
+Each run takes a worker slot (a run tag the queue limits to one run per value)
+and, on a GPU machine, that slot's GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
+
+from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.training import GROUP as TRAINING_GROUP
+
+LOCATION = "openvid_assets"  # the code location name in workspace.yaml and pyproject's [tool.dagster]
+WORKER_TAG = "openvid/worker"  # the queue runs at most one run per value (dagster.yaml tag_concurrency_limits)
+COMMAND_TAG = "openvid/command"
+WORKER_PID_TAG, WORKER_HOST_TAG = "openvid/worker_pid", "openvid/worker_host"
+from openvid_assets.assets.progress import PROGRESS_PREFIX
+TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+JOBS = {(True, False): "shard_pipeline", (False, False): "global_pipeline", (True, True): "mvdit_latents_job",
+        (False, True): "mvdit_training"}  # (per shard, training) -> the job that holds those assets
+
+
+@dataclass(frozen=True)
+class Wave:
+    per_shard: bool
+    keys: list[AssetKey]
+
+
+@dataclass(frozen=True)
+class Workers:
+    """How many runs at once, and what each gets: a GPU (pinned) or a share of the cores."""
+
+    count: int
+    gpus: int
+    threads: int
+
+    @classmethod
+    def for_machine(cls, requested: int | None = None) -> Workers:
+        gpus, cores = gpu_count(), os.cpu_count() or 1
+        count = requested or gpus or cores  # default: one run per GPU, else one single-threaded run per core
+        return cls(count, gpus, max(1, cores // count))
+
+    def run_config(self, slot: int, data_root: str) -> dict:
+        device = f"cuda:{slot % self.gpus}" if self.gpus else "cpu"
+        return {"resources": {"store": {"config": {"data_root": data_root}},
+                              "models": {"config": {"device": device, "threads": self.threads}}}}  # fmt: skip
+
+
+def gpu_count() -> int:
+    """GPUs of this machine, without importing torch where there is no NVIDIA driver."""
+    if not shutil.which("nvidia-smi"):
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
+
+
+@dataclass
+class RunReport:
+    shards: int = 0
+    runs_ok: int = 0
+    runs_failed: list[str] = field(default_factory=list)
+    skipped: int = 0
+    reaped: list[str] = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+    outcome: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.runs_failed
+
+    def summary(self, seconds: float) -> str:
+        t = self.totals
+        lines = [f"Marked {len(self.reaped)} run(s) of a dead earlier command as failed."] if self.reaped else []
+        lines += [
+            f"Done in {seconds:.1f}s: {self.shards} shard(s), {self.runs_ok} run(s) ok, "
+            f"{len(self.runs_failed)} failed, {self.skipped} shard step(s) already up to date.",
+        ]
+        if t:
+            lines.append(f"Videos: {t['videos']} ({t['ok']} ok, {t['failed']} failed), {t['hours_ok']:.3f} h usable.")
+        for status, stage, count in self.outcome:
+            lines.append(f"  {status:8s} at {stage:9s} x{count}")
+        for run in self.runs_failed:
+            lines.append(f"  RUN FAILED: {run}")
+        return "\n".join(lines)
+
+
+def plan_waves(defs: Definitions, training: bool | None = False) -> list[Wave]:
+    """Waves of the curation assets (``training=False``), of the MVDiT assets only (``True``), or of both (None)."""
+    graph = defs.resolve_asset_graph()
+    keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable
+            and (training is None or (graph.get(k).group_name == TRAINING_GROUP) == training)]  # fmt: skip
+    per_shard = {k: graph.get(k).partitions_def == shards_partitions for k in keys}
+    depth: dict[AssetKey, int] = {}
+    for key in keys:  # parents come first in toposorted order
+        parents = [p for p in graph.get(key).parent_keys if p in per_shard]
+        depth[key] = max((depth[p] + (per_shard[p] != per_shard[key]) for p in parents), default=0)
+    waves: dict[tuple[int, bool], list[AssetKey]] = defaultdict(list)
+    for key in keys:
+        waves[(depth[key], not per_shard[key])].append(key)
+    return [Wave(not is_global, waves[(d, is_global)]) for d, is_global in sorted(waves)]
+
+
+# -- the daemon ---------------------------------------------------------------------------------------------
+
+
+def daemon_alive(instance: DagsterInstance) -> bool:
+    """Whether a Dagster daemon (``dagster dev`` or ``dagster-daemon run``) is serving this instance's run queue."""
+    from dagster._daemon.controller import get_daemon_statuses
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    kind = QueuedRunCoordinatorDaemon.daemon_type()
+    statuses = get_daemon_statuses(instance, [kind], ignore_errors=True, heartbeat_tolerance_seconds=75)
+    return statuses[kind].healthy is True
+
+
+def _die_with_parent() -> None:  # runs in the child before exec: the daemon ends with the command
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@contextmanager
+def dagster_daemon(instance: DagsterInstance, log_dir: Path) -> Iterator[None]:
+    """Use the instance's running daemon, or run one (``dagster-daemon run``) for as long as the command runs."""
+    if daemon_alive(instance):
+        yield
+        return
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DAGSTER_HOME": instance.root_directory}
+    with open(log_dir / "daemon.log", "ab") as log:
+        daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # fmt: skip
+    try:
+        yield
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+
+
+# -- submitting ---------------------------------------------------------------------------------------------
+
+
+class Submitter:
+    """Creates runs of this code location's jobs for asset selections and puts them on the run queue."""
+
+    def __init__(self, instance: DagsterInstance):
+        from dagster._core.remote_origin import InProcessCodeLocationOrigin
+        from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+        from dagster._core.workspace.context import WorkspaceProcessContext
+        from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+
+        origin = InProcessCodeLocationOrigin(
+            LoadableTargetOrigin(executable_path=sys.executable, module_name="openvid_assets.definitions",
+                                 attribute="defs"), location_name=LOCATION)  # fmt: skip
+        self.instance = instance
+        self._process = WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget([origin]))
+        self.workspace = self._process.create_request_context()
+        self.location = self.workspace.get_code_location(LOCATION)
+        self.repository = next(iter(self.location.get_repositories().values()))
+
+    def close(self) -> None:
+        self._process.__exit__(None, None, None)
+
+    def stale(self, keys: list[AssetKey], partition: str | None) -> list[AssetKey]:
+        """The keys Dagster finds missing or stale for this partition (and everything below them in ``keys``)."""
+        from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+
+        resolver = CachingStaleStatusResolver(self.instance, self.repository.asset_graph, self.workspace)
+        graph = self.repository.asset_graph
+        out: list[AssetKey] = []
+        for key in keys:  # in dependency order
+            status = resolver.get_status(key, partition)
+            if status != StaleStatus.FRESH or any(p in out for p in graph.get(key).parent_keys):
+                out.append(key)
+        return out
+
+    def submit(self, job_name: str, keys: list[AssetKey], partition: str | None, tags: dict[str, str],
+               run_config: dict) -> str:  # fmt: skip
+        from dagster._core.definitions.selector import JobSubsetSelector
+
+        selector = JobSubsetSelector(location_name=LOCATION, repository_name=self.repository.name, job_name=job_name,
+                                     op_selection=None, asset_selection=keys)  # fmt: skip
+        job = self.location.get_job(selector)
+        plan = self.location.get_execution_plan(job, run_config, step_keys_to_execute=None, known_state=None,
+                                                instance=self.instance)  # fmt: skip
+        run_tags = {**(job.run_tags or {}), **tags, **({"dagster/partition": partition} if partition else {})}
+        run = self.instance.create_run(
+            job_name=job_name, run_id=None, run_config=run_config, resolved_op_selection=None,
+            step_keys_to_execute=None, status=DagsterRunStatus.NOT_STARTED, op_selection=None, root_run_id=None,
+            parent_run_id=None, tags=run_tags, job_snapshot=job.job_snapshot,
+            execution_plan_snapshot=plan.execution_plan_snapshot, parent_job_snapshot=job.parent_job_snapshot,
+            remote_job_origin=job.get_remote_origin(), job_code_origin=job.get_python_origin(),
+            asset_selection=frozenset(keys), asset_check_selection=None, asset_graph=self.repository.asset_graph,
+        )  # fmt: skip
+        self.instance.submit_run(run.run_id, self.workspace)
+        return run.run_id
+
+
+# -- waiting and progress -----------------------------------------------------------------------------------
+
+
+def _event_line(record, partition: str) -> str | None:
+    entry = record.event_log_entry
+    where = f"[{partition}] " if partition else ""
+    step = entry.step_key or ""
+    event = entry.dagster_event
+    if event is None:
+        message = entry.user_message or ""
+        return f"  {where}{step}: {message[len(PROGRESS_PREFIX):].strip()}" if message.startswith(PROGRESS_PREFIX) else None
+    if event.event_type == DagsterEventType.STEP_START:
+        return f"  {where}{step}: started"
+    if event.event_type == DagsterEventType.STEP_SUCCESS:
+        return f"  {where}{step}: done in {event.event_specific_data.duration_ms / 1000.0:.1f}s"
+    if event.event_type == DagsterEventType.STEP_FAILURE:
+        error = event.event_specific_data.error
+        while error is not None and error.cause is not None:  # the user-facing cause, not Dagster's wrapper
+            error = error.cause
+        return f"  {where}{step}: FAILED: {error.message.strip() if error else entry.user_message}"
+    if event.event_type == DagsterEventType.RUN_FAILURE:
+        return f"  {where}run failed: {entry.user_message or event.message or ''}".rstrip()
+    return None
+
+
+def wait_for_runs(instance: DagsterInstance, run_ids: list[str], print_line: Callable[[str], None] = print,
+                  poll_s: float = 0.5, on_poll: Callable[[], None] | None = None) -> dict[str, DagsterRunStatus]:  # fmt: skip
+    """Wait until every run has ended, printing its step starts, ends, failures and progress lines."""
+    cursors: dict[str, str | None] = {r: None for r in run_ids}
+    partitions = {r: (instance.get_run_by_id(r).tags.get("dagster/partition") or "") for r in run_ids}
+    ended: dict[str, DagsterRunStatus] = {}
+    while len(ended) < len(run_ids):
+        for run_id in [r for r in run_ids if r not in ended]:
+            status = instance.get_run_by_id(run_id).status  # read first: no event after the end is missed
+            while True:
+                page = instance.get_records_for_run(run_id, cursor=cursors[run_id], limit=500)
+                cursors[run_id] = page.cursor
+                for record in page.records:
+                    if (line := _event_line(record, partitions[run_id])) is not None:
+                        print_line(line)
+                if not page.has_more:
+                    break
+            if status in TERMINAL:
+                ended[run_id] = status
+        if on_poll is not None:
+            on_poll()
+        if len(ended) < len(run_ids):
+            time.sleep(poll_s)
+    return ended
+
+
+# -- runs of a dead command ---------------------------------------------------------------------------------
+
+
+def reap_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Mark started runs whose worker process on this host is gone (kill -9, power loss) as failed, freeing their
+    queue slot and pool slots; the daemon's launcher cannot see a dead local worker itself."""
+    from openvid_assets.store.files import process_alive
+
+    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
+                                        tags={WORKER_HOST_TAG: socket.gethostname()}))  # fmt: skip
+    reaped = []
+    for run in runs:
+        pid = int(run.tags.get(WORKER_PID_TAG, "0") or 0)
+        if pid and not process_alive(pid):
+            instance.report_run_failed(run, f"the run's worker process (pid {pid}) died; the next run redoes "
+                                            "its unfinished steps")  # fmt: skip
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            reaped.append(run.run_id)
+    return reaped
+
+
+def in_flight(instance: DagsterInstance, job_name: str, partition: str | None) -> list[str]:
+    """Queued or running runs of this job and partition (another command's, say): awaited, not duplicated."""
+    tags = {"dagster/partition": partition} if partition else {}
+    runs = instance.get_runs(RunsFilter(job_name=job_name, tags=tags, statuses=[
+        DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
+    return [r.run_id for r in runs if partition or not r.tags.get("dagster/partition")]
+
+
+# -- the command --------------------------------------------------------------------------------------------
+
+
+def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, shards: list[str], workers: Workers,
+                 *, force: bool = False, training: bool | None = False,
+                 print_line: Callable[[str], None] = print) -> RunReport:  # fmt: skip
+    """Materialize what is missing or stale among the curation assets (``training=False``), the MVDiT assets
+    (``True``) or both (None), as runs on the instance's queue; returns when they have all ended."""
+    report = RunReport(shards=len(shards), reaped=reap_dead_runs(instance))
+    command = uuid.uuid4().hex[:8]
+    slots = Counter()
+    graph = defs.resolve_asset_graph()
+    submitter = Submitter(instance)
+    try:
+        with dagster_daemon(instance, Path(instance.root_directory) / "logs"):
+            ran_before = False
+            for number, wave in enumerate(plan_waves(defs, training), start=1):
+                names = ", ".join(k.path[-1] for k in wave.keys)
+                targets: list[tuple[str | None, list[AssetKey]]]
+                if wave.per_shard:
+                    plan = {s: (wave.keys if force else submitter.stale(wave.keys, s)) for s in shards}
+                    targets = [(s, keys) for s, keys in plan.items() if keys]
+                    report.skipped += sum(len(wave.keys) - len(keys) for keys in plan.values())
+                    print_line(f"Step {number}: {names} on {len(shards)} shard(s), {len(targets)} to run")
+                else:
+                    keys = wave.keys if (force or ran_before) else submitter.stale(wave.keys, None)
+                    targets = [(None, keys)] if keys else []
+                    print_line(f"Step {number}: {names} (global){'' if keys else ', up to date'}")
+                run_ids, labels = [], {}
+                for shard, keys in targets:
+                    for is_training in sorted({graph.get(k).group_name == TRAINING_GROUP for k in keys}):
+                        selected = [k for k in keys if (graph.get(k).group_name == TRAINING_GROUP) == is_training]
+                        job_name = JOBS[(wave.per_shard, is_training)]
+                        waiting = in_flight(instance, job_name, shard)
+                        if waiting:  # another command is already materializing this: wait for it instead
+                            run_ids += waiting
+                            labels.update({r: f"{shard or 'global'} ({names}, another command's)" for r in waiting})
+                            continue
+                        slot = min(range(workers.count), key=lambda k: slots[k])
+                        slots[slot] += 1
+                        tags = {WORKER_TAG: f"{command}-{slot}", COMMAND_TAG: command}
+                        run_id = submitter.submit(job_name, selected, shard, tags, workers.run_config(slot, data_root))
+                        run_ids.append(run_id)
+                        labels[run_id] = f"{shard or 'global'} ({names})"
+                ended = wait_for_runs(instance, run_ids, print_line)
+                ran_before = ran_before or bool(run_ids)
+                for run_id, status in ended.items():
+                    if status == DagsterRunStatus.SUCCESS:
+                        report.runs_ok += 1
+                    else:
+                        report.runs_failed.append(f"{labels[run_id]}: run {run_id} {status.value.lower()}")
+                if report.runs_failed:
+                    break  # later waves read what this one should have written
+    finally:
+        submitter.close()
+    return report

@@ -1,0 +1,257 @@
+"""The recipe: every setting that decides what the dataset is, stored with the data.
+
+A recipe names the model profile and backends, how frames are sampled, the
+selection rules, and the clip and caption settings. It lives under the data
+root as numbered YAML files (``recipe/v0001.yaml``, ``v0002.yaml``, ...): the
+highest number is the current recipe; older ones stay, so every table can say
+which version it was made with. The CLI writes a new version when its flags
+change something; the ``edit_recipe`` job does the same from the UI; every run
+reads the current version, whoever launched it.
+
+Each section has a version of its own (a hash of what it decides, model weights
+digests included): Dagster sees them as the data versions of the ``recipe/*``
+source assets, so changing the motion backend makes exactly the motion scores of
+every shard stale, and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from openvid_assets import settings
+from openvid_assets.media.clips import ClipSettings as ClipWriting
+from openvid_assets.media.scenes import ClipRules, CutDetection
+from openvid_assets.store.files import FileSystem
+
+RECIPE_DIR = "recipe"
+_VERSION_FILE = re.compile(r"^v(\d{4,})\.yaml$")
+
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(_Section):
+    """Which models score videos and how frames are sampled for CLIP."""
+
+    profile: str = Field(default_factory=settings.default_profile,
+                         description="paper (real weights) or offline (tiny random models of the same classes)")
+    motion_backend: str = Field(default="", description="'' (the profile's), unimatch, unimatch-tiny or farneback")
+    clarity_backend: str = Field(default="", description="'' (the profile's), dover, dover-tiny or laplacian")
+    caption_model: str = Field(default="", description="'' (the profile's) or any image-text-to-text model "
+                               "(Hugging Face repo id or local folder)")  # fmt: skip
+    aesthetic_positions: tuple[float, ...] = Field(default=(0.1, 0.5, 0.9), description="aesthetic frames, as fractions")
+    temporal_frames: int = Field(default=8, ge=2, description="evenly spaced frames for temporal consistency")
+
+    @model_validator(mode="after")
+    def _known(self) -> ModelSettings:
+        from openvid_assets.models.profiles import get_profile
+
+        get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None)
+        if not self.aesthetic_positions or not all(0 <= p <= 1 for p in self.aesthetic_positions):
+            raise ValueError("aesthetic_positions must be fractions between 0 and 1")
+        return self
+
+
+class SelectionSettings(_Section):
+    """Which videos each score keeps (rule syntax: store/selection.py)."""
+
+    aesthetic: str = "top:20"
+    temporal: str = "band:5:90"
+    motion: str = "band:10:95"
+    clarity: str = "top:30"
+    thresholds_off: bool = Field(default=False, description="keep every decodable video")
+
+    @model_validator(mode="after")
+    def _parsed(self) -> SelectionSettings:
+        self.rules()
+        return self
+
+    def rules(self) -> dict[str, Any]:
+        from openvid_assets.store.selection import parse_rules
+
+        specs = {"aesthetic": self.aesthetic, "temporal": self.temporal, "motion": self.motion, "clarity": self.clarity}
+        return parse_rules(specs, all_off=self.thresholds_off)
+
+
+class ClipSettings(_Section):
+    """How selected videos are cut into single-scene clips (detectors: media/scenes.py)."""
+
+    min_clip_s: float = Field(default=ClipRules.min_clip_s, description="shorter scenes give no clip")
+    max_clip_s: float = Field(default=ClipRules.max_clip_s, description="longer scenes are split into equal pieces")
+    trim_frames: int = Field(default=ClipRules.trim_frames, description="frames dropped beside each cut")
+    mode: str = Field(default="reencode", description="reencode (frame-accurate), copy (keyframe-snapped) or none")
+    crf: int = Field(default=18, ge=0, le=51, description="x264 quality of re-encoded clips")
+    preset: str = Field(default="veryfast", description="x264 preset of re-encoded clips")
+    content_threshold: float = Field(default=CutDetection.content_threshold, description="hard-cut detector")
+    slow_threshold: float = Field(default=CutDetection.slow_threshold, description="subsampled (slow) detector")
+    fade_threshold: float = Field(default=CutDetection.fade_threshold, description="fade detector (black level)")
+
+    @model_validator(mode="after")
+    def _buildable(self) -> ClipSettings:
+        self.build()  # the clip code's own checks
+        return self
+
+    def build(self) -> ClipWriting:
+        detection = CutDetection(content_threshold=self.content_threshold, slow_threshold=self.slow_threshold,
+                                 fade_threshold=self.fade_threshold)  # fmt: skip
+        rules = ClipRules(min_clip_s=self.min_clip_s, max_clip_s=self.max_clip_s, trim_frames=self.trim_frames)
+        return ClipWriting(detection=detection, rules=rules, mode=self.mode, crf=self.crf, preset=self.preset)
+
+
+class CaptionSettings(_Section):
+    """What the caption model is shown and asked, and how it generates (greedy)."""
+
+    prompt: str = Field(default="", description="the instruction given with the frames ('' = the built-in one)")
+    layout: Literal["middle", "frames", "grid"] = Field(default="middle", description="one middle frame, several "
+                                                        "frames as images, or several tiled into one image")
+    num_frames: int = Field(default=4, ge=1, description="frames for the 'frames' and 'grid' layouts")
+    max_new_tokens: int = Field(default=256, ge=1)
+    min_new_tokens: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=4, ge=1, description="clips per generate() call")
+    structured: bool = Field(default=False, description="also ask for MiraData-style JSON fields")
+
+    def build(self) -> Any:
+        from openvid_assets.models.captions import DEFAULT_PROMPT, CaptionSettings as Captioning
+
+        fields = self.model_dump()
+        return Captioning(**{**fields, "prompt": self.prompt or DEFAULT_PROMPT})
+
+
+class Recipe(_Section):
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    selection: SelectionSettings = Field(default_factory=SelectionSettings)
+    clips: ClipSettings = Field(default_factory=ClipSettings)
+    captions: CaptionSettings = Field(default_factory=CaptionSettings)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_yaml(cls, text: str, where: str = "recipe") -> Recipe:
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise RecipeError(f"{where}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise RecipeError(f"{where}: expected a mapping of sections, got {type(data).__name__}")
+        data.pop("version", None)
+        return cls.validated(data, where)
+
+    @classmethod
+    def validated(cls, data: dict[str, Any], where: str = "recipe") -> Recipe:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'recipe'}: {err['msg']}" for err in e.errors())
+            raise RecipeError(f"{where}: {problems}") from None
+
+    def updated(self, changes: dict[str, dict[str, Any]]) -> Recipe:
+        """A copy with ``{section: {field: value}}`` applied (validated; unknown names are errors)."""
+        data = self.model_dump()
+        for section, fields in changes.items():
+            if section not in data:
+                raise RecipeError(f"unknown recipe section {section!r}; sections: {', '.join(data)}")
+            data[section] = {**data[section], **fields}
+        return Recipe.validated(data)
+
+    def sections(self) -> dict[str, str]:
+        """The version of each part of the recipe that a step depends on (see SECTION_OF in assets)."""
+        return section_versions(self)
+
+
+class RecipeError(ValueError):
+    """A malformed recipe or recipe change; raised before any run starts."""
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def section_versions(recipe: Recipe) -> dict[str, str]:
+    """One version per recipe section a step reads, including the digests of the weights it would load."""
+    from openvid_assets.models.profiles import model_identities
+
+    m = recipe.models
+    ids = model_identities(m.profile, m.motion_backend or None, m.clarity_backend or None, m.caption_model or None)
+    sampling = {"aesthetic_positions": list(m.aesthetic_positions), "temporal_frames": m.temporal_frames}
+    return {
+        "embedding": _digest([ids["clip"], sampling]),
+        "aesthetic": _digest(ids["aesthetic"]),
+        "motion": _digest(ids["motion"]),
+        "clarity": _digest(ids["clarity"]),
+        "selection": _digest(recipe.selection.model_dump()),
+        "clips": _digest(recipe.clips.model_dump()),
+        "captions": _digest([ids["captioner"], recipe.captions.model_dump()]),
+    }
+
+
+@dataclass(frozen=True)
+class StoredRecipe:
+    version: int
+    recipe: Recipe
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version}"
+
+
+class RecipeStore:
+    """Numbered recipe files under ``<data root>/recipe/``; written once each, never overwritten."""
+
+    def __init__(self, fs: FileSystem):
+        self.fs = fs
+
+    def versions(self) -> list[int]:
+        names = [name.rsplit("/", 1)[-1] for name in self.fs.list(RECIPE_DIR)]
+        return sorted(int(m.group(1)) for m in map(_VERSION_FILE.match, names) if m)
+
+    def _rel(self, version: int) -> str:
+        return f"{RECIPE_DIR}/v{version:04d}.yaml"
+
+    def read(self, version: int) -> StoredRecipe:
+        where = self.fs.uri(self._rel(version))
+        return StoredRecipe(version, Recipe.from_yaml(self.fs.get(self._rel(version)).decode(), where))
+
+    def current(self) -> StoredRecipe | None:
+        versions = self.versions()
+        return self.read(versions[-1]) if versions else None
+
+    def current_or_default(self) -> StoredRecipe:
+        """The current recipe; version 0 (the defaults, not yet written) for a new data root."""
+        return self.current() or StoredRecipe(0, Recipe())
+
+    def save(self, recipe: Recipe) -> tuple[StoredRecipe, bool]:
+        """Store ``recipe`` as the next version unless it equals the current one: (stored, written)."""
+        current = self.current()
+        if current is not None and current.recipe == recipe:
+            return current, False
+        version = (current.version if current else 0) + 1
+        self.fs.put(self._rel(version), f"# openvid-assets recipe, version {version}\n{recipe.to_yaml()}".encode())
+        return StoredRecipe(version, recipe), True
+
+
+def parse_changes(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    """``["selection.aesthetic=top:30", "clips.mode=none"]`` as ``{section: {field: value}}`` (values as YAML)."""
+    changes: dict[str, dict[str, Any]] = {}
+    for text in assignments:
+        name, sep, value = text.partition("=")
+        section, dot, field = name.strip().partition(".")
+        if not sep or not dot or not field:
+            raise RecipeError(f"expected SECTION.FIELD=VALUE (e.g. selection.aesthetic=top:30), got {text!r}")
+        changes.setdefault(section, {})[field] = yaml.safe_load(value) if value.strip() else ""
+    return changes
+
+
+def describe_change(old: Recipe, new: Recipe) -> list[str]:
+    """``section.field: old -> new`` for every field that differs."""
+    a, b = old.model_dump(mode="json"), new.model_dump(mode="json")
+    return [f"{s}.{f}: {a[s][f]!r} -> {b[s][f]!r}" for s in b for f in b[s] if a[s].get(f) != b[s][f]]
