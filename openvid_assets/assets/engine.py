@@ -145,27 +145,70 @@ def _die_with_parent() -> None:  # runs in the child before exec: the daemon end
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-@contextmanager
-def dagster_daemon(instance: DagsterInstance, log_dir: Path) -> Iterator[None]:
-    """Use the instance's running daemon, or run one (``dagster-daemon run``) for as long as the command runs."""
-    if daemon_alive(instance):
-        yield
-        return
-    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DAGSTER_HOME": instance.root_directory}
-    with open(log_dir / "daemon.log", "ab") as log:
-        daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # fmt: skip
-    try:
-        yield
-    finally:
-        daemon.terminate()
+class DaemonKeeper:
+    """Makes sure a Dagster daemon serves the instance's run queue while the command waits.
+
+    A daemon that is already running (``dagster dev``, ``dagster-daemon run``, another run command's) is used.
+    Otherwise the command runs ``dagster-daemon run`` itself, holding a lock file in the instance folder so that
+    concurrent commands share one daemon; when its owner ends, a command still waiting starts the next.
+    """
+
+    def __init__(self, instance: DagsterInstance):
+        self.instance = instance
+        self.home = Path(instance.root_directory)
+        self._lock = None
+        self._daemon: subprocess.Popen | None = None
+        self._next_check = 0.0
+
+    def ensure(self) -> None:
+        if self._daemon is not None or time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + 5.0
+        import fcntl
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        lock = open(self.home / "openvid-daemon.lock", "a")
         try:
-            daemon.wait(timeout=60)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()  # another run command's daemon serves the queue
+            return
+        if daemon_alive(self.instance):  # one this command does not manage (dagster dev)
+            lock.close()
+            return
+        self._lock = lock
+        workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+        (self.home / "logs").mkdir(exist_ok=True)
+        env = {**os.environ, "DAGSTER_HOME": str(self.home)}
+        with open(self.home / "logs" / "daemon.log", "ab") as log:
+            self._daemon = subprocess.Popen(
+                [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)], env=env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # fmt: skip
+
+    def stop(self) -> None:
+        if self._daemon is None:
+            return
+        self._daemon.terminate()
+        try:
+            self._daemon.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            daemon.kill()
+            self._daemon.kill()
+        # Its heartbeats would say "alive" for a while: clear them so the next command starts a daemon at once.
+        self.instance.wipe_daemon_heartbeats()
+        self._daemon = None
+        self._lock.close()
+        self._lock = None
+
+
+@contextmanager
+def dagster_daemon(instance: DagsterInstance) -> Iterator[DaemonKeeper]:
+    keeper = DaemonKeeper(instance)
+    keeper.ensure()
+    try:
+        yield keeper
+    finally:
+        keeper.stop()
 
 
 # -- submitting ---------------------------------------------------------------------------------------------
@@ -321,7 +364,7 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
     graph = defs.resolve_asset_graph()
     submitter = Submitter(instance)
     try:
-        with dagster_daemon(instance, Path(instance.root_directory) / "logs"):
+        with dagster_daemon(instance) as daemon:
             ran_before = False
             for number, wave in enumerate(plan_waves(defs, training), start=1):
                 names = ", ".join(k.path[-1] for k in wave.keys)
@@ -351,7 +394,7 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
                         run_id = submitter.submit(job_name, selected, shard, tags, workers.run_config(slot, data_root))
                         run_ids.append(run_id)
                         labels[run_id] = f"{shard or 'global'} ({names})"
-                ended = wait_for_runs(instance, run_ids, print_line)
+                ended = wait_for_runs(instance, run_ids, print_line, on_poll=daemon.ensure)
                 ran_before = ran_before or bool(run_ids)
                 for run_id, status in ended.items():
                     if status == DagsterRunStatus.SUCCESS:

@@ -1,0 +1,57 @@
+"""Test helpers: store a recipe under a data root, and materialize the whole graph in-process.
+
+Tests of what the assets compute use Dagster's in-process execution (``execute_in_process``) wave by
+wave; the run command's engine (runs on the queue, launched by a daemon) has tests of its own
+(test_engine.py, reliability/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import DagsterInstance, Definitions
+
+from openvid_assets.assets.engine import JOBS, plan_waves
+from openvid_assets.assets.recipe import record_recipe
+from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.training import GROUP as TRAINING_GROUP
+from openvid_assets.recipe import Recipe, RecipeStore, StoredRecipe
+from openvid_assets.store import TableStore
+
+# The weight-free motion and clarity backends keep orchestration tests quick; the networks have their own.
+FAST = {"models": {"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"}}
+
+
+def store_recipe(data_root: str, changes: dict[str, dict[str, Any]] | None = None, **sections: dict[str, Any]) -> StoredRecipe:
+    """Store ``Recipe()`` with ``changes`` (and/or ``section={field: value}`` keywords) as the data root's recipe."""
+    merged: dict[str, dict[str, Any]] = {}
+    for source in (changes or {}, sections):
+        for section, fields in source.items():
+            merged.setdefault(section, {}).update(fields)
+    stored, _ = RecipeStore(TableStore(str(data_root)).fs).save(Recipe().updated(merged))
+    return stored
+
+
+def materialize_pipeline(defs: Definitions, instance: DagsterInstance, training: bool | None = False) -> int:
+    """Every asset of the curation graph (or the training group) in dependency order, in this process, for every
+    registered shard; returns the number of runs. Raises on the first failed step."""
+    store = defs.resources["store"]
+    record_recipe(instance, store.recipe())
+    shards = sorted(instance.get_dynamic_partitions(shards_partitions.name))
+    graph, runs = defs.resolve_asset_graph(), 0
+    for wave in plan_waves(defs, training):
+        for shard in shards if wave.per_shard else [None]:
+            for is_training in sorted({graph.get(k).group_name == TRAINING_GROUP for k in wave.keys}):
+                keys = [k for k in wave.keys if (graph.get(k).group_name == TRAINING_GROUP) == is_training]
+                job = defs.resolve_job_def(JOBS[(wave.per_shard, is_training)])
+                job.execute_in_process(instance=instance, partition_key=shard, asset_selection=keys)
+                runs += 1
+    return runs
+
+
+def register_shards(defs: Definitions, instance: DagsterInstance, source: str, shard_size: int) -> list[str]:
+    from openvid_assets.assets.shards import store_new_shards
+
+    _, new = store_new_shards(defs.resources["store"].tables(), source, shard_size=shard_size)
+    instance.add_dynamic_partitions(shards_partitions.name, new)
+    return new
