@@ -89,10 +89,10 @@ def _problems(data: Path, home: Path, source: Path, reference: dict) -> list[str
 
 def _waves(filters: bool) -> list[tuple[bool, list[str]]]:
     """The run command's waves, from the real graph: (per shard?, asset names)."""
-    from openvid_assets.assets.runner import plan_waves
+    from openvid_assets.assets.engine import plan_waves
     from openvid_assets.definitions import build_definitions
 
-    return [(w.per_shard, [k.path[-1] for k in w.keys]) for w in plan_waves(build_definitions(models="offline"))]
+    return [(w.per_shard, [k.path[-1] for k in w.keys]) for w in plan_waves(build_definitions())]
 
 
 def parallel_shard_runs(source: Path, workdir: Path, shard_size: int, reference: dict, filters: bool) -> dict:

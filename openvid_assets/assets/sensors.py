@@ -4,6 +4,7 @@
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from openvid_assets import settings
+from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.shards import shards_partitions, store_new_shards, unregistered_partitions
 from openvid_assets.store.shards import ShardRegistry
@@ -24,6 +25,7 @@ def new_videos_sensor(context: SensorEvaluationContext, store: OpenVidStore) -> 
     if not source:
         return SkipReason("OPENVID_SOURCE is not set: nothing to watch")
     tables = store.tables()
+    record_recipe(context.instance, store.recipe())  # a recipe changed by hand or from the UI makes its steps stale
     known = set(context.instance.get_dynamic_partitions(shards_partitions.name))
     listed, _ = store_new_shards(tables, source, settings.shard_size(), store.s3_client())
     # Also picks up shards stored by an earlier tick or command that died before registering them.

@@ -8,17 +8,18 @@ from dagster import AssetKey, DagsterInstance, evaluate_automation_conditions
 from dagster._core.definitions.backfill_policy import BackfillPolicyType
 
 from openvid_assets.assets.policies import GPU_POOL
-from openvid_assets.assets.runner import run_pipeline
+from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
-from openvid_assets.definitions import ASSETS, TRAINING, build_definitions
+from openvid_assets.definitions import ASSETS, MATERIALIZED, TRAINING, build_definitions
 from openvid_assets.media import synthetic
+from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
 
 FIRST_WAVE = ("video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores")
 MODEL_STEPS = {"frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions"}
 
 
 def _by_name():
-    return {a.key.path[-1]: a for a in ASSETS}
+    return {a.key.path[-1]: a for a in MATERIALIZED}
 
 
 def test_every_step_has_the_policy_its_kind_needs():
@@ -34,9 +35,11 @@ def test_every_step_has_the_policy_its_kind_needs():
         assert (a.automation_conditions_by_key.get(a.key) is None) == (a in TRAINING), name
 
 
-def test_the_embedded_instance_limits_the_gpu_pool():
+def test_the_embedded_instance_queues_runs_with_one_run_per_worker_slot():
     config = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "..", "..", "dagster.yaml")))
-    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": "openvid/worker", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
 
 
 @pytest.fixture
@@ -48,14 +51,14 @@ def source(tmp_path):
 
 
 def test_new_shards_flow_through_and_nothing_current_is_redone(source, tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENVID_MOTION_BACKEND", "farneback")
-    monkeypatch.setenv("OPENVID_CLARITY_BACKEND", "laplacian")
-    defs = build_definitions(str(tmp_path / "data"), "offline", thresholds_off=True)
+    store_recipe(str(tmp_path / "data"), FAST, selection={"thresholds_off": True})
+    defs = build_definitions(str(tmp_path / "data"))
     tables = defs.resources["store"].tables()
-    keys = [a.key for a in ASSETS]
+    keys = [k for a in ASSETS for k in a.keys]
     requested = lambda result: {(k.path[-1], p) for k in keys  # noqa: E731
                                 for p in result.get_requested_partitions(k) or ()}  # fmt: skip
     with DagsterInstance.ephemeral() as instance:
+        record_recipe(instance, defs.resources["store"].recipe())  # as the run command or the sensor does
         baseline = evaluate_automation_conditions(defs=defs, instance=instance)  # the sensor is turned on
         assert baseline.total_requested == 0
 
@@ -66,7 +69,7 @@ def test_new_shards_flow_through_and_nothing_current_is_redone(source, tmp_path,
         # every shard), planned in one tick: each step waits in the run for the one before.
         assert requested(arrived) == {(name, k) for name in FIRST_WAVE for k in first}
 
-        assert run_pipeline(defs, instance).ok  # everything becomes current
+        materialize_pipeline(defs, instance)  # everything becomes current
         settled = evaluate_automation_conditions(defs=defs, instance=instance, cursor=arrived.cursor)
         assert settled.total_requested == 0
 
@@ -81,14 +84,13 @@ def test_new_shards_flow_through_and_nothing_current_is_redone(source, tmp_path,
 
 
 def test_a_backfill_runs_the_sql_steps_of_many_shards_in_one_run(source, tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENVID_MOTION_BACKEND", "farneback")
-    monkeypatch.setenv("OPENVID_CLARITY_BACKEND", "laplacian")
-    defs = build_definitions(str(tmp_path / "data"), "offline", thresholds_off=True)
+    store_recipe(str(tmp_path / "data"), FAST, selection={"thresholds_off": True})
+    defs = build_definitions(str(tmp_path / "data"))
     tables = defs.resources["store"].tables()
     with DagsterInstance.ephemeral() as instance:
         _, keys = store_new_shards(tables, str(source), shard_size=1)
         instance.add_dynamic_partitions(shards_partitions.name, keys)
-        assert run_pipeline(defs, instance).ok
+        materialize_pipeline(defs, instance)
         before = {k: tables.stamp("selected_videos", k) for k in keys}
         job = defs.resolve_job_def("shard_pipeline")
         result = job.execute_in_process(

@@ -1,7 +1,6 @@
 """The paper's motion and clarity networks run end to end in the pipeline, loading checkpoints
 of the public files' exact layout (random values: only the layout is public knowledge here)."""
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -10,9 +9,9 @@ import polars as pl
 import torch
 from dagster import DagsterInstance
 
-from openvid_assets.assets.runner import run_pipeline
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
+from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
 from openvid_assets.media import synthetic
 from openvid_assets.models import profiles
 from openvid_assets.models.dover import DOVER_WEIGHTS
@@ -33,22 +32,21 @@ def test_unimatch_and_dover_checkpoints_run_in_the_pipeline(tmp_path, weights_di
                weights / UNIMATCH_FLOW.filename)  # fmt: skip
     torch.save(random_dover_checkpoint(), weights / DOVER_WEIGHTS.filename)
     # The paper's motion and clarity backends; CLIP and the aesthetic head stay tiny to keep CI fast.
-    paper_nets = dataclasses.replace(profiles.PROFILES["offline"], name="paper-nets", motion_backend="unimatch",
-                                     clarity_backend="dover")  # fmt: skip
-    monkeypatch.setitem(profiles.PROFILES, "paper-nets", paper_nets)
-    paper_nets.check_weights()
+    profiles.get_profile("offline").with_backends("unimatch", "dover").check_weights()
 
     src = tmp_path / "src"
     synthetic.smooth_pan(src, "pan.mp4", num_frames=40)
     synthetic.portrait(src, "tall.mp4", num_frames=40)
     (src / "broken.mp4").write_text("not a video")
 
-    defs = build_definitions(str(tmp_path / "data"), "paper-nets", thresholds_off=True)
+    store_recipe(str(tmp_path / "data"), models={"profile": "offline", "motion_backend": "unimatch",
+                                                 "clarity_backend": "dover"}, selection={"thresholds_off": True})
+    defs = build_definitions(str(tmp_path / "data"))
     with DagsterInstance.ephemeral() as instance:
         tables = defs.resources["store"].tables()
         _, keys = store_new_shards(tables, str(src), shard_size=10)
         instance.add_dynamic_partitions(shards_partitions.name, keys)
-        assert run_pipeline(defs, instance).ok
+        materialize_pipeline(defs, instance)
 
     motion = tables.read("motion_scores", keys[0])
     clarity = tables.read("clarity_scores", keys[0])

@@ -14,7 +14,7 @@ def test_every_score_asset_materializes_with_metadata_and_rematerializing_recomp
     root, specs = sample_videos
     src = tmp_path / "src"
     shutil.copytree(root, src, symlinks=True)
-    resources = default_resources(str(tmp_path / "data"), models="offline")
+    resources = default_resources(str(tmp_path / "data"))
     tables = resources["store"].tables()
     _, keys = store_new_shards(tables, str(src), shard_size=100)
     ok = len(specs) - sum(s.bad for s in specs)

@@ -1,4 +1,4 @@
-"""Selection end to end through the runner the run command uses: lineage, exports, re-runs, off switch."""
+"""Selection end to end, every asset materialized in-process: lineage, exports, re-runs, off switch."""
 
 import os
 import shutil
@@ -8,23 +8,23 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance
 
-from openvid_assets.assets.runner import run_pipeline
 from openvid_assets.assets.lineage import OPENVID_COLUMNS
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
 from openvid_assets.store import TableStore
+from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
 
 MODEL_TABLES = ["frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores"]
 
 
-def run(data_root, **kwargs):
-    defs = build_definitions(str(data_root), "offline", **kwargs)
+def run(data_root, **selection):
+    store_recipe(str(data_root), models={"profile": "offline"}, selection=selection)
+    defs = build_definitions(str(data_root))
     with DagsterInstance.ephemeral() as instance:
         tables = defs.resources["store"].tables()
         store_new_shards(tables, run.source, shard_size=10)
         instance.add_dynamic_partitions(shards_partitions.name, tables.shards("shard_lists"))
-        report = run_pipeline(defs, instance)
-    assert report.ok, report.runs_failed
+        materialize_pipeline(defs, instance)
     return TableStore(str(data_root))
 
 
@@ -82,10 +82,11 @@ def test_exports_have_the_openvid_columns(pipeline):
 
 def test_changing_a_rule_recomputes_sql_only_and_lineage_follows(pipeline):
     tables, data, _ = pipeline
-    before = {(t, s): tables.stamp(t, s) for t in MODEL_TABLES for s in tables.shards(t)}
+    before = {(t, s): tables.read(t, s) for t in MODEL_TABLES for s in tables.shards(t)}
     old_version = tables.read("score_thresholds", "global")["version"][0]
-    run(data, rules={"aesthetic": "top:60"})
-    assert {(t, s): tables.stamp(t, s) for t in MODEL_TABLES for s in tables.shards(t)} == before
+    run(data, aesthetic="top:60")
+    for (t, s), frame in before.items():  # every model score reused from its row cache, unchanged
+        assert tables.read(t, s).equals(frame), (t, s)
     new = tables.read("score_thresholds", "global")
     assert new["version"][0] != old_version and new.filter(pl.col("score") == "aesthetic")["rule"][0] == "top:60"
     lineage = pl.read_parquet(f"{tables.root}/exports/lineage.parquet")

@@ -8,9 +8,9 @@ import pytest
 import torch
 from dagster import AssetKey, DagsterInstance
 
-from openvid_assets.assets.runner import run_pipeline
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
+from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
 from openvid_assets.media import synthetic
 from openvid_assets.mvdit.data import LatentClips, LatentSettings, clip_frame_indices, training_size
 
@@ -25,21 +25,21 @@ def curated(tmp_path_factory):
     synthetic.cross_dissolve(src)
     synthetic.smooth_pan(src, num_frames=40)
     data = tmp_path_factory.mktemp("train_data")
-    defs = build_definitions(str(data), "offline", thresholds_off=True)
+    store_recipe(str(data), models={"profile": "offline"}, selection={"thresholds_off": True})
+    defs = build_definitions(str(data))
     with DagsterInstance.ephemeral() as instance:
         tables = defs.resources["store"].tables()
         _, keys = store_new_shards(tables, str(src), shard_size=2)
         instance.add_dynamic_partitions(shards_partitions.name, keys)
-        assert run_pipeline(defs, instance).ok
+        materialize_pipeline(defs, instance)
     return data, tables
 
 
 def _train(data, **overrides):
-    defs = build_definitions(str(data), "offline", thresholds_off=True, mvdit={**SMALL, **overrides})
+    defs = build_definitions(str(data), mvdit={**SMALL, **overrides})
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(shards_partitions.name, defs.resources["store"].tables().shards("shard_lists"))
-        report = run_pipeline(defs, instance, training=True)
-        assert report.ok, report.runs_failed
+        materialize_pipeline(defs, instance, training=True)
         event = instance.get_latest_materialization_event(AssetKey("mvdit_checkpoint"))
         samples = instance.get_latest_materialization_event(AssetKey("mvdit_samples"))
         return ({k: v.value for k, v in event.asset_materialization.metadata.items()},
@@ -83,11 +83,11 @@ def test_training_then_sampling_from_the_curated_clips(curated):
 
 def test_training_on_an_empty_hd_subset_fails_the_run(curated):
     data, _ = curated
-    defs = build_definitions(str(data), "offline", mvdit={**SMALL, "dataset": "hd"})
+    defs = build_definitions(str(data), mvdit={**SMALL, "dataset": "hd"})
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(shards_partitions.name, defs.resources["store"].tables().shards("shard_lists"))
-        report = run_pipeline(defs, instance, training=True)
-    assert not report.ok  # no 1080p clip in this source: training refuses an empty dataset
+        with pytest.raises(Exception, match="(?i)no .*clip|empty"):  # no 1080p clip here: training refuses
+            materialize_pipeline(defs, instance, training=True)
 
 
 def test_sample_frames_and_sizes():

@@ -33,6 +33,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from openvid_assets.assets.shards import register_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
+from openvid_assets.recipe import Recipe
 from openvid_assets.media import synthetic
 from openvid_assets_tests.s3server import upload_tree
 
@@ -55,7 +56,6 @@ def deploy_env(pg_database, s3_bucket, s3_env, monkeypatch) -> dict[str, str]:
     env = {**pg_database.env(), "DAGSTER_COMPUTE_LOGS_BUCKET": s3_bucket, "DAGSTER_COMPUTE_LOGS_PREFIX": "dagster-logs"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("OPENVID_MOTION_BACKEND", "farneback")
     return env
 
 
@@ -82,14 +82,15 @@ def test_deploy_dagster_yaml_is_a_working_postgres_s3_instance(deploy_env, s3_bu
         synthetic.smooth_pan(src, "a.mp4", num_frames=24)
         synthetic.static(src, "b.mp4", num_frames=24)
         upload_tree(src, s3_bucket, "raw")
-        defs = build_definitions(f"s3://{s3_bucket}/curated", "offline")
+        defs = build_definitions(f"s3://{s3_bucket}/curated")
         store = defs.resources["store"]
+        store.recipes().save(Recipe().updated({"models": {"profile": "offline", "motion_backend": "farneback"}}))
         _, keys = store_new_shards(store.tables(), f"s3://{s3_bucket}/raw", 2, store.s3_client())
         assert register_partitions(instance, keys) == keys == ["shard-00000"]
         started = time.perf_counter()
         result = defs.resolve_job_def("shard_pipeline").execute_in_process(
             instance=instance, partition_key=keys[0], asset_selection=[AssetKey("video_manifest"), AssetKey("motion_scores")],
-            run_config={"loggers": {"progress": {}}})  # fmt: skip
+        )  # fmt: skip
         record_property("deploy instance: manifest + motion run (s)", round(time.perf_counter() - started, 2))
         assert result.success
         assert instance.get_run_by_id(result.run_id).status == DagsterRunStatus.SUCCESS

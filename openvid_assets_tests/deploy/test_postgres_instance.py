@@ -16,9 +16,9 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
-from openvid_assets.assets.runner import run_pipeline
 from openvid_assets.assets.shards import register_partitions, shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
+from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
 from openvid_assets.media import synthetic
 from openvid_assets_tests.pgserver import PgParams
 
@@ -91,13 +91,6 @@ def tiny_source(tmp_path: Path) -> Path:
     return src
 
 
-@pytest.fixture
-def fast_backends(monkeypatch):
-    # Orchestration is under test here; the networks have pipeline tests of their own.
-    monkeypatch.setenv("OPENVID_MOTION_BACKEND", "farneback")
-    monkeypatch.setenv("OPENVID_CLARITY_BACKEND", "laplacian")
-
-
 def _pg_rows(params: PgParams, sql: str) -> list[tuple]:
     conn = psycopg2.connect(host=params.hostname, port=params.port, user=params.username, password=params.password,
                             dbname=params.db_name)  # fmt: skip
@@ -109,19 +102,18 @@ def _pg_rows(params: PgParams, sql: str) -> list[tuple]:
         conn.close()
 
 
-def test_shard_runs_against_the_postgres_instance(tiny_source, tmp_path, pg_instance, pg_database, fast_backends,
-                                                  record_property):  # fmt: skip
+def test_shard_runs_against_the_postgres_instance(tiny_source, tmp_path, pg_instance, pg_database, record_property):
     data = tmp_path / "data"
-    defs = build_definitions(str(data), "offline", thresholds_off=True)  # every video reaches clips and captions
+    store_recipe(str(data), FAST, selection={"thresholds_off": True})  # every video reaches clips and captions
+    defs = build_definitions(str(data))
     tables = defs.resources["store"].tables()
     listed, keys = store_new_shards(tables, str(tiny_source), shard_size=2)
     assert (listed, keys) == (3, ["shard-00000", "shard-00001"])
     assert register_partitions(pg_instance, keys) == keys
 
     started = time.perf_counter()
-    report = run_pipeline(defs, pg_instance)
+    run_count = materialize_pipeline(defs, pg_instance)
     _timing(record_property, "pipeline on 3 videos / 2 shards, Postgres instance", time.perf_counter() - started)
-    assert report.ok, report.runs_failed
 
     for name in PER_SHARD:
         assert pg_instance.get_materialized_partitions(AssetKey(name)) == set(keys), name
@@ -129,7 +121,7 @@ def test_shard_runs_against_the_postgres_instance(tiny_source, tmp_path, pg_inst
 
     runs = pg_instance.get_runs()
     # Three per-shard waves on two shards, three global waves.
-    assert len(runs) == report.runs_ok == 3 * len(keys) + 3
+    assert len(runs) == run_count == 3 * len(keys) + 3
     assert {run.status for run in runs} == {DagsterRunStatus.SUCCESS}
     assert {run.tags.get("dagster/partition") for run in runs} == {*keys, None}
 
@@ -142,6 +134,3 @@ def test_shard_runs_against_the_postgres_instance(tiny_source, tmp_path, pg_inst
     assert sorted(lineage["source_uri"]) == sorted(str(p) for p in tiny_source.glob("*.mp4"))  # each video once
     assert lineage["source_uri"].n_unique() == lineage.height == 3
 
-    # A second pass has nothing to do and records no run.
-    assert run_pipeline(defs, pg_instance).runs_ok == 3  # only the global steps, which leave current tables alone
-    assert len(pg_instance.get_runs()) == len(runs) + 3

@@ -33,15 +33,13 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
-from openvid_assets.assets.runner import run_pipeline
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
-from openvid_assets.definitions import ASSETS, build_definitions
+from openvid_assets.definitions import MATERIALIZED, build_definitions
+from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
 from openvid_assets.media import synthetic
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_IMG = REPO / "docs" / "img"
-FAST_BACKENDS = {"OPENVID_MODELS": "offline", "OPENVID_MOTION_BACKEND": "farneback",
-                 "OPENVID_CLARITY_BACKEND": "laplacian"}  # fmt: skip
 # No telemetry, and no first-visit "Join the Dagster community" dialog over the pages.
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -129,7 +127,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str)
 
     log = artifacts / "webserver.log"
     url = f"http://127.0.0.1:{_free_port()}"
-    env = {**os.environ, **FAST_BACKENDS, "DAGSTER_HOME": str(home), "OPENVID_DATA_ROOT": str(data),
+    env = {**os.environ, "DAGSTER_HOME": str(home), "OPENVID_DATA_ROOT": str(data),
            "PYTHONUNBUFFERED": "1"}  # fmt: skip
     script = Path(sys.executable).with_name("dagster-webserver")  # .venv/bin/dagster-webserver
     webserver = [str(script)] if script.is_file() else [sys.executable, "-m", "dagster_webserver"]
@@ -141,14 +139,11 @@ def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str)
                                      "-m", "openvid_assets.definitions"], env=env, cwd=root, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         try:
-            with pytest.MonkeyPatch.context() as mp:
-                for key, value in FAST_BACKENDS.items():
-                    mp.setenv(key, value)
-                defs = build_definitions(str(data), "offline", thresholds_off=True)
-                _, keys = store_new_shards(defs.resources["store"].tables(), str(videos), shard_size=2)
-                instance.add_dynamic_partitions(shards_partitions.name, keys)
-                report = run_pipeline(defs, instance)
-            assert report.ok and report.totals["ok"] == 3, report.summary(0)
+            store_recipe(str(data), FAST, selection={"thresholds_off": True})
+            defs = build_definitions(str(data))
+            _, keys = store_new_shards(defs.resources["store"].tables(), str(videos), shard_size=2)
+            instance.add_dynamic_partitions(shards_partitions.name, keys)
+            materialize_pipeline(defs, instance)
             _wait_for_server(proc, url, log)
             yield url, keys
         finally:
@@ -212,8 +207,8 @@ def test_asset_graph_shows_every_asset_of_the_pipeline(ui, page, artifacts):
     from playwright.sync_api import expect
 
     url, _ = ui
-    groups = sorted({a.group_names_by_key[a.key] for a in ASSETS})
-    names = sorted(a.key.to_user_string() for a in ASSETS)
+    groups = sorted({a.group_names_by_key[a.key] for a in MATERIALIZED})
+    names = sorted(a.key.to_user_string() for a in MATERIALIZED)
     assert {"video_manifest", "score_thresholds", "lineage", "captions"} <= set(names)
     # The global lineage graph, every group expanded (groups are collapsed boxes by default).
     expanded = ",".join(f"global@global:{g}" for g in groups)
