@@ -1,6 +1,7 @@
 """The run command end to end: a real subprocess, a real Dagster instance on disk, real ffmpeg."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,11 @@ from openvid_assets.store import TableStore
 from openvid_assets_tests.s3server import upload_tree
 
 MANIFEST_FACTS = ["video_id", "width", "height", "fps", "num_frames", "codec", "status"]
+
+
+# These tests are about orchestration; the networks have pipeline tests of their own, so the
+# weight-free backends (stored in the data root's recipe by the first run) keep the runs quick.
+FAST = ["--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian"]
 
 
 def run_cli(*args: str, env: dict, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -42,17 +48,15 @@ def workdir(sample_videos, tmp_path):
     root, specs = sample_videos
     src = tmp_path / "src"
     shutil.copytree(root, src, symlinks=True)
-    # These tests are about orchestration; the networks have pipeline tests of their own,
-    # so the weight-free backends keep the several full runs here quick.
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONUNBUFFERED": "1",
-           "OPENVID_MOTION_BACKEND": "farneback", "OPENVID_CLARITY_BACKEND": "laplacian"}  # fmt: skip
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONUNBUFFERED": "1"}
     (tmp_path / "dagster_home").mkdir()
     return tmp_path, src, specs, env
 
 
 def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     tmp, src, specs, env = workdir
-    done = run_cli("run", "--source", str(src), "--data-root", str(tmp / "data"), "--shard-size", "8", env=env, cwd=tmp)
+    done = run_cli("run", "--source", str(src), "--data-root", str(tmp / "data"), "--shard-size", "8", *FAST,
+                   "--rule", "aesthetic=top:30", env=env, cwd=tmp)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     n_shards = -(-len(specs) // 8)
     assert f"{n_shards} new shard(s)" in done.stdout
@@ -100,10 +104,26 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
         assert instance.get_latest_materialization_event(AssetKey("lineage")) is not None
         assert all(run.status.value == "SUCCESS" for run in instance.get_runs())
 
-    # A second run has nothing to do and leaves the tables as they were.
+        # Ordinary runs of the code location's jobs, launched from the queue, one worker slot each.
+        runs = instance.get_runs()
+        assert {r.job_name for r in runs} == {"shard_pipeline", "global_pipeline"}
+        assert all(r.remote_job_origin is not None and r.tags.get("openvid/worker") for r in runs)
+
+    # The recipe is stored with the data: the second run (no flags) and a plain `dagster asset materialize`
+    # (what the UI launches) use the first run's rule and models.
+    thresholds = pl.read_parquet(tmp / "data" / "tables" / "score_thresholds" / "global.parquet")
+    assert thresholds.filter(pl.col("score") == "aesthetic")["rule"].to_list() == ["top:30"]
     again = run_cli("run", "--source", str(src), "--data-root", str(tmp / "data"), env=env, cwd=tmp)
-    assert again.returncode == 0 and "0 to run" in again.stdout
+    assert again.returncode == 0 and "0 to run" in again.stdout, again.stdout + again.stderr
+    assert "Recipe v" not in again.stdout  # nothing changed, no new version
     assert manifest(str(tmp / "data")).equals(frame)
+    ui = subprocess.run([str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m",
+                         "openvid_assets.definitions", "--select", "score_thresholds"],
+                        env={**env, "OPENVID_DATA_ROOT": str(tmp / "data")}, cwd=tmp, capture_output=True, text=True,
+                        timeout=300)  # fmt: skip
+    assert ui.returncode == 0, ui.stdout + ui.stderr
+    thresholds = pl.read_parquet(tmp / "data" / "tables" / "score_thresholds" / "global.parquet")
+    assert thresholds.filter(pl.col("score") == "aesthetic")["rule"].to_list() == ["top:30"]
 
 
 def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
@@ -112,12 +132,14 @@ def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
     uris = upload_tree(src, s3_bucket, "raw")
     env = {**env, **{k: s3_env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}}
     data_root = f"s3://{s3_bucket}/curated"
-    done = run_cli("run", "--source", f"s3://{s3_bucket}/raw", "--data-root", data_root, "--shard-size", "10", env=env, cwd=tmp)
+    done = run_cli("run", "--source", f"s3://{s3_bucket}/raw", "--data-root", data_root, "--shard-size", "10", *FAST,
+                   env=env, cwd=tmp)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     s3_frame = manifest(data_root)
     assert s3_frame["source_uri"].to_list() == sorted(uris)
 
-    local = run_cli("run", "--source", str(src), "--data-root", str(tmp / "local"), "--shard-size", "10", env=env, cwd=tmp)
+    local = run_cli("run", "--source", str(src), "--data-root", str(tmp / "local"), "--shard-size", "10", *FAST,
+                    env=env, cwd=tmp)  # fmt: skip
     assert local.returncode == 0, local.stdout + local.stderr
     # Same facts and ids whether the bytes came from a folder or from S3.
     assert s3_frame.select(MANIFEST_FACTS).equals(manifest(str(tmp / "local")).select(MANIFEST_FACTS))
@@ -125,14 +147,15 @@ def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
 
 def test_kill_minus_9_then_rerun_gives_the_same_manifest_and_no_partial_tables(workdir):
     tmp, src, specs, env = workdir
-    reference = run_cli("run", "--source", str(src), "--data-root", str(tmp / "ref"), "--shard-size", "3", env=env, cwd=tmp)
+    reference = run_cli("run", "--source", str(src), "--data-root", str(tmp / "ref"), "--shard-size", "3", *FAST,
+                        env=env, cwd=tmp)  # fmt: skip
     assert reference.returncode == 0, reference.stderr
 
     data = tmp / "data"
     env_killed = {**env, "DAGSTER_HOME": str(tmp / "dagster_home_2")}
     (tmp / "dagster_home_2").mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "openvid_assets", "run", "--source", str(src), "--data-root",
-                             str(data), "--shard-size", "3"], env=env_killed, cwd=tmp, stdout=subprocess.PIPE,
+                             str(data), "--shard-size", "3", *FAST], env=env_killed, cwd=tmp, stdout=subprocess.PIPE,
                             text=True, start_new_session=True)  # fmt: skip
     seen = []
     deadline = time.monotonic() + 240
@@ -149,11 +172,11 @@ def test_kill_minus_9_then_rerun_gives_the_same_manifest_and_no_partial_tables(w
 
     rerun = run_cli("run", "--source", str(src), "--data-root", str(data), env=env_killed, cwd=tmp)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    # The run the kill interrupted is marked failed (not left "started" forever) and holds no pool slot.
-    assert "Marked 1 run(s) of a dead earlier command as failed." in rerun.stdout
+    # The runs the kill interrupted are marked failed (not left "started" forever) and hold no slot.
+    assert re.search(r"Marked [1-9]\d* run\(s\) of a dead earlier command as failed\.", rerun.stdout), rerun.stdout
     with DagsterInstance.from_ref(InstanceRef.from_dir(env_killed["DAGSTER_HOME"])) as instance:
         statuses = [r.status.value for r in instance.get_runs()]
-        assert "STARTED" not in statuses and statuses.count("FAILURE") == 1
+        assert "STARTED" not in statuses and "FAILURE" in statuses
         assert instance.event_log_storage.get_concurrency_info("gpu").active_slot_count == 0
     for name in PER_SHARD_TABLES:  # identical to the uninterrupted run, table by table
         assert table(str(data), name).equals(table(str(tmp / "ref"), name)), name

@@ -35,7 +35,6 @@ import pyarrow.parquet as pq
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-FAST_BACKENDS = {"OPENVID_MOTION_BACKEND": "farneback", "OPENVID_CLARITY_BACKEND": "laplacian"}
 
 # Columns that legitimately differ between two runs writing identical data (see the module docstring).
 VOLATILE: dict[str, tuple[str, ...]] = {
@@ -74,18 +73,19 @@ def make_dagster_home(path: Path) -> Path:
 
 
 def pipeline_env(dagster_home: Path, **extra: str) -> dict[str, str]:
-    """The environment of every subprocess: offline models, weight-free motion and clarity backends."""
-    env = {**os.environ, **FAST_BACKENDS, "DAGSTER_HOME": str(dagster_home), "PYTHONUNBUFFERED": "1",
-           "OPENVID_MODELS": "offline"}  # fmt: skip
+    """The environment of every subprocess (the models are the recipe's: see run_args)."""
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONUNBUFFERED": "1"}
     env.pop("OPENVID_ALLOW_DOWNLOADS", None)
     env.update(extra)
     return env
 
 
 def run_args(source: Path | str, data_root: Path | str, shard_size: int, *, filters: bool = False) -> list[str]:
-    """``python -m openvid_assets run``; without ``filters`` every decodable video goes on to clips and captions."""
+    """``python -m openvid_assets run`` with the offline profile and the weight-free motion and clarity backends;
+    without ``filters`` every decodable video goes on to clips and captions."""
     args = [sys.executable, "-m", "openvid_assets", "run", "--source", str(source), "--data-root", str(data_root),
-            "--models", "offline", "--shard-size", str(shard_size)]  # fmt: skip
+            "--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian",
+            "--shard-size", str(shard_size)]  # fmt: skip
     return args if filters else [*args, "--no-filters"]
 
 

@@ -43,8 +43,8 @@ def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_ru
         assert alive, f"the run ended before the kill at {pattern!r}:\n{run.output}"
         killed_during.append(doing)
         assert partial_files(data) == [], (doing, run.output)  # only whole files under final names
-    assert killed_during[0].startswith("frame_embeddings [shard-00001]"), killed_during
-    assert re.fullmatch(r"(after )?(clips|captions) \[shard-00001\]", killed_during[1]), killed_during
+    assert re.fullmatch(r"(after )?\w+ \[shard-0000\d\]", killed_during[0]), killed_during  # mid shard runs
+    assert re.fullmatch(r"(after )?\w+ \[shard-0000\d\]", killed_during[1]), killed_during
 
     final = run_to_end(args, env, tmp_path, timeout=300)
     assert final.proc.returncode == 0, final.output
@@ -53,8 +53,6 @@ def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_ru
     assert leftovers(data) == []
     assert lineage_problems(data, reference_run.source) == []
     assert version_problems(data) == []
-    # The killed runs are not left "started" in the UI and hold no pool slot. (A kill between a table's
-    # write and Dagster recording it leaves that partition unmaterialized in the instance while the
-    # re-run finds the table current and skips it: a known gap, counted by bench/bench_faults.py.)
-    problems = instance_problems(home, shard_keys(data))
-    assert [p for p in problems if "not materialized" not in p] == []
+    # Every table has its materialization (a table written just before a kill has none, so Dagster finds it
+    # missing and the re-run records it), and no killed run is left "started" or holds a slot.
+    assert instance_problems(home, shard_keys(data)) == []

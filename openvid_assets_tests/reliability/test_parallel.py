@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
@@ -33,7 +34,12 @@ def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference
 
     # What a backfill or the new-videos sensor does: one run per shard, each in its own process,
     # all writing to the same instance (runs, event log, asset index) and the same data root.
-    env = pipeline_env(home, OPENVID_DATA_ROOT=str(data), OPENVID_THRESHOLDS="off")
+    env = pipeline_env(home, OPENVID_DATA_ROOT=str(data))
+    # The recipe the run command below asks for, stored first, so those runs use it too.
+    recipe = subprocess.run([*run_args(reference_run.source, data, SHARD_SIZE)[:3], "recipe", "--data-root", str(data),
+                             "--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian",
+                             "--set", "selection.thresholds_off=true"], env=env, capture_output=True, text=True)  # fmt: skip
+    assert recipe.returncode == 0, recipe.stdout + recipe.stderr
     parallel = run_in_parallel([materialize_args(FIRST_WAVE, shard) for shard in shards], env, tmp_path, timeout=300)
     assert parallel.return_codes == [0, 0, 0, 0], "\n\n".join(parallel.outputs)
     assert parallel.lock_errors == []

@@ -1,0 +1,77 @@
+"""The engine's promises, through the real command on a real instance: one model per score (a switched backend
+re-scores every shard, thresholds refuse to mix), and two commands on one data root lose nothing."""
+
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from openvid_assets.store import TableStore
+from openvid_assets.store.selection import MixedModelsError, require_one_identity
+from openvid_assets_tests.reliability.harness import lineage_problems, make_dagster_home, tiny_source
+
+BASE = ["--models", "offline", "--clarity-backend", "laplacian", "--shard-size", "1", "--no-filters"]
+
+
+def _run(source, data, env, *flags, cwd):
+    return subprocess.Popen([sys.executable, "-m", "openvid_assets", "run", "--source", str(source), "--data-root",
+                             str(data), *BASE, *flags], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+@pytest.fixture
+def setup(tmp_path):
+    import os
+
+    source = tiny_source(tmp_path / "src")
+    home = make_dagster_home(tmp_path / "home")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    return source, tmp_path / "data", env, tmp_path
+
+
+def _models(data, name="motion_scores") -> set[str]:
+    tables = TableStore(str(data))
+    return {m for s in tables.shards(name) for m in tables.read(name, s).filter(pl.col("status") == "ok")["model"]}
+
+
+def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setup):
+    source, data, env, cwd = setup
+    first = _run(source, data, env, "--motion-backend", "farneback", cwd=cwd)
+    out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out
+    assert _models(data) == {"farneback"}
+    embeddings = {s: TableStore(str(data)).stamp("frame_embeddings", s) for s in TableStore(str(data)).shards("frame_embeddings")}
+
+    second = _run(source, data, env, "--motion-backend", "unimatch-tiny", cwd=cwd)
+    out, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, out
+    assert "models.motion_backend: 'farneback' -> 'unimatch-tiny'" in out
+    models = _models(data)  # every shard re-scored by the new backend
+    assert len(models) == 1 and "farneback" not in models
+    # Only the motion step and what reads it ran again: the embeddings were current.
+    assert {s: TableStore(str(data)).stamp("frame_embeddings", s) for s in embeddings} == embeddings
+    assert "Step 1: video_manifest, frame_embeddings, motion_scores, aesthetic_scores, temporal_scores on 4 shard(s), 4 to run" in out
+    require_one_identity(TableStore(str(data)), "motion_scores", str(data))  # one model: thresholds may proceed
+
+
+def test_thresholds_refuse_shards_scored_by_different_models(tmp_path):
+    tables = TableStore(str(tmp_path))
+    row = {"video_id": "v", "source_uri": "a.mp4", "status": "ok", "score": 1.0, "weights_digest": "-", "params": "{}"}
+    tables.write("motion_scores", "shard-00000", pl.DataFrame([{**row, "model": "farneback", "params_hash": "p1"}]))
+    tables.write("motion_scores", "shard-00001", pl.DataFrame([{**row, "model": "unimatch", "params_hash": "p2"}]))
+    with pytest.raises(MixedModelsError) as error:
+        require_one_identity(tables, "motion_scores", str(tmp_path))
+    message = str(error.value)
+    assert "farneback" in message and "unimatch" in message and "shard-00000" in message and "shard-00001" in message
+    assert f"openvid-assets run --data-root {tmp_path}" in message
+
+
+def test_two_run_commands_on_one_data_root_lose_nothing(setup):
+    source, data, env, cwd = setup
+    runs = [_run(source, data, env, "--motion-backend", "farneback", cwd=cwd) for _ in range(2)]
+    outputs = [p.communicate(timeout=900)[0] for p in runs]
+    assert [p.returncode for p in runs] == [0, 0], "\n\n".join(outputs)
+    assert lineage_problems(data, source) == []  # every input exactly once
+    tables = TableStore(str(data))
+    assert tables.shards("video_manifest") == tables.shards("shard_lists") and len(tables.shards("shard_lists")) == 4
