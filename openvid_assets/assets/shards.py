@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from dagster import DagsterInstance, DynamicPartitionsDefinition
@@ -33,8 +34,17 @@ def register_partitions(instance: DagsterInstance, keys: list[str], batch: int =
     """
     if batch <= 0:
         raise ValueError("batch must be positive")
-    known = set(instance.get_dynamic_partitions(shards_partitions.name))
-    new = [key for key in dict.fromkeys(keys) if key not in known]
-    for start in range(0, len(new), batch):
-        instance.add_dynamic_partitions(shards_partitions.name, new[start : start + batch])
-    return new
+    added: list[str] = []
+    for attempt in range(5):  # another command may add the same keys at the same moment: re-read and go on
+        known = set(instance.get_dynamic_partitions(shards_partitions.name))
+        new = [key for key in dict.fromkeys(keys) if key not in known]
+        try:
+            for start in range(0, len(new), batch):
+                instance.add_dynamic_partitions(shards_partitions.name, new[start : start + batch])
+                added += new[start : start + batch]
+            return added
+        except Exception:  # noqa: BLE001 - a unique-key race (SQLite/Postgres error classes differ)
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return added

@@ -68,11 +68,11 @@ def test_training_then_sampling_from_the_curated_clips(curated):
     assert (stream["width"], stream["height"], int(stream["nb_read_frames"])) == (32, 32, 4)
 
     # Asking for more steps resumes from the last checkpoint; latents are reused, not re-encoded.
-    stamps = {s: tables.stamp("mvdit_latents", s) for s in tables.shards("mvdit_latents")}
+    latents = {s: tables.read("mvdit_latents", s) for s in tables.shards("mvdit_latents")}
     more, _ = _train(data, steps=8)
     assert more["resumed_from_step"] == 6 and more["steps_now"] == 2
     assert (run_dir / "step-00000008.pt").is_file()
-    assert {s: tables.stamp("mvdit_latents", s) for s in stamps} == stamps
+    assert all(tables.read("mvdit_latents", s).equals(frame) for s, frame in latents.items())  # reused rows
 
     # Several processes: the asset launches torchrun (DDP; Gloo on CPU) and reads rank 0's result back.
     ddp, _ = _train(data, steps=10, processes=2)
