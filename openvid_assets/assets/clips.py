@@ -17,7 +17,6 @@ from openvid_assets.assets.scores import _video_opener, motion_scores
 from openvid_assets.assets.selection import SELECTED, selected_videos
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.media.clips import ClipStore, clip_shard, clip_sources, clip_tasks
-from openvid_assets.models.captions import caption_shard, camera_labels
 
 CLIPS, CAPTIONS = "clips", "captions"
 SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
@@ -49,6 +48,8 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
        description="A caption for every clip from a vision-language model (LLaVA-v1.6-34b in the paper profile), "
        "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings.")  # fmt: skip
 def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    from openvid_assets.models.captions import caption_shard, camera_labels  # torch, transformers: at run time
+
     shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     manifest = tables.read(MANIFEST, shard)
     tasks = clip_sources(tables.read(CLIPS, shard), manifest)

@@ -35,7 +35,6 @@ from openvid_assets.assets.selection import (
     selected_videos,
 )
 from openvid_assets.media.clips import CLIP_SCHEMA
-from openvid_assets.models.captions import CAPTION_SCHEMA
 from openvid_assets.store import TableStore, copy_sql, run_sql
 from openvid_assets.store.selection import THRESHOLDS_SCHEMA
 
@@ -43,20 +42,23 @@ LINEAGE = "lineage"
 OPENVID_COLUMNS = ["video", "caption", "aesthetic score", "motion score", "temporal consistency score",
                    "camera motion", "frame", "fps", "seconds"]  # fmt: skip
 
-# What lineage reads for a step no shard has reached yet: its videos are then 'pending'.
-_NOT_REACHED = {
-    CANDIDATES: pl.DataFrame(schema={"video_id": pl.String, "source_uri": pl.String, "aesthetic": pl.Float64,
-                                     "temporal": pl.Float64, "motion": pl.Float64, "failure": pl.String,
-                                     "quality_reason": pl.String, "candidate": pl.Boolean}),
-    SELECTED: pl.DataFrame(schema={"video_id": pl.String, "source_uri": pl.String, "clarity": pl.Float64,
-                                   "failure": pl.String, "clarity_reason": pl.String, "selected": pl.Boolean}),
-    CLIPS: pl.DataFrame(schema=CLIP_SCHEMA),
-    CAPTIONS: pl.DataFrame(schema=CAPTION_SCHEMA),
-}  # fmt: skip
+def _not_reached(asset_name: str) -> pl.DataFrame:
+    """What lineage reads for a step no shard has reached yet: its videos are then 'pending'."""
+    from openvid_assets.models.captions import CAPTION_SCHEMA  # torch: only when a step needs the schema
+
+    schemas = {
+        CANDIDATES: {"video_id": pl.String, "source_uri": pl.String, "aesthetic": pl.Float64, "temporal": pl.Float64,
+                     "motion": pl.Float64, "failure": pl.String, "quality_reason": pl.String, "candidate": pl.Boolean},
+        SELECTED: {"video_id": pl.String, "source_uri": pl.String, "clarity": pl.Float64, "failure": pl.String,
+                   "clarity_reason": pl.String, "selected": pl.Boolean},
+        CLIPS: CLIP_SCHEMA,
+        CAPTIONS: CAPTION_SCHEMA,
+    }  # fmt: skip
+    return pl.DataFrame(schema=schemas[asset_name])
 
 
 def _every_shard_or_empty(tables: TableStore, asset_name: str):
-    return all_shards(tables, asset_name) if tables.shards(asset_name) else _NOT_REACHED[asset_name]
+    return all_shards(tables, asset_name) if tables.shards(asset_name) else _not_reached(asset_name)
 
 
 def lineage_inputs(tables: TableStore) -> dict[str, object]:

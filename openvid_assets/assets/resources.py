@@ -16,11 +16,11 @@ from pydantic import Field
 
 from openvid_assets import settings
 from openvid_assets.models.profiles import Profile, captioner, clarity_scorer, get_profile, motion_scorer
-from openvid_assets.mvdit.data import RUN_DEFAULTS, LatentSettings
 from openvid_assets.recipe import ModelSettings, RecipeStore, StoredRecipe
 from openvid_assets.store import TableStore
 
 if TYPE_CHECKING:
+    from openvid_assets.mvdit.data import LatentSettings
     from openvid_assets.models.aesthetic import AestheticScorer
     from openvid_assets.models.backends import VideoScorer
     from openvid_assets.models.captions import Captioner
@@ -145,7 +145,9 @@ class RunShape:
     def name(self) -> str:
         return f"mvdit-{self.preset.replace('/', '')}-{self.resolution}px-{self.frames}f-{self.dataset}"
 
-    def latents(self) -> LatentSettings:
+    def latents(self) -> "LatentSettings":
+        from openvid_assets.mvdit.data import LatentSettings
+
         return LatentSettings(frames=self.frames, interval=self.interval, resolution=self.resolution)
 
 
@@ -179,6 +181,8 @@ class MVDiTResource(ConfigurableResource):
     def shape(self) -> RunShape:
         if self.dataset not in ("full", "hd"):
             raise ValueError(f"dataset must be full or hd, got {self.dataset!r}")
+        from openvid_assets.mvdit.data import RUN_DEFAULTS
+
         d = RUN_DEFAULTS[self.store.recipe().recipe.models.profile]
         return RunShape(preset=self.preset or d["preset"], resolution=self.resolution or d["resolution"],
                         frames=self.frames or d["frames"], interval=self.interval, steps=self.steps or d["steps"],

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
@@ -21,22 +22,17 @@ from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.media.sources import local_file
 from openvid_assets.models.backends import VideoScorer
-from openvid_assets.models.scoring import (
-    ShardScores,
-    VideoTask,
-    aesthetic_scores as compute_aesthetic,
-    embed_shard,
-    score_shard,
-    temporal_scores as compute_temporal,
-)
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.shards import ShardRegistry
+
+if TYPE_CHECKING:  # the scoring code (torch) is imported by the steps that run it, not by the code location
+    from openvid_assets.models.scoring import ShardScores, VideoTask
 
 EMBEDDINGS = "frame_embeddings"
 HISTOGRAM_BINS = 30
 
 
-def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> Callable[[VideoTask], AbstractContextManager[Path]]:
+def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> Callable[["VideoTask"], AbstractContextManager[Path]]:
     root = ShardRegistry(tables).members(shard).source_root
     client = store.s3_client()
     return lambda task: local_file(task.source_uri, root, client)
@@ -61,7 +57,7 @@ def _score_metadata(table: pl.DataFrame, title: str) -> dict[str, object]:
     return meta
 
 
-def _write_scores(store: OpenVidStore, name: str, shard: str, result: ShardScores, title: str) -> MaterializeResult:
+def _write_scores(store: OpenVidStore, name: str, shard: str, result: "ShardScores", title: str) -> MaterializeResult:
     path = store.tables().write(name, shard, result.table)
     return MaterializeResult(
         metadata={**_score_metadata(result.table, title), "computed": result.computed, "reused": result.reused,
@@ -83,6 +79,8 @@ SHARD_ASSET = {"partitions_def": shards_partitions, "group_name": "scores"}
     "shared by aesthetics and temporal consistency (one decode, one embedding pass).",
 )
 def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    from openvid_assets.models.scoring import embed_shard
+
     shard, tables = context.partition_key, store.tables()
     result = embed_shard(
         tables.read(MANIFEST, shard),
@@ -114,6 +112,8 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
 @asset(**SHARD_ASSET, **MODEL_STEP, deps=[frame_embeddings, recipe_key("aesthetic")], code_version="1", kinds={"pytorch", "parquet"},
        description="LAION aesthetic score per video: mean over the aesthetic frames' CLIP embeddings.")  # fmt: skip
 def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    from openvid_assets.models.scoring import ShardScores, aesthetic_scores as compute_aesthetic
+
     shard, tables = context.partition_key, store.tables()
     table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(), models.sampling())
     return _write_scores(store, "aesthetic_scores", shard, ShardScores(table, table.height, 0), "aesthetic score")
@@ -122,6 +122,8 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
 @asset(**SHARD_ASSET, **IO_STEP, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
        description="Temporal consistency per video: mean CLIP cosine similarity of adjacent sampled frames.")  # fmt: skip
 def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    from openvid_assets.models.scoring import ShardScores, temporal_scores as compute_temporal
+
     shard, tables = context.partition_key, store.tables()
     table = compute_temporal(tables.read(EMBEDDINGS, shard), models.sampling())
     return _write_scores(store, "temporal_scores", shard, ShardScores(table, table.height, 0), "temporal consistency")
@@ -129,6 +131,8 @@ def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models:
 
 def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, name: str,
                      scorer: VideoScorer, title: str, only: pl.Series | None = None) -> MaterializeResult:  # fmt: skip
+    from openvid_assets.models.scoring import score_shard
+
     shard, tables = context.partition_key, store.tables()
     manifest = tables.read(MANIFEST, shard)
     result = score_shard(

@@ -8,7 +8,7 @@ import statistics
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -23,13 +23,10 @@ from openvid_assets.assets.resources import MVDiTResource, OpenVidStore, RunShap
 from openvid_assets.assets.scores import _video_opener
 from openvid_assets.assets.selection import all_shards
 from openvid_assets.assets.shards import shards_partitions
-from openvid_assets.models.scoring import ScoreKey
-from openvid_assets.mvdit.data import encode_shard, latent_tasks, load_encoders, vae_downsample
-from openvid_assets.mvdit.launch import TrainingSpec, run as run_training, run_distributed
-from openvid_assets.mvdit.model import MVDiTConfig, preset
-from openvid_assets.mvdit.sample import sample_to_files
-from openvid_assets.mvdit.train import TrainConfig, latest_checkpoint
 from openvid_assets.store import TableStore, run_sql
+
+if TYPE_CHECKING:
+    from openvid_assets.mvdit.model import MVDiTConfig
 
 LATENTS = "mvdit_latents"
 GROUP = "mvdit"
@@ -40,6 +37,8 @@ GROUP = "mvdit"
        description="VAE latents (16 frames every 3rd, short side at the training resolution) and T5 caption "
        "features of every captioned clip, cached per clip under latents/<shard>/.")  # fmt: skip
 def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    from openvid_assets.mvdit.data import encode_shard, latent_tasks, load_encoders  # torch: at run time
+
     shard, tables = context.partition_key, store.tables()
     shape = mvdit.shape()
     tasks = latent_tasks(tables.read(CLIPS, shard), tables.read(CAPTIONS, shard), tables.read(MANIFEST, shard))
@@ -62,6 +61,8 @@ def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
 
 
 def training_clips(tables: TableStore, shape: RunShape) -> pl.DataFrame:
+    from openvid_assets.models.scoring import ScoreKey
+
     """The dataset's clips (full or HD export) that have latents of this run's shape (sql/training_clips.sql)."""
     export = "openvid_hd.parquet" if shape.dataset == "hd" else "openvid.parquet"
     if not tables.fs.exists(f"exports/{export}"):
@@ -73,7 +74,10 @@ def training_clips(tables: TableStore, shape: RunShape) -> pl.DataFrame:
                    {"model": key.model, "params_hash": key.params_hash})  # fmt: skip
 
 
-def _model_config(shape: RunShape) -> MVDiTConfig:
+def _model_config(shape: RunShape) -> "MVDiTConfig":
+    from openvid_assets.mvdit.data import vae_downsample
+    from openvid_assets.mvdit.model import preset
+
     return preset(shape.preset, frames=shape.frames, height=shape.resolution, width=shape.resolution,
                   vae_downsample=vae_downsample(shape.vae))  # fmt: skip
 
@@ -82,6 +86,10 @@ def _model_config(shape: RunShape) -> MVDiTConfig:
        description="An MVDiT training run on the curated clips' cached latents (Adam, EMA, IDDPM hybrid loss, "
        "caption dropout for CFG); resumes from the last checkpoint under checkpoints/; loss curve in metadata.")  # fmt: skip
 def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    from openvid_assets.mvdit.data import vae_downsample
+    from openvid_assets.mvdit.launch import TrainingSpec, run as run_training, run_distributed
+    from openvid_assets.mvdit.train import TrainConfig, latest_checkpoint
+
     tables, shape = store.tables(), mvdit.shape()
     clips = training_clips(tables, shape)
     directory = mvdit.checkpoints(tables)
@@ -117,6 +125,10 @@ def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit:
        description="Videos sampled from the latest MVDiT checkpoint (EMA weights; 100 steps, CFG 7.0 by default), "
        "written as mp4 under samples/<run>/step-N/.")  # fmt: skip
 def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    from openvid_assets.mvdit.data import load_encoders
+    from openvid_assets.mvdit.sample import sample_to_files
+    from openvid_assets.mvdit.train import latest_checkpoint
+
     tables, shape = store.tables(), mvdit.shape()
     checkpoint = latest_checkpoint(mvdit.checkpoints(tables))
     if checkpoint is None:

@@ -12,13 +12,9 @@ import torch
 from torch import nn
 
 from openvid_assets.models.runtime import pick_device, seeded
+from openvid_assets.models.catalog import LAION_AESTHETIC  # noqa: F401 - re-exported
 from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
 
-LAION_AESTHETIC = WeightsFile(
-    filename="laion-aesthetic/sac+logos+ava1-l14-linearMSE.pth",
-    url="https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth",
-    description="LAION improved aesthetic predictor (MLP on CLIP ViT-L/14 embeddings)",
-)
 
 
 class AestheticHead(nn.Module):

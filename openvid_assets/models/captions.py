@@ -35,8 +35,7 @@ from openvid_assets.models.scoring import (
 )
 from openvid_assets.models.weights import folder_digest, resolve_model_folder
 
-PAPER_CAPTIONER = "llava-hf/llava-v1.6-34b-hf"
-TINY_CAPTIONER = "tiny-llava-next"
+from openvid_assets.models.catalog import PAPER_CAPTIONER, TINY_CAPTIONER  # noqa: E402,F401 - re-exported
 
 DEFAULT_PROMPT = (
     "Describe this video clip in detail in a few sentences, as a caption for training a text-to-video model: "

@@ -17,54 +17,10 @@ import open_clip
 import torch
 
 from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype, seeded
-from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
+from openvid_assets.models.catalog import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, ClipSpec  # noqa: F401 - re-exported
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-CLIP_VIT_L14_OPENAI = WeightsFile(
-    filename="vit_large_patch14_clip_224.openai/open_clip_model.safetensors",
-    url="https://huggingface.co/timm/vit_large_patch14_clip_224.openai/resolve/main/open_clip_model.safetensors",
-    description="CLIP ViT-L/14, OpenAI weights, open_clip format",
-)
-
-# Same class as ViT-L/14 and the same 768-d embedding (so the real aesthetic head fits), tiny everywhere else.
-TINY_CLIP_CONFIG: dict[str, Any] = {
-    "embed_dim": 768,
-    "quick_gelu": True,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
-}
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """An open_clip model: a named config or an explicit one, with weights or a seeded random init."""
-
-    name: str
-    weights: WeightsFile | None = None
-    config: dict[str, Any] | None = field(default=None, hash=False)
-    seed: int = 0
-
-    def model_config(self) -> dict[str, Any]:
-        config = self.config or open_clip.get_model_config(self.name)
-        if config is None:
-            raise ValueError(f"open_clip has no model config named {self.name!r}")
-        return config
-
-    def build(self) -> open_clip.CLIP:
-        config = self.model_config()
-        if self.weights is None:
-            with seeded(self.seed):
-                return open_clip.CLIP(**config)
-        model = open_clip.CLIP(**config)
-        model.load_state_dict(load_state_dict(resolve(self.weights)), strict=True)
-        return model
-
-    def digest(self) -> str:
-        if self.weights is None:
-            return f"random-seed{self.seed}"
-        return file_digest(resolve(self.weights))
 
 
 class ClipEmbedder:

@@ -61,14 +61,9 @@ from torch import nn
 
 from openvid_assets.media.frames import FrameRequest
 from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
+from openvid_assets.models.catalog import DOVER_WEIGHTS  # noqa: F401 - re-exported
 from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
 
-DOVER_WEIGHTS = WeightsFile(
-    filename="dover/DOVER.pth",
-    url="https://github.com/QualityAssessment/DOVER/releases/download/v0.1.0/DOVER.pth",
-    description="DOVER v0.1.0 (technical + aesthetic branches; only the technical one is used); "
-    "also mirrored at https://huggingface.co/teowu/DOVER/resolve/main/DOVER.pth",
-)
 
 TECHNICAL_PREFIXES = ("technical_backbone.", "technical_head.")
 

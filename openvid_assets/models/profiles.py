@@ -16,28 +16,60 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 
-from openvid_assets.models.aesthetic import LAION_AESTHETIC
-from openvid_assets.models.captions import PAPER_CAPTIONER, TINY_CAPTIONER, Captioner
-from openvid_assets.models.backends import VideoScorer
-from openvid_assets.models import dover, unimatch
-from openvid_assets.models.clarity import LaplacianClarity
-from openvid_assets.models.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, ClipSpec
-from openvid_assets.models.motion import FarnebackMotion
+from typing import TYPE_CHECKING
+
+from openvid_assets.models.catalog import (CLIP_VIT_L14_OPENAI, DOVER_WEIGHTS, LAION_AESTHETIC, PAPER_CAPTIONER,
+                                           TINY_CAPTIONER, TINY_CLIP_CONFIG, UNIMATCH_FLOW, ClipSpec)  # fmt: skip
 from openvid_assets.models.weights import (MissingWeightsError, WeightsFile, file_digest, folder_digest, resolve,
                                           resolve_model_folder)  # fmt: skip
 
+if TYPE_CHECKING:
+    from openvid_assets.models.backends import VideoScorer
+    from openvid_assets.models.captions import Captioner
+
+
+# Builders import their model module when called: choosing a profile loads no network code.
+def _unimatch(config: str, weights: WeightsFile | None) -> Callable[[str], "VideoScorer"]:
+    def build(device: str) -> "VideoScorer":
+        from openvid_assets.models import unimatch
+
+        return unimatch.UniMatchMotion(getattr(unimatch, config), weights, device=device)
+
+    return build
+
+
+def _dover(config: str, weights: WeightsFile | None) -> Callable[[str], "VideoScorer"]:
+    def build(device: str) -> "VideoScorer":
+        from openvid_assets.models import dover
+
+        return dover.DoverClarity(getattr(dover, config), weights, device=device)
+
+    return build
+
+
+def _farneback(device: str) -> "VideoScorer":
+    from openvid_assets.models.motion import FarnebackMotion
+
+    return FarnebackMotion()
+
+
+def _laplacian(device: str) -> "VideoScorer":
+    from openvid_assets.models.clarity import LaplacianClarity
+
+    return LaplacianClarity()
+
+
 # name -> (factory(device), weights file it needs or None)
-MOTION_BACKENDS: dict[str, tuple[Callable[[str], VideoScorer], WeightsFile | None]] = {
-    "unimatch": (lambda device: unimatch.UniMatchMotion(unimatch.PAPER, unimatch.UNIMATCH_FLOW, device=device),
-                 unimatch.UNIMATCH_FLOW),
-    "unimatch-tiny": (lambda device: unimatch.UniMatchMotion(unimatch.TINY, None, device=device), None),
-    "farneback": (lambda device: FarnebackMotion(), None),
+MOTION_BACKENDS: dict[str, tuple[Callable[[str], "VideoScorer"], WeightsFile | None]] = {
+    "unimatch": (_unimatch("PAPER", UNIMATCH_FLOW), UNIMATCH_FLOW),
+    "unimatch-tiny": (_unimatch("TINY", None), None),
+    "farneback": (_farneback, None),
 }
-CLARITY_BACKENDS: dict[str, tuple[Callable[[str], VideoScorer], WeightsFile | None]] = {
-    "dover": (lambda device: dover.DoverClarity(dover.PAPER, dover.DOVER_WEIGHTS, device=device), dover.DOVER_WEIGHTS),
-    "dover-tiny": (lambda device: dover.DoverClarity(dover.TINY, None, device=device), None),
-    "laplacian": (lambda device: LaplacianClarity(), None),
-}  # fmt: skip
+CLARITY_BACKENDS: dict[str, tuple[Callable[[str], "VideoScorer"], WeightsFile | None]] = {
+    "dover": (_dover("PAPER", DOVER_WEIGHTS), DOVER_WEIGHTS),
+    "dover-tiny": (_dover("TINY", None), None),
+    "laplacian": (_laplacian, None),
+}
 
 
 @dataclass(frozen=True)
@@ -106,19 +138,21 @@ def get_profile(name: str) -> Profile:
 
 
 @cache
-def motion_scorer(profile: Profile, device: str = "auto") -> VideoScorer:
+def motion_scorer(profile: Profile, device: str = "auto") -> "VideoScorer":
     """The profile's motion backend, built once per process and device."""
     return MOTION_BACKENDS[profile.motion_backend][0](device)
 
 
 @cache
-def captioner(profile: Profile, device: str = "auto") -> Captioner:
+def captioner(profile: Profile, device: str = "auto") -> "Captioner":
     """The profile's caption model (loaded on first use), once per process and device."""
+    from openvid_assets.models.captions import Captioner
+
     return Captioner(profile.captioner, device=device)
 
 
 @cache
-def clarity_scorer(profile: Profile, device: str = "auto") -> VideoScorer:
+def clarity_scorer(profile: Profile, device: str = "auto") -> "VideoScorer":
     """The profile's clarity backend, built once per process and device."""
     return CLARITY_BACKENDS[profile.clarity_backend][0](device)
 

@@ -58,14 +58,9 @@ from torch import nn
 from openvid_assets.media.frames import FrameRequest
 from openvid_assets.models.motion import FLOW_COLUMNS, flow_summary
 from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
+from openvid_assets.models.catalog import UNIMATCH_FLOW  # noqa: F401 - re-exported
 from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
 
-UNIMATCH_FLOW = WeightsFile(
-    filename="unimatch/gmflow-scale2-regrefine6-mixdata-train320x576-4e7b215d.pth",
-    url="https://s3.eu-central-1.amazonaws.com/avg-projects/unimatch/pretrained/"
-    "gmflow-scale2-regrefine6-mixdata-train320x576-4e7b215d.pth",
-    description="UniMatch GMFlow-scale2-regrefine6 optical flow, trained on mixed data at 320x576",
-)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

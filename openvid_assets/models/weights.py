@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import torch
 
 from openvid_assets import settings
 
@@ -65,13 +64,15 @@ def _download(weights: WeightsFile, target: Path) -> Path:
     return target
 
 
-def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, "torch.Tensor"]:
     """A flat state dict from safetensors, or from a torch file holding only tensors."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
+    import torch
+
     state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):  # common wrappers around the weights
         if isinstance(state, dict) and isinstance(state.get(key), dict):

@@ -1,0 +1,89 @@
+"""Which models exist and which files they load: names, weights files and CLIP specs, with no torch import.
+
+The model modules (clip, aesthetic, unimatch, dover, captions) re-export these; profiles, the recipe
+and the Dagster layer read them here, so starting the CLI, a sensor or a run worker imports no
+network code until a step builds a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from openvid_assets.models.weights import WeightsFile
+
+CLIP_VIT_L14_OPENAI = WeightsFile(
+    filename="vit_large_patch14_clip_224.openai/open_clip_model.safetensors",
+    url="https://huggingface.co/timm/vit_large_patch14_clip_224.openai/resolve/main/open_clip_model.safetensors",
+    description="CLIP ViT-L/14, OpenAI weights, open_clip format",
+)
+
+# Same class as ViT-L/14 and the same 768-d embedding (so the real aesthetic head fits), tiny everywhere else.
+TINY_CLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 768,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
+}
+
+LAION_AESTHETIC = WeightsFile(
+    filename="laion-aesthetic/sac+logos+ava1-l14-linearMSE.pth",
+    url="https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth",
+    description="LAION improved aesthetic predictor (MLP on CLIP ViT-L/14 embeddings)",
+)
+
+UNIMATCH_FLOW = WeightsFile(
+    filename="unimatch/gmflow-scale2-regrefine6-mixdata-train320x576-4e7b215d.pth",
+    url="https://s3.eu-central-1.amazonaws.com/avg-projects/unimatch/pretrained/"
+    "gmflow-scale2-regrefine6-mixdata-train320x576-4e7b215d.pth",
+    description="UniMatch GMFlow-scale2-regrefine6 optical flow, trained on mixed data at 320x576",
+)
+
+DOVER_WEIGHTS = WeightsFile(
+    filename="dover/DOVER.pth",
+    url="https://github.com/QualityAssessment/DOVER/releases/download/v0.1.0/DOVER.pth",
+    description="DOVER v0.1.0 (technical + aesthetic branches; only the technical one is used); "
+    "also mirrored at https://huggingface.co/teowu/DOVER/resolve/main/DOVER.pth",
+)
+
+PAPER_CAPTIONER = "llava-hf/llava-v1.6-34b-hf"
+TINY_CAPTIONER = "tiny-llava-next"
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """An open_clip model: a named config or an explicit one, with weights or a seeded random init."""
+
+    name: str
+    weights: WeightsFile | None = None
+    config: dict[str, Any] | None = field(default=None, hash=False)
+    seed: int = 0
+
+    def model_config(self) -> dict[str, Any]:
+        import open_clip
+
+        config = self.config or open_clip.get_model_config(self.name)
+        if config is None:
+            raise ValueError(f"open_clip has no model config named {self.name!r}")
+        return config
+
+    def build(self) -> Any:
+        import open_clip
+
+        from openvid_assets.models.runtime import seeded
+        from openvid_assets.models.weights import load_state_dict, resolve
+
+        config = self.model_config()
+        if self.weights is None:
+            with seeded(self.seed):
+                return open_clip.CLIP(**config)
+        model = open_clip.CLIP(**config)
+        model.load_state_dict(load_state_dict(resolve(self.weights)), strict=True)
+        return model
+
+    def digest(self) -> str:
+        from openvid_assets.models.weights import file_digest, resolve
+
+        if self.weights is None:
+            return f"random-seed{self.seed}"
+        return file_digest(resolve(self.weights))
