@@ -1,0 +1,135 @@
+"""Engine benchmark: the run command through Dagster's queue with 1 and 2 workers, the cost of that path per
+run against in-process execution, and start-up times.
+
+All in one run on one machine (ratios; absolute times only mean something on a quiet machine or a GPU):
+
+1. A source of ``--shards`` x ``--per-shard`` generated videos (pans and cuts, 320x180, 6 s at 24 fps).
+2. ``openvid-assets run --workers 1`` and ``--workers 2`` (offline profile, weight-free motion and clarity
+   backends, filters off so every video reaches clips and captions), each into a fresh data root and a
+   fresh instance: wall time, and the speed-up of 2 workers over 1.
+3. The same graph executed in-process (``execute_in_process``, one run per shard per wave, in this process:
+   what the old run command did), on a fresh data root: wall time. (Dagster path with 1 worker - in-process)
+   / runs = the cost of a queued run (launch, process start, code location load, event polling).
+4. Start-up: ``openvid-assets --help`` and a run worker's load of the code location
+   (``import openvid_assets.definitions``), each the median of 5 fresh processes.
+
+    .venv/bin/python bench/bench_engine.py                 # 8 shards x 2 videos
+    .venv/bin/python bench/bench_engine.py --shards 4      # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench._report import machine_facts, markdown  # noqa: E402
+
+FLAGS = ["--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian", "--no-filters"]
+
+
+def make_source(out: Path, shards: int, per_shard: int) -> None:
+    from openvid_assets.media import synthetic
+
+    for i in range(shards * per_shard):
+        if i % 2:
+            synthetic.hard_cuts(out, f"cuts_{i:03d}.mp4", scene_frames=(72, 72), width=320, height=180, seed=i)
+        else:
+            synthetic.smooth_pan(out, f"pan_{i:03d}.mp4", num_frames=144, width=320, height=180, seed=i)
+
+
+def dagster_home(path: Path) -> Path:
+    import yaml
+
+    path.mkdir(parents=True)
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    for key in ("storage", "local_artifact_storage", "compute_logs"):
+        config.pop(key, None)
+    (path / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_command(source: Path, work: Path, per_shard: int, workers: int) -> tuple[float, int]:
+    home = dagster_home(work / f"home_w{workers}")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "openvid_assets", "run", "--source", str(source), "--data-root",
+                           str(work / f"data_w{workers}"), "--shard-size", str(per_shard), "--workers", str(workers),
+                           *FLAGS], env=env, capture_output=True, text=True)  # fmt: skip
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"run --workers {workers} failed:\n{done.stdout}\n{done.stderr}")
+    runs = int(done.stdout.rsplit(" run(s) ok", 1)[0].rsplit(" ", 1)[1])
+    return seconds, runs
+
+
+def in_process(source: Path, work: Path, per_shard: int) -> tuple[float, int]:
+    from dagster import DagsterInstance
+
+    from openvid_assets.definitions import build_definitions
+    from openvid_assets_tests.pipeline import materialize_pipeline, register_shards, store_recipe
+
+    data = work / "data_inprocess"
+    store_recipe(str(data), models={"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"},
+                 selection={"thresholds_off": True})  # fmt: skip
+    defs = build_definitions(str(data))
+    started = time.perf_counter()
+    with DagsterInstance.ephemeral() as instance:
+        register_shards(defs, instance, str(source), per_shard)
+        runs = materialize_pipeline(defs, instance)
+    return time.perf_counter() - started, runs
+
+
+def startup(args: list[str], repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(args, capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--per-shard", type=int, default=2)
+    parser.add_argument("--json", help="also write the numbers here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
+        work = Path(tmp)
+        make_source(work / "src", args.shards, args.per_shard)
+        one, runs1 = run_command(work / "src", work, args.per_shard, 1)
+        two, runs2 = run_command(work / "src", work, args.per_shard, 2)
+        local, local_runs = in_process(work / "src", work, args.per_shard)
+    cli = startup([sys.executable, "-m", "openvid_assets", "--help"])
+    worker = startup([sys.executable, "-c", "import openvid_assets.definitions"])
+
+    numbers = {
+        "shards": args.shards, "videos": args.shards * args.per_shard, "runs": runs1,
+        "workers_1_s": round(one, 1), "workers_2_s": round(two, 1), "speedup_2_over_1": round(one / two, 2),
+        "in_process_s": round(local, 1), "dagster_over_in_process": round(one / local, 2),
+        "overhead_per_run_s": round((one - local) / max(runs1, 1), 2),
+        "cli_help_s": round(cli, 2), "worker_load_s": round(worker, 2),
+    }  # fmt: skip
+    for key, value in machine_facts().items():
+        print(f"{key}: {value}")
+    print(markdown(["measure", "value"], [[k, str(v)] for k, v in numbers.items()]))
+    print(f"\n2 workers vs 1: {numbers['speedup_2_over_1']}x (target >= 1.6x); Dagster path vs in-process: "
+          f"{numbers['dagster_over_in_process']}x, {numbers['overhead_per_run_s']} s per run ({runs1} runs, "
+          f"{runs2} with 2 workers, {local_runs} in-process)")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(numbers, indent=2))
+
+
+if __name__ == "__main__":
+    main()
