@@ -16,20 +16,34 @@ from pathlib import Path
 from openvid_assets import settings
 
 
+def _config_dir() -> str | None:
+    """Where the instance's dagster.yaml is when it is not in $DAGSTER_HOME: the project's embedded one."""
+    if os.environ.get("DAGSTER_HOME"):
+        return None
+    cwd = Path.cwd()
+    candidates = [cwd, Path(__file__).resolve().parents[1]]  # here, else this source checkout
+    return str(next((d for d in candidates if (d / "dagster.yaml").is_file()), cwd / ".dagster"))
+
+
 def _instance():
-    """The Dagster instance: $DAGSTER_HOME if set, else the project's embedded one (./dagster.yaml)."""
+    """The Dagster instance: $DAGSTER_HOME if set, else the project's embedded one (./dagster.yaml).
+
+    Opened under a lock in the instance folder: a brand-new SQLite instance opened by two commands at once would
+    have its schema created twice (a corrupt alembic_version); one at a time, the second finds it made.
+    """
+    import fcntl
+
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
-    if os.environ.get("DAGSTER_HOME"):
-        return DagsterInstance.get()
-    cwd = Path.cwd()
-    home = cwd / ".dagster"
-    home.mkdir(exist_ok=True)
-    # The project's dagster.yaml: the one here, else the one of this source checkout.
-    candidates = [cwd, Path(__file__).resolve().parents[1]]
-    config_dir = next((d for d in candidates if (d / "dagster.yaml").is_file()), home)
-    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(config_dir)))
+    config_dir = _config_dir()
+    home = Path(os.environ["DAGSTER_HOME"]) if config_dir is None else Path.cwd() / ".dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "openvid-instance.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if config_dir is None:
+            return DagsterInstance.get()
+        return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(config_dir)))
 
 
 def _store(data_root: str):
@@ -121,7 +135,7 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
         where = f"{workers.gpus} GPU(s)" if workers.gpus else f"{workers.threads} thread(s) each"
         print(f"Workers: {workers.count} run(s) at once, {where}.", flush=True)
         report = run_pipeline(defs, instance, store.data_root, ShardRegistry(store.tables()).keys(), workers,
-                              force=getattr(args, "force", False), training=training,
+                              force=getattr(args, "force", False), training=training, config_dir=_config_dir(),
                               print_line=lambda line: print(line, flush=True))  # fmt: skip
     summarise(store.tables(), report)
     print(report.summary(time.monotonic() - started))

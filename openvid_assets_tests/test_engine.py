@@ -54,6 +54,37 @@ def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setu
     assert "Step 1: video_manifest, frame_embeddings, motion_scores, aesthetic_scores, temporal_scores on 4 shard(s), 4 to run" in out
     require_one_identity(TableStore(str(data)), "motion_scores", str(data))  # one model: thresholds may proceed
 
+    # The command's runs are ordinary runs: re-executed the way the UI does it (its GraphQL mutation), the copy
+    # goes through the queue and the daemon and succeeds, for the same shard.
+    reexecuted = _reexecute_a_shard_run(env["DAGSTER_HOME"])
+    assert reexecuted.status.value == "SUCCESS" and reexecuted.parent_run_id
+    assert reexecuted.tags.get("dagster/partition", "").startswith("shard-")
+
+
+def _reexecute_a_shard_run(home: str):
+    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster._core.instance.ref import InstanceRef
+    from dagster_graphql.client.query import LAUNCH_PIPELINE_REEXECUTION_MUTATION
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    from openvid_assets.assets.engine import Submitter, dagster_daemon, wait_for_runs
+
+    with DagsterInstance.from_ref(InstanceRef.from_dir(home)) as instance:
+        parent = next(r for r in instance.get_runs() if r.job_name == "shard_pipeline"
+                      and r.status == DagsterRunStatus.SUCCESS)  # fmt: skip
+        submitter = Submitter(instance)
+        try:
+            result = execute_dagster_graphql(submitter.workspace, LAUNCH_PIPELINE_REEXECUTION_MUTATION, {
+                "reexecutionParams": {"parentRunId": parent.run_id, "strategy": "ALL_STEPS"}})  # fmt: skip
+        finally:
+            submitter.close()
+        launched = result.data["launchPipelineReexecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        with dagster_daemon(instance) as daemon:
+            wait_for_runs(instance, [run_id], print_line=lambda line: None, on_poll=daemon.ensure)
+        return instance.get_run_by_id(run_id)
+
 
 def test_thresholds_refuse_shards_scored_by_different_models(tmp_path):
     tables = TableStore(str(tmp_path))

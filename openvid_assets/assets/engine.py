@@ -153,14 +153,20 @@ class DaemonKeeper:
     concurrent commands share one daemon; when its owner ends, a command still waiting starts the next.
     """
 
-    def __init__(self, instance: DagsterInstance):
+    def __init__(self, instance: DagsterInstance, config_dir: str | None = None):
         self.instance = instance
         self.home = Path(instance.root_directory)
+        # Where the instance's dagster.yaml is (the project's embedded one lives beside .dagster/): the daemon gets
+        # DAGSTER_HOME pointing at it and the command's working folder, so it opens the same instance.
+        self.config_dir = Path(config_dir or instance.root_directory)
         self._lock = None
         self._daemon: subprocess.Popen | None = None
         self._next_check = 0.0
 
     def ensure(self) -> None:
+        if self._daemon is not None and self._daemon.poll() is not None:
+            raise RuntimeError(f"the Dagster daemon this command started exited (code {self._daemon.returncode}); "
+                               f"its log: {self.home / 'logs' / 'daemon.log'}")  # fmt: skip
         if self._daemon is not None or time.monotonic() < self._next_check:
             return
         self._next_check = time.monotonic() + 5.0
@@ -179,10 +185,11 @@ class DaemonKeeper:
         self._lock = lock
         workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
         (self.home / "logs").mkdir(exist_ok=True)
-        env = {**os.environ, "DAGSTER_HOME": str(self.home)}
+        env = {**os.environ, "DAGSTER_HOME": str(self.config_dir)}
         with open(self.home / "logs" / "daemon.log", "ab") as log:
             self._daemon = subprocess.Popen(
                 [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)], env=env,
+                cwd=os.getcwd(),  # relative folders in dagster.yaml are relative to where the command runs
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # fmt: skip
 
@@ -202,8 +209,8 @@ class DaemonKeeper:
 
 
 @contextmanager
-def dagster_daemon(instance: DagsterInstance) -> Iterator[DaemonKeeper]:
-    keeper = DaemonKeeper(instance)
+def dagster_daemon(instance: DagsterInstance, config_dir: str | None = None) -> Iterator[DaemonKeeper]:
+    keeper = DaemonKeeper(instance, config_dir)
     keeper.ensure()
     try:
         yield keeper
@@ -354,7 +361,7 @@ def in_flight(instance: DagsterInstance, job_name: str, partition: str | None) -
 
 
 def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, shards: list[str], workers: Workers,
-                 *, force: bool = False, training: bool | None = False,
+                 *, force: bool = False, training: bool | None = False, config_dir: str | None = None,
                  print_line: Callable[[str], None] = print) -> RunReport:  # fmt: skip
     """Materialize what is missing or stale among the curation assets (``training=False``), the MVDiT assets
     (``True``) or both (None), as runs on the instance's queue; returns when they have all ended."""
@@ -364,7 +371,7 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
     graph = defs.resolve_asset_graph()
     submitter = Submitter(instance)
     try:
-        with dagster_daemon(instance) as daemon:
+        with dagster_daemon(instance, config_dir) as daemon:
             ran_before = False
             for number, wave in enumerate(plan_waves(defs, training), start=1):
                 names = ", ".join(k.path[-1] for k in wave.keys)
