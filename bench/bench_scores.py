@@ -80,6 +80,7 @@ from dagster import DagsterInstance, materialize  # noqa: E402
 from _report import cpu_model, machine_facts as report_facts, markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
 from openvid_assets.assets.manifest import MANIFEST, video_manifest  # noqa: E402
 from openvid_assets.assets.resources import ModelsResource, default_resources  # noqa: E402
+from openvid_assets.recipe import ModelSettings, Recipe  # noqa: E402
 from openvid_assets.assets.scores import (  # noqa: E402
     EMBEDDINGS,
     aesthetic_scores as aesthetic_asset,
@@ -264,7 +265,7 @@ def two_pass(manifest: pl.DataFrame, embedder: TimedEmbedder, head: AestheticSco
 
 
 def direct(uris: list[str], root: str, shard: str, data_root: Path, embedder: TimedEmbedder, head: AestheticScorer,
-           sampling: ClipSampling, models: ModelsResource) -> dict[str, Any]:  # fmt: skip
+           sampling: ClipSampling, models: ModelsResource, m: ModelSettings) -> dict[str, Any]:  # fmt: skip
     """What the compared assets do, called directly: same functions, same tables written, no Dagster."""
     tables = TableStore(str(data_root))
     open_video = opener(root)
@@ -294,18 +295,18 @@ def direct(uris: list[str], root: str, shard: str, data_root: Path, embedder: Ti
     lap("temporal")
     tables.write("temporal_scores", shard, tem)
     lap("writes")
-    mot = score_shard(manifest, models.motion(), open_video, workers=DECODE_WORKERS)
+    mot = score_shard(manifest, models.motion(m), open_video, workers=DECODE_WORKERS)
     lap("motion")
     tables.write("motion_scores", shard, mot.table)
     lap("writes")
     if WITH_CLARITY:
-        cla = score_shard(manifest, models.clarity(), open_video, workers=DECODE_WORKERS)
+        cla = score_shard(manifest, models.clarity(m), open_video, workers=DECODE_WORKERS)
         lap("clarity")
         tables.write("clarity_scores", shard, cla.table)
         lap("writes")
     t["total"] = time.perf_counter() - start
     if not WITH_CLARITY:  # stage throughput only, outside the compared total
-        cla = score_shard(manifest, models.clarity(), open_video, workers=DECODE_WORKERS)
+        cla = score_shard(manifest, models.clarity(m), open_video, workers=DECODE_WORKERS)
         t["clarity"] = time.perf_counter() - mark
     t["one_pass"] = t["embed"] + t["aesthetic"] + t["temporal"]
     ok = manifest.filter(pl.col("status") == "ok").height
@@ -325,8 +326,9 @@ def prepare_dagster(source: Path, data_root: Path, resources: dict[str, Any]) ->
 
 
 def dagster_arm(source: Path, data_root: Path, profile: str, device: str, videos: int) -> dict[str, Any]:
-    resources = default_resources(str(data_root), models=profile)
-    resources["models"] = ModelsResource(profile=profile, device=device)
+    resources = default_resources(str(data_root))
+    resources["models"] = ModelsResource(device=device)
+    resources["store"].recipes().save(Recipe().updated({"models": {"profile": profile}}))
     shard = prepare_dagster(source, data_root, resources)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(shards_partitions.name, [shard])
@@ -401,9 +403,9 @@ class Regime:
 def run_regime(label: str, profile: str, device: str, source: Path, work: Path, repeats: int,
                sampling: ClipSampling, with_timed_embed_warmup: bool) -> Regime:  # fmt: skip
     """Alternate two-pass, direct (contains the one pass) and Dagster arms on the videos under ``source``."""
-    models = ModelsResource(profile=profile, device=device)
-    embedder = TimedEmbedder(models.embedder())  # the cached object the assets will use too
-    head = models.aesthetic()
+    models, m = ModelsResource(device=device), ModelSettings(profile=profile)
+    embedder = TimedEmbedder(models.embedder(m))  # the cached object the assets will use too
+    head = models.aesthetic(m)
     root = normalize_source(str(source))
     uris = list_videos(root)
     regime = Regime(label, profile, len(uris))
@@ -428,7 +430,7 @@ def run_regime(label: str, profile: str, device: str, source: Path, work: Path, 
                 two = out
             elif arm == "direct":
                 embedder.seconds, embedder.frames = 0.0, 0
-                out = direct(uris, root, shard, data_root, embedder, head, sampling, models)
+                out = direct(uris, root, shard, data_root, embedder, head, sampling, models, m)
                 for key in ("total", "one_pass", "probe", "embed", "aesthetic", "temporal", "motion", "clarity",
                             "writes"):  # fmt: skip
                     regime.add("direct" if key == "total" else key, out[key])
@@ -545,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_vitl:
             log("ViT-L-14, random weights (CLIP-dominated regime on CPU):")
             t = time.perf_counter()
-            ModelsResource(profile=VITL_PROFILE, device=args.device).embedder()
+            ModelsResource(device=args.device).embedder(ModelSettings(profile=VITL_PROFILE))
             log(f"  built ViT-L-14 in {time.perf_counter() - t:.1f} s (cached; shared by every arm)")
             vitl = run_regime("ViT-L-14", VITL_PROFILE, args.device, vitl_src, work / "tables", vitl_repeats,
                               sampling, True)  # fmt: skip

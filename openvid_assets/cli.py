@@ -50,8 +50,11 @@ def _store(data_root: str):
     from dagster_aws.s3 import S3Resource
 
     from openvid_assets.assets.resources import OpenVidStore
+    from openvid_assets.store.files import is_s3_uri
 
-    return OpenVidStore(data_root=data_root, s3=S3Resource())
+    # One spelling per data root (runs record it): local folders as absolute paths.
+    root = data_root if is_s3_uri(data_root) else os.path.abspath(os.path.expanduser(data_root))
+    return OpenVidStore(data_root=root, s3=S3Resource())
 
 
 def _register(store, instance, source: str, shard_size: int) -> tuple[int, list[str]]:
@@ -111,20 +114,21 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def _materialize(args: argparse.Namespace, store, training: bool, source: str | None = None) -> int:
-    from openvid_assets.assets.engine import Workers, run_pipeline
+    from openvid_assets.assets.engine import Workers, check_data_root, run_pipeline
     from openvid_assets.assets.recipe import record_recipe
     from openvid_assets.definitions import build_definitions
     from openvid_assets.models.profiles import get_profile
     from openvid_assets.store.shards import ShardRegistry
 
     started = time.monotonic()
-    stored = _stored_recipe(store, args)
-    m = stored.recipe.models
-    get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
-                                         m.caption_model or None).check_weights()  # before any run starts
     workers = Workers.for_machine(args.workers)
     defs = build_definitions(store.data_root, getattr(args, "mvdit", None))
     with _instance() as instance:
+        check_data_root(instance, store.data_root)  # before anything is written
+        stored = _stored_recipe(store, args)
+        m = stored.recipe.models
+        get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
+                                             m.caption_model or None).check_weights()  # before any run starts
         if source:
             listed, new = _register(store, instance, source, args.shard_size)
             print(f"Source {source}: {listed} videos; {len(new)} new shard(s). Data root: {store.data_root}. "

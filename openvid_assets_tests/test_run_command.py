@@ -15,6 +15,7 @@ from dagster import AssetKey, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
 from openvid_assets.store import TableStore
+from openvid_assets_tests.reliability.harness import make_dagster_home
 from openvid_assets_tests.s3server import upload_tree
 
 MANIFEST_FACTS = ["video_id", "width", "height", "fps", "num_frames", "codec", "status"]
@@ -48,8 +49,7 @@ def workdir(sample_videos, tmp_path):
     root, specs = sample_videos
     src = tmp_path / "src"
     shutil.copytree(root, src, symlinks=True)
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONUNBUFFERED": "1"}
-    (tmp_path / "dagster_home").mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(make_dagster_home(tmp_path / "dagster_home")), "PYTHONUNBUFFERED": "1"}
     return tmp_path, src, specs, env
 
 
@@ -115,7 +115,7 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     assert thresholds.filter(pl.col("score") == "aesthetic")["rule"].to_list() == ["top:30"]
     again = run_cli("run", "--source", str(src), "--data-root", str(tmp / "data"), env=env, cwd=tmp)
     assert again.returncode == 0 and "0 to run" in again.stdout, again.stdout + again.stderr
-    assert "Recipe v" not in again.stdout  # nothing changed, no new version
+    assert "stored under" not in again.stdout and "Recipe v1:" in again.stdout  # nothing changed, no new version
     assert manifest(str(tmp / "data")).equals(frame)
     ui = subprocess.run([str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m",
                          "openvid_assets.definitions", "--select", "score_thresholds"],
@@ -138,8 +138,13 @@ def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
     s3_frame = manifest(data_root)
     assert s3_frame["source_uri"].to_list() == sorted(uris)
 
+    # One Dagster instance serves one data root: another data root is refused before anything runs...
+    refused = run_cli("run", "--source", str(src), "--data-root", str(tmp / "local"), *FAST, env=env, cwd=tmp)
+    assert refused.returncode == 2 and data_root in refused.stderr, refused.stdout + refused.stderr
+    # ...and runs with an instance of its own.
+    make_dagster_home(tmp / "local_home")
     local = run_cli("run", "--source", str(src), "--data-root", str(tmp / "local"), "--shard-size", "10", *FAST,
-                    env=env, cwd=tmp)  # fmt: skip
+                    env={**env, "DAGSTER_HOME": str(tmp / "local_home")}, cwd=tmp)  # fmt: skip
     assert local.returncode == 0, local.stdout + local.stderr
     # Same facts and ids whether the bytes came from a folder or from S3.
     assert s3_frame.select(MANIFEST_FACTS).equals(manifest(str(tmp / "local")).select(MANIFEST_FACTS))
@@ -152,8 +157,7 @@ def test_kill_minus_9_then_rerun_gives_the_same_manifest_and_no_partial_tables(w
     assert reference.returncode == 0, reference.stderr
 
     data = tmp / "data"
-    env_killed = {**env, "DAGSTER_HOME": str(tmp / "dagster_home_2")}
-    (tmp / "dagster_home_2").mkdir()
+    env_killed = {**env, "DAGSTER_HOME": str(make_dagster_home(tmp / "dagster_home_2"))}
     proc = subprocess.Popen([sys.executable, "-m", "openvid_assets", "run", "--source", str(src), "--data-root",
                              str(data), "--shard-size", "3", *FAST], env=env_killed, cwd=tmp, stdout=subprocess.PIPE,
                             text=True, start_new_session=True)  # fmt: skip

@@ -53,7 +53,7 @@ def captions(context: AssetExecutionContext, store: OpenVidStore, models: Models
     shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     manifest = tables.read(MANIFEST, shard)
     tasks = clip_sources(tables.read(CLIPS, shard), manifest)
-    captioner = models.captioner()
+    captioner = models.captioner(stored.recipe.models)
     result = caption_shard(tasks, captioner, stored.recipe.captions.build(), _video_opener(store, tables, shard),
                            camera=camera_labels(tables.read_if_exists("motion_scores", shard), manifest),
                            previous=tables.read_if_exists(CAPTIONS, shard),

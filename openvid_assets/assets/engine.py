@@ -37,6 +37,8 @@ from openvid_assets.assets.training import GROUP as TRAINING_GROUP
 LOCATION = "openvid_assets"  # the code location name in workspace.yaml and pyproject's [tool.dagster]
 WORKER_TAG = "openvid/worker"  # the queue runs at most one run per value (dagster.yaml tag_concurrency_limits)
 COMMAND_TAG = "openvid/command"
+DATA_ROOT_TAG = "openvid/data_root"
+COMMAND_PID_TAG, COMMAND_HOST_TAG = "openvid/command_pid", "openvid/command_host"
 WORKER_PID_TAG, WORKER_HOST_TAG = "openvid/worker_pid", "openvid/worker_host"
 from openvid_assets.assets.progress import PROGRESS_PREFIX
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -336,9 +338,16 @@ def reap_dead_runs(instance: DagsterInstance) -> list[str]:
     queue slot and pool slots; the daemon's launcher cannot see a dead local worker itself."""
     from openvid_assets.store.files import process_alive
 
+    reaped = []
+    # Created by a command that died before putting them on the queue: they would never start.
+    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.NOT_STARTED],
+                                            tags={COMMAND_HOST_TAG: socket.gethostname()})):  # fmt: skip
+        pid = int(run.tags.get(COMMAND_PID_TAG, "0") or 0)
+        if pid and not process_alive(pid):
+            instance.report_run_canceled(run, f"the run command (pid {pid}) died before submitting this run")
+            reaped.append(run.run_id)
     runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
                                         tags={WORKER_HOST_TAG: socket.gethostname()}))  # fmt: skip
-    reaped = []
     for run in runs:
         pid = int(run.tags.get(WORKER_PID_TAG, "0") or 0)
         if pid and not process_alive(pid):
@@ -353,8 +362,24 @@ def in_flight(instance: DagsterInstance, job_name: str, partition: str | None) -
     """Queued or running runs of this job and partition (another command's, say): awaited, not duplicated."""
     tags = {"dagster/partition": partition} if partition else {}
     runs = instance.get_runs(RunsFilter(job_name=job_name, tags=tags, statuses=[
-        DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
+        DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
     return [r.run_id for r in runs if partition or not r.tags.get("dagster/partition")]
+
+
+def served_data_root(instance: DagsterInstance) -> str | None:
+    """The data root this instance's pipeline runs used (one instance records one data root's materializations)."""
+    for run in instance.get_runs(RunsFilter(job_name=JOBS[(True, False)]), limit=20):
+        if DATA_ROOT_TAG in run.tags:  # runs launched from the UI carry no such tag
+            return run.tags[DATA_ROOT_TAG]
+    return None
+
+
+def check_data_root(instance: DagsterInstance, data_root: str) -> None:
+    """Refuse a second data root on one instance: its shard partitions would look done for the other's tables."""
+    served = served_data_root(instance)
+    if served is not None and served != data_root:
+        raise ValueError(f"this Dagster instance ({instance.root_directory}) holds the runs of data root {served}; "
+                         f"run {data_root} with an instance of its own (set DAGSTER_HOME to another folder)")
 
 
 # -- the command --------------------------------------------------------------------------------------------
@@ -366,6 +391,9 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
     """Materialize what is missing or stale among the curation assets (``training=False``), the MVDiT assets
     (``True``) or both (None), as runs on the instance's queue; returns when they have all ended."""
     report = RunReport(shards=len(shards), reaped=reap_dead_runs(instance))
+    if type(instance.run_coordinator).__name__ != "QueuedRunCoordinator":
+        print_line(f"Note: the instance at {instance.root_directory} has no run queue (QueuedRunCoordinator in its "
+                   "dagster.yaml): runs start as soon as they are submitted and --workers is not enforced.")
     command = uuid.uuid4().hex[:8]
     slots = Counter()
     graph = defs.resolve_asset_graph()
@@ -397,7 +425,8 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
                             continue
                         slot = min(range(workers.count), key=lambda k: slots[k])
                         slots[slot] += 1
-                        tags = {WORKER_TAG: f"{command}-{slot}", COMMAND_TAG: command}
+                        tags = {WORKER_TAG: f"{command}-{slot}", COMMAND_TAG: command, DATA_ROOT_TAG: data_root,
+                                COMMAND_PID_TAG: str(os.getpid()), COMMAND_HOST_TAG: socket.gethostname()}
                         run_id = submitter.submit(job_name, selected, shard, tags, workers.run_config(slot, data_root))
                         run_ids.append(run_id)
                         labels[run_id] = f"{shard or 'global'} ({names})"

@@ -74,12 +74,12 @@ def _aesthetic(profile: Profile, device: str) -> "AestheticScorer":
 
 class ModelsResource(ConfigurableResource):
     """How this machine runs the recipe's models: device, batch size, threads. Which models and how frames are
-    sampled is the recipe's (``models`` section), so every run of a data root uses the same ones.
+    sampled is the recipe's ``models`` section, passed in by each step (``store.recipe()``), so every run of a
+    data root uses the same ones.
 
     Models load once per process and are shared by every asset that uses them.
     """
 
-    store: ResourceDependency[OpenVidStore]
     device: str = Field(default_factory=settings.device, description="'auto' (CUDA if present, else CPU), 'cpu', "
                         "'cuda', 'cuda:1'... The run command pins each of its runs to one GPU here.")  # fmt: skip
     batch_size: int = Field(default=32, gt=0, description="Frames per CLIP forward pass.")
@@ -95,34 +95,31 @@ class ModelsResource(ConfigurableResource):
             torch.set_num_threads(self.threads)
             cv2.setNumThreads(self.threads)
 
-    def settings(self) -> ModelSettings:
-        return self.store.recipe().recipe.models
-
-    def get_profile(self) -> Profile:
-        m = self.settings()
+    @staticmethod
+    def profile(m: ModelSettings) -> Profile:
         return get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
                                                     m.caption_model or None)  # fmt: skip
 
-    def sampling(self) -> "ClipSampling":
+    @staticmethod
+    def sampling(m: ModelSettings) -> "ClipSampling":
         from openvid_assets.models.scoring import ClipSampling
 
-        m = self.settings()
         return ClipSampling(tuple(m.aesthetic_positions), m.temporal_frames)
 
-    def embedder(self) -> "ClipEmbedder":
-        return _embedder(self.get_profile(), self.device, self.batch_size)
+    def embedder(self, m: ModelSettings) -> "ClipEmbedder":
+        return _embedder(self.profile(m), self.device, self.batch_size)
 
-    def aesthetic(self) -> "AestheticScorer":
-        return _aesthetic(self.get_profile(), self.device)
+    def aesthetic(self, m: ModelSettings) -> "AestheticScorer":
+        return _aesthetic(self.profile(m), self.device)
 
-    def motion(self) -> "VideoScorer":
-        return motion_scorer(self.get_profile(), self.device)
+    def motion(self, m: ModelSettings) -> "VideoScorer":
+        return motion_scorer(self.profile(m), self.device)
 
-    def clarity(self) -> "VideoScorer":
-        return clarity_scorer(self.get_profile(), self.device)
+    def clarity(self, m: ModelSettings) -> "VideoScorer":
+        return clarity_scorer(self.profile(m), self.device)
 
-    def captioner(self) -> "Captioner":
-        return captioner(self.get_profile(), self.device)
+    def captioner(self, m: ModelSettings) -> "Captioner":
+        return captioner(self.profile(m), self.device)
 
 
 @dataclass(frozen=True)
@@ -155,7 +152,6 @@ class MVDiTResource(ConfigurableResource):
     """How MVDiT is trained and sampled; 0 or empty means the default of the recipe's model profile
     (``paper``: XL/2, 16x256x256, sd-vae-ft-ema + T5-XXL; ``offline``: tiny, 4x32x32, random encoders)."""
 
-    store: ResourceDependency[OpenVidStore]
     preset: str = Field(default="", description="XL/2 or tiny.")
     resolution: int = Field(default=0, ge=0, description="Training resolution (square crops), px.")
     frames: int = Field(default=0, ge=0, description="Frames per sample.")
@@ -178,12 +174,12 @@ class MVDiTResource(ConfigurableResource):
     sample_steps: int = Field(default=100, ge=1, description="Sampling steps (respaced IDDPM).")
     cfg_scale: float = Field(default=7.0, description="Classifier-free guidance scale.")
 
-    def shape(self) -> RunShape:
+    def shape(self, profile: str) -> RunShape:
         if self.dataset not in ("full", "hd"):
             raise ValueError(f"dataset must be full or hd, got {self.dataset!r}")
         from openvid_assets.mvdit.data import RUN_DEFAULTS
 
-        d = RUN_DEFAULTS[self.store.recipe().recipe.models.profile]
+        d = RUN_DEFAULTS[profile]
         return RunShape(preset=self.preset or d["preset"], resolution=self.resolution or d["resolution"],
                         frames=self.frames or d["frames"], interval=self.interval, steps=self.steps or d["steps"],
                         batch_size=self.batch_size or d["batch_size"], lr=self.lr or d["lr"],
@@ -198,10 +194,10 @@ class MVDiTResource(ConfigurableResource):
         gpus = torch.cuda.device_count() if self.device in ("auto", "cuda") else 0
         return gpus if gpus > 1 else 1
 
-    def checkpoints(self, tables: TableStore) -> Path:
+    def checkpoints(self, tables: TableStore, profile: str) -> Path:
         if self.checkpoint_dir:
             return Path(self.checkpoint_dir).expanduser()
-        local = tables.fs.local_path(f"checkpoints/{self.shape().name}")
+        local = tables.fs.local_path(f"checkpoints/{self.shape(profile).name}")
         if local is None:
             raise ValueError("the data root is on S3: set the mvdit resource's checkpoint_dir to a local folder")
         return Path(local)
@@ -213,5 +209,4 @@ def default_resources(data_root: str | None = None, mvdit: dict[str, Any] | None
     # S3Resource with no endpoint lets boto3 read AWS_ENDPOINT_URL and credentials from the env.
     s3 = S3Resource()
     store = OpenVidStore(data_root=data_root or settings.data_root(), s3=s3)
-    return {"s3": s3, "store": store, "models": ModelsResource(store=store),
-            "mvdit": MVDiTResource(store=store, **(mvdit or {}))}
+    return {"s3": s3, "store": store, "models": ModelsResource(), "mvdit": MVDiTResource(**(mvdit or {}))}

@@ -84,8 +84,8 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
     shard, tables = context.partition_key, store.tables()
     result = embed_shard(
         tables.read(MANIFEST, shard),
-        models.embedder(),
-        models.sampling(),
+        models.embedder(store.recipe().recipe.models),
+        models.sampling(store.recipe().recipe.models),
         _video_opener(store, tables, shard),
         previous=tables.read_if_exists(EMBEDDINGS, shard),
         progress=progress_callback(context, "embedded"),
@@ -101,8 +101,8 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
             "frames": frames.height,
             "computed": result.computed,
             "reused": result.reused,
-            "model": models.embedder().name,
-            "weights_digest": models.embedder().weights_digest,
+            "model": models.embedder(store.recipe().recipe.models).name,
+            "weights_digest": models.embedder(store.recipe().recipe.models).weights_digest,
             "recipe_version": store.recipe().label,
             "path": MetadataValue.path(path),
         }
@@ -115,7 +115,8 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
     from openvid_assets.models.scoring import ShardScores, aesthetic_scores as compute_aesthetic
 
     shard, tables = context.partition_key, store.tables()
-    table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(), models.sampling())
+    m = store.recipe().recipe.models
+    table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(m), models.sampling(m))
     return _write_scores(store, "aesthetic_scores", shard, ShardScores(table, table.height, 0), "aesthetic score")
 
 
@@ -125,7 +126,7 @@ def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models:
     from openvid_assets.models.scoring import ShardScores, temporal_scores as compute_temporal
 
     shard, tables = context.partition_key, store.tables()
-    table = compute_temporal(tables.read(EMBEDDINGS, shard), models.sampling())
+    table = compute_temporal(tables.read(EMBEDDINGS, shard), models.sampling(store.recipe().recipe.models))
     return _write_scores(store, "temporal_scores", shard, ShardScores(table, table.height, 0), "temporal consistency")
 
 
@@ -150,7 +151,8 @@ def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models
        description="Motion per video: mean optical-flow magnitude (px/frame at a fixed working size), "
        "plus the mean flow vector and divergence for camera-motion labels.")  # fmt: skip
 def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    return _per_video_asset(context, store, models, "motion_scores", models.motion(), "motion (px/frame)")
+    return _per_video_asset(context, store, models, "motion_scores", models.motion(store.recipe().recipe.models),
+                            "motion (px/frame)")  # fmt: skip
 
 
 @asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, AssetKey("quality_candidates"), recipe_key("clarity")], code_version="1",
@@ -158,5 +160,5 @@ def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: M
        description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.")  # fmt: skip
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     candidates = store.tables().read("quality_candidates", context.partition_key).filter(pl.col("candidate"))
-    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(), "clarity",
+    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(store.recipe().recipe.models), "clarity",
                             only=candidates["source_uri"])  # fmt: skip

@@ -40,7 +40,7 @@ def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
     from openvid_assets.mvdit.data import encode_shard, latent_tasks, load_encoders  # torch: at run time
 
     shard, tables = context.partition_key, store.tables()
-    shape = mvdit.shape()
+    shape = mvdit.shape(store.recipe().recipe.models.profile)
     tasks = latent_tasks(tables.read(CLIPS, shard), tables.read(CAPTIONS, shard), tables.read(MANIFEST, shard))
     encoders = load_encoders(shape.vae, shape.text_encoder, mvdit.device)
 
@@ -90,9 +90,10 @@ def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit:
     from openvid_assets.mvdit.launch import TrainingSpec, run as run_training, run_distributed
     from openvid_assets.mvdit.train import TrainConfig, latest_checkpoint
 
-    tables, shape = store.tables(), mvdit.shape()
+    tables, profile = store.tables(), store.recipe().recipe.models.profile
+    shape = mvdit.shape(profile)
     clips = training_clips(tables, shape)
-    directory = mvdit.checkpoints(tables)
+    directory = mvdit.checkpoints(tables, profile)
     train_config = TrainConfig(steps=shape.steps, batch_size=shape.batch_size, lr=shape.lr, checkpoint_dir=directory,
                                checkpoint_every=shape.checkpoint_every, grad_checkpointing=mvdit.grad_checkpointing,
                                device=mvdit.device, log_every=max(1, shape.steps // 20))  # fmt: skip
@@ -129,8 +130,9 @@ def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
     from openvid_assets.mvdit.sample import sample_to_files
     from openvid_assets.mvdit.train import latest_checkpoint
 
-    tables, shape = store.tables(), mvdit.shape()
-    checkpoint = latest_checkpoint(mvdit.checkpoints(tables))
+    tables, profile = store.tables(), store.recipe().recipe.models.profile
+    shape = mvdit.shape(profile)
+    checkpoint = latest_checkpoint(mvdit.checkpoints(tables, profile))
     if checkpoint is None:
         raise FileNotFoundError("no MVDiT checkpoint yet: materialize mvdit_checkpoint first")
     prompts = mvdit.prompts or training_clips(tables, shape)["caption"].head(4).to_list()

@@ -1,20 +1,27 @@
 """Shard tables on a local folder or S3, and the DuckDB runner for sql/.
 
-Never imports Dagster: usable from notebooks and scripts as well as from assets.
+Never imports Dagster: usable from notebooks and scripts as well as from assets. The names below load their
+module on first use, so code that only needs the byte layer (``store.files``) does not import Polars or DuckDB.
 """
 
-from openvid_assets.store.files import FileSystem, LocalFileSystem, S3FileSystem, is_s3_uri, split_s3_uri
-from openvid_assets.store.tables import TableStore
-from openvid_assets.store.sql import copy_sql, run_sql, sql_path
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "FileSystem",
-    "LocalFileSystem",
-    "S3FileSystem",
-    "TableStore",
-    "copy_sql",
-    "is_s3_uri",
-    "run_sql",
-    "split_s3_uri",
-    "sql_path",
-]
+_MODULE_OF = {
+    "FileSystem": "files",
+    "LocalFileSystem": "files",
+    "S3FileSystem": "files",
+    "is_s3_uri": "files",
+    "split_s3_uri": "files",
+    "TableStore": "tables",
+    "copy_sql": "sql",
+    "run_sql": "sql",
+    "sql_path": "sql",
+}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)

@@ -34,7 +34,8 @@ from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
-from openvid_assets.definitions import MATERIALIZED, build_definitions
+from openvid_assets.assets.recipe import SECTIONS
+from openvid_assets.definitions import ASSETS, MATERIALIZED, build_definitions
 from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
 from openvid_assets.media import synthetic
 
@@ -207,8 +208,9 @@ def test_asset_graph_shows_every_asset_of_the_pipeline(ui, page, artifacts):
     from playwright.sync_api import expect
 
     url, _ = ui
-    groups = sorted({a.group_names_by_key[a.key] for a in MATERIALIZED})
+    groups = sorted({a.group_names_by_key[k] for a in ASSETS for k in a.keys})
     names = sorted(a.key.to_user_string() for a in MATERIALIZED)
+    sections = set(SECTIONS)  # recipe/<section> nodes are labelled with the section's name
     assert {"video_manifest", "score_thresholds", "lineage", "captions"} <= set(names)
     # The global lineage graph, every group expanded (groups are collapsed boxes by default).
     expanded = ",".join(f"global@global:{g}" for g in groups)
@@ -220,7 +222,7 @@ def test_asset_graph_shows_every_asset_of_the_pipeline(ui, page, artifacts):
             # Group boxes carry their name too: "clips" is both a group and an asset, so it is drawn twice.
             drawn = nodes.get_by_text(name, exact=True)
             expect(drawn.first, f"asset {name} drawn in the graph").to_be_visible()
-            expect(drawn, f"asset {name} drawn in the graph").to_have_count(1 + (name in groups))
+            expect(drawn, f"asset {name} drawn in the graph").to_have_count(1 + (name in groups) + (name in sections))
         # For the picture: hide the asset tree beside the graph, then double-click the background to fit.
         page.get_by_placeholder("Jump to…").locator("xpath=following::button[1]").click()
         page.mouse.dblclick(VIEWPORT["width"] - 300, 140)
