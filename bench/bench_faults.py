@@ -12,7 +12,7 @@ like the project's dagster.yaml, SIGKILL to the whole process group):
 2. A reference: ``python -m openvid_assets run --source S --data-root D --models offline
    --shard-size 3 --no-filters`` (four shards; ``--filters`` keeps the paper's rules instead, so
    fewer videos reach clips and captions), uninterrupted, timed. Motion and clarity use the
-   weight-free backends (OPENVID_MOTION_BACKEND=farneback, OPENVID_CLARITY_BACKEND=laplacian).
+   weight-free backends (``--motion-backend farneback --clarity-backend laplacian``, stored in the recipe).
 3. ``--trials`` times: the same command in a fresh data root and instance, SIGKILLed (process group)
    at a seeded uniform random time in [0, 0.9 x reference time); what it was doing is read from its
    progress lines. Files under final names must be whole (parquet readable, mp4 probed). Then the
@@ -50,6 +50,7 @@ import platform
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,8 +100,12 @@ def parallel_shard_runs(source: Path, workdir: Path, shard_size: int, reference:
     """Every per-shard wave as one process per shard, all at once; global waves as one process."""
     data, home = workdir / "data", make_dagster_home(workdir / "dagster_home")
     shards = register(source, data, home, shard_size)
-    extra = {"OPENVID_DATA_ROOT": str(data)} | ({} if filters else {"OPENVID_THRESHOLDS": "off"})
-    env = pipeline_env(home, **extra)
+    env = pipeline_env(home, OPENVID_DATA_ROOT=str(data))
+    # The recipe the reference run used, stored first: every `dagster asset materialize` below reads it.
+    recipe = [*run_args(source, data, shard_size, filters=filters)[:3], "recipe", "--data-root", str(data), "--models",
+              "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian"]  # fmt: skip
+    subprocess.run(recipe + ([] if filters else ["--set", "selection.thresholds_off=true"]), env=env, check=True,
+                   capture_output=True)  # fmt: skip
     started, codes, locks, waves = time.monotonic(), [], [], []
     for per_shard, assets in _waves(filters):
         commands = [materialize_args(assets, s) for s in shards] if per_shard else [materialize_args(assets, None)]

@@ -333,10 +333,18 @@ def wait_for_runs(instance: DagsterInstance, run_ids: list[str], print_line: Cal
 # -- runs of a dead command ---------------------------------------------------------------------------------
 
 
-def reap_dead_runs(instance: DagsterInstance) -> list[str]:
+_last_reap = [0.0]
+
+
+def reap_dead_runs(instance: DagsterInstance, every_s: float = 0.0) -> list[str]:
     """Mark started runs whose worker process on this host is gone (kill -9, power loss) as failed, freeing their
-    queue slot and pool slots; the daemon's launcher cannot see a dead local worker itself."""
+    queue slot and pool slots; the daemon's launcher cannot see a dead local worker itself. With ``every_s``, does
+    nothing when the last look was more recent than that (it is called while waiting)."""
     from openvid_assets.store.files import process_alive
+
+    if time.monotonic() - _last_reap[0] < every_s:
+        return []
+    _last_reap[0] = time.monotonic()
 
     reaped = []
     # Created by a command that died before putting them on the queue: they would never start.
@@ -398,45 +406,59 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
     slots = Counter()
     graph = defs.resolve_asset_graph()
     submitter = Submitter(instance)
+
+    def submit(job_name: str, keys: list[AssetKey], shard: str | None) -> str:
+        slot = min(range(workers.count), key=lambda k: slots[k])
+        slots[slot] += 1
+        tags = {WORKER_TAG: f"{command}-{slot}", COMMAND_TAG: command, DATA_ROOT_TAG: data_root,
+                COMMAND_PID_TAG: str(os.getpid()), COMMAND_HOST_TAG: socket.gethostname()}  # fmt: skip
+        return submitter.submit(job_name, keys, shard, tags, workers.run_config(slot, data_root))
+
     try:
         with dagster_daemon(instance, config_dir) as daemon:
+
+            def on_poll() -> None:
+                daemon.ensure()
+                report.reaped += reap_dead_runs(instance, every_s=5.0)
+
             ran_before = False
             for number, wave in enumerate(plan_waves(defs, training), start=1):
                 names = ", ".join(k.path[-1] for k in wave.keys)
-                targets: list[tuple[str | None, list[AssetKey]]]
-                if wave.per_shard:
-                    plan = {s: (wave.keys if force else submitter.stale(wave.keys, s)) for s in shards}
-                    targets = [(s, keys) for s, keys in plan.items() if keys]
-                    report.skipped += sum(len(wave.keys) - len(keys) for keys in plan.values())
-                    print_line(f"Step {number}: {names} on {len(shards)} shard(s), {len(targets)} to run")
-                else:
-                    keys = wave.keys if (force or ran_before) else submitter.stale(wave.keys, None)
-                    targets = [(None, keys)] if keys else []
-                    print_line(f"Step {number}: {names} (global){'' if keys else ', up to date'}")
-                run_ids, labels = [], {}
-                for shard, keys in targets:
-                    for is_training in sorted({graph.get(k).group_name == TRAINING_GROUP for k in keys}):
-                        selected = [k for k in keys if (graph.get(k).group_name == TRAINING_GROUP) == is_training]
-                        job_name = JOBS[(wave.per_shard, is_training)]
-                        waiting = in_flight(instance, job_name, shard)
-                        if waiting:  # another command is already materializing this: wait for it instead
-                            run_ids += waiting
-                            labels.update({r: f"{shard or 'global'} ({names}, another command's)" for r in waiting})
-                            continue
-                        slot = min(range(workers.count), key=lambda k: slots[k])
-                        slots[slot] += 1
-                        tags = {WORKER_TAG: f"{command}-{slot}", COMMAND_TAG: command, DATA_ROOT_TAG: data_root,
-                                COMMAND_PID_TAG: str(os.getpid()), COMMAND_HOST_TAG: socket.gethostname()}
-                        run_id = submitter.submit(job_name, selected, shard, tags, workers.run_config(slot, data_root))
-                        run_ids.append(run_id)
-                        labels[run_id] = f"{shard or 'global'} ({names})"
-                ended = wait_for_runs(instance, run_ids, print_line, on_poll=daemon.ensure)
-                ran_before = ran_before or bool(run_ids)
-                for run_id, status in ended.items():
-                    if status == DagsterRunStatus.SUCCESS:
-                        report.runs_ok += 1
+                partitions = shards if wave.per_shard else [None]
+                first, others_ended = True, True
+                while others_ended:  # again after waiting for another command's runs: they may have failed
+                    if wave.per_shard:
+                        plan = {s: (wave.keys if force and first else submitter.stale(wave.keys, s)) for s in partitions}
                     else:
-                        report.runs_failed.append(f"{labels[run_id]}: run {run_id} {status.value.lower()}")
+                        keys = wave.keys if (force or ran_before) and first else submitter.stale(wave.keys, None)
+                        plan = {None: keys}
+                    if first:
+                        todo = sum(bool(keys) for keys in plan.values())
+                        if wave.per_shard:
+                            report.skipped += sum(len(wave.keys) - len(keys) for keys in plan.values())
+                            print_line(f"Step {number}: {names} on {len(shards)} shard(s), {todo} to run")
+                        else:
+                            print_line(f"Step {number}: {names} (global){'' if todo else ', up to date'}")
+                    own, others, labels = [], [], {}
+                    for shard, keys in plan.items():
+                        for is_training in sorted({graph.get(k).group_name == TRAINING_GROUP for k in keys}):
+                            selected = [k for k in keys if (graph.get(k).group_name == TRAINING_GROUP) == is_training]
+                            job_name = JOBS[(wave.per_shard, is_training)]
+                            waiting = in_flight(instance, job_name, shard)
+                            if waiting:  # another command is materializing this: wait for it, then look again
+                                others += waiting
+                                continue
+                            run_id = submit(job_name, selected, shard)
+                            own.append(run_id)
+                            labels[run_id] = f"{shard or 'global'} ({names})"
+                    ended = wait_for_runs(instance, own + others, print_line, on_poll=on_poll)
+                    ran_before = ran_before or bool(own or others)
+                    for run_id in own:
+                        if ended[run_id] == DagsterRunStatus.SUCCESS:
+                            report.runs_ok += 1
+                        else:
+                            report.runs_failed.append(f"{labels[run_id]}: run {run_id} {ended[run_id].value.lower()}")
+                    first, others_ended = False, bool(others)
                 if report.runs_failed:
                     break  # later waves read what this one should have written
     finally:

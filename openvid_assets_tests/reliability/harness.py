@@ -18,7 +18,6 @@ consistency within a data root instead (:func:`version_problems`).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import signal
@@ -433,7 +432,7 @@ def register(source: Path, data_root: Path, dagster_home: Path, shard_size: int)
 def materialize_args(assets: list[str], partition: str | None) -> list[str]:
     """``dagster asset materialize`` of some assets for one shard, steps in the run's own process."""
     args = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "openvid_assets.definitions",
-            "--select", ",".join(assets), "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})]
+            "--select", ",".join(assets)]  # the definitions' executor runs a run's steps in its own process
     return [*args, "--partition", partition] if partition else args
 
 
