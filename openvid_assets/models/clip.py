@@ -8,15 +8,11 @@ OpenAI normalisation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import cv2
 import numpy as np
-import open_clip
 import torch
 
-from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype, seeded
+from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype
 from openvid_assets.models.catalog import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, ClipSpec  # noqa: F401 - re-exported
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)

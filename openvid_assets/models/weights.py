@@ -17,9 +17,13 @@ import urllib.request
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from openvid_assets import settings
+
+if TYPE_CHECKING:
+    import torch
 
 
 class MissingWeightsError(FileNotFoundError):
