@@ -18,6 +18,7 @@ consistency within a data root instead (:func:`version_problems`).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -432,7 +433,10 @@ def register(source: Path, data_root: Path, dagster_home: Path, shard_size: int)
 def materialize_args(assets: list[str], partition: str | None) -> list[str]:
     """``dagster asset materialize`` of some assets for one shard, steps in the run's own process."""
     args = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "openvid_assets.definitions",
-            "--select", ",".join(assets)]  # the definitions' executor runs a run's steps in its own process
+            "--select", ",".join(assets),
+            # One compute thread, as each run of the run command on a CPU machine: torch's float sums depend on
+            # the thread count, and the outputs are compared with the command's bit for bit.
+            "--config-json", json.dumps({"resources": {"models": {"config": {"threads": 1}}}})]
     return [*args, "--partition", partition] if partition else args
 
 
