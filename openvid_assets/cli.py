@@ -140,6 +140,7 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
         print(f"Workers: {workers.count} run(s) at once, {where}.", flush=True)
         report = run_pipeline(defs, instance, store.data_root, ShardRegistry(store.tables()).keys(), workers,
                               force=getattr(args, "force", False), training=training, config_dir=_config_dir(),
+                              resources={"mvdit": args.mvdit} if getattr(args, "mvdit", None) else None,
                               print_line=lambda line: print(line, flush=True))  # fmt: skip
     summarise(store.tables(), report)
     print(report.summary(time.monotonic() - started))

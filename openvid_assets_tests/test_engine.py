@@ -60,6 +60,24 @@ def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setu
     assert reexecuted.status.value == "SUCCESS" and reexecuted.parent_run_id
     assert reexecuted.tags.get("dagster/partition", "").startswith("shard-")
 
+    # The train command's settings reach its runs (run config of the mvdit resource), and training is run
+    # whenever it is asked for: a higher step target resumes from the last checkpoint.
+    for steps, resumed in ((2, 0), (3, 2)):
+        train = subprocess.run([sys.executable, "-m", "openvid_assets", "train", "--data-root", str(data), "--steps",
+                                str(steps)], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert train.returncode == 0, train.stdout + train.stderr
+        meta = _checkpoint_metadata(env["DAGSTER_HOME"])
+        assert (meta["steps"], meta["resumed_from_step"]) == (steps, resumed), meta
+
+
+def _checkpoint_metadata(home: str) -> dict:
+    from dagster import AssetKey, DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    with DagsterInstance.from_ref(InstanceRef.from_dir(home)) as instance:
+        event = instance.get_latest_materialization_event(AssetKey("mvdit_checkpoint"))
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
 
 def _reexecute_a_shard_run(home: str):
     from dagster import DagsterInstance, DagsterRunStatus

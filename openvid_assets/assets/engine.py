@@ -66,10 +66,12 @@ class Workers:
         count = requested or gpus or cores  # default: one run per GPU, else one single-threaded run per core
         return cls(count, gpus, max(1, cores // count))
 
-    def run_config(self, slot: int, data_root: str) -> dict:
+    def run_config(self, slot: int, data_root: str, resources: dict | None = None) -> dict:
+        """What a run in ``slot`` is given: the data root, its GPU or threads, and any other resource config."""
         device = f"cuda:{slot % self.gpus}" if self.gpus else "cpu"
         return {"resources": {"store": {"config": {"data_root": data_root}},
-                              "models": {"config": {"device": device, "threads": self.threads}}}}  # fmt: skip
+                              "models": {"config": {"device": device, "threads": self.threads}},
+                              **{k: {"config": v} for k, v in (resources or {}).items()}}}  # fmt: skip
 
 
 def gpu_count() -> int:
@@ -395,9 +397,10 @@ def check_data_root(instance: DagsterInstance, data_root: str) -> None:
 
 def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, shards: list[str], workers: Workers,
                  *, force: bool = False, training: bool | None = False, config_dir: str | None = None,
-                 print_line: Callable[[str], None] = print) -> RunReport:  # fmt: skip
+                 resources: dict | None = None, print_line: Callable[[str], None] = print) -> RunReport:  # fmt: skip
     """Materialize what is missing or stale among the curation assets (``training=False``), the MVDiT assets
-    (``True``) or both (None), as runs on the instance's queue; returns when they have all ended."""
+    (``True``) or both (None), as runs on the instance's queue; returns when they have all ended. ``resources``:
+    config of further resources for every run (``{"mvdit": {...}}``: the train command's overrides)."""
     report = RunReport(shards=len(shards), reaped=reap_dead_runs(instance))
     if type(instance.run_coordinator).__name__ != "QueuedRunCoordinator":
         print_line(f"Note: the instance at {instance.root_directory} has no run queue (QueuedRunCoordinator in its "
@@ -412,7 +415,7 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
         slots[slot] += 1
         tags = {WORKER_TAG: f"{command}-{slot}", COMMAND_TAG: command, DATA_ROOT_TAG: data_root,
                 COMMAND_PID_TAG: str(os.getpid()), COMMAND_HOST_TAG: socket.gethostname()}  # fmt: skip
-        return submitter.submit(job_name, keys, shard, tags, workers.run_config(slot, data_root))
+        return submitter.submit(job_name, keys, shard, tags, workers.run_config(slot, data_root, resources))
 
     try:
         with dagster_daemon(instance, config_dir) as daemon:
@@ -430,7 +433,9 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
                     if wave.per_shard:
                         plan = {s: (wave.keys if force and first else submitter.stale(wave.keys, s)) for s in partitions}
                     else:
-                        keys = wave.keys if (force or ran_before) and first else submitter.stale(wave.keys, None)
+                        # Training is always asked for by the train command (its step target may have moved).
+                        always = force or ran_before or training is True
+                        keys = wave.keys if always and first else submitter.stale(wave.keys, None)
                         plan = {None: keys}
                     if first:
                         todo = sum(bool(keys) for keys in plan.values())
