@@ -48,7 +48,7 @@ def recipe_key(section: str) -> AssetKey:
     return AssetKey(["recipe", section])
 
 
-def _section_metadata(stored: StoredRecipe, section: str) -> dict[str, object]:
+def _section_metadata(stored: StoredRecipe) -> dict[str, object]:
     return {"recipe_version": stored.label, "recipe": MetadataValue.md(f"```yaml\n{stored.recipe.to_yaml()}```")}
 
 
@@ -56,7 +56,7 @@ def recipe_observations(stored: StoredRecipe) -> list[AssetObservation]:
     """What observing the recipe records: each section's data version (for the CLI and the edit job)."""
     versions = stored.recipe.sections()
     return [AssetObservation(asset_key=recipe_key(s), tags={DATA_VERSION_TAG: versions[s]},
-                             metadata=_section_metadata(stored, s)) for s in SECTIONS]  # fmt: skip
+                             metadata=_section_metadata(stored)) for s in SECTIONS]  # fmt: skip
 
 
 def record_recipe(instance: DagsterInstance, stored: StoredRecipe) -> None:
@@ -79,7 +79,7 @@ def recipe(store: OpenVidStore):
     versions = stored.recipe.sections()
     for section in SECTIONS:
         yield ObserveResult(asset_key=recipe_key(section), data_version=DataVersion(versions[section]),
-                            metadata=_section_metadata(stored, section))  # fmt: skip
+                            metadata=_section_metadata(stored))  # fmt: skip
 
 
 class RecipeChanges(Config):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource, InitResourceContext, ResourceDependency
 from dagster_aws.s3 import S3Resource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from openvid_assets import settings
 from openvid_assets.models.profiles import Profile, captioner, clarity_scorer, get_profile, motion_scorer
@@ -33,10 +33,12 @@ class OpenVidStore(ConfigurableResource):
 
     data_root: str = Field(default=settings.DEFAULT_DATA_ROOT, description="Folder or s3://bucket/prefix.")
     s3: ResourceDependency[S3Resource]
+    _run_recipe: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Every run opens the store: record the worker process, so a run whose worker died (kill -9,
         # power loss) can be told from a live one and marked failed (assets/engine.py reap_dead_runs).
+        self._run_recipe = self.recipes().current_or_default()  # one version for the whole run, read once
         if context.instance is not None and context.run_id:
             import os
             import socket
@@ -54,8 +56,9 @@ class OpenVidStore(ConfigurableResource):
         return RecipeStore(self.tables().fs)
 
     def recipe(self) -> StoredRecipe:
-        """The current recipe of the data root (the defaults, version 0, before one is stored)."""
-        return self.recipes().current_or_default()
+        """The current recipe of the data root (the defaults, version 0, before one is stored); inside a run, the
+        version the run started with."""
+        return self._run_recipe or self.recipes().current_or_default()
 
 
 @cache
