@@ -164,8 +164,22 @@ class Recipe(_Section):
         return Recipe.validated(data)
 
     def sections(self) -> dict[str, str]:
-        """The version of each part of the recipe that a step depends on (see SECTION_OF in assets)."""
-        return section_versions(self)
+        """The version of each part of the recipe a step depends on (see SECTION_OF in assets), including the
+        digests of the weights it would load."""
+        from openvid_assets.models.profiles import model_identities
+
+        m = self.models
+        ids = model_identities(m.profile, m.motion_backend or None, m.clarity_backend or None, m.caption_model or None)
+        sampling = {"aesthetic_positions": list(m.aesthetic_positions), "temporal_frames": m.temporal_frames}
+        return {
+            "embedding": _digest([ids["clip"], sampling]),
+            "aesthetic": _digest(ids["aesthetic"]),
+            "motion": _digest(ids["motion"]),
+            "clarity": _digest(ids["clarity"]),
+            "selection": _digest(self.selection.model_dump()),
+            "clips": _digest(self.clips.model_dump()),
+            "captions": _digest([ids["captioner"], self.captions.model_dump()]),
+        }
 
 
 class RecipeError(ValueError):
@@ -174,24 +188,6 @@ class RecipeError(ValueError):
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def section_versions(recipe: Recipe) -> dict[str, str]:
-    """One version per recipe section a step reads, including the digests of the weights it would load."""
-    from openvid_assets.models.profiles import model_identities
-
-    m = recipe.models
-    ids = model_identities(m.profile, m.motion_backend or None, m.clarity_backend or None, m.caption_model or None)
-    sampling = {"aesthetic_positions": list(m.aesthetic_positions), "temporal_frames": m.temporal_frames}
-    return {
-        "embedding": _digest([ids["clip"], sampling]),
-        "aesthetic": _digest(ids["aesthetic"]),
-        "motion": _digest(ids["motion"]),
-        "clarity": _digest(ids["clarity"]),
-        "selection": _digest(recipe.selection.model_dump()),
-        "clips": _digest(recipe.clips.model_dump()),
-        "captions": _digest([ids["captioner"], recipe.captions.model_dump()]),
-    }
 
 
 @dataclass(frozen=True)

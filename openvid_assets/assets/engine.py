@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
 
@@ -309,22 +310,28 @@ def _event_line(record, partition: str) -> str | None:
 def wait_for_runs(instance: DagsterInstance, run_ids: list[str], print_line: Callable[[str], None] = print,
                   poll_s: float = 0.5, on_poll: Callable[[], None] | None = None) -> dict[str, DagsterRunStatus]:  # fmt: skip
     """Wait until every run has ended, printing its step starts, ends, failures and progress lines."""
+    if not run_ids:
+        return {}
     cursors: dict[str, str | None] = {r: None for r in run_ids}
-    partitions = {r: (instance.get_run_by_id(r).tags.get("dagster/partition") or "") for r in run_ids}
+    partitions = {r.run_id: r.tags.get("dagster/partition") or "" for r in instance.get_runs(RunsFilter(run_ids=run_ids))}
     ended: dict[str, DagsterRunStatus] = {}
     while len(ended) < len(run_ids):
-        for run_id in [r for r in run_ids if r not in ended]:
-            status = instance.get_run_by_id(run_id).status  # read first: no event after the end is missed
+        # One query for every status, read before the events so that no event after a run's end is missed; queued
+        # runs have no step events to read yet.
+        pending = instance.get_runs(RunsFilter(run_ids=[r for r in run_ids if r not in ended]))
+        for run in pending:
+            if run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED):
+                continue
             while True:
-                page = instance.get_records_for_run(run_id, cursor=cursors[run_id], limit=500)
-                cursors[run_id] = page.cursor
+                page = instance.get_records_for_run(run.run_id, cursor=cursors[run.run_id], limit=500)
+                cursors[run.run_id] = page.cursor
                 for record in page.records:
-                    if (line := _event_line(record, partitions[run_id])) is not None:
+                    if (line := _event_line(record, partitions[run.run_id])) is not None:
                         print_line(line)
                 if not page.has_more:
                     break
-            if status in TERMINAL:
-                ended[run_id] = status
+            if run.status in TERMINAL:
+                ended[run.run_id] = run.status
         if on_poll is not None:
             on_poll()
         if len(ended) < len(run_ids):
@@ -395,6 +402,71 @@ def check_data_root(instance: DagsterInstance, data_root: str) -> None:
 # -- the command --------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Command:
+    """One run command's submissions: its id, its worker slots, and what it has run so far."""
+
+    instance: DagsterInstance
+    submitter: Submitter
+    graph: Any  # the code location's asset graph
+    data_root: str
+    workers: Workers
+    resources: dict | None
+    report: RunReport
+    print_line: Callable[[str], None]
+    on_poll: Callable[[], None]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    slots: Counter = field(default_factory=Counter)
+    ran_before: bool = False
+
+    def submit(self, job_name: str, keys: list[AssetKey], shard: str | None) -> str:
+        slot = min(range(self.workers.count), key=lambda k: self.slots[k])
+        self.slots[slot] += 1
+        tags = {WORKER_TAG: f"{self.id}-{slot}", COMMAND_TAG: self.id, DATA_ROOT_TAG: self.data_root,
+                COMMAND_PID_TAG: str(os.getpid()), COMMAND_HOST_TAG: socket.gethostname()}  # fmt: skip
+        run_config = self.workers.run_config(slot, self.data_root, self.resources)
+        return self.submitter.submit(job_name, keys, shard, tags, run_config)
+
+    def plan(self, wave: Wave, shards: list[str], everything: bool) -> dict[str | None, list[AssetKey]]:
+        """The keys to materialize per partition: all of them (``everything``) or what Dagster finds stale."""
+        partitions = shards if wave.per_shard else [None]
+        return {p: (wave.keys if everything else self.submitter.stale(wave.keys, p)) for p in partitions}
+
+    def run_wave(self, number: int, wave: Wave, shards: list[str], force: bool, training: bool | None) -> None:
+        names = ", ".join(k.path[-1] for k in wave.keys)
+        # Training is always asked for by the train command (its step target may have moved).
+        everything = force or (not wave.per_shard and (self.ran_before or training is True))
+        plan = self.plan(wave, shards, everything)
+        todo = sum(bool(keys) for keys in plan.values())
+        if wave.per_shard:
+            self.report.skipped += sum(len(wave.keys) - len(keys) for keys in plan.values())
+            self.print_line(f"Step {number}: {names} on {len(shards)} shard(s), {todo} to run")
+        else:
+            self.print_line(f"Step {number}: {names} (global){'' if todo else ', up to date'}")
+        while True:
+            own, others, labels = [], [], {}
+            for shard, keys in plan.items():
+                for is_training in sorted({self.graph.get(k).group_name == TRAINING_GROUP for k in keys}):
+                    selected = [k for k in keys if (self.graph.get(k).group_name == TRAINING_GROUP) == is_training]
+                    job_name = JOBS[(wave.per_shard, is_training)]
+                    if waiting := in_flight(self.instance, job_name, shard):
+                        others += waiting  # another command is materializing this: wait for it, then look again
+                        continue
+                    run_id = self.submit(job_name, selected, shard)
+                    own.append(run_id)
+                    labels[run_id] = f"{shard or 'global'} ({names})"
+            ended = wait_for_runs(self.instance, own + others, self.print_line, on_poll=self.on_poll)
+            self.ran_before = self.ran_before or bool(own or others)
+            for run_id in own:
+                if ended[run_id] == DagsterRunStatus.SUCCESS:
+                    self.report.runs_ok += 1
+                else:
+                    self.report.runs_failed.append(f"{labels[run_id]}: run {run_id} {ended[run_id].value.lower()}")
+            if not others:
+                return
+            plan = self.plan(wave, shards, everything=False)  # the other command's runs may have failed
+
+
 def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, shards: list[str], workers: Workers,
                  *, force: bool = False, training: bool | None = False, config_dir: str | None = None,
                  resources: dict | None = None, print_line: Callable[[str], None] = print) -> RunReport:  # fmt: skip
@@ -405,18 +477,7 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
     if type(instance.run_coordinator).__name__ != "QueuedRunCoordinator":
         print_line(f"Note: the instance at {instance.root_directory} has no run queue (QueuedRunCoordinator in its "
                    "dagster.yaml): runs start as soon as they are submitted and --workers is not enforced.")
-    command = uuid.uuid4().hex[:8]
-    slots = Counter()
-    graph = defs.resolve_asset_graph()
     submitter = Submitter(instance)
-
-    def submit(job_name: str, keys: list[AssetKey], shard: str | None) -> str:
-        slot = min(range(workers.count), key=lambda k: slots[k])
-        slots[slot] += 1
-        tags = {WORKER_TAG: f"{command}-{slot}", COMMAND_TAG: command, DATA_ROOT_TAG: data_root,
-                COMMAND_PID_TAG: str(os.getpid()), COMMAND_HOST_TAG: socket.gethostname()}  # fmt: skip
-        return submitter.submit(job_name, keys, shard, tags, workers.run_config(slot, data_root, resources))
-
     try:
         with dagster_daemon(instance, config_dir) as daemon:
 
@@ -424,46 +485,10 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
                 daemon.ensure()
                 report.reaped += reap_dead_runs(instance, every_s=5.0)
 
-            ran_before = False
+            command = _Command(instance, submitter, defs.resolve_asset_graph(), data_root, workers, resources, report,
+                               print_line, on_poll)  # fmt: skip
             for number, wave in enumerate(plan_waves(defs, training), start=1):
-                names = ", ".join(k.path[-1] for k in wave.keys)
-                partitions = shards if wave.per_shard else [None]
-                first, others_ended = True, True
-                while others_ended:  # again after waiting for another command's runs: they may have failed
-                    if wave.per_shard:
-                        plan = {s: (wave.keys if force and first else submitter.stale(wave.keys, s)) for s in partitions}
-                    else:
-                        # Training is always asked for by the train command (its step target may have moved).
-                        always = force or ran_before or training is True
-                        keys = wave.keys if always and first else submitter.stale(wave.keys, None)
-                        plan = {None: keys}
-                    if first:
-                        todo = sum(bool(keys) for keys in plan.values())
-                        if wave.per_shard:
-                            report.skipped += sum(len(wave.keys) - len(keys) for keys in plan.values())
-                            print_line(f"Step {number}: {names} on {len(shards)} shard(s), {todo} to run")
-                        else:
-                            print_line(f"Step {number}: {names} (global){'' if todo else ', up to date'}")
-                    own, others, labels = [], [], {}
-                    for shard, keys in plan.items():
-                        for is_training in sorted({graph.get(k).group_name == TRAINING_GROUP for k in keys}):
-                            selected = [k for k in keys if (graph.get(k).group_name == TRAINING_GROUP) == is_training]
-                            job_name = JOBS[(wave.per_shard, is_training)]
-                            waiting = in_flight(instance, job_name, shard)
-                            if waiting:  # another command is materializing this: wait for it, then look again
-                                others += waiting
-                                continue
-                            run_id = submit(job_name, selected, shard)
-                            own.append(run_id)
-                            labels[run_id] = f"{shard or 'global'} ({names})"
-                    ended = wait_for_runs(instance, own + others, print_line, on_poll=on_poll)
-                    ran_before = ran_before or bool(own or others)
-                    for run_id in own:
-                        if ended[run_id] == DagsterRunStatus.SUCCESS:
-                            report.runs_ok += 1
-                        else:
-                            report.runs_failed.append(f"{labels[run_id]}: run {run_id} {ended[run_id].value.lower()}")
-                    first, others_ended = False, bool(others)
+                command.run_wave(number, wave, shards, force, training)
                 if report.runs_failed:
                     break  # later waves read what this one should have written
     finally:

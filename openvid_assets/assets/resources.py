@@ -5,6 +5,8 @@ sensors and run workers start quickly.
 """
 
 
+import os
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -93,10 +95,12 @@ class ModelsResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.threads:
             import cv2
-            import torch
 
-            torch.set_num_threads(self.threads)
             cv2.setNumThreads(self.threads)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(self.threads)
+            else:  # torch reads it when first imported: runs that never need torch do not pay its 1-2 s import
+                os.environ["OMP_NUM_THREADS"] = str(self.threads)
 
     @staticmethod
     def profile(m: ModelSettings) -> Profile:
