@@ -439,7 +439,7 @@ def step_thresholds(root: str, scores: tuple[str, ...], name: str) -> dict[str, 
            "files": sum(len(v) for v in sources.values()), "thresholds": table.to_dicts()}  # fmt: skip
     if name == "score_thresholds":
         # extra, outside the brief's total: the asset also draws a histogram per score (sql/score_histogram.sql)
-        from openvid_assets.assets.scores import HISTOGRAM_BINS
+        from openvid_assets.assets.selection import HISTOGRAM_BINS
         from openvid_assets.store import run_sql
 
         t5 = time.perf_counter()

@@ -14,7 +14,6 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
-from openvid_assets.assets.metadata import histogram_image
 from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.recipe import recipe_key
@@ -29,7 +28,6 @@ if TYPE_CHECKING:  # the scoring code (torch) is imported by the steps that run 
     from openvid_assets.models.scoring import ShardScores, VideoTask
 
 EMBEDDINGS = "frame_embeddings"
-HISTOGRAM_BINS = 30
 
 
 def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> Callable[["VideoTask"], AbstractContextManager[Path]]:
@@ -38,17 +36,13 @@ def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> Callab
     return lambda task: local_file(task.source_uri, root, client)
 
 
-def _score_metadata(table: pl.DataFrame, title: str) -> dict[str, object]:
+def _score_metadata(table: pl.DataFrame) -> dict[str, object]:
+    """Numbers only: a shard's materialization is one of thousands in the event log (histogram images are on the
+    global threshold assets, over every shard)."""
     summary = run_sql("score_summary", {"scores": table}).row(0, named=True)
-    bins = run_sql("score_histogram", {"scores": table}, {"bins": HISTOGRAM_BINS})
     identity = table.select("model", "weights_digest", "params").head(1)
-    meta: dict[str, object] = {
-        "dagster/row_count": summary["videos"],
-        "ok": summary["ok"],
-        "failed": summary["failed"],
-        "histogram": MetadataValue.md(histogram_image(bins, title)),
-    }
-    for stat in ("mean", "p10", "p50", "p90"):
+    meta: dict[str, object] = {"dagster/row_count": summary["videos"], "ok": summary["ok"], "failed": summary["failed"]}
+    for stat in ("mean", "min", "p10", "p50", "p90", "max"):
         if summary[stat] is not None:
             meta[stat] = MetadataValue.float(round(float(summary[stat]), 5))
     if identity.height:
@@ -57,10 +51,10 @@ def _score_metadata(table: pl.DataFrame, title: str) -> dict[str, object]:
     return meta
 
 
-def _write_scores(store: OpenVidStore, name: str, shard: str, result: "ShardScores", title: str) -> MaterializeResult:
+def _write_scores(store: OpenVidStore, name: str, shard: str, result: "ShardScores") -> MaterializeResult:
     path = store.tables().write(name, shard, result.table)
     return MaterializeResult(
-        metadata={**_score_metadata(result.table, title), "computed": result.computed, "reused": result.reused,
+        metadata={**_score_metadata(result.table), "computed": result.computed, "reused": result.reused,
                   "recipe_version": store.recipe().label, "path": MetadataValue.path(path)}  # fmt: skip
     )
 
@@ -117,7 +111,7 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
     shard, tables = context.partition_key, store.tables()
     m = store.recipe().recipe.models
     table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(m), models.sampling(m))
-    return _write_scores(store, "aesthetic_scores", shard, ShardScores(table, table.height, 0), "aesthetic score")
+    return _write_scores(store, "aesthetic_scores", shard, ShardScores(table, table.height, 0))
 
 
 @asset(**SHARD_ASSET, **IO_STEP, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
@@ -127,11 +121,11 @@ def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models:
 
     shard, tables = context.partition_key, store.tables()
     table = compute_temporal(tables.read(EMBEDDINGS, shard), models.sampling(store.recipe().recipe.models))
-    return _write_scores(store, "temporal_scores", shard, ShardScores(table, table.height, 0), "temporal consistency")
+    return _write_scores(store, "temporal_scores", shard, ShardScores(table, table.height, 0))
 
 
 def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, name: str,
-                     scorer: VideoScorer, title: str, only: pl.Series | None = None) -> MaterializeResult:  # fmt: skip
+                     scorer: VideoScorer, only: pl.Series | None = None) -> MaterializeResult:  # fmt: skip
     from openvid_assets.models.scoring import score_shard
 
     shard, tables = context.partition_key, store.tables()
@@ -144,15 +138,14 @@ def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models
         progress=progress_callback(context, "scored"),
         workers=models.decode_workers,
     )
-    return _write_scores(store, name, shard, result, title)
+    return _write_scores(store, name, shard, result)
 
 
 @asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, recipe_key("motion")], code_version="1", kinds={"opencv", "parquet"},
        description="Motion per video: mean optical-flow magnitude (px/frame at a fixed working size), "
        "plus the mean flow vector and divergence for camera-motion labels.")  # fmt: skip
 def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    return _per_video_asset(context, store, models, "motion_scores", models.motion(store.recipe().recipe.models),
-                            "motion (px/frame)")  # fmt: skip
+    return _per_video_asset(context, store, models, "motion_scores", models.motion(store.recipe().recipe.models))
 
 
 @asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, AssetKey("quality_candidates"), recipe_key("clarity")], code_version="1",
@@ -160,5 +153,5 @@ def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: M
        description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.")  # fmt: skip
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     candidates = store.tables().read("quality_candidates", context.partition_key).filter(pl.col("candidate"))
-    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(store.recipe().recipe.models), "clarity",
+    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(store.recipe().recipe.models),
                             only=candidates["source_uri"])  # fmt: skip

@@ -11,13 +11,7 @@ from openvid_assets.assets.metadata import histogram_image, markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
-from openvid_assets.assets.scores import (
-    HISTOGRAM_BINS,
-    aesthetic_scores,
-    clarity_scores,
-    motion_scores,
-    temporal_scores,
-)
+from openvid_assets.assets.scores import aesthetic_scores, clarity_scores, motion_scores, temporal_scores
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, compute_thresholds, require_one_identity,
@@ -27,6 +21,7 @@ GLOBAL = "global"  # the table name of an unpartitioned asset
 CANDIDATES, SELECTED = "quality_candidates", "selected_videos"
 SCORE_THRESHOLDS, CLARITY_THRESHOLD = "score_thresholds", "clarity_threshold"
 QUALITY_SCORES = ("aesthetic", "temporal", "motion")
+HISTOGRAM_BINS = 30
 
 
 def all_shards(tables: TableStore, asset_name: str):

@@ -65,6 +65,7 @@ class FileSystem(Protocol):
     def local_path(self, rel: str) -> str | None: ...
     def stamp(self, rel: str) -> str | None: ...
     def modified(self, rel: str) -> float | None: ...
+    def arrow(self) -> tuple[Any, str]: ...
 
 
 class LocalFileSystem:
@@ -116,6 +117,12 @@ class LocalFileSystem:
 
     def get(self, rel: str) -> bytes:
         return self._path(rel).read_bytes()
+
+    def arrow(self) -> tuple[Any, str]:
+        """This root as a ``pyarrow.fs`` filesystem and base path (for streaming scans of many files)."""
+        import pyarrow.fs
+
+        return pyarrow.fs.LocalFileSystem(), self.root
 
     def exists(self, rel: str) -> bool:
         return self._path(rel).is_file()
@@ -176,6 +183,23 @@ class S3FileSystem:
         """Upload a local file (multipart when large: the object appears only once complete), then delete it."""
         self.client.upload_file(path, self.bucket, self._key(rel))
         os.unlink(path)
+
+    def arrow(self) -> tuple[Any, str]:
+        """This prefix as a ``pyarrow.fs.S3FileSystem`` and base path, on the store client's endpoint and region
+        (credentials from the standard AWS chain, as boto3's): DuckDB scans many objects through it as one
+        dataset, a few at a time, instead of each table being fetched whole first.
+
+        Writes stay with boto3: a failed ``upload_file`` aborts its multipart upload, where pyarrow's output
+        stream, closed on an error, would publish the part written so far."""
+        import pyarrow.fs
+
+        meta = self.client.meta
+        options: dict[str, Any] = {"region": meta.region_name or "us-east-1"}
+        endpoint = meta.endpoint_url or ""
+        if endpoint and not endpoint.split("://", 1)[-1].split("/", 1)[0].endswith("amazonaws.com"):
+            scheme, _, host = endpoint.partition("://")  # a local or third-party S3 server: path-style requests
+            options.update(endpoint_override=host.rstrip("/"), scheme=scheme or "https")
+        return pyarrow.fs.S3FileSystem(**options), f"{self.bucket}/{self.prefix}".rstrip("/")
 
     def get(self, rel: str) -> bytes:
         try:

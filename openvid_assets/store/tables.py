@@ -15,7 +15,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from openvid_assets.store.files import FileSystem, default_s3_client, open_filesystem, process_alive
 
@@ -148,16 +147,23 @@ class TableStore:
             if rel.endswith(".parquet")
         ]
 
-    def scan_source(self, asset: str, shards: list[str] | None = None) -> list[str] | pa.Table:
-        """What DuckDB should read for an asset's tables.
+    def scan_source(self, asset: str, shards: list[str] | None = None) -> list[str] | Any:
+        """What DuckDB should read for an asset's tables, streamed: never every table in memory at once.
 
-        Local tables are handed to DuckDB as file paths, so it streams and spills;
-        S3 tables are fetched through the store's client and handed over as Arrow.
+        Local tables are handed to DuckDB as file paths (its own parquet reader streams and spills); S3 tables as
+        one ``pyarrow.dataset`` over the objects, which DuckDB scans batch by batch with projection pushdown.
         """
         shards = self.shards(asset) if shards is None else shards
         rels = [self.rel_path(asset, s) for s in shards]
         local = [self.fs.local_path(r) for r in rels]
         if all(p is not None for p in local):
             return [p for p in local if p is not None]
-        tables = [pq.read_table(io.BytesIO(self.fs.get(r))) for r in rels]
-        return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+        if not rels:
+            return pa.table({})
+        import pyarrow.dataset as ds
+
+        filesystem, base = self.fs.arrow()
+        factory = ds.FileSystemDatasetFactory(filesystem, [f"{base}/{r}" for r in rels], ds.ParquetFileFormat())
+        # Every footer is read for the schema (a column that is all nulls in one shard merges with the others),
+        # as DuckDB's union_by_name does for local files.
+        return factory.finish(factory.inspect(promote_options="permissive"))
