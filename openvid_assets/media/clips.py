@@ -25,7 +25,7 @@ import polars as pl
 from openvid_assets.media.frames import even_size
 from openvid_assets.media.scenes import ClipPlan, ClipRules, ClipSpan, CutDetection, detect_clips
 from openvid_assets.media.sources import VideoInputError
-from openvid_assets.store.files import FileSystem
+from openvid_assets.store.files import FileSystem, atomic_path
 
 ClipMode = Literal["reencode", "copy", "none"]
 CLIP_MODES = ("reencode", "copy", "none")
@@ -95,11 +95,6 @@ def cut_clip(source: str | Path, dest: str | Path, span: ClipSpan, fps: float, *
     after exactly ``num_frames`` frames, so boundaries are frame-accurate.
     ``copy`` is a keyframe-snapped stream copy: fast, but the clip may start early.
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dest.parent.glob(f".tmp-*-{dest.name}"):  # left by a killed run
-        stale.unlink(missing_ok=True)
-    tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
     start = max(0.0, (span.start_frame - 0.5) / fps) if span.start_frame else 0.0
     args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-ss", f"{start:.6f}",
             "-i", str(Path(source).absolute())]  # fmt: skip
@@ -108,19 +103,15 @@ def cut_clip(source: str | Path, dest: str | Path, span: ClipSpan, fps: float, *
     else:
         args += ["-frames:v", str(span.num_frames), "-map", "0:v:0", "-an", "-c:v", "libx264", "-preset", preset,
                  "-crf", str(crf), "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"]  # fmt: skip
-    args += ["-movflags", "+faststart", "-f", "mp4", str(tmp.absolute())]
-    try:
-        done = subprocess.run(args, capture_output=True, timeout=timeout_s)
+    with atomic_path(dest) as tmp:
+        try:
+            done = subprocess.run([*args, "-movflags", "+faststart", "-f", "mp4", str(tmp.absolute())],
+                                  capture_output=True, timeout=timeout_s)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise VideoInputError(f"ffmpeg took longer than {timeout_s:.0f}s cutting the clip") from None
         if done.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
             message = done.stderr.decode(errors="replace").strip().splitlines()
             raise VideoInputError(f"ffmpeg could not cut the clip: {(message or ['no output'])[-1][:300]}")
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except subprocess.TimeoutExpired:
-        raise VideoInputError(f"ffmpeg took longer than {timeout_s:.0f}s cutting the clip") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- one shard

@@ -36,6 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openvid_assets.store.files import atomic_path, write_atomically
+
 __all__ = [
     "CONTAINER_VARIANTS",
     "HOSTILE_NAMES",
@@ -137,11 +139,8 @@ def _run_ffmpeg(args: list[str], final: Path, frames: Frames | None = None, keep
     ``keep_fraction`` < 1 cuts the file before the move, to fake an interrupted
     download. Returns the byte size before cutting.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the real extension on the temp name; absolute paths can't be mistaken for options.
-    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}").absolute()
-    cmd = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", *args, str(tmp)]
-    try:
+    with atomic_path(final) as tmp:
+        cmd = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", *args, str(tmp.absolute())]  # not an option
         stdin = subprocess.PIPE if frames is not None else subprocess.DEVNULL
         with subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
             try:
@@ -159,9 +158,6 @@ def _run_ffmpeg(args: list[str], final: Path, frames: Frames | None = None, keep
         size = tmp.stat().st_size
         if keep_fraction < 1.0:
             os.truncate(tmp, int(size * keep_fraction))
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return size
 
 
@@ -527,21 +523,21 @@ def write_bad_inputs(out_dir: Path | str, outside_dir: Path | str) -> list[Video
     outside.mkdir(parents=True, exist_ok=True)
     specs: list[VideoSpec] = []
 
-    _atomic_write(out / "empty.mp4", b"")
+    write_atomically(out / "empty.mp4", b"")
     specs.append(VideoSpec("empty.mp4", "empty", 0, 0, 0.0, 0, "", "mp4", bad=True, expected_error="empty"))
 
     specs.append(_truncated(out, "truncated.mp4", faststart=False, keep_fraction=0.5, expected_error="invalid"))
     specs.append(_truncated(out, "truncated_faststart.mp4", faststart=True, keep_fraction=0.4,
                             expected_error="truncated"))
 
-    _atomic_write(out / "notes.mp4", b"Shot list, day 2\n1. wide establishing\n2. close-up, take 3 is the one\n")
+    write_atomically(out / "notes.mp4", b"Shot list, day 2\n1. wide establishing\n2. close-up, take 3 is the one\n")
     specs.append(VideoSpec("notes.mp4", "text", 0, 0, 0.0, 0, "", "mp4", bad=True, expected_error="invalid"))
 
     still = _Pan.make(11, 160, 90, 1).frame(0)
     ok, png = cv2.imencode(".png", cv2.cvtColor(still, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("cv2 could not encode the PNG still")
-    _atomic_write(out / "picture.mkv", png.tobytes())
+    write_atomically(out / "picture.mkv", png.tobytes())
     specs.append(VideoSpec("picture.mkv", "image", 160, 90, 0.0, 1, "png", "mkv", bad=True, expected_error="image"))
 
     _run_ffmpeg(["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-vn", "-c:a", "aac", "-b:a", "64k",
@@ -566,12 +562,6 @@ def _truncated(out: Path, name: str, *, faststart: bool, keep_fraction: float, e
     codec, size = _encode(_pan_frames(pan, n), out / name, width, height, fps, faststart, keep_fraction)
     return VideoSpec(name, "truncated", width, height, fps, n, codec, "mp4", motion_px_per_frame=1.0, bad=True,
                      expected_error=expected_error, original_size=size)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- the sample set
@@ -646,7 +636,7 @@ def huge_header(out_dir: Path | str, name: str = "huge_header.webm", *, claimed:
         patched += 1
     if not patched:
         raise RuntimeError(f"{name}: no VP9 key frame header found to rewrite")
-    _atomic_write(path, bytes(data))
+    write_atomically(path, bytes(data))
     return VideoSpec(name, "huge_header", width, height, float(fps), 3, "vp9", "webm", bad=True,
                      expected_error="too large")
 
@@ -695,7 +685,7 @@ class ChangingFile:
                 with open(self.path, "ab") as f:
                     f.write(b"\0still copying\0")
             else:
-                _atomic_write(self.path, original)
+                write_atomically(self.path, original)
             self.count += 1
             self._stop.wait(self.interval_s)
 

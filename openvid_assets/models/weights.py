@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 
 
 from openvid_assets import settings
+from openvid_assets.store.files import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -57,14 +57,8 @@ def resolve(weights: WeightsFile) -> Path:
 
 
 def _download(weights: WeightsFile, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(weights.url) as response:  # noqa: S310
-            shutil.copyfileobj(response, out)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(target) as tmp, open(tmp, "wb") as out, urllib.request.urlopen(weights.url) as response:  # noqa: S310
+        shutil.copyfileobj(response, out)
     return target
 
 

@@ -5,7 +5,6 @@ guidance (scale 7.0), latents decoded frame by frame by the VAE, H.264 MP4s writ
                             preset("XL/2"), load_t5(t5_dir), load_vae(vae_dir))
 """
 
-import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from openvid_assets.models.runtime import pick_device
 from openvid_assets.mvdit.diffusion import GaussianDiffusion, classifier_free_guidance
 from openvid_assets.mvdit.encoders import FrameVAE, TextEncoder
 from openvid_assets.mvdit.model import MVDiT, MVDiTConfig, load_weights
+from openvid_assets.store.files import atomic_path
 
 SAMPLING_STEPS = 100
 CFG_SCALE = 7.0
@@ -57,19 +57,14 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: float = FPS) -> Path:
     count, height, width, channels = frames.shape
     if channels != 3 or count == 0:
         raise ValueError(f"expected [T, H, W, 3] frames, got {frames.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     command = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",  # yuv420p needs even sides
-               "-f", "mp4", str(temporary)]  # fmt: skip
-    try:
-        done = subprocess.run(command, input=frames.tobytes(), capture_output=True, check=False)
+               "-f", "mp4"]  # fmt: skip
+    with atomic_path(path) as temporary:
+        done = subprocess.run([*command, str(temporary)], input=frames.tobytes(), capture_output=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"ffmpeg failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

@@ -38,6 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from openvid_assets.models.runtime import pick_device
 from openvid_assets.mvdit.diffusion import GaussianDiffusion
 from openvid_assets.mvdit.model import MVDiT
+from openvid_assets.store.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +143,9 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 
 
 def save_atomically(payload: dict, path: Path) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place (atomic on one filesystem)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """A checkpoint is whole or absent: written beside ``path`` and renamed into place."""
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
 
 
 def rng_state(device: torch.device) -> dict:

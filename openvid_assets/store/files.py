@@ -1,19 +1,29 @@
 """Byte-level storage with atomic writes, on a local folder or an S3 prefix.
 
 Atomicity is what lets a killed run leave either the old object or the new one,
-never half of one: locally a temporary file in the same folder is fsync'd and
-renamed over the target; on S3 an object only becomes visible once its single
-PUT completes.
+never half of one: locally ``atomic_path`` (a temporary file in the same folder,
+fsync'd and renamed over the target); on S3 an object only becomes visible once
+its single PUT or multipart upload completes.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import tempfile
+import socket
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+
+# A temporary file untouched for this long was left by a killed writer (a live one keeps writing to it): age
+# means the same on every host that shares the folder. One whose writer (host and pid in its name) is this
+# host's and dead goes at once.
+STALE_TEMPORARY_S = 3600.0
+WRITER = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) + f"-{os.getpid()}"
 
 
 def process_alive(pid: int) -> bool:
@@ -25,6 +35,53 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _temporaries(target: Path) -> Iterator[Path]:
+    return target.parent.glob(f".{target.name}.*.tmp{target.suffix}")
+
+
+def left_by_dead_writer(writer: str, last_written: float, older_than_s: float = STALE_TEMPORARY_S) -> bool:
+    """Whether a temporary made by ``writer`` (``<host>-<pid>``) and last written then was abandoned."""
+    host, _, pid = writer.rpartition("-")
+    if host == WRITER.rpartition("-")[0] and pid.isdigit():
+        return not process_alive(int(pid))
+    return time.time() - last_written > older_than_s
+
+
+def sweep_stale_temporaries(target: Path) -> None:
+    """Remove the temporaries of ``target`` that killed writers left."""
+    for stale in _temporaries(target):
+        try:
+            token = stale.name[len(target.name) + 2 :].split(".", 1)[0]  # <writer>+<random>
+            if left_by_dead_writer(token.partition("+")[0], stale.stat().st_mtime):
+                stale.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass  # its writer just renamed or removed it
+
+
+def write_atomically(target: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``target`` for any writer (Python, ffmpeg, torch.save...): on success it is
+    fsync'd and renamed over ``target``, so readers see the old file or the whole new one, never a part; on
+    failure it is removed. The one atomic write of the package (S3 objects: one PUT or a completed upload)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(target)
+    # The real extension last: writers that infer the format from the name (ffmpeg) see the target's.
+    tmp = target.with_name(f".{target.name}.{WRITER}+{uuid.uuid4().hex[:8]}.tmp{target.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def is_s3_uri(uri: str) -> bool:
@@ -82,38 +139,12 @@ class LocalFileSystem:
         return str(self._path(rel))
 
     def put(self, rel: str, data: bytes) -> None:
-        target = self._path(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(f".{target.name}.*.tmp"):
-            # Left by a killed writer; another live process writing the same file keeps its own.
-            writer = stale.name[len(target.name) + 2 :].split(".", 1)[0]
-            if not (writer.isdigit() and process_alive(int(writer))):
-                stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self._path(rel), data)
 
     def put_file(self, rel: str, path: str) -> None:
         """Move a finished local file into place atomically (a copy first when it is on another disk)."""
-        target = self._path(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        try:
+        with atomic_path(self._path(rel)) as tmp:
             shutil.move(path, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def get(self, rel: str) -> bytes:
         return self._path(rel).read_bytes()

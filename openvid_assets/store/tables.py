@@ -16,13 +16,17 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from openvid_assets.store.files import FileSystem, default_s3_client, open_filesystem, process_alive
+from openvid_assets.store.files import WRITER, FileSystem, default_s3_client, left_by_dead_writer, open_filesystem
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-def _stage_prefix() -> str:
-    return f".tmp-stage-{os.getpid()}-"
+STAGE_PREFIX = f".tmp-stage-{WRITER}+"  # + is in no writer name (host and pid)
+
+
+def _last_written(folder: Path) -> float:
+    """The newest modification time in a staging folder (a writer appending to a file inside keeps it fresh)."""
+    return max((p.stat().st_mtime for p in [folder, *folder.rglob("*")] if p.exists()), default=0.0)
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -93,14 +97,14 @@ class TableStore:
     @contextmanager
     def writing(self, asset: str, shard: str) -> Iterator[str]:
         """A local path to write the table to (e.g. by DuckDB ``COPY``); committed atomically on success."""
-        with tempfile.TemporaryDirectory(prefix=_stage_prefix(), dir=self._staging_dir()) as tmp:
+        with tempfile.TemporaryDirectory(prefix=STAGE_PREFIX, dir=self._staging_dir()) as tmp:
             path = os.path.join(tmp, "table.parquet")
             yield path
             self.fs.put_file(self.rel_path(asset, shard), path)
 
     def export_table(self, asset: str, shard: str, name: str) -> str:
         """Publish a stored table as ``exports/<name>`` too (streamed: no full read into memory)."""
-        with tempfile.TemporaryDirectory(prefix=_stage_prefix(), dir=self._staging_dir()) as tmp:
+        with tempfile.TemporaryDirectory(prefix=STAGE_PREFIX, dir=self._staging_dir()) as tmp:
             path = os.path.join(tmp, name)
             local = self.fs.local_path(self.rel_path(asset, shard))
             if local is not None:
@@ -120,8 +124,7 @@ class TableStore:
             return None
         os.makedirs(local, exist_ok=True)
         for stale in Path(local).glob(".tmp-stage-*"):
-            pid = stale.name.split("-")[2]
-            if pid.isdigit() and not process_alive(int(pid)):
+            if left_by_dead_writer(stale.name[len(".tmp-stage-") :].partition("+")[0], _last_written(stale)):
                 shutil.rmtree(stale, ignore_errors=True)
         return local
 

@@ -205,7 +205,7 @@ def _volatile(rel: str) -> tuple[str, ...]:
 
 
 def is_temporary(path: Path) -> bool:
-    """A writer's temporary file: the store's ``.<name>.<random>.tmp``, ffmpeg's ``.tmp-<pid>-<name>``, any dotfile."""
+    """A writer's temporary file: ``atomic_path``'s ``.<name>.<writer>+<random>.tmp<ext>``, any dotfile."""
     return path.name.startswith(".") or path.name.endswith(".tmp") or ".tmp-" in path.name
 
 

@@ -1,11 +1,14 @@
 import os
+import sys
+import subprocess
+import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from openvid_assets.store import TableStore, run_sql
-from openvid_assets.store.files import LocalFileSystem
+from openvid_assets.store.files import STALE_TEMPORARY_S, WRITER, LocalFileSystem
 
 
 def _frame(n: int, offset: int = 0) -> pl.DataFrame:
@@ -83,20 +86,30 @@ def test_crash_during_local_write_keeps_the_old_table(tmp_path, monkeypatch):
     assert [p.name for p in Path(tmp_path, "tables/scores").iterdir()] == ["shard-00000.parquet"]
 
 
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_stale_temp_file_from_killed_writer_is_swept_and_never_listed(tmp_path):
     fs = LocalFileSystem(tmp_path)
     folder = tmp_path / "tables" / "scores"
     folder.mkdir(parents=True)
-    stale = folder / ".shard-00000.parquet.abc123.tmp"
+    stale = folder / ".shard-00000.parquet.abc123.tmp.parquet"
     stale.write_bytes(b"half a parquet file")
+    hours_ago = time.time() - 2 * STALE_TEMPORARY_S
+    os.utime(stale, (hours_ago, hours_ago))  # untouched for long: its writer was killed (on whatever host)
     store = TableStore(str(tmp_path))
     assert store.shards("scores") == []
     assert fs.list("tables/scores") == []
-    live = folder / f".shard-00000.parquet.{os.getpid()}.xyz789.tmp"  # a writer that is still running
+    live = folder / ".shard-00000.parquet.otherhost-1+xyz789.tmp.parquet"  # written just now, another host
     live.write_bytes(b"being written")
+    dead_here = folder / f".shard-00000.parquet.{WRITER.rpartition('-')[0]}-{_dead_pid()}+q1.tmp.parquet"
+    dead_here.write_bytes(b"killed a second ago on this host")
     store.write("scores", "shard-00000", _frame(1))
-    assert not stale.exists()
-    assert live.exists()  # not swept from under a concurrent writer
+    assert not stale.exists() and not dead_here.exists()  # by age; by its dead pid on this host, at once
+    assert live.exists()  # not swept from under a concurrent writer, even one on another host
     assert store.read("scores", "shard-00000").height == 1
 
 
