@@ -166,7 +166,9 @@ class TableStore:
         import pyarrow.dataset as ds
 
         filesystem, base = self.fs.arrow()
-        factory = ds.FileSystemDatasetFactory(filesystem, [f"{base}/{r}" for r in rels], ds.ParquetFileFormat())
-        # Every footer is read for the schema (a column that is all nulls in one shard merges with the others),
-        # as DuckDB's union_by_name does for local files.
-        return factory.finish(factory.inspect(promote_options="permissive"))
+        paths = [f"{base}/{r}" for r in rels]
+        # The schema is the last shard's (the newest registered, written by the current code); an older table
+        # without one of its columns reads as nulls there. Unifying every footer first would cost one request
+        # per object before the scan even starts (66 s for 6,000 objects on the local S3 server).
+        schema = ds.dataset(paths[-1], filesystem=filesystem, format="parquet").schema
+        return ds.dataset(paths, filesystem=filesystem, format="parquet", schema=schema)

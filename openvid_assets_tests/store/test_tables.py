@@ -134,3 +134,21 @@ def test_streamed_table_writes_commit_atomically_and_export(store: TableStore):
     local = store.fs.local_path("tables")
     if local is not None:  # no staging folder left behind
         assert not [p for p in os.listdir(local) if p.startswith(".tmp")]
+
+
+def test_scan_reads_tables_of_an_older_schema_as_nulls(store: TableStore):
+    """A shard written before a column existed scans with that column null, on a local root and on S3 alike."""
+    store.write("scores", "shard-00000", pl.DataFrame({"video_id": ["a"], "status": ["ok"], "score": [1.0]}))
+    store.write("scores", "shard-00001", pl.DataFrame({"video_id": ["b"], "status": ["ok"], "score": [2.0],
+                                                       "flow_dx": [0.5]}))  # fmt: skip
+    out = run_sql("score_summary", {"scores": store.scan_source("scores")}).row(0, named=True)
+    assert out["videos"] == 2 and out["mean"] == 1.5
+    import duckdb
+
+    con = duckdb.connect()
+    source = store.scan_source("scores")
+    if isinstance(source, list):
+        con.read_parquet(source, union_by_name=True).create_view("t")
+    else:
+        con.register("t", source)
+    assert con.sql("SELECT video_id, flow_dx FROM t ORDER BY video_id").fetchall() == [("a", None), ("b", 0.5)]
