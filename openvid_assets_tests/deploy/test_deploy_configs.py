@@ -259,4 +259,8 @@ def test_dockerfile_command_serves_the_definitions_to_the_deploy_workspace(tmp_p
             assert "new_videos_sensor" in {sensor.name for sensor in repo.get_sensors()}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded machine: its graceful shutdown is not what is tested here
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
