@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from openvid_assets.models.runtime import pick_device, seeded
+from openvid_assets.models.runtime import built_or_loaded, pick_device
 from openvid_assets.models.catalog import LAION_AESTHETIC  # noqa: F401 - re-exported
 from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
 
@@ -35,19 +35,20 @@ class AestheticHead(nn.Module):
         return self.layers(embeddings).squeeze(-1)
 
 
+def load_aesthetic_head(weights: WeightsFile) -> tuple[AestheticHead, str]:
+    """(head, weights digest): the public file loaded strictly."""
+    path = resolve(weights)
+    head = AestheticHead()
+    head.load_state_dict(load_state_dict(path), strict=True)
+    return head, file_digest(path)
+
+
 class AestheticScorer:
     """Scores unit-length embeddings; a video's score is the mean over its frames."""
 
     def __init__(self, weights: WeightsFile | None, device: str = "auto", seed: int = 0):
         self.device = pick_device(device)
-        if weights is None:
-            with seeded(seed):
-                head = AestheticHead()
-            self.weights_digest = f"random-seed{seed}"
-        else:
-            head = AestheticHead()
-            head.load_state_dict(load_state_dict(resolve(weights)), strict=True)
-            self.weights_digest = file_digest(resolve(weights))
+        head, self.weights_digest = built_or_loaded(AestheticHead, load_aesthetic_head, weights, seed)
         self.head = head.eval().to(self.device)
         self.name = "laion-aesthetic-v2"
 

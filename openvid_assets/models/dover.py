@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openvid_assets.media.frames import FrameRequest
-from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
+from openvid_assets.models.runtime import built_or_loaded, pick_device, pick_dtype
 from openvid_assets.models.catalog import DOVER_WEIGHTS  # noqa: F401 - re-exported
 from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
 
@@ -523,12 +523,8 @@ class DoverClarity:
         self.config, self.seed = config, seed
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
-        if weights is None:
-            with seeded(seed):
-                model = DoverTechnical(config)
-            self.weights_digest = f"random-seed{seed}"
-        else:
-            model, self.weights_digest = load_dover_technical(weights, config)
+        model, self.weights_digest = built_or_loaded(lambda: DoverTechnical(config),
+                                                     lambda w: load_dover_technical(w, config), weights, seed)  # fmt: skip
         self.model = model.eval().to(self.device, self.dtype)
         self.params: dict[str, Any] = {
             **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},

@@ -12,6 +12,8 @@ from openvid_assets import settings
 
 T = TypeVar("T")
 R = TypeVar("R")
+M = TypeVar("M")
+W = TypeVar("W")
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -32,6 +34,16 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def built_or_loaded(build: Callable[[], M], load: Callable[[W], tuple[M, str]], weights: W | None,
+                    seed: int) -> tuple[M, str]:  # fmt: skip
+    """(model, weights digest): loaded from ``weights``, or, with none (tests, benchmarks, dry runs), built with a
+    random initialisation that ``seed`` makes the same in every process."""
+    if weights is None:
+        with seeded(seed):
+            return build(), f"random-seed{seed}"
+    return load(weights)
 
 
 def in_batches_halving_on_oom(items: Sequence[T], batch_size: int, run: Callable[[Sequence[T]], list[R]],

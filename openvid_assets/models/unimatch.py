@@ -57,7 +57,7 @@ from torch import nn
 
 from openvid_assets.media.frames import FrameRequest
 from openvid_assets.models.motion import FLOW_COLUMNS, flow_summary
-from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
+from openvid_assets.models.runtime import built_or_loaded, pick_device, pick_dtype
 from openvid_assets.models.catalog import UNIMATCH_FLOW  # noqa: F401 - re-exported
 from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
 
@@ -689,12 +689,8 @@ class UniMatchMotion:
                  device: str = "auto", seed: int = 0, pair_batch: int = 8):  # fmt: skip
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
-        if weights is None:
-            with seeded(seed):
-                model = UniMatchFlow(config)
-            self.weights_digest = f"random-seed{seed}"
-        else:
-            model, self.weights_digest = load_unimatch(config, weights)
+        model, self.weights_digest = built_or_loaded(lambda: UniMatchFlow(config),
+                                                     lambda w: load_unimatch(config, w), weights, seed)  # fmt: skip
         self.model = model.eval().to(self.device)
         self.config = config
         self.pair_batch = max(1, pair_batch)
