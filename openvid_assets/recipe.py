@@ -26,8 +26,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from openvid_assets import settings
-from openvid_assets.media.clips import ClipSettings as ClipWriting
-from openvid_assets.media.scenes import ClipRules, CutDetection
+from openvid_assets.media.clips import ClipRules, ClipSettings as ClipWriting
+from openvid_assets.media.scenes import CutDetection
 from openvid_assets.store.files import FileSystem
 
 RECIPE_DIR = "recipe"

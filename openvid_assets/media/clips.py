@@ -20,12 +20,89 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from openvid_assets.media.frames import even_size
-from openvid_assets.media.scenes import ClipPlan, ClipRules, ClipSpan, CutDetection, detect_clips
+from openvid_assets.media.scenes import CutDetection, SceneSignals, Transition, find_transitions, scan_video
 from openvid_assets.media.sources import VideoInputError
 from openvid_assets.store.files import FileSystem, atomic_path
+
+
+# --------------------------------------------------------------------------- planning: scenes -> clip spans
+
+
+@dataclass(frozen=True)
+class ClipRules:
+    min_clip_s: float = 1.0
+    max_clip_s: float = 20.0  # longer scenes are split into equal pieces no longer than this
+    trim_frames: int = 2  # dropped on each side of every transition, so encoder blur at a cut stays out
+
+    def __post_init__(self) -> None:
+        if self.min_clip_s <= 0 or self.max_clip_s < 2 * self.min_clip_s or self.trim_frames < 0:
+            raise ValueError(f"clip rules need 0 < min_clip_s, max_clip_s >= 2 * min_clip_s and trim_frames >= 0; "
+                             f"got {self}")  # fmt: skip
+
+    def params(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClipSpan:
+    start_frame: int
+    end_frame: int  # inclusive
+
+    @property
+    def num_frames(self) -> int:
+        return self.end_frame - self.start_frame + 1
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    clips: list[ClipSpan]
+    transitions: list[Transition]
+    reason: str | None  # why there is no clip, when there is none
+
+
+def plan_clips(num_frames: int, fps: float, transitions: list[Transition], rules: ClipRules = ClipRules()) -> ClipPlan:
+    """Scenes between transitions, trimmed, filtered by length and split when too long."""
+    min_frames = max(1, int(np.ceil(rules.min_clip_s * fps - 1e-9)))
+    max_frames = max(min_frames, int(np.floor(rules.max_clip_s * fps + 1e-9)))
+    scenes, start = [], 0
+    for t in transitions:
+        scenes.append((start, t.first - 1 - (rules.trim_frames if t.first > 0 else 0)))
+        start = t.last + 1 + rules.trim_frames
+    scenes.append((start, num_frames - 1))
+    scenes = [(a, b) for a, b in scenes if b >= a]
+    clips = [piece for a, b in scenes if b - a + 1 >= min_frames for piece in _split(a, b, max_frames)]
+    reason = None
+    if not clips:
+        in_transition = sum(max(0, min(t.last, num_frames - 1) - max(t.first, 0) + 1) for t in transitions)
+        if num_frames and in_transition >= num_frames:
+            reason = "the whole video is a transition (fade or dissolve): no scene to clip"
+        else:
+            longest = max((b - a + 1 for a, b in scenes), default=0)
+            reason = (f"no scene of at least {rules.min_clip_s:g}s: the longest is {longest / fps:.2f}s "
+                      f"after trimming transitions")  # fmt: skip
+    return ClipPlan(clips, transitions, reason)
+
+
+def _split(first: int, last: int, max_frames: int) -> list[ClipSpan]:
+    length = last - first + 1
+    pieces = -(-length // max_frames)
+    bounds = np.linspace(first, last + 1, pieces + 1).round().astype(int)
+    return [ClipSpan(int(a), int(b) - 1) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def detect_clips(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
+                 detection: CutDetection = CutDetection(), rules: ClipRules = ClipRules(),
+                 threads: int = 1) -> tuple[SceneSignals, ClipPlan]:  # fmt: skip
+    """Scan a video once and plan its clips."""
+    signals = scan_video(path, width=width, height=height, fps=fps, rotation=rotation, config=detection,
+                         threads=threads)  # fmt: skip
+    transitions = find_transitions(signals, detection)
+    return signals, plan_clips(signals.num_frames, fps, transitions, rules)
+
 
 ClipMode = Literal["reencode", "copy", "none"]
 CLIP_MODES = ("reencode", "copy", "none")

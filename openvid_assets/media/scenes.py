@@ -91,55 +91,82 @@ class SceneSignals:
     step: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # thumbnail diff to previous frame
 
 
+class LibraryDetector:
+    """A PySceneDetect detector fed every ``every``-th frame; collects the first frames of new scenes."""
+
+    def __init__(self, detector, every: int = 1):
+        self.detector, self.every = detector, every
+        self.cuts: list[int] = []
+
+    def process(self, index: int, timecode, bgr: np.ndarray) -> None:
+        if index % self.every == 0:
+            self.cuts.extend(int(tc.frame_num) for tc in self.detector.process_frame(timecode, bgr))
+
+    def finish(self, last_timecode) -> None:
+        self.cuts.extend(int(tc.frame_num) for tc in self.detector.post_process(last_timecode))
+
+
+class LumaSignal:
+    """Mean 8-bit intensity of a frame: black frames and the ramps into and out of them."""
+
+    def process(self, bgr: np.ndarray) -> float:
+        return float(bgr.mean())
+
+
+class ThumbnailStep:
+    """Mean absolute difference of adjacent frames' 16x9 thumbnails: sharp on a change of scene, blind to
+    texture moving in a pan. The first frame's step is 0."""
+
+    def __init__(self) -> None:
+        self.previous: np.ndarray | None = None
+
+    def process(self, rgb: np.ndarray) -> float:
+        thumb = cv2.resize(rgb, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+        step = 0.0 if self.previous is None else float(np.abs(thumb - self.previous).mean())
+        self.previous = thumb
+        return step
+
+
 class _Cascade:
-    """Feeds decoded chunks to the three detectors and records luma and thumbnail steps."""
+    """One pass: every frame to the three library detectors and the two signals."""
 
     def __init__(self, config: CutDetection, fps: float):
         from scenedetect.detectors import ContentDetector, ThresholdDetector
 
         self.fps = float(fps)  # FrameTimecode takes float or Fraction only
-        self.k = config.slow_step(fps)
         min_len = max(1, round(config.min_scene_s * fps))
         self.detectors = {
-            "content": ContentDetector(threshold=config.content_threshold, min_scene_len=min_len),
-            "slow": ContentDetector(threshold=config.slow_threshold, min_scene_len=min_len),
-            "fade": ThresholdDetector(threshold=config.fade_threshold, min_scene_len=min_len),
+            "content": LibraryDetector(ContentDetector(threshold=config.content_threshold, min_scene_len=min_len)),
+            "slow": LibraryDetector(ContentDetector(threshold=config.slow_threshold, min_scene_len=min_len),
+                                    every=config.slow_step(fps)),  # fmt: skip
+            "fade": LibraryDetector(ThresholdDetector(threshold=config.fade_threshold, min_scene_len=min_len)),
         }
-        self.cuts: dict[str, list[int]] = {name: [] for name in DETECTORS}
+        self.luma, self.step = LumaSignal(), ThumbnailStep()
         self.frame = 0
-        self.previous_thumb: np.ndarray | None = None
 
     def _timecode(self, frame: int):
         from scenedetect import FrameTimecode
 
         return FrameTimecode(frame, fps=self.fps)
 
-    def _collect(self, name: str, timecodes) -> None:
-        self.cuts[name].extend(int(tc.frame_num) for tc in timecodes)
-
     def feed(self, frames: np.ndarray) -> np.ndarray:
         """Process a chunk of RGB frames in order; return (luma, step) per frame."""
         out = np.zeros((len(frames), 2), np.float32)
         for row, rgb in enumerate(frames):
-            i, timecode = self.frame, self._timecode(self.frame)
+            timecode = self._timecode(self.frame)
             bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # PySceneDetect's frame layout
-            self._collect("content", self.detectors["content"].process_frame(timecode, bgr))
-            if i % self.k == 0:
-                self._collect("slow", self.detectors["slow"].process_frame(timecode, bgr))
-            self._collect("fade", self.detectors["fade"].process_frame(timecode, bgr))
-            thumb = cv2.resize(rgb, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
-            step = 0.0 if self.previous_thumb is None else float(np.abs(thumb - self.previous_thumb).mean())
-            out[row] = (float(bgr.mean()), step)
-            self.previous_thumb = thumb
+            for detector in self.detectors.values():
+                detector.process(self.frame, timecode, bgr)
+            out[row] = (self.luma.process(bgr), self.step.process(rgb))
             self.frame += 1
         return out
 
     def finish(self) -> dict[str, list[int]]:
         if self.frame:
             last = self._timecode(self.frame - 1)
-            for name, detector in self.detectors.items():
-                self._collect(name, detector.post_process(last))
-        return {name: sorted(set(c for c in cuts if 0 < c < self.frame)) for name, cuts in self.cuts.items()}
+            for detector in self.detectors.values():
+                detector.finish(last)
+        return {name: sorted(set(c for c in d.cuts if 0 < c < self.frame)) for name, d in self.detectors.items()}
 
 
 def analysis_request(config: CutDetection, width: int, height: int, feed: Callable[[np.ndarray], np.ndarray]) -> FrameRequest:
@@ -260,79 +287,3 @@ def _merge(spans: list[tuple[int, int, tuple[str, ...]]], tolerance: int) -> lis
         else:
             merged.append([first, last, set(names)])
     return [Transition(f, l, tuple(d for d in DETECTORS if d in names)) for f, l, names in merged]
-
-
-# --------------------------------------------------------------------------- clips
-
-
-@dataclass(frozen=True)
-class ClipRules:
-    min_clip_s: float = 1.0
-    max_clip_s: float = 20.0  # longer scenes are split into equal pieces no longer than this
-    trim_frames: int = 2  # dropped on each side of every transition, so encoder blur at a cut stays out
-
-    def __post_init__(self) -> None:
-        if self.min_clip_s <= 0 or self.max_clip_s < 2 * self.min_clip_s or self.trim_frames < 0:
-            raise ValueError(f"clip rules need 0 < min_clip_s, max_clip_s >= 2 * min_clip_s and trim_frames >= 0; "
-                             f"got {self}")  # fmt: skip
-
-    def params(self) -> dict[str, float]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ClipSpan:
-    start_frame: int
-    end_frame: int  # inclusive
-
-    @property
-    def num_frames(self) -> int:
-        return self.end_frame - self.start_frame + 1
-
-
-@dataclass(frozen=True)
-class ClipPlan:
-    clips: list[ClipSpan]
-    transitions: list[Transition]
-    reason: str | None  # why there is no clip, when there is none
-
-
-def plan_clips(num_frames: int, fps: float, transitions: list[Transition], rules: ClipRules = ClipRules()) -> ClipPlan:
-    """Scenes between transitions, trimmed, filtered by length and split when too long."""
-    min_frames = max(1, int(np.ceil(rules.min_clip_s * fps - 1e-9)))
-    max_frames = max(min_frames, int(np.floor(rules.max_clip_s * fps + 1e-9)))
-    scenes, start = [], 0
-    for t in transitions:
-        scenes.append((start, t.first - 1 - (rules.trim_frames if t.first > 0 else 0)))
-        start = t.last + 1 + rules.trim_frames
-    scenes.append((start, num_frames - 1))
-    scenes = [(a, b) for a, b in scenes if b >= a]
-    clips = [piece for a, b in scenes if b - a + 1 >= min_frames for piece in _split(a, b, max_frames)]
-    reason = None
-    if not clips:
-        in_transition = sum(max(0, min(t.last, num_frames - 1) - max(t.first, 0) + 1) for t in transitions)
-        if num_frames and in_transition >= num_frames:
-            reason = "the whole video is a transition (fade or dissolve): no scene to clip"
-        else:
-            longest = max((b - a + 1 for a, b in scenes), default=0)
-            reason = (f"no scene of at least {rules.min_clip_s:g}s: the longest is {longest / fps:.2f}s "
-                      f"after trimming transitions")  # fmt: skip
-    return ClipPlan(clips, transitions, reason)
-
-
-def _split(first: int, last: int, max_frames: int) -> list[ClipSpan]:
-    length = last - first + 1
-    pieces = -(-length // max_frames)
-    bounds = np.linspace(first, last + 1, pieces + 1).round().astype(int)
-    return [ClipSpan(int(a), int(b) - 1) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def detect_clips(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
-                 detection: CutDetection = CutDetection(), rules: ClipRules = ClipRules(),
-                 threads: int = 1) -> tuple[SceneSignals, ClipPlan]:  # fmt: skip
-    """Scan a video once and plan its clips."""
-    signals = scan_video(path, width=width, height=height, fps=fps, rotation=rotation, config=detection,
-                         threads=threads)  # fmt: skip
-    transitions = find_transitions(signals, detection)
-    return signals, plan_clips(signals.num_frames, fps, transitions, rules)
-

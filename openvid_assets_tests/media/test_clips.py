@@ -13,7 +13,7 @@ import pytest
 
 from openvid_assets.media import synthetic
 from openvid_assets.media.clips import ClipSettings, ClipStore, ClipTask, clip_id, clip_shard, cut_clip
-from openvid_assets.media.scenes import ClipSpan
+from openvid_assets.media.clips import ClipSpan
 from openvid_assets.store.files import LocalFileSystem
 
 

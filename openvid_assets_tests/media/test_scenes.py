@@ -7,16 +7,8 @@ from pathlib import Path
 import pytest
 
 from openvid_assets.media import synthetic
-from openvid_assets.media.scenes import (
-    ClipRules,
-    CutDetection,
-    SceneSignals,
-    Transition,
-    detect_clips,
-    find_transitions,
-    plan_clips,
-    scan_video,
-)
+from openvid_assets.media.clips import ClipRules, detect_clips, plan_clips
+from openvid_assets.media.scenes import CutDetection, SceneSignals, Transition, find_transitions, scan_video
 from openvid_assets.media.synthetic import VideoSpec
 
 # name -> generator call; sizes, rates and transition lengths vary so no default happens to fit.
