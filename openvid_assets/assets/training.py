@@ -61,7 +61,7 @@ def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
 
 
 def training_clips(tables: TableStore, shape: RunShape) -> pl.DataFrame:
-    from openvid_assets.models.scoring import ScoreKey
+    from openvid_assets.store.rows import RowKey
 
     """The dataset's clips (full or HD export) that have latents of this run's shape (sql/training_clips.sql)."""
     export = "openvid_hd.parquet" if shape.dataset == "hd" else "openvid.parquet"
@@ -69,7 +69,7 @@ def training_clips(tables: TableStore, shape: RunShape) -> pl.DataFrame:
         raise FileNotFoundError(f"exports/{export} does not exist yet: materialize the dataset first")
     dataset = pl.read_parquet(tables.fs.get(f"exports/{export}"))
     latents = all_shards(tables, LATENTS)
-    key = ScoreKey(f"{shape.vae}+{shape.text_encoder}", "", shape.latents().params())
+    key = RowKey(f"{shape.vae}+{shape.text_encoder}", "", shape.latents().params())
     return run_sql("training_clips", {"dataset": dataset, "latents": latents},
                    {"model": key.model, "params_hash": key.params_hash})  # fmt: skip
 

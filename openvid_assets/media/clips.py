@@ -8,8 +8,6 @@ same settings and only works on what is new or changed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import tempfile
@@ -27,6 +25,7 @@ from openvid_assets.media.frames import even_size
 from openvid_assets.media.scenes import CutDetection, SceneSignals, Transition, find_transitions, scan_video
 from openvid_assets.media.sources import VideoInputError
 from openvid_assets.store.files import FileSystem, atomic_path
+from openvid_assets.store.rows import RowKey, reusable_rows
 
 
 # --------------------------------------------------------------------------- planning: scenes -> clip spans
@@ -105,6 +104,7 @@ def detect_clips(path: str | Path, *, width: int, height: int, fps: float, rotat
 
 
 ClipMode = Literal["reencode", "copy", "none"]
+CLIP_TOOL = "cut-cascade+ffmpeg"
 CLIP_MODES = ("reencode", "copy", "none")
 
 TRANSITION_TYPE = pl.Struct({"first": pl.Int32, "last": pl.Int32, "cut_frame": pl.Int32, "detectors": pl.String})
@@ -146,13 +146,14 @@ class ClipSettings:
     def params(self) -> dict[str, Any]:
         return asdict(self)
 
-    @property
-    def params_json(self) -> str:
-        return json.dumps(self.params(), sort_keys=True, separators=(",", ":"))
+    def key(self) -> RowKey:
+        """What a cached clip row must match: these settings (one tool, no weights)."""
+        return RowKey(CLIP_TOOL, "", self.params())
 
-    @property
-    def params_hash(self) -> str:
-        return hashlib.sha256(self.params_json.encode()).hexdigest()[:16]
+    def key_columns(self) -> dict[str, str]:
+        """The key columns a clip row carries: the params and their hash (the tool is fixed, without weights)."""
+        key = self.key()
+        return {"params_hash": key.params_hash, "params": key.params_json}
 
 
 def clip_id(video_id: str, span: ClipSpan) -> str:
@@ -235,7 +236,7 @@ def _rows_for(task: ClipTask, plan: ClipPlan, frames: int, uris: dict[str, str |
     transitions = [{"first": t.first, "last": t.last, "cut_frame": t.cut_frame, "detectors": "+".join(t.detectors)}
                    for t in plan.transitions]  # fmt: skip
     common = {"video_id": task.video_id, "source_uri": task.source_uri, "fps": task.fps, "video_frames": frames,
-              "transitions": transitions, "params_hash": settings.params_hash, "params": settings.params_json}
+              "transitions": transitions, **settings.key_columns()}
     if not plan.clips:
         return [{**common, "status": "no_clips", "error": plan.reason}]
     rows = []
@@ -262,7 +263,7 @@ def clip_video(task: ClipTask, open_video: OpenVideo, store: ClipStore | None,
                     uris[cid] = _write(path, cid, span, task.fps, store, settings)
     except VideoInputError as e:
         return [{"video_id": task.video_id, "source_uri": task.source_uri, "status": "failed", "error": str(e),
-                 "params_hash": settings.params_hash, "params": settings.params_json}]  # fmt: skip
+                 **settings.key_columns()}]  # fmt: skip
     return _rows_for(task, plan, signals.num_frames, uris, settings)
 
 
@@ -283,9 +284,9 @@ def _write(source: Path, cid: str, span: ClipSpan, fps: float, store: ClipStore,
 
 def reusable_clip_rows(previous: pl.DataFrame | None, settings: ClipSettings) -> dict[str, list[dict[str, Any]]]:
     """Rows of an earlier table made with the same settings, by video (failed videos are retried)."""
-    if previous is None or previous.is_empty() or "params_hash" not in previous.columns:
+    same = reusable_rows(previous, settings.key(), statuses=("ok", "no_clips"))
+    if same is None:
         return {}
-    same = previous.filter((pl.col("params_hash") == settings.params_hash) & (pl.col("status") != "failed"))
     rows: dict[str, list[dict[str, Any]]] = {}
     for row in same.iter_rows(named=True):
         rows.setdefault(row["video_id"], []).append(row)

@@ -24,16 +24,9 @@ import torch
 from openvid_assets.media.clips import ClipSource
 from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
 from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype, seeded
-from openvid_assets.models.scoring import (
-    KEY_COLUMNS,
-    OpenVideo,
-    Progress,
-    ScoreKey,
-    decode_ahead,
-    is_infrastructure_error,
-    reusable_rows,
-)
+from openvid_assets.models.scoring import OpenVideo, Progress, decode_ahead, is_infrastructure_error
 from openvid_assets.models.weights import folder_digest, resolve_model_folder
+from openvid_assets.store.rows import KEY_COLUMNS, RowKey, reusable_rows
 
 from openvid_assets.models.catalog import PAPER_CAPTIONER, TINY_CAPTIONER  # noqa: E402,F401 - re-exported
 
@@ -325,8 +318,8 @@ class ShardCaptions:
     reused: int
 
 
-def caption_key(captioner: Captioner, settings: CaptionSettings) -> ScoreKey:
-    return ScoreKey(captioner.name, captioner.weights_digest, settings.params())
+def caption_key(captioner: Captioner, settings: CaptionSettings) -> RowKey:
+    return RowKey(captioner.name, captioner.weights_digest, settings.params())
 
 
 def _images(decoded: DecodedFrames, settings: CaptionSettings) -> list[np.ndarray]:

@@ -13,13 +13,11 @@ Shared rules for every score table:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +29,8 @@ from openvid_assets.media.frames import DecodedFrames, FrameRequest, at_position
 from openvid_assets.models.aesthetic import AestheticScorer
 from openvid_assets.models.backends import VideoScorer
 from openvid_assets.models.clip import ClipEmbedder
+from openvid_assets.store.rows import KEY_COLUMNS, RowKey, reusable_rows
 
-KEY_COLUMNS = {"model": pl.String, "weights_digest": pl.String, "params": pl.String, "params_hash": pl.String}
 ROW_COLUMNS = {"video_id": pl.String, "source_uri": pl.String, "status": pl.String, "error": pl.String}
 SCORE_SCHEMA = {**ROW_COLUMNS, "score": pl.Float64, "frame_indices": pl.List(pl.Int32), **KEY_COLUMNS}
 EMBEDDING_SCHEMA = {**ROW_COLUMNS, "frame_index": pl.Int32, "num_frames": pl.Int32, "embedding": pl.Binary,
@@ -46,27 +44,6 @@ class ShardScores:
     table: pl.DataFrame
     computed: int  # videos decoded and scored in this call
     reused: int  # videos whose rows came from the previous table
-
-
-@dataclass(frozen=True)
-class ScoreKey:
-    """What a cached row must match to be reused."""
-
-    model: str
-    weights_digest: str
-    params: dict[str, Any] = field(hash=False)
-
-    @property
-    def params_json(self) -> str:
-        return json.dumps(self.params, sort_keys=True, separators=(",", ":"))
-
-    @property
-    def params_hash(self) -> str:
-        return hashlib.sha256(self.params_json.encode()).hexdigest()[:16]
-
-    def columns(self) -> dict[str, str]:
-        return {"model": self.model, "weights_digest": self.weights_digest, "params": self.params_json,
-                "params_hash": self.params_hash}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,18 +71,6 @@ def video_tasks(manifest: pl.DataFrame) -> list[VideoTask]:
         VideoTask(r["video_id"], r["source_uri"], r["width"], r["height"], r.get("rotation") or 0)
         for r in ok.iter_rows(named=True)
     ]
-
-
-def reusable_rows(previous: pl.DataFrame | None, key: ScoreKey) -> pl.DataFrame | None:
-    """Rows of an earlier table computed with the same model, weights and params."""
-    if previous is None or previous.is_empty() or "params_hash" not in previous.columns:
-        return None
-    return previous.filter(
-        (pl.col("status") == "ok")
-        & (pl.col("model") == key.model)
-        & (pl.col("weights_digest") == key.weights_digest)
-        & (pl.col("params_hash") == key.params_hash)
-    )
 
 
 def decode_ahead(tasks: Iterable[VideoTask], decode: Callable[[VideoTask], DecodedFrames],
@@ -165,7 +130,7 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
                 previous: pl.DataFrame | None = None, progress: Progress | None = None,
                 workers: int = 2) -> ShardScores:  # fmt: skip
     """Score every video of a shard with a per-video scorer (motion, clarity)."""
-    key = ScoreKey(scorer.name, scorer.weights_digest, scorer.params)
+    key = RowKey(scorer.name, scorer.weights_digest, scorer.params)
     schema = {**SCORE_SCHEMA, **{c: pl.Float64 for c in scorer.extra_columns}}
     computed: dict[str, dict[str, Any]] = {}
     cached = reusable_rows(previous, key)
@@ -212,8 +177,8 @@ class ClipSampling:
         return {"aesthetic_positions": list(self.aesthetic_positions), "temporal_frames": self.temporal_frames}
 
 
-def embedding_key(embedder: ClipEmbedder, sampling: ClipSampling) -> ScoreKey:
-    return ScoreKey(embedder.name, embedder.weights_digest, {"image_size": embedder.image_size, **sampling.params()})
+def embedding_key(embedder: ClipEmbedder, sampling: ClipSampling) -> RowKey:
+    return RowKey(embedder.name, embedder.weights_digest, {"image_size": embedder.image_size, **sampling.params()})
 
 
 def embed_shard(manifest: pl.DataFrame, embedder: ClipEmbedder, sampling: ClipSampling, open_video: OpenVideo, *,
@@ -277,7 +242,7 @@ def embedding_matrix(rows: pl.DataFrame) -> np.ndarray:
 
 
 def _per_video(embeddings: pl.DataFrame, compute: Callable[[int, pl.DataFrame], tuple[float, list[int]]],
-               key: ScoreKey) -> pl.DataFrame:  # fmt: skip
+               key: RowKey) -> pl.DataFrame:  # fmt: skip
     """Apply ``compute`` to each video's ok embedding rows; failures pass through."""
     rows = []
     key_columns = key.columns()
@@ -313,7 +278,7 @@ def _at(group: pl.DataFrame, indices: list[int]) -> pl.DataFrame:
 def aesthetic_scores(embeddings: pl.DataFrame, scorer: AestheticScorer, sampling: ClipSampling) -> pl.DataFrame:
     """Mean LAION aesthetic score over each video's aesthetic frames."""
     clip_model, clip_digest = _clip_identity(embeddings)
-    key = ScoreKey(f"{scorer.name}({clip_model})", f"{clip_digest}+{scorer.weights_digest}",
+    key = RowKey(f"{scorer.name}({clip_model})", f"{clip_digest}+{scorer.weights_digest}",
                    {"positions": list(sampling.aesthetic_positions)})  # fmt: skip
 
     def compute(num_frames: int, group: pl.DataFrame) -> tuple[float, list[int]]:
@@ -326,7 +291,7 @@ def aesthetic_scores(embeddings: pl.DataFrame, scorer: AestheticScorer, sampling
 def temporal_scores(embeddings: pl.DataFrame, sampling: ClipSampling) -> pl.DataFrame:
     """Mean cosine similarity of CLIP embeddings of adjacent sampled frames."""
     clip_model, clip_digest = _clip_identity(embeddings)
-    key = ScoreKey(f"clip-adjacent-cosine({clip_model})", clip_digest, {"frames": sampling.temporal_frames})
+    key = RowKey(f"clip-adjacent-cosine({clip_model})", clip_digest, {"frames": sampling.temporal_frames})
 
     def compute(num_frames: int, group: pl.DataFrame) -> tuple[float, list[int]]:
         indices = sampling.temporal_indices(num_frames)

@@ -25,7 +25,8 @@ import torch
 
 from openvid_assets.media.clips import ClipSource, clip_sources
 from openvid_assets.media.frames import FrameRequest, read_frames
-from openvid_assets.models.scoring import KEY_COLUMNS, ScoreKey, is_infrastructure_error, reusable_rows
+from openvid_assets.models.scoring import is_infrastructure_error
+from openvid_assets.store.rows import KEY_COLUMNS, RowKey, reusable_rows
 from openvid_assets.models.weights import folder_digest, resolve_model_folder
 from openvid_assets.mvdit.encoders import FrameVAE, TextEncoder, load_t5, load_vae, tiny_t5, tiny_vae
 
@@ -130,8 +131,8 @@ def encode_clip(task: LatentTask, path: Path, encoders: Encoders, settings: Late
     return {"latent": latent.half().cpu(), "caption": caption[0].half().cpu(), "mask": mask[0].bool().cpu()}
 
 
-def latent_key(encoders: Encoders, settings: LatentSettings) -> ScoreKey:
-    return ScoreKey(encoders.name, encoders.digest, settings.params())
+def latent_key(encoders: Encoders, settings: LatentSettings) -> RowKey:
+    return RowKey(encoders.name, encoders.digest, settings.params())
 
 
 def encode_shard(tasks: list[LatentTask], encoders: Encoders, settings: LatentSettings, open_video: OpenVideo,
