@@ -32,6 +32,7 @@ from typing import Any
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
 
+from openvid_assets.assets.progress import PROGRESS_PREFIX
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
 
@@ -41,7 +42,7 @@ COMMAND_TAG = "openvid/command"
 DATA_ROOT_TAG = "openvid/data_root"
 COMMAND_PID_TAG, COMMAND_HOST_TAG = "openvid/command_pid", "openvid/command_host"
 WORKER_PID_TAG, WORKER_HOST_TAG = "openvid/worker_pid", "openvid/worker_host"
-from openvid_assets.assets.progress import PROGRESS_PREFIX
+REAP_EVERY_S = 5.0  # how often a waiting command looks for runs whose worker died
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 JOBS = {(True, False): "shard_pipeline", (False, False): "global_pipeline", (True, True): "mvdit_latents_job",
         (False, True): "mvdit_training"}  # (per shard, training) -> the job that holds those assets
@@ -342,18 +343,10 @@ def wait_for_runs(instance: DagsterInstance, run_ids: list[str], print_line: Cal
 # -- runs of a dead command ---------------------------------------------------------------------------------
 
 
-_last_reap = [0.0]
-
-
-def reap_dead_runs(instance: DagsterInstance, every_s: float = 0.0) -> list[str]:
+def reap_dead_runs(instance: DagsterInstance) -> list[str]:
     """Mark started runs whose worker process on this host is gone (kill -9, power loss) as failed, freeing their
-    queue slot and pool slots; the daemon's launcher cannot see a dead local worker itself. With ``every_s``, does
-    nothing when the last look was more recent than that (it is called while waiting)."""
+    queue slot and pool slots; the daemon's launcher cannot see a dead local worker itself."""
     from openvid_assets.store.files import process_alive
-
-    if time.monotonic() - _last_reap[0] < every_s:
-        return []
-    _last_reap[0] = time.monotonic()
 
     reaped = []
     # Created by a command that died before putting them on the queue: they would never start.
@@ -481,9 +474,13 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
     try:
         with dagster_daemon(instance, config_dir) as daemon:
 
+            next_reap = [time.monotonic() + REAP_EVERY_S]
+
             def on_poll() -> None:
                 daemon.ensure()
-                report.reaped += reap_dead_runs(instance, every_s=5.0)
+                if time.monotonic() >= next_reap[0]:  # a few queries: not on every poll
+                    next_reap[0] = time.monotonic() + REAP_EVERY_S
+                    report.reaped += reap_dead_runs(instance)
 
             command = _Command(instance, submitter, defs.resolve_asset_graph(), data_root, workers, resources, report,
                                print_line, on_poll)  # fmt: skip

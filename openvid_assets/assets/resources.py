@@ -42,7 +42,6 @@ class OpenVidStore(ConfigurableResource):
         # power loss) can be told from a live one and marked failed (assets/engine.py reap_dead_runs).
         self._run_recipe = self.recipes().current_or_default()  # one version for the whole run, read once
         if context.instance is not None and context.run_id:
-            import os
             import socket
 
             context.instance.add_run_tags(context.run_id, {"openvid/worker_pid": str(os.getpid()),

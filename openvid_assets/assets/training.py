@@ -61,9 +61,9 @@ def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
 
 
 def training_clips(tables: TableStore, shape: RunShape) -> pl.DataFrame:
+    """The dataset's clips (full or HD export) that have latents of this run's shape (sql/training_clips.sql)."""
     from openvid_assets.store.rows import RowKey
 
-    """The dataset's clips (full or HD export) that have latents of this run's shape (sql/training_clips.sql)."""
     export = "openvid_hd.parquet" if shape.dataset == "hd" else "openvid.parquet"
     if not tables.fs.exists(f"exports/{export}"):
         raise FileNotFoundError(f"exports/{export} does not exist yet: materialize the dataset first")

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 # means the same on every host that shares the folder. One whose writer (host and pid in its name) is this
 # host's and dead goes at once.
 STALE_TEMPORARY_S = 3600.0
-WRITER = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) + f"-{os.getpid()}"
+HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())  # no '-', '+' or '.': the tag below stays parseable
 
 
 def process_alive(pid: int) -> bool:
@@ -41,10 +41,15 @@ def _temporaries(target: Path) -> Iterator[Path]:
     return target.parent.glob(f".{target.name}.*.tmp{target.suffix}")
 
 
-def left_by_dead_writer(writer: str, last_written: float, older_than_s: float = STALE_TEMPORARY_S) -> bool:
-    """Whether a temporary made by ``writer`` (``<host>-<pid>``) and last written then was abandoned."""
-    host, _, pid = writer.rpartition("-")
-    if host == WRITER.rpartition("-")[0] and pid.isdigit():
+def writer_tag() -> str:
+    """``<host>-<pid>+<random>``: who makes a temporary, read when it is made (a forked child is its own writer)."""
+    return f"{HOST}-{os.getpid()}+{uuid.uuid4().hex[:8]}"
+
+
+def left_by_dead_writer(tag: str, last_written: float, older_than_s: float = STALE_TEMPORARY_S) -> bool:
+    """Whether a temporary whose name holds ``tag`` (``writer_tag()``) and last written then was abandoned."""
+    host, _, pid = tag.partition("+")[0].rpartition("-")
+    if host == HOST and pid.isdigit():
         return not process_alive(int(pid))
     return time.time() - last_written > older_than_s
 
@@ -53,8 +58,7 @@ def sweep_stale_temporaries(target: Path) -> None:
     """Remove the temporaries of ``target`` that killed writers left."""
     for stale in _temporaries(target):
         try:
-            token = stale.name[len(target.name) + 2 :].split(".", 1)[0]  # <writer>+<random>
-            if left_by_dead_writer(token.partition("+")[0], stale.stat().st_mtime):
+            if left_by_dead_writer(stale.name[len(target.name) + 2 :].split(".", 1)[0], stale.stat().st_mtime):
                 stale.unlink(missing_ok=True)
         except FileNotFoundError:
             pass  # its writer just renamed or removed it
@@ -74,7 +78,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(target)
     # The real extension last: writers that infer the format from the name (ffmpeg) see the target's.
-    tmp = target.with_name(f".{target.name}.{WRITER}+{uuid.uuid4().hex[:8]}.tmp{target.suffix}")
+    tmp = target.with_name(f".{target.name}.{writer_tag()}.tmp{target.suffix}")
     try:
         yield tmp
         with open(tmp, "rb+") as f:

@@ -16,12 +16,12 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from openvid_assets.store.files import WRITER, FileSystem, default_s3_client, left_by_dead_writer, open_filesystem
+from openvid_assets.store.files import FileSystem, default_s3_client, left_by_dead_writer, open_filesystem, writer_tag
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-STAGE_PREFIX = f".tmp-stage-{WRITER}+"  # + is in no writer name (host and pid)
+STAGE_PREFIX = ".tmp-stage-"
 
 
 def _last_written(folder: Path) -> float:
@@ -97,14 +97,14 @@ class TableStore:
     @contextmanager
     def writing(self, asset: str, shard: str) -> Iterator[str]:
         """A local path to write the table to (e.g. by DuckDB ``COPY``); committed atomically on success."""
-        with tempfile.TemporaryDirectory(prefix=STAGE_PREFIX, dir=self._staging_dir()) as tmp:
+        with self._staging() as tmp:
             path = os.path.join(tmp, "table.parquet")
             yield path
             self.fs.put_file(self.rel_path(asset, shard), path)
 
     def export_table(self, asset: str, shard: str, name: str) -> str:
         """Publish a stored table as ``exports/<name>`` too (streamed: no full read into memory)."""
-        with tempfile.TemporaryDirectory(prefix=STAGE_PREFIX, dir=self._staging_dir()) as tmp:
+        with self._staging() as tmp:
             path = os.path.join(tmp, name)
             local = self.fs.local_path(self.rel_path(asset, shard))
             if local is not None:
@@ -116,6 +116,9 @@ class TableStore:
             self.fs.put_file(rel, path)
         return self.fs.uri(rel)
 
+    def _staging(self) -> tempfile.TemporaryDirectory:
+        return tempfile.TemporaryDirectory(prefix=STAGE_PREFIX + writer_tag(), dir=self._staging_dir())
+
     def _staging_dir(self) -> str | None:
         """Stage next to the data on a local root (so committing is a rename), in /tmp for S3.
         Staging folders left by a killed process are removed first."""
@@ -124,7 +127,7 @@ class TableStore:
             return None
         os.makedirs(local, exist_ok=True)
         for stale in Path(local).glob(".tmp-stage-*"):
-            if left_by_dead_writer(stale.name[len(".tmp-stage-") :].partition("+")[0], _last_written(stale)):
+            if left_by_dead_writer(stale.name[len(STAGE_PREFIX) :], _last_written(stale)):
                 shutil.rmtree(stale, ignore_errors=True)
         return local
 

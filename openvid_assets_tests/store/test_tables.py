@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from openvid_assets.store import TableStore, run_sql
-from openvid_assets.store.files import STALE_TEMPORARY_S, WRITER, LocalFileSystem
+from openvid_assets.store.files import HOST, STALE_TEMPORARY_S, LocalFileSystem
 
 
 def _frame(n: int, offset: int = 0) -> pl.DataFrame:
@@ -105,7 +105,7 @@ def test_stale_temp_file_from_killed_writer_is_swept_and_never_listed(tmp_path):
     assert fs.list("tables/scores") == []
     live = folder / ".shard-00000.parquet.otherhost-1+xyz789.tmp.parquet"  # written just now, another host
     live.write_bytes(b"being written")
-    dead_here = folder / f".shard-00000.parquet.{WRITER.rpartition('-')[0]}-{_dead_pid()}+q1.tmp.parquet"
+    dead_here = folder / f".shard-00000.parquet.{HOST}-{_dead_pid()}+q1.tmp.parquet"
     dead_here.write_bytes(b"killed a second ago on this host")
     store.write("scores", "shard-00000", _frame(1))
     assert not stale.exists() and not dead_here.exists()  # by age; by its dead pid on this host, at once
