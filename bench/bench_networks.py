@@ -26,8 +26,8 @@ from openvid_assets.media import synthetic
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
 from openvid_assets.models import dover, unimatch
-from openvid_assets.models.clarity import LaplacianClarity
-from openvid_assets.models.motion import FarnebackMotion
+from openvid_assets.models.clarity import DoverClarity, LaplacianClarity
+from openvid_assets.models.motion import FarnebackMotion, UniMatchMotion
 from openvid_assets.models.runtime import pick_device
 from openvid_assets.models.scoring import score_shard
 
@@ -65,11 +65,11 @@ def main() -> None:
         print(f"generated {count} videos {width}x{height}, {seconds:g}s @30fps in {time.perf_counter() - started:.1f}s")
         manifest = build_manifest(list_videos(str(root)), str(root), "bench")
         backends = {
-            "unimatch (paper size, random weights)": unimatch.UniMatchMotion(unimatch.PAPER, None, device=str(device)),
-            "unimatch-tiny": unimatch.UniMatchMotion(unimatch.TINY, None, device=str(device)),
+            "unimatch (paper size, random weights)": UniMatchMotion(unimatch.PAPER, None, device=str(device)),
+            "unimatch-tiny": UniMatchMotion(unimatch.TINY, None, device=str(device)),
             "farneback": FarnebackMotion(),
-            "dover-technical (paper size, random weights)": dover.DoverClarity(dover.PAPER, None, device=str(device)),
-            "dover-tiny": dover.DoverClarity(dover.TINY, None, device=str(device)),
+            "dover-technical (paper size, random weights)": DoverClarity(dover.PAPER, None, device=str(device)),
+            "dover-tiny": DoverClarity(dover.TINY, None, device=str(device)),
             "laplacian": LaplacianClarity(),
         }  # fmt: skip
         rows = []
@@ -78,7 +78,7 @@ def main() -> None:
             rows.append((name, n / seconds_taken, seconds_taken / n))
             print(f"  {name}: {n / seconds_taken:.3f} videos/s ({seconds_taken / n:.2f} s/video)", flush=True)
     unimatch_rate, dover_rate = rows[0][1], rows[3][1]
-    print(f"\n| backend | videos/s | s/video | vs. paper network |\n|---|---|---|---|")
+    print("\n| backend | videos/s | s/video | vs. paper network |\n|---|---|---|---|")
     for name, rate, per in rows:
         base = unimatch_rate if name.startswith(("unimatch", "farneback")) else dover_rate
         print(f"| {name} | {rate:.3f} | {per:.2f} | {rate / base:.1f}x |")

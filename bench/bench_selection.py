@@ -818,7 +818,7 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
         if key == "thresholds":
             vals = [r["steps"].get(key, {}).get("histograms_s") for r in runs]
             ratio = f"{vals[-1] / vals[0]:.1f}" if vals[0] and vals[-1] else "—"
-            print(f"| thresholds | (extra, not in total) score_histogram x3, as the asset's metadata | "
+            print("| thresholds | (extra, not in total) score_histogram x3, as the asset's metadata | "
                   + " | ".join(_fmt_s(v) for v in vals) + f" | {ratio} |")
 
     print("\n### Per-shard steps: ms per shard (one worker's view)\n")
@@ -885,7 +885,7 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
                       + ", ".join(f"{k} {_gib(v)}" for k, v in st["sub_peak_rss"].items()))
         lin = r["steps"].get("lineage", {}).get("summary") or r["steps"].get("lineage_copy", {}).get("summary")
         if lin:
-            print(f"  - lineage status/stage: " + ", ".join(f"{k} {v:,}" for k, v in lin.items()))
+            print("  - lineage status/stage: " + ", ".join(f"{k} {v:,}" for k, v in lin.items()))
         spill = {k: st.get("peak_spill", 0) for k, st in r["steps"].items() if st.get("peak_spill")}
         print(f"  - DuckDB spill seen (peak bytes in its temp dirs): {spill or 'none'}")
 
@@ -962,7 +962,7 @@ def main() -> None:
         report(runs, facts, args, workdir)
         code_end = code_under_test()
         changed = sorted(k for k in code_start.keys() | code_end.keys() if code_start.get(k) != code_end.get(k))
-        print(f"\ncode under test (sql/, store/, assets/selection.py): "
+        print("\ncode under test (sql/, store/, assets/selection.py): "
               + (f"CHANGED during the run: {changed}; sizes may not be comparable" if changed
                  else "unchanged during the run"))  # fmt: skip
         print(f"whole benchmark: {time.perf_counter() - t_start:.0f} s")

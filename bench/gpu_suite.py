@@ -66,9 +66,10 @@ def clip_case(device: torch.device, dry: bool, dtype: torch.dtype, batch: int, r
 
 def unimatch_case(device: str, dry: bool, repeats: int, sync) -> dict:
     from openvid_assets.models import unimatch
+    from openvid_assets.models.motion import WORK_SIZE, UniMatchMotion
 
-    scorer = unimatch.UniMatchMotion(unimatch.TINY if dry else unimatch.PAPER, None, device=device)
-    w, h = unimatch.WORK_SIZE
+    scorer = UniMatchMotion(unimatch.TINY if dry else unimatch.PAPER, None, device=device)
+    w, h = WORK_SIZE
     frames = np.random.default_rng(0).integers(0, 256, (10, h, w, 3), dtype=np.uint8)
     times = timed(lambda: scorer.flows(frames), repeats, 1, sync)
     median = statistics.median(times)
@@ -78,9 +79,10 @@ def unimatch_case(device: str, dry: bool, repeats: int, sync) -> dict:
 
 def dover_case(device: str, dry: bool, repeats: int, sync) -> dict:
     from openvid_assets.models import dover
+    from openvid_assets.models.clarity import DoverClarity
 
     config = dover.TINY if dry else dover.PAPER
-    scorer = dover.DoverClarity(config, None, device=device)
+    scorer = DoverClarity(config, None, device=device)
     s = config.input_size
     clips = np.random.default_rng(0).integers(0, 256, (config.num_clips, config.clip_len, s, s, 3), dtype=np.uint8)
     times = timed(lambda: scorer.raw_score(clips), repeats, 1, sync)

@@ -1,4 +1,7 @@
-"""Clarity backends. Weight-free: contrast-normalised variance of the Laplacian on native-resolution crops.
+"""Clarity backends: DOVER-Technical (the paper's network, :mod:`openvid_assets.models.dover`) and a weight-free
+contrast-normalised variance of the Laplacian on native-resolution crops.
+
+Laplacian:
 
 Fixed-size crops at native resolution measure sharpness per pixel the way a
 viewer sees it (no resampling that would add or hide blur). Dividing by the
@@ -10,12 +13,20 @@ crops, so a sharp subject on a soft background still counts as sharp.
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from openvid_assets.media.frames import FrameRequest, at_positions
+from openvid_assets.models.catalog import DOVER_WEIGHTS
+from openvid_assets.models.weights import WeightsFile
+
+if TYPE_CHECKING:  # torch loads only when a DOVER scorer is built
+    from openvid_assets.models.dover import DoverConfig
 
 FLAT_VARIANCE = 1e-4  # on 0..1 grey levels: below this a crop is flat
 
@@ -57,3 +68,185 @@ class LaplacianClarity:
             return {"score": 0.0}  # only flat frames: nothing is sharp
         ratios.sort(reverse=True)
         return {"score": float(np.mean(ratios[: max(1, len(ratios) // 2)]))}
+
+
+# --------------------------------------------------------------------------- DOVER-Technical input
+# Deterministic sampling (our choice; upstream draws these at random on every run):
+#
+# * Frames: ``num_clips`` clips of ``clip_len`` frames ``frame_interval`` apart.
+#   A video long enough for one clip per third (each third at least a clip's span,
+#   ``(clip_len - 1) * frame_interval + 1`` frames) gets one clip per third at a
+#   seeded offset within it, as upstream does. A shorter video that still holds
+#   one span gets clips spread evenly from the first to the last possible start
+#   (they overlap). A video shorter than a span but with at least ``clip_len``
+#   frames gets ``clip_len`` distinct frames spread evenly over the whole video
+#   (a smaller interval), the same frames for every clip (the clips still differ
+#   in fragment positions). Only a video with fewer than ``clip_len`` frames
+#   repeats frames: each one is held for about ``clip_len / num_frames``
+#   consecutive slots (nearest-frame temporal upsampling, never a jump back to the
+#   start as upstream's wrap-around does).
+# * Fragments: a frame whose short side is under ``7 * 32`` px is first upsampled
+#   (bilinear) so that its short side is exactly that; then the frame is split
+#   into a 7x7 grid of cells, and each cell gives one 32x32 patch at a seeded
+#   offset within the cell. Offsets depend only on (seed, clip number, frame
+#   height, frame width), so they are the same for every frame of a clip, every
+#   decode chunk and every run.
+#
+# Because the decoder's per-chunk ``reduce`` sees frames without their positions
+# in the plan, it cuts every clip's fragment layout from each frame it is given:
+# reduced frames are ``(n, num_clips, 224, 224, 3)`` uint8 and DoverClarity.score
+# keeps, for the ``p``-th planned frame, layout ``p // clip_len``. This keeps the
+# reduce a pure function (safe in the decode threads) at the cost of holding
+# ``num_clips`` small mosaics per frame instead of one.
+#
+
+
+def dover_frame_indices(num_frames: int, clip_len: int = 32, interval: int = 2, num_clips: int = 3,
+                        seed: int = 0) -> list[int]:  # fmt: skip
+    """``num_clips * clip_len`` frame indices, clip after clip (rules in the section docstring above)."""
+    if num_frames <= 0:
+        return []
+    span = (clip_len - 1) * interval + 1
+    steps = np.arange(clip_len) * interval
+    segment = num_frames // num_clips
+    if segment >= span:  # one clip per segment, at a seeded offset inside it
+        rng = np.random.default_rng([seed, num_frames])
+        offsets = rng.integers(0, segment - span + 1, size=num_clips)
+        starts = np.arange(num_clips) * segment + offsets
+        clips = [start + steps for start in starts]
+    elif num_frames >= span:  # overlapping clips, spread from the first to the last possible start
+        starts = np.rint(np.linspace(0, num_frames - span, num_clips)).astype(int)
+        clips = [start + steps for start in starts]
+    else:  # distinct frames spread over the video; repeats (held frames) only below clip_len frames
+        spread = np.rint(np.linspace(0, num_frames - 1, clip_len)).astype(int)
+        clips = [spread] * num_clips
+    return [int(i) for clip in clips for i in clip]
+
+
+def upsampled_size(height: int, width: int, min_side: int) -> tuple[int, int]:
+    """(height, width) scaled up so the short side is ``min_side``; unchanged if already that large."""
+    short = min(height, width)
+    if short >= min_side:
+        return height, width
+    scale = min_side / short
+    return max(min_side, round(height * scale)), max(min_side, round(width * scale))
+
+
+def fragment_offsets(height: int, width: int, clip: int, seed: int = 0, fragments: int = 7,
+                     size: int = 32) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(tops, lefts), each (fragments, fragments): the patch origins for one clip of frames this size.
+
+    Row ``i`` / column ``j`` of the grid starts at ``i * (height // fragments)`` (clamped so
+    the patch fits) plus a seeded offset that keeps the patch inside its cell.
+    A pure function of its arguments: every chunk and every run of a clip agrees.
+    """
+    if min(height, width) < size:
+        raise ValueError(f"a {width}x{height} frame is smaller than one {size}px fragment")
+    rng = np.random.default_rng([seed, clip, height, width])
+
+    def axis(length: int) -> tuple[np.ndarray, np.ndarray]:
+        cell = length // fragments
+        grid = np.minimum(cell * np.arange(fragments), length - size)
+        jitter = rng.integers(0, cell - size, size=(fragments, fragments)) if cell > size else np.zeros(
+            (fragments, fragments), dtype=np.int64)  # fmt: skip
+        return grid, jitter
+
+    rows, dy = axis(height)
+    cols, dx = axis(width)
+    return rows[:, None] + dy, cols[None, :] + dx
+
+
+def cut_fragments(frames: np.ndarray, clip: int, seed: int = 0, fragments: int = 7, size: int = 32) -> np.ndarray:
+    """(n, H, W, 3) uint8 frames of one clip -> (n, fragments*size, fragments*size, 3) mosaics.
+
+    Frames with a short side under ``fragments * size`` are upsampled first (bilinear);
+    otherwise patches are copied at native resolution.
+    """
+    n, h, w, _ = frames.shape
+    th, tw = upsampled_size(h, w, fragments * size)
+    if (th, tw) != (h, w):
+        frames = np.stack([cv2.resize(f, (tw, th), interpolation=cv2.INTER_LINEAR) for f in frames])
+    tops, lefts = fragment_offsets(th, tw, clip, seed, fragments, size)
+    out = np.empty((n, fragments * size, fragments * size, 3), dtype=np.uint8)
+    for i in range(fragments):
+        for j in range(fragments):
+            y, x = int(tops[i, j]), int(lefts[i, j])
+            out[:, i * size : (i + 1) * size, j * size : (j + 1) * size] = frames[:, y : y + size, x : x + size]
+    return out
+
+
+def cut_all_clips(frames: np.ndarray, num_clips: int = 3, seed: int = 0, fragments: int = 7,
+                  size: int = 32) -> np.ndarray:  # fmt: skip
+    """The decoder's per-chunk reduce: (n, H, W, 3) -> (n, num_clips, S, S, 3), one mosaic per clip layout."""
+    return np.stack([cut_fragments(frames, k, seed, fragments, size) for k in range(num_clips)], axis=1)
+
+
+def rescale(raw: float, config: DoverConfig) -> float:
+    """The published mapping of the raw technical score to (0, 1): ``sigmoid((raw - 0.1107) / 0.07355)``."""
+    z = (raw - config.rescale_shift) / config.rescale_scale
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+class DoverClarity:
+    """Clarity scorer: DOVER technical quality of 3 clips of 32 fragment frames, rescaled to (0, 1).
+
+    ``config`` is :data:`openvid_assets.models.dover.PAPER` unless given.
+    """
+
+    name = "dover-technical"
+    extra_columns: tuple[str, ...] = ("dover_raw",)
+
+    def __init__(self, config: DoverConfig | None = None, weights: WeightsFile | None = DOVER_WEIGHTS,
+                 device: str = "auto", seed: int = 0):  # fmt: skip
+        import torch
+
+        from openvid_assets.models import dover
+        from openvid_assets.models.runtime import built_or_loaded, pick_device, pick_dtype
+
+        config = config or dover.PAPER
+        self.config, self.seed = config, seed
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device)
+        model, self.weights_digest = built_or_loaded(lambda: dover.DoverTechnical(config),
+                                                     lambda w: dover.load_dover_technical(w, config), weights, seed)  # fmt: skip
+        self.model = model.eval().to(self.device, self.dtype)
+        self.params: dict[str, Any] = {
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+            "seed": seed,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+        self.request = FrameRequest(
+            indices=partial(dover_frame_indices, clip_len=config.clip_len, interval=config.frame_interval,
+                            num_clips=config.num_clips, seed=seed),  # fmt: skip
+            reduce=partial(cut_all_clips, num_clips=config.num_clips, seed=seed, fragments=config.fragments,
+                           size=config.fragment_size),  # fmt: skip
+            chunk=16,
+        )
+        self._mean = torch.tensor(config.mean, device=self.device).view(1, 3, 1, 1, 1)
+        self._std = torch.tensor(config.std, device=self.device).view(1, 3, 1, 1, 1)
+
+    def clips(self, frames: np.ndarray) -> np.ndarray:
+        """Reduced frames (num_clips*clip_len, num_clips, S, S, 3) -> each clip's own mosaics.
+
+        Returns (num_clips, clip_len, S, S, 3): planned frame ``p`` with fragment layout ``p // clip_len``.
+        """
+        c = self.config
+        expected = (c.num_clips * c.clip_len, c.num_clips, c.input_size, c.input_size, 3)
+        if frames.shape != expected:
+            raise ValueError(f"expected reduced frames of shape {expected}, got {frames.shape}")
+        picked = frames.reshape(c.num_clips, c.clip_len, *frames.shape[1:])
+        return np.stack([picked[k, :, k] for k in range(c.num_clips)])
+
+    def raw_score(self, clips: np.ndarray) -> float:
+        """Mean local score over tokens and clips of (num_clips, T, S, S, 3) uint8 mosaics."""
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(clips)).to(self.device)
+            x = x.permute(0, 4, 1, 2, 3).float()  # B, 3, T, S, S
+            x = ((x - self._mean) / self._std).to(self.dtype)
+            return float(self.model(x).float().mean())
+
+    def score(self, indices: list[int], frames: np.ndarray) -> dict[str, float]:
+        raw = self.raw_score(self.clips(frames))
+        return {"score": rescale(raw, self.config), "dover_raw": raw}

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 def _unimatch(config: str, weights: WeightsFile | None) -> Callable[[str], "VideoScorer"]:
     def build(device: str) -> "VideoScorer":
         from openvid_assets.models import unimatch
+        from openvid_assets.models.motion import UniMatchMotion
 
-        return unimatch.UniMatchMotion(getattr(unimatch, config), weights, device=device)
+        return UniMatchMotion(getattr(unimatch, config), weights, device=device)
 
     return build
 
@@ -41,8 +42,9 @@ def _unimatch(config: str, weights: WeightsFile | None) -> Callable[[str], "Vide
 def _dover(config: str, weights: WeightsFile | None) -> Callable[[str], "VideoScorer"]:
     def build(device: str) -> "VideoScorer":
         from openvid_assets.models import dover
+        from openvid_assets.models.clarity import DoverClarity
 
-        return dover.DoverClarity(getattr(dover, config), weights, device=device)
+        return DoverClarity(getattr(dover, config), weights, device=device)
 
     return build
 

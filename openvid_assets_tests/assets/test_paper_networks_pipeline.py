@@ -2,7 +2,6 @@
 of the public files' exact layout (random values: only the layout is public knowledge here)."""
 
 import json
-import shutil
 from pathlib import Path
 
 import polars as pl

@@ -71,7 +71,6 @@ def test_every_gradual_transition_is_one_cut_inside_it(videos, name):
 def test_no_clip_holds_a_transition_frame_and_every_scene_gives_a_clip(videos, name):
     spec, _, plan = _detect(videos, name)
     mixed = {f for a, b in spec.transitions for f in range(a, b + 1)}
-    bounds = sorted({0, *spec.cuts, *(b + 1 for _, b in spec.transitions), spec.num_frames})
     for clip in plan.clips:
         frames = set(range(clip.start_frame, clip.end_frame + 1))
         assert not frames & mixed, f"clip {clip} holds transition frames"

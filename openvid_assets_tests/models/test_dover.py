@@ -12,19 +12,9 @@ from openvid_assets.media import synthetic
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
-from openvid_assets.models.dover import (
-    DOVER_WEIGHTS,
-    PAPER,
-    TINY,
-    DoverClarity,
-    DoverTechnical,
-    clip_frame_indices,
-    cut_all_clips,
-    cut_fragments,
-    fragment_offsets,
-    load_dover_technical,
-    rescale,
-)
+from openvid_assets.models.clarity import (DoverClarity, cut_all_clips, cut_fragments, dover_frame_indices,
+                                           fragment_offsets, rescale)  # fmt: skip
+from openvid_assets.models.dover import DOVER_WEIGHTS, PAPER, TINY, DoverTechnical, load_dover_technical
 from openvid_assets.models.scoring import score_shard
 from openvid_assets.models.weights import file_digest
 
@@ -95,9 +85,9 @@ def test_full_dover_checkpoint_loads_strictly_and_a_missing_key_fails(weights_en
 
 
 def test_published_rescale():
-    assert rescale(PAPER.rescale_shift) == pytest.approx(0.5)
-    assert rescale(0.1107 + 0.07355) == pytest.approx(1 / (1 + np.exp(-1)))
-    assert 0.0 < rescale(-50.0) < rescale(0.0) < 0.5 < rescale(0.2) < 1.0
+    assert rescale(PAPER.rescale_shift, PAPER) == pytest.approx(0.5)
+    assert rescale(0.1107 + 0.07355, PAPER) == pytest.approx(1 / (1 + np.exp(-1)))
+    assert 0.0 < rescale(-50.0, PAPER) < rescale(0.0, PAPER) < 0.5 < rescale(0.2, PAPER) < 1.0
 
 
 # --------------------------------------------------------------------------- sampling
@@ -105,17 +95,17 @@ def test_published_rescale():
 
 def test_clip_plan_long_medium_short_and_tiny_videos():
     for n in (1000, 192):  # one clip per third, interval 2
-        plan = np.array(clip_frame_indices(n, seed=0)).reshape(3, 32)
+        plan = np.array(dover_frame_indices(n, seed=0)).reshape(3, 32)
         assert (np.diff(plan, axis=1) == 2).all()
         assert (plan // (n // 3) == np.arange(3)[:, None]).all()  # clip k lies in the k-th third
-    assert clip_frame_indices(1000, seed=0) == clip_frame_indices(1000, seed=0) != clip_frame_indices(1000, seed=1)
-    plan = np.array(clip_frame_indices(100)).reshape(3, 32)  # overlapping clips spread over the video
+    assert dover_frame_indices(1000, seed=0) == dover_frame_indices(1000, seed=0) != dover_frame_indices(1000, seed=1)
+    plan = np.array(dover_frame_indices(100)).reshape(3, 32)  # overlapping clips spread over the video
     assert (np.diff(plan, axis=1) == 2).all() and plan[0, 0] == 0 and plan[2, -1] == 99
-    plan = np.array(clip_frame_indices(48)).reshape(3, 32)  # under one span: 32 distinct frames over the video
+    plan = np.array(dover_frame_indices(48)).reshape(3, 32)  # under one span: 32 distinct frames over the video
     assert all(len(set(c)) == 32 and c[0] == 0 and c[-1] == 47 for c in plan.tolist())
-    plan = clip_frame_indices(10)[:32]  # under 32 frames: frames are held, in order, never wrapped around
+    plan = dover_frame_indices(10)[:32]  # under 32 frames: frames are held, in order, never wrapped around
     assert sorted(plan) == plan and set(plan) == set(range(10))
-    assert clip_frame_indices(0) == []
+    assert dover_frame_indices(0) == []
 
 
 def coded_frames(height: int, width: int, count: int = 2) -> np.ndarray:
@@ -200,9 +190,9 @@ def test_tiny_dover_scores_generated_videos_deterministically(videos):
         row = rows[name]
         assert row["status"] == "ok", row["error"]
         assert 0.0 < row["score"] < 1.0 and np.isfinite(row["dover_raw"])
-        assert row["score"] == pytest.approx(rescale(row["dover_raw"]))
+        assert row["score"] == pytest.approx(rescale(row["dover_raw"], TINY))
         assert len(row["frame_indices"]) == 3 * 32
-    assert rows["sharp.mp4"]["frame_indices"] == clip_frame_indices(48)
+    assert rows["sharp.mp4"]["frame_indices"] == dover_frame_indices(48)
     assert json.loads(rows["sharp.mp4"]["params"])["frame_interval"] == 2
     assert rows["empty.mp4"]["status"] == "failed" and rows["empty.mp4"]["error"].startswith("manifest: ")
 
@@ -226,4 +216,4 @@ def test_1080p_is_decoded_a_chunk_at_a_time(videos):
     assert seen and all(n <= request.chunk and (h, w) == (1080, 1920) for n, h, w, _ in seen)
     assert sum(n for n, *_ in seen) == 96 and len(seen) == 96 // request.chunk
     assert decoded.frames.shape == (96, 3, 224, 224, 3)  # only fragments are kept
-    assert decoded.indices == clip_frame_indices(24)
+    assert decoded.indices == dover_frame_indices(24)

@@ -1,7 +1,6 @@
 """Scores on generated videos whose right answer is known, with the offline profile."""
 
 import shutil
-from functools import partial
 
 import polars as pl
 import pytest

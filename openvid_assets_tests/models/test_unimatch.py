@@ -20,8 +20,8 @@ from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
 from openvid_assets.models.runtime import seeded
 from openvid_assets.models.scoring import score_shard
-from openvid_assets.models.unimatch import (PAPER, TINY, UNIMATCH_FLOW, UniMatchFlow, UniMatchMotion, load_unimatch,
-                                            unimatch_indices)  # fmt: skip
+from openvid_assets.models.motion import UniMatchMotion, unimatch_indices
+from openvid_assets.models.unimatch import PAPER, TINY, UNIMATCH_FLOW, UniMatchFlow, load_unimatch
 from openvid_assets.models.weights import file_digest
 
 DATA = Path(__file__).parents[1] / "data"

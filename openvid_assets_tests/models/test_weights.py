@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from openvid_assets.models.aesthetic import LAION_AESTHETIC, AestheticHead, AestheticScorer
+from openvid_assets.models.aesthetic import LAION_AESTHETIC, AestheticScorer
 from openvid_assets.models.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, ClipEmbedder, ClipSpec
 from openvid_assets.models.profiles import get_profile
 from openvid_assets.models.weights import MissingWeightsError, WeightsFile, file_digest, load_state_dict, resolve
