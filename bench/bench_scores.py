@@ -8,7 +8,7 @@ What it measures (all numbers come from this one run; nothing is hard-coded):
    *Two passes* is the paper's way, two separate jobs: job 1 decodes only the aesthetic
    frames, embeds them and applies the aesthetic head; job 2 decodes only the temporal
    frames, embeds them and averages adjacent cosines. Both use the same embedder object,
-   batch size, decode-ahead threads and sampling (``ClipSampling()`` defaults), so the only
+   batch size, decode-ahead threads and sampling (``CLIPSampling()`` defaults), so the only
    difference is sharing. Ratio = two_pass / one_pass (>1 means one pass is faster).
    It is measured twice:
    - with the tiny offline CLIP: decoding dominates, as on a GPU, so the ratio shows what
@@ -101,18 +101,17 @@ from openvid_assets.media.frames import (  # noqa: E402
 from openvid_assets.media.manifest import build_manifest  # noqa: E402
 from openvid_assets.media.sources import list_videos, local_file, normalize_source  # noqa: E402
 from openvid_assets.models.aesthetic import AestheticScorer  # noqa: E402
-from openvid_assets.models.clip import ClipEmbedder, ClipSpec  # noqa: E402
+from openvid_assets.models.clip import CLIPEmbedder, CLIPSpec  # noqa: E402
 from openvid_assets.models.profiles import PROFILES  # noqa: E402
 from openvid_assets.models.scoring import (  # noqa: E402
-    ClipSampling,
-    VideoTask,
+    CLIPSampling,
     aesthetic_scores,
     decode_ahead,
     embed_shard,
     score_shard,
     temporal_scores,
-    video_tasks,
 )
+from openvid_assets.media.tasks import VideoTask, video_tasks  # noqa: E402
 from openvid_assets.store import TableStore  # noqa: E402
 
 
@@ -197,9 +196,9 @@ def decoder(open_video: Callable[[VideoTask], Any], request: FrameRequest) -> Ca
 
 
 class TimedEmbedder:
-    """Delegates to a ClipEmbedder, adding up the time spent in ``embed`` (the model forward)."""
+    """Delegates to a CLIPEmbedder, adding up the time spent in ``embed`` (the model forward)."""
 
-    def __init__(self, inner: ClipEmbedder):
+    def __init__(self, inner: CLIPEmbedder):
         self.inner = inner
         self.seconds = 0.0
         self.frames = 0
@@ -218,7 +217,7 @@ class TimedEmbedder:
 # --------------------------------------------------------------------------- arms
 
 
-def two_pass(manifest: pl.DataFrame, embedder: TimedEmbedder, head: AestheticScorer, sampling: ClipSampling,
+def two_pass(manifest: pl.DataFrame, embedder: TimedEmbedder, head: AestheticScorer, sampling: CLIPSampling,
              open_video: Callable[[VideoTask], Any]) -> dict[str, Any]:  # fmt: skip
     """The paper's way: an aesthetic job and a temporal-consistency job, each decoding and embedding its own frames."""
     tasks = video_tasks(manifest)
@@ -265,7 +264,7 @@ def two_pass(manifest: pl.DataFrame, embedder: TimedEmbedder, head: AestheticSco
 
 
 def direct(uris: list[str], root: str, shard: str, data_root: Path, embedder: TimedEmbedder, head: AestheticScorer,
-           sampling: ClipSampling, models: ModelsResource, m: ModelSettings) -> dict[str, Any]:  # fmt: skip
+           sampling: CLIPSampling, models: ModelsResource, m: ModelSettings) -> dict[str, Any]:  # fmt: skip
     """What the compared assets do, called directly: same functions, same tables written, no Dagster."""
     tables = TableStore(str(data_root))
     open_video = opener(root)
@@ -401,7 +400,7 @@ class Regime:
 
 
 def run_regime(label: str, profile: str, device: str, source: Path, work: Path, repeats: int,
-               sampling: ClipSampling, with_timed_embed_warmup: bool) -> Regime:  # fmt: skip
+               sampling: CLIPSampling, with_timed_embed_warmup: bool) -> Regime:  # fmt: skip
     """Alternate two-pass, direct (contains the one pass) and Dagster arms on the videos under ``source``."""
     models, m = ModelsResource(device=device), ModelSettings(profile=profile)
     embedder = TimedEmbedder(models.embedder(m))  # the cached object the assets will use too
@@ -495,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     vitl_repeats = args.vitl_repeats or repeats
     width, height, fps, seconds = (640, 360, 30.0, 4) if quick else (1280, 720, 30.0, 10)
     num_frames = int(fps * seconds)
-    sampling = ClipSampling()  # the pipeline's defaults; never tuned here
+    sampling = CLIPSampling()  # the pipeline's defaults; never tuned here
     facts = machine_facts(args.device)
     bench_start = time.perf_counter()
 
@@ -503,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     # the offline tiny CLIP, and ViT-L-14 at its real size with seeded random weights.
     PROFILES[TINY_PROFILE] = dataclasses.replace(PROFILES["offline"], name=TINY_PROFILE, **WEIGHT_FREE)
     PROFILES[VITL_PROFILE] = dataclasses.replace(
-        PROFILES["offline"], name=VITL_PROFILE, clip=ClipSpec("ViT-L-14-quickgelu"), aesthetic_weights=None,
+        PROFILES["offline"], name=VITL_PROFILE, clip=CLIPSpec("ViT-L-14-quickgelu"), aesthetic_weights=None,
         **WEIGHT_FREE,
     )
     work = Path(tempfile.mkdtemp(prefix="bench-scores-"))
@@ -561,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(facts: dict[str, str], sampling: ClipSampling, vitl_size: int, manifest: pl.DataFrame,
+def report(facts: dict[str, str], sampling: CLIPSampling, vitl_size: int, manifest: pl.DataFrame,
            decode_runs: dict[str, list[float]],
            tiny: Regime, vitl: Regime | None, n_videos: int, width: int, height: int, seconds: int,
            elapsed: float) -> None:  # fmt: skip

@@ -48,9 +48,9 @@ def timed(fn, repeats: int, warmup: int, sync) -> list[float]:
 
 
 def clip_case(device: torch.device, dry: bool, dtype: torch.dtype, batch: int, repeats: int, sync) -> dict:
-    from openvid_assets.models.catalog import TINY_CLIP_CONFIG, ClipSpec
+    from openvid_assets.models.catalog import TINY_CLIP_CONFIG, CLIPSpec
 
-    spec = ClipSpec("tiny-clip", config=TINY_CLIP_CONFIG) if dry else ClipSpec("ViT-L-14-quickgelu")
+    spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG) if dry else CLIPSpec("ViT-L-14-quickgelu")
     visual = spec.build().visual.eval().to(device, dtype).to(memory_format=torch.channels_last)
     size = visual.image_size[0] if isinstance(visual.image_size, tuple) else visual.image_size
     x = torch.randn(batch, 3, size, size, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)

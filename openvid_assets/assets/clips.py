@@ -16,7 +16,8 @@ from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.scores import _video_opener, motion_scores
 from openvid_assets.assets.selection import SELECTED, selected_videos
 from openvid_assets.assets.shards import shards_partitions
-from openvid_assets.media.clips import ClipStore, clip_shard, clip_sources, clip_tasks
+from openvid_assets.media.clips import ClipStore, clip_shard
+from openvid_assets.media.tasks import clip_tasks, video_tasks
 
 CLIPS, CAPTIONS = "clips", "captions"
 SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
@@ -28,7 +29,7 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
 def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     selected = tables.read(SELECTED, shard).filter(pl.col("selected"))
-    tasks = clip_tasks(tables.read(MANIFEST, shard), selected["source_uri"])
+    tasks = video_tasks(tables.read(MANIFEST, shard), selected["source_uri"])
     result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), stored.recipe.clips.build(),
                         previous=tables.read_if_exists(CLIPS, shard), progress=progress_callback(context, "clipped"),
                         workers=models.decode_workers)  # fmt: skip
@@ -52,7 +53,7 @@ def captions(context: AssetExecutionContext, store: OpenVidStore, models: Models
 
     shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     manifest = tables.read(MANIFEST, shard)
-    tasks = clip_sources(tables.read(CLIPS, shard), manifest)
+    tasks = clip_tasks(tables.read(CLIPS, shard), manifest)
     captioner = models.captioner(stored.recipe.models)
     result = caption_shard(tasks, captioner, stored.recipe.captions.build(), _video_opener(store, tables, shard),
                            camera=camera_labels(tables.read_if_exists("motion_scores", shard), manifest),

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from openvid_assets.models.aesthetic import AestheticScorer
     from openvid_assets.models.backends import VideoScorer
     from openvid_assets.models.captions import Captioner
-    from openvid_assets.models.clip import ClipEmbedder
-    from openvid_assets.models.scoring import ClipSampling
+    from openvid_assets.models.clip import CLIPEmbedder
+    from openvid_assets.models.scoring import CLIPSampling
 
 
 class OpenVidStore(ConfigurableResource):
@@ -63,10 +63,10 @@ class OpenVidStore(ConfigurableResource):
 
 
 @cache
-def _embedder(profile: Profile, device: str, batch_size: int) -> "ClipEmbedder":
-    from openvid_assets.models.clip import ClipEmbedder
+def _embedder(profile: Profile, device: str, batch_size: int) -> "CLIPEmbedder":
+    from openvid_assets.models.clip import CLIPEmbedder
 
-    return ClipEmbedder(profile.clip, device=device, batch_size=batch_size)
+    return CLIPEmbedder(profile.clip, device=device, batch_size=batch_size)
 
 
 @cache
@@ -107,12 +107,12 @@ class ModelsResource(ConfigurableResource):
                                                     m.caption_model or None)  # fmt: skip
 
     @staticmethod
-    def sampling(m: ModelSettings) -> "ClipSampling":
-        from openvid_assets.models.scoring import ClipSampling
+    def sampling(m: ModelSettings) -> "CLIPSampling":
+        from openvid_assets.models.scoring import CLIPSampling
 
-        return ClipSampling(tuple(m.aesthetic_positions), m.temporal_frames)
+        return CLIPSampling(tuple(m.aesthetic_positions), m.temporal_frames)
 
-    def embedder(self, m: ModelSettings) -> "ClipEmbedder":
+    def embedder(self, m: ModelSettings) -> "CLIPEmbedder":
         return _embedder(self.profile(m), self.device, self.batch_size)
 
     def aesthetic(self, m: ModelSettings) -> "AestheticScorer":

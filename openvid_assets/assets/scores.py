@@ -5,10 +5,6 @@ Each asset reads its shard's upstream table, calls one function of
 """
 
 import json
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
@@ -20,17 +16,17 @@ from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.media.sources import local_file
+from openvid_assets.media.tasks import OpenVideo
 from openvid_assets.models.backends import VideoScorer
 from openvid_assets.store import TableStore, run_sql
+from openvid_assets.store.rows import ShardRows
 from openvid_assets.store.shards import ShardRegistry
 
-if TYPE_CHECKING:  # the scoring code (torch) is imported by the steps that run it, not by the code location
-    from openvid_assets.models.scoring import ShardScores, VideoTask
 
 EMBEDDINGS = "frame_embeddings"
 
 
-def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> Callable[["VideoTask"], AbstractContextManager[Path]]:
+def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> OpenVideo:
     root = ShardRegistry(tables).members(shard).source_root
     client = store.s3_client()
     return lambda task: local_file(task.source_uri, root, client)
@@ -51,7 +47,7 @@ def _score_metadata(table: pl.DataFrame) -> dict[str, object]:
     return meta
 
 
-def _write_scores(store: OpenVidStore, name: str, shard: str, result: "ShardScores") -> MaterializeResult:
+def _write_scores(store: OpenVidStore, name: str, shard: str, result: ShardRows) -> MaterializeResult:
     path = store.tables().write(name, shard, result.table)
     return MaterializeResult(
         metadata={**_score_metadata(result.table), "computed": result.computed, "reused": result.reused,
@@ -106,22 +102,22 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
 @asset(**SHARD_ASSET, **MODEL_STEP, deps=[frame_embeddings, recipe_key("aesthetic")], code_version="1", kinds={"pytorch", "parquet"},
        description="LAION aesthetic score per video: mean over the aesthetic frames' CLIP embeddings.")  # fmt: skip
 def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    from openvid_assets.models.scoring import ShardScores, aesthetic_scores as compute_aesthetic
+    from openvid_assets.models.scoring import aesthetic_scores as compute_aesthetic
 
     shard, tables = context.partition_key, store.tables()
     m = store.recipe().recipe.models
     table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(m), models.sampling(m))
-    return _write_scores(store, "aesthetic_scores", shard, ShardScores(table, table.height, 0))
+    return _write_scores(store, "aesthetic_scores", shard, ShardRows(table, table.height, 0))
 
 
 @asset(**SHARD_ASSET, **IO_STEP, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
        description="Temporal consistency per video: mean CLIP cosine similarity of adjacent sampled frames.")  # fmt: skip
 def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    from openvid_assets.models.scoring import ShardScores, temporal_scores as compute_temporal
+    from openvid_assets.models.scoring import temporal_scores as compute_temporal
 
     shard, tables = context.partition_key, store.tables()
     table = compute_temporal(tables.read(EMBEDDINGS, shard), models.sampling(store.recipe().recipe.models))
-    return _write_scores(store, "temporal_scores", shard, ShardScores(table, table.height, 0))
+    return _write_scores(store, "temporal_scores", shard, ShardRows(table, table.height, 0))
 
 
 def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, name: str,

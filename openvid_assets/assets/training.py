@@ -49,13 +49,14 @@ def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
         tables.fs.put(rel, data)
         return rel
 
-    table, computed = encode_shard(tasks, encoders, shape.latents(), _video_opener(store, tables, shard), put,
-                                   tables.fs.exists, previous=tables.read_if_exists(LATENTS, shard),
-                                   progress=progress_callback(context, "encoded"))  # fmt: skip
-    path = tables.write(LATENTS, shard, table)
-    failed = table.filter(pl.col("status") == "failed")
+    result = encode_shard(tasks, encoders, shape.latents(), _video_opener(store, tables, shard), put,
+                          tables.fs.exists, previous=tables.read_if_exists(LATENTS, shard),
+                          progress=progress_callback(context, "encoded"))  # fmt: skip
+    path = tables.write(LATENTS, shard, result.table)
+    failed = result.table.filter(pl.col("status") == "failed")
     return MaterializeResult(metadata={
-        "dagster/row_count": table.height, "encoded_now": computed, "failed": failed.height,
+        "dagster/row_count": result.table.height, "encoded_now": result.computed, "reused": result.reused,
+        "failed": failed.height,
         "first_failure": failed["error"][0] if failed.height else "", "encoders": encoders.name,
         "path": MetadataValue.path(path)})  # fmt: skip
 

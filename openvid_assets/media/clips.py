@@ -13,7 +13,6 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,8 +23,9 @@ import polars as pl
 from openvid_assets.media.frames import even_size
 from openvid_assets.media.scenes import CutDetection, SceneSignals, Transition, find_transitions, scan_video
 from openvid_assets.media.sources import VideoInputError
+from openvid_assets.media.tasks import OpenVideo, VideoTask
 from openvid_assets.store.files import FileSystem, atomic_path
-from openvid_assets.store.rows import RowKey, reusable_rows
+from openvid_assets.store.rows import RowKey, ShardRows, reusable_rows
 
 
 # --------------------------------------------------------------------------- planning: scenes -> clip spans
@@ -195,19 +195,6 @@ def cut_clip(source: str | Path, dest: str | Path, span: ClipSpan, fps: float, *
 # --------------------------------------------------------------------------- one shard
 
 
-@dataclass(frozen=True)
-class ClipTask:
-    video_id: str
-    source_uri: str
-    width: int
-    height: int
-    fps: float
-    rotation: int
-
-
-OpenVideo = Callable[[ClipTask], AbstractContextManager[Path]]
-
-
 class ClipStore:
     """Clip files under ``<data root>/clips/<shard>/<clip_id>.mp4``, local or on S3."""
 
@@ -230,7 +217,7 @@ class ClipStore:
         self.files.put(self._rel(cid), Path(local_file).read_bytes())
 
 
-def _rows_for(task: ClipTask, plan: ClipPlan, frames: int, uris: dict[str, str | None],
+def _rows_for(task: VideoTask, plan: ClipPlan, frames: int, uris: dict[str, str | None],
               settings: ClipSettings) -> list[dict[str, Any]]:  # fmt: skip
     width, height = even_size(task.width, task.height)
     transitions = [{"first": t.first, "last": t.last, "cut_frame": t.cut_frame, "detectors": "+".join(t.detectors)}
@@ -249,7 +236,7 @@ def _rows_for(task: ClipTask, plan: ClipPlan, frames: int, uris: dict[str, str |
     return rows
 
 
-def clip_video(task: ClipTask, open_video: OpenVideo, store: ClipStore | None,
+def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None,
                settings: ClipSettings) -> list[dict[str, Any]]:  # fmt: skip
     """Detect, plan and (unless mode is 'none') write one video's clips; a bad video is one failed row."""
     try:
@@ -293,16 +280,9 @@ def reusable_clip_rows(previous: pl.DataFrame | None, settings: ClipSettings) ->
     return rows
 
 
-@dataclass(frozen=True)
-class ShardClips:
-    table: pl.DataFrame
-    computed: int
-    reused: int
-
-
-def clip_shard(tasks: list[ClipTask], open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings, *,
+def clip_shard(tasks: list[VideoTask], open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings, *,
                previous: pl.DataFrame | None = None, progress: Callable[[int, int], None] | None = None,
-               workers: int = 2) -> ShardClips:  # fmt: skip
+               workers: int = 2) -> ShardRows:  # fmt: skip
     """Clip every video of a shard, ``workers`` videos at a time, in task order."""
     cached = reusable_clip_rows(previous, settings)
     unique = list({t.video_id: t for t in tasks}.values())
@@ -317,45 +297,10 @@ def clip_shard(tasks: list[ClipTask], open_video: OpenVideo, store: ClipStore | 
                 progress(count, len(todo))
     rows = [row for t in unique for row in done_rows[t.video_id]]
     table = pl.DataFrame(rows, schema=CLIP_SCHEMA) if rows else pl.DataFrame(schema=CLIP_SCHEMA)
-    return ShardClips(table, len(todo), len(unique) - len(todo))
+    return ShardRows(table, len(todo), len(unique) - len(todo))
 
 
 def _files_present(rows: list[dict[str, Any]], store: ClipStore | None, settings: ClipSettings) -> bool:
     if settings.mode == "none" or store is None:
         return True
     return all(store.exists(r["clip_id"]) for r in rows if r["status"] == "ok")
-
-
-def clip_tasks(manifest: pl.DataFrame, source_uris: pl.Series) -> list[ClipTask]:
-    """The manifest's readable videos among ``source_uris``, in manifest order."""
-    rows = manifest.filter((pl.col("status") == "ok") & pl.col("source_uri").is_in(source_uris.implode()))
-    return [ClipTask(r["video_id"], r["source_uri"], r["width"], r["height"], r["fps"], r.get("rotation") or 0)
-            for r in rows.iter_rows(named=True)]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ClipSource:
-    """Where one written clip's frames are: its source video (displayed size, rotation) and frame range."""
-
-    clip_id: str
-    video_id: str
-    source_uri: str
-    width: int
-    height: int
-    rotation: int
-    start_frame: int
-    end_frame: int  # inclusive
-
-    @property
-    def num_frames(self) -> int:
-        return self.end_frame - self.start_frame + 1
-
-
-def clip_sources(clips: pl.DataFrame, manifest: pl.DataFrame) -> list[ClipSource]:
-    """Every ``ok`` clip row with its source's displayed size and rotation, in clip-table order."""
-    sources = manifest.filter(pl.col("status") == "ok").unique("video_id", keep="first", maintain_order=True)
-    joined = clips.filter(pl.col("status") == "ok").join(
-        sources.select("video_id", pl.col("width").alias("src_width"), pl.col("height").alias("src_height"),
-                       "rotation"), on="video_id", how="inner", maintain_order="left")  # fmt: skip
-    return [ClipSource(r["clip_id"], r["video_id"], r["source_uri"], r["src_width"], r["src_height"],
-                       r["rotation"] or 0, r["start_frame"], r["end_frame"]) for r in joined.iter_rows(named=True)]  # fmt: skip

@@ -21,12 +21,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from openvid_assets.media.clips import ClipSource
 from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
+from openvid_assets.media.tasks import ClipTask, OpenVideo
 from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype, seeded
-from openvid_assets.models.scoring import OpenVideo, Progress, decode_ahead, is_infrastructure_error
+from openvid_assets.models.scoring import Progress, decode_ahead, is_infrastructure_error
 from openvid_assets.models.weights import folder_digest, resolve_model_folder
-from openvid_assets.store.rows import KEY_COLUMNS, RowKey, reusable_rows
+from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_rows
 
 from openvid_assets.models.catalog import PAPER_CAPTIONER, TINY_CAPTIONER  # noqa: E402,F401 - re-exported
 
@@ -311,13 +311,6 @@ CAPTION_SCHEMA: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class ShardCaptions:
-    table: pl.DataFrame
-    computed: int
-    reused: int
-
-
 def caption_key(captioner: Captioner, settings: CaptionSettings) -> RowKey:
     return RowKey(captioner.name, captioner.weights_digest, settings.params())
 
@@ -340,7 +333,7 @@ def _caption_row(generation: Generation, settings: CaptionSettings) -> dict[str,
     return {**row, "status": "ok", "caption": caption}
 
 
-def _generate_rows(captioner: Captioner, items: list[tuple[ClipSource, DecodedFrames]],
+def _generate_rows(captioner: Captioner, items: list[tuple[ClipTask, DecodedFrames]],
                    settings: CaptionSettings) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Caption a batch; if the batch fails, caption one by one so one bad clip fails alone."""
     try:
@@ -356,9 +349,9 @@ def _generate_rows(captioner: Captioner, items: list[tuple[ClipSource, DecodedFr
         return {items[0][0].clip_id: {"status": "failed", "error": f"generation failed: {str(e)[:300]}"}}
 
 
-def caption_shard(tasks: list[ClipSource], captioner: Captioner, settings: CaptionSettings, open_video: OpenVideo, *,
+def caption_shard(tasks: list[ClipTask], captioner: Captioner, settings: CaptionSettings, open_video: OpenVideo, *,
                   camera: dict[str, str | None] | None = None, previous: pl.DataFrame | None = None,
-                  progress: Progress | None = None, workers: int = 2) -> ShardCaptions:  # fmt: skip
+                  progress: Progress | None = None, workers: int = 2) -> ShardRows:  # fmt: skip
     """Caption every clip: frames decode ahead in threads while the model generates in batches."""
     key = caption_key(captioner, settings)
     cached = reusable_rows(previous, key)
@@ -366,14 +359,15 @@ def caption_shard(tasks: list[ClipSource], captioner: Captioner, settings: Capti
     if cached is not None:
         rows = {r["clip_id"]: r for r in cached.iter_rows(named=True)}
     todo = [t for t in tasks if t.clip_id not in rows]
-    def decode(task: ClipSource) -> DecodedFrames:
-        short = settings.frame_short_side if min(task.width, task.height) > settings.frame_short_side else None
+    def decode(task: ClipTask) -> DecodedFrames:
+        video = task.video
+        short = settings.frame_short_side if min(video.width, video.height) > settings.frame_short_side else None
         request = FrameRequest(indices=lambda _n: frame_indices(task.start_frame, task.end_frame, settings),
                                short_side=short)  # fmt: skip
-        with open_video(task) as path:
-            return read_frames(path, request, width=task.width, height=task.height, rotation=task.rotation)
+        with open_video(video) as path:
+            return read_frames(path, request, width=video.width, height=video.height, rotation=video.rotation)
 
-    batch: list[tuple[ClipSource, DecodedFrames]] = []
+    batch: list[tuple[ClipTask, DecodedFrames]] = []
     done = 0
 
     def flush() -> None:
@@ -400,10 +394,10 @@ def caption_shard(tasks: list[ClipSource], captioner: Captioner, settings: Capti
     out = []
     for task in tasks:
         row = rows[task.clip_id]
-        out.append({**row, "clip_id": task.clip_id, "video_id": task.video_id, **key.columns(),
-                    "camera_motion": camera.get(task.video_id)})  # fmt: skip
+        out.append({**row, "clip_id": task.clip_id, "video_id": task.video.video_id, **key.columns(),
+                    "camera_motion": camera.get(task.video.video_id)})  # fmt: skip
     table = pl.DataFrame(out, schema=CAPTION_SCHEMA) if out else pl.DataFrame(schema=CAPTION_SCHEMA)
-    return ShardCaptions(table, len(todo), len(tasks) - len(todo))
+    return ShardRows(table, len(todo), len(tasks) - len(todo))
 
 
 

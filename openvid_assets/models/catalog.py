@@ -51,7 +51,7 @@ TINY_CAPTIONER = "tiny-llava-next"
 
 
 @dataclass(frozen=True)
-class ClipSpec:
+class CLIPSpec:
     """An open_clip model: a named config or an explicit one, with weights or a seeded random init."""
 
     name: str

@@ -13,16 +13,16 @@ import numpy as np
 import torch
 
 from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype
-from openvid_assets.models.catalog import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, ClipSpec  # noqa: F401 - re-exported
+from openvid_assets.models.catalog import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, CLIPSpec  # noqa: F401 - re-exported
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class ClipEmbedder:
+class CLIPEmbedder:
     """L2-normalised CLIP image embeddings for batches of RGB frames."""
 
-    def __init__(self, spec: ClipSpec, device: str = "auto", batch_size: int = 32):
+    def __init__(self, spec: CLIPSpec, device: str = "auto", batch_size: int = 32):
         self.spec = spec
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)

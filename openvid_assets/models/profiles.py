@@ -19,7 +19,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from openvid_assets.models.catalog import (CLIP_VIT_L14_OPENAI, DOVER_WEIGHTS, LAION_AESTHETIC, PAPER_CAPTIONER,
-                                           TINY_CAPTIONER, TINY_CLIP_CONFIG, UNIMATCH_FLOW, ClipSpec)  # fmt: skip
+                                           TINY_CAPTIONER, TINY_CLIP_CONFIG, UNIMATCH_FLOW, CLIPSpec)  # fmt: skip
 from openvid_assets.models.weights import (MissingWeightsError, WeightsFile, file_digest, folder_digest, resolve,
                                           resolve_model_folder)  # fmt: skip
 
@@ -77,7 +77,7 @@ CLARITY_BACKENDS: dict[str, tuple[Callable[[str], "VideoScorer"], WeightsFile | 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    clip: ClipSpec
+    clip: CLIPSpec
     aesthetic_weights: WeightsFile | None
     motion_backend: str
     clarity_backend: str
@@ -116,7 +116,7 @@ class Profile:
 PROFILES = {
     "paper": Profile(
         name="paper",
-        clip=ClipSpec("ViT-L-14-quickgelu", weights=CLIP_VIT_L14_OPENAI),
+        clip=CLIPSpec("ViT-L-14-quickgelu", weights=CLIP_VIT_L14_OPENAI),
         aesthetic_weights=LAION_AESTHETIC,
         motion_backend="unimatch",
         clarity_backend="dover",
@@ -124,7 +124,7 @@ PROFILES = {
     ),
     "offline": Profile(
         name="offline",
-        clip=ClipSpec("tiny-clip", config=TINY_CLIP_CONFIG),
+        clip=CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG),
         aesthetic_weights=None,
         motion_backend="unimatch-tiny",
         clarity_backend="dover-tiny",

@@ -16,10 +16,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -28,8 +26,9 @@ import torch
 from openvid_assets.media.frames import DecodedFrames, FrameRequest, at_positions, evenly_spaced, read_frames
 from openvid_assets.models.aesthetic import AestheticScorer
 from openvid_assets.models.backends import VideoScorer
-from openvid_assets.models.clip import ClipEmbedder
-from openvid_assets.store.rows import KEY_COLUMNS, RowKey, reusable_rows
+from openvid_assets.models.clip import CLIPEmbedder
+from openvid_assets.media.tasks import OpenVideo, VideoTask, video_tasks
+from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_rows
 
 ROW_COLUMNS = {"video_id": pl.String, "source_uri": pl.String, "status": pl.String, "error": pl.String}
 SCORE_SCHEMA = {**ROW_COLUMNS, "score": pl.Float64, "frame_indices": pl.List(pl.Int32), **KEY_COLUMNS}
@@ -37,25 +36,7 @@ EMBEDDING_SCHEMA = {**ROW_COLUMNS, "frame_index": pl.Int32, "num_frames": pl.Int
                     **KEY_COLUMNS}  # fmt: skip
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class ShardScores:
-    table: pl.DataFrame
-    computed: int  # videos decoded and scored in this call
-    reused: int  # videos whose rows came from the previous table
-
-
-@dataclass(frozen=True)
-class VideoTask:
-    video_id: str
-    source_uri: str
-    width: int
-    height: int
-    rotation: int
-
-
-OpenVideo = Callable[[VideoTask], AbstractContextManager[Path]]
+Task = TypeVar("Task")
 
 
 def is_infrastructure_error(error: BaseException) -> bool:
@@ -65,22 +46,14 @@ def is_infrastructure_error(error: BaseException) -> bool:
     return isinstance(error, (MemoryError, torch.OutOfMemoryError, BotoCoreError, ClientError, OSError))
 
 
-def video_tasks(manifest: pl.DataFrame) -> list[VideoTask]:
-    ok = manifest.filter(pl.col("status") == "ok")
-    return [
-        VideoTask(r["video_id"], r["source_uri"], r["width"], r["height"], r.get("rotation") or 0)
-        for r in ok.iter_rows(named=True)
-    ]
-
-
-def decode_ahead(tasks: Iterable[VideoTask], decode: Callable[[VideoTask], DecodedFrames],
-                 workers: int = 2) -> Iterator[tuple[VideoTask, DecodedFrames | Exception]]:  # fmt: skip
+def decode_ahead(tasks: Iterable[Task], decode: Callable[[Task], DecodedFrames],
+                 workers: int = 2) -> Iterator[tuple[Task, DecodedFrames | Exception]]:  # fmt: skip
     """Decode in background threads, a bounded window ahead; yield results in task order.
 
     A video's own failure is yielded as the exception; an infrastructure error is raised.
     """
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        window: deque[tuple[VideoTask, Future[DecodedFrames]]] = deque()
+        window: deque[tuple[Task, Future[DecodedFrames]]] = deque()
         todo = iter(tasks)
         for task in todo:
             window.append((task, pool.submit(decode, task)))
@@ -128,7 +101,7 @@ def _assemble(manifest: pl.DataFrame, computed: dict[str, dict[str, Any]], key_c
 
 def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVideo, *,
                 previous: pl.DataFrame | None = None, progress: Progress | None = None,
-                workers: int = 2) -> ShardScores:  # fmt: skip
+                workers: int = 2) -> ShardRows:  # fmt: skip
     """Score every video of a shard with a per-video scorer (motion, clarity)."""
     key = RowKey(scorer.name, scorer.weights_digest, scorer.params)
     schema = {**SCORE_SCHEMA, **{c: pl.Float64 for c in scorer.extra_columns}}
@@ -137,7 +110,7 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
     if cached is not None:
         wanted = [c for c in schema if c in cached.columns and c not in ("source_uri", *KEY_COLUMNS)]
         computed = {r["video_id"]: r for r in cached.select(wanted).iter_rows(named=True)}
-    tasks = list({t.video_id: t for t in video_tasks(manifest) if t.video_id not in computed}.values())
+    tasks = [t for t in video_tasks(manifest) if t.video_id not in computed]
     for done, (task, decoded) in enumerate(decode_ahead(tasks, _decoder(open_video, scorer.request), workers), 1):
         if isinstance(decoded, Exception):
             computed[task.video_id] = {"status": "failed", "error": _failure(decoded)}
@@ -151,14 +124,14 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
                 computed[task.video_id] = {"status": "failed", "error": _failure(e)}
         if progress:
             progress(done, len(tasks))
-    return ShardScores(_assemble(manifest, computed, key.columns(), schema), len(tasks), len(computed) - len(tasks))
+    return ShardRows(_assemble(manifest, computed, key.columns(), schema), len(tasks), len(computed) - len(tasks))
 
 
 # --- CLIP: one decode and one embedding pass serve aesthetics and temporal consistency
 
 
 @dataclass(frozen=True)
-class ClipSampling:
+class CLIPSampling:
     """Which frames the shared CLIP pass embeds: the union of what each CLIP score needs."""
 
     aesthetic_positions: tuple[float, ...] = (0.1, 0.5, 0.9)
@@ -177,13 +150,13 @@ class ClipSampling:
         return {"aesthetic_positions": list(self.aesthetic_positions), "temporal_frames": self.temporal_frames}
 
 
-def embedding_key(embedder: ClipEmbedder, sampling: ClipSampling) -> RowKey:
+def embedding_key(embedder: CLIPEmbedder, sampling: CLIPSampling) -> RowKey:
     return RowKey(embedder.name, embedder.weights_digest, {"image_size": embedder.image_size, **sampling.params()})
 
 
-def embed_shard(manifest: pl.DataFrame, embedder: ClipEmbedder, sampling: ClipSampling, open_video: OpenVideo, *,
+def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSampling, open_video: OpenVideo, *,
                 previous: pl.DataFrame | None = None, progress: Progress | None = None,
-                workers: int = 2) -> ShardScores:  # fmt: skip
+                workers: int = 2) -> ShardRows:  # fmt: skip
     """CLIP embeddings (fp16) of every sampled frame of every video, one row per frame."""
     key = embedding_key(embedder, sampling)
     computed: dict[str, list[dict[str, Any]]] = {}
@@ -191,7 +164,7 @@ def embed_shard(manifest: pl.DataFrame, embedder: ClipEmbedder, sampling: ClipSa
     if cached is not None:
         for r in cached.drop("source_uri", *KEY_COLUMNS).iter_rows(named=True):
             computed.setdefault(r["video_id"], []).append(r)
-    tasks = list({t.video_id: t for t in video_tasks(manifest) if t.video_id not in computed}.values())
+    tasks = [t for t in video_tasks(manifest) if t.video_id not in computed]
     request = FrameRequest(indices=sampling.union, short_side=embedder.image_size)
     batch: list[tuple[VideoTask, DecodedFrames]] = []
     done = 0
@@ -233,7 +206,7 @@ def embed_shard(manifest: pl.DataFrame, embedder: ClipEmbedder, sampling: ClipSa
         else:
             rows += [{**row, "source_uri": r["source_uri"], **columns} for row in computed[r["video_id"]]]
     reused = len(computed) - len(tasks)
-    return ShardScores(pl.DataFrame(rows, schema=EMBEDDING_SCHEMA), len(tasks), reused)
+    return ShardRows(pl.DataFrame(rows, schema=EMBEDDING_SCHEMA), len(tasks), reused)
 
 
 def embedding_matrix(rows: pl.DataFrame) -> np.ndarray:
@@ -262,7 +235,7 @@ def _per_video(embeddings: pl.DataFrame, compute: Callable[[int, pl.DataFrame], 
     return pl.DataFrame(rows, schema=SCORE_SCHEMA)
 
 
-def _clip_identity(embeddings: pl.DataFrame) -> tuple[str, str]:
+def _embedder_identity(embeddings: pl.DataFrame) -> tuple[str, str]:
     """(model, weights digest) of the CLIP pass the embeddings came from: part of a derived score's key."""
     first = embeddings.filter(pl.col("status") == "ok").select("model", "weights_digest").head(1)
     return first.row(0) if first.height else ("", "")
@@ -275,9 +248,9 @@ def _at(group: pl.DataFrame, indices: list[int]) -> pl.DataFrame:
     return picked
 
 
-def aesthetic_scores(embeddings: pl.DataFrame, scorer: AestheticScorer, sampling: ClipSampling) -> pl.DataFrame:
+def aesthetic_scores(embeddings: pl.DataFrame, scorer: AestheticScorer, sampling: CLIPSampling) -> pl.DataFrame:
     """Mean LAION aesthetic score over each video's aesthetic frames."""
-    clip_model, clip_digest = _clip_identity(embeddings)
+    clip_model, clip_digest = _embedder_identity(embeddings)
     key = RowKey(f"{scorer.name}({clip_model})", f"{clip_digest}+{scorer.weights_digest}",
                    {"positions": list(sampling.aesthetic_positions)})  # fmt: skip
 
@@ -288,9 +261,9 @@ def aesthetic_scores(embeddings: pl.DataFrame, scorer: AestheticScorer, sampling
     return _per_video(embeddings, compute, key)
 
 
-def temporal_scores(embeddings: pl.DataFrame, sampling: ClipSampling) -> pl.DataFrame:
+def temporal_scores(embeddings: pl.DataFrame, sampling: CLIPSampling) -> pl.DataFrame:
     """Mean cosine similarity of CLIP embeddings of adjacent sampled frames."""
-    clip_model, clip_digest = _clip_identity(embeddings)
+    clip_model, clip_digest = _embedder_identity(embeddings)
     key = RowKey(f"clip-adjacent-cosine({clip_model})", clip_digest, {"frames": sampling.temporal_frames})
 
     def compute(num_frames: int, group: pl.DataFrame) -> tuple[float, list[int]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ import numpy as np
 import polars as pl
 import torch
 
-from openvid_assets.media.clips import ClipSource, clip_sources
+from openvid_assets.media.tasks import ClipTask, OpenVideo, clip_tasks
 from openvid_assets.media.frames import FrameRequest, read_frames
 from openvid_assets.models.scoring import is_infrastructure_error
-from openvid_assets.store.rows import KEY_COLUMNS, RowKey, reusable_rows
+from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_rows
 from openvid_assets.models.weights import folder_digest, resolve_model_folder
 from openvid_assets.mvdit.encoders import FrameVAE, TextEncoder, load_t5, load_vae, tiny_t5, tiny_vae
 
@@ -109,11 +108,8 @@ LATENT_SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class LatentTask:
-    clip: ClipSource
+    clip: ClipTask
     caption: str
-
-
-OpenVideo = Callable[[ClipSource], AbstractContextManager[Path]]
 
 
 def encode_clip(task: LatentTask, path: Path, encoders: Encoders, settings: LatentSettings) -> dict[str, torch.Tensor]:
@@ -121,9 +117,10 @@ def encode_clip(task: LatentTask, path: Path, encoders: Encoders, settings: Late
     indices = clip_frame_indices(clip.num_frames, settings)
     if indices is None:
         raise ValueError(f"clip has {clip.num_frames} frames, fewer than the {settings.frames} a sample needs")
-    size = training_size(clip.width, clip.height, settings.resolution)
+    video = clip.video
+    size = training_size(video.width, video.height, settings.resolution)
     request = FrameRequest(indices=lambda _n: [clip.start_frame + i for i in indices], size=size)
-    frames = read_frames(path, request, width=clip.width, height=clip.height, rotation=clip.rotation).frames
+    frames = read_frames(path, request, width=video.width, height=video.height, rotation=video.rotation).frames
     video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
     with torch.no_grad():
         latent = encoders.vae.encode(video, sample=False)[0]
@@ -138,10 +135,10 @@ def latent_key(encoders: Encoders, settings: LatentSettings) -> RowKey:
 def encode_shard(tasks: list[LatentTask], encoders: Encoders, settings: LatentSettings, open_video: OpenVideo,
                  put: Callable[[str, bytes], str], exists: Callable[[str], bool], *,
                  previous: pl.DataFrame | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> tuple[pl.DataFrame, int]:  # fmt: skip
+                 progress: Callable[[int, int], None] | None = None) -> ShardRows:  # fmt: skip
     """Encode every clip not already cached (same encoders and settings, file present).
 
-    ``put(clip_id, bytes) -> path`` stores one clip's tensors; returns (table, clips encoded now).
+    ``put(clip_id, bytes) -> path`` stores one clip's tensors; returns the table with the counts of clips encoded now and reused.
     """
     key = latent_key(encoders, settings)
     cached = reusable_rows(previous, key)
@@ -151,7 +148,7 @@ def encode_shard(tasks: list[LatentTask], encoders: Encoders, settings: LatentSe
     for done, task in enumerate(todo, 1):
         row: dict[str, Any] = {"status": "ok"}
         try:
-            with open_video(task.clip) as path:
+            with open_video(task.clip.video) as path:
                 tensors = encode_clip(task, path, encoders, settings)
             buffer = io.BytesIO()
             torch.save(tensors, buffer)
@@ -164,16 +161,16 @@ def encode_shard(tasks: list[LatentTask], encoders: Encoders, settings: LatentSe
         rows[task.clip.clip_id] = row
         if progress:
             progress(done, len(todo))
-    out = [{**rows[t.clip.clip_id], "clip_id": t.clip.clip_id, "video_id": t.clip.video_id, **key.columns()}
+    out = [{**rows[t.clip.clip_id], "clip_id": t.clip.clip_id, "video_id": t.clip.video.video_id, **key.columns()}
            for t in tasks]  # fmt: skip
     table = pl.DataFrame(out, schema=LATENT_SCHEMA) if out else pl.DataFrame(schema=LATENT_SCHEMA)
-    return table, len(todo)
+    return ShardRows(table, len(todo), len(tasks) - len(todo))
 
 
 def latent_tasks(clips: pl.DataFrame, captions: pl.DataFrame, manifest: pl.DataFrame) -> list[LatentTask]:
     """Every captioned clip, with its caption."""
     text = dict(captions.filter(pl.col("status") == "ok").select("clip_id", "caption").iter_rows())
-    return [LatentTask(clip, text[clip.clip_id]) for clip in clip_sources(clips, manifest) if clip.clip_id in text]
+    return [LatentTask(clip, text[clip.clip_id]) for clip in clip_tasks(clips, manifest) if clip.clip_id in text]
 
 
 # --------------------------------------------------------------------------- training items

@@ -51,3 +51,12 @@ def reusable_rows(previous: pl.DataFrame | None, key: RowKey,
         if column in previous.columns:
             match &= pl.col(column) == value
     return previous.filter(match)
+
+
+@dataclass(frozen=True)
+class ShardRows:
+    """A shard table made by a row-cached step, with how many of its units were computed now and reused."""
+
+    table: pl.DataFrame
+    computed: int
+    reused: int

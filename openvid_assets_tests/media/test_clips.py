@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from openvid_assets.media import synthetic
-from openvid_assets.media.clips import ClipSettings, ClipStore, ClipTask, clip_id, clip_shard, cut_clip
+from openvid_assets.media.clips import ClipSettings, ClipStore, clip_id, clip_shard, cut_clip
+from openvid_assets.media.tasks import VideoTask
 from openvid_assets.media.clips import ClipSpan
 from openvid_assets.store.files import LocalFileSystem
 
@@ -68,18 +69,18 @@ def test_clip_ids_are_deterministic_and_name_the_range():
 
 
 @pytest.fixture(scope="module")
-def shard_videos(tmp_path_factory) -> tuple[Path, list[ClipTask]]:
+def shard_videos(tmp_path_factory) -> tuple[Path, list[VideoTask]]:
     folder = tmp_path_factory.mktemp("shard")
     cuts = synthetic.hard_cuts(folder)
     fade = synthetic.fade_out(folder)
     (folder / "broken.mp4").write_bytes(b"\x00" * 4096)
-    tasks = [ClipTask("vid-cuts", str(folder / cuts.name), cuts.width, cuts.height, cuts.fps, 0),
-             ClipTask("vid-broken", str(folder / "broken.mp4"), 160, 90, 24.0, 0),
-             ClipTask("vid-fade", str(folder / fade.name), fade.width, fade.height, fade.fps, 0)]  # fmt: skip
+    tasks = [VideoTask("vid-cuts", str(folder / cuts.name), cuts.width, cuts.height, cuts.fps, 0),
+             VideoTask("vid-broken", str(folder / "broken.mp4"), 160, 90, 24.0, 0),
+             VideoTask("vid-fade", str(folder / fade.name), fade.width, fade.height, fade.fps, 0)]  # fmt: skip
     return folder, tasks
 
 
-def _open(task: ClipTask):
+def _open(task: VideoTask):
     return contextlib.nullcontext(Path(task.source_uri))
 
 

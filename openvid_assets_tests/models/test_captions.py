@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from openvid_assets.media import synthetic
-from openvid_assets.media.clips import ClipSource
+from openvid_assets.media.tasks import ClipTask, VideoTask
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.models.captions import (
@@ -119,11 +119,11 @@ def test_a_missing_model_folder_says_how_to_get_it(weights_dir):
         resolve_model_folder("llava-hf/llava-v1.6-34b-hf")
 
 
-def _tasks(tmp_path) -> list[ClipSource]:
+def _tasks(tmp_path) -> list[ClipTask]:
     spec = synthetic.hard_cuts(tmp_path)
-    path = str(tmp_path / spec.name)
-    tasks = [ClipSource(f"clip-{a}", "vid", path, spec.width, spec.height, 0, a, a + 25) for a in (0, 32, 62)]
-    return tasks + [ClipSource("clip-gone", "vid2", str(tmp_path / "gone.mp4"), 160, 90, 0, 0, 20)]
+    video = VideoTask("vid", str(tmp_path / spec.name), spec.width, spec.height, spec.fps)
+    tasks = [ClipTask(f"clip-{a}", video, a, a + 25) for a in (0, 32, 62)]
+    return tasks + [ClipTask("clip-gone", VideoTask("vid2", str(tmp_path / "gone.mp4"), 160, 90, 24.0), 0, 20)]
 
 
 def _open(task):
@@ -163,7 +163,7 @@ class _FailsOnDarkFrames(Captioner):
 def test_a_generation_error_fails_only_its_clip(tmp_path):
     tasks = _tasks(tmp_path)[:3]  # scene 2 of hard_cuts is the dark blue one
     dark = [t.clip_id for t in tasks
-            if read_frames(t.source_uri, _middle(t), width=160, height=90).frames.mean() < 80]  # fmt: skip
+            if read_frames(t.video.source_uri, _middle(t), width=160, height=90).frames.mean() < 80]  # fmt: skip
     assert len(dark) == 1
     result = caption_shard(tasks, _FailsOnDarkFrames(TINY_CAPTIONER, device="cpu"),
                            CaptionSettings(max_new_tokens=6, batch_size=3), _open)  # fmt: skip

@@ -11,9 +11,9 @@ from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
 from openvid_assets.models.aesthetic import AestheticScorer
 from openvid_assets.models.clarity import LaplacianClarity
-from openvid_assets.models.clip import TINY_CLIP_CONFIG, ClipEmbedder, ClipSpec
+from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
 from openvid_assets.models.motion import FarnebackMotion
-from openvid_assets.models.scoring import ClipSampling, aesthetic_scores, embed_shard, score_shard, temporal_scores
+from openvid_assets.models.scoring import CLIPSampling, aesthetic_scores, embed_shard, score_shard, temporal_scores
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def by_name(table: pl.DataFrame) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def embedder():
-    return ClipEmbedder(ClipSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", batch_size=16)
+    return CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", batch_size=16)
 
 
 def test_frame_planning_never_repeats_frames_on_short_videos():
@@ -46,7 +46,7 @@ def test_frame_planning_never_repeats_frames_on_short_videos():
 
 def test_temporal_consistency_orders_static_smooth_flicker(shard, embedder):
     src, manifest, _ = shard
-    sampling = ClipSampling()
+    sampling = CLIPSampling()
     embeddings = embed_shard(manifest, embedder, sampling, opener(src)).table
     temporal = by_name(temporal_scores(embeddings, sampling))
     assert temporal["static.mp4"]["score"] > temporal["smooth_pan.mp4"]["score"] > temporal["flicker.mp4"]["score"]
@@ -133,11 +133,11 @@ def test_rows_are_reused_by_model_weights_and_params(shard):
 
 def test_embeddings_are_reused_too(shard, embedder):
     src, manifest, _ = shard
-    first = embed_shard(manifest, embedder, ClipSampling(), opener(src))
-    again = embed_shard(manifest, embedder, ClipSampling(), lambda t: (_ for _ in ()).throw(AssertionError()),
+    first = embed_shard(manifest, embedder, CLIPSampling(), opener(src))
+    again = embed_shard(manifest, embedder, CLIPSampling(), lambda t: (_ for _ in ()).throw(AssertionError()),
                         previous=first.table)  # fmt: skip
     assert again.computed == 0 and again.table.equals(first.table)
-    other = embed_shard(manifest, embedder, ClipSampling(temporal_frames=4), opener(src), previous=first.table)
+    other = embed_shard(manifest, embedder, CLIPSampling(temporal_frames=4), opener(src), previous=first.table)
     assert other.computed == first.computed
 
 

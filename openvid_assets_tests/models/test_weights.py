@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from openvid_assets.models.aesthetic import LAION_AESTHETIC, AestheticScorer
-from openvid_assets.models.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, ClipEmbedder, ClipSpec
+from openvid_assets.models.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
 from openvid_assets.models.profiles import get_profile
 from openvid_assets.models.weights import MissingWeightsError, WeightsFile, file_digest, load_state_dict, resolve
 
@@ -99,11 +99,11 @@ def test_laion_checkpoint_with_the_public_key_names_loads_strictly(weights_env, 
 
 def test_open_clip_checkpoint_in_a_local_folder_loads_with_no_network(weights_env, no_network):
     wdir, _ = weights_env
-    random_model = ClipSpec("tiny-clip", config=TINY_CLIP_CONFIG, seed=7).build()
+    random_model = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG, seed=7).build()
     local = WeightsFile("tiny/open_clip_model.safetensors", "https://example.invalid/tiny", "tiny CLIP")
     (wdir / "tiny").mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in random_model.state_dict().items()}, str(wdir / local.filename))
-    loaded = ClipEmbedder(ClipSpec("tiny-clip", weights=local, config=TINY_CLIP_CONFIG), device="cpu")
+    loaded = CLIPEmbedder(CLIPSpec("tiny-clip", weights=local, config=TINY_CLIP_CONFIG), device="cpu")
     for name, tensor in random_model.visual.state_dict().items():
         assert torch.equal(loaded.visual.state_dict()[name], tensor), name
     assert loaded.weights_digest == file_digest(wdir / local.filename)
@@ -111,7 +111,7 @@ def test_open_clip_checkpoint_in_a_local_folder_loads_with_no_network(weights_en
 
 def test_paper_clip_config_has_the_vit_l14_shapes():
     with torch.device("meta"):
-        model = ClipSpec("ViT-L-14-quickgelu").build()
+        model = CLIPSpec("ViT-L-14-quickgelu").build()
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert shapes["visual.conv1.weight"] == (1024, 3, 14, 14)
     assert shapes["visual.positional_embedding"] == (257, 1024)
