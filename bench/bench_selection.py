@@ -46,6 +46,7 @@ on the (2-core, shared) machine: read the ratios.
     .venv/bin/python bench/bench_selection.py                 # 1M and 10M (about 30-40 minutes)
     .venv/bin/python bench/bench_selection.py --quick         # 100k and 1M
     .venv/bin/python bench/bench_selection.py --sizes 20000 200000 --keep --workdir /tmp/sel
+    .venv/bin/python bench/bench_selection.py --s3 2000 25    # global steps: local root vs S3 (moto)
 """
 
 from __future__ import annotations
@@ -913,6 +914,9 @@ def main() -> None:
     parser.add_argument("--copy-memory-limit", default="8GB", help="memory_limit of the lineage COPY variant")
     parser.add_argument("--rss-guard-gib", type=float, default=16.0,
                         help="kill a step whose process tree goes over this (the machine is shared)")
+    parser.add_argument("--s3", type=int, nargs=2, metavar=("SHARDS", "VIDEOS"), default=None,
+                        help="only the S3 case: global steps over SHARDS shards of VIDEOS videos, local root vs "
+                             "a local S3-compatible server (e.g. --s3 2000 25)")
     parser.add_argument("--_step", dest="step", help=argparse.SUPPRESS)
     parser.add_argument("--_size", dest="size_run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_root", dest="root", help=argparse.SUPPRESS)
@@ -926,6 +930,13 @@ def main() -> None:
         run_size_main(args)
         return
 
+    if args.s3:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-selection-s3-", dir=args.workdir))
+        try:
+            s3_main(*args.s3, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     sizes = args.sizes or ([100_000, 1_000_000] if args.quick else [1_000_000, 10_000_000])
     if any(s % args.shard_size for s in sizes):
         raise SystemExit("every size must be a multiple of --shard-size")
@@ -972,6 +983,121 @@ def main() -> None:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
             print(f"removed {workdir}")
+
+
+# --------------------------------------------------------------------------- the S3 case
+
+# The global steps (thresholds, then lineage streamed to parquet and checked) over one data root, in a fresh
+# process: peak resident memory above what the process held once imports and clients were warm (sampled
+# every 5 ms; ru_maxrss would keep the imports' peak), and wall time of each step.
+GLOBAL_STEPS = r"""
+import json, os, sys, tempfile, threading, time
+import duckdb
+from openvid_assets.assets.lineage import lineage_inputs
+from openvid_assets.store import TableStore, copy_sql, run_sql
+from openvid_assets.store.selection import SCORE_TABLES, compute_thresholds, parse_rules
+
+peak = [0]
+def rss_now():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def sample():
+    while True:
+        peak[0] = max(peak[0], rss_now()); time.sleep(0.005)
+threading.Thread(target=sample, daemon=True).start()
+
+tables = TableStore(sys.argv[1])
+tables.shards("video_manifest")  # clients and imports warmed up: what follows is the scan itself
+time.sleep(0.05); base = peak[0] = rss_now()
+t0 = time.perf_counter()
+scores = ("aesthetic", "temporal", "motion")
+thresholds = compute_thresholds(parse_rules({}), {s: tables.scan_source(SCORE_TABLES[s]) for s in scores}, "v1")
+tables.write("score_thresholds", "global", thresholds)
+thresholds_s = time.perf_counter() - t0
+time.sleep(0.05); thresholds_peak = peak[0]
+t0 = time.perf_counter()
+inputs = lineage_inputs(tables)
+with tempfile.TemporaryDirectory() as tmp:
+    copy_sql("lineage", inputs, f"{tmp}/lineage.parquet", temp_directory=tmp)
+    check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": [f"{tmp}/lineage.parquet"]})
+    lineage_hash = duckdb.sql(f"SELECT count(*), sum(hash(video_id, source_uri, status, stage, reason)) "
+                              f"FROM '{tmp}/lineage.parquet'").fetchall()[0]
+lineage_s = time.perf_counter() - t0
+time.sleep(0.05)
+print(json.dumps({"thresholds": thresholds.select("score", "lower", "upper", "videos").to_dicts(),
+                  "check": check.row(0, named=True), "lineage": [int(v) for v in lineage_hash],
+                  "thresholds_s": thresholds_s, "lineage_s": lineage_s,
+                  "thresholds_peak_mib": (thresholds_peak - base) / 2**20, "peak_mib": (peak[0] - base) / 2**20}))
+"""
+
+
+def global_steps(root: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run GLOBAL_STEPS over ``root`` (a folder or ``s3://bucket/prefix``) in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", GLOBAL_STEPS, root], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=1800)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"global steps over {root} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def generate_score_root(root: Path, shards: int, per_shard: int) -> None:
+    """Manifest and score tables of ``shards`` shards of ``per_shard`` videos (untimed, this process)."""
+    for first in range(0, shards, GEN_BLOCK):
+        gen_scores_block((str(root), first, min(GEN_BLOCK, shards - first), per_shard))
+
+
+def upload_root(local_root: Path, bucket: str, prefix: str) -> int:
+    """Every parquet table under ``local_root`` to ``s3://bucket/prefix/`` (8 at a time); the object count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+
+    client = boto3.client("s3")
+    files = sorted(local_root.rglob("*.parquet"))
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda p: client.upload_file(str(p), bucket, f"{prefix}/{p.relative_to(local_root)}"), files))
+    return len(files)
+
+
+def s3_main(shards: int, per_shard: int, workdir: Path) -> None:
+    """The global steps over the same tables on a local root and on a local S3-compatible server (moto)."""
+    import logging
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    os.environ.update(env)
+    try:
+        root = workdir / "local"
+        t0 = time.perf_counter()
+        generate_score_root(root, shards, per_shard)
+        boto3.client("s3").create_bucket(Bucket="bench")
+        objects = upload_root(root, "bench", "root")
+        print(f"S3 case: {shards:,} shards x {per_shard} videos, {objects:,} objects "
+              f"(generated and uploaded in {time.perf_counter() - t0:.0f} s)", flush=True)
+        local = global_steps(str(root), env)
+        s3 = global_steps("s3://bench/root", env)
+    finally:
+        server.stop()
+    same = s3["thresholds"] == local["thresholds"] and s3["lineage"] == local["lineage"] and s3["check"] == local["check"]
+    print("\n| step | local root | S3 (moto, loopback) | S3 / local |\n|---|---|---|---|")
+    for label, key, unit in (("thresholds: time", "thresholds_s", "s"), ("thresholds: peak memory", "thresholds_peak_mib", "MiB"),
+                             ("lineage: time", "lineage_s", "s"), ("thresholds + lineage: peak memory", "peak_mib", "MiB")):  # fmt: skip
+        print(f"| {label} | {local[key]:.1f} {unit} | {s3[key]:.1f} {unit} | {s3[key] / max(local[key], 1e-9):.2f}x |")
+    print(f"\nsame thresholds, lineage and check on both roots: {'yes' if same else 'NO'} "
+          f"(lineage rows {s3['lineage'][0]:,}; missing/duplicated/unknown "
+          f"{s3['check']['missing']}/{s3['check']['duplicated']}/{s3['check']['unknown']})")
+    if not same:
+        raise SystemExit("the S3 root gave a different result")
 
 
 if __name__ == "__main__":

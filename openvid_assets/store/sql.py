@@ -21,7 +21,8 @@ import pyarrow as pa
 
 import openvid_assets
 
-TableInput = list[str] | pa.Table | pl.DataFrame
+# Parquet file paths, or anything Arrow-shaped DuckDB scans (tables, frames, objects with __arrow_c_stream__).
+TableInput = list[str] | pa.Table | pl.DataFrame | Any
 
 
 @cache

@@ -36,6 +36,30 @@ def _check_name(kind: str, name: str) -> str:
     return name
 
 
+class ObjectStream:
+    """Many parquet objects as one re-readable Arrow stream, opened ``group`` objects at a time.
+
+    One ``pyarrow.dataset`` over every object keeps each object's footer once scanned (about 30 KB an object,
+    measured: a 2,000-shard scan grows by 80 MiB, linearly with the pool); a dataset per group lets them go, so
+    a scan's memory stays flat however many shards there are. DuckDB calls ``__arrow_c_stream__`` for every
+    scan of the table, so a query may read it more than once. Objects missing a column read it as nulls.
+    """
+
+    def __init__(self, paths: list[str], filesystem: Any, schema: pa.Schema, group: int = 100):
+        self.paths, self.filesystem, self.schema, self.group = paths, filesystem, schema, group
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        import pyarrow.dataset as ds
+
+        for start in range(0, len(self.paths), self.group):
+            part = ds.dataset(self.paths[start : start + self.group], filesystem=self.filesystem, format="parquet",
+                              schema=self.schema)  # fmt: skip
+            yield from part.to_batches()
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return pa.RecordBatchReader.from_batches(self.schema, self.batches()).__arrow_c_stream__(requested_schema)
+
+
 class TableStore:
     """Atomic parquet tables under a data root (a local folder or ``s3://bucket/prefix``)."""
 
@@ -153,11 +177,11 @@ class TableStore:
             if rel.endswith(".parquet")
         ]
 
-    def scan_source(self, asset: str, shards: list[str] | None = None) -> list[str] | Any:
+    def scan_source(self, asset: str, shards: list[str] | None = None) -> list[str] | pa.Table | ObjectStream:
         """What DuckDB should read for an asset's tables, streamed: never every table in memory at once.
 
         Local tables are handed to DuckDB as file paths (its own parquet reader streams and spills); S3 tables as
-        one ``pyarrow.dataset`` over the objects, which DuckDB scans batch by batch with projection pushdown.
+        one :class:`ObjectStream` over the objects, read a group of objects at a time.
         """
         shards = self.shards(asset) if shards is None else shards
         rels = [self.rel_path(asset, s) for s in shards]
@@ -174,4 +198,4 @@ class TableStore:
         # without one of its columns reads as nulls there. Unifying every footer first would cost one request
         # per object before the scan even starts (66 s for 6,000 objects on the local S3 server).
         schema = ds.dataset(paths[-1], filesystem=filesystem, format="parquet").schema
-        return ds.dataset(paths, filesystem=filesystem, format="parquet", schema=schema)
+        return ObjectStream(paths, filesystem, schema)
