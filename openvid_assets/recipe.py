@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from openvid_assets import settings
 from openvid_assets.media.clips import ClipRules, ClipSettings as ClipWriting
 from openvid_assets.media.scenes import CutDetection
+from openvid_assets.models.sampling import CLIPSampling
 from openvid_assets.store.files import FileSystem
 
 RECIPE_DIR = "recipe"
@@ -49,16 +50,27 @@ class ModelSettings(_Section):
     caption_model: str = Field(default="", description="'' (the profile's) or any image-text-to-text model "
                                "(Hugging Face repo id or local folder)")  # fmt: skip
     aesthetic_positions: tuple[float, ...] = Field(default=(0.1, 0.5, 0.9), description="aesthetic frames, as fractions")
-    temporal_frames: int = Field(default=8, ge=2, description="evenly spaced frames for temporal consistency")
+    temporal: Literal["adjacent", "spread"] = Field(
+        default="adjacent", description="temporal consistency over adjacent frame pairs (the paper) or over "
+        "consecutive frames spread over the video")  # fmt: skip
+    temporal_positions: tuple[float, ...] = Field(default=(0.1, 0.5, 0.9), description="adjacent: where the "
+                                                  "pairs (i, i+1) start, as fractions")  # fmt: skip
+    temporal_frames: int = Field(default=8, ge=2, description="spread: evenly spaced frames")
 
     @model_validator(mode="after")
     def _known(self) -> ModelSettings:
         from openvid_assets.models.profiles import get_profile
 
         get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None)
-        if not self.aesthetic_positions or not all(0 <= p <= 1 for p in self.aesthetic_positions):
-            raise ValueError("aesthetic_positions must be fractions between 0 and 1")
+        for name in ("aesthetic_positions", "temporal_positions"):
+            positions = getattr(self, name)
+            if not positions or not all(0 <= p <= 1 for p in positions):
+                raise ValueError(f"{name} must be fractions between 0 and 1")
         return self
+
+    def sampling(self) -> CLIPSampling:
+        return CLIPSampling(tuple(self.aesthetic_positions), self.temporal, tuple(self.temporal_positions),
+                            self.temporal_frames)  # fmt: skip
 
 
 class SelectionSettings(_Section):
@@ -170,9 +182,8 @@ class Recipe(_Section):
 
         m = self.models
         ids = model_identities(m.profile, m.motion_backend or None, m.clarity_backend or None, m.caption_model or None)
-        sampling = {"aesthetic_positions": list(m.aesthetic_positions), "temporal_frames": m.temporal_frames}
         return {
-            "embedding": _digest([ids["clip"], sampling]),
+            "embedding": _digest([ids["clip"], m.sampling().params()]),
             "aesthetic": _digest(ids["aesthetic"]),
             "motion": _digest(ids["motion"]),
             "clarity": _digest(ids["clarity"]),

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from openvid_assets.models.backends import VideoScorer
     from openvid_assets.models.captions import Captioner
     from openvid_assets.models.clip import CLIPEmbedder
-    from openvid_assets.models.scoring import CLIPSampling
 
 
 class OpenVidStore(ConfigurableResource):
@@ -105,12 +104,6 @@ class ModelsResource(ConfigurableResource):
     def profile(m: ModelSettings) -> Profile:
         return get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
                                                     m.caption_model or None)  # fmt: skip
-
-    @staticmethod
-    def sampling(m: ModelSettings) -> "CLIPSampling":
-        from openvid_assets.models.scoring import CLIPSampling
-
-        return CLIPSampling(tuple(m.aesthetic_positions), m.temporal_frames)
 
     def embedder(self, m: ModelSettings) -> "CLIPEmbedder":
         return _embedder(self.profile(m), self.device, self.batch_size)

@@ -75,7 +75,7 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
     result = embed_shard(
         tables.read(MANIFEST, shard),
         models.embedder(store.recipe().recipe.models),
-        models.sampling(store.recipe().recipe.models),
+        store.recipe().recipe.models.sampling(),
         _video_opener(store, tables, shard),
         previous=tables.read_if_exists(EMBEDDINGS, shard),
         progress=progress_callback(context, "embedded"),
@@ -106,7 +106,7 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
 
     shard, tables = context.partition_key, store.tables()
     m = store.recipe().recipe.models
-    table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(m), models.sampling(m))
+    table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(m), m.sampling())
     return _write_scores(store, "aesthetic_scores", shard, ShardRows(table, table.height, 0))
 
 
@@ -116,7 +116,7 @@ def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models:
     from openvid_assets.models.scoring import temporal_scores as compute_temporal
 
     shard, tables = context.partition_key, store.tables()
-    table = compute_temporal(tables.read(EMBEDDINGS, shard), models.sampling(store.recipe().recipe.models))
+    table = compute_temporal(tables.read(EMBEDDINGS, shard), store.recipe().recipe.models.sampling())
     return _write_scores(store, "temporal_scores", shard, ShardRows(table, table.height, 0))
 
 

@@ -28,6 +28,13 @@ def at_positions(num_frames: int, positions: Sequence[float]) -> list[int]:
     return sorted({min(last, max(0, round(p * last))) for p in positions})
 
 
+def at_fractions(num_frames: int, fractions: Sequence[float]) -> list[int]:
+    """Frame ``int(f * num_frames)`` for each fraction, sorted and unique: how Open-Sora's aesthetic scorer (and so
+    OpenVid-1M) picks frames; one frame later than :func:`at_positions` near the end of a video."""
+    last = max(num_frames - 1, 0)
+    return sorted({min(last, max(0, int(f * num_frames))) for f in fractions})
+
+
 def evenly_spaced(num_frames: int, count: int) -> list[int]:
     """``count`` indices evenly spaced from the first to the last frame (fewer if the video is shorter)."""
     return at_positions(num_frames, np.linspace(0.0, 1.0, count).tolist() if count > 1 else [0.5])

@@ -393,6 +393,18 @@ def flicker(out_dir: Path | str, name: str = "flicker.mp4", *, width: int = 160,
     return _write(out_dir, name, "flicker", frames, width, height, fps, num_frames)
 
 
+def brightness_flicker(out_dir: Path | str, name: str = "brightness_flicker.mp4", *, width: int = 160,
+                       height: int = 90, fps: float = 24.0, num_frames: int = 72, seed: int = 1,
+                       px_per_frame: int = 1, step: float = 0.45) -> VideoSpec:  # fmt: skip
+    """:func:`smooth_pan` (same seed and pan) with every other frame darkened by ``step``: frame-level flicker
+    that only a comparison of adjacent frames sees (frames an even distance apart look alike)."""
+    pan = _Pan.make(seed, width, height, num_frames, dx=px_per_frame)
+    frames = (f if t % 2 == 0 else np.rint(f * (1 - step)).astype(np.uint8)
+              for t, f in enumerate(_pan_frames(pan, num_frames)))  # fmt: skip
+    return _write(out_dir, name, "brightness_flicker", frames, width, height, fps, num_frames,
+                  motion=float(abs(px_per_frame)))
+
+
 def sharp(out_dir: Path | str, name: str = "sharp.mp4", *, width: int = 160, height: int = 90,
           fps: float = 24.0, num_frames: int = 48, seed: int = 4) -> VideoSpec:
     """The in-focus twin of :func:`blurred`: same seed, same frames before the blur."""

@@ -16,17 +16,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
 import torch
 
-from openvid_assets.media.frames import DecodedFrames, FrameRequest, at_positions, evenly_spaced, read_frames
+from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
 from openvid_assets.models.aesthetic import AestheticScorer
 from openvid_assets.models.backends import VideoScorer
 from openvid_assets.models.clip import CLIPEmbedder
+from openvid_assets.models.sampling import CLIPSampling
 from openvid_assets.media.tasks import OpenVideo, VideoTask, video_tasks
 from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_rows
 
@@ -128,26 +128,6 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
 
 
 # --- CLIP: one decode and one embedding pass serve aesthetics and temporal consistency
-
-
-@dataclass(frozen=True)
-class CLIPSampling:
-    """Which frames the shared CLIP pass embeds: the union of what each CLIP score needs."""
-
-    aesthetic_positions: tuple[float, ...] = (0.1, 0.5, 0.9)
-    temporal_frames: int = 8
-
-    def aesthetic_indices(self, num_frames: int) -> list[int]:
-        return at_positions(num_frames, self.aesthetic_positions)
-
-    def temporal_indices(self, num_frames: int) -> list[int]:
-        return evenly_spaced(num_frames, self.temporal_frames)
-
-    def union(self, num_frames: int) -> list[int]:
-        return sorted(set(self.aesthetic_indices(num_frames)) | set(self.temporal_indices(num_frames)))
-
-    def params(self) -> dict[str, Any]:
-        return {"aesthetic_positions": list(self.aesthetic_positions), "temporal_frames": self.temporal_frames}
 
 
 def embedding_key(embedder: CLIPEmbedder, sampling: CLIPSampling) -> RowKey:
@@ -252,7 +232,7 @@ def aesthetic_scores(embeddings: pl.DataFrame, scorer: AestheticScorer, sampling
     """Mean LAION aesthetic score over each video's aesthetic frames."""
     clip_model, clip_digest = _embedder_identity(embeddings)
     key = RowKey(f"{scorer.name}({clip_model})", f"{clip_digest}+{scorer.weights_digest}",
-                   {"positions": list(sampling.aesthetic_positions)})  # fmt: skip
+                 {"positions": list(sampling.aesthetic_positions), "frames": "int(p*n)"})  # fmt: skip
 
     def compute(num_frames: int, group: pl.DataFrame) -> tuple[float, list[int]]:
         indices = sampling.aesthetic_indices(num_frames)
@@ -262,16 +242,20 @@ def aesthetic_scores(embeddings: pl.DataFrame, scorer: AestheticScorer, sampling
 
 
 def temporal_scores(embeddings: pl.DataFrame, sampling: CLIPSampling) -> pl.DataFrame:
-    """Mean cosine similarity of CLIP embeddings of adjacent sampled frames."""
+    """Mean cosine similarity of the CLIP embeddings of each sampled frame pair; ``frame_indices`` holds the
+    pairs flattened (first, second, first, second, ...)."""
     clip_model, clip_digest = _embedder_identity(embeddings)
-    key = RowKey(f"clip-adjacent-cosine({clip_model})", clip_digest, {"frames": sampling.temporal_frames})
+    key = RowKey(f"clip-adjacent-cosine({clip_model})", clip_digest, sampling.temporal_params())
 
     def compute(num_frames: int, group: pl.DataFrame) -> tuple[float, list[int]]:
-        indices = sampling.temporal_indices(num_frames)
-        if len(indices) < 2:
+        pairs = sampling.temporal_pairs(num_frames)
+        if not pairs:
             raise ValueError("temporal consistency needs at least 2 distinct frames")
+        indices = sampling.temporal_indices(num_frames)
         vectors = embedding_matrix(_at(group, indices))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # fp16 storage rounds the norm
-        return float(np.mean(np.sum(vectors[1:] * vectors[:-1], axis=1))), indices
+        row = {index: k for k, index in enumerate(indices)}
+        cosines = [float(vectors[row[a]] @ vectors[row[b]]) for a, b in pairs]
+        return float(np.mean(cosines)), [i for pair in pairs for i in pair]
 
     return _per_video(embeddings, compute, key)

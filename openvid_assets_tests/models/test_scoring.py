@@ -51,13 +51,31 @@ def test_temporal_consistency_orders_static_smooth_flicker(shard, embedder):
     temporal = by_name(temporal_scores(embeddings, sampling))
     assert temporal["static.mp4"]["score"] > temporal["smooth_pan.mp4"]["score"] > temporal["flicker.mp4"]["score"]
     assert temporal["static.mp4"]["score"] == pytest.approx(1.0, abs=1e-3)
-    assert temporal["smooth_pan.mp4"]["frame_indices"] == evenly_spaced(72, 8)
+    # Adjacent pairs at 10/50/90 %, recorded flattened.
+    assert temporal["smooth_pan.mp4"]["frame_indices"] == [7, 8, 36, 37, 64, 65]
 
     aesthetic = by_name(aesthetic_scores(embeddings, AestheticScorer(None, device="cpu"), sampling))
-    assert aesthetic["static.mp4"]["frame_indices"] == at_positions(48, [0.1, 0.5, 0.9])
-    # One embedding pass served both: each video's frames are the union of what the two scores use.
+    assert aesthetic["static.mp4"]["frame_indices"] == [4, 24, 43]  # int(p * 48), as Open-Sora picks them
+    # One embedding pass served both, sharing frames: 6 forwards a video (the pairs start at the aesthetic frames).
     static_rows = embeddings.filter(pl.col("source_uri").str.ends_with("/static.mp4"))
-    assert sorted(static_rows["frame_index"]) == sampling.union(48)
+    assert sorted(static_rows["frame_index"]) == sampling.union(48) == [4, 5, 24, 25, 43, 44]
+
+
+def test_adjacent_pairs_see_frame_level_flicker_that_spread_frames_step_over(tmp_path, embedder):
+    steady = synthetic.smooth_pan(tmp_path, num_frames=73)
+    flicker = synthetic.brightness_flicker(tmp_path, num_frames=73)
+    manifest = build_manifest(list_videos(str(tmp_path)), str(tmp_path), "shard-00000")
+    scores = {}
+    for sampling in (CLIPSampling(), CLIPSampling(temporal="spread", temporal_frames=5)):
+        embeddings = embed_shard(manifest, embedder, sampling, opener(tmp_path)).table
+        rows = by_name(temporal_scores(embeddings, sampling))
+        scores[sampling.temporal] = (rows[steady.name]["score"], rows[flicker.name]["score"])
+    # Dissimilarity (1 - cosine): the tiny random CLIP's scale is arbitrary, its order is not.
+    steady, flickering = (1 - score for score in scores["adjacent"])
+    assert flickering > 20 * steady
+    # Five frames spread over 73 land on frames 0, 18, 36, 54, 72: all bright, so the flicker passes unseen.
+    steady_spread, flickering_spread = (1 - score for score in scores["spread"])
+    assert flickering_spread < 2 * steady_spread
 
 
 def test_farneback_orders_fast_smooth_static_and_handles_portrait_and_size(shard, tmp_path):
@@ -137,7 +155,8 @@ def test_embeddings_are_reused_too(shard, embedder):
     again = embed_shard(manifest, embedder, CLIPSampling(), lambda t: (_ for _ in ()).throw(AssertionError()),
                         previous=first.table)  # fmt: skip
     assert again.computed == 0 and again.table.equals(first.table)
-    other = embed_shard(manifest, embedder, CLIPSampling(temporal_frames=4), opener(src), previous=first.table)
+    other = embed_shard(manifest, embedder, CLIPSampling(temporal_positions=(0.2, 0.8)), opener(src),
+                        previous=first.table)  # fmt: skip
     assert other.computed == first.computed
 
 
