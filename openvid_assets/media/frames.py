@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -44,6 +45,10 @@ def even_size(width: float, height: float) -> tuple[int, int]:
     return max(2, int(round(width / 2)) * 2), max(2, int(round(height / 2)) * 2)
 
 
+Decoder = Literal["decord", "torchcodec", "torchcodec-approx"]
+DECODERS: tuple[Decoder, ...] = ("decord", "torchcodec", "torchcodec-approx")
+
+
 @dataclass(frozen=True)
 class FrameRequest:
     """What a scorer needs decoded from each video.
@@ -54,7 +59,7 @@ class FrameRequest:
     measured the same way (a vertical pan counts like a horizontal one).
     With ``reduce``, frames are decoded ``chunk`` at a time and each chunk is
     reduced (e.g. to fragments) before the next is decoded, so memory stays
-    bounded for long native-resolution requests.
+    bounded for long native-resolution requests. ``decoder`` is the backend (docs/BENCHMARKS.md: decoding).
     """
 
     indices: Callable[[int], list[int]]
@@ -63,6 +68,7 @@ class FrameRequest:
     landscape: bool = False
     reduce: Callable[[np.ndarray], np.ndarray] | None = None
     chunk: int = 16
+    decoder: Decoder = "decord"
 
 
 @dataclass(frozen=True)
@@ -85,29 +91,75 @@ def _target_size(request: FrameRequest, width: int, height: int) -> tuple[int, i
     return None
 
 
-def read_frames(path: str | Path, request: FrameRequest, *, width: int, height: int, rotation: int = 0,
-                threads: int = 1) -> DecodedFrames:  # fmt: skip
-    """Decode the requested frames of one video; ``width``/``height`` are its displayed size."""
-    import decord
+class _Reader(Protocol):
+    count: int
+    fps: float
 
+    def batch(self, indices: list[int]) -> np.ndarray: ...
+
+
+class _DecordReader:
+    """decord: frame-accurate from the container index; scales while decoding (swscale)."""
+
+    def __init__(self, path: str, size: tuple[int, int] | None, threads: int):
+        import decord
+
+        kwargs = {"width": size[0], "height": size[1]} if size else {}
+        self._reader = decord.VideoReader(path, num_threads=threads, **kwargs)
+        self.count, self.fps = len(self._reader), float(self._reader.get_avg_fps())
+
+    def batch(self, indices: list[int]) -> np.ndarray:
+        return self._reader.get_batch(indices).asnumpy()
+
+
+class _TorchCodecReader:
+    """torchcodec: batched ``get_frames_at``; ``exact`` seeks scan the file once for an index, ``approximate``
+    ones trust the header (frame count, constant rate). Scales while decoding (bilinear, antialiased)."""
+
+    def __init__(self, path: str, size: tuple[int, int] | None, threads: int, exact: bool):
+        from torchcodec.decoders import VideoDecoder
+        from torchcodec.transforms import Resize
+
+        def open_(mode: str) -> VideoDecoder:
+            return VideoDecoder(path, seek_mode=mode, dimension_order="NHWC", num_ffmpeg_threads=threads,
+                                transforms=[Resize((size[1], size[0]))] if size else None)  # fmt: skip
+
+        self._decoder = open_("exact" if exact else "approximate")
+        if self._decoder.metadata.num_frames is None:  # no count in the header: index the file after all
+            self._decoder = open_("exact")
+        meta = self._decoder.metadata
+        self.count, self.fps = int(meta.num_frames or 0), float(meta.average_fps or 0.0)
+
+    def batch(self, indices: list[int]) -> np.ndarray:
+        return self._decoder.get_frames_at(indices).data.numpy()
+
+
+def _open_reader(decoder: Decoder, path: str, size: tuple[int, int] | None, threads: int) -> _Reader:
+    if decoder == "decord":
+        return _DecordReader(path, size, threads)
+    if decoder in ("torchcodec", "torchcodec-approx"):
+        return _TorchCodecReader(path, size, threads, exact=decoder == "torchcodec")
+    raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+
+
+def read_frames(path: str | Path, request: FrameRequest, *, width: int, height: int, rotation: int = 0,
+                threads: int = 1, decoder: Decoder | None = None) -> DecodedFrames:  # fmt: skip
+    """Decode the requested frames of one video; ``width``/``height`` are its displayed size.
+
+    ``decoder`` overrides the request's (benchmarks compare them on the same requests)."""
     target = _target_size(request, width, height)
     sideways = rotation % 180 == 90  # the coded frame is the displayed one turned a quarter
-    kwargs = {}
-    if target is not None:
-        w, h = (target[1], target[0]) if sideways else target
-        kwargs = {"width": w, "height": h}
+    size = ((target[1], target[0]) if sideways else target) if target is not None else None
     with _decode_errors():
-        reader = decord.VideoReader(str(path), num_threads=threads, **kwargs)
-        count = len(reader)
-        fps = float(reader.get_avg_fps())
-    indices = request.indices(count)
+        reader = _open_reader(decoder or request.decoder, str(path), size, threads)
+    indices = request.indices(reader.count)
     if not indices:
         raise DecodeError("no frames to decode")
     step = request.chunk if request.reduce else len(indices)
     chunks = [indices[start : start + step] for start in range(0, len(indices), step)]
     parts = []
     # With a reducer, the next chunk decodes on a second thread while this one is reduced
-    # (decord and the reducers' numpy/OpenCV work release the GIL).
+    # (the decoders and the reducers' numpy/OpenCV work release the GIL).
     with ThreadPoolExecutor(max_workers=1) as prefetch:
         pending = prefetch.submit(_get_batch, reader, chunks[0])
         for k in range(len(chunks)):
@@ -117,17 +169,17 @@ def read_frames(path: str | Path, request: FrameRequest, *, width: int, height: 
             part = _orient(batch, rotation, request.landscape)
             # The reducer is our code: its errors are bugs to surface, not a bad video.
             parts.append(request.reduce(part) if request.reduce else part)
-    return DecodedFrames(indices, np.ascontiguousarray(np.concatenate(parts)), count, fps)
+    return DecodedFrames(indices, np.ascontiguousarray(np.concatenate(parts)), reader.count, reader.fps)
 
 
-def _get_batch(reader, indices: list[int]) -> np.ndarray:
+def _get_batch(reader: _Reader, indices: list[int]) -> np.ndarray:
     with _decode_errors():
-        return reader.get_batch(indices).asnumpy()
+        return reader.batch(indices)
 
 
 @contextmanager
 def _decode_errors() -> Iterator[None]:
-    """decord reports every decode problem as a generic error: make it a reason for the video's row."""
+    """Decoders report every decode problem as a generic error: make it a reason for the video's row."""
     try:
         yield
     except Exception as e:
