@@ -71,25 +71,16 @@ class LaplacianClarity:
 
 
 # --------------------------------------------------------------------------- DOVER-Technical input
-# Deterministic sampling (our choice; upstream draws these at random on every run):
+# Sampling follows upstream (DOVER's evaluate_one_video.py: UnifiedFrameSampler and get_spatial_fragments), with
+# its random draws seeded so a score is the same on every run:
 #
-# * Frames: ``num_clips`` clips of ``clip_len`` frames ``frame_interval`` apart.
-#   A video long enough for one clip per third (each third at least a clip's span,
-#   ``(clip_len - 1) * frame_interval + 1`` frames) gets one clip per third at a
-#   seeded offset within it, as upstream does. A shorter video that still holds
-#   one span gets clips spread evenly from the first to the last possible start
-#   (they overlap). A video shorter than a span but with at least ``clip_len``
-#   frames gets ``clip_len`` distinct frames spread evenly over the whole video
-#   (a smaller interval), the same frames for every clip (the clips still differ
-#   in fragment positions). Only a video with fewer than ``clip_len`` frames
-#   repeats frames: each one is held for about ``clip_len / num_frames``
-#   consecutive slots (nearest-frame temporal upsampling, never a jump back to the
-#   start as upstream's wrap-around does).
-# * Fragments: a frame whose short side is under ``7 * 32`` px is first upsampled
-#   (bilinear) so that its short side is exactly that; then the frame is split
-#   into a 7x7 grid of cells, and each cell gives one 32x32 patch at a seeded
-#   offset within the cell. Offsets depend only on (seed, clip number, frame
-#   height, frame width), so they are the same for every frame of a clip, every
+# * Frames: ``num_clips`` clips of ``clip_len`` frames ``frame_interval`` apart, clip ``k`` starting at
+#   ``k * (n // num_clips)`` plus a seeded offset when the segment is longer than ``clip_len * frame_interval``;
+#   indices past the end wrap around (mod n), as upstream's do.
+# * Fragments: a frame whose short side is under ``7 * 32`` px is first upsampled as upstream does (torch
+#   bilinear by the scale factor, size floored, values truncated); then the frame is split into a 7x7 grid
+#   of cells, and each cell gives one 32x32 patch at a seeded offset within the cell. Offsets depend only on
+#   (seed, clip number, frame height, frame width), so they are the same for every frame of a clip, every
 #   decode chunk and every run.
 #
 # Because the decoder's per-chunk ``reduce`` sees frames without their positions
@@ -103,33 +94,37 @@ class LaplacianClarity:
 
 def dover_frame_indices(num_frames: int, clip_len: int = 32, interval: int = 2, num_clips: int = 3,
                         seed: int = 0) -> list[int]:  # fmt: skip
-    """``num_clips * clip_len`` frame indices, clip after clip (rules in the section docstring above)."""
+    """``num_clips * clip_len`` frame indices, clip after clip, as upstream's ``UnifiedFrameSampler`` plans them.
+
+    Clip ``k`` starts at ``k * (n // num_clips)``, plus an offset in ``[0, n // num_clips - clip_len * interval)``
+    when that segment is longer than ``clip_len * interval`` (seeded here, drawn at random upstream); its frames
+    are ``interval`` apart and wrap around past the last frame (index mod n).
+    """
     if num_frames <= 0:
         return []
-    span = (clip_len - 1) * interval + 1
-    steps = np.arange(clip_len) * interval
     segment = num_frames // num_clips
-    if segment >= span:  # one clip per segment, at a seeded offset inside it
-        rng = np.random.default_rng([seed, num_frames])
-        offsets = rng.integers(0, segment - span + 1, size=num_clips)
-        starts = np.arange(num_clips) * segment + offsets
-        clips = [start + steps for start in starts]
-    elif num_frames >= span:  # overlapping clips, spread from the first to the last possible start
-        starts = np.rint(np.linspace(0, num_frames - span, num_clips)).astype(int)
-        clips = [start + steps for start in starts]
-    else:  # distinct frames spread over the video; repeats (held frames) only below clip_len frames
-        spread = np.rint(np.linspace(0, num_frames - 1, clip_len)).astype(int)
-        clips = [spread] * num_clips
-    return [int(i) for clip in clips for i in clip]
+    reach = clip_len * interval
+    offsets = (np.random.default_rng([seed, num_frames]).integers(0, segment - reach, size=num_clips)
+               if segment > reach else np.zeros(num_clips, dtype=np.int64))  # fmt: skip
+    starts = segment * np.arange(num_clips) + offsets
+    plan = (starts[:, None] + interval * np.arange(clip_len)[None, :]) % num_frames
+    return [int(i) for i in plan.ravel()]
 
 
-def upsampled_size(height: int, width: int, min_side: int) -> tuple[int, int]:
-    """(height, width) scaled up so the short side is ``min_side``; unchanged if already that large."""
-    short = min(height, width)
-    if short >= min_side:
-        return height, width
-    scale = min_side / short
-    return max(min_side, round(height * scale)), max(min_side, round(width * scale))
+def upsampled(frames: np.ndarray, min_side: int) -> np.ndarray:
+    """(n, H, W, 3) frames whose short side is under ``min_side``, scaled up as upstream does: torch bilinear
+    by the factor ``min_side / short side`` (so the size is floored: 176x144 becomes 273x223), values truncated
+    back to uint8. Larger frames are returned as they are."""
+    height, width = frames.shape[1:3]
+    ratio = min(height / min_side, width / min_side)
+    if ratio >= 1:
+        return frames
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+    y = F.interpolate(x, scale_factor=1 / ratio, mode="bilinear") * 255.0
+    return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def fragment_offsets(height: int, width: int, clip: int, seed: int = 0, fragments: int = 7,
@@ -159,13 +154,11 @@ def fragment_offsets(height: int, width: int, clip: int, seed: int = 0, fragment
 def cut_fragments(frames: np.ndarray, clip: int, seed: int = 0, fragments: int = 7, size: int = 32) -> np.ndarray:
     """(n, H, W, 3) uint8 frames of one clip -> (n, fragments*size, fragments*size, 3) mosaics.
 
-    Frames with a short side under ``fragments * size`` are upsampled first (bilinear);
+    Frames with a short side under ``fragments * size`` are upsampled first (:func:`upsampled`);
     otherwise patches are copied at native resolution.
     """
-    n, h, w, _ = frames.shape
-    th, tw = upsampled_size(h, w, fragments * size)
-    if (th, tw) != (h, w):
-        frames = np.stack([cv2.resize(f, (tw, th), interpolation=cv2.INTER_LINEAR) for f in frames])
+    frames = upsampled(frames, fragments * size)
+    n, th, tw, _ = frames.shape
     tops, lefts = fragment_offsets(th, tw, clip, seed, fragments, size)
     out = np.empty((n, fragments * size, fragments * size, 3), dtype=np.uint8)
     for i in range(fragments):

@@ -13,7 +13,7 @@ from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
 from openvid_assets.models.clarity import (DoverClarity, cut_all_clips, cut_fragments, dover_frame_indices,
-                                           fragment_offsets, rescale)  # fmt: skip
+                                           fragment_offsets, rescale, upsampled)  # fmt: skip
 from openvid_assets.models.dover import DOVER_WEIGHTS, PAPER, TINY, DoverTechnical, load_dover_technical
 from openvid_assets.models.scoring import score_shard
 from openvid_assets.models.weights import file_digest
@@ -93,18 +93,17 @@ def test_published_rescale():
 # --------------------------------------------------------------------------- sampling
 
 
-def test_clip_plan_long_medium_short_and_tiny_videos():
-    for n in (1000, 192):  # one clip per third, interval 2
+def test_clip_plan_is_upstreams_unified_frame_sampler():
+    upstream = json.loads((Path(__file__).parents[1] / "data" / "dover_frame_schedules.json").read_text())
+    for n, schedule in upstream["schedules"].items():  # lengths where upstream draws no offset
+        assert dover_frame_indices(int(n)) == schedule, n
+    assert dover_frame_indices(64)[::32] == [0, 21, 42]  # spread over the video, wrapping around
+    for n in (195, 1000):  # longer: one clip per third at a seeded offset, as upstream draws at random
         plan = np.array(dover_frame_indices(n, seed=0)).reshape(3, 32)
         assert (np.diff(plan, axis=1) == 2).all()
-        assert (plan // (n // 3) == np.arange(3)[:, None]).all()  # clip k lies in the k-th third
+        offsets = plan[:, 0] - (n // 3) * np.arange(3)
+        assert ((0 <= offsets) & (offsets < n // 3 - 64)).all()
     assert dover_frame_indices(1000, seed=0) == dover_frame_indices(1000, seed=0) != dover_frame_indices(1000, seed=1)
-    plan = np.array(dover_frame_indices(100)).reshape(3, 32)  # overlapping clips spread over the video
-    assert (np.diff(plan, axis=1) == 2).all() and plan[0, 0] == 0 and plan[2, -1] == 99
-    plan = np.array(dover_frame_indices(48)).reshape(3, 32)  # under one span: 32 distinct frames over the video
-    assert all(len(set(c)) == 32 and c[0] == 0 and c[-1] == 47 for c in plan.tolist())
-    plan = dover_frame_indices(10)[:32]  # under 32 frames: frames are held, in order, never wrapped around
-    assert sorted(plan) == plan and set(plan) == set(range(10))
     assert dover_frame_indices(0) == []
 
 
@@ -145,19 +144,20 @@ def test_fragments_are_native_patches_on_a_7x7_grid_with_per_clip_offsets(height
         assert not np.array_equal(cut_all_clips(frames, seed=1), mosaics)
 
 
-def test_small_frames_are_upsampled_before_cutting():
-    height, width = 90, 160
-    y, x = np.mgrid[:height, :width]
-    frame = np.stack([y * 2, x, np.zeros_like(x)], -1).astype(np.uint8)[None]
-    mosaic = cut_fragments(frame, clip=0).astype(float)[0]
-    assert mosaic.shape == (224, 224, 3)
-    # the short side became 224 px: 7 cells of exactly 32 rows, so the mosaic's rows are every
-    # upsampled row, top to bottom (about 0.4 source rows per output row, not 1)
-    rows = mosaic[:, 0, 0] / 2
-    expected = np.clip((np.arange(224) + 0.5) * height / 224 - 0.5, 0, height - 1)
-    assert np.abs(rows - expected).max() <= 1.0
-    steps = np.diff(mosaic[0, :32, 1])
-    assert 0.2 < steps.mean() < 0.6  # columns within a patch are interpolated, not native
+def test_small_frames_are_upsampled_as_upstream_before_cutting():
+    y, x = np.mgrid[:144, :176]
+    frame = np.stack([y, x, np.full_like(x, 100)], -1).astype(np.uint8)[None]
+    up = upsampled(frame, 224)
+    assert up.shape == (1, 223, 273, 3)  # upstream scales by 224/144 and floors: 176x144 -> 273x223
+    assert (np.diff(up[0, :, 0, 0].astype(int)) >= 0).all() and (np.diff(up[0, 0, :, 1].astype(int)) >= 0).all()
+    assert set(np.unique(up[..., 2])) <= {99, 100}  # float back to uint8 truncates, as upstream's cast does
+    large = coded_frames(240, 320)
+    assert upsampled(large, 224) is large
+    mosaic = cut_fragments(frame, clip=0)
+    assert mosaic.shape == (1, 224, 224, 3)
+    # The 223-row frame has 31-row cells: patches start at 31 * i and overlap (upstream clamps the same way).
+    tops, _ = fragment_offsets(223, 273, 0)
+    assert (tops[:, 0] == 31 * np.arange(7)).all()
 
 
 # --------------------------------------------------------------------------- end to end
@@ -192,7 +192,7 @@ def test_tiny_dover_scores_generated_videos_deterministically(videos):
         assert 0.0 < row["score"] < 1.0 and np.isfinite(row["dover_raw"])
         assert row["score"] == pytest.approx(rescale(row["dover_raw"], TINY))
         assert len(row["frame_indices"]) == 3 * 32
-    assert rows["sharp.mp4"]["frame_indices"] == dover_frame_indices(48)
+    assert rows["sharp.mp4"]["frame_indices"] == dover_frame_indices(48)  # 48 frames: clips wrap around
     assert json.loads(rows["sharp.mp4"]["params"])["frame_interval"] == 2
     assert rows["empty.mp4"]["status"] == "failed" and rows["empty.mp4"]["error"].startswith("manifest: ")
 
