@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,6 +30,9 @@ from openvid_assets.media.clips import ClipRules, ClipSettings as ClipWriting
 from openvid_assets.media.scenes import CutDetection
 from openvid_assets.models.sampling import CLIPSampling
 from openvid_assets.store.files import FileSystem
+
+if TYPE_CHECKING:
+    from openvid_assets.models.profiles import Profile
 
 RECIPE_DIR = "recipe"
 _VERSION_FILE = re.compile(r"^v(\d{4,})\.yaml$")
@@ -49,6 +52,10 @@ class ModelSettings(_Section):
     clarity_backend: str = Field(default="", description="'' (the profile's), dover, dover-tiny or laplacian")
     caption_model: str = Field(default="", description="'' (the profile's) or any image-text-to-text model "
                                "(Hugging Face repo id or local folder)")  # fmt: skip
+    motion_definition: Literal["opensora-v1.3", "opensora-v1.2"] = Field(
+        default="opensora-v1.3", description="UniMatch: which published motion score (frames and statistic)")
+    exact_inputs: bool = Field(default=False, description="UniMatch and CLIP see upstream's exact inputs: full-size "
+                               "decode and upstream's resize (slower; docs/BENCHMARKS.md)")  # fmt: skip
     aesthetic_positions: tuple[float, ...] = Field(default=(0.1, 0.5, 0.9), description="aesthetic frames, as fractions")
     temporal: Literal["adjacent", "spread"] = Field(
         default="adjacent", description="temporal consistency over adjacent frame pairs (the paper) or over "
@@ -59,14 +66,20 @@ class ModelSettings(_Section):
 
     @model_validator(mode="after")
     def _known(self) -> ModelSettings:
-        from openvid_assets.models.profiles import get_profile
-
-        get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None)
+        self.resolved_profile()
         for name in ("aesthetic_positions", "temporal_positions"):
             positions = getattr(self, name)
             if not positions or not all(0 <= p <= 1 for p in positions):
                 raise ValueError(f"{name} must be fractions between 0 and 1")
         return self
+
+    def resolved_profile(self) -> Profile:
+        """The profile with this section's backends, caption model, motion definition and input mode."""
+        from openvid_assets.models.profiles import get_profile
+
+        return get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None,
+                                                       self.caption_model or None, self.motion_definition,
+                                                       self.exact_inputs)  # fmt: skip
 
     def sampling(self) -> CLIPSampling:
         return CLIPSampling(tuple(self.aesthetic_positions), self.temporal, tuple(self.temporal_positions),
@@ -181,7 +194,7 @@ class Recipe(_Section):
         from openvid_assets.models.profiles import model_identities
 
         m = self.models
-        ids = model_identities(m.profile, m.motion_backend or None, m.clarity_backend or None, m.caption_model or None)
+        ids = model_identities(m.resolved_profile())
         return {
             "embedding": _digest([ids["clip"], m.sampling().params()]),
             "aesthetic": _digest(ids["aesthetic"]),

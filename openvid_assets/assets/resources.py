@@ -17,7 +17,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from openvid_assets import settings
-from openvid_assets.models.profiles import Profile, captioner, clarity_scorer, get_profile, motion_scorer
+from openvid_assets.models.profiles import Profile, captioner, clarity_scorer, motion_scorer
 from openvid_assets.recipe import ModelSettings, RecipeStore, StoredRecipe
 from openvid_assets.store import TableStore
 
@@ -65,7 +65,7 @@ class OpenVidStore(ConfigurableResource):
 def _embedder(profile: Profile, device: str, batch_size: int) -> "CLIPEmbedder":
     from openvid_assets.models.clip import CLIPEmbedder
 
-    return CLIPEmbedder(profile.clip, device=device, batch_size=batch_size)
+    return CLIPEmbedder(profile.clip, device=device, batch_size=batch_size, exact=profile.exact_inputs)
 
 
 @cache
@@ -102,8 +102,7 @@ class ModelsResource(ConfigurableResource):
 
     @staticmethod
     def profile(m: ModelSettings) -> Profile:
-        return get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
-                                                    m.caption_model or None)  # fmt: skip
+        return m.resolved_profile()
 
     def embedder(self, m: ModelSettings) -> "CLIPEmbedder":
         return _embedder(self.profile(m), self.device, self.batch_size)

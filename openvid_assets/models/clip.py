@@ -1,9 +1,12 @@
 """CLIP image embeddings with open_clip (the paper: ViT-L/14 with OpenAI weights).
 
 The model is built from its open_clip config and loaded strictly from a local
-file; only the vision tower is kept for inference. Frames arrive already
-decoded at the model's short side, so preprocessing is a centre crop and the
-OpenAI normalisation.
+file; only the vision tower is kept for inference. By default frames arrive
+already decoded at the model's short side (the decoder scales them), so
+preprocessing is a centre crop and the OpenAI normalisation. With ``exact``,
+frames are decoded at full size and go through open_clip's own eval preprocess
+(PIL bicubic resize of the short side, centre crop): the model sees exactly
+what upstream feeds it, at the cost of a full-size decode and a PIL resize.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 class CLIPEmbedder:
     """L2-normalised CLIP image embeddings for batches of RGB frames."""
 
-    def __init__(self, spec: CLIPSpec, device: str = "auto", batch_size: int = 32):
-        self.spec = spec
+    def __init__(self, spec: CLIPSpec, device: str = "auto", batch_size: int = 32, exact: bool = False):
+        self.spec, self.exact = spec, exact
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
         self.batch_size = batch_size
@@ -42,12 +45,23 @@ class CLIPEmbedder:
     def embed_dim(self) -> int:
         return int(self.visual.output_dim)
 
+    @property
+    def decode_short_side(self) -> int | None:
+        """The short side to ask the decoder for: the model's, or full size for the exact preprocess."""
+        return None if self.exact else self.image_size
+
+    @property
+    def preprocess(self) -> str:
+        return "open_clip (full-size decode, PIL bicubic)" if self.exact else "decoder-scaled"
+
     def square(self, frames: np.ndarray) -> np.ndarray:
         """Centre crop (N, H, W, 3) frames to the model's square input, resizing if the short side differs.
 
         Frames should arrive decoded at the short side already; squaring them per video
-        lets frames of any aspect ratio share one batch.
+        lets frames of any aspect ratio share one batch. ``exact``: open_clip's resize and crop.
         """
+        if self.exact:
+            return np.stack([self._open_clip_square(f) for f in frames])
         h, w = frames.shape[1:3]
         if min(h, w) != self.image_size:
             scale = self.image_size / min(h, w)
@@ -56,6 +70,16 @@ class CLIPEmbedder:
             h, w = frames.shape[1:3]
         top, left = (h - self.image_size) // 2, (w - self.image_size) // 2
         return frames[:, top : top + self.image_size, left : left + self.image_size]
+
+    def _open_clip_square(self, frame: np.ndarray) -> np.ndarray:
+        """open_clip's eval transform before ToTensor: torchvision Resize(short side, bicubic) on a PIL image,
+        then CenterCrop (image_transform, resize_mode 'shortest')."""
+        import torchvision.transforms.functional as TF
+        from PIL import Image
+        from torchvision.transforms import InterpolationMode
+
+        image = TF.resize(Image.fromarray(frame), self.image_size, interpolation=InterpolationMode.BICUBIC)
+        return np.asarray(TF.center_crop(image, self.image_size))
 
     def _prepare(self, frames: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(self.square(frames))).to(self.device)

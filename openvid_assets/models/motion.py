@@ -10,8 +10,9 @@ divergence (zoom) are kept for the camera-motion label of the captions step.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
@@ -83,48 +84,68 @@ class FarnebackMotion:
 
 # --------------------------------------------------------------------------- UniMatch
 
-FRAME_STEP = 15
-FRAME_COUNT = 10
 WORK_SIZE = (576, 320)  # (width, height) of a landscape frame, the size the checkpoint was trained at
 
 
-def unimatch_indices(num_frames: int, step: int = FRAME_STEP, count: int = FRAME_COUNT) -> list[int]:
-    """Frames 0, step, 2*step, ... (``count`` of them, as OpenVid-1M / Open-Sora sample), kept inside the video.
+@dataclass(frozen=True)
+class MotionDefinition:
+    """A published UniMatch motion score: which frames (clamped to the last frame, as upstream does) and which
+    statistic of the flow of each consecutive pair is averaged."""
 
-    A shorter video gets fewer frames at the same spacing, so every pair still spans ``step`` frames and
-    scores stay comparable; never a clamped repeat of the last frame (a repeated frame is a zero-flow pair
-    that fakes stillness). A video too short for two frames ``step`` apart gets its first and last frame.
+    frames: tuple[int, ...]
+    statistic: Literal["l2", "abs"]  # mean L2 flow magnitude, or mean absolute flow component
+    source: str
+
+
+MOTION_DEFINITIONS = {
+    # Open-Sora v1.3 tools/scoring/optical_flow/inference.py: frames 15 * i (i < 10), flow_maps.norm(dim=-1).mean()
+    "opensora-v1.3": MotionDefinition(tuple(range(0, 150, 15)), "l2", "Open-Sora v1.3"),
+    # Open-Sora v1.2 tools/scoring/optical_flow/inference.py: frames 0, 10, 20, 30, flow_maps.abs().mean()
+    "opensora-v1.2": MotionDefinition((0, 10, 20, 30), "abs", "Open-Sora v1.2"),
+}
+
+
+def unimatch_indices(num_frames: int, definition: str = "opensora-v1.3", exact: bool = False) -> list[int]:
+    """The definition's frames, each clamped to the last frame as upstream does (132 frames: 0, 15, ..., 120, 131).
+
+    ``exact`` keeps upstream's list verbatim: a short video repeats its last frame, and each repeat is a zero-flow
+    pair that pulls the score towards "static". Otherwise repeats are dropped, so a short video gets fewer pairs
+    at the definition's spacing.
     """
     if num_frames <= 0:
         return []
-    indices = list(range(0, num_frames, step))[:count]
-    if len(indices) < 2 and num_frames >= 2:
-        indices = [0, num_frames - 1]
-    return indices
+    clamped = [min(i, num_frames - 1) for i in MOTION_DEFINITIONS[definition].frames]
+    return clamped if exact else list(dict.fromkeys(clamped))
 
 
 class UniMatchMotion:
     """OpenVid-1M's motion score: mean UniMatch flow magnitude (px/frame pair at 320x576) over sampled pairs.
 
-    Frames arrive from the decoder already resized to 576x320 (portrait videos transposed); upstream
-    resizes decoded frames with torch bilinear interpolation instead, a small difference in scaler.
-    Pairs are consecutive sampled frames, batched ``pair_batch`` at a time; fp16 autocast on CUDA,
-    fp32 on CPU. ``config`` is :data:`openvid_assets.models.unimatch.PAPER` unless given.
+    ``definition`` names the published score (``MOTION_DEFINITIONS``). By default frames arrive from the decoder
+    already resized to 576x320 (portrait videos transposed); with ``exact`` they are decoded at full size and
+    resized in float (bilinear, ``align_corners=True``) as upstream does, and upstream's frame list is used
+    verbatim (:func:`unimatch_indices`). Pairs are consecutive sampled frames, batched ``pair_batch`` at a
+    time; fp16 autocast on CUDA unless ``fp32``, fp32 on CPU. ``config`` is
+    :data:`openvid_assets.models.unimatch.PAPER` unless given.
     """
 
     name = "unimatch"
     extra_columns = FLOW_COLUMNS
 
     def __init__(self, config: UniMatchConfig | None = None, weights: WeightsFile | None = UNIMATCH_FLOW,
-                 device: str = "auto", seed: int = 0, pair_batch: int = 8):  # fmt: skip
+                 device: str = "auto", seed: int = 0, pair_batch: int = 8, definition: str = "opensora-v1.3",
+                 exact: bool = False, fp32: bool = False):  # fmt: skip
         import torch
 
         from openvid_assets.models import unimatch
         from openvid_assets.models.runtime import built_or_loaded, pick_device, pick_dtype
 
+        if definition not in MOTION_DEFINITIONS:
+            raise ValueError(f"unknown motion definition {definition!r}; choose one of {sorted(MOTION_DEFINITIONS)}")
         config = config or unimatch.PAPER
+        self.definition = MOTION_DEFINITIONS[definition]
         self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device)
+        self.dtype = torch.float32 if fp32 else pick_dtype(self.device)
         model, self.weights_digest = built_or_loaded(lambda: unimatch.UniMatchFlow(config),
                                                      lambda w: unimatch.load_unimatch(config, w), weights, seed)  # fmt: skip
         self.model = model.eval().to(self.device)
@@ -132,14 +153,16 @@ class UniMatchMotion:
         self.pair_batch = max(1, pair_batch)
         self.params = {
             "config": config.to_params(),
-            "frame_step": FRAME_STEP,
-            "frame_count": FRAME_COUNT,
+            "definition": definition,
+            "frames": list(self.definition.frames),
+            "metric": {"l2": "mean_l2_magnitude", "abs": "mean_abs_component"}[self.definition.statistic],
             "size": list(WORK_SIZE),
             "landscape": True,
-            "metric": "mean_l2_magnitude",
+            "inputs": "full-size decode, float bilinear resize" if exact else "decoder-scaled",
             "precision": "fp16-autocast" if self.dtype == torch.float16 else "fp32",
         }
-        self.request = FrameRequest(indices=unimatch_indices, size=WORK_SIZE, landscape=True)
+        self.request = FrameRequest(indices=partial(unimatch_indices, definition=definition, exact=exact),
+                                    size=None if exact else WORK_SIZE, landscape=True)  # fmt: skip
 
     def _autocast(self) -> Any:
         import torch
@@ -177,4 +200,7 @@ class UniMatchMotion:
     def score(self, indices: list[int], frames: np.ndarray) -> dict[str, float]:
         if len(frames) < 2 or len(set(indices)) < 2:
             raise ValueError("video too short for motion: needs two distinct frames")
-        return flow_summary(self.flows(frames))
+        summary = flow_summary(self.flows(frames))
+        if self.definition.statistic == "abs":
+            summary["score"] = summary["flow_abs_mean"]
+        return summary

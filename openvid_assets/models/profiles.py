@@ -29,18 +29,19 @@ if TYPE_CHECKING:
 
 
 # Builders import their model module when called: choosing a profile loads no network code.
-def _unimatch(config: str, weights: WeightsFile | None) -> Callable[[str], "VideoScorer"]:
-    def build(device: str) -> "VideoScorer":
+def _unimatch(config: str, weights: WeightsFile | None) -> Callable[[str, "Profile"], "VideoScorer"]:
+    def build(device: str, profile: "Profile") -> "VideoScorer":
         from openvid_assets.models import unimatch
         from openvid_assets.models.motion import UniMatchMotion
 
-        return UniMatchMotion(getattr(unimatch, config), weights, device=device)
+        return UniMatchMotion(getattr(unimatch, config), weights, device=device,
+                              definition=profile.motion_definition, exact=profile.exact_inputs)  # fmt: skip
 
     return build
 
 
-def _dover(config: str, weights: WeightsFile | None) -> Callable[[str], "VideoScorer"]:
-    def build(device: str) -> "VideoScorer":
+def _dover(config: str, weights: WeightsFile | None) -> Callable[[str, "Profile"], "VideoScorer"]:
+    def build(device: str, profile: "Profile") -> "VideoScorer":
         from openvid_assets.models import dover
         from openvid_assets.models.clarity import DoverClarity
 
@@ -49,25 +50,25 @@ def _dover(config: str, weights: WeightsFile | None) -> Callable[[str], "VideoSc
     return build
 
 
-def _farneback(device: str) -> "VideoScorer":
+def _farneback(device: str, profile: "Profile") -> "VideoScorer":
     from openvid_assets.models.motion import FarnebackMotion
 
     return FarnebackMotion()
 
 
-def _laplacian(device: str) -> "VideoScorer":
+def _laplacian(device: str, profile: "Profile") -> "VideoScorer":
     from openvid_assets.models.clarity import LaplacianClarity
 
     return LaplacianClarity()
 
 
-# name -> (factory(device), weights file it needs or None)
-MOTION_BACKENDS: dict[str, tuple[Callable[[str], "VideoScorer"], WeightsFile | None]] = {
+# name -> (factory(device, profile), weights file it needs or None)
+MOTION_BACKENDS: dict[str, tuple[Callable[[str, "Profile"], "VideoScorer"], WeightsFile | None]] = {
     "unimatch": (_unimatch("PAPER", UNIMATCH_FLOW), UNIMATCH_FLOW),
     "unimatch-tiny": (_unimatch("TINY", None), None),
     "farneback": (_farneback, None),
 }
-CLARITY_BACKENDS: dict[str, tuple[Callable[[str], "VideoScorer"], WeightsFile | None]] = {
+CLARITY_BACKENDS: dict[str, tuple[Callable[[str, "Profile"], "VideoScorer"], WeightsFile | None]] = {
     "dover": (_dover("PAPER", DOVER_WEIGHTS), DOVER_WEIGHTS),
     "dover-tiny": (_dover("TINY", None), None),
     "laplacian": (_laplacian, None),
@@ -82,14 +83,22 @@ class Profile:
     motion_backend: str
     clarity_backend: str
     captioner: str  # a Hugging Face repo id or local folder, or TINY_CAPTIONER
+    motion_definition: str = "opensora-v1.3"  # UniMatch: which published motion score (models/motion.py)
+    exact_inputs: bool = False  # UniMatch and CLIP see upstream's exact inputs (full-size decode, float resize)
 
-    def with_backends(self, motion: str | None = None, clarity: str | None = None,
-                      captioner: str | None = None) -> "Profile":  # fmt: skip
+    def with_backends(self, motion: str | None = None, clarity: str | None = None, captioner: str | None = None,
+                      motion_definition: str | None = None, exact_inputs: bool | None = None) -> "Profile":  # fmt: skip
+        from openvid_assets.models.motion import MOTION_DEFINITIONS
+
         for name, table in ((motion, MOTION_BACKENDS), (clarity, CLARITY_BACKENDS)):
             if name and name not in table:
                 raise ValueError(f"unknown backend {name!r}; choose one of {sorted(table)}")
+        if motion_definition and motion_definition not in MOTION_DEFINITIONS:
+            raise ValueError(f"unknown motion definition {motion_definition!r}; choose one of {sorted(MOTION_DEFINITIONS)}")
         return replace(self, motion_backend=motion or self.motion_backend, clarity_backend=clarity or self.clarity_backend,
-                       captioner=captioner or self.captioner)  # fmt: skip
+                       captioner=captioner or self.captioner,
+                       motion_definition=motion_definition or self.motion_definition,
+                       exact_inputs=self.exact_inputs if exact_inputs is None else exact_inputs)  # fmt: skip
 
     def required_weights(self) -> list[WeightsFile]:
         files = [self.clip.weights, self.aesthetic_weights, MOTION_BACKENDS[self.motion_backend][1],
@@ -142,7 +151,7 @@ def get_profile(name: str) -> Profile:
 @cache
 def motion_scorer(profile: Profile, device: str = "auto") -> "VideoScorer":
     """The profile's motion backend, built once per process and device."""
-    return MOTION_BACKENDS[profile.motion_backend][0](device)
+    return MOTION_BACKENDS[profile.motion_backend][0](device, profile)
 
 
 @cache
@@ -156,7 +165,7 @@ def captioner(profile: Profile, device: str = "auto") -> "Captioner":
 @cache
 def clarity_scorer(profile: Profile, device: str = "auto") -> "VideoScorer":
     """The profile's clarity backend, built once per process and device."""
-    return CLARITY_BACKENDS[profile.clarity_backend][0](device)
+    return CLARITY_BACKENDS[profile.clarity_backend][0](device, profile)
 
 
 def _weights_identity(weights: WeightsFile | None) -> str | None:
@@ -170,19 +179,18 @@ def _weights_identity(weights: WeightsFile | None) -> str | None:
         return f"missing:{weights.filename}"
 
 
-def model_identities(profile: str, motion: str | None = None, clarity: str | None = None,
-                     caption_model: str | None = None) -> dict[str, list]:  # fmt: skip
-    """What each score's model is (name and weights digest), without building any model: the recipe's section
-    versions, so a changed backend or weights file makes exactly the steps that use it stale."""
-    p = get_profile(profile).with_backends(motion, clarity, caption_model)
+def model_identities(p: Profile) -> dict[str, list]:
+    """What each score's model is (name, weights digest, input settings), without building any model: the
+    recipe's section versions, so a changed backend or weights file makes exactly the steps that use it stale."""
     try:
         captioner_digest = None if p.captioner == TINY_CAPTIONER else folder_digest(resolve_model_folder(p.captioner))
     except MissingWeightsError:
         captioner_digest = f"missing:{p.captioner}"
     return {
-        "clip": [p.clip.name, _weights_identity(p.clip.weights)],
+        "clip": [p.clip.name, _weights_identity(p.clip.weights), {"exact_inputs": p.exact_inputs}],
         "aesthetic": [p.clip.name, _weights_identity(p.clip.weights), _weights_identity(p.aesthetic_weights)],
-        "motion": [p.motion_backend, _weights_identity(MOTION_BACKENDS[p.motion_backend][1])],
+        "motion": [p.motion_backend, _weights_identity(MOTION_BACKENDS[p.motion_backend][1]),
+                   {"definition": p.motion_definition, "exact_inputs": p.exact_inputs}],
         "clarity": [p.clarity_backend, _weights_identity(CLARITY_BACKENDS[p.clarity_backend][1])],
         "captioner": [p.captioner, captioner_digest],
     }

@@ -131,7 +131,8 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
 
 
 def embedding_key(embedder: CLIPEmbedder, sampling: CLIPSampling) -> RowKey:
-    return RowKey(embedder.name, embedder.weights_digest, {"image_size": embedder.image_size, **sampling.params()})
+    return RowKey(embedder.name, embedder.weights_digest, {"image_size": embedder.image_size,
+                                                            "preprocess": embedder.preprocess, **sampling.params()})
 
 
 def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSampling, open_video: OpenVideo, *,
@@ -145,7 +146,7 @@ def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSa
         for r in cached.drop("source_uri", *KEY_COLUMNS).iter_rows(named=True):
             computed.setdefault(r["video_id"], []).append(r)
     tasks = [t for t in video_tasks(manifest) if t.video_id not in computed]
-    request = FrameRequest(indices=sampling.union, short_side=embedder.image_size)
+    request = FrameRequest(indices=sampling.union, short_side=embedder.decode_short_side)
     batch: list[tuple[VideoTask, DecodedFrames]] = []
     done = 0
 

@@ -173,3 +173,25 @@ def test_chunked_reduce_decodes_the_same_frames_with_bounded_memory(sample_video
                           width=1920, height=1080)  # fmt: skip
     assert max(seen) == 5 and sum(seen) == 24
     assert (reduced.frames == whole.frames[:, :32, :32]).all()
+
+
+def test_exact_clip_inputs_equal_open_clips_own_preprocess(sample_videos):
+    import open_clip
+    import torch
+    from PIL import Image
+
+    from openvid_assets.models.clip import OPENAI_MEAN, OPENAI_STD
+
+    root, _ = sample_videos
+    exact = CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", exact=True)
+    fast = CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu")
+    assert exact.decode_short_side is None and fast.decode_short_side == fast.image_size
+    for name, (width, height) in (("hd_1080p.mp4", (1920, 1080)), ("portrait.mp4", (180, 320))):
+        native = read_frames(root / name, FrameRequest(indices=lambda n: [0, n - 1]), width=width, height=height)
+        transform = open_clip.image_transform(exact.image_size, is_train=False, mean=OPENAI_MEAN, std=OPENAI_STD)
+        expected = torch.stack([transform(Image.fromarray(f)) for f in native.frames])
+        got = exact._prepare(exact.square(native.frames))
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+        scaled = read_frames(root / name, FrameRequest(indices=lambda n: [0, n - 1], short_side=fast.image_size),
+                             width=width, height=height)  # fmt: skip
+        assert (fast._prepare(fast.square(scaled.frames)) - expected).abs().max() > 0.01  # the fast path is not it

@@ -14,13 +14,15 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+import torch.nn.functional as F
 
 from openvid_assets.media import synthetic
+from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
 from openvid_assets.models.runtime import seeded
 from openvid_assets.models.scoring import score_shard
-from openvid_assets.models.motion import UniMatchMotion, unimatch_indices
+from openvid_assets.models.motion import MOTION_DEFINITIONS, UniMatchMotion, unimatch_indices
 from openvid_assets.models.unimatch import PAPER, TINY, UNIMATCH_FLOW, UniMatchFlow, load_unimatch
 from openvid_assets.models.weights import file_digest
 
@@ -106,16 +108,43 @@ def test_flow_is_deterministic_and_independent_of_pair_batching(tiny):
     assert torch.equal(again(img0, img1), batched)  # same seed, same model, same flow
 
 
-def test_frame_sampling_stays_inside_the_video_without_repeats():
-    assert unimatch_indices(300) == [0, 15, 30, 45, 60, 75, 90, 105, 120, 135]
-    assert unimatch_indices(136) == unimatch_indices(300)
-    assert unimatch_indices(40) == [0, 15, 30]  # fewer frames at the same spacing, never a clamped repeat
-    assert unimatch_indices(10) == [0, 9]  # too short for the spacing: first and last
-    assert unimatch_indices(1) == [0] and unimatch_indices(0) == []
-    for n in range(200):
+def test_frame_schedules_are_upstreams_and_the_default_drops_repeats():
+    upstream = json.loads((Path(__file__).parents[1] / "data" / "unimatch_frame_schedules.json").read_text())
+    for definition in MOTION_DEFINITIONS:
+        for n, schedule in upstream[definition].items():
+            assert unimatch_indices(int(n), definition, exact=True) == schedule, (definition, n)
+            assert unimatch_indices(int(n), definition) == list(dict.fromkeys(schedule)), (definition, n)
+    assert unimatch_indices(132) == [0, 15, 30, 45, 60, 75, 90, 105, 120, 131]  # the clamped last frame is kept
+    assert unimatch_indices(40) == [0, 15, 30, 39]  # not 39 seven times: no zero-flow pairs
+    assert unimatch_indices(0) == []
+    for n in range(1, 200):
         indices = unimatch_indices(n)
         assert indices == sorted(set(indices)) and all(0 <= i < n for i in indices)
-        assert len(indices) >= min(n, 2)
+
+
+def test_the_v12_definition_scores_the_mean_absolute_component():
+    v13 = UniMatchMotion(TINY, weights=None, device="cpu")
+    v12 = UniMatchMotion(TINY, weights=None, device="cpu", definition="opensora-v1.2")
+    frames = np.random.default_rng(0).integers(0, 256, (4, 320, 576, 3), dtype=np.uint8)
+    a, b = v13.score([0, 10, 20, 30], frames), v12.score([0, 10, 20, 30], frames)
+    assert math.isfinite(a["score"]) and b["score"] == b["flow_abs_mean"] == a["flow_abs_mean"]
+    assert a["score"] != b["score"] and v12.params["frames"] == [0, 10, 20, 30] != v13.params["frames"]
+    with pytest.raises(ValueError, match="unknown motion definition"):
+        UniMatchMotion(TINY, weights=None, device="cpu", definition="opensora-v9")
+
+
+def test_exact_inputs_decode_at_full_size_and_resize_in_float(tmp_path):
+    spec = synthetic.hd_1080p(tmp_path, num_frames=40)
+    fast = UniMatchMotion(TINY, weights=None, device="cpu")
+    exact = UniMatchMotion(TINY, weights=None, device="cpu", exact=True)
+    assert fast.request.size == (576, 320) and exact.request.size is None and exact.request.landscape
+    decoded = read_frames(tmp_path / spec.name, exact.request, width=1920, height=1080)
+    assert decoded.frames.shape[1:3] == (1080, 1920) and decoded.indices == [0, 15, 30] + [39] * 7
+    x = exact._tensor(decoded.frames)
+    expected = F.interpolate(torch.from_numpy(decoded.frames).permute(0, 3, 1, 2).float(), size=(320, 576),
+                             mode="bilinear", align_corners=True)  # fmt: skip
+    assert torch.equal(x, expected)  # upstream's input, bit for bit
+    assert exact.params["inputs"] != fast.params["inputs"]
 
 
 def test_scorer_refuses_a_single_frame():
@@ -137,9 +166,9 @@ def test_scores_a_shard_end_to_end_with_failed_rows_kept(tmp_path):
     result = score_shard(manifest, scorer, lambda task: local_file(task.source_uri, str(root)))
     rows = {r["source_uri"].rsplit("/", 1)[1]: r for r in result.table.iter_rows(named=True)}
     assert result.table.height == manifest.height
-    assert rows["static.mp4"]["frame_indices"] == [0, 15]
-    assert rows["smooth_pan.mp4"]["frame_indices"] == [0, 15, 30]  # a 40-frame video: no repeated last frame
-    assert rows["portrait.mp4"]["frame_indices"] == [0, 15]
+    assert rows["static.mp4"]["frame_indices"] == [0, 15, 19]
+    assert rows["smooth_pan.mp4"]["frame_indices"] == [0, 15, 30, 39]  # a 40-frame video: no repeated last frame
+    assert rows["portrait.mp4"]["frame_indices"] == [0, 15, 19]
     for name in ("static.mp4", "smooth_pan.mp4", "portrait.mp4"):
         row = rows[name]
         assert row["status"] == "ok", row["error"]
@@ -148,4 +177,4 @@ def test_scores_a_shard_end_to_end_with_failed_rows_kept(tmp_path):
         assert rows[name]["status"] == "failed" and rows[name]["error"].startswith("manifest: ")
     ok = result.table.filter(pl.col("status") == "ok")
     assert set(ok["model"]) == {"unimatch"} and set(ok["weights_digest"]) == {"random-seed0"}
-    assert json.loads(ok["params"][0])["frame_step"] == 15
+    assert json.loads(ok["params"][0])["frames"][:3] == [0, 15, 30]
