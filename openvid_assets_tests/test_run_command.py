@@ -1,12 +1,9 @@
 """The run command end to end: a real subprocess, a real Dagster instance on disk, real ffmpeg."""
 
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -148,41 +145,3 @@ def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
     assert local.returncode == 0, local.stdout + local.stderr
     # Same facts and ids whether the bytes came from a folder or from S3.
     assert s3_frame.select(MANIFEST_FACTS).equals(manifest(str(tmp / "local")).select(MANIFEST_FACTS))
-
-
-def test_kill_minus_9_then_rerun_gives_the_same_manifest_and_no_partial_tables(workdir):
-    tmp, src, specs, env = workdir
-    reference = run_cli("run", "--source", str(src), "--data-root", str(tmp / "ref"), "--shard-size", "3", *FAST,
-                        env=env, cwd=tmp)  # fmt: skip
-    assert reference.returncode == 0, reference.stderr
-
-    data = tmp / "data"
-    env_killed = {**env, "DAGSTER_HOME": str(make_dagster_home(tmp / "dagster_home_2"))}
-    proc = subprocess.Popen([sys.executable, "-m", "openvid_assets", "run", "--source", str(src), "--data-root",
-                             str(data), "--shard-size", "3", *FAST], env=env_killed, cwd=tmp, stdout=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
-    seen = []
-    deadline = time.monotonic() + 240
-    for line in proc.stdout:  # kill mid-way: once a few shards are done and another is being probed
-        seen.append(line)
-        if "[shard-00003] video_manifest: probed" in line or time.monotonic() > deadline:
-            break
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    partial = TableStore(str(data)).shards("video_manifest")
-    assert 0 < len(partial) < -(-len(specs) // 3), "".join(seen)
-    for shard in partial:  # whatever exists is a whole, readable table
-        assert TableStore(str(data)).read("video_manifest", shard).height > 0
-
-    rerun = run_cli("run", "--source", str(src), "--data-root", str(data), env=env_killed, cwd=tmp)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    # The runs the kill interrupted are marked failed (not left "started" forever) and hold no slot.
-    assert re.search(r"Marked [1-9]\d* run\(s\) of a dead earlier command as failed\.", rerun.stdout), rerun.stdout
-    with DagsterInstance.from_ref(InstanceRef.from_dir(env_killed["DAGSTER_HOME"])) as instance:
-        statuses = [r.status.value for r in instance.get_runs()]
-        assert "STARTED" not in statuses and "FAILURE" in statuses
-        assert instance.event_log_storage.get_concurrency_info("gpu").active_slot_count == 0
-    for name in PER_SHARD_TABLES:  # identical to the uninterrupted run, table by table
-        assert table(str(data), name).equals(table(str(tmp / "ref"), name)), name
-    leftovers = [p for p in data.rglob("*") if ".tmp" in p.name]  # atomic_path's .<name>.<writer>+<random>.tmp<ext>
-    assert leftovers == []

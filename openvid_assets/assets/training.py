@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions
 from openvid_assets.assets.lineage import curated_dataset, hd_subset
@@ -94,6 +94,9 @@ def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit:
     tables, profile = store.tables(), store.recipe().recipe.models.profile
     shape = mvdit.shape(profile)
     clips = training_clips(tables, shape)
+    if clips.is_empty():  # a fact of the data, not a hiccup: retrying cannot help
+        raise Failure(f"no clips to train on: the {shape.dataset} export has no clip with latents of this run's "
+                      "shape; materialize the dataset and mvdit_latents first", allow_retries=False)  # fmt: skip
     directory = mvdit.checkpoints(tables, profile)
     train_config = TrainConfig(steps=shape.steps, batch_size=shape.batch_size, lr=shape.lr, checkpoint_dir=directory,
                                checkpoint_every=shape.checkpoint_every, grad_checkpointing=mvdit.grad_checkpointing,
