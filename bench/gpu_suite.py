@@ -9,10 +9,15 @@ Cases (random weights of the real architectures; what they measure is compute, n
 - DOVER-Technical (Swin-3D on 7x7 fragment mosaics): one video = 3 clips x 32 frames of 224 px, fp16: videos/s.
 - MVDiT XL/2 training step at 16x256x256 (bench/bench_mvdit.py's GPU case, bf16 autocast, gradient
   checkpointing): tokens/s, MFU, peak memory.
+- The CLIP pass as the pipeline runs it (``embed_shard``: decode-ahead threads, batches across videos) over
+  synthetic 720p videos: videos/s and frames/s including decode, against a bare forward of the same frames.
+- The cut scan (every frame at 144 px through the three detectors and two signals): frames/s of the host CPU.
+- Half precision: UniMatch and DOVER scores of the same videos under the default precision (fp16 on CUDA) and
+  fp32, as upstream runs them: the largest relative difference.
 
-Decoding is not measured here (bench_decode.py, issue 14); these are the model ceilings the decode must feed.
+Sampling with the attention cache is not here yet: the cache does not exist (issue 19).
 
-    python bench/gpu_suite.py --out results/           # on a GPU machine (about 3-4 minutes on one H200)
+    python bench/gpu_suite.py --out results/           # on a GPU machine (about 4-5 minutes on one H200)
     python bench/gpu_suite.py --dry-run --out /tmp/g   # tiny configs on the CPU: the suite cannot rot
 """
 
@@ -91,6 +96,80 @@ def dover_case(device: str, dry: bool, repeats: int, sync) -> dict:
             f"({scorer.params['dtype']})", "median_s": median, "videos_per_s": 1 / median}  # fmt: skip
 
 
+def _videos(folder: Path, dry: bool) -> list[Path]:
+    from openvid_assets.media import synthetic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    size, count, frames = ((160, 90), 2, 24) if dry else ((1280, 720), 8, 150)
+    return [folder / synthetic.fast_motion(folder, f"v{i}.mp4", width=size[0], height=size[1], fps=30.0,
+                                           num_frames=frames, seed=i).name for i in range(count)]  # fmt: skip
+
+
+def clip_pass_case(device: str, dry: bool, videos: list[Path], sync) -> dict:
+    """embed_shard over the videos (decode included) vs a bare forward of the frames it embedded."""
+    from openvid_assets.media.manifest import build_manifest
+    from openvid_assets.media.sources import local_file
+    from openvid_assets.models.catalog import TINY_CLIP_CONFIG, CLIPSpec
+    from openvid_assets.models.clip import CLIPEmbedder
+    from openvid_assets.models.sampling import CLIPSampling
+    from openvid_assets.models.scoring import embed_shard
+
+    spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG) if dry else CLIPSpec("ViT-L-14-quickgelu")
+    embedder = CLIPEmbedder(spec, device=device, batch_size=8 if dry else 64)
+    root = str(videos[0].parent)
+    manifest = build_manifest([str(v) for v in videos], root, "shard-00000")
+    workers = 2 if dry else min(8, len(videos))
+    embed_shard(manifest.head(1), embedder, CLIPSampling(), lambda t: local_file(t.source_uri, root))  # warm-up
+    sync()
+    started = time.perf_counter()
+    result = embed_shard(manifest, embedder, CLIPSampling(), lambda t: local_file(t.source_uri, root), workers=workers)
+    sync()
+    elapsed = time.perf_counter() - started
+    frames = result.table.height
+    batch = np.zeros((frames, embedder.image_size, embedder.image_size, 3), np.uint8)
+    bare = statistics.median(timed(lambda: embedder.embed(batch), 3, 1, sync))
+    return {"case": f"CLIP pass {'tiny' if dry else 'ViT-L/14'} over {len(videos)} videos, decode included "
+            f"({str(embedder.dtype).removeprefix('torch.')}, {workers} decode threads)", "median_s": elapsed,
+            "videos_per_s": len(videos) / elapsed, "frames_per_s": frames / elapsed,
+            "pass_over_bare_forward": elapsed / bare}  # fmt: skip
+
+
+def cut_scan_case(videos: list[Path]) -> dict:
+    from openvid_assets.media.probe import probe
+    from openvid_assets.media.scenes import scan_video
+
+    started, frames = time.perf_counter(), 0
+    for path in videos:
+        facts = probe(path)
+        frames += scan_video(path, width=facts.width, height=facts.height, fps=facts.fps).num_frames
+    elapsed = time.perf_counter() - started
+    return {"case": f"cut scan, every frame at 144 px, {len(videos)} videos (host CPU)", "median_s": elapsed,
+            "videos_per_s": len(videos) / elapsed, "frames_per_s": frames / elapsed}
+
+
+def half_precision_case(device: str, dry: bool, videos: list[Path]) -> dict:
+    """Relative score differences, default precision vs fp32, UniMatch and DOVER on the same videos."""
+    from openvid_assets.media.manifest import build_manifest
+    from openvid_assets.media.sources import local_file
+    from openvid_assets.models import dover, unimatch
+    from openvid_assets.models.clarity import DoverClarity
+    from openvid_assets.models.motion import UniMatchMotion
+    from openvid_assets.models.scoring import score_shard
+
+    root = str(videos[0].parent)
+    manifest = build_manifest([str(v) for v in videos], root, "shard-00000")
+    started, out = time.perf_counter(), {}
+    for name, build in (("unimatch", lambda fp32: UniMatchMotion(unimatch.TINY if dry else unimatch.PAPER, None,
+                                                                  device=device, fp32=fp32)),
+                        ("dover", lambda fp32: DoverClarity(dover.TINY if dry else dover.PAPER, None, device=device,
+                                                            fp32=fp32))):  # fmt: skip
+        scores = [score_shard(manifest, build(fp32), lambda t: local_file(t.source_uri, root)).table["score"]
+                  for fp32 in (False, True)]  # fmt: skip
+        out[f"{name}_max_rel_diff"] = float(((scores[0] - scores[1]).abs() / scores[1].abs().clip(1e-9)).max())
+    return {"case": f"half precision vs fp32 scores, UniMatch and DOVER, {len(videos)} videos", "median_s":
+            time.perf_counter() - started, **out}  # fmt: skip
+
+
 def mvdit_case(out: Path, dry: bool) -> list[dict]:
     args = [sys.executable, str(REPO / "bench" / "bench_mvdit.py"), "--steps", "2" if dry else "6", "--warmup",
             "1" if dry else "2", "--threads", str(torch.get_num_threads()), "--json", str(out / "mvdit.json")]
@@ -109,10 +188,11 @@ def mvdit_case(out: Path, dry: bool) -> list[dict]:
 
 def markdown(results: list[dict], device_name: str) -> str:
     keys = ["median_s", "frames_per_s", "videos_per_s", "pairs_per_s", "samples_per_s", "visual_tokens_per_s",
-            "tflops", "peak_mib"]  # fmt: skip
+            "tflops", "peak_mib", "pass_over_bare_forward", "unimatch_max_rel_diff", "dover_max_rel_diff"]  # fmt: skip
     lines = [f"GPU suite on {device_name}", "", "| case | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for r in results:
-        cells = [f"{r[k]:,.3f}" if k == "median_s" and k in r else f"{r[k]:,.1f}" if k in r else "" for k in keys]
+        cells = [f"{r[k]:,.3g}" if k.endswith(("_s", "_forward", "_diff")) and k in r else f"{r[k]:,.1f}" if k in r
+                 else "" for k in keys]  # fmt: skip
         lines.append(f"| {r['case']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -137,6 +217,11 @@ def main() -> None:
         print(results[-1], flush=True)
     for case in (unimatch_case, dover_case):
         results.append(case(str(device), args.dry_run, repeats, sync))
+        print(results[-1], flush=True)
+    videos = _videos(out / "videos", args.dry_run)
+    for result in (lambda: clip_pass_case(str(device), args.dry_run, videos, sync), lambda: cut_scan_case(videos),
+                   lambda: half_precision_case(str(device), args.dry_run, videos)):  # fmt: skip
+        results.append(result())
         print(results[-1], flush=True)
     results += mvdit_case(out, args.dry_run)
     report = {"device": name, "torch": torch.__version__, "results": results}

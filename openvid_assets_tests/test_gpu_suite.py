@@ -15,7 +15,7 @@ def test_gpu_suite_dry_run_writes_every_case(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "gpu_suite.json").read_text())
     cases = [r["case"] for r in report["results"]]
-    for name in ("CLIP", "UniMatch", "DOVER-Technical", "MVDiT"):
+    for name in ("CLIP", "CLIP pass", "UniMatch", "DOVER-Technical", "cut scan", "half precision", "MVDiT"):
         assert any(c.startswith(name) for c in cases), cases
     assert all(r["median_s"] > 0 for r in report["results"])
     assert (tmp_path / "gpu_suite.md").read_text().count("\n|") >= len(cases) + 1

@@ -190,7 +190,7 @@ class DoverClarity:
     extra_columns: tuple[str, ...] = ("dover_raw",)
 
     def __init__(self, config: DoverConfig | None = None, weights: WeightsFile | None = DOVER_WEIGHTS,
-                 device: str = "auto", seed: int = 0):  # fmt: skip
+                 device: str = "auto", seed: int = 0, fp32: bool = False):  # fmt: skip
         import torch
 
         from openvid_assets.models import dover
@@ -199,7 +199,7 @@ class DoverClarity:
         config = config or dover.PAPER
         self.config, self.seed = config, seed
         self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device)
+        self.dtype = torch.float32 if fp32 else pick_dtype(self.device)  # upstream runs fp32; fp16 on CUDA here
         model, self.weights_digest = built_or_loaded(lambda: dover.DoverTechnical(config),
                                                      lambda w: dover.load_dover_technical(w, config), weights, seed)  # fmt: skip
         self.model = model.eval().to(self.device, self.dtype)
