@@ -12,6 +12,11 @@ requests the pipeline makes, over 10 s synthetic videos at 720p and 1080p in H.2
 * adjacent pairs: Farneback's 8 pairs at 320x180, and UniMatch's 10 frames 15 apart at 576x320;
 * the dense scan of cut detection: every frame at a 144 px short side, reduced chunk by chunk.
 
+Then the cost of ``exact_inputs``: decode plus input preparation up to the model's input tensor, per video,
+for the CLIP pass (decoder-scaled frames + crop, vs full-size decode + open_clip's PIL bicubic preprocess) and
+UniMatch (decoder-scaled 576x320, vs full-size decode + float bilinear resize), with the pipeline's decoder;
+the model itself is not run (its cost is the same either way).
+
 One decode thread per video, as the pipeline runs them (decode-ahead threads work on several videos at
 once). Each (pattern, backend) decodes all videos; arms alternate in a rotating order and the median of
 ``--repeats`` is reported. Printed: frames/s per backend per pattern, the pattern's best, and the ratio of the
@@ -102,6 +107,44 @@ def time_arm(videos: list[tuple[Path, int, int, int]], pattern: Pattern, decoder
     return time.perf_counter() - t0, frames
 
 
+def exact_inputs_cost(videos: list[tuple[Path, int, int, int]], repeats: int) -> list[list[str]]:
+    """(model, fast s/video, exact s/video, exact / fast) for CLIP and UniMatch inputs."""
+    from openvid_assets.models.catalog import TINY_CLIP_CONFIG, CLIPSpec
+    from openvid_assets.models.clip import CLIPEmbedder
+    from openvid_assets.models.unimatch import TINY
+
+    sampling = CLIPSampling()
+    clip = {exact: CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", exact=exact)
+            for exact in (False, True)}  # fmt: skip
+    flow = {exact: UniMatchMotion(TINY, None, device="cpu", exact=exact) for exact in (False, True)}
+
+    def clip_inputs(exact: bool) -> None:
+        embedder = clip[exact]
+        request = FrameRequest(indices=sampling.union, short_side=embedder.decode_short_side)
+        for path, width, height, rotation in videos:
+            frames = read_frames(path, request, width=width, height=height, rotation=rotation).frames
+            embedder._prepare(embedder.square(frames))
+
+    def flow_inputs(exact: bool) -> None:
+        scorer = flow[exact]
+        for path, width, height, rotation in videos:
+            scorer._tensor(read_frames(path, scorer.request, width=width, height=height, rotation=rotation).frames)
+
+    rows = []
+    for name, run in (("CLIP (6 frames, 224 px input)", clip_inputs), ("UniMatch (10 frames, 576x320 input)",
+                                                                       flow_inputs)):  # fmt: skip
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for repeat in range(repeats):
+            for exact in ((False, True) if repeat % 2 == 0 else (True, False)):
+                t0 = time.perf_counter()
+                run(exact)
+                times[exact].append((time.perf_counter() - t0) / len(videos))
+        fast, exact = statistics.median(times[False]), statistics.median(times[True])
+        rows.append([name, f"{fast:.3f}", f"{exact:.3f}", f"{exact / fast:.2f}x"])
+        print(f"  exact inputs, {name}: fast {fast:.3f} s/video, exact {exact:.3f} s/video", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each test video")
@@ -136,6 +179,7 @@ def main() -> None:
             rows.append([pattern.name, *(f"{rate[d]:.0f}" for d in DECODERS), best, chosen,
                          f"{rate[chosen] / rate[best]:.2f}"])  # fmt: skip
             print(f"  {pattern.name}: " + ", ".join(f"{d} {rate[d]:.0f}/s" for d in DECODERS), flush=True)
+        exact_rows = exact_inputs_cost(videos, args.repeats)
     print()
     for key, value in facts.items():
         print(f"- {key}: {value}")
@@ -144,6 +188,8 @@ def main() -> None:
     print(markdown(["pattern (frames/s)", *DECODERS, "fastest", "pipeline uses", "used / fastest"], rows))
     print(f"\nworst pattern for the pipeline's choice: {min(ratios):.2f} of the fastest "
           f"(geometric mean {float(np.exp(np.mean(np.log(ratios)))):.2f})")
+    print("\nexact_inputs: decode + input preparation per video (model not run)\n")
+    print(markdown(["model input", "fast s/video", "exact s/video", "exact / fast"], exact_rows))
 
 
 if __name__ == "__main__":
