@@ -56,6 +56,8 @@ class ModelSettings(_Section):
         default="opensora-v1.3", description="UniMatch: which published motion score (frames and statistic)")
     exact_inputs: bool = Field(default=False, description="UniMatch and CLIP see upstream's exact inputs: full-size "
                                "decode and upstream's resize (slower; docs/BENCHMARKS.md)")  # fmt: skip
+    fp32_networks: bool = Field(default=False, description="UniMatch and DOVER in fp32 on a GPU too, as upstream "
+                                "runs them (default: fp16 autocast / fp16 on CUDA; always fp32 on CPU)")  # fmt: skip
     aesthetic_positions: tuple[float, ...] = Field(default=(0.1, 0.5, 0.9), description="aesthetic frames, as fractions")
     temporal: Literal["adjacent", "spread"] = Field(
         default="adjacent", description="temporal consistency over adjacent frame pairs (the paper) or over "
@@ -79,7 +81,7 @@ class ModelSettings(_Section):
 
         return get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None,
                                                        self.caption_model or None, self.motion_definition,
-                                                       self.exact_inputs)  # fmt: skip
+                                                       self.exact_inputs, self.fp32_networks)  # fmt: skip
 
     def sampling(self) -> CLIPSampling:
         return CLIPSampling(tuple(self.aesthetic_positions), self.temporal, tuple(self.temporal_positions),

@@ -82,8 +82,10 @@ class CLIPEmbedder:
         return np.asarray(TF.center_crop(image, self.image_size))
 
     def _prepare(self, frames: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(self.square(frames))).to(self.device)
-        x = x.permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.ascontiguousarray(self.square(frames)))
+        if self.device.type == "cuda":  # page-locked: the copy to the GPU runs asynchronously
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         return ((x - self._mean) / self._std).to(self.dtype)
 
     @torch.inference_mode()

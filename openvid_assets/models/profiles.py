@@ -34,8 +34,8 @@ def _unimatch(config: str, weights: WeightsFile | None) -> Callable[[str, "Profi
         from openvid_assets.models import unimatch
         from openvid_assets.models.motion import UniMatchMotion
 
-        return UniMatchMotion(getattr(unimatch, config), weights, device=device,
-                              definition=profile.motion_definition, exact=profile.exact_inputs)  # fmt: skip
+        return UniMatchMotion(getattr(unimatch, config), weights, device=device, definition=profile.motion_definition,
+                              exact=profile.exact_inputs, fp32=profile.fp32_networks)  # fmt: skip
 
     return build
 
@@ -45,7 +45,7 @@ def _dover(config: str, weights: WeightsFile | None) -> Callable[[str, "Profile"
         from openvid_assets.models import dover
         from openvid_assets.models.clarity import DoverClarity
 
-        return DoverClarity(getattr(dover, config), weights, device=device)
+        return DoverClarity(getattr(dover, config), weights, device=device, fp32=profile.fp32_networks)
 
     return build
 
@@ -85,9 +85,11 @@ class Profile:
     captioner: str  # a Hugging Face repo id or local folder, or TINY_CAPTIONER
     motion_definition: str = "opensora-v1.3"  # UniMatch: which published motion score (models/motion.py)
     exact_inputs: bool = False  # UniMatch and CLIP see upstream's exact inputs (full-size decode, float resize)
+    fp32_networks: bool = False  # UniMatch and DOVER in fp32 on CUDA too, as upstream runs them (else fp16)
 
     def with_backends(self, motion: str | None = None, clarity: str | None = None, captioner: str | None = None,
-                      motion_definition: str | None = None, exact_inputs: bool | None = None) -> "Profile":  # fmt: skip
+                      motion_definition: str | None = None, exact_inputs: bool | None = None,
+                      fp32_networks: bool | None = None) -> "Profile":  # fmt: skip
         from openvid_assets.models.motion import MOTION_DEFINITIONS
 
         for name, table in ((motion, MOTION_BACKENDS), (clarity, CLARITY_BACKENDS)):
@@ -98,7 +100,8 @@ class Profile:
         return replace(self, motion_backend=motion or self.motion_backend, clarity_backend=clarity or self.clarity_backend,
                        captioner=captioner or self.captioner,
                        motion_definition=motion_definition or self.motion_definition,
-                       exact_inputs=self.exact_inputs if exact_inputs is None else exact_inputs)  # fmt: skip
+                       exact_inputs=self.exact_inputs if exact_inputs is None else exact_inputs,
+                       fp32_networks=self.fp32_networks if fp32_networks is None else fp32_networks)  # fmt: skip
 
     def required_weights(self) -> list[WeightsFile]:
         files = [self.clip.weights, self.aesthetic_weights, MOTION_BACKENDS[self.motion_backend][1],
@@ -190,7 +193,8 @@ def model_identities(p: Profile) -> dict[str, list]:
         "clip": [p.clip.name, _weights_identity(p.clip.weights), {"exact_inputs": p.exact_inputs}],
         "aesthetic": [p.clip.name, _weights_identity(p.clip.weights), _weights_identity(p.aesthetic_weights)],
         "motion": [p.motion_backend, _weights_identity(MOTION_BACKENDS[p.motion_backend][1]),
-                   {"definition": p.motion_definition, "exact_inputs": p.exact_inputs}],
-        "clarity": [p.clarity_backend, _weights_identity(CLARITY_BACKENDS[p.clarity_backend][1])],
+                   {"definition": p.motion_definition, "exact_inputs": p.exact_inputs, "fp32": p.fp32_networks}],
+        "clarity": [p.clarity_backend, _weights_identity(CLARITY_BACKENDS[p.clarity_backend][1]),
+                    {"fp32": p.fp32_networks}],
         "captioner": [p.captioner, captioner_digest],
     }
