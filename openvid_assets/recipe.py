@@ -171,15 +171,21 @@ class Recipe(_Section):
         if not isinstance(data, dict):
             raise RecipeError(f"{where}: expected a mapping of sections, got {type(data).__name__}")
         data.pop("version", None)
-        return cls.validated(data, where)
+        return cls.validated(data, where, lines=_key_lines(text))
 
     @classmethod
-    def validated(cls, data: dict[str, Any], where: str = "recipe") -> Recipe:
+    def validated(cls, data: dict[str, Any], where: str = "recipe",
+                  lines: dict[tuple[str, ...], int] | None = None) -> Recipe:  # fmt: skip
+        """The recipe, or a RecipeError naming every problem (and its line, when read from a file)."""
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'recipe'}: {err['msg']}" for err in e.errors())
-            raise RecipeError(f"{where}: {problems}") from None
+            problems = []
+            for err in e.errors():
+                loc = tuple(str(part) for part in err["loc"])
+                line = _line_of(lines or {}, loc)
+                problems.append(f"{'.'.join(loc) or 'recipe'}{f' (line {line})' if line else ''}: {err['msg']}")
+            raise RecipeError(f"{where}: {'; '.join(problems)}") from None
 
     def updated(self, changes: dict[str, dict[str, Any]]) -> Recipe:
         """A copy with ``{section: {field: value}}`` applied (validated; unknown names are errors)."""
@@ -210,6 +216,34 @@ class Recipe(_Section):
 
 class RecipeError(ValueError):
     """A malformed recipe or recipe change; raised before any run starts."""
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The 1-based line of every mapping key of a YAML text, by its path (``("models", "profile")``)."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*path, str(key.value))
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _line_of(lines: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int | None:
+    """The line of the deepest key of ``loc`` that the file has (a missing field: its section's line)."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
 
 
 def _digest(value: Any) -> str:
