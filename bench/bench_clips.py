@@ -190,16 +190,17 @@ def timed(steps: list[tuple[str, Callable[[], Any]]]) -> Timing:
     return Timing(time.perf_counter() - wall0, time.process_time() - cpu0, parts, result)
 
 
-def arm_cascade(path: Path, spec: VideoSpec, threads: int) -> Timing:
-    """(a): the pipeline's one decode pass, then the refinement into transitions."""
+def arm_cascade(path: Path, spec: VideoSpec, threads: int, config: CutDetection = CONFIG) -> Timing:
+    """(a): the pipeline's one decode pass, then the refinement into transitions; (e), (f): the same with
+    TransNetV2 alone, and with the cascade and TransNetV2 together."""
     holder: dict[str, Any] = {}
 
     def scan() -> Any:
         holder["signals"] = scan_video(path, width=spec.width, height=spec.height, fps=float(spec.fps),
-                                       threads=threads)  # fmt: skip
+                                       threads=threads, config=config)  # fmt: skip
         return holder["signals"]
 
-    timing = timed([("scan", scan), ("refine", lambda: find_transitions(holder["signals"], CONFIG))])
+    timing = timed([("scan", scan), ("refine", lambda: find_transitions(holder["signals"], config))])
     timing.result = (holder["signals"], timing.result)
     return timing
 
@@ -257,6 +258,8 @@ def arms(threads: tuple[int, ...]) -> dict[str, Callable[[Path, VideoSpec], Timi
     table["b"] = arm_three_passes
     table["c"] = arm_content_pass
     table[f"d_t{threads[0]}"] = lambda p, s: arm_decode_only(p, s, threads[0])
+    for key, detectors in (("e", "transnetv2"), ("f", "both")):
+        table[key] = lambda p, s, d=detectors: arm_cascade(p, s, threads[0], dataclasses.replace(CONFIG, detectors=d))
     return table
 
 
@@ -465,6 +468,24 @@ def report(videos: list[tuple[Case, Path, VideoSpec]], runs: dict[tuple[str, str
                            "; ".join(f"{k} {v}" for k, v in b.items()), str(c)])  # fmt: skip
     log(markdown(["video", "truth", "(a) transitions", "(a) vs truth", "(a) raw detector cuts",
                   "(b) passes' cuts", "(c) cuts"], check_rows))  # fmt: skip
+
+    # ---- detector sets: the cascade (a), TransNetV2 alone (e), both (f), against the truth and (a)'s time
+    learned_rows = []
+    for case, _, spec in videos:
+        row = [case.label]
+        for key in (a_key, "e", "f"):
+            timing = runs[(case.label, key)][-1]
+            signals, transitions = timing.result
+            ok, problems = check_truth(spec, signals.num_frames, transitions)
+            w = med(wall(case.label, key))
+            row.append(f"{'OK' if ok else problems} · {w:.2f} s ({spec.duration_s / w:.1f}x rt)")
+        per_e = [y / x for x, y in zip(wall(case.label, a_key), wall(case.label, "e"))]
+        row.append(f"{med(wall(case.label, 'e')) / med(wall(case.label, a_key)):.2f}x{spread(per_e)}")
+        learned_rows.append(row)
+    log("")
+    log("## Detector sets: cascade, TransNetV2 (real weights), both — vs the truth, wall time (x real time)")
+    log("")
+    log(markdown(["video", "(a) cascade", "(e) TransNetV2", "(f) both", "(e)/(a) time"], learned_rows))
 
     # ---- timings
     rows = []
