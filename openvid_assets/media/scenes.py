@@ -113,6 +113,7 @@ class SceneSignals:
     num_frames: int
     fps: float
     raw_cuts: dict[str, list[int]] = field(default_factory=dict)  # detector -> first frames of new scenes
+    learned_spans: list[tuple[int, int]] = field(default_factory=list)  # TransNetV2's gradual transitions
     luma: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     step: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # thumbnail diff to previous frame
 
@@ -166,10 +167,13 @@ class LearnedShots:
     def process(self, frames: np.ndarray) -> None:
         self.ends.feed(np.stack([cv2.resize(f, self.size, interpolation=cv2.INTER_AREA) for f in frames]))
 
-    def finish(self) -> list[int]:
-        from openvid_assets.models.transnetv2 import new_scene_starts
+    def finish(self) -> tuple[list[int], list[tuple[int, int]]]:
+        """The cuts (first frames of new scenes) and the mixed frames of the gradual transitions among them."""
+        from openvid_assets.models.transnetv2 import new_scene_starts, transition_spans
 
-        return new_scene_starts(self.ends.finish(), self.threshold)
+        probabilities = self.ends.finish()
+        cuts = new_scene_starts(probabilities[:, 0], self.threshold)
+        return cuts, transition_spans(probabilities[:, 1], cuts, self.threshold)
 
 
 class _Cascade:
@@ -187,6 +191,7 @@ class _Cascade:
             "fade": LibraryDetector(ThresholdDetector(threshold=config.fade_threshold, min_scene_len=min_len)),
         } if config.uses_library else {}
         self.learned = LearnedShots(config) if config.uses_transnetv2 else None
+        self.learned_spans: list[tuple[int, int]] = []
         self.luma, self.step = LumaSignal(), ThumbnailStep()
         self.frame = 0
 
@@ -216,7 +221,7 @@ class _Cascade:
                 detector.finish(last)
         cuts = {name: sorted(set(c for c in d.cuts if 0 < c < self.frame)) for name, d in self.detectors.items()}
         if self.learned is not None:
-            cuts["transnetv2"] = self.learned.finish()
+            cuts["transnetv2"], self.learned_spans = self.learned.finish()
         return cuts
 
 
@@ -236,8 +241,9 @@ def scan_video(path: str | Path, *, width: int, height: int, fps: float, rotatio
     decoded = read_frames(path, analysis_request(config, width, height, cascade.feed), width=width, height=height,
                           rotation=rotation, threads=threads)  # fmt: skip
     stats = decoded.frames.reshape(-1, 2)
-    return SceneSignals(num_frames=len(stats), fps=fps, raw_cuts=cascade.finish(), luma=stats[:, 0].copy(),
-                        step=stats[:, 1].copy())  # fmt: skip
+    raw_cuts = cascade.finish()
+    return SceneSignals(num_frames=len(stats), fps=fps, raw_cuts=raw_cuts, learned_spans=cascade.learned_spans,
+                        luma=stats[:, 0].copy(), step=stats[:, 1].copy())  # fmt: skip
 
 
 # --------------------------------------------------------------------------- refining cuts into transitions
@@ -321,6 +327,8 @@ def find_transitions(signals: SceneSignals, config: CutDetection = CutDetection(
         for cut in cuts:
             first, last = _transition_around(cut, lookback[name], changing, dark, signals, config)
             spans.append((first, last, (name,)))
+    # TransNetV2's transition head knows a dissolve's frames where the thumbnail steps do not stand out.
+    spans += [(first, last, ("transnetv2",)) for first, last in signals.learned_spans]
     # Black stretches are transitions even where no detector placed a cut (a video opening on black).
     for first, last in _runs(dark):
         first, last = _fade_extent(signals.luma, first, last, config.fade_slope)

@@ -174,7 +174,7 @@ class ShotEnds:
         self.model, self.device = model, device
         self.buffer: np.ndarray | None = None
         self.count = 0
-        self.out: list[np.ndarray] = []
+        self.out: list[np.ndarray] = []  # per window: (50, 2) probabilities of (shot end, transition frame)
 
     def feed(self, frames: np.ndarray) -> None:
         """(N, 27, 48, 3) uint8 frames, the next ones of the video."""
@@ -187,9 +187,10 @@ class ShotEnds:
         self._run()
 
     def finish(self) -> np.ndarray:
-        """The probabilities of every frame fed (float32, one per frame)."""
+        """(frames fed, 2) float32: each frame's probability of ending a shot (the head the detector reads) and
+        of being a transition frame (the second head: the frames of a dissolve or fade)."""
         if self.buffer is None:
-            return np.zeros(0, np.float32)
+            return np.zeros((0, 2), np.float32)
         end_pad = CONTEXT + STEP - (self.count % STEP or STEP)
         self.buffer = np.concatenate([self.buffer, np.repeat(self.buffer[-1:], end_pad, 0)])
         self._run()
@@ -200,16 +201,32 @@ class ShotEnds:
         assert self.buffer is not None
         while len(self.buffer) >= WINDOW:
             window = torch.from_numpy(np.ascontiguousarray(self.buffer[:WINDOW]))[None].to(self.device)
-            logits, _ = self.model(window)
-            self.out.append(torch.sigmoid(logits[0, CONTEXT : CONTEXT + STEP, 0]).float().cpu().numpy())
+            ends, frames = self.model(window)
+            both = torch.cat([ends, frames], dim=2)[0, CONTEXT : CONTEXT + STEP]
+            self.out.append(torch.sigmoid(both).float().cpu().numpy())
             self.buffer = self.buffer[STEP:]
 
 
 def shot_end_probabilities(model: TransNetV2, frames: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
-    """Per-frame probability that a shot ends there, for a whole video's (T, 27, 48, 3) uint8 frames."""
+    """(T, 2) probabilities (shot end, transition frame) for a whole video's (T, 27, 48, 3) uint8 frames."""
     ends = ShotEnds(model, device)
     ends.feed(frames)
     return ends.finish()
+
+
+def transition_spans(probabilities: np.ndarray, cuts: list[int], threshold: float = 0.5,
+                     min_frames: int = 3) -> list[tuple[int, int]]:  # fmt: skip
+    """(first, last) mixed frames of each gradual transition: the run of frames the transition head marks above
+    ``threshold`` that reaches within one frame of a detected cut, when it is ``min_frames`` or longer (a
+    shorter run is a hard cut's own two frames)."""
+    runs = _runs_above(probabilities, threshold)
+    return sorted({(a, b) for a, b in runs if b - a + 1 >= min_frames and any(a - 1 <= c <= b + 1 for c in cuts)})
+
+
+def _runs_above(probabilities: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    above = np.concatenate([[False], probabilities > threshold, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(above))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def new_scene_starts(probabilities: np.ndarray, threshold: float = 0.5) -> list[int]:
