@@ -100,24 +100,20 @@ class ModelsResource(ConfigurableResource):
             else:  # torch reads it when first imported: runs that never need torch do not pay its 1-2 s import
                 os.environ["OMP_NUM_THREADS"] = str(self.threads)
 
-    @staticmethod
-    def profile(m: ModelSettings) -> Profile:
-        return m.resolved_profile()
-
     def embedder(self, m: ModelSettings) -> "CLIPEmbedder":
-        return _embedder(self.profile(m), self.device, self.batch_size)
+        return _embedder(m.resolved_profile(), self.device, self.batch_size)
 
     def aesthetic(self, m: ModelSettings) -> "AestheticScorer":
-        return _aesthetic(self.profile(m), self.device)
+        return _aesthetic(m.resolved_profile(), self.device)
 
     def motion(self, m: ModelSettings) -> "VideoScorer":
-        return motion_scorer(self.profile(m), self.device)
+        return motion_scorer(m.resolved_profile(), self.device)
 
     def clarity(self, m: ModelSettings) -> "VideoScorer":
-        return clarity_scorer(self.profile(m), self.device)
+        return clarity_scorer(m.resolved_profile(), self.device)
 
     def captioner(self, m: ModelSettings) -> "Captioner":
-        return captioner(self.profile(m), self.device)
+        return captioner(m.resolved_profile(), self.device)
 
 
 @dataclass(frozen=True)

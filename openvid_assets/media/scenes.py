@@ -191,7 +191,6 @@ class _Cascade:
             "fade": LibraryDetector(ThresholdDetector(threshold=config.fade_threshold, min_scene_len=min_len)),
         } if config.uses_library else {}
         self.learned = LearnedShots(config) if config.uses_transnetv2 else None
-        self.learned_spans: list[tuple[int, int]] = []
         self.luma, self.step = LumaSignal(), ThumbnailStep()
         self.frame = 0
 
@@ -214,15 +213,17 @@ class _Cascade:
             self.frame += 1
         return out
 
-    def finish(self) -> dict[str, list[int]]:
+    def finish(self) -> tuple[dict[str, list[int]], list[tuple[int, int]]]:
+        """Each detector's cuts, and TransNetV2's gradual transitions (none without it)."""
         if self.frame:
             last = self._timecode(self.frame - 1)
             for detector in self.detectors.values():
                 detector.finish(last)
         cuts = {name: sorted(set(c for c in d.cuts if 0 < c < self.frame)) for name, d in self.detectors.items()}
+        spans: list[tuple[int, int]] = []
         if self.learned is not None:
-            cuts["transnetv2"], self.learned_spans = self.learned.finish()
-        return cuts
+            cuts["transnetv2"], spans = self.learned.finish()
+        return cuts, spans
 
 
 def analysis_request(config: CutDetection, width: int, height: int, feed: Callable[[np.ndarray], np.ndarray]) -> FrameRequest:
@@ -241,8 +242,8 @@ def scan_video(path: str | Path, *, width: int, height: int, fps: float, rotatio
     decoded = read_frames(path, analysis_request(config, width, height, cascade.feed), width=width, height=height,
                           rotation=rotation, threads=threads)  # fmt: skip
     stats = decoded.frames.reshape(-1, 2)
-    raw_cuts = cascade.finish()
-    return SceneSignals(num_frames=len(stats), fps=fps, raw_cuts=raw_cuts, learned_spans=cascade.learned_spans,
+    raw_cuts, learned_spans = cascade.finish()
+    return SceneSignals(num_frames=len(stats), fps=fps, raw_cuts=raw_cuts, learned_spans=learned_spans,
                         luma=stats[:, 0].copy(), step=stats[:, 1].copy())  # fmt: skip
 
 

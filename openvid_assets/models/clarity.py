@@ -199,7 +199,7 @@ class DoverClarity:
         config = config or dover.PAPER
         self.config, self.seed = config, seed
         self.device = pick_device(device)
-        self.dtype = torch.float32 if fp32 else pick_dtype(self.device)  # upstream runs fp32; fp16 on CUDA here
+        self.dtype = pick_dtype(self.device, fp32)
         model, self.weights_digest = built_or_loaded(lambda: dover.DoverTechnical(config),
                                                      lambda w: dover.load_dover_technical(w, config), weights, seed)  # fmt: skip
         self.model = model.eval().to(self.device, self.dtype)

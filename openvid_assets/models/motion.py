@@ -145,7 +145,7 @@ class UniMatchMotion:
         config = config or unimatch.PAPER
         self.definition = MOTION_DEFINITIONS[definition]
         self.device = pick_device(device)
-        self.dtype = torch.float32 if fp32 else pick_dtype(self.device)
+        self.dtype = pick_dtype(self.device, fp32)
         model, self.weights_digest = built_or_loaded(lambda: unimatch.UniMatchFlow(config),
                                                      lambda w: unimatch.load_unimatch(config, w), weights, seed)  # fmt: skip
         self.model = model.eval().to(self.device)

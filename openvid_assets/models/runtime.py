@@ -24,8 +24,9 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def pick_dtype(device: torch.device) -> torch.dtype:
-    return torch.float16 if device.type == "cuda" else torch.float32
+def pick_dtype(device: torch.device, fp32: bool = False) -> torch.dtype:
+    """fp16 on CUDA unless ``fp32`` (as upstream runs UniMatch and DOVER); fp32 elsewhere."""
+    return torch.float16 if device.type == "cuda" and not fp32 else torch.float32
 
 
 @contextmanager
