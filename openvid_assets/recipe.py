@@ -127,6 +127,15 @@ class ClipSettings(_Section):
     transnetv2_threshold: float = Field(default=CutDetection.transnetv2_threshold, gt=0, lt=1,
                                         description="TransNetV2: shot-end probability that makes a cut")  # fmt: skip
     transnetv2_weights: str = Field(default="", description="TransNetV2 weights file ('' = the wheel's)")
+    rescan_factor: float = Field(default=CutDetection.rescan_factor, ge=0, lt=1,
+                                 description="a scene longer than max_clip_s is re-scanned with the library "
+                                 "detectors' thresholds times this before equal splitting (0 = never)")  # fmt: skip
+    stitch: bool = Field(default=CutDetection.stitch, description="undo hard cuts whose two sides the pipeline's "
+                         "CLIP finds continuous (never fades, dissolves or cuts TransNetV2 and a content detector "
+                         "both found)")  # fmt: skip
+    stitch_threshold: float = Field(default=CutDetection.stitch_threshold, ge=-1, le=1,
+                                    description="CLIP cosine of the frames either side of a cut at or above which "
+                                    "stitching undoes it")  # fmt: skip
 
     @model_validator(mode="after")
     def _buildable(self) -> ClipSettings:
@@ -149,7 +158,8 @@ class ClipSettings(_Section):
         detection = CutDetection(content_threshold=self.content_threshold, slow_threshold=self.slow_threshold,
                                  fade_threshold=self.fade_threshold, detectors=self.detectors,
                                  transnetv2_threshold=self.transnetv2_threshold,
-                                 transnetv2_weights=self.transnetv2_weights)  # fmt: skip
+                                 transnetv2_weights=self.transnetv2_weights, rescan_factor=self.rescan_factor,
+                                 stitch=self.stitch, stitch_threshold=self.stitch_threshold)  # fmt: skip
         rules = ClipRules(min_clip_s=self.min_clip_s, max_clip_s=self.max_clip_s, trim_frames=self.trim_frames)
         return ClipWriting(detection=detection, rules=rules, mode=self.mode, crf=self.crf, preset=self.preset)
 
@@ -229,7 +239,8 @@ class Recipe(_Section):
             "motion": _digest(ids["motion"]),
             "clarity": _digest(ids["clarity"]),
             "selection": _digest(self.selection.model_dump()),
-            "clips": _digest(self.clips.identity()),
+            # Stitching asks the pipeline's CLIP: then a new CLIP redoes the clips too.
+            "clips": _digest([self.clips.identity(), ids["clip"] if self.clips.stitch else None]),
             "captions": _digest([ids["captioner"], self.captions.model_dump()]),
         }
 

