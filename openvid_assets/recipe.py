@@ -183,11 +183,38 @@ class CaptionSettings(_Section):
         return Captioning(**{**fields, "prompt": self.prompt or DEFAULT_PROMPT})
 
 
+TIER_SCORES = ("aesthetic", "clarity", "temporal", "motion")
+
+
+class ExportSettings(_Section):
+    """What the exports hold beside the release columns: quality tiers and score-conditioned captions."""
+
+    tiers: int = Field(default=5, ge=0, le=100, description="quality tiers of the curated dataset by combined "
+                       "rank, tier_1 the best (MiraData releases five); 0 = none")  # fmt: skip
+    tier_by: tuple[str, ...] = Field(default=("aesthetic", "clarity", "temporal"),
+                                     description="scores whose percent ranks (higher is better) are averaged "
+                                     "into the combined rank")  # fmt: skip
+    conditioned_captions: bool = Field(default=True, description="also write each caption with its scores and "
+                                       "camera motion appended, Open-Sora 1.2 style (a separate column and CSV)")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _known_scores(self) -> ExportSettings:
+        unknown = [s for s in self.tier_by if s not in TIER_SCORES]
+        if unknown or not self.tier_by:
+            raise ValueError(f"tier_by must name one or more of {', '.join(TIER_SCORES)}; got {list(self.tier_by)}")
+        return self
+
+    def tier_weights(self) -> dict[str, float]:
+        """The SQL parameters of quality_tiers.sql: 1 for each score in ``tier_by``, else 0."""
+        return {f"w_{score}": float(score in self.tier_by) for score in TIER_SCORES}
+
+
 class Recipe(_Section):
     models: ModelSettings = Field(default_factory=ModelSettings)
     selection: SelectionSettings = Field(default_factory=SelectionSettings)
     clips: ClipSettings = Field(default_factory=ClipSettings)
     captions: CaptionSettings = Field(default_factory=CaptionSettings)
+    exports: ExportSettings = Field(default_factory=ExportSettings)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
@@ -242,6 +269,7 @@ class Recipe(_Section):
             # Stitching asks the pipeline's CLIP: then a new CLIP redoes the clips too.
             "clips": _digest([self.clips.identity(), ids["clip"] if self.clips.stitch else None]),
             "captions": _digest([ids["captioner"], self.captions.model_dump()]),
+            "exports": _digest(self.exports.model_dump()),
         }
 
 

@@ -1,6 +1,9 @@
 -- The curated dataset: one row per captioned clip of a kept video, the OpenVid-1M release
 -- columns first (video = the clip's file name), then the extra columns.
 -- Inputs: lineage, clips, captions (all shards); $hd_only keeps clips of at least 1920x1080, landscape.
+-- "conditioned caption" ($conditioned): the caption with the scores appended as Open-Sora 1.2 prompts them
+-- (opensora/utils/inference_utils.py, append_score_to_prompts): "<caption> aesthetic score: 5.5. motion score:
+-- 10.0. camera motion: pan left." -- a part whose value is missing is left out; the plain caption is unchanged.
 WITH clip AS (
     SELECT * FROM clips WHERE status = 'ok'
     QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY clip_uri NULLS LAST) = 1
@@ -25,6 +28,12 @@ SELECT
     c.start_frame, c.end_frame, c.clip_uri,
     cp.structured, cp.truncated,
     cp.model                              AS caption_model,
+    CASE WHEN $conditioned THEN
+        cp.caption
+        || coalesce(' aesthetic score: ' || printf('%.1f', l.aesthetic) || '.', '')
+        || coalesce(' motion score: ' || printf('%.1f', l.motion) || '.', '')
+        || coalesce(' camera motion: ' || nullif(cp.camera_motion, '') || '.', '')
+    END                                   AS "conditioned caption",
     l.quality_version, l.clarity_version
 FROM lineage AS l
 JOIN clip AS c ON c.video_id = l.video_id

@@ -21,6 +21,7 @@ from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions, clips
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP
+from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.selection import (
     CANDIDATES,
@@ -35,6 +36,7 @@ from openvid_assets.assets.selection import (
     selected_videos,
 )
 from openvid_assets.media.clips import CLIP_SCHEMA
+from openvid_assets.recipe import ExportSettings
 from openvid_assets.store import TableStore, copy_sql, run_sql
 from openvid_assets.store.selection import THRESHOLDS_SCHEMA
 
@@ -100,26 +102,58 @@ def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeR
     )  # fmt: skip
 
 
-def _export(tables: TableStore, stem: str, hd_only: bool) -> MaterializeResult:
+def _export(tables: TableStore, stem: str, hd_only: bool, exporting: ExportSettings) -> MaterializeResult:
     inputs = {"lineage": tables.scan_source(LINEAGE, [GLOBAL]), "clips": _every_shard_or_empty(tables, CLIPS),
               "captions": _every_shard_or_empty(tables, CAPTIONS)}  # fmt: skip
-    table = run_sql("openvid_export", inputs, {"hd_only": hd_only})
+    table = run_sql("openvid_export", inputs, {"hd_only": hd_only, "conditioned": exporting.conditioned_captions})
     csv = tables.write_export(f"{stem}.csv", table.select(OPENVID_COLUMNS))
     parquet = tables.write_export(f"{stem}.parquet", table)
-    return MaterializeResult(metadata={"dagster/row_count": table.height, "csv": MetadataValue.path(csv),
-                                       "parquet": MetadataValue.path(parquet),
+    files = {"csv": MetadataValue.path(csv), "parquet": MetadataValue.path(parquet)}
+    if exporting.conditioned_captions:
+        conditioned = table.select("video", "conditioned caption", *OPENVID_COLUMNS[1:])
+        files["conditioned_csv"] = MetadataValue.path(tables.write_export(f"{stem}_conditioned.csv", conditioned))
+    return MaterializeResult(metadata={"dagster/row_count": table.height, **files,
                                        "videos": table["video_id"].n_unique(),
                                        "hours": round(float(table["seconds"].sum() or 0) / 3600, 4)})  # fmt: skip
 
 
-@asset(**GLOBAL_STEP, deps=[lineage], group_name="exports", code_version="2", kinds={"duckdb", "csv", "parquet"},
+@asset(**GLOBAL_STEP, deps=[lineage, recipe_key("exports")], group_name="exports", code_version="3",
+       kinds={"duckdb", "csv", "parquet"},
        description="exports/openvid.csv: one row per captioned clip with the OpenVid-1M release columns; "
-       "openvid.parquet adds clip ranges, paths, sources and structured captions.")  # fmt: skip
+       "openvid.parquet adds clip ranges, paths, sources and structured captions; openvid_conditioned.csv the "
+       "captions with their scores appended (Open-Sora 1.2 style), when the recipe asks.")  # fmt: skip
 def curated_dataset(store: OpenVidStore) -> MaterializeResult:
-    return _export(store.tables(), "openvid", hd_only=False)
+    return _export(store.tables(), "openvid", hd_only=False, exporting=store.recipe().recipe.exports)
 
 
-@asset(**GLOBAL_STEP, deps=[lineage], group_name="exports", code_version="2", kinds={"duckdb", "csv", "parquet"},
+@asset(**GLOBAL_STEP, deps=[lineage, recipe_key("exports")], group_name="exports", code_version="3",
+       kinds={"duckdb", "csv", "parquet"},
        description="exports/openvid_hd.csv/.parquet: the clips of at least 1920x1080 (landscape).")  # fmt: skip
 def hd_subset(store: OpenVidStore) -> MaterializeResult:
-    return _export(store.tables(), "openvid_hd", hd_only=True)
+    return _export(store.tables(), "openvid_hd", hd_only=True, exporting=store.recipe().recipe.exports)
+
+
+TIERS_DIR = "tiers"
+
+
+@asset(**GLOBAL_STEP, deps=[curated_dataset, recipe_key("exports")], group_name="exports", code_version="1",
+       kinds={"duckdb", "csv", "parquet"},
+       description="Quality tiers of the curated dataset (MiraData-style): every clip in exactly one tier by the "
+       "combined percent rank of the recipe's exports.tier_by scores; exports/tiers/<tier>/openvid.csv and "
+       ".parquet, and exports/tiers/tiers.csv with each tier's size and score ranges.")  # fmt: skip
+def quality_tiers(store: OpenVidStore) -> MaterializeResult:
+    tables, exporting = store.tables(), store.recipe().recipe.exports
+    if exporting.tiers == 0:
+        return MaterializeResult(metadata={"tiers": 0, "note": "exports.tiers is 0: no tiers written"})
+    if not tables.fs.exists("exports/openvid.parquet"):
+        raise FileNotFoundError("exports/openvid.parquet does not exist yet: materialize curated_dataset first")
+    dataset = pl.read_parquet(tables.fs.get("exports/openvid.parquet"))
+    tiered = run_sql("quality_tiers", {"dataset": dataset}, {"tiers": exporting.tiers, **exporting.tier_weights()})
+    summary = run_sql("quality_tier_summary", {"tiered": tiered})
+    for (tier,), rows in tiered.group_by("tier", maintain_order=True):
+        tables.write_export(f"{TIERS_DIR}/{tier}/openvid.csv", rows.select(OPENVID_COLUMNS))
+        tables.write_export(f"{TIERS_DIR}/{tier}/openvid.parquet", rows)
+    path = tables.write_export(f"{TIERS_DIR}/tiers.csv", summary)
+    return MaterializeResult(metadata={"dagster/row_count": tiered.height, "tiers": exporting.tiers,
+                                       "tier_by": ", ".join(exporting.tier_by), "sizes": markdown_table(summary),
+                                       "summary": MetadataValue.path(path)})  # fmt: skip

@@ -36,6 +36,7 @@ SECTIONS = {
     "selection": "selection rules (score_thresholds, clarity_threshold)",
     "clips": "cut detection and clip writing (clips)",
     "captions": "caption model, prompt and generation (captions)",
+    "exports": "quality tiers and score-conditioned captions (curated_dataset, hd_subset, quality_tiers)",
 }
 RECIPE_GROUP = "recipe"
 # Observable source assets are the documented way to give Dagster a data version it does not compute.

@@ -194,11 +194,13 @@ class LearnedShots:
     """TransNetV2 on every frame shrunk to 48x27 (from the cascade's small decode), windows run as they fill."""
 
     def __init__(self, config: CutDetection):
+        from openvid_assets.models.runtime import pick_device
         from openvid_assets.models.transnetv2 import INPUT_SIZE, ShotEnds, load_transnetv2
 
+        device = pick_device()  # CUDA when there is one (fp32: the network is small, its inputs 48x27)
         model, _ = load_transnetv2(config.transnetv2_weights or None)
         self.size, self.threshold = INPUT_SIZE, config.transnetv2_threshold
-        self.ends = ShotEnds(model)
+        self.ends = ShotEnds(model.to(device), device)
 
     def process(self, frames: np.ndarray) -> None:
         self.ends.feed(np.stack([cv2.resize(f, self.size, interpolation=cv2.INTER_AREA) for f in frames]))

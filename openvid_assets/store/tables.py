@@ -156,7 +156,8 @@ class TableStore:
         return local
 
     def write_export(self, name: str, frame: pl.DataFrame) -> str:
-        """``exports/<name>`` (.csv or .parquet), written atomically like every table."""
+        """``exports/<name>`` (.csv or .parquet; ``name`` may hold folders: ``tiers/tier_1/openvid.csv``),
+        written atomically like every table."""
         buf = io.BytesIO()
         if name.endswith(".csv"):
             frame.write_csv(buf)
@@ -164,7 +165,7 @@ class TableStore:
             frame.write_parquet(buf, compression="zstd")
         else:
             raise ValueError(f"unsupported export format: {name}")
-        rel = f"exports/{_check_name('export', name)}"
+        rel = "exports/" + "/".join(_check_name("export", part) for part in name.split("/"))
         self.fs.put(rel, buf.getvalue())
         return self.fs.uri(rel)
 

@@ -129,3 +129,51 @@ def test_every_clip_in_the_export_has_a_caption_and_a_file(pipeline):
     per_source = parquet.group_by("source_uri").agg(pl.len()).iter_rows()
     counts = {uri.rsplit("/", 1)[1]: n for uri, n in per_source}
     assert counts["hard_cuts.mp4"] == 4 and counts["fade_black.mp4"] == 2 and counts["cross_dissolve.mp4"] == 2
+
+
+def _percent_ranks(values: np.ndarray) -> np.ndarray:
+    """(rank - 1) / (n - 1) with ties sharing their lowest rank, missing values ranked worst (as 0)."""
+    filled = np.where(np.isnan(values), -np.inf, values)
+    ranks = np.array([(filled < v).sum() for v in filled], float)
+    return np.where(np.isnan(values), 0.0, ranks / max(1, len(values) - 1))
+
+
+def test_quality_tiers_partition_the_dataset_in_rank_order(pipeline):
+    tables, data, _ = pipeline
+    run(data, thresholds_off=True)
+    dataset = pl.read_parquet(f"{tables.root}/exports/openvid.parquet")
+    folder = os.path.join(str(tables.root), "exports", "tiers")
+    tiers = {name: pl.read_parquet(os.path.join(folder, name, "openvid.parquet")) for name in os.listdir(folder)
+             if os.path.isdir(os.path.join(folder, name))}  # fmt: skip
+    assert dataset.height >= 5 and sorted(tiers) == [f"tier_{i}" for i in range(1, 6)]
+    # Every clip in exactly one tier; the sizes in tiers.csv and the CSVs match.
+    ids = [cid for frame in tiers.values() for cid in frame["clip_id"]]
+    assert sorted(ids) == sorted(dataset["clip_id"]) and len(set(ids)) == len(ids)
+    summary = pl.read_csv(os.path.join(folder, "tiers.csv"))
+    assert dict(zip(summary["tier"], summary["clips"])) == {k: v.height for k, v in tiers.items()}
+    for name, frame in tiers.items():
+        assert pl.read_csv(os.path.join(folder, name, "openvid.csv")).height == frame.height
+    # The combined rank, recomputed here: the mean percent rank of aesthetic, clarity and temporal consistency.
+    scores = [dataset[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+              for c in ("aesthetic score", "clarity", "temporal consistency score")]  # fmt: skip
+    expected = dict(zip(dataset["clip_id"], np.mean([_percent_ranks(s) for s in scores], axis=0)))
+    for frame in tiers.values():
+        for cid, combined in zip(frame["clip_id"], frame["combined_rank"]):
+            assert combined == pytest.approx(expected[cid])
+    # Better tiers hold better clips: every clip of tier k ranks at least as high as every clip of tier k+1.
+    for k in range(1, 5):
+        assert tiers[f"tier_{k}"]["combined_rank"].min() >= tiers[f"tier_{k + 1}"]["combined_rank"].max()
+
+
+def test_conditioned_captions_carry_the_scores_and_leave_the_caption_alone(pipeline):
+    tables, data, _ = pipeline
+    run(data, thresholds_off=True)
+    plain = pl.read_csv(f"{tables.root}/exports/openvid.csv")
+    conditioned = pl.read_csv(f"{tables.root}/exports/openvid_conditioned.csv")
+    assert conditioned["video"].to_list() == plain["video"].to_list()
+    assert conditioned["caption"].to_list() == plain["caption"].to_list()
+    for row in conditioned.iter_rows(named=True):
+        expected = (f"{row['caption']} aesthetic score: {row['aesthetic score']:.1f}. motion score: "
+                    f"{row['motion score']:.1f}. camera motion: {row['camera motion']}.")  # fmt: skip
+        assert row["conditioned caption"] == expected
+    assert not plain["caption"].str.contains("aesthetic score:").any()
