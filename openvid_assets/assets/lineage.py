@@ -117,8 +117,10 @@ def _export(tables: TableStore, stem: str, hd_only: bool, exporting: ExportSetti
                                        "hours": round(float(table["seconds"].sum() or 0) / 3600, 4)})  # fmt: skip
 
 
-@asset(**GLOBAL_STEP, deps=[lineage, recipe_key("exports")], group_name="exports", code_version="3",
-       kinds={"duckdb", "csv", "parquet"},
+EXPORT = {**GLOBAL_STEP, "group_name": "exports", "kinds": {"duckdb", "csv", "parquet"}}
+
+
+@asset(**EXPORT, deps=[lineage, recipe_key("exports")], code_version="3",
        description="exports/openvid.csv: one row per captioned clip with the OpenVid-1M release columns; "
        "openvid.parquet adds clip ranges, paths, sources and structured captions; openvid_conditioned.csv the "
        "captions with their scores appended (Open-Sora 1.2 style), when the recipe asks.")  # fmt: skip
@@ -126,8 +128,7 @@ def curated_dataset(store: OpenVidStore) -> MaterializeResult:
     return _export(store.tables(), "openvid", hd_only=False, exporting=store.recipe().recipe.exports)
 
 
-@asset(**GLOBAL_STEP, deps=[lineage, recipe_key("exports")], group_name="exports", code_version="3",
-       kinds={"duckdb", "csv", "parquet"},
+@asset(**EXPORT, deps=[lineage, recipe_key("exports")], code_version="3",
        description="exports/openvid_hd.csv/.parquet: the clips of at least 1920x1080 (landscape).")  # fmt: skip
 def hd_subset(store: OpenVidStore) -> MaterializeResult:
     return _export(store.tables(), "openvid_hd", hd_only=True, exporting=store.recipe().recipe.exports)
@@ -136,8 +137,7 @@ def hd_subset(store: OpenVidStore) -> MaterializeResult:
 TIERS_DIR = "tiers"
 
 
-@asset(**GLOBAL_STEP, deps=[curated_dataset, recipe_key("exports")], group_name="exports", code_version="1",
-       kinds={"duckdb", "csv", "parquet"},
+@asset(**EXPORT, deps=[curated_dataset, recipe_key("exports")], code_version="1",
        description="Quality tiers of the curated dataset (MiraData-style): every clip in exactly one tier by the "
        "combined percent rank of the recipe's exports.tier_by scores; exports/tiers/<tier>/openvid.csv and "
        ".parquet, and exports/tiers/tiers.csv with each tier's size and score ranges.")  # fmt: skip
