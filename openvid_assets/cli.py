@@ -65,6 +65,23 @@ def _register(store, instance, source: str, shard_size: int) -> tuple[int, list[
     return listed, stored
 
 
+def _register_recipe_sources(store, instance, recipe, shard_size: int) -> None:
+    """Register every source the recipe declares, importing its metadata; report metadata rows that match no
+    video. A metadata table that matches none, or a source that cannot be listed, stops before any run."""
+    from openvid_assets.assets.shards import register_source
+    from openvid_assets.media.sources import MetadataError
+
+    for name, source in recipe.sources.items():
+        try:
+            listed, new, unmatched = register_source(store.tables(), source.uri, shard_size, store.s3_client(),
+                                                     name=name, metadata=source.metadata)  # fmt: skip
+        except (MetadataError, ValueError, OSError) as e:
+            raise SystemExit(f"error: source {name!r}: {e}") from None
+        note = f"; {len(unmatched)} metadata row(s) match no video (first: {', '.join(unmatched[:3])})" if unmatched else ""
+        print(f"Source {name} ({source.uri}): {listed} videos; {len(new)} new shard(s){note}.")
+    _sync_partitions(store, instance)
+
+
 def _sync_partitions(store, instance) -> None:
     """Register every shard stored under the data root as a partition of this Dagster instance (in batches)."""
     from openvid_assets.assets.shards import register_partitions
@@ -92,11 +109,13 @@ def _recipe_changes(args: argparse.Namespace) -> dict:
 
 
 def _stored_recipe(store, args: argparse.Namespace):
-    """Apply the command's recipe flags to the data root's recipe, storing a new version if they change it."""
-    from openvid_assets.recipe import describe_change
+    """Apply the command's recipe file and flags to the data root's recipe, storing a new version if they change
+    it (``--recipe FILE`` replaces the recipe; the flags then change it)."""
+    from openvid_assets.recipe import describe_change, read_recipe_file
 
     current = store.recipe()
-    new = current.recipe.updated(_recipe_changes(args))
+    base = read_recipe_file(args.recipe) if getattr(args, "recipe", None) else current.recipe
+    new = base.updated(_recipe_changes(args))
     if current.version and new == current.recipe:
         return current
     stored, _ = store.recipes().save(new)
@@ -129,10 +148,19 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
         m = stored.recipe.models
         get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
                                              m.caption_model or None).check_weights()  # before any run starts
+        if source and stored.recipe.sources:
+            raise SystemExit(f"error: recipe {stored.label} declares its sources ({', '.join(stored.recipe.sources)});"
+                             " run without --source, or add the folder to the recipe's sources")  # fmt: skip
         if source:
             listed, new = _register(store, instance, source, args.shard_size)
             print(f"Source {source}: {listed} videos; {len(new)} new shard(s). Data root: {store.data_root}. "
                   f"Recipe {stored.label}: models {m.profile}.")  # fmt: skip
+        elif stored.recipe.sources:
+            _register_recipe_sources(store, instance, stored.recipe, args.shard_size)
+            print(f"Data root: {store.data_root}. Recipe {stored.label}: models {m.profile}.")
+        elif not training:
+            raise SystemExit("error: give --source FOLDER (or s3://bucket/prefix), or a recipe that declares sources "
+                             "(--recipe FILE; e.g. recipes/openvid1m.yaml)")  # fmt: skip
         else:
             _sync_partitions(store, instance)
         record_recipe(instance, stored)
@@ -172,7 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_recipe(args: argparse.Namespace) -> int:
     store = _store(args.data_root)
-    if args.set:
+    if args.set or args.rule or args.recipe or args.models or args.motion_backend or args.clarity_backend:
         stored = _stored_recipe(store, args)
         with _instance() as instance:
             from openvid_assets.assets.recipe import record_recipe
@@ -196,11 +224,23 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    sample = Path(args.sample)
+    from openvid_assets.media.synthetic import write_clean_source
+    from openvid_assets.recipe import quickstart_recipe
+
+    sample, clean = Path(args.sample), Path(f"{args.sample}_clean")
     if not sample.exists():
         cmd_sample(argparse.Namespace(out=str(sample), no_bad=False, no_hd=False))
-    run_args = argparse.Namespace(source=str(sample), data_root=args.data_root, shard_size=args.shard_size,
-                                  force=False, models="offline", rule=[], no_filters=False, workers=args.workers)  # fmt: skip
+    if not clean.exists():
+        write_clean_source(clean)
+    recipe_file = Path(f"{args.sample}_recipe.yaml")
+    recipe = quickstart_recipe(sample.absolute(), clean.absolute(), (clean / "captions.csv").absolute())
+    recipe_file.write_text("# The quickstart's recipe: recipes/openvid1m.yaml on two generated sources\n"
+                           + recipe.to_yaml())  # fmt: skip
+    print(f"Sources: web = {sample} (every step), clean = {clean} (aesthetics + motion, its captions kept); "
+          f"recipe {recipe_file}")  # fmt: skip
+    run_args = argparse.Namespace(source=None, recipe=str(recipe_file), data_root=args.data_root,
+                                  shard_size=args.shard_size, force=False, models="offline", rule=[],
+                                  no_filters=False, workers=args.workers)  # fmt: skip
     code = cmd_run(run_args)
     if code == 0:
         print("Browse the runs and assets: dagster dev   (then open http://localhost:3000)")
@@ -250,7 +290,10 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="register shards and materialize the whole pipeline")
-    run.add_argument("--source", required=True, help="folder or s3://bucket/prefix of raw videos")
+    run.add_argument("--source", help="folder or s3://bucket/prefix of raw videos (one source, 'default'; not "
+                     "needed when the recipe declares its sources)")  # fmt: skip
+    run.add_argument("--recipe", metavar="FILE", help="a recipe YAML file to store as the data root's recipe "
+                     "(e.g. recipes/openvid1m.yaml; the other flags then change it)")  # fmt: skip
     run.add_argument("--force", action="store_true", help="recompute shards that already have outputs")
     run.add_argument("--no-filters", action="store_true",
                      help="keep every decodable video (the recipe's selection.thresholds_off)")  # fmt: skip
@@ -269,7 +312,9 @@ def parser() -> argparse.ArgumentParser:
     _add_common(tr)
     tr.set_defaults(func=cmd_train)
 
-    rec = sub.add_parser("recipe", help="show the data root's recipe, or change it (--set, --rule, --models ...)")
+    rec = sub.add_parser("recipe", help="show the data root's recipe, or change it (--recipe FILE, --set, --rule, "
+                         "--models ...)")  # fmt: skip
+    rec.add_argument("--recipe", metavar="FILE", help="a recipe YAML file to store as the data root's recipe")
     _add_recipe_flags(rec)
     _add_common(rec)
     rec.set_defaults(func=cmd_recipe)

@@ -20,16 +20,18 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from openvid_assets import settings
 from openvid_assets.media.clips import ClipRules, ClipSettings as ClipWriting
 from openvid_assets.media.scenes import CutDetection
 from openvid_assets.models.sampling import CLIPSampling
 from openvid_assets.store.files import FileSystem
+from openvid_assets.store.shards import DEFAULT_SOURCE
 
 if TYPE_CHECKING:
     from openvid_assets.models.profiles import Profile
@@ -183,6 +185,39 @@ class CaptionSettings(_Section):
         return Captioning(**{**fields, "prompt": self.prompt or DEFAULT_PROMPT})
 
 
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class SourceSettings(_Section):
+    """One named source dataset: where its videos are, what to import with them and which path it takes."""
+
+    uri: str = Field(description="folder or s3://bucket/prefix holding the source's videos")
+    metadata: str = Field(default="", description="CSV or parquet to import: a 'file' column (path relative to "
+                          "uri) and any of caption, category, source_id")  # fmt: skip
+    rules: dict[str, str] = Field(default_factory=dict, description="a rule per score (top:P, band:LO:HI, min:X, "
+                                  "max:X, range:LO:HI, off); scores not named use the selection section's")  # fmt: skip
+    temporal: bool = Field(default=True, description="apply the temporal-consistency rule")
+    clarity: bool = Field(default=True, description="score clarity (DOVER) and apply its rule")
+    clips: bool = Field(default=True, description="cut single-scene clips; off: each video is one clip")
+    captions: Literal["on", "off", "keep"] = Field(default="on", description="on: caption every clip; keep: keep "
+                                                   "the imported captions, caption only clips without one; off")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _rules_parse(self) -> SourceSettings:
+        from openvid_assets.store.selection import SCORES, Rule
+
+        unknown = sorted(set(self.rules) - set(SCORES))
+        if unknown:
+            raise ValueError(f"rules for unknown score(s) {unknown}; scores are {list(SCORES)}")
+        for rule in self.rules.values():
+            Rule.parse(rule)
+        return self
+
+    def applies(self, step: str) -> bool:
+        """Whether ``step`` (temporal, clarity, clips, captions) runs for this source's videos."""
+        return getattr(self, step) not in (False, "off")
+
+
 TIER_SCORES = ("aesthetic", "clarity", "temporal", "motion")
 
 
@@ -215,6 +250,46 @@ class Recipe(_Section):
     clips: ClipSettings = Field(default_factory=ClipSettings)
     captions: CaptionSettings = Field(default_factory=CaptionSettings)
     exports: ExportSettings = Field(default_factory=ExportSettings)
+    sources: dict[str, SourceSettings] = Field(default_factory=dict, description="named source datasets, each "
+                                               "with its own rules and steps (none: one source, 'default')")  # fmt: skip
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_apart(cls, sources: dict[str, SourceSettings]) -> dict[str, SourceSettings]:
+        from openvid_assets.media.sources import normalize_source
+
+        roots: dict[str, str] = {}
+        for name, source in sources.items():
+            if not _SOURCE_NAME.match(name) or name == DEFAULT_SOURCE:
+                raise ValueError(f"source name {name!r}: use lower-case letters, digits, '-' and '_' (not "
+                                 f"{DEFAULT_SOURCE!r})")  # fmt: skip
+            root = normalize_source(source.uri)
+            for other, other_root in roots.items():
+                if root == other_root or root.startswith(other_root + "/") or other_root.startswith(root + "/"):
+                    raise ValueError(f"sources {other!r} and {name!r} claim the same files ({other_root} and {root})")
+            roots[name] = root
+        return sources
+
+    def source(self, name: str) -> SourceSettings:
+        """A source's settings; the 'default' source (shards registered outside the recipe) runs every step."""
+        if name in self.sources:
+            return self.sources[name]
+        if name == DEFAULT_SOURCE:
+            return SourceSettings(uri="")
+        raise RecipeError(f"shards of source {name!r}, which the recipe does not declare; sources: "
+                          f"{', '.join(self.sources) or '(none)'}")  # fmt: skip
+
+    def source_rules(self, name: str) -> dict[str, Any]:
+        """The rule of every score for one source: its own, else the selection section's; 'off' everywhere with
+        selection.thresholds_off. A step the source skips has no rule (the step is not applied)."""
+        from openvid_assets.store.selection import Rule
+
+        rules = self.selection.rules()
+        source = self.source(name)
+        if not self.selection.thresholds_off:
+            rules = {**rules, **{score: Rule.parse(text) for score, text in source.rules.items()}}
+        return {score: rule for score, rule in rules.items() if score not in ("temporal", "clarity")
+                or source.applies(score)}  # fmt: skip
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
@@ -270,6 +345,7 @@ class Recipe(_Section):
             "clips": _digest([self.clips.identity(), ids["clip"] if self.clips.stitch else None]),
             "captions": _digest([ids["captioner"], self.captions.model_dump()]),
             "exports": _digest(self.exports.model_dump()),
+            "sources": _digest({k: v.model_dump() for k, v in self.sources.items()}),
         }
 
 
@@ -352,6 +428,36 @@ class RecipeStore:
         version = (current.version if current else 0) + 1
         self.fs.put(self._rel(version), f"# openvid-assets recipe, version {version}\n{recipe.to_yaml()}".encode())
         return StoredRecipe(version, recipe), True
+
+
+def shipped_recipe(name: str) -> Path:
+    """A recipe that ships with the project (``recipes/<name>.yaml``: the source checkout's, or the wheel's)."""
+    package = Path(__file__).parent
+    for folder in (package / "recipes", package.parent / "recipes"):
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    raise FileNotFoundError(f"no shipped recipe {name!r} (recipes/{name}.yaml)")
+
+
+def read_recipe_file(path: str | Path) -> Recipe:
+    """A recipe from a YAML file (missing sections and fields take the defaults); errors name the file and line."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise RecipeError(f"{path}: cannot be read: {e.strerror}") from None
+    return Recipe.from_yaml(text, str(path))
+
+
+def quickstart_recipe(web: str | Path, clean: str | Path, metadata: str | Path) -> Recipe:
+    """The shipped OpenVid-1M recipe on the quickstart's two generated sources: ``web`` takes Panda-50M's path
+    (every step), ``clean`` ChronoMagic's (aesthetics and motion only, its imported captions kept)."""
+    paper = read_recipe_file(shipped_recipe("openvid1m"))
+    data = paper.model_dump()
+    data["sources"] = {
+        "web": {**data["sources"]["panda50m"], "uri": str(web)},
+        "clean": {**data["sources"]["chronomagic"], "uri": str(clean), "metadata": str(metadata)},
+    }
+    return Recipe.validated(data, "quickstart recipe")
 
 
 def parse_changes(assignments: list[str]) -> dict[str, dict[str, Any]]:

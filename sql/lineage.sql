@@ -2,7 +2,8 @@
 -- it has, its clip counts and the threshold versions it was judged by. A video whose content
 -- already appeared earlier (by shard, then position) is a duplicate and is dropped. Kept means
 -- in the dataset: selected, clipped, and at least one clip captioned.
--- Inputs: manifest, candidates, selected, clips, captions (all shards), thresholds (score + clarity).
+-- Inputs: manifest, candidates, selected, clips, captions (all shards), thresholds (score + clarity),
+-- sources (per shard: its named source and the steps the recipe does not apply to it).
 WITH m AS (
     SELECT *,
         CASE WHEN status = 'ok' THEN row_number() OVER (PARTITION BY video_id, status ORDER BY shard, position) END
@@ -68,18 +69,20 @@ judged AS (
                        'reason': printf('%d of %d clips captioned', cp.captioned, cl.clips)}
         END AS verdict,
         c.aesthetic, c.temporal, c.motion, s.clarity, cl.clips, cp.captioned,
-        m.width, m.height, m.fps, m.num_frames, m.duration_s
+        m.width, m.height, m.fps, m.num_frames, m.duration_s, src.source, src.not_applied
     FROM m
+    LEFT JOIN sources AS src ON src.shard = m.shard
     LEFT JOIN candidates AS c USING (source_uri)
     LEFT JOIN selected AS s USING (source_uri)
     LEFT JOIN clipped AS cl ON cl.video_id = m.video_id
     LEFT JOIN captioned AS cp ON cp.video_id = m.video_id
 )
 SELECT
-    j.video_id, j.source_uri, j.shard, j.position,
+    j.video_id, j.source_uri, j.shard, j.position, coalesce(j.source, 'default') AS source,
     j.verdict.status AS status, j.verdict.stage AS stage, j.verdict.reason AS reason,
     j.aesthetic, j.temporal, j.motion, j.clarity, coalesce(j.clips, 0) AS clips, coalesce(j.captioned, 0) AS captioned,
     j.width, j.height, j.fps, j.num_frames, j.duration_s,
+    j.not_applied,  -- the steps this video's source skips (a pass-through, never a silent gap)
     v.quality_version, v.clarity_version
 FROM judged AS j, versions AS v
 ORDER BY j.shard, j.position;

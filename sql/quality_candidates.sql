@@ -1,6 +1,7 @@
 -- One shard: S_A ∩ S_T ∩ S_M. One row per video that has the three score rows; a video whose
 -- scoring failed carries that failure, a video judged carries every reason it fell short.
--- Inputs: aesthetic, temporal, motion (this shard's score tables), thresholds (score_thresholds).
+-- Inputs: aesthetic, temporal, motion (this shard's score tables), thresholds (score_thresholds: the rows of
+-- this shard's source; a step the source skips has no cut lines, so it passes every video).
 WITH cut AS (
     SELECT
         max(lower) FILTER (WHERE score = 'aesthetic') AS a_lo, max(upper) FILTER (WHERE score = 'aesthetic') AS a_hi,

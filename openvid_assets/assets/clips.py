@@ -4,6 +4,8 @@ Each asset gathers its shard's inputs, calls one function of ``media.clips`` or
 ``models.captions``, writes its table atomically and describes it in metadata.
 """
 
+from dataclasses import replace
+
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -18,12 +20,16 @@ from openvid_assets.assets.selection import SELECTED, selected_videos
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.media.clips import ClipStore, clip_shard
 from openvid_assets.media.tasks import clip_tasks, video_tasks
+from openvid_assets.assets.shards import IMPORTED
+from openvid_assets.store.rows import ShardRows
+from openvid_assets.store.shards import ShardRegistry
 
 CLIPS, CAPTIONS = "clips", "captions"
 SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
 
 
-@asset(**SHARD, **IO_STEP, deps=[video_manifest, selected_videos, recipe_key("clips")], code_version="1", kinds={"ffmpeg", "parquet"},
+@asset(**SHARD, **IO_STEP, deps=[video_manifest, selected_videos, recipe_key("clips"), recipe_key("sources")],
+       code_version="1", kinds={"ffmpeg", "parquet"},
        description="Single-scene clips of every selected video: one decode pass through three PySceneDetect detectors "
        "(hard cuts, slow transitions, fades) and TransNetV2, a cheaper second pass over scenes too long for one "
        "clip, optional CLIP stitching of false cuts, clip rules, and frame-accurate mp4 files under <data root>/clips/.")  # fmt: skip
@@ -32,7 +38,9 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
     selected = tables.read(SELECTED, shard).filter(pl.col("selected"))
     tasks = video_tasks(tables.read(MANIFEST, shard), selected["source_uri"])
     settings = stored.recipe.clips.build()
-    embedder = models.embedder(stored.recipe.models) if settings.detection.stitch else None  # the pipeline's CLIP
+    if not stored.recipe.source(ShardRegistry(tables).members(shard).source).applies("clips"):
+        settings = replace(settings, whole_videos=True)  # the source skips clip extraction (the recipe)
+    embedder = models.embedder(stored.recipe.models) if settings.detection.stitch and not settings.whole_videos else None
     settings = settings.stitching_with(embedder) if embedder else settings
     result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), settings,
                         previous=tables.read_if_exists(CLIPS, shard), progress=progress_callback(context, "clipped"),
@@ -52,20 +60,31 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
         "mode": stored.recipe.clips.mode, "recipe_version": stored.label, "path": MetadataValue.path(path)})  # fmt: skip
 
 
-@asset(**SHARD, **MODEL_STEP, deps=[clips, video_manifest, motion_scores, recipe_key("captions")], code_version="1", kinds={"pytorch", "parquet"},
+@asset(**SHARD, **MODEL_STEP, deps=[clips, video_manifest, motion_scores, recipe_key("captions"),
+                                    recipe_key("sources")], code_version="1", kinds={"pytorch", "parquet"},
        description="A caption for every clip from a vision-language model (LLaVA-v1.6-34b in the paper profile), "
-       "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings.")  # fmt: skip
+       "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings. "
+       "A source with 'captions: keep' keeps its imported captions; 'off' gives empty ones.")  # fmt: skip
 def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    from openvid_assets.models.captions import caption_shard, camera_labels  # torch, transformers: at run time
+    from openvid_assets.models.captions import (caption_shard, camera_labels, given_caption_rows,
+                                                given_captions)  # torch, transformers: at run time  # fmt: skip
 
     shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     manifest = tables.read(MANIFEST, shard)
     tasks = clip_tasks(tables.read(CLIPS, shard), manifest)
-    captioner = models.captioner(stored.recipe.models)
-    result = caption_shard(tasks, captioner, stored.recipe.captions.build(), _video_opener(store, tables, shard),
-                           camera=camera_labels(tables.read_if_exists("motion_scores", shard), manifest),
-                           previous=tables.read_if_exists(CAPTIONS, shard),
-                           progress=progress_callback(context, "captioned"), workers=models.decode_workers)  # fmt: skip
+    camera = camera_labels(tables.read_if_exists("motion_scores", shard), manifest)
+    source = ShardRegistry(tables).members(shard).source
+    mode = stored.recipe.source(source).captions
+    given, origin = given_captions(tasks, mode, tables.read_if_exists(IMPORTED, source) if mode == "keep" else None)
+    generate = [t for t in tasks if t.clip_id not in given]
+    captioner = models.captioner(stored.recipe.models) if generate else None  # a large model: only when needed
+    result = ShardRows(pl.DataFrame(schema=given_caption_rows([], {}, origin).schema), 0, 0)
+    if captioner is not None:
+        result = caption_shard(generate, captioner, stored.recipe.captions.build(), _video_opener(store, tables, shard),
+                               camera=camera, previous=tables.read_if_exists(CAPTIONS, shard),
+                               progress=progress_callback(context, "captioned"), workers=models.decode_workers)  # fmt: skip
+    table = pl.concat([result.table, given_caption_rows(tasks, given, origin, camera)])
+    result = ShardRows(table, result.computed, result.reused + len(given))
     path = tables.write(CAPTIONS, shard, result.table)
     ok = result.table.filter(pl.col("status") == "ok")
     sample = ok.select("clip_id", "camera_motion", "caption").head(5)
@@ -73,5 +92,6 @@ def captions(context: AssetExecutionContext, store: OpenVidStore, models: Models
         "dagster/row_count": result.table.height, "captioned": ok.height,
         "failed": result.table.height - ok.height, "truncated": int(ok["truncated"].sum() or 0),
         "mean_words": round(float(ok["caption"].str.split(" ").list.len().mean() or 0), 1),
-        "model": captioner.name, "recipe_version": stored.label, "computed": result.computed, "reused": result.reused,
+        "model": captioner.name if captioner else origin, "given": len(given), "recipe_version": stored.label,
+        "computed": result.computed, "reused": result.reused,
         "sample": markdown_table(sample), "path": MetadataValue.path(path)})  # fmt: skip

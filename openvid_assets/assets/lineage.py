@@ -23,6 +23,7 @@ from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
+from openvid_assets.assets.shards import IMPORTED
 from openvid_assets.assets.selection import (
     CANDIDATES,
     CLARITY_THRESHOLD,
@@ -36,9 +37,10 @@ from openvid_assets.assets.selection import (
     selected_videos,
 )
 from openvid_assets.media.clips import CLIP_SCHEMA
-from openvid_assets.recipe import ExportSettings
+from openvid_assets.recipe import ExportSettings, Recipe
 from openvid_assets.store import TableStore, copy_sql, run_sql
-from openvid_assets.store.selection import THRESHOLDS_SCHEMA
+from openvid_assets.store.selection import NOT_APPLIED, THRESHOLDS_SCHEMA
+from openvid_assets.store.shards import ShardRegistry
 
 LINEAGE = "lineage"
 OPENVID_COLUMNS = ["video", "caption", "aesthetic score", "motion score", "temporal consistency score",
@@ -63,15 +65,30 @@ def _every_shard_or_empty(tables: TableStore, asset_name: str):
     return all_shards(tables, asset_name) if tables.shards(asset_name) else _not_reached(asset_name)
 
 
-def lineage_inputs(tables: TableStore) -> dict[str, object]:
+STEPS = ("temporal", "clarity", "clips", "captions")
+
+
+def shard_sources(tables: TableStore, recipe: Recipe | None = None) -> pl.DataFrame:
+    """One row per shard: its named source and the steps the recipe does not apply to it (or null)."""
+    rows = []
+    for shard, source in ShardRegistry(tables).sources().items():
+        settings = recipe.source(source) if recipe is not None and (recipe.sources or source != "default") else None
+        skipped = [step for step in STEPS if settings is not None and not settings.applies(step)]
+        rows.append({"shard": shard, "source": source,
+                     "not_applied": f"{', '.join(skipped)}: {NOT_APPLIED}" if skipped else None})  # fmt: skip
+    return pl.DataFrame(rows, schema={"shard": pl.String, "source": pl.String, "not_applied": pl.String})
+
+
+def lineage_inputs(tables: TableStore, recipe: Recipe | None = None) -> dict[str, object]:
     """Every table lineage.sql reads; the threshold tables are stacked into one."""
     thresholds = [tables.read(name, GLOBAL) for name in (SCORE_THRESHOLDS, CLARITY_THRESHOLD)
                   if tables.exists(name, GLOBAL)]  # fmt: skip
-    inputs: dict[str, object] = {"manifest": all_shards(tables, MANIFEST)}
+    inputs: dict[str, object] = {"manifest": all_shards(tables, MANIFEST), "sources": shard_sources(tables, recipe)}
     for name, asset_name in (("candidates", CANDIDATES), ("selected", SELECTED), ("clips", CLIPS),
                              ("captions", CAPTIONS)):  # fmt: skip
         inputs[name] = _every_shard_or_empty(tables, asset_name)
-    inputs["thresholds"] = pl.concat(thresholds) if thresholds else pl.DataFrame(schema=THRESHOLDS_SCHEMA)
+    inputs["thresholds"] = (pl.concat(thresholds, how="diagonal_relaxed") if thresholds
+                            else pl.DataFrame(schema=THRESHOLDS_SCHEMA))  # fmt: skip
     return inputs
 
 
@@ -84,7 +101,7 @@ def lineage_inputs(tables: TableStore) -> dict[str, object]:
        "Also exported as exports/lineage.parquet.")  # fmt: skip
 def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables = store.tables()
-    inputs = lineage_inputs(tables)
+    inputs = lineage_inputs(tables, store.recipe().recipe)
     # Streamed by DuckDB straight into parquet: one row per input video must never have to fit in memory.
     with tables.writing(LINEAGE, GLOBAL) as path:
         copy_sql("lineage", inputs, path, temp_directory=os.path.dirname(path))
@@ -102,9 +119,19 @@ def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeR
     )  # fmt: skip
 
 
+IMPORTED_SCHEMA = {"source_uri": pl.String, "caption": pl.String, "category": pl.String, "source_id": pl.String}
+
+
+def imported_metadata(tables: TableStore) -> pl.DataFrame:
+    """Every source's imported metadata rows (source_uri, caption, category, source_id; missing ones null)."""
+    frames = [tables.read(IMPORTED, source) for source in tables.shards(IMPORTED)]
+    empty = pl.DataFrame(schema=IMPORTED_SCHEMA)
+    return pl.concat([empty, *frames], how="diagonal_relaxed").select(*IMPORTED_SCHEMA) if frames else empty
+
+
 def _export(tables: TableStore, stem: str, hd_only: bool, exporting: ExportSettings) -> MaterializeResult:
     inputs = {"lineage": tables.scan_source(LINEAGE, [GLOBAL]), "clips": _every_shard_or_empty(tables, CLIPS),
-              "captions": _every_shard_or_empty(tables, CAPTIONS)}  # fmt: skip
+              "captions": _every_shard_or_empty(tables, CAPTIONS), "imported": imported_metadata(tables)}  # fmt: skip
     table = run_sql("openvid_export", inputs, {"hd_only": hd_only, "conditioned": exporting.conditioned_captions})
     csv = tables.write_export(f"{stem}.csv", table.select(OPENVID_COLUMNS))
     parquet = tables.write_export(f"{stem}.parquet", table)

@@ -37,6 +37,7 @@ SECTIONS = {
     "clips": "cut detection and clip writing (clips)",
     "captions": "caption model, prompt and generation (captions)",
     "exports": "quality tiers and score-conditioned captions (curated_dataset, hd_subset, quality_tiers)",
+    "sources": "named source datasets: their rules, steps and imported metadata (every step they change)",
 }
 RECIPE_GROUP = "recipe"
 # Observable source assets are the documented way to give Dagster a data version it does not compute.

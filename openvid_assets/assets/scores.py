@@ -144,10 +144,14 @@ def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: M
     return _per_video_asset(context, store, models, "motion_scores", models.motion(store.recipe().recipe.models))
 
 
-@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, AssetKey("quality_candidates"), recipe_key("clarity")], code_version="1",
+@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, AssetKey("quality_candidates"), recipe_key("clarity"),
+                                          recipe_key("sources")], code_version="1",
        kinds={"opencv", "parquet"},
        description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.")  # fmt: skip
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    candidates = store.tables().read("quality_candidates", context.partition_key).filter(pl.col("candidate"))
-    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(store.recipe().recipe.models),
+    tables, recipe = store.tables(), store.recipe().recipe
+    candidates = tables.read("quality_candidates", context.partition_key).filter(pl.col("candidate"))
+    if not recipe.source(ShardRegistry(tables).members(context.partition_key).source).applies("clarity"):
+        candidates = candidates.clear()  # the source skips clarity (the recipe): nothing to score
+    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(recipe.models),
                             only=candidates["source_uri"])  # fmt: skip

@@ -14,8 +14,11 @@ from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.scores import aesthetic_scores, clarity_scores, motion_scores, temporal_scores
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.store import TableStore, run_sql
-from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, compute_thresholds, require_one_identity,
-                                            thresholds_data_version, version_of)  # fmt: skip
+from openvid_assets.recipe import RecipeError
+from openvid_assets.store.selection import (SCORE_TABLES, THRESHOLDS_SCHEMA, MixedModelsError, Rule,
+                                            compute_thresholds, require_one_identity, thresholds_data_version,
+                                            version_of)  # fmt: skip
+from openvid_assets.store.shards import ShardRegistry
 
 GLOBAL = "global"  # the table name of an unpartitioned asset
 CANDIDATES, SELECTED = "quality_candidates", "selected_videos"
@@ -33,48 +36,85 @@ def all_shards(tables: TableStore, asset_name: str):
 
 def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name: str,
                        scores: tuple[str, ...]) -> MaterializeResult:  # fmt: skip
-    """Compute and store cut lines for ``scores`` with the recipe's rules, unless the same version is stored.
-    Refuses (before writing anything) when one score's shards were made by different models."""
+    """Compute and store cut lines for ``scores``, per source with that source's rules, unless the same version
+    is stored. Refuses (before writing anything) when one score's shards were made by different models."""
     tables, stored = store.tables(), store.recipe()
     try:
         for s in scores:
             require_one_identity(tables, SCORE_TABLES[s], store.data_root)
-    except MixedModelsError as e:
+        by_source = shards_by_source(tables)
+        rules = {src: stored.recipe.source_rules(src) for src in by_source}
+    except (MixedModelsError, RecipeError) as e:
         raise Failure(description=str(e), allow_retries=False) from None
-    rules = {s: stored.recipe.selection.rules()[s] for s in scores}
+    label = bool(stored.recipe.sources)  # reasons name the source once the recipe names sources
+    applied = {src: {s: rules[src].get(s) for s in scores} for src in by_source}
     fingerprint = "+".join(tables.fingerprint(SCORE_TABLES[s]) for s in scores)
-    version = version_of(rules, fingerprint)
+    version = version_of({f"{src}/{s}": r or Rule("off") for src, rs in applied.items() for s, r in rs.items()},
+                         fingerprint + repr(sorted((src, s) for src, rs in applied.items() for s, r in rs.items()
+                                                   if r is None)))  # fmt: skip
     previous = tables.read_if_exists(name, GLOBAL)
-    sources = {s: all_shards(tables, SCORE_TABLES[s]) for s in scores}
-    if previous is not None and previous["version"].to_list() == [version] * len(scores):
+    existing = {s: set(tables.shards(SCORE_TABLES[s])) for s in scores}
+
+    def source_scores(src: str, score: str):
+        shards = [sh for sh in by_source[src] if sh in existing[score]]
+        return tables.scan_source(SCORE_TABLES[score], shards) if shards else None
+
+    if previous is not None and "source" in previous.columns and set(previous["version"]) == {version}:
         table, changed = previous, False  # same rules, same inputs: keep the file, downstream stays current
     else:
-        table, changed = compute_thresholds(rules, sources, version), True
+        parts = [compute_thresholds(applied[src], {s: source_scores(src, s) for s in scores}, version, source=src,
+                                    label=src if label else "") for src in by_source]  # fmt: skip
+        table, changed = (pl.concat(parts) if parts else pl.DataFrame(schema=THRESHOLDS_SCHEMA)), True
         tables.write(name, GLOBAL, table)
     images = []
-    for row in table.iter_rows(named=True):
-        bins = run_sql("score_histogram", {"scores": sources[row["score"]]}, {"bins": HISTOGRAM_BINS})
+    for row in table.filter(pl.col("rule") != "not applied").iter_rows(named=True):
+        scores_of_source = source_scores(row["source"], row["score"])
+        if scores_of_source is None:
+            continue
+        bins = run_sql("score_histogram", {"scores": scores_of_source}, {"bins": HISTOGRAM_BINS})
         cuts = {k: row[k] for k in ("lower", "upper") if row[k] is not None}
         images.append(histogram_image(bins, f"{row['score']} ({row['description']})", cuts))
     metadata: dict[str, object] = {"version": version, "changed": changed, "thresholds": markdown_table(table),
-                                   "recipe_version": stored.label,
+                                   "recipe_version": stored.label, "sources": len(by_source),
                                    "histograms": MetadataValue.md("\n\n".join(images))}  # fmt: skip
     context.log.info(f"thresholds {version} ({'new' if changed else 'unchanged'})")
     return MaterializeResult(metadata=metadata, data_version=DataVersion(thresholds_data_version(table)))
 
 
-@asset(**GLOBAL_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, recipe_key("selection")],
-       group_name="selection", code_version="2",
+def shards_by_source(tables: TableStore) -> dict[str, list[str]]:
+    """Every registered shard, grouped by its named source (in shard order)."""
+    grouped: dict[str, list[str]] = {}
+    for shard, source in ShardRegistry(tables).sources().items():
+        grouped.setdefault(source, []).append(shard)
+    return grouped
+
+
+def source_of(tables: TableStore, shard: str) -> str:
+    return ShardRegistry(tables).members(shard).source
+
+
+def source_thresholds(tables: TableStore, name: str, shard: str) -> pl.DataFrame:
+    """The cut lines that judge one shard: its source's rows of a thresholds table."""
+    source = source_of(tables, shard)
+    table = tables.read(name, GLOBAL)
+    return table.filter(pl.col("source") == source) if "source" in table.columns else table
+
+
+@asset(**GLOBAL_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, recipe_key("selection"),
+                            recipe_key("sources")],
+       group_name="selection", code_version="3",
        kinds={"duckdb", "parquet"},
-       description="Cut lines for aesthetics, temporal consistency and motion over every shard (DuckDB quantiles), "
-       "versioned by the rules and the input tables.")  # fmt: skip
+       description="Cut lines for aesthetics, temporal consistency and motion over each source's shards (DuckDB "
+       "quantiles, each source with its own rules), versioned by the rules and the input tables.")  # fmt: skip
 def score_thresholds(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     return _thresholds_result(context, store, SCORE_THRESHOLDS, QUALITY_SCORES)
 
 
-def _shard_sql(tables: TableStore, query: str, inputs: dict[str, tuple[str, str]]) -> pl.DataFrame:
-    """Run a query with each input name bound to one (asset, shard) table."""
-    return run_sql(query, {name: tables.scan_source(a, [s]) for name, (a, s) in inputs.items()})
+def _shard_sql(tables: TableStore, query: str, inputs: dict[str, tuple[str, str] | pl.DataFrame],
+               params: dict[str, object] | None = None) -> pl.DataFrame:  # fmt: skip
+    """Run a query with each input name bound to one (asset, shard) table, or to a frame given as is."""
+    return run_sql(query, {name: v if isinstance(v, pl.DataFrame) else tables.scan_source(v[0], [v[1]])
+                           for name, v in inputs.items()}, params)  # fmt: skip
 
 
 SHARD = {"partitions_def": shards_partitions, "group_name": "selection", "code_version": "1",
@@ -88,7 +128,8 @@ def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> M
     for shard in context.partition_keys:  # a backfill hands this SQL step every shard in one run
         table = _shard_sql(tables, "quality_candidates", {
             "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
-            "motion": ("motion_scores", shard), "thresholds": (SCORE_THRESHOLDS, GLOBAL)})  # fmt: skip
+            "motion": ("motion_scores", shard),
+            "thresholds": source_thresholds(tables, SCORE_THRESHOLDS, shard)})  # fmt: skip
         tables.write(CANDIDATES, shard, table)
         rows, candidates = rows + table.height, candidates + int(table["candidate"].sum())
         failed += table["failure"].is_not_null().sum()
@@ -96,9 +137,11 @@ def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> M
                                        "shards": len(context.partition_keys)})  # fmt: skip
 
 
-@asset(**GLOBAL_STEP, deps=[clarity_scores, recipe_key("selection")], group_name="selection", code_version="2",
+@asset(**GLOBAL_STEP, deps=[clarity_scores, recipe_key("selection"), recipe_key("sources")], group_name="selection",
+       code_version="3",
        kinds={"duckdb", "parquet"},
-       description="Cut line for clarity over the candidates of every shard.")  # fmt: skip
+       description="Cut line for clarity over the candidates of each source's shards (sources that skip clarity: "
+       "'not applied').")  # fmt: skip
 def clarity_threshold(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     return _thresholds_result(context, store, CLARITY_THRESHOLD, ("clarity",))
 
@@ -108,9 +151,11 @@ def clarity_threshold(context: AssetExecutionContext, store: OpenVidStore) -> Ma
 def selected_videos(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables, rows, selected = store.tables(), 0, 0
     for shard in context.partition_keys:  # a backfill hands this SQL step every shard in one run
+        applied = store.recipe().recipe.source(source_of(tables, shard)).applies("clarity")
         table = _shard_sql(tables, "selected_videos", {
             "candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard),
-            "thresholds": (CLARITY_THRESHOLD, GLOBAL)})  # fmt: skip
+            "thresholds": source_thresholds(tables, CLARITY_THRESHOLD, shard)},
+            {"clarity_applied": applied})  # fmt: skip
         tables.write(SELECTED, shard, table)
         rows, selected = rows + table.height, selected + int(table["selected"].sum())
     return MaterializeResult(metadata={"dagster/row_count": rows, "selected": selected,

@@ -7,17 +7,31 @@ from typing import Any
 
 from dagster import DagsterInstance, DynamicPartitionsDefinition
 
-from openvid_assets.media.sources import list_videos, normalize_source
+from openvid_assets.media.sources import list_videos, match_metadata, normalize_source
 from openvid_assets.store import TableStore
-from openvid_assets.store.shards import ShardRegistry
+from openvid_assets.store.shards import DEFAULT_SOURCE, ShardRegistry
 
 shards_partitions = DynamicPartitionsDefinition(name="shards")
+IMPORTED = "imported_metadata"  # tables/imported_metadata/<source>.parquet: a source's matched metadata rows
+
+
+def register_source(store: TableStore, uri: str, shard_size: int, s3_client: Any = None, name: str = DEFAULT_SOURCE,
+                    metadata: str = "") -> tuple[int, list[str], list[str]]:  # fmt: skip
+    """List a source and store shard lists (of source ``name``) for its unseen videos, importing its
+    ``metadata`` table first (one that matches no video stops here): (videos listed, new shard keys, metadata
+    rows that match no video)."""
+    listed = list_videos(uri, s3_client)
+    unmatched: list[str] = []
+    if metadata:
+        matched, unmatched = match_metadata(metadata, uri, listed)
+        store.write(IMPORTED, name, matched)
+    return len(listed), ShardRegistry(store).register(normalize_source(uri), listed, shard_size, source=name), unmatched
 
 
 def store_new_shards(store: TableStore, source: str, shard_size: int, s3_client: Any = None) -> tuple[int, list[str]]:
     """List the source and store shard lists for unseen videos: (videos listed, new shard keys)."""
-    listed = list_videos(source, s3_client)
-    return len(listed), ShardRegistry(store).register(normalize_source(source), listed, shard_size)
+    listed, new, _ = register_source(store, source, shard_size, s3_client)
+    return listed, new
 
 
 def unregistered_partitions(store: TableStore, instance: DagsterInstance) -> list[str]:

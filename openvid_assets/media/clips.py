@@ -205,6 +205,7 @@ class ClipSettings:
     crf: int = 18
     preset: str = "veryfast"
     stitch_model: str = ""  # the CLIP that stitches (name:weights digest), when stitching: part of the row key
+    whole_videos: bool = False  # clips not applied (a source's recipe): each video is one clip, its own file
 
     def __post_init__(self) -> None:
         if self.mode not in CLIP_MODES:
@@ -313,6 +314,8 @@ def _rows_for(task: VideoTask, plan: ClipPlan, frames: int, uris: dict[str, str 
 def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings,
                embedder: FrameEmbedder | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Detect, plan and (unless mode is 'none') write one video's clips; a bad video is one failed row."""
+    if settings.whole_videos:
+        return whole_video_rows(task, settings)
     try:
         with open_video(task) as path:
             signals, plan = detect_clips(path, width=task.width, height=task.height, fps=task.fps,
@@ -327,6 +330,20 @@ def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None, 
         return [{"video_id": task.video_id, "source_uri": task.source_uri, "status": "failed", "error": str(e),
                  **settings.key_columns()}]  # fmt: skip
     return _rows_for(task, plan, signals.num_frames, uris, settings)
+
+
+WHOLE_VIDEO = "whole video (clips not applied)"
+
+
+def whole_video_rows(task: VideoTask, settings: ClipSettings) -> list[dict[str, Any]]:
+    """A video whose source skips clip extraction: one clip, all of it, read from the source file itself."""
+    if task.num_frames <= 0:
+        return [{"video_id": task.video_id, "source_uri": task.source_uri, "status": "failed",
+                 "error": "the probe found no frame count, so the whole-video clip has no range",
+                 **settings.key_columns()}]  # fmt: skip
+    span = ClipSpan(0, task.num_frames - 1)
+    plan = ClipPlan([span], [], None, [WHOLE_VIDEO])
+    return _rows_for(task, plan, task.num_frames, {clip_id(task.video_id, span): task.source_uri}, settings)
 
 
 def _write(source: Path, cid: str, span: ClipSpan, fps: float, store: ClipStore, settings: ClipSettings) -> str:
@@ -377,6 +394,6 @@ def clip_shard(tasks: list[VideoTask], open_video: OpenVideo, store: ClipStore |
 
 
 def _files_present(rows: list[dict[str, Any]], store: ClipStore | None, settings: ClipSettings) -> bool:
-    if settings.mode == "none" or store is None:
+    if settings.mode == "none" or store is None or settings.whole_videos:
         return True
     return all(store.exists(r["clip_id"]) for r in rows if r["status"] == "ok")

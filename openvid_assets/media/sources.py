@@ -136,3 +136,36 @@ def local_video(uri: str, root: str, s3_client: Any = None) -> Iterator[tuple[Pa
         except OSError as e:
             raise VideoInputError(f"cannot read file: {e.strerror or e}") from None
         yield path, digest
+
+
+METADATA_COLUMNS = ("caption", "category", "source_id")
+
+
+class MetadataError(ValueError):
+    """A metadata table that cannot be imported (unreadable, no 'file' column, no row matching a video)."""
+
+
+def match_metadata(path: str, root: str, listed_uris: list[str]) -> tuple[Any, list[str]]:
+    """A source's metadata table (CSV or parquet with a ``file`` column, relative to ``root``) matched to its
+    listed videos: (one row per matched video: source_uri + the known columns present, as strings; the
+    ``file`` values that match no listed video). No match at all is an error: the table is for another folder."""
+    import polars as pl
+
+    try:
+        table = pl.read_parquet(path) if path.endswith(".parquet") else pl.read_csv(path, infer_schema=False)
+    except Exception as e:  # noqa: BLE001 - polars raises many kinds; the message names the file
+        raise MetadataError(f"metadata {path}: cannot be read: {e}") from None
+    if "file" not in table.columns:
+        raise MetadataError(f"metadata {path}: no 'file' column (columns: {', '.join(table.columns)})")
+    columns = [c for c in METADATA_COLUMNS if c in table.columns]
+    base = normalize_source(root)
+    table = table.select(pl.col("file").cast(pl.String).str.strip_prefix("./"), *[pl.col(c).cast(pl.String)
+                                                                                   for c in columns])  # fmt: skip
+    table = table.with_columns(source_uri=pl.lit(base + "/") + pl.col("file")).unique("file", keep="first")
+    listed = pl.DataFrame({"source_uri": listed_uris}, schema={"source_uri": pl.String})
+    matched = table.join(listed, on="source_uri", how="semi")
+    unmatched = table.join(listed, on="source_uri", how="anti")["file"].to_list()
+    if matched.height == 0:
+        raise MetadataError(f"metadata {path}: none of its {table.height} rows names a video under {base} "
+                            f"(first: {', '.join(unmatched[:3])})")  # fmt: skip
+    return matched.select("source_uri", *columns), unmatched

@@ -655,6 +655,28 @@ def write_sample_set(out_dir: Path | str, outside_dir: Path | str | None = None,
     return specs
 
 
+CLEAN_CAPTIONS = (
+    "A slow pan across a sunlit stone wall covered in moss, warm afternoon light.",
+    "The camera glides over a field of small coloured tiles in soft daylight.",
+    "A steady sideways view of a textured fabric with muted blue and ochre patterns.",
+)
+
+
+def write_clean_source(out_dir: Path | str, count: int = 4) -> list[VideoSpec]:
+    """A small, already-clean source with its own metadata (``captions.csv``: file, caption, category): smooth
+    pans, a caption for all but the last (which a 'keep' source has captioned by the model), and one row that
+    names a file the folder does not have (reported as unmatched at registration)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = [smooth_pan(out, f"clean_{i}.mp4", num_frames=48, seed=40 + i, px_per_frame=1 + i % 3)
+             for i in range(count)]  # fmt: skip
+    rows = ["file,caption,category"]
+    rows += [f'{spec.name},"{CLEAN_CAPTIONS[i % len(CLEAN_CAPTIONS)]}",scenery' for i, spec in enumerate(specs[:-1])]
+    rows += [f"{specs[-1].name},,scenery", "not_in_the_folder.mp4,A video that is not there.,scenery"]
+    write_atomically(out / "captions.csv", ("\n".join(rows) + "\n").encode())
+    return specs
+
+
 # --------------------------------------------------------------------------- hostile sources (limits, races)
 
 

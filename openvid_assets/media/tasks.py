@@ -21,6 +21,7 @@ class VideoTask:
     height: int
     fps: float
     rotation: int = 0
+    num_frames: int = 0  # the probe's count (0 when unknown)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def _readable(manifest: pl.DataFrame) -> pl.DataFrame:
 
 def _video(row: dict) -> VideoTask:
     return VideoTask(row["video_id"], row["source_uri"], row["width"], row["height"], row["fps"],
-                     row.get("rotation") or 0)  # fmt: skip
+                     row.get("rotation") or 0, row.get("num_frames") or 0)  # fmt: skip
 
 
 def video_tasks(manifest: pl.DataFrame, source_uris: pl.Series | None = None) -> list[VideoTask]:

@@ -401,6 +401,29 @@ def caption_shard(tasks: list[ClipTask], captioner: Captioner, settings: Caption
 
 
 
+def given_captions(tasks: list[ClipTask], mode: str, imported: pl.DataFrame | None) -> tuple[dict[str, str], str]:
+    """Clips whose caption the recipe gives instead of the model (clip_id -> caption), and their origin: with
+    ``mode`` 'keep', the source's ``imported`` captions (every clip of a video that has one); 'off', empty ones."""
+    if mode == "off":
+        return {t.clip_id: "" for t in tasks}, "none (captions off)"
+    if mode != "keep" or imported is None or "caption" not in imported.columns:
+        return {}, "imported"
+    texts = {u: c for u, c in zip(imported["source_uri"], imported["caption"]) if c and c.strip()}
+    return {t.clip_id: texts[t.video.source_uri] for t in tasks if t.video.source_uri in texts}, "imported"
+
+
+def given_caption_rows(tasks: list[ClipTask], texts: dict[str, str], origin: str,
+                       camera: dict[str, str | None] | None = None) -> pl.DataFrame:  # fmt: skip
+    """Caption rows for clips whose caption is given, not generated (``texts``: clip_id -> caption): imported
+    with the source's metadata (``origin`` 'imported'), or empty where the source skips captions ('none')."""
+    key = RowKey(origin, "", {})
+    camera = camera or {}
+    rows = [{"clip_id": t.clip_id, "video_id": t.video.video_id, "status": "ok", "caption": texts[t.clip_id],
+             "caption_raw": texts[t.clip_id], "truncated": False, "camera_motion": camera.get(t.video.video_id),
+             **key.columns()} for t in tasks if t.clip_id in texts]  # fmt: skip
+    return pl.DataFrame(rows, schema=CAPTION_SCHEMA) if rows else pl.DataFrame(schema=CAPTION_SCHEMA)
+
+
 def camera_labels(motion: pl.DataFrame | None, manifest: pl.DataFrame) -> dict[str, str | None]:
     """video_id -> camera motion label, from the motion step's mean flow and divergence.
 

@@ -37,8 +37,9 @@ SCORE_TABLES = {"aesthetic": "aesthetic_scores", "temporal": "temporal_scores", 
 # 10 % slowest (nearly still) and the 5 % fastest (shaky, blurred).
 DEFAULT_RULES = {"aesthetic": "top:20", "temporal": "band:5:90", "motion": "band:10:95", "clarity": "top:30"}
 
-THRESHOLDS_SCHEMA = {"score": pl.String, "rule": pl.String, "description": pl.String, "lower": pl.Float64,
-                     "upper": pl.Float64, "videos": pl.Int64, "version": pl.String}  # fmt: skip
+THRESHOLDS_SCHEMA = {"source": pl.String, "score": pl.String, "rule": pl.String, "description": pl.String,
+                     "lower": pl.Float64, "upper": pl.Float64, "videos": pl.Int64, "version": pl.String}  # fmt: skip
+NOT_APPLIED = "not applied (recipe)"
 
 
 class RuleError(ValueError):
@@ -112,22 +113,30 @@ def version_of(rules: Mapping[str, Rule], input_fingerprint: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def compute_thresholds(rules: Mapping[str, Rule], scores: Mapping[str, TableInput], version: str,
-                       **duckdb_settings: Any) -> pl.DataFrame:  # fmt: skip
-    """One row per score in ``scores``: the rule and its cut lines over the distinct ok videos."""
+def compute_thresholds(rules: Mapping[str, Rule | None], scores: Mapping[str, TableInput | None], version: str,
+                       source: str = "default", label: str = "", **duckdb_settings: Any) -> pl.DataFrame:  # fmt: skip
+    """One row per score in ``scores``: the rule and its cut lines over the distinct ok videos of one source.
+
+    A score whose rule is None is a step the source skips: its row says so and cuts nothing. ``label``
+    (the source's name when a recipe names sources) prefixes each description, so reasons name the source."""
     rows = []
-    for name, source in scores.items():
+    prefix = f"{label}: " if label else ""
+    for name, table in scores.items():
         rule = rules[name]
-        cut = run_sql("score_threshold", {"scores": source}, rule.sql_params(), **duckdb_settings).row(0, named=True)
-        rows.append({"score": name, "rule": rule.spec(), "description": rule.describe(), "lower": cut["lower"],
-                     "upper": cut["upper"], "videos": cut["videos"], "version": version})  # fmt: skip
+        if rule is None or table is None:
+            rows.append({"source": source, "score": name, "rule": "not applied", "videos": 0, "version": version,
+                         "description": prefix + NOT_APPLIED if rule is None else prefix + rule.describe()})
+            continue
+        cut = run_sql("score_threshold", {"scores": table}, rule.sql_params(), **duckdb_settings).row(0, named=True)
+        rows.append({"source": source, "score": name, "rule": rule.spec(), "description": prefix + rule.describe(),
+                     "lower": cut["lower"], "upper": cut["upper"], "videos": cut["videos"], "version": version})  # fmt: skip
     return pl.DataFrame(rows, schema=THRESHOLDS_SCHEMA)
 
 
 def thresholds_data_version(table: pl.DataFrame) -> str:
     """What the steps below a thresholds table depend on: the rules and the cut lines, not the input files'
     stamps, so rewriting identical score tables (a redo after a kill) leaves every candidate table current."""
-    rows = table.select("score", "rule", "lower", "upper").sort("score").rows()
+    rows = table.select("source", "score", "rule", "lower", "upper").sort("source", "score").rows()
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
 

@@ -16,6 +16,7 @@ from openvid_assets.store.sql import run_sql
 from openvid_assets.store.tables import TableStore
 
 SHARD_LISTS = "shard_lists"
+DEFAULT_SOURCE = "default"  # the source of shards registered outside a recipe's named sources
 _KEY = re.compile(r"^shard-(\d+)$")
 
 
@@ -35,6 +36,7 @@ class ShardMembers:
     key: str
     source_root: str
     uris: list[str]
+    source: str = DEFAULT_SOURCE  # the named source the shard belongs to
 
 
 def plan_shards(new_uris: list[str], next_index: int, shard_size: int) -> list[tuple[str, list[str]]]:
@@ -61,7 +63,16 @@ class ShardRegistry:
         roots = frame["source_root"].unique().to_list()
         if len(roots) != 1:
             raise ValueError(f"shard {key} has {len(roots)} source roots; expected exactly one")
-        return ShardMembers(key, roots[0], frame["source_uri"].to_list())
+        source = frame["source"][0] if "source" in frame.columns else DEFAULT_SOURCE
+        return ShardMembers(key, roots[0], frame["source_uri"].to_list(), source)
+
+    def sources(self) -> dict[str, str]:
+        """The source of every stored shard (shards listed before sources existed: 'default'), in one scan."""
+        keys = self.keys()
+        if not keys or "source" not in self.store.read(SHARD_LISTS, keys[-1]).columns:
+            return dict.fromkeys(keys, DEFAULT_SOURCE)
+        found = run_sql("shard_sources", {"shard_lists": self.store.scan_source(SHARD_LISTS, keys)})
+        return dict(zip(found["shard"], found["source"]))
 
     def unregistered(self, listed_uris: list[str]) -> list[str]:
         """The listed URIs that no stored shard holds yet, sorted (an anti-join in DuckDB)."""
@@ -74,8 +85,10 @@ class ShardRegistry:
             "source_uri"
         ].to_list()
 
-    def register(self, source_root: str, listed_uris: list[str], shard_size: int) -> list[str]:
-        """Store shard lists for every listed URI not in a shard yet; returns the new shard keys.
+    def register(self, source_root: str, listed_uris: list[str], shard_size: int,
+                 source: str = DEFAULT_SOURCE) -> list[str]:  # fmt: skip
+        """Store shard lists (of one named ``source``) for every listed URI not in a shard yet; returns the new
+        shard keys.
 
         Each list is written atomically, so a killed registration leaves whole shards
         only; running it again picks up where it stopped.
@@ -90,8 +103,10 @@ class ShardRegistry:
                     "position": list(range(len(uris))),
                     "source_uri": uris,
                     "source_root": [source_root] * len(uris),
+                    "source": [source] * len(uris),
                 },
-                schema={"shard": pl.String, "position": pl.Int32, "source_uri": pl.String, "source_root": pl.String},
+                schema={"shard": pl.String, "position": pl.Int32, "source_uri": pl.String, "source_root": pl.String,
+                        "source": pl.String},  # fmt: skip
             )
             self.store.write(SHARD_LISTS, key, frame)
             new_keys.append(key)
