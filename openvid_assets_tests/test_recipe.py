@@ -47,3 +47,79 @@ def test_malformed_files_are_refused_with_a_reason(text, expected):
 def test_a_valid_file_round_trips():
     recipe = Recipe().updated({"models": {"profile": "offline", "motion_definition": "opensora-v1.2"}})
     assert Recipe.from_yaml(recipe.to_yaml()) == recipe
+
+
+# --------------------------------------------------------------------------- sources
+
+
+SOURCES = """\
+models:
+  profile: offline
+sources:
+  web:
+    uri: {web}
+    rules:
+      aesthetic: top:20
+  clean:
+    uri: {clean}
+{extra}"""
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ("    rules:\n      beauty: top:90\n", r"sources\.clean \(line 8\).*unknown score\(s\) \['beauty'\]"),
+    ("    colour_grading: true\n", r"sources\.clean\.colour_grading \(line 10\): Extra inputs"),
+    ("    captions: sometimes\n", r"sources\.clean\.captions \(line 10\)"),
+    ("    rules:\n      motion: band:90:10\n", r"sources\.clean \(line 8\).*lower bound is above"),
+])  # fmt: skip
+def test_a_malformed_source_is_refused_with_its_line(tmp_path, extra, expected):
+    text = SOURCES.format(web=tmp_path / "web", clean=tmp_path / "clean", extra=extra)
+    with pytest.raises(RecipeError, match=expected):
+        Recipe.from_yaml(text, "recipe.yaml")
+
+
+def test_two_sources_claiming_the_same_files_are_refused(tmp_path):
+    text = SOURCES.format(web=tmp_path / "videos", clean=tmp_path / "videos" / "clean", extra="")
+    with pytest.raises(RecipeError, match=r"sources \(line 3\).*'web' and 'clean' claim the same files"):
+        Recipe.from_yaml(text, "recipe.yaml")
+
+
+def test_shards_of_a_source_the_recipe_does_not_declare_are_refused(tmp_path):
+    recipe = Recipe.from_yaml(SOURCES.format(web=tmp_path / "a", clean=tmp_path / "b", extra=""))
+    assert recipe.source_rules("clean")["aesthetic"].spec() == "top:20"  # the selection section's default
+    assert recipe.source_rules("web")["aesthetic"].spec() == "top:20"
+    with pytest.raises(RecipeError, match="source 'panda'.*sources: web, clean"):
+        recipe.source("panda")
+
+
+def test_a_metadata_table_that_matches_no_video_stops_registration(tmp_path):
+    from openvid_assets.assets.shards import register_source
+    from openvid_assets.media import synthetic
+    from openvid_assets.media.sources import MetadataError
+    from openvid_assets.store import TableStore
+
+    (tmp_path / "videos").mkdir()
+    synthetic.static(tmp_path / "videos", "a.mp4")
+    metadata = tmp_path / "meta.csv"
+    metadata.write_text("file,caption\nelsewhere/a.mp4,A caption.\n")
+    tables = TableStore(str(tmp_path / "data"))
+    with pytest.raises(MetadataError, match=r"meta\.csv: none of its 1 rows names a video"):
+        register_source(tables, str(tmp_path / "videos"), 10, name="clean", metadata=str(metadata))
+    assert tables.shards("shard_lists") == []  # nothing registered
+    metadata.write_text("caption\nA caption.\n")
+    with pytest.raises(MetadataError, match="no 'file' column"):
+        register_source(tables, str(tmp_path / "videos"), 10, name="clean", metadata=str(metadata))
+
+
+def test_the_shipped_openvid1m_recipe_encodes_the_papers_two_paths():
+    from openvid_assets.recipe import read_recipe_file, shipped_recipe
+
+    recipe = read_recipe_file(shipped_recipe("openvid1m"))
+    assert set(recipe.sources) == {"panda50m", "chronomagic", "celebv_hq", "opensora_plan"}
+    panda = recipe.source_rules("panda50m")
+    assert {k: r.spec() for k, r in panda.items()} == {"aesthetic": "top:20", "temporal": "band:5:90",
+                                                       "motion": "band:10:95", "clarity": "top:30"}  # fmt: skip
+    for name in ("chronomagic", "celebv_hq", "opensora_plan"):
+        assert {k: r.spec() for k, r in recipe.source_rules(name).items()} == {"aesthetic": "top:90",
+                                                                               "motion": "band:5:98"}  # fmt: skip
+        assert not any(recipe.source(name).applies(step) for step in ("temporal", "clarity", "clips"))
+    assert recipe.source("celebv_hq").captions == "on" and recipe.source("chronomagic").captions == "keep"
