@@ -219,6 +219,9 @@ class SourceSettings(_Section):
 
 
 TIER_SCORES = ("aesthetic", "clarity", "temporal", "motion")
+# Broad content classes for the card's category chart (the paper's Figure 3 shows its own; these are a setting).
+DEFAULT_CATEGORIES = ("people", "animals", "nature and landscapes", "cities and buildings", "vehicles",
+                      "food and cooking", "sports", "indoor scenes", "art and animation", "water and the sea")  # fmt: skip
 
 
 class ExportSettings(_Section):
@@ -231,6 +234,15 @@ class ExportSettings(_Section):
                                      "into the combined rank")  # fmt: skip
     conditioned_captions: bool = Field(default=True, description="also write each caption with its scores and "
                                        "camera motion appended, Open-Sora 1.2 style (a separate column and CSV)")  # fmt: skip
+    categories: tuple[str, ...] = Field(default=DEFAULT_CATEGORIES, description="the dataset card's zero-shot "
+                                        "categories (CLIP text prompts from category_prompt)")  # fmt: skip
+    category_prompt: str = Field(default="a video of {}", description="the text each category is put into")
+
+    @model_validator(mode="after")
+    def _category_prompt(self) -> ExportSettings:
+        if "{}" not in self.category_prompt or not self.categories:
+            raise ValueError("category_prompt needs a '{}' for the category, and categories at least one name")
+        return self
 
     @model_validator(mode="after")
     def _known_scores(self) -> ExportSettings:

@@ -24,8 +24,8 @@ def _figure():
     return plt.subplots(figsize=(5, 2.6), dpi=90)
 
 
-def _inline_png(fig, title: str) -> str:
-    import base64
+def png_bytes(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
     import io
 
     import matplotlib.pyplot as plt
@@ -34,7 +34,53 @@ def _inline_png(fig, title: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+    return buf.getvalue()
+
+
+def inline_png(png: bytes, title: str) -> str:
+    """PNG bytes as inline markdown (how the Dagster UI shows an image in metadata)."""
+    import base64
+
+    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _inline_png(fig, title: str) -> str:
+    return inline_png(png_bytes(fig), title)
+
+
+def distribution_png(bins: pl.DataFrame, title: str, xlabel: str) -> bytes:
+    """Overlaid step histograms, one line per ``series`` of (series, bin_start, bin_width, share) rows."""
+    fig, ax = _figure()
+    for series, group in bins.group_by("series", maintain_order=True):
+        group = group.sort("bin_start")
+        edges = group["bin_start"].to_list() + [group["bin_start"][-1] + group["bin_width"][-1]]
+        ax.stairs(group["share"].to_list(), edges, label=str(series[0]), linewidth=1.4)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("share", fontsize=8)
+    ax.tick_params(labelsize=8)
+    if bins.height:
+        ax.legend(fontsize=7)
+    return png_bytes(fig)
+
+
+def bars_png(labels: list[str], series: dict[str, list[float]], title: str, xlabel: str) -> bytes:
+    """Horizontal grouped bars: one bar per label and series."""
+    import numpy as np
+
+    fig, ax = _figure()
+    height = 0.8 / max(1, len(series))
+    y = np.arange(len(labels))
+    for k, (name, values) in enumerate(series.items()):
+        ax.barh(y + k * height, values, height=height, label=name)
+    ax.set_yticks(y + height * (len(series) - 1) / 2, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+    return png_bytes(fig)
 
 
 def line_image(steps: list[int], values: list[float], title: str, ylabel: str) -> str:

@@ -101,3 +101,21 @@ class CLIPEmbedder:
 
     def _shrink(self, size: int) -> None:
         self.batch_size = size
+
+
+@torch.inference_mode()
+def text_embeddings(spec: CLIPSpec, prompts: list[str]) -> np.ndarray:
+    """(K, D) unit-length CLIP text embeddings of ``prompts``, from the same model and weights as the image
+    embeddings (the text tower of the same checkpoint), on CPU: a few prompts need no GPU."""
+    import open_clip
+
+    model = spec.build().eval()
+    tokens = open_clip.tokenize(prompts, context_length=model.context_length)
+    return torch.nn.functional.normalize(model.encode_text(tokens).float(), dim=-1).numpy()
+
+
+def zero_shot(video_vectors: np.ndarray, text_vectors: np.ndarray) -> np.ndarray:
+    """The index of the closest prompt (cosine) for every video vector."""
+    if len(video_vectors) == 0:
+        return np.zeros(0, np.int64)
+    return np.argmax(video_vectors @ text_vectors.T, axis=1)

@@ -195,6 +195,19 @@ def embedding_matrix(rows: pl.DataFrame) -> np.ndarray:
     return np.stack([np.frombuffer(b, dtype=np.float16) for b in rows["embedding"]]).astype(np.float32)
 
 
+def video_embeddings(embeddings: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+    """One unit vector per video: the normalised mean of its stored frame embeddings (ok rows only)."""
+    ok = embeddings.filter(pl.col("status") == "ok")
+    if ok.height == 0:
+        return [], np.zeros((0, 0), np.float32)
+    ids, vectors = [], []
+    for (video_id,), group in ok.group_by("video_id", maintain_order=True):
+        mean = embedding_matrix(group).mean(axis=0)
+        ids.append(video_id)
+        vectors.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+    return ids, np.stack(vectors)
+
+
 def _per_video(embeddings: pl.DataFrame, compute: Callable[[int, pl.DataFrame], tuple[float, list[int]]],
                key: RowKey) -> pl.DataFrame:  # fmt: skip
     """Apply ``compute`` to each video's ok embedding rows; failures pass through."""

@@ -126,3 +126,48 @@ def test_imported_captions_reach_the_export_unchanged_and_the_union_and_hd_are_r
     assert bare.height == 4 and (bare["caption_model"] != "imported").all()  # 'off' rules keep all; captioned
     hd = pl.read_parquet(data / "exports" / "openvid_hd.parquet")
     assert [(s, u.rsplit("/", 1)[1]) for s, u in zip(hd["source"], hd["source_uri"])] == [("bare", "hd.mp4")]
+
+
+def test_the_dataset_card_renders_and_its_numbers_match_the_tables(three_sources):
+    import json
+
+    from PIL import Image
+
+    _, data, _ = three_sources
+    exports = data / "exports"
+    numbers = json.loads((exports / "dataset_card.json").read_text())
+    lineage, parquet = _lineage(data), pl.read_parquet(exports / "openvid.parquet")
+    hd = pl.read_parquet(exports / "openvid_hd.parquet")
+    summary = {row["source"]: row for row in numbers["summary"]}
+    assert set(summary) == {"web", "clean", "bare", "all"}
+    for source, row in summary.items():
+        videos = lineage if source == "all" else lineage.filter(pl.col("source") == source)
+        clips = parquet if source == "all" else parquet.filter(pl.col("source") == source)
+        assert row["input_videos"] == videos.height
+        assert row["kept_videos"] == videos.filter(pl.col("status") == "kept").height
+        assert row["clips"] == clips.height
+        assert row["curated_hours"] == pytest.approx(clips["seconds"].sum() / 3600, abs=1e-6)
+        kept = videos.filter(pl.col("status") == "kept")["aesthetic"]
+        assert row["kept_mean_aesthetic"] == pytest.approx(kept.mean())
+    assert summary["all"]["hd_clips"] == hd.height and summary["all"]["hd_share"] == pytest.approx(
+        round(hd.height / parquet.height, 4))  # fmt: skip
+    funnel = pl.DataFrame(numbers["funnel"]).filter(pl.col("source") == "all")
+    assert funnel["videos"].sum() == lineage.height
+    # Every kept video has a category, and the curated histogram counts every kept video's aesthetic score.
+    categories = pl.DataFrame(numbers["categories"])
+    for source in ("web", "clean", "bare"):
+        curated = categories.filter((pl.col("source") == source) & (pl.col("part") == "curated"))
+        assert curated["videos"].sum() == summary[source]["kept_videos"]
+    histograms = pl.DataFrame(numbers["histograms"])
+    aesthetic = histograms.filter((pl.col("metric") == "aesthetic") & (pl.col("source") == "all"))
+    assert aesthetic.filter(pl.col("part") == "curated")["count"].sum() == summary["all"]["kept_videos"]
+    assert histograms.filter(pl.col("metric") == "clip seconds")["count"].sum() == 2 * parquet.height  # all + own
+    # The plots are real PNGs, and the card links every one.
+    card = (exports / "dataset_card.md").read_text()
+    pngs = sorted((exports / "card").glob("*.png"))
+    assert {p.stem for p in pngs} >= {"aesthetic", "motion", "temporal", "clarity", "caption_words", "clip_seconds",
+                                      "funnel", "categories", "resolution", "duration"}  # fmt: skip
+    for png in pngs:
+        with Image.open(png) as image:
+            assert image.format == "PNG" and image.width > 200 and image.height > 100
+        assert f"card/{png.name}" in card
