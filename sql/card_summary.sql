@@ -38,7 +38,7 @@ per_clip AS (
 SELECT v.*, coalesce(c.clips, 0) AS clips, coalesce(c.curated_hours, 0) AS curated_hours,
        coalesce(c.hd_clips, 0) AS hd_clips, coalesce(c.hd_hours, 0) AS hd_hours,
        CASE WHEN coalesce(c.clips, 0) > 0 THEN round(c.hd_clips / c.clips, 4) ELSE 0 END AS hd_share,
-       c.mean_caption_words
+       round(c.mean_caption_words, 1) AS mean_caption_words
 FROM per_video AS v
 LEFT JOIN per_clip AS c USING (source)
 ORDER BY v.source = 'all', v.source;

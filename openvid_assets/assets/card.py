@@ -53,7 +53,8 @@ def _histogram_pngs(histograms: pl.DataFrame, sources: list[str]) -> dict[str, b
         rows = rows.with_columns(series=pl.when(pl.col("source") == "all").then(pl.col("part"))
                                  .otherwise(pl.col("source") + " " + pl.col("part")))  # fmt: skip
         keep = ["pool", "curated"] + ([f"{s} curated" for s in sources] if len(sources) > 1 else [])
-        rows = rows.filter(pl.col("series").is_in(keep))
+        order = pl.col("series").replace_strict(keep, list(range(len(keep))), default=None)
+        rows = rows.filter(pl.col("series").is_in(keep)).sort(order, "bin")  # same colours in every plot
         rows = rows.with_columns(share=pl.col("count") / pl.col("count").sum().over("series"))
         pngs[metric.replace(" ", "_")] = distribution_png(rows, title, title)
     return pngs
