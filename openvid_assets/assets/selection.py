@@ -15,9 +15,8 @@ from openvid_assets.assets.scores import aesthetic_scores, clarity_scores, motio
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.recipe import RecipeError
-from openvid_assets.store.selection import (SCORE_TABLES, THRESHOLDS_SCHEMA, MixedModelsError, Rule,
-                                            compute_thresholds, require_one_identity, thresholds_data_version,
-                                            version_of)  # fmt: skip
+from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, SourceThresholds, require_one_identity,
+                                            thresholds_data_version)  # fmt: skip
 from openvid_assets.store.shards import ShardRegistry
 
 GLOBAL = "global"  # the table name of an unpartitioned asset
@@ -42,36 +41,25 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
     try:
         for s in scores:
             require_one_identity(tables, SCORE_TABLES[s], store.data_root)
-        by_source = shards_by_source(tables)
+        by_source = ShardRegistry(tables).by_source()
         rules = {src: stored.recipe.source_rules(src) for src in by_source}
     except (MixedModelsError, RecipeError) as e:
         raise Failure(description=str(e), allow_retries=False) from None
-    label = bool(stored.recipe.sources)  # reasons name the source once the recipe names sources
-    applied = {src: {s: rules[src].get(s) for s in scores} for src in by_source}
-    fingerprint = "+".join(tables.fingerprint(SCORE_TABLES[s]) for s in scores)
-    version = version_of({f"{src}/{s}": r or Rule("off") for src, rs in applied.items() for s, r in rs.items()},
-                         fingerprint + repr(sorted((src, s) for src, rs in applied.items() for s, r in rs.items()
-                                                   if r is None)))  # fmt: skip
+    # Reasons name the source once the recipe names sources.
+    plan = SourceThresholds(tables, scores, rules, by_source, label=bool(stored.recipe.sources))
+    version = plan.version()
     previous = tables.read_if_exists(name, GLOBAL)
-    existing = {s: set(tables.shards(SCORE_TABLES[s])) for s in scores}
-
-    def source_scores(src: str, score: str):
-        shards = [sh for sh in by_source[src] if sh in existing[score]]
-        return tables.scan_source(SCORE_TABLES[score], shards) if shards else None
-
     if previous is not None and "source" in previous.columns and set(previous["version"]) == {version}:
         table, changed = previous, False  # same rules, same inputs: keep the file, downstream stays current
     else:
-        parts = [compute_thresholds(applied[src], {s: source_scores(src, s) for s in scores}, version, source=src,
-                                    label=src if label else "") for src in by_source]  # fmt: skip
-        table, changed = (pl.concat(parts) if parts else pl.DataFrame(schema=THRESHOLDS_SCHEMA)), True
+        table, changed = plan.compute(version), True
         tables.write(name, GLOBAL, table)
     images = []
     for row in table.filter(pl.col("rule") != "not applied").iter_rows(named=True):
-        scores_of_source = source_scores(row["source"], row["score"])
-        if scores_of_source is None:
+        source_scores = plan.inputs(row["source"], row["score"])
+        if source_scores is None:
             continue
-        bins = run_sql("score_histogram", {"scores": scores_of_source}, {"bins": HISTOGRAM_BINS})
+        bins = run_sql("score_histogram", {"scores": source_scores}, {"bins": HISTOGRAM_BINS})
         cuts = {k: row[k] for k in ("lower", "upper") if row[k] is not None}
         images.append(histogram_image(bins, f"{row['score']} ({row['description']})", cuts))
     metadata: dict[str, object] = {"version": version, "changed": changed, "thresholds": markdown_table(table),
@@ -79,14 +67,6 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
                                    "histograms": MetadataValue.md("\n\n".join(images))}  # fmt: skip
     context.log.info(f"thresholds {version} ({'new' if changed else 'unchanged'})")
     return MaterializeResult(metadata=metadata, data_version=DataVersion(thresholds_data_version(table)))
-
-
-def shards_by_source(tables: TableStore) -> dict[str, list[str]]:
-    """Every registered shard, grouped by its named source (in shard order)."""
-    grouped: dict[str, list[str]] = {}
-    for shard, source in ShardRegistry(tables).sources().items():
-        grouped.setdefault(source, []).append(shard)
-    return grouped
 
 
 def source_of(tables: TableStore, shard: str) -> str:

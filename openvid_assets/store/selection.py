@@ -133,6 +133,38 @@ def compute_thresholds(rules: Mapping[str, Rule | None], scores: Mapping[str, Ta
     return pl.DataFrame(rows, schema=THRESHOLDS_SCHEMA)
 
 
+@dataclass(frozen=True)
+class SourceThresholds:
+    """The cut lines of some scores, each source over its own shards with its own rules (None: a step the
+    source skips). What the thresholds assets compute, and what the scale benchmark times."""
+
+    tables: TableStore
+    scores: tuple[str, ...]
+    rules: dict[str, dict[str, Rule | None]]  # source -> score -> rule
+    shards: dict[str, list[str]]  # source -> its shards
+    label: bool = False  # descriptions (so reasons) name the source
+
+    def version(self) -> str:
+        """The rules of every source and the exact input tables they are computed over."""
+        fingerprint = "+".join(self.tables.fingerprint(SCORE_TABLES[s]) for s in self.scores)
+        skipped = sorted((src, s) for src, rules in self.rules.items() for s in self.scores if rules.get(s) is None)
+        named = {f"{src}/{s}": rules.get(s) or Rule("off") for src, rules in self.rules.items() for s in self.scores}
+        return version_of(named, fingerprint + repr(skipped))
+
+    def inputs(self, source: str, score: str) -> TableInput | None:
+        """One source's tables of one score (None when none of its shards has one yet)."""
+        existing = set(self.tables.shards(SCORE_TABLES[score]))
+        shards = [shard for shard in self.shards[source] if shard in existing]
+        return self.tables.scan_source(SCORE_TABLES[score], shards) if shards else None
+
+    def compute(self, version: str, **duckdb_settings: Any) -> pl.DataFrame:
+        parts = [compute_thresholds({s: self.rules[src].get(s) for s in self.scores},
+                                    {s: self.inputs(src, s) for s in self.scores}, version, source=src,
+                                    label=src if self.label else "", **duckdb_settings)
+                 for src in self.shards]  # fmt: skip
+        return pl.concat(parts) if parts else pl.DataFrame(schema=THRESHOLDS_SCHEMA)
+
+
 def thresholds_data_version(table: pl.DataFrame) -> str:
     """What the steps below a thresholds table depend on: the rules and the cut lines, not the input files'
     stamps, so rewriting identical score tables (a redo after a kill) leaves every candidate table current."""

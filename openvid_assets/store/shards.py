@@ -74,6 +74,13 @@ class ShardRegistry:
         found = run_sql("shard_sources", {"shard_lists": self.store.scan_source(SHARD_LISTS, keys)})
         return dict(zip(found["shard"], found["source"]))
 
+    def by_source(self) -> dict[str, list[str]]:
+        """Every registered shard, grouped by its named source (in shard order)."""
+        grouped: dict[str, list[str]] = {}
+        for shard, source in self.sources().items():
+            grouped.setdefault(source, []).append(shard)
+        return grouped
+
     def unregistered(self, listed_uris: list[str]) -> list[str]:
         """The listed URIs that no stored shard holds yet, sorted (an anti-join in DuckDB)."""
         keys = self.keys()
