@@ -52,6 +52,13 @@ def three_sources(tmp_path_factory):
         "bare": {"uri": str(bare), "rules": {"aesthetic": "off", "motion": "off"}, "temporal": False,
                  "clarity": False, "clips": False},
     }  # fmt: skip
+    tables = TableStore(str(data))
+    unmatched = run_sources(data, sources)
+    return tables, data, unmatched, sources
+
+
+def run_sources(data, sources) -> dict[str, list[str]]:
+    """Store the recipe with ``sources``, register them (new videos only) and materialize everything."""
     stored = store_recipe(str(data), models={"profile": "offline"}, sources=sources)
     tables = TableStore(str(data))
     unmatched = {}
@@ -61,7 +68,7 @@ def three_sources(tmp_path_factory):
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(shards_partitions.name, ShardRegistry(tables).keys())
         materialize_pipeline(defs, instance)
-    return tables, data, unmatched
+    return unmatched
 
 
 def _lineage(data) -> pl.DataFrame:
@@ -69,7 +76,7 @@ def _lineage(data) -> pl.DataFrame:
 
 
 def test_every_input_once_with_its_source_and_the_steps_it_skips(three_sources):
-    tables, data, unmatched = three_sources
+    tables, data, unmatched, _ = three_sources
     lineage = _lineage(data)
     assert lineage.height == lineage["source_uri"].n_unique() == 9 + 5 + 4
     assert dict(lineage.group_by("source").len().iter_rows()) == {"web": 9, "clean": 5, "bare": 4}
@@ -86,7 +93,7 @@ def test_every_input_once_with_its_source_and_the_steps_it_skips(three_sources):
 
 
 def test_thresholds_are_computed_over_each_sources_own_videos(three_sources):
-    tables, _, _ = three_sources
+    tables, _, _, _ = three_sources
     cuts = tables.read("score_thresholds", "global")
     sources = ShardRegistry(tables).sources()
     aesthetic = pl.concat([tables.read("aesthetic_scores", s).with_columns(source=pl.lit(sources[s]))
@@ -107,7 +114,7 @@ def test_thresholds_are_computed_over_each_sources_own_videos(three_sources):
 
 
 def test_imported_captions_reach_the_export_unchanged_and_the_union_and_hd_are_right(three_sources):
-    _, data, _ = three_sources
+    _, data, _, _ = three_sources
     lineage = _lineage(data)
     csv = pl.read_csv(data / "exports" / "openvid.csv")
     parquet = pl.read_parquet(data / "exports" / "openvid.parquet")
@@ -133,7 +140,7 @@ def test_the_dataset_card_renders_and_its_numbers_match_the_tables(three_sources
 
     from PIL import Image
 
-    _, data, _ = three_sources
+    _, data, _, _ = three_sources
     exports = data / "exports"
     numbers = json.loads((exports / "dataset_card.json").read_text())
     lineage, parquet = _lineage(data), pl.read_parquet(exports / "openvid.parquet")
@@ -171,3 +178,28 @@ def test_the_dataset_card_renders_and_its_numbers_match_the_tables(three_sources
         with Image.open(png) as image:
             assert image.format == "PNG" and image.width > 200 and image.height > 100
         assert f"card/{png.name}" in card
+
+
+def test_changing_one_sources_rule_changes_only_that_source(three_sources):
+    tables, data, _, sources = three_sources
+    sources_of = ShardRegistry(tables).sources()
+    web = [shard for shard, source in sources_of.items() if source == "web"]
+    before = {(t, s): tables.read(t, s) for t in ("clips", "captions", "clarity_scores") for s in web}
+    cuts_before = tables.read("score_thresholds", "global")
+    lineage_before = _lineage(data)
+    changed = {**sources, "clean": {**sources["clean"], "rules": {"aesthetic": "top:40", "motion": "band:0:100"}}}
+    run_sources(data, changed)
+    cuts = tables.read("score_thresholds", "global")
+    same = ["source", "score", "rule", "lower", "upper", "videos"]
+    assert cuts.filter(pl.col("source") != "clean").select(same).equals(
+        cuts_before.filter(pl.col("source") != "clean").select(same))  # fmt: skip
+    assert cuts.filter((pl.col("source") == "clean") & (pl.col("score") == "aesthetic"))["rule"].to_list() == ["top:40"]
+    for (table, shard), frame in before.items():  # the web pool's clips, captions and clarity: untouched rows
+        assert tables.read(table, shard).equals(frame), (table, shard)
+    lineage = _lineage(data)
+    for source in ("web", "bare"):
+        mine = ["source_uri", "status", "stage", "reason"]
+        assert lineage.filter(pl.col("source") == source).select(mine).sort("source_uri").equals(
+            lineage_before.filter(pl.col("source") == source).select(mine).sort("source_uri"))  # fmt: skip
+    kept = lineage.filter((pl.col("source") == "clean") & (pl.col("status") == "kept")).height
+    assert kept == 2 < lineage_before.filter((pl.col("source") == "clean") & (pl.col("status") == "kept")).height
