@@ -6,8 +6,8 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 from openvid_assets import settings
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.resources import OpenVidStore
-from openvid_assets.assets.shards import shards_partitions, store_new_shards, unregistered_partitions
-from openvid_assets.store.shards import ShardRegistry
+from openvid_assets.assets.shards import register_source, shards_partitions, unregistered_partitions
+from openvid_assets.store.shards import DEFAULT_SOURCE, ShardRegistry
 
 SHARD_JOB = "shard_pipeline"
 ADD_BATCH = 1000  # partition keys per add request
@@ -18,16 +18,23 @@ MAX_RUNS_PER_TICK = 500
     job_name=SHARD_JOB,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Lists OPENVID_SOURCE; videos not in any shard yet form new shards, each run once.",
+    description="Lists the recipe's sources (or OPENVID_SOURCE); videos not in any shard yet form new shards, "
+    "each run once.",
 )
 def new_videos_sensor(context: SensorEvaluationContext, store: OpenVidStore) -> SensorResult | SkipReason:
-    source = settings.source()
-    if not source:
-        return SkipReason("OPENVID_SOURCE is not set: nothing to watch")
+    stored = store.recipe()
+    # The recipe's named sources, else OPENVID_SOURCE as the one 'default' source.
+    watched = [(name, s.uri, s.metadata) for name, s in stored.recipe.sources.items()]
+    if not watched and settings.source():
+        watched = [(DEFAULT_SOURCE, settings.source(), "")]
+    if not watched:
+        return SkipReason("the recipe declares no sources and OPENVID_SOURCE is not set: nothing to watch")
+    source = ", ".join(uri for _, uri, _ in watched)
     tables = store.tables()
-    record_recipe(context.instance, store.recipe())  # a recipe changed by hand or from the UI makes its steps stale
+    record_recipe(context.instance, stored)  # a recipe changed by hand or from the UI makes its steps stale
     known = set(context.instance.get_dynamic_partitions(shards_partitions.name))
-    listed, _ = store_new_shards(tables, source, settings.shard_size(), store.s3_client())
+    listed = sum(register_source(tables, uri, settings.shard_size(), store.s3_client(), name=name,
+                                 metadata=metadata)[0] for name, uri, metadata in watched)  # fmt: skip
     # Also picks up shards stored by an earlier tick or command that died before registering them.
     new_keys = unregistered_partitions(tables, context.instance)
     # Runs go out in shard order, at most MAX_RUNS_PER_TICK per tick (20,000 new shards must not become

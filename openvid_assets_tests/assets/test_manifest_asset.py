@@ -94,3 +94,29 @@ def test_sensor_without_a_source_skips_with_a_reason(tmp_path, monkeypatch):
     ) as ctx:
         result = new_videos_sensor(ctx)
     assert isinstance(result, SkipReason) and "OPENVID_SOURCE" in result.skip_message
+    assert "no sources" in result.skip_message
+
+
+def test_sensor_watches_the_recipes_named_sources(tmp_path, monkeypatch):
+    from openvid_assets.media import synthetic
+    from openvid_assets.store import TableStore
+    from openvid_assets.store.shards import ShardRegistry
+    from openvid_assets_tests.pipeline import store_recipe
+
+    monkeypatch.delenv("OPENVID_SOURCE", raising=False)
+    monkeypatch.setenv("OPENVID_SHARD_SIZE", "10")
+    folders = {name: tmp_path / name for name in ("web", "clean")}
+    for name, folder in folders.items():
+        folder.mkdir()
+        synthetic.static(folder, f"{name}.mp4", num_frames=8)
+    data = tmp_path / "data"
+    store_recipe(str(data), sources={name: {"uri": str(folder)} for name, folder in folders.items()})
+    with DagsterInstance.ephemeral() as instance, build_sensor_context(
+        instance=instance, resources=default_resources(str(data))
+    ) as ctx:
+        result = new_videos_sensor(ctx)
+    assert isinstance(result, SensorResult) and len(result.run_requests) == 2
+    registry = ShardRegistry(TableStore(str(data)))
+    assert sorted(registry.sources().values()) == ["clean", "web"]
+    assert {registry.members(k).source: registry.members(k).uris[0].rsplit("/", 1)[1] for k in registry.keys()} == {
+        "web": "web.mp4", "clean": "clean.mp4"}  # fmt: skip
