@@ -33,6 +33,22 @@ subprocess, over synthetic tables written where the pipeline writes them
      ``memory_limit='8GB'`` and a ``temp_directory``, streamed by DuckDB straight to parquet
      with ``COPY (...) TO``, then lineage_check over that file.
 
+With ``--sources N`` (N > 1) the pool is N named sources, shaped like OpenVid-1M: generation also writes every
+shard's list (``tables/shard_lists/<shard>.parquet``, the schema ``ShardRegistry.register`` writes) with the
+shards in contiguous blocks, ``web`` (a large web pool, ~70 % of the shards) then ``clean1`` ... ``clean{N-1}``
+(the rest, split evenly), and a real ``Recipe`` with a ``sources`` section: ``web`` takes the default rules and
+every step, the clean sources the paper's light path (aesthetic ``top:90``, motion ``band:5:98``; no temporal,
+clarity or clips; captions kept). The steps then run as the assets do with sources:
+
+  1. ``thresholds`` / ``clarity_threshold``: ``ShardRegistry.by_source()`` (its own sub-step), each source's
+     ``recipe.source_rules``, ``SourceThresholds`` (version, then compute: each source over its own shards with
+     its own rules; a step the source skips gives a 'not applied' row), ``TableStore.write``.
+  2. per shard: the shard's source's threshold rows bound with ``source_thresholds(...)`` and, for
+     ``selected_videos``, ``clarity_applied`` from ``recipe.source(source).applies("clarity")``.
+  3. (untimed) ``clarity_scores`` only for the candidates of sources that apply clarity (an empty table for
+     the others, as the asset writes).
+  4. ``lineage_inputs(tables, recipe)`` (per-shard sources and the steps each skips).
+
 Every timed step runs in its own process, so each has its own peak RSS (``ru_maxrss`` of the
 process and of its worker processes, and the peak of the sum over the process tree sampled
 every 0.25 s). A step whose tree goes over ``--rss-guard-gib`` is killed and reported as such
@@ -47,6 +63,7 @@ on the (2-core, shared) machine: read the ratios.
     .venv/bin/python bench/bench_selection.py --quick         # 100k and 1M
     .venv/bin/python bench/bench_selection.py --sizes 20000 200000 --keep --workdir /tmp/sel
     .venv/bin/python bench/bench_selection.py --s3 2000 25    # global steps: local root vs S3 (moto)
+    .venv/bin/python bench/bench_selection.py --sources 4     # 1M and 10M videos in four named sources
 """
 
 from __future__ import annotations
@@ -101,6 +118,42 @@ SCORE_KEYS = {
 }
 
 
+WEB_SHARE = 0.7  # --sources N > 1: the first source's share of the shards (OpenVid-1M: Panda-50M's ~0.6M of ~1M)
+LIGHT_PATH = {"rules": {"aesthetic": "top:90", "motion": "band:5:98"}, "temporal": False, "clarity": False,
+              "clips": False, "captions": "keep"}  # the paper's path for the small, already clean sources
+
+
+def source_names(n_sources: int) -> list[str]:
+    from openvid_assets.store.shards import DEFAULT_SOURCE
+
+    return [DEFAULT_SOURCE] if n_sources <= 1 else ["web"] + [f"clean{i}" for i in range(1, n_sources)]
+
+
+def shard_sources_plan(shards: int, n_sources: int) -> list[str]:
+    """The source of each shard index: contiguous blocks, the web pool ~70 %, the rest split evenly."""
+    names = source_names(n_sources)
+    if n_sources <= 1:
+        return names * shards
+    if shards < n_sources:
+        raise SystemExit(f"{shards} shards cannot hold {n_sources} sources")
+    web = min(shards - (n_sources - 1), max(1, round(WEB_SHARE * shards)))
+    rest, k = shards - web, n_sources - 1
+    counts = [web] + [rest // k + (1 if i < rest % k else 0) for i in range(k)]
+    return [name for name, count in zip(names, counts) for _ in range(count)]
+
+
+def bench_recipe(n_sources: int) -> Any:
+    """The recipe the steps judge by: no sources section for 1 (every shard 'default'), else web + clean ones."""
+    from openvid_assets.recipe import Recipe
+
+    if n_sources <= 1:
+        return Recipe.validated({})
+    names = source_names(n_sources)
+    sources = {"web": {"uri": "s3://bench/web"}, **{name: {"uri": f"s3://bench/{name}", **LIGHT_PATH}
+                                                      for name in names[1:]}}  # fmt: skip
+    return Recipe.validated({"sources": sources}, where="bench recipe")
+
+
 def _hex(raw: Any) -> Any:
     """(n, m) uint8 -> n hex strings of 2m characters, vectorised."""
     import numpy as np
@@ -145,7 +198,7 @@ def _pick(u: Any, choices: list[tuple[Any, float]]) -> Any:
     return np.searchsorted(edges, u, side="right").clip(0, len(choices) - 1)
 
 
-def make_manifest(index: int, n: int) -> Any:
+def make_manifest(index: int, n: int, prefix: str = "s3://openvid-raw/pool") -> Any:
     import numpy as np
     import polars as pl
 
@@ -157,7 +210,7 @@ def make_manifest(index: int, n: int) -> Any:
     sha = sha.astype(object)
     rng = np.random.default_rng([SEED, index, 1])
     pos = np.arange(n)
-    uri = np.array([f"s3://openvid-raw/pool/{shard}/clip-{p:05d}.mp4" for p in range(n)], dtype=object)
+    uri = np.array([f"{prefix}/{shard}/clip-{p:05d}.mp4" for p in range(n)], dtype=object)
     original = u >= FAIL_RATE + CROSS_DUP_RATE
     plain_fail = (u < FAIL_RATE) & (u >= INSHARD_DUP_RATE)
     in_dup = u < INSHARD_DUP_RATE
@@ -287,16 +340,33 @@ def _write_direct(root: str, asset: str, shard: str, frame: Any) -> None:
     frame.write_parquet(path, compression="zstd", statistics=True)
 
 
-def gen_scores_block(args: tuple[str, int, int, int]) -> int:
-    """Manifest and the three score tables of shards first..first+count-1 (scores vectorised over the block)."""
+def shard_list(shard: str, source: str, uris: list[str]) -> Any:
+    """A shard's stored list, in the schema ShardRegistry.register writes."""
+    import polars as pl
+
+    return pl.DataFrame({"shard": [shard] * len(uris), "position": list(range(len(uris))), "source_uri": uris,
+                         "source_root": [f"s3://bench/{source}"] * len(uris), "source": [source] * len(uris)},
+                        schema={"shard": pl.String, "position": pl.Int32, "source_uri": pl.String,
+                                "source_root": pl.String, "source": pl.String})  # fmt: skip
+
+
+def gen_scores_block(args: tuple[Any, ...]) -> int:
+    """Manifest and the three score tables of shards first..first+count-1 (scores vectorised over the block);
+    with a 5th element (each shard's source), also the shard lists, and URIs under the source's root."""
     import polars as pl
 
     from openvid_assets.store.shards import shard_key
 
-    root, first, count, n = args
-    manifests = [make_manifest(i, n) for i in range(first, first + count)]
-    for i, m in zip(range(first, first + count), manifests):
+    root, first, count, n = args[:4]
+    sources = args[4] if len(args) > 4 else None
+    if sources is None:
+        manifests = [make_manifest(i, n) for i in range(first, first + count)]
+    else:
+        manifests = [make_manifest(i, n, f"s3://bench/{src}") for i, src in zip(range(first, first + count), sources)]
+    for k, (i, m) in enumerate(zip(range(first, first + count), manifests)):
         _write_direct(root, "video_manifest", shard_key(i), m)
+        if sources is not None:
+            _write_direct(root, "shard_lists", shard_key(i), shard_list(shard_key(i), sources[k], m["source_uri"].to_list()))
     block = pl.concat(manifests)
     for asset in ("aesthetic_scores", "temporal_scores", "motion_scores"):
         scores = make_scores(block, asset)
@@ -305,22 +375,33 @@ def gen_scores_block(args: tuple[str, int, int, int]) -> int:
     return int((block["status"] == "ok").sum())
 
 
-def gen_clarity_block(args: tuple[str, int, int, int]) -> int:
-    """clarity_scores as the asset writes it: only each shard's candidate videos, in manifest order."""
+def gen_clarity_block(args: tuple[Any, ...]) -> int:
+    """clarity_scores as the asset writes it: only each shard's candidate videos, in manifest order; with a 5th
+    element (whether each shard's source applies clarity), an empty table where it does not."""
     import polars as pl
 
     from openvid_assets.store.shards import shard_key
 
-    root, first, count, _ = args
+    root, first, count, _ = args[:4]
+    applied = args[4] if len(args) > 4 else [True] * count
     tables = Path(root, "tables")
     parts = []
-    for i in range(first, first + count):
+    for k, i in enumerate(range(first, first + count)):
         shard = shard_key(i)
         candidates = pl.read_parquet(tables / "quality_candidates" / f"{shard}.parquet",
                                      columns=["source_uri", "candidate"]).filter(pl.col("candidate"))  # fmt: skip
         manifest = pl.read_parquet(tables / "video_manifest" / f"{shard}.parquet")
+        if not applied[k]:
+            manifest = manifest.clear()  # the source skips clarity: nothing scored (the asset writes an empty table)
         parts.append(manifest.filter(pl.col("source_uri").is_in(candidates["source_uri"].implode())))
-    scores = make_scores(pl.concat(parts), "clarity_scores")
+    block = pl.concat(parts)
+    if block.height == 0:
+        if _SCORE_SCHEMA is None:
+            _set_score_schema(None)
+        for i in range(first, first + count):
+            _write_direct(root, "clarity_scores", shard_key(i), pl.DataFrame(schema=_SCORE_SCHEMA))
+        return 0
+    scores = make_scores(block, "clarity_scores")
     offset = 0
     for i, part in zip(range(first, first + count), parts):
         _write_direct(root, "clarity_scores", shard_key(i), scores.slice(offset, part.height))
@@ -331,14 +412,16 @@ def gen_clarity_block(args: tuple[str, int, int, int]) -> int:
 # --------------------------------------------------------------------------- timed per-shard work
 
 _STORE: Any = None
+_RECIPE: Any = None  # --sources N > 1: the bench recipe (None: one source, today's bindings)
 
 
-def _init_worker(root: str) -> None:
-    global _STORE
+def _init_worker(root: str, n_sources: int = 1) -> None:
+    global _STORE, _RECIPE
     import openvid_assets.assets.selection  # noqa: F401  (imports Dagster once, before the clock starts)
     from openvid_assets.store import TableStore
 
     _STORE = TableStore(root)
+    _RECIPE = bench_recipe(n_sources) if n_sources > 1 else None
 
 
 def _ready(_: int) -> int:
@@ -346,8 +429,10 @@ def _ready(_: int) -> int:
     return os.getpid()
 
 
-def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int, float]:
-    """Exactly the body of the quality_candidates / selected_videos asset for one shard."""
+def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int, float, float]:
+    """Exactly the body of the quality_candidates / selected_videos asset for one shard. With sources, the
+    shard's source's threshold rows (source_thresholds) and, for selected_videos, whether its source applies
+    clarity; with one source, the whole thresholds table and clarity applied (the 'default' source's path)."""
     from openvid_assets.assets.selection import (
         CANDIDATES,
         CLARITY_THRESHOLD,
@@ -355,24 +440,31 @@ def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int, float]:
         SCORE_THRESHOLDS,
         SELECTED,
         _shard_sql,
+        source_of,
+        source_thresholds,
     )
 
     step, shard = args
     c0 = time.process_time()
     t0 = time.perf_counter()
     if step == "quality_candidates":
+        thresholds = source_thresholds(_STORE, SCORE_THRESHOLDS, shard) if _RECIPE else (SCORE_THRESHOLDS, GLOBAL)
+        tl = time.perf_counter()
         table = _shard_sql(_STORE, "quality_candidates", {
             "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
-            "motion": ("motion_scores", shard), "thresholds": (SCORE_THRESHOLDS, GLOBAL)})  # fmt: skip
+            "motion": ("motion_scores", shard), "thresholds": thresholds})  # fmt: skip
         name = CANDIDATES
     else:
+        applied = _RECIPE.source(source_of(_STORE, shard)).applies("clarity") if _RECIPE else True
+        thresholds = source_thresholds(_STORE, CLARITY_THRESHOLD, shard) if _RECIPE else (CLARITY_THRESHOLD, GLOBAL)
+        tl = time.perf_counter()
         table = _shard_sql(_STORE, "selected_videos", {
             "candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard),
-            "thresholds": (CLARITY_THRESHOLD, GLOBAL)})  # fmt: skip
+            "thresholds": thresholds}, {"clarity_applied": applied})  # fmt: skip
         name = SELECTED
     t1 = time.perf_counter()
     _STORE.write(name, shard, table)
-    return shard, t1 - t0, time.perf_counter() - t1, table.height, time.process_time() - c0
+    return shard, t1 - t0, time.perf_counter() - t1, table.height, time.process_time() - c0, tl - t0
 
 
 # --------------------------------------------------------------------------- steps (each in its own process)
@@ -397,9 +489,9 @@ def _peak_and_reset() -> int:
     return peak
 
 
-def _pool(root: str) -> Any:
+def _pool(root: str, n_sources: int = 1) -> Any:
     ctx = mp.get_context("spawn")
-    pool = ctx.Pool(WORKERS, initializer=_init_worker, initargs=(root,))
+    pool = ctx.Pool(WORKERS, initializer=_init_worker, initargs=(root, n_sources))
     pool.map(_ready, range(WORKERS), chunksize=1)
     return pool
 
@@ -407,12 +499,20 @@ def _pool(root: str) -> Any:
 GEN_BLOCK = 20  # shards generated together (polars' per-call costs amortised over 20,000 rows)
 
 
-def step_generate(root: str, n_videos: int, shard_size: int, what: str) -> dict[str, Any]:
+def step_generate(root: str, n_videos: int, shard_size: int, what: str, n_sources: int = 1) -> dict[str, Any]:
     from openvid_assets.models.scoring import SCORE_SCHEMA
 
     shards = n_videos // shard_size
     fn = gen_scores_block if what == "scores" else gen_clarity_block
-    blocks = [(root, i, min(GEN_BLOCK, shards - i), shard_size) for i in range(0, shards, GEN_BLOCK)]
+    blocks: list[tuple[Any, ...]] = [(root, i, min(GEN_BLOCK, shards - i), shard_size) for i in range(0, shards, GEN_BLOCK)]
+    if n_sources > 1:
+        plan = shard_sources_plan(shards, n_sources)
+        if what == "scores":
+            extra = plan  # each shard's source: shard lists written, URIs under the source's root
+        else:
+            recipe = bench_recipe(n_sources)
+            extra = [recipe.source(src).applies("clarity") for src in plan]
+        blocks = [(*b, extra[b[1]: b[1] + b[2]]) for b in blocks]
     t0 = time.perf_counter()
     with mp.get_context("spawn").Pool(WORKERS, initializer=_set_score_schema, initargs=(SCORE_SCHEMA,)) as pool:
         rows = sum(pool.imap_unordered(fn, blocks, chunksize=1))
@@ -450,12 +550,55 @@ def step_thresholds(root: str, scores: tuple[str, ...], name: str) -> dict[str, 
     return out
 
 
-def step_per_shard(root: str, step: str) -> dict[str, Any]:
+def step_source_thresholds(root: str, scores: tuple[str, ...], name: str, n_sources: int) -> dict[str, Any]:
+    """What the thresholds assets run with named sources (_thresholds_result, minus the model-identity check and
+    the metadata): by_source, each source's rules, SourceThresholds' version and compute, the write."""
+    from openvid_assets.store import TableStore
+    from openvid_assets.store.selection import SourceThresholds
+    from openvid_assets.store.shards import ShardRegistry
+
+    tables = TableStore(root)
+    recipe = bench_recipe(n_sources)
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    by_source = ShardRegistry(tables).by_source()
+    t1 = time.perf_counter()
+    rules = {src: recipe.source_rules(src) for src in by_source}
+    plan = SourceThresholds(tables, scores, rules, by_source, label=bool(recipe.sources))
+    version = plan.version()
+    t2 = time.perf_counter()
+    table = plan.compute(version)
+    t3 = time.perf_counter()
+    tables.write(name, "global", table)
+    t4 = time.perf_counter()
+    out = {"wall_s": t4 - t0, "cpu_s": time.process_time() - c0,
+           "sub": {"ShardRegistry.by_source": t1 - t0, "source_rules + SourceThresholds.version": t2 - t1,
+                   "SourceThresholds.compute": t3 - t2, "write": t4 - t3},
+           "files": sum(len(v) for v in by_source.values()) * len(scores),
+           "by_source": {src: len(v) for src, v in by_source.items()},
+           "threshold_rows": table.height, "thresholds": table.to_dicts()}  # fmt: skip
+    if name == "score_thresholds":
+        # extra, outside the total: the asset also draws a histogram per applied (source, score)
+        import polars as pl
+
+        from openvid_assets.assets.selection import HISTOGRAM_BINS
+        from openvid_assets.store import run_sql
+
+        t5 = time.perf_counter()
+        for row in table.filter(pl.col("rule") != "not applied").iter_rows(named=True):
+            source_scores = plan.inputs(row["source"], row["score"])
+            if source_scores is not None:
+                run_sql("score_histogram", {"scores": source_scores}, {"bins": HISTOGRAM_BINS})
+        out["histograms_s"] = time.perf_counter() - t5
+    return out
+
+
+def step_per_shard(root: str, step: str, n_sources: int = 1) -> dict[str, Any]:
     from openvid_assets.store import TableStore
 
     source = "aesthetic_scores" if step == "quality_candidates" else "clarity_scores"
     shards = TableStore(root).shards(source)
-    pool = _pool(root)
+    pool = _pool(root, n_sources)
     c0 = time.process_time()
     t0 = time.perf_counter()
     results = list(pool.imap_unordered(shard_step, [(step, s) for s in shards], chunksize=10))
@@ -463,13 +606,14 @@ def step_per_shard(root: str, step: str) -> dict[str, Any]:
     cpu = time.process_time() - c0 + sum(r[4] for r in results)
     pool.close()
     pool.join()
-    anatomy = _shard_anatomy(root, step, shards)
+    anatomy = _shard_anatomy(root, step, shards, n_sources)
     sql = sorted(r[1] for r in results)
     write = sorted(r[2] for r in results)
     q = statistics.quantiles
     return {"wall_s": wall, "cpu_s": cpu, "shards": len(results), "rows": sum(r[3] for r in results),
             "anatomy_ms": anatomy,
-            "sub": {"sum_sql": sum(sql), "sum_write": sum(write)},
+            "sub": {**({"sum_source_thresholds (in sum_sql)": sum(r[5] for r in results)} if n_sources > 1 else {}),
+                    "sum_sql": sum(sql), "sum_write": sum(write)},
             "per_shard_ms": {"sql_median": 1e3 * statistics.median(sql), "sql_p99": 1e3 * q(sql, n=100)[98],
                              "write_median": 1e3 * statistics.median(write),
                              "write_p99": 1e3 * q(write, n=100)[98],
@@ -477,15 +621,19 @@ def step_per_shard(root: str, step: str) -> dict[str, Any]:
                              "write_last_10pct": 1e3 * statistics.mean(_by_shard(results, 2)[-max(1, len(results) // 10):])}}  # fmt: skip
 
 
-def _shard_anatomy(root: str, step: str, shards: list[str], samples: int = 20) -> dict[str, float]:
+def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1,
+                   samples: int = 20) -> dict[str, float]:  # fmt: skip
     """Where one shard's run_sql time goes (median ms over a few shards, one process, after the timed run):
-    the same calls as run_sql, timed one by one. Diagnostics only; not part of any total."""
+    the same calls as run_sql, timed one by one (with sources, 'bind' includes source_thresholds). Diagnostics
+    only; not part of any total."""
     import duckdb
 
+    from openvid_assets.assets.selection import source_of, source_thresholds
     from openvid_assets.store import TableStore
     from openvid_assets.store.sql import _bind, sql_path
 
     tables = TableStore(root)
+    recipe = bench_recipe(n_sources) if n_sources > 1 else None
     if step == "quality_candidates":
         inputs = {"aesthetic": ("aesthetic_scores", None), "temporal": ("temporal_scores", None),
                   "motion": ("motion_scores", None), "thresholds": ("score_thresholds", "global")}  # fmt: skip
@@ -493,6 +641,7 @@ def _shard_anatomy(root: str, step: str, shards: list[str], samples: int = 20) -
         inputs = {"candidates": ("quality_candidates", None), "clarity": ("clarity_scores", None),
                   "thresholds": ("clarity_threshold", "global")}  # fmt: skip
     picks = shards[:: max(1, len(shards) // samples)][:samples]
+    thresholds_name = inputs["thresholds"][0]
     parts: dict[str, list[float]] = {"connect": [], "macros": [], "bind": [], "query+pl": [], "close": []}
     for shard in picks:
         t0 = time.perf_counter()
@@ -500,10 +649,16 @@ def _shard_anatomy(root: str, step: str, shards: list[str], samples: int = 20) -
         t1 = time.perf_counter()
         con.execute(sql_path("macros").read_text())
         t2 = time.perf_counter()
+        params = None
         for name, (asset, s) in inputs.items():
-            _bind(con, name, tables.scan_source(asset, [s or shard]))
+            if name == "thresholds" and recipe is not None:
+                _bind(con, name, source_thresholds(tables, thresholds_name, shard))
+            else:
+                _bind(con, name, tables.scan_source(asset, [s or shard]))
+        if step == "selected_videos":
+            params = {"clarity_applied": recipe.source(source_of(tables, shard)).applies("clarity") if recipe else True}
         t3 = time.perf_counter()
-        con.sql(sql_path(step).read_text()).pl()
+        con.sql(sql_path(step).read_text(), params=params).pl()
         t4 = time.perf_counter()
         con.close()
         t5 = time.perf_counter()
@@ -512,7 +667,7 @@ def _shard_anatomy(root: str, step: str, shards: list[str], samples: int = 20) -
     return {k: statistics.median(v) for k, v in parts.items()}
 
 
-def _by_shard(results: list[tuple[str, float, float, int, float]], col: int) -> list[float]:
+def _by_shard(results: list[tuple[str, float, float, int, float, float]], col: int) -> list[float]:
     return [r[col] for r in sorted(results)]
 
 
@@ -523,18 +678,31 @@ def _lineage_summary(frame: Any) -> dict[str, int]:
     return {f"{r['status']}/{r['stage']}": r["len"] for r in counts.iter_rows(named=True)}
 
 
-def step_lineage(root: str) -> dict[str, Any]:
+def _lineage_by_source(frame: Any) -> dict[str, int]:
+    """Rows per source and status, and how many carry a 'not applied' note (the steps their source skips)."""
+    import polars as pl
+
+    counts = frame.group_by("source", "status").agg(pl.len(), pl.col("not_applied").is_not_null().sum().alias("na"))
+    out: dict[str, int] = {}
+    for r in counts.sort("source", "status").iter_rows(named=True):
+        out[f"{r['source']}/{r['status']}"] = r["len"]
+        out[f"{r['source']}/not_applied"] = out.get(f"{r['source']}/not_applied", 0) + r["na"]
+    return out
+
+
+def step_lineage(root: str, n_sources: int = 1) -> dict[str, Any]:
     """What the lineage asset runs (minus the export copy and the summary): query -> Polars -> parquet, check."""
     from openvid_assets.assets.lineage import LINEAGE, lineage_inputs
     from openvid_assets.assets.selection import GLOBAL
     from openvid_assets.store import TableStore, run_sql
 
     tables = TableStore(root)
+    recipe = bench_recipe(n_sources) if n_sources > 1 else None
     rss0 = _rss_now()
     _peak_and_reset()
     c0 = time.process_time()
     t0 = time.perf_counter()
-    inputs = lineage_inputs(tables)
+    inputs = lineage_inputs(tables, recipe)
     t1 = time.perf_counter()
     table = run_sql("lineage", inputs)
     t2 = time.perf_counter()
@@ -554,10 +722,11 @@ def step_lineage(root: str) -> dict[str, Any]:
             "frame_bytes": table.estimated_size(), "rss_before": rss0, "rss_after_query": rss_after_query,
             "sub_peak_rss": peaks,
             "parquet_bytes": os.path.getsize(Path(root, tables.rel_path(LINEAGE, GLOBAL))),
-            "summary": _lineage_summary(table)}  # fmt: skip
+            "summary": _lineage_summary(table),
+            **({"by_source": _lineage_by_source(table)} if n_sources > 1 else {})}  # fmt: skip
 
 
-def step_lineage_copy(root: str, memory_limit: str) -> dict[str, Any]:
+def step_lineage_copy(root: str, memory_limit: str, n_sources: int = 1) -> dict[str, Any]:
     """The lineage query streamed by DuckDB to parquet (COPY), in a connection set up like run_sql."""
     import duckdb
 
@@ -569,11 +738,12 @@ def step_lineage_copy(root: str, memory_limit: str) -> dict[str, Any]:
     out = Path(root, "lineage_copy.parquet")
     spill = Path(root, "duckdb_spill")
     spill.mkdir(exist_ok=True)
+    recipe = bench_recipe(n_sources) if n_sources > 1 else None
     rss0 = _rss_now()
     _peak_and_reset()
     c0 = time.process_time()
     t0 = time.perf_counter()
-    inputs = lineage_inputs(tables)
+    inputs = lineage_inputs(tables, recipe)
     t1 = time.perf_counter()
     query = sql_path("lineage").read_text().strip().rstrip(";")
     target = str(out).replace("'", "''")
@@ -609,20 +779,21 @@ def _assert_check(check: dict[str, int]) -> None:
 
 def run_step_main(args: argparse.Namespace) -> None:
     step, root, out = args.step, args.root, args.result
+    n = args.sources
     if step == "gen_scores":
-        result = step_generate(root, args.size, args.shard_size, "scores")
+        result = step_generate(root, args.size, args.shard_size, "scores", n)
     elif step == "gen_clarity":
-        result = step_generate(root, args.size, args.shard_size, "clarity")
-    elif step == "thresholds":
-        result = step_thresholds(root, ("aesthetic", "temporal", "motion"), "score_thresholds")
-    elif step == "clarity_threshold":
-        result = step_thresholds(root, ("clarity",), "clarity_threshold")
+        result = step_generate(root, args.size, args.shard_size, "clarity", n)
+    elif step in ("thresholds", "clarity_threshold"):
+        scores, name = ((("aesthetic", "temporal", "motion"), "score_thresholds") if step == "thresholds"
+                        else (("clarity",), "clarity_threshold"))  # fmt: skip
+        result = step_source_thresholds(root, scores, name, n) if n > 1 else step_thresholds(root, scores, name)
     elif step in ("quality_candidates", "selected_videos"):
-        result = step_per_shard(root, step)
+        result = step_per_shard(root, step, n)
     elif step == "lineage":
-        result = step_lineage(root)
+        result = step_lineage(root, n)
     elif step == "lineage_copy":
-        result = step_lineage_copy(root, args.copy_memory_limit)
+        result = step_lineage_copy(root, args.copy_memory_limit, n)
     else:
         raise SystemExit(f"unknown step {step}")
     result["maxrss_self"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -675,7 +846,7 @@ def run_step(step: str, root: Path, size: int, args: argparse.Namespace) -> dict
     result_file = root / f".result-{step}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_step", step, "--_root", str(root),
            "--_result", str(result_file), "--sizes", str(size), "--shard-size", str(args.shard_size),
-           "--copy-memory-limit", args.copy_memory_limit]  # fmt: skip
+           "--copy-memory-limit", args.copy_memory_limit, "--sources", str(args.sources)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=root, start_new_session=True)
     peak = {"tree": 0, "spill": 0, "killed": False}
     stop = threading.Event()
@@ -722,7 +893,10 @@ def run_size_main(args: argparse.Namespace) -> None:
     size, root = args.sizes[0], Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"size": size, "shards": size // args.shard_size, "steps": {},
-                               "load_start": os.getloadavg()}  # fmt: skip
+                               "load_start": os.getloadavg(), "sources": args.sources}  # fmt: skip
+    if args.sources > 1:
+        plan = shard_sources_plan(size // args.shard_size, args.sources)
+        results["source_shards"] = {name: plan.count(name) for name in source_names(args.sources)}
     for step in STEPS:
         print(f"  [{size:,}] {step} ...", flush=True)
         r = run_step(step, root, size, args)
@@ -764,13 +938,19 @@ def _step_time(r: dict[str, Any]) -> float | None:
 
 
 def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Namespace, workdir: Path) -> None:
-    print("\n## Selection at scale (bench/bench_selection.py)\n")
+    title = f", {args.sources} sources (--sources {args.sources})" if args.sources > 1 else ""
+    print(f"\n## Selection at scale (bench/bench_selection.py){title}\n")
     print(f"Machine: {facts['cores']} cores ({facts['cpu']}), {facts['ram']} RAM, DuckDB {facts['duckdb']}, "
           f"Polars {facts['polars']}, Python {facts['python']}, {facts['os']}.")  # fmt: skip
     print(f"Shards of {args.shard_size:,} videos; per-shard steps on {WORKERS} worker processes at every size; "
           f"load average at start/end of each size: "
           + "; ".join(f"{r['size']:,}: {r['load_start'][0]:.1f}/{r['load_end'][0]:.1f}" for r in runs) + ".\n")
     sizes = [r["size"] for r in runs]
+    if args.sources > 1:
+        print("Sources (shards each): " + "; ".join(
+            f"{r['size']:,}: " + ", ".join(f"{k} {v:,}" for k, v in r.get("source_shards", {}).items()) for r in runs)
+            + ". Recipe: web = default rules, every step; the others aesthetic top:90, motion band:5:98, no "
+            "temporal/clarity/clips, captions kept.\n")  # fmt: skip
     print("Times: wall seconds of the timed work (CPU seconds of every process doing it, DuckDB threads "
           "included: less sensitive to other work on a shared machine).\n")
     head = "| step | " + " | ".join(f"{s:,} videos: wall s (CPU s)" for s in sizes) + " | " + \
@@ -822,6 +1002,25 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
             print("| thresholds | (extra, not in total) score_histogram x3, as the asset's metadata | "
                   + " | ".join(_fmt_s(v) for v in vals) + f" | {ratio} |")
 
+    if args.sources > 1:
+        print("\n### Threshold rows (per source x score)\n")
+        for r in runs:
+            for key in ("thresholds", "clarity_threshold"):
+                st = r["steps"].get(key, {})
+                if "threshold_rows" not in st:
+                    print(f"- {r['size']:,} {key}: {st.get('error', 'not run')}")
+                    continue
+                srcs, scores = len(st["by_source"]), len({t["score"] for t in st["thresholds"]})
+                print(f"- {r['size']:,} {key}: {st['threshold_rows']} rows ({srcs} sources x {scores} scores)")
+        big = runs[-1]["steps"]
+        rows = [t for k in ("thresholds", "clarity_threshold") for t in big.get(k, {}).get("thresholds", [])]
+        if rows:
+            print(f"\nAt {runs[-1]['size']:,} videos:\n\n| source | score | rule | lower | upper | videos |\n|---|---|---|---|---|---|")
+            for t in rows:
+                fmt = lambda v: "—" if v is None else f"{v:.4g}"  # noqa: E731
+                print(f"| {t['source']} | {t['score']} | {t['description']} | {fmt(t['lower'])} | {fmt(t['upper'])} "
+                      f"| {t['videos']:,} |")  # fmt: skip
+
     print("\n### Per-shard steps: ms per shard (one worker's view)\n")
     print("| step | " + " | ".join(f"{s:,}: {c}" for s in sizes
                                    for c in ("sql median/p99", "write median/p99", "write first/last 10% of shards"))
@@ -866,6 +1065,16 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
                   f"{cells(s0.get('cpu_s') if _step_time(s0) else None, s1.get('cpu_s') if _step_time(s1) else None)} |")
         print(f"| **total** | {cells(totals[0], totals[-1])} | {cells(cpus[0], cpus[-1])} |")
         print(f"| total with lineage_copy | {cells(totals_copy[0], totals_copy[-1])} | {cells(cpus_copy[0], cpus_copy[-1])} |")
+        if args.sources > 1:
+            keys = ("thresholds", "clarity_threshold")
+            wall = [sum(_step_time(r["steps"].get(k, {})) or float("nan") for k in keys) for r in (small, big)]
+            cpu = [sum(r["steps"].get(k, {}).get("cpu_s", float("nan")) for k in keys) for r in (small, big)]
+            peak = max(big["steps"].get(k, {}).get("peak_tree_rss", 0) for k in keys)
+            ok = wall[1] / wall[0] <= budget if wall[0] == wall[0] and wall[1] == wall[1] else False
+            print(f"\nPer-source thresholds (thresholds + clarity_threshold, {args.sources} sources): "
+                  f"{_fmt_s(wall[0])} s -> {_fmt_s(wall[1])} s, ratio {wall[1] / wall[0]:.2f} wall, "
+                  f"{cpu[1] / cpu[0]:.2f} CPU; target <= {budget:g}: {'met' if ok else 'NOT met'}; peak tree RSS at "
+                  f"{big['size']:,}: {_gib(peak)} GiB (guard {args.rss_guard_gib:g} GiB).")  # fmt: skip
 
     print("\n### Memory, spill, disk\n")
     for r in runs:
@@ -887,6 +1096,10 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
         lin = r["steps"].get("lineage", {}).get("summary") or r["steps"].get("lineage_copy", {}).get("summary")
         if lin:
             print("  - lineage status/stage: " + ", ".join(f"{k} {v:,}" for k, v in lin.items()))
+        per_source = r["steps"].get("lineage", {}).get("by_source")
+        if per_source:
+            print("  - lineage per source (rows by status; rows with a 'not applied' note): "
+                  + ", ".join(f"{k} {v:,}" for k, v in per_source.items()))
         spill = {k: st.get("peak_spill", 0) for k, st in r["steps"].items() if st.get("peak_spill")}
         print(f"  - DuckDB spill seen (peak bytes in its temp dirs): {spill or 'none'}")
 
@@ -914,6 +1127,9 @@ def main() -> None:
     parser.add_argument("--copy-memory-limit", default="8GB", help="memory_limit of the lineage COPY variant")
     parser.add_argument("--rss-guard-gib", type=float, default=16.0,
                         help="kill a step whose process tree goes over this (the machine is shared)")
+    parser.add_argument("--sources", type=int, default=1,
+                        help="named sources (default 1: every shard 'default', no shard lists); N > 1: web ~70 %% "
+                             "of the shards, clean1..clean{N-1} the rest, each with its recipe's rules and steps")
     parser.add_argument("--s3", type=int, nargs=2, metavar=("SHARDS", "VIDEOS"), default=None,
                         help="only the S3 case: global steps over SHARDS shards of VIDEOS videos, local root vs "
                              "a local S3-compatible server (e.g. --s3 2000 25)")
@@ -940,11 +1156,15 @@ def main() -> None:
     sizes = args.sizes or ([100_000, 1_000_000] if args.quick else [1_000_000, 10_000_000])
     if any(s % args.shard_size for s in sizes):
         raise SystemExit("every size must be a multiple of --shard-size")
+    if args.sources < 1:
+        raise SystemExit("--sources must be at least 1")
+    for s in sizes:
+        shard_sources_plan(s // args.shard_size, args.sources)  # enough shards for every source
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-selection-", dir="/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)
     facts = machine_facts()
     free = shutil.disk_usage(workdir).free
-    print(f"bench_selection: sizes {sizes}, shard size {args.shard_size}, workdir {workdir} "
+    print(f"bench_selection: sizes {sizes}, shard size {args.shard_size}, sources {args.sources}, workdir {workdir} "
           f"({_gib(free)} GiB free), {facts['cores']} cores, {facts['ram']}, DuckDB {facts['duckdb']}", flush=True)
     runs = []
     t_start = time.perf_counter()
@@ -957,7 +1177,8 @@ def main() -> None:
             result = root.with_suffix(".json")
             cmd = [sys.executable, str(Path(__file__).resolve()), "--_size", "--_root", str(root),
                    "--_result", str(result), "--sizes", str(size), "--shard-size", str(args.shard_size),
-                   "--copy-memory-limit", args.copy_memory_limit, "--rss-guard-gib", str(args.rss_guard_gib)]  # fmt: skip
+                   "--copy-memory-limit", args.copy_memory_limit, "--rss-guard-gib", str(args.rss_guard_gib),
+                   "--sources", str(args.sources)]  # fmt: skip
             print(f"\n== {size:,} videos ({size // args.shard_size:,} shards) in its own process", flush=True)
             t0 = time.perf_counter()
             proc = subprocess.Popen(cmd)
