@@ -999,7 +999,8 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
         if key == "thresholds":
             vals = [r["steps"].get(key, {}).get("histograms_s") for r in runs]
             ratio = f"{vals[-1] / vals[0]:.1f}" if vals[0] and vals[-1] else "—"
-            print("| thresholds | (extra, not in total) score_histogram x3, as the asset's metadata | "
+            what = "per applied (source, score)" if args.sources > 1 else "x3"
+            print(f"| thresholds | (extra, not in total) score_histogram {what}, as the asset's metadata | "
                   + " | ".join(_fmt_s(v) for v in vals) + f" | {ratio} |")
 
     if args.sources > 1:
@@ -1011,7 +1012,7 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
                     print(f"- {r['size']:,} {key}: {st.get('error', 'not run')}")
                     continue
                 srcs, scores = len(st["by_source"]), len({t["score"] for t in st["thresholds"]})
-                print(f"- {r['size']:,} {key}: {st['threshold_rows']} rows ({srcs} sources x {scores} scores)")
+                print(f"- {r['size']:,} {key}: {st['threshold_rows']} rows ({srcs} sources x {scores} score{'s' if scores > 1 else ''})")
         big = runs[-1]["steps"]
         rows = [t for k in ("thresholds", "clarity_threshold") for t in big.get(k, {}).get("thresholds", [])]
         if rows:

@@ -63,7 +63,7 @@ def run_sources(data, sources) -> dict[str, list[str]]:
     tables = TableStore(str(data))
     unmatched = {}
     for name, source in stored.recipe.sources.items():
-        _, _, unmatched[name] = register_source(tables, source.uri, 4, name=name, metadata=source.metadata)
+        _, _, unmatched[name] = register_source(tables, source.uri, 10, name=name, metadata=source.metadata)
     defs = build_definitions(str(data))
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(shards_partitions.name, ShardRegistry(tables).keys())
