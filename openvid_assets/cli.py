@@ -160,7 +160,7 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
             print(f"Data root: {store.data_root}. Recipe {stored.label}: models {m.profile}.")
         elif not training:
             raise SystemExit("error: give --source FOLDER (or s3://bucket/prefix), or a recipe that declares sources "
-                             "(--recipe FILE; e.g. recipes/openvid1m.yaml)")  # fmt: skip
+                             "(--recipe FILE; e.g. openvid_assets/recipes/openvid1m.yaml)")  # fmt: skip
         else:
             _sync_partitions(store, instance)
         record_recipe(instance, stored)
@@ -234,7 +234,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         write_clean_source(clean)
     recipe_file = Path(f"{args.sample}_recipe.yaml")
     recipe = quickstart_recipe(sample.absolute(), clean.absolute(), (clean / "captions.csv").absolute())
-    recipe_file.write_text("# The quickstart's recipe: recipes/openvid1m.yaml on two generated sources\n"
+    recipe_file.write_text("# The quickstart's recipe: openvid_assets/recipes/openvid1m.yaml on two generated sources\n"
                            + recipe.to_yaml())  # fmt: skip
     print(f"Sources: web = {sample} (every step), clean = {clean} (aesthetics + motion, its captions kept); "
           f"recipe {recipe_file}")  # fmt: skip
@@ -293,7 +293,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--source", help="folder or s3://bucket/prefix of raw videos (one source, 'default'; not "
                      "needed when the recipe declares its sources)")  # fmt: skip
     run.add_argument("--recipe", metavar="FILE", help="a recipe YAML file to store as the data root's recipe "
-                     "(e.g. recipes/openvid1m.yaml; the other flags then change it)")  # fmt: skip
+                     "(e.g. openvid_assets/recipes/openvid1m.yaml; the other flags then change it)")  # fmt: skip
     run.add_argument("--force", action="store_true", help="recompute shards that already have outputs")
     run.add_argument("--no-filters", action="store_true",
                      help="keep every decodable video (the recipe's selection.thresholds_off)")  # fmt: skip

@@ -443,12 +443,11 @@ class RecipeStore:
 
 
 def shipped_recipe(name: str) -> Path:
-    """A recipe that ships with the project (``recipes/<name>.yaml``: the source checkout's, or the wheel's)."""
-    package = Path(__file__).parent
-    for folder in (package / "recipes", package.parent / "recipes"):
-        if (folder / f"{name}.yaml").is_file():
-            return folder / f"{name}.yaml"
-    raise FileNotFoundError(f"no shipped recipe {name!r} (recipes/{name}.yaml)")
+    """A recipe that ships inside the package (``openvid_assets/recipes/<name>.yaml``)."""
+    path = Path(__file__).parent / "recipes" / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped recipe {name!r} ({path})")
+    return path
 
 
 def read_recipe_file(path: str | Path) -> Recipe:
