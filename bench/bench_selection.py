@@ -628,7 +628,8 @@ def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1,
     only; not part of any total."""
     import duckdb
 
-    from openvid_assets.assets.selection import source_of, source_thresholds
+    from openvid_assets.assets.selection import source_thresholds
+    from openvid_assets.assets.shards import source_of
     from openvid_assets.store import TableStore
     from openvid_assets.store.sql import _bind, sql_path
 

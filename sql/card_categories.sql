@@ -4,7 +4,7 @@
 WITH tagged AS (
     SELECT coalesce(v.source, 'default') AS source, v.status, c.category
     FROM videos AS v JOIN classified AS c USING (video_id)
-    WHERE NOT (v.status = 'failed' AND v.stage = 'probe') AND NOT (v.status = 'dropped' AND v.stage = 'dedup')
+    WHERE in_pool(v.status, v.stage)
 ),
 parts AS (
     SELECT source, 'pool' AS part, category FROM tagged

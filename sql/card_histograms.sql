@@ -6,7 +6,7 @@
 WITH pool AS (
     SELECT coalesce(source, 'default') AS source, status, aesthetic, motion, temporal, clarity
     FROM lineage
-    WHERE NOT (status = 'failed' AND stage = 'probe') AND NOT (status = 'dropped' AND stage = 'dedup')
+    WHERE in_pool(status, stage)
 ),
 video_values AS (
     UNPIVOT (SELECT source, status, aesthetic, motion, temporal, clarity FROM pool)

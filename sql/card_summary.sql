@@ -3,7 +3,7 @@
 -- Inputs: lineage (one row per input video), dataset (exports/openvid.parquet: one row per curated clip).
 WITH videos AS (
     SELECT coalesce(source, 'default') AS source, status, duration_s, aesthetic, motion, temporal, clarity,
-           NOT (status = 'failed' AND stage = 'probe') AND NOT (status = 'dropped' AND stage = 'dedup') AS in_pool
+           in_pool(status, stage) AS in_pool
     FROM lineage
 ),
 per_video AS (

@@ -6,3 +6,6 @@ CREATE OR REPLACE TEMP MACRO verdict(name, value, lower, upper, description) AS
         WHEN upper IS NOT NULL AND value > upper
             THEN printf('%s %.4g > %.4g (%s)', name, value, upper, description)
     END;
+-- The pool of the dataset card: every input video that was decodable and not a duplicate.
+CREATE OR REPLACE TEMP MACRO in_pool(status, stage) AS
+    NOT (status = 'failed' AND stage = 'probe') AND NOT (status = 'dropped' AND stage = 'dedup');

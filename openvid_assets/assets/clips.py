@@ -17,12 +17,10 @@ from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.scores import _video_opener, motion_scores
 from openvid_assets.assets.selection import SELECTED, selected_videos
-from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.shards import IMPORTED, shards_partitions, source_of
 from openvid_assets.media.clips import ClipStore, clip_shard
 from openvid_assets.media.tasks import clip_tasks, video_tasks
-from openvid_assets.assets.shards import IMPORTED
 from openvid_assets.store.rows import ShardRows
-from openvid_assets.store.shards import ShardRegistry
 
 CLIPS, CAPTIONS = "clips", "captions"
 SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
@@ -38,7 +36,7 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
     selected = tables.read(SELECTED, shard).filter(pl.col("selected"))
     tasks = video_tasks(tables.read(MANIFEST, shard), selected["source_uri"])
     settings = stored.recipe.clips.build()
-    if not stored.recipe.source(ShardRegistry(tables).members(shard).source).applies("clips"):
+    if not stored.recipe.source(source_of(tables, shard)).applies("clips"):
         settings = replace(settings, whole_videos=True)  # the source skips clip extraction (the recipe)
     embedder = models.embedder(stored.recipe.models) if settings.detection.stitch and not settings.whole_videos else None
     settings = settings.stitching_with(embedder) if embedder else settings
@@ -73,18 +71,17 @@ def captions(context: AssetExecutionContext, store: OpenVidStore, models: Models
     manifest = tables.read(MANIFEST, shard)
     tasks = clip_tasks(tables.read(CLIPS, shard), manifest)
     camera = camera_labels(tables.read_if_exists("motion_scores", shard), manifest)
-    source = ShardRegistry(tables).members(shard).source
+    source = source_of(tables, shard)
     mode = stored.recipe.source(source).captions
     given, origin = given_captions(tasks, mode, tables.read_if_exists(IMPORTED, source) if mode == "keep" else None)
     generate = [t for t in tasks if t.clip_id not in given]
     captioner = models.captioner(stored.recipe.models) if generate else None  # a large model: only when needed
-    result = ShardRows(pl.DataFrame(schema=given_caption_rows([], {}, origin).schema), 0, 0)
+    result = given_caption_rows(tasks, given, origin, camera)
     if captioner is not None:
-        result = caption_shard(generate, captioner, stored.recipe.captions.build(), _video_opener(store, tables, shard),
-                               camera=camera, previous=tables.read_if_exists(CAPTIONS, shard),
-                               progress=progress_callback(context, "captioned"), workers=models.decode_workers)  # fmt: skip
-    table = pl.concat([result.table, given_caption_rows(tasks, given, origin, camera)])
-    result = ShardRows(table, result.computed, result.reused + len(given))
+        made = caption_shard(generate, captioner, stored.recipe.captions.build(), _video_opener(store, tables, shard),
+                             camera=camera, previous=tables.read_if_exists(CAPTIONS, shard),
+                             progress=progress_callback(context, "captioned"), workers=models.decode_workers)  # fmt: skip
+        result = ShardRows(pl.concat([made.table, result.table]), made.computed, made.reused + result.reused)
     path = tables.write(CAPTIONS, shard, result.table)
     ok = result.table.filter(pl.col("status") == "ok")
     sample = ok.select("clip_id", "camera_motion", "caption").head(5)

@@ -72,7 +72,7 @@ def shard_sources(tables: TableStore, recipe: Recipe | None = None) -> pl.DataFr
     """One row per shard: its named source and the steps the recipe does not apply to it (or null)."""
     rows = []
     for shard, source in ShardRegistry(tables).sources().items():
-        settings = recipe.source(source) if recipe is not None and (recipe.sources or source != "default") else None
+        settings = recipe.source(source) if recipe is not None else None
         skipped = [step for step in STEPS if settings is not None and not settings.applies(step)]
         rows.append({"shard": shard, "source": source,
                      "not_applied": f"{', '.join(skipped)}: {NOT_APPLIED}" if skipped else None})  # fmt: skip

