@@ -48,6 +48,14 @@ DOVER_WEIGHTS = WeightsFile(
     "also mirrored at https://huggingface.co/teowu/DOVER/resolve/main/DOVER.pth",
 )
 
+SD_SAFETY_CHECKER = WeightsFile(
+    filename="stable-diffusion-safety-checker/model.safetensors",
+    url="https://huggingface.co/CompVis/stable-diffusion-safety-checker/resolve/main/model.safetensors",
+    description="Stable Diffusion safety checker (CLIP ViT-L/14 tower + 17 concept and 3 special-care embeddings); "
+    "only the concept embeddings and thresholds are used, on the stored CLIP embeddings. The repository's "
+    "pytorch_model.bin holds the same tensors and loads too, named by its own WeightsFile",
+)
+
 PAPER_CAPTIONER = "llava-hf/llava-v1.6-34b-hf"
 TINY_CAPTIONER = "tiny-llava-next"
 
