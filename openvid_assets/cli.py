@@ -147,7 +147,8 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
         stored = _stored_recipe(store, args)
         m = stored.recipe.models
         get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
-                                             m.caption_model or None).check_weights()  # before any run starts
+                                             m.caption_model or None).check_weights(
+            nsfw=stored.recipe.filters.nsfw != "off")  # before any run starts  # fmt: skip
         if source and stored.recipe.sources:
             raise SystemExit(f"error: recipe {stored.label} declares its sources ({', '.join(stored.recipe.sources)});"
                              " run without --source, or add the folder to the recipe's sources")  # fmt: skip

@@ -256,12 +256,77 @@ class ExportSettings(_Section):
         return {f"w_{score}": float(score in self.tier_by) for score in TIER_SCORES}
 
 
+PAPER_NEAR_DUPLICATE, OFFLINE_NEAR_DUPLICATE = 0.98, 0.9999
+
+# What a content rule's two sides mean, leading its reasons in lineage.
+CONTENT_MEASURES = {"brightness": ("too dark", "too bright"), "dark_share": ("too few dark pixels", "too dark"),
+                    "bright_share": ("too few bright pixels", "overexposed"), "contrast": ("washed out", "harsh"),
+                    "colourfulness": ("colourless", "oversaturated"), "text_area": ("too little text", "burnt-in text"),
+                    "nsfw": ("not NSFW", "NSFW")}  # fmt: skip
+
+
+class FilterSettings(_Section):
+    """Content filters: near-duplicates across the pool, and absolute rules (min:X, max:X, range:LO:HI or off)
+    on the content measures of the CLIP pass (media/content.py, models/content.py). Defaults: README."""
+
+    near_duplicate: float | Literal["auto", "off"] = Field(
+        default="auto", description="CLIP cosine of two videos' mean embeddings at or above which they are "
+        "near-duplicates (each group keeps one); 'auto': 0.98 with CLIP weights (Open-Sora's cut for ViT-L/14), "
+        f"{OFFLINE_NEAR_DUPLICATE} with a random stand-in CLIP (its cosines crowd near 1); 'off' keeps them all")  # fmt: skip
+    brightness: str = Field(default="range:30:225", description="mean luma 0-255 inside the picture: too dark / "
+                            "too bright")  # fmt: skip
+    dark_share: str = Field(default="max:0.75", description="share of near-black pixels (luma <= 20)")
+    bright_share: str = Field(default="max:0.5", description="share of near-white pixels (luma >= 240)")
+    contrast: str = Field(default="min:10", description="standard deviation of luma: washed out, flat")
+    colourfulness: str = Field(default="off", description="Hasler-Süsstrunk colourfulness (0: grey)")
+    text_area: str = Field(default="max:0.05", description="share of the frame covered by burnt-in text "
+                           "(PP-OCR detection, mean over the aesthetic frames)")  # fmt: skip
+    nsfw: str = Field(default="max:0", description="Stable Diffusion safety checker margin on the stored CLIP "
+                      "embeddings, max over frames (> 0: the checker flags a frame)")  # fmt: skip
+    crop_borders: bool = Field(default=True, description="cut letterbox/pillarbox bars from clips (re-encoded "
+                               "clips); the HD rule then uses the picture's size")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _absolute(self) -> FilterSettings:
+        if self.near_duplicate not in ("auto", "off") and not 0 < self.near_duplicate <= 1:
+            raise ValueError("near_duplicate must be a cosine in (0, 1], 'auto' or 'off'")
+        self.rules()
+        return self
+
+    def rules(self) -> dict[str, Any]:
+        """Each measure's rule; percentile rules are refused (content rules judge each video on its own)."""
+        from openvid_assets.store.selection import Rule
+
+        rules = {}
+        for measure in CONTENT_MEASURES:
+            rule = Rule.parse(getattr(self, measure))
+            if rule.kind in ("top", "band"):
+                raise ValueError(f"{measure}: content rules are absolute (min:X, max:X, range:LO:HI or off), "
+                                 f"not {rule.spec()!r}")  # fmt: skip
+            rules[measure] = rule
+        return rules
+
+    def table(self) -> Any:
+        """The rules as rows (measure, lower, upper, description) for sql/quality_candidates.sql."""
+        import polars as pl
+
+        rows = []
+        for measure, rule in self.rules().items():
+            bounds = rule.sql_params()
+            below, above = CONTENT_MEASURES[measure]
+            rows.append({"measure": measure, "lower": bounds["lower_abs"], "upper": bounds["upper_abs"],
+                         "description": rule.describe(), "below": below, "above": above})  # fmt: skip
+        return pl.DataFrame(rows, schema={"measure": pl.String, "lower": pl.Float64, "upper": pl.Float64,
+                                          "description": pl.String, "below": pl.String, "above": pl.String})  # fmt: skip
+
+
 class Recipe(_Section):
     models: ModelSettings = Field(default_factory=ModelSettings)
     selection: SelectionSettings = Field(default_factory=SelectionSettings)
     clips: ClipSettings = Field(default_factory=ClipSettings)
     captions: CaptionSettings = Field(default_factory=CaptionSettings)
     exports: ExportSettings = Field(default_factory=ExportSettings)
+    filters: FilterSettings = Field(default_factory=FilterSettings)
     sources: dict[str, SourceSettings] = Field(default_factory=dict, description="named source datasets, each "
                                                "with its own rules and steps (none: one source, 'default')")  # fmt: skip
 
@@ -290,6 +355,15 @@ class Recipe(_Section):
             return SourceSettings(uri="")
         raise RecipeError(f"shards of source {name!r}, which the recipe does not declare; sources: "
                           f"{', '.join(self.sources) or '(none)'}")  # fmt: skip
+
+    def near_duplicate_threshold(self) -> float | None:
+        """The cosine that makes two videos near-duplicates, or None when the filter is off. 'auto' follows the
+        CLIP: the offline profile's random stand-in puts distinct videos of similar colours at cosines up to
+        ~0.9996 (re-encodes of one pan at ~0.9993), so only near-identical vectors count there."""
+        value = self.filters.near_duplicate
+        if value == "auto":
+            return PAPER_NEAR_DUPLICATE if self.models.resolved_profile().clip.weights else OFFLINE_NEAR_DUPLICATE
+        return None if value == "off" else float(value)
 
     def source_rules(self, name: str) -> dict[str, Any]:
         """The rule of every score for one source: its own, else the selection section's; 'off' everywhere with
@@ -357,6 +431,7 @@ class Recipe(_Section):
             "clips": _digest([self.clips.identity(), ids["clip"] if self.clips.stitch else None]),
             "captions": _digest([ids["captioner"], self.captions.model_dump()]),
             "exports": _digest(self.exports.model_dump()),
+            "filters": _digest([self.filters.model_dump(), self.near_duplicate_threshold(), ids["nsfw"]]),
             "sources": _digest({k: v.model_dump() for k, v in self.sources.items()}),
         }
 

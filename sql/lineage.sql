@@ -1,6 +1,7 @@
 -- Every input video exactly once: kept, dropped (at which stage, why) or failed, with every score
--- it has, its clip counts and the threshold versions it was judged by. A video whose content
--- already appeared earlier (by shard, then position) is a duplicate and is dropped. Kept means
+-- and content measure it has, its clip counts and the threshold versions it was judged by. A video whose content
+-- already appeared earlier (by shard, then position) is a duplicate and is dropped, as is a near-duplicate
+-- (candidates' duplicate_reason); a content rule's drop is stage 'content'. Kept means
 -- in the dataset: selected, clipped, and at least one clip captioned.
 -- Inputs: manifest, candidates, selected, clips, captions (all shards), thresholds (score + clarity),
 -- sources (per shard: its named source and the steps the recipe does not apply to it).
@@ -47,6 +48,10 @@ judged AS (
                 THEN {'status': 'pending', 'stage': 'scoring',  'reason': 'not scored yet'}
             WHEN c.failure IS NOT NULL
                 THEN {'status': 'failed',  'stage': 'scoring',  'reason': c.failure}
+            WHEN c.duplicate_reason IS NOT NULL
+                THEN {'status': 'dropped', 'stage': 'dedup',    'reason': c.duplicate_reason}
+            WHEN c.content_reason IS NOT NULL
+                THEN {'status': 'dropped', 'stage': 'content',  'reason': c.content_reason}
             WHEN NOT c.candidate
                 THEN {'status': 'dropped', 'stage': 'quality',  'reason': c.quality_reason}
             WHEN s.source_uri IS NULL
@@ -69,6 +74,8 @@ judged AS (
                        'reason': printf('%d of %d clips captioned', cp.captioned, cl.clips)}
         END AS verdict,
         c.aesthetic, c.temporal, c.motion, s.clarity, cl.clips, cp.captioned,
+        c.brightness, c.dark_share, c.bright_share, c.contrast, c.colourfulness, c.text_area, c.nsfw,
+        c.crop_w, c.crop_h, c.bordered,
         m.width, m.height, m.fps, m.num_frames, m.duration_s, src.source, src.not_applied
     FROM m
     LEFT JOIN sources AS src ON src.shard = m.shard
@@ -81,6 +88,8 @@ SELECT
     j.video_id, j.source_uri, j.shard, j.position, coalesce(j.source, 'default') AS source,
     j.verdict.status AS status, j.verdict.stage AS stage, j.verdict.reason AS reason,
     j.aesthetic, j.temporal, j.motion, j.clarity, coalesce(j.clips, 0) AS clips, coalesce(j.captioned, 0) AS captioned,
+    j.brightness, j.dark_share, j.bright_share, j.contrast, j.colourfulness, j.text_area, j.nsfw,
+    j.crop_w AS picture_width, j.crop_h AS picture_height, j.bordered,
     j.width, j.height, j.fps, j.num_frames, j.duration_s,
     j.not_applied,  -- the steps this video's source skips (a pass-through, never a silent gap)
     v.quality_version, v.clarity_version

@@ -9,3 +9,9 @@ CREATE OR REPLACE TEMP MACRO verdict(name, value, lower, upper, description) AS
 -- The pool of the dataset card: every input video that was decodable and not a duplicate.
 CREATE OR REPLACE TEMP MACRO in_pool(status, stage) AS
     NOT (status = 'failed' AND stage = 'probe') AND NOT (status = 'dropped' AND stage = 'dedup');
+-- A content rule's verdict, led by what it means ('too dark: brightness 18.2 < 30 (range 30-225)').
+CREATE OR REPLACE TEMP MACRO content_verdict(name, value, lower, upper, description, below, above) AS
+    CASE
+        WHEN lower IS NOT NULL AND value < lower THEN below || ': ' || verdict(name, value, lower, upper, description)
+        WHEN upper IS NOT NULL AND value > upper THEN above || ': ' || verdict(name, value, lower, upper, description)
+    END;

@@ -9,6 +9,7 @@ from dataclasses import replace
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from openvid_assets.assets.filters import CONTENT, content_scores
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
@@ -20,13 +21,15 @@ from openvid_assets.assets.selection import SELECTED, selected_videos
 from openvid_assets.assets.shards import IMPORTED, shards_partitions, source_of
 from openvid_assets.media.clips import ClipStore, clip_shard
 from openvid_assets.media.tasks import clip_tasks, video_tasks
+from openvid_assets.models.content import picture_boxes
 from openvid_assets.store.rows import ShardRows
 
 CLIPS, CAPTIONS = "clips", "captions"
 SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
 
 
-@asset(**SHARD, **IO_STEP, deps=[video_manifest, selected_videos, recipe_key("clips"), recipe_key("sources")],
+@asset(**SHARD, **IO_STEP, deps=[video_manifest, selected_videos, content_scores, recipe_key("clips"),
+                                 recipe_key("filters"), recipe_key("sources")],
        code_version="1", kinds={"ffmpeg", "parquet"},
        description="Single-scene clips of every selected video: one decode pass through three PySceneDetect detectors "
        "(hard cuts, slow transitions, fades) and TransNetV2, a cheaper second pass over scenes too long for one "
@@ -34,7 +37,8 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
 def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     selected = tables.read(SELECTED, shard).filter(pl.col("selected"))
-    tasks = video_tasks(tables.read(MANIFEST, shard), selected["source_uri"])
+    tasks = video_tasks(tables.read(MANIFEST, shard), selected["source_uri"],
+                        crops=picture_boxes(tables.read(CONTENT, shard)) if stored.recipe.filters.crop_borders else None)
     settings = stored.recipe.clips.build()
     if not stored.recipe.source(source_of(tables, shard)).applies("clips"):
         settings = replace(settings, whole_videos=True)  # the source skips clip extraction (the recipe)
@@ -50,6 +54,7 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
         "dagster/row_count": ok.height, "videos": len(tasks), "videos_with_clips": ok["video_id"].n_unique(),
         "videos_without_clips": result.table.filter(pl.col("status") == "no_clips").height,
         "videos_failed": result.table.filter(pl.col("status") == "failed").height,
+        "clips_cropped": ok.filter(pl.col("crop").is_not_null()).height,
         "clips_from_rescan": ok.filter(pl.col("split").str.starts_with("rescan")).height,
         "clips_split_equally": ok.filter(pl.col("split").str.starts_with("equal")).height,
         "cuts_stitched": int(result.table.unique("video_id")["stitched"].list.len().sum() or 0),

@@ -37,6 +37,8 @@ SECTIONS = {
     "clips": "cut detection and clip writing (clips)",
     "captions": "caption model, prompt and generation (captions)",
     "exports": "quality tiers and score-conditioned captions (curated_dataset, hd_subset, quality_tiers)",
+    "filters": "content filters: near-duplicates, exposure, text, NSFW, borders (content_scores, near_duplicates, "
+               "quality_candidates, clips)",
     "sources": "named source datasets: their rules, steps and imported metadata (every step they change)",
 }
 RECIPE_GROUP = "recipe"

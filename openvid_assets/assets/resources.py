@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from openvid_assets.models.backends import VideoScorer
     from openvid_assets.models.captions import Captioner
     from openvid_assets.models.clip import CLIPEmbedder
+    from openvid_assets.models.content import FrameInspector
+    from openvid_assets.models.nsfw import NSFWScorer
 
 
 class OpenVidStore(ConfigurableResource):
@@ -75,6 +77,23 @@ def _aesthetic(profile: Profile, device: str) -> "AestheticScorer":
     return AestheticScorer(profile.aesthetic_weights, device=device)
 
 
+@cache
+def _inspector(device: str) -> "FrameInspector":
+    from openvid_assets.models.content import FrameInspector
+    from openvid_assets.models.text import TextDetector
+
+    return FrameInspector(TextDetector())  # the wheel's PP-OCR detector: same in every profile
+
+
+@cache
+def _nsfw(profile: Profile, device: str, batch_size: int) -> "NSFWScorer":
+    from openvid_assets.models.nsfw import NSFWScorer
+
+    # The checker's concepts only mean something in the pipeline's CLIP space: its tower must be that CLIP.
+    visual = _embedder(profile, device, batch_size).visual if profile.nsfw_weights else None
+    return NSFWScorer(profile.nsfw_weights, device=device, clip_visual=visual)
+
+
 class ModelsResource(ConfigurableResource):
     """How this machine runs the recipe's models: device, batch size, threads. Which models and how frames are
     sampled is the recipe's ``models`` section, passed in by each step (``store.recipe()``), so every run of a
@@ -114,6 +133,12 @@ class ModelsResource(ConfigurableResource):
 
     def captioner(self, m: ModelSettings) -> "Captioner":
         return captioner(m.resolved_profile(), self.device)
+
+    def inspector(self) -> "FrameInspector":
+        return _inspector(self.device)
+
+    def nsfw(self, m: ModelSettings) -> "NSFWScorer":
+        return _nsfw(m.resolved_profile(), self.device, self.batch_size)
 
 
 @dataclass(frozen=True)

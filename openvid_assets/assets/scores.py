@@ -63,10 +63,11 @@ SHARD_ASSET = {"partitions_def": shards_partitions, "group_name": "scores"}
     **SHARD_ASSET,
     **MODEL_STEP,
     deps=[video_manifest, recipe_key("embedding")],
-    code_version="1",
+    code_version="2",
     kinds={"pytorch", "parquet"},
     description="CLIP (ViT-L/14) embeddings of the sampled frames of every video, fp16, one row per frame; "
-    "shared by aesthetics and temporal consistency (one decode, one embedding pass).",
+    "shared by aesthetics, temporal consistency and the content filters (one decode, one embedding pass), with "
+    "each frame's content measures (picture box, exposure; burnt-in text on the aesthetic frames).",
 )
 def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.scoring import embed_shard
@@ -80,6 +81,7 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
         previous=tables.read_if_exists(EMBEDDINGS, shard),
         progress=progress_callback(context, "embedded"),
         workers=models.decode_workers,
+        inspector=models.inspector(),
     )
     path = tables.write(EMBEDDINGS, shard, result.table)
     frames = result.table.filter(pl.col("status") == "ok")

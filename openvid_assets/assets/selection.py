@@ -7,6 +7,7 @@ atomically and describe them in metadata.
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
+from openvid_assets.assets.filters import CONTENT, DUPLICATES, content_scores, near_duplicates
 from openvid_assets.assets.metadata import histogram_image, markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.recipe import recipe_key
@@ -97,19 +98,25 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "selection", "code_v
          "kinds": {"duckdb", "parquet"}}  # fmt: skip
 
 
-@asset(**SHARD, **SQL_SHARD_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, score_thresholds],
-       description="S_A ∩ S_T ∩ S_M for one shard, with the reasons each other video fell short.")  # fmt: skip
+@asset(**SHARD, **SQL_SHARD_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, score_thresholds,
+                                        content_scores, near_duplicates, recipe_key("filters")],
+       description="S_A ∩ S_T ∩ S_M for one shard, less near-duplicates and videos a content rule drops, with the "
+       "reasons each other video fell short.")  # fmt: skip
 def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
-    tables, rows, candidates, failed = store.tables(), 0, 0, 0
+    tables, rows, candidates, failed, near, content = store.tables(), 0, 0, 0, 0, 0
+    filters, duplicates = store.recipe().recipe.filters.table(), tables.read(DUPLICATES, GLOBAL)
     for shard in context.partition_keys:  # a backfill hands this SQL step every shard in one run
         table = _shard_sql(tables, "quality_candidates", {
             "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
-            "motion": ("motion_scores", shard),
-            "thresholds": source_thresholds(tables, SCORE_THRESHOLDS, shard)})  # fmt: skip
+            "motion": ("motion_scores", shard), "content": (CONTENT, shard), "duplicates": duplicates,
+            "filters": filters, "thresholds": source_thresholds(tables, SCORE_THRESHOLDS, shard)})  # fmt: skip
         tables.write(CANDIDATES, shard, table)
         rows, candidates = rows + table.height, candidates + int(table["candidate"].sum())
         failed += table["failure"].is_not_null().sum()
+        near += table["duplicate_reason"].is_not_null().sum()
+        content += table["content_reason"].is_not_null().sum()
     return MaterializeResult(metadata={"dagster/row_count": rows, "candidates": candidates, "failed": failed,
+                                       "near_duplicates": near, "content_dropped": content,
                                        "shards": len(context.partition_keys)})  # fmt: skip
 
 

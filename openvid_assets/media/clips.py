@@ -188,6 +188,7 @@ CLIP_SCHEMA: dict[str, Any] = {
     "width": pl.Int32,
     "height": pl.Int32,
     "clip_uri": pl.String,  # null when only time ranges are kept (mode 'none')
+    "crop": pl.String,  # ffmpeg crop=w:h:x:y cut the black bars off the clip (null: none, or not re-encoded)
     "video_frames": pl.Int32,
     "transitions": pl.List(TRANSITION_TYPE),
     "split": pl.String,  # scene | rescan: ... | equal: ... (how the clip's range came about)
@@ -228,22 +229,33 @@ class ClipSettings:
         return {"params_hash": key.params_hash, "params": key.params_json}
 
 
-def clip_id(video_id: str, span: ClipSpan) -> str:
-    """Deterministic: the same video and frame range always give the same id (and file name)."""
-    return f"{video_id}-{span.start_frame:07d}-{span.end_frame:07d}"
+def clip_id(video_id: str, span: ClipSpan, crop: str | None = None) -> str:
+    """Deterministic: the same video, frame range and crop always give the same id (and file name)."""
+    cropped = f"-c{crop.replace(':', '_')}" if crop else ""
+    return f"{video_id}-{span.start_frame:07d}-{span.end_frame:07d}{cropped}"
+
+
+def crop_filter(task: VideoTask, settings: ClipSettings) -> str | None:
+    """``w:h:x:y`` of ffmpeg's crop filter for a video with black bars, when its clips are re-encoded."""
+    if task.crop is None or settings.mode != "reencode" or settings.whole_videos:
+        return None
+    x, y, w, h = task.crop
+    return f"{w}:{h}:{x}:{y}"
 
 
 # --------------------------------------------------------------------------- ffmpeg
 
 
 def cut_clip(source: str | Path, dest: str | Path, span: ClipSpan, fps: float, *, mode: ClipMode = "reencode",
-             crf: int = 18, preset: str = "veryfast", timeout_s: float = 600.0) -> None:  # fmt: skip
+             crf: int = 18, preset: str = "veryfast", crop: str | None = None,
+             timeout_s: float = 600.0) -> None:  # fmt: skip
     """Write frames ``span`` of ``source`` to ``dest`` (mp4, video only), atomically.
 
     Re-encoding seeks to half a frame before the first wanted frame (ffmpeg then
     decodes from the keyframe before and drops everything earlier) and stops
     after exactly ``num_frames`` frames, so boundaries are frame-accurate.
-    ``copy`` is a keyframe-snapped stream copy: fast, but the clip may start early.
+    ``copy`` is a keyframe-snapped stream copy: fast, but the clip may start early (and cannot crop).
+    ``crop`` (``w:h:x:y``, displayed pixels: ffmpeg rotates before filtering) cuts black bars off.
     """
     start = max(0.0, (span.start_frame - 0.5) / fps) if span.start_frame else 0.0
     args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-ss", f"{start:.6f}",
@@ -252,7 +264,8 @@ def cut_clip(source: str | Path, dest: str | Path, span: ClipSpan, fps: float, *
         args += ["-t", f"{span.num_frames / fps:.6f}", "-map", "0:v:0", "-c", "copy"]
     else:
         args += ["-frames:v", str(span.num_frames), "-map", "0:v:0", "-an", "-c:v", "libx264", "-preset", preset,
-                 "-crf", str(crf), "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"]  # fmt: skip
+                 "-crf", str(crf), "-pix_fmt", "yuv420p",
+                 "-vf", (f"crop={crop}," if crop else "") + "scale=trunc(iw/2)*2:trunc(ih/2)*2"]  # fmt: skip
     with atomic_path(dest) as tmp:
         try:
             done = subprocess.run([*args, "-movflags", "+faststart", "-f", "mp4", str(tmp.absolute())],
@@ -291,18 +304,19 @@ class ClipStore:
 
 def _rows_for(task: VideoTask, plan: ClipPlan, frames: int, uris: dict[str, str | None],
               settings: ClipSettings) -> list[dict[str, Any]]:  # fmt: skip
-    width, height = even_size(task.width, task.height)
+    crop = crop_filter(task, settings)
+    width, height = (task.crop[2], task.crop[3]) if crop else even_size(task.width, task.height)
     transitions = [{"first": t.first, "last": t.last, "cut_frame": t.cut_frame, "detectors": "+".join(t.detectors)}
                    for t in plan.transitions]  # fmt: skip
     stitched = [{"cut_frame": s.cut_frame, "detectors": "+".join(s.detectors), "cosine": s.cosine}
                 for s in plan.stitched]  # fmt: skip
     common = {"video_id": task.video_id, "source_uri": task.source_uri, "fps": task.fps, "video_frames": frames,
-              "transitions": transitions, "stitched": stitched, **settings.key_columns()}
+              "transitions": transitions, "stitched": stitched, "crop": crop, **settings.key_columns()}
     if not plan.clips:
         return [{**common, "status": "no_clips", "error": plan.reason}]
     rows = []
     for index, (span, split) in enumerate(zip(plan.clips, plan.splits)):
-        cid = clip_id(task.video_id, span)
+        cid = clip_id(task.video_id, span, crop)
         rows.append({**common, "clip_id": cid, "status": "ok", "clip_index": index, "split": split,
                      "start_frame": span.start_frame,
                      "end_frame": span.end_frame, "num_frames": span.num_frames, "start_s": span.start_frame / task.fps,
@@ -322,10 +336,11 @@ def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None, 
                                          rotation=task.rotation, detection=settings.detection, rules=settings.rules,
                                          embedder=embedder)  # fmt: skip
             uris: dict[str, str | None] = {}
+            crop = crop_filter(task, settings)
             if settings.mode != "none" and store is not None:
                 for span in plan.clips:
-                    cid = clip_id(task.video_id, span)
-                    uris[cid] = _write(path, cid, span, task.fps, store, settings)
+                    cid = clip_id(task.video_id, span, crop)
+                    uris[cid] = _write(path, cid, span, task.fps, store, settings, crop)
     except VideoInputError as e:
         return [{"video_id": task.video_id, "source_uri": task.source_uri, "status": "failed", "error": str(e),
                  **settings.key_columns()}]  # fmt: skip
@@ -346,10 +361,11 @@ def whole_video_rows(task: VideoTask, settings: ClipSettings) -> list[dict[str, 
     return _rows_for(task, plan, task.num_frames, {clip_id(task.video_id, span): task.source_uri}, settings)
 
 
-def _write(source: Path, cid: str, span: ClipSpan, fps: float, store: ClipStore, settings: ClipSettings) -> str:
+def _write(source: Path, cid: str, span: ClipSpan, fps: float, store: ClipStore, settings: ClipSettings,
+           crop: str | None) -> str:  # fmt: skip
     if store.exists(cid):
-        return store.uri(cid)  # written by an earlier, interrupted run with the same settings
-    kwargs = {"mode": settings.mode, "crf": settings.crf, "preset": settings.preset}
+        return store.uri(cid)  # written by an earlier, interrupted run with the same settings (and crop: in the id)
+    kwargs = {"mode": settings.mode, "crf": settings.crf, "preset": settings.preset, "crop": crop}
     local = store.local_dest(cid)
     if local is not None:
         cut_clip(source, local, span, fps, **kwargs)
@@ -379,7 +395,8 @@ def clip_shard(tasks: list[VideoTask], open_video: OpenVideo, store: ClipStore |
     stitches, with ``settings.detection.stitch``)."""
     cached = reusable_clip_rows(previous, settings)
     unique = list({t.video_id: t for t in tasks}.values())
-    todo = [t for t in unique if t.video_id not in cached or not _files_present(cached[t.video_id], store, settings)]
+    todo = [t for t in unique if t.video_id not in cached or not _files_present(cached[t.video_id], store, settings)
+            or cached[t.video_id][0].get("crop") != crop_filter(t, settings)]  # a new crop box: cut again
     todo_ids = {t.video_id for t in todo}
     done_rows = {t.video_id: cached[t.video_id] for t in unique if t.video_id not in todo_ids}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

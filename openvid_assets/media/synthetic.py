@@ -553,6 +553,68 @@ def hd_1080p(out_dir: Path | str, name: str = "hd_1080p.mp4", *, fps: float = 24
                   motion=float(px_per_frame))
 
 
+def exposed(out_dir: Path | str, name: str, *, gain: float = 1.0, offset: float = 0.0, width: int = 160,
+            height: int = 90, fps: float = 24.0, num_frames: int = 48, seed: int = 1) -> VideoSpec:
+    """A slow pan with its levels changed (``gain`` x value + ``offset``, clipped): under-exposed (gain 0.15),
+    over-exposed (gain 3, offset 160: most of the picture clips to white) or washed out (gain 0.15, offset 110: flat
+    grey)."""
+    pan = _Pan.make(seed, width, height, num_frames, dx=1)
+    frames = (np.clip(pan.frame(t).astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+              for t in range(num_frames))  # fmt: skip
+    return _write(out_dir, name, "exposed", frames, width, height, fps, num_frames, motion=1.0)
+
+
+def letterboxed(out_dir: Path | str, name: str, *, width: int = 320, height: int = 180,
+                picture: tuple[int, int, int, int] = (0, 30, 320, 120), fps: float = 24.0, num_frames: int = 48,
+                seed: int = 3) -> VideoSpec:  # fmt: skip
+    """A pan inside black bars: ``picture`` is the (x, y, w, h) of the picture in the frame (letterbox: full
+    width; pillarbox: full height). The picture's own darkest colours are kept off black."""
+    x, y, w, h = picture
+    pan = _Pan.make(seed, w, h, num_frames, dx=1)
+
+    def frame(t: int) -> np.ndarray:
+        canvas = np.zeros((height, width, 3), np.uint8)
+        canvas[y : y + h, x : x + w] = np.maximum(pan.frame(t), 40)
+        return canvas
+
+    return _write(out_dir, name, "letterboxed", (frame(t) for t in range(num_frames)), width, height, fps,
+                  num_frames, motion=1.0)  # fmt: skip
+
+
+TEXT_KINDS = ("subtitles", "logo", "card")
+
+
+def burnt_in_text(out_dir: Path | str, name: str, kind: str, *, width: int = 640, height: int = 360,
+                  fps: float = 24.0, num_frames: int = 48, seed: int = 4) -> VideoSpec:
+    """A slow pan with text drawn over every frame: ``subtitles`` (two lines of white text with a dark outline
+    at the bottom), ``logo`` (a small word in a corner) or ``card`` (a full-screen caption card: several lines
+    of large text on a dimmed picture)."""
+    if kind not in TEXT_KINDS:
+        raise ValueError(f"text kind must be one of {TEXT_KINDS}")
+    pan = _Pan.make(seed, width, height, num_frames, dx=1)
+    font, unit = cv2.FONT_HERSHEY_DUPLEX, height / 360
+
+    def write(img: np.ndarray, text: str, org: tuple[int, int], scale: float, thick: int) -> None:
+        cv2.putText(img, text, org, font, scale * unit, (0, 0, 0), max(1, round((thick + 4) * unit)), cv2.LINE_AA)
+        cv2.putText(img, text, org, font, scale * unit, (255, 255, 255), max(1, round(thick * unit)), cv2.LINE_AA)
+
+    def frame(t: int) -> np.ndarray:
+        img = np.ascontiguousarray(pan.frame(t))
+        if kind == "subtitles":
+            write(img, "I never thought we would", (int(width * 0.2), int(height * 0.84)), 1.0, 2)
+            write(img, "see this place again.", (int(width * 0.25), int(height * 0.94)), 1.0, 2)
+        elif kind == "logo":
+            write(img, "NEWS 24", (int(width * 0.78), int(height * 0.1)), 0.6, 1)
+        else:
+            img = (img * 0.35).astype(np.uint8)
+            for k, line in enumerate(("CHAPTER ONE", "The long road", "north of the", "river valley")):
+                write(img, line, (int(width * 0.12), int(height * (0.25 + 0.19 * k))), 1.6, 3)
+        return img
+
+    return _write(out_dir, name, f"text_{kind}", (frame(t) for t in range(num_frames)), width, height, fps,
+                  num_frames, motion=1.0)  # fmt: skip
+
+
 def portrait(out_dir: Path | str, name: str = "portrait.mp4", *, width: int = 180, height: int = 320,
              fps: float = 24.0, num_frames: int = 48, seed: int = 9, px_per_frame: int = 2) -> VideoSpec:
     """A vertical (phone) video with a slow downward tilt."""

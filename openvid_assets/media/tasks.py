@@ -22,6 +22,7 @@ class VideoTask:
     fps: float
     rotation: int = 0
     num_frames: int = 0  # the probe's count (0 when unknown)
+    crop: tuple[int, int, int, int] | None = None  # (x, y, w, h) of the picture inside black bars, displayed pixels
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,19 @@ def _readable(manifest: pl.DataFrame) -> pl.DataFrame:
     return manifest.filter(pl.col("status") == "ok").unique("video_id", keep="first", maintain_order=True)
 
 
-def _video(row: dict) -> VideoTask:
+def _video(row: dict, crop: tuple[int, int, int, int] | None = None) -> VideoTask:
     return VideoTask(row["video_id"], row["source_uri"], row["width"], row["height"], row["fps"],
-                     row.get("rotation") or 0, row.get("num_frames") or 0)  # fmt: skip
+                     row.get("rotation") or 0, row.get("num_frames") or 0, crop)  # fmt: skip
 
 
-def video_tasks(manifest: pl.DataFrame, source_uris: pl.Series | None = None) -> list[VideoTask]:
-    """The manifest's readable videos (among ``source_uris`` if given), once each, in manifest order."""
+def video_tasks(manifest: pl.DataFrame, source_uris: pl.Series | None = None,
+                crops: dict[str, tuple[int, int, int, int]] | None = None) -> list[VideoTask]:  # fmt: skip
+    """The manifest's readable videos (among ``source_uris`` if given), once each, in manifest order;
+    ``crops``: the picture box of videos with black bars, by video id."""
     rows = _readable(manifest)
     if source_uris is not None:
         rows = rows.filter(pl.col("source_uri").is_in(source_uris.implode()))
-    return [_video(r) for r in rows.iter_rows(named=True)]
+    return [_video(r, (crops or {}).get(r["video_id"])) for r in rows.iter_rows(named=True)]
 
 
 def clip_tasks(clips: pl.DataFrame, manifest: pl.DataFrame) -> list[ClipTask]:

@@ -19,7 +19,8 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from openvid_assets.models.catalog import (CLIP_VIT_L14_OPENAI, DOVER_WEIGHTS, LAION_AESTHETIC, PAPER_CAPTIONER,
-                                           TINY_CAPTIONER, TINY_CLIP_CONFIG, UNIMATCH_FLOW, CLIPSpec)  # fmt: skip
+                                           SD_SAFETY_CHECKER, TINY_CAPTIONER, TINY_CLIP_CONFIG, UNIMATCH_FLOW,
+                                           CLIPSpec)  # fmt: skip
 from openvid_assets.models.weights import (MissingWeightsError, WeightsFile, file_digest, folder_digest, resolve,
                                           resolve_model_folder)  # fmt: skip
 
@@ -83,6 +84,7 @@ class Profile:
     motion_backend: str
     clarity_backend: str
     captioner: str  # a Hugging Face repo id or local folder, or TINY_CAPTIONER
+    nsfw_weights: WeightsFile | None = None  # the safety checker's concept embeddings (None: a random stand-in)
     motion_definition: str = "opensora-v1.3"  # UniMatch: which published motion score (models/motion.py)
     exact_inputs: bool = False  # UniMatch and CLIP see upstream's exact inputs (full-size decode, float resize)
     fp32_networks: bool = False  # UniMatch and DOVER in fp32 on CUDA too, as upstream runs them (else fp16)
@@ -108,10 +110,11 @@ class Profile:
                  CLARITY_BACKENDS[self.clarity_backend][1]]  # fmt: skip
         return [w for w in files if w is not None]
 
-    def check_weights(self) -> None:
-        """Fail before any run starts if a weights file is missing, naming every one."""
+    def check_weights(self, nsfw: bool = True) -> None:
+        """Fail before any run starts if a weights file is missing, naming every one (the safety checker's only
+        when the NSFW filter is on)."""
         missing = []
-        for weights in self.required_weights():
+        for weights in self.required_weights() + ([self.nsfw_weights] if nsfw and self.nsfw_weights else []):
             try:
                 resolve(weights)
             except MissingWeightsError as e:
@@ -130,6 +133,7 @@ PROFILES = {
         name="paper",
         clip=CLIPSpec("ViT-L-14-quickgelu", weights=CLIP_VIT_L14_OPENAI),
         aesthetic_weights=LAION_AESTHETIC,
+        nsfw_weights=SD_SAFETY_CHECKER,
         motion_backend="unimatch",
         clarity_backend="dover",
         captioner=PAPER_CAPTIONER,
@@ -197,4 +201,5 @@ def model_identities(p: Profile) -> dict[str, list]:
         "clarity": [p.clarity_backend, _weights_identity(CLARITY_BACKENDS[p.clarity_backend][1]),
                     {"fp32": p.fp32_networks}],
         "captioner": [p.captioner, captioner_digest],
+        "nsfw": [_weights_identity(p.nsfw_weights)],
     }

@@ -26,6 +26,7 @@ from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
 from openvid_assets.models.aesthetic import AestheticScorer
 from openvid_assets.models.backends import VideoScorer
 from openvid_assets.models.clip import CLIPEmbedder
+from openvid_assets.models.content import FRAME_MEASURE_SCHEMA, FrameInspector
 from openvid_assets.models.sampling import CLIPSampling
 from openvid_assets.media.tasks import OpenVideo, VideoTask, video_tasks
 from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_rows
@@ -33,10 +34,12 @@ from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_r
 ROW_COLUMNS = {"video_id": pl.String, "source_uri": pl.String, "status": pl.String, "error": pl.String}
 SCORE_SCHEMA = {**ROW_COLUMNS, "score": pl.Float64, "frame_indices": pl.List(pl.Int32), **KEY_COLUMNS}
 EMBEDDING_SCHEMA = {**ROW_COLUMNS, "frame_index": pl.Int32, "num_frames": pl.Int32, "embedding": pl.Binary,
-                    **KEY_COLUMNS}  # fmt: skip
+                    **FRAME_MEASURE_SCHEMA, **KEY_COLUMNS}  # fmt: skip
 
 Progress = Callable[[int, int], None]
 Task = TypeVar("Task")
+Decoded = TypeVar("Decoded")
+Inspected = tuple[DecodedFrames, list[dict[str, Any]]]  # a video's frames and their content measures
 
 
 def is_infrastructure_error(error: BaseException) -> bool:
@@ -46,14 +49,14 @@ def is_infrastructure_error(error: BaseException) -> bool:
     return isinstance(error, (MemoryError, torch.OutOfMemoryError, BotoCoreError, ClientError, OSError))
 
 
-def decode_ahead(tasks: Iterable[Task], decode: Callable[[Task], DecodedFrames],
-                 workers: int = 2) -> Iterator[tuple[Task, DecodedFrames | Exception]]:  # fmt: skip
+def decode_ahead(tasks: Iterable[Task], decode: Callable[[Task], Decoded],
+                 workers: int = 2) -> Iterator[tuple[Task, Decoded | Exception]]:  # fmt: skip
     """Decode in background threads, a bounded window ahead; yield results in task order.
 
     A video's own failure is yielded as the exception; an infrastructure error is raised.
     """
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        window: deque[tuple[Task, Future[DecodedFrames]]] = deque()
+        window: deque[tuple[Task, Future[Decoded]]] = deque()
         todo = iter(tasks)
         for task in todo:
             window.append((task, pool.submit(decode, task)))
@@ -127,19 +130,22 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
     return ShardRows(_assemble(manifest, computed, key.columns(), schema), len(tasks), len(computed) - len(tasks))
 
 
-# --- CLIP: one decode and one embedding pass serve aesthetics and temporal consistency
+# --- CLIP: one decode and one embedding pass serve aesthetics, temporal consistency and the content measures
 
 
-def embedding_key(embedder: CLIPEmbedder, sampling: CLIPSampling) -> RowKey:
+def embedding_key(embedder: CLIPEmbedder, sampling: CLIPSampling, inspector: FrameInspector | None = None) -> RowKey:
+    measures = inspector.params() if inspector else None
     return RowKey(embedder.name, embedder.weights_digest, {"image_size": embedder.image_size,
-                                                            "preprocess": embedder.preprocess, **sampling.params()})
+                                                            "preprocess": embedder.preprocess, **sampling.params(),
+                                                            **({"measures": measures} if measures else {})})  # fmt: skip
 
 
 def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSampling, open_video: OpenVideo, *,
-                previous: pl.DataFrame | None = None, progress: Progress | None = None,
-                workers: int = 2) -> ShardRows:  # fmt: skip
-    """CLIP embeddings (fp16) of every sampled frame of every video, one row per frame."""
-    key = embedding_key(embedder, sampling)
+                previous: pl.DataFrame | None = None, progress: Progress | None = None, workers: int = 2,
+                inspector: FrameInspector | None = None) -> ShardRows:  # fmt: skip
+    """CLIP embeddings (fp16) of every sampled frame of every video, one row per frame; with ``inspector``,
+    each row also carries the frame's content measures (picture box, exposure; text on the aesthetic frames)."""
+    key = embedding_key(embedder, sampling, inspector)
     computed: dict[str, list[dict[str, Any]]] = {}
     cached = reusable_rows(previous, key)
     if cached is not None:
@@ -147,20 +153,27 @@ def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSa
             computed.setdefault(r["video_id"], []).append(r)
     tasks = [t for t in video_tasks(manifest) if t.video_id not in computed]
     request = FrameRequest(indices=sampling.union, short_side=embedder.decode_short_side)
-    batch: list[tuple[VideoTask, DecodedFrames]] = []
+    decode = _decoder(open_video, request)
+
+    def decode_and_measure(task: VideoTask) -> Inspected:
+        # The content measures run in the decode threads, beside the main thread's CLIP forwards.
+        decoded = decode(task)
+        return decoded, _measures(inspector, decoded, sampling)
+
+    batch: list[tuple[VideoTask, Inspected]] = []
     done = 0
 
     def flush() -> None:
         nonlocal done
         if not batch:
             return
-        vectors = embedder.embed(np.concatenate([embedder.square(d.frames) for _, d in batch]))
+        vectors = embedder.embed(np.concatenate([embedder.square(d.frames) for _, (d, _) in batch]))
         offset = 0
-        for task, decoded in batch:
+        for task, (decoded, measures) in batch:
             rows = []
-            for index in decoded.indices:
+            for index, measured in zip(decoded.indices, measures):
                 rows.append({"video_id": task.video_id, "status": "ok", "frame_index": index,
-                             "num_frames": decoded.num_frames,
+                             "num_frames": decoded.num_frames, **measured,
                              "embedding": vectors[offset].astype(np.float16).tobytes()})  # fmt: skip
                 offset += 1
             computed[task.video_id] = rows
@@ -169,13 +182,13 @@ def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSa
         if progress:
             progress(done, len(tasks))
 
-    for task, decoded in decode_ahead(tasks, _decoder(open_video, request), workers):
-        if isinstance(decoded, Exception):
-            computed[task.video_id] = [{"video_id": task.video_id, "status": "failed", "error": _failure(decoded)}]
+    for task, inspected in decode_ahead(tasks, decode_and_measure, workers):
+        if isinstance(inspected, Exception):
+            computed[task.video_id] = [{"video_id": task.video_id, "status": "failed", "error": _failure(inspected)}]
             done += 1
             continue
-        batch.append((task, decoded))
-        if sum(len(d.indices) for _, d in batch) >= embedder.batch_size:
+        batch.append((task, inspected))
+        if sum(len(d.indices) for _, (d, _) in batch) >= embedder.batch_size:
             flush()
     flush()
 
@@ -188,6 +201,15 @@ def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSa
             rows += [{**row, "source_uri": r["source_uri"], **columns} for row in computed[r["video_id"]]]
     reused = len(computed) - len(tasks)
     return ShardRows(pl.DataFrame(rows, schema=EMBEDDING_SCHEMA), len(tasks), reused)
+
+
+def _measures(inspector: FrameInspector | None, decoded: DecodedFrames,
+              sampling: CLIPSampling) -> list[dict[str, Any]]:  # fmt: skip
+    """The inspector's per-frame measures (text on the aesthetic frames), or empty dicts without one."""
+    if inspector is None:
+        return [{} for _ in decoded.indices]
+    text_at = set(sampling.aesthetic_indices(decoded.num_frames))
+    return inspector.measure(decoded.frames, [k for k, i in enumerate(decoded.indices) if i in text_at])
 
 
 def embedding_matrix(rows: pl.DataFrame) -> np.ndarray:
