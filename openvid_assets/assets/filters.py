@@ -95,10 +95,9 @@ def near_duplicates(context: AssetExecutionContext, store: OpenVidStore) -> Mate
         "groups": groups, "manifest": tables.scan_source(MANIFEST, tables.shards(MANIFEST)),
         "content": tables.scan_source(CONTENT, tables.shards(CONTENT)),
         "aesthetic": tables.scan_source("aesthetic_scores", tables.shards("aesthetic_scores"))})  # fmt: skip
-    if decisions.height and state is not None:
-        cosines = exact_cosines(state.vectors_of(decisions["video_id"].to_list()),
-                                state.vectors_of(decisions["duplicate_of"].to_list()))  # fmt: skip
-        decisions = decisions.with_columns(cosine=pl.Series(cosines))
+    cosines = exact_cosines(state.vectors_of(decisions["video_id"].to_list()),
+                            state.vectors_of(decisions["duplicate_of"].to_list())) if decisions.height else []  # fmt: skip
+    decisions = decisions.with_columns(cosine=pl.Series(cosines, dtype=pl.Float64))
     table = decisions.select(list(DUPLICATES_SCHEMA)).cast(DUPLICATES_SCHEMA)
     tables.write(DUPLICATES, GLOBAL, table)
     context.log.info(f"near-duplicates: {len(todo)} shard(s) indexed, {state.index.size if state else 0} videos "

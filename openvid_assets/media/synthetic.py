@@ -218,8 +218,9 @@ def _scale(width: int, height: int) -> float:
 
 
 def _world(rng: np.random.Generator, height: int, width: int, palette: tuple[RGB, float],
-           scale: float) -> np.ndarray:
-    """A textured RGB image: low-frequency colour waves plus sharp detail at all scales."""
+           scale: float, glyphs: bool = True) -> np.ndarray:
+    """A textured RGB image: low-frequency colour waves plus sharp detail at all scales (with ``glyphs``,
+    scattered letters among the shapes; a text detector finds them, so text tests draw worlds without)."""
     base, amplitude = palette
     # Smooth content gains nothing from full resolution: render it at the 90-px
     # reference scale and upsample, which keeps 1080p worlds cheap.
@@ -235,6 +236,8 @@ def _world(rng: np.random.Generator, height: int, width: int, palette: tuple[RGB
         size = max(2, int(rng.uniform(2, 9) * scale))
         colour = _colour(rng, base, 110)
         shape = rng.integers(0, 5)
+        if shape == 3 and not glyphs:
+            shape = 4
         if shape == 0:
             cv2.rectangle(img, (x, y), (x + size, y + int(rng.uniform(0.4, 1.6) * size)), colour, -1)
         elif shape == 1:
@@ -313,11 +316,11 @@ class _Pan:
 
     @classmethod
     def make(cls, seed: int, width: int, height: int, num_frames: int, dx: int = 0, dy: int = 0,
-             palette: tuple[RGB, float] | None = None) -> _Pan:
+             palette: tuple[RGB, float] | None = None, glyphs: bool = True) -> _Pan:
         rng = np.random.default_rng(seed)
         pal = palette if palette is not None else _PALETTES[seed % len(_PALETTES)]
         span = max(num_frames - 1, 0)
-        world = _world(rng, height + abs(dy) * span, width + abs(dx) * span, pal, _scale(width, height))
+        world = _world(rng, height + abs(dy) * span, width + abs(dx) * span, pal, _scale(width, height), glyphs)
         return cls(world, width, height, dx, dy)
 
     def frame(self, t: int) -> np.ndarray:
@@ -557,8 +560,8 @@ def exposed(out_dir: Path | str, name: str, *, gain: float = 1.0, offset: float 
             height: int = 90, fps: float = 24.0, num_frames: int = 48, seed: int = 1) -> VideoSpec:
     """A slow pan with its levels changed (``gain`` x value + ``offset``, clipped): under-exposed (gain 0.15),
     over-exposed (gain 3, offset 160: most of the picture clips to white) or washed out (gain 0.15, offset 110: flat
-    grey)."""
-    pan = _Pan.make(seed, width, height, num_frames, dx=1)
+    grey). Its world has no glyphs: with gain 1, a text-free pan."""
+    pan = _Pan.make(seed, width, height, num_frames, dx=1, glyphs=False)
     frames = (np.clip(pan.frame(t).astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
               for t in range(num_frames))  # fmt: skip
     return _write(out_dir, name, "exposed", frames, width, height, fps, num_frames, motion=1.0)
@@ -568,9 +571,10 @@ def letterboxed(out_dir: Path | str, name: str, *, width: int = 320, height: int
                 picture: tuple[int, int, int, int] = (0, 30, 320, 120), fps: float = 24.0, num_frames: int = 48,
                 seed: int = 3) -> VideoSpec:  # fmt: skip
     """A pan inside black bars: ``picture`` is the (x, y, w, h) of the picture in the frame (letterbox: full
-    width; pillarbox: full height). The picture's own darkest colours are kept off black."""
+    width; pillarbox: full height). The picture's own darkest colours are kept off black, and its world has
+    no glyphs (a text-free picture)."""
     x, y, w, h = picture
-    pan = _Pan.make(seed, w, h, num_frames, dx=1)
+    pan = _Pan.make(seed, w, h, num_frames, dx=1, glyphs=False)
 
     def frame(t: int) -> np.ndarray:
         canvas = np.zeros((height, width, 3), np.uint8)
@@ -591,7 +595,7 @@ def burnt_in_text(out_dir: Path | str, name: str, kind: str, *, width: int = 640
     of large text on a dimmed picture)."""
     if kind not in TEXT_KINDS:
         raise ValueError(f"text kind must be one of {TEXT_KINDS}")
-    pan = _Pan.make(seed, width, height, num_frames, dx=1)
+    pan = _Pan.make(seed, width, height, num_frames, dx=1, glyphs=False)  # the only text is what is drawn
     font, unit = cv2.FONT_HERSHEY_DUPLEX, height / 360
 
     def write(img: np.ndarray, text: str, org: tuple[int, int], scale: float, thick: int) -> None:

@@ -29,13 +29,15 @@ FRAME_MEASURE_SCHEMA = {"picture_box": pl.List(pl.Float32), **{m: pl.Float32 for
 class FrameInspector:
     """Measures each decoded frame; ``text`` (a detector) runs on the frames the caller names."""
 
+    short_side = 224  # the smallest frames the measures read: a smaller CLIP input (the tiny stand-in) decodes this
+
     def __init__(self, text: TextDetector | None = None):
         self.text = text
 
     def params(self) -> dict[str, Any]:
         """Part of the embedding rows' key: a change of measure or detector remakes them."""
         text = {"name": self.text.name, "digest": self.text.weights_digest, **self.text.params()} if self.text else None
-        return {"inspection": INSPECTION_VERSION, "text": text}
+        return {"inspection": INSPECTION_VERSION, "short_side": self.short_side, "text": text}
 
     def measure(self, frames: np.ndarray, text_frames: list[int]) -> list[dict[str, Any]]:
         """One dict per frame of ``frames`` (one video): the video's stable picture box, each frame's exposure

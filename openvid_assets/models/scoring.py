@@ -152,8 +152,10 @@ def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSa
         for r in cached.drop("source_uri", *KEY_COLUMNS).iter_rows(named=True):
             computed.setdefault(r["video_id"], []).append(r)
     tasks = [t for t in video_tasks(manifest) if t.video_id not in computed]
-    request = FrameRequest(indices=sampling.union, short_side=embedder.decode_short_side)
-    decode = _decoder(open_video, request)
+    short_side = embedder.decode_short_side
+    if inspector is not None and short_side is not None:  # CLIP's square() scales a larger frame down
+        short_side = max(short_side, inspector.short_side)
+    decode = _decoder(open_video, FrameRequest(indices=sampling.union, short_side=short_side))
 
     def decode_and_measure(task: VideoTask) -> Inspected:
         # The content measures run in the decode threads, beside the main thread's CLIP forwards.
