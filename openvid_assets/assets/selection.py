@@ -98,6 +98,15 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "selection", "code_v
          "kinds": {"duckdb", "parquet"}}  # fmt: skip
 
 
+def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, duplicates: pl.DataFrame) -> pl.DataFrame:
+    """One shard's quality_candidates table: its scores and content measures judged by its source's cut lines,
+    the content rules (``filters``) and the pool's near-duplicates."""
+    return _shard_sql(tables, "quality_candidates", {
+        "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
+        "motion": ("motion_scores", shard), "content": (CONTENT, shard), "duplicates": duplicates,
+        "filters": filters, "thresholds": source_thresholds(tables, SCORE_THRESHOLDS, shard)})  # fmt: skip
+
+
 @asset(**SHARD, **SQL_SHARD_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, score_thresholds,
                                         content_scores, near_duplicates, recipe_key("filters")],
        description="S_A ∩ S_T ∩ S_M for one shard, less near-duplicates and videos a content rule drops, with the "
@@ -106,10 +115,7 @@ def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> M
     tables, rows, candidates, failed, near, content = store.tables(), 0, 0, 0, 0, 0
     filters, duplicates = store.recipe().recipe.filters.table(), tables.read(DUPLICATES, GLOBAL)
     for shard in context.partition_keys:  # a backfill hands this SQL step every shard in one run
-        table = _shard_sql(tables, "quality_candidates", {
-            "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
-            "motion": ("motion_scores", shard), "content": (CONTENT, shard), "duplicates": duplicates,
-            "filters": filters, "thresholds": source_thresholds(tables, SCORE_THRESHOLDS, shard)})  # fmt: skip
+        table = shard_candidates(tables, shard, filters, duplicates)
         tables.write(CANDIDATES, shard, table)
         rows, candidates = rows + table.height, candidates + int(table["candidate"].sum())
         failed += table["failure"].is_not_null().sum()

@@ -66,7 +66,7 @@ class VectorIndex:
         if n < search.exact_below:
             index = faiss.IndexFlatIP(dim)
         else:
-            nlist = int(min(65536, max(256, 2 ** round(np.log2(4 * np.sqrt(n))))))
+            nlist = int(min(65536, max(256, 2 ** round(np.log2(np.sqrt(n))))))  # ~sqrt(N) buckets
             index = faiss.index_factory(dim, f"IVF{nlist},SQfp16", faiss.METRIC_INNER_PRODUCT)
             sample = np.random.default_rng(search.seed).choice(n, size=min(n, 64 * nlist), replace=False)
             ivf = faiss.extract_index_ivf(index)
