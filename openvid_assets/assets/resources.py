@@ -90,8 +90,9 @@ def _nsfw(profile: Profile, device: str, batch_size: int) -> "NSFWScorer":
     from openvid_assets.models.nsfw import NSFWScorer
 
     # The checker's concepts only mean something in the pipeline's CLIP space: its tower must be that CLIP.
+    # 20 concept cosines a frame need no GPU: content_scores is not a GPU step.
     visual = _embedder(profile, device, batch_size).visual if profile.nsfw_weights else None
-    return NSFWScorer(profile.nsfw_weights, device=device, clip_visual=visual)
+    return NSFWScorer(profile.nsfw_weights, device="cpu", clip_visual=visual)
 
 
 class ModelsResource(ConfigurableResource):

@@ -14,7 +14,8 @@ from openvid_assets.definitions import ASSETS, MATERIALIZED, TRAINING, build_def
 from openvid_assets.media import synthetic
 from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
 
-FIRST_WAVE = ("video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores")
+FIRST_WAVE = ("video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
+              "content_scores")
 MODEL_STEPS = {"frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions"}
 
 

@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from openvid_assets.models.aesthetic import LAION_AESTHETIC, AestheticScorer
 from openvid_assets.models.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
 from openvid_assets.models.profiles import get_profile
+from openvid_assets.models.catalog import SD_SAFETY_CHECKER
 from openvid_assets.models.weights import MissingWeightsError, WeightsFile, file_digest, load_state_dict, resolve
 
 DATA = Path(__file__).parents[1] / "data"
@@ -57,6 +58,10 @@ def test_paper_profile_preflight_lists_every_missing_file(weights_env, no_networ
     with pytest.raises(MissingWeightsError) as info:
         get_profile("paper").check_weights()
     assert CLIP_VIT_L14_OPENAI.filename in str(info.value) and LAION_AESTHETIC.filename in str(info.value)
+    assert SD_SAFETY_CHECKER.filename in str(info.value)  # the NSFW filter's file, named before any run
+    with pytest.raises(MissingWeightsError) as info:
+        get_profile("paper").check_weights(nsfw=False)  # filters.nsfw: off
+    assert SD_SAFETY_CHECKER.filename not in str(info.value)
     get_profile("offline").check_weights()  # needs nothing
     with pytest.raises(ValueError, match="unknown model profile"):
         get_profile("nope")
