@@ -287,25 +287,33 @@ class FilterSettings(_Section):
     crop_borders: bool = Field(default=True, description="cut letterbox/pillarbox bars from clips (re-encoded "
                                "clips); the HD rule then uses the picture's size")  # fmt: skip
 
-    @model_validator(mode="after")
-    def _absolute(self) -> FilterSettings:
-        if self.near_duplicate not in ("auto", "off") and not 0 < self.near_duplicate <= 1:
-            raise ValueError("near_duplicate must be a cosine in (0, 1], 'auto' or 'off'")
-        self.rules()
-        return self
+    @field_validator("near_duplicate", *CONTENT_MEASURES, mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare 'off' as false
 
-    def rules(self) -> dict[str, Any]:
-        """Each measure's rule; percentile rules are refused (content rules judge each video on its own)."""
+    @field_validator("near_duplicate")
+    @classmethod
+    def _cosine(cls, value: float | str) -> float | str:
+        if value not in ("auto", "off") and not 0 < value <= 1:
+            raise ValueError("near_duplicate must be a cosine in (0, 1], 'auto' or 'off'")
+        return value
+
+    @field_validator(*CONTENT_MEASURES)
+    @classmethod
+    def _absolute(cls, text: str) -> str:
+        """Content rules judge each video on its own: percentile rules are refused."""
         from openvid_assets.store.selection import Rule
 
-        rules = {}
-        for measure in CONTENT_MEASURES:
-            rule = Rule.parse(getattr(self, measure))
-            if rule.kind in ("top", "band"):
-                raise ValueError(f"{measure}: content rules are absolute (min:X, max:X, range:LO:HI or off), "
-                                 f"not {rule.spec()!r}")  # fmt: skip
-            rules[measure] = rule
-        return rules
+        rule = Rule.parse(text)
+        if rule.kind in ("top", "band"):
+            raise ValueError(f"content rules are absolute (min:X, max:X, range:LO:HI or off), not {rule.spec()!r}")
+        return text
+
+    def rules(self) -> dict[str, Any]:
+        from openvid_assets.store.selection import Rule
+
+        return {measure: Rule.parse(getattr(self, measure)) for measure in CONTENT_MEASURES}
 
     def table(self) -> Any:
         """The rules as rows (measure, lower, upper, description) for sql/quality_candidates.sql."""

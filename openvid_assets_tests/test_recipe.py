@@ -123,3 +123,21 @@ def test_the_shipped_openvid1m_recipe_encodes_the_papers_two_paths():
                                                                                "motion": "band:5:98"}  # fmt: skip
         assert not any(recipe.source(name).applies(step) for step in ("temporal", "clarity", "clips"))
     assert recipe.source("celebv_hq").captions == "on" and recipe.source("chronomagic").captions == "keep"
+
+
+def test_content_filters_section_reads_yaml_off_refuses_percentiles_and_follows_the_clip():
+    recipe = Recipe.from_yaml("filters:\n  nsfw: off\n  near_duplicate: off\n  text_area: max:0.02\n")
+    assert recipe.filters.nsfw == "off" and recipe.near_duplicate_threshold() is None
+    rules = recipe.filters.table()
+    assert rules.filter(rules["measure"] == "text_area").row(0, named=True)["upper"] == 0.02
+    assert rules.filter(rules["measure"] == "nsfw").row(0, named=True)["upper"] is None  # off: no cut
+    with pytest.raises(RecipeError, match=r"filters.brightness \(line 2\).*content rules are absolute"):
+        Recipe.from_yaml("filters:\n  brightness: top:20\n")
+    with pytest.raises(RecipeError, match="near_duplicate must be a cosine"):
+        Recipe.from_yaml("filters:\n  near_duplicate: 1.5\n")
+    # 'auto': Open-Sora's 0.98 for the paper's CLIP; the random stand-in's cosines crowd near 1.
+    assert Recipe.validated({"models": {"profile": "paper"}}).near_duplicate_threshold() == 0.98
+    assert Recipe.validated({"models": {"profile": "offline"}}).near_duplicate_threshold() == 0.9997
+    # A filter change is a change of the filters section only.
+    before, after = Recipe().sections(), Recipe().updated({"filters": {"contrast": "min:5"}}).sections()
+    assert {k for k in before if before[k] != after[k]} == {"filters"}
