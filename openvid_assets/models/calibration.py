@@ -1,0 +1,209 @@
+"""Thresholds and filters fitted from people's labels.
+
+- ``pr_curve`` / ``fit_cut``: for one score, precision and recall of "keep what is at or above a cut" (or,
+  for a score bad at both ends such as motion, "keep what is between two cuts") over the labelled items, and
+  the cut that meets a target: the best F1 (``f1``), or the most items kept at a precision of at least P
+  (``precision:P``).
+- ``SuitabilityFilter``: a logistic regression on the stored CLIP embedding of each video and its scores,
+  cross-validated (AUC and accuracy, mean and spread over folds), then applied to every video: a few hundred
+  labels filter millions of videos with no new model pass.
+- ``CaptionFilter``: TF-IDF of word n-grams and a logistic regression on captions labelled "bad caption" or
+  good.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+Side = Literal["above", "between"]
+
+
+class CalibrationError(ValueError):
+    """Too few or one-sided labels to fit from (what is missing is in the message)."""
+
+
+def _checked(scores: np.ndarray, good: np.ndarray, minimum: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    scores, good = np.asarray(scores, np.float64), np.asarray(good, bool)
+    keep = np.isfinite(scores)
+    scores, good = scores[keep], good[keep]
+    if len(scores) < minimum or good.all() or not good.any():
+        raise CalibrationError(f"need at least {minimum} labelled items with both good and bad among them; have "
+                               f"{len(scores)} ({int(good.sum())} good, {int((~good).sum())} bad)")  # fmt: skip
+    return scores, good
+
+
+def pr_curve(scores: np.ndarray, good: np.ndarray) -> pl.DataFrame:
+    """One row per distinct labelled value: keeping every item at or above it, the precision, recall, F1 and
+    number kept."""
+    scores, good = _checked(scores, good)
+    order = np.argsort(-scores, kind="stable")
+    s, g = scores[order], good[order]
+    kept = np.arange(1, len(s) + 1)
+    true = np.cumsum(g)
+    last = np.r_[s[1:] != s[:-1], True]  # the last of each run of equal values: ties are kept together
+    precision, recall = true / kept, true / g.sum()
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    return pl.DataFrame({"threshold": s[last], "precision": precision[last], "recall": recall[last],
+                         "f1": f1[last], "kept": kept[last]})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Target:
+    """``f1`` or ``precision:P`` (0 < P <= 1)."""
+
+    kind: Literal["f1", "precision"]
+    value: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        parts = str(text).strip().lower().split(":")
+        if parts == ["f1"]:
+            return cls("f1")
+        if len(parts) == 2 and parts[0] == "precision":
+            try:
+                value = float(parts[1])
+            except ValueError:
+                value = math.nan
+            if 0 < value <= 1:
+                return cls("precision", value)
+        raise ValueError(f"calibration target {text!r}: use f1 or precision:P with 0 < P <= 1")
+
+    def spec(self) -> str:
+        return "f1" if self.kind == "f1" else f"precision:{self.value:g}"
+
+    def best(self, curve: pl.DataFrame) -> dict[str, Any] | None:
+        """The row of ``curve`` this target picks: the best F1, or the most kept at the precision asked."""
+        if self.kind == "f1":
+            return curve.sort(["f1", "kept"], descending=True).row(0, named=True)
+        meeting = curve.filter(pl.col("precision") >= self.value)
+        return meeting.sort("kept", descending=True).row(0, named=True) if meeting.height else None
+
+
+@dataclass(frozen=True)
+class FittedCut:
+    lower: float | None
+    upper: float | None
+    precision: float
+    recall: float
+    f1: float
+    labelled: int
+    curve: pl.DataFrame = field(repr=False, compare=False)
+
+
+def fit_cut(scores: np.ndarray, good: np.ndarray, target: Target, side: Side = "above") -> FittedCut:
+    """The cut(s) meeting ``target``. ``between``: the band [lower, upper] over the labelled values that does
+    (pairs of candidate cuts, so a score bad at both ends gets both)."""
+    scores, good = _checked(scores, good)
+    curve = pr_curve(scores, good)
+    if side == "above":
+        row = target.best(curve)
+        if row is None:
+            raise CalibrationError(f"no cut reaches {target.spec()} (best precision {curve['precision'].max():.3f})")
+        return FittedCut(row["threshold"], None, row["precision"], row["recall"], row["f1"], len(scores), curve)
+    values = np.unique(scores)
+    rows = []
+    for i, lo in enumerate(values):
+        inside = scores >= lo
+        for hi in values[i:]:
+            kept = inside & (scores <= hi)
+            true = int((kept & good).sum())
+            if not true:
+                continue
+            precision, recall = true / int(kept.sum()), true / int(good.sum())
+            rows.append({"lower": lo, "upper": hi, "precision": precision, "recall": recall,
+                         "f1": 2 * precision * recall / (precision + recall), "kept": int(kept.sum())})  # fmt: skip
+    bands = pl.DataFrame(rows)
+    row = target.best(bands)
+    if row is None:
+        raise CalibrationError(f"no band reaches {target.spec()} (best precision {bands['precision'].max():.3f})")
+    return FittedCut(row["lower"], row["upper"], row["precision"], row["recall"], row["f1"], len(scores), curve)
+
+
+def _features(embeddings: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    return np.hstack([np.asarray(embeddings, np.float64), np.nan_to_num(np.asarray(scores, np.float64))])
+
+
+@dataclass
+class SuitabilityFilter:
+    """P(good) of a video from its stored CLIP embedding and its scores."""
+
+    score_names: tuple[str, ...]
+    folds: int = 5
+    seed: int = 0
+    model: Any = None
+    report: dict[str, float] = field(default_factory=dict)
+
+    def _pipeline(self) -> Any:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000, class_weight="balanced"))
+
+    def fit(self, embeddings: np.ndarray, scores: np.ndarray, good: np.ndarray) -> SuitabilityFilter:
+        """Cross-validate (stratified folds), then fit on every label."""
+        from sklearn.model_selection import StratifiedKFold, cross_validate
+
+        good = np.asarray(good, bool)
+        minority = int(min(good.sum(), (~good).sum()))
+        if minority < 2:
+            raise CalibrationError(f"the learned filter needs at least 2 good and 2 bad labels; have "
+                                   f"{int(good.sum())} good, {int((~good).sum())} bad")  # fmt: skip
+        x = _features(embeddings, scores)
+        folds = StratifiedKFold(n_splits=min(self.folds, minority), shuffle=True, random_state=self.seed)
+        result = cross_validate(self._pipeline(), x, good, cv=folds, scoring=("roc_auc", "accuracy"))
+        self.report = {"auc": float(result["test_roc_auc"].mean()), "auc_std": float(result["test_roc_auc"].std()),
+                       "accuracy": float(result["test_accuracy"].mean()),
+                       "accuracy_std": float(result["test_accuracy"].std()), "folds": folds.get_n_splits(),
+                       "labelled": len(good), "good": int(good.sum())}  # fmt: skip
+        self.model = self._pipeline().fit(x, good)
+        return self
+
+    def predict(self, embeddings: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise CalibrationError("the filter is not fitted")
+        if len(embeddings) == 0:
+            return np.zeros(0)
+        return self.model.predict_proba(_features(embeddings, scores))[:, 1]
+
+
+@dataclass
+class CaptionFilter:
+    """P(good caption) from the caption's words (TF-IDF of 1-2-grams, logistic regression)."""
+
+    model: Any = None
+    report: dict[str, float] = field(default_factory=dict)
+
+    def fit(self, captions: list[str], good: np.ndarray, folds: int = 5, seed: int = 0) -> CaptionFilter:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_validate
+        from sklearn.pipeline import make_pipeline
+
+        good = np.asarray(good, bool)
+        minority = int(min(good.sum(), (~good).sum()))
+        if minority < 2:
+            raise CalibrationError(f"the caption filter needs at least 2 good and 2 bad captions; have "
+                                   f"{int(good.sum())} good, {int((~good).sum())} bad")  # fmt: skip
+
+        def pipeline() -> Any:
+            return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
+                                 LogisticRegression(C=2.0, max_iter=2000, class_weight="balanced"))  # fmt: skip
+
+        splits = StratifiedKFold(n_splits=min(folds, minority), shuffle=True, random_state=seed)
+        result = cross_validate(pipeline(), captions, good, cv=splits, scoring=("roc_auc", "accuracy"))
+        self.report = {"auc": float(result["test_roc_auc"].mean()), "auc_std": float(result["test_roc_auc"].std()),
+                       "accuracy": float(result["test_accuracy"].mean()),
+                       "accuracy_std": float(result["test_accuracy"].std()), "labelled": len(good)}  # fmt: skip
+        self.model = pipeline().fit(captions, good)
+        return self
+
+    def predict(self, captions: list[str]) -> np.ndarray:
+        if self.model is None:
+            raise CalibrationError("the caption filter is not fitted")
+        return self.model.predict_proba(captions)[:, 1] if captions else np.zeros(0)
