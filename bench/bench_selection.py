@@ -6,35 +6,45 @@ For each size (default 1,000,000 and 10,000,000 videos in shards of 1,000), in i
 subprocess, over synthetic tables written where the pipeline writes them
 (``<root>/tables/<asset>/<shard>.parquet``):
 
-* untimed: the ``video_manifest`` and the ``aesthetic_scores`` / ``temporal_scores`` /
-  ``motion_scores`` tables of every shard (vectorised numpy/polars, 2 processes), with the
-  exact columns of ``MANIFEST_SCHEMA`` / ``SCORE_SCHEMA``: ~97 % ok videos, failed probes,
+* untimed: the ``video_manifest``, ``shard_lists`` and the ``aesthetic_scores`` / ``temporal_scores`` /
+  ``motion_scores`` / ``content_scores`` tables of every shard (vectorised numpy/polars, 2 processes), with the
+  exact columns of ``MANIFEST_SCHEMA`` / ``SCORE_SCHEMA`` / ``CONTENT_SCHEMA``: ~97 % ok videos, failed probes,
   in-shard duplicates (``duplicate content of s3://...``), ~0.5 % of ok videos that repeat
   the content of a video from an earlier shard (so lineage's cross-shard dedup runs), and
-  ~0.5 % decode failures per score. Scores and probe facts are functions of the content,
+  ~0.5 % decode failures per score (content_scores fails where aesthetic_scores does: one CLIP pass).
+  Content measures: brightness mostly 40-220 (~3 % too dark or too bright for the default rule), dark/bright
+  shares following it, text area small but ~2 % over 0.03, NSFW negative, the full frame as crop box for
+  ~90 % (letterbox bars for the rest). Then the global ``near_duplicates`` table (``DUPLICATES_SCHEMA``):
+  ~1 % of ok videos, each a near-copy of another ok video of the pool (cosine 0.98-1.0).
+  Scores, measures and probe facts are functions of the content,
   so a copy carries the same values as its original, as real scoring would give.
 * timed, with the project's own functions and SQL files (nothing re-implemented):
 
   1. ``thresholds``: ``TableStore.scan_source`` of the three score tables, the input
      fingerprint and version (as the ``score_thresholds`` asset does), ``compute_thresholds``
      with the default rules, ``TableStore.write("score_thresholds", "global", ...)``.
-  2. ``quality_candidates``: per shard, what the asset runs (``_shard_sql`` = ``run_sql`` of
-     sql/quality_candidates.sql over that shard's three score tables and the thresholds,
-     then ``TableStore.write``), shards spread over 2 worker processes at every size.
+  2. ``quality_candidates``: per shard, the asset's own body ``shard_candidates(tables, shard, filters,
+     duplicates)`` (``run_sql`` of sql/quality_candidates.sql over that shard's three score tables, its
+     content_scores, its source's threshold rows, the content rules and the pool's near-duplicates), then
+     ``TableStore.write``; shards spread over 2 worker processes at every size. The content rules
+     (``filters.table()`` of the bench's recipe) and near_duplicates are read once per worker process, as the
+     asset reads them once per run (on each worker's first shard, inside the timed window, reported apart).
   3. (untimed) ``clarity_scores`` for candidate videos only; then timed
      ``clarity_threshold`` (``compute_thresholds`` with the clarity rule) and
-     ``selected_videos`` per shard (like 2).
+     ``selected_videos`` per shard (the asset's body, copied: it is inline in the asset).
   4. ``lineage``: ``lineage_inputs`` (the asset's own binding: all shards' manifest,
      candidates, selected, stacked thresholds), ``run_sql("lineage")`` -> Polars,
      ``TableStore.write("lineage", "global")`` and ``run_sql("lineage_check")``; missing,
-     duplicated and unknown must all be 0.
+     duplicated and unknown must all be 0. Near-duplicates are dropped at stage 'dedup', content rules'
+     drops at stage 'content'.
   4b. ``lineage_copy`` (a variant, not what the pipeline does today): the same query in a
      connection set up like ``run_sql`` (macros, the same bindings) with
      ``memory_limit='8GB'`` and a ``temp_directory``, streamed by DuckDB straight to parquet
      with ``COPY (...) TO``, then lineage_check over that file.
 
-With ``--sources N`` (N > 1) the pool is N named sources, shaped like OpenVid-1M: generation also writes every
-shard's list (``tables/shard_lists/<shard>.parquet``, the schema ``ShardRegistry.register`` writes) with the
+Every shard's list (``tables/shard_lists/<shard>.parquet``, the schema ``ShardRegistry.register`` writes) is
+written at every N: ``shard_candidates`` looks up each shard's source, and lineage lists the shards' sources.
+With ``--sources N`` (N > 1) the pool is N named sources, shaped like OpenVid-1M, the
 shards in contiguous blocks, ``web`` (a large web pool, ~70 % of the shards) then ``clean1`` ... ``clean{N-1}``
 (the rest, split evenly), and a real ``Recipe`` with a ``sources`` section: ``web`` takes the default rules and
 every step, the clean sources the paper's light path (aesthetic ``top:90``, motion ``band:5:98``; no temporal,
@@ -43,8 +53,8 @@ clarity or clips; captions kept). The steps then run as the assets do with sourc
   1. ``thresholds`` / ``clarity_threshold``: ``ShardRegistry.by_source()`` (its own sub-step), each source's
      ``recipe.source_rules``, ``SourceThresholds`` (version, then compute: each source over its own shards with
      its own rules; a step the source skips gives a 'not applied' row), ``TableStore.write``.
-  2. per shard: the shard's source's threshold rows bound with ``source_thresholds(...)`` and, for
-     ``selected_videos``, ``clarity_applied`` from ``recipe.source(source).applies("clarity")``.
+  2. per shard: the shard's source's threshold rows bound with ``source_thresholds(...)`` (quality_candidates
+     does so at every N) and, for ``selected_videos``, ``clarity_applied`` from ``recipe.source(source).applies("clarity")``.
   3. (untimed) ``clarity_scores`` only for the candidates of sources that apply clarity (an empty table for
      the others, as the asset writes).
   4. ``lineage_inputs(tables, recipe)`` (per-shard sources and the steps each skips).
@@ -59,7 +69,7 @@ steps, peak memory, disk used, and for the largest vs the smallest size the rati
 step's time: linear means ratio <= size ratio (10 for 1M -> 10M). Absolute times depend
 on the (2-core, shared) machine: read the ratios.
 
-    .venv/bin/python bench/bench_selection.py                 # 1M and 10M (about 30-40 minutes)
+    .venv/bin/python bench/bench_selection.py                 # 1M and 10M (~50 minutes; 1M alone ~5)
     .venv/bin/python bench/bench_selection.py --quick         # 100k and 1M
     .venv/bin/python bench/bench_selection.py --sizes 20000 200000 --keep --workdir /tmp/sel
     .venv/bin/python bench/bench_selection.py --s3 2000 25    # global steps: local root vs S3 (moto)
@@ -116,6 +126,12 @@ SCORE_KEYS = {
     "motion_scores": ("farneback", {"pairs": 8, "size": 256}),
     "clarity_scores": ("laplacian-sharpness", {"positions": [0.25, 0.5, 0.75], "crop": 0.5, "grid": 4}),
 }
+# content_scores (CONTENT_SCHEMA): measures of the CLIP pass, so its failures are the aesthetic pass's (salt 100)
+CONTENT_SALT = 100
+NSFW_MODEL = "CompVis/stable-diffusion-safety-checker"
+TEXT_RATE = 0.02  # videos with burnt-in text above the default max:0.03
+LETTERBOX_RATE = 0.10  # videos with black bars (the rest: the full frame)
+NEAR_DUP_RATE = 0.01  # ok videos near_duplicates drops as a near-copy of another video of the pool
 
 
 WEB_SHARE = 0.7  # --sources N > 1: the first source's share of the shards (OpenVid-1M: Panda-50M's ~0.6M of ~1M)
@@ -333,6 +349,106 @@ def make_scores(manifest: Any, asset: str) -> Any:
     return pl.DataFrame(data, schema={**SCORE_SCHEMA, **{k: pl.Float64 for k in extra}})
 
 
+_CONTENT_SCHEMA: dict[str, Any] | None = None
+
+
+def _set_schemas(score: dict[str, Any] | None, content: dict[str, Any] | None = None) -> None:
+    """Worker initializer: the score and content schemas from the parent (no model imports in workers)."""
+    global _CONTENT_SCHEMA
+    _set_score_schema(score)
+    _CONTENT_SCHEMA = content
+
+
+def make_content(manifest: Any) -> Any:
+    """content_scores in CONTENT_SCHEMA, one row per manifest row, manifest order. Measures are functions of the
+    content; failures mirror the aesthetic table's (the same CLIP pass): the manifest's and the decode failures.
+    Brightness ~N(125, 45) clipped to 0-255 (~95 % in 40-220, ~1.7 % under 30, ~1.3 % over 225), dark / bright
+    shares following it, contrast ~N(45, 12), text area 0 for 60 %, under 0.02 for 38 %, 0.03-0.13 for 2 %
+    (subtitles), NSFW margin negative, and the full frame as crop box for 90 % (letterbox bars for the rest)."""
+    import hashlib
+
+    import numpy as np
+    import polars as pl
+
+    global _CONTENT_SCHEMA
+    if _CONTENT_SCHEMA is None:
+        from openvid_assets.models.content import CONTENT_SCHEMA as schema
+
+        _CONTENT_SCHEMA = schema
+    salt = 500
+    n = manifest.height
+    vid = manifest["video_id"].to_numpy()
+    manifest_ok = (manifest["status"] == "ok").to_numpy()
+    ok = manifest_ok & (_uniform(vid, CONTENT_SALT) >= DECODE_FAIL_RATE)
+    error = np.full(n, None, dtype=object)
+    error[~manifest_ok] = ("manifest: " + manifest["error"].filter(~manifest["status"].eq("ok"))).to_numpy()
+    error[manifest_ok & ~ok] = "decode: invalid NAL unit size (corrupt frame)"
+    bad = np.flatnonzero(~ok)
+
+    def sigmoid(x: Any) -> Any:
+        return 1.0 / (1.0 + np.exp(-x))
+
+    brightness = np.clip(125.0 + 45.0 * _normal(vid, salt), 0.0, 255.0)
+    dark = np.clip(0.9 * sigmoid((60.0 - brightness) / 15.0) + 0.02 * _uniform(vid, salt + 2), 0.0, 1.0)
+    bright = np.clip(0.8 * sigmoid((brightness - 200.0) / 12.0) + 0.02 * _uniform(vid, salt + 3), 0.0, 1.0)
+    contrast = np.clip(45.0 + 12.0 * _normal(vid, salt + 4), 1.0, 127.0)
+    colour = np.exp(3.5 + 0.4 * _normal(vid, salt + 6))
+    u_text, u_amount = _uniform(vid, salt + 8), _uniform(vid, salt + 9)
+    text = np.where(u_text < TEXT_RATE, 0.03 + 0.1 * u_amount, np.where(u_text < 0.4, 0.02 * u_amount**2, 0.0))
+    nsfw = -0.02 - 0.2 * _uniform(vid, salt + 10)
+    width = manifest["width"].fill_null(0).to_numpy().astype(np.int32)
+    height = manifest["height"].fill_null(0).to_numpy().astype(np.int32)
+    bordered = _uniform(vid, salt + 11) < LETTERBOX_RATE
+    bar = np.where(bordered, np.rint(height * (0.08 + 0.06 * _uniform(vid, salt + 12))), 0).astype(np.int32)
+    identity = {"model": [NSFW_MODEL] * n, "weights_digest": [hashlib.sha256(NSFW_MODEL.encode()).hexdigest()] * n}
+
+    def measure(values: Any, dtype: Any = pl.Float64) -> pl.Series:
+        return pl.Series(values).cast(dtype).scatter(bad, None)
+
+    return pl.DataFrame({
+        "video_id": manifest["video_id"], "source_uri": manifest["source_uri"],
+        "status": np.where(ok, "ok", "failed"), "error": error.tolist(),
+        "brightness": measure(brightness), "dark_share": measure(dark), "bright_share": measure(bright),
+        "contrast": measure(contrast), "colourfulness": measure(colour), "text_area": measure(text),
+        "nsfw": measure(nsfw), "crop_x": measure(np.zeros(n, np.int32), pl.Int32), "crop_y": measure(bar, pl.Int32),
+        "crop_w": measure(width, pl.Int32), "crop_h": measure(height - 2 * bar, pl.Int32),
+        "bordered": measure(bordered, pl.Boolean), **identity,
+    }, schema=_CONTENT_SCHEMA)  # fmt: skip
+
+
+def near_duplicate_rows(block: Any, content: Any, first: int) -> Any:
+    """A block's part of near_duplicates: ~NEAR_DUP_RATE of its ok videos (chosen by content, so every copy of
+    a video is chosen alike), each a near-copy of another ok video of the block (20 shards: most pairs cross
+    shards) that is never itself chosen; cosine 0.98-1.0. video_id, duplicate_of, cosine (group_size: later)."""
+    import numpy as np
+    import polars as pl
+
+    ok = (content["status"] == "ok").to_numpy()
+    vid = block["video_id"].to_numpy()
+    chosen = ok & (_uniform(vid, 600) < NEAR_DUP_RATE)
+    keepers = np.unique(vid[ok & ~chosen])
+    victims = np.unique(vid[chosen])
+    rng = np.random.default_rng([SEED, first, 6])
+    if not len(victims) or not len(keepers):
+        return pl.DataFrame(schema={"video_id": pl.String, "duplicate_of": pl.String, "cosine": pl.Float64})
+    return pl.DataFrame({"video_id": victims, "duplicate_of": keepers[rng.integers(0, len(keepers), len(victims))],
+                         "cosine": 0.98 + 0.02 * _uniform(victims, 601)},
+                        schema={"video_id": pl.String, "duplicate_of": pl.String, "cosine": pl.Float64})  # fmt: skip
+
+
+def write_near_duplicates(root: str, parts: list[Any]) -> int:
+    """The global near_duplicates table (DUPLICATES_SCHEMA) from every block's rows: one row per dropped video,
+    group_size = the keeper's dropped videos + 1."""
+    import polars as pl
+
+    from openvid_assets.assets.filters import DUPLICATES, DUPLICATES_SCHEMA, GLOBAL
+
+    rows = pl.concat(parts).unique("video_id", keep="first").sort("video_id")
+    table = rows.with_columns(group_size=pl.len().over("duplicate_of") + 1).select(list(DUPLICATES_SCHEMA))
+    _write_direct(root, DUPLICATES, GLOBAL, table.cast(DUPLICATES_SCHEMA))
+    return table.height
+
+
 def _write_direct(root: str, asset: str, shard: str, frame: Any) -> None:
     """Untimed generation: the same parquet options as TableStore.write, without its temp file + fsync."""
     path = Path(root, "tables", asset, f"{shard}.parquet")
@@ -340,19 +456,27 @@ def _write_direct(root: str, asset: str, shard: str, frame: Any) -> None:
     frame.write_parquet(path, compression="zstd", statistics=True)
 
 
-def shard_list(shard: str, source: str, uris: list[str]) -> Any:
+def shard_list(shard: str, source: str, uris: list[str], root: str) -> Any:
     """A shard's stored list, in the schema ShardRegistry.register writes."""
     import polars as pl
 
     return pl.DataFrame({"shard": [shard] * len(uris), "position": list(range(len(uris))), "source_uri": uris,
-                         "source_root": [f"s3://bench/{source}"] * len(uris), "source": [source] * len(uris)},
+                         "source_root": [root] * len(uris), "source": [source] * len(uris)},
                         schema={"shard": pl.String, "position": pl.Int32, "source_uri": pl.String,
                                 "source_root": pl.String, "source": pl.String})  # fmt: skip
 
 
-def gen_scores_block(args: tuple[Any, ...]) -> int:
-    """Manifest and the three score tables of shards first..first+count-1 (scores vectorised over the block);
-    with a 5th element (each shard's source), also the shard lists, and URIs under the source's root."""
+def source_root(source: str) -> str:
+    from openvid_assets.store.shards import DEFAULT_SOURCE
+
+    return "s3://openvid-raw/pool" if source == DEFAULT_SOURCE else f"s3://bench/{source}"
+
+
+def gen_scores_block(args: tuple[Any, ...]) -> tuple[int, Any]:
+    """Manifest and the three score tables of shards first..first+count-1 (scores vectorised over the block).
+    With a 5th element (each shard's source), also the shard lists (URIs under the source's root) and the
+    content_scores tables, and the block's near-duplicate rows are returned (None without): what the pipeline
+    has when quality_candidates runs. Without it (the S3 case), the manifest and score tables only."""
     import polars as pl
 
     from openvid_assets.store.shards import shard_key
@@ -362,17 +486,24 @@ def gen_scores_block(args: tuple[Any, ...]) -> int:
     if sources is None:
         manifests = [make_manifest(i, n) for i in range(first, first + count)]
     else:
-        manifests = [make_manifest(i, n, f"s3://bench/{src}") for i, src in zip(range(first, first + count), sources)]
+        manifests = [make_manifest(i, n, source_root(src)) for i, src in zip(range(first, first + count), sources)]
     for k, (i, m) in enumerate(zip(range(first, first + count), manifests)):
         _write_direct(root, "video_manifest", shard_key(i), m)
         if sources is not None:
-            _write_direct(root, "shard_lists", shard_key(i), shard_list(shard_key(i), sources[k], m["source_uri"].to_list()))
+            _write_direct(root, "shard_lists", shard_key(i),
+                          shard_list(shard_key(i), sources[k], m["source_uri"].to_list(), source_root(sources[k])))
     block = pl.concat(manifests)
     for asset in ("aesthetic_scores", "temporal_scores", "motion_scores"):
         scores = make_scores(block, asset)
         for k, i in enumerate(range(first, first + count)):
             _write_direct(root, asset, shard_key(i), scores.slice(k * n, n))
-    return int((block["status"] == "ok").sum())
+    near = None
+    if sources is not None:
+        content = make_content(block)
+        for k, i in enumerate(range(first, first + count)):
+            _write_direct(root, "content_scores", shard_key(i), content.slice(k * n, n))
+        near = near_duplicate_rows(block, content, first)
+    return int((block["status"] == "ok").sum()), near
 
 
 def gen_clarity_block(args: tuple[Any, ...]) -> int:
@@ -412,16 +543,19 @@ def gen_clarity_block(args: tuple[Any, ...]) -> int:
 # --------------------------------------------------------------------------- timed per-shard work
 
 _STORE: Any = None
-_RECIPE: Any = None  # --sources N > 1: the bench recipe (None: one source, today's bindings)
+_RECIPE: Any = None  # --sources N > 1: the bench recipe (None: one source, today's bindings for selected_videos)
+_N_SOURCES = 1
+_RUN_INPUTS: tuple[Any, Any] | None = None  # (filters, near_duplicates): read once per worker, as once per run
 
 
 def _init_worker(root: str, n_sources: int = 1) -> None:
-    global _STORE, _RECIPE
+    global _STORE, _RECIPE, _N_SOURCES
     import openvid_assets.assets.selection  # noqa: F401  (imports Dagster once, before the clock starts)
     from openvid_assets.store import TableStore
 
     _STORE = TableStore(root)
     _RECIPE = bench_recipe(n_sources) if n_sources > 1 else None
+    _N_SOURCES = n_sources
 
 
 def _ready(_: int) -> int:
@@ -429,17 +563,35 @@ def _ready(_: int) -> int:
     return os.getpid()
 
 
-def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int, float, float]:
-    """Exactly the body of the quality_candidates / selected_videos asset for one shard. With sources, the
-    shard's source's threshold rows (source_thresholds) and, for selected_videos, whether its source applies
-    clarity; with one source, the whole thresholds table and clarity applied (the 'default' source's path)."""
+def _run_inputs() -> tuple[Any, Any, float]:
+    """What the quality_candidates asset reads once per run, before its shards: the recipe's content rules
+    (``filters.table()``) and the global near_duplicates table. Read on a worker's first shard (inside the timed
+    window); the seconds it took, 0 afterwards."""
+    global _RUN_INPUTS
+    if _RUN_INPUTS is not None:
+        return (*_RUN_INPUTS, 0.0)
+    from openvid_assets.assets.filters import DUPLICATES
+    from openvid_assets.assets.selection import GLOBAL
+
+    t0 = time.perf_counter()
+    _RUN_INPUTS = (bench_recipe(_N_SOURCES).filters.table(), _STORE.read(DUPLICATES, GLOBAL))
+    return (*_RUN_INPUTS, time.perf_counter() - t0)
+
+
+def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int, float, float, dict[str, int]]:
+    """One shard of the quality_candidates / selected_videos asset. quality_candidates: the asset's own per-shard
+    body, ``shard_candidates(tables, shard, filters, duplicates)`` (its source's threshold rows, the content
+    rules, the pool's near-duplicates), then ``TableStore.write``; the once-per-run inputs are read on each
+    worker's first shard (their time is returned apart, index 5). selected_videos: the asset's body copied (it
+    is inline in the asset): with sources, the shard's source's clarity rows (source_thresholds, index 5) and
+    whether its source applies clarity; with one source, the whole clarity table and clarity applied."""
     from openvid_assets.assets.selection import (
         CANDIDATES,
         CLARITY_THRESHOLD,
         GLOBAL,
-        SCORE_THRESHOLDS,
         SELECTED,
         _shard_sql,
+        shard_candidates,
         source_of,
         source_thresholds,
     )
@@ -448,12 +600,10 @@ def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int, float, fl
     c0 = time.process_time()
     t0 = time.perf_counter()
     if step == "quality_candidates":
-        thresholds = source_thresholds(_STORE, SCORE_THRESHOLDS, shard) if _RECIPE else (SCORE_THRESHOLDS, GLOBAL)
-        tl = time.perf_counter()
-        table = _shard_sql(_STORE, "quality_candidates", {
-            "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
-            "motion": ("motion_scores", shard), "thresholds": thresholds})  # fmt: skip
-        name = CANDIDATES
+        filters, duplicates, once = _run_inputs()
+        t0 = time.perf_counter()  # the shard's own time starts after the once-per-run reads
+        table = shard_candidates(_STORE, shard, filters, duplicates)
+        name, side = CANDIDATES, once
     else:
         applied = _RECIPE.source(source_of(_STORE, shard)).applies("clarity") if _RECIPE else True
         thresholds = source_thresholds(_STORE, CLARITY_THRESHOLD, shard) if _RECIPE else (CLARITY_THRESHOLD, GLOBAL)
@@ -461,10 +611,16 @@ def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int, float, fl
         table = _shard_sql(_STORE, "selected_videos", {
             "candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard),
             "thresholds": thresholds}, {"clarity_applied": applied})  # fmt: skip
-        name = SELECTED
+        name, side = SELECTED, tl - t0
     t1 = time.perf_counter()
     _STORE.write(name, shard, table)
-    return shard, t1 - t0, time.perf_counter() - t1, table.height, time.process_time() - c0, tl - t0
+    t2 = time.perf_counter()
+    if step == "quality_candidates":  # the asset's metadata counts (outside the shard's timings)
+        counts = {"candidates": int(table["candidate"].sum()), "near_duplicates": table["duplicate_reason"].is_not_null().sum(),
+                  "content_dropped": table["content_reason"].is_not_null().sum()}  # fmt: skip
+    else:
+        counts = {"selected": int(table["selected"].sum())}
+    return shard, t1 - t0, t2 - t1, table.height, time.process_time() - c0, side, counts
 
 
 # --------------------------------------------------------------------------- steps (each in its own process)
@@ -500,23 +656,30 @@ GEN_BLOCK = 20  # shards generated together (polars' per-call costs amortised ov
 
 
 def step_generate(root: str, n_videos: int, shard_size: int, what: str, n_sources: int = 1) -> dict[str, Any]:
+    from openvid_assets.models.content import CONTENT_SCHEMA
     from openvid_assets.models.scoring import SCORE_SCHEMA
 
     shards = n_videos // shard_size
     fn = gen_scores_block if what == "scores" else gen_clarity_block
     blocks: list[tuple[Any, ...]] = [(root, i, min(GEN_BLOCK, shards - i), shard_size) for i in range(0, shards, GEN_BLOCK)]
-    if n_sources > 1:
-        plan = shard_sources_plan(shards, n_sources)
-        if what == "scores":
-            extra = plan  # each shard's source: shard lists written, URIs under the source's root
-        else:
-            recipe = bench_recipe(n_sources)
-            extra = [recipe.source(src).applies("clarity") for src in plan]
+    plan = shard_sources_plan(shards, n_sources)
+    if what == "scores":
+        extra: list[Any] | None = plan  # each shard's source: shard lists, content_scores, near-duplicate rows
+    elif n_sources > 1:
+        recipe = bench_recipe(n_sources)
+        extra = [recipe.source(src).applies("clarity") for src in plan]
+    else:
+        extra = None
+    if extra is not None:
         blocks = [(*b, extra[b[1]: b[1] + b[2]]) for b in blocks]
     t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(WORKERS, initializer=_set_score_schema, initargs=(SCORE_SCHEMA,)) as pool:
-        rows = sum(pool.imap_unordered(fn, blocks, chunksize=1))
-    return {"wall_s": time.perf_counter() - t0, "rows": rows}
+    with mp.get_context("spawn").Pool(WORKERS, initializer=_set_schemas, initargs=(SCORE_SCHEMA, CONTENT_SCHEMA)) as pool:
+        results = list(pool.imap_unordered(fn, blocks, chunksize=1))
+    out: dict[str, Any] = {"rows": sum(r[0] for r in results) if what == "scores" else sum(results)}
+    if what == "scores":
+        out["near_duplicates"] = write_near_duplicates(root, [r[1] for r in results])
+    out["wall_s"] = time.perf_counter() - t0
+    return out
 
 
 def step_thresholds(root: str, scores: tuple[str, ...], name: str) -> dict[str, Any]:
@@ -612,8 +775,12 @@ def step_per_shard(root: str, step: str, n_sources: int = 1) -> dict[str, Any]:
     q = statistics.quantiles
     return {"wall_s": wall, "cpu_s": cpu, "shards": len(results), "rows": sum(r[3] for r in results),
             "anatomy_ms": anatomy,
-            "sub": {**({"sum_source_thresholds (in sum_sql)": sum(r[5] for r in results)} if n_sources > 1 else {}),
+            "sub": {**({"once per worker: filters.table() + read near_duplicates": sum(r[5] for r in results)}
+                       if step == "quality_candidates" else {}),
+                    **({"sum_source_thresholds (in sum_sql)": sum(r[5] for r in results)}
+                       if n_sources > 1 and step == "selected_videos" else {}),
                     "sum_sql": sum(sql), "sum_write": sum(write)},
+            "counts": {k: sum(int(r[6][k]) for r in results) for k in results[0][6]} if results else {},
             "per_shard_ms": {"sql_median": 1e3 * statistics.median(sql), "sql_p99": 1e3 * q(sql, n=100)[98],
                              "write_median": 1e3 * statistics.median(write),
                              "write_p99": 1e3 * q(write, n=100)[98],
@@ -624,11 +791,14 @@ def step_per_shard(root: str, step: str, n_sources: int = 1) -> dict[str, Any]:
 def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1,
                    samples: int = 20) -> dict[str, float]:  # fmt: skip
     """Where one shard's run_sql time goes (median ms over a few shards, one process, after the timed run):
-    the same calls as run_sql, timed one by one (with sources, 'bind' includes source_thresholds). Diagnostics
-    only; not part of any total."""
+    the same calls as run_sql, timed one by one. quality_candidates binds what ``shard_candidates`` binds ('bind'
+    includes source_thresholds; the content rules and near_duplicates are read once, before); selected_videos
+    what the bench's copy binds (with sources, 'bind' includes source_thresholds). Diagnostics only; not part
+    of any total."""
     import duckdb
 
-    from openvid_assets.assets.selection import source_thresholds
+    from openvid_assets.assets.filters import CONTENT, DUPLICATES
+    from openvid_assets.assets.selection import GLOBAL, source_thresholds
     from openvid_assets.assets.shards import source_of
     from openvid_assets.store import TableStore
     from openvid_assets.store.sql import _bind, sql_path
@@ -636,11 +806,16 @@ def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1,
     tables = TableStore(root)
     recipe = bench_recipe(n_sources) if n_sources > 1 else None
     if step == "quality_candidates":
-        inputs = {"aesthetic": ("aesthetic_scores", None), "temporal": ("temporal_scores", None),
-                  "motion": ("motion_scores", None), "thresholds": ("score_thresholds", "global")}  # fmt: skip
+        inputs: dict[str, Any] = {
+            "aesthetic": ("aesthetic_scores", None), "temporal": ("temporal_scores", None),
+            "motion": ("motion_scores", None), "content": (CONTENT, None),
+            "duplicates": tables.read(DUPLICATES, GLOBAL), "filters": bench_recipe(n_sources).filters.table(),
+            "thresholds": ("score_thresholds", "global")}  # fmt: skip
+        by_source = True  # shard_candidates always binds its source's rows
     else:
         inputs = {"candidates": ("quality_candidates", None), "clarity": ("clarity_scores", None),
                   "thresholds": ("clarity_threshold", "global")}  # fmt: skip
+        by_source = recipe is not None
     picks = shards[:: max(1, len(shards) // samples)][:samples]
     thresholds_name = inputs["thresholds"][0]
     parts: dict[str, list[float]] = {"connect": [], "macros": [], "bind": [], "query+pl": [], "close": []}
@@ -651,11 +826,13 @@ def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1,
         con.execute(sql_path("macros").read_text())
         t2 = time.perf_counter()
         params = None
-        for name, (asset, s) in inputs.items():
-            if name == "thresholds" and recipe is not None:
+        for name, value in inputs.items():
+            if name == "thresholds" and by_source:
                 _bind(con, name, source_thresholds(tables, thresholds_name, shard))
+            elif isinstance(value, tuple):
+                _bind(con, name, tables.scan_source(value[0], [value[1] or shard]))
             else:
-                _bind(con, name, tables.scan_source(asset, [s or shard]))
+                _bind(con, name, value)
         if step == "selected_videos":
             params = {"clarity_applied": recipe.source(source_of(tables, shard)).applies("clarity") if recipe else True}
         t3 = time.perf_counter()
@@ -668,7 +845,7 @@ def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1,
     return {k: statistics.median(v) for k, v in parts.items()}
 
 
-def _by_shard(results: list[tuple[str, float, float, int, float, float]], col: int) -> list[float]:
+def _by_shard(results: list[tuple[Any, ...]], col: int) -> list[float]:
     return [r[col] for r in sorted(results)]
 
 
@@ -676,7 +853,9 @@ def _lineage_summary(frame: Any) -> dict[str, int]:
     import polars as pl
 
     counts = frame.group_by("status", "stage").agg(pl.len()).sort("status", "stage")
-    return {f"{r['status']}/{r['stage']}": r["len"] for r in counts.iter_rows(named=True)}
+    out = {f"{r['status']}/{r['stage']}": r["len"] for r in counts.iter_rows(named=True)}
+    out["of dropped/dedup: near-duplicate"] = frame.filter(pl.col("reason").str.starts_with("near-duplicate of ")).height
+    return out
 
 
 def _lineage_by_source(frame: Any) -> dict[str, int]:
@@ -765,6 +944,8 @@ def step_lineage_copy(root: str, memory_limit: str, n_sources: int = 1) -> dict[
     with duckdb.connect(":memory:") as con:
         summary = {f"{s}/{g}": c for s, g, c in con.execute(
             "SELECT status, stage, count(*) FROM read_parquet(?) GROUP BY ALL ORDER BY ALL", [str(out)]).fetchall()}  # fmt: skip
+        summary["of dropped/dedup: near-duplicate"] = con.execute(
+            "SELECT count(*) FROM read_parquet(?) WHERE starts_with(reason, 'near-duplicate of ')", [str(out)]).fetchone()[0]
     return {"wall_s": t3 - t0, "cpu_s": cpu, "rows": check["lineage_rows"], "check": check,
             "sub": {"lineage_inputs": t1 - t0, "COPY (lineage) TO parquet": t2 - t1,
                     "run_sql(lineage_check) on the file": t3 - t2},
@@ -1095,6 +1276,11 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
             if st.get("sub_peak_rss"):
                 print("    peak RSS of the step's process per part (GiB): "
                       + ", ".join(f"{k} {_gib(v)}" for k, v in st["sub_peak_rss"].items()))
+        qc, gen = r["steps"].get("quality_candidates", {}).get("counts"), r["steps"].get("gen_scores", {})
+        if qc:
+            print(f"  - quality_candidates: {qc['candidates']:,} candidates; {qc['near_duplicates']:,} with a "
+                  f"duplicate_reason (near_duplicates table: {gen.get('near_duplicates', 0):,} rows), "
+                  f"{qc['content_dropped']:,} with a content_reason")  # fmt: skip
         lin = r["steps"].get("lineage", {}).get("summary") or r["steps"].get("lineage_copy", {}).get("summary")
         if lin:
             print("  - lineage status/stage: " + ", ".join(f"{k} {v:,}" for k, v in lin.items()))
@@ -1115,7 +1301,8 @@ def code_under_test() -> dict[str, str]:
     import hashlib
 
     files = sorted(ROOT.glob("sql/*.sql")) + sorted(ROOT.glob("openvid_assets/store/*.py")) + \
-        [ROOT / "openvid_assets" / "assets" / "selection.py"]
+        [ROOT / "openvid_assets" / "assets" / name for name in ("selection.py", "lineage.py", "filters.py")] + \
+        [ROOT / "openvid_assets" / "recipe.py"]
     return {str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files if f.exists()}
 
 
@@ -1196,7 +1383,7 @@ def main() -> None:
         report(runs, facts, args, workdir)
         code_end = code_under_test()
         changed = sorted(k for k in code_start.keys() | code_end.keys() if code_start.get(k) != code_end.get(k))
-        print("\ncode under test (sql/, store/, assets/selection.py): "
+        print("\ncode under test (sql/, store/, assets/selection.py, lineage.py, filters.py, recipe.py): "
               + (f"CHANGED during the run: {changed}; sizes may not be comparable" if changed
                  else "unchanged during the run"))  # fmt: skip
         print(f"whole benchmark: {time.perf_counter() - t_start:.0f} s")
