@@ -47,18 +47,25 @@ OPENVID_COLUMNS = ["video", "caption", "aesthetic score", "motion score", "tempo
                    "camera motion", "frame", "fps", "seconds"]  # fmt: skip
 
 def _not_reached(asset_name: str) -> pl.DataFrame:
-    """What lineage reads for a step no shard has reached yet: its videos are then 'pending'."""
+    """What lineage reads for a step no shard has reached yet (its videos are then 'pending'): the step's own
+    query over empty inputs, so the columns are the step's whatever it adds."""
+    from openvid_assets.assets.filters import DUPLICATES_SCHEMA
     from openvid_assets.models.captions import CAPTION_SCHEMA  # torch: only when a step needs the schema
+    from openvid_assets.models.content import CONTENT_SCHEMA
+    from openvid_assets.models.scoring import SCORE_SCHEMA
+    def empty(schema: dict) -> pl.DataFrame:
+        return pl.DataFrame(schema=schema)
 
-    schemas = {
-        CANDIDATES: {"video_id": pl.String, "source_uri": pl.String, "aesthetic": pl.Float64, "temporal": pl.Float64,
-                     "motion": pl.Float64, "failure": pl.String, "quality_reason": pl.String, "candidate": pl.Boolean},
-        SELECTED: {"video_id": pl.String, "source_uri": pl.String, "clarity": pl.Float64, "failure": pl.String,
-                   "clarity_reason": pl.String, "selected": pl.Boolean},
-        CLIPS: CLIP_SCHEMA,
-        CAPTIONS: CAPTION_SCHEMA,
-    }  # fmt: skip
-    return pl.DataFrame(schema=schemas[asset_name])
+    if asset_name == CANDIDATES:
+        scores = {name: empty(SCORE_SCHEMA) for name in ("aesthetic", "temporal", "motion")}
+        return run_sql("quality_candidates", {**scores, "content": empty(CONTENT_SCHEMA),
+                                              "duplicates": empty(DUPLICATES_SCHEMA),
+                                              "filters": Recipe().filters.table(),
+                                              "thresholds": empty(THRESHOLDS_SCHEMA)})  # fmt: skip
+    if asset_name == SELECTED:
+        return run_sql("selected_videos", {"candidates": _not_reached(CANDIDATES), "clarity": empty(SCORE_SCHEMA),
+                                           "thresholds": empty(THRESHOLDS_SCHEMA)}, {"clarity_applied": True})  # fmt: skip
+    return empty({CLIPS: CLIP_SCHEMA, CAPTIONS: CAPTION_SCHEMA}[asset_name])
 
 
 def _every_shard_or_empty(tables: TableStore, asset_name: str):
