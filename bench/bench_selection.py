@@ -27,7 +27,7 @@ subprocess, over synthetic tables written where the pipeline writes them
      duplicates)`` (``run_sql`` of sql/quality_candidates.sql over that shard's three score tables, its
      content_scores, its source's threshold rows, the content rules and the pool's near-duplicates), then
      ``TableStore.write``; shards spread over 2 worker processes at every size. The content rules
-     (``filters.table()`` of the bench's recipe) and near_duplicates are read once per worker process, as the
+     (``content_rules()`` of the bench's recipe) and near_duplicates are read once per worker process, as the
      asset reads them once per run (on each worker's first shard, inside the timed window, reported apart).
   3. (untimed) ``clarity_scores`` for candidate videos only; then timed
      ``clarity_threshold`` (``compute_thresholds`` with the clarity rule) and
@@ -565,7 +565,7 @@ def _ready(_: int) -> int:
 
 def _run_inputs() -> tuple[Any, Any, float]:
     """What the quality_candidates asset reads once per run, before its shards: the recipe's content rules
-    (``filters.table()``) and the global near_duplicates table. Read on a worker's first shard (inside the timed
+    (``content_rules()``) and the global near_duplicates table. Read on a worker's first shard (inside the timed
     window); the seconds it took, 0 afterwards."""
     global _RUN_INPUTS
     if _RUN_INPUTS is not None:
@@ -574,7 +574,7 @@ def _run_inputs() -> tuple[Any, Any, float]:
     from openvid_assets.assets.selection import GLOBAL
 
     t0 = time.perf_counter()
-    _RUN_INPUTS = (bench_recipe(_N_SOURCES).filters.table(), _STORE.read(DUPLICATES, GLOBAL))
+    _RUN_INPUTS = (bench_recipe(_N_SOURCES).content_rules(), _STORE.read(DUPLICATES, GLOBAL))
     return (*_RUN_INPUTS, time.perf_counter() - t0)
 
 
@@ -775,7 +775,7 @@ def step_per_shard(root: str, step: str, n_sources: int = 1) -> dict[str, Any]:
     q = statistics.quantiles
     return {"wall_s": wall, "cpu_s": cpu, "shards": len(results), "rows": sum(r[3] for r in results),
             "anatomy_ms": anatomy,
-            "sub": {**({"once per worker: filters.table() + read near_duplicates": sum(r[5] for r in results)}
+            "sub": {**({"once per worker: content_rules() + read near_duplicates": sum(r[5] for r in results)}
                        if step == "quality_candidates" else {}),
                     **({"sum_source_thresholds (in sum_sql)": sum(r[5] for r in results)}
                        if n_sources > 1 and step == "selected_videos" else {}),
@@ -809,7 +809,7 @@ def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1,
         inputs: dict[str, Any] = {
             "aesthetic": ("aesthetic_scores", None), "temporal": ("temporal_scores", None),
             "motion": ("motion_scores", None), "content": (CONTENT, None),
-            "duplicates": tables.read(DUPLICATES, GLOBAL), "filters": bench_recipe(n_sources).filters.table(),
+            "duplicates": tables.read(DUPLICATES, GLOBAL), "filters": bench_recipe(n_sources).content_rules(),
             "thresholds": ("score_thresholds", "global")}  # fmt: skip
         by_source = True  # shard_candidates always binds its source's rows
     else:

@@ -132,6 +132,14 @@ def cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from openvid_assets.review.app import serve
+
+    print(f"Review page for {args.data_root}: http://{args.host}:{args.port}/  (Ctrl-C to stop)")
+    serve(args.data_root, args.host, args.port)
+    return 0
+
+
 def _materialize(args: argparse.Namespace, store, training: bool, source: str | None = None) -> int:
     from openvid_assets.assets.engine import Workers, check_data_root, run_pipeline
     from openvid_assets.assets.recipe import record_recipe
@@ -324,6 +332,12 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--source", required=True, help="folder or s3://bucket/prefix of raw videos")
     _add_common(reg)
     reg.set_defaults(func=cmd_register)
+
+    review = sub.add_parser("review", help="serve the review page: label samples of a score's videos in a browser")
+    review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    review.add_argument("--port", type=int, default=8765)
+    _add_common(review)
+    review.set_defaults(func=cmd_review)
 
     sample = sub.add_parser("sample", help="generate small test videos with known properties")
     sample.add_argument("out", help="folder to write them to")

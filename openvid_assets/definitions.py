@@ -20,6 +20,7 @@ from openvid_assets.assets.resources import default_resources
 from openvid_assets.assets.clips import captions, clips
 from openvid_assets.assets.card import dataset_card
 from openvid_assets.assets.filters import content_scores, near_duplicates
+from openvid_assets.assets.review import previews
 from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage, quality_tiers
 from openvid_assets.assets.selection import clarity_threshold, quality_candidates, score_thresholds, selected_videos
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
@@ -42,6 +43,7 @@ ASSETS = [
     selected_videos,
     clips,
     captions,
+    previews,
     lineage,
     curated_dataset,
     hd_subset,

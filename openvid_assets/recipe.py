@@ -365,11 +365,19 @@ class Recipe(_Section):
         raise RecipeError(f"shards of source {name!r}, which the recipe does not declare; sources: "
                           f"{', '.join(self.sources) or '(none)'}")  # fmt: skip
 
+    def content_rules(self) -> Any:
+        """The content rules as sql/quality_candidates.sql reads them: every one off with selection.thresholds_off
+        (keep every decodable video)."""
+        if self.selection.thresholds_off:
+            return FilterSettings(**dict.fromkeys(CONTENT_MEASURES, "off")).table()
+        return self.filters.table()
+
     def near_duplicate_threshold(self) -> float | None:
-        """The cosine that makes two videos near-duplicates, or None when the filter is off. 'auto' follows the
+        """The cosine that makes two videos near-duplicates, or None when the filter is off (or every filter is,
+        with selection.thresholds_off). 'auto' follows the
         CLIP: the offline profile's random stand-in puts distinct generated videos of similar colours at cosines
         up to ~0.9995 and re-encoded, resized and trimmed copies of one at >= 0.9999, so 0.9997 there."""
-        value = self.filters.near_duplicate
+        value = "off" if self.selection.thresholds_off else self.filters.near_duplicate
         if value == "auto":
             return PAPER_NEAR_DUPLICATE if self.models.resolved_profile().clip.weights else OFFLINE_NEAR_DUPLICATE
         return None if value == "off" else float(value)

@@ -113,7 +113,7 @@ def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, dupl
        "reasons each other video fell short.")  # fmt: skip
 def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables, rows, candidates, failed, near, content = store.tables(), 0, 0, 0, 0, 0
-    filters, duplicates = store.recipe().recipe.filters.table(), tables.read(DUPLICATES, GLOBAL)
+    filters, duplicates = store.recipe().recipe.content_rules(), tables.read(DUPLICATES, GLOBAL)
     for shard in context.partition_keys:  # a backfill hands this SQL step every shard in one run
         table = shard_candidates(tables, shard, filters, duplicates)
         tables.write(CANDIDATES, shard, table)

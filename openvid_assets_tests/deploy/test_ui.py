@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from dagster._core.instance.ref import InstanceRef
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.recipe import SECTIONS
 from openvid_assets.definitions import ASSETS, MATERIALIZED, build_definitions
+from openvid_assets_tests.browser import browser, chromium, free_port  # noqa: F401 - fixtures
 from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
 from openvid_assets.media import synthetic
 
@@ -43,17 +43,9 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS_IMG = REPO / "docs" / "img"
 # No telemetry, and no first-visit "Join the Dagster community" dialog over the pages.
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
 VIEWPORT = {"width": 1600, "height": 760}
 STARTUP_TIMEOUT_S = 120
 UI_TIMEOUT_MS = 30_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _log_tail(path: Path, chars: int = 4000) -> str:
@@ -102,16 +94,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.fail("Chromium is not installed (no `chromium` on PATH): run `bash scripts/install_chromium.sh` "
-                    "(apt-get install chromium)", pytrace=False)  # fmt: skip
-    return executable
-
-
-@pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str):
+def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str):  # noqa: F811 - a fixture
     """A dagster-webserver serving an instance where the pipeline has run on 3 videos in 2 shards.
 
     Yields ``(base_url, shard_keys)``; the server's process group is always ended afterwards.
@@ -127,7 +110,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str)
     synthetic.static(videos, "still.mp4", num_frames=24)
 
     log = artifacts / "webserver.log"
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "DAGSTER_HOME": str(home), "OPENVID_DATA_ROOT": str(data),
            "PYTHONUNBUFFERED": "1"}  # fmt: skip
     script = Path(sys.executable).with_name("dagster-webserver")  # .venv/bin/dagster-webserver
@@ -151,20 +134,8 @@ def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str)
             _stop(proc)
 
 
-@pytest.fixture(scope="module")
-def browser(chromium: str):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright is missing: .venv/bin/python -m pip install -e '.[dev]'", pytrace=False)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def page(browser):
+def page(browser):  # noqa: F811 - a fixture
     docs = os.environ.get("OPENVID_DOCS_SCREENSHOTS") == "1"
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=2 if docs else 1)
     context.set_default_timeout(UI_TIMEOUT_MS)

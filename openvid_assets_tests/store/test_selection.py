@@ -84,7 +84,8 @@ def test_intersection_and_reasons_in_sql():
                        error=pl.Series([None, None, None, None, "decode failed: boom"]))  # fmt: skip
     th = _thresholds(aesthetic=(5.0, None, "top 20%"), temporal=(0.9, 0.99, "band p5-p90"),
                      motion=(1.0, 10.0, "band p10-p95"))  # fmt: skip
-    out = run_sql("quality_candidates", {"aesthetic": a, "temporal": t, "motion": m, "thresholds": th})
+    out = run_sql("quality_candidates", {"aesthetic": a, "temporal": t, "motion": m, "thresholds": th,
+                                         **content_inputs(a)})  # fmt: skip
     rows = {r["source_uri"]: r for r in out.iter_rows(named=True)}
     assert rows["/s/0.mp4"]["candidate"] and rows["/s/0.mp4"]["quality_reason"] is None
     assert rows["/s/1.mp4"]["quality_reason"] == "aesthetic 4 < 5 (top 20%)"
@@ -92,6 +93,43 @@ def test_intersection_and_reasons_in_sql():
     assert rows["/s/3.mp4"]["quality_reason"] == "motion 50 > 10 (band p10-p95)"
     assert not rows["/s/4.mp4"]["candidate"] and rows["/s/4.mp4"]["failure"] == "motion: decode failed: boom"
     assert out["thresholds_version"].unique().to_list() == ["v1"]
+
+
+def content_inputs(scored: pl.DataFrame, **changes) -> dict[str, pl.DataFrame]:
+    """Content rows of ordinary, text-free videos for ``scored`` (``changes``: column -> values), no
+    near-duplicates, and the default content rules."""
+    from openvid_assets.assets.filters import DUPLICATES_SCHEMA
+    from openvid_assets.models.content import CONTENT_SCHEMA
+    from openvid_assets.recipe import Recipe
+
+    n = scored.height
+    ordinary = {"brightness": [120.0] * n, "dark_share": [0.01] * n, "bright_share": [0.01] * n,
+                "contrast": [30.0] * n, "colourfulness": [40.0] * n, "text_area": [0.0] * n, "nsfw": [-0.3] * n}
+    content = scored.select("video_id", "source_uri", "status", "error").with_columns(
+        **{k: pl.Series(changes.get(k, v)) for k, v in ordinary.items()}, crop_x=0, crop_y=0, crop_w=160, crop_h=90,
+        bordered=False, model=pl.lit("m"), weights_digest=pl.lit("d"))  # fmt: skip
+    return {"content": content.cast(CONTENT_SCHEMA).select(list(CONTENT_SCHEMA)),
+            "duplicates": pl.DataFrame(schema=DUPLICATES_SCHEMA), "filters": Recipe().filters.table()}
+
+
+def test_content_rules_and_near_duplicates_drop_with_readable_reasons():
+    a = scores([6.0] * 5)
+    inputs = content_inputs(a, brightness=[120.0, 10.0, 250.0, 120.0, 120.0], text_area=[0.0, 0.0, 0.0, 0.2, None],
+                            bright_share=[0.01, 0.0, 0.9, 0.01, 0.01])  # fmt: skip
+    ids = a["video_id"].to_list()
+    inputs["duplicates"] = pl.DataFrame({"video_id": [ids[4]], "duplicate_of": [ids[0]], "cosine": [0.9912],
+                                         "group_size": [2]}, schema=inputs["duplicates"].schema)  # fmt: skip
+    th = _thresholds(aesthetic=(5.0, None, "top 20%"))
+    out = run_sql("quality_candidates", {"aesthetic": a, "temporal": a, "motion": a, "thresholds": th, **inputs})
+    rows = [r for r in out.sort("source_uri").iter_rows(named=True)]
+    assert rows[0]["candidate"] and rows[0]["content_reason"] is None and rows[0]["duplicate_reason"] is None
+    assert rows[1]["content_reason"] == "too dark: brightness 10 < 30 (range 30-225)"
+    assert rows[2]["content_reason"] == ("overexposed: bright_share 0.9 > 0.5 (max 0.5); "
+                                         "too bright: brightness 250 > 225 (range 30-225)")  # fmt: skip
+    assert rows[3]["content_reason"] == "burnt-in text: text_area 0.2 > 0.03 (max 0.03)"
+    assert rows[4]["duplicate_reason"] == f"near-duplicate of {ids[0]} (cos 0.991)"
+    assert rows[4]["content_reason"] is None  # a measure not taken (no text frames) is not judged
+    assert [r["candidate"] for r in rows] == [True, False, False, False, False]
 
 
 def test_lineage_check_finds_missing_and_duplicated_videos():
