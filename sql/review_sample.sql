@@ -28,4 +28,4 @@ LEFT JOIN sources AS src ON src.shard = p.shard
 LEFT JOIN (SELECT video_id, min(caption) AS caption FROM captions GROUP BY video_id) AS c ON c.video_id = p.video_id
 LEFT JOIN thresholds AS t ON t.source = coalesce(src.source, 'default') AND t.score = $score
 WHERE p.pick <= $per_band
-ORDER BY p.band, p.pick;
+ORDER BY p.band, p.score, p.video_id;
