@@ -142,6 +142,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 def _materialize(args: argparse.Namespace, store, training: bool, source: str | None = None) -> int:
     from openvid_assets.assets.engine import Workers, check_data_root, run_pipeline
+    from openvid_assets.assets.labels import record_labels
     from openvid_assets.assets.recipe import record_recipe
     from openvid_assets.definitions import build_definitions
     from openvid_assets.models.profiles import get_profile
@@ -173,6 +174,7 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
         else:
             _sync_partitions(store, instance)
         record_recipe(instance, stored)
+        record_labels(instance, store.tables())  # new labels make the thresholds fitted from them stale
         where = f"{workers.gpus} GPU(s)" if workers.gpus else f"{workers.threads} thread(s) each"
         print(f"Workers: {workers.count} run(s) at once, {where}.", flush=True)
         report = run_pipeline(defs, instance, store.data_root, ShardRegistry(store.tables()).keys(), workers,

@@ -20,6 +20,7 @@ from openvid_assets.assets.resources import default_resources
 from openvid_assets.assets.clips import captions, clips
 from openvid_assets.assets.card import dataset_card
 from openvid_assets.assets.filters import content_scores, near_duplicates
+from openvid_assets.assets.labels import labels
 from openvid_assets.assets.review import previews
 from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage, quality_tiers
 from openvid_assets.assets.selection import clarity_threshold, quality_candidates, score_thresholds, selected_videos
@@ -36,6 +37,7 @@ ASSETS = [
     motion_scores,
     content_scores,
     near_duplicates,
+    labels,
     score_thresholds,
     quality_candidates,
     clarity_scores,
@@ -58,7 +60,7 @@ ASSETS = [
 # backfills from the UI follow each asset's own policy); say so once here instead of on every run.
 warnings.filterwarnings("ignore", message=r"Asset job .* materializes assets with varying BackfillPolicies")
 
-MATERIALIZED = [a for a in ASSETS if a is not recipe]  # the recipe is observed, never materialized
+MATERIALIZED = [a for a in ASSETS if a not in (recipe, labels)]  # observed sources, never materialized
 CURATION = [a for a in MATERIALIZED if a.group_names_by_key[a.key] != TRAINING_GROUP]
 TRAINING = [a for a in MATERIALIZED if a.group_names_by_key[a.key] == TRAINING_GROUP]
 

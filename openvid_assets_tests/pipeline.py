@@ -12,6 +12,7 @@ from typing import Any
 from dagster import DagsterInstance, Definitions
 
 from openvid_assets.assets.engine import JOBS, plan_waves
+from openvid_assets.assets.labels import record_labels
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
@@ -37,6 +38,7 @@ def materialize_pipeline(defs: Definitions, instance: DagsterInstance, training:
     registered shard; returns the number of runs. Raises on the first failed step."""
     store = defs.resources["store"]
     record_recipe(instance, store.recipe())
+    record_labels(instance, store.tables())
     shards = sorted(instance.get_dynamic_partitions(shards_partitions.name))
     graph, runs = defs.resolve_asset_graph(), 0
     for wave in plan_waves(defs, training):

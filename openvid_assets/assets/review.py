@@ -1,4 +1,4 @@
-"""What people review: a preview of every scored video and clip (per shard), and their labels (global)."""
+"""What people review: a preview of every scored video and clip (per shard); their labels are assets/labels.py."""
 
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -13,8 +13,7 @@ from openvid_assets.assets.scores import _video_opener
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.media.previews import PreviewSettings, PreviewStore, preview_items, preview_shard
 from openvid_assets.media.tasks import video_tasks
-
-PREVIEWS, LABELS = "previews", "labels"
+PREVIEWS = "previews"
 
 
 @asset(partitions_def=shards_partitions, group_name="review", **IO_STEP, deps=[video_manifest, clips],
@@ -35,3 +34,4 @@ def previews(context: AssetExecutionContext, store: OpenVidStore, models: Models
         "clips": int((result.table["kind"] == "clip").sum()), "failed": failed.height,
         "failures": markdown_table(failed.select("item", "error").head(10)), "computed": result.computed,
         "reused": result.reused, "path": MetadataValue.path(path)})  # fmt: skip
+

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResu
 
 from openvid_assets.assets.filters import CONTENT, DUPLICATES, content_scores, near_duplicates
 from openvid_assets.assets.metadata import histogram_image, markdown_table
+from openvid_assets.assets.labels import labels, latest_labels
 from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
@@ -16,8 +17,8 @@ from openvid_assets.assets.scores import aesthetic_scores, clarity_scores, motio
 from openvid_assets.assets.shards import shards_partitions, source_of
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.recipe import RecipeError
-from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, SourceThresholds, require_one_identity,
-                                            thresholds_data_version)  # fmt: skip
+from openvid_assets.store.selection import (SCORE_TABLES, Fitted, MixedModelsError, Rule, SourceThresholds,
+                                            require_one_identity, thresholds_data_version)  # fmt: skip
 from openvid_assets.store.shards import ShardRegistry
 
 GLOBAL = "global"  # the table name of an unpartitioned asset
@@ -47,7 +48,8 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
     except (MixedModelsError, RecipeError) as e:
         raise Failure(description=str(e), allow_retries=False) from None
     # Reasons name the source once the recipe names sources.
-    plan = SourceThresholds(tables, scores, rules, by_source, label=bool(stored.recipe.sources))
+    plan = SourceThresholds(tables, scores, rules, by_source, label=bool(stored.recipe.sources),
+                            fitted=_fitted_cuts(tables, rules))  # fmt: skip
     version = plan.version()
     previous = tables.read_if_exists(name, GLOBAL)
     if previous is not None and "source" in previous.columns and set(previous["version"]) == {version}:
@@ -70,6 +72,32 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
     return MaterializeResult(metadata=metadata, data_version=DataVersion(thresholds_data_version(table)))
 
 
+def _fitted_cuts(tables: TableStore, rules: dict[str, dict[str, Rule | None]]) -> dict[str, Fitted]:
+    """The cut of every score some source gives a calibrated rule, fitted from the labels (one fit per score
+    and target over every labelled video: the cut is a point on the score's scale, the same for every source)."""
+    from openvid_assets.models.calibration import CalibrationError, Target, fit_from_labels
+
+    wanted = {(score, rule.target) for by_score in rules.values() for score, rule in by_score.items()
+              if rule is not None and rule.kind == "calibrated"}  # fmt: skip
+    if not wanted:
+        return {}
+    if len({target for _, target in wanted}) != len({score for score, _ in wanted}):
+        raise Failure(description="one score has two calibration targets across sources; use one per score",
+                      allow_retries=False)  # fmt: skip
+    labels, _ = latest_labels(tables)
+    fitted = {}
+    for score, target in sorted(wanted):
+        try:
+            if labels.is_empty():
+                raise CalibrationError("no labels yet: label samples on the review page (openvid-assets review)")
+            values = run_sql("labelled_values", {"labels": labels.filter(pl.col("score") == score),
+                                                 "scores": all_shards(tables, SCORE_TABLES[score])})  # fmt: skip
+            fitted[score] = fit_from_labels(labels, values, score, Target.parse(target))
+        except CalibrationError as e:
+            raise Failure(description=f"{score}: rule calibrated:{target}: {e}", allow_retries=False) from None
+    return fitted
+
+
 def source_thresholds(tables: TableStore, name: str, shard: str) -> pl.DataFrame:
     """The cut lines that judge one shard: its source's rows of a thresholds table."""
     source = source_of(tables, shard)
@@ -78,7 +106,7 @@ def source_thresholds(tables: TableStore, name: str, shard: str) -> pl.DataFrame
 
 
 @asset(**GLOBAL_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, recipe_key("selection"),
-                            recipe_key("sources")],
+                            recipe_key("sources"), labels],
        group_name="selection", code_version="3",
        kinds={"duckdb", "parquet"},
        description="Cut lines for aesthetics, temporal consistency and motion over each source's shards (DuckDB "
@@ -126,7 +154,8 @@ def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> M
                                        "shards": len(context.partition_keys)})  # fmt: skip
 
 
-@asset(**GLOBAL_STEP, deps=[clarity_scores, recipe_key("selection"), recipe_key("sources")], group_name="selection",
+@asset(**GLOBAL_STEP, deps=[clarity_scores, recipe_key("selection"), recipe_key("sources"), labels],
+       group_name="selection",
        code_version="3",
        kinds={"duckdb", "parquet"},
        description="Cut line for clarity over the candidates of each source's shards (sources that skip clarity: "

@@ -4,6 +4,7 @@
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from openvid_assets import settings
+from openvid_assets.assets.labels import record_labels
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.shards import register_source, shards_partitions, unregistered_partitions
@@ -32,6 +33,7 @@ def new_videos_sensor(context: SensorEvaluationContext, store: OpenVidStore) -> 
     source = ", ".join(uri for _, uri, _ in watched)
     tables = store.tables()
     record_recipe(context.instance, stored)  # a recipe changed by hand or from the UI makes its steps stale
+    record_labels(context.instance, tables)  # so do labels saved on the review page
     known = set(context.instance.get_dynamic_partitions(shards_partitions.name))
     listed = sum(register_source(tables, uri, settings.shard_size(), store.s3_client(), name=name,
                                  metadata=metadata)[0] for name, uri, metadata in watched)  # fmt: skip

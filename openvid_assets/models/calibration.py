@@ -3,7 +3,8 @@
 - ``pr_curve`` / ``fit_cut``: for one score, precision and recall of "keep what is at or above a cut" (or,
   for a score bad at both ends such as motion, "keep what is between two cuts") over the labelled items, and
   the cut that meets a target: the best F1 (``f1``), or the most items kept at a precision of at least P
-  (``precision:P``).
+  (``precision:P``). The cut sits halfway between the last labelled value kept and the next one dropped; a
+  side with no labelled value beyond it gets no cut.
 - ``SuitabilityFilter``: a logistic regression on the stored CLIP embedding of each video and its scores,
   cross-validated (AUC and accuracy, mean and spread over folds), then applied to every video: a few hundred
   labels filter millions of videos with no new model pass.
@@ -100,12 +101,13 @@ def fit_cut(scores: np.ndarray, good: np.ndarray, target: Target, side: Side = "
     (pairs of candidate cuts, so a score bad at both ends gets both)."""
     scores, good = _checked(scores, good)
     curve = pr_curve(scores, good)
+    values = np.unique(scores)
     if side == "above":
         row = target.best(curve)
         if row is None:
             raise CalibrationError(f"no cut reaches {target.spec()} (best precision {curve['precision'].max():.3f})")
-        return FittedCut(row["threshold"], None, row["precision"], row["recall"], row["f1"], len(scores), curve)
-    values = np.unique(scores)
+        return FittedCut(_between(values, row["threshold"], -1), None, row["precision"], row["recall"], row["f1"],
+                         len(scores), curve)  # fmt: skip
     rows = []
     for i, lo in enumerate(values):
         inside = scores >= lo
@@ -121,7 +123,18 @@ def fit_cut(scores: np.ndarray, good: np.ndarray, target: Target, side: Side = "
     row = target.best(bands)
     if row is None:
         raise CalibrationError(f"no band reaches {target.spec()} (best precision {bands['precision'].max():.3f})")
-    return FittedCut(row["lower"], row["upper"], row["precision"], row["recall"], row["f1"], len(scores), curve)
+    return FittedCut(_between(values, row["lower"], -1), _between(values, row["upper"], +1), row["precision"],
+                     row["recall"], row["f1"], len(scores), curve)  # fmt: skip
+
+
+def _between(values: np.ndarray, edge: float, side: int) -> float | None:
+    """Where a cut at the labelled value ``edge`` goes: halfway to the next labelled value outside it (``side``
+    -1: below, +1: above), so unlabelled videos are judged by the nearer label; None when no labelled value lies
+    outside (nothing was seen there to cut)."""
+    outside = values[values < edge] if side < 0 else values[values > edge]
+    if outside.size == 0:
+        return None
+    return float((edge + (outside.max() if side < 0 else outside.min())) / 2)
 
 
 def _features(embeddings: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -138,12 +151,21 @@ class SuitabilityFilter:
     model: Any = None
     report: dict[str, float] = field(default_factory=dict)
 
-    def _pipeline(self) -> Any:
+    def _pipeline(self, samples: int, dim: int) -> Any:
+        """The standardised embedding beside the standardised scores; with fewer labels than embedding dimensions,
+        the embedding's main directions only (one per 8 labels, at most 32): 768 raw dimensions learnt from a
+        few labels would drown the scores."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.decomposition import PCA
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000, class_weight="balanced"))
+        reduce = [PCA(n_components=max(1, min(32, samples // 8)), random_state=self.seed)] if samples <= dim else []
+        parts = ColumnTransformer([
+            ("embedding", make_pipeline(*reduce, StandardScaler()), list(range(dim))),
+            ("scores", StandardScaler(), list(range(dim, dim + len(self.score_names))))])  # fmt: skip
+        return make_pipeline(parts, LogisticRegression(C=0.5, max_iter=2000, class_weight="balanced"))
 
     def fit(self, embeddings: np.ndarray, scores: np.ndarray, good: np.ndarray) -> SuitabilityFilter:
         """Cross-validate (stratified folds), then fit on every label."""
@@ -156,12 +178,14 @@ class SuitabilityFilter:
                                    f"{int(good.sum())} good, {int((~good).sum())} bad")  # fmt: skip
         x = _features(embeddings, scores)
         folds = StratifiedKFold(n_splits=min(self.folds, minority), shuffle=True, random_state=self.seed)
-        result = cross_validate(self._pipeline(), x, good, cv=folds, scoring=("roc_auc", "accuracy"))
+        fold_size = len(good) - len(good) // folds.get_n_splits()  # the fewest labels a fold trains on
+        pipeline = self._pipeline(fold_size, np.asarray(embeddings).shape[1])
+        result = cross_validate(pipeline, x, good, cv=folds, scoring=("roc_auc", "accuracy"))
         self.report = {"auc": float(result["test_roc_auc"].mean()), "auc_std": float(result["test_roc_auc"].std()),
                        "accuracy": float(result["test_accuracy"].mean()),
                        "accuracy_std": float(result["test_accuracy"].std()), "folds": folds.get_n_splits(),
                        "labelled": len(good), "good": int(good.sum())}  # fmt: skip
-        self.model = self._pipeline().fit(x, good)
+        self.model = self._pipeline(len(good), np.asarray(embeddings).shape[1]).fit(x, good)
         return self
 
     def predict(self, embeddings: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -207,3 +231,18 @@ class CaptionFilter:
         if self.model is None:
             raise CalibrationError("the caption filter is not fitted")
         return self.model.predict_proba(captions)[:, 1] if captions else np.zeros(0)
+
+
+# A score bad at one end keeps what is above its cut; motion and temporal consistency are bad at both ends.
+SIDES: dict[str, Side] = {"aesthetic": "above", "clarity": "above", "temporal": "between", "motion": "between"}
+
+
+def fit_from_labels(labels: pl.DataFrame, values: pl.DataFrame, score: str, target: Target) -> tuple[
+        float | None, float | None, str]:  # fmt: skip
+    """A calibrated rule's cut for ``score``: ``labels`` (item, score, label: each reviewer's latest) joined with
+    the score's current values (video_id, score), good vs bad (skips left out). (lower, upper, description)."""
+    judged = labels.filter((pl.col("score") == score) & pl.col("label").is_in(["good", "bad"]))
+    joined = judged.join(values.select(pl.col("video_id").alias("item"), pl.col("score").alias("value")), on="item")
+    cut = fit_cut(joined["value"].to_numpy(), (joined["label"] == "good").to_numpy(), target, SIDES[score])
+    return cut.lower, cut.upper, (f"calibrated {target.spec()} on {cut.labelled} labels: precision "
+                                  f"{cut.precision:.2f}, recall {cut.recall:.2f}")  # fmt: skip

@@ -8,6 +8,9 @@ A rule says which videos a score keeps:
 ``min:4.5``        at least 4.5 (Open-Sora-style absolute cut-off)
 ``max:0.99``       at most 0.99
 ``range:4.5:6.5``  between two absolute values
+``calibrated:f1``  the cut fitted from people's labels (best F1, or
+                   ``calibrated:precision:0.9``: the most videos kept
+                   at that precision); motion and temporal get a band
 ``off``            keeps every video with a score
 =================  ==================================================
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -52,14 +55,23 @@ class Rule:
     kind: str
     a: float | None = None
     b: float | None = None
+    target: str = ""  # calibrated: f1 or precision:P
 
     @classmethod
     def parse(cls, text: str) -> Rule:
         parts = [p.strip() for p in str(text).strip().lower().split(":")]
         kind, args = parts[0], parts[1:]
+        if kind == "calibrated":
+            from openvid_assets.models.calibration import Target
+
+            try:
+                return cls(kind, target=Target.parse(":".join(args)).spec())
+            except ValueError as e:
+                raise RuleError(f"rule {text!r}: {e}") from None
         arity = {"off": 0, "top": 1, "min": 1, "max": 1, "band": 2, "range": 2}
         if kind not in arity:
-            raise RuleError(f"unknown rule {text!r}: use top:P, band:LO:HI, min:X, max:X, range:LO:HI or off")
+            raise RuleError(f"unknown rule {text!r}: use top:P, band:LO:HI, min:X, max:X, range:LO:HI, calibrated:f1, "
+                            "calibrated:precision:P or off")  # fmt: skip
         if len(args) != arity[kind]:
             raise RuleError(f"rule {text!r}: '{kind}' takes {arity[kind]} number(s)")
         try:
@@ -77,9 +89,13 @@ class Rule:
         return cls(kind, *values)
 
     def spec(self) -> str:
+        if self.kind == "calibrated":
+            return f"calibrated:{self.target}"
         return ":".join([self.kind] + [f"{v:g}" for v in (self.a, self.b) if v is not None])
 
     def describe(self) -> str:
+        if self.kind == "calibrated":
+            return f"calibrated {self.target}"
         templates = {"off": "off", "top": "top {a:g}%", "band": "band p{a:g}-p{b:g}", "min": "min {a:g}",
                      "max": "max {a:g}", "range": "range {a:g}-{b:g}"}  # fmt: skip
         return templates[self.kind].format(a=self.a, b=self.b)
@@ -114,12 +130,17 @@ def version_of(rules: Mapping[str, Rule], input_fingerprint: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+Fitted = tuple[float | None, float | None, str]  # a calibrated rule's (lower, upper, how it was fitted)
+
+
 def compute_thresholds(rules: Mapping[str, Rule | None], scores: Mapping[str, TableInput | None], version: str,
-                       source: str = "default", label: str = "", **duckdb_settings: Any) -> pl.DataFrame:  # fmt: skip
+                       source: str = "default", label: str = "", fitted: Mapping[str, Fitted] | None = None,
+                       **duckdb_settings: Any) -> pl.DataFrame:  # fmt: skip
     """One row per score in ``scores``: the rule and its cut lines over the distinct ok videos of one source.
 
     A score whose rule is None is a step the source skips: its row says so and cuts nothing. ``label``
-    (the source's name when a recipe names sources) prefixes each description, so reasons name the source."""
+    (the source's name when a recipe names sources) prefixes each description, so reasons name the source.
+    A calibrated rule's cut lines are ``fitted[score]`` (fitted from labels: models/calibration.py)."""
     rows = []
     prefix = f"{label}: " if label else ""
     for name, table in scores.items():
@@ -130,7 +151,12 @@ def compute_thresholds(rules: Mapping[str, Rule | None], scores: Mapping[str, Ta
                          "version": version})  # fmt: skip
             continue
         cut = run_sql("score_threshold", {"scores": table}, rule.sql_params(), **duckdb_settings).row(0, named=True)
-        rows.append({"source": source, "score": name, "rule": rule.spec(), "description": prefix + rule.describe(),
+        description = rule.describe()
+        if rule.kind == "calibrated":
+            if name not in (fitted or {}):
+                raise RuleError(f"{name}: rule {rule.spec()} has no fitted cut (no labels fitted for {name})")
+            cut["lower"], cut["upper"], description = fitted[name]
+        rows.append({"source": source, "score": name, "rule": rule.spec(), "description": prefix + description,
                      "lower": cut["lower"], "upper": cut["upper"], "videos": cut["videos"], "version": version})  # fmt: skip
     return pl.DataFrame(rows, schema=THRESHOLDS_SCHEMA)
 
@@ -145,10 +171,12 @@ class SourceThresholds:
     rules: dict[str, dict[str, Rule | None]]  # source -> score -> rule
     shards: dict[str, list[str]]  # source -> its shards
     label: bool = False  # descriptions (so reasons) name the source
+    fitted: dict[str, Fitted] = field(default_factory=dict)  # calibrated rules' cuts, fitted from labels
 
     def version(self) -> str:
-        """The rules of every source and the exact input tables they are computed over."""
+        """The rules of every source, the exact input tables they are computed over and the fitted cuts."""
         fingerprint = "+".join(self.tables.fingerprint(SCORE_TABLES[s]) for s in self.scores)
+        fingerprint += repr(sorted(self.fitted.items()))
         skipped = sorted((src, s) for src, rules in self.rules.items() for s in self.scores if rules.get(s) is None)
         named = {f"{src}/{s}": rules.get(s) or Rule("off") for src, rules in self.rules.items() for s in self.scores}
         return version_of(named, fingerprint + repr(skipped))
@@ -166,7 +194,7 @@ class SourceThresholds:
     def compute(self, version: str, **duckdb_settings: Any) -> pl.DataFrame:
         parts = [compute_thresholds({s: self.rules[src].get(s) for s in self.scores},
                                     {s: self.inputs(src, s) for s in self.scores}, version, source=src,
-                                    label=src if self.label else "", **duckdb_settings)
+                                    label=src if self.label else "", fitted=self.fitted, **duckdb_settings)
                  for src in self.shards]  # fmt: skip
         return pl.concat(parts) if parts else pl.DataFrame(schema=THRESHOLDS_SCHEMA)
 

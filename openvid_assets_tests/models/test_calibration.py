@@ -18,7 +18,8 @@ def test_a_clean_split_is_found_by_f1_and_a_precision_target_keeps_the_most_it_c
     scores = rng.uniform(0, 10, 400)
     good = scores >= 6.0
     cut = fit_cut(scores, good, Target.parse("f1"))
-    assert cut.lower == pytest.approx(scores[good].min()) and cut.precision == cut.recall == 1.0
+    assert scores[~good].max() < cut.lower < scores[good].min() and cut.precision == cut.recall == 1.0
+    assert cut.upper is None
     noisy = good ^ (rng.uniform(size=400) < 0.1)  # 10 % of labels flipped
     loose, strict = fit_cut(scores, noisy, Target.parse("precision:0.8")), fit_cut(scores, noisy, Target.parse("precision:0.95"))
     assert loose.precision >= 0.8 and strict.precision >= 0.95 and strict.lower >= loose.lower
@@ -28,7 +29,9 @@ def test_a_score_bad_at_both_ends_gets_a_band():
     scores = np.linspace(0, 10, 101)
     good = (scores >= 3) & (scores <= 7)
     cut = fit_cut(scores, good, Target.parse("f1"), side="between")
-    assert (cut.lower, cut.upper, cut.f1) == (pytest.approx(3.0), pytest.approx(7.0), 1.0)
+    assert (cut.lower, cut.upper, cut.f1) == (pytest.approx(2.95), pytest.approx(7.05), 1.0)
+    # Nothing bad labelled above the good ones: no upper cut (a faster video than any labelled is not judged).
+    assert fit_cut(scores, scores >= 3, Target.parse("f1"), side="between").upper is None
 
 
 @pytest.mark.parametrize("text", ["f2", "precision:0", "precision:1.5", "precision:x", ""])
