@@ -6,7 +6,8 @@ import hashlib
 import warnings
 
 import polars as pl
-from dagster import AssetKey, AssetObservation, DagsterInstance, DataVersion, ObserveResult, observable_source_asset
+from dagster import (AssetKey, AssetObservation, AssetSpec, DagsterInstance, DataVersion, ObserveResult,
+                     multi_observable_source_asset)  # fmt: skip
 
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.recipe import DATA_VERSION_TAG
@@ -15,7 +16,7 @@ from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.labels import LabelStore
 
 LABELS_KEY = AssetKey("labels")
-warnings.filterwarnings("ignore", message=r"Function `observable_source_asset` is currently in beta")
+warnings.filterwarnings("ignore", message=r"Function `multi_observable_source_asset` is currently in beta")
 
 
 def labels_version(tables: TableStore) -> str:
@@ -46,9 +47,11 @@ def record_labels(instance: DagsterInstance, tables: TableStore) -> None:
                                                              metadata=_metadata(tables)))  # fmt: skip
 
 
-@observable_source_asset(key=LABELS_KEY, group_name="review",
-                         description="People's labels from the review page (labels/ under the data root, "
-                         "append-only): counts per score and label, agreement between reviewers.")  # fmt: skip
-def labels(store: OpenVidStore) -> ObserveResult:
+# The multi form (one spec) is an asset definition like the recipe's, not a bare SourceAsset.
+@multi_observable_source_asset(specs=[AssetSpec(LABELS_KEY, group_name="review", description="People's labels "
+                                                "from the review page (labels/ under the data root, append-only): "
+                                                "counts per score and label, agreement between reviewers.")])  # fmt: skip
+def labels(store: OpenVidStore):
     tables = store.tables()
-    return ObserveResult(data_version=DataVersion(labels_version(tables)), metadata=_metadata(tables))
+    yield ObserveResult(asset_key=LABELS_KEY, data_version=DataVersion(labels_version(tables)),
+                        metadata=_metadata(tables))  # fmt: skip
