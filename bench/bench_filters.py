@@ -37,8 +37,9 @@ Part 2 -- near-duplicate search (``models/duplicates.add_shards``, ``DuplicateSe
     noise g: unrelated videos have cosines ~0.5, videos of one cluster 0.6-0.9.
   In both, 1 % of the videos get 1-3 copies each, at cosine 0.985-0.999 to their original; a true pair is any
   two videos of a planted group whose exact cosine on the stored (fp16-rounded) vectors is >= the threshold.
-  The vectors are handed to ``add_shards`` as fp16 arrays (the pipeline hands float32 means: fp16 here halves
-  the benchmark's own input copies; ``add_shards`` rounds both to the same fp16 unit vectors).
+  The vectors are handed to ``add_shards`` as float32 arrays, as the pipeline's ``video_embeddings`` hands them
+  (``--input-dtype float16`` halves the benchmark's own input; ``add_shards`` rounds both to the same fp16 unit
+  vectors).
   (a) full build: ``add_shards(None, every shard)``: index built over the pool and every video searched.
   Above ``--max-queries`` videos the index is still built in full, but ``confirmed_pairs`` (looked up by
   ``add_shards`` at call time) is wrapped to search only every planted video plus a random sample up to
@@ -587,11 +588,12 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
     n, variant, shard_size = cfg["n"], cfg["variant"], cfg["shard_size"]
     search = dup.DuplicateSearch(**({"exact_below": cfg["exact_below"]} if cfg.get("exact_below") else {}))
     out: dict[str, Any] = {"n": n, "variant": variant, "omp_threads": faiss.omp_get_max_threads(),
+                           "input_dtype": cfg["input_dtype"],
                            "exact_below": search.exact_below}  # fmt: skip
     pool_gen = Pool(variant, cfg["seed"], cfg["clusters"])
     rng = np.random.default_rng(cfg["seed"] + 1)
     t = time.perf_counter()
-    pool = np.empty((n, DIM), np.float16)
+    pool = np.empty((n, DIM), np.dtype(cfg["input_dtype"]))
     for s in range(0, n, 100_000):
         pool[s : s + 100_000] = pool_gen.draw(min(100_000, n - s))
     n_orig = max(1, round(cfg["dup_rate"] * n))
@@ -642,9 +644,10 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
         if sample is not None and len(q_ids) == n:
             q_ids, vectors = q_ids[sample], vectors[sample]
         faiss.cvar.indexIVF_stats.reset()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         pairs = real(index, q_ids, vectors, members, s)
         timing["search_s"] = time.perf_counter() - start
+        timing["search_cpu_s"] = time.process_time() - cpu
         timing["queries"] = len(q_ids)
         timing["ndis"] = float(faiss.cvar.indexIVF_stats.ndis)
         return pairs
@@ -659,7 +662,8 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
     out["full_cpu_s"] = time.process_time() - cpu0
     out["full_peak_gib"] = rss_gib("VmHWM")
     out["full_peak_above_input_gib"] = out["full_peak_gib"] - before
-    out.update(search_s=timing["search_s"], queries=timing["queries"], ndis=timing["ndis"], complete=complete)
+    out.update(search_s=timing["search_s"], search_cpu_s=timing["search_cpu_s"], queries=timing["queries"],
+               ndis=timing["ndis"], complete=complete)  # fmt: skip
     out["build_s"] = out["full_s"] - timing["search_s"]
     out["full_est_s"] = out["build_s"] + timing["search_s"] * n / timing["queries"]
     out["sampled"] = sample is not None
@@ -705,7 +709,7 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
     n_copies = max(1, new_n // 20)
     singles = rng.choice(np.flatnonzero(~planted), n_copies, replace=False)
     fresh = np.concatenate([pool_gen.draw(new_n - n_copies), pool_gen.copies(pool[singles].astype(np.float32))])
-    fresh = fresh.astype(np.float16)
+    fresh = fresh.astype(pool.dtype)
     new_ids = [name(n + i) for i in range(new_n)]
     new_stored = dup.fp16_unit(fresh)
     incr_truth = {(name(int(s)), new_ids[new_n - n_copies + k]) for k, s in enumerate(singles)
@@ -764,11 +768,11 @@ def part2(args: argparse.Namespace, facts: dict[str, str]) -> None:
     sizes = sorted(args.sizes or ([5_000, 20_000, 40_000] if args.quick else [100_000, 300_000, 1_000_000, 3_000_000]))
     variants = args.variants
     exact_below = args.exact_below or (10_000 if args.quick else None)
-    max_queries = args.max_queries or (10_000 if args.quick else 100_000)
-    sample_queries = args.sample_queries or (5_000 if args.quick else 40_000)
+    max_queries = args.max_queries or (10_000 if args.quick else 50_000)
+    sample_queries = args.sample_queries or (5_000 if args.quick else 20_000)
     base = {"seed": 0, "clusters": args.clusters, "dup_rate": 0.01, "shard_size": 1000,
             "new_shard": 200 if args.quick else 1000, "max_queries": max_queries, "sample_queries": sample_queries,
-            "exact_below": exact_below}  # fmt: skip
+            "exact_below": exact_below, "input_dtype": args.input_dtype}  # fmt: skip
     start = time.perf_counter()
     log(f"near-duplicates: sizes {sizes}, variants {variants}; memory available at start {mem_available():.1f} GiB; "
         f"RSS limit {args.max_rss_gib:g} GiB")  # fmt: skip
@@ -802,6 +806,8 @@ def part2(args: argparse.Namespace, facts: dict[str, str]) -> None:
         r = run_child({**base, "n": n, "variant": variants[0], "exact_below": 2 * n, "max_queries": n})
         exact_rows.append(r)
         log(f"  [{variants[0]} {n:,} exact] {r['index']}: full {r['full_s']:.1f} s, incremental {r['incr_s']:.2f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "exact": exact_rows, "skipped": skipped}, indent=1))
     report_part2(facts, results, exact_rows, skipped, args.project, time.perf_counter() - start)
 
 
@@ -869,17 +875,17 @@ def report_part2(facts: dict[str, str], results: list[dict[str, Any]], exact_row
         a_incr, b_incr = fit(ns, [r["incr_s"] for r in ivf])
         big = ivf[-1]
         per_dist = big["search_s"] / big["ndis"]  # wall seconds per distance, with the search's Python around it
+        cpu_per_dist = big["search_cpu_s"] / big["ndis"]  # CPU seconds (all threads) per distance
         balance = (big["ndis"] / big["queries"]) / (16 * big["n"] / big["nlist"])
         nl = nlist_for(project)
         dist_full = project * 16 * project / nl * balance
         build_a, build_b = fit(ns, [r["build_s"] for r in ivf])
         model_full = dist_full * per_dist + build_a * project**build_b
+        build_cpu_a, build_cpu_b = fit(ns, [max(r["full_cpu_s"] - r["search_cpu_s"], 1e-3) for r in ivf])
+        core_h = (dist_full * cpu_per_dist + build_cpu_a * project**build_cpu_b) / 3600
         incr_dist = 1000 * 16 * project / nl * balance
         bytes_per = big["index_bytes"] / big["n"]
         peak_per = big["full_peak_gib"] * 2**30 / big["n"]
-        # add_shards gets float32 vectors from video_embeddings in the pipeline: its input and the stacked copy are
-        # then twice this benchmark's fp16 ones.
-        peak_f32 = peak_per + 2 * DIM * 2
         scan_per = (big["save_s"] + big["load_s"]) / big["index_bytes"]
         cores = int(big["omp_threads"])
         log(f"Projection to {project:,} videos ({variant}; IVF sizes {', '.join(f'{n:,}' for n in ns)}):")
@@ -890,8 +896,9 @@ def report_part2(facts: dict[str, str], results: list[dict[str, Any]], exact_row
             ["(a) full build, distance model", f"N·nprobe·N/nlist(N)·{balance:.2f} distances × "
              f"{per_dist * 1e9:.0f} ns + build {build_a:.3g}·N^{build_b:.2f} s", human_s(model_full),
              f"nlist({project:,}) = {nl}; {dist_full:.2e} distances; {cores} cores"],
-            ["(a) same, core-hours", "", f"{model_full * cores / 3600:,.0f} core-h",
-             f"≈ {human_s(model_full * cores / 64)} on 64 cores if OpenMP scales"],
+            ["(a) same in CPU time", f"distances × {cpu_per_dist * 1e9:.0f} ns CPU + build CPU "
+             f"{build_cpu_a:.3g}·N^{build_cpu_b:.2f} s", f"{core_h:,.0f} core-h",
+             f"≈ {human_s(core_h * 3600 / 64)} on 64 idle cores if OpenMP scales"],
             ["(b) +1 shard, fitted", f"{a_incr:.3g} · N^{b_incr:.2f} s", human_s(a_incr * project**b_incr), ""],
             ["(b) +1 shard, search distances", "1000·nprobe·N/nlist(N)", f"{incr_dist:.2e} → "
              f"{human_s(incr_dist * per_dist)}", "plus O(N) bookkeeping (members set, list copy)"],
@@ -899,9 +906,12 @@ def report_part2(facts: dict[str, str], results: list[dict[str, Any]], exact_row
             ["save + load of the index per run", f"{scan_per * 1e9:.2f} s/GB × index",
              human_s(scan_per * bytes_per * project),
              "in memory only; plus the object store's transfer of the file"],
-            ["(a) peak RSS of a full build", f"{peak_per:.0f} B × N (fp16 input; float32 input ≈ {peak_f32:.0f} B)",
-             f"{peak_per * project / 2**30:,.0f} GiB ({peak_f32 * project / 2**30:,.0f} GiB with float32 input)",
-             f"measured at {big['n']:,}"],
+            ["(a) peak RSS of a full build", f"{peak_per:.0f} B × N", f"{peak_per * project / 2**30:,.0f} GiB",
+             f"measured at {big['n']:,} ({big.get('input_dtype', '?')} input)"],
+            *[["exact flat scan instead (BLAS), full build",
+               f"N² distances × {e['search_s'] / e['n'] ** 2 * 1e9:.1f} ns",
+               human_s(project**2 * e["search_s"] / e["n"] ** 2), f"measured at {e['n']:,} ({e['variant']}); "
+               f"{e['index_bytes'] / e['n']:.0f} B/video"] for e in exact_rows],
         ]))  # fmt: skip
         log("")
     for line in skipped:
@@ -940,13 +950,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["random", "clustered"], choices=["random", "clustered"])
     parser.add_argument("--clusters", type=int, default=2000, help="clusters of the clustered variant (default 2000)")
     parser.add_argument("--max-queries", type=int, help="above this many videos the full build's search runs on a "
-                        "sample of queries, scaled to all (default 100000, quick 10000)")  # fmt: skip
+                        "sample of queries, scaled to all (default 50000, quick 10000)")  # fmt: skip
     parser.add_argument("--sample-queries", type=int, help="queries of such a sampled search, every planted video "
-                        "included (default 40000, quick 5000)")  # fmt: skip
+                        "included (default 20000, quick 5000)")  # fmt: skip
     parser.add_argument("--max-rss-gib", type=float, default=12.0, help="skip a size whose peak, predicted from "
                         "the previous size's bytes per video, exceeds this or 80 %% of available memory (default 12)")
     parser.add_argument("--exact-below", type=int, help="DuplicateSearch.exact_below (default: its own, 100000; quick "
                         "10000)")  # fmt: skip
+    parser.add_argument("--input-dtype", default="float32", choices=["float32", "float16"],
+                        help="dtype of the vectors handed to add_shards (default float32, as the pipeline's)")
+    parser.add_argument("--json", help="also write Part 2's measures (one object per process) to this file")
     parser.add_argument("--exact-check", action="store_true", help="also the exact flat scan at the smallest IVF size")
     parser.add_argument("--project", type=int, default=50_000_000, help="projection size (default 50,000,000)")
     parser.add_argument("--dedup-child", help=argparse.SUPPRESS)
