@@ -51,7 +51,7 @@ def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setu
     assert len(models) == 1 and "farneback" not in models
     # Only the motion step and what reads it ran again: the embeddings were current.
     assert {s: TableStore(str(data)).stamp("frame_embeddings", s) for s in embeddings} == embeddings
-    assert "Step 1: video_manifest, frame_embeddings, motion_scores, aesthetic_scores, temporal_scores on 4 shard(s), 4 to run" in out
+    assert "Step 1: video_manifest, frame_embeddings, motion_scores, aesthetic_scores, content_scores, temporal_scores on 4 shard(s), 4 to run" in out
     require_one_identity(TableStore(str(data)), "motion_scores", str(data))  # one model: thresholds may proceed
 
     # The command's runs are ordinary runs: re-executed the way the UI does it (its GraphQL mutation), the copy

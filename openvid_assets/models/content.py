@@ -58,16 +58,13 @@ CONTENT_SCHEMA = {"video_id": pl.String, "source_uri": pl.String, "status": pl.S
 def content_rows(embeddings: pl.DataFrame, manifest: pl.DataFrame, nsfw: NSFWScorer | None) -> pl.DataFrame:
     """One row per video of an embeddings table: exposure (mean over frames), text area (mean over the frames
     the detector saw), NSFW (max over frames) and the crop box in the video's displayed pixels."""
-    from openvid_assets.models.scoring import embedding_matrix
+    from openvid_assets.models.scoring import embedding_matrix, video_groups
 
     sizes = {r["video_id"]: (r["width"], r["height"]) for r in
              manifest.filter(pl.col("status") == "ok").select("video_id", "width", "height").iter_rows(named=True)}  # fmt: skip
     identity = {"model": nsfw.name if nsfw else "", "weights_digest": nsfw.weights_digest if nsfw else ""}
     rows = []
-    order = embeddings.select("video_id", "source_uri").unique(maintain_order=True)
-    groups = {k[0]: g for k, g in embeddings.group_by("video_id", maintain_order=True)}
-    for video_id, source_uri in order.iter_rows():
-        group = groups[video_id]
+    for video_id, source_uri, group in video_groups(embeddings):
         base = {"video_id": video_id, "source_uri": source_uri, **identity}
         if group["status"][0] != "ok" or "picture_box" not in group.columns:
             rows.append({**base, "status": "failed", "error": group["error"][0] or "no frame measures"})

@@ -232,15 +232,19 @@ def video_embeddings(embeddings: pl.DataFrame) -> tuple[list[str], np.ndarray]:
     return ids, np.stack(vectors)
 
 
+def video_groups(embeddings: pl.DataFrame) -> Iterator[tuple[str, str, pl.DataFrame]]:
+    """(video id, source uri, its rows) in table order. By both: a file with the same content as another has
+    the same video id, and its one row (failed, as a duplicate) must not join the original's frames."""
+    for (video_id, source_uri), group in embeddings.group_by("video_id", "source_uri", maintain_order=True):
+        yield video_id, source_uri, group
+
+
 def _per_video(embeddings: pl.DataFrame, compute: Callable[[int, pl.DataFrame], tuple[float, list[int]]],
                key: RowKey) -> pl.DataFrame:  # fmt: skip
     """Apply ``compute`` to each video's ok embedding rows; failures pass through."""
     rows = []
     key_columns = key.columns()
-    order = embeddings.select("video_id", "source_uri").unique(maintain_order=True)
-    groups = {k[0]: g for k, g in embeddings.group_by("video_id", maintain_order=True)}
-    for video_id, source_uri in order.iter_rows():
-        group = groups[video_id]
+    for video_id, source_uri, group in video_groups(embeddings):
         base = {"video_id": video_id, "source_uri": source_uri, **key_columns}
         if group["status"][0] != "ok":
             rows.append({**base, "status": "failed", "error": group["error"][0]})

@@ -46,11 +46,18 @@ def test_rows_carry_failures_crop_boxes_in_display_pixels_and_the_worst_frame():
     rows += rows_for("plain", frames, [0.0, 0.0, 1.0, 1.0], [-0.3, -0.2, -0.4])
     rows.append({"video_id": "broken", "source_uri": "/v/broken.mp4", "status": "failed",
                  "error": "could not decode frames: moov atom not found"})  # fmt: skip
+    # A second file with the same bytes as "plain": same video id, one failed row, after the original's frames.
+    rows.append({"video_id": "plain", "source_uri": "/v/copy-of-plain.mp4", "status": "failed",
+                 "error": "duplicate content of /v/plain.mp4"})  # fmt: skip
     embeddings = pl.DataFrame(rows, schema=EMBEDDING_SCHEMA)
     manifest = pl.DataFrame({"video_id": ["bars", "plain", "broken"], "status": ["ok", "ok", "ok"],
                              "width": [1920, 640, 640], "height": [1080, 360, 360]})  # fmt: skip
     table = content_rows(embeddings, manifest, FrameIndexNSFW())
-    by_id = {r["video_id"]: r for r in table.iter_rows(named=True)}
+    assert table.select("video_id", "source_uri", "status").rows() == [
+        ("bars", "/v/bars.mp4", "ok"), ("plain", "/v/plain.mp4", "ok"), ("broken", "/v/broken.mp4", "failed"),
+        ("plain", "/v/copy-of-plain.mp4", "failed")]  # fmt: skip
+    assert "duplicate content" in table["error"][3]
+    by_id = {r["video_id"]: r for r in table.iter_rows(named=True) if r["error"] is None or r["video_id"] != "plain"}
     assert by_id["broken"]["status"] == "failed" and "moov atom" in by_id["broken"]["error"]
     bars = by_id["bars"]
     assert (bars["crop_x"], bars["crop_y"], bars["crop_w"], bars["crop_h"]) == (0, 136, 1920, 808)

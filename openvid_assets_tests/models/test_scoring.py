@@ -60,6 +60,15 @@ def test_temporal_consistency_orders_static_smooth_flicker(shard, embedder):
     static_rows = embeddings.filter(pl.col("source_uri").str.ends_with("/static.mp4"))
     assert sorted(static_rows["frame_index"]) == sampling.union(48) == [4, 5, 24, 25, 43, 44]
 
+    # A byte-identical copy of static.mp4 shares its video id; its one row (failed as a duplicate) stays failed
+    # and does not change the original's score.
+    copy = static_rows.head(1).with_columns(source_uri=pl.lit("/elsewhere/copy.mp4"), status=pl.lit("failed"),
+                                            error=pl.lit("duplicate content"), embedding=None, frame_index=None)  # fmt: skip
+    for score in (lambda e: temporal_scores(e, sampling), lambda e: aesthetic_scores(e, AestheticScorer(None, device="cpu"), sampling)):
+        rows = by_name(score(pl.concat([embeddings, copy])))
+        assert (rows["copy.mp4"]["status"], rows["copy.mp4"]["error"]) == ("failed", "duplicate content")
+        assert rows["static.mp4"]["score"] == by_name(score(embeddings))["static.mp4"]["score"]
+
 
 def test_adjacent_pairs_see_frame_level_flicker_that_spread_frames_step_over(tmp_path, embedder):
     steady = synthetic.smooth_pan(tmp_path, num_frames=73)

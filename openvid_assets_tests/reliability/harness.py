@@ -50,7 +50,7 @@ PER_SHARD = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal
              "content_scores", "quality_candidates", "clarity_scores", "selected_videos", "clips", "captions"]  # fmt: skip
 GLOBAL = ["score_thresholds", "near_duplicates", "clarity_threshold", "lineage", "curated_dataset", "hd_subset",
           "quality_tiers", "dataset_card"]  # fmt: skip
-FIRST_WAVE = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores"]
+FIRST_WAVE = ["video_manifest", "frame_embeddings", "aesthetic_scores", "content_scores", "temporal_scores", "motion_scores"]
 # SQLite trouble in any output: locks, and the schema or unique-key races of concurrent first use.
 LOCK_ERRORS = re.compile(r"database is locked|database table is locked|OperationalError|IntegrityError", re.I)
 
