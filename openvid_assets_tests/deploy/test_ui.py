@@ -203,6 +203,7 @@ def test_asset_graph_shows_every_asset_of_the_pipeline(ui, page, artifacts):
             expect(drawn, f"{group}: asset {name} drawn once").to_have_count(labels[group].count(name) + (name in groups))
     # The picture: every group expanded, the asset tree beside the graph hidden, the graph fitted to the window.
     expanded = ",".join(f"global@global:{g}" for g in groups)
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 2 * VIEWPORT["height"]})  # the graph is tall
     with screenshot_after(page, artifacts, "ui_asset_graph"):
         page.goto(f"{url}/asset-groups?expanded={expanded}", wait_until="load")
         expect(nodes.get_by_text("video_manifest", exact=True).first).to_be_visible()
