@@ -26,6 +26,7 @@ from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage, q
 from openvid_assets.assets.selection import clarity_threshold, quality_candidates, score_thresholds, selected_videos
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.suitability import suitability_model, suitability_scores
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP, mvdit_checkpoint, mvdit_latents, mvdit_samples
 
 ASSETS = [
@@ -38,6 +39,8 @@ ASSETS = [
     content_scores,
     near_duplicates,
     labels,
+    suitability_model,
+    suitability_scores,
     score_thresholds,
     quality_candidates,
     clarity_scores,

@@ -262,7 +262,7 @@ PAPER_NEAR_DUPLICATE, OFFLINE_NEAR_DUPLICATE = 0.98, 0.9997
 CONTENT_MEASURES = {"brightness": ("too dark", "too bright"), "dark_share": ("too few dark pixels", "too dark"),
                     "bright_share": ("too few bright pixels", "overexposed"), "contrast": ("washed out", "harsh"),
                     "colourfulness": ("colourless", "oversaturated"), "text_area": ("too little text", "burnt-in text"),
-                    "nsfw": ("not NSFW", "NSFW")}  # fmt: skip
+                    "nsfw": ("not NSFW", "NSFW"), "suitability": ("unsuitable (learned filter)", "too suitable")}  # fmt: skip
 
 
 class FilterSettings(_Section):
@@ -284,6 +284,8 @@ class FilterSettings(_Section):
                            "caption card 0.25, a corner logo ~0.01")  # fmt: skip
     nsfw: str = Field(default="max:0", description="Stable Diffusion safety checker margin on the stored CLIP "
                       "embeddings, max over frames (> 0: the checker flags a frame)")  # fmt: skip
+    suitability: str = Field(default="off", description="P(good) from the learned filter fitted on people's "
+                             "labels (suitability_model; docs/CALIBRATION.md), e.g. min:0.5")  # fmt: skip
     crop_borders: bool = Field(default=True, description="cut letterbox/pillarbox bars from clips (re-encoded "
                                "clips); the HD rule then uses the picture's size")  # fmt: skip
 

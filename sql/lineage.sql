@@ -74,7 +74,7 @@ judged AS (
                        'reason': printf('%d of %d clips captioned', cp.captioned, cl.clips)}
         END AS verdict,
         c.aesthetic, c.temporal, c.motion, s.clarity, cl.clips, cp.captioned,
-        c.brightness, c.dark_share, c.bright_share, c.contrast, c.colourfulness, c.text_area, c.nsfw,
+        c.brightness, c.dark_share, c.bright_share, c.contrast, c.colourfulness, c.text_area, c.nsfw, c.suitability,
         c.crop_w, c.crop_h, c.bordered,
         m.width, m.height, m.fps, m.num_frames, m.duration_s, src.source, src.not_applied
     FROM m
@@ -88,7 +88,7 @@ SELECT
     j.video_id, j.source_uri, j.shard, j.position, coalesce(j.source, 'default') AS source,
     j.verdict.status AS status, j.verdict.stage AS stage, j.verdict.reason AS reason,
     j.aesthetic, j.temporal, j.motion, j.clarity, coalesce(j.clips, 0) AS clips, coalesce(j.captioned, 0) AS captioned,
-    j.brightness, j.dark_share, j.bright_share, j.contrast, j.colourfulness, j.text_area, j.nsfw,
+    j.brightness, j.dark_share, j.bright_share, j.contrast, j.colourfulness, j.text_area, j.nsfw, j.suitability,
     j.crop_w AS picture_width, j.crop_h AS picture_height, j.bordered,
     j.width, j.height, j.fps, j.num_frames, j.duration_s,
     j.not_applied,  -- the steps this video's source skips (a pass-through, never a silent gap)

@@ -4,7 +4,8 @@
 -- Inputs: aesthetic, temporal, motion, content (this shard's score tables), thresholds (score_thresholds: the
 -- rows of this shard's source; a step the source skips has no cut lines, so it passes every video), duplicates
 -- (near_duplicates: video_id, duplicate_of, cosine), filters (the content rules: measure, lower, upper,
--- description, below, above).
+-- description, below, above), suitability (suitability_scores: the learned filter's P(good), judged by the
+-- content rule of the same name).
 WITH cut AS (
     SELECT
         max(lower) FILTER (WHERE score = 'aesthetic') AS a_lo, max(upper) FILTER (WHERE score = 'aesthetic') AS a_hi,
@@ -22,7 +23,9 @@ content_verdicts AS (
            string_agg(content_verdict(u.measure, u.value, f.lower, f.upper, f.description, f.below, f.above), '; '
                       ORDER BY f.measure) AS content_reason
     FROM (UNPIVOT (SELECT source_uri, brightness, dark_share, bright_share, contrast, colourfulness, text_area, nsfw
-                   FROM content WHERE status = 'ok')
+                   FROM content WHERE status = 'ok'
+                   UNION ALL BY NAME
+                   SELECT source_uri, score AS suitability FROM suitability WHERE status = 'ok')
           ON COLUMNS(* EXCLUDE source_uri) INTO NAME measure VALUE value) AS u
     JOIN filters AS f USING (measure)
     GROUP BY u.source_uri
@@ -38,7 +41,7 @@ scored AS (
             CASE WHEN ct.status <> 'ok' THEN 'content: ' || ct.error END) AS failure,
         (a.status = 'ok' AND t.status = 'ok' AND m.status = 'ok' AND coalesce(ct.status = 'ok', true)) AS all_ok,
         ct.brightness, ct.dark_share, ct.bright_share, ct.contrast, ct.colourfulness, ct.text_area, ct.nsfw,
-        ct.crop_x, ct.crop_y, ct.crop_w, ct.crop_h, ct.bordered,
+        su.score AS suitability, ct.crop_x, ct.crop_y, ct.crop_w, ct.crop_h, ct.bordered,
         cv.content_reason,
         CASE WHEN d.duplicate_of IS NOT NULL
              THEN printf('near-duplicate of %s (cos %.3f)', d.duplicate_of, d.cosine) END AS duplicate_reason
@@ -47,13 +50,14 @@ scored AS (
     JOIN motion AS m USING (source_uri)
     LEFT JOIN content AS ct USING (source_uri)
     LEFT JOIN content_verdicts AS cv USING (source_uri)
+    LEFT JOIN (SELECT source_uri, score FROM suitability WHERE status = 'ok') AS su USING (source_uri)
     LEFT JOIN duplicates AS d ON d.video_id = a.video_id
     -- videos the manifest rejected never reached scoring
     WHERE NOT (a.status = 'failed' AND starts_with(a.error, 'manifest: '))
 )
 SELECT
     s.video_id, s.source_uri, s.aesthetic, s.temporal, s.motion,
-    s.brightness, s.dark_share, s.bright_share, s.contrast, s.colourfulness, s.text_area, s.nsfw,
+    s.brightness, s.dark_share, s.bright_share, s.contrast, s.colourfulness, s.text_area, s.nsfw, s.suitability,
     s.crop_x, s.crop_y, s.crop_w, s.crop_h, s.bordered,
     nullif(s.failure, '') AS failure,
     CASE WHEN s.all_ok THEN s.duplicate_reason END AS duplicate_reason,

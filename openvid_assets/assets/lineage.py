@@ -59,6 +59,7 @@ def _not_reached(asset_name: str) -> pl.DataFrame:
     if asset_name == CANDIDATES:
         scores = {name: empty(SCORE_SCHEMA) for name in ("aesthetic", "temporal", "motion")}
         return run_sql("quality_candidates", {**scores, "content": empty(CONTENT_SCHEMA),
+                                              "suitability": empty(SCORE_SCHEMA),
                                               "duplicates": empty(DUPLICATES_SCHEMA),
                                               "filters": Recipe().filters.table(),
                                               "thresholds": empty(THRESHOLDS_SCHEMA)})  # fmt: skip

@@ -15,6 +15,7 @@ from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.scores import aesthetic_scores, clarity_scores, motion_scores, temporal_scores
 from openvid_assets.assets.shards import shards_partitions, source_of
+from openvid_assets.assets.suitability import SUITABILITY, suitability_scores
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.recipe import RecipeError
 from openvid_assets.store.selection import (SCORE_TABLES, Fitted, MixedModelsError, Rule, SourceThresholds,
@@ -129,14 +130,22 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "selection", "code_v
 def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, duplicates: pl.DataFrame) -> pl.DataFrame:
     """One shard's quality_candidates table: its scores and content measures judged by its source's cut lines,
     the content rules (``filters``) and the pool's near-duplicates."""
+    from openvid_assets.models.scoring import SCORE_SCHEMA
+
+    suitability = tables.read_if_exists(SUITABILITY, shard)
+    if suitability is None:  # a data root from before the learned filter: nothing to judge unless it is asked for
+        if filters.filter((pl.col("measure") == "suitability") & pl.any_horizontal(pl.col("lower", "upper").is_not_null())).height:
+            raise FileNotFoundError(f"{shard}: filters.suitability is on: materialize suitability_scores first")
+        suitability = pl.DataFrame(schema=SCORE_SCHEMA)
     return _shard_sql(tables, "quality_candidates", {
         "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
         "motion": ("motion_scores", shard), "content": (CONTENT, shard), "duplicates": duplicates,
-        "filters": filters, "thresholds": source_thresholds(tables, SCORE_THRESHOLDS, shard)})  # fmt: skip
+        "suitability": suitability, "filters": filters,
+        "thresholds": source_thresholds(tables, SCORE_THRESHOLDS, shard)})  # fmt: skip
 
 
 @asset(**SHARD, **SQL_SHARD_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, score_thresholds,
-                                        content_scores, near_duplicates, recipe_key("filters")],
+                                        content_scores, near_duplicates, suitability_scores, recipe_key("filters")],
        description="S_A ∩ S_T ∩ S_M for one shard, less near-duplicates and videos a content rule drops, with the "
        "reasons each other video fell short.")  # fmt: skip
 def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:

@@ -7,13 +7,17 @@
   side with no labelled value beyond it gets no cut.
 - ``SuitabilityFilter``: a logistic regression on the stored CLIP embedding of each video and its scores,
   cross-validated (AUC and accuracy, mean and spread over folds), then applied to every video: a few hundred
-  labels filter millions of videos with no new model pass.
+  labels filter millions of videos with no new model pass. Every stage of it is linear, so the fitted filter
+  reduces exactly to one weight per input and a bias (``LinearSuitability``), stored as JSON (no pickle) and
+  applied per shard by ``suitability_rows``.
 - ``CaptionFilter``: TF-IDF of word n-grams and a logistic regression on captions labelled "bad caption" or
   good.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -150,6 +154,7 @@ class SuitabilityFilter:
     seed: int = 0
     model: Any = None
     report: dict[str, float] = field(default_factory=dict)
+    dim: int = 0
 
     def _pipeline(self, samples: int, dim: int) -> Any:
         """The standardised embedding beside the standardised scores; with fewer labels than embedding dimensions,
@@ -185,8 +190,20 @@ class SuitabilityFilter:
                        "accuracy": float(result["test_accuracy"].mean()),
                        "accuracy_std": float(result["test_accuracy"].std()), "folds": folds.get_n_splits(),
                        "labelled": len(good), "good": int(good.sum())}  # fmt: skip
-        self.model = self._pipeline(len(good), np.asarray(embeddings).shape[1]).fit(x, good)
+        self.dim = np.asarray(embeddings).shape[1]
+        self.model = self._pipeline(len(good), self.dim).fit(x, good)
         return self
+
+    def linear(self) -> LinearSuitability:
+        """The fitted pipeline as the affine map it is (PCA, scaling and the regression's logit are all affine):
+        read off the logit at zero and at each unit input."""
+        if self.model is None:
+            raise CalibrationError("the filter is not fitted")
+        inputs = self.dim + len(self.score_names)
+        logits = self.model.decision_function(np.vstack([np.zeros(inputs), np.eye(inputs)]))
+        weights = logits[1:] - logits[0]
+        return LinearSuitability(weights[: self.dim], weights[self.dim:], float(logits[0]), self.score_names,
+                                 dict(self.report))  # fmt: skip
 
     def predict(self, embeddings: np.ndarray, scores: np.ndarray) -> np.ndarray:
         if self.model is None:
@@ -194,6 +211,91 @@ class SuitabilityFilter:
         if len(embeddings) == 0:
             return np.zeros(0)
         return self.model.predict_proba(_features(embeddings, scores))[:, 1]
+
+
+SUITABILITY_INPUTS = ("aesthetic", "temporal", "motion")  # the scores every video has before selection
+
+
+@dataclass(frozen=True)
+class LinearSuitability:
+    """A fitted learned filter: P(good) = sigmoid(embedding . w + scores . v + b), missing scores as 0."""
+
+    embedding_weights: np.ndarray
+    score_weights: np.ndarray
+    bias: float
+    score_names: tuple[str, ...]
+    report: dict[str, float]
+
+    def predict(self, embeddings: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if len(embeddings) == 0:
+            return np.zeros(0)
+        logits = _features(embeddings, scores) @ np.concatenate([self.embedding_weights, self.score_weights])
+        return 1 / (1 + np.exp(-(logits + self.bias)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"embedding_weights": self.embedding_weights.tolist(), "score_weights": self.score_weights.tolist(),
+                "bias": self.bias, "score_names": list(self.score_names), "report": self.report}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LinearSuitability:
+        return cls(np.asarray(d["embedding_weights"], np.float64), np.asarray(d["score_weights"], np.float64),
+                   float(d["bias"]), tuple(d["score_names"]), d["report"])  # fmt: skip
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict()).encode()).hexdigest()[:16]
+
+
+def suitability_inputs(embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame]) -> tuple[
+        list[str], np.ndarray, np.ndarray]:  # fmt: skip
+    """(video ids, mean CLIP embeddings, their ``SUITABILITY_INPUTS`` scores; NaN where a score failed) of the
+    ok videos of a frame_embeddings table, with ``scores`` the same shards' score tables by name."""
+    from openvid_assets.models.scoring import video_embeddings
+
+    ids, vectors = video_embeddings(embeddings)
+    columns = []
+    for name in SUITABILITY_INPUTS:
+        values = dict(scores[name].filter(pl.col("status") == "ok").select("video_id", "score").iter_rows())
+        columns.append([values.get(v, math.nan) for v in ids])
+    return ids, vectors, np.array(columns, np.float64).T.reshape(len(ids), len(SUITABILITY_INPUTS))
+
+
+def fit_suitability(labels: pl.DataFrame, embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame]) -> tuple[
+        LinearSuitability, pl.DataFrame]:  # fmt: skip
+    """The learned filter fitted on every good/bad label of a video (each reviewer's latest, whichever score's
+    page it was given on: it judges the video), with the labelled videos' inputs; and the training rows."""
+    judged = (labels.filter(pl.col("label").is_in(["good", "bad"])).unique(["reviewer", "item"], keep="last",
+                                                                            maintain_order=True))  # fmt: skip
+    ids, vectors, values = suitability_inputs(embeddings, scores)
+    row = {v: k for k, v in enumerate(ids)}
+    used = judged.filter(pl.col("item").is_in(ids))
+    if used.is_empty():
+        raise CalibrationError("no labelled video has embeddings yet: label videos on the review page "
+                               "(openvid-assets review)")  # fmt: skip
+    at = [row[item] for item in used["item"]]
+    fitted = SuitabilityFilter(SUITABILITY_INPUTS).fit(vectors[at], values[at], (used["label"] == "good").to_numpy())
+    return fitted.linear(), used.select("reviewer", "item", "label")
+
+
+def suitability_rows(embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame], model: LinearSuitability | None,
+                     unfitted: str = "") -> pl.DataFrame:  # fmt: skip
+    """One score row per video of a shard's frame_embeddings table: P(good) from the learned filter; a video
+    whose embedding failed keeps that reason, and with no model (``unfitted``: why) every row says so."""
+    from openvid_assets.models.scoring import SCORE_SCHEMA, video_groups
+
+    ids, vectors, values = suitability_inputs(embeddings, scores)
+    predicted = dict(zip(ids, model.predict(vectors, values))) if model is not None else {}
+    key = {"model": "suitability-linear", "weights_digest": model.digest if model else "", "params": "{}",
+           "params_hash": ""}  # fmt: skip
+    rows = []
+    for video_id, source_uri, group in video_groups(embeddings):
+        base = {"video_id": video_id, "source_uri": source_uri, "frame_indices": [], **key}
+        if video_id in predicted and group["status"][0] == "ok":
+            rows.append({**base, "status": "ok", "score": float(predicted[video_id])})
+        else:
+            error = group["error"][0] if group["status"][0] != "ok" else f"no suitability model: {unfitted}"
+            rows.append({**base, "status": "failed", "error": error})
+    return pl.DataFrame(rows, schema=SCORE_SCHEMA)
 
 
 @dataclass

@@ -39,6 +39,8 @@ PREVIEW_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,120}\.(webp|jpg)$")
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MEDIA_TYPES = {"webp": "image/webp", "jpg": "image/jpeg"}
 PAGE = Path(__file__).with_name("page.html")
+# The scores a sample can be drawn across: the quality scores, and the learned filter's P(good).
+REVIEW_SCORES = {**SCORE_TABLES, "suitability": "suitability_scores"}
 
 
 class BadRequest(ValueError):
@@ -54,7 +56,7 @@ class ReviewData:
         self._items: tuple[float, dict[str, str]] | None = None
 
     def scores(self) -> list[str]:
-        return [name for name, table in SCORE_TABLES.items() if self.tables.shards(table)]
+        return [name for name, table in REVIEW_SCORES.items() if self.tables.shards(table)]
 
     def items(self) -> dict[str, str]:
         """Every previewed item (video or clip id -> kind): labels for anything else are refused."""
@@ -82,7 +84,7 @@ class ReviewData:
         if not self.tables.shards("previews"):
             raise BadRequest("no previews yet: materialize the previews asset (openvid-assets run makes them)")
         sources = ShardRegistry(self.tables).sources()
-        inputs = {"scores": self.tables.scan_source(SCORE_TABLES[score], self.tables.shards(SCORE_TABLES[score])),
+        inputs = {"scores": self.tables.scan_source(REVIEW_SCORES[score], self.tables.shards(REVIEW_SCORES[score])),
                   "previews": self.tables.scan_source("previews", self.tables.shards("previews")),
                   "sources": pl.DataFrame({"shard": list(sources), "source": list(sources.values())},
                                           schema={"shard": pl.String, "source": pl.String}),

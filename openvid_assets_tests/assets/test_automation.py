@@ -31,7 +31,7 @@ def test_every_step_has_the_policy_its_kind_needs():
         assert (op.pool == GPU_POOL) == (name in MODEL_STEPS or a in TRAINING), name
         if a.partitions_def is not None and a not in TRAINING:
             kind = a.backfill_policy.policy_type
-            sql = name in ("quality_candidates", "selected_videos")
+            sql = name in ("quality_candidates", "selected_videos", "suitability_scores")
             assert kind == (BackfillPolicyType.SINGLE_RUN if sql else BackfillPolicyType.MULTI_RUN), name
         assert (a.automation_conditions_by_key.get(a.key) is None) == (a in TRAINING), name
 

@@ -1,6 +1,9 @@
 """Calibration end to end on generated videos whose right label is known (moving = good, still = bad): a few
 labels fit a motion cut that separates every other video, and a learned filter on the stored embeddings and
-scores alone ranks held-back videos correctly."""
+scores alone ranks held-back videos correctly: fitted by the suitability_model asset, applied to every video by
+suitability_scores, judged by its content rule in quality_candidates."""
+
+import json
 
 import numpy as np
 import polars as pl
@@ -11,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from openvid_assets.assets.labels import record_labels
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
+from openvid_assets.assets.suitability import MODEL_FILE
 from openvid_assets.definitions import build_definitions
 from openvid_assets.media import synthetic
 from openvid_assets.models.calibration import SuitabilityFilter
@@ -40,7 +44,8 @@ def scored(tmp_path_factory):
         synthetic.static(videos, f"still_{i}.mp4", num_frames=24, seed=300 + i)
         synthetic.smooth_pan(videos, f"pan_{i}.mp4", num_frames=24, seed=400 + i, px_per_frame=2 + i % 4)
     # Near-duplicates off: the offline stand-in CLIP cannot tell two pans of one palette apart.
-    store_recipe(str(data), FAST, selection={**OFF, "motion": "calibrated:f1"}, filters={"near_duplicate": "off"})
+    store_recipe(str(data), FAST, selection={**OFF, "motion": "calibrated:f1"},
+                 filters={"near_duplicate": "off", "suitability": "min:0.5"})  # fmt: skip
     defs = build_definitions(str(data))
     tables = defs.resources["store"].tables()
     with DagsterInstance.ephemeral() as instance:
@@ -57,8 +62,9 @@ def scored(tmp_path_factory):
         for reviewer in ("ana", "bo"):
             store.append(reviewer, [{"item": v, "score": "motion", "label": "good" if good[v] else "bad",
                                      "tags": [] if good[v] else ["static"]} for v in sample])  # fmt: skip
-        materialize(defs, instance, shards, ["near_duplicates", "score_thresholds"], per_shard=False)
-        materialize(defs, instance, shards, ["quality_candidates"])
+        materialize(defs, instance, shards, ["near_duplicates", "score_thresholds", "suitability_model"],
+                    per_shard=False)  # fmt: skip
+        materialize(defs, instance, shards, ["suitability_scores", "quality_candidates"])
         observed = instance.get_latest_data_version_record(AssetKey("labels"))
     return tables, shards, good, names, set(sample), observed
 
@@ -71,8 +77,8 @@ def test_a_few_labels_fit_a_motion_cut_that_separates_every_other_video(scored):
     candidates = pl.concat([tables.read("quality_candidates", s) for s in shards])
     held_back = candidates.filter(~pl.col("video_id").is_in(list(sample)))
     assert held_back.height == 14
-    for row in held_back.iter_rows(named=True):
-        assert row["candidate"] == good[row["video_id"]], (names[row["video_id"]], row["motion"], cut)
+    for row in held_back.iter_rows(named=True):  # the motion cut alone (the learned filter is judged below)
+        assert (row["quality_reason"] is None) == good[row["video_id"]], (names[row["video_id"]], row["motion"], cut)
     assert observed is not None  # the labels were observed before the run, as the run command does
 
 
@@ -90,3 +96,20 @@ def test_the_learned_filter_ranks_held_back_videos_from_stored_embeddings_and_sc
                                                                            labels[train])  # fmt: skip
     assert f.report["labelled"] == 8 and 0 <= f.report["auc"] <= 1 and f.report["folds"] == 4  # 2 per fold: noisy
     assert roc_auc_score(labels[~train], f.predict(vectors[~train], features[~train])) >= 0.9
+
+
+def test_the_suitability_assets_fit_on_the_labels_and_judge_every_video(scored):
+    tables, shards, good, names, sample, _ = scored
+    stored = json.loads(tables.fs.get(MODEL_FILE))
+    assert stored["labels"] == 12 and stored["model"]["report"]["labelled"] == 12  # 6 videos, 2 reviewers
+    assert len(stored["model"]["embedding_weights"]) == 768  # the weights themselves, as JSON
+    rows = pl.concat([tables.read("suitability_scores", s) for s in shards])
+    assert rows.height == 20 and (rows["status"] == "ok").all()
+    held = rows.filter(~pl.col("video_id").is_in(list(sample)))
+    assert roc_auc_score([good[v] for v in held["video_id"]], held["score"]) >= 0.9
+    candidates = pl.concat([tables.read("quality_candidates", s) for s in shards])
+    for row in candidates.iter_rows(named=True):  # filters.suitability = min:0.5
+        dropped = "unsuitable (learned filter)" in (row["content_reason"] or "")
+        assert dropped == (row["suitability"] < 0.5), (names[row["video_id"]], row)
+    assert candidates["content_reason"].str.contains("unsuitable").sum() >= 5  # the still videos, most of 10
+    assert candidates.filter(pl.col("candidate"))["video_id"].map_elements(good.get, return_dtype=pl.Boolean).all()

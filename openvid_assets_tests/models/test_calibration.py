@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from openvid_assets.models.calibration import (CalibrationError, CaptionFilter, SuitabilityFilter, Target, fit_cut,
-                                               pr_curve)  # fmt: skip
+import json
+
+import polars as pl
+
+from openvid_assets.models.calibration import (CalibrationError, CaptionFilter, LinearSuitability, SuitabilityFilter,
+                                               Target, fit_cut, pr_curve, suitability_rows)  # fmt: skip
+from openvid_assets.models.scoring import EMBEDDING_SCHEMA, SCORE_SCHEMA
 
 
 def test_the_curve_counts_ties_together():
@@ -56,6 +61,45 @@ def test_the_learned_filter_separates_held_back_items_from_embeddings_and_scores
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(good[200:], f.predict(embeddings[200:], scores[200:])) > 0.9
+
+
+@pytest.mark.parametrize("labelled", [40, 200])  # fewer labels than dimensions (PCA in the pipeline), and more
+def test_the_fitted_filter_is_exactly_its_linear_form_and_survives_json(labelled):
+    rng = np.random.default_rng(2)
+    embeddings, scores = rng.normal(size=(300, 64)), rng.normal(size=(300, 2))
+    scores[5, 1] = np.nan  # a failed score counts as 0, in both forms
+    good = embeddings[:, 0] + scores[:, 0] > 0
+    f = SuitabilityFilter(("aesthetic", "motion")).fit(embeddings[:labelled], scores[:labelled], good[:labelled])
+    linear = f.linear()
+    np.testing.assert_allclose(linear.predict(embeddings, scores), f.predict(embeddings, scores), rtol=1e-9, atol=1e-12)
+    loaded = LinearSuitability.from_dict(json.loads(json.dumps(linear.to_dict())))
+    np.testing.assert_array_equal(loaded.predict(embeddings, scores), linear.predict(embeddings, scores))
+    assert loaded.digest == linear.digest and loaded.report["labelled"] == labelled
+
+
+def _embedding_rows(video_id, vector, status="ok", error=None, uri=None):
+    return {"video_id": video_id, "source_uri": uri or f"/v/{video_id}.mp4", "status": status, "error": error,
+            "frame_index": 0 if status == "ok" else None, "num_frames": 8,
+            "embedding": np.asarray(vector, np.float16).tobytes() if status == "ok" else None}  # fmt: skip
+
+
+def test_suitability_rows_score_every_video_and_carry_failures_and_the_missing_model():
+    embeddings = pl.DataFrame([_embedding_rows("a", [1, 0, 0, 0]), _embedding_rows("b", [0, 1, 0, 0]),
+                               _embedding_rows("c", None, "failed", "could not decode frames"),
+                               _embedding_rows("a", None, "failed", "duplicate content of /v/a.mp4", "/v/copy.mp4")],
+                              schema=EMBEDDING_SCHEMA)  # fmt: skip
+    scores = {name: pl.DataFrame([{"video_id": v, "source_uri": f"/v/{v}.mp4", "status": "ok", "score": 1.0}
+                                  for v in "ab"], schema_overrides=SCORE_SCHEMA) for name in ("aesthetic", "temporal", "motion")}  # fmt: skip
+    model = LinearSuitability(np.array([2.0, -2.0, 0, 0]), np.zeros(3), 0.0, ("aesthetic", "temporal", "motion"), {})
+    rows = {(r["video_id"], r["source_uri"]): r for r in suitability_rows(embeddings, scores, model).iter_rows(named=True)}
+    assert rows["a", "/v/a.mp4"]["score"] == pytest.approx(1 / (1 + np.exp(-2)))
+    assert rows["b", "/v/b.mp4"]["score"] == pytest.approx(1 / (1 + np.exp(2)))
+    assert rows["c", "/v/c.mp4"]["error"] == "could not decode frames"
+    assert rows["a", "/v/copy.mp4"]["status"] == "failed" and "duplicate" in rows["a", "/v/copy.mp4"]["error"]
+    assert rows["a", "/v/a.mp4"]["weights_digest"] == model.digest
+    unfitted = suitability_rows(embeddings, scores, None, "the learned filter needs at least 2 good and 2 bad labels")
+    assert (unfitted["status"] == "failed").all() and unfitted["score"].is_null().all()
+    assert "no suitability model: the learned filter needs" in unfitted.filter(pl.col("video_id") == "b")["error"][0]
 
 
 def test_the_caption_filter_learns_what_a_bad_caption_says():

@@ -47,8 +47,9 @@ VOLATILE: dict[str, tuple[str, ...]] = {
     "openvid_hd": ("quality_version", "clarity_version"),
 }
 PER_SHARD = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
-             "content_scores", "quality_candidates", "clarity_scores", "selected_videos", "clips", "captions"]  # fmt: skip
-GLOBAL = ["score_thresholds", "near_duplicates", "clarity_threshold", "lineage", "curated_dataset", "hd_subset",
+             "content_scores", "suitability_scores", "quality_candidates", "clarity_scores", "selected_videos", "clips",
+             "captions"]  # fmt: skip
+GLOBAL = ["score_thresholds", "near_duplicates", "suitability_model", "clarity_threshold", "lineage", "curated_dataset", "hd_subset",
           "quality_tiers", "dataset_card"]  # fmt: skip
 FIRST_WAVE = ["video_manifest", "frame_embeddings", "aesthetic_scores", "content_scores", "temporal_scores", "motion_scores"]
 # SQLite trouble in any output: locks, and the schema or unique-key races of concurrent first use.

@@ -100,6 +100,7 @@ def content_inputs(scored: pl.DataFrame, **changes) -> dict[str, pl.DataFrame]:
     near-duplicates, and the default content rules."""
     from openvid_assets.assets.filters import DUPLICATES_SCHEMA
     from openvid_assets.models.content import CONTENT_SCHEMA
+    from openvid_assets.models.scoring import SCORE_SCHEMA
     from openvid_assets.recipe import Recipe
 
     n = scored.height
@@ -109,7 +110,8 @@ def content_inputs(scored: pl.DataFrame, **changes) -> dict[str, pl.DataFrame]:
         **{k: pl.Series(changes.get(k, v)) for k, v in ordinary.items()}, crop_x=0, crop_y=0, crop_w=160, crop_h=90,
         bordered=False, model=pl.lit("m"), weights_digest=pl.lit("d"))  # fmt: skip
     return {"content": content.cast(CONTENT_SCHEMA).select(list(CONTENT_SCHEMA)),
-            "duplicates": pl.DataFrame(schema=DUPLICATES_SCHEMA), "filters": Recipe().filters.table()}
+            "duplicates": pl.DataFrame(schema=DUPLICATES_SCHEMA), "filters": Recipe().filters.table(),
+            "suitability": pl.DataFrame(schema=SCORE_SCHEMA)}  # no learned filter fitted
 
 
 def test_content_rules_and_near_duplicates_drop_with_readable_reasons():
@@ -137,3 +139,20 @@ def test_lineage_check_finds_missing_and_duplicated_videos():
     lineage = pl.DataFrame({"source_uri": ["/a", "/a", "/z"]})
     check = run_sql("lineage_check", {"manifest": manifest, "lineage": lineage}).row(0, named=True)
     assert (check["missing"], check["duplicated"], check["unknown"]) == (2, 1, 1)
+
+
+def test_the_learned_filter_is_judged_by_its_content_rule_and_only_when_on():
+    from openvid_assets.recipe import FilterSettings
+
+    a = scores([6.0] * 4)
+    inputs = content_inputs(a)
+    inputs["suitability"] = a.with_columns(score=pl.Series([0.9, 0.2, 0.5, None]),
+                                           status=pl.Series(["ok", "ok", "ok", "failed"]))  # fmt: skip
+    th = _thresholds(aesthetic=(5.0, None, "top 20%"))
+    args = {"aesthetic": a, "temporal": a, "motion": a, "thresholds": th, **inputs}
+    off = run_sql("quality_candidates", args).sort("source_uri")
+    assert off["candidate"].all() and off["suitability"].to_list() == [0.9, 0.2, 0.5, None]
+    on = run_sql("quality_candidates", {**args, "filters": FilterSettings(suitability="min:0.5").table()})
+    rows = on.sort("source_uri").iter_rows(named=True)
+    assert [r["content_reason"] for r in rows] == [
+        None, "unsuitable (learned filter): suitability 0.2 < 0.5 (min 0.5)", None, None]  # fmt: skip
