@@ -114,3 +114,27 @@ def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] 
     ax.set_ylabel("videos", fontsize=8)
     ax.tick_params(labelsize=8)
     return _inline_png(fig, title)
+
+
+def pr_curve_png(curve: pl.DataFrame, lower: float | None, upper: float | None, title: str) -> bytes:
+    """Precision and recall of keeping what is at or above each labelled value (models.calibration.pr_curve),
+    with the fitted cut lines."""
+    fig, ax = _figure()
+    curve = curve.sort("threshold")
+    ax.step(curve["threshold"], curve["precision"], where="post", label="precision", color="#4c72b0")
+    ax.step(curve["threshold"], curve["recall"], where="post", label="recall", color="#55a868")
+    for label, x in (("cut", lower), ("upper cut", upper)):
+        if x is not None:
+            ax.axvline(x, color="#c44e52", linestyle="--", linewidth=1.5)
+            ax.annotate(f" {label} {x:.4g}", (x, 0.02), xycoords=("data", "axes fraction"), rotation=90,
+                        va="bottom", ha="right", fontsize=8, color="#c44e52")  # fmt: skip
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("score (keep at or above)", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, loc="lower left")
+    return png_bytes(fig)
+
+
+def pr_curve_image(curve: pl.DataFrame, lower: float | None, upper: float | None, title: str) -> str:
+    return inline_png(pr_curve_png(curve, lower, upper, title), title)

@@ -4,11 +4,13 @@ Every computation is a file in sql/ run by DuckDB; these assets bind tables, wri
 atomically and describe them in metadata.
 """
 
+from typing import Any
+
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.filters import CONTENT, DUPLICATES, content_scores, near_duplicates
-from openvid_assets.assets.metadata import histogram_image, markdown_table
+from openvid_assets.assets.metadata import histogram_image, markdown_table, pr_curve_image
 from openvid_assets.assets.labels import labels, latest_labels
 from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.recipe import recipe_key
@@ -18,7 +20,7 @@ from openvid_assets.assets.shards import shards_partitions, source_of
 from openvid_assets.assets.suitability import SUITABILITY, suitability_scores
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.recipe import RecipeError
-from openvid_assets.store.selection import (SCORE_TABLES, Fitted, MixedModelsError, Rule, SourceThresholds,
+from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, Rule, SourceThresholds,
                                             require_one_identity, thresholds_data_version)  # fmt: skip
 from openvid_assets.store.shards import ShardRegistry
 
@@ -49,8 +51,9 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
     except (MixedModelsError, RecipeError) as e:
         raise Failure(description=str(e), allow_retries=False) from None
     # Reasons name the source once the recipe names sources.
+    fitted = _fitted_cuts(tables, rules)
     plan = SourceThresholds(tables, scores, rules, by_source, label=bool(stored.recipe.sources),
-                            fitted=_fitted_cuts(tables, rules))  # fmt: skip
+                            fitted={score: (cut.lower, cut.upper, text) for score, (cut, text) in fitted.items()})  # fmt: skip
     version = plan.version()
     previous = tables.read_if_exists(name, GLOBAL)
     if previous is not None and "source" in previous.columns and set(previous["version"]) == {version}:
@@ -69,14 +72,19 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
     metadata: dict[str, object] = {"version": version, "changed": changed, "thresholds": markdown_table(table),
                                    "recipe_version": stored.label, "sources": len(by_source),
                                    "histograms": MetadataValue.md("\n\n".join(images))}  # fmt: skip
+    curves = [pr_curve_image(cut.curve, cut.lower, cut.upper, f"{score}: {text}")
+              for score, (cut, text) in sorted(fitted.items()) if score in scores]  # fmt: skip
+    if curves:
+        metadata["calibration_curves"] = MetadataValue.md("\n\n".join(curves))
     context.log.info(f"thresholds {version} ({'new' if changed else 'unchanged'})")
     return MaterializeResult(metadata=metadata, data_version=DataVersion(thresholds_data_version(table)))
 
 
-def _fitted_cuts(tables: TableStore, rules: dict[str, dict[str, Rule | None]]) -> dict[str, Fitted]:
-    """The cut of every score some source gives a calibrated rule, fitted from the labels (one fit per score
-    and target over every labelled video: the cut is a point on the score's scale, the same for every source)."""
-    from openvid_assets.models.calibration import CalibrationError, Target, fit_from_labels
+def _fitted_cuts(tables: TableStore, rules: dict[str, dict[str, Rule | None]]) -> dict[str, tuple[Any, str]]:
+    """The cut (models.calibration.FittedCut, and how it was fitted) of every score some source gives a calibrated
+    rule, fitted from the labels (one fit per score and target over every labelled video: the cut is a point on
+    the score's scale, the same for every source)."""
+    from openvid_assets.models.calibration import CalibrationError, Target, describe_cut, fit_from_labels
 
     wanted = {(score, rule.target) for by_score in rules.values() for score, rule in by_score.items()
               if rule is not None and rule.kind == "calibrated"}  # fmt: skip
@@ -93,7 +101,8 @@ def _fitted_cuts(tables: TableStore, rules: dict[str, dict[str, Rule | None]]) -
                 raise CalibrationError("no labels yet: label samples on the review page (openvid-assets review)")
             values = run_sql("labelled_values", {"labels": labels.filter(pl.col("score") == score),
                                                  "scores": all_shards(tables, SCORE_TABLES[score])})  # fmt: skip
-            fitted[score] = fit_from_labels(labels, values, score, Target.parse(target))
+            cut = fit_from_labels(labels, values, score, Target.parse(target))
+            fitted[score] = (cut, describe_cut(cut, Target.parse(target)))
         except CalibrationError as e:
             raise Failure(description=f"{score}: rule calibrated:{target}: {e}", allow_retries=False) from None
     return fitted

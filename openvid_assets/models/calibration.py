@@ -339,12 +339,14 @@ class CaptionFilter:
 SIDES: dict[str, Side] = {"aesthetic": "above", "clarity": "above", "temporal": "between", "motion": "between"}
 
 
-def fit_from_labels(labels: pl.DataFrame, values: pl.DataFrame, score: str, target: Target) -> tuple[
-        float | None, float | None, str]:  # fmt: skip
+def fit_from_labels(labels: pl.DataFrame, values: pl.DataFrame, score: str, target: Target) -> FittedCut:
     """A calibrated rule's cut for ``score``: ``labels`` (item, score, label: each reviewer's latest) joined with
-    the score's current values (video_id, score), good vs bad (skips left out). (lower, upper, description)."""
+    the score's current values (video_id, score), good vs bad (skips left out)."""
     judged = labels.filter((pl.col("score") == score) & pl.col("label").is_in(["good", "bad"]))
     joined = judged.join(values.select(pl.col("video_id").alias("item"), pl.col("score").alias("value")), on="item")
-    cut = fit_cut(joined["value"].to_numpy(), (joined["label"] == "good").to_numpy(), target, SIDES[score])
-    return cut.lower, cut.upper, (f"calibrated {target.spec()} on {cut.labelled} labels: precision "
-                                  f"{cut.precision:.2f}, recall {cut.recall:.2f}")  # fmt: skip
+    return fit_cut(joined["value"].to_numpy(), (joined["label"] == "good").to_numpy(), target, SIDES[score])
+
+
+def describe_cut(cut: FittedCut, target: Target) -> str:
+    """How a calibrated cut was fitted, for the thresholds table and every reason it gives."""
+    return f"calibrated {target.spec()} on {cut.labelled} labels: precision {cut.precision:.2f}, recall {cut.recall:.2f}"

@@ -8,7 +8,9 @@ with its script) over a data root:
   labelling (good / bad / skip, issue tags); an "ordered" view of the same samples by score with the cut.
 - ``GET /api/scores``: the scores with tables; ``GET /api/sample``: the sample (sql/review_sample.sql);
   ``GET /api/labels``: one reviewer's latest labels; ``POST /api/labels``: save labels (store/labels.py:
-  append-only, one atomic part per save); ``GET /preview/<shard>/<file>``: a preview or poster file.
+  append-only, one atomic part per save); ``GET /preview/<shard>/<file>``: a preview or poster file;
+  ``GET /api/curve`` (JSON) and ``/api/curve.png``: the score's precision/recall curve over everyone's labels
+  and the cut a target (``f1``, ``precision:P``) picks, as a calibrated rule would fit it.
 
 Every request is checked: unknown scores, items that are not in the data root, malformed JSON and odd
 reviewer names are refused with a 400 and the reason; a file outside ``previews/`` is never served.
@@ -93,6 +95,30 @@ class ReviewData:
                                                  "score": score})  # fmt: skip
 
 
+    def curve(self, score: str, target: str) -> tuple[Any, Any]:
+        """The score's precision/recall curve over every reviewer's latest labels on its page, and the cut the
+        target picks (models.calibration.fit_from_labels: what a calibrated rule would fit now)."""
+        from openvid_assets.models.calibration import CalibrationError, Target, describe_cut, fit_from_labels
+
+        if score not in SCORE_TABLES:
+            raise BadRequest(f"no precision/recall curve for {score!r}: one of {', '.join(SCORE_TABLES)}")
+        try:
+            parsed = Target.parse(target)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        shards = self.tables.shards(SCORE_TABLES[score])
+        labels = self.labels.latest().filter(pl.col("score") == score)
+        try:
+            if labels.is_empty() or not shards:
+                raise CalibrationError(f"no {score} labels yet: label samples of {score} first")
+            values = run_sql("labelled_values", {"labels": labels, "scores": self.tables.scan_source(
+                SCORE_TABLES[score], shards)})  # fmt: skip
+            cut = fit_from_labels(labels, values, score, parsed)
+        except CalibrationError as e:
+            return None, str(e)
+        return cut, describe_cut(cut, parsed)
+
+
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name, str(default))
     try:
@@ -134,6 +160,23 @@ def create_app(data_root: str) -> Starlette:
         saved = data.labels.append(body.get("reviewer"), body["labels"], data.items())
         return JSONResponse({"saved": len(body["labels"]), "part": saved})
 
+    async def curve(request: Request) -> Response:
+        cut, text = data.curve(request.query_params.get("score", ""), request.query_params.get("target", "f1"))
+        if cut is None:
+            return JSONResponse({"fitted": False, "reason": text})
+        return JSONResponse({"fitted": True, "description": text, "lower": cut.lower, "upper": cut.upper,
+                             "precision": cut.precision, "recall": cut.recall, "labelled": cut.labelled,
+                             "curve": cut.curve.to_dicts()})  # fmt: skip
+
+    async def curve_png(request: Request) -> Response:
+        from openvid_assets.assets.metadata import pr_curve_png  # the same plot as the thresholds' metadata
+
+        score = request.query_params.get("score", "")
+        cut, text = data.curve(score, request.query_params.get("target", "f1"))
+        if cut is None:
+            raise BadRequest(text)
+        return Response(pr_curve_png(cut.curve, cut.lower, cut.upper, f"{score}: {text}"), media_type="image/png")
+
     async def preview(request: Request) -> Response:
         shard, name = request.path_params["shard"], request.path_params["name"]
         if not SHARD_NAME.match(shard) or not PREVIEW_FILE.match(name):
@@ -148,7 +191,8 @@ def create_app(data_root: str) -> Starlette:
         return JSONResponse({"error": str(error)}, status_code=400)
 
     return Starlette(routes=[Route("/", page), Route("/api/scores", scores), Route("/api/sample", sample),
-                             Route("/api/labels", labels, methods=["GET", "POST"]),
+                             Route("/api/labels", labels, methods=["GET", "POST"]), Route("/api/curve", curve),
+                             Route("/api/curve.png", curve_png),
                              Route("/preview/{shard}/{name}", preview)],
                      exception_handlers={BadRequest: refused, LabelError: refused})  # fmt: skip
 

@@ -66,7 +66,8 @@ def scored(tmp_path_factory):
                     per_shard=False)  # fmt: skip
         materialize(defs, instance, shards, ["suitability_scores", "quality_candidates"])
         observed = instance.get_latest_data_version_record(AssetKey("labels"))
-    return tables, shards, good, names, set(sample), observed
+        metadata = instance.get_latest_materialization_event(AssetKey("score_thresholds")).asset_materialization.metadata
+    return tables, shards, good, names, set(sample), (observed, metadata)
 
 
 def test_a_few_labels_fit_a_motion_cut_that_separates_every_other_video(scored):
@@ -79,7 +80,11 @@ def test_a_few_labels_fit_a_motion_cut_that_separates_every_other_video(scored):
     assert held_back.height == 14
     for row in held_back.iter_rows(named=True):  # the motion cut alone (the learned filter is judged below)
         assert (row["quality_reason"] is None) == good[row["video_id"]], (names[row["video_id"]], row["motion"], cut)
-    assert observed is not None  # the labels were observed before the run, as the run command does
+    labels_observed, metadata = observed
+    assert labels_observed is not None  # the labels were observed before the run, as the run command does
+    # The UI shows the precision/recall curve the cut was chosen on, as a plot in the step's metadata.
+    assert "![motion: calibrated f1 on 12 labels" in metadata["calibration_curves"].value
+    assert "data:image/png;base64," in metadata["calibration_curves"].value
 
 
 def test_the_learned_filter_ranks_held_back_videos_from_stored_embeddings_and_scores(scored):

@@ -119,6 +119,11 @@ def test_labels_made_with_the_keyboard_are_kept_across_a_reload(site, browser): 
         page.select_option("#view", "ordered")
         page.screenshot(path=str(REPO / "docs/img/review_ordered.png"))
         page.select_option("#view", "bands")
+    # The ordered view draws the precision/recall curve of the labels given so far, with the cut best F1 picks.
+    page.select_option("#view", "ordered")
+    page.wait_for_selector("#curve img[alt='precision/recall curve']")
+    assert "calibrated f1 on 20 labels" in page.locator("#curve").inner_text()
+    page.select_option("#view", "bands")
     page.reload()
     page.wait_for_selector(".card")  # the reviewer is remembered: the page loads their labels itself
     page.wait_for_function("document.querySelector('#status').textContent.startsWith('20 of 20')")
@@ -159,6 +164,21 @@ def test_two_reviewers_labelling_at_once_lose_nothing(site, browser):  # noqa: F
     counts = {(r, s): n for r, s, n in table.group_by("reviewer", "score").len().iter_rows()}
     others = {k: n for k, n in counts.items() if k[0] != "ana"}  # ana labels in the test above
     assert others == {("cy", "motion"): 20, ("dee", "motion"): 20, ("eve", "temporal"): 40, ("fay", "temporal"): 40}
+
+
+def test_the_curve_is_fitted_from_everyones_labels_as_a_calibrated_rule_would(site):
+    url, _ = site
+    with urllib.request.urlopen(f"{url}/api/curve?score=aesthetic", timeout=30) as response:
+        curve = json.load(response)
+    assert curve["fitted"] and curve["labelled"] == 20  # ana's labels on the aesthetic page
+    assert curve["description"].startswith("calibrated f1 on 20 labels")
+    assert all(0 <= row["precision"] <= 1 and 0 < row["recall"] <= 1 for row in curve["curve"])
+    assert curve["lower"] is None or min(r["threshold"] for r in curve["curve"]) < curve["lower"]
+    status, png = _raw_get(url, "/api/curve.png?score=aesthetic&target=precision:0.5")
+    assert status == 200 and png.startswith(b"\x89PNG")
+    with urllib.request.urlopen(f"{url}/api/curve?score=clarity", timeout=30) as response:
+        assert json.load(response) == {"fitted": False, "reason": "no clarity labels yet: label samples of clarity first"}
+    assert _raw_get(url, "/api/curve?score=aesthetic&target=precision:2")[0] == 400
 
 
 def _raw_get(url: str, path: str) -> tuple[int, bytes]:
