@@ -27,6 +27,7 @@ from openvid_assets.assets.selection import clarity_threshold, quality_candidate
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.suitability import suitability_model, suitability_scores
+from openvid_assets.assets.caption_filter import caption_scores
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP, mvdit_checkpoint, mvdit_latents, mvdit_samples
 
 ASSETS = [
@@ -49,6 +50,7 @@ ASSETS = [
     clips,
     captions,
     previews,
+    caption_scores,
     lineage,
     curated_dataset,
     hd_subset,

@@ -262,7 +262,8 @@ PAPER_NEAR_DUPLICATE, OFFLINE_NEAR_DUPLICATE = 0.98, 0.9997
 CONTENT_MEASURES = {"brightness": ("too dark", "too bright"), "dark_share": ("too few dark pixels", "too dark"),
                     "bright_share": ("too few bright pixels", "overexposed"), "contrast": ("washed out", "harsh"),
                     "colourfulness": ("colourless", "oversaturated"), "text_area": ("too little text", "burnt-in text"),
-                    "nsfw": ("not NSFW", "NSFW"), "suitability": ("unsuitable (learned filter)", "too suitable")}  # fmt: skip
+                    "nsfw": ("not NSFW", "NSFW"), "suitability": ("unsuitable (learned filter)", "too suitable"),
+                    "caption_quality": ("bad caption (caption filter)", "too good a caption")}  # fmt: skip
 
 
 class FilterSettings(_Section):
@@ -286,6 +287,9 @@ class FilterSettings(_Section):
                       "embeddings, max over frames (> 0: the checker flags a frame)")  # fmt: skip
     suitability: str = Field(default="off", description="P(good) from the learned filter fitted on people's "
                              "labels (suitability_model; docs/CALIBRATION.md), e.g. min:0.5")  # fmt: skip
+    caption_quality: str = Field(default="off", description="P(good caption) from the caption filter fitted on "
+                                 "captions people tagged 'bad caption' or labelled good (caption_scores), per clip; "
+                                 "e.g. min:0.5")  # fmt: skip
     crop_borders: bool = Field(default=True, description="cut letterbox/pillarbox bars from clips (re-encoded "
                                "clips); the HD rule then uses the picture's size")  # fmt: skip
 

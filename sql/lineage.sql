@@ -4,7 +4,8 @@
 -- (candidates' duplicate_reason); a content rule's drop is stage 'content'. Kept means
 -- in the dataset: selected, clipped, and at least one clip captioned.
 -- Inputs: manifest, candidates, selected, clips, captions (all shards), thresholds (score + clarity),
--- sources (per shard: its named source and the steps the recipe does not apply to it).
+-- sources (per shard: its named source and the steps the recipe does not apply to it), caption_verdicts
+-- (caption_scores: clip_id, reason; a clip whose caption the caption filter drops is not captioned).
 WITH m AS (
     SELECT *,
         CASE WHEN status = 'ok' THEN row_number() OVER (PARTITION BY video_id, status ORDER BY shard, position) END
@@ -27,11 +28,13 @@ clipped AS (
     GROUP BY video_id
 ),
 captioned AS (
-    SELECT video_id,
-           count(DISTINCT clip_id) FILTER (WHERE status = 'ok')      AS captioned,
-           min(error) FILTER (WHERE status <> 'ok')                  AS caption_error
-    FROM captions
-    GROUP BY video_id
+    SELECT c.video_id,
+           count(DISTINCT c.clip_id) FILTER (WHERE c.status = 'ok' AND v.reason IS NULL) AS captioned,
+           min(c.error) FILTER (WHERE c.status <> 'ok')                                 AS caption_error,
+           min(v.reason)                                                                 AS caption_dropped
+    FROM captions AS c
+    LEFT JOIN (SELECT clip_id, reason FROM caption_verdicts WHERE reason IS NOT NULL) AS v USING (clip_id)
+    GROUP BY c.video_id
 ),
 judged AS (
     -- One decision tree: where each video stopped, with what status and why.
@@ -68,6 +71,8 @@ judged AS (
                 THEN {'status': 'dropped', 'stage': 'clips',    'reason': cl.clip_error}
             WHEN cp.video_id IS NULL
                 THEN {'status': 'pending', 'stage': 'captions', 'reason': 'clipped, not captioned yet'}
+            WHEN cp.captioned = 0 AND cp.caption_error IS NULL AND cp.caption_dropped IS NOT NULL
+                THEN {'status': 'dropped', 'stage': 'captions', 'reason': cp.caption_dropped}
             WHEN cp.captioned = 0
                 THEN {'status': 'failed',  'stage': 'captions', 'reason': cp.caption_error}
             ELSE      {'status': 'kept',    'stage': 'captioned',

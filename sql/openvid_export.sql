@@ -1,6 +1,7 @@
 -- The curated dataset: one row per captioned clip of a kept video, the OpenVid-1M release
 -- columns first (video = the clip's file name), then the extra columns.
--- Inputs: lineage, clips, captions (all shards), imported (the sources' imported metadata);
+-- Inputs: lineage, clips, captions (all shards), imported (the sources' imported metadata), caption_verdicts
+-- (caption_scores: a clip whose caption the caption filter drops is left out);
 -- $hd_only keeps clips whose picture is at least 1920x1080, landscape: the picture inside black bars (a
 -- 1920x1080 file with 1920x800 of picture is not 1080p), whether or not the clip was cropped. "subset": 'full' for a video that went through every
 -- step (the paper's Ours-0.6M path), 'light' for one whose source skips some (the Ours-0.4M path).
@@ -12,7 +13,9 @@ WITH clip AS (
     QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY clip_uri NULLS LAST) = 1
 ),
 caption AS (
-    SELECT * FROM captions WHERE status = 'ok'
+    SELECT * FROM captions
+    ANTI JOIN (SELECT clip_id FROM caption_verdicts WHERE reason IS NOT NULL) AS dropped USING (clip_id)
+    WHERE status = 'ok'
     QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY caption) = 1
 )
 SELECT

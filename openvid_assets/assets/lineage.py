@@ -17,6 +17,7 @@ from dagster import (
     asset,
 )
 
+from openvid_assets.assets.caption_filter import CAPTION_SCORES, CAPTION_SCORES_SCHEMA, caption_scores
 from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions, clips
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
@@ -97,10 +98,18 @@ def lineage_inputs(tables: TableStore, recipe: Recipe | None = None) -> dict[str
         inputs[name] = _every_shard_or_empty(tables, asset_name)
     inputs["thresholds"] = (pl.concat(thresholds, how="diagonal_relaxed") if thresholds
                             else pl.DataFrame(schema=THRESHOLDS_SCHEMA))  # fmt: skip
+    inputs["caption_verdicts"] = caption_verdicts(tables)
     return inputs
 
 
-@asset(**GLOBAL_STEP, deps=[video_manifest, quality_candidates, selected_videos, score_thresholds, clarity_threshold, clips, captions],
+def caption_verdicts(tables: TableStore) -> pl.DataFrame:
+    """The caption filter's verdicts (empty before caption_scores has run)."""
+    table = tables.read_if_exists(CAPTION_SCORES, GLOBAL)
+    return table if table is not None else pl.DataFrame(schema=CAPTION_SCORES_SCHEMA)
+
+
+@asset(**GLOBAL_STEP, deps=[video_manifest, quality_candidates, selected_videos, score_thresholds, clarity_threshold, clips, captions,
+                            caption_scores],
        group_name="selection", code_version="2", kinds={"duckdb", "parquet"},
        check_specs=[AssetCheckSpec("every_video_exactly_once", asset="lineage", blocking=True,
                                    description="Every manifest video appears in lineage exactly once.")],
@@ -139,7 +148,8 @@ def imported_metadata(tables: TableStore) -> pl.DataFrame:
 
 def _export(tables: TableStore, stem: str, hd_only: bool, exporting: ExportSettings) -> MaterializeResult:
     inputs = {"lineage": tables.scan_source(LINEAGE, [GLOBAL]), "clips": _every_shard_or_empty(tables, CLIPS),
-              "captions": _every_shard_or_empty(tables, CAPTIONS), "imported": imported_metadata(tables)}  # fmt: skip
+              "captions": _every_shard_or_empty(tables, CAPTIONS), "imported": imported_metadata(tables),
+              "caption_verdicts": caption_verdicts(tables)}  # fmt: skip
     table = run_sql("openvid_export", inputs, {"hd_only": hd_only, "conditioned": exporting.conditioned_captions})
     csv = tables.write_export(f"{stem}.csv", table.select(OPENVID_COLUMNS))
     parquet = tables.write_export(f"{stem}.parquet", table)

@@ -102,3 +102,4 @@ def suitability_scores(context: AssetExecutionContext, store: OpenVidStore) -> M
         ok += int((table["status"] == "ok").sum())
     return MaterializeResult(metadata={"ok": ok, "model": model.digest if model else f"none ({reason})",
                                        "shards": len(context.partition_keys)})  # fmt: skip
+

@@ -11,7 +11,7 @@
   reduces exactly to one weight per input and a bias (``LinearSuitability``), stored as JSON (no pickle) and
   applied per shard by ``suitability_rows``.
 - ``CaptionFilter``: TF-IDF of word n-grams and a logistic regression on captions labelled "bad caption" or
-  good.
+  good; stored as ``LinearCaptionFilter`` (vocabulary, idf and regression weights as JSON).
 """
 
 from __future__ import annotations
@@ -264,8 +264,7 @@ def fit_suitability(labels: pl.DataFrame, embeddings: pl.DataFrame, scores: dict
         LinearSuitability, pl.DataFrame]:  # fmt: skip
     """The learned filter fitted on every good/bad label of a video (each reviewer's latest, whichever score's
     page it was given on: it judges the video), with the labelled videos' inputs; and the training rows."""
-    judged = (labels.filter(pl.col("label").is_in(["good", "bad"])).unique(["reviewer", "item"], keep="last",
-                                                                            maintain_order=True))  # fmt: skip
+    judged = latest_judgements(labels)
     ids, vectors, values = suitability_inputs(embeddings, scores)
     row = {v: k for k, v in enumerate(ids)}
     used = judged.filter(pl.col("item").is_in(ids))
@@ -333,6 +332,58 @@ class CaptionFilter:
         if self.model is None:
             raise CalibrationError("the caption filter is not fitted")
         return self.model.predict_proba(captions)[:, 1] if captions else np.zeros(0)
+
+    def linear(self) -> LinearCaptionFilter:
+        """The fitted pipeline as what it computes: the vocabulary, the idf weights and the regression's."""
+        if self.model is None:
+            raise CalibrationError("the caption filter is not fitted")
+        tfidf, regression = self.model.steps[0][1], self.model.steps[-1][1]
+        return LinearCaptionFilter(dict(sorted((k, int(v)) for k, v in tfidf.vocabulary_.items())),
+                                   np.asarray(tfidf.idf_, np.float64), regression.coef_[0].astype(np.float64),
+                                   float(regression.intercept_[0]), dict(self.report))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LinearCaptionFilter:
+    """A fitted caption filter: TF-IDF of the stored vocabulary's 1-2-grams (sublinear tf, L2-normalised, the
+    scikit-learn formula), then the regression's logit. Stored as JSON; applied without refitting anything."""
+
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    report: dict[str, float]
+
+    def predict(self, captions: list[str]) -> np.ndarray:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        if not captions:
+            return np.zeros(0)
+        counts = CountVectorizer(vocabulary=self.vocabulary, ngram_range=(1, 2)).transform(captions).astype(np.float64)
+        counts.data = 1 + np.log(counts.data)  # sublinear tf
+        tfidf = counts.multiply(self.idf[None, :]).tocsr()
+        norms = np.sqrt(np.asarray(tfidf.multiply(tfidf).sum(axis=1)).ravel())
+        logits = (tfidf @ self.coef) / np.where(norms > 0, norms, 1.0) + self.intercept
+        return 1 / (1 + np.exp(-logits))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vocabulary": self.vocabulary, "idf": self.idf.tolist(), "coef": self.coef.tolist(),
+                "intercept": self.intercept, "report": self.report}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LinearCaptionFilter:
+        return cls(d["vocabulary"], np.asarray(d["idf"], np.float64), np.asarray(d["coef"], np.float64),
+                   float(d["intercept"]), d["report"])  # fmt: skip
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def latest_judgements(labels: pl.DataFrame) -> pl.DataFrame:
+    """Each reviewer's latest good or bad label of each item, whichever score's page it was given on."""
+    judged = labels.filter(pl.col("label").is_in(["good", "bad"]))
+    return judged.unique(["reviewer", "item"], keep="last", maintain_order=True)
 
 
 # A score bad at one end keeps what is above its cut; motion and temporal consistency are bad at both ends.

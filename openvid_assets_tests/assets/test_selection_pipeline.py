@@ -177,3 +177,35 @@ def test_conditioned_captions_carry_the_scores_and_leave_the_caption_alone(pipel
                     f"{row['motion score']:.1f}. camera motion: {row['camera motion']}.")  # fmt: skip
         assert row["conditioned caption"] == expected
     assert not plain["caption"].str.contains("aesthetic score:").any()
+
+
+def test_a_clip_whose_caption_the_caption_filter_drops_leaves_lineage_and_the_export(pipeline):
+    from openvid_assets.assets.caption_filter import CAPTION_SCORES, CAPTION_SCORES_SCHEMA
+    from openvid_assets.assets.lineage import lineage_inputs
+    from openvid_assets.store import run_sql
+    from openvid_assets.recipe import RecipeStore
+
+    tables, _, _ = pipeline
+    kept = pl.read_parquet(f"{tables.root}/exports/lineage.parquet").filter(pl.col("status") == "kept")
+    video = kept["video_id"][0]
+    captions = pl.concat([tables.read("captions", s) for s in tables.shards("captions")])
+    clips = captions.filter((pl.col("video_id") == video) & (pl.col("status") == "ok"))["clip_id"].unique()
+    reason = "bad caption (caption filter): caption_quality 0.1 < 0.5 (min 0.5)"
+    verdicts = pl.DataFrame({"clip_id": clips, "video_id": video, "caption_quality": 0.1, "reason": reason},
+                            schema=CAPTION_SCORES_SCHEMA)  # fmt: skip
+    tables.write(CAPTION_SCORES, "global", verdicts)
+    try:
+        recipe = RecipeStore(tables.fs).current().recipe
+        lineage = run_sql("lineage", lineage_inputs(tables, recipe))
+        row = lineage.filter(pl.col("video_id") == video).row(0, named=True)
+        assert (row["status"], row["stage"], row["reason"]) == ("dropped", "captions", reason)
+        assert lineage.filter(pl.col("status") == "kept").height == kept.height - 1  # nothing else moved
+        export = run_sql("openvid_export", {"lineage": lineage, "clips": pl.concat(
+            [tables.read("clips", s) for s in tables.shards("clips")]), "captions": captions,
+            "imported": pl.DataFrame(schema={"source_uri": pl.String, "category": pl.String,
+                                             "source_id": pl.String}),
+            "caption_verdicts": verdicts}, {"hd_only": False, "conditioned": False})  # fmt: skip
+        assert video not in set(export["video_id"]) and not set(clips) & set(export["clip_id"])
+        assert export.height > 0
+    finally:
+        os.remove(tables.fs.local_path(tables.rel_path(CAPTION_SCORES, "global")))  # the other tests' data root

@@ -1,14 +1,13 @@
 """Cuts and filters fitted from labels whose right answer is known."""
 
-import numpy as np
-import pytest
-
 import json
 
+import numpy as np
 import polars as pl
+import pytest
 
-from openvid_assets.models.calibration import (CalibrationError, CaptionFilter, LinearSuitability, SuitabilityFilter,
-                                               Target, fit_cut, pr_curve, suitability_rows)  # fmt: skip
+from openvid_assets.models.calibration import (CalibrationError, CaptionFilter, LinearCaptionFilter, LinearSuitability,
+                                               SuitabilityFilter, Target, fit_cut, pr_curve, suitability_rows)  # fmt: skip
 from openvid_assets.models.scoring import EMBEDDING_SCHEMA, SCORE_SCHEMA
 
 
@@ -112,3 +111,8 @@ def test_the_caption_filter_learns_what_a_bad_caption_says():
     f = CaptionFilter().fit(good + bad, np.array([True] * len(good) + [False] * len(bad)))
     p = f.predict(["A horse gallops across a field.", "The image shows an image."])
     assert p[0] > 0.5 > p[1] and f.report["auc"] > 0.9
+    # Its stored form computes the same probabilities, words it never saw and empty captions included.
+    linear = LinearCaptionFilter.from_dict(json.loads(json.dumps(f.linear().to_dict())))
+    new = ["A horse gallops across a field.", "The image shows an image.", "", "zebra zebra quokka", *good[:3]]
+    np.testing.assert_allclose(linear.predict(new), f.predict(new), rtol=1e-9, atol=1e-12)
+    assert linear.digest == f.linear().digest
