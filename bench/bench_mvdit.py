@@ -9,20 +9,32 @@ CPU: the ``tiny`` preset at the test size (3 x 8 x 8 latents) and at the paper's
 with T5-sized captions (120 x 4096) in bf16 autocast with gradient checkpointing; MFU counts model FLOPs
 (3x the forward matmul FLOPs per sample, recomputation not credited) against the GPU's dense bf16 peak.
 
+Sampling with the attention cache (``--sampling``): the same random-weight model samples the same latents from
+the same noise and seed with ``cache_interval`` 1 (off) and 2 (the paper's: attention and feed-forward outputs
+computed every other step), through the real loop (respaced IDDPM, classifier-free guidance at 7.0, batch of 2
+doubled by guidance); reported: the median time of each over repeats (interleaved), the speed-up, and the PSNR
+of the cached latents against the uncached ones (peak = their range). CPU: the tiny preset at the test grid and
+at 16 x 32 x 32; GPU: XL/2 at 16 x 32 x 32 (16 frames of 256 px) with T5-sized captions, in bf16 autocast.
+
     python bench/bench_mvdit.py [--steps 10] [--warmup 3] [--threads 1 2] [--xl2-batch 4] [--peak-tflops 989]
+    python bench/bench_mvdit.py --sampling [--sample-steps 20] [--repeats 3]
 """
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import time
+from functools import partial
 
 import torch
 
-from openvid_assets.mvdit.model import MVDiT, forward_flops, preset
+from openvid_assets.mvdit.diffusion import GaussianDiffusion, classifier_free_guidance
+from openvid_assets.mvdit.model import AttentionCache, MVDiT, forward_flops, preset
 from openvid_assets.mvdit.train import TrainConfig, train
 
 # Dense bf16 tensor-core peaks (no sparsity), TFLOP/s, by device-name fragment; first match wins.
@@ -109,6 +121,61 @@ def table(results: list[dict], peak_override: float | None) -> str:
     return "\n".join([lines[0], "-+-".join("-" * w for w in widths), *lines[1:]])
 
 
+@torch.no_grad()
+def sample_latents(model: MVDiT, noise: torch.Tensor, captions: torch.Tensor, steps: int, interval: int) -> tuple[
+        torch.Tensor, float]:  # fmt: skip
+    """The sampling loop on latents (no VAE, no T5): seconds and the final latents."""
+    mask = torch.ones(captions.shape[:2], dtype=torch.bool, device=captions.device)
+    cache = AttentionCache(interval) if interval > 1 else None
+    denoiser = classifier_free_guidance(partial(model, cache=cache), captions, mask, 7.0, model.config.in_channels)
+    diffusion = GaussianDiffusion.linear(learn_sigma=model.config.learn_sigma).respaced(steps)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=noise.device.type == "cuda")
+    if noise.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with autocast:
+        latents = diffusion.p_sample_loop(denoiser, noise, generator=torch.Generator(noise.device).manual_seed(1))
+    if noise.device.type == "cuda":
+        torch.cuda.synchronize()
+    return latents.float(), time.perf_counter() - start
+
+
+def sampling_cases(cpu_only: bool) -> list[dict]:
+    out = [dict(name="tiny, test grid", preset="tiny", latent=(3, 8, 8), text=(8, 32), device="cpu"),
+           dict(name="tiny, 16x256x256 grid", preset="tiny", latent=(16, 32, 32), text=(8, 32), device="cpu")]
+    if torch.cuda.is_available() and not cpu_only:
+        out.append(dict(name="XL/2, 16x256x256", preset="XL/2", latent=(16, 32, 32), text=(120, 4096), device="cuda"))
+    return out
+
+
+def sampling_cache(case: dict, steps: int, repeats: int) -> dict:
+    frames, height, width = case["latent"]
+    config = preset(case["preset"], frames=frames, height=height, width=width, vae_downsample=1,
+                    model_max_length=case["text"][0], caption_channels=case["text"][1])  # fmt: skip
+    torch.manual_seed(0)
+    model = MVDiT(config).eval().to(case["device"])
+    with torch.no_grad():  # random weights everywhere (the zero-initialised gates too): every branch matters
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.02)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(2, config.in_channels, *config.input_size, generator=g).to(case["device"])
+    captions = torch.randn(2, *case["text"], generator=g).to(case["device"])
+    sample_latents(model, noise, captions, min(steps, 3), 1)  # warm-up
+    times: dict[int, list[float]] = {1: [], 2: []}
+    latents = {}
+    for _ in range(repeats):
+        for interval in (1, 2):
+            latents[interval], seconds = sample_latents(model, noise, captions, steps, interval)
+            times[interval].append(seconds)
+    reference, cached = latents[1], latents[2]
+    peak = float(reference.max() - reference.min())
+    mse = float(((cached - reference) ** 2).mean())
+    return {"case": case["name"], "device": case["device"], "steps": steps,
+            "uncached_s": statistics.median(times[1]), "cached_s": statistics.median(times[2]),
+            "speedup": statistics.median(times[1]) / statistics.median(times[2]),
+            "psnr_db": 10 * math.log10(peak**2 / mse) if mse > 0 else float("inf")}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per case")
@@ -118,8 +185,24 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU dense bf16 peak, if not in the table")
     parser.add_argument("--cpu-only", action="store_true")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--sampling", action="store_true", help="sampling with cache_interval 1 vs 2 instead")
+    parser.add_argument("--sample-steps", type=int, default=20, help="sampling steps (the pipeline's default: 100)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved sampling repeats")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one case, run in this process
     args = parser.parse_args()
+    if args.sampling:
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+              f"CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")  # fmt: skip
+        rows = [sampling_cache(case, args.sample_steps, args.repeats) for case in sampling_cases(args.cpu_only)]
+        print("| case | device | steps | interval 1 (s) | interval 2 (s) | speed-up | PSNR vs uncached (dB) |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['case']} | {r['device']} | {r['steps']} | {r['uncached_s']:.3f} | {r['cached_s']:.3f} | "
+                  f"{r['speedup']:.2f}x | {r['psnr_db']:.1f} |")  # fmt: skip
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return
     if args.child:
         print("RESULT " + json.dumps(run_case(json.loads(args.child), args.steps, args.warmup)))
         return

@@ -193,6 +193,9 @@ class MVDiTResource(ConfigurableResource):
     prompts: list[str] = Field(default=[], description="Prompts to sample (default: four captions of the dataset).")
     sample_steps: int = Field(default=100, ge=1, description="Sampling steps (respaced IDDPM).")
     cfg_scale: float = Field(default=7.0, description="Classifier-free guidance scale.")
+    cache_interval: int = Field(default=1, ge=1, description="Attention cache while sampling: attention and "
+                                "feed-forward outputs computed every N steps and reused between (1: off; 2: the "
+                                "paper's, about 1.7x faster at 1024 px).")  # fmt: skip
 
     def shape(self, profile: str) -> RunShape:
         if self.dataset not in ("full", "hd"):

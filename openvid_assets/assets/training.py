@@ -147,12 +147,14 @@ def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
     with tempfile.TemporaryDirectory(prefix="openvid-samples-") as staging:
         out = Path(local or staging)
         paths = sample_to_files(checkpoint, prompts, out, config, encoders.text, encoders.vae,
-                                steps=mvdit.sample_steps, cfg_scale=mvdit.cfg_scale, device=mvdit.device)  # fmt: skip
+                                steps=mvdit.sample_steps, cfg_scale=mvdit.cfg_scale, device=mvdit.device,
+                                cache_interval=mvdit.cache_interval)  # fmt: skip
         if local is None:  # S3 data root: upload what was written locally
             for p in paths:
                 tables.fs.put(f"{folder}/{p.name}", p.read_bytes())
     uris = [tables.fs.uri(f"{folder}/{p.name}") for p in paths]
     context.log.info(f"wrote {len(uris)} sample(s) to {tables.fs.uri(folder)}")
     return MaterializeResult(metadata={"checkpoint": MetadataValue.path(str(checkpoint)), "videos": len(uris),
+                                       "cache_interval": mvdit.cache_interval,
                                        "prompts": MetadataValue.json(prompts),
                                        "files": MetadataValue.json(uris)})  # fmt: skip

@@ -12,6 +12,10 @@ Each block lets the caption take part in the video's self-attention instead of o
 
 The final layer predicts noise and the variance interpolation (learned sigma: 2x latent channels).
 
+``AttentionCache`` (the paper's appendix on faster sampling): consecutive denoising steps change the attention
+and feed-forward outputs little, so they are computed on every ``interval``-th step and reused on the steps
+between, with each step's own modulation, gates and residual stream.
+
 Module names and parameter shapes follow the public release (github.com/NJU-PCALab/OpenVid-1M,
 openvid/models/mvdit/mvdit.py), so ``MVDiT(preset("XL/2"))`` loads its MVDiT-XL/2 checkpoints strictly; the
 computation follows the release where it differs from the paper's prose (which tokens are masked, where the
@@ -20,7 +24,8 @@ tokens, C hidden size.
 """
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -204,6 +209,35 @@ def modulations(table: torch.Tensor, shared: torch.Tensor, rows_per_branch: int)
     return [Modulation(b[0], b[1], b[2] if rows_per_branch == 3 else None) for b in branches]
 
 
+@dataclass
+class AttentionCache:
+    """Each block's self-, temporal-, cross-attention and feed-forward outputs, computed on every ``interval``-th
+    forward (1: every forward, no reuse) and reused on the forwards between. One cache serves one sampling loop."""
+
+    interval: int = 2
+    forwards: int = 0
+    blocks: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.interval < 1:
+            raise ValueError(f"cache interval must be at least 1, got {self.interval}")
+
+    def reusing(self) -> bool:
+        """Whether the current forward reuses (a forward before any computed one cannot)."""
+        return self.forwards % self.interval != 0 and bool(self.blocks)
+
+
+def _branch(store: dict[str, torch.Tensor] | None, reuse: bool, name: str,
+            compute: Callable[[], torch.Tensor]) -> torch.Tensor:  # fmt: skip
+    """A block's branch output: the cached one when reusing, else computed (and stored when caching)."""
+    if reuse and store is not None:
+        return store[name]
+    out = compute()
+    if store is not None and not reuse:
+        store[name] = out
+    return out
+
+
 class MVDiTBlock(nn.Module):
     def __init__(self, config: MVDiTConfig):
         super().__init__()
@@ -225,41 +259,49 @@ class MVDiTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, t_visual: torch.Tensor,
                 t_text: torch.Tensor, t_visual_temporal: torch.Tensor | None, t_text_temporal: torch.Tensor | None,
-                temporal_pos: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                temporal_pos: torch.Tensor | None = None, cache: dict[str, torch.Tensor] | None = None,
+                reuse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """x [B, T, S, C] visual tokens; y [B, T, L, C] each frame's text tokens; mask [B, L] bool (real tokens);
-        t_* the shared timestep projections; temporal_pos [1, T, C] (first block only)."""
+        t_* the shared timestep projections; temporal_pos [1, T, C] (first block only); ``cache``: this block's
+        branch outputs, stored (``reuse`` False) or reused (True)."""
         b, frames, s, c = x.shape
         length = y.shape[2]
         attend, feed = modulations(self.scale_shift_table, t_visual, self.rows_per_branch)
         attend_y, feed_y = modulations(self.scale_shift_table_y, t_text, self.rows_per_branch)
 
         # MMSA: per frame, visual and text tokens in one sequence; caption padding is never a key.
-        joint = torch.cat([attend.apply(x), attend_y.apply(y)], dim=2).reshape(b * frames, s + length, c)
-        key_mask = torch.cat([mask.new_ones(b, s), mask], dim=1).repeat_interleave(frames, dim=0)
-        out = self.attn(joint, key_mask).view(b, frames, s + length, c)
+        def spatial() -> torch.Tensor:
+            joint = torch.cat([attend.apply(x), attend_y.apply(y)], dim=2).reshape(b * frames, s + length, c)
+            key_mask = torch.cat([mask.new_ones(b, s), mask], dim=1).repeat_interleave(frames, dim=0)
+            return self.attn(joint, key_mask).view(b, frames, s + length, c)
+
+        out = _branch(cache, reuse, "attn", spatial)
         x, y = attend.residual(x, out[:, :, :s]), attend_y.residual(y, out[:, :, s:])
 
         # MMTA: the same concatenation, one sequence along time per token position.
         if hasattr(self, "attn_temp"):
             (temporal,) = modulations(self.scale_shift_table_temp, t_visual_temporal, self.rows_per_branch)
             (temporal_y,) = modulations(self.scale_shift_table_y_temp, t_text_temporal, self.rows_per_branch)
-            joint = torch.cat([temporal.apply(x), temporal_y.apply(y)], dim=2)
-            joint = joint.transpose(1, 2).reshape(b * (s + length), frames, c)
-            if temporal_pos is not None:  # the release adds it to the modulated tokens of the first block only
-                joint = joint + temporal_pos
-            out = self.attn_temp(joint).view(b, s + length, frames, c).transpose(1, 2)
+
+            def along_time() -> torch.Tensor:
+                joint = torch.cat([temporal.apply(x), temporal_y.apply(y)], dim=2)
+                joint = joint.transpose(1, 2).reshape(b * (s + length), frames, c)
+                if temporal_pos is not None:  # the release adds it to the modulated tokens of the first block only
+                    joint = joint + temporal_pos
+                return self.attn_temp(joint).view(b, s + length, frames, c).transpose(1, 2)
+
+            out = _branch(cache, reuse, "attn_temp", along_time)
             x, y = temporal.residual(x, out[:, :, :s]), temporal_y.residual(y, out[:, :, s:])
 
         # MHCA: visual queries, the frame's text tokens as keys and values; ungated, unnormalised.
         if hasattr(self, "cross_attn"):
-            attended = self.cross_attn(
-                x.reshape(b * frames, s, c), y.reshape(b * frames, length, c), mask.repeat_interleave(frames, dim=0)
-            )
+            attended = _branch(cache, reuse, "cross_attn", lambda: self.cross_attn(
+                x.reshape(b * frames, s, c), y.reshape(b * frames, length, c), mask.repeat_interleave(frames, dim=0)))
             x = x + attended.view(b, frames, s, c)
 
         # Feed-forward, one per stream.
-        x = feed.residual(x, self.mlp(feed.apply(x)))
-        y = feed_y.residual(y, self.mlp_y(feed_y.apply(y)))
+        x = feed.residual(x, _branch(cache, reuse, "mlp", lambda: self.mlp(feed.apply(x))))
+        y = feed_y.residual(y, _branch(cache, reuse, "mlp_y", lambda: self.mlp_y(feed_y.apply(y))))
         return x, y
 
 
@@ -405,12 +447,13 @@ class MVDiT(nn.Module):
         return spatial, temporal
 
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None,
-                drop_captions: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                drop_captions: torch.Tensor | None = None, cache: AttentionCache | None = None) -> torch.Tensor:  # fmt: skip
         """Predict noise and variance for noisy latents.
 
         x [B, C_in, T, H, W]; timestep [B]; y [B, L, D] caption features (the release's [B, 1, L, D] is accepted);
         mask [B, L], nonzero for real tokens (default: all); drop_captions [B] bool, captions to replace by the null
-        caption (default: drawn with probability ``caption_dropout`` in training mode, none in eval mode).
+        caption (default: drawn with probability ``caption_dropout`` in training mode, none in eval mode); cache:
+        one sampling loop's ``AttentionCache`` (inference only).
         Returns [B, C_out, T, H, W] in float32: ε in the first C_in channels, the variance interpolation after.
         """
         b = x.shape[0]
@@ -428,12 +471,17 @@ class MVDiT(nn.Module):
         t, shared = self.timestep_conditioning(timestep)
         # Every frame starts from the same caption; the copies diverge after the first MMSA.
         y = self.y_embedder(y, drop_captions)[:, None].expand(b, frames, -1, -1)
+        reuse = cache is not None and cache.reusing()
         for index, block in enumerate(self.blocks):
             args = (x, y, mask, *shared, temporal_pos if index == 0 else None)
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x, y = checkpoint(block, *args, use_reentrant=False)
+            elif cache is not None:
+                x, y = block(*args, cache=cache.blocks.setdefault(index, {}), reuse=reuse)
             else:
                 x, y = block(*args)
+        if cache is not None:
+            cache.forwards += 1
         out = self.final_layer(x.reshape(b, frames * height * width, c), t)
         return self.unpatchify(out, frames, height, width).float()
 

@@ -8,6 +8,7 @@ guidance (scale 7.0), latents decoded frame by frame by the VAE, H.264 MP4s writ
 import re
 import subprocess
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from openvid_assets.models.runtime import pick_device
 from openvid_assets.mvdit.diffusion import GaussianDiffusion, classifier_free_guidance
 from openvid_assets.mvdit.encoders import FrameVAE, TextEncoder
-from openvid_assets.mvdit.model import MVDiT, MVDiTConfig, load_weights
+from openvid_assets.mvdit.model import AttentionCache, MVDiT, MVDiTConfig, load_weights
 from openvid_assets.store.files import atomic_path
 
 SAMPLING_STEPS = 100
@@ -27,9 +28,11 @@ FPS = 8  # the release samples 16 frames taken every 3rd frame of 24 fps video
 @torch.no_grad()
 def generate(model: MVDiT, text_encoder: TextEncoder, vae: FrameVAE, prompts: Sequence[str],
              latent_size: tuple[int, int, int] | None = None, steps: int = SAMPLING_STEPS, cfg_scale: float = CFG_SCALE,
-             seed: int = 0, guided_channels: int | None = None) -> np.ndarray:  # fmt: skip
+             seed: int = 0, guided_channels: int | None = None, cache_interval: int = 1) -> np.ndarray:  # fmt: skip
     """Videos for ``prompts`` as uint8 [B, T, H, W, 3]. ``latent_size`` (T, h, w) defaults to the model's
-    configured size; ``guided_channels`` to all noise channels (the release's 256px config guides only 3)."""
+    configured size; ``guided_channels`` to all noise channels (the release's 256px config guides only 3);
+    ``cache_interval``: attention and feed-forward outputs computed every that many steps and reused between
+    (1: off; 2: the paper's)."""
     device = next(model.parameters()).device
     model.eval()
     captions, mask = text_encoder.encode(prompts)
@@ -37,7 +40,9 @@ def generate(model: MVDiT, text_encoder: TextEncoder, vae: FrameVAE, prompts: Se
     size = latent_size or model.config.input_size
     generator = torch.Generator(device).manual_seed(seed)
     noise = torch.randn((len(prompts), model.config.in_channels, *size), generator=generator, device=device)
-    denoiser = classifier_free_guidance(model, captions, mask, cfg_scale, guided_channels or model.config.in_channels)
+    cache = AttentionCache(cache_interval) if cache_interval > 1 else None
+    denoiser = classifier_free_guidance(partial(model, cache=cache), captions, mask, cfg_scale,
+                                        guided_channels or model.config.in_channels)  # fmt: skip
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -74,13 +79,14 @@ def slug(text: str, limit: int = 48) -> str:
 
 def sample_to_files(checkpoint: str | Path | dict, prompts: Sequence[str], out_dir: str | Path,
                     config: MVDiTConfig, text_encoder: TextEncoder, vae: FrameVAE, steps: int = SAMPLING_STEPS,
-                    cfg_scale: float = CFG_SCALE, seed: int = 0, fps: float = FPS,
-                    device: str = "auto") -> list[Path]:  # fmt: skip
+                    cfg_scale: float = CFG_SCALE, seed: int = 0, fps: float = FPS, device: str = "auto",
+                    cache_interval: int = 1) -> list[Path]:  # fmt: skip
     """Load MVDiT weights (a release checkpoint, or EMA weights of a training checkpoint), sample one video per
     prompt and write ``<index>-<prompt slug>.mp4`` files into ``out_dir``."""
     device = pick_device(device)
     model = MVDiT(config)
     load_weights(model, checkpoint)
-    videos = generate(model.to(device), text_encoder, vae, prompts, steps=steps, cfg_scale=cfg_scale, seed=seed)
+    videos = generate(model.to(device), text_encoder, vae, prompts, steps=steps, cfg_scale=cfg_scale, seed=seed,
+                      cache_interval=cache_interval)  # fmt: skip
     return [write_mp4(video, Path(out_dir) / f"{i:03d}-{slug(prompt)}.mp4", fps) for i, (video, prompt) in
             enumerate(zip(videos, prompts))]  # fmt: skip
