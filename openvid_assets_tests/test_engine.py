@@ -35,6 +35,7 @@ def _models(data, name="motion_scores") -> set[str]:
     return {m for s in tables.shards(name) for m in tables.read(name, s).filter(pl.col("status") == "ok")["model"]}
 
 
+@pytest.mark.timeout(1200)  # two pipeline runs, a re-execution and two training runs: ~220 s on 2 idle cores
 def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setup):
     source, data, env, cwd = setup
     first = _run(source, data, env, "--motion-backend", "farneback", cwd=cwd)
