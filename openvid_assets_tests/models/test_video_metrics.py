@@ -1,0 +1,58 @@
+"""Metrics of generated videos on frames whose right answer is known: a still video, a smooth pan (each frame the
+previous one shifted by 2 px), and the same pan's frames shuffled."""
+
+import cv2
+import numpy as np
+import pytest
+
+from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
+from openvid_assets.models.video_metrics import clip_score, clip_temporal_score, warping_error
+
+
+def texture(height=72, width=128, seed=0) -> np.ndarray:
+    """A smooth random RGB texture (blurred noise): optical flow can follow it."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(noise, (0, 0), 3).astype(np.float32)
+
+
+def stretched(image: np.ndarray) -> np.ndarray:
+    low, high = image.min(), image.max()
+    return ((image - low) / (high - low) * 255).astype(np.uint8)
+
+
+def pan(frames=8, step=2, seed=0) -> np.ndarray:
+    wide = stretched(texture(width=128 + frames * step, seed=seed))
+    return np.stack([wide[:, k * step : k * step + 128] for k in range(frames)])
+
+
+def test_clip_score_is_100_times_the_mean_clipped_cosine():
+    text = np.array([1.0, 0.0, 0.0])
+    frames = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # cos 1, 0, -1 (counts as 0)
+    assert clip_score(frames, text) == pytest.approx(100 / 3)
+    assert clip_temporal_score(frames) == pytest.approx((0 + 0) / 2)
+    assert clip_temporal_score(np.repeat(frames[:1], 4, axis=0)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        clip_temporal_score(frames[:1])
+
+
+def test_a_still_video_has_no_warping_error_and_a_pan_little_shuffled_frames_much():
+    moving = pan()
+    still = np.repeat(moving[:1], 6, axis=0)
+    shuffled = moving[[0, 5, 2, 7, 1, 6, 3, 4]]
+    assert warping_error(still) == pytest.approx(0.0, abs=1e-6)  # the flow finds sub-pixel nothing
+    smooth, jumbled = warping_error(moving), warping_error(shuffled)
+    assert smooth < 2e-3 and jumbled > 3 * smooth, (smooth, jumbled)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        warping_error(moving[:1])
+
+
+def test_with_a_real_clip_tower_the_still_video_is_the_most_consistent():
+    embedder = CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", batch_size=8)
+    moving = np.stack([cv2.resize(f, (224, 224)) for f in pan(step=8)])
+    still = np.repeat(moving[:1], 8, axis=0)
+    shuffled = moving[[0, 5, 2, 7, 1, 6, 3, 4]]
+    scores = {name: clip_temporal_score(embedder.embed(frames))
+              for name, frames in (("still", still), ("pan", moving), ("shuffled", shuffled))}  # fmt: skip
+    assert scores["still"] == pytest.approx(1.0, abs=1e-5)
+    assert scores["still"] > scores["pan"] >= scores["shuffled"] - 1e-6, scores
