@@ -1,21 +1,25 @@
-"""DOVER's technical branch (video clarity / technical quality), the measure OpenVid-1M filters on.
+"""DOVER (Wu et al., "Exploring Video Quality Assessment on User Generated Contents from Aesthetic and
+Technical Perspectives", ICCV 2023): the technical branch, the measure OpenVid-1M filters on, and the aesthetic
+branch, which with it gives the paper's VQA_A and VQA_T of generated videos.
 
-DOVER (Wu et al., "Exploring Video Quality Assessment on User Generated Contents
-from Aesthetic and Technical Perspectives", ICCV 2023) scores technical quality
-with FAST-VQA's design: a Video Swin-T sees "fragments", a 7x7 mosaic of 32x32
-patches cut at native resolution from a grid over the frame (so compression
-artefacts, noise and blur are seen pixel for pixel), with the same patch
-positions for every frame of a 32-frame clip. Attention windows that straddle
-two fragments use a separate learned bias table (the "gated relative position
-bias"); a 1x1x1-conv head maps every output token to a local quality, and the
-video's raw score is the mean over tokens and clips. The published rescale
-``sigmoid((raw - 0.1107) / 0.07355)`` maps it to (0, 1).
+Technical branch: FAST-VQA's design. A Video Swin-T sees "fragments", a 7x7 mosaic of 32x32 patches cut at
+native resolution from a grid over the frame (so compression artefacts, noise and blur are seen pixel for
+pixel), with the same patch positions for every frame of a 32-frame clip. Attention windows that straddle two
+fragments use a separate learned bias table (the "gated relative position bias"); a 1x1x1-conv head maps every
+output token to a local quality, and the video's raw score is the mean over tokens and clips. The published
+rescale ``sigmoid((raw - 0.1107) / 0.07355)`` maps it to (0, 1).
 
-The layer names and shapes follow the public checkpoint ``DOVER.pth`` (keys
-``technical_backbone.*`` and ``technical_head.*``; the aesthetic branch's keys
-in the same file are ignored, and that branch is never built). The code is
-written from the paper and the public description of the model; the key list it
-must match is ``openvid_assets_tests/data/dover_technical_keys.json``.
+Aesthetic branch: an inflated ConvNeXt-T (its 2-D convolutions made 3-D: a 2x4x4 stem, 1x2x2 downsampling,
+depthwise 7x7 kernels 1, 3, 1 frames deep in turn) sees 32 whole frames, one from each of 32 equal stretches of
+the video, resized to 224x224; the same kind of head scores every token, and the raw score (their mean) is
+rescaled by ``sigmoid((raw + 0.08285) / 0.03774)``. The published fusion of the two raw scores is
+``sigmoid(0.6104 z_T + 0.3896 z_A)`` with z the standardised raws above.
+
+The layer names and shapes follow the public checkpoint ``DOVER.pth`` (``technical_backbone.*``,
+``technical_head.*``, ``aesthetic_backbone.*``, ``aesthetic_head.*``: 381 keys): ``DoverTechnical`` loads the
+technical keys alone (what clarity scoring needs), ``Dover`` the whole file strictly. The code is written from
+the papers and the public description of the model; the key list it must match is
+``openvid_assets_tests/data/dover_keys.json``.
 
 Its input (frame sampling, fragments) and the scorer are in :mod:`openvid_assets.models.clarity`.
 This module never imports Dagster.
@@ -23,6 +27,7 @@ This module never imports Dagster.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -387,3 +392,141 @@ def load_dover_technical(weights: WeightsFile = DOVER_WEIGHTS,
             if not torch.equal(buffer, expected):
                 raise ValueError(f"{path}: {name} does not match window size {config.window_size}")
     return model, file_digest(path)
+
+
+# --------------------------------------------------------------------------- aesthetic branch
+
+
+@dataclass(frozen=True)
+class AestheticConfig:
+    """Architecture, input and rescale of the aesthetic branch (an inflated ConvNeXt-T)."""
+
+    name: str
+    depths: tuple[int, ...] = (3, 3, 9, 3)
+    dims: tuple[int, ...] = (96, 192, 384, 768)
+    inflate: str = "131"  # frames the depthwise kernel spans, block by block in turn within a stage
+    head_hidden: int = 64
+    size: int = 224  # whole frames resized to size x size
+    frames: int = 32  # one frame from each of this many equal stretches of the video
+    rescale_shift: float = -0.08285
+    rescale_scale: float = 0.03774
+
+
+AESTHETIC = AestheticConfig(name="dover-aesthetic")
+AESTHETIC_TINY = AestheticConfig(name="dover-aesthetic-tiny", depths=(1, 1, 3, 1), dims=(8, 16, 32, 64),
+                                 head_hidden=8)  # fmt: skip
+FUSION = (0.6104, 0.3896)  # weights of the standardised technical and aesthetic raw scores
+
+
+class ChannelsFirstLayerNorm(nn.Module):
+    """LayerNorm over the channel axis (1) of a (B, C, T, H, W) tensor."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.movedim(1, -1), self.weight.shape, self.weight, self.bias, self.eps).movedim(-1, 1)
+
+
+class ConvNeXtBlock3D(nn.Module):
+    """Depthwise (frames x 7 x 7) conv, LayerNorm, Linear 4x, GELU, Linear back, layer scale, residual."""
+
+    def __init__(self, dim: int, frames: int):
+        super().__init__()
+        self.dwconv = nn.Conv3d(dim, dim, (frames, 7, 7), padding=(frames // 2, 3, 3), groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).movedim(1, -1)
+        y = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + y.movedim(-1, 1)
+
+
+class ConvNeXt3D(nn.Module):
+    """(B, 3, T, H, W) -> normalised tokens (B, C, T/2, H/32, W/32)."""
+
+    def __init__(self, config: AestheticConfig = AESTHETIC):
+        super().__init__()
+        dims = config.dims
+        stem = nn.Sequential(nn.Conv3d(3, dims[0], (2, 4, 4), stride=(2, 4, 4)), ChannelsFirstLayerNorm(dims[0]))
+        self.downsample_layers = nn.ModuleList([stem] + [
+            nn.Sequential(ChannelsFirstLayerNorm(dims[i]), nn.Conv3d(dims[i], dims[i + 1], (1, 2, 2), stride=(1, 2, 2)))
+            for i in range(len(dims) - 1)])  # fmt: skip
+        self.stages = nn.ModuleList(
+            nn.Sequential(*[ConvNeXtBlock3D(dims[i], int(config.inflate[j % len(config.inflate)]))
+                            for j in range(depth)])
+            for i, depth in enumerate(config.depths))  # fmt: skip
+        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for downsample, stage in zip(self.downsample_layers, self.stages):
+            x = stage(downsample(x))
+        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class Dover(nn.Module):
+    """Both branches, named as the public checkpoint: ``technical(fragment clips)`` and ``aesthetic(resized
+    clips)`` each give local scores (B, 1, T', H', W') whose mean is the raw score."""
+
+    def __init__(self, technical: DoverConfig = PAPER, aesthetic: AestheticConfig = AESTHETIC):
+        super().__init__()
+        self.technical_config, self.aesthetic_config = technical, aesthetic
+        self.technical_backbone = SwinTransformer3D(technical)
+        self.technical_head = VQAHead(technical.num_features, technical.head_hidden)
+        self.aesthetic_backbone = ConvNeXt3D(aesthetic)
+        self.aesthetic_head = VQAHead(aesthetic.dims[-1], aesthetic.head_hidden)
+
+    def technical(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.technical_head(self.technical_backbone(clips))
+
+    def aesthetic(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.aesthetic_head(self.aesthetic_backbone(clips))
+
+
+def load_dover(weights: WeightsFile = DOVER_WEIGHTS, technical: DoverConfig = PAPER,
+               aesthetic: AestheticConfig = AESTHETIC) -> tuple[Dover, str]:  # fmt: skip
+    """(model, weights digest): every key of a DOVER checkpoint, loaded strictly."""
+    path = resolve(weights)
+    with torch.device("meta"):
+        model = Dover(technical, aesthetic)
+    model.load_state_dict(load_state_dict(path), strict=True, assign=True)
+    for name, buffer in model.named_buffers():
+        if name.endswith("relative_position_index") and not torch.equal(buffer, relative_position_index(
+                technical.window_size)):  # fmt: skip
+            raise ValueError(f"{path}: {name} does not match window size {technical.window_size}")
+    return model, file_digest(path)
+
+
+def aesthetic_indices(num_frames: int, config: AestheticConfig = AESTHETIC) -> list[int]:
+    """The middle frame of each of ``config.frames`` equal stretches of the video (repeats on short videos)."""
+    return [min(num_frames - 1, int((k + 0.5) * num_frames / config.frames)) for k in range(config.frames)]
+
+
+def aesthetic_clip(frames: torch.Tensor, technical: DoverConfig = PAPER,
+                   config: AestheticConfig = AESTHETIC) -> torch.Tensor:  # fmt: skip
+    """uint8 frames (T, H, W, 3) -> the aesthetic branch's input (1, 3, T, size, size), normalised as the
+    technical branch's."""
+    x = frames.permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(config.size, config.size), mode="bilinear", align_corners=False)
+    mean = torch.tensor(technical.mean).view(1, 3, 1, 1)
+    std = torch.tensor(technical.std).view(1, 3, 1, 1)
+    return ((x - mean) / std).permute(1, 0, 2, 3)[None]
+
+
+def rescale_aesthetic(raw: float, config: AestheticConfig = AESTHETIC) -> float:
+    return float(1 / (1 + math.exp(-(raw - config.rescale_shift) / config.rescale_scale)))
+
+
+def fused_quality(technical_raw: float, aesthetic_raw: float, technical: DoverConfig = PAPER,
+                  aesthetic: AestheticConfig = AESTHETIC) -> float:  # fmt: skip
+    """DOVER's overall score from the two raw scores (the published fusion)."""
+    z = (FUSION[0] * (technical_raw - technical.rescale_shift) / technical.rescale_scale
+         + FUSION[1] * (aesthetic_raw - aesthetic.rescale_shift) / aesthetic.rescale_scale)  # fmt: skip
+    return float(1 / (1 + math.exp(-z)))

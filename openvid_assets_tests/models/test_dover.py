@@ -1,4 +1,5 @@
-"""DOVER technical branch: strict loading of the public key layout, fragment sampling, scoring generated videos."""
+"""DOVER: strict loading of the public key layout (technical branch alone, and the whole model with its aesthetic
+branch), fragment sampling, scoring generated videos."""
 
 import json
 from dataclasses import replace
@@ -14,11 +15,13 @@ from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
 from openvid_assets.models.clarity import (DoverClarity, cut_all_clips, cut_fragments, dover_frame_indices,
                                            fragment_offsets, rescale, upsampled)  # fmt: skip
-from openvid_assets.models.dover import DOVER_WEIGHTS, PAPER, TINY, DoverTechnical, load_dover_technical
+from openvid_assets.models.dover import (AESTHETIC, AESTHETIC_TINY, DOVER_WEIGHTS, PAPER, TINY, Dover, DoverTechnical,
+                                         aesthetic_clip, aesthetic_indices, fused_quality, load_dover,
+                                         load_dover_technical, rescale_aesthetic)  # fmt: skip
 from openvid_assets.models.scoring import score_shard
 from openvid_assets.models.weights import file_digest
 
-REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "dover_technical_keys.json").read_text())
+REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "dover_keys.json").read_text())
 
 
 # --------------------------------------------------------------------------- weights
@@ -42,8 +45,8 @@ def random_dover_checkpoint() -> dict[str, torch.Tensor]:
             state[key] = swin_position_index()
         else:
             state[key] = torch.randn(shape, generator=generator) * 0.02
-    for key in REFERENCE["aesthetic_keys_sample"]:  # any shape: they must be ignored, never built
-        state[key] = torch.randn(5, generator=generator)
+    for key, shape in REFERENCE["aesthetic_keys"].items():
+        state[key] = torch.randn(shape, generator=generator) * 0.02
     return state
 
 
@@ -82,6 +85,47 @@ def test_full_dover_checkpoint_loads_strictly_and_a_missing_key_fails(weights_en
     torch.save(state, weights_env)
     with pytest.raises(RuntimeError, match="Missing key"):
         load_dover_technical(DOVER_WEIGHTS, PAPER)
+
+
+def test_the_whole_model_has_the_public_checkpoints_381_keys_and_loads_it_strictly(weights_env):
+    with torch.device("meta"):
+        model = Dover(PAPER, AESTHETIC)
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert shapes == {**REFERENCE["keys"], **REFERENCE["aesthetic_keys"]}
+    assert len(shapes) == REFERENCE["num_keys_full_model"] == 381
+    state = random_dover_checkpoint()
+    torch.save(state, weights_env)
+    loaded, digest = load_dover(DOVER_WEIGHTS)
+    assert digest == file_digest(weights_env)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+    with torch.inference_mode():  # the aesthetic branch at a small input: time / 2, space / 32
+        out = loaded.eval().aesthetic(torch.randn(1, 3, 4, 64, 64))
+    assert out.shape == (1, 1, 2, 2, 2) and torch.isfinite(out).all()
+    del state["aesthetic_backbone.stages.2.8.gamma"]
+    torch.save(state, weights_env)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        load_dover(DOVER_WEIGHTS)
+
+
+def test_the_aesthetic_input_is_whole_frames_from_equal_stretches_resized_and_normalised():
+    assert aesthetic_indices(320) == [5 + 10 * k for k in range(32)]
+    assert aesthetic_indices(8)[:8] == [0, 0, 0, 0, 1, 1, 1, 1] and max(aesthetic_indices(8)) == 7
+    frames = torch.full((3, 90, 160, 3), 124, dtype=torch.uint8)
+    clip = aesthetic_clip(frames)
+    assert clip.shape == (1, 3, 3, 224, 224)
+    assert torch.allclose(clip[0, :, 0, 0, 0], (124 - torch.tensor(PAPER.mean)) / torch.tensor(PAPER.std))
+    model = Dover(TINY, AESTHETIC_TINY).eval()
+    with torch.inference_mode():
+        first, again = model.aesthetic(clip).mean(), model.aesthetic(clip).mean()
+    assert torch.isfinite(first) and first == again
+
+
+def test_published_aesthetic_rescale_and_fusion():
+    assert rescale_aesthetic(-0.08285) == pytest.approx(0.5)
+    assert rescale_aesthetic(-0.08285 + 0.03774) == pytest.approx(1 / (1 + np.exp(-1)))
+    assert fused_quality(0.1107, -0.08285) == pytest.approx(0.5)
+    assert fused_quality(0.1107 + 0.07355, -0.08285) == pytest.approx(1 / (1 + np.exp(-0.6104)))
+    assert fused_quality(0.1107, -0.08285 + 0.03774) == pytest.approx(1 / (1 + np.exp(-0.3896)))
 
 
 def test_published_rescale():
