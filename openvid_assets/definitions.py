@@ -28,7 +28,8 @@ from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.suitability import suitability_model, suitability_scores
 from openvid_assets.assets.caption_filter import caption_scores
-from openvid_assets.assets.training import GROUP as TRAINING_GROUP, mvdit_checkpoint, mvdit_latents, mvdit_samples
+from openvid_assets.assets.training import (GROUP as TRAINING_GROUP, mvdit_checkpoint, mvdit_eval, mvdit_latents,
+                                            mvdit_samples)  # fmt: skip
 
 ASSETS = [
     recipe,
@@ -59,6 +60,7 @@ ASSETS = [
     mvdit_latents,
     mvdit_checkpoint,
     mvdit_samples,
+    mvdit_eval,
 ]
 
 # Job backfills run one shard per run, the smallest of the assets' policies, as intended (asset

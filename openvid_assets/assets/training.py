@@ -4,6 +4,7 @@ These assets are in the ``mvdit`` group, which the run command leaves out unless
 asked (``openvid-assets train`` or ``run --train``): curating does not imply training.
 """
 
+import json
 import statistics
 import tempfile
 from dataclasses import asdict
@@ -24,6 +25,9 @@ from openvid_assets.assets.scores import _video_opener
 from openvid_assets.assets.selection import all_shards
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.store import TableStore, run_sql
+
+SAMPLES_INDEX = "samples.json"
+EVAL = "mvdit_eval"
 
 if TYPE_CHECKING:
     from openvid_assets.mvdit.model import MVDiTConfig
@@ -152,9 +156,46 @@ def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
         if local is None:  # S3 data root: upload what was written locally
             for p in paths:
                 tables.fs.put(f"{folder}/{p.name}", p.read_bytes())
+    # Which prompt each file shows: what mvdit_eval scores them against.
+    tables.fs.put(f"{folder}/{SAMPLES_INDEX}", json.dumps([{"video": p.name, "prompt": prompt} for p, prompt in
+                                                           zip(paths, prompts)], indent=1).encode())  # fmt: skip
     uris = [tables.fs.uri(f"{folder}/{p.name}") for p in paths]
     context.log.info(f"wrote {len(uris)} sample(s) to {tables.fs.uri(folder)}")
     return MaterializeResult(metadata={"checkpoint": MetadataValue.path(str(checkpoint)), "videos": len(uris),
                                        "cache_interval": mvdit.cache_interval,
                                        "prompts": MetadataValue.json(prompts),
                                        "files": MetadataValue.json(uris)})  # fmt: skip
+
+
+@asset(**TRAINING_STEP, deps=[mvdit_samples], group_name=GROUP, code_version="1", kinds={"pytorch", "duckdb"},
+       description="The paper's metrics (Table 3) of the latest checkpoint's samples, one row per video: VQA_A and "
+       "VQA_T (DOVER, both branches), CLIP score (prompt vs frames) and CLIP temporal score, warping error "
+       "(Farneback flow, occlusions left out); the means in metadata. Formulas: models/video_metrics.py.")  # fmt: skip
+def mvdit_eval(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    from openvid_assets.mvdit.evaluate import METRICS, evaluate_samples, evaluator_for
+    from openvid_assets.mvdit.train import latest_checkpoint
+
+    tables, profile = store.tables(), store.recipe().recipe.models.resolved_profile()
+    shape = mvdit.shape(profile.name)
+    checkpoint = latest_checkpoint(mvdit.checkpoints(tables, profile.name))
+    if checkpoint is None:
+        raise FileNotFoundError("no MVDiT checkpoint yet: materialize mvdit_checkpoint first")
+    folder = f"samples/{shape.name}/{checkpoint.stem}"
+    if not tables.fs.exists(f"{folder}/{SAMPLES_INDEX}"):
+        raise FileNotFoundError(f"no samples of {checkpoint.stem} yet: materialize mvdit_samples first")
+    index = json.loads(tables.fs.get(f"{folder}/{SAMPLES_INDEX}"))
+    with tempfile.TemporaryDirectory(prefix="openvid-eval-") as staging:
+        local = tables.fs.local_path(folder)
+        if local is None:  # S3 data root: the decoders read local files
+            for item in index:
+                Path(staging, item["video"]).write_bytes(tables.fs.get(f"{folder}/{item['video']}"))
+        base = Path(local or staging)
+        table = evaluate_samples([(base / item["video"], item["prompt"]) for item in index],
+                                 evaluator_for(profile, mvdit.device))  # fmt: skip
+    table = table.with_columns(run=pl.lit(shape.name), checkpoint=pl.lit(checkpoint.stem))
+    path = tables.write(EVAL, "global", table)
+    ok = table.filter(pl.col("status") == "ok")
+    means = {m: round(float(ok[m].mean()), 4) for m in METRICS} if ok.height else {}
+    context.log.info(f"{checkpoint.stem}: {ok.height} of {table.height} sample(s) scored: {means}")
+    return MaterializeResult(metadata={"checkpoint": checkpoint.stem, "videos": table.height, "scored": ok.height,
+                                       **means, "path": MetadataValue.path(path)})  # fmt: skip

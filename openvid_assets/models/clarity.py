@@ -243,3 +243,39 @@ class DoverClarity:
     def score(self, indices: list[int], frames: np.ndarray) -> dict[str, float]:
         raw = self.raw_score(self.clips(frames))
         return {"score": rescale(raw, self.config), "dover_raw": raw}
+
+
+class DoverAesthetic:
+    """VQA_A: DOVER's aesthetic branch on 32 whole frames (one per equal stretch of the video) at 224 px, rescaled
+    to (0, 1). Loads the whole DOVER checkpoint strictly (both branches: the file is checked as a whole)."""
+
+    name = "dover-aesthetic"
+    extra_columns: tuple[str, ...] = ("dover_raw",)
+
+    def __init__(self, technical: DoverConfig | None = None, aesthetic: Any = None,
+                 weights: WeightsFile | None = DOVER_WEIGHTS, device: str = "auto", seed: int = 0):  # fmt: skip
+        import torch
+
+        from openvid_assets.models import dover
+        from openvid_assets.models.runtime import built_or_loaded, pick_device
+
+        self.technical, self.aesthetic = technical or dover.PAPER, aesthetic or dover.AESTHETIC
+        self.device = pick_device(device)
+        model, self.weights_digest = built_or_loaded(lambda: dover.Dover(self.technical, self.aesthetic),
+                                                     lambda w: dover.load_dover(w, self.technical, self.aesthetic),
+                                                     weights, seed)  # fmt: skip
+        self.model = model.eval().to(self.device, torch.float32)
+        self.params: dict[str, Any] = {"config": self.aesthetic.name, "frames": self.aesthetic.frames,
+                                       "size": self.aesthetic.size, "seed": seed}  # fmt: skip
+        self.request = FrameRequest(indices=partial(dover.aesthetic_indices, config=self.aesthetic),
+                                    size=(self.aesthetic.size, self.aesthetic.size))  # fmt: skip
+
+    def score(self, indices: list[int], frames: np.ndarray) -> dict[str, float]:
+        import torch
+
+        from openvid_assets.models import dover
+
+        with torch.inference_mode():
+            clip = dover.aesthetic_clip(torch.from_numpy(np.ascontiguousarray(frames)), self.technical, self.aesthetic)
+            raw = float(self.model.aesthetic(clip.to(self.device)).float().mean())
+        return {"score": dover.rescale_aesthetic(raw, self.aesthetic), "dover_raw": raw}

@@ -66,6 +66,11 @@ def test_training_then_sampling_from_the_curated_clips(curated):
                            capture_output=True, text=True, check=True)  # fmt: skip
     stream = json.loads(probe.stdout)["streams"][0]
     assert (stream["width"], stream["height"], int(stream["nb_read_frames"])) == (32, 32, 4)
+    # The samples are scored with the paper's metrics, against the prompt each shows.
+    scored = tables.read("mvdit_eval", "global").row(0, named=True)
+    assert (scored["video"], scored["prompt"], scored["status"]) == (video.rsplit("/", 1)[1], "a red fox in snow", "ok")
+    assert scored["checkpoint"] == "step-00000006" and 0 < scored["vqa_a"] < 1 and 0 < scored["vqa_t"] < 1
+    assert 0 <= scored["clip_score"] <= 100 and -1 <= scored["clip_temporal"] <= 1 and scored["warping_error"] >= 0
 
     # Asking for more steps resumes from the last checkpoint; latents are reused, not re-encoded.
     latents = {s: tables.read("mvdit_latents", s) for s in tables.shards("mvdit_latents")}

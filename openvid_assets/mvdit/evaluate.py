@@ -1,0 +1,89 @@
+"""The paper's metrics of generated videos (its Table 3, EvalCrafter's definitions), one row per sampled video:
+
+- ``vqa_a`` / ``vqa_t``: DOVER's aesthetic and technical quality, each rescaled to (0, 1) as published
+  (``models.clarity.DoverAesthetic``; ``DoverClarity``, the pipeline's clarity score);
+- ``clip_score``: 100 x the mean cosine of each frame with the prompt, ``clip_temporal``: the mean cosine of
+  adjacent frames, both with a CLIP model (the recipe's: ViT-L/14 in the paper profile; EvalCrafter uses
+  ViT-B/32);
+- ``warping_error``: the mean squared error of each frame and the next one warped back along the optical flow,
+  occluded pixels left out (Farneback flow: no weights).
+
+Definitions and formulas: ``models/video_metrics.py``. BLIP-BLEU (BLIP-2 captions of the frames against the
+prompt) is not computed yet. A video that cannot be decoded is a row with the reason, never a stopped step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from openvid_assets.media.frames import FrameRequest, read_frames
+from openvid_assets.media.probe import probe
+from openvid_assets.media.sources import VideoInputError
+from openvid_assets.models.video_metrics import clip_score, clip_temporal_score, farneback_flow, warping_error
+
+EVAL_SCHEMA = {"video": pl.String, "prompt": pl.String, "status": pl.String, "error": pl.String,
+               "vqa_a": pl.Float64, "vqa_t": pl.Float64, "clip_score": pl.Float64, "clip_temporal": pl.Float64,
+               "warping_error": pl.Float64}  # fmt: skip
+METRICS = ("vqa_a", "vqa_t", "clip_score", "clip_temporal", "warping_error")
+ALL_FRAMES = FrameRequest(indices=lambda n: list(range(n)))
+
+
+@dataclass
+class SampleEvaluator:
+    """The models the metrics need: a CLIP image embedder and its text tower (``text``: prompts -> unit
+    vectors), DOVER's technical (``technical``) and aesthetic (``aesthetic``) scorers."""
+
+    embedder: Any
+    text: Any
+    technical: Any
+    aesthetic: Any
+    _prompts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def _decoded(self, path: Path, request: FrameRequest) -> tuple[list[int], np.ndarray]:
+        facts = probe(path)
+        decoded = read_frames(path, request, width=facts.width, height=facts.height, rotation=facts.rotation)
+        return decoded.indices, decoded.frames
+
+    def evaluate(self, path: Path, prompt: str) -> dict[str, float]:
+        if prompt not in self._prompts:
+            self._prompts[prompt] = self.text([prompt])[0]
+        _, frames = self._decoded(path, ALL_FRAMES)
+        vectors = self.embedder.embed(frames)
+        row = {"clip_score": clip_score(vectors, self._prompts[prompt]), "clip_temporal": clip_temporal_score(vectors),
+               "warping_error": warping_error(frames, farneback_flow)}  # fmt: skip
+        for name, scorer in (("vqa_t", self.technical), ("vqa_a", self.aesthetic)):
+            row[name] = scorer.score(*self._decoded(path, scorer.request))["score"]
+        return row
+
+
+def evaluate_samples(samples: Sequence[tuple[Path, str]], evaluator: SampleEvaluator) -> pl.DataFrame:
+    """One row per (video file, prompt); a video that fails is a failed row with its reason."""
+    rows = []
+    for path, prompt in samples:
+        base = {"video": Path(path).name, "prompt": prompt}
+        try:
+            rows.append({**base, "status": "ok", **evaluator.evaluate(Path(path), prompt)})
+        except (VideoInputError, ValueError) as e:  # unreadable, or too short to measure: a row, not a stop
+            rows.append({**base, "status": "failed", "error": f"{type(e).__name__}: {e}"})
+    return pl.DataFrame(rows, schema=EVAL_SCHEMA)
+
+
+def evaluator_for(profile: Any, device: str = "auto") -> SampleEvaluator:
+    """The metrics' models for a model profile: the profile's CLIP (image and text towers of the same
+    checkpoint) and DOVER (the weights file for the paper profile, tiny random stand-ins for the offline one)."""
+    from openvid_assets.models import dover
+    from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
+    from openvid_assets.models.clip import CLIPEmbedder, text_embeddings
+
+    offline = profile.name == "offline"
+    technical, aesthetic = (dover.TINY, dover.AESTHETIC_TINY) if offline else (dover.PAPER, dover.AESTHETIC)
+    weights = None if offline else dover.DOVER_WEIGHTS
+    return SampleEvaluator(CLIPEmbedder(profile.clip, device=device), lambda prompts: text_embeddings(profile.clip, prompts),
+                           DoverClarity(technical, weights, device=device), DoverAesthetic(technical, aesthetic, weights,
+                                                                                            device=device))  # fmt: skip

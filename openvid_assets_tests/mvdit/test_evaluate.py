@@ -1,0 +1,50 @@
+"""The metrics of generated videos end to end on mp4 files whose right answer is known: a still video, a smooth
+pan and the pan's frames shuffled (written by the sampler's own mp4 writer), and a file that is not a video."""
+
+from functools import partial
+
+import cv2
+import numpy as np
+import pytest
+
+from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
+from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
+from openvid_assets.models.dover import AESTHETIC_TINY, TINY
+from openvid_assets.mvdit.evaluate import METRICS, SampleEvaluator, evaluate_samples
+from openvid_assets.mvdit.sample import write_mp4
+
+
+def pan_frames(frames=16, step=3, size=(96, 160)) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    wide = cv2.GaussianBlur(rng.integers(0, 256, (size[0], size[1] + frames * step, 3), dtype=np.uint8), (0, 0), 3)
+    wide = cv2.normalize(wide, None, 0, 255, cv2.NORM_MINMAX)
+    return np.stack([wide[:, k * step : k * step + size[1]] for k in range(frames)])
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG)
+    return SampleEvaluator(CLIPEmbedder(spec, device="cpu", batch_size=16), partial(text_embeddings, spec),
+                           DoverClarity(TINY, None, device="cpu"), DoverAesthetic(TINY, AESTHETIC_TINY, None, device="cpu"))  # fmt: skip
+
+
+def test_each_metric_on_videos_whose_answer_is_known(tmp_path, evaluator):
+    frames = pan_frames()
+    files = {"still": write_mp4(np.repeat(frames[:1], 16, axis=0), tmp_path / "still.mp4"),
+             "pan": write_mp4(frames, tmp_path / "pan.mp4"),
+             "shuffled": write_mp4(frames[np.random.default_rng(1).permutation(16)], tmp_path / "shuffled.mp4")}
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    table = evaluate_samples([(p, "a slow pan over rocks") for p in files.values()] +
+                             [(tmp_path / "broken.mp4", "anything")], evaluator)  # fmt: skip
+    rows = {r["video"].removesuffix(".mp4"): r for r in table.iter_rows(named=True)}
+    assert rows["broken"]["status"] == "failed" and rows["broken"]["error"]
+    for name in files:
+        assert rows[name]["status"] == "ok" and all(np.isfinite(rows[name][m]) for m in METRICS), rows[name]
+        assert 0 < rows[name]["vqa_a"] < 1 and 0 < rows[name]["vqa_t"] < 1 and 0 <= rows[name]["clip_score"] <= 100
+    assert rows["still"]["clip_temporal"] == pytest.approx(1.0, abs=1e-4)
+    assert rows["still"]["warping_error"] < 1e-4
+    assert rows["still"]["clip_temporal"] > rows["pan"]["clip_temporal"] >= rows["shuffled"]["clip_temporal"] - 1e-6
+    assert rows["pan"]["warping_error"] * 3 < rows["shuffled"]["warping_error"]
+    # Same models, same files: the same numbers.
+    again = evaluate_samples([(files["pan"], "a slow pan over rocks")], evaluator).row(0, named=True)
+    assert all(again[m] == rows["pan"][m] for m in METRICS)
