@@ -192,7 +192,9 @@ def test_asset_graph_shows_every_asset_of_the_pipeline(ui, page, artifacts):
     assert set(SECTIONS) <= set(labels["recipe"])
     nodes = page.locator("svg foreignObject")  # the graph draws its boxes as HTML inside the SVG
     # The graph draws only the nodes on screen, and the whole pipeline expanded is larger than any window
-    # at the UI's smallest zoom: so one group is expanded at a time (groups are collapsed boxes by default).
+    # at the UI's smallest zoom: so one group is expanded at a time (groups are collapsed boxes by default),
+    # in a window tall enough for the recipe's column of sections.
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 2 * VIEWPORT["height"]})
     for group in groups:
         page.goto(f"{url}/asset-groups?expanded=global@global:{group}", wait_until="load")
         expect(page.get_by_text("Global asset lineage", exact=True)).to_be_visible()
@@ -203,7 +205,6 @@ def test_asset_graph_shows_every_asset_of_the_pipeline(ui, page, artifacts):
             expect(drawn, f"{group}: asset {name} drawn once").to_have_count(labels[group].count(name) + (name in groups))
     # The picture: every group expanded, the asset tree beside the graph hidden, the graph fitted to the window.
     expanded = ",".join(f"global@global:{g}" for g in groups)
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": 2 * VIEWPORT["height"]})  # the graph is tall
     with screenshot_after(page, artifacts, "ui_asset_graph"):
         page.goto(f"{url}/asset-groups?expanded={expanded}", wait_until="load")
         expect(nodes.get_by_text("video_manifest", exact=True).first).to_be_visible()
