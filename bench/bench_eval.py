@@ -1,0 +1,122 @@
+"""What each metric of ``mvdit_eval`` costs per generated video, relative to sampling that video.
+
+One run, interleaved repeats, medians:
+
+- sampling: ``mvdit.sample.generate`` of one prompt (tiny MVDiT preset, tiny VAE and T5, ``--steps`` respaced
+  IDDPM steps with CFG 7.0: the offline profile's stack) at ``--frames`` x ``--size`` px, written to mp4;
+- each metric on that mp4 (``mvdit.evaluate.SampleEvaluator``'s parts, decode included): CLIP score + CLIP
+  temporal (one CLIP pass over every frame and the prompt's text embedding), warping error (Farneback, both
+  directions), VQA_T (DOVER technical, 3 clips of 32 fragment frames), VQA_A (DOVER aesthetic, 32 frames at
+  224 px);
+- with two model sizes for the metrics: ``offline`` (the tiny stand-ins the tests use) and ``paper`` (the
+  paper-size architectures with random weights: ViT-L/14 and the full DOVER; the compute is the real one).
+
+Printed: seconds per video of each, and each metric's time divided by the sampling time. On a CPU the tiny
+sampler is nearly free, so the ratios against it are upper bounds of the real ones (XL/2 sampling costs far
+more); on a GPU run the ``--preset XL/2`` case.
+
+    python bench/bench_eval.py [--steps 100] [--frames 16] [--size 64] [--repeats 3] [--preset tiny]
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from openvid_assets.models import dover
+from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
+from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
+from openvid_assets.models.video_metrics import clip_score, clip_temporal_score, farneback_flow, warping_error
+from openvid_assets.mvdit.encoders import tiny_t5, tiny_vae
+from openvid_assets.mvdit.evaluate import ALL_FRAMES, SampleEvaluator
+from openvid_assets.mvdit.model import MVDiT, preset
+from openvid_assets.mvdit.sample import generate, write_mp4
+
+PROMPT = "a red fox runs through deep snow at dawn"
+
+
+def evaluator(size: str, device: str) -> SampleEvaluator:
+    if size == "offline":
+        spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG)
+        technical, aesthetic = dover.TINY, dover.AESTHETIC_TINY
+    else:
+        spec = CLIPSpec("ViT-L-14-quickgelu")  # no weights: random init, the real compute
+        technical, aesthetic = dover.PAPER, dover.AESTHETIC
+    return SampleEvaluator(CLIPEmbedder(spec, device=device), partial(text_embeddings, spec),
+                           DoverClarity(technical, None, device=device),
+                           DoverAesthetic(technical, aesthetic, None, device=device))  # fmt: skip
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def metric_parts(ev: SampleEvaluator, path: Path) -> dict:
+    """Each metric as a zero-argument call, decode included (what evaluate() does, split)."""
+
+    def clip_metrics() -> None:
+        _, frames = ev._decoded(path, ALL_FRAMES)
+        vectors = ev.embedder.embed(frames)
+        text = ev.text([PROMPT])[0]
+        clip_score(vectors, text), clip_temporal_score(vectors)
+
+    def warp() -> None:
+        warping_error(ev._decoded(path, ALL_FRAMES)[1], farneback_flow)
+
+    def quality(scorer) -> None:
+        scorer.score(*ev._decoded(path, scorer.request))
+
+    return {"CLIP score + temporal": clip_metrics, "warping error": warp,
+            "VQA_T (DOVER technical)": partial(quality, ev.technical),
+            "VQA_A (DOVER aesthetic)": partial(quality, ev.aesthetic)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100, help="sampling steps (the pipeline's default: 100)")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=64, help="sampled video side, px (tiny VAE: latents / 2)")
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    config = preset(args.preset, frames=args.frames, height=args.size, width=args.size,
+                    vae_downsample=2, model_max_length=8, caption_channels=32)  # fmt: skip
+    torch.manual_seed(0)
+    model = MVDiT(config).eval().to(args.device)
+    vae, t5 = tiny_vae(), tiny_t5(max_length=8, dim=32)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sample.mp4"
+
+        def sample() -> None:
+            write_mp4(generate(model, t5, vae, [PROMPT], steps=args.steps, seed=0)[0], path)
+
+        sample()  # warm-up, and the file the metrics read
+        evaluators = {size: evaluator(size, args.device) for size in ("offline", "paper")}
+        parts = {(size, name): call for size, ev in evaluators.items() for name, call in metric_parts(ev, path).items()}
+        for call in parts.values():
+            call()  # warm-up
+        times: dict = {"sampling": [], **{key: [] for key in parts}}
+        for _ in range(args.repeats):
+            times["sampling"].append(timed(sample))
+            for key, call in parts.items():
+                times[key].append(timed(call))
+    sampling = statistics.median(times["sampling"])
+    print(f"sampling one video ({args.preset} MVDiT, {args.frames}x{args.size}x{args.size}, {args.steps} steps, "
+          f"CFG 7.0, tiny VAE and T5): {sampling:.3f} s (median of {args.repeats})")  # fmt: skip
+    print("| metric | models | s per video | / sampling |")
+    print("|---|---|---|---|")
+    for (size, name), values in ((k, v) for k, v in times.items() if k != "sampling"):
+        seconds = statistics.median(values)
+        print(f"| {name} | {size} | {seconds:.3f} | {seconds / sampling:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
