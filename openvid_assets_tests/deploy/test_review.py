@@ -119,6 +119,7 @@ def test_labels_made_with_the_keyboard_are_kept_across_a_reload(site, browser): 
         page.select_option("#view", "ordered")
         page.wait_for_selector("#curve img[alt='precision/recall curve']")
         page.wait_for_function("document.querySelector('#curve img').complete")
+        page.locator("#curve").scroll_into_view_if_needed()  # the focus scrolled to the last card
         page.screenshot(path=str(REPO / "docs/img/review_ordered.png"))
         page.select_option("#view", "bands")
     # The ordered view draws the precision/recall curve of the labels given so far, with the cut best F1 picks.
