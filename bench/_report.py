@@ -2,6 +2,7 @@
 
 import os
 import platform
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,3 +39,14 @@ def machine_facts(**versions: str) -> dict[str, str]:
     return {"CPU": cpu_model(), "CPU count": f"{os.cpu_count()} (usable: {usable})",
             "python": platform.python_version(), **versions,
             "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
+
+
+# Medians and ranges over repeats, as the benchmarks print them.
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    if len(values) < 2:
+        return ""
+    return f" ({fmt.format(min(values))}–{fmt.format(max(values))})"

@@ -93,7 +93,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from _report import machine_facts, markdown, verdict  # noqa: E402  (bench/_report.py, beside this script)
+from _report import machine_facts, markdown, med, spread, verdict  # noqa: E402  (bench/_report.py, beside this script)
 
 # torch, open_clip, decord and onnxruntime are imported inside Part 1 only: Part 2's processes measure their own
 # peak memory, which a torch import (~0.4 GiB) would blur.
@@ -108,14 +108,14 @@ def log(message: str = "") -> None:
     print(message, flush=True)
 
 
-def med(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def spread(values: list[float], fmt: str = "{:.2f}") -> str:
-    if len(values) < 2:
-        return ""
-    return f" ({fmt.format(min(values))}–{fmt.format(max(values))})"
+def pair_quality(pairs, truth: set, threshold: float) -> tuple[set, dict, dict[str, float]]:
+    """(pairs found, their cosines, recall of the planted pairs / pairs under the threshold / true pairs that
+    were not planted)."""
+    keys = list(zip(pairs["a"].to_list(), pairs["b"].to_list()))
+    found, cos = set(keys), dict(zip(keys, pairs["cosine"].to_list()))
+    return found, cos, {"recall": len(found & truth) / len(truth) if truth else float("nan"),
+                        "false_pairs": sum(1 for p in found if cos[p] < threshold),
+                        "unplanted_true_pairs": sum(1 for p in found - truth if cos[p] >= threshold)}  # fmt: skip
 
 
 # =========================================================================== Part 1: cost per video
@@ -673,12 +673,9 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
     out["nlist"] = 0 if index.exact else int(faiss.extract_index_ivf(index.index).nlist)
     # faiss's imbalance factor of the inverted lists (1 = equal sizes; sum of squared sizes x nlist / N^2)
     out["imbalance"] = 1.0 if index.exact else float(faiss.extract_index_ivf(index.index).invlists.imbalance_factor())
-    found = set(zip(pairs["a"].to_list(), pairs["b"].to_list()))
+    found, cos, quality = pair_quality(pairs, truth, search.threshold)
     out["found_pairs"] = len(found)
-    out["recall"] = len(found & truth) / len(truth) if truth else float("nan")
-    cos = dict(zip(zip(pairs["a"].to_list(), pairs["b"].to_list()), pairs["cosine"].to_list()))
-    out["false_pairs"] = sum(1 for p in found if cos[p] < search.threshold)
-    out["unplanted_true_pairs"] = sum(1 for p in found - truth if cos[p] >= search.threshold)
+    out.update(quality)
     check = [p for p in list(found & truth)[:200]]
     if check:  # the pairs' stored cosine is the exact cosine of the values this benchmark computes
         a = stored(np.array([int(p[0][1:]) for p in check]))
@@ -726,12 +723,8 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
     out["incr_ndis"] = float(faiss.cvar.indexIVF_stats.ndis)
     out["incr_peak_above_gib"] = rss_gib("VmHWM") - before
     out["incr_complete"] = complete2
-    found2 = set(zip(pairs2["a"].to_list(), pairs2["b"].to_list()))
     out["incr_true_pairs"] = len(incr_truth)
-    out["incr_recall"] = len(found2 & incr_truth) / len(incr_truth) if incr_truth else float("nan")
-    cos2 = dict(zip(zip(pairs2["a"].to_list(), pairs2["b"].to_list()), pairs2["cosine"].to_list()))
-    out["incr_false_pairs"] = sum(1 for p in found2 if cos2[p] < search.threshold)
-    out["incr_unplanted_true_pairs"] = sum(1 for p in found2 - incr_truth if cos2[p] >= search.threshold)
+    out.update({f"incr_{k}": v for k, v in pair_quality(pairs2, incr_truth, search.threshold)[2].items()})
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return out
 

@@ -77,7 +77,7 @@ import polars as pl  # noqa: E402
 import torch  # noqa: E402
 from dagster import DagsterInstance, materialize  # noqa: E402
 
-from _report import cpu_model, machine_facts as report_facts, markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
+from _report import cpu_model, machine_facts as report_facts, markdown, med, spread, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
 from openvid_assets.assets.manifest import MANIFEST, video_manifest  # noqa: E402
 from openvid_assets.assets.resources import ModelsResource, default_resources  # noqa: E402
 from openvid_assets.recipe import ModelSettings, Recipe  # noqa: E402
@@ -360,14 +360,6 @@ def decode_only(manifest: pl.DataFrame, open_video: Callable[[VideoTask], Any], 
 # --------------------------------------------------------------------------- statistics
 
 
-def med(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def spread(values: list[float], fmt: str = "{:.2f}") -> str:
-    if len(values) < 2:
-        return ""
-    return f" ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
 def max_abs_diff(a: dict[str, float], b: pl.DataFrame) -> float:
