@@ -45,20 +45,21 @@ class SampleEvaluator:
     aesthetic: Any
     _prompts: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def _decoded(self, path: Path, request: FrameRequest) -> tuple[list[int], np.ndarray]:
-        facts = probe(path)
+    def _decoded(self, path: Path, request: FrameRequest, facts: Any = None) -> tuple[list[int], np.ndarray]:
+        facts = facts or probe(path)
         decoded = read_frames(path, request, width=facts.width, height=facts.height, rotation=facts.rotation)
         return decoded.indices, decoded.frames
 
     def evaluate(self, path: Path, prompt: str) -> dict[str, float]:
         if prompt not in self._prompts:
             self._prompts[prompt] = self.text([prompt])[0]
-        _, frames = self._decoded(path, ALL_FRAMES)
+        facts = probe(path)  # once: each metric decodes its own frames at its own size
+        _, frames = self._decoded(path, ALL_FRAMES, facts)
         vectors = self.embedder.embed(frames)
         row = {"clip_score": clip_score(vectors, self._prompts[prompt]), "clip_temporal": clip_temporal_score(vectors),
                "warping_error": warping_error(frames, farneback_flow)}  # fmt: skip
         for name, scorer in (("vqa_t", self.technical), ("vqa_a", self.aesthetic)):
-            row[name] = scorer.score(*self._decoded(path, scorer.request))["score"]
+            row[name] = scorer.score(*self._decoded(path, scorer.request, facts))["score"]
         return row
 
 
