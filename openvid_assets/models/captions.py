@@ -182,18 +182,10 @@ _CHATML_TEMPLATE = (
 TINY_IMAGE_GRID = [[32, 32], [32, 64], [64, 32], [64, 64]]
 
 
-def tiny_llava_next(seed: int = 0):
-    """(model, processor): a LLaVA-NeXT with a 2-layer CLIP tower and a 2-layer Llama, random weights."""
+def tiny_tokenizer():
+    """A word-level tokenizer over ``_TINY_WORDS``, built offline, for the tiny random vision-language models."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaNextConfig,
-        LlavaNextForConditionalGeneration,
-        LlavaNextImageProcessor,
-        LlavaNextProcessor,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import PreTrainedTokenizerFast
 
     vocab = {t: i for i, t in enumerate([*_TINY_SPECIALS, *_TINY_WORDS, ".", ","])}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -202,19 +194,35 @@ def tiny_llava_next(seed: int = 0):
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
                                         pad_token="<pad>", padding_side="left")  # fmt: skip
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<|im_start|>", "<|im_end|>"]})
+    return tokenizer
+
+
+def tiny_llava_next(seed: int = 0):
+    """(model, processor): a LLaVA-NeXT with a 2-layer CLIP tower and a 2-layer Llama, random weights."""
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessor,
+        LlavaNextProcessor,
+    )
+
+    tokenizer = tiny_tokenizer()
     config = LlavaNextConfig(
         vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                        num_attention_heads=2, image_size=32, patch_size=8, projection_dim=32),
-        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        text_config=LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                                pad_token_id=vocab["<pad>"], bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"]),
-        image_token_index=vocab["<image>"], image_grid_pinpoints=TINY_IMAGE_GRID, vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
+                                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                                eos_token_id=tokenizer.eos_token_id),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), image_grid_pinpoints=TINY_IMAGE_GRID,
+        vision_feature_layer=-1, vision_feature_select_strategy="default",
     )  # fmt: skip
     with seeded(seed):
         model = LlavaNextForConditionalGeneration(config)
     # Random weights may emit end-of-text first; never let them, so every offline clip gets a caption.
-    model.generation_config.suppress_tokens = [vocab["</s>"]]
+    model.generation_config.suppress_tokens = [tokenizer.eos_token_id]
     image_processor = LlavaNextImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
                                               image_grid_pinpoints=TINY_IMAGE_GRID)  # fmt: skip
     processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8,

@@ -6,10 +6,14 @@
   adjacent frames, both with a CLIP model (the recipe's: ViT-L/14 in the paper profile; EvalCrafter uses
   ViT-B/32);
 - ``warping_error``: the mean squared error of each frame and the next one warped back along the optical flow,
-  occluded pixels left out (Farneback flow: no weights).
+  occluded pixels left out (Farneback flow: no weights);
+- ``blip_bleu``: BLIP-2 (EvalCrafter's ``Salesforce/blip2-opt-2.7b``) captions 4 frames spread evenly over the
+  video (greedy, at most 30 new tokens); each caption is scored against the prompt by BLEU-1..4 (nltk
+  ``sentence_bleu``, cumulative weights, lower-cased whitespace tokens, smoothing ``method1``); ``bleu_1``..``bleu_4``
+  are the means over the frames and ``blip_bleu`` the mean of the four, as EvalCrafter reports it.
 
-Definitions and formulas: ``models/video_metrics.py``. BLIP-BLEU (BLIP-2 captions of the frames against the
-prompt) is not computed yet. A video that cannot be decoded is a row with the reason, never a stopped step.
+Definitions and formulas: ``models/video_metrics.py`` and ``models/blip_bleu.py``. A video that cannot be
+decoded is a row with the reason, never a stopped step.
 """
 
 from __future__ import annotations
@@ -25,24 +29,28 @@ import polars as pl
 from openvid_assets.media.frames import FrameRequest, read_frames
 from openvid_assets.media.probe import probe
 from openvid_assets.media.sources import VideoInputError
+from openvid_assets.models.blip_bleu import BLIP_FRAMES, bleu_scores, spread
 from openvid_assets.models.video_metrics import clip_score, clip_temporal_score, farneback_flow, warping_error
 
 EVAL_SCHEMA = {"video": pl.String, "prompt": pl.String, "status": pl.String, "error": pl.String,
                "vqa_a": pl.Float64, "vqa_t": pl.Float64, "clip_score": pl.Float64, "clip_temporal": pl.Float64,
-               "warping_error": pl.Float64}  # fmt: skip
-METRICS = ("vqa_a", "vqa_t", "clip_score", "clip_temporal", "warping_error")
+               "warping_error": pl.Float64, "blip_bleu": pl.Float64, "bleu_1": pl.Float64, "bleu_2": pl.Float64,
+               "bleu_3": pl.Float64, "bleu_4": pl.Float64}  # fmt: skip
+METRICS = ("vqa_a", "vqa_t", "clip_score", "clip_temporal", "warping_error", "blip_bleu")
 ALL_FRAMES = FrameRequest(indices=lambda n: list(range(n)))
 
 
 @dataclass
 class SampleEvaluator:
     """The models the metrics need: a CLIP image embedder and its text tower (``text``: prompts -> unit
-    vectors), DOVER's technical (``technical``) and aesthetic (``aesthetic``) scorers."""
+    vectors), DOVER's technical (``technical``) and aesthetic (``aesthetic``) scorers, and a BLIP-2 frame
+    captioner (``captioner``: RGB frames -> captions, ``models.blip_bleu.FrameCaptioner``)."""
 
     embedder: Any
     text: Any
     technical: Any
     aesthetic: Any
+    captioner: Any
     _prompts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def _decoded(self, path: Path, request: FrameRequest, facts: Any = None) -> tuple[list[int], np.ndarray]:
@@ -60,6 +68,9 @@ class SampleEvaluator:
                "warping_error": warping_error(frames, farneback_flow)}  # fmt: skip
         for name, scorer in (("vqa_t", self.technical), ("vqa_a", self.aesthetic)):
             row[name] = scorer.score(*self._decoded(path, scorer.request, facts))["score"]
+        # BLIP-BLEU captions a few of the frames already decoded: no second decode.
+        captions = self.captioner.captions([frames[i] for i in spread(len(frames), BLIP_FRAMES)])
+        row.update(bleu_scores(captions, prompt))
         return row
 
 
@@ -77,8 +88,10 @@ def evaluate_samples(samples: Sequence[tuple[Path, str]], evaluator: SampleEvalu
 
 def evaluator_for(profile: Any, device: str = "auto") -> SampleEvaluator:
     """The metrics' models for a model profile: the profile's CLIP (image and text towers of the same
-    checkpoint) and DOVER (the weights file for the paper profile, tiny random stand-ins for the offline one)."""
+    checkpoint), DOVER and BLIP-2 (the weights file and EvalCrafter's checkpoint for the paper profile, tiny random
+    stand-ins for the offline one)."""
     from openvid_assets.models import dover
+    from openvid_assets.models.blip_bleu import PAPER_BLIP2, TINY_BLIP2, FrameCaptioner
     from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
     from openvid_assets.models.clip import CLIPEmbedder, text_embeddings
 
@@ -87,4 +100,5 @@ def evaluator_for(profile: Any, device: str = "auto") -> SampleEvaluator:
     weights = None if offline else dover.DOVER_WEIGHTS
     return SampleEvaluator(CLIPEmbedder(profile.clip, device=device), lambda prompts: text_embeddings(profile.clip, prompts),
                            DoverClarity(technical, weights, device=device), DoverAesthetic(technical, aesthetic, weights,
-                                                                                            device=device))  # fmt: skip
+                                                                                            device=device),
+                           FrameCaptioner(TINY_BLIP2 if offline else PAPER_BLIP2, device=device))  # fmt: skip

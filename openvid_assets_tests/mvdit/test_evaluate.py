@@ -1,5 +1,6 @@
 """The metrics of generated videos end to end on mp4 files whose right answer is known: a still video, a smooth
-pan and the pan's frames shuffled (written by the sampler's own mp4 writer), and a file that is not a video."""
+pan and the pan's frames shuffled (written by the sampler's own mp4 writer), and a file that is not a video.
+BLIP-BLEU's own known answers are in models/test_blip_bleu.py; here only its range and plumbing."""
 
 from functools import partial
 
@@ -7,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from openvid_assets.models.blip_bleu import TINY_BLIP2, FrameCaptioner
 from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
 from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
 from openvid_assets.models.dover import AESTHETIC_TINY, TINY
@@ -25,7 +27,8 @@ def pan_frames(frames=16, step=3, size=(96, 160)) -> np.ndarray:
 def evaluator():
     spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG)
     return SampleEvaluator(CLIPEmbedder(spec, device="cpu", batch_size=16), partial(text_embeddings, spec),
-                           DoverClarity(TINY, None, device="cpu"), DoverAesthetic(TINY, AESTHETIC_TINY, None, device="cpu"))  # fmt: skip
+                           DoverClarity(TINY, None, device="cpu"), DoverAesthetic(TINY, AESTHETIC_TINY, None, device="cpu"),
+                           FrameCaptioner(TINY_BLIP2, device="cpu"))  # fmt: skip
 
 
 def test_each_metric_on_videos_whose_answer_is_known(tmp_path, evaluator):
@@ -41,6 +44,8 @@ def test_each_metric_on_videos_whose_answer_is_known(tmp_path, evaluator):
     for name in files:
         assert rows[name]["status"] == "ok" and all(np.isfinite(rows[name][m]) for m in METRICS), rows[name]
         assert 0 < rows[name]["vqa_a"] < 1 and 0 < rows[name]["vqa_t"] < 1 and 0 <= rows[name]["clip_score"] <= 100
+        bleus = [rows[name][f"bleu_{n}"] for n in range(1, 5)]
+        assert 0 <= rows[name]["blip_bleu"] <= 1 and rows[name]["blip_bleu"] == pytest.approx(np.mean(bleus))
     assert rows["still"]["clip_temporal"] == pytest.approx(1.0, abs=1e-4)
     assert rows["still"]["warping_error"] < 1e-4
     assert rows["still"]["clip_temporal"] > rows["pan"]["clip_temporal"] >= rows["shuffled"]["clip_temporal"] - 1e-6

@@ -1,0 +1,122 @@
+"""BLIP-BLEU (EvalCrafter; the OpenVid-1M paper's Table 3): how well captions of a generated video's frames
+match its prompt.
+
+BLIP-2 captions ``BLIP_FRAMES`` frames spread evenly over the video (greedy decoding, at most 30 new tokens).
+Each caption is compared with the prompt by BLEU-1..4 (nltk's ``sentence_bleu``: cumulative n-gram weights,
+lower-cased whitespace tokens, smoothing ``method1`` so a short caption with no shared 4-gram does not score 0);
+``bleu_n`` is the mean over the frames and ``blip_bleu`` the mean of BLEU-1..4, as EvalCrafter reports it.
+
+The checkpoint is EvalCrafter's, ``Salesforce/blip2-opt-2.7b``; the offline profile uses a tiny random BLIP-2
+with the captioner's word-level tokenizer, whose captions are word salad (plumbing only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from openvid_assets.models.captions import tiny_tokenizer
+from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
+from openvid_assets.models.weights import resolve_model_folder
+
+PAPER_BLIP2 = "Salesforce/blip2-opt-2.7b"  # EvalCrafter's checkpoints/download.sh clones it for BLIP-BLEU
+TINY_BLIP2 = "tiny"
+BLIP_FRAMES = 4
+MAX_NEW_TOKENS = 30
+BLEU_WEIGHTS = ((1.0,), (1 / 2,) * 2, (1 / 3,) * 3, (1 / 4,) * 4)  # cumulative BLEU-1..4
+
+
+def spread(frames: int, count: int = BLIP_FRAMES) -> list[int]:
+    """``count`` frame indices evenly over ``frames``: the centre of each equal part (all frames if fewer)."""
+    count = min(count, frames)
+    return [int((k + 0.5) * frames / count) for k in range(count)]
+
+
+def tiny_blip2(seed: int = 0):
+    """(model, processor): a BLIP-2 with a 2-layer ViT, a 2-layer Q-Former with 4 queries and a 2-layer OPT,
+    random weights made the same by ``seed``."""
+    from transformers import (
+        Blip2Config,
+        Blip2ForConditionalGeneration,
+        Blip2Processor,
+        Blip2QFormerConfig,
+        Blip2VisionConfig,
+        BlipImageProcessor,
+        OPTConfig,
+    )
+
+    tokenizer = tiny_tokenizer()
+    config = Blip2Config(
+        vision_config=Blip2VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=2, image_size=32, patch_size=8,
+                                        initializer_range=0.02).to_dict(),
+        qformer_config=Blip2QFormerConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                          num_attention_heads=2, intermediate_size=64, cross_attention_frequency=1,
+                                          encoder_hidden_size=32).to_dict(),
+        text_config=OPTConfig(vocab_size=len(tokenizer), hidden_size=64, word_embed_proj_dim=64, ffn_dim=128,
+                              num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128,
+                              pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id).to_dict(),
+        num_query_tokens=4, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+    )  # fmt: skip
+    with seeded(seed):
+        model = Blip2ForConditionalGeneration(config)
+    # Random weights may emit end-of-text first; never let them, so every frame gets a caption.
+    model.generation_config.suppress_tokens = [tokenizer.eos_token_id]
+    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    return model, Blip2Processor(image_processor, tokenizer, num_query_tokens=config.num_query_tokens)
+
+
+@dataclass
+class FrameCaptioner:
+    """BLIP-2 captions of single frames, on one device."""
+
+    checkpoint: str = PAPER_BLIP2  # a Hub repo id or local folder (resolve_model_folder), or TINY_BLIP2
+    device: str = "auto"
+    seed: int = 0  # the tiny model's weights
+    max_new_tokens: int = MAX_NEW_TOKENS
+    _loaded: tuple[Any, Any] | None = field(default=None, init=False, repr=False)
+
+    def load(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            device = pick_device(self.device)
+            if self.checkpoint == TINY_BLIP2:
+                model, processor = tiny_blip2(self.seed)
+            else:
+                from transformers import Blip2ForConditionalGeneration, Blip2Processor
+
+                folder = resolve_model_folder(self.checkpoint)
+                processor = Blip2Processor.from_pretrained(folder)
+                model = Blip2ForConditionalGeneration.from_pretrained(folder, dtype=pick_dtype(device))
+            self._loaded = (model.to(device).eval(), processor)
+        return self._loaded
+
+    @torch.inference_mode()
+    def captions(self, frames: list[np.ndarray]) -> list[str]:
+        """One greedy caption per RGB uint8 frame, all frames in one batch."""
+        from PIL import Image
+
+        model, processor = self.load()
+        pixels = processor(images=[Image.fromarray(f) for f in frames], return_tensors="pt")["pixel_values"]
+        weight = next(model.parameters())
+        # No text: generate() starts from the image tokens and BOS, BLIP-2's plain captioning.
+        out = model.generate(pixel_values=pixels.to(weight.device, weight.dtype), do_sample=False, num_beams=1,
+                             max_new_tokens=self.max_new_tokens)  # fmt: skip
+        return [text.strip() for text in processor.batch_decode(out, skip_special_tokens=True)]
+
+
+def bleu_scores(captions: list[str], prompt: str) -> dict[str, float]:
+    """``bleu_1``..``bleu_4`` of the captions against the prompt, each the mean over captions, and
+    ``blip_bleu``, the mean of the four."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    if not captions:
+        raise ValueError("BLIP-BLEU needs at least one caption")
+    reference, smooth = [prompt.lower().split()], SmoothingFunction().method1
+    per_caption = [sentence_bleu(reference, c.lower().split(), weights=BLEU_WEIGHTS, smoothing_function=smooth)
+                   for c in captions]  # fmt: skip
+    means = np.mean(np.asarray(per_caption, dtype=float), axis=0)
+    return {**{f"bleu_{n}": float(means[n - 1]) for n in range(1, 5)}, "blip_bleu": float(means.mean())}
