@@ -28,8 +28,11 @@ from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.suitability import suitability_model, suitability_scores
 from openvid_assets.assets.caption_filter import caption_scores
-from openvid_assets.assets.training import (GROUP as TRAINING_GROUP, mvdit_checkpoint, mvdit_eval, mvdit_latents,
-                                            mvdit_samples)  # fmt: skip
+from openvid_assets.assets.training import (GROUP as TRAINING_GROUP, eval_prompts, mvdit_checkpoint, mvdit_eval,
+                                            mvdit_latents, mvdit_samples)  # fmt: skip
+from openvid_assets.assets.ablation import (GROUP as ABLATION_GROUP, ablation_captions, ablation_checkpoint,
+                                            ablation_clarity, ablation_clips, ablation_eval, ablation_latents,
+                                            ablation_pool, ablation_report, ablation_samples, ablation_variants)  # fmt: skip
 
 ASSETS = [
     recipe,
@@ -58,9 +61,19 @@ ASSETS = [
     quality_tiers,
     dataset_card,
     mvdit_latents,
+    eval_prompts,
     mvdit_checkpoint,
     mvdit_samples,
     mvdit_eval,
+    ablation_clarity,
+    ablation_pool,
+    ablation_clips,
+    ablation_captions,
+    ablation_latents,
+    ablation_checkpoint,
+    ablation_samples,
+    ablation_eval,
+    ablation_report,
 ]
 
 # Job backfills run one shard per run, the smallest of the assets' policies, as intended (asset
@@ -68,8 +81,9 @@ ASSETS = [
 warnings.filterwarnings("ignore", message=r"Asset job .* materializes assets with varying BackfillPolicies")
 
 MATERIALIZED = [a for a in ASSETS if a not in (recipe, labels)]  # observed sources, never materialized
-CURATION = [a for a in MATERIALIZED if a.group_names_by_key[a.key] != TRAINING_GROUP]
+CURATION = [a for a in MATERIALIZED if a.group_names_by_key[a.key] not in (TRAINING_GROUP, ABLATION_GROUP)]
 TRAINING = [a for a in MATERIALIZED if a.group_names_by_key[a.key] == TRAINING_GROUP]
+ABLATION = [a for a in MATERIALIZED if a.group_names_by_key[a.key] == ABLATION_GROUP]
 
 shard_pipeline = define_asset_job(
     SHARD_JOB,
@@ -98,6 +112,21 @@ mvdit_training = define_asset_job(
     description="Train MVDiT on the curated dataset (resuming from the last checkpoint), then sample from it.",
 )
 
+ABLATION_SHARD_JOB, ABLATION_JOB = "ablation_shards", "ablation_variants"
+ablation_shards = define_asset_job(
+    ABLATION_SHARD_JOB,
+    selection=AssetSelection.assets(*[a for a in ABLATION if a.partitions_def == shards_partitions]),
+    partitions_def=shards_partitions,
+    description="The ablation's per-shard steps for one shard: each variant's members, and clarity, clips, captions "
+    "and latents of the members the recipe did not select.",
+)
+ablation_runs = define_asset_job(
+    ABLATION_JOB,
+    selection=AssetSelection.assets(*[a for a in ABLATION if a.partitions_def == ablation_variants]),
+    partitions_def=ablation_variants,
+    description="One ablation variant: train MVDiT on its clips, sample the evaluation prompts, score the samples.",
+)
+
 
 # Declarative automation of curation (see assets/policies.py); off until turned on in the UI, so a
 # laptop never starts model runs on its own.
@@ -115,7 +144,8 @@ def build_definitions(data_root: str | None = None, mvdit: dict | None = None) -
     theirs in run config); everything that decides the dataset is read from the recipe under the data root."""
     return Definitions(
         assets=ASSETS,
-        jobs=[shard_pipeline, global_pipeline, mvdit_latents_job, mvdit_training, edit_recipe],
+        jobs=[shard_pipeline, global_pipeline, mvdit_latents_job, mvdit_training, ablation_shards, ablation_runs,
+              edit_recipe],
         sensors=[new_videos_sensor, curation_automation],
         resources=default_resources(data_root, mvdit),
         # One process per run, its steps in order: parallelism is several runs at once (the run queue), so a

@@ -90,3 +90,13 @@ def downloads_allowed() -> bool:
 def device() -> str:
     """Device of model steps (``OPENVID_DEVICE``): auto (CUDA if present, else CPU), cpu, cuda, cuda:1..."""
     return os.environ.get("OPENVID_DEVICE") or "auto"
+
+
+def ablation_variants() -> list[str]:
+    """Names of the ablation's recipe variants (``OPENVID_ABLATION_VARIANTS``, comma-separated; default the
+    paper's: all, no_aesthetic, no_temporal, no_motion, no_clarity, pool). Read when the code location loads:
+    they are the ``ablation_variants`` partitions."""
+    from openvid_assets.mvdit.ablation import DEFAULT_VARIANTS
+
+    value = os.environ.get("OPENVID_ABLATION_VARIANTS")
+    return [v.strip() for v in value.split(",")] if value else list(DEFAULT_VARIANTS)

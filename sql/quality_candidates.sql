@@ -66,6 +66,10 @@ SELECT
         verdict('aesthetic', s.aesthetic, c.a_lo, c.a_hi, c.a_rule),
         verdict('temporal', s.temporal, c.t_lo, c.t_hi, c.t_rule),
         verdict('motion', s.motion, c.m_lo, c.m_hi, c.m_rule)), '') END AS quality_reason,
+    -- Each filter on its own (the ablation's variants apply some of them): NULL for a video not judged.
+    CASE WHEN s.all_ok THEN verdict('aesthetic', s.aesthetic, c.a_lo, c.a_hi, c.a_rule) IS NULL END AS aesthetic_ok,
+    CASE WHEN s.all_ok THEN verdict('temporal', s.temporal, c.t_lo, c.t_hi, c.t_rule) IS NULL END AS temporal_ok,
+    CASE WHEN s.all_ok THEN verdict('motion', s.motion, c.m_lo, c.m_hi, c.m_rule) IS NULL END AS motion_ok,
     s.all_ok AND s.duplicate_reason IS NULL AND s.content_reason IS NULL
              AND verdict('aesthetic', s.aesthetic, c.a_lo, c.a_hi, c.a_rule) IS NULL
              AND verdict('temporal', s.temporal, c.t_lo, c.t_hi, c.t_rule) IS NULL

@@ -35,9 +35,16 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
        "(hard cuts, slow transitions, fades) and TransNetV2, a cheaper second pass over scenes too long for one "
        "clip, optional CLIP stitching of false cuts, clip rules, and frame-accurate mp4 files under <data root>/clips/.")  # fmt: skip
 def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    selected = store.tables().read(SELECTED, context.partition_key).filter(pl.col("selected"))
+    return clip_videos(context, store, models, selected["source_uri"], CLIPS)
+
+
+def clip_videos(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, videos: pl.Series,
+                table: str) -> MaterializeResult:  # fmt: skip
+    """Cut one shard's ``videos`` (source uris) into clips, written to ``table``: the selected videos for clips,
+    the ablation's other videos for ablation_clips."""
     shard, tables, stored = context.partition_key, store.tables(), store.recipe()
-    selected = tables.read(SELECTED, shard).filter(pl.col("selected"))
-    tasks = video_tasks(tables.read(MANIFEST, shard), selected["source_uri"],
+    tasks = video_tasks(tables.read(MANIFEST, shard), videos,
                         crops=picture_boxes(tables.read(CONTENT, shard)) if stored.recipe.filters.crop_borders else None)
     settings = stored.recipe.clips.build()
     if not stored.recipe.source(source_of(tables, shard)).applies("clips"):
@@ -45,9 +52,9 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
     embedder = models.embedder(stored.recipe.models) if settings.detection.stitch and not settings.whole_videos else None
     settings = settings.stitching_with(embedder) if embedder else settings
     result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), settings,
-                        previous=tables.read_if_exists(CLIPS, shard), progress=progress_callback(context, "clipped"),
+                        previous=tables.read_if_exists(table, shard), progress=progress_callback(context, "clipped"),
                         workers=models.decode_workers, embedder=embedder)  # fmt: skip
-    path = tables.write(CLIPS, shard, result.table)
+    path = tables.write(table, shard, result.table)
     ok = result.table.filter(pl.col("status") == "ok")
     lengths = (ok["end_s"] - ok["start_s"]) if ok.height else pl.Series([], dtype=pl.Float64)
     return MaterializeResult(metadata={
@@ -69,12 +76,18 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
        "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings. "
        "A source with 'captions: keep' keeps its imported captions; 'off' gives empty ones.")  # fmt: skip
 def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    return caption_clips(context, store, models, CLIPS, CAPTIONS)
+
+
+def caption_clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, clips_table: str,
+                  table: str) -> MaterializeResult:  # fmt: skip
+    """Caption one shard's clips of ``clips_table`` into ``table`` (captions; ablation_captions)."""
     from openvid_assets.models.captions import (caption_shard, camera_labels, given_caption_rows,
                                                 given_captions)  # torch, transformers: at run time  # fmt: skip
 
     shard, tables, stored = context.partition_key, store.tables(), store.recipe()
     manifest = tables.read(MANIFEST, shard)
-    tasks = clip_tasks(tables.read(CLIPS, shard), manifest)
+    tasks = clip_tasks(tables.read(clips_table, shard), manifest)
     camera = camera_labels(tables.read_if_exists("motion_scores", shard), manifest)
     source = source_of(tables, shard)
     mode = stored.recipe.source(source).captions
@@ -84,10 +97,10 @@ def captions(context: AssetExecutionContext, store: OpenVidStore, models: Models
     result = given_caption_rows(tasks, given, origin, camera)
     if captioner is not None:
         made = caption_shard(generate, captioner, stored.recipe.captions.build(), _video_opener(store, tables, shard),
-                             camera=camera, previous=tables.read_if_exists(CAPTIONS, shard),
+                             camera=camera, previous=tables.read_if_exists(table, shard),
                              progress=progress_callback(context, "captioned"), workers=models.decode_workers)  # fmt: skip
         result = ShardRows(pl.concat([made.table, result.table]), made.computed, made.reused + result.reused)
-    path = tables.write(CAPTIONS, shard, result.table)
+    path = tables.write(table, shard, result.table)
     ok = result.table.filter(pl.col("status") == "ok")
     sample = ok.select("clip_id", "camera_motion", "caption").head(5)
     return MaterializeResult(metadata={

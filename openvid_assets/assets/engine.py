@@ -35,6 +35,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatu
 from openvid_assets.assets.progress import PROGRESS_PREFIX
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
+from openvid_assets.assets.ablation import GROUP as ABLATION_GROUP
 
 LOCATION = "openvid_assets"  # the code location name in workspace.yaml and pyproject's [tool.dagster]
 WORKER_TAG = "openvid/worker"  # the queue runs at most one run per value (dagster.yaml tag_concurrency_limits)
@@ -119,6 +120,7 @@ def plan_waves(defs: Definitions, training: bool | None = False) -> list[Wave]:
     """Waves of the curation assets (``training=False``), of the MVDiT assets only (``True``), or of both (None)."""
     graph = defs.resolve_asset_graph()
     keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable
+            and graph.get(k).group_name != ABLATION_GROUP  # asked for on its own (docs/EVALUATION.md)
             and (training is None or (graph.get(k).group_name == TRAINING_GROUP) == training)]  # fmt: skip
     per_shard = {k: graph.get(k).partitions_def == shards_partitions for k in keys}
     depth: dict[AssetKey, int] = {}

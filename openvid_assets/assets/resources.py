@@ -190,7 +190,9 @@ class MVDiTResource(ConfigurableResource):
     processes: int = Field(default=0, ge=0, description="Training processes (DDP under torchrun); 0: one per GPU "
                            "when there are several, else one, in the asset's own process.")
     device: str = Field(default="auto", description="auto, cpu, cuda, ...")
-    prompts: list[str] = Field(default=[], description="Prompts to sample (default: four captions of the dataset).")
+    prompts: list[str] = Field(default=[], description="Prompts to sample and score (default: held-out captions).")
+    held_out: int = Field(default=4, ge=1, description="Without prompts: how many curated clips to hold out of "
+                          "training, whose captions are the evaluation prompts (at most half the dataset).")
     sample_steps: int = Field(default=100, ge=1, description="Sampling steps (respaced IDDPM).")
     cfg_scale: float = Field(default=7.0, description="Classifier-free guidance scale.")
     cache_interval: int = Field(default=1, ge=1, description="Attention cache while sampling: attention and "

@@ -27,7 +27,7 @@ from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.store import TableStore, run_sql
 
 SAMPLES_INDEX = "samples.json"
-EVAL = "mvdit_eval"
+EVAL, EVAL_PROMPTS = "mvdit_eval", "eval_prompts"
 
 if TYPE_CHECKING:
     from openvid_assets.mvdit.model import MVDiTConfig
@@ -36,16 +36,16 @@ LATENTS = "mvdit_latents"
 GROUP = "mvdit"
 
 
-@asset(partitions_def=shards_partitions, group_name=GROUP, deps=[captions], code_version="1", **TRAINING_STEP,
-       kinds={"pytorch", "parquet"},
-       description="VAE latents (16 frames every 3rd, short side at the training resolution) and T5 caption "
-       "features of every captioned clip, cached per clip under latents/<shard>/.")  # fmt: skip
-def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+def encode_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource, clips_table: str,
+                   captions_table: str, table: str) -> MaterializeResult:  # fmt: skip
+    """Encode one shard's captioned clips (``clips_table`` + ``captions_table``) into ``table``: the recipe's
+    clips for mvdit_latents, the ablation's own for ablation_latents."""
     from openvid_assets.mvdit.data import encode_shard, latent_tasks, load_encoders  # torch: at run time
 
     shard, tables = context.partition_key, store.tables()
     shape = mvdit.shape(store.recipe().recipe.models.profile)
-    tasks = latent_tasks(tables.read(CLIPS, shard), tables.read(CAPTIONS, shard), tables.read(MANIFEST, shard))
+    tasks = latent_tasks(tables.read(clips_table, shard), tables.read(captions_table, shard),
+                         tables.read(MANIFEST, shard))  # fmt: skip
     encoders = load_encoders(shape.vae, shape.text_encoder, mvdit.device)
 
     def put(clip_id: str, data: bytes) -> str:
@@ -54,9 +54,9 @@ def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
         return rel
 
     result = encode_shard(tasks, encoders, shape.latents(), _video_opener(store, tables, shard), put,
-                          tables.fs.exists, previous=tables.read_if_exists(LATENTS, shard),
+                          tables.fs.exists, previous=tables.read_if_exists(table, shard),
                           progress=progress_callback(context, "encoded"))  # fmt: skip
-    path = tables.write(LATENTS, shard, result.table)
+    path = tables.write(table, shard, result.table)
     failed = result.table.filter(pl.col("status") == "failed")
     return MaterializeResult(metadata={
         "dagster/row_count": result.table.height, "encoded_now": result.computed, "reused": result.reused,
@@ -65,18 +65,41 @@ def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
         "path": MetadataValue.path(path)})  # fmt: skip
 
 
-def training_clips(tables: TableStore, shape: RunShape) -> pl.DataFrame:
-    """The dataset's clips (full or HD export) that have latents of this run's shape (sql/training_clips.sql)."""
-    from openvid_assets.store.rows import RowKey
+@asset(partitions_def=shards_partitions, group_name=GROUP, deps=[captions], code_version="1", **TRAINING_STEP,
+       kinds={"pytorch", "parquet"},
+       description="VAE latents (16 frames every 3rd, short side at the training resolution) and T5 caption "
+       "features of every captioned clip, cached per clip under latents/<shard>/.")  # fmt: skip
+def mvdit_latents(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    return encode_latents(context, store, mvdit, CLIPS, CAPTIONS, LATENTS)
 
+
+def dataset_export(tables: TableStore, shape: RunShape) -> pl.DataFrame:
+    """The export a run trains on: the full dataset or its HD subset."""
     export = "openvid_hd.parquet" if shape.dataset == "hd" else "openvid.parquet"
     if not tables.fs.exists(f"exports/{export}"):
         raise FileNotFoundError(f"exports/{export} does not exist yet: materialize the dataset first")
-    dataset = pl.read_parquet(tables.fs.get(f"exports/{export}"))
-    latents = all_shards(tables, LATENTS)
+    return pl.read_parquet(tables.fs.get(f"exports/{export}"))
+
+
+def held_out(tables: TableStore) -> pl.DataFrame:
+    """The evaluation prompts (eval_prompts): held-out clip ids, which no training run reads."""
+    table = tables.read_if_exists(EVAL_PROMPTS, "global")
+    return table if table is not None else pl.DataFrame(schema=PROMPT_SCHEMA)
+
+
+def latents_key(shape: RunShape) -> dict[str, str]:
+    """Which latents a run reads: those of its encoders and sample shape."""
+    from openvid_assets.store.rows import RowKey
+
     key = RowKey(f"{shape.vae}+{shape.text_encoder}", "", shape.latents().params())
-    return run_sql("training_clips", {"dataset": dataset, "latents": latents},
-                   {"model": key.model, "params_hash": key.params_hash})  # fmt: skip
+    return {"model": key.model, "params_hash": key.params_hash}
+
+
+def training_clips(tables: TableStore, shape: RunShape) -> pl.DataFrame:
+    """The dataset's clips (full or HD export) that have latents of this run's shape, less the held-out
+    evaluation clips (sql/training_clips.sql)."""
+    return run_sql("training_clips", {"dataset": dataset_export(tables, shape), "latents": all_shards(tables, LATENTS),
+                                      "held_out": held_out(tables)}, latents_key(shape))  # fmt: skip
 
 
 def _model_config(shape: RunShape) -> "MVDiTConfig":
@@ -87,21 +110,45 @@ def _model_config(shape: RunShape) -> "MVDiTConfig":
                   vae_downsample=vae_downsample(shape.vae))  # fmt: skip
 
 
-@asset(**TRAINING_STEP, deps=[curated_dataset, hd_subset, mvdit_latents], group_name=GROUP, code_version="1", kinds={"pytorch"},
-       description="An MVDiT training run on the curated clips' cached latents (Adam, EMA, IDDPM hybrid loss, "
-       "caption dropout for CFG); resumes from the last checkpoint under checkpoints/; loss curve in metadata.")  # fmt: skip
-def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+PROMPT_SCHEMA = {"clip_id": pl.String, "prompt": pl.String, "video_id": pl.String}
+
+
+@asset(**TRAINING_STEP, deps=[curated_dataset, hd_subset], group_name=GROUP, code_version="1",
+       kinds={"duckdb", "parquet"},
+       description="The prompts every sample is drawn for and scored against: the mvdit resource's prompts, or by "
+       "default a held-out slice of the curated captions (clips picked by a hash of their id) that no training "
+       "run reads.")  # fmt: skip
+def eval_prompts(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    tables = store.tables()
+    if mvdit.prompts:
+        table, origin = pl.DataFrame({"prompt": mvdit.prompts}).with_columns(
+            clip_id=pl.lit(None, pl.String), video_id=pl.lit(None, pl.String)).select(list(PROMPT_SCHEMA)), "given"
+    else:
+        dataset = dataset_export(tables, mvdit.shape(store.recipe().recipe.models.profile))
+        count = min(mvdit.held_out, dataset["clip_id"].n_unique() // 2)  # at least half the clips are left to train
+        if count == 0:
+            raise Failure(f"the dataset has {dataset.height} clip(s): too few to hold any out for evaluation; "
+                          "give the mvdit resource prompts instead", allow_retries=False)  # fmt: skip
+        table, origin = run_sql("held_out_prompts", {"dataset": dataset}, {"count": count}), "held out"
+    path = tables.write(EVAL_PROMPTS, "global", table)
+    context.log.info(f"{table.height} evaluation prompt(s), {origin}")
+    return MaterializeResult(metadata={"prompts": table.height, "origin": origin,
+                                       "list": MetadataValue.json(table["prompt"].to_list()),
+                                       "path": MetadataValue.path(path)})  # fmt: skip
+
+
+def train_run(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource, clips: pl.DataFrame,
+              directory: Path, what: str) -> dict[str, Any]:  # fmt: skip
+    """Train (or resume) one MVDiT run on ``clips`` with checkpoints in ``directory``; its metadata. Every run of
+    one resource config has the same budget, initialisation and seed: only the data differs."""
     from openvid_assets.mvdit.data import vae_downsample
     from openvid_assets.mvdit.launch import TrainingSpec, run as run_training, run_distributed
     from openvid_assets.mvdit.train import TrainConfig, latest_checkpoint
 
-    tables, profile = store.tables(), store.recipe().recipe.models.profile
-    shape = mvdit.shape(profile)
-    clips = training_clips(tables, shape)
+    tables, shape = store.tables(), mvdit.shape(store.recipe().recipe.models.profile)
     if clips.is_empty():  # a fact of the data, not a hiccup: retrying cannot help
-        raise Failure(f"no clips to train on: the {shape.dataset} export has no clip with latents of this run's "
-                      "shape; materialize the dataset and mvdit_latents first", allow_retries=False)  # fmt: skip
-    directory = mvdit.checkpoints(tables, profile)
+        raise Failure(f"no clips to train on: {what} has no clip with latents of this run's shape; materialize "
+                      "the dataset and its latents first", allow_retries=False)  # fmt: skip
     train_config = TrainConfig(steps=shape.steps, batch_size=shape.batch_size, lr=shape.lr, checkpoint_dir=directory,
                                checkpoint_every=shape.checkpoint_every, grad_checkpointing=mvdit.grad_checkpointing,
                                device=mvdit.device, log_every=max(1, shape.steps // 20))  # fmt: skip
@@ -110,8 +157,8 @@ def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit:
                         train=asdict(train_config), init_from=mvdit.init_from)  # fmt: skip
     processes = mvdit.process_count()
     start = "resuming" if latest_checkpoint(directory) else (mvdit.init_from or "from scratch")
-    context.log.info(f"training {shape.name} on {len(spec.latent_paths)} clips to step {shape.steps} ({start}), "
-                     f"{processes} process(es)")  # fmt: skip
+    context.log.info(f"training {shape.name} on {len(spec.latent_paths)} clips of {what} to step {shape.steps} "
+                     f"({start}), {processes} process(es)")  # fmt: skip
     if processes > 1:
         with tempfile.TemporaryDirectory(prefix="openvid-train-") as workdir:
             result = run_distributed(spec, processes, Path(workdir))
@@ -127,36 +174,55 @@ def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit:
         meta.update(first_loss=round(result.losses[0], 5), final_loss=round(statistics.mean(tail), 5),
                     median_step_s=round(statistics.median(result.step_times), 4),
                     loss_curve=MetadataValue.md(line_image(steps, result.losses, f"{shape.name} loss", "loss")))  # fmt: skip
+    return meta
+
+
+@asset(**TRAINING_STEP, deps=[curated_dataset, hd_subset, mvdit_latents, eval_prompts], group_name=GROUP,
+       code_version="1", kinds={"pytorch"},
+       description="An MVDiT training run on the curated clips' cached latents (Adam, EMA, IDDPM hybrid loss, "
+       "caption dropout for CFG), the held-out evaluation clips left out; resumes from the last checkpoint under "
+       "checkpoints/; loss curve in metadata.")  # fmt: skip
+def mvdit_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    tables, profile = store.tables(), store.recipe().recipe.models.profile
+    shape = mvdit.shape(profile)
+    meta = train_run(context, store, mvdit, training_clips(tables, shape), mvdit.checkpoints(tables, profile),
+                     f"the {shape.dataset} export")  # fmt: skip
     return MaterializeResult(metadata=meta)
 
 
-@asset(**TRAINING_STEP, deps=[mvdit_checkpoint], group_name=GROUP, code_version="1", kinds={"pytorch", "mp4"},
-       description="Videos sampled from the latest MVDiT checkpoint (EMA weights; 100 steps, CFG 7.0 by default), "
-       "written as mp4 under samples/<run>/step-N/.")  # fmt: skip
-def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
-    from openvid_assets.mvdit.data import load_encoders
-    from openvid_assets.mvdit.sample import sample_to_files
+def _latest(mvdit: MVDiTResource, directory: Path, asset_name: str) -> Path:
     from openvid_assets.mvdit.train import latest_checkpoint
 
-    tables, profile = store.tables(), store.recipe().recipe.models.profile
-    shape = mvdit.shape(profile)
-    checkpoint = latest_checkpoint(mvdit.checkpoints(tables, profile))
+    checkpoint = latest_checkpoint(directory)
     if checkpoint is None:
-        raise FileNotFoundError("no MVDiT checkpoint yet: materialize mvdit_checkpoint first")
-    prompts = mvdit.prompts or training_clips(tables, shape)["caption"].head(4).to_list()
+        raise FileNotFoundError(f"no MVDiT checkpoint in {directory} yet: materialize {asset_name} first")
+    return checkpoint
+
+
+def sample_run(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource, directory: Path,
+               folder: str, asset_name: str) -> MaterializeResult:  # fmt: skip
+    """Sample the evaluation prompts (one seed for all) from the latest checkpoint in ``directory`` into
+    ``folder``/<step>/, with a samples.json saying which prompt each file shows."""
+    from openvid_assets.mvdit.data import load_encoders
+    from openvid_assets.mvdit.sample import sample_to_files
+
+    tables, shape = store.tables(), mvdit.shape(store.recipe().recipe.models.profile)
+    checkpoint = _latest(mvdit, directory, asset_name)
+    prompts = held_out(tables)["prompt"].to_list()
+    if not prompts:
+        raise FileNotFoundError("no evaluation prompts: materialize eval_prompts first")
     encoders = load_encoders(shape.vae, shape.text_encoder, mvdit.device)
-    config = _model_config(shape)
-    folder = f"samples/{shape.name}/{checkpoint.stem}"
+    folder = f"{folder}/{checkpoint.stem}"
     local = tables.fs.local_path(folder)
     with tempfile.TemporaryDirectory(prefix="openvid-samples-") as staging:
         out = Path(local or staging)
-        paths = sample_to_files(checkpoint, prompts, out, config, encoders.text, encoders.vae,
+        paths = sample_to_files(checkpoint, prompts, out, _model_config(shape), encoders.text, encoders.vae,
                                 steps=mvdit.sample_steps, cfg_scale=mvdit.cfg_scale, device=mvdit.device,
                                 cache_interval=mvdit.cache_interval)  # fmt: skip
         if local is None:  # S3 data root: upload what was written locally
             for p in paths:
                 tables.fs.put(f"{folder}/{p.name}", p.read_bytes())
-    # Which prompt each file shows: what mvdit_eval scores them against.
+    # Which prompt each file shows: what the evaluation scores them against.
     tables.fs.put(f"{folder}/{SAMPLES_INDEX}", json.dumps([{"video": p.name, "prompt": prompt} for p, prompt in
                                                            zip(paths, prompts)], indent=1).encode())  # fmt: skip
     uris = [tables.fs.uri(f"{folder}/{p.name}") for p in paths]
@@ -167,22 +233,33 @@ def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MV
                                        "files": MetadataValue.json(uris)})  # fmt: skip
 
 
-@asset(**TRAINING_STEP, deps=[mvdit_samples], group_name=GROUP, code_version="1", kinds={"pytorch", "duckdb"},
-       description="The paper's metrics (Table 3) of the latest checkpoint's samples, one row per video: VQA_A and "
-       "VQA_T (DOVER, both branches), CLIP score (prompt vs frames) and CLIP temporal score, warping error "
-       "(Farneback flow, occlusions left out); the means in metadata. Formulas: models/video_metrics.py.")  # fmt: skip
-def mvdit_eval(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+def samples_folder(store: OpenVidStore, mvdit: MVDiTResource) -> str:
+    return f"samples/{mvdit.shape(store.recipe().recipe.models.profile).name}"
+
+
+@asset(**TRAINING_STEP, deps=[mvdit_checkpoint, eval_prompts], group_name=GROUP, code_version="1",
+       kinds={"pytorch", "mp4"},
+       description="Videos sampled from the latest MVDiT checkpoint (EMA weights; 100 steps, CFG 7.0 by default) "
+       "for the evaluation prompts, written as mp4 under samples/<run>/step-N/.")  # fmt: skip
+def mvdit_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    tables, profile = store.tables(), store.recipe().recipe.models.profile
+    return sample_run(context, store, mvdit, mvdit.checkpoints(tables, profile), samples_folder(store, mvdit),
+                      "mvdit_checkpoint")  # fmt: skip
+
+
+def evaluate_run(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource, directory: Path,
+                 folder: str, table_name: str, partition: str, asset_name: str,
+                 **columns: str) -> MaterializeResult:  # fmt: skip
+    """Score the samples of the latest checkpoint in ``directory`` (under ``folder``/<step>/) with the paper's
+    metrics into the table ``table_name``/``partition`` (with ``columns`` as constant columns); the means in
+    metadata."""
     from openvid_assets.mvdit.evaluate import METRICS, evaluate_samples, evaluator_for
-    from openvid_assets.mvdit.train import latest_checkpoint
 
     tables, profile = store.tables(), store.recipe().recipe.models.resolved_profile()
-    shape = mvdit.shape(profile.name)
-    checkpoint = latest_checkpoint(mvdit.checkpoints(tables, profile.name))
-    if checkpoint is None:
-        raise FileNotFoundError("no MVDiT checkpoint yet: materialize mvdit_checkpoint first")
-    folder = f"samples/{shape.name}/{checkpoint.stem}"
+    checkpoint = _latest(mvdit, directory, asset_name)
+    folder = f"{folder}/{checkpoint.stem}"
     if not tables.fs.exists(f"{folder}/{SAMPLES_INDEX}"):
-        raise FileNotFoundError(f"no samples of {checkpoint.stem} yet: materialize mvdit_samples first")
+        raise FileNotFoundError(f"no samples of {checkpoint.stem} in {folder} yet: materialize the samples first")
     index = json.loads(tables.fs.get(f"{folder}/{SAMPLES_INDEX}"))
     with tempfile.TemporaryDirectory(prefix="openvid-eval-") as staging:
         local = tables.fs.local_path(folder)
@@ -192,10 +269,22 @@ def mvdit_eval(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiT
         base = Path(local or staging)
         table = evaluate_samples([(base / item["video"], item["prompt"]) for item in index],
                                  evaluator_for(profile, mvdit.device))  # fmt: skip
-    table = table.with_columns(run=pl.lit(shape.name), checkpoint=pl.lit(checkpoint.stem))
-    path = tables.write(EVAL, "global", table)
+    table = table.with_columns(run=pl.lit(mvdit.shape(profile.name).name), checkpoint=pl.lit(checkpoint.stem),
+                               **{k: pl.lit(v) for k, v in columns.items()})  # fmt: skip
+    path = tables.write(table_name, partition, table)
     ok = table.filter(pl.col("status") == "ok")
     means = {m: round(float(ok[m].mean()), 4) for m in METRICS} if ok.height else {}
     context.log.info(f"{checkpoint.stem}: {ok.height} of {table.height} sample(s) scored: {means}")
     return MaterializeResult(metadata={"checkpoint": checkpoint.stem, "videos": table.height, "scored": ok.height,
                                        **means, "path": MetadataValue.path(path)})  # fmt: skip
+
+
+@asset(**TRAINING_STEP, deps=[mvdit_samples], group_name=GROUP, code_version="1", kinds={"pytorch", "duckdb"},
+       description="The paper's metrics (Table 3) of the latest checkpoint's samples, one row per video: VQA_A and "
+       "VQA_T (DOVER, both branches), CLIP score (prompt vs frames) and CLIP temporal score, warping error "
+       "(Farneback flow, occlusions left out), BLIP-BLEU; the means in metadata. Formulas: models/video_metrics.py, "
+       "mvdit/evaluate.py.")  # fmt: skip
+def mvdit_eval(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    tables, profile = store.tables(), store.recipe().recipe.models.profile
+    return evaluate_run(context, store, mvdit, mvdit.checkpoints(tables, profile), samples_folder(store, mvdit),
+                        EVAL, "global", "mvdit_checkpoint")  # fmt: skip

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from openvid_assets.mvdit.data import LatentClips
 from openvid_assets.mvdit.model import MVDiT, MVDiTConfig, init_from_pixart, load_weights, released_state_dict
 from openvid_assets.mvdit.train import TrainConfig, TrainResult, latest_checkpoint, train
@@ -57,6 +59,7 @@ def run(spec: TrainingSpec) -> TrainResult:
     model_config = MVDiTConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.model.items()})
     config = TrainConfig(**spec.train)
     resuming = config.checkpoint_dir is not None and latest_checkpoint(config.checkpoint_dir) is not None
+    torch.manual_seed(config.seed)  # the same initial weights for every run of one seed (the ablation's variants)
     return train(new_model(model_config, "" if resuming else spec.init_from), data, config)
 
 
