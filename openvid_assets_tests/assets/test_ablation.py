@@ -6,7 +6,6 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from openvid_assets.assets.ablation import VARIANTS, ablation_report
-from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.definitions import build_definitions
 from openvid_assets.media import synthetic
 from openvid_assets.mvdit.ablation import FILTERS, parse_variant, parse_variants
