@@ -25,7 +25,7 @@ from openvid_assets.assets.scores import _per_video_asset, clarity_scores, motio
 from openvid_assets.assets.selection import (CANDIDATES, CLARITY_THRESHOLD, SELECTED, all_shards, clarity_threshold,
                                              quality_candidates, selected_videos, source_thresholds)  # fmt: skip
 from openvid_assets.assets.shards import shards_partitions, source_of
-from openvid_assets.assets.training import (LATENTS, encode_latents, eval_prompts, evaluate_run, held_out,
+from openvid_assets.assets.training import (EVAL_PROMPTS, LATENTS, encode_latents, eval_prompts, evaluate_run, held_out,
                                             latents_key, mvdit_latents, sample_run, samples_folder, train_run)  # fmt: skip
 from openvid_assets.mvdit.ablation import parse_variants, variants_frame
 from openvid_assets.store import TableStore, run_sql
@@ -121,6 +121,8 @@ def ablation_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvd
     from openvid_assets.mvdit.train import latest_checkpoint
 
     tables, variant = store.tables(), context.partition_key
+    if not tables.exists(EVAL_PROMPTS, "global"):  # else the held-out clips could be trained on
+        raise Failure("no evaluation prompts yet: materialize eval_prompts first", allow_retries=False)
     shape = mvdit.shape(store.recipe().recipe.models.profile)
     members = all_shards(tables, POOL)
     clips = run_sql("ablation_training_clips", {
