@@ -92,11 +92,12 @@ def device() -> str:
     return os.environ.get("OPENVID_DEVICE") or "auto"
 
 
+DEFAULT_ABLATION_VARIANTS = ("all", "no_aesthetic", "no_temporal", "no_motion", "no_clarity", "pool")
+
+
 def ablation_variants() -> list[str]:
     """Names of the ablation's recipe variants (``OPENVID_ABLATION_VARIANTS``, comma-separated; default the
     paper's: all, no_aesthetic, no_temporal, no_motion, no_clarity, pool). Read when the code location loads:
     they are the ``ablation_variants`` partitions."""
-    from openvid_assets.mvdit.ablation import DEFAULT_VARIANTS
-
     value = os.environ.get("OPENVID_ABLATION_VARIANTS")
-    return [v.strip() for v in value.split(",")] if value else list(DEFAULT_VARIANTS)
+    return [v.strip() for v in value.split(",")] if value else list(DEFAULT_ABLATION_VARIANTS)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import polars as pl
 
 FILTERS = ("aesthetic", "temporal", "motion", "clarity")
-DEFAULT_VARIANTS = ("all", "no_aesthetic", "no_temporal", "no_motion", "no_clarity", "pool")
 
 
 @dataclass(frozen=True)
