@@ -7,9 +7,11 @@ One run, interleaved repeats, medians:
 - each metric on that mp4 (``mvdit.evaluate.SampleEvaluator``'s parts, decode included): CLIP score + CLIP
   temporal (one CLIP pass over every frame and the prompt's text embedding), warping error (Farneback, both
   directions), VQA_T (DOVER technical, 3 clips of 32 fragment frames), VQA_A (DOVER aesthetic, 32 frames at
-  224 px);
+  224 px), BLIP-BLEU (BLIP-2 captions of 4 frames, 30 new tokens each, and their BLEU against the prompt);
 - with two model sizes for the metrics: ``offline`` (the tiny stand-ins the tests use) and ``paper`` (the
-  paper-size architectures with random weights: ViT-L/14 and the full DOVER; the compute is the real one).
+  paper-size architectures with random weights: ViT-L/14, the full DOVER and blip2-opt-2.7b's BLIP-2; the
+  compute is the real one). The paper-size BLIP-2 runs in bfloat16 on a CPU (15 GB in float32 does not fit
+  beside the rest) and float16 on a GPU, as the pipeline runs it there.
 
 Printed: seconds per video of each, and each metric's time divided by the sampling time. On a CPU the tiny
 sampler is nearly free, so the ratios against it are upper bounds of the real ones (XL/2 sampling costs far
@@ -28,6 +30,8 @@ from pathlib import Path
 import torch
 
 from openvid_assets.models import dover
+from openvid_assets.models.blip_bleu import BLIP_FRAMES, TINY_BLIP2, FrameCaptioner, bleu_scores, spread
+from openvid_assets.models.captions import tiny_tokenizer
 from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
 from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
 from openvid_assets.models.video_metrics import clip_score, clip_temporal_score, farneback_flow, warping_error
@@ -39,16 +43,36 @@ from openvid_assets.mvdit.sample import generate, write_mp4
 PROMPT = "a red fox runs through deep snow at dawn"
 
 
+def paper_size_blip2(device: str) -> FrameCaptioner:
+    """Salesforce/blip2-opt-2.7b's architecture (ViT-g, Q-Former with 32 queries, OPT-2.7B) with random weights."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor, OPTConfig
+
+    text = OPTConfig(vocab_size=50304, hidden_size=2560, word_embed_proj_dim=2560, ffn_dim=10240,
+                     num_hidden_layers=32, num_attention_heads=32, eos_token_id=50118)  # fmt: skip
+    config = Blip2Config(text_config=text.to_dict(), image_token_index=50265)  # vision, Q-Former: the defaults
+    dtype = torch.bfloat16 if device == "cpu" else torch.float16
+    model = Blip2ForConditionalGeneration._from_config(config, dtype=dtype)
+    model.generation_config.suppress_tokens = [text.eos_token_id]  # always 30 new tokens: the longest caption
+    # The tiny word tokenizer only decodes here (ids it lacks are dropped): the captions' text is not measured.
+    image_processor = BlipImageProcessor(size={"height": 224, "width": 224})  # blip2-opt-2.7b's input size
+    processor = Blip2Processor(image_processor, tiny_tokenizer(), num_query_tokens=config.num_query_tokens)
+    captioner = FrameCaptioner("paper-size", device=device)
+    captioner._loaded = (model.to(device).eval(), processor)  # what load() would return for a folder
+    return captioner
+
+
 def evaluator(size: str, device: str) -> SampleEvaluator:
     if size == "offline":
         spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG)
         technical, aesthetic = dover.TINY, dover.AESTHETIC_TINY
+        captioner = FrameCaptioner(TINY_BLIP2, device=device)
     else:
         spec = CLIPSpec("ViT-L-14-quickgelu")  # no weights: random init, the real compute
         technical, aesthetic = dover.PAPER, dover.AESTHETIC
+        captioner = paper_size_blip2(device)
     return SampleEvaluator(CLIPEmbedder(spec, device=device), partial(text_embeddings, spec),
                            DoverClarity(technical, None, device=device),
-                           DoverAesthetic(technical, aesthetic, None, device=device))  # fmt: skip
+                           DoverAesthetic(technical, aesthetic, None, device=device), captioner)  # fmt: skip
 
 
 def timed(fn) -> float:
@@ -72,9 +96,14 @@ def metric_parts(ev: SampleEvaluator, path: Path) -> dict:
     def quality(scorer) -> None:
         scorer.score(*ev._decoded(path, scorer.request))
 
+    def blip_bleu() -> None:
+        frames = ev._decoded(path, ALL_FRAMES)[1]
+        bleu_scores(ev.captioner.captions([frames[i] for i in spread(len(frames), BLIP_FRAMES)]), PROMPT)
+
     return {"CLIP score + temporal": clip_metrics, "warping error": warp,
             "VQA_T (DOVER technical)": partial(quality, ev.technical),
-            "VQA_A (DOVER aesthetic)": partial(quality, ev.aesthetic)}  # fmt: skip
+            "VQA_A (DOVER aesthetic)": partial(quality, ev.aesthetic),
+            "BLIP-BLEU (BLIP-2, 4 frames)": blip_bleu}  # fmt: skip
 
 
 def main() -> None:
