@@ -6,6 +6,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from openvid_assets.assets.ablation import VARIANTS, ablation_report
+from openvid_assets.assets.training import eval_prompts
 from openvid_assets.definitions import build_definitions
 from openvid_assets.media import synthetic
 from openvid_assets.mvdit.ablation import FILTERS, parse_variant, parse_variants
@@ -36,9 +37,11 @@ def ablation(tmp_path_factory):
     defs = build_definitions(str(data), mvdit=TINY_RUN)
     with DagsterInstance.ephemeral() as instance:
         shards = register_shards(defs, instance, str(src), shard_size=8)
-        materialize_pipeline(defs, instance, training=None)  # the recipe, then its own MVDiT run
-        for shard in shards:
+        materialize_pipeline(defs, instance)  # the recipe
+        for shard in shards:  # the recipe's latents, then the ablation's own steps
+            defs.resolve_job_def("mvdit_latents_job").execute_in_process(instance=instance, partition_key=shard)
             defs.resolve_job_def("ablation_shards").execute_in_process(instance=instance, partition_key=shard)
+        materialize([eval_prompts], instance=instance, resources=defs.resources)
         for variant in VARIANTS:
             defs.resolve_job_def("ablation_variants").execute_in_process(instance=instance, partition_key=variant.name)
         materialize([ablation_report], instance=instance, resources=defs.resources)
