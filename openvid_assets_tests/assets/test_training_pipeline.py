@@ -6,9 +6,11 @@ import subprocess
 import polars as pl
 import pytest
 import torch
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, materialize
 
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
+from openvid_assets.assets.training import eval_prompts
+from openvid_assets.store import run_sql
 from openvid_assets.definitions import build_definitions
 from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
 from openvid_assets.media import synthetic
@@ -84,6 +86,24 @@ def test_training_then_sampling_from_the_curated_clips(curated):
     assert ddp["processes"] == 2 and ddp["resumed_from_step"] == 8 and ddp["steps_now"] == 2
     saved = torch.load(run_dir / "step-00000010.pt", weights_only=True)
     assert saved["step"] == 10 and len(saved["rng"]) == 2
+
+
+def test_evaluation_prompts_are_curated_captions_no_training_run_reads(curated):
+    data, tables = curated
+    defs = build_definitions(str(data), mvdit={"held_out": 10})
+    with DagsterInstance.ephemeral() as instance:
+        materialize([eval_prompts], instance=instance, resources=defs.resources)
+    prompts = tables.read("eval_prompts", "global")
+    export = pl.read_parquet(data / "exports" / "openvid.parquet")
+    assert prompts.height == 3 and prompts["held_out"].all()  # 10 asked, at most half of the 7 clips
+    assert set(prompts["clip_id"]) <= set(export["clip_id"])
+    assert dict(zip(prompts["clip_id"], prompts["prompt"])) == {c: export.filter(pl.col("clip_id") == c)["caption"][0]
+                                                                for c in prompts["clip_id"]}  # fmt: skip
+    latents = export.select("clip_id", status=pl.lit("ok"), model=pl.lit("m"), params_hash=pl.lit("p"),
+                            latent_path=pl.col("clip_id") + ".pt", latent_shape=pl.lit([4, 4, 16, 28]))  # fmt: skip
+    trained = run_sql("training_clips", {"dataset": export, "latents": latents, "held_out": prompts},
+                      {"model": "m", "params_hash": "p"})  # fmt: skip
+    assert set(trained["clip_id"]) == set(export["clip_id"]) - set(prompts["clip_id"])
 
 
 def test_training_on_an_empty_hd_subset_fails_the_run(curated):
