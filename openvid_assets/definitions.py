@@ -30,7 +30,7 @@ from openvid_assets.assets.suitability import suitability_model, suitability_sco
 from openvid_assets.assets.caption_filter import caption_scores
 from openvid_assets.assets.training import (GROUP as TRAINING_GROUP, eval_prompts, mvdit_checkpoint, mvdit_eval,
                                             mvdit_latents, mvdit_samples)  # fmt: skip
-from openvid_assets.assets.ablation import (GROUP as ABLATION_GROUP, ablation_captions, ablation_checkpoint,
+from openvid_assets.assets.ablation import (GROUP as ABLATION_GROUP, ablation_captions, ablation_training,
                                             ablation_clarity, ablation_clips, ablation_eval, ablation_latents,
                                             ablation_pool, ablation_report, ablation_samples, ablation_variants)  # fmt: skip
 
@@ -70,7 +70,7 @@ ASSETS = [
     ablation_clips,
     ablation_captions,
     ablation_latents,
-    ablation_checkpoint,
+    ablation_training,
     ablation_samples,
     ablation_eval,
     ablation_report,

@@ -5,15 +5,15 @@ the recipe wrote (``ablation_pool``), clarity of the members the recipe never sc
 clips, captions and latents of the members the recipe did not select (``ablation_clips``, ``ablation_captions``,
 ``ablation_latents``): the recipe's own tables are never touched. Per variant (static partitions, named in
 ``OPENVID_ABLATION_VARIANTS``): a training run of the same budget, initialisation and seed on that variant's clips
-(``ablation_checkpoint``), samples of the same prompts with the same seed (``ablation_samples``) and their scores
+(``ablation_training``), samples of the same prompts with the same seed (``ablation_samples``) and their scores
 (``ablation_eval``). ``ablation_report`` lays them out as Table 9.
 """
 
 from pathlib import Path
 
 import polars as pl
-from dagster import (AssetExecutionContext, Failure, MaterializeResult, MetadataValue, StaticPartitionsDefinition,
-                     asset)  # fmt: skip
+from dagster import (AllPartitionMapping, AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue,
+                     StaticPartitionsDefinition, asset)  # fmt: skip
 
 from openvid_assets import settings
 from openvid_assets.assets.clips import caption_clips, clip_videos, clips as recipe_clips
@@ -114,10 +114,14 @@ def _folder(store: OpenVidStore, mvdit: MVDiTResource, variant: str) -> str:
     return f"{samples_folder(store, mvdit)}/ablation/{variant}"
 
 
-@asset(**VARIANT, deps=[ablation_pool, ablation_latents, mvdit_latents, eval_prompts], kinds={"pytorch", "duckdb"},
+# A variant's run reads every shard's tables.
+EVERY_SHARD = [AssetDep(a, partition_mapping=AllPartitionMapping()) for a in (ablation_pool, ablation_latents, mvdit_latents)]
+
+
+@asset(**VARIANT, deps=[*EVERY_SHARD, eval_prompts], kinds={"pytorch", "duckdb"},
        description="An MVDiT run on one variant's clips (sql/ablation_training_clips.sql, held-out prompts left "
        "out): the mvdit resource's budget, initialisation and seed, the same for every variant.")  # fmt: skip
-def ablation_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+def ablation_training(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
     from openvid_assets.mvdit.train import latest_checkpoint
 
     tables, variant = store.tables(), context.partition_key
@@ -140,12 +144,12 @@ def ablation_checkpoint(context: AssetExecutionContext, store: OpenVidStore, mvd
                                        "videos": run["videos"][0]})  # fmt: skip
 
 
-@asset(**VARIANT, deps=[ablation_checkpoint, eval_prompts], kinds={"pytorch", "mp4"},
+@asset(**VARIANT, deps=[ablation_training, eval_prompts], kinds={"pytorch", "mp4"},
        description="One variant's samples: the evaluation prompts, the same seed for every variant.")  # fmt: skip
 def ablation_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
     variant = context.partition_key
     return sample_run(context, store, mvdit, _directory(store, mvdit, variant), _folder(store, mvdit, variant),
-                      "ablation_checkpoint")  # fmt: skip
+                      "ablation_training")  # fmt: skip
 
 
 @asset(**VARIANT, deps=[ablation_samples], kinds={"pytorch", "duckdb"},
@@ -153,7 +157,7 @@ def ablation_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit:
 def ablation_eval(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
     variant = context.partition_key
     return evaluate_run(context, store, mvdit, _directory(store, mvdit, variant), _folder(store, mvdit, variant),
-                        EVALS, variant, "ablation_checkpoint", variant=variant)  # fmt: skip
+                        EVALS, variant, "ablation_training", variant=variant)  # fmt: skip
 
 
 def ablation_table(tables: TableStore) -> pl.DataFrame:
