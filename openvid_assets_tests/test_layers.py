@@ -70,3 +70,12 @@ def test_the_checker_sees_violations(tmp_path):
     assert any("dagster (Dagster)" in v for v in found)
     assert any("openvid_assets.assets" in v for v in found)
     assert any("openvid_assets.recipe" in v for v in found)
+
+
+def test_the_definitions_load_as_dagster_loads_them():
+    # What `dagster definitions validate` and the webserver check: partition mappings, jobs, resources.
+    from dagster import Definitions
+
+    from openvid_assets.definitions import defs
+
+    Definitions.validate_loadable(defs)
