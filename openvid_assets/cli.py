@@ -203,8 +203,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _materialize(args, _store(args.data_root), training=False, source=args.source)
 
 
+def _prompts(args: argparse.Namespace) -> list[str]:
+    """--prompt values, then the lines of --prompts FILE (blank lines and # comments skipped)."""
+    prompts = list(args.prompt or [])
+    if args.prompts:
+        try:
+            lines = Path(args.prompts).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SystemExit(f"--prompts {args.prompts}: cannot read it ({e})") from None
+        prompts += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        if not prompts:
+            raise SystemExit(f"--prompts {args.prompts}: no prompt in it (one per line)")
+    return prompts
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    args.mvdit = {k: v for k, v in {"steps": args.steps, "dataset": args.dataset, "prompts": args.prompt,
+    args.mvdit = {k: v for k, v in {"steps": args.steps, "dataset": args.dataset, "prompts": _prompts(args),
                                     "preset": args.preset, "device": args.device}.items() if v}  # fmt: skip
     return _materialize(args, _store(args.data_root), training=True)
 
@@ -317,7 +331,9 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, help="train until this step (default: the profile's)")
     tr.add_argument("--dataset", choices=["full", "hd"], help="openvid.parquet (default) or the HD subset")
     tr.add_argument("--preset", choices=["XL/2", "tiny"], help="model size (default: the profile's)")
-    tr.add_argument("--prompt", action="append", help="prompt to sample (repeatable; default: dataset captions)")
+    tr.add_argument("--prompt", action="append", help="prompt to sample and score (repeatable; default: held-out "
+                    "captions of the dataset)")
+    tr.add_argument("--prompts", metavar="FILE", help="a file of prompts, one per line (# comments skipped)")
     tr.add_argument("--device", help="auto (default), cpu, cuda, ...")
     _add_workers(tr)
     _add_common(tr)

@@ -145,3 +145,17 @@ def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
     assert local.returncode == 0, local.stdout + local.stderr
     # Same facts and ids whether the bytes came from a folder or from S3.
     assert s3_frame.select(MANIFEST_FACTS).equals(manifest(str(tmp / "local")).select(MANIFEST_FACTS))
+
+
+def test_train_reads_prompts_from_the_command_line_and_a_file(tmp_path):
+    from openvid_assets.cli import _prompts, parser
+
+    file = tmp_path / "prompts.txt"
+    file.write_text("# evaluation prompts\na red fox runs through snow\n\n  waves break on a rocky shore  \n")
+    args = parser().parse_args(["train", "--prompt", "a city street at night", "--prompts", str(file)])
+    assert _prompts(args) == ["a city street at night", "a red fox runs through snow", "waves break on a rocky shore"]
+    assert _prompts(parser().parse_args(["train"])) == []  # the default: held-out captions
+    (tmp_path / "empty.txt").write_text("# nothing\n\n")
+    for bad, reason in ((tmp_path / "empty.txt", "no prompt"), (tmp_path / "missing.txt", "cannot read")):
+        with pytest.raises(SystemExit, match=reason):
+            _prompts(parser().parse_args(["train", "--prompts", str(bad)]))
