@@ -5,8 +5,8 @@ One run, interleaved repeats, medians:
 - sampling: ``mvdit.sample.generate`` of one prompt (tiny MVDiT preset, tiny VAE and T5, ``--steps`` respaced
   IDDPM steps with CFG 7.0: the offline profile's stack) at ``--frames`` x ``--size`` px, written to mp4;
 - each metric on that mp4 (``mvdit.evaluate.SampleEvaluator``'s parts, decode included): CLIP score + CLIP
-  temporal (one CLIP pass over every frame and the prompt's text embedding), warping error (Farneback, both
-  directions), VQA_T (DOVER technical, 3 clips of 32 fragment frames), VQA_A (DOVER aesthetic, 32 frames at
+  temporal (one CLIP pass over every frame and the prompt's text embedding), warping error (both directions;
+  Farneback offline, RAFT-large in the paper profile), VQA_T (DOVER technical, 3 clips of 32 fragment frames), VQA_A (DOVER aesthetic, 32 frames at
   224 px), BLIP-BLEU (BLIP-2 captions of 4 frames, 30 new tokens each, and their BLEU against the prompt);
 - with two model sizes for the metrics: ``offline`` (the tiny stand-ins the tests use) and ``paper`` (the
   paper-size architectures with random weights: ViT-L/14, the full DOVER and blip2-opt-2.7b's BLIP-2; the
@@ -17,7 +17,7 @@ Printed: seconds per video of each, and each metric's time divided by the sampli
 sampler is nearly free, so the ratios against it are upper bounds of the real ones (XL/2 sampling costs far
 more); on a GPU run the ``--preset XL/2`` case.
 
-    python bench/bench_eval.py [--steps 100] [--frames 16] [--size 64] [--repeats 3] [--preset tiny]
+    python bench/bench_eval.py [--steps 100] [--frames 16] [--size 64] [--repeats 3] [--preset tiny] [--only warping]
 """
 
 import argparse
@@ -28,12 +28,14 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from torchvision.models.optical_flow import raft_large
 
 from openvid_assets.models import dover
 from openvid_assets.models.blip_bleu import BLIP_FRAMES, TINY_BLIP2, FrameCaptioner, bleu_scores, spread
 from openvid_assets.models.captions import tiny_tokenizer
 from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
 from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
+from openvid_assets.models.raft import RaftFlow
 from openvid_assets.models.video_metrics import clip_score, clip_temporal_score, farneback_flow, warping_error
 from openvid_assets.mvdit.encoders import tiny_t5, tiny_vae
 from openvid_assets.mvdit.evaluate import ALL_FRAMES, SampleEvaluator
@@ -61,18 +63,20 @@ def paper_size_blip2(device: str) -> FrameCaptioner:
     return captioner
 
 
-def evaluator(size: str, device: str) -> SampleEvaluator:
+def evaluator(size: str, device: str, blip: bool = True) -> SampleEvaluator:
+    """The metrics' models at one size; ``blip`` False leaves BLIP-2 out (7 GB at the paper's size)."""
     if size == "offline":
         spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG)
         technical, aesthetic = dover.TINY, dover.AESTHETIC_TINY
-        captioner = FrameCaptioner(TINY_BLIP2, device=device)
+        captioner = FrameCaptioner(TINY_BLIP2, device=device) if blip else None
     else:
         spec = CLIPSpec("ViT-L-14-quickgelu")  # no weights: random init, the real compute
         technical, aesthetic = dover.PAPER, dover.AESTHETIC
-        captioner = paper_size_blip2(device)
+        captioner = paper_size_blip2(device) if blip else None
+    flow = farneback_flow if size == "offline" else RaftFlow(raft_large(weights=None).to(device).eval())
     return SampleEvaluator(CLIPEmbedder(spec, device=device), partial(text_embeddings, spec),
                            DoverClarity(technical, None, device=device),
-                           DoverAesthetic(technical, aesthetic, None, device=device), captioner)  # fmt: skip
+                           DoverAesthetic(technical, aesthetic, None, device=device), captioner, flow)  # fmt: skip
 
 
 def timed(fn) -> float:
@@ -91,7 +95,7 @@ def metric_parts(ev: SampleEvaluator, path: Path) -> dict:
         clip_score(vectors, text), clip_temporal_score(vectors)
 
     def warp() -> None:
-        warping_error(ev._decoded(path, ALL_FRAMES)[1], farneback_flow)
+        warping_error(ev._decoded(path, ALL_FRAMES)[1], ev.flow)
 
     def quality(scorer) -> None:
         scorer.score(*ev._decoded(path, scorer.request))
@@ -100,10 +104,13 @@ def metric_parts(ev: SampleEvaluator, path: Path) -> dict:
         frames = ev._decoded(path, ALL_FRAMES)[1]
         bleu_scores(ev.captioner.captions([frames[i] for i in spread(len(frames), BLIP_FRAMES)]), PROMPT)
 
-    return {"CLIP score + temporal": clip_metrics, "warping error": warp,
-            "VQA_T (DOVER technical)": partial(quality, ev.technical),
-            "VQA_A (DOVER aesthetic)": partial(quality, ev.aesthetic),
-            "BLIP-BLEU (BLIP-2, 4 frames)": blip_bleu}  # fmt: skip
+    parts = {"CLIP score + temporal": clip_metrics, "warping error": warp,
+             "VQA_T (DOVER technical)": partial(quality, ev.technical),
+             "VQA_A (DOVER aesthetic)": partial(quality, ev.aesthetic)}  # fmt: skip
+    return {**parts, BLIP_BLEU: blip_bleu} if ev.captioner is not None else parts
+
+
+BLIP_BLEU = "BLIP-BLEU (BLIP-2, 4 frames)"
 
 
 def main() -> None:
@@ -114,6 +121,7 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", help="time only the metrics whose name holds this text (and sampling)")
     args = parser.parse_args()
 
     config = preset(args.preset, frames=args.frames, height=args.size, width=args.size,
@@ -128,8 +136,10 @@ def main() -> None:
             write_mp4(generate(model, t5, vae, [PROMPT], steps=args.steps, seed=0)[0], path)
 
         sample()  # warm-up, and the file the metrics read
-        evaluators = {size: evaluator(size, args.device) for size in ("offline", "paper")}
-        parts = {(size, name): call for size, ev in evaluators.items() for name, call in metric_parts(ev, path).items()}
+        wanted = lambda name: not args.only or args.only.lower() in name.lower()  # noqa: E731
+        evaluators = {size: evaluator(size, args.device, blip=wanted(BLIP_BLEU)) for size in ("offline", "paper")}
+        parts = {(size, name): call for size, ev in evaluators.items() for name, call in metric_parts(ev, path).items()
+                 if wanted(name)}  # fmt: skip
         for call in parts.values():
             call()  # warm-up
         times: dict = {"sampling": [], **{key: [] for key in parts}}

@@ -6,7 +6,9 @@
   adjacent frames, both with a CLIP model (the recipe's: ViT-L/14 in the paper profile; EvalCrafter uses
   ViT-B/32);
 - ``warping_error``: the mean squared error of each frame and the next one warped back along the optical flow,
-  occluded pixels left out (Farneback flow: no weights);
+  occluded pixels left out (the forward-backward check); the flow is RAFT's (``models/raft.py``: torchvision's
+  RAFT-large, weights from a file) in the paper profile, as EvalCrafter measures it, and OpenCV's Farneback (no
+  weights) in the offline one;
 - ``blip_bleu``: BLIP-2 (EvalCrafter's ``Salesforce/blip2-opt-2.7b``) captions 4 frames spread evenly over the
   video (greedy, at most 30 new tokens); each caption is scored against the prompt by BLEU-1..4 (nltk
   ``sentence_bleu``, cumulative weights, lower-cased whitespace tokens, smoothing ``method1``); ``bleu_1``..``bleu_4``
@@ -30,7 +32,7 @@ from openvid_assets.media.frames import FrameRequest, read_frames
 from openvid_assets.media.probe import probe
 from openvid_assets.media.sources import VideoInputError
 from openvid_assets.models.blip_bleu import BLIP_FRAMES, bleu_scores, spread
-from openvid_assets.models.video_metrics import clip_score, clip_temporal_score, farneback_flow, warping_error
+from openvid_assets.models.video_metrics import Flow, clip_score, clip_temporal_score, farneback_flow, warping_error
 
 EVAL_SCHEMA = {"video": pl.String, "prompt": pl.String, "status": pl.String, "error": pl.String,
                "vqa_a": pl.Float64, "vqa_t": pl.Float64, "clip_score": pl.Float64, "clip_temporal": pl.Float64,
@@ -51,6 +53,7 @@ class SampleEvaluator:
     technical: Any
     aesthetic: Any
     captioner: Any
+    flow: Flow = farneback_flow  # (frame, next frame) -> dense flow in pixels: RaftFlow, or Farneback
     _prompts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def _decoded(self, path: Path, request: FrameRequest, facts: Any = None) -> tuple[list[int], np.ndarray]:
@@ -65,7 +68,7 @@ class SampleEvaluator:
         _, frames = self._decoded(path, ALL_FRAMES, facts)
         vectors = self.embedder.embed(frames)
         row = {"clip_score": clip_score(vectors, self._prompts[prompt]), "clip_temporal": clip_temporal_score(vectors),
-               "warping_error": warping_error(frames, farneback_flow)}  # fmt: skip
+               "warping_error": warping_error(frames, self.flow)}  # fmt: skip
         for name, scorer in (("vqa_t", self.technical), ("vqa_a", self.aesthetic)):
             row[name] = scorer.score(*self._decoded(path, scorer.request, facts))["score"]
         # BLIP-BLEU captions a few of the frames already decoded: no second decode.
@@ -95,10 +98,14 @@ def evaluator_for(profile: Any, device: str = "auto") -> SampleEvaluator:
     from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
     from openvid_assets.models.clip import CLIPEmbedder, text_embeddings
 
+    from openvid_assets.models.raft import load_raft
+    from openvid_assets.models.runtime import pick_device
+
     offline = profile.name == "offline"
     technical, aesthetic = (dover.TINY, dover.AESTHETIC_TINY) if offline else (dover.PAPER, dover.AESTHETIC)
     weights = None if offline else dover.DOVER_WEIGHTS
     return SampleEvaluator(CLIPEmbedder(profile.clip, device=device), lambda prompts: text_embeddings(profile.clip, prompts),
                            DoverClarity(technical, weights, device=device), DoverAesthetic(technical, aesthetic, weights,
                                                                                             device=device),
-                           FrameCaptioner(TINY_BLIP2 if offline else PAPER_BLIP2, device=device))  # fmt: skip
+                           FrameCaptioner(TINY_BLIP2 if offline else PAPER_BLIP2, device=device),
+                           farneback_flow if offline else load_raft(device=pick_device(device))[0])  # fmt: skip

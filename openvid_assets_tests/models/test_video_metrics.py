@@ -56,3 +56,33 @@ def test_with_a_real_clip_tower_the_still_video_is_the_most_consistent():
               for name, frames in (("still", still), ("pan", moving), ("shuffled", shuffled))}  # fmt: skip
     assert scores["still"] == pytest.approx(1.0, abs=1e-5)
     assert scores["still"] > scores["pan"] >= scores["shuffled"] - 1e-6, scores
+
+
+def test_raft_flow_takes_any_frame_size_and_returns_pixels_of_that_frame():
+    from openvid_assets.models.raft import tiny_raft, working_size
+
+    assert working_size(70, 50) == (184, 128) and working_size(640, 360) == (640, 360)  # up to 128, multiples of 8
+    frames = pan(frames=3)[:, :50, :70]
+    flow = tiny_raft()(frames[0], frames[1])
+    assert flow.shape == (50, 70, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
+    assert np.isfinite(warping_error(frames, tiny_raft())) and warping_error(frames, tiny_raft()) >= 0
+
+
+def test_raft_weights_load_strictly_from_the_weights_file(weights_dir):
+    import torch
+    from torchvision.models.optical_flow import raft_large
+
+    from openvid_assets.models.raft import RAFT_WEIGHTS, load_raft
+    from openvid_assets.models.weights import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="raft_large"):
+        load_raft()
+    state = raft_large(weights=None).state_dict()
+    path = weights_dir / RAFT_WEIGHTS.filename
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    flow, digest = load_raft()
+    assert digest and all(torch.equal(v, state[k]) for k, v in flow.model.state_dict().items())
+    torch.save({k: v for k, v in state.items() if not k.startswith("update_block.")}, path)  # another layout
+    with pytest.raises(RuntimeError, match="Missing key"):
+        load_raft()
