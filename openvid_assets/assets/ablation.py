@@ -18,7 +18,8 @@ from dagster import (AllPartitionMapping, AssetDep, AssetExecutionContext, Failu
 from openvid_assets import settings
 from openvid_assets.assets.clips import caption_clips, clip_videos, clips as recipe_clips
 from openvid_assets.assets.metadata import bars_png, inline_png, markdown_table
-from openvid_assets.assets.policies import ASKED_MODEL_STEP, ASKED_SQL_STEP, TRAINING_STEP
+from openvid_assets.assets.policies import (ASKED_GLOBAL_STEP, ASKED_IO_STEP, ASKED_MODEL_STEP, ASKED_SQL_STEP,
+                                            ONE_SHARD_PER_RUN, TRAINING_STEP)  # fmt: skip
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import ModelsResource, MVDiTResource, OpenVidStore
 from openvid_assets.assets.scores import _per_video_asset, clarity_scores, motion_scores
@@ -36,7 +37,8 @@ ABLATION_LATENTS, RUNS, EVALS = "ablation_latents", "ablation_runs", "ablation_e
 VARIANTS = parse_variants(settings.ablation_variants())  # a bad name stops the code location from loading
 ablation_variants = StaticPartitionsDefinition([v.name for v in VARIANTS])
 SHARD = {"partitions_def": shards_partitions, "group_name": GROUP, "code_version": "1"}
-VARIANT = {"partitions_def": ablation_variants, "group_name": GROUP, "code_version": "1", **TRAINING_STEP}
+VARIANT = {"partitions_def": ablation_variants, "group_name": GROUP, "code_version": "1", **TRAINING_STEP,
+           "backfill_policy": ONE_SHARD_PER_RUN}  # one variant per run
 
 
 def shard_members(store: OpenVidStore, tables: TableStore, shard: str, clarity_known: bool = True) -> pl.DataFrame:
@@ -82,7 +84,7 @@ def ablation_pool(context: AssetExecutionContext, store: OpenVidStore) -> Materi
                                        "shards": len(context.partition_keys)})  # fmt: skip
 
 
-@asset(**SHARD, **ASKED_MODEL_STEP, deps=[ablation_pool, selected_videos, recipe_clips, recipe_key("clips"),
+@asset(**SHARD, **ASKED_IO_STEP, deps=[ablation_pool, selected_videos, recipe_clips, recipe_key("clips"),
                                           recipe_key("filters"), recipe_key("sources")], kinds={"ffmpeg", "parquet"},
        description="Clips of the variants' videos that the recipe did not select (the recipe's clip settings; "
        "the selected videos' clips are the recipe's own).")  # fmt: skip
@@ -169,7 +171,7 @@ def ablation_table(tables: TableStore) -> pl.DataFrame:
                                        "evals": all_shards(tables, EVALS)})  # fmt: skip
 
 
-@asset(group_name=GROUP, code_version="1", deps=[ablation_eval], kinds={"duckdb", "csv"}, **TRAINING_STEP,
+@asset(group_name=GROUP, code_version="1", deps=[ablation_eval], kinds={"duckdb", "csv"}, **ASKED_GLOBAL_STEP,
        description="The ablation as the paper's Table 9: each variant's filters, data size and mean metrics, as a "
        "table and bar charts here and as exports/ablation.csv and exports/ablation.md.")  # fmt: skip
 def ablation_report(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:

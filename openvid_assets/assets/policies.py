@@ -37,6 +37,8 @@ SQL_SHARD_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": ALL_SHARDS
                   "automation_condition": CURATION_AUTOMATION}  # fmt: skip
 GLOBAL_STEP = {"retry_policy": TRANSIENT_RETRY, "automation_condition": CURATION_AUTOMATION}
 TRAINING_STEP = {"retry_policy": TRANSIENT_RETRY, "pool": GPU_POOL}
-# The ablation is asked for, never automatic: its per-shard steps have the backfill policies of their kind.
+# The ablation is asked for, never automatic: its steps have the backfill policies and pools of their kind.
 ASKED_MODEL_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": ONE_SHARD_PER_RUN, "pool": GPU_POOL}
+ASKED_IO_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": ONE_SHARD_PER_RUN}
 ASKED_SQL_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": ALL_SHARDS_IN_ONE_RUN}
+ASKED_GLOBAL_STEP = {"retry_policy": TRANSIENT_RETRY}

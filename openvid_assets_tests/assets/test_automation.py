@@ -10,7 +10,7 @@ from dagster._core.definitions.backfill_policy import BackfillPolicyType
 from openvid_assets.assets.policies import GPU_POOL
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
-from openvid_assets.definitions import ASSETS, MATERIALIZED, TRAINING, build_definitions
+from openvid_assets.definitions import ABLATION, ASSETS, CURATION, MATERIALIZED, TRAINING, build_definitions
 from openvid_assets.media import synthetic
 from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
 
@@ -28,12 +28,18 @@ def test_every_step_has_the_policy_its_kind_needs():
     for name, a in assets.items():
         op = a.op
         assert op.retry_policy is not None and op.retry_policy.max_retries >= 2, name
-        assert (op.pool == GPU_POOL) == (name in MODEL_STEPS or a in TRAINING), name
+        # Models, training and sampling hold a GPU slot; SQL, ffmpeg and the reports do not.
+        on_gpu = name in MODEL_STEPS or a in TRAINING or (a in ABLATION and name not in ABLATION_OFF_GPU)
+        assert (op.pool == GPU_POOL) == on_gpu, name
         if a.partitions_def is not None and a not in TRAINING:
             kind = a.backfill_policy.policy_type
-            sql = name in ("quality_candidates", "selected_videos", "suitability_scores")
+            sql = name in ("quality_candidates", "selected_videos", "suitability_scores", "ablation_pool")
             assert kind == (BackfillPolicyType.SINGLE_RUN if sql else BackfillPolicyType.MULTI_RUN), name
-        assert (a.automation_conditions_by_key.get(a.key) is None) == (a in TRAINING), name
+        # Curation is automatic; training and the ablation are asked for.
+        assert (a.automation_conditions_by_key.get(a.key) is None) == (a not in CURATION), name
+
+
+ABLATION_OFF_GPU = {"ablation_pool", "ablation_clips", "ablation_report"}
 
 
 def test_the_embedded_instance_queues_runs_with_one_run_per_worker_slot():
@@ -80,7 +86,7 @@ def test_new_shards_flow_through_and_nothing_current_is_redone(source, tmp_path,
         later = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
         # With thresholds in place, a new shard is planned through every per-shard step; old shards and
         # the global steps wait (the thresholds refresh once the new scores land).
-        per_shard = {a.key.path[-1] for a in ASSETS if a.partitions_def is not None and a not in TRAINING}
+        per_shard = {a.key.path[-1] for a in CURATION if a.partitions_def is not None}
         assert new and requested(later) == {(name, k) for name in per_shard for k in new}
 
 
