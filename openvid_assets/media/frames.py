@@ -36,6 +36,12 @@ def at_fractions(num_frames: int, fractions: Sequence[float]) -> list[int]:
     return sorted({min(last, max(0, int(f * num_frames))) for f in fractions})
 
 
+def part_centres(num_frames: int, count: int) -> list[int]:
+    """The middle frame of each of ``count`` equal parts of ``num_frames`` (repeats when ``count`` is larger): no
+    boundary frame, so never the frame next to a cut or the black of a fade's end."""
+    return [int((k + 0.5) * num_frames / count) for k in range(count)]
+
+
 def evenly_spaced(num_frames: int, count: int) -> list[int]:
     """``count`` indices evenly spaced from the first to the last frame (fewer if the video is shorter)."""
     return at_positions(num_frames, np.linspace(0.0, 1.0, count).tolist() if count > 1 else [0.5])

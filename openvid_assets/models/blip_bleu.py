@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from openvid_assets.media.frames import part_centres
 from openvid_assets.models.captions import tiny_tokenizer
 from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
 from openvid_assets.models.weights import resolve_model_folder
@@ -31,8 +32,7 @@ BLEU_WEIGHTS = ((1.0,), (1 / 2,) * 2, (1 / 3,) * 3, (1 / 4,) * 4)  # cumulative 
 
 def spread(frames: int, count: int = BLIP_FRAMES) -> list[int]:
     """``count`` frame indices evenly over ``frames``: the centre of each equal part (all frames if fewer)."""
-    count = min(count, frames)
-    return [int((k + 0.5) * frames / count) for k in range(count)]
+    return part_centres(frames, min(count, frames))
 
 
 def tiny_blip2(seed: int = 0):

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
+from openvid_assets.media.frames import DecodedFrames, FrameRequest, part_centres, read_frames
 from openvid_assets.media.tasks import ClipTask, OpenVideo
 from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype, seeded
 from openvid_assets.models.scoring import Progress, decode_ahead, is_infrastructure_error
@@ -80,8 +80,7 @@ def frame_indices(start: int, end: int, settings: CaptionSettings) -> list[int]:
     if settings.layout == "middle":
         return [(start + end) // 2]
     count = min(settings.num_frames, end - start + 1)
-    # Centres of equal parts, so neither boundary frame (next to a cut) is used.
-    return sorted({start + int((k + 0.5) * (end - start + 1) / count) for k in range(count)})
+    return sorted({start + k for k in part_centres(end - start + 1, count)})
 
 
 def grid_image(frames: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from openvid_assets.media.frames import part_centres
 from openvid_assets.models.catalog import DOVER_WEIGHTS  # noqa: F401 - re-exported
 from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
 
@@ -506,7 +507,7 @@ def load_dover(weights: WeightsFile = DOVER_WEIGHTS, technical: DoverConfig = PA
 
 def aesthetic_indices(num_frames: int, config: AestheticConfig = AESTHETIC) -> list[int]:
     """The middle frame of each of ``config.frames`` equal stretches of the video (repeats on short videos)."""
-    return [min(num_frames - 1, int((k + 0.5) * num_frames / config.frames)) for k in range(config.frames)]
+    return part_centres(num_frames, config.frames)
 
 
 def aesthetic_clip(frames: torch.Tensor, technical: DoverConfig = PAPER,
