@@ -83,6 +83,8 @@ def dataset_export(tables: TableStore, shape: RunShape) -> pl.DataFrame:
 
 def held_out(tables: TableStore) -> pl.DataFrame:
     """The evaluation prompts (eval_prompts): held-out clip ids, which no training run reads."""
+    from openvid_assets.mvdit.evaluate import PROMPT_SCHEMA
+
     table = tables.read_if_exists(EVAL_PROMPTS, "global")
     return table if table is not None else pl.DataFrame(schema=PROMPT_SCHEMA)
 
@@ -110,31 +112,22 @@ def _model_config(shape: RunShape) -> "MVDiTConfig":
                   vae_downsample=vae_downsample(shape.vae))  # fmt: skip
 
 
-PROMPT_SCHEMA = {"clip_id": pl.String, "prompt": pl.String, "video_id": pl.String, "held_out": pl.Boolean}
-
-
 @asset(**TRAINING_STEP, deps=[curated_dataset, hd_subset], group_name=GROUP, code_version="1",
        kinds={"duckdb", "parquet"},
        description="The prompts every sample is drawn for and scored against: the mvdit resource's prompts, or by "
        "default a held-out slice of the curated captions (clips picked by a hash of their id) that no training "
        "run reads; a dataset too small to spare any gives training captions, and says so.")  # fmt: skip
 def eval_prompts(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
+    from openvid_assets.mvdit.evaluate import given_prompts, held_out_prompts
+
     tables = store.tables()
-    if mvdit.prompts:
-        table, origin = pl.DataFrame({"prompt": mvdit.prompts}).with_columns(
-            clip_id=pl.lit(None, pl.String), video_id=pl.lit(None, pl.String), held_out=pl.lit(False)
-        ).select(list(PROMPT_SCHEMA)), "given"  # fmt: skip
-    else:
-        dataset = dataset_export(tables, mvdit.shape(store.recipe().recipe.models.profile))
-        clips = dataset["clip_id"].n_unique()
-        count = min(mvdit.held_out, clips // 2)  # at least half the clips are left to train on
-        if count:
-            table, origin = run_sql("held_out_prompts", {"dataset": dataset}, {"count": count, "hold": True}), "held out"
-        else:
-            table = run_sql("held_out_prompts", {"dataset": dataset}, {"count": mvdit.held_out, "hold": False})
-            origin = "training captions: too few clips to hold any out"
-            context.log.warning(f"the dataset has {clips} clip(s), too few to hold any out: the samples are scored on "
-                                "captions the model trained on; give the mvdit resource prompts for a fair test")  # fmt: skip
+    profile = store.recipe().recipe.models.profile
+    table = (given_prompts(mvdit.prompts) if mvdit.prompts else
+             held_out_prompts(dataset_export(tables, mvdit.shape(profile)), mvdit.held_out))  # fmt: skip
+    origin = "given" if mvdit.prompts else "held out" if table["held_out"].any() else "training captions"
+    if origin == "training captions":
+        context.log.warning("the dataset is too small to hold a clip out: the samples are scored on captions the "
+                            "model trained on; give the mvdit resource prompts for a fair test")  # fmt: skip
     path = tables.write(EVAL_PROMPTS, "global", table)
     context.log.info(f"{table.height} evaluation prompt(s), {origin}")
     return MaterializeResult(metadata={"prompts": table.height, "origin": origin, "held_out": int(table["held_out"].sum()),

@@ -40,6 +40,24 @@ EVAL_SCHEMA = {"video": pl.String, "prompt": pl.String, "status": pl.String, "er
                "bleu_3": pl.Float64, "bleu_4": pl.Float64}  # fmt: skip
 METRICS = ("vqa_a", "vqa_t", "clip_score", "clip_temporal", "warping_error", "blip_bleu")
 ALL_FRAMES = FrameRequest(indices=lambda n: list(range(n)))
+PROMPT_SCHEMA = {"clip_id": pl.String, "prompt": pl.String, "video_id": pl.String, "held_out": pl.Boolean}
+
+
+def given_prompts(prompts: Sequence[str]) -> pl.DataFrame:
+    """The user's prompts as an evaluation prompt table: no clip, nothing held out."""
+    return pl.DataFrame({"prompt": list(prompts)}).with_columns(
+        clip_id=pl.lit(None, pl.String), video_id=pl.lit(None, pl.String), held_out=pl.lit(False)
+    ).select(list(PROMPT_SCHEMA))  # fmt: skip
+
+
+def held_out_prompts(dataset: pl.DataFrame, wanted: int) -> pl.DataFrame:
+    """The captions of ``wanted`` clips of the dataset (sql/held_out_prompts.sql), held out of training; at most
+    half the clips, so the rest train. A dataset too small to spare one gives training captions, ``held_out``
+    false."""
+    from openvid_assets.store import run_sql
+
+    count = min(wanted, dataset["clip_id"].n_unique() // 2)
+    return run_sql("held_out_prompts", {"dataset": dataset}, {"count": count or wanted, "hold": bool(count)})
 
 
 @dataclass
