@@ -128,9 +128,8 @@ def concurrent_commands(source: Path, workdir: Path, shard_size: int, reference:
     data, home = workdir / "data", make_dagster_home(workdir / "dagster_home")
     if not fresh_instance:
         from dagster import DagsterInstance
-        from dagster._core.instance.ref import InstanceRef
 
-        with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        with DagsterInstance.from_config(str(home)) as instance:
             instance.get_runs()  # creates the SQLite schema, as any earlier command or `dagster dev` would have
     result = run_in_parallel([run_args(source, data, shard_size, filters=filters)] * 4, pipeline_env(home), workdir)
     failures = []

@@ -34,7 +34,6 @@ def _instance():
     import fcntl
 
     from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
 
     config_dir = _config_dir()
     home = Path(os.environ["DAGSTER_HOME"]) if config_dir is None else Path.cwd() / ".dagster"
@@ -43,7 +42,7 @@ def _instance():
         fcntl.flock(lock, fcntl.LOCK_EX)
         if config_dir is None:
             return DagsterInstance.get()
-        return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(config_dir)))
+        return DagsterInstance.from_config(str(config_dir))
 
 
 def _store(data_root: str):

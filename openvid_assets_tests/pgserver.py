@@ -220,9 +220,8 @@ def write_postgres_dagster_yaml(home: Path, params: PgParams) -> Path:
 def pg_instance(pg_database: PgParams, tmp_path: Path):
     """A DagsterInstance backed by a fresh Postgres database, loaded from $DAGSTER_HOME/dagster.yaml."""
     from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
 
     home = tmp_path / "dagster_home_pg"
     write_postgres_dagster_yaml(home, pg_database)
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    with DagsterInstance.from_config(str(home)) as instance:
         yield instance

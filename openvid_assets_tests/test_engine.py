@@ -73,22 +73,20 @@ def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setu
 
 def _checkpoint_metadata(home: str) -> dict:
     from dagster import AssetKey, DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
 
-    with DagsterInstance.from_ref(InstanceRef.from_dir(home)) as instance:
+    with DagsterInstance.from_config(home) as instance:
         event = instance.get_latest_materialization_event(AssetKey("mvdit_checkpoint"))
         return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
 def _reexecute_a_shard_run(home: str):
     from dagster import DagsterInstance, DagsterRunStatus
-    from dagster._core.instance.ref import InstanceRef
     from dagster_graphql.client.query import LAUNCH_PIPELINE_REEXECUTION_MUTATION
     from dagster_graphql.test.utils import execute_dagster_graphql
 
     from openvid_assets.assets.engine import Submitter, dagster_daemon, wait_for_runs
 
-    with DagsterInstance.from_ref(InstanceRef.from_dir(home)) as instance:
+    with DagsterInstance.from_config(home) as instance:
         parent = next(r for r in instance.get_runs() if r.job_name == "shard_pipeline"
                       and r.status == DagsterRunStatus.SUCCESS)  # fmt: skip
         submitter = Submitter(instance)

@@ -9,7 +9,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
-from dagster._core.instance.ref import InstanceRef
 
 from openvid_assets.store import TableStore
 from openvid_assets_tests.reliability.harness import make_dagster_home
@@ -93,7 +92,7 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     assert all(Path(u).is_file() for u in ok_clips["clip_uri"])
 
     # The runs and per-shard materializations are in the Dagster instance the UI reads.
-    with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         shards = set(instance.get_dynamic_partitions("shards"))
         assert shards == {f"shard-{i:05d}" for i in range(n_shards)}
         for name in PER_SHARD_TABLES + ["quality_candidates", "clarity_scores", "selected_videos", "clips", "captions"]:

@@ -1,34 +1,33 @@
-"""The run command's engine: submit the stale parts of the graph to the Dagster instance, wait, report.
+"""The run command's client of Dagster: find what is missing or stale, hand it to Dagster as one asset
+backfill, follow it, report.
 
-Nothing here executes a step. The command asks Dagster which asset partitions are
-missing or stale (Dagster's own staleness: code versions, and data versions that
-carry each step's recipe section and inputs), creates ordinary runs for them and
-puts them on the instance's run queue; the Dagster daemon launches them, several
-at once, each in its own process. Runs launched here are the runs the UI shows,
-re-executes and retries, under the same queue limits, pools and policies.
-
-The graph is walked in waves: a wave is a stretch of steps with the same
-partitioning (per shard, or global), so one run per shard covers a per-shard wave
-and one run a global wave. A wave is submitted once the one before it has ended.
-Each run takes a worker slot (a run tag the queue limits to one run per value)
-and, on a GPU machine, that slot's GPU.
+Nothing here executes or orders a step. ``assets/plan.py`` reads which shard partitions are missing or
+stale in bulk from the instance's records; the whole of it, per-shard and global steps together, goes
+to Dagster in one request: the UI's own ``launchPartitionBackfill`` GraphQL mutation, executed by
+``dagster-graphql`` against this code location (or a team's webserver with ``--remote``). Dagster's
+backfill daemon then orders the steps (per shard, global, per shard again), batches them into runs
+by the assets' backfill policies, and puts the runs on the instance's queue, where pools and
+concurrency limits decide how many run at once; the runs are the runs the UI shows, re-executes and
+retries. What the command keeps is what Dagster lacks: progress lines from the runs' events, the
+summary, refusing a second data root, and marking runs of a dead local worker failed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
 
@@ -36,15 +35,19 @@ from openvid_assets.assets.progress import PROGRESS_PREFIX
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
 from openvid_assets.assets.ablation import GROUP as ABLATION_GROUP
+from openvid_assets.assets.plan import Plan, plan_stale
 
 LOCATION = "openvid_assets"  # the code location name in workspace.yaml and pyproject's [tool.dagster]
-WORKER_TAG = "openvid/worker"  # the queue runs at most one run per value (dagster.yaml tag_concurrency_limits)
+WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 COMMAND_TAG = "openvid/command"
 DATA_ROOT_TAG = "openvid/data_root"
 COMMAND_PID_TAG, COMMAND_HOST_TAG = "openvid/command_pid", "openvid/command_host"
 WORKER_PID_TAG, WORKER_HOST_TAG = "openvid/worker_pid", "openvid/worker_host"
+BACKFILL_TAG = "dagster/backfill"  # Dagster tags every run of a backfill with its id
+GPU_POOL = "gpu"  # the model steps' pool (assets/policies.py); --workers sets its limit
 REAP_EVERY_S = 5.0  # how often a waiting command looks for runs whose worker died
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}  # BulkActionStatus
 JOBS = {(True, False): "shard_pipeline", (False, False): "global_pipeline", (True, True): "mvdit_latents_job",
         (False, True): "mvdit_training"}  # (per shard, training) -> the job that holds those assets
 
@@ -69,11 +72,12 @@ class Workers:
         count = requested or gpus or cores  # default: one run per GPU, else one single-threaded run per core
         return cls(count, gpus, max(1, cores // count))
 
-    def run_config(self, slot: int, data_root: str, resources: dict | None = None) -> dict:
-        """What a run in ``slot`` is given: the data root, its GPU or threads, and any other resource config."""
-        device = f"cuda:{slot % self.gpus}" if self.gpus else "cpu"
+    def run_config(self, data_root: str, resources: dict | None = None) -> dict:
+        """What every run is given: the data root, its threads, and any other resource config. On a GPU machine
+        each run takes a GPU no other run holds when its models load (models.runtime.pick_device)."""
         return {"resources": {"store": {"config": {"data_root": data_root}},
-                              "models": {"config": {"device": device, "threads": self.threads}},
+                              "models": {"config": {"device": "auto" if self.gpus else "cpu",
+                                                    "threads": self.threads}},
                               **{k: {"config": v} for k, v in (resources or {}).items()}}}  # fmt: skip
 
 
@@ -135,15 +139,16 @@ def plan_waves(defs: Definitions, training: bool | None = False) -> list[Wave]:
 
 # -- the daemon ---------------------------------------------------------------------------------------------
 
+DAEMONS = ("QUEUED_RUN_COORDINATOR", "BACKFILL")  # the daemons a backfill needs: it makes runs, the queue starts them
+HEARTBEAT_TOLERANCE_S = 75.0
+
 
 def daemon_alive(instance: DagsterInstance) -> bool:
-    """Whether a Dagster daemon (``dagster dev`` or ``dagster-daemon run``) is serving this instance's run queue."""
-    from dagster._daemon.controller import get_daemon_statuses
-    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
-
-    kind = QueuedRunCoordinatorDaemon.daemon_type()
-    statuses = get_daemon_statuses(instance, [kind], ignore_errors=True, heartbeat_tolerance_seconds=75)
-    return statuses[kind].healthy is True
+    """Whether a Dagster daemon (``dagster dev``, ``dagster-daemon run``) is serving this instance's backfills and
+    run queue: both have sent a heartbeat lately."""
+    beats = instance.get_daemon_heartbeats()
+    now = time.time()
+    return all(kind in beats and now - beats[kind].timestamp < HEARTBEAT_TOLERANCE_S for kind in DAEMONS)
 
 
 def _die_with_parent() -> None:  # runs in the child before exec: the daemon ends with the command
@@ -163,7 +168,7 @@ class DaemonKeeper:
 
     def __init__(self, instance: DagsterInstance, config_dir: str | None = None):
         self.instance = instance
-        self.home = Path(instance.root_directory)
+        self.home = Path(instance.root_directory).absolute()
         # Where the instance's dagster.yaml is (the project's embedded one lives beside .dagster/): the daemon gets
         # DAGSTER_HOME pointing at it and the command's working folder, so it opens the same instance.
         self.config_dir = Path(config_dir or instance.root_directory)
@@ -191,12 +196,11 @@ class DaemonKeeper:
             lock.close()
             return
         self._lock = lock
-        workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
         (self.home / "logs").mkdir(exist_ok=True)
         env = {**os.environ, "DAGSTER_HOME": str(self.config_dir)}
         with open(self.home / "logs" / "daemon.log", "ab") as log:
             self._daemon = subprocess.Popen(
-                [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)], env=env,
+                [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(WORKSPACE)], env=env,
                 cwd=os.getcwd(),  # relative folders in dagster.yaml are relative to where the command runs
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # fmt: skip
@@ -226,63 +230,86 @@ def dagster_daemon(instance: DagsterInstance, config_dir: str | None = None) -> 
         keeper.stop()
 
 
-# -- submitting ---------------------------------------------------------------------------------------------
+# -- launching ----------------------------------------------------------------------------------------------
+
+LAUNCH = """mutation {
+  %(limit)s
+  launchPartitionBackfill(backfillParams: %(params)s) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+    ... on PythonError { stack }
+  }
+}
+"""
 
 
-class Submitter:
-    """Creates runs of this code location's jobs for asset selections and puts them on the run queue."""
+def graphql_literal(value) -> str:
+    """A JSON-like value written as a GraphQL input literal (object keys unquoted)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {graphql_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(graphql_literal(v) for v in value) + "]"
+    return json.dumps(value)  # strings, numbers, true/false/null
 
-    def __init__(self, instance: DagsterInstance):
-        from dagster._core.remote_origin import InProcessCodeLocationOrigin
-        from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-        from dagster._core.workspace.context import WorkspaceProcessContext
-        from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 
-        origin = InProcessCodeLocationOrigin(
-            LoadableTargetOrigin(executable_path=sys.executable, module_name="openvid_assets.definitions",
-                                 attribute="defs"), location_name=LOCATION)  # fmt: skip
-        self.instance = instance
-        self._process = WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget([origin]))
-        self.workspace = self._process.create_request_context()
-        self.location = self.workspace.get_code_location(LOCATION)
-        self.repository = next(iter(self.location.get_repositories().values()))
+def backfill_params(keys: list[AssetKey], shards: list[str], run_config: dict, tags: dict[str, str],
+                    title: str) -> dict:  # fmt: skip
+    """``LaunchBackfillParams`` of one asset backfill: ``keys`` over ``shards`` (global keys once)."""
+    return {"assetSelection": [{"path": list(k.path)} for k in keys], "partitionNames": shards,
+            "runConfigData": run_config, "title": title,
+            "tags": [{"key": k, "value": v} for k, v in tags.items()]}  # fmt: skip
 
-    def close(self) -> None:
-        self._process.__exit__(None, None, None)
 
-    def stale(self, keys: list[AssetKey], partition: str | None) -> list[AssetKey]:
-        """The keys Dagster finds missing or stale for this partition (and everything below them in ``keys``)."""
-        from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+def backfill_requests(plan: Plan) -> list[tuple[list[AssetKey], list[str]]]:
+    """``plan`` as (assets, shards) requests, each an asset backfill over all its assets times all its shards.
 
-        resolver = CachingStaleStatusResolver(self.instance, self.repository.asset_graph, self.workspace)
-        graph = self.repository.asset_graph
-        out: list[AssetKey] = []
-        for key in keys:  # in dependency order
-            status = resolver.get_status(key, partition)
-            if status != StaleStatus.FRESH or any(p in out for p in graph.get(key).parent_keys):
-                out.append(key)
-        return out
+    One request, unless the first per-shard steps have fewer shards to do than what follows a global step (new
+    shards joining a data root): then those first steps go first on their own shards, so the old shards' are not
+    redone. (Dagster 1.13 cannot take per-asset shard sets in one request: its ``partitionsByAssets`` ranges fail on
+    dynamic partitions, "The instance is not available to load partitions".)"""
+    keys = [k for k, wanted in plan.partitions.items() if wanted]
+    shards_of = lambda ks: sorted(set().union(*(plan.partitions[k] for k in ks)) - {None})  # noqa: E731
+    first = [k for k in keys if plan.per_shard[k] and not (plan.after_global[k] & set(keys))]
+    rest = [k for k in keys if k not in first]
+    if not first or not rest or shards_of(first) == shards_of(rest):
+        return [(keys, shards_of(keys))] if keys else []
+    return [(first, shards_of(first)), (rest, shards_of(rest))]
 
-    def submit(self, job_name: str, keys: list[AssetKey], partition: str | None, tags: dict[str, str],
-               run_config: dict) -> str:  # fmt: skip
-        from dagster._core.definitions.selector import JobSubsetSelector
 
-        selector = JobSubsetSelector(location_name=LOCATION, repository_name=self.repository.name, job_name=job_name,
-                                     op_selection=None, asset_selection=keys)  # fmt: skip
-        job = self.location.get_job(selector)
-        plan = self.location.get_execution_plan(job, run_config, step_keys_to_execute=None, known_state=None,
-                                                instance=self.instance)  # fmt: skip
-        run_tags = {**(job.run_tags or {}), **tags, **({"dagster/partition": partition} if partition else {})}
-        run = self.instance.create_run(
-            job_name=job_name, run_id=None, run_config=run_config, resolved_op_selection=None,
-            step_keys_to_execute=None, status=DagsterRunStatus.NOT_STARTED, op_selection=None, root_run_id=None,
-            parent_run_id=None, tags=run_tags, job_snapshot=job.job_snapshot,
-            execution_plan_snapshot=plan.execution_plan_snapshot, parent_job_snapshot=job.parent_job_snapshot,
-            remote_job_origin=job.get_remote_origin(), job_code_origin=job.get_python_origin(),
-            asset_selection=frozenset(keys), asset_check_selection=None, asset_graph=self.repository.asset_graph,
-        )  # fmt: skip
-        self.instance.submit_run(run.run_id, self.workspace)
-        return run.run_id
+def execute_graphql(document: str, config_dir: str | None, remote: str | None = None) -> dict:
+    """Run a GraphQL document against this code location with Dagster's own ``dagster-graphql`` (in its process, on
+    the instance of ``config_dir`` / $DAGSTER_HOME), or against a webserver (``remote``: its URL)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".graphql", delete=False) as f:
+        f.write(document)  # a file: a large selection would not fit on a command line
+    env = {**os.environ, **({"DAGSTER_HOME": config_dir} if config_dir else {})}
+    target = ["--remote", remote] if remote else ["-w", str(WORKSPACE)]
+    try:
+        done = subprocess.run([str(Path(sys.executable).with_name("dagster-graphql")), *target, "--file", f.name],
+                              env=env, cwd=os.getcwd(), capture_output=True, text=True)  # fmt: skip
+    finally:
+        os.unlink(f.name)
+    try:  # its one line of JSON, among the code server's log lines
+        result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith('{"')))
+    except (StopIteration, ValueError):
+        raise RuntimeError(f"dagster-graphql failed (exit {done.returncode}): "
+                           f"{(done.stdout + done.stderr).strip()[-2000:]}") from None
+    if result.get("errors"):
+        raise RuntimeError(f"Dagster refused the request: {result['errors'][0].get('message')}")
+    return result["data"]
+
+
+def launch_backfill(keys: list[AssetKey], shards: list[str], run_config: dict, tags: dict[str, str], title: str,
+                    config_dir: str | None, workers: int | None = None) -> str:  # fmt: skip
+    """Hand ``keys`` over ``shards`` to Dagster as one asset backfill (after setting the gpu pool's limit to
+    ``workers``, if given); returns the backfill's id."""
+    limit = f"setConcurrencyLimit(concurrencyKey: {json.dumps(GPU_POOL)}, limit: {int(workers)})" if workers else ""
+    params = graphql_literal(backfill_params(keys, shards, run_config, tags, title))
+    launched = execute_graphql(LAUNCH % {"limit": limit, "params": params}, config_dir)["launchPartitionBackfill"]
+    if launched["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"Dagster refused the backfill ({launched['__typename']}): "
+                           f"{launched.get('message') or launched.get('stack')}")  # fmt: skip
+    return launched["backfillId"]
 
 
 # -- waiting and progress -----------------------------------------------------------------------------------
@@ -310,36 +337,83 @@ def _event_line(record, partition: str) -> str | None:
     return None
 
 
-def wait_for_runs(instance: DagsterInstance, run_ids: list[str], print_line: Callable[[str], None] = print,
-                  poll_s: float = 0.5, on_poll: Callable[[], None] | None = None) -> dict[str, DagsterRunStatus]:  # fmt: skip
-    """Wait until every run has ended, printing its step starts, ends, failures and progress lines."""
-    if not run_ids:
-        return {}
-    cursors: dict[str, str | None] = {r: None for r in run_ids}
-    partitions = {r.run_id: r.tags.get("dagster/partition") or "" for r in instance.get_runs(RunsFilter(run_ids=run_ids))}
-    ended: dict[str, DagsterRunStatus] = {}
-    while len(ended) < len(run_ids):
-        # One query for every status, read before the events so that no event after a run's end is missed; queued
-        # runs have no step events to read yet.
-        pending = instance.get_runs(RunsFilter(run_ids=[r for r in run_ids if r not in ended]))
-        for run in pending:
+def _partition_label(run) -> str:
+    tags = run.tags
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    return tags.get("dagster/partition") or (f"{start}..{end}" if start and start != end else start or "")
+
+
+class RunFollower:
+    """Prints the step starts, ends, failures and progress lines of runs as they happen, and keeps their ends.
+
+    Each poll reads the runs changed since the one before and the new events of the runs in progress: the work is
+    bounded by what runs at once, not by how many runs a backfill has made."""
+
+    def __init__(self, instance: DagsterInstance, print_line: Callable[[str], None]):
+        self.instance, self.print_line = instance, print_line
+        self.ended: dict[str, DagsterRunStatus] = {}
+        self.labels: dict[str, str] = {}
+        self._cursors: dict[str, str | None] = {}
+        self._active: dict[str, object] = {}
+        self._since: float | None = None
+
+    def poll(self, run_ids: list[str] | None = None, tags: dict[str, str] | None = None) -> None:
+        from datetime import datetime, timezone
+
+        # A little overlap: a run updated during the last read is read again.
+        since = datetime.fromtimestamp(self._since - 2.0, timezone.utc) if self._since is not None else None
+        self._since = time.time()
+        for run in self.instance.get_runs(RunsFilter(run_ids=run_ids, tags=tags or {}, updated_after=since)):
+            if run.run_id not in self.ended:
+                self._active[run.run_id] = run
+                self.labels.setdefault(run.run_id, _partition_label(run))
+        # Statuses first, then events: no event before a run's end is missed.
+        for run in self.instance.get_runs(RunsFilter(run_ids=list(self._active))) if self._active else []:
             if run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED):
                 continue
             while True:
-                page = instance.get_records_for_run(run.run_id, cursor=cursors[run.run_id], limit=500)
-                cursors[run.run_id] = page.cursor
+                page = self.instance.get_records_for_run(run.run_id, cursor=self._cursors.get(run.run_id), limit=500)
+                self._cursors[run.run_id] = page.cursor
                 for record in page.records:
-                    if (line := _event_line(record, partitions[run.run_id])) is not None:
-                        print_line(line)
+                    if (line := _event_line(record, self.labels[run.run_id])) is not None:
+                        self.print_line(line)
                 if not page.has_more:
                     break
             if run.status in TERMINAL:
-                ended[run.run_id] = run.status
+                self.ended[run.run_id] = run.status
+                del self._active[run.run_id]
+                self._cursors.pop(run.run_id, None)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._active)
+
+
+def wait_for_runs(instance: DagsterInstance, run_ids: list[str], print_line: Callable[[str], None] = print,
+                  poll_s: float = 0.5, on_poll: Callable[[], None] | None = None) -> dict[str, DagsterRunStatus]:  # fmt: skip
+    """Wait until every run has ended, printing its progress."""
+    follower = RunFollower(instance, print_line)
+    while True:
+        follower.poll(run_ids=run_ids)
+        if all(r in follower.ended for r in run_ids):
+            return {r: follower.ended[r] for r in run_ids}
         if on_poll is not None:
             on_poll()
-        if len(ended) < len(run_ids):
-            time.sleep(poll_s)
-    return ended
+        time.sleep(poll_s)
+
+
+def follow_backfill(instance: DagsterInstance, backfill_id: str, print_line: Callable[[str], None] = print,
+                    poll_s: float = 0.5, on_poll: Callable[[], None] | None = None) -> RunFollower:  # fmt: skip
+    """Wait until the backfill has ended and so has every run it made, printing their progress."""
+    follower = RunFollower(instance, print_line)
+    while True:
+        done = instance.get_backfill(backfill_id).status.value in BACKFILL_DONE  # read before its runs: none missed
+        follower.poll(tags={BACKFILL_TAG: backfill_id})
+        if done and not follower.busy:
+            return follower
+        if on_poll is not None:
+            on_poll()
+        time.sleep(poll_s)
 
 
 # -- runs of a dead command ---------------------------------------------------------------------------------
@@ -351,13 +425,6 @@ def reap_dead_runs(instance: DagsterInstance) -> list[str]:
     from openvid_assets.store.files import process_alive
 
     reaped = []
-    # Created by a command that died before putting them on the queue: they would never start.
-    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.NOT_STARTED],
-                                            tags={COMMAND_HOST_TAG: socket.gethostname()})):  # fmt: skip
-        pid = int(run.tags.get(COMMAND_PID_TAG, "0") or 0)
-        if pid and not process_alive(pid):
-            instance.report_run_canceled(run, f"the run command (pid {pid}) died before submitting this run")
-            reaped.append(run.run_id)
     runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
                                         tags={WORKER_HOST_TAG: socket.gethostname()}))  # fmt: skip
     for run in runs:
@@ -370,19 +437,28 @@ def reap_dead_runs(instance: DagsterInstance) -> list[str]:
     return reaped
 
 
-def in_flight(instance: DagsterInstance, job_name: str, partition: str | None) -> list[str]:
-    """Queued or running runs of this job and partition (another command's, say): awaited, not duplicated."""
-    tags = {"dagster/partition": partition} if partition else {}
-    runs = instance.get_runs(RunsFilter(job_name=job_name, tags=tags, statuses=[
-        DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
-    return [r.run_id for r in runs if partition or not r.tags.get("dagster/partition")]
+UNFINISHED = {"REQUESTED", "CANCELING", "FAILING"}  # BulkActionStatus values of a backfill still at work
+
+
+def unfinished_backfills(instance: DagsterInstance, limit: int = 100) -> list:
+    """The instance's backfills still at work (the newest ``limit`` looked at: there are few)."""
+    return [b for b in instance.get_backfills(limit=limit) if b.status.value in UNFINISHED]
+
+
+def orphaned(backfill) -> bool:
+    """A backfill launched by a run command on this host that has died: nobody follows it any more."""
+    from openvid_assets.store.files import process_alive
+
+    tags = backfill.tags or {}
+    pid = int(tags.get(COMMAND_PID_TAG, "0") or 0)
+    return tags.get(COMMAND_HOST_TAG) == socket.gethostname() and pid > 0 and not process_alive(pid)
 
 
 def served_data_root(instance: DagsterInstance) -> str | None:
-    """The data root this instance's pipeline runs used (one instance records one data root's materializations)."""
-    for run in instance.get_runs(RunsFilter(job_name=JOBS[(True, False)]), limit=20):
-        if DATA_ROOT_TAG in run.tags:  # runs launched from the UI carry no such tag
-            return run.tags[DATA_ROOT_TAG]
+    """The data root this instance's backfills were for (one instance records one data root's materializations)."""
+    for backfill in instance.get_backfills(limit=20):
+        if DATA_ROOT_TAG in (backfill.tags or {}):  # backfills launched from the UI carry no such tag
+            return backfill.tags[DATA_ROOT_TAG]
     return None
 
 
@@ -397,99 +473,79 @@ def check_data_root(instance: DagsterInstance, data_root: str) -> None:
 # -- the command --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Command:
-    """One run command's submissions: its id, its worker slots, and what it has run so far."""
+def cancel_backfill(backfill_id: str, config_dir: str | None) -> None:
+    document = 'mutation { cancelPartitionBackfill(backfillId: %s) { __typename ... on Error { message } } }'
+    execute_graphql(document % json.dumps(backfill_id), config_dir)
 
-    instance: DagsterInstance
-    submitter: Submitter
-    graph: Any  # the code location's asset graph
-    data_root: str
-    workers: Workers
-    resources: dict | None
-    report: RunReport
-    print_line: Callable[[str], None]
-    on_poll: Callable[[], None]
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    slots: Counter = field(default_factory=Counter)
-    ran_before: bool = False
 
-    def submit(self, job_name: str, keys: list[AssetKey], shard: str | None) -> str:
-        slot = min(range(self.workers.count), key=lambda k: self.slots[k])
-        self.slots[slot] += 1
-        tags = {WORKER_TAG: f"{self.id}-{slot}", COMMAND_TAG: self.id, DATA_ROOT_TAG: self.data_root,
-                COMMAND_PID_TAG: str(os.getpid()), COMMAND_HOST_TAG: socket.gethostname()}  # fmt: skip
-        run_config = self.workers.run_config(slot, self.data_root, self.resources)
-        return self.submitter.submit(job_name, keys, shard, tags, run_config)
-
-    def plan(self, wave: Wave, shards: list[str], everything: bool) -> dict[str | None, list[AssetKey]]:
-        """The keys to materialize per partition: all of them (``everything``) or what Dagster finds stale."""
-        partitions = shards if wave.per_shard else [None]
-        return {p: (wave.keys if everything else self.submitter.stale(wave.keys, p)) for p in partitions}
-
-    def run_wave(self, number: int, wave: Wave, shards: list[str], force: bool, training: bool | None) -> None:
+def print_plan(plan: Plan, waves: list[Wave], shards: list[str], print_line: Callable[[str], None]) -> int:
+    """One line per wave of the graph: how many shards have something to do; returns the shard steps up to date."""
+    up_to_date = 0
+    for number, wave in enumerate(waves, start=1):
         names = ", ".join(k.path[-1] for k in wave.keys)
-        # Training is always asked for by the train command (its step target may have moved).
-        everything = force or (not wave.per_shard and (self.ran_before or training is True))
-        plan = self.plan(wave, shards, everything)
-        todo = sum(bool(keys) for keys in plan.values())
         if wave.per_shard:
-            self.report.skipped += sum(len(wave.keys) - len(keys) for keys in plan.values())
-            self.print_line(f"Step {number}: {names} on {len(shards)} shard(s), {todo} to run")
+            todo = set().union(*(plan.partitions[k] for k in wave.keys))
+            up_to_date += sum(len(shards) - plan.count(k) for k in wave.keys)
+            print_line(f"Step {number}: {names} on {len(shards)} shard(s), {len(todo)} to run")
         else:
-            self.print_line(f"Step {number}: {names} (global){'' if todo else ', up to date'}")
-        while True:
-            own, others, labels = [], [], {}
-            for shard, keys in plan.items():
-                for is_training in sorted({self.graph.get(k).group_name == TRAINING_GROUP for k in keys}):
-                    selected = [k for k in keys if (self.graph.get(k).group_name == TRAINING_GROUP) == is_training]
-                    job_name = JOBS[(wave.per_shard, is_training)]
-                    if waiting := in_flight(self.instance, job_name, shard):
-                        others += waiting  # another command is materializing this: wait for it, then look again
-                        continue
-                    run_id = self.submit(job_name, selected, shard)
-                    own.append(run_id)
-                    labels[run_id] = f"{shard or 'global'} ({names})"
-            ended = wait_for_runs(self.instance, own + others, self.print_line, on_poll=self.on_poll)
-            self.ran_before = self.ran_before or bool(own or others)
-            for run_id in own:
-                if ended[run_id] == DagsterRunStatus.SUCCESS:
-                    self.report.runs_ok += 1
-                else:
-                    self.report.runs_failed.append(f"{labels[run_id]}: run {run_id} {ended[run_id].value.lower()}")
-            if not others:
-                return
-            plan = self.plan(wave, shards, everything=False)  # the other command's runs may have failed
+            fresh = not any(plan.partitions[k] for k in wave.keys)
+            print_line(f"Step {number}: {names} (global){', up to date' if fresh else ''}")
+    return up_to_date
 
 
 def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, shards: list[str], workers: Workers,
                  *, force: bool = False, training: bool | None = False, config_dir: str | None = None,
                  resources: dict | None = None, print_line: Callable[[str], None] = print) -> RunReport:  # fmt: skip
     """Materialize what is missing or stale among the curation assets (``training=False``), the MVDiT assets
-    (``True``) or both (None), as runs on the instance's queue; returns when they have all ended. ``resources``:
-    config of further resources for every run (``{"mvdit": {...}}``: the train command's overrides)."""
+    (``True``) or both (None) as one backfill on the instance; returns when it and its runs have ended.
+    ``resources``: config of further resources for every run (``{"mvdit": {...}}``: the train command's)."""
     report = RunReport(shards=len(shards), reaped=reap_dead_runs(instance))
     if type(instance.run_coordinator).__name__ != "QueuedRunCoordinator":
         print_line(f"Note: the instance at {instance.root_directory} has no run queue (QueuedRunCoordinator in its "
                    "dagster.yaml): runs start as soon as they are submitted and --workers is not enforced.")
-    submitter = Submitter(instance)
-    try:
-        with dagster_daemon(instance, config_dir) as daemon:
+    waiting = unfinished_backfills(instance)
+    for backfill in waiting:
+        if orphaned(backfill):  # its command died (kill -9): this command plans its work anew
+            cancel_backfill(backfill.backfill_id, config_dir)
+    graph = defs.resolve_asset_graph()
+    waves = plan_waves(defs, training)
+    # The train command always asks for training (its step target may have moved); --force asks for everything.
+    forced = {k for w in waves if force or (training is True and not w.per_shard) for k in w.keys}
+    command = uuid.uuid4().hex[:8]
+    with dagster_daemon(instance, config_dir) as daemon:
+        next_reap = [time.monotonic() + REAP_EVERY_S]
 
-            next_reap = [time.monotonic() + REAP_EVERY_S]
+        def on_poll() -> None:
+            daemon.ensure()
+            if time.monotonic() >= next_reap[0]:  # a few queries: not on every poll
+                next_reap[0] = time.monotonic() + REAP_EVERY_S
+                report.reaped += reap_dead_runs(instance)
 
-            def on_poll() -> None:
-                daemon.ensure()
-                if time.monotonic() >= next_reap[0]:  # a few queries: not on every poll
-                    next_reap[0] = time.monotonic() + REAP_EVERY_S
-                    report.reaped += reap_dead_runs(instance)
-
-            command = _Command(instance, submitter, defs.resolve_asset_graph(), data_root, workers, resources, report,
-                               print_line, on_poll)  # fmt: skip
-            for number, wave in enumerate(plan_waves(defs, training), start=1):
-                command.run_wave(number, wave, shards, force, training)
-                if report.runs_failed:
-                    break  # later waves read what this one should have written
-    finally:
-        submitter.close()
+        for backfill in waiting:  # another command's or the UI's work on these shards: awaited, not duplicated
+            print_line(f"Waiting for backfill {backfill.backfill_id} ({backfill.title or 'no title'}) to end first.")
+            follow_backfill(instance, backfill.backfill_id, print_line, on_poll=on_poll)
+        plan = plan_stale(instance, graph, [k for w in waves for k in w.keys], shards, shards_partitions,
+                          frozenset(forced))  # fmt: skip
+        report.skipped = print_plan(plan, waves, shards, print_line)
+        if plan.empty:
+            return report
+        tags = {COMMAND_TAG: command, DATA_ROOT_TAG: data_root, COMMAND_PID_TAG: str(os.getpid()),
+                COMMAND_HOST_TAG: socket.gethostname()}  # fmt: skip
+        for keys, wanted in backfill_requests(plan):
+            backfill_id = launch_backfill(keys, wanted, workers.run_config(data_root, resources), tags,
+                                          f"openvid-assets run {command}", config_dir, workers.count)  # fmt: skip
+            print_line(f"Backfill {backfill_id}: {len(keys)} asset(s) over {len(wanted)} shard(s); Dagster orders, "
+                       "batches and queues their runs.")  # fmt: skip
+            follower = follow_backfill(instance, backfill_id, print_line, on_poll=on_poll)
+            for run_id, status in follower.ended.items():
+                if status == DagsterRunStatus.SUCCESS:
+                    report.runs_ok += 1
+                else:
+                    report.runs_failed.append(f"{follower.labels[run_id] or 'global'}: run {run_id} "
+                                              f"{status.value.lower()}")  # fmt: skip
+            status = instance.get_backfill(backfill_id).status.value
+            if status not in ("COMPLETED", "COMPLETED_SUCCESS") and not report.runs_failed:
+                report.runs_failed.append(f"backfill {backfill_id} ended {status.lower()}")
+            if report.runs_failed:
+                break  # what follows reads what this one should have written
     return report

@@ -28,7 +28,6 @@ import boto3
 import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
-from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun
 
 from openvid_assets.assets.shards import register_partitions, store_new_shards
@@ -47,7 +46,7 @@ def _load(path: Path) -> dict:
 def _instance_from(yaml_path: Path, home: Path) -> DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(yaml_path, home / "dagster.yaml")
-    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    return DagsterInstance.from_config(str(home))
 
 
 @pytest.fixture
@@ -249,7 +248,7 @@ def test_dockerfile_command_serves_the_definitions_to_the_deploy_workspace(tmp_p
         (tmp_path / "workspace.yaml").write_text(yaml.safe_dump(workspace))
         monkeypatch.setenv("OPENVID_CODE_HOST", "127.0.0.1")
         (tmp_path / "ui_home").mkdir()
-        with DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "ui_home"))) as instance, WorkspaceProcessContext(
+        with DagsterInstance.from_config(str(tmp_path / "ui_home")) as instance, WorkspaceProcessContext(
             instance, WorkspaceFileTarget(paths=[str(tmp_path / "workspace.yaml")])
         ) as context:
             request = context.create_request_context()

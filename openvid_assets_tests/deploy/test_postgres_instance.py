@@ -14,7 +14,6 @@ import polars as pl
 import psycopg2
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
-from dagster._core.instance.ref import InstanceRef
 
 from openvid_assets.assets.shards import register_partitions, shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
@@ -42,7 +41,7 @@ def any_instance(request, tmp_path):
     elif request.param == "sqlite":
         home = tmp_path / "dagster_home_sqlite"  # no dagster.yaml: Dagster's default, SQLite files in $DAGSTER_HOME
         home.mkdir()
-        with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        with DagsterInstance.from_config(str(home)) as instance:
             assert type(instance.run_storage).__name__ == "SqliteRunStorage"
             yield request.param, instance
     else:

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
-from dagster._core.instance.ref import InstanceRef
 
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.recipe import SECTIONS
@@ -115,7 +114,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str)
            "PYTHONUNBUFFERED": "1"}  # fmt: skip
     script = Path(sys.executable).with_name("dagster-webserver")  # .venv/bin/dagster-webserver
     webserver = [str(script)] if script.is_file() else [sys.executable, "-m", "dagster_webserver"]
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:  # creates the storage first
+    with DagsterInstance.from_config(str(home)) as instance:  # creates the storage first
         with open(log, "w") as out:
             # Its own session, so the webserver and its code server die together; started before the
             # pipeline runs so that its start-up (loading the code location) overlaps the pipeline.

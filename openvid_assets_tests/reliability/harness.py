@@ -322,10 +322,9 @@ def version_problems(data_root: Path) -> list[str]:
 def instance_problems(dagster_home: Path, shards: list[str]) -> list[str]:
     """The Dagster instance tells the same story: every step materialized, no run left started, no pool slot held."""
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus
-    from dagster._core.instance.ref import InstanceRef
 
     problems = []
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
         for name in PER_SHARD:
             missing = sorted(set(shards) - set(instance.get_materialized_partitions(AssetKey(name))))
             if missing:
@@ -419,7 +418,6 @@ def kill_then_rerun(number: int, source: Path, workdir: Path, shard_size: int, r
 def register(source: Path, data_root: Path, dagster_home: Path, shard_size: int) -> list[str]:
     """What ``openvid-assets register`` does, in this process: shard lists on disk, partitions in the instance."""
     from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
 
     from openvid_assets.assets.shards import register_partitions, store_new_shards
     from openvid_assets.store import TableStore
@@ -427,7 +425,7 @@ def register(source: Path, data_root: Path, dagster_home: Path, shard_size: int)
     tables = TableStore(str(data_root))
     store_new_shards(tables, str(source), shard_size)
     keys = sorted(p.stem for p in (data_root / "tables" / "shard_lists").glob("*.parquet"))
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
         register_partitions(instance, keys)
     return keys
 

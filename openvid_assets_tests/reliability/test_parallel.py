@@ -6,7 +6,6 @@ import re
 import subprocess
 
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
-from dagster._core.instance.ref import InstanceRef
 
 from openvid_assets_tests.reliability.conftest import SHARD_SIZE
 from openvid_assets_tests.reliability.harness import (
@@ -43,7 +42,7 @@ def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference
     parallel = run_in_parallel([materialize_args(FIRST_WAVE, shard) for shard in shards], env, tmp_path, timeout=300)
     assert parallel.return_codes == [0, 0, 0, 0], "\n\n".join(parallel.outputs)
     assert parallel.lock_errors == []
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         assert sorted(r.tags.get("dagster/partition") for r in runs) == shards
         assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
