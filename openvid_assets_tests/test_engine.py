@@ -82,20 +82,15 @@ def _checkpoint_metadata(home: str) -> dict:
 def _reexecute_a_shard_run(home: str):
     from dagster import DagsterInstance, DagsterRunStatus
     from dagster_graphql.client.query import LAUNCH_PIPELINE_REEXECUTION_MUTATION
-    from dagster_graphql.test.utils import execute_dagster_graphql
 
-    from openvid_assets.assets.engine import Submitter, dagster_daemon, wait_for_runs
+    from openvid_assets.assets.engine import dagster_daemon, execute_graphql, wait_for_runs
 
     with DagsterInstance.from_config(home) as instance:
-        parent = next(r for r in instance.get_runs() if r.job_name == "shard_pipeline"
+        parent = next(r for r in instance.get_runs() if r.tags.get("dagster/partition")
                       and r.status == DagsterRunStatus.SUCCESS)  # fmt: skip
-        submitter = Submitter(instance)
-        try:
-            result = execute_dagster_graphql(submitter.workspace, LAUNCH_PIPELINE_REEXECUTION_MUTATION, {
-                "reexecutionParams": {"parentRunId": parent.run_id, "strategy": "ALL_STEPS"}})  # fmt: skip
-        finally:
-            submitter.close()
-        launched = result.data["launchPipelineReexecution"]
+        result = execute_graphql(LAUNCH_PIPELINE_REEXECUTION_MUTATION, home, variables={
+            "reexecutionParams": {"parentRunId": parent.run_id, "strategy": "ALL_STEPS"}})  # fmt: skip
+        launched = result["launchPipelineReexecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
         with dagster_daemon(instance) as daemon:

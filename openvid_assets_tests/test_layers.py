@@ -59,6 +59,31 @@ def test_only_the_cli_imports_definitions():
     assert importers <= {"openvid_assets/cli.py"}
 
 
+def private_dagster_imports(path: Path) -> list[str]:
+    """Imports of Dagster's private modules (``dagster._...``, ``dagster_graphql._...`` and alike)."""
+    bad: dict[int, str] = {}
+    for line, module in imports(path):
+        parts = module.split(".")
+        if parts[0].startswith("dagster") and len(parts) > 1 and parts[1].startswith("_"):
+            bad.setdefault(line, f"{path.name}:{line} imports {module}")
+    return list(bad.values())
+
+
+def test_the_package_uses_only_dagsters_public_api():
+    # A Dagster upgrade, or loading this code location into a team's deployment of another version, must not
+    # break on a moved private module.
+    files = sorted(PACKAGE.rglob("*.py"))
+    assert [v for f in files for v in private_dagster_imports(f)] == []
+
+
+def test_the_private_api_check_can_fail(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from dagster import asset\nimport dagster._core.instance\n"
+                     "def f():\n    from dagster._daemon.controller import get_daemon_statuses\n")  # fmt: skip
+    found = private_dagster_imports(probe)
+    assert len(found) == 2 and all("dagster._" in v for v in found), found
+
+
 def test_the_checker_sees_violations(tmp_path):
     # The rule must be able to fail: lazy imports of Dagster and of assets, and the recipe, beside allowed ones.
     bad = tmp_path / "probe.py"

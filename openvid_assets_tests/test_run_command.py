@@ -100,10 +100,12 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
         assert instance.get_latest_materialization_event(AssetKey("lineage")) is not None
         assert all(run.status.value == "SUCCESS" for run in instance.get_runs())
 
-        # Ordinary runs of the code location's jobs, launched from the queue, one worker slot each.
+        # Ordinary runs of the code location, made by one Dagster asset backfill and launched from the queue.
         runs = instance.get_runs()
-        assert {r.job_name for r in runs} == {"shard_pipeline", "global_pipeline"}
-        assert all(r.remote_job_origin is not None and r.tags.get("openvid/worker") for r in runs)
+        assert len({r.tags.get("dagster/backfill") for r in runs}) == 1 and runs[0].tags.get("dagster/backfill")
+        assert all(r.remote_job_origin is not None and r.tags.get("openvid/command") for r in runs)
+        [backfill] = instance.get_backfills()
+        assert backfill.status.value == "COMPLETED_SUCCESS" and backfill.tags["openvid/data_root"] == str(tmp / "data")
 
     # The recipe is stored with the data: the second run (no flags) and a plain `dagster asset materialize`
     # (what the UI launches) use the first run's rule and models.

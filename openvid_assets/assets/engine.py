@@ -277,13 +277,16 @@ def backfill_requests(plan: Plan) -> list[tuple[list[AssetKey], list[str]]]:
     return [(first, shards_of(first)), (rest, shards_of(rest))]
 
 
-def execute_graphql(document: str, config_dir: str | None, remote: str | None = None) -> dict:
+def execute_graphql(document: str, config_dir: str | None, variables: dict | None = None,
+                    remote: str | None = None) -> dict:  # fmt: skip
     """Run a GraphQL document against this code location with Dagster's own ``dagster-graphql`` (in its process, on
     the instance of ``config_dir`` / $DAGSTER_HOME), or against a webserver (``remote``: its URL)."""
     with tempfile.NamedTemporaryFile("w", suffix=".graphql", delete=False) as f:
         f.write(document)  # a file: a large selection would not fit on a command line
     env = {**os.environ, **({"DAGSTER_HOME": config_dir} if config_dir else {})}
     target = ["--remote", remote] if remote else ["-w", str(WORKSPACE)]
+    if variables:
+        target += ["-v", json.dumps(variables)]
     try:
         done = subprocess.run([str(Path(sys.executable).with_name("dagster-graphql")), *target, "--file", f.name],
                               env=env, cwd=os.getcwd(), capture_output=True, text=True)  # fmt: skip
@@ -499,6 +502,31 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
     """Materialize what is missing or stale among the curation assets (``training=False``), the MVDiT assets
     (``True``) or both (None) as one backfill on the instance; returns when it and its runs have ended.
     ``resources``: config of further resources for every run (``{"mvdit": {...}}``: the train command's)."""
+    with one_command_at_a_time(instance, print_line):
+        return _run_pipeline(defs, instance, data_root, shards, workers, force, training, config_dir, resources,
+                             print_line)  # fmt: skip
+
+
+@contextmanager
+def one_command_at_a_time(instance: DagsterInstance, print_line: Callable[[str], None]) -> Iterator[None]:
+    """Run commands on one instance (on this machine) plan and launch one after the other: a second one waits, then
+    finds the first one's work done instead of launching it again."""
+    import fcntl
+
+    home = Path(instance.root_directory).absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "openvid-command.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print_line("Another run command is working on this instance; waiting for it to end.")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, shards: list[str], workers: Workers,
+                  force: bool, training: bool | None, config_dir: str | None, resources: dict | None,
+                  print_line: Callable[[str], None]) -> RunReport:  # fmt: skip
     report = RunReport(shards=len(shards), reaped=reap_dead_runs(instance))
     if type(instance.run_coordinator).__name__ != "QueuedRunCoordinator":
         print_line(f"Note: the instance at {instance.root_directory} has no run queue (QueuedRunCoordinator in its "
@@ -512,6 +540,16 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
     # The train command always asks for training (its step target may have moved); --force asks for everything.
     forced = {k for w in waves if force or (training is True and not w.per_shard) for k in w.keys}
     command = uuid.uuid4().hex[:8]
+
+    def make_plan() -> Plan:
+        plan = plan_stale(instance, graph, [k for w in waves for k in w.keys], shards, shards_partitions,
+                          frozenset(forced))  # fmt: skip
+        report.skipped = print_plan(plan, waves, shards, print_line)
+        return plan
+
+    plan = None if waiting else make_plan()
+    if plan is not None and plan.empty:
+        return report  # nothing to do: no daemon, no request
     with dagster_daemon(instance, config_dir) as daemon:
         next_reap = [time.monotonic() + REAP_EVERY_S]
 
@@ -524,9 +562,7 @@ def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, s
         for backfill in waiting:  # another command's or the UI's work on these shards: awaited, not duplicated
             print_line(f"Waiting for backfill {backfill.backfill_id} ({backfill.title or 'no title'}) to end first.")
             follow_backfill(instance, backfill.backfill_id, print_line, on_poll=on_poll)
-        plan = plan_stale(instance, graph, [k for w in waves for k in w.keys], shards, shards_partitions,
-                          frozenset(forced))  # fmt: skip
-        report.skipped = print_plan(plan, waves, shards, print_line)
+        plan = plan or make_plan()
         if plan.empty:
             return report
         tags = {COMMAND_TAG: command, DATA_ROOT_TAG: data_root, COMMAND_PID_TAG: str(os.getpid()),

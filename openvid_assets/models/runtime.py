@@ -16,11 +16,41 @@ M = TypeVar("M")
 W = TypeVar("W")
 
 
+_claimed: dict[str, object] = {}  # this process's GPU claim: index and the open lock file that holds it
+
+
+def claim_gpu(count: int, lock_dir: str | None = None) -> int:
+    """The index of a GPU that no other process on this machine has claimed, claimed for this process's life.
+
+    Dagster's queue lets at most as many model runs start as the ``gpu`` pool has slots (one per GPU); each run
+    then takes a free GPU here: an exclusive lock per GPU, released by the kernel when the process ends, however
+    it ends. With every GPU claimed (more runs than GPUs), GPUs are shared by process id."""
+    import fcntl
+    import os
+    import tempfile
+
+    if "index" in _claimed:
+        return int(_claimed["index"])
+    folder = lock_dir or tempfile.gettempdir()
+    for index in range(count):
+        lock = open(os.path.join(folder, f"openvid-gpu-{index}.lock"), "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        _claimed.update(index=index, lock=lock)
+        return index
+    _claimed["index"] = os.getpid() % count
+    return int(_claimed["index"])
+
+
 def pick_device(requested: str = "auto") -> torch.device:
     if requested in ("", "auto"):  # an explicit choice wins; else the deployment setting may pin one
         requested = settings.device()
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return torch.device(f"cuda:{claim_gpu(count)}" if count > 1 else "cuda" if count else "cpu")
     return torch.device(requested)
 
 

@@ -42,11 +42,11 @@ def test_every_step_has_the_policy_its_kind_needs():
 ABLATION_OFF_GPU = {"ablation_pool", "ablation_clips", "ablation_report"}
 
 
-def test_the_embedded_instance_queues_runs_with_one_run_per_worker_slot():
+def test_the_embedded_instance_queues_runs_and_holds_model_runs_to_the_gpu_pool():
     config = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "..", "..", "dagster.yaml")))
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
-    assert {"key": "openvid/worker", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    # A queued run with a model step starts only when the gpu pool (--workers) has a slot for it.
+    assert config["concurrency"]["pools"]["granularity"] == "run"
 
 
 @pytest.fixture
