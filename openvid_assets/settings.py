@@ -92,6 +92,16 @@ def device() -> str:
     return os.environ.get("OPENVID_DEVICE") or "auto"
 
 
+def daemon_command() -> list[str]:
+    """What the run command starts when no Dagster daemon serves the instance (``OPENVID_DAGSTER_DAEMON``, a
+    command line; default ``dagster-daemon`` beside this Python). ``run -w <workspace.yaml>`` is appended."""
+    import shlex
+    import sys
+
+    value = os.environ.get("OPENVID_DAGSTER_DAEMON")
+    return shlex.split(value) if value else [str(Path(sys.executable).with_name("dagster-daemon"))]
+
+
 DEFAULT_ABLATION_VARIANTS = ("all", "no_aesthetic", "no_temporal", "no_motion", "no_clarity", "pool")
 
 

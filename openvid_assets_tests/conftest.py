@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 # Tests run the weight-free profile: tiny random models of the real classes, no downloads.
 os.environ["OPENVID_MODELS"] = "offline"
 os.environ.pop("OPENVID_ALLOW_DOWNLOADS", None)
+# The daemon the run command starts passes over backfills every second (see fast_daemon.py).
+os.environ.setdefault("OPENVID_DAGSTER_DAEMON", f"{sys.executable} -m openvid_assets_tests.fast_daemon")
 
 import pytest
 

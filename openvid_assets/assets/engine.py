@@ -31,6 +31,7 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
 
+from openvid_assets import settings
 from openvid_assets.assets.progress import PROGRESS_PREFIX
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
@@ -200,7 +201,7 @@ class DaemonKeeper:
         env = {**os.environ, "DAGSTER_HOME": str(self.config_dir)}
         with open(self.home / "logs" / "daemon.log", "ab") as log:
             self._daemon = subprocess.Popen(
-                [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(WORKSPACE)], env=env,
+                [*settings.daemon_command(), "run", "-w", str(WORKSPACE)], env=env,
                 cwd=os.getcwd(),  # relative folders in dagster.yaml are relative to where the command runs
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # fmt: skip
