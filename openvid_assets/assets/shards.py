@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from dagster import DagsterInstance, DynamicPartitionsDefinition
 
-from openvid_assets.media.sources import list_videos, match_metadata, normalize_source
+from openvid_assets.media.sources import iter_videos, list_videos, match_metadata, normalize_source
 from openvid_assets.store import TableStore
 from openvid_assets.store.shards import DEFAULT_SOURCE, ShardRegistry
 
@@ -20,12 +21,14 @@ def register_source(store: TableStore, uri: str, shard_size: int, s3_client: Any
     """List a source and store shard lists (of source ``name``) for its unseen videos, importing its
     ``metadata`` table first (one that matches no video stops here): (videos listed, new shard keys, metadata
     rows that match no video)."""
-    listed = list_videos(uri, s3_client)
+    listed: Iterable[str] = iter_videos(uri, s3_client)  # streamed: flat memory at any number of videos
     unmatched: list[str] = []
-    if metadata:
+    if metadata:  # matching the imported table needs the whole listing
+        listed = list_videos(uri, s3_client)
         matched, unmatched = match_metadata(metadata, uri, listed)
         store.write(IMPORTED, name, matched)
-    return len(listed), ShardRegistry(store).register(normalize_source(uri), listed, shard_size, source=name), unmatched
+    count, new = ShardRegistry(store).register_stream(normalize_source(uri), listed, shard_size, source=name)
+    return count, new, unmatched
 
 
 def store_new_shards(store: TableStore, source: str, shard_size: int, s3_client: Any = None) -> tuple[int, list[str]]:

@@ -37,8 +37,9 @@ def normalize_source(source: str) -> str:
     return os.path.abspath(os.path.expanduser(source))
 
 
-def list_videos(source: str, s3_client: Any = None) -> list[str]:
-    """Every file with a video extension under ``source``, as sorted URIs.
+def iter_videos(source: str, s3_client: Any = None) -> Iterator[str]:
+    """Every file with a video extension under ``source``, as URIs, one at a time (in no promised order): a
+    listing of tens of millions of videos never has to be held in memory.
 
     Symlinks are listed (not followed) so that one pointing outside the root
     still gets a row saying so, rather than silently disappearing.
@@ -47,18 +48,19 @@ def list_videos(source: str, s3_client: Any = None) -> list[str]:
     if is_s3_uri(root):
         bucket, prefix = split_s3_uri(root)
         prefix = f"{prefix}/" if prefix else ""
-        return sorted(
-            f"s3://{bucket}/{key}"
-            for key in iter_s3_keys(s3_client, bucket, prefix)
-            if has_video_extension(key)
-        )
+        yield from (f"s3://{bucket}/{key}" for key in iter_s3_keys(s3_client, bucket, prefix) if has_video_extension(key))
+        return
     if not os.path.isdir(root):
         raise FileNotFoundError(f"source folder does not exist: {root}")
-    found = []
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs.sort()
-        found.extend(text_uri(os.path.join(folder, f)) for f in files if has_video_extension(f))
-    return sorted(found)
+        yield from (text_uri(os.path.join(folder, f)) for f in sorted(files) if has_video_extension(f))
+
+
+def list_videos(source: str, s3_client: Any = None) -> list[str]:
+    """Every file with a video extension under ``source``, as sorted URIs (a list: for small sources and tests;
+    registration streams :func:`iter_videos`)."""
+    return sorted(iter_videos(source, s3_client))
 
 
 def text_uri(path: str) -> str:

@@ -58,3 +58,23 @@ def test_killed_registration_resumes_without_duplicates(tmp_path, monkeypatch):
     assert registry.keys() == ["shard-00000"]
     assert registry.register("/src", uris, shard_size=2) == ["shard-00001", "shard-00002"]
     assert [u for k in registry.keys() for u in registry.members(k).uris] == uris
+
+
+def test_a_long_listing_is_registered_from_a_stream_in_order_and_only_once(tmp_path):
+    # A generator, as a source listing streams: 250,000 URIs in no order, some twice.
+    def listing(n: int):
+        for i in range(n):
+            yield f"s3://bucket/raw/{(i * 7919) % n:07d}.mp4"
+        yield "s3://bucket/raw/0000000.mp4"
+
+    registry = ShardRegistry(TableStore(str(tmp_path)))
+    listed, keys = registry.register_stream("s3://bucket/raw", listing(250_000), shard_size=1000)
+    assert listed == 250_001 and len(keys) == 250 and keys[0] == "shard-00000" and keys[-1] == "shard-00249"
+    first, last = registry.members(keys[0]), registry.members(keys[-1])
+    assert first.uris[:2] == ["s3://bucket/raw/0000000.mp4", "s3://bucket/raw/0000001.mp4"] and len(first.uris) == 1000
+    assert last.uris[-1] == "s3://bucket/raw/0249999.mp4"
+    # Listing again registers nothing; ten new videos make one new shard after the last.
+    assert registry.register_stream("s3://bucket/raw", listing(250_000), shard_size=1000) == (250_001, [])
+    more = (f"s3://bucket/raw/{i:07d}.mp4" for i in range(249_995, 250_010))
+    assert registry.register_stream("s3://bucket/raw", more, shard_size=1000) == (15, ["shard-00250"])
+    assert registry.members("shard-00250").uris == [f"s3://bucket/raw/{i:07d}.mp4" for i in range(250_000, 250_010)]
