@@ -59,7 +59,7 @@ def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setu
     # goes through the queue and the daemon and succeeds, for the same shard.
     reexecuted = _reexecute_a_shard_run(env["DAGSTER_HOME"])
     assert reexecuted.status.value == "SUCCESS" and reexecuted.parent_run_id
-    assert reexecuted.tags.get("dagster/partition", "").startswith("shard-")
+    assert reexecuted.tags.get("dagster/asset_partition_range_start", "").startswith("shard-")
 
     # The train command's settings reach its runs (run config of the mvdit resource), and training is run
     # whenever it is asked for: a higher step target resumes from the last checkpoint.
@@ -86,8 +86,10 @@ def _reexecute_a_shard_run(home: str):
     from openvid_assets.assets.engine import dagster_daemon, execute_graphql, wait_for_runs
 
     with DagsterInstance.from_config(home) as instance:
-        parent = next(r for r in instance.get_runs() if r.tags.get("dagster/partition")
-                      and r.status == DagsterRunStatus.SUCCESS)  # fmt: skip
+        # A run of one shard (a backfill run names its shard as a one-partition range).
+        parent = next(r for r in instance.get_runs() if r.status == DagsterRunStatus.SUCCESS
+                      and r.tags.get("dagster/asset_partition_range_start", "").startswith("shard-")
+                      and r.tags["dagster/asset_partition_range_start"] == r.tags["dagster/asset_partition_range_end"])  # fmt: skip
         result = execute_graphql(LAUNCH_PIPELINE_REEXECUTION_MUTATION, home, variables={
             "reexecutionParams": {"parentRunId": parent.run_id, "strategy": "ALL_STEPS"}})  # fmt: skip
         launched = result["launchPipelineReexecution"]

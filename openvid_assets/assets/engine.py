@@ -254,28 +254,36 @@ def graphql_literal(value) -> str:
     return json.dumps(value)  # strings, numbers, true/false/null
 
 
-def backfill_params(keys: list[AssetKey], shards: list[str], run_config: dict, tags: dict[str, str],
+def backfill_params(keys: list[AssetKey], shards: list[str] | None, run_config: dict, tags: dict[str, str],
                     title: str) -> dict:  # fmt: skip
-    """``LaunchBackfillParams`` of one asset backfill: ``keys`` over ``shards`` (global keys once)."""
-    return {"assetSelection": [{"path": list(k.path)} for k in keys], "partitionNames": shards,
-            "runConfigData": run_config, "title": title,
-            "tags": [{"key": k, "value": v} for k, v in tags.items()]}  # fmt: skip
+    """``LaunchBackfillParams`` of one asset backfill of ``keys``: from ``shards`` (Dagster carries them down the
+    graph, and every shard below a global step), or over every shard (``None``)."""
+    where = {"allPartitions": True} if shards is None else {"partitionNames": shards}
+    return {"assetSelection": [{"path": list(k.path)} for k in keys], **where, "runConfigData": run_config,
+            "title": title, "tags": [{"key": k, "value": v} for k, v in tags.items()]}  # fmt: skip
 
 
-def backfill_requests(plan: Plan) -> list[tuple[list[AssetKey], list[str]]]:
-    """``plan`` as (assets, shards) requests, each an asset backfill over all its assets times all its shards.
+def backfill_requests(plan: Plan) -> list[tuple[list[AssetKey], list[str] | None]]:
+    """``plan`` as asset backfills, in order: (assets, the shards they run on, or None for every shard).
 
-    One request, unless the first per-shard steps have fewer shards to do than what follows a global step (new
-    shards joining a data root): then those first steps go first on their own shards, so the old shards' are not
-    redone. (Dagster 1.13 cannot take per-asset shard sets in one request: its ``partitionsByAssets`` ranges fail on
-    dynamic partitions, "The instance is not available to load partitions".)"""
+    Dagster 1.13 takes a backfill's partitions as names given to the selection's roots, which must all be per shard
+    (it carries them down the per-shard steps only), or as every partition; its per-asset ranges
+    (``partitionsByAssets``) fail on dynamic partitions ("The instance is not available to load partitions"). So
+    the plan is one request when every per-shard step has the same shards to do (a new data root, a changed step or
+    model, training), and otherwise two: the steps before the first global one on their own shards (new shards, a
+    shard's re-recorded input), then the rest, which is over every shard."""
     keys = [k for k, wanted in plan.partitions.items() if wanted]
-    shards_of = lambda ks: sorted(set().union(*(plan.partitions[k] for k in ks)) - {None})  # noqa: E731
+    if not keys:
+        return []
     first = [k for k in keys if plan.per_shard[k] and not (plan.after_global[k] & set(keys))]
     rest = [k for k in keys if k not in first]
-    if not first or not rest or shards_of(first) == shards_of(rest):
-        return [(keys, shards_of(keys))] if keys else []
-    return [(first, shards_of(first)), (rest, shards_of(rest))]
+    if not first:
+        return [(keys, None)]  # everything per shard comes after a global step: every shard
+    shards = sorted(set().union(*(plan.partitions[k] for k in first)))
+    roots = [k for k in keys if not (plan.parents[k] & set(keys))]
+    if all(plan.per_shard[k] for k in roots) and all(plan.partitions[k] <= set(shards) for k in rest if plan.per_shard[k]):
+        return [(keys, shards)]
+    return [(first, shards), (rest, None)]
 
 
 def execute_graphql(document: str, config_dir: str | None, variables: dict | None = None,
@@ -303,9 +311,10 @@ def execute_graphql(document: str, config_dir: str | None, variables: dict | Non
     return result["data"]
 
 
-def launch_backfill(keys: list[AssetKey], shards: list[str], run_config: dict, tags: dict[str, str], title: str,
+def launch_backfill(keys: list[AssetKey], shards: list[str] | None, run_config: dict, tags: dict[str, str], title: str,
                     config_dir: str | None, workers: int | None = None) -> str:  # fmt: skip
-    """Hand ``keys`` over ``shards`` to Dagster as one asset backfill (after setting the gpu pool's limit to
+    """Hand ``keys`` from ``shards`` (None: every shard) to Dagster as one asset backfill (after setting the gpu
+    pool's limit to
     ``workers``, if given); returns the backfill's id."""
     limit = f"setConcurrencyLimit(concurrencyKey: {json.dumps(GPU_POOL)}, limit: {int(workers)})" if workers else ""
     params = graphql_literal(backfill_params(keys, shards, run_config, tags, title))
@@ -571,8 +580,9 @@ def _run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, 
         for keys, wanted in backfill_requests(plan):
             backfill_id = launch_backfill(keys, wanted, workers.run_config(data_root, resources), tags,
                                           f"openvid-assets run {command}", config_dir, workers.count)  # fmt: skip
-            print_line(f"Backfill {backfill_id}: {len(keys)} asset(s) over {len(wanted)} shard(s); Dagster orders, "
-                       "batches and queues their runs.")  # fmt: skip
+            where = "every shard" if wanted is None else f"{len(wanted)} shard(s)"
+            print_line(f"Backfill {backfill_id}: {len(keys)} asset(s) from {where}; Dagster orders, batches and "
+                       "queues their runs.")  # fmt: skip
             follower = follow_backfill(instance, backfill_id, print_line, on_poll=on_poll)
             for run_id, status in follower.ended.items():
                 if status == DagsterRunStatus.SUCCESS:

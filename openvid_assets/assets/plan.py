@@ -35,7 +35,8 @@ class Plan:
 
     partitions: dict[AssetKey, set[str | None]]
     per_shard: dict[AssetKey, bool]
-    after_global: dict[AssetKey, set[AssetKey]]  # the global assets of the plan each one depends on
+    after_global: dict[AssetKey, set[AssetKey]]  # the global assets among each one's ancestors (in ``keys``)
+    parents: dict[AssetKey, set[AssetKey]]
 
     @property
     def empty(self) -> bool:
@@ -132,4 +133,5 @@ def plan_stale(instance: DagsterInstance, graph, keys: Iterable[AssetKey], shard
     for key in keys:  # toposorted: parents first
         parents = [p for p in graph.get(key).parent_keys if p in after_global]
         after_global[key] = set().union(*(after_global[p] | ({p} if not per_shard[p] else set()) for p in parents))
-    return Plan(planned, {k: per_shard[k] for k in keys}, after_global)
+    parents = {k: set(graph.get(k).parent_keys) & set(keys) for k in keys}
+    return Plan(planned, {k: per_shard[k] for k in keys}, after_global, parents)

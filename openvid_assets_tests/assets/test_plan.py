@@ -90,9 +90,10 @@ def test_one_shards_score_recorded_again_redoes_the_thresholds_and_everything_af
         assert plan.partitions[key] == ({SHARDS[57]} if fresh.per_shard(key) else {None}), key
     for untouched in ("video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores"):
         assert not plan.partitions[AssetKey(untouched)], untouched
-    # Everything from there on is one request over every shard.
-    [(keys, shards)] = backfill_requests(plan)
-    assert set(keys) == below and shards == SHARDS
+    # Everything redone per shard reads a global step: one request over every shard, from the global steps.
+    assert not {k for k in below - after if fresh.per_shard(k)}
+    [(keys, every)] = backfill_requests(plan)
+    assert set(keys) == below and every is None
 
 
 def test_partitions_made_by_older_code_are_planned_and_only_they(tmp_path):
@@ -128,6 +129,8 @@ def test_a_changed_recipe_section_plans_its_steps_on_every_shard(tmp_path):
     assert plan.partitions[motion] == set(SHARDS)
     assert not plan.partitions[AssetKey("frame_embeddings")] and not plan.partitions[AssetKey("aesthetic_scores")]
     assert {k for k, v in plan.partitions.items() if v} == {motion} | fresh.downstream(motion)
+    [(keys, shards)] = backfill_requests(plan)  # one request from every shard's motion scores
+    assert keys[0] == motion and shards == SHARDS
 
 
 def test_new_shards_run_their_first_steps_alone_then_the_rest_over_every_shard(tmp_path):
@@ -136,13 +139,13 @@ def test_new_shards_run_their_first_steps_alone_then_the_rest_over_every_shard(t
         new = ["shard-00120", "shard-00121"]
         instance.add_dynamic_partitions(shards_partitions.name, new)
         plan = fresh.plan(SHARDS + new)
-    first, rest = backfill_requests(plan)
-    first_keys, first_shards = first
+    (first_keys, first_shards), (rest_keys, rest_shards) = backfill_requests(plan)
     assert first_shards == new  # the old shards' scores are not redone
     assert AssetKey("video_manifest") in first_keys and AssetKey("frame_embeddings") in first_keys
     assert all(fresh.per_shard(k) for k in first_keys)
-    rest_keys, rest_shards = rest
-    assert AssetKey("score_thresholds") in rest_keys and rest_shards == SHARDS + new
+    # The thresholds change with the new shards' scores: what reads them is redone on every shard.
+    assert AssetKey("score_thresholds") in rest_keys and rest_shards is None
+    assert plan.partitions[AssetKey("quality_candidates")] == set(SHARDS + new)
     assert not set(first_keys) & set(rest_keys)
 
 
@@ -152,3 +155,5 @@ def test_forced_assets_are_planned_whole(root):
                       force=frozenset({thresholds}))  # fmt: skip
     assert plan.partitions[thresholds] == {None}
     assert {k for k, v in plan.partitions.items() if v} == {thresholds} | root.downstream(thresholds)
+    [(keys, shards)] = backfill_requests(plan)  # from a global step: every shard
+    assert keys[0] == thresholds and shards is None
