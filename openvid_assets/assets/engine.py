@@ -61,7 +61,7 @@ class Wave:
 
 @dataclass(frozen=True)
 class Workers:
-    """How many runs at once, and what each gets: a GPU (pinned) or a share of the cores."""
+    """How many model runs at once (the ``gpu`` pool's limit), and what each gets: a GPU, or a share of the cores."""
 
     count: int
     gpus: int
@@ -122,7 +122,8 @@ class RunReport:
 
 
 def plan_waves(defs: Definitions, training: bool | None = False) -> list[Wave]:
-    """Waves of the curation assets (``training=False``), of the MVDiT assets only (``True``), or of both (None)."""
+    """Waves of the curation assets (``training=False``), of the MVDiT assets only (``True``), or of both (None):
+    stretches of steps with the same partitioning. How the command shows its plan (Dagster orders the runs)."""
     graph = defs.resolve_asset_graph()
     keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable
             and graph.get(k).group_name != ABLATION_GROUP  # asked for on its own (docs/EVALUATION.md)
