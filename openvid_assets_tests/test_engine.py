@@ -120,3 +120,17 @@ def test_two_run_commands_on_one_data_root_lose_nothing(setup):
     assert lineage_problems(data, source) == []  # every input exactly once
     tables = TableStore(str(data))
     assert tables.shards("video_manifest") == tables.shards("shard_lists") and len(tables.shards("shard_lists")) == 4
+
+
+def test_workers_set_the_gpu_pool_of_a_local_instance_and_of_a_cluster_only_when_asked(tmp_path):
+    from dagster import DagsterInstance
+
+    from openvid_assets.assets.engine import Workers
+
+    local = make_dagster_home(tmp_path / "home")  # the project's dagster.yaml: runs are this machine's processes
+    with DagsterInstance.from_config(str(local)) as instance, DagsterInstance.ephemeral() as elsewhere:
+        assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
+        assert Workers(3, 0, 1).pool_limit(instance) == 3
+        assert type(elsewhere.run_launcher).__name__ != "DefaultRunLauncher"  # stands for a cluster's launcher
+        assert Workers(3, 0, 1).pool_limit(elsewhere) is None
+        assert Workers.for_machine(5).pool_limit(elsewhere) == 5

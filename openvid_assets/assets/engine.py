@@ -66,12 +66,19 @@ class Workers:
     count: int
     gpus: int
     threads: int
+    asked: bool = False  # given with --workers (else this machine's default)
 
     @classmethod
     def for_machine(cls, requested: int | None = None) -> Workers:
         gpus, cores = gpu_count(), os.cpu_count() or 1
         count = requested or gpus or cores  # default: one run per GPU, else one single-threaded run per core
-        return cls(count, gpus, max(1, cores // count))
+        return cls(count, gpus, max(1, cores // count), asked=requested is not None)
+
+    def pool_limit(self, instance: DagsterInstance) -> int | None:
+        """The ``gpu`` pool's limit to set: the runs at once asked for, or this machine's default where the runs are
+        this machine's processes; a cluster's own limit is left alone unless asked."""
+        local = type(instance.run_launcher).__name__ == "DefaultRunLauncher"
+        return self.count if self.asked or local else None
 
     def run_config(self, data_root: str, resources: dict | None = None) -> dict:
         """What every run is given: the data root, its threads, and any other resource config. On a GPU machine
@@ -580,7 +587,8 @@ def _run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, 
                 COMMAND_HOST_TAG: socket.gethostname()}  # fmt: skip
         for keys, wanted in backfill_requests(plan):
             backfill_id = launch_backfill(keys, wanted, workers.run_config(data_root, resources), tags,
-                                          f"openvid-assets run {command}", config_dir, workers.count)  # fmt: skip
+                                          f"openvid-assets run {command}", config_dir,
+                                          workers.pool_limit(instance))  # fmt: skip
             where = "every shard" if wanted is None else f"{len(wanted)} shard(s)"
             print_line(f"Backfill {backfill_id}: {len(keys)} asset(s) from {where}; Dagster orders, batches and "
                        "queues their runs.")  # fmt: skip
