@@ -168,7 +168,7 @@ def _die_with_parent() -> None:  # runs in the child before exec: the daemon end
 
 
 class DaemonKeeper:
-    """Makes sure a Dagster daemon serves the instance's run queue while the command waits.
+    """Makes sure a Dagster daemon serves the instance's backfills and run queue while the command waits.
 
     A daemon that is already running (``dagster dev``, ``dagster-daemon run``, another run command's) is used.
     Otherwise the command runs ``dagster-daemon run`` itself, holding a lock file in the instance folder so that
