@@ -43,16 +43,6 @@ class ShardMembers:
     source: str = DEFAULT_SOURCE  # the named source the shard belongs to
 
 
-def plan_shards(new_uris: list[str], next_index: int, shard_size: int) -> list[tuple[str, list[str]]]:
-    """Split new URIs (already sorted) into consecutive shards of at most ``shard_size``."""
-    if shard_size <= 0:
-        raise ValueError("shard size must be positive")
-    return [
-        (shard_key(next_index + i), new_uris[start : start + shard_size])
-        for i, start in enumerate(range(0, len(new_uris), shard_size))
-    ]
-
-
 class ShardRegistry:
     """The stored shard lists under a data root (one table per shard)."""
 

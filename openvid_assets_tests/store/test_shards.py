@@ -1,15 +1,18 @@
 import pytest
 
 from openvid_assets.store import TableStore
-from openvid_assets.store.shards import ShardRegistry, plan_shards, shard_index, shard_key
+from openvid_assets.store.shards import ShardRegistry, shard_index, shard_key
 
 
-def test_plan_splits_in_order_with_a_short_last_shard():
-    plan = plan_shards([f"u{i}" for i in range(7)], next_index=3, shard_size=3)
-    assert plan == [("shard-00003", ["u0", "u1", "u2"]), ("shard-00004", ["u3", "u4", "u5"]), ("shard-00005", ["u6"])]
-    assert plan_shards([], 0, 3) == []
+def test_registration_splits_in_order_with_a_short_last_shard(tmp_path):
+    registry = ShardRegistry(TableStore(str(tmp_path)))
+    assert registry.register("/src", [f"/src/u{i}.mp4" for i in (6, 0, 1, 2, 3, 4, 5)], shard_size=3) == [
+        "shard-00000", "shard-00001", "shard-00002"]  # fmt: skip
+    assert [registry.members(k).uris for k in registry.keys()] == [
+        ["/src/u0.mp4", "/src/u1.mp4", "/src/u2.mp4"], ["/src/u3.mp4", "/src/u4.mp4", "/src/u5.mp4"], ["/src/u6.mp4"]]  # fmt: skip
+    assert registry.register("/src", [], shard_size=3) == []
     with pytest.raises(ValueError):
-        plan_shards(["a"], 0, 0)
+        registry.register("/src", ["/src/a.mp4"], shard_size=0)
 
 
 def test_shard_keys_round_trip_and_reject_other_names():
