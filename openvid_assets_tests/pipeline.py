@@ -11,13 +11,18 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions
 
-from openvid_assets.assets.engine import JOBS, plan_waves
+from openvid_assets.assets.engine import plan_waves
 from openvid_assets.assets.labels import record_labels
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
 from openvid_assets.recipe import Recipe, RecipeStore, StoredRecipe
 from openvid_assets.store import TableStore
+from openvid_assets.definitions import GLOBAL_JOB, SHARD_JOB, TRAINING_JOB, TRAINING_SHARD_JOB
+
+# The job holding a wave's assets: (per shard, training) -> job name, as definitions.py names them.
+JOBS = {(True, False): SHARD_JOB, (False, False): GLOBAL_JOB, (True, True): TRAINING_SHARD_JOB,
+        (False, True): TRAINING_JOB}  # fmt: skip
 
 # The weight-free motion and clarity backends keep orchestration tests quick; the networks have their own.
 FAST = {"models": {"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"}}

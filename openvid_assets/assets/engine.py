@@ -49,9 +49,6 @@ GPU_POOL = "gpu"  # the model steps' pool (assets/policies.py); --workers sets i
 REAP_EVERY_S = 5.0  # how often a waiting command looks for runs whose worker died
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}  # BulkActionStatus
-JOBS = {(True, False): "shard_pipeline", (False, False): "global_pipeline", (True, True): "mvdit_latents_job",
-        (False, True): "mvdit_training"}  # (per shard, training) -> the job that holds those assets
-
 
 @dataclass(frozen=True)
 class Wave:
@@ -192,14 +189,8 @@ class DaemonKeeper:
         if self._daemon is not None or time.monotonic() < self._next_check:
             return
         self._next_check = time.monotonic() + 5.0
-        import fcntl
-
-        self.home.mkdir(parents=True, exist_ok=True)
-        lock = open(self.home / "openvid-daemon.lock", "a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()  # another run command's daemon serves the queue
+        lock = try_lock(self.home / "openvid-daemon.lock")
+        if lock is None:  # another command's daemon serves the queue
             return
         if daemon_alive(self.instance):  # one this command does not manage (dagster dev)
             lock.close()
@@ -534,15 +525,29 @@ def one_command_at_a_time(instance: DagsterInstance, print_line: Callable[[str],
     finds the first one's work done instead of launching it again."""
     import fcntl
 
-    home = Path(instance.root_directory).absolute()
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / "openvid-command.lock", "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print_line("Another run command is working on this instance; waiting for it to end.")
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    path = Path(instance.root_directory).absolute() / "openvid-command.lock"
+    lock = try_lock(path)
+    if lock is None:
+        print_line("Another run command is working on this instance; waiting for it to end.")
+        lock = open(path, "a")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lock:
         yield
+
+
+def try_lock(path: Path):
+    """The open file at ``path``, exclusively locked (the kernel drops the lock with the process), or None if another
+    process holds it."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path, "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
 
 
 def _run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, shards: list[str], workers: Workers,
