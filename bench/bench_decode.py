@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from _report import machine_facts, markdown  # noqa: E402  (bench/_report.py)
-from openvid_assets.media import synthetic  # noqa: E402
+from openvid_assets import samples  # noqa: E402
 from openvid_assets.media.frames import DECODERS, FrameRequest, at_fractions, evenly_spaced, read_frames  # noqa: E402
 from openvid_assets.media.probe import probe  # noqa: E402
 from openvid_assets.media.scenes import CutDetection, analysis_request  # noqa: E402
@@ -90,7 +90,7 @@ def make_videos(folder: Path, seconds: float) -> list[Path]:
     out = []
     for width, height in ((1280, 720), (1920, 1080)):
         for ext in ("mp4", "webm"):
-            spec = synthetic.fast_motion(folder, f"{height}p.{ext}", width=width, height=height, fps=30.0,
+            spec = samples.fast_motion(folder, f"{height}p.{ext}", width=width, height=height, fps=30.0,
                                          num_frames=frames)  # fmt: skip
             out.append(folder / spec.name)
     return out

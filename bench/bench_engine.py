@@ -38,13 +38,13 @@ FLAGS = ["--models", "offline", "--motion-backend", "farneback", "--clarity-back
 
 
 def make_source(out: Path, shards: int, per_shard: int) -> None:
-    from openvid_assets.media import synthetic
+    from openvid_assets import samples
 
     for i in range(shards * per_shard):
         if i % 2:
-            synthetic.hard_cuts(out, f"cuts_{i:03d}.mp4", scene_frames=(72, 72), width=320, height=180, seed=i)
+            samples.hard_cuts(out, f"cuts_{i:03d}.mp4", scene_frames=(72, 72), width=320, height=180, seed=i)
         else:
-            synthetic.smooth_pan(out, f"pan_{i:03d}.mp4", num_frames=144, width=320, height=180, seed=i)
+            samples.smooth_pan(out, f"pan_{i:03d}.mp4", num_frames=144, width=320, height=180, seed=i)
 
 
 def dagster_home(path: Path) -> Path:

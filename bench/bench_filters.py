@@ -24,7 +24,7 @@ Part 1 -- what the filters add to ``frame_embeddings``, per video, on one shard 
   the ratio that matters; and the offline profile's tiny CLIP, the worst case (its forward is nearly free).
   A check that arms A and B embed identical frames (ViT-L/14: same decode size), and the content rows by kind
   of video (letterboxes found, text found) as evidence the filters did their work.
-  Videos: synthetic (``openvid_assets.media.synthetic``, x264 ultrafast, default GOP), a cycle of 8 kinds:
+  Videos: synthetic (``openvid_assets.samples``, x264 ultrafast, default GOP), a cycle of 8 kinds:
   pans at 1280x720/30 and 1920x1080/24 and /30, a fast pan at 720p, a 2.39:1 letterbox at 720p, a 4:3
   pillarbox at 1080p, burnt-in subtitles at 720p, a logo or a caption card at 1080p; ``--seconds`` long.
   ViT-L/14 costs about a second a frame on a CPU, so its arms run on the first ``--vitl-videos`` videos.
@@ -146,7 +146,7 @@ KINDS = [
 
 def make_video(out_dir: Path, i: int, seconds: float, scale: float) -> tuple[str, Kind]:
     """The i-th video of the cycle, its frame size multiplied by ``scale`` (--quick): (file name, kind)."""
-    from openvid_assets.media import synthetic
+    from openvid_assets import samples
 
     kind = KINDS[i % len(KINDS)]
     w, h = 2 * round(kind.width * scale / 2), 2 * round(kind.height * scale / 2)
@@ -155,18 +155,18 @@ def make_video(out_dir: Path, i: int, seconds: float, scale: float) -> tuple[str
     common = {"width": w, "height": h, "fps": kind.fps, "num_frames": n, "seed": 100 + i}
     if kind.label.startswith("letterbox"):
         ph = 2 * round(w / 2.39 / 2)
-        synthetic.letterboxed(out_dir, name, picture=(0, (h - ph) // 2, w, ph), **common)
+        samples.letterboxed(out_dir, name, picture=(0, (h - ph) // 2, w, ph), **common)
     elif kind.label.startswith("pillarbox"):
         pw = 2 * round(h * 4 / 3 / 2)
-        synthetic.letterboxed(out_dir, name, picture=((w - pw) // 2, 0, pw, h), **common)
+        samples.letterboxed(out_dir, name, picture=((w - pw) // 2, 0, pw, h), **common)
     elif kind.label.startswith("subtitles"):
-        synthetic.burnt_in_text(out_dir, name, "subtitles", **common)
+        samples.burnt_in_text(out_dir, name, "subtitles", **common)
     elif kind.label.startswith("logo"):
-        synthetic.burnt_in_text(out_dir, name, "logo" if (i // len(KINDS)) % 2 == 0 else "card", **common)
+        samples.burnt_in_text(out_dir, name, "logo" if (i // len(KINDS)) % 2 == 0 else "card", **common)
     elif kind.label.startswith("fast"):
-        synthetic.fast_motion(out_dir, name, px_per_frame=max(2, round(12 * scale)), **common)
+        samples.fast_motion(out_dir, name, px_per_frame=max(2, round(12 * scale)), **common)
     else:
-        synthetic.smooth_pan(out_dir, name, px_per_frame=max(1, round(3 * scale)), **common)
+        samples.smooth_pan(out_dir, name, px_per_frame=max(1, round(3 * scale)), **common)
     return name, kind
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
 from openvid_assets.models import dover, unimatch
@@ -34,7 +34,7 @@ from openvid_assets.models.scoring import score_shard
 
 def make_videos(root: Path, count: int, width: int, height: int, seconds: float) -> None:
     for i in range(count):
-        synthetic.smooth_pan(root, f"v{i}.mp4", width=width, height=height, fps=30.0,
+        samples.smooth_pan(root, f"v{i}.mp4", width=width, height=height, fps=30.0,
                              num_frames=int(30 * seconds), px_per_frame=2 + i, seed=i)  # fmt: skip
 
 

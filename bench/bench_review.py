@@ -3,7 +3,7 @@
 What it measures (every number comes from this one run; nothing is hard-coded):
 
 1. Preview cost per video, relative to probing the same video. ``--videos`` synthetic videos
-   (``media/synthetic.smooth_pan``, half at 640x360 and half at 1280x720, ``--seconds`` long at 30 fps, H.264
+   (``samples.smooth_pan``, half at 640x360 and half at 1280x720, ``--seconds`` long at 30 fps, H.264
    from x264 ``ultrafast``) are probed with ``build_manifest`` (hash + ffprobe, as the ``video_manifest`` asset
    calls it: one thread per core) and previewed with ``preview_shard`` (one ffmpeg call per video making the
    animated WebP and the JPEG poster under the data root, as the ``previews`` asset calls it: 2 workers, the
@@ -70,13 +70,13 @@ WORDS = ("a the slow camera pans across wide green field under bright sky while 
 
 def make_videos(folder: Path, count: int, seconds: float) -> dict[str, list[str]]:
     """``count`` videos, alternating 640x360 and 1280x720; their paths by resolution."""
-    from openvid_assets.media import synthetic
+    from openvid_assets import samples
 
     frames = int(round(30 * seconds))
     out: dict[str, list[str]] = {f"{w}x{h}": [] for w, h in SIZES}
     for i in range(count):
         width, height = SIZES[i % len(SIZES)]
-        spec = synthetic.smooth_pan(folder, f"v{i:03d}-{height}p.mp4", width=width, height=height, fps=30.0,
+        spec = samples.smooth_pan(folder, f"v{i:03d}-{height}p.mp4", width=width, height=height, fps=30.0,
                                     num_frames=frames, seed=i + 1, px_per_frame=2)  # fmt: skip
         out[f"{width}x{height}"].append(str(folder / spec.name))
     return out

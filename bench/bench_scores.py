@@ -32,7 +32,7 @@ What it measures (all numbers come from this one run; nothing is hard-coded):
    from the stage timers of the direct arm.
 
 Timed arms alternate (the order rotates every repeat) and the median is reported, with
-the range of per-repeat values. Test videos are synthetic (``openvid_assets.media.synthetic``):
+the range of per-repeat values. Test videos are synthetic (``openvid_assets.samples``):
 1280x720, 30 fps, 10 s, x264 with its default GOP, a mix of pans, fast motion, hard cuts
 and static shots. ViT-L-14 on CPU costs seconds per frame, so its arms run on the first
 ``--vitl-videos`` videos (fewer videos means fixed costs are amortised less: the overhead
@@ -90,7 +90,7 @@ from openvid_assets.assets.scores import (  # noqa: E402
     temporal_scores as temporal_asset,
 )
 from openvid_assets.assets.shards import shards_partitions, store_new_shards  # noqa: E402
-from openvid_assets.media import synthetic  # noqa: E402
+from openvid_assets import samples  # noqa: E402
 from openvid_assets.media.frames import (  # noqa: E402
     DecodedFrames,
     FrameRequest,
@@ -151,13 +151,13 @@ def log(message: str) -> None:
 def make_videos(out_dir: Path, count: int, width: int, height: int, fps: float, num_frames: int) -> list[Path]:
     """A mix of realistic-size synthetic clips (pans, fast motion, hard cuts, static), default x264 GOP."""
     quarter = num_frames // 4
-    makers: list[tuple[str, Callable[..., synthetic.VideoSpec]]] = [
-        ("smooth_pan", synthetic.smooth_pan),
-        ("fast_motion", synthetic.fast_motion),
-        ("hard_cuts", lambda d, n, **kw: synthetic.hard_cuts(
+    makers: list[tuple[str, Callable[..., samples.VideoSpec]]] = [
+        ("smooth_pan", samples.smooth_pan),
+        ("fast_motion", samples.fast_motion),
+        ("hard_cuts", lambda d, n, **kw: samples.hard_cuts(
             d, n, width=kw["width"], height=kw["height"], fps=kw["fps"], seed=kw["seed"],
             scene_frames=(quarter, quarter, quarter, num_frames - 3 * quarter))),
-        ("static", synthetic.static),
+        ("static", samples.static),
     ]  # fmt: skip
     paths = []
     for i in range(count):

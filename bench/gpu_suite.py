@@ -98,11 +98,11 @@ def dover_case(device: str, dry: bool, repeats: int, sync) -> dict:
 
 
 def _videos(folder: Path, dry: bool) -> list[Path]:
-    from openvid_assets.media import synthetic
+    from openvid_assets import samples
 
     folder.mkdir(parents=True, exist_ok=True)
     size, count, frames = ((160, 90), 2, 24) if dry else ((1280, 720), 8, 150)
-    return [folder / synthetic.fast_motion(folder, f"v{i}.mp4", width=size[0], height=size[1], fps=30.0,
+    return [folder / samples.fast_motion(folder, f"v{i}.mp4", width=size[0], height=size[1], fps=30.0,
                                            num_frames=frames, seed=i).name for i in range(count)]  # fmt: skip
 
 

@@ -238,7 +238,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from openvid_assets.media.synthetic import write_sample_set
+    from openvid_assets.samples import write_sample_set
 
     started = time.monotonic()
     specs = write_sample_set(Path(args.out), include_bad=not args.no_bad, include_hd=not args.no_hd)
@@ -248,7 +248,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from openvid_assets.media.synthetic import write_clean_source
+    from openvid_assets.samples import write_clean_source
     from openvid_assets.recipe import quickstart_recipe
 
     sample, clean = Path(args.sample), Path(f"{args.sample}_clean")

@@ -14,7 +14,7 @@ os.environ.setdefault("OPENVID_DAGSTER_DAEMON", f"{sys.executable} -m openvid_as
 
 import pytest
 
-from openvid_assets.media.synthetic import VideoSpec, write_sample_set
+from openvid_assets.samples import VideoSpec, write_sample_set
 
 pytest_plugins = ["openvid_assets_tests.s3server", "openvid_assets_tests.pgserver"]
 

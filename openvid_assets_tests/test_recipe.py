@@ -93,12 +93,12 @@ def test_shards_of_a_source_the_recipe_does_not_declare_are_refused(tmp_path):
 
 def test_a_metadata_table_that_matches_no_video_stops_registration(tmp_path):
     from openvid_assets.assets.shards import register_source
-    from openvid_assets.media import synthetic
+    from openvid_assets import samples
     from openvid_assets.media.sources import MetadataError
     from openvid_assets.store import TableStore
 
     (tmp_path / "videos").mkdir()
-    synthetic.static(tmp_path / "videos", "a.mp4")
+    samples.static(tmp_path / "videos", "a.mp4")
     metadata = tmp_path / "meta.csv"
     metadata.write_text("file,caption\nelsewhere/a.mp4,A caption.\n")
     tables = TableStore(str(tmp_path / "data"))

@@ -8,7 +8,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 from openvid_assets.assets.ablation import VARIANTS, ablation_report
 from openvid_assets.assets.training import eval_prompts
 from openvid_assets.definitions import build_definitions
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.mvdit.ablation import FILTERS, parse_variant, parse_variants
 from openvid_assets.mvdit.evaluate import METRICS
 from openvid_assets_tests.pipeline import FAST, materialize_pipeline, register_shards, store_recipe
@@ -32,7 +32,7 @@ def test_variant_names_say_what_they_apply():
 @pytest.fixture(scope="module")
 def ablation(tmp_path_factory):
     src, data = tmp_path_factory.mktemp("ablation_src"), tmp_path_factory.mktemp("ablation_data")
-    synthetic.write_sample_set(src, include_hd=False)
+    samples.write_sample_set(src, include_hd=False)
     store_recipe(str(data), FAST, selection=RULES)
     defs = build_definitions(str(data), mvdit=TINY_RUN)
     with DagsterInstance.ephemeral() as instance:

@@ -11,7 +11,7 @@ from openvid_assets.assets.policies import GPU_POOL
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import ABLATION, ASSETS, CURATION, MATERIALIZED, TRAINING, build_definitions
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
 
 FIRST_WAVE = ("video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
@@ -52,8 +52,8 @@ def test_the_embedded_instance_queues_runs_and_holds_model_runs_to_the_gpu_pool(
 @pytest.fixture
 def source(tmp_path):
     src = tmp_path / "src"
-    synthetic.smooth_pan(src, "a.mp4", num_frames=30)
-    synthetic.hard_cuts(src, "b.mp4", scene_frames=(30, 30))
+    samples.smooth_pan(src, "a.mp4", num_frames=30)
+    samples.hard_cuts(src, "b.mp4", scene_frames=(30, 30))
     return src
 
 
@@ -80,7 +80,7 @@ def test_new_shards_flow_through_and_nothing_current_is_redone(source, tmp_path,
         settled = evaluate_automation_conditions(defs=defs, instance=instance, cursor=arrived.cursor)
         assert settled.total_requested == 0
 
-        synthetic.smooth_pan(source, "c.mp4", num_frames=30, seed=5)
+        samples.smooth_pan(source, "c.mp4", num_frames=30, seed=5)
         _, new = store_new_shards(tables, str(source), shard_size=1)
         instance.add_dynamic_partitions(shards_partitions.name, new)
         later = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)

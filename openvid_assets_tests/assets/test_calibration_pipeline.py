@@ -16,7 +16,7 @@ from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.suitability import MODEL_FILE
 from openvid_assets.definitions import build_definitions
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.models.calibration import SuitabilityFilter
 from openvid_assets.models.scoring import video_embeddings
 from openvid_assets.store.labels import LabelStore
@@ -41,8 +41,8 @@ def scored(tmp_path_factory):
     videos, data = root / "videos", root / "data"
     videos.mkdir()
     for i in range(10):  # still shots and pans, interleaved so both land in every shard
-        synthetic.static(videos, f"still_{i}.mp4", num_frames=24, seed=300 + i)
-        synthetic.smooth_pan(videos, f"pan_{i}.mp4", num_frames=24, seed=400 + i, px_per_frame=2 + i % 4)
+        samples.static(videos, f"still_{i}.mp4", num_frames=24, seed=300 + i)
+        samples.smooth_pan(videos, f"pan_{i}.mp4", num_frames=24, seed=400 + i, px_per_frame=2 + i % 4)
     # Near-duplicates off: the offline stand-in CLIP cannot tell two pans of one palette apart.
     store_recipe(str(data), FAST, selection={**OFF, "motion": "calibrated:f1"},
                  filters={"near_duplicate": "off", "suitability": "min:0.5"})  # fmt: skip

@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 
 from openvid_assets.assets.shards import register_source, shards_partitions
 from openvid_assets.definitions import build_definitions
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.probe import probe
 from openvid_assets.store import TableStore
 from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
@@ -29,22 +29,22 @@ COPIES = {"reencoded.webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cp
 
 def originals(folder) -> None:
     """The first arrivals: an original, three distinct pans, and the content cases."""
-    synthetic.smooth_pan(folder, "original.mp4", width=640, height=360, num_frames=48, seed=11, px_per_frame=2)
+    samples.smooth_pan(folder, "original.mp4", width=640, height=360, num_frames=48, seed=11, px_per_frame=2)
     for i, seed in enumerate((12, 13, 15)):  # text-free worlds, in palettes other than the original's
-        synthetic.exposed(folder, f"distinct_{i}.mp4", width=640, height=360, seed=seed)
+        samples.exposed(folder, f"distinct_{i}.mp4", width=640, height=360, seed=seed)
 
 
 def content_cases(folder) -> None:
-    synthetic.exposed(folder, "dark.mp4", gain=0.15, seed=21)
-    synthetic.exposed(folder, "overexposed.mp4", gain=3.0, offset=160, seed=22)
-    synthetic.exposed(folder, "washed_out.mp4", gain=0.15, offset=110, seed=23)
-    synthetic.burnt_in_text(folder, "subtitles.mp4", "subtitles")
-    synthetic.burnt_in_text(folder, "caption_card.mp4", "card")
-    synthetic.letterboxed(folder, "letterbox.mp4", width=640, height=360, picture=(0, 46, 640, 268))
-    synthetic.letterboxed(folder, "pillarbox.mp4", width=640, height=360, picture=(80, 0, 480, 360), seed=5)
-    synthetic.letterboxed(folder, "scope_1080p.mp4", width=1920, height=1080, picture=(0, 140, 1920, 800),
+    samples.exposed(folder, "dark.mp4", gain=0.15, seed=21)
+    samples.exposed(folder, "overexposed.mp4", gain=3.0, offset=160, seed=22)
+    samples.exposed(folder, "washed_out.mp4", gain=0.15, offset=110, seed=23)
+    samples.burnt_in_text(folder, "subtitles.mp4", "subtitles")
+    samples.burnt_in_text(folder, "caption_card.mp4", "card")
+    samples.letterboxed(folder, "letterbox.mp4", width=640, height=360, picture=(0, 46, 640, 268))
+    samples.letterboxed(folder, "pillarbox.mp4", width=640, height=360, picture=(80, 0, 480, 360), seed=5)
+    samples.letterboxed(folder, "scope_1080p.mp4", width=1920, height=1080, picture=(0, 140, 1920, 800),
                           num_frames=30, seed=6)  # fmt: skip
-    synthetic.hd_1080p(folder, "full_1080p.mp4", num_frames=30)
+    samples.hd_1080p(folder, "full_1080p.mp4", num_frames=30)
 
 
 def copies(folder, original) -> None:

@@ -98,7 +98,7 @@ def test_sensor_without_a_source_skips_with_a_reason(tmp_path, monkeypatch):
 
 
 def test_sensor_watches_the_recipes_named_sources(tmp_path, monkeypatch):
-    from openvid_assets.media import synthetic
+    from openvid_assets import samples
     from openvid_assets.store import TableStore
     from openvid_assets.store.shards import ShardRegistry
     from openvid_assets_tests.pipeline import store_recipe
@@ -108,7 +108,7 @@ def test_sensor_watches_the_recipes_named_sources(tmp_path, monkeypatch):
     folders = {name: tmp_path / name for name in ("web", "clean")}
     for name, folder in folders.items():
         folder.mkdir()
-        synthetic.static(folder, f"{name}.mp4", num_frames=8)
+        samples.static(folder, f"{name}.mp4", num_frames=8)
     data = tmp_path / "data"
     store_recipe(str(data), sources={name: {"uri": str(folder)} for name, folder in folders.items()})
     with DagsterInstance.ephemeral() as instance, build_sensor_context(

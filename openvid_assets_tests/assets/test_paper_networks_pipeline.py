@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
 from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.models import profiles
 from openvid_assets.models.dover import DOVER_WEIGHTS
 from openvid_assets.models.unimatch import UNIMATCH_FLOW
@@ -34,8 +34,8 @@ def test_unimatch_and_dover_checkpoints_run_in_the_pipeline(tmp_path, weights_di
     profiles.get_profile("offline").with_backends("unimatch", "dover").check_weights()
 
     src = tmp_path / "src"
-    synthetic.smooth_pan(src, "pan.mp4", num_frames=40)
-    synthetic.portrait(src, "tall.mp4", num_frames=40)
+    samples.smooth_pan(src, "pan.mp4", num_frames=40)
+    samples.portrait(src, "tall.mp4", num_frames=40)
     (src / "broken.mp4").write_text("not a video")
 
     store_recipe(str(tmp_path / "data"), models={"profile": "offline", "motion_backend": "unimatch",

@@ -7,7 +7,7 @@ from dagster import DagsterInstance
 
 from openvid_assets.assets.shards import register_source, shards_partitions
 from openvid_assets.definitions import build_definitions
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.store import TableStore
 from openvid_assets.store.shards import ShardRegistry
 from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
@@ -28,20 +28,20 @@ def three_sources(tmp_path_factory):
         folder.mkdir()
     # The web pool: panning and static shots, a multi-scene video, a flickering one.
     for i in range(6):
-        synthetic.smooth_pan(web, f"pan_{i}.mp4", num_frames=48, seed=60 + i, px_per_frame=1 + i % 4)
-    synthetic.static(web, "static.mp4")
-    synthetic.hard_cuts(web, "cuts.mp4")
-    synthetic.fast_motion(web, "fast.mp4")
+        samples.smooth_pan(web, f"pan_{i}.mp4", num_frames=48, seed=60 + i, px_per_frame=1 + i % 4)
+    samples.static(web, "static.mp4")
+    samples.hard_cuts(web, "cuts.mp4")
+    samples.fast_motion(web, "fast.mp4")
     # A clean source with its own captions (one row names a file it does not have).
     for i in range(5):
-        synthetic.smooth_pan(clean, f"clean_{i}.mp4", num_frames=40, seed=80 + i, px_per_frame=1 + i % 3)
+        samples.smooth_pan(clean, f"clean_{i}.mp4", num_frames=40, seed=80 + i, px_per_frame=1 + i % 3)
     metadata = root / "clean.csv"
     metadata.write_text("file,caption,category\n" + "".join(f'{k},"{v}",scenery\n' for k, v in CAPTIONS.items())
                         + "gone.mp4,Not here.,scenery\n")  # fmt: skip
     # A clean source without captions, with the one 1080p video.
     for i in range(3):
-        synthetic.smooth_pan(bare, f"bare_{i}.mp4", num_frames=40, seed=90 + i)
-    synthetic.hd_1080p(bare, "hd.mp4")
+        samples.smooth_pan(bare, f"bare_{i}.mp4", num_frames=40, seed=90 + i)
+    samples.hd_1080p(bare, "hd.mp4")
 
     data = root / "data"
     sources = {

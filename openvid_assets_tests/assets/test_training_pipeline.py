@@ -13,7 +13,7 @@ from openvid_assets.assets.training import eval_prompts
 from openvid_assets.store import run_sql
 from openvid_assets.definitions import build_definitions
 from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.mvdit.data import LatentClips, LatentSettings, clip_frame_indices, training_size
 
 SMALL = {"steps": 6, "checkpoint_every": 3, "batch_size": 2, "sample_steps": 4, "prompts": ["a red fox in snow"]}
@@ -23,9 +23,9 @@ SMALL = {"steps": 6, "checkpoint_every": 3, "batch_size": 2, "sample_steps": 4, 
 def curated(tmp_path_factory):
     """A curated dataset made by the pipeline (filters off): 4 + 2 + 1 captioned clips."""
     src = tmp_path_factory.mktemp("train_src")
-    synthetic.hard_cuts(src, scene_frames=(30, 30, 30, 30))
-    synthetic.cross_dissolve(src)
-    synthetic.smooth_pan(src, num_frames=40)
+    samples.hard_cuts(src, scene_frames=(30, 30, 30, 30))
+    samples.cross_dissolve(src)
+    samples.smooth_pan(src, num_frames=40)
     data = tmp_path_factory.mktemp("train_data")
     store_recipe(str(data), models={"profile": "offline"}, selection={"thresholds_off": True})
     defs = build_definitions(str(data))

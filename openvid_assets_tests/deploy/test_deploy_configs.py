@@ -33,7 +33,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from openvid_assets.assets.shards import register_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
 from openvid_assets.recipe import Recipe
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets_tests.s3server import upload_tree
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -78,8 +78,8 @@ def test_deploy_dagster_yaml_is_a_working_postgres_s3_instance(deploy_env, s3_bu
         # A real shard run through this instance: source and data root in S3, the model
         # step in the "gpu" pool, the run and its events in Postgres, its logs in S3.
         src = tmp_path / "src"
-        synthetic.smooth_pan(src, "a.mp4", num_frames=24)
-        synthetic.static(src, "b.mp4", num_frames=24)
+        samples.smooth_pan(src, "a.mp4", num_frames=24)
+        samples.static(src, "b.mp4", num_frames=24)
         upload_tree(src, s3_bucket, "raw")
         defs = build_definitions(f"s3://{s3_bucket}/curated")
         store = defs.resources["store"]

@@ -18,7 +18,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from openvid_assets.assets.shards import register_partitions, shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
 from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets_tests.pgserver import PgParams
 
 N_PARTITIONS = 20_000
@@ -84,9 +84,9 @@ def test_register_partitions_rejects_a_non_positive_batch():
 def tiny_source(tmp_path: Path) -> Path:
     """Three small generated videos: shard_size 2 makes two shards."""
     src = tmp_path / "src"
-    synthetic.smooth_pan(src, "a.mp4", num_frames=24)
-    synthetic.static(src, "b.mp4", num_frames=24)
-    synthetic.fast_motion(src, "c.mp4", num_frames=24)
+    samples.smooth_pan(src, "a.mp4", num_frames=24)
+    samples.static(src, "b.mp4", num_frames=24)
+    samples.fast_motion(src, "c.mp4", num_frames=24)
     return src
 
 

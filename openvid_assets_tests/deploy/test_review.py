@@ -22,7 +22,7 @@ from dagster import DagsterInstance
 
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.store import TableStore
 from openvid_assets.store.labels import LabelStore
 from openvid_assets_tests.browser import browser, chromium, free_port  # noqa: F401 - fixtures
@@ -41,7 +41,7 @@ def site(tmp_path_factory, chromium):  # noqa: F811 - a fixture
     videos, data = root / "videos", root / "data"
     videos.mkdir()
     for i in range(VIDEOS):
-        synthetic.smooth_pan(videos, f"pan_{i:02d}.mp4", num_frames=24, seed=200 + i, px_per_frame=1 + i % 5)
+        samples.smooth_pan(videos, f"pan_{i:02d}.mp4", num_frames=24, seed=200 + i, px_per_frame=1 + i % 5)
     store_recipe(str(data), FAST)
     defs = build_definitions(str(data))
     job = defs.resolve_job_def("shard_pipeline")

@@ -36,7 +36,7 @@ from openvid_assets.assets.recipe import SECTIONS
 from openvid_assets.definitions import ASSETS, MATERIALIZED, build_definitions
 from openvid_assets_tests.browser import browser, chromium, free_port  # noqa: F401 - fixtures
 from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_IMG = REPO / "docs" / "img"
@@ -104,9 +104,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str)
     videos.mkdir()
     home.mkdir()
     (home / "dagster.yaml").write_text(INSTANCE_YAML)
-    synthetic.smooth_pan(videos, "pan.mp4", num_frames=24)
-    synthetic.fast_motion(videos, "whip.mp4", num_frames=24)
-    synthetic.static(videos, "still.mp4", num_frames=24)
+    samples.smooth_pan(videos, "pan.mp4", num_frames=24)
+    samples.fast_motion(videos, "whip.mp4", num_frames=24)
+    samples.static(videos, "still.mp4", num_frames=24)
 
     log = artifacts / "webserver.log"
     url = f"http://127.0.0.1:{free_port()}"

@@ -11,7 +11,7 @@ import decord
 import numpy as np
 import pytest
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.clips import ClipSettings, ClipStore, clip_id, clip_shard, cut_clip
 from openvid_assets.media.tasks import VideoTask
 from openvid_assets.media.clips import ClipSpan
@@ -31,10 +31,10 @@ def _probe(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pan(tmp_path_factory) -> tuple[Path, synthetic.VideoSpec]:
+def pan(tmp_path_factory) -> tuple[Path, samples.VideoSpec]:
     folder = tmp_path_factory.mktemp("clipsrc")
     # A 2 px/frame pan: neighbouring frames differ, so each frame of the source is recognisable.
-    return folder, synthetic.smooth_pan(folder, "pan.mp4", num_frames=96, px_per_frame=2)
+    return folder, samples.smooth_pan(folder, "pan.mp4", num_frames=96, px_per_frame=2)
 
 
 @pytest.mark.parametrize("start,end", [(0, 23), (37, 70), (50, 95)])
@@ -71,8 +71,8 @@ def test_clip_ids_are_deterministic_and_name_the_range():
 @pytest.fixture(scope="module")
 def shard_videos(tmp_path_factory) -> tuple[Path, list[VideoTask]]:
     folder = tmp_path_factory.mktemp("shard")
-    cuts = synthetic.hard_cuts(folder)
-    fade = synthetic.fade_out(folder)
+    cuts = samples.hard_cuts(folder)
+    fade = samples.fade_out(folder)
     (folder / "broken.mp4").write_bytes(b"\x00" * 4096)
     tasks = [VideoTask("vid-cuts", str(folder / cuts.name), cuts.width, cuts.height, cuts.fps, 0),
              VideoTask("vid-broken", str(folder / "broken.mp4"), 160, 90, 24.0, 0),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.content import PictureBox, exposure, picture_box
 from openvid_assets.media.frames import FrameRequest, evenly_spaced, read_frames
 
@@ -23,7 +23,7 @@ def decoded(folder, spec) -> np.ndarray:
 ])  # fmt: skip
 def test_crop_box_of_bordered_videos_is_within_two_pixels(tmp_path, size, picture):
     width, height = size
-    spec = synthetic.letterboxed(tmp_path, "bars.mp4", width=width, height=height, picture=picture)
+    spec = samples.letterboxed(tmp_path, "bars.mp4", width=width, height=height, picture=picture)
     box = picture_box(decoded(tmp_path, spec))
     assert box.bordered
     x, y, w, h = box.pixels(width, height)
@@ -33,9 +33,9 @@ def test_crop_box_of_bordered_videos_is_within_two_pixels(tmp_path, size, pictur
 
 
 def test_unbordered_dark_and_black_videos_keep_the_whole_frame(tmp_path):
-    for spec in (synthetic.smooth_pan(tmp_path, "pan.mp4", width=320, height=180),
-                 synthetic.exposed(tmp_path, "dark.mp4", gain=0.15),
-                 synthetic.black(tmp_path, "black.mp4")):  # fmt: skip
+    for spec in (samples.smooth_pan(tmp_path, "pan.mp4", width=320, height=180),
+                 samples.exposed(tmp_path, "dark.mp4", gain=0.15),
+                 samples.black(tmp_path, "black.mp4")):  # fmt: skip
         box = picture_box(decoded(tmp_path, spec))
         assert not box.bordered, spec.name
         assert box.pixels(spec.width, spec.height) == (0, 0, spec.width, spec.height)
@@ -59,7 +59,7 @@ def test_exposure_orders_dark_normal_and_overexposed_videos_and_finds_washed_out
     measures = {}
     for name, levels in {"dark": {"gain": 0.15}, "normal": {}, "over": {"gain": 3.0, "offset": 160},
                          "washed": {"gain": 0.15, "offset": 110}}.items():  # fmt: skip
-        spec = synthetic.exposed(tmp_path, f"{name}.mp4", **levels)
+        spec = samples.exposed(tmp_path, f"{name}.mp4", **levels)
         frames = decoded(tmp_path, spec)
         values = [exposure(frame, picture_box(frames)) for frame in frames]
         measures[name] = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
@@ -72,7 +72,7 @@ def test_exposure_orders_dark_normal_and_overexposed_videos_and_finds_washed_out
 
 
 def test_exposure_is_measured_inside_the_picture_not_the_bars(tmp_path):
-    spec = synthetic.letterboxed(tmp_path, "bars.mp4", width=640, height=360, picture=(0, 90, 640, 180))
+    spec = samples.letterboxed(tmp_path, "bars.mp4", width=640, height=360, picture=(0, 90, 640, 180))
     frames = decoded(tmp_path, spec)
     inside = exposure(frames[0], picture_box(frames))
     whole = exposure(frames[0])

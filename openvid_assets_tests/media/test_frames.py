@@ -5,7 +5,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.frames import DECODERS, DecodeError, FrameRequest, read_frames
 from openvid_assets.media.probe import probe
 
@@ -19,7 +19,7 @@ def _sparse(n: int) -> list[int]:
 @pytest.mark.parametrize("decoder", [d for d in DECODERS if d != "decord"])
 def test_every_decoder_gives_decords_frames_at_native_size(sample_videos, tmp_path, decoder):
     root, _ = sample_videos
-    vp9 = synthetic.smooth_pan(tmp_path, "pan.webm")  # VP9 in WebM: no frame count in the header
+    vp9 = samples.smooth_pan(tmp_path, "pan.webm")  # VP9 in WebM: no frame count in the header
     for path in [root / name for name in GOOD] + [tmp_path / vp9.name]:
         facts = probe(path)
         request = FrameRequest(indices=_sparse)

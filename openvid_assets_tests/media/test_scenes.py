@@ -6,33 +6,33 @@ from pathlib import Path
 
 import pytest
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.clips import ClipRules, detect_clips, plan_clips
 from openvid_assets.media.scenes import CutDetection, SceneSignals, Transition, find_transitions, scan_video
-from openvid_assets.media.synthetic import VideoSpec
+from openvid_assets.samples import VideoSpec
 
 # name -> generator call; sizes, rates and transition lengths vary so no default happens to fit.
 CASES = {
-    "hard_cuts": lambda d: synthetic.hard_cuts(d),
-    "hard_cuts_30fps": lambda d: synthetic.hard_cuts(d, "hc30.mp4", width=320, height=180, fps=30,
+    "hard_cuts": lambda d: samples.hard_cuts(d),
+    "hard_cuts_30fps": lambda d: samples.hard_cuts(d, "hc30.mp4", width=320, height=180, fps=30,
                                                      scene_frames=(20, 45, 33)),  # fmt: skip
-    "hard_cuts_720p": lambda d: synthetic.hard_cuts(d, "hc720.mp4", width=1280, height=720, scene_frames=(40, 30)),
-    "fade_black": lambda d: synthetic.fade_black(d),
-    "fade_no_hold_30fps": lambda d: synthetic.fade_black(d, "fb30.mp4", fps=30, fade_frames=8, black_frames=0),
-    "fade_720p": lambda d: synthetic.fade_black(d, "fb720.mp4", width=1280, height=720, scene_frames=30,
+    "hard_cuts_720p": lambda d: samples.hard_cuts(d, "hc720.mp4", width=1280, height=720, scene_frames=(40, 30)),
+    "fade_black": lambda d: samples.fade_black(d),
+    "fade_no_hold_30fps": lambda d: samples.fade_black(d, "fb30.mp4", fps=30, fade_frames=8, black_frames=0),
+    "fade_720p": lambda d: samples.fade_black(d, "fb720.mp4", width=1280, height=720, scene_frames=30,
                                                 fade_frames=10, black_frames=3),  # fmt: skip
-    "dissolve": lambda d: synthetic.cross_dissolve(d),
-    "dissolve_long": lambda d: synthetic.cross_dissolve(d, "cd24.mp4", dissolve_frames=24),
-    "dissolve_short_30fps": lambda d: synthetic.cross_dissolve(d, "cd8.mp4", fps=30, dissolve_frames=8),
-    "dissolve_720p": lambda d: synthetic.cross_dissolve(d, "cd720.mp4", width=1280, height=720, scene_frames=30),
-    "static": lambda d: synthetic.static(d),
-    "pan": lambda d: synthetic.smooth_pan(d),
-    "pan_3px": lambda d: synthetic.smooth_pan(d, "pan3.mp4", px_per_frame=3),
-    "pan_60fps": lambda d: synthetic.smooth_pan(d, "pan60.mp4", fps=60, num_frames=120, width=320, height=180,
+    "dissolve": lambda d: samples.cross_dissolve(d),
+    "dissolve_long": lambda d: samples.cross_dissolve(d, "cd24.mp4", dissolve_frames=24),
+    "dissolve_short_30fps": lambda d: samples.cross_dissolve(d, "cd8.mp4", fps=30, dissolve_frames=8),
+    "dissolve_720p": lambda d: samples.cross_dissolve(d, "cd720.mp4", width=1280, height=720, scene_frames=30),
+    "static": lambda d: samples.static(d),
+    "pan": lambda d: samples.smooth_pan(d),
+    "pan_3px": lambda d: samples.smooth_pan(d, "pan3.mp4", px_per_frame=3),
+    "pan_60fps": lambda d: samples.smooth_pan(d, "pan60.mp4", fps=60, num_frames=120, width=320, height=180,
                                                 px_per_frame=2),  # fmt: skip
-    "pan_720p": lambda d: synthetic.smooth_pan(d, "pan720.mp4", width=1280, height=720, num_frames=48,
+    "pan_720p": lambda d: samples.smooth_pan(d, "pan720.mp4", width=1280, height=720, num_frames=48,
                                                px_per_frame=4),  # fmt: skip
-    "tilt_portrait": lambda d: synthetic.portrait(d),
+    "tilt_portrait": lambda d: samples.portrait(d),
 }
 
 
@@ -110,7 +110,7 @@ def test_one_decode_feeds_every_detector(videos):
 
 
 def test_a_video_that_is_all_transition_yields_no_clip(tmp_path):
-    spec = synthetic.fade_out(tmp_path)
+    spec = samples.fade_out(tmp_path)
     _, plan = detect_clips(tmp_path / spec.name, width=spec.width, height=spec.height, fps=spec.fps)
     assert plan.clips == []
     assert "whole video is a transition" in plan.reason
@@ -164,7 +164,7 @@ def test_cuts_close_together_merge_into_one():
 
 @pytest.mark.parametrize("detectors", ["cascade", "both"])
 def test_an_over_long_scene_with_a_soft_cut_is_split_at_that_cut(tmp_path, detectors):
-    spec = synthetic.soft_cut(tmp_path)  # 144 frames at 24 fps; the cut at frame 60 changes pixels by 16 %
+    spec = samples.soft_cut(tmp_path)  # 144 frames at 24 fps; the cut at frame 60 changes pixels by 16 %
     (cut,) = spec.cuts
     rules = ClipRules(min_clip_s=1, max_clip_s=4, trim_frames=2)  # 6 s is too long for one clip
 

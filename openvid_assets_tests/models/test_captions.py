@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.tasks import ClipTask, VideoTask
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
@@ -65,7 +65,7 @@ def test_camera_motion_rules(flow, label):
 
 
 def test_camera_labels_from_measured_flow_of_known_videos(tmp_path):
-    specs = [synthetic.static(tmp_path), synthetic.smooth_pan(tmp_path, px_per_frame=2), synthetic.portrait(tmp_path)]
+    specs = [samples.static(tmp_path), samples.smooth_pan(tmp_path, px_per_frame=2), samples.portrait(tmp_path)]
     manifest = build_manifest([str(tmp_path / s.name) for s in specs], str(tmp_path), "shard-00000")
     scores = score_shard(manifest, FarnebackMotion(), lambda task: contextlib.nullcontext(Path(task.source_uri)))
     labels = camera_labels(scores.table, manifest)
@@ -120,7 +120,7 @@ def test_a_missing_model_folder_says_how_to_get_it(weights_dir):
 
 
 def _tasks(tmp_path) -> list[ClipTask]:
-    spec = synthetic.hard_cuts(tmp_path)
+    spec = samples.hard_cuts(tmp_path)
     video = VideoTask("vid", str(tmp_path / spec.name), spec.width, spec.height, spec.fps)
     tasks = [ClipTask(f"clip-{a}", video, a, a + 25) for a in (0, 32, 62)]
     return tasks + [ClipTask("clip-gone", VideoTask("vid2", str(tmp_path / "gone.mp4"), 160, 90, 24.0), 0, 20)]

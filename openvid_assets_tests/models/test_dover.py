@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
@@ -210,8 +210,8 @@ def test_small_frames_are_upsampled_as_upstream_before_cutting():
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     root = tmp_path_factory.mktemp("dover")
-    synthetic.sharp(root)
-    synthetic.hd_1080p(root)
+    samples.sharp(root)
+    samples.hd_1080p(root)
     (root / "empty.mp4").write_bytes(b"")
     manifest = build_manifest(list_videos(str(root)), str(root), "shard-00000")
     return root, manifest

@@ -5,7 +5,7 @@ import shutil
 import polars as pl
 import pytest
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.frames import FrameRequest, at_positions, evenly_spaced, read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
@@ -71,8 +71,8 @@ def test_temporal_consistency_orders_static_smooth_flicker(shard, embedder):
 
 
 def test_adjacent_pairs_see_frame_level_flicker_that_spread_frames_step_over(tmp_path, embedder):
-    steady = synthetic.smooth_pan(tmp_path, num_frames=73)
-    flicker = synthetic.brightness_flicker(tmp_path, num_frames=73)
+    steady = samples.smooth_pan(tmp_path, num_frames=73)
+    flicker = samples.brightness_flicker(tmp_path, num_frames=73)
     manifest = build_manifest(list_videos(str(tmp_path)), str(tmp_path), "shard-00000")
     scores = {}
     for sampling in (CLIPSampling(), CLIPSampling(temporal="spread", temporal_frames=5)):
@@ -101,8 +101,8 @@ def test_farneback_orders_fast_smooth_static_and_handles_portrait_and_size(shard
     assert motion["portrait.mp4"]["score"] == pytest.approx(2.0, rel=0.2)
 
     # The same camera speed relative to the frame scores the same at two input sizes.
-    small = synthetic.smooth_pan(tmp_path, "small.mp4", width=160, height=90, px_per_frame=1, seed=5)
-    large = synthetic.smooth_pan(tmp_path, "large.mp4", width=640, height=360, px_per_frame=4, seed=5)
+    small = samples.smooth_pan(tmp_path, "small.mp4", width=160, height=90, px_per_frame=1, seed=5)
+    large = samples.smooth_pan(tmp_path, "large.mp4", width=640, height=360, px_per_frame=4, seed=5)
     scorer = FarnebackMotion()
     scores = []
     for spec in (small, large):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.scenes import CutDetection, find_transitions, scan_video
 from openvid_assets.models.catalog import transnetv2_weights
 from openvid_assets.models.transnetv2 import (ShotEnds, TransNetV2, load_transnetv2, new_scene_starts,
@@ -57,18 +57,18 @@ def _scan(path, spec, config=LEARNED):
 
 
 def test_real_weights_find_the_hard_cuts_and_nothing_in_static_or_panning_shots(tmp_path):
-    cuts = synthetic.hard_cuts(tmp_path)
+    cuts = samples.hard_cuts(tmp_path)
     signals = _scan(tmp_path / cuts.name, cuts)
     found = signals.raw_cuts["transnetv2"]
     assert set(signals.raw_cuts) == {"transnetv2"}  # the library detectors did not run
     assert len(found) == len(cuts.cuts)
     assert all(abs(f - c) <= 2 for f, c in zip(found, cuts.cuts)), (found, cuts.cuts)
-    for quiet in (synthetic.static(tmp_path), synthetic.smooth_pan(tmp_path)):
+    for quiet in (samples.static(tmp_path), samples.smooth_pan(tmp_path)):
         assert _scan(tmp_path / quiet.name, quiet).raw_cuts["transnetv2"] == [], quiet.name
 
 
 def test_both_detector_sets_run_in_one_pass_and_agree_on_hard_cuts(tmp_path):
-    cuts = synthetic.hard_cuts(tmp_path)
+    cuts = samples.hard_cuts(tmp_path)
     signals = _scan(tmp_path / cuts.name, cuts, CutDetection(detectors="both"))
     assert set(signals.raw_cuts) == {"content", "slow", "fade", "transnetv2"}
     transitions = find_transitions(signals, CutDetection(detectors="both"))
@@ -77,10 +77,10 @@ def test_both_detector_sets_run_in_one_pass_and_agree_on_hard_cuts(tmp_path):
 
 
 BAD = {
-    "short": (lambda d: synthetic.static(d, num_frames=3), "no scene of at least"),
-    "static": (lambda d: synthetic.static(d), None),
-    "single_frame_scene": (lambda d: synthetic.hard_cuts(d, scene_frames=(30, 1, 30)), None),
-    "black": (lambda d: synthetic.black(d), "the whole video is a transition"),
+    "short": (lambda d: samples.static(d, num_frames=3), "no scene of at least"),
+    "static": (lambda d: samples.static(d), None),
+    "single_frame_scene": (lambda d: samples.hard_cuts(d, scene_frames=(30, 1, 30)), None),
+    "black": (lambda d: samples.black(d), "the whole video is a transition"),
 }
 
 
@@ -119,7 +119,7 @@ def real_transitions(tmp_path_factory):
     (ffmpeg xfade; the transition over output frames 39..63) and by a hard cut (at frame 64)."""
     folder = tmp_path_factory.mktemp("real")
     for join in ("fade", "fadeblack", "cut"):
-        synthetic.real_shots(folder, f"{join}.mp4", join=join)
+        samples.real_shots(folder, f"{join}.mp4", join=join)
     return folder
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from openvid_assets.media import synthetic
+from openvid_assets import samples
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
@@ -134,7 +134,7 @@ def test_the_v12_definition_scores_the_mean_absolute_component():
 
 
 def test_exact_inputs_decode_at_full_size_and_resize_in_float(tmp_path):
-    spec = synthetic.hd_1080p(tmp_path, num_frames=40)
+    spec = samples.hd_1080p(tmp_path, num_frames=40)
     fast = UniMatchMotion(TINY, weights=None, device="cpu")
     exact = UniMatchMotion(TINY, weights=None, device="cpu", exact=True)
     assert fast.request.size == (576, 320) and exact.request.size is None and exact.request.landscape
@@ -155,9 +155,9 @@ def test_scorer_refuses_a_single_frame():
 
 def test_scores_a_shard_end_to_end_with_failed_rows_kept(tmp_path):
     root = tmp_path / "src"
-    synthetic.static(root, num_frames=20)
-    synthetic.smooth_pan(root, num_frames=40)
-    synthetic.portrait(root, num_frames=20)
+    samples.static(root, num_frames=20)
+    samples.smooth_pan(root, num_frames=40)
+    samples.portrait(root, num_frames=20)
     (root / "garbage.mp4").write_bytes(b"this is not a video\n" * 64)
     (root / "empty.mp4").write_bytes(b"")
     manifest = build_manifest(list_videos(str(root)), str(root), "shard-00000")

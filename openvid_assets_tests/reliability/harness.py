@@ -463,11 +463,11 @@ def run_in_parallel(commands: list[list[str]], env: dict[str, str], cwd: Path, t
 
 def tiny_source(out: Path) -> Path:
     """Four inputs, cheap to run: two short pans (one with a hard cut, so two clips), an empty file and a text file."""
-    from openvid_assets.media import synthetic
+    from openvid_assets import samples
 
     out.mkdir(parents=True, exist_ok=True)
-    synthetic.smooth_pan(out, num_frames=48)
-    synthetic.hard_cuts(out, scene_frames=(30, 30))
+    samples.smooth_pan(out, num_frames=48)
+    samples.hard_cuts(out, scene_frames=(30, 30))
     (out / "empty.mp4").write_bytes(b"")
     (out / "notes.mp4").write_bytes(b"shot list, day 2\n")
     return out
@@ -476,19 +476,19 @@ def tiny_source(out: Path) -> Path:
 def bench_source(out: Path) -> Path:
     """Ten inputs for the fault benchmark: seven decodable videos (cuts, fades, portrait, hostile names) and
     three broken files, so every step (clips and captions included) has real work to be killed in."""
-    from openvid_assets.media import synthetic
+    from openvid_assets import samples
 
     out.mkdir(parents=True, exist_ok=True)
-    synthetic.static(out)
-    synthetic.smooth_pan(out)
-    synthetic.fast_motion(out)
-    synthetic.hard_cuts(out)
-    synthetic.fade_black(out)
-    synthetic.portrait(out)
-    synthetic.smooth_pan(out, synthetic.HOSTILE_NAMES[2], num_frames=48, seed=31)
+    samples.static(out)
+    samples.smooth_pan(out)
+    samples.fast_motion(out)
+    samples.hard_cuts(out)
+    samples.fade_black(out)
+    samples.portrait(out)
+    samples.smooth_pan(out, samples.HOSTILE_NAMES[2], num_frames=48, seed=31)
     (out / "empty.mp4").write_bytes(b"")
     (out / "notes.mp4").write_bytes(b"not a video\n")
-    synthetic.smooth_pan(out, "truncated.mp4", num_frames=48, seed=32)
+    samples.smooth_pan(out, "truncated.mp4", num_frames=48, seed=32)
     with open(out / "truncated.mp4", "r+b") as f:
         f.truncate(f.seek(0, 2) // 2)
     return out

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from openvid_assets.media.synthetic import VideoSpec, smooth_pan, static
+from openvid_assets.samples import VideoSpec, smooth_pan, static
 
 Sample = tuple[Path, list[VideoSpec]]
 
