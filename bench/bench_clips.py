@@ -61,7 +61,6 @@ import os
 import pstats
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -69,28 +68,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import cv2
+import decord
+import numpy as np
+import scenedetect
+from scenedetect import SceneManager, open_video
+from scenedetect.detectors import ContentDetector, ThresholdDetector
 
-import cv2  # noqa: E402
-import decord  # noqa: E402
-import numpy as np  # noqa: E402
-import scenedetect  # noqa: E402
-from scenedetect import SceneManager, open_video  # noqa: E402
-from scenedetect.detectors import ContentDetector, ThresholdDetector  # noqa: E402
-
-from _report import machine_facts as report_facts, markdown, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
-from openvid_assets import samples  # noqa: E402
-from openvid_assets.media.frames import read_frames  # noqa: E402
-from openvid_assets.media.scenes import (  # noqa: E402
+from bench._report import machine_facts as report_facts, markdown, verdict
+from openvid_assets import samples
+from openvid_assets.media.frames import read_frames
+from openvid_assets.media.scenes import (
     CutDetection,
     Transition,
     analysis_request,
     find_transitions,
     scan_video,
 )
-from openvid_assets.samples import VideoSpec  # noqa: E402
+from openvid_assets.samples import VideoSpec
 
 CONFIG = CutDetection(detectors="cascade")  # the cascade at the pipeline's defaults; never tuned here
 B_TARGET = 2.5  # (b)/(a) at least

@@ -52,10 +52,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench._report import machine_facts, markdown
 
-from bench._report import machine_facts, markdown  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 STATE_FORMAT = 1  # bump when the way states are built changes: cached states are rebuilt
 DATA_VERSION_TAG = "dagster/data_version"

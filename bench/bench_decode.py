@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,19 +38,15 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from _report import machine_facts, markdown  # noqa: E402  (bench/_report.py)
-from openvid_assets import samples  # noqa: E402
-from openvid_assets.media.frames import DECODERS, FrameRequest, at_fractions, evenly_spaced, read_frames  # noqa: E402
-from openvid_assets.media.probe import probe  # noqa: E402
-from openvid_assets.media.scenes import CutDetection, analysis_request  # noqa: E402
-from openvid_assets.models.motion import FarnebackMotion, UniMatchMotion  # noqa: E402,F401
-from openvid_assets.models.sampling import CLIPSampling  # noqa: E402
+from bench._report import machine_facts, markdown
+from openvid_assets import samples
+from openvid_assets.media.frames import DECODERS, FrameRequest, at_fractions, evenly_spaced, read_frames
+from openvid_assets.media.probe import probe
+from openvid_assets.media.scenes import CutDetection, analysis_request
+from openvid_assets.models.motion import FarnebackMotion, UniMatchMotion  # noqa: F401
+from openvid_assets.models.sampling import CLIPSampling
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench._report import machine_facts, markdown
 
-from bench._report import machine_facts, markdown  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 FLAGS = ["--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian", "--no-filters"]
 

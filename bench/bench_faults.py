@@ -58,11 +58,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-warnings.filterwarnings("ignore")  # Dagster's beta warnings when this process loads the definitions
-
-from openvid_assets_tests.reliability.harness import (  # noqa: E402
+from openvid_assets_tests.reliability.harness import (
     differences,
     instance_problems,
     kill_then_rerun,
@@ -80,6 +76,8 @@ from openvid_assets_tests.reliability.harness import (  # noqa: E402
     version_problems,
     bench_source,
 )
+
+warnings.filterwarnings("ignore")  # Dagster's beta warnings when this process loads the definitions
 
 
 def _problems(data: Path, home: Path, source: Path, reference: dict) -> list[str]:

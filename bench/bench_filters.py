@@ -86,14 +86,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import numpy as np
+import polars as pl
 
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-
-from _report import machine_facts, markdown, med, spread, verdict  # noqa: E402  (bench/_report.py, beside this script)
+from bench._report import machine_facts, markdown, med, spread, verdict
 
 # torch, open_clip, decord and onnxruntime are imported inside Part 1 only: Part 2's processes measure their own
 # peak memory, which a torch import (~0.4 GiB) would blur.

@@ -41,21 +41,16 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import numpy as np
+import polars as pl
 
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-
-from _report import machine_facts, markdown  # noqa: E402  (bench/_report.py)
-from bench_selection import GEN_BLOCK, gen_scores_block  # noqa: E402  (bench/bench_selection.py)
+from bench._report import machine_facts, markdown
+from bench.bench_selection import GEN_BLOCK, gen_scores_block
 
 SHARD_SIZE = 1000
 SIZES = [(640, 360), (1280, 720)]

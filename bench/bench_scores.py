@@ -60,28 +60,23 @@ import dataclasses
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import numpy as np
+import open_clip
+import polars as pl
+import torch
+from dagster import DagsterInstance, materialize
 
-import numpy as np  # noqa: E402
-import open_clip  # noqa: E402
-import polars as pl  # noqa: E402
-import torch  # noqa: E402
-from dagster import DagsterInstance, materialize  # noqa: E402
-
-from _report import cpu_model, machine_facts as report_facts, markdown, med, spread, verdict  # noqa: E402  (bench/_report.py: the script's folder is on sys.path)
-from openvid_assets.assets.manifest import MANIFEST, video_manifest  # noqa: E402
-from openvid_assets.assets.resources import ModelsResource, default_resources  # noqa: E402
-from openvid_assets.recipe import ModelSettings, Recipe  # noqa: E402
-from openvid_assets.assets.scores import (  # noqa: E402
+from bench._report import cpu_model, machine_facts as report_facts, markdown, med, spread, verdict
+from openvid_assets.assets.manifest import MANIFEST, video_manifest
+from openvid_assets.assets.resources import ModelsResource, default_resources
+from openvid_assets.recipe import ModelSettings, Recipe
+from openvid_assets.assets.scores import (
     EMBEDDINGS,
     aesthetic_scores as aesthetic_asset,
     clarity_scores as clarity_asset,
@@ -89,19 +84,19 @@ from openvid_assets.assets.scores import (  # noqa: E402
     motion_scores as motion_asset,
     temporal_scores as temporal_asset,
 )
-from openvid_assets.assets.shards import shards_partitions, store_new_shards  # noqa: E402
-from openvid_assets import samples  # noqa: E402
-from openvid_assets.media.frames import (  # noqa: E402
+from openvid_assets.assets.shards import shards_partitions, store_new_shards
+from openvid_assets import samples
+from openvid_assets.media.frames import (
     DecodedFrames,
     FrameRequest,
     read_frames,
 )
-from openvid_assets.media.manifest import build_manifest  # noqa: E402
-from openvid_assets.media.sources import list_videos, local_file, normalize_source  # noqa: E402
-from openvid_assets.models.aesthetic import AestheticScorer  # noqa: E402
-from openvid_assets.models.clip import CLIPEmbedder, CLIPSpec  # noqa: E402
-from openvid_assets.models.profiles import PROFILES  # noqa: E402
-from openvid_assets.models.scoring import (  # noqa: E402
+from openvid_assets.media.manifest import build_manifest
+from openvid_assets.media.sources import list_videos, local_file, normalize_source
+from openvid_assets.models.aesthetic import AestheticScorer
+from openvid_assets.models.clip import CLIPEmbedder, CLIPSpec
+from openvid_assets.models.profiles import PROFILES
+from openvid_assets.models.scoring import (
     CLIPSampling,
     aesthetic_scores,
     decode_ahead,
@@ -109,8 +104,8 @@ from openvid_assets.models.scoring import (  # noqa: E402
     score_shard,
     temporal_scores,
 )
-from openvid_assets.media.tasks import VideoTask, video_tasks  # noqa: E402
-from openvid_assets.store import TableStore  # noqa: E402
+from openvid_assets.media.tasks import VideoTask, video_tasks
+from openvid_assets.store import TableStore
 
 
 

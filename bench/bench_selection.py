@@ -96,8 +96,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 GIB = 1024**3
 PAGE = os.sysconf("SC_PAGE_SIZE")

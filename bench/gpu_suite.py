@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def timed(fn, repeats: int, warmup: int, sync) -> list[float]:
