@@ -189,7 +189,7 @@ def measure(profile_to: Path | None = None) -> Iterator[Measure]:
 
 def home_config(storage: dict | None = None) -> dict:
     """The project's dagster.yaml minus its folder settings (Dagster's default SQLite layout under DAGSTER_HOME, as
-    openvid_assets_tests/reliability/harness.py makes it), with every backfill run held in the queue."""
+    openvid_assets_testing/harness.py makes it), with every backfill run held in the queue."""
     import yaml
 
     config = yaml.safe_load((REPO / "dagster.yaml").read_text()) or {}
@@ -313,7 +313,7 @@ def build_state(instance, defs, data_root: Path, n: int, print_line=print) -> in
     from openvid_assets.assets.recipe import record_recipe
     from openvid_assets.assets.shards import register_partitions
     from openvid_assets.store import TableStore
-    from openvid_assets_tests.pipeline import store_recipe
+    from openvid_assets_testing.pipeline import store_recipe
 
     register_partitions(instance, shard_keys(n))
     record_recipe(instance, store_recipe(str(data_root)))
@@ -785,7 +785,7 @@ def run_sqlite(n: int, defs, args, work: Path, out: dict) -> str:
 def run_postgres(sizes: list[int], defs, args, work: Path, results: list, notes: list, failures: list) -> None:
     from dagster import DagsterInstance
 
-    from openvid_assets_tests.pgserver import SCHEME, PostgresServer, pg_bin_dir
+    from openvid_assets_testing.pgserver import SCHEME, PostgresServer, pg_bin_dir
 
     server = PostgresServer(pg_bin_dir())
     try:

@@ -84,7 +84,7 @@ def in_process(source: Path, work: Path, per_shard: int) -> tuple[float, int]:
     from dagster import DagsterInstance
 
     from openvid_assets.definitions import build_definitions
-    from openvid_assets_tests.pipeline import materialize_pipeline, register_shards, store_recipe
+    from openvid_assets_testing.pipeline import materialize_pipeline, register_shards, store_recipe
 
     data = work / "data_inprocess"
     store_recipe(str(data), models={"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"},

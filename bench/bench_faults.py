@@ -58,7 +58,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from openvid_assets_tests.reliability.harness import (
+from openvid_assets_testing.harness import (
     differences,
     instance_problems,
     kill_then_rerun,

@@ -1469,22 +1469,16 @@ def upload_root(local_root: Path, bucket: str, prefix: str) -> int:
 def s3_main(shards: int, per_shard: int, workdir: Path) -> None:
     """The global steps over the same tables on a local root and on a local S3-compatible server (moto)."""
     import logging
-    import socket
 
     import boto3
-    from moto.server import ThreadedMotoServer
+
+    from openvid_assets_testing.s3server import local_s3, s3_variables
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
-    os.environ.update(env)
-    try:
+    with local_s3() as endpoint:
+        env = {**os.environ, **s3_variables(endpoint)}
+        os.environ.update(env)
         root = workdir / "local"
         t0 = time.perf_counter()
         generate_score_root(root, shards, per_shard)
@@ -1494,8 +1488,6 @@ def s3_main(shards: int, per_shard: int, workdir: Path) -> None:
               f"(generated and uploaded in {time.perf_counter() - t0:.0f} s)", flush=True)
         local = global_steps(str(root), env)
         s3 = global_steps("s3://bench/root", env)
-    finally:
-        server.stop()
     same = s3["thresholds"] == local["thresholds"] and s3["lineage"] == local["lineage"] and s3["check"] == local["check"]
     print("\n| step | local root | S3 (moto, loopback) | S3 / local |\n|---|---|---|---|")
     for label, key, unit in (("thresholds: time", "thresholds_s", "s"), ("thresholds: peak memory", "thresholds_peak_mib", "MiB"),

@@ -16,7 +16,7 @@ import pytest
 
 from openvid_assets.samples import VideoSpec, write_sample_set
 
-pytest_plugins = ["openvid_assets_tests.s3server", "openvid_assets_tests.pgserver"]
+pytest_plugins = ["openvid_assets_testing.s3server", "openvid_assets_testing.pgserver"]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import pytest
 
 from openvid_assets.store import TableStore
 from openvid_assets.store.selection import MixedModelsError, require_one_identity
-from openvid_assets_tests.reliability.harness import lineage_problems, make_dagster_home, tiny_source
+from openvid_assets_testing.harness import lineage_problems, make_dagster_home
+from openvid_assets_tests.reliability.conftest import tiny_source
 
 BASE = ["--models", "offline", "--clarity-backend", "laplacian", "--shard-size", "1", "--no-filters"]
 

@@ -11,8 +11,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from openvid_assets.store import TableStore
-from openvid_assets_tests.reliability.harness import make_dagster_home
-from openvid_assets_tests.s3server import upload_tree
+from openvid_assets_testing.harness import make_dagster_home
+from openvid_assets_testing.s3server import upload_tree
 
 MANIFEST_FACTS = ["video_id", "width", "height", "fps", "num_frames", "codec", "status"]
 

@@ -14,7 +14,7 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
 fi
 
 # PostgreSQL server binaries for the tests that run Dagster on a real Postgres
-# (openvid_assets_tests/pgserver.py starts a throwaway server; nothing is left running).
+# (openvid_assets_testing/pgserver.py starts a throwaway server; nothing is left running).
 # Debian keeps initdb/pg_ctl under /usr/lib/postgresql/<version>/bin, off PATH.
 if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   sudo=""

@@ -12,7 +12,7 @@ from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import ABLATION, ASSETS, CURATION, MATERIALIZED, TRAINING, build_definitions
 from openvid_assets import samples
-from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 
 FIRST_WAVE = ("video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
               "content_scores")

@@ -20,7 +20,7 @@ from openvid_assets import samples
 from openvid_assets.models.calibration import SuitabilityFilter
 from openvid_assets.models.scoring import video_embeddings
 from openvid_assets.store.labels import LabelStore
-from openvid_assets_tests.pipeline import FAST, store_recipe
+from openvid_assets_testing.pipeline import FAST, store_recipe
 
 SCORED = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
           "content_scores"]  # fmt: skip

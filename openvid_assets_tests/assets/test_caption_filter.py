@@ -16,7 +16,7 @@ from openvid_assets.definitions import build_definitions
 from openvid_assets.models.captions import CAPTION_SCHEMA
 from openvid_assets.store import TableStore
 from openvid_assets.store.labels import LabelStore
-from openvid_assets_tests.pipeline import store_recipe
+from openvid_assets_testing.pipeline import store_recipe
 
 SUBJECTS = ["a red kite", "an old fisherman", "a small dog", "two cyclists", "a paper boat", "a grey heron"]
 ACTIONS = ["drifts slowly across", "walks along", "runs through", "rides past", "floats down", "stands beside"]

@@ -15,7 +15,7 @@ from openvid_assets.definitions import build_definitions
 from openvid_assets import samples
 from openvid_assets.media.probe import probe
 from openvid_assets.store import TableStore
-from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 
 # Every quality rule off (thresholds_off would turn the content filters off too), so each drop below is a
 # content filter's.

@@ -101,7 +101,7 @@ def test_sensor_watches_the_recipes_named_sources(tmp_path, monkeypatch):
     from openvid_assets import samples
     from openvid_assets.store import TableStore
     from openvid_assets.store.shards import ShardRegistry
-    from openvid_assets_tests.pipeline import store_recipe
+    from openvid_assets_testing.pipeline import store_recipe
 
     monkeypatch.delenv("OPENVID_SOURCE", raising=False)
     monkeypatch.setenv("OPENVID_SHARD_SIZE", "10")

@@ -10,7 +10,7 @@ from dagster import DagsterInstance
 
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
-from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
 from openvid_assets import samples
 from openvid_assets.models import profiles
 from openvid_assets.models.dover import DOVER_WEIGHTS

@@ -11,7 +11,7 @@ from openvid_assets.assets.plan import CODE_VERSION_TAG, plan_stale
 from openvid_assets.assets.recipe import DATA_VERSION_TAG, record_recipe, recipe_key
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.definitions import build_definitions
-from openvid_assets_tests.pipeline import FAST, store_recipe
+from openvid_assets_testing.pipeline import FAST, store_recipe
 
 SHARDS = [f"shard-{i:05d}" for i in range(120)]  # more than 100: Dagster's own resolver stops tracking here
 

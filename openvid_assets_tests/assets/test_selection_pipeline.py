@@ -12,7 +12,7 @@ from openvid_assets.assets.lineage import OPENVID_COLUMNS
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
 from openvid_assets.store import TableStore
-from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
 
 MODEL_TABLES = ["frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores"]
 

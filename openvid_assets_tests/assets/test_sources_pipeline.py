@@ -10,7 +10,7 @@ from openvid_assets.definitions import build_definitions
 from openvid_assets import samples
 from openvid_assets.store import TableStore
 from openvid_assets.store.shards import ShardRegistry
-from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
 
 CAPTIONS = {"clean_0.mp4": "A slow pan across a sunlit stone wall covered in moss.",
             "clean_1.mp4": "The camera glides over a field of small coloured tiles.",

@@ -12,7 +12,7 @@ from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.training import eval_prompts
 from openvid_assets.store import run_sql
 from openvid_assets.definitions import build_definitions
-from openvid_assets_tests.pipeline import materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
 from openvid_assets import samples
 from openvid_assets.mvdit.data import LatentClips, LatentSettings, clip_frame_indices, training_size
 

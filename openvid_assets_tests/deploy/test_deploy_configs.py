@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +33,8 @@ from openvid_assets.assets.shards import register_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
 from openvid_assets.recipe import Recipe
 from openvid_assets import samples
-from openvid_assets_tests.s3server import upload_tree
+from openvid_assets_testing.ports import free_port
+from openvid_assets_testing.s3server import upload_tree
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -211,12 +211,6 @@ def test_k8s_values_give_a_valid_k8s_run_launcher_and_gpu_jobs(tmp_path):
     assert [t.key for t in pod.tolerations] == ["nvidia.com/gpu"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_dockerfile_command_serves_the_definitions_to_the_deploy_workspace(tmp_path, monkeypatch):
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
@@ -226,7 +220,7 @@ def test_dockerfile_command_serves_the_definitions_to_the_deploy_workspace(tmp_p
     assert re.search(r"^FROM python:3\.\d+-slim", text, re.M) and "apt-get install" in text and "ffmpeg" in text
     cmd = json.loads(re.search(r"^CMD (\[.*?\])\s*$", text.replace("\\\n", ""), re.M | re.S).group(1))
     assert cmd[:3] == ["dagster", "code-server", "start"] and "openvid_assets.definitions" in cmd
-    port = _free_port()
+    port = free_port()
     cmd[cmd.index("--port") + 1] = str(port)
     cmd[cmd.index("--host") + 1] = "127.0.0.1"
     dagster = str(Path(sys.executable).parent / "dagster")

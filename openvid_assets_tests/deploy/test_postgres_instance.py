@@ -17,9 +17,9 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from openvid_assets.assets.shards import register_partitions, shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
-from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 from openvid_assets import samples
-from openvid_assets_tests.pgserver import PgParams
+from openvid_assets_testing.pgserver import PgParams
 
 N_PARTITIONS = 20_000
 BATCH = 1_000

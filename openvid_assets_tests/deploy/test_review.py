@@ -25,8 +25,9 @@ from openvid_assets.definitions import build_definitions
 from openvid_assets import samples
 from openvid_assets.store import TableStore
 from openvid_assets.store.labels import LabelStore
-from openvid_assets_tests.browser import browser, chromium, free_port  # noqa: F401 - fixtures
-from openvid_assets_tests.pipeline import FAST, store_recipe
+from openvid_assets_tests.browser import browser, chromium  # noqa: F401 - fixtures
+from openvid_assets_testing.pipeline import FAST, store_recipe
+from openvid_assets_testing.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCORED = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",

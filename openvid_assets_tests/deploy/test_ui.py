@@ -34,8 +34,9 @@ from dagster import DagsterInstance
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.recipe import SECTIONS
 from openvid_assets.definitions import ASSETS, MATERIALIZED, build_definitions
-from openvid_assets_tests.browser import browser, chromium, free_port  # noqa: F401 - fixtures
-from openvid_assets_tests.pipeline import FAST, materialize_pipeline, store_recipe
+from openvid_assets_tests.browser import browser, chromium  # noqa: F401 - fixtures
+from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
+from openvid_assets_testing.ports import free_port
 from openvid_assets import samples
 
 REPO = Path(__file__).resolve().parents[2]

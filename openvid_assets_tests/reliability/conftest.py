@@ -7,16 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from openvid_assets_tests.reliability.harness import (
-    make_dagster_home,
-    pipeline_env,
-    run_args,
-    run_to_end,
-    snapshot,
-    tiny_source,
-)
+from openvid_assets import samples
+from openvid_assets_testing.harness import make_dagster_home, pipeline_env, run_args, run_to_end, snapshot
 
 SHARD_SIZE = 1  # four inputs, four shards: enough for four parallel shard runs
+
+
+def tiny_source(out: Path) -> Path:
+    """Four inputs, cheap to run: two short pans (one with a hard cut, so two clips), an empty file and a text file."""
+    out.mkdir(parents=True, exist_ok=True)
+    samples.smooth_pan(out, num_frames=48)
+    samples.hard_cuts(out, scene_frames=(30, 30))
+    (out / "empty.mp4").write_bytes(b"")
+    (out / "notes.mp4").write_bytes(b"shot list, day 2\n")
+    return out
 
 
 @dataclass(frozen=True)

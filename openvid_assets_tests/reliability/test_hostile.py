@@ -15,7 +15,7 @@ from openvid_assets.media.manifest import build_manifest, probe_one
 from openvid_assets.media.probe import ProbeError, probe
 from openvid_assets.media.sources import list_videos
 from openvid_assets.samples import huge_header, keep_changing, smooth_pan, ten_hour_video, write_hostile_source
-from openvid_assets_tests.reliability.harness import (
+from openvid_assets_testing.harness import (
     leftovers,
     lineage_problems,
     make_dagster_home,

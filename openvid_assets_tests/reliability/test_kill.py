@@ -9,7 +9,7 @@ import time
 import pytest
 
 from openvid_assets_tests.reliability.conftest import SHARD_SIZE
-from openvid_assets_tests.reliability.harness import (
+from openvid_assets_testing.harness import (
     WatchedRun,
     differences,
     instance_problems,

@@ -8,8 +8,7 @@ import subprocess
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from openvid_assets_tests.reliability.conftest import SHARD_SIZE
-from openvid_assets_tests.reliability.harness import (
-    FIRST_WAVE,
+from openvid_assets_testing.harness import (
     differences,
     instance_problems,
     leftovers,
@@ -24,6 +23,8 @@ from openvid_assets_tests.reliability.harness import (
     snapshot,
     version_problems,
 )
+
+FIRST_WAVE = ["video_manifest", "frame_embeddings", "aesthetic_scores", "content_scores", "temporal_scores", "motion_scores"]
 
 
 def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference_run, tmp_path):

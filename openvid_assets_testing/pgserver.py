@@ -20,7 +20,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import textwrap
@@ -30,6 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
+
+from openvid_assets_testing.ports import free_port
 
 SUPERUSER = "dagster"
 # SQLAlchemy 2.1 maps a bare "postgresql://" to psycopg 3, which dagster-postgres does not install;
@@ -71,12 +72,6 @@ def pg_bin_dir() -> Path:
         "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH nor under /usr/lib/postgresql/*/bin. "
         "The Postgres tests need a real server: run scripts/install.sh (apt-get install postgresql)."
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresServer:
@@ -129,7 +124,7 @@ class PostgresServer:
         # TCP on loopback only; the Unix socket in our own folder (no /var/run/postgresql needed).
         options = f"-c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} -c max_connections=200"
         for attempt in range(3):  # a free port can be taken between choosing and binding it
-            self.port = _free_port()
+            self.port = free_port()
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
                           "-o", f"-p {self.port} {options}", "start")  # fmt: skip

@@ -1,42 +1,54 @@
 """A real S3 API on loopback (moto in server mode) for the S3 code paths.
 
-Tests talk to it over HTTP with boto3 exactly as they would to AWS; only the
-endpoint differs (AWS_ENDPOINT_URL), so subprocesses reach it too.
+Tests and benchmarks talk to it over HTTP with boto3 exactly as they would to AWS; only the
+endpoint differs (AWS_ENDPOINT_URL), so subprocesses reach it too. The fixtures below are the
+test suite's (a pytest plugin: openvid_assets_tests/conftest.py); ``local_s3`` and ``s3_variables``
+serve the benchmarks as well.
 """
 
 import os
-import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from openvid_assets_testing.ports import free_port
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+@contextmanager
+def local_s3() -> Iterator[str]:
+    """moto's S3 server on a free loopback port while the block runs; yields its endpoint URL."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def s3_variables(endpoint: str) -> dict[str, str]:
+    """The variables that point boto3 (in this process, or a subprocess given them) at ``endpoint``."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with local_s3() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Point boto3 (in this process, and subprocesses given this env) at the local server."""
-    env = {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    env = s3_variables(s3_endpoint)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return {**os.environ, **env}

@@ -1,6 +1,6 @@
 """Run the pipeline for real, break it, and judge what it left on disk.
 
-Shared by the reliability tests and ``bench/bench_faults.py``. Everything is real:
+Shared by the reliability tests (``openvid_assets_tests/reliability``) and ``bench/bench_faults.py``. Everything is real:
 ``python -m openvid_assets run`` (or ``dagster asset materialize``) as a subprocess in
 its own process group, an on-disk SQLite Dagster instance configured like the
 project's ``dagster.yaml``, ``SIGKILL`` to the whole group, ffmpeg-made videos.
@@ -34,7 +34,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 # Columns that legitimately differ between two runs writing identical data (see the module docstring).
 VOLATILE: dict[str, tuple[str, ...]] = {
@@ -51,7 +51,6 @@ PER_SHARD = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal
              "captions"]  # fmt: skip
 GLOBAL = ["score_thresholds", "near_duplicates", "suitability_model", "clarity_threshold", "lineage", "curated_dataset", "hd_subset",
           "quality_tiers", "dataset_card"]  # fmt: skip
-FIRST_WAVE = ["video_manifest", "frame_embeddings", "aesthetic_scores", "content_scores", "temporal_scores", "motion_scores"]
 # SQLite trouble in any output: locks, and the schema or unique-key races of concurrent first use.
 LOCK_ERRORS = re.compile(r"database is locked|database table is locked|OperationalError|IntegrityError", re.I)
 
@@ -459,18 +458,6 @@ def run_in_parallel(commands: list[list[str]], env: dict[str, str], cwd: Path, t
 
 
 # --------------------------------------------------------------------------- sources
-
-
-def tiny_source(out: Path) -> Path:
-    """Four inputs, cheap to run: two short pans (one with a hard cut, so two clips), an empty file and a text file."""
-    from openvid_assets import samples
-
-    out.mkdir(parents=True, exist_ok=True)
-    samples.smooth_pan(out, num_frames=48)
-    samples.hard_cuts(out, scene_frames=(30, 30))
-    (out / "empty.mp4").write_bytes(b"")
-    (out / "notes.mp4").write_bytes(b"shot list, day 2\n")
-    return out
 
 
 def bench_source(out: Path) -> Path:

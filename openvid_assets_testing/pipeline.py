@@ -1,8 +1,8 @@
-"""Test helpers: store a recipe under a data root, and materialize the whole graph in-process.
+"""Store a recipe under a data root, and materialize the whole graph in-process (tests and benchmarks).
 
 Tests of what the assets compute use Dagster's in-process execution (``execute_in_process``) wave by
 wave; the run command's engine (runs on the queue, launched by a daemon) has tests of its own
-(test_engine.py, reliability/).
+(openvid_assets_tests/test_engine.py, reliability/).
 """
 
 from __future__ import annotations

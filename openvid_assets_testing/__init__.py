@@ -1,0 +1,7 @@
+"""Helpers shared by the tests (``openvid_assets_tests``) and the benchmarks (``bench/``); not part of the product.
+
+Neither side imports the other: what both need lives here. ``pipeline`` stores a recipe and runs the graph
+in-process; ``harness`` runs the pipeline for real, breaks it and judges what it left; ``s3server`` and
+``pgserver`` start a local S3 API and a PostgreSQL server (and are the test suite's pytest plugins for them).
+The wheel does not ship this package (pyproject.toml builds ``openvid_assets`` only).
+"""
