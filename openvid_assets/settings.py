@@ -45,6 +45,15 @@ def shard_size() -> int:
     return int(_positive("OPENVID_SHARD_SIZE", DEFAULT_SHARD_SIZE, int))
 
 
+def shards_per_run() -> int:
+    """How many shards one run of a per-shard model or I/O step takes in a backfill (``OPENVID_SHARDS_PER_RUN``,
+    default 1). Read when the code location loads: it is those steps' Dagster backfill policy. One shard a run
+    costs a failure one shard and spreads runs widely; more shards a run spend the ~4 s a run costs to start
+    (a process, the code location) once for many, which at tens of thousands of shards is what keeps the
+    backfill daemon's queueing short (docs/SCALE.md)."""
+    return int(_positive("OPENVID_SHARDS_PER_RUN", 1, int))
+
+
 def probe_timeout_s() -> float:
     """Seconds one video may take to probe before it is marked failed (``OPENVID_PROBE_TIMEOUT_S``)."""
     return float(_positive("OPENVID_PROBE_TIMEOUT_S", DEFAULT_PROBE_TIMEOUT_S, float))

@@ -19,7 +19,7 @@ from openvid_assets import settings
 from openvid_assets.assets.clips import caption_clips, clip_videos, clips as recipe_clips
 from openvid_assets.assets.metadata import bars_png, inline_png, markdown_table
 from openvid_assets.assets.policies import (ASKED_GLOBAL_STEP, ASKED_IO_STEP, ASKED_MODEL_STEP, ASKED_SQL_STEP,
-                                            ONE_SHARD_PER_RUN, TRAINING_STEP)  # fmt: skip
+                                            ONE_PARTITION_PER_RUN, TRAINING_STEP)  # fmt: skip
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import ModelsResource, MVDiTResource, OpenVidStore
 from openvid_assets.assets.scores import _per_video_asset, clarity_scores, motion_scores
@@ -38,7 +38,7 @@ VARIANTS = parse_variants(settings.ablation_variants())  # a bad name stops the 
 ablation_variants = StaticPartitionsDefinition([v.name for v in VARIANTS])
 SHARD = {"partitions_def": shards_partitions, "group_name": GROUP, "code_version": "1"}
 VARIANT = {"partitions_def": ablation_variants, "group_name": GROUP, "code_version": "1", **TRAINING_STEP,
-           "backfill_policy": ONE_SHARD_PER_RUN}  # one variant per run
+           "backfill_policy": ONE_PARTITION_PER_RUN}  # one variant per run
 
 
 def shard_members(store: OpenVidStore, tables: TableStore, shard: str, clarity_known: bool = True) -> pl.DataFrame:
@@ -66,7 +66,8 @@ def ablation_clarity(context: AssetExecutionContext, store: OpenVidStore, models
         pl.col("variant").is_in([v.name for v in VARIANTS if "clarity" in v.filters]))
     scored = tables.read(CANDIDATES, shard).filter(pl.col("candidate"))["source_uri"]
     only = needed.filter(~pl.col("source_uri").is_in(scored.implode()))["source_uri"].unique()
-    return _per_video_asset(context, store, models, CLARITY, models.clarity(store.recipe().recipe.models), only=only)
+    return _per_video_asset(context, store, models, CLARITY, models.clarity(store.recipe().recipe.models), shard,
+                            only=only)  # fmt: skip
 
 
 @asset(**SHARD, **ASKED_SQL_STEP, deps=[quality_candidates, clarity_scores, ablation_clarity, clarity_threshold],
@@ -92,14 +93,14 @@ def ablation_clips(context: AssetExecutionContext, store: OpenVidStore, models: 
     tables, shard = store.tables(), context.partition_key
     selected = tables.read(SELECTED, shard).filter(pl.col("selected"))["source_uri"]
     others = tables.read(POOL, shard).filter(~pl.col("source_uri").is_in(selected.implode()))["source_uri"].unique()
-    return clip_videos(context, store, models, others.sort(), CLIPS)
+    return clip_videos(context, store, models, shard, others.sort(), CLIPS)
 
 
 @asset(**SHARD, **ASKED_MODEL_STEP, deps=[ablation_clips, motion_scores, recipe_key("captions"), recipe_key("sources")],
        kinds={"pytorch", "parquet"},
        description="Captions of the ablation's own clips (the recipe's caption model and settings).")  # fmt: skip
 def ablation_captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    return caption_clips(context, store, models, CLIPS, CAPTIONS)
+    return caption_clips(context, store, models, context.partition_key, CLIPS, CAPTIONS)
 
 
 @asset(**SHARD, **ASKED_MODEL_STEP, deps=[ablation_captions], kinds={"pytorch", "parquet"},

@@ -18,7 +18,7 @@ from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.scores import _video_opener, motion_scores
 from openvid_assets.assets.selection import SELECTED, selected_videos
-from openvid_assets.assets.shards import IMPORTED, shards_partitions, source_of
+from openvid_assets.assets.shards import IMPORTED, each_shard, shards_partitions, source_of
 from openvid_assets.media.clips import ClipStore, clip_shard
 from openvid_assets.media.tasks import clip_tasks, video_tasks
 from openvid_assets.models.content import picture_boxes
@@ -35,15 +35,18 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
        "(hard cuts, slow transitions, fades) and TransNetV2, a cheaper second pass over scenes too long for one "
        "clip, optional CLIP stitching of false cuts, clip rules, and frame-accurate mp4 files under <data root>/clips/.")  # fmt: skip
 def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    selected = store.tables().read(SELECTED, context.partition_key).filter(pl.col("selected"))
-    return clip_videos(context, store, models, selected["source_uri"], CLIPS)
+    def one(shard: str) -> MaterializeResult:
+        selected = store.tables().read(SELECTED, shard).filter(pl.col("selected"))
+        return clip_videos(context, store, models, shard, selected["source_uri"], CLIPS)
+
+    return each_shard(context, one)
 
 
-def clip_videos(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, videos: pl.Series,
-                table: str) -> MaterializeResult:  # fmt: skip
-    """Cut one shard's ``videos`` (source uris) into clips, written to ``table``: the selected videos for clips,
+def clip_videos(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, shard: str,
+                videos: pl.Series, table: str) -> MaterializeResult:  # fmt: skip
+    """Cut ``shard``'s ``videos`` (source uris) into clips, written to ``table``: the selected videos for clips,
     the ablation's other videos for ablation_clips."""
-    shard, tables, stored = context.partition_key, store.tables(), store.recipe()
+    tables, stored = store.tables(), store.recipe()
     tasks = video_tasks(tables.read(MANIFEST, shard), videos,
                         crops=picture_boxes(tables.read(CONTENT, shard)) if stored.recipe.filters.crop_borders else None)
     settings = stored.recipe.clips.build()
@@ -76,16 +79,16 @@ def clip_videos(context: AssetExecutionContext, store: OpenVidStore, models: Mod
        "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings. "
        "A source with 'captions: keep' keeps its imported captions; 'off' gives empty ones.")  # fmt: skip
 def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    return caption_clips(context, store, models, CLIPS, CAPTIONS)
+    return each_shard(context, lambda shard: caption_clips(context, store, models, shard, CLIPS, CAPTIONS))
 
 
-def caption_clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, clips_table: str,
-                  table: str) -> MaterializeResult:  # fmt: skip
-    """Caption one shard's clips of ``clips_table`` into ``table`` (captions; ablation_captions)."""
+def caption_clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, shard: str,
+                  clips_table: str, table: str) -> MaterializeResult:  # fmt: skip
+    """Caption ``shard``'s clips of ``clips_table`` into ``table`` (captions; ablation_captions)."""
     from openvid_assets.models.captions import (caption_shard, camera_labels, given_caption_rows,
                                                 given_captions)  # torch, transformers: at run time  # fmt: skip
 
-    shard, tables, stored = context.partition_key, store.tables(), store.recipe()
+    tables, stored = store.tables(), store.recipe()
     manifest = tables.read(MANIFEST, shard)
     tasks = clip_tasks(tables.read(clips_table, shard), manifest)
     camera = camera_labels(tables.read_if_exists("motion_scores", shard), manifest)

@@ -13,6 +13,7 @@ from openvid_assets.assets.policies import GLOBAL_STEP, IO_STEP
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.scores import EMBEDDINGS, SHARD_ASSET, aesthetic_scores, frame_embeddings
+from openvid_assets.assets.shards import each_shard
 from openvid_assets.store import run_sql
 from openvid_assets.store.selection import MixedModelsError, require_one_identity
 
@@ -31,16 +32,20 @@ DUPLICATES_SCHEMA = {"video_id": pl.String, "duplicate_of": pl.String, "cosine":
 def content_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.content import content_rows
 
-    shard, tables, recipe = context.partition_key, store.tables(), store.recipe().recipe
+    tables, recipe = store.tables(), store.recipe().recipe
     nsfw = models.nsfw(recipe.models) if recipe.filters.nsfw != "off" else None
-    table = content_rows(tables.read(EMBEDDINGS, shard), tables.read(MANIFEST, shard), nsfw)
-    path = tables.write(CONTENT, shard, table)
-    ok = table.filter(pl.col("status") == "ok")
-    return MaterializeResult(metadata={
-        "dagster/row_count": table.height, "ok": ok.height, "failed": table.height - ok.height,
-        "bordered": int(ok["bordered"].sum() or 0), "with_text": ok.filter(pl.col("text_area") > 0.01).height,
-        "mean_brightness": round(float(ok["brightness"].mean() or 0), 2), "nsfw_model": nsfw.name if nsfw else "off",
-        "path": MetadataValue.path(path)})  # fmt: skip
+
+    def one(shard: str) -> MaterializeResult:
+        table = content_rows(tables.read(EMBEDDINGS, shard), tables.read(MANIFEST, shard), nsfw)
+        path = tables.write(CONTENT, shard, table)
+        ok = table.filter(pl.col("status") == "ok")
+        return MaterializeResult(metadata={
+            "dagster/row_count": table.height, "ok": ok.height, "failed": table.height - ok.height,
+            "bordered": int(ok["bordered"].sum() or 0), "with_text": ok.filter(pl.col("text_area") > 0.01).height,
+            "mean_brightness": round(float(ok["brightness"].mean() or 0), 2),
+            "nsfw_model": nsfw.name if nsfw else "off", "path": MetadataValue.path(path)})  # fmt: skip
+
+    return each_shard(context, one)
 
 
 def _decisions_version(table: pl.DataFrame) -> str:

@@ -10,7 +10,7 @@ from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import IO_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.resources import OpenVidStore
-from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.shards import each_shard, shards_partitions
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.store import run_sql
 from openvid_assets.store.shards import ShardRegistry
@@ -51,15 +51,19 @@ def manifest_metadata(frame: pl.DataFrame) -> dict[str, object]:
 )
 def video_manifest(context: AssetExecutionContext, config: ManifestConfig, store: OpenVidStore) -> MaterializeResult:
     tables = store.tables()
-    members = ShardRegistry(tables).members(context.partition_key)
-    frame = build_manifest(
-        members.uris,
-        members.source_root,
-        members.key,
-        s3_client=store.s3_client(),
-        timeout_s=config.probe_timeout_s,
-        workers=config.workers or None,
-        progress=progress_callback(context, "probed"),
-    )
-    path = tables.write(MANIFEST, members.key, frame)
-    return MaterializeResult(metadata={**manifest_metadata(frame), "path": MetadataValue.path(path)})
+
+    def one(shard: str) -> MaterializeResult:
+        members = ShardRegistry(tables).members(shard)
+        frame = build_manifest(
+            members.uris,
+            members.source_root,
+            members.key,
+            s3_client=store.s3_client(),
+            timeout_s=config.probe_timeout_s,
+            workers=config.workers or None,
+            progress=progress_callback(context, "probed"),
+        )
+        path = tables.write(MANIFEST, members.key, frame)
+        return MaterializeResult(metadata={**manifest_metadata(frame), "path": MetadataValue.path(path)})
+
+    return each_shard(context, one)

@@ -10,7 +10,7 @@ from openvid_assets.assets.policies import IO_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.scores import _video_opener
-from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.shards import each_shard, shards_partitions
 from openvid_assets.media.previews import PreviewSettings, PreviewStore, preview_items, preview_shard
 from openvid_assets.media.tasks import video_tasks
 PREVIEWS = "previews"
@@ -22,16 +22,20 @@ PREVIEWS = "previews"
        "every readable video and every clip, made once by ffmpeg under <data root>/previews/<shard>/: what the "
        "review page shows.")  # fmt: skip
 def previews(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    shard, tables = context.partition_key, store.tables()
-    items = preview_items(video_tasks(tables.read(MANIFEST, shard)), tables.read_if_exists(CLIPS, shard))
-    result = preview_shard(items, _video_opener(store, tables, shard), PreviewStore(tables.fs, shard),
-                           PreviewSettings(), previous=tables.read_if_exists(PREVIEWS, shard),
-                           workers=models.decode_workers, progress=progress_callback(context, "previewed"))  # fmt: skip
-    path = tables.write(PREVIEWS, shard, result.table)
-    failed = result.table.filter(pl.col("status") != "ok")
-    return MaterializeResult(metadata={
-        "dagster/row_count": result.table.height, "videos": int((result.table["kind"] == "video").sum()),
-        "clips": int((result.table["kind"] == "clip").sum()), "failed": failed.height,
-        "failures": markdown_table(failed.select("item", "error").head(10)), "computed": result.computed,
-        "reused": result.reused, "path": MetadataValue.path(path)})  # fmt: skip
+    tables = store.tables()
+
+    def one(shard: str) -> MaterializeResult:
+        items = preview_items(video_tasks(tables.read(MANIFEST, shard)), tables.read_if_exists(CLIPS, shard))
+        result = preview_shard(items, _video_opener(store, tables, shard), PreviewStore(tables.fs, shard),
+                               PreviewSettings(), previous=tables.read_if_exists(PREVIEWS, shard),
+                               workers=models.decode_workers, progress=progress_callback(context, "previewed"))  # fmt: skip
+        path = tables.write(PREVIEWS, shard, result.table)
+        failed = result.table.filter(pl.col("status") != "ok")
+        return MaterializeResult(metadata={
+            "dagster/row_count": result.table.height, "videos": int((result.table["kind"] == "video").sum()),
+            "clips": int((result.table["kind"] == "clip").sum()), "failed": failed.height,
+            "failures": markdown_table(failed.select("item", "error").head(10)), "computed": result.computed,
+            "reused": result.reused, "path": MetadataValue.path(path)})  # fmt: skip
+
+    return each_shard(context, one)
 

@@ -14,7 +14,7 @@ from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import ModelsResource, OpenVidStore
-from openvid_assets.assets.shards import shards_partitions, source_of
+from openvid_assets.assets.shards import each_shard, shards_partitions, source_of
 from openvid_assets.media.sources import local_file
 from openvid_assets.media.tasks import OpenVideo
 from openvid_assets.models.backends import VideoScorer
@@ -70,9 +70,13 @@ SHARD_ASSET = {"partitions_def": shards_partitions, "group_name": "scores"}
     "each frame's content measures (picture box, exposure; burnt-in text on the aesthetic frames).",
 )
 def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    return each_shard(context, lambda shard: _embed_shard(context, store, models, shard))
+
+
+def _embed_shard(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, shard: str) -> MaterializeResult:
     from openvid_assets.models.scoring import embed_shard
 
-    shard, tables = context.partition_key, store.tables()
+    tables = store.tables()
     result = embed_shard(
         tables.read(MANIFEST, shard),
         models.embedder(store.recipe().recipe.models),
@@ -106,10 +110,13 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
 def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.scoring import aesthetic_scores as compute_aesthetic
 
-    shard, tables = context.partition_key, store.tables()
-    m = store.recipe().recipe.models
-    table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(m), m.sampling())
-    return _write_scores(store, "aesthetic_scores", shard, ShardRows(table, table.height, 0))
+    tables, m = store.tables(), store.recipe().recipe.models
+
+    def one(shard: str) -> MaterializeResult:
+        table = compute_aesthetic(tables.read(EMBEDDINGS, shard), models.aesthetic(m), m.sampling())
+        return _write_scores(store, "aesthetic_scores", shard, ShardRows(table, table.height, 0))
+
+    return each_shard(context, one)
 
 
 @asset(**SHARD_ASSET, **IO_STEP, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
@@ -117,16 +124,21 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
 def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.scoring import temporal_scores as compute_temporal
 
-    shard, tables = context.partition_key, store.tables()
-    table = compute_temporal(tables.read(EMBEDDINGS, shard), store.recipe().recipe.models.sampling())
-    return _write_scores(store, "temporal_scores", shard, ShardRows(table, table.height, 0))
+    tables, sampling = store.tables(), store.recipe().recipe.models.sampling()
+
+    def one(shard: str) -> MaterializeResult:
+        table = compute_temporal(tables.read(EMBEDDINGS, shard), sampling)
+        return _write_scores(store, "temporal_scores", shard, ShardRows(table, table.height, 0))
+
+    return each_shard(context, one)
 
 
 def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, name: str,
-                     scorer: VideoScorer, only: pl.Series | None = None) -> MaterializeResult:  # fmt: skip
+                     scorer: VideoScorer, shard: str, only: pl.Series | None = None) -> MaterializeResult:  # fmt: skip
+    """Score one shard's videos (``only`` these source uris, if given) with ``scorer`` into table ``name``."""
     from openvid_assets.models.scoring import score_shard
 
-    shard, tables = context.partition_key, store.tables()
+    tables = store.tables()
     manifest = tables.read(MANIFEST, shard)
     result = score_shard(
         manifest if only is None else manifest.filter(pl.col("source_uri").is_in(only.implode())),
@@ -143,7 +155,8 @@ def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models
        description="Motion per video: mean optical-flow magnitude (px/frame at a fixed working size), "
        "plus the mean flow vector and divergence for camera-motion labels.")  # fmt: skip
 def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    return _per_video_asset(context, store, models, "motion_scores", models.motion(store.recipe().recipe.models))
+    scorer = models.motion(store.recipe().recipe.models)
+    return each_shard(context, lambda shard: _per_video_asset(context, store, models, "motion_scores", scorer, shard))
 
 
 @asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, AssetKey("quality_candidates"), recipe_key("clarity"),
@@ -152,8 +165,12 @@ def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: M
        description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.")  # fmt: skip
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     tables, recipe = store.tables(), store.recipe().recipe
-    candidates = tables.read("quality_candidates", context.partition_key).filter(pl.col("candidate"))
-    if not recipe.source(source_of(tables, context.partition_key)).applies("clarity"):
-        candidates = candidates.clear()  # the source skips clarity (the recipe): nothing to score
-    return _per_video_asset(context, store, models, "clarity_scores", models.clarity(recipe.models),
-                            only=candidates["source_uri"])  # fmt: skip
+    scorer = models.clarity(recipe.models)
+
+    def one(shard: str) -> MaterializeResult:
+        candidates = tables.read("quality_candidates", shard).filter(pl.col("candidate"))
+        if not recipe.source(source_of(tables, shard)).applies("clarity"):
+            candidates = candidates.clear()  # the source skips clarity (the recipe): nothing to score
+        return _per_video_asset(context, store, models, "clarity_scores", scorer, shard, only=candidates["source_uri"])
+
+    return each_shard(context, one)

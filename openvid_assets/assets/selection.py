@@ -160,7 +160,7 @@ def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, dupl
 def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables, rows, candidates, failed, near, content = store.tables(), 0, 0, 0, 0, 0
     filters, duplicates = store.recipe().recipe.content_rules(), tables.read(DUPLICATES, GLOBAL)
-    for shard in context.partition_keys:  # a backfill hands this SQL step every shard in one run
+    for shard in context.partition_keys:  # one shard, or the shards a backfill puts in this run
         table = shard_candidates(tables, shard, filters, duplicates)
         tables.write(CANDIDATES, shard, table)
         rows, candidates = rows + table.height, candidates + int(table["candidate"].sum())
@@ -186,7 +186,7 @@ def clarity_threshold(context: AssetExecutionContext, store: OpenVidStore) -> Ma
        description="The shard's videos that pass every filter: candidates above the clarity cut.")  # fmt: skip
 def selected_videos(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables, rows, selected = store.tables(), 0, 0
-    for shard in context.partition_keys:  # a backfill hands this SQL step every shard in one run
+    for shard in context.partition_keys:  # one shard, or the shards a backfill puts in this run
         applied = store.recipe().recipe.source(source_of(tables, shard)).applies("clarity")
         table = _shard_sql(tables, "selected_videos", {
             "candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard),

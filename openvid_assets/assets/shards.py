@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from dagster import DagsterInstance, DynamicPartitionsDefinition
+from dagster import AssetExecutionContext, DagsterInstance, DynamicPartitionsDefinition, MaterializeResult
 
 from openvid_assets.media.sources import iter_videos, list_videos, match_metadata, normalize_source
 from openvid_assets.store import TableStore
@@ -35,6 +35,30 @@ def store_new_shards(store: TableStore, source: str, shard_size: int, s3_client:
     """List the source and store shard lists for unseen videos: (videos listed, new shard keys)."""
     listed, new, _ = register_source(store, source, shard_size, s3_client)
     return listed, new
+
+
+def each_shard(context: AssetExecutionContext, step: Callable[[str], MaterializeResult]) -> MaterializeResult:
+    """``step`` for every shard of this run: one, or up to ``OPENVID_SHARDS_PER_RUN`` when a backfill hands a run
+    several (assets/policies.py). Dagster records a materialization per shard; with several they share one set
+    of metadata: the counts summed, what every shard has in common, and how many shards."""
+    results = [step(shard) for shard in context.partition_keys]
+    if len(results) == 1:
+        return results[0]
+    return MaterializeResult(metadata={**combined_metadata([r.metadata or {} for r in results]),
+                                       "shards": len(results)})  # fmt: skip
+
+
+def combined_metadata(shards: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One set of metadata for several shards: integer counts summed, values every shard shares kept, the rest
+    (per-shard means, paths, samples) left out rather than shown for one shard as if for all."""
+    combined: dict[str, Any] = {}
+    for key in shards[0]:
+        values = [m.get(key) for m in shards]
+        if all(type(v) is int for v in values):
+            combined[key] = sum(values)
+        elif all(v == values[0] for v in values):
+            combined[key] = values[0]
+    return combined
 
 
 def source_of(store: TableStore, shard: str) -> str:

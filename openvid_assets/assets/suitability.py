@@ -92,7 +92,7 @@ def suitability_scores(context: AssetExecutionContext, store: OpenVidStore) -> M
         raise Failure(description=f"filters.suitability is {recipe.filters.suitability!r} but there is no learned "
                       f"filter: {reason}", allow_retries=False)  # fmt: skip
     ok = 0
-    for shard in context.partition_keys:  # a backfill hands this cheap step every shard in one run
+    for shard in context.partition_keys:  # one shard, or the shards a backfill puts in this run
         embeddings, scores = _inputs(tables, [shard])
         if embeddings is None:
             raise FileNotFoundError(f"{shard}: frame_embeddings and the aesthetic, temporal and motion scores must "
