@@ -14,11 +14,11 @@ What it measures (every number comes from this one run; nothing is hard-coded):
 
 2. Time to the first review page over ``--page-videos`` scored videos (100k: 100 shards of 1,000). Untimed,
    a data root is written where the pipeline writes its tables: the manifest, shard lists and score tables of
-   ``bench_selection.gen_scores_block`` (the pipeline's exact schemas), then per shard a ``previews`` table
-   (``PREVIEW_SCHEMA``: every readable video, ~0.5 % failed, plus a row per captioned clip) and a ``captions``
-   table (``CAPTION_SCHEMA``: 2 clips for 40 % of the readable videos), and the global ``score_thresholds``
-   (``compute_thresholds`` with the default rules). Preview files are not written: the page's sample does not
-   read them. Then, timed:
+   ``openvid_assets_testing.selection_tables.gen_scores_block`` (the pipeline's exact schemas), then per shard a
+   ``previews`` table (``PREVIEW_SCHEMA``: every readable video, ~0.5 % failed, plus a row per captioned clip)
+   and a ``captions`` table (``CAPTION_SCHEMA``: 2 clips for 40 % of the readable videos), and the global
+   ``score_thresholds`` (``compute_thresholds`` with the default rules). Preview files are not written: the
+   page's sample does not read them. Then, timed:
 
    * baseline: a plain DuckDB ``SELECT count(*)`` over the same ``aesthetic_scores`` files (fresh connection);
    * ``ReviewData(root).sample("aesthetic", bands=10, per_band=4, seed=0)``: cold (first call on a new
@@ -50,7 +50,7 @@ import numpy as np
 import polars as pl
 
 from bench._report import machine_facts, markdown
-from bench.bench_selection import GEN_BLOCK, gen_scores_block
+from openvid_assets_testing.selection_tables import GEN_BLOCK, gen_scores_block
 
 SHARD_SIZE = 1000
 SIZES = [(640, 360), (1280, 720)]
@@ -186,7 +186,7 @@ def previews_table(manifest: pl.DataFrame, captions: pl.DataFrame, shard: str,
 
 
 def make_data_root(root: Path, videos: int) -> None:
-    """Manifest, shard lists and score tables (bench_selection's generator), previews, captions, thresholds."""
+    """Manifest, shard lists and score tables (openvid_assets_testing.selection_tables), previews, captions, thresholds."""
     from openvid_assets.store import TableStore
     from openvid_assets.store.selection import SCORE_TABLES, compute_thresholds, parse_rules, version_of
     from openvid_assets.store.shards import DEFAULT_SOURCE

@@ -1,20 +1,20 @@
 """Global steps over 1,000 shard tables on S3 (the local S3-compatible server) stream: bounded memory, same result.
 
-The tables are bench/bench_selection.py's synthetic shards (the pipeline's exact schemas, failed probes,
-duplicates), written locally and uploaded. Each global step runs in a fresh process (bench_selection's
-``global_steps``, the same code as its S3 case) that reports its peak RSS above what it had after imports.
+The tables are openvid_assets_testing.selection_tables' synthetic shards (the pipeline's exact schemas, failed
+probes, duplicates), written locally and uploaded. Each global step runs in a fresh process
+(openvid_assets_testing.global_steps, the same code as bench/bench_selection.py's S3 case) that reports its
+peak RSS above what it had after imports.
 """
 
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from openvid_assets_testing.global_steps import global_steps
+from openvid_assets_testing.selection_tables import generate_score_root, upload_root
+
 SHARDS, PER_SHARD = 1000, 25  # half of what the bench measures at, for the suite's time
-sys.path.insert(0, str(REPO))
-from bench.bench_selection import generate_score_root, global_steps, upload_root  # noqa: E402
 
 
 @pytest.fixture(scope="module")
