@@ -5,13 +5,12 @@ import os
 import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, evaluate_automation_conditions
-from dagster._core.definitions.backfill_policy import BackfillPolicyType
 
 from openvid_assets.assets.policies import GPU_POOL
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import ABLATION, ASSETS, CURATION, MATERIALIZED, TRAINING, build_definitions
-from openvid_assets import samples
+from openvid_assets import samples, settings
 from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 
 FIRST_WAVE = ("video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
@@ -32,9 +31,15 @@ def test_every_step_has_the_policy_its_kind_needs():
         on_gpu = name in MODEL_STEPS or a in TRAINING or (a in ABLATION and name not in ABLATION_OFF_GPU)
         assert (op.pool == GPU_POOL) == on_gpu, name
         if a.partitions_def is not None and a not in TRAINING:
-            kind = a.backfill_policy.policy_type
-            sql = name in ("quality_candidates", "selected_videos", "suitability_scores", "ablation_pool")
-            assert kind == (BackfillPolicyType.SINGLE_RUN if sql else BackfillPolicyType.MULTI_RUN), name
+            # Curation: one policy for every per-shard step (OPENVID_SHARDS_PER_RUN shards a run), so a shard's
+            # consecutive steps share a run; the ablation's SQL step takes every shard at once, its others one.
+            policy = a.backfill_policy
+            if a in CURATION:
+                assert policy.max_partitions_per_run == settings.shards_per_run(), name
+            elif name == "ablation_pool":
+                assert policy.max_partitions_per_run is None, name  # single_run()
+            else:
+                assert policy.max_partitions_per_run == 1, name
         # Curation is automatic; training and the ablation are asked for.
         assert (a.automation_conditions_by_key.get(a.key) is None) == (a not in CURATION), name
 
