@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: verdicts that admit noise, and markdown tables."""
+"""Shared by the benchmark scripts: verdicts that admit noise, markdown tables, medians and ranges, machine facts."""
 
 import os
 import platform
@@ -33,11 +33,22 @@ def cpu_model() -> str:
     return platform.processor() or ""
 
 
+def memory_total() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return f"{int(line.split()[1]) / 1024**2:.1f} GiB"
+    except OSError:
+        pass
+    return "?"
+
+
 def machine_facts(**versions: str) -> dict[str, str]:
-    """CPU, usable cores, library versions and the load when the run starts: the conditions of a table."""
+    """CPU, usable cores, memory, OS, library versions (the caller's, as keywords) and the load when the run starts:
+    the conditions of a table. The one copy every benchmark prints."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    return {"CPU": cpu_model(), "CPU count": f"{os.cpu_count()} (usable: {usable})",
-            "python": platform.python_version(), **versions,
+    return {"CPU": cpu_model(), "CPU count": f"{os.cpu_count()} (usable: {usable})", "RAM": memory_total(),
+            "OS": platform.platform(), "python": platform.python_version(), **versions,
             "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
 
 

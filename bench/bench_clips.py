@@ -60,7 +60,6 @@ import json
 import os
 import pstats
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -75,7 +74,7 @@ import scenedetect
 from scenedetect import SceneManager, open_video
 from scenedetect.detectors import ContentDetector, ThresholdDetector
 
-from bench._report import machine_facts as report_facts, markdown, verdict
+from bench._report import machine_facts, markdown, med, spread, verdict
 from openvid_assets import samples
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.scenes import (
@@ -352,22 +351,6 @@ def profile_scan(path: Path, spec: VideoSpec, threads: int) -> list[tuple[str, f
 # --------------------------------------------------------------------------- report
 
 
-def med(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def spread(values: list[float], fmt: str = "{:.2f}") -> str:
-    return f" ({fmt.format(min(values))}–{fmt.format(max(values))})" if len(values) > 1 else ""
-
-
-
-
-
-
-def machine_facts() -> dict[str, str]:
-    return report_facts(scenedetect=scenedetect.__version__, decord=decord.__version__, opencv=cv2.__version__)
-
-
 def accuracy_cases(folder: Path) -> list[tuple[str, Path, VideoSpec]]:
     made = [("generated hard cuts", samples.hard_cuts(folder, "acc_hard.mp4")),
             ("generated dissolve", samples.cross_dissolve(folder, "acc_dissolve.mp4")),
@@ -451,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = [c for c in cases(seconds) if not args.only or c.label in args.only]
     if not selected:
         parser.error(f"--only matched no case; cases are {[c.label for c in cases(seconds)]}")
-    facts = machine_facts()
+    facts = machine_facts(scenedetect=scenedetect.__version__, decord=decord.__version__, opencv=cv2.__version__)
     bench_start = time.perf_counter()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-clips-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -189,13 +189,10 @@ def measure(profile_to: Path | None = None) -> Iterator[Measure]:
 
 def home_config(storage: dict | None = None) -> dict:
     """The project's dagster.yaml minus its folder settings (Dagster's default SQLite layout under DAGSTER_HOME, as
-    openvid_assets_testing/harness.py makes it), with every backfill run held in the queue."""
-    import yaml
+    the fault harness makes it), with every backfill run held in the queue."""
+    from openvid_assets_testing.harness import instance_config
 
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text()) or {}
-    for key in ("storage", "run_storage", "event_log_storage", "schedule_storage", "local_artifact_storage",
-                "compute_logs"):  # fmt: skip
-        config.pop(key, None)
+    config = instance_config()
     config.setdefault("concurrency", {}).setdefault("runs", {})["tag_concurrency_limits"] = BLOCK_ALL
     if storage:
         config["storage"] = storage

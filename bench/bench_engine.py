@@ -31,8 +31,6 @@ from pathlib import Path
 
 from bench._report import machine_facts, markdown
 
-REPO = Path(__file__).resolve().parents[1]
-
 FLAGS = ["--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian", "--no-filters"]
 
 
@@ -46,17 +44,6 @@ def make_source(out: Path, shards: int, per_shard: int) -> None:
             samples.smooth_pan(out, f"pan_{i:03d}.mp4", num_frames=144, width=320, height=180, seed=i)
 
 
-def dagster_home(path: Path) -> Path:
-    import yaml
-
-    path.mkdir(parents=True)
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
-    for key in ("storage", "local_artifact_storage", "compute_logs"):
-        config.pop(key, None)
-    (path / "dagster.yaml").write_text(yaml.safe_dump(config))
-    return path
-
-
 def busy_cpu_s() -> float:
     """CPU seconds this machine has spent busy since boot (every process: the command's daemon, code server and
     run workers are not all its waited-for children, so its own rusage would miss some)."""
@@ -66,7 +53,9 @@ def busy_cpu_s() -> float:
 
 def run_command(source: Path, work: Path, per_shard: int, workers: int) -> tuple[float, float, int]:
     """Wall time, CPU time of the machine meanwhile (command, daemon, code server, run workers), runs."""
-    home = dagster_home(work / f"home_w{workers}")
+    from openvid_assets_testing.harness import make_dagster_home
+
+    home = make_dagster_home(work / f"home_w{workers}")
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     cpu = busy_cpu_s()
     started = time.perf_counter()

@@ -72,7 +72,7 @@ import polars as pl
 import torch
 from dagster import DagsterInstance, materialize
 
-from bench._report import cpu_model, machine_facts as report_facts, markdown, med, spread, verdict
+from bench._report import cpu_model, machine_facts, markdown, med, spread, verdict
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.resources import ModelsResource, default_resources
 from openvid_assets.recipe import ModelSettings, Recipe
@@ -86,13 +86,9 @@ from openvid_assets.assets.scores import (
 )
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets import samples
-from openvid_assets.media.frames import (
-    DecodedFrames,
-    FrameRequest,
-    read_frames,
-)
+from openvid_assets.media.frames import DecodedFrames, FrameRequest
 from openvid_assets.media.manifest import build_manifest
-from openvid_assets.media.sources import list_videos, local_file, normalize_source
+from openvid_assets.media.sources import list_videos, normalize_source
 from openvid_assets.models.aesthetic import AestheticScorer
 from openvid_assets.models.clip import CLIPEmbedder, CLIPSpec
 from openvid_assets.models.profiles import PROFILES
@@ -100,12 +96,14 @@ from openvid_assets.models.scoring import (
     CLIPSampling,
     aesthetic_scores,
     decode_ahead,
+    decoder,
     embed_shard,
     score_shard,
     temporal_scores,
 )
 from openvid_assets.media.tasks import VideoTask, video_tasks
 from openvid_assets.store import TableStore
+from openvid_assets_testing.videos import opener
 
 
 
@@ -173,20 +171,6 @@ def subset_dir(videos: list[Path], dest: Path) -> Path:
         except OSError:
             shutil.copy2(path, target)
     return dest
-
-
-def opener(root: str) -> Callable[[VideoTask], Any]:
-    return lambda task: local_file(task.source_uri, root)
-
-
-def decoder(open_video: Callable[[VideoTask], Any], request: FrameRequest) -> Callable[[VideoTask], DecodedFrames]:
-    """Decode one video's requested frames: the same call (one decode thread per video) as the pipeline's."""
-
-    def decode(task: VideoTask) -> DecodedFrames:
-        with open_video(task) as path:
-            return read_frames(path, request, width=task.width, height=task.height, rotation=task.rotation)
-
-    return decode
 
 
 class TimedEmbedder:
@@ -466,13 +450,12 @@ def run_regime(label: str, profile: str, device: str, source: Path, work: Path, 
 # --------------------------------------------------------------------------- main
 
 
-def machine_facts(device: str) -> dict[str, str]:
+def device_name(device: str) -> str:
+    """The device the models run on, and what it is (the GPU's name, or the CPU model)."""
     from openvid_assets.models.runtime import pick_device
 
     dev = pick_device(device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model()
-    return {"device": f"{dev} ({name})",
-            **report_facts(**{"torch threads": str(torch.get_num_threads()), "torch": torch.__version__})}  # fmt: skip
+    return f"{dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else cpu_model()})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -495,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     width, height, fps, seconds = (640, 360, 30.0, 4) if quick else (1280, 720, 30.0, 10)
     num_frames = int(fps * seconds)
     sampling = CLIPSampling()  # the pipeline's defaults; never tuned here
-    facts = machine_facts(args.device)
+    facts = {"device": device_name(args.device),
+             **machine_facts(**{"torch threads": str(torch.get_num_threads()), "torch": torch.__version__})}
     bench_start = time.perf_counter()
 
     # Bench profiles, registered in this process only so ModelsResource (and so the assets) can use them:

@@ -82,7 +82,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -95,6 +94,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._report import machine_facts
 from openvid_assets_testing.global_steps import global_steps
 from openvid_assets_testing.selection_tables import (
     GEN_BLOCK,
@@ -710,18 +710,6 @@ def _gib(x: float) -> str:
     return f"{x / GIB:.2f}"
 
 
-def machine_facts() -> dict[str, str]:
-    import duckdb
-    import polars as pl
-
-    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
-    return {"cores": str(os.cpu_count()), "cpu": cpu, "ram": f"{int(mem.split()[1]) / 1024**2:.1f} GiB",
-            "duckdb": duckdb.__version__, "polars": pl.__version__, "python": platform.python_version(),
-            "os": platform.platform()}  # fmt: skip
-
-
 def _step_time(r: dict[str, Any]) -> float | None:
     return r.get("wall_s") if "error" not in r else None
 
@@ -729,8 +717,7 @@ def _step_time(r: dict[str, Any]) -> float | None:
 def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Namespace, workdir: Path) -> None:
     title = f", {args.sources} sources (--sources {args.sources})" if args.sources > 1 else ""
     print(f"\n## Selection at scale (bench/bench_selection.py){title}\n")
-    print(f"Machine: {facts['cores']} cores ({facts['cpu']}), {facts['ram']} RAM, DuckDB {facts['duckdb']}, "
-          f"Polars {facts['polars']}, Python {facts['python']}, {facts['os']}.")  # fmt: skip
+    print("Machine: " + " · ".join(f"{k}: {v}" for k, v in facts.items()) + ".")
     print(f"Shards of {args.shard_size:,} videos; per-shard steps on {WORKERS} worker processes at every size; "
           f"load average at start/end of each size: "
           + "; ".join(f"{r['size']:,}: {r['load_start'][0]:.1f}/{r['load_end'][0]:.1f}" for r in runs) + ".\n")
@@ -958,10 +945,13 @@ def main() -> None:
         shard_sources_plan(s // args.shard_size, args.sources)  # enough shards for every source
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-selection-", dir="/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)
-    facts = machine_facts()
+    import duckdb
+    import polars as pl
+
+    facts = machine_facts(duckdb=duckdb.__version__, polars=pl.__version__)
     free = shutil.disk_usage(workdir).free
     print(f"bench_selection: sizes {sizes}, shard size {args.shard_size}, sources {args.sources}, workdir {workdir} "
-          f"({_gib(free)} GiB free), {facts['cores']} cores, {facts['ram']}, DuckDB {facts['duckdb']}", flush=True)
+          f"({_gib(free)} GiB free), {facts['CPU count']} cores, {facts['RAM']}, DuckDB {facts['duckdb']}", flush=True)
     runs = []
     t_start = time.perf_counter()
     code_start = code_under_test()

@@ -58,18 +58,20 @@ LOCK_ERRORS = re.compile(r"database is locked|database table is locked|Operation
 # --------------------------------------------------------------------------- environment
 
 
-def make_dagster_home(path: Path) -> Path:
-    """A fresh on-disk instance folder whose dagster.yaml is the project's minus its folder settings.
-
-    So concurrency pools, telemetry and any other instance setting match what users run, while
-    storage is Dagster's default SQLite layout under ``path``.
-    """
-    path.mkdir(parents=True, exist_ok=True)
+def instance_config() -> dict:
+    """The project's dagster.yaml minus its folder settings: storage becomes Dagster's default SQLite layout
+    under DAGSTER_HOME, every other instance setting (concurrency pools, telemetry, ...) is what users run."""
     config = yaml.safe_load((REPO / "dagster.yaml").read_text()) or {}
     for key in ("storage", "run_storage", "event_log_storage", "schedule_storage", "local_artifact_storage",
                 "compute_logs"):  # fmt: skip
         config.pop(key, None)
-    (path / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return config
+
+
+def make_dagster_home(path: Path) -> Path:
+    """A fresh on-disk instance folder whose dagster.yaml is :func:`instance_config`."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "dagster.yaml").write_text(yaml.safe_dump(instance_config()))
     return path
 
 

@@ -75,7 +75,9 @@ def decode_ahead(tasks: Iterable[Task], decode: Callable[[Task], Decoded],
                 yield task, e
 
 
-def _decoder(open_video: OpenVideo, request: FrameRequest, threads: int = 1) -> Callable[[VideoTask], DecodedFrames]:
+def decoder(open_video: OpenVideo, request: FrameRequest, threads: int = 1) -> Callable[[VideoTask], DecodedFrames]:
+    """Decode one video's requested frames (``threads`` decode threads for it): what every scoring pass calls."""
+
     def decode(task: VideoTask) -> DecodedFrames:
         with open_video(task) as path:
             return read_frames(path, request, width=task.width, height=task.height, rotation=task.rotation,
@@ -114,7 +116,7 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
         wanted = [c for c in schema if c in cached.columns and c not in ("source_uri", *KEY_COLUMNS)]
         computed = {r["video_id"]: r for r in cached.select(wanted).iter_rows(named=True)}
     tasks = [t for t in video_tasks(manifest) if t.video_id not in computed]
-    for done, (task, decoded) in enumerate(decode_ahead(tasks, _decoder(open_video, scorer.request), workers), 1):
+    for done, (task, decoded) in enumerate(decode_ahead(tasks, decoder(open_video, scorer.request), workers), 1):
         if isinstance(decoded, Exception):
             computed[task.video_id] = {"status": "failed", "error": _failure(decoded)}
         else:
@@ -155,7 +157,7 @@ def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSa
     short_side = embedder.decode_short_side
     if inspector is not None and short_side is not None:  # CLIP's square() scales a larger frame down
         short_side = max(short_side, inspector.short_side)
-    decode = _decoder(open_video, FrameRequest(indices=sampling.union, short_side=short_side))
+    decode = decoder(open_video, FrameRequest(indices=sampling.union, short_side=short_side))
 
     def decode_and_measure(task: VideoTask) -> Inspected:
         # The content measures run in the decode threads, beside the main thread's CLIP forwards.

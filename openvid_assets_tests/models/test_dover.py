@@ -12,7 +12,7 @@ import torch
 from openvid_assets import samples
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
-from openvid_assets.media.sources import list_videos, local_file
+from openvid_assets.media.sources import list_videos
 from openvid_assets.models.clarity import (DoverClarity, cut_all_clips, cut_fragments, dover_frame_indices,
                                            fragment_offsets, rescale, upsampled)  # fmt: skip
 from openvid_assets.models.dover import (AESTHETIC, AESTHETIC_TINY, DOVER_WEIGHTS, PAPER, TINY, Dover, DoverTechnical,
@@ -20,6 +20,7 @@ from openvid_assets.models.dover import (AESTHETIC, AESTHETIC_TINY, DOVER_WEIGHT
                                          load_dover_technical, rescale_aesthetic)  # fmt: skip
 from openvid_assets.models.scoring import score_shard
 from openvid_assets.models.weights import file_digest
+from openvid_assets_testing.videos import opener
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "dover_keys.json").read_text())
 
@@ -215,10 +216,6 @@ def videos(tmp_path_factory):
     (root / "empty.mp4").write_bytes(b"")
     manifest = build_manifest(list_videos(str(root)), str(root), "shard-00000")
     return root, manifest
-
-
-def opener(root):
-    return lambda task: local_file(task.source_uri, str(root))
 
 
 def by_name(table) -> dict[str, dict]:

@@ -8,12 +8,13 @@ import pytest
 from openvid_assets import samples
 from openvid_assets.media.frames import FrameRequest, at_positions, evenly_spaced, read_frames
 from openvid_assets.media.manifest import build_manifest
-from openvid_assets.media.sources import list_videos, local_file
+from openvid_assets.media.sources import list_videos
 from openvid_assets.models.aesthetic import AestheticScorer
 from openvid_assets.models.clarity import LaplacianClarity
 from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
 from openvid_assets.models.motion import FarnebackMotion
 from openvid_assets.models.scoring import CLIPSampling, aesthetic_scores, embed_shard, score_shard, temporal_scores
+from openvid_assets_testing.videos import opener
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +24,6 @@ def shard(sample_videos, tmp_path_factory):
     shutil.copytree(root, src, symlinks=True)
     manifest = build_manifest(list_videos(str(src)), str(src), "shard-00000")
     return src, manifest, specs
-
-
-def opener(root):
-    return lambda task: local_file(task.source_uri, str(root))
 
 
 def by_name(table: pl.DataFrame) -> dict[str, dict]:
