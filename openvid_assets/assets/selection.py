@@ -20,7 +20,7 @@ from openvid_assets.assets.shards import shards_partitions, source_of
 from openvid_assets.assets.suitability import SUITABILITY, suitability_scores
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.recipe import RecipeError
-from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, Rule, SourceThresholds,
+from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, Rule, SourceThresholds, Target,
                                             require_one_identity, thresholds_data_version)  # fmt: skip
 from openvid_assets.store.shards import ShardRegistry
 
@@ -84,7 +84,7 @@ def _fitted_cuts(tables: TableStore, rules: dict[str, dict[str, Rule | None]]) -
     """The cut (models.calibration.FittedCut, and how it was fitted) of every score some source gives a calibrated
     rule, fitted from the labels (one fit per score and target over every labelled video: the cut is a point on
     the score's scale, the same for every source)."""
-    from openvid_assets.models.calibration import CalibrationError, Target, describe_cut, fit_from_labels
+    from openvid_assets.models.calibration import CalibrationError, describe_cut, fit_from_labels
 
     wanted = {(score, rule.target) for by_score in rules.values() for score, rule in by_score.items()
               if rule is not None and rule.kind == "calibrated"}  # fmt: skip

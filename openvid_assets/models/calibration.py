@@ -25,6 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from openvid_assets.store.selection import Target
+
 Side = Literal["above", "between"]
 
 
@@ -55,38 +57,6 @@ def pr_curve(scores: np.ndarray, good: np.ndarray) -> pl.DataFrame:
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
     return pl.DataFrame({"threshold": s[last], "precision": precision[last], "recall": recall[last],
                          "f1": f1[last], "kept": kept[last]})  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Target:
-    """``f1`` or ``precision:P`` (0 < P <= 1)."""
-
-    kind: Literal["f1", "precision"]
-    value: float = 0.0
-
-    @classmethod
-    def parse(cls, text: str) -> Target:
-        parts = str(text).strip().lower().split(":")
-        if parts == ["f1"]:
-            return cls("f1")
-        if len(parts) == 2 and parts[0] == "precision":
-            try:
-                value = float(parts[1])
-            except ValueError:
-                value = math.nan
-            if 0 < value <= 1:
-                return cls("precision", value)
-        raise ValueError(f"calibration target {text!r}: use f1 or precision:P with 0 < P <= 1")
-
-    def spec(self) -> str:
-        return "f1" if self.kind == "f1" else f"precision:{self.value:g}"
-
-    def best(self, curve: pl.DataFrame) -> dict[str, Any] | None:
-        """The row of ``curve`` this target picks: the best F1, or the most kept at the precision asked."""
-        if self.kind == "f1":
-            return curve.sort(["f1", "kept"], descending=True).row(0, named=True)
-        meeting = curve.filter(pl.col("precision") >= self.value)
-        return meeting.sort("kept", descending=True).row(0, named=True) if meeting.height else None
 
 
 @dataclass(frozen=True)

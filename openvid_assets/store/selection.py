@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -51,6 +52,39 @@ class RuleError(ValueError):
 
 
 @dataclass(frozen=True)
+class Target:
+    """A calibrated rule's target: ``f1`` or ``precision:P`` (0 < P <= 1); models/calibration.py fits the cut
+    it picks."""
+
+    kind: Literal["f1", "precision"]
+    value: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        parts = str(text).strip().lower().split(":")
+        if parts == ["f1"]:
+            return cls("f1")
+        if len(parts) == 2 and parts[0] == "precision":
+            try:
+                value = float(parts[1])
+            except ValueError:
+                value = math.nan
+            if 0 < value <= 1:
+                return cls("precision", value)
+        raise ValueError(f"calibration target {text!r}: use f1 or precision:P with 0 < P <= 1")
+
+    def spec(self) -> str:
+        return "f1" if self.kind == "f1" else f"precision:{self.value:g}"
+
+    def best(self, curve: pl.DataFrame) -> dict[str, Any] | None:
+        """The row of ``curve`` this target picks: the best F1, or the most kept at the precision asked."""
+        if self.kind == "f1":
+            return curve.sort(["f1", "kept"], descending=True).row(0, named=True)
+        meeting = curve.filter(pl.col("precision") >= self.value)
+        return meeting.sort("kept", descending=True).row(0, named=True) if meeting.height else None
+
+
+@dataclass(frozen=True)
 class Rule:
     kind: str
     a: float | None = None
@@ -62,8 +96,6 @@ class Rule:
         parts = [p.strip() for p in str(text).strip().lower().split(":")]
         kind, args = parts[0], parts[1:]
         if kind == "calibrated":
-            from openvid_assets.models.calibration import Target
-
             try:
                 return cls(kind, target=Target.parse(":".join(args)).spec())
             except ValueError as e:
