@@ -17,7 +17,7 @@ from dagster import (AllPartitionMapping, AssetDep, AssetExecutionContext, Failu
 
 from openvid_assets import settings
 from openvid_assets.assets.clips import caption_clips, clip_videos, clips as recipe_clips
-from openvid_assets.assets.metadata import bars_png, inline_png, markdown_table
+from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import (ASKED_GLOBAL_STEP, ASKED_IO_STEP, ASKED_MODEL_STEP, ASKED_SQL_STEP,
                                             ONE_PARTITION_PER_RUN, TRAINING_STEP)  # fmt: skip
 from openvid_assets.assets.recipe import recipe_key
@@ -29,6 +29,7 @@ from openvid_assets.assets.shards import shards_partitions, source_of
 from openvid_assets.assets.training import (EVAL_PROMPTS, LATENTS, encode_latents, eval_prompts, evaluate_run, held_out,
                                             latents_key, mvdit_latents, sample_run, samples_folder, train_run)  # fmt: skip
 from openvid_assets.mvdit.ablation import parse_variants, variants_frame
+from openvid_assets.charts import bars_png, inline_png
 from openvid_assets.store import TableStore, run_sql
 
 GROUP = "ablation"

@@ -11,10 +11,11 @@ import polars as pl
 from dagster import MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.lineage import EXPORT, curated_dataset, hd_subset, quality_tiers
-from openvid_assets.assets.metadata import bars_png, distribution_png, inline_png, markdown_table
+from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.scores import EMBEDDINGS
+from openvid_assets.charts import bars_png, distribution_png, inline_png
 from openvid_assets.recipe import ExportSettings, Recipe
 from openvid_assets.store import TableStore, run_sql
 

@@ -10,7 +10,7 @@ import polars as pl
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.filters import CONTENT, DUPLICATES, content_scores, near_duplicates
-from openvid_assets.assets.metadata import histogram_image, markdown_table, pr_curve_image
+from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.labels import labels, latest_labels
 from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.recipe import recipe_key
@@ -18,6 +18,7 @@ from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.assets.scores import aesthetic_scores, clarity_scores, motion_scores, temporal_scores
 from openvid_assets.assets.shards import shards_partitions, source_of
 from openvid_assets.assets.suitability import SUITABILITY, suitability_scores
+from openvid_assets.charts import histogram_image, pr_curve_image
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.recipe import RecipeError
 from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, Rule, SourceThresholds, Target,

@@ -17,13 +17,13 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions
 from openvid_assets.assets.lineage import curated_dataset, hd_subset
 from openvid_assets.assets.manifest import MANIFEST
-from openvid_assets.assets.metadata import line_image
 from openvid_assets.assets.policies import TRAINING_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.resources import MVDiTResource, OpenVidStore, RunShape
 from openvid_assets.assets.scores import _video_opener
 from openvid_assets.assets.selection import all_shards
 from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.charts import line_image
 from openvid_assets.store import TableStore, run_sql
 
 SAMPLES_INDEX = "samples.json"

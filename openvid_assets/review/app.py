@@ -169,7 +169,7 @@ def create_app(data_root: str) -> Starlette:
                              "curve": cut.curve.to_dicts()})  # fmt: skip
 
     async def curve_png(request: Request) -> Response:
-        from openvid_assets.assets.metadata import pr_curve_png  # the same plot as the thresholds' metadata
+        from openvid_assets.charts import pr_curve_png  # the same plot as the thresholds' metadata
 
         score = request.query_params.get("score", "")
         cut, text = data.curve(score, request.query_params.get("target", "f1"))
