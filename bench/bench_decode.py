@@ -45,8 +45,8 @@ from openvid_assets import samples
 from openvid_assets.media.frames import DECODERS, FrameRequest, at_fractions, evenly_spaced, read_frames
 from openvid_assets.media.probe import probe
 from openvid_assets.media.scenes import CutDetection, analysis_request
-from openvid_assets.models.motion import FarnebackMotion, UniMatchMotion  # noqa: F401
-from openvid_assets.models.sampling import CLIPSampling
+from openvid_assets.models.scorers.motion import FarnebackMotion, UniMatchMotion  # noqa: F401
+from openvid_assets.models.registry.sampling import CLIPSampling
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Pattern:
 
 
 def _unimatch_request(width: int, height: int) -> FrameRequest:
-    from openvid_assets.models.motion import WORK_SIZE, unimatch_indices
+    from openvid_assets.models.scorers.motion import WORK_SIZE, unimatch_indices
 
     return FrameRequest(indices=unimatch_indices, size=WORK_SIZE, landscape=True)
 
@@ -104,9 +104,9 @@ def time_arm(videos: list[tuple[Path, int, int, int]], pattern: Pattern, decoder
 
 def exact_inputs_cost(videos: list[tuple[Path, int, int, int]], repeats: int) -> list[list[str]]:
     """(model, fast s/video, exact s/video, exact / fast) for CLIP and UniMatch inputs."""
-    from openvid_assets.models.catalog import TINY_CLIP_CONFIG, CLIPSpec
-    from openvid_assets.models.clip import CLIPEmbedder
-    from openvid_assets.models.unimatch import TINY
+    from openvid_assets.models.registry.catalog import TINY_CLIP_CONFIG, CLIPSpec
+    from openvid_assets.models.scorers.clip import CLIPEmbedder
+    from openvid_assets.models.networks.unimatch import TINY
 
     sampling = CLIPSampling()
     clip = {exact: CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", exact=exact)

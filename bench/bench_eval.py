@@ -30,13 +30,13 @@ from pathlib import Path
 import torch
 from torchvision.models.optical_flow import raft_large
 
-from openvid_assets.models import dover
-from openvid_assets.models.blip_bleu import BLIP_FRAMES, TINY_BLIP2, FrameCaptioner, bleu_scores, spread
-from openvid_assets.models.captions import tiny_tokenizer
-from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
-from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
-from openvid_assets.models.raft import RaftFlow
-from openvid_assets.models.video_metrics import clip_score, clip_temporal_score, farneback_flow, warping_error
+from openvid_assets.models.networks import dover
+from openvid_assets.mvdit.metrics.blip_bleu import BLIP_FRAMES, TINY_BLIP2, FrameCaptioner, bleu_scores, spread
+from openvid_assets.models.scorers.captions import tiny_tokenizer
+from openvid_assets.models.scorers.clarity import DoverAesthetic, DoverClarity
+from openvid_assets.models.scorers.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
+from openvid_assets.models.networks.raft import RaftFlow
+from openvid_assets.mvdit.metrics.video import clip_score, clip_temporal_score, farneback_flow, warping_error
 from openvid_assets.mvdit.encoders import tiny_t5, tiny_vae
 from openvid_assets.mvdit.evaluate import ALL_FRAMES, SampleEvaluator
 from openvid_assets.mvdit.model import MVDiT, preset

@@ -29,7 +29,7 @@ Part 1 -- what the filters add to ``frame_embeddings``, per video, on one shard 
   pillarbox at 1080p, burnt-in subtitles at 720p, a logo or a caption card at 1080p; ``--seconds`` long.
   ViT-L/14 costs about a second a frame on a CPU, so its arms run on the first ``--vitl-videos`` videos.
 
-Part 2 -- near-duplicate search (``models/duplicates.add_shards``, ``DuplicateSearch()`` defaults) over synthetic
+Part 2 -- near-duplicate search (``curation/duplicates.add_shards``, ``DuplicateSearch()`` defaults) over synthetic
   pools of 768-d unit vectors in 1,000-video shards, each size in its own process (so its peak RSS is its own):
   - ``random``: Gaussian directions (unrelated videos nearly orthogonal: the easy case);
   - ``clustered``: normalize(sqrt(0.5) m + sqrt(b) c_k + sqrt(0.5 - b) g), one common direction m (the cone
@@ -218,7 +218,7 @@ class TimedText:
 
 def timed_inspector(text: Any, watch: Stopwatch) -> Any:
     """A FrameInspector whose ``measure`` (picture box, exposure and the text call) is timed."""
-    from openvid_assets.models.content import FrameInspector
+    from openvid_assets.models.scorers.content import FrameInspector
 
     class TimedInspector(FrameInspector):
         def measure(self, frames: np.ndarray, text_frames: list[int]) -> list[dict[str, Any]]:
@@ -229,7 +229,7 @@ def timed_inspector(text: Any, watch: Stopwatch) -> Any:
 
 def decode_only_inspector() -> Any:
     """An inspector that measures nothing: embed_shard decodes at its short side (224 px) and stores no measures."""
-    from openvid_assets.models.content import FrameInspector
+    from openvid_assets.models.scorers.content import FrameInspector
 
     class DecodeOnly(FrameInspector):
         def params(self) -> dict[str, Any]:
@@ -266,11 +266,13 @@ class Regime:
 def run_regime(label: str, embedder: Any, manifest: pl.DataFrame, root: str, repeats: int, with_a224: bool) -> Regime:
     """Arms A, (A224,) B on every video of ``manifest``, interleaved in a rotating order, after an untimed warm-up."""
     from openvid_assets.media.sources import local_file
-    from openvid_assets.models.content import FrameInspector, content_rows
-    from openvid_assets.models.duplicates import DuplicateSearch, add_shards
-    from openvid_assets.models.nsfw import NSFWScorer
-    from openvid_assets.models.scoring import CLIPSampling, embed_shard, embedding_matrix, video_embeddings
-    from openvid_assets.models.text import TextDetector
+    from openvid_assets.models.scorers.content import FrameInspector
+    from openvid_assets.models.shards.content import content_rows
+    from openvid_assets.curation.duplicates import DuplicateSearch, add_shards
+    from openvid_assets.models.scorers.nsfw import NSFWScorer
+    from openvid_assets.models.shards.scores import CLIPSampling, embed_shard
+    from openvid_assets.models.shards.tables import embedding_matrix, video_embeddings
+    from openvid_assets.models.scorers.text import TextDetector
 
     sampling = CLIPSampling()  # the pipeline's defaults
     open_video = lambda task: local_file(task.source_uri, root)  # noqa: E731
@@ -353,7 +355,7 @@ def part1(args: argparse.Namespace, facts: dict[str, str]) -> None:
 
     from openvid_assets.media.manifest import build_manifest
     from openvid_assets.media.sources import list_videos, normalize_source
-    from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
+    from openvid_assets.models.scorers.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
 
     if args.threads:
         import cv2
@@ -510,7 +512,7 @@ def report_part1(facts: dict[str, str], tiny: Regime, vitl: Regime | None, kinds
 
 
 def nlist_for(n: int) -> int:
-    """The IVF bucket count ``VectorIndex.build`` picks for n vectors (models/duplicates.py), for the projection."""
+    """The IVF bucket count ``VectorIndex.build`` picks for n vectors (curation/duplicates.py), for the projection."""
     return int(min(65536, max(256, 2 ** round(np.log2(np.sqrt(n))))))
 
 
@@ -562,7 +564,7 @@ class Pool:
 
 def true_pairs(groups: list[np.ndarray], stored: Callable[[np.ndarray], np.ndarray], threshold: float,
                name: Callable[[int], str]) -> set[tuple[str, str]]:  # fmt: skip
-    from openvid_assets.models.duplicates import exact_cosines
+    from openvid_assets.curation.duplicates import exact_cosines
 
     a_idx, b_idx = [], []
     for g in groups:
@@ -580,7 +582,7 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
     """One pool size in this process: build, incremental shard, save/load; returns the measures."""
     import faiss
 
-    import openvid_assets.models.duplicates as dup
+    import openvid_assets.curation.duplicates as dup
 
     n, variant, shard_size = cfg["n"], cfg["variant"], cfg["shard_size"]
     search = dup.DuplicateSearch(**({"exact_below": cfg["exact_below"]} if cfg.get("exact_below") else {}))

@@ -1,7 +1,7 @@
 """Throughput of the paper's motion and clarity networks (UniMatch flow, DOVER-Technical).
 
 Times each backend through the same per-shard scoring path the pipeline uses
-(``models.scoring.score_shard``: decode-ahead threads overlapping model compute)
+(``models.shards.scores.score_shard``: decode-ahead threads overlapping model compute)
 on realistic generated videos (1280x720, 30 fps, 10 s by default), with the
 paper-size networks and random weights (timing does not depend on weight values).
 Also times the weight-free backends and the tiny configs for comparison.
@@ -25,11 +25,11 @@ import torch
 from openvid_assets import samples
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
-from openvid_assets.models import dover, unimatch
-from openvid_assets.models.clarity import DoverClarity, LaplacianClarity
-from openvid_assets.models.motion import FarnebackMotion, UniMatchMotion
-from openvid_assets.models.runtime import pick_device
-from openvid_assets.models.scoring import score_shard
+from openvid_assets.models.networks import dover, unimatch
+from openvid_assets.models.scorers.clarity import DoverClarity, LaplacianClarity
+from openvid_assets.models.scorers.motion import FarnebackMotion, UniMatchMotion
+from openvid_assets.models.registry.runtime import pick_device
+from openvid_assets.models.shards.scores import score_shard
 
 
 def make_videos(root: Path, count: int, width: int, height: int, seconds: float) -> None:

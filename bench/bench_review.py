@@ -146,7 +146,7 @@ def _cost_row(name: str, n: int, probe_s: list[float], preview_s: list[float]) -
 
 def captions_table(manifest: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     """CAPTION_SCHEMA: 2 ok clips (~60-word captions) for ``CAPTIONED`` of the shard's readable videos."""
-    from openvid_assets.models.captions import CAPTION_SCHEMA
+    from openvid_assets.models.shards.tables import CAPTION_SCHEMA
 
     videos = manifest.filter(pl.col("status") == "ok").unique("video_id", keep="first", maintain_order=True)
     videos = videos.filter(pl.Series(rng.random(videos.height) < CAPTIONED))

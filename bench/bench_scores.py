@@ -89,18 +89,12 @@ from openvid_assets import samples
 from openvid_assets.media.frames import DecodedFrames, FrameRequest
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, normalize_source
-from openvid_assets.models.aesthetic import AestheticScorer
-from openvid_assets.models.clip import CLIPEmbedder, CLIPSpec
+from openvid_assets.models.scorers.aesthetic import AestheticScorer
+from openvid_assets.models.scorers.clip import CLIPEmbedder, CLIPSpec
 from openvid_assets.models.profiles import PROFILES
-from openvid_assets.models.scoring import (
-    CLIPSampling,
-    aesthetic_scores,
-    decode_ahead,
-    decoder,
-    embed_shard,
-    score_shard,
-    temporal_scores,
-)
+from openvid_assets.models.shards.running import decode_ahead, decoder
+from openvid_assets.models.shards.scores import (CLIPSampling, aesthetic_scores, embed_shard, score_shard,
+                                                 temporal_scores)  # fmt: skip
 from openvid_assets.media.tasks import VideoTask, video_tasks
 from openvid_assets.store import TableStore
 from openvid_assets_testing.videos import opener
@@ -452,7 +446,7 @@ def run_regime(label: str, profile: str, device: str, source: Path, work: Path, 
 
 def device_name(device: str) -> str:
     """The device the models run on, and what it is (the GPU's name, or the CPU model)."""
-    from openvid_assets.models.runtime import pick_device
+    from openvid_assets.models.registry.runtime import pick_device
 
     dev = pick_device(device)
     return f"{dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else cpu_model()})"

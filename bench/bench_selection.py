@@ -263,8 +263,8 @@ def _pool(root: str, n_sources: int = 1) -> Any:
 
 
 def step_generate(root: str, n_videos: int, shard_size: int, what: str, n_sources: int = 1) -> dict[str, Any]:
-    from openvid_assets.models.content import CONTENT_SCHEMA
-    from openvid_assets.models.scoring import SCORE_SCHEMA
+    from openvid_assets.models.shards.tables import CONTENT_SCHEMA
+    from openvid_assets.models.shards.tables import SCORE_SCHEMA
 
     shards = n_videos // shard_size
     fn = gen_scores_block if what == "scores" else gen_clarity_block

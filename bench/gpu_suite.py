@@ -53,7 +53,7 @@ def timed(fn, repeats: int, warmup: int, sync) -> list[float]:
 
 
 def clip_case(device: torch.device, dry: bool, dtype: torch.dtype, batch: int, repeats: int, sync) -> dict:
-    from openvid_assets.models.catalog import TINY_CLIP_CONFIG, CLIPSpec
+    from openvid_assets.models.registry.catalog import TINY_CLIP_CONFIG, CLIPSpec
 
     spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG) if dry else CLIPSpec("ViT-L-14-quickgelu")
     visual = spec.build().visual.eval().to(device, dtype).to(memory_format=torch.channels_last)
@@ -70,8 +70,8 @@ def clip_case(device: torch.device, dry: bool, dtype: torch.dtype, batch: int, r
 
 
 def unimatch_case(device: str, dry: bool, repeats: int, sync) -> dict:
-    from openvid_assets.models import unimatch
-    from openvid_assets.models.motion import WORK_SIZE, UniMatchMotion
+    from openvid_assets.models.networks import unimatch
+    from openvid_assets.models.scorers.motion import WORK_SIZE, UniMatchMotion
 
     scorer = UniMatchMotion(unimatch.TINY if dry else unimatch.PAPER, None, device=device)
     w, h = WORK_SIZE
@@ -83,8 +83,8 @@ def unimatch_case(device: str, dry: bool, repeats: int, sync) -> dict:
 
 
 def dover_case(device: str, dry: bool, repeats: int, sync) -> dict:
-    from openvid_assets.models import dover
-    from openvid_assets.models.clarity import DoverClarity
+    from openvid_assets.models.networks import dover
+    from openvid_assets.models.scorers.clarity import DoverClarity
 
     config = dover.TINY if dry else dover.PAPER
     scorer = DoverClarity(config, None, device=device)
@@ -109,10 +109,10 @@ def clip_pass_case(device: str, dry: bool, videos: list[Path], sync) -> dict:
     """embed_shard over the videos (decode included) vs a bare forward of the frames it embedded."""
     from openvid_assets.media.manifest import build_manifest
     from openvid_assets.media.sources import local_file
-    from openvid_assets.models.catalog import TINY_CLIP_CONFIG, CLIPSpec
-    from openvid_assets.models.clip import CLIPEmbedder
-    from openvid_assets.models.sampling import CLIPSampling
-    from openvid_assets.models.scoring import embed_shard
+    from openvid_assets.models.registry.catalog import TINY_CLIP_CONFIG, CLIPSpec
+    from openvid_assets.models.scorers.clip import CLIPEmbedder
+    from openvid_assets.models.registry.sampling import CLIPSampling
+    from openvid_assets.models.shards.scores import embed_shard
 
     spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG) if dry else CLIPSpec("ViT-L-14-quickgelu")
     embedder = CLIPEmbedder(spec, device=device, batch_size=8 if dry else 64)
@@ -155,10 +155,10 @@ def half_precision_case(device: str, dry: bool, videos: list[Path]) -> dict:
     """Relative score differences, default precision vs fp32, UniMatch and DOVER on the same videos."""
     from openvid_assets.media.manifest import build_manifest
     from openvid_assets.media.sources import local_file
-    from openvid_assets.models import dover, unimatch
-    from openvid_assets.models.clarity import DoverClarity
-    from openvid_assets.models.motion import UniMatchMotion
-    from openvid_assets.models.scoring import score_shard
+    from openvid_assets.models.networks import dover, unimatch
+    from openvid_assets.models.scorers.clarity import DoverClarity
+    from openvid_assets.models.scorers.motion import UniMatchMotion
+    from openvid_assets.models.shards.scores import score_shard
 
     root = str(videos[0].parent)
     manifest = build_manifest([str(v) for v in videos], root, "shard-00000")

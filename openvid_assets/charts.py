@@ -108,7 +108,7 @@ def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] 
 
 
 def pr_curve_png(curve: pl.DataFrame, lower: float | None, upper: float | None, title: str) -> bytes:
-    """Precision and recall of keeping what is at or above each labelled value (models.calibration.pr_curve),
+    """Precision and recall of keeping what is at or above each labelled value (curation.calibration.pr_curve),
     with the fitted cut lines."""
     fig, ax = _figure()
     curve = curve.sort("threshold")

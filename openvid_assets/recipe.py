@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from openvid_assets import settings
 from openvid_assets.media.clips import ClipRules, ClipSettings as ClipWriting
 from openvid_assets.media.scenes import CutDetection
-from openvid_assets.models.sampling import CLIPSampling
+from openvid_assets.models.registry.sampling import CLIPSampling
 from openvid_assets.store.files import FileSystem
 from openvid_assets.store.shards import DEFAULT_SOURCE
 
@@ -143,7 +143,7 @@ class ClipSettings(_Section):
     def _buildable(self) -> ClipSettings:
         writing = self.build()  # the clip code's own checks
         if writing.detection.uses_transnetv2:  # a missing weights file stops the run before it starts
-            from openvid_assets.models.catalog import transnetv2_weights
+            from openvid_assets.models.registry.catalog import transnetv2_weights
 
             try:
                 transnetv2_weights(self.transnetv2_weights or None)
@@ -179,7 +179,7 @@ class CaptionSettings(_Section):
     structured: bool = Field(default=False, description="also ask for MiraData-style JSON fields")
 
     def build(self) -> Any:
-        from openvid_assets.models.captions import DEFAULT_PROMPT, CaptionSettings as Captioning
+        from openvid_assets.models.scorers.captions import DEFAULT_PROMPT, CaptionSettings as Captioning
 
         fields = self.model_dump()
         return Captioning(**{**fields, "prompt": self.prompt or DEFAULT_PROMPT})
@@ -268,7 +268,7 @@ CONTENT_MEASURES = {"brightness": ("too dark", "too bright"), "dark_share": ("to
 
 class FilterSettings(_Section):
     """Content filters: near-duplicates across the pool, and absolute rules (min:X, max:X, range:LO:HI or off)
-    on the content measures of the CLIP pass (media/content.py, models/content.py). Defaults: README."""
+    on the content measures of the CLIP pass (media/content.py, models/scorers/content.py). Defaults: README."""
 
     near_duplicate: float | Literal["auto", "off"] = Field(
         default="auto", description="CLIP cosine of two videos' mean embeddings at or above which they are "

@@ -169,7 +169,7 @@ def _set_score_schema(schema: dict[str, Any] | None) -> None:
     """Workers get SCORE_SCHEMA from their parent: importing it here would import torch in every worker."""
     global _SCORE_SCHEMA
     if schema is None:
-        from openvid_assets.models.scoring import SCORE_SCHEMA as schema
+        from openvid_assets.models.shards.tables import SCORE_SCHEMA as schema
     _SCORE_SCHEMA = schema
 
 
@@ -248,7 +248,7 @@ def make_content(manifest: Any) -> Any:
 
     global _CONTENT_SCHEMA
     if _CONTENT_SCHEMA is None:
-        from openvid_assets.models.content import CONTENT_SCHEMA as schema
+        from openvid_assets.models.shards.tables import CONTENT_SCHEMA as schema
 
         _CONTENT_SCHEMA = schema
     salt = 500

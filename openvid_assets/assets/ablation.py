@@ -45,7 +45,7 @@ VARIANT = {"partitions_def": ablation_variants, "group_name": GROUP, "code_versi
 def shard_members(store: OpenVidStore, tables: TableStore, shard: str, clarity_known: bool = True) -> pl.DataFrame:
     """(variant, filters, video_id, source_uri) of one shard (sql/ablation_members.sql); ``clarity_known``
     False: as if every video passed clarity (which videos a variant with clarity needs scored)."""
-    from openvid_assets.models.scoring import SCORE_SCHEMA
+    from openvid_assets.models.shards.tables import SCORE_SCHEMA
 
     scored = [t.select(list(SCORE_SCHEMA)) for t in (tables.read_if_exists("clarity_scores", shard),
                                                      tables.read_if_exists(CLARITY, shard)) if t is not None]  # fmt: skip

@@ -23,7 +23,7 @@ CAPTION_SCORES_SCHEMA = {"clip_id": pl.String, "video_id": pl.String, "caption_q
 
 
 def _fit_caption_filter(tables: TableStore, judged: pl.DataFrame, shards: list[str]) -> tuple[object | None, str, int]:
-    from openvid_assets.models.calibration import CalibrationError, CaptionFilter
+    from openvid_assets.curation.calibration import CalibrationError, CaptionFilter
 
     if judged.is_empty() or not shards:
         return None, "no labelled captions yet: tag bad captions on the review page (openvid-assets review)", 0
@@ -41,7 +41,7 @@ def _fit_caption_filter(tables: TableStore, judged: pl.DataFrame, shards: list[s
        "caption' or labelled good (cross-validated; models/caption_filter.json), then P(good caption) of every "
        "caption, judged by filters.caption_quality: lineage and the exports leave out the clips it drops.")  # fmt: skip
 def caption_scores(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
-    from openvid_assets.models.calibration import latest_judgements
+    from openvid_assets.curation.calibration import latest_judgements
 
     tables, recipe = store.tables(), store.recipe().recipe
     saved, _ = latest_labels(tables)

@@ -28,8 +28,8 @@ METRICS = {"aesthetic": "aesthetic score", "motion": "motion score", "temporal":
 def category_counts(tables: TableStore, recipe: Recipe, videos: pl.DataFrame) -> pl.DataFrame:
     """(source, part, category, videos): each pool video's closest category prompt, from the mean of its stored
     frame embeddings against the prompts' CLIP text embeddings (one shard of embeddings at a time)."""
-    from openvid_assets.models.clip import text_embeddings, zero_shot
-    from openvid_assets.models.scoring import video_embeddings
+    from openvid_assets.models.scorers.clip import text_embeddings, zero_shot
+    from openvid_assets.models.shards.tables import video_embeddings
 
     exporting = recipe.exports
     names = list(exporting.categories)

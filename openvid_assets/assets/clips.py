@@ -1,7 +1,7 @@
 """Per-shard clips (cut cascade + ffmpeg) and captions (a vision-language model).
 
 Each asset gathers its shard's inputs, calls one function of ``media.clips`` or
-``models.captions``, writes its table atomically and describes it in metadata.
+``models.shards.captions``, writes its table atomically and describes it in metadata.
 """
 
 from dataclasses import replace
@@ -21,7 +21,7 @@ from openvid_assets.assets.selection import SELECTED, selected_videos
 from openvid_assets.assets.shards import IMPORTED, each_shard, shards_partitions, source_of
 from openvid_assets.media.clips import ClipStore, clip_shard
 from openvid_assets.media.tasks import clip_tasks, video_tasks
-from openvid_assets.models.content import picture_boxes
+from openvid_assets.models.shards.content import picture_boxes
 from openvid_assets.store.rows import ShardRows
 
 CLIPS, CAPTIONS = "clips", "captions"
@@ -85,8 +85,8 @@ def captions(context: AssetExecutionContext, store: OpenVidStore, models: Models
 def caption_clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, shard: str,
                   clips_table: str, table: str) -> MaterializeResult:  # fmt: skip
     """Caption ``shard``'s clips of ``clips_table`` into ``table`` (captions; ablation_captions)."""
-    from openvid_assets.models.captions import (caption_shard, camera_labels, given_caption_rows,
-                                                given_captions)  # torch, transformers: at run time  # fmt: skip
+    from openvid_assets.models.shards.captions import (caption_shard, camera_labels, given_caption_rows,
+                                                       given_captions)  # torch, transformers: at run time  # fmt: skip
 
     tables, stored = store.tables(), store.recipe()
     manifest = tables.read(MANIFEST, shard)

@@ -79,7 +79,7 @@ class Workers:
 
     def run_config(self, data_root: str, resources: dict | None = None) -> dict:
         """What every run is given: the data root, its threads, and any other resource config. On a GPU machine
-        each run takes a GPU no other run holds when its models load (models.runtime.pick_device)."""
+        each run takes a GPU no other run holds when its models load (models.registry.runtime.pick_device)."""
         return {"resources": {"store": {"config": {"data_root": data_root}},
                               "models": {"config": {"device": "auto" if self.gpus else "cpu",
                                                     "threads": self.threads}},

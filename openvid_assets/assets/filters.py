@@ -30,7 +30,7 @@ DUPLICATES_SCHEMA = {"video_id": pl.String, "duplicate_of": pl.String, "cosine":
        "exposure and colour inside the picture, black-border crop box, burnt-in text area (PP-OCR), NSFW "
        "(safety-checker concepts on the stored embeddings).")  # fmt: skip
 def content_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    from openvid_assets.models.content import content_rows
+    from openvid_assets.models.shards.content import content_rows
 
     tables, recipe = store.tables(), store.recipe().recipe
     nsfw = models.nsfw(recipe.models) if recipe.filters.nsfw != "off" else None
@@ -59,9 +59,9 @@ def _decisions_version(table: pl.DataFrame) -> str:
        "filters.near_duplicate): new shards are added to a persistent faiss index and searched against every "
        "earlier video; each group keeps one video (picture size, then duration, then aesthetics).")  # fmt: skip
 def near_duplicates(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
-    from openvid_assets.models.duplicates import (DuplicateSearch, add_shards, duplicate_groups, exact_cosines,
-                                                  load_state, save_state, shards_to_read)  # fmt: skip
-    from openvid_assets.models.scoring import video_embeddings
+    from openvid_assets.curation.duplicates import (DuplicateSearch, add_shards, duplicate_groups, exact_cosines,
+                                                    load_state, save_state, shards_to_read)  # fmt: skip
+    from openvid_assets.models.shards.tables import video_embeddings
 
     tables, recipe = store.tables(), store.recipe().recipe
     threshold = recipe.near_duplicate_threshold()

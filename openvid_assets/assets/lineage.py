@@ -51,9 +51,9 @@ def _not_reached(asset_name: str) -> pl.DataFrame:
     """What lineage reads for a step no shard has reached yet (its videos are then 'pending'): the step's own
     query over empty inputs, so the columns are the step's whatever it adds."""
     from openvid_assets.assets.filters import DUPLICATES_SCHEMA
-    from openvid_assets.models.captions import CAPTION_SCHEMA  # torch: only when a step needs the schema
-    from openvid_assets.models.content import CONTENT_SCHEMA
-    from openvid_assets.models.scoring import SCORE_SCHEMA
+    from openvid_assets.models.shards.tables import CAPTION_SCHEMA  # torch: only when a step needs the schema
+    from openvid_assets.models.shards.tables import CONTENT_SCHEMA
+    from openvid_assets.models.shards.tables import SCORE_SCHEMA
     def empty(schema: dict) -> pl.DataFrame:
         return pl.DataFrame(schema=schema)
 

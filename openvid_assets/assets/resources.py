@@ -23,12 +23,12 @@ from openvid_assets.store import TableStore
 
 if TYPE_CHECKING:
     from openvid_assets.mvdit.data import LatentSettings
-    from openvid_assets.models.aesthetic import AestheticScorer
-    from openvid_assets.models.backends import VideoScorer
-    from openvid_assets.models.captions import Captioner
-    from openvid_assets.models.clip import CLIPEmbedder
-    from openvid_assets.models.content import FrameInspector
-    from openvid_assets.models.nsfw import NSFWScorer
+    from openvid_assets.models.scorers.aesthetic import AestheticScorer
+    from openvid_assets.models.scorers.base import VideoScorer
+    from openvid_assets.models.scorers.captions import Captioner
+    from openvid_assets.models.scorers.clip import CLIPEmbedder
+    from openvid_assets.models.scorers.content import FrameInspector
+    from openvid_assets.models.scorers.nsfw import NSFWScorer
 
 
 class OpenVidStore(ConfigurableResource):
@@ -65,29 +65,29 @@ class OpenVidStore(ConfigurableResource):
 
 @cache
 def _embedder(profile: Profile, device: str, batch_size: int) -> "CLIPEmbedder":
-    from openvid_assets.models.clip import CLIPEmbedder
+    from openvid_assets.models.scorers.clip import CLIPEmbedder
 
     return CLIPEmbedder(profile.clip, device=device, batch_size=batch_size, exact=profile.exact_inputs)
 
 
 @cache
 def _aesthetic(profile: Profile, device: str) -> "AestheticScorer":
-    from openvid_assets.models.aesthetic import AestheticScorer
+    from openvid_assets.models.scorers.aesthetic import AestheticScorer
 
     return AestheticScorer(profile.aesthetic_weights, device=device)
 
 
 @cache
 def _inspector(device: str) -> "FrameInspector":
-    from openvid_assets.models.content import FrameInspector
-    from openvid_assets.models.text import TextDetector
+    from openvid_assets.models.scorers.content import FrameInspector
+    from openvid_assets.models.scorers.text import TextDetector
 
     return FrameInspector(TextDetector())  # the wheel's PP-OCR detector: same in every profile
 
 
 @cache
 def _nsfw(profile: Profile, device: str, batch_size: int) -> "NSFWScorer":
-    from openvid_assets.models.nsfw import NSFWScorer
+    from openvid_assets.models.scorers.nsfw import NSFWScorer
 
     # The checker's concepts only mean something in the pipeline's CLIP space: its tower must be that CLIP.
     # 20 concept cosines a frame need no GPU: content_scores is not a GPU step.

@@ -1,7 +1,7 @@
 """Per-shard quality scores: CLIP frame embeddings, aesthetics, temporal consistency, motion, clarity.
 
 Each asset reads its shard's upstream table, calls one function of
-``models.scoring``, writes its table atomically and attaches metadata.
+``models.shards.scores``, writes its table atomically and attaches metadata.
 """
 
 import json
@@ -17,7 +17,7 @@ from openvid_assets.assets.resources import ModelsResource, OpenVidStore
 from openvid_assets.assets.shards import each_shard, shards_partitions, source_of
 from openvid_assets.media.sources import local_file
 from openvid_assets.media.tasks import OpenVideo
-from openvid_assets.models.backends import VideoScorer
+from openvid_assets.models.scorers.base import VideoScorer
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.rows import ShardRows
 from openvid_assets.store.shards import ShardRegistry
@@ -74,7 +74,7 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
 
 
 def _embed_shard(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, shard: str) -> MaterializeResult:
-    from openvid_assets.models.scoring import embed_shard
+    from openvid_assets.models.shards.scores import embed_shard
 
     tables = store.tables()
     result = embed_shard(
@@ -108,7 +108,7 @@ def _embed_shard(context: AssetExecutionContext, store: OpenVidStore, models: Mo
 @asset(**SHARD_ASSET, **MODEL_STEP, deps=[frame_embeddings, recipe_key("aesthetic")], code_version="1", kinds={"pytorch", "parquet"},
        description="LAION aesthetic score per video: mean over the aesthetic frames' CLIP embeddings.")  # fmt: skip
 def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    from openvid_assets.models.scoring import aesthetic_scores as compute_aesthetic
+    from openvid_assets.models.shards.scores import aesthetic_scores as compute_aesthetic
 
     tables, m = store.tables(), store.recipe().recipe.models
 
@@ -122,7 +122,7 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
 @asset(**SHARD_ASSET, **IO_STEP, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
        description="Temporal consistency per video: mean CLIP cosine similarity of adjacent sampled frames.")  # fmt: skip
 def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    from openvid_assets.models.scoring import temporal_scores as compute_temporal
+    from openvid_assets.models.shards.scores import temporal_scores as compute_temporal
 
     tables, sampling = store.tables(), store.recipe().recipe.models.sampling()
 
@@ -136,7 +136,7 @@ def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models:
 def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, name: str,
                      scorer: VideoScorer, shard: str, only: pl.Series | None = None) -> MaterializeResult:  # fmt: skip
     """Score one shard's videos (``only`` these source uris, if given) with ``scorer`` into table ``name``."""
-    from openvid_assets.models.scoring import score_shard
+    from openvid_assets.models.shards.scores import score_shard
 
     tables = store.tables()
     manifest = tables.read(MANIFEST, shard)

@@ -82,10 +82,10 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
 
 
 def _fitted_cuts(tables: TableStore, rules: dict[str, dict[str, Rule | None]]) -> dict[str, tuple[Any, str]]:
-    """The cut (models.calibration.FittedCut, and how it was fitted) of every score some source gives a calibrated
+    """The cut (curation.calibration.FittedCut, and how it was fitted) of every score some source gives a calibrated
     rule, fitted from the labels (one fit per score and target over every labelled video: the cut is a point on
     the score's scale, the same for every source)."""
-    from openvid_assets.models.calibration import CalibrationError, describe_cut, fit_from_labels
+    from openvid_assets.curation.calibration import CalibrationError, describe_cut, fit_from_labels
 
     wanted = {(score, rule.target) for by_score in rules.values() for score, rule in by_score.items()
               if rule is not None and rule.kind == "calibrated"}  # fmt: skip
@@ -140,7 +140,7 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "selection", "code_v
 def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, duplicates: pl.DataFrame) -> pl.DataFrame:
     """One shard's quality_candidates table: its scores and content measures judged by its source's cut lines,
     the content rules (``filters``) and the pool's near-duplicates."""
-    from openvid_assets.models.scoring import SCORE_SCHEMA
+    from openvid_assets.models.shards.tables import SCORE_SCHEMA
 
     suitability = tables.read_if_exists(SUITABILITY, shard)
     if suitability is None:  # a data root from before the learned filter: nothing to judge unless it is asked for

@@ -24,7 +24,7 @@ SCORE_INPUTS = {"aesthetic": "aesthetic_scores", "temporal": "temporal_scores", 
 
 def load_model(tables: TableStore) -> tuple[object | None, str]:
     """(the fitted filter, '') or (None, why there is none)."""
-    from openvid_assets.models.calibration import LinearSuitability
+    from openvid_assets.curation.calibration import LinearSuitability
 
     if not tables.fs.exists(MODEL_FILE):
         return None, "suitability_model has not been materialized"
@@ -48,7 +48,7 @@ def _inputs(tables: TableStore, shards: list[str]) -> tuple[pl.DataFrame | None,
        "scores, cross-validated (AUC and accuracy with their spread), stored as its weights (models/"
        "suitability.json). Too few labels: no model, and the reason.")  # fmt: skip
 def suitability_model(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
-    from openvid_assets.models.calibration import CalibrationError, fit_suitability
+    from openvid_assets.curation.calibration import CalibrationError, fit_suitability
 
     tables = store.tables()
     saved, problems = latest_labels(tables)
@@ -84,7 +84,7 @@ def suitability_model(context: AssetExecutionContext, store: OpenVidStore) -> Ma
        description="P(good) of every video from the learned filter (its stored embedding and scores); rows say "
        "why when there is no model. Judged by filters.suitability in quality_candidates.")  # fmt: skip
 def suitability_scores(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
-    from openvid_assets.models.calibration import suitability_rows
+    from openvid_assets.curation.calibration import suitability_rows
 
     tables, recipe = store.tables(), store.recipe().recipe
     model, reason = load_model(tables)

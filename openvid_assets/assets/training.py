@@ -280,7 +280,7 @@ def evaluate_run(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVD
 @asset(**TRAINING_STEP, deps=[mvdit_samples], group_name=GROUP, code_version="2", kinds={"pytorch", "duckdb"},
        description="The paper's metrics (Table 3) of the latest checkpoint's samples, one row per video: VQA_A and "
        "VQA_T (DOVER, both branches), CLIP score (prompt vs frames) and CLIP temporal score, warping error "
-       "(Farneback flow, occlusions left out), BLIP-BLEU; the means in metadata. Formulas: models/video_metrics.py, "
+       "(Farneback flow, occlusions left out), BLIP-BLEU; the means in metadata. Formulas: mvdit/metrics/video.py, "
        "mvdit/evaluate.py.")  # fmt: skip
 def mvdit_eval(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
     tables, profile = store.tables(), store.recipe().recipe.models.profile

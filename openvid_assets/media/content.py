@@ -1,6 +1,6 @@
 """What a video's frames show beyond quality: black borders and exposure, measured on frames already decoded.
 
-The CLIP pass decodes a few frames of every video (models/scoring.embed_shard); these functions read the
+The CLIP pass decodes a few frames of every video (models/shards/scores.embed_shard); these functions read the
 same arrays, so the content filters cost no second decode.
 
 - **Borders.** A row (column) is black when its mean luma is at most ``BLACK_LEVEL`` (24 of 255, ffmpeg

@@ -12,7 +12,7 @@ transitions are caught:
   set on that k-frame difference.
 - ``fade``: ``ThresholdDetector`` on mean intensity: fades to and from black.
 - ``transnetv2`` (with ``detectors: transnetv2`` or ``both``): the learned shot-boundary detector
-  (:mod:`openvid_assets.models.transnetv2`), fed the same decoded frames shrunk to 48x27.
+  (:mod:`openvid_assets.models.networks.transnetv2`), fed the same decoded frames shrunk to 48x27.
 
 The video is decoded once, small (``analysis_short_side``), and every frame is
 handed to the three detectors in turn. Their cuts are then refined with two
@@ -107,8 +107,8 @@ class CutDetection:
         if not self.stitch:
             params.pop("stitch_threshold")  # unused: changing it redoes nothing
         if self.uses_transnetv2:
-            from openvid_assets.models.catalog import transnetv2_weights
-            from openvid_assets.models.weights import file_digest
+            from openvid_assets.models.registry.catalog import transnetv2_weights
+            from openvid_assets.models.registry.weights import file_digest
 
             params["transnetv2_digest"] = file_digest(transnetv2_weights(self.transnetv2_weights or None))
         return params
@@ -194,8 +194,8 @@ class LearnedShots:
     """TransNetV2 on every frame shrunk to 48x27 (from the cascade's small decode), windows run as they fill."""
 
     def __init__(self, config: CutDetection):
-        from openvid_assets.models.runtime import pick_device
-        from openvid_assets.models.transnetv2 import INPUT_SIZE, ShotEnds, load_transnetv2
+        from openvid_assets.models.registry.runtime import pick_device
+        from openvid_assets.models.networks.transnetv2 import INPUT_SIZE, ShotEnds, load_transnetv2
 
         device = pick_device()  # CUDA when there is one (fp32: the network is small, its inputs 48x27)
         model, _ = load_transnetv2(config.transnetv2_weights or None)
@@ -207,7 +207,7 @@ class LearnedShots:
 
     def finish(self) -> tuple[list[int], list[tuple[int, int]]]:
         """The cuts (first frames of new scenes) and the mixed frames of the gradual transitions among them."""
-        from openvid_assets.models.transnetv2 import new_scene_starts, transition_spans
+        from openvid_assets.models.networks.transnetv2 import new_scene_starts, transition_spans
 
         probabilities = self.ends.finish()
         cuts = new_scene_starts(probabilities[:, 0], self.threshold)
@@ -411,7 +411,7 @@ def rescan_scene(path: str | Path, first: int, last: int, *, width: int, height:
 
 
 class FrameEmbedder(Protocol):
-    """What stitching needs of a CLIP model (``models.clip.CLIPEmbedder``)."""
+    """What stitching needs of a CLIP model (``models.scorers.clip.CLIPEmbedder``)."""
 
     decode_short_side: int | None
 

@@ -18,22 +18,22 @@ from functools import cache
 
 from typing import TYPE_CHECKING
 
-from openvid_assets.models.catalog import (CLIP_VIT_L14_OPENAI, DOVER_WEIGHTS, LAION_AESTHETIC, PAPER_CAPTIONER,
-                                           SD_SAFETY_CHECKER, TINY_CAPTIONER, TINY_CLIP_CONFIG, UNIMATCH_FLOW,
-                                           CLIPSpec)  # fmt: skip
-from openvid_assets.models.weights import (MissingWeightsError, WeightsFile, file_digest, folder_digest, resolve,
-                                          resolve_model_folder)  # fmt: skip
+from openvid_assets.models.registry.catalog import (CLIP_VIT_L14_OPENAI, DOVER_WEIGHTS, LAION_AESTHETIC,
+                                                    PAPER_CAPTIONER, SD_SAFETY_CHECKER, TINY_CAPTIONER,
+                                                    TINY_CLIP_CONFIG, UNIMATCH_FLOW, CLIPSpec)  # fmt: skip
+from openvid_assets.models.registry.weights import (MissingWeightsError, WeightsFile, file_digest, folder_digest,
+                                                    resolve, resolve_model_folder)  # fmt: skip
 
 if TYPE_CHECKING:
-    from openvid_assets.models.backends import VideoScorer
-    from openvid_assets.models.captions import Captioner
+    from openvid_assets.models.scorers.base import VideoScorer
+    from openvid_assets.models.scorers.captions import Captioner
 
 
 # Builders import their model module when called: choosing a profile loads no network code.
 def _unimatch(config: str, weights: WeightsFile | None) -> Callable[[str, "Profile"], "VideoScorer"]:
     def build(device: str, profile: "Profile") -> "VideoScorer":
-        from openvid_assets.models import unimatch
-        from openvid_assets.models.motion import UniMatchMotion
+        from openvid_assets.models.networks import unimatch
+        from openvid_assets.models.scorers.motion import UniMatchMotion
 
         return UniMatchMotion(getattr(unimatch, config), weights, device=device, definition=profile.motion_definition,
                               exact=profile.exact_inputs, fp32=profile.fp32_networks)  # fmt: skip
@@ -43,8 +43,8 @@ def _unimatch(config: str, weights: WeightsFile | None) -> Callable[[str, "Profi
 
 def _dover(config: str, weights: WeightsFile | None) -> Callable[[str, "Profile"], "VideoScorer"]:
     def build(device: str, profile: "Profile") -> "VideoScorer":
-        from openvid_assets.models import dover
-        from openvid_assets.models.clarity import DoverClarity
+        from openvid_assets.models.networks import dover
+        from openvid_assets.models.scorers.clarity import DoverClarity
 
         return DoverClarity(getattr(dover, config), weights, device=device, fp32=profile.fp32_networks)
 
@@ -52,13 +52,13 @@ def _dover(config: str, weights: WeightsFile | None) -> Callable[[str, "Profile"
 
 
 def _farneback(device: str, profile: "Profile") -> "VideoScorer":
-    from openvid_assets.models.motion import FarnebackMotion
+    from openvid_assets.models.scorers.motion import FarnebackMotion
 
     return FarnebackMotion()
 
 
 def _laplacian(device: str, profile: "Profile") -> "VideoScorer":
-    from openvid_assets.models.clarity import LaplacianClarity
+    from openvid_assets.models.scorers.clarity import LaplacianClarity
 
     return LaplacianClarity()
 
@@ -85,14 +85,14 @@ class Profile:
     clarity_backend: str
     captioner: str  # a Hugging Face repo id or local folder, or TINY_CAPTIONER
     nsfw_weights: WeightsFile | None = None  # the safety checker's concept embeddings (None: a random stand-in)
-    motion_definition: str = "opensora-v1.3"  # UniMatch: which published motion score (models/motion.py)
+    motion_definition: str = "opensora-v1.3"  # UniMatch: which published motion score (models/scorers/motion.py)
     exact_inputs: bool = False  # UniMatch and CLIP see upstream's exact inputs (full-size decode, float resize)
     fp32_networks: bool = False  # UniMatch and DOVER in fp32 on CUDA too, as upstream runs them (else fp16)
 
     def with_backends(self, motion: str | None = None, clarity: str | None = None, captioner: str | None = None,
                       motion_definition: str | None = None, exact_inputs: bool | None = None,
                       fp32_networks: bool | None = None) -> "Profile":  # fmt: skip
-        from openvid_assets.models.motion import MOTION_DEFINITIONS
+        from openvid_assets.models.scorers.motion import MOTION_DEFINITIONS
 
         for name, table in ((motion, MOTION_BACKENDS), (clarity, CLARITY_BACKENDS)):
             if name and name not in table:
@@ -164,7 +164,7 @@ def motion_scorer(profile: Profile, device: str = "auto") -> "VideoScorer":
 @cache
 def captioner(profile: Profile, device: str = "auto") -> "Captioner":
     """The profile's caption model (loaded on first use), once per process and device."""
-    from openvid_assets.models.captions import Captioner
+    from openvid_assets.models.scorers.captions import Captioner
 
     return Captioner(profile.captioner, device=device)
 

@@ -24,9 +24,9 @@ import torch
 
 from openvid_assets.media.tasks import ClipTask, OpenVideo, clip_tasks
 from openvid_assets.media.frames import FrameRequest, read_frames
-from openvid_assets.models.scoring import is_infrastructure_error
+from openvid_assets.models.shards.running import is_infrastructure_error
 from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_rows
-from openvid_assets.models.weights import folder_digest, resolve_model_folder
+from openvid_assets.models.registry.weights import folder_digest, resolve_model_folder
 from openvid_assets.mvdit.encoders import FrameVAE, TextEncoder, load_t5, load_vae, tiny_t5, tiny_vae
 
 PAPER_VAE = "stabilityai/sd-vae-ft-ema"
@@ -78,7 +78,7 @@ class Encoders:
 
 def load_encoders(vae: str, t5: str, device: str | torch.device = "cpu") -> Encoders:
     """The VAE and T5 encoder by Hugging Face repo id (under the weights dir) or folder; ``tiny`` builds random ones."""
-    from openvid_assets.models.runtime import pick_device, pick_dtype
+    from openvid_assets.models.registry.runtime import pick_device, pick_dtype
 
     device = pick_device(str(device))
     dtype = pick_dtype(device)

@@ -74,7 +74,7 @@ def tiny_vae(seed: int = 0) -> FrameVAE:
     """A random two-level AutoencoderKL (downsampling 2, 4 latent channels): the real interface, offline and fast."""
     from diffusers import AutoencoderKL
 
-    from openvid_assets.models.runtime import seeded
+    from openvid_assets.models.registry.runtime import seeded
 
     with seeded(seed):
         vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
@@ -158,7 +158,7 @@ def tiny_t5(max_length: int = 8, dim: int = 32, vocab_size: int = 512, seed: int
     """A random one-layer T5 encoder with the hashing tokenizer: offline captions of shape [B, max_length, dim]."""
     from transformers import T5Config, T5EncoderModel
 
-    from openvid_assets.models.runtime import seeded
+    from openvid_assets.models.registry.runtime import seeded
 
     # gated-gelu feed-forwards, as in T5 v1.1
     config = T5Config(vocab_size=vocab_size, d_model=dim, d_kv=8, num_heads=4, num_layers=1, d_ff=2 * dim,

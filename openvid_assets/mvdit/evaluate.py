@@ -1,12 +1,12 @@
 """The paper's metrics of generated videos (its Table 3, EvalCrafter's definitions), one row per sampled video:
 
 - ``vqa_a`` / ``vqa_t``: DOVER's aesthetic and technical quality, each rescaled to (0, 1) as published
-  (``models.clarity.DoverAesthetic``; ``DoverClarity``, the pipeline's clarity score);
+  (``models.scorers.clarity.DoverAesthetic``; ``DoverClarity``, the pipeline's clarity score);
 - ``clip_score``: 100 x the mean cosine of each frame with the prompt, ``clip_temporal``: the mean cosine of
   adjacent frames, both with a CLIP model (the recipe's: ViT-L/14 in the paper profile; EvalCrafter uses
   ViT-B/32);
 - ``warping_error``: the mean squared error of each frame and the next one warped back along the optical flow,
-  occluded pixels left out (the forward-backward check); the flow is RAFT's (``models/raft.py``: torchvision's
+  occluded pixels left out (the forward-backward check); the flow is RAFT's (``models/networks/raft.py``: torchvision's
   RAFT-large, weights from a file) in the paper profile, as EvalCrafter measures it, and OpenCV's Farneback (no
   weights) in the offline one;
 - ``blip_bleu``: BLIP-2 (EvalCrafter's ``Salesforce/blip2-opt-2.7b``) captions 4 frames spread evenly over the
@@ -14,7 +14,7 @@
   ``sentence_bleu``, cumulative weights, lower-cased whitespace tokens, smoothing ``method1``); ``bleu_1``..``bleu_4``
   are the means over the frames and ``blip_bleu`` the mean of the four, as EvalCrafter reports it.
 
-Definitions and formulas: ``models/video_metrics.py`` and ``models/blip_bleu.py``. A video that cannot be
+Definitions and formulas: ``mvdit/metrics/video.py`` and ``mvdit/metrics/blip_bleu.py``. A video that cannot be
 decoded is a row with the reason, never a stopped step.
 """
 
@@ -31,8 +31,8 @@ import polars as pl
 from openvid_assets.media.frames import FrameRequest, read_frames
 from openvid_assets.media.probe import probe
 from openvid_assets.media.sources import VideoInputError
-from openvid_assets.models.blip_bleu import BLIP_FRAMES, bleu_scores, spread
-from openvid_assets.models.video_metrics import Flow, clip_score, clip_temporal_score, farneback_flow, warping_error
+from openvid_assets.mvdit.metrics.blip_bleu import BLIP_FRAMES, bleu_scores, spread
+from openvid_assets.mvdit.metrics.video import Flow, clip_score, clip_temporal_score, farneback_flow, warping_error
 
 EVAL_SCHEMA = {"video": pl.String, "prompt": pl.String, "status": pl.String, "error": pl.String,
                "vqa_a": pl.Float64, "vqa_t": pl.Float64, "clip_score": pl.Float64, "clip_temporal": pl.Float64,
@@ -64,7 +64,7 @@ def held_out_prompts(dataset: pl.DataFrame, wanted: int) -> pl.DataFrame:
 class SampleEvaluator:
     """The models the metrics need: a CLIP image embedder and its text tower (``text``: prompts -> unit
     vectors), DOVER's technical (``technical``) and aesthetic (``aesthetic``) scorers, and a BLIP-2 frame
-    captioner (``captioner``: RGB frames -> captions, ``models.blip_bleu.FrameCaptioner``)."""
+    captioner (``captioner``: RGB frames -> captions, ``mvdit.metrics.blip_bleu.FrameCaptioner``)."""
 
     embedder: Any
     text: Any
@@ -111,13 +111,13 @@ def evaluator_for(profile: Any, device: str = "auto") -> SampleEvaluator:
     """The metrics' models for a model profile: the profile's CLIP (image and text towers of the same
     checkpoint), DOVER and BLIP-2 (the weights file and EvalCrafter's checkpoint for the paper profile, tiny random
     stand-ins for the offline one)."""
-    from openvid_assets.models import dover
-    from openvid_assets.models.blip_bleu import PAPER_BLIP2, TINY_BLIP2, FrameCaptioner
-    from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
-    from openvid_assets.models.clip import CLIPEmbedder, text_embeddings
+    from openvid_assets.models.networks import dover
+    from openvid_assets.mvdit.metrics.blip_bleu import PAPER_BLIP2, TINY_BLIP2, FrameCaptioner
+    from openvid_assets.models.scorers.clarity import DoverAesthetic, DoverClarity
+    from openvid_assets.models.scorers.clip import CLIPEmbedder, text_embeddings
 
-    from openvid_assets.models.raft import load_raft
-    from openvid_assets.models.runtime import pick_device
+    from openvid_assets.models.networks.raft import load_raft
+    from openvid_assets.models.registry.runtime import pick_device
 
     offline = profile.name == "offline"
     technical, aesthetic = (dover.TINY, dover.AESTHETIC_TINY) if offline else (dover.PAPER, dover.AESTHETIC)

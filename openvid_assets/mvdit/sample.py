@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openvid_assets.models.runtime import pick_device
+from openvid_assets.models.registry.runtime import pick_device
 from openvid_assets.mvdit.diffusion import GaussianDiffusion, classifier_free_guidance
 from openvid_assets.mvdit.encoders import FrameVAE, TextEncoder
 from openvid_assets.mvdit.model import AttentionCache, MVDiT, MVDiTConfig, load_weights

@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from openvid_assets.models.runtime import pick_device
+from openvid_assets.models.registry.runtime import pick_device
 from openvid_assets.mvdit.diffusion import GaussianDiffusion
 from openvid_assets.mvdit.model import MVDiT
 from openvid_assets.store.files import atomic_path

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from openvid_assets.models.captions import CAPTION_SCHEMA
+from openvid_assets.models.shards.tables import CAPTION_SCHEMA
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.labels import LABELS, TAGS, LabelError, LabelStore
 from openvid_assets.store.selection import SCORE_TABLES, THRESHOLDS_SCHEMA, Target
@@ -97,8 +97,8 @@ class ReviewData:
 
     def curve(self, score: str, target: str) -> tuple[Any, Any]:
         """The score's precision/recall curve over every reviewer's latest labels on its page, and the cut the
-        target picks (models.calibration.fit_from_labels: what a calibrated rule would fit now)."""
-        from openvid_assets.models.calibration import CalibrationError, describe_cut, fit_from_labels
+        target picks (curation.calibration.fit_from_labels: what a calibrated rule would fit now)."""
+        from openvid_assets.curation.calibration import CalibrationError, describe_cut, fit_from_labels
 
         if score not in SCORE_TABLES:
             raise BadRequest(f"no precision/recall curve for {score!r}: one of {', '.join(SCORE_TABLES)}")

@@ -53,7 +53,7 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    """A calibrated rule's target: ``f1`` or ``precision:P`` (0 < P <= 1); models/calibration.py fits the cut
+    """A calibrated rule's target: ``f1`` or ``precision:P`` (0 < P <= 1); curation/calibration.py fits the cut
     it picks."""
 
     kind: Literal["f1", "precision"]
@@ -172,7 +172,7 @@ def compute_thresholds(rules: Mapping[str, Rule | None], scores: Mapping[str, Ta
 
     A score whose rule is None is a step the source skips: its row says so and cuts nothing. ``label``
     (the source's name when a recipe names sources) prefixes each description, so reasons name the source.
-    A calibrated rule's cut lines are ``fitted[score]`` (fitted from labels: models/calibration.py)."""
+    A calibrated rule's cut lines are ``fitted[score]`` (fitted from labels: curation/calibration.py)."""
     rows = []
     prefix = f"{label}: " if label else ""
     for name, table in scores.items():

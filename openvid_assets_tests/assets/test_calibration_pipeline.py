@@ -17,8 +17,8 @@ from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.suitability import MODEL_FILE
 from openvid_assets.definitions import build_definitions
 from openvid_assets import samples
-from openvid_assets.models.calibration import SuitabilityFilter
-from openvid_assets.models.scoring import video_embeddings
+from openvid_assets.curation.calibration import SuitabilityFilter
+from openvid_assets.models.shards.tables import video_embeddings
 from openvid_assets.store.labels import LabelStore
 from openvid_assets_testing.pipeline import FAST, store_recipe
 

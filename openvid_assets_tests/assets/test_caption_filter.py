@@ -13,7 +13,7 @@ from openvid_assets.assets.caption_filter import CAPTION_MODEL_FILE, CAPTION_SCO
 from openvid_assets.assets.labels import record_labels
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.definitions import build_definitions
-from openvid_assets.models.captions import CAPTION_SCHEMA
+from openvid_assets.models.shards.tables import CAPTION_SCHEMA
 from openvid_assets.store import TableStore
 from openvid_assets.store.labels import LabelStore
 from openvid_assets_testing.pipeline import store_recipe

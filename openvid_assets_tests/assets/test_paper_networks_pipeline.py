@@ -13,9 +13,9 @@ from openvid_assets.definitions import build_definitions
 from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
 from openvid_assets import samples
 from openvid_assets.models import profiles
-from openvid_assets.models.dover import DOVER_WEIGHTS
-from openvid_assets.models.unimatch import UNIMATCH_FLOW
-from openvid_assets.models.weights import file_digest
+from openvid_assets.models.networks.dover import DOVER_WEIGHTS
+from openvid_assets.models.networks.unimatch import UNIMATCH_FLOW
+from openvid_assets.models.registry.weights import file_digest
 from openvid_assets_tests.models.test_dover import random_dover_checkpoint
 
 DATA = Path(__file__).parents[1] / "data"

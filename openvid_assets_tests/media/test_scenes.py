@@ -200,7 +200,7 @@ def test_the_rescan_adds_no_cut_to_a_long_pan(videos, name):
 def clip_model():
     """The offline profile's CLIP (tiny, random weights): adjacent frames of one shot give cosines >= 0.98,
     the generated scenes' palettes 0.55-0.65."""
-    from openvid_assets.models.clip import CLIPEmbedder
+    from openvid_assets.models.scorers.clip import CLIPEmbedder
     from openvid_assets.models.profiles import get_profile
 
     return CLIPEmbedder(get_profile("offline").clip, device="cpu")

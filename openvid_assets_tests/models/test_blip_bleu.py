@@ -4,8 +4,9 @@
 import numpy as np
 import pytest
 
-from openvid_assets.models.blip_bleu import PAPER_BLIP2, TINY_BLIP2, FrameCaptioner, bleu_scores, spread, tiny_blip2
-from openvid_assets.models.weights import MissingWeightsError
+from openvid_assets.mvdit.metrics.blip_bleu import (PAPER_BLIP2, TINY_BLIP2, FrameCaptioner, bleu_scores, spread,
+                                                    tiny_blip2)  # fmt: skip
+from openvid_assets.models.registry.weights import MissingWeightsError
 
 PROMPT = "a red fox runs through deep snow at dawn"
 

@@ -6,9 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from openvid_assets.models.calibration import (CalibrationError, CaptionFilter, LinearCaptionFilter, LinearSuitability,
-                                               SuitabilityFilter, Target, fit_cut, pr_curve, suitability_rows)  # fmt: skip
-from openvid_assets.models.scoring import EMBEDDING_SCHEMA, SCORE_SCHEMA
+from openvid_assets.curation.calibration import (CalibrationError, CaptionFilter, LinearCaptionFilter,
+                                                 LinearSuitability, SuitabilityFilter, Target, fit_cut, pr_curve,
+                                                 suitability_rows)  # fmt: skip
+from openvid_assets.models.shards.tables import EMBEDDING_SCHEMA, SCORE_SCHEMA
 
 
 def test_the_curve_counts_ties_together():

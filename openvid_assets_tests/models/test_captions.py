@@ -14,12 +14,10 @@ from openvid_assets import samples
 from openvid_assets.media.tasks import ClipTask, VideoTask
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
-from openvid_assets.models.captions import (
+from openvid_assets.models.scorers.captions import (
     TINY_CAPTIONER,
     CaptionSettings,
     Captioner,
-    caption_shard,
-    camera_labels,
     camera_motion,
     clean_caption,
     frame_indices,
@@ -27,9 +25,10 @@ from openvid_assets.models.captions import (
     parse_structured,
     tiny_llava_next,
 )
-from openvid_assets.models.motion import FarnebackMotion
-from openvid_assets.models.scoring import score_shard
-from openvid_assets.models.weights import MissingWeightsError, resolve_model_folder
+from openvid_assets.models.shards.captions import caption_shard, camera_labels
+from openvid_assets.models.scorers.motion import FarnebackMotion
+from openvid_assets.models.shards.scores import score_shard
+from openvid_assets.models.registry.weights import MissingWeightsError, resolve_model_folder
 
 
 @pytest.mark.parametrize("raw,truncated,expected", [

@@ -4,8 +4,9 @@ the video's displayed pixels, NSFW is the worst frame's."""
 import numpy as np
 import polars as pl
 
-from openvid_assets.models.content import FrameInspector, content_rows, picture_boxes
-from openvid_assets.models.scoring import EMBEDDING_SCHEMA
+from openvid_assets.models.scorers.content import FrameInspector
+from openvid_assets.models.shards.content import content_rows, picture_boxes
+from openvid_assets.models.shards.tables import EMBEDDING_SCHEMA
 
 
 class FixedText:

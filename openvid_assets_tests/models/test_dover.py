@@ -13,13 +13,13 @@ from openvid_assets import samples
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos
-from openvid_assets.models.clarity import (DoverClarity, cut_all_clips, cut_fragments, dover_frame_indices,
-                                           fragment_offsets, rescale, upsampled)  # fmt: skip
-from openvid_assets.models.dover import (AESTHETIC, AESTHETIC_TINY, DOVER_WEIGHTS, PAPER, TINY, Dover, DoverTechnical,
-                                         aesthetic_clip, aesthetic_indices, fused_quality, load_dover,
-                                         load_dover_technical, rescale_aesthetic)  # fmt: skip
-from openvid_assets.models.scoring import score_shard
-from openvid_assets.models.weights import file_digest
+from openvid_assets.models.scorers.clarity import (DoverClarity, cut_all_clips, cut_fragments, dover_frame_indices,
+                                                   fragment_offsets, rescale, upsampled)  # fmt: skip
+from openvid_assets.models.networks.dover import (AESTHETIC, AESTHETIC_TINY, DOVER_WEIGHTS, PAPER, TINY, Dover,
+                                                  DoverTechnical, aesthetic_clip, aesthetic_indices, fused_quality,
+                                                  load_dover, load_dover_technical, rescale_aesthetic)  # fmt: skip
+from openvid_assets.models.shards.scores import score_shard
+from openvid_assets.models.registry.weights import file_digest
 from openvid_assets_testing.videos import opener
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "dover_keys.json").read_text())

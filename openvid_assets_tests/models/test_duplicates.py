@@ -4,9 +4,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from openvid_assets.models.duplicates import (DuplicateSearch, IndexState, add_shards, duplicate_groups,
-                                              exact_cosines, fp16_unit, load_state, save_state,
-                                              shards_to_read)  # fmt: skip
+from openvid_assets.curation.duplicates import (DuplicateSearch, IndexState, add_shards, duplicate_groups,
+                                                exact_cosines, fp16_unit, load_state, save_state, shards_to_read)  # fmt: skip
 from openvid_assets.store.files import LocalFileSystem
 
 DIM = 48

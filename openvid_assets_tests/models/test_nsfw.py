@@ -9,11 +9,13 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from openvid_assets.models.catalog import TINY_CLIP_CONFIG, CLIPSpec
-from openvid_assets.models.nsfw import (CLASS_EMBEDDING, CONCEPT_SHAPES, POSITION_IDS, PROJECTION, SD_SAFETY_CHECKER,
-                                        TINY_TOWER, TOWER_PREFIX, NSFWScorer, SafetyConcepts, check_checker_layout,
-                                        expected_checker_keys, load_safety_concepts)  # fmt: skip
-from openvid_assets.models.weights import WeightsFile, file_digest
+from openvid_assets.models.registry.catalog import TINY_CLIP_CONFIG, CLIPSpec
+from openvid_assets.models.networks.safety_checker import (CLASS_EMBEDDING, CONCEPT_SHAPES, POSITION_IDS, PROJECTION,
+                                                           SD_SAFETY_CHECKER, TINY_TOWER, TOWER_PREFIX, SafetyConcepts,
+                                                           check_checker_layout, expected_checker_keys,
+                                                           load_safety_concepts)  # fmt: skip
+from openvid_assets.models.scorers.nsfw import NSFWScorer
+from openvid_assets.models.registry.weights import WeightsFile, file_digest
 
 TINY_FILE = WeightsFile("sd-safety-tiny/model.safetensors", "https://example.invalid/tiny", "tiny safety checker")
 

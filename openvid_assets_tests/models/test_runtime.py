@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from openvid_assets.models.runtime import in_batches_halving_on_oom
+from openvid_assets.models.registry.runtime import in_batches_halving_on_oom
 
 
 class FitsAtMost:
@@ -46,7 +46,7 @@ def test_concurrent_runs_on_a_four_gpu_machine_each_take_their_own_gpu(tmp_path)
     import sys
 
     # Each holds its claim until all four have claimed (a file each), so none ends before another claims.
-    probe = ("import os, sys, time\nfrom openvid_assets.models.runtime import claim_gpu\n"
+    probe = ("import os, sys, time\nfrom openvid_assets.models.registry.runtime import claim_gpu\n"
              "print(claim_gpu(4, sys.argv[1]), claim_gpu(4, sys.argv[1]), flush=True)\n"
              "open(os.path.join(sys.argv[1], f'claimed-{os.getpid()}'), 'w').close()\n"
              "end = time.time() + 60\n"

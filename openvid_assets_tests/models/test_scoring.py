@@ -9,11 +9,12 @@ from openvid_assets import samples
 from openvid_assets.media.frames import FrameRequest, at_positions, evenly_spaced, read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos
-from openvid_assets.models.aesthetic import AestheticScorer
-from openvid_assets.models.clarity import LaplacianClarity
-from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
-from openvid_assets.models.motion import FarnebackMotion
-from openvid_assets.models.scoring import CLIPSampling, aesthetic_scores, embed_shard, score_shard, temporal_scores
+from openvid_assets.models.scorers.aesthetic import AestheticScorer
+from openvid_assets.models.scorers.clarity import LaplacianClarity
+from openvid_assets.models.scorers.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
+from openvid_assets.models.scorers.motion import FarnebackMotion
+from openvid_assets.models.shards.scores import (CLIPSampling, aesthetic_scores, embed_shard, score_shard,
+                                                 temporal_scores)  # fmt: skip
 from openvid_assets_testing.videos import opener
 
 
@@ -186,7 +187,7 @@ def test_exact_clip_inputs_equal_open_clips_own_preprocess(sample_videos):
     import torch
     from PIL import Image
 
-    from openvid_assets.models.clip import OPENAI_MEAN, OPENAI_STD
+    from openvid_assets.models.scorers.clip import OPENAI_MEAN, OPENAI_STD
 
     root, _ = sample_videos
     exact = CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", exact=True)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from openvid_assets.media.frames import FrameRequest, read_frames
-from openvid_assets.models import text
-from openvid_assets.models.text import TextDetector, input_size, is_line, ppocr_det_model, text_mask
-from openvid_assets.models.weights import file_digest
+from openvid_assets.models.scorers import text
+from openvid_assets.models.scorers.text import TextDetector, input_size, is_line, ppocr_det_model, text_mask
+from openvid_assets.models.registry.weights import file_digest
 
 W, H = 1280, 720
 SIMPLEX, DUPLEX = cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX

@@ -10,10 +10,10 @@ import torch
 
 from openvid_assets import samples
 from openvid_assets.media.scenes import CutDetection, find_transitions, scan_video
-from openvid_assets.models.catalog import transnetv2_weights
-from openvid_assets.models.transnetv2 import (ShotEnds, TransNetV2, load_transnetv2, new_scene_starts,
-                                              shot_end_probabilities, transition_spans)  # fmt: skip
-from openvid_assets.models.weights import load_state_dict
+from openvid_assets.models.registry.catalog import transnetv2_weights
+from openvid_assets.models.networks.transnetv2 import (ShotEnds, TransNetV2, load_transnetv2, new_scene_starts,
+                                                       shot_end_probabilities, transition_spans)  # fmt: skip
+from openvid_assets.models.registry.weights import load_state_dict
 from openvid_assets.recipe import Recipe, RecipeError
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "transnetv2_reference.json").read_text())
@@ -87,7 +87,7 @@ BAD = {
 @pytest.mark.parametrize("video", BAD)
 def test_short_static_single_frame_and_black_videos_go_through_transnetv2_and_stitching(tmp_path, video):
     from openvid_assets.media.clips import ClipRules, detect_clips
-    from openvid_assets.models.clip import CLIPEmbedder
+    from openvid_assets.models.scorers.clip import CLIPEmbedder
     from openvid_assets.models.profiles import get_profile
 
     make, reason = BAD[video]

@@ -20,11 +20,11 @@ from openvid_assets import samples
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos, local_file
-from openvid_assets.models.runtime import seeded
-from openvid_assets.models.scoring import score_shard
-from openvid_assets.models.motion import MOTION_DEFINITIONS, UniMatchMotion, unimatch_indices
-from openvid_assets.models.unimatch import PAPER, TINY, UNIMATCH_FLOW, UniMatchFlow, load_unimatch
-from openvid_assets.models.weights import file_digest
+from openvid_assets.models.registry.runtime import seeded
+from openvid_assets.models.shards.scores import score_shard
+from openvid_assets.models.scorers.motion import MOTION_DEFINITIONS, UniMatchMotion, unimatch_indices
+from openvid_assets.models.networks.unimatch import PAPER, TINY, UNIMATCH_FLOW, UniMatchFlow, load_unimatch
+from openvid_assets.models.registry.weights import file_digest
 
 DATA = Path(__file__).parents[1] / "data"
 

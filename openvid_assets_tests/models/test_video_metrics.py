@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
-from openvid_assets.models.video_metrics import clip_score, clip_temporal_score, warping_error
+from openvid_assets.models.scorers.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
+from openvid_assets.mvdit.metrics.video import clip_score, clip_temporal_score, warping_error
 
 
 def texture(height=72, width=128, seed=0) -> np.ndarray:
@@ -59,7 +59,7 @@ def test_with_a_real_clip_tower_the_still_video_is_the_most_consistent():
 
 
 def test_raft_flow_takes_any_frame_size_and_returns_pixels_of_that_frame():
-    from openvid_assets.models.raft import tiny_raft, working_size
+    from openvid_assets.models.networks.raft import tiny_raft, working_size
 
     assert working_size(70, 50) == (184, 128) and working_size(640, 360) == (640, 360)  # up to 128, multiples of 8
     frames = pan(frames=3)[:, :50, :70]
@@ -72,8 +72,8 @@ def test_raft_weights_load_strictly_from_the_weights_file(weights_dir):
     import torch
     from torchvision.models.optical_flow import raft_large
 
-    from openvid_assets.models.raft import RAFT_WEIGHTS, load_raft
-    from openvid_assets.models.weights import MissingWeightsError
+    from openvid_assets.models.networks.raft import RAFT_WEIGHTS, load_raft
+    from openvid_assets.models.registry.weights import MissingWeightsError
 
     with pytest.raises(MissingWeightsError, match="raft_large"):
         load_raft()

@@ -7,11 +7,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from openvid_assets.models.aesthetic import LAION_AESTHETIC, AestheticScorer
-from openvid_assets.models.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
+from openvid_assets.models.registry.catalog import LAION_AESTHETIC
+from openvid_assets.models.scorers.aesthetic import AestheticScorer
+from openvid_assets.models.scorers.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
 from openvid_assets.models.profiles import get_profile
-from openvid_assets.models.catalog import SD_SAFETY_CHECKER
-from openvid_assets.models.weights import MissingWeightsError, WeightsFile, file_digest, load_state_dict, resolve
+from openvid_assets.models.registry.catalog import SD_SAFETY_CHECKER
+from openvid_assets.models.registry.weights import (MissingWeightsError, WeightsFile, file_digest, load_state_dict,
+                                                    resolve)  # fmt: skip
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -125,7 +127,7 @@ def test_paper_clip_config_has_the_vit_l14_shapes():
 
 
 def test_device_choice_is_automatic_unless_pinned(monkeypatch):
-    from openvid_assets.models.runtime import pick_device, pick_dtype
+    from openvid_assets.models.registry.runtime import pick_device, pick_dtype
 
     monkeypatch.delenv("OPENVID_DEVICE", raising=False)
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

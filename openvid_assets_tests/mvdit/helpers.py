@@ -2,7 +2,7 @@
 
 import torch
 
-from openvid_assets.models.runtime import seeded
+from openvid_assets.models.registry.runtime import seeded
 from openvid_assets.mvdit.model import MVDiT, MVDiTConfig, preset
 
 # 3 latent frames of 8x8 (16 visual tokens per frame), 8 caption tokens of width 32: odd sizes catch transpositions.

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from openvid_assets.models.blip_bleu import TINY_BLIP2, FrameCaptioner
-from openvid_assets.models.clarity import DoverAesthetic, DoverClarity
-from openvid_assets.models.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
-from openvid_assets.models.dover import AESTHETIC_TINY, TINY
+from openvid_assets.mvdit.metrics.blip_bleu import TINY_BLIP2, FrameCaptioner
+from openvid_assets.models.scorers.clarity import DoverAesthetic, DoverClarity
+from openvid_assets.models.scorers.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
+from openvid_assets.models.networks.dover import AESTHETIC_TINY, TINY
 from openvid_assets.mvdit.evaluate import METRICS, SampleEvaluator, evaluate_samples
 from openvid_assets.mvdit.sample import write_mp4
 

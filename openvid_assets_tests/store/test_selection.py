@@ -99,8 +99,8 @@ def content_inputs(scored: pl.DataFrame, **changes) -> dict[str, pl.DataFrame]:
     """Content rows of ordinary, text-free videos for ``scored`` (``changes``: column -> values), no
     near-duplicates, and the default content rules."""
     from openvid_assets.assets.filters import DUPLICATES_SCHEMA
-    from openvid_assets.models.content import CONTENT_SCHEMA
-    from openvid_assets.models.scoring import SCORE_SCHEMA
+    from openvid_assets.models.shards.tables import CONTENT_SCHEMA
+    from openvid_assets.models.shards.tables import SCORE_SCHEMA
     from openvid_assets.recipe import Recipe
 
     n = scored.height

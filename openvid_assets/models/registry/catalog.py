@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openvid_assets.models.weights import WeightsFile
+from openvid_assets.models.registry.weights import WeightsFile
 
 CLIP_VIT_L14_OPENAI = WeightsFile(
     filename="vit_large_patch14_clip_224.openai/open_clip_model.safetensors",
@@ -80,8 +80,8 @@ class CLIPSpec:
     def build(self) -> Any:
         import open_clip
 
-        from openvid_assets.models.runtime import seeded
-        from openvid_assets.models.weights import load_state_dict, resolve
+        from openvid_assets.models.registry.runtime import seeded
+        from openvid_assets.models.registry.weights import load_state_dict, resolve
 
         config = self.model_config()
         if self.weights is None:
@@ -92,7 +92,7 @@ class CLIPSpec:
         return model
 
     def digest(self) -> str:
-        from openvid_assets.models.weights import file_digest, resolve
+        from openvid_assets.models.registry.weights import file_digest, resolve
 
         if self.weights is None:
             return f"random-seed{self.seed}"

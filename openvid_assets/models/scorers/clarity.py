@@ -1,5 +1,5 @@
-"""Clarity backends: DOVER-Technical (the paper's network, :mod:`openvid_assets.models.dover`) and a weight-free
-contrast-normalised variance of the Laplacian on native-resolution crops.
+"""Clarity backends: DOVER-Technical (the paper's network, :mod:`openvid_assets.models.networks.dover`) and a
+weight-free contrast-normalised variance of the Laplacian on native-resolution crops.
 
 Laplacian:
 
@@ -22,11 +22,11 @@ import cv2
 import numpy as np
 
 from openvid_assets.media.frames import FrameRequest, at_positions
-from openvid_assets.models.catalog import DOVER_WEIGHTS
-from openvid_assets.models.weights import WeightsFile
+from openvid_assets.models.registry.catalog import DOVER_WEIGHTS
+from openvid_assets.models.registry.weights import WeightsFile
 
 if TYPE_CHECKING:  # torch loads only when a DOVER scorer is built
-    from openvid_assets.models.dover import DoverConfig
+    from openvid_assets.models.networks.dover import DoverConfig
 
 FLAT_VARIANCE = 1e-4  # on 0..1 grey levels: below this a crop is flat
 
@@ -183,7 +183,7 @@ def rescale(raw: float, config: DoverConfig) -> float:
 class DoverClarity:
     """Clarity scorer: DOVER technical quality of 3 clips of 32 fragment frames, rescaled to (0, 1).
 
-    ``config`` is :data:`openvid_assets.models.dover.PAPER` unless given.
+    ``config`` is :data:`openvid_assets.models.networks.dover.PAPER` unless given.
     """
 
     name = "dover-technical"
@@ -193,8 +193,8 @@ class DoverClarity:
                  device: str = "auto", seed: int = 0, fp32: bool = False):  # fmt: skip
         import torch
 
-        from openvid_assets.models import dover
-        from openvid_assets.models.runtime import built_or_loaded, pick_device, pick_dtype
+        from openvid_assets.models.networks import dover
+        from openvid_assets.models.registry.runtime import built_or_loaded, pick_device, pick_dtype
 
         config = config or dover.PAPER
         self.config, self.seed = config, seed
@@ -256,8 +256,8 @@ class DoverAesthetic:
                  weights: WeightsFile | None = DOVER_WEIGHTS, device: str = "auto", seed: int = 0):  # fmt: skip
         import torch
 
-        from openvid_assets.models import dover
-        from openvid_assets.models.runtime import built_or_loaded, pick_device
+        from openvid_assets.models.networks import dover
+        from openvid_assets.models.registry.runtime import built_or_loaded, pick_device
 
         self.technical, self.aesthetic = technical or dover.PAPER, aesthetic or dover.AESTHETIC
         self.device = pick_device(device)
@@ -273,7 +273,7 @@ class DoverAesthetic:
     def score(self, indices: list[int], frames: np.ndarray) -> dict[str, float]:
         import torch
 
-        from openvid_assets.models import dover
+        from openvid_assets.models.networks import dover
 
         with torch.inference_mode():
             clip = dover.aesthetic_clip(torch.from_numpy(np.ascontiguousarray(frames)), self.technical, self.aesthetic)

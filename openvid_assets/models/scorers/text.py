@@ -51,7 +51,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from openvid_assets.models.weights import file_digest
+from openvid_assets.models.registry.weights import file_digest
 
 PACKAGE = "rapidocr_onnxruntime"
 DISTRIBUTION = "rapidocr-onnxruntime"

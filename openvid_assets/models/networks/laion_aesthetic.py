@@ -7,14 +7,10 @@ Layer layout follows the public checkpoint ``sac+logos+ava1-l14-linearMSE.pth``
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from openvid_assets.models.runtime import built_or_loaded, pick_device
-from openvid_assets.models.catalog import LAION_AESTHETIC  # noqa: F401 - re-exported
-from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
-
+from openvid_assets.models.registry.weights import WeightsFile, file_digest, load_state_dict, resolve
 
 
 class AestheticHead(nn.Module):
@@ -41,18 +37,3 @@ def load_aesthetic_head(weights: WeightsFile) -> tuple[AestheticHead, str]:
     head = AestheticHead()
     head.load_state_dict(load_state_dict(path), strict=True)
     return head, file_digest(path)
-
-
-class AestheticScorer:
-    """Scores unit-length embeddings; a video's score is the mean over its frames."""
-
-    def __init__(self, weights: WeightsFile | None, device: str = "auto", seed: int = 0):
-        self.device = pick_device(device)
-        head, self.weights_digest = built_or_loaded(AestheticHead, load_aesthetic_head, weights, seed)
-        self.head = head.eval().to(self.device)
-        self.name = "laion-aesthetic-v2"
-
-    @torch.inference_mode()
-    def score(self, embeddings: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.asarray(embeddings, np.float32)).to(self.device)
-        return self.head(x).float().cpu().numpy()

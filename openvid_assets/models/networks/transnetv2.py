@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openvid_assets.models.catalog import transnetv2_weights
-from openvid_assets.models.weights import file_digest, load_state_dict
+from openvid_assets.models.registry.catalog import transnetv2_weights
+from openvid_assets.models.registry.weights import file_digest, load_state_dict
 
 INPUT_SIZE = (48, 27)  # (width, height) of a frame the network sees
 WINDOW, STEP, CONTEXT = 100, 50, 25

@@ -29,14 +29,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openvid_assets.models.catalog import SD_SAFETY_CHECKER  # noqa: F401 - re-exported
-from openvid_assets.models.runtime import built_or_loaded, pick_device
-from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
+from openvid_assets.models.registry.catalog import SD_SAFETY_CHECKER  # noqa: F401 - re-exported
+from openvid_assets.models.registry.weights import WeightsFile, file_digest, load_state_dict, resolve
 
 EMBED_DIM = 768
 N_CONCEPTS, N_SPECIAL = 17, 3
@@ -190,26 +188,3 @@ def load_safety_concepts(weights: WeightsFile, clip_visual: Any = None, *, tower
     concepts = SafetyConcepts(decimals)
     concepts.load_state_dict({k: state[k] for k in CONCEPT_SHAPES}, strict=True)
     return concepts, file_digest(path)
-
-
-class NSFWScorer:
-    """Per-frame safety-checker scores of stored unit-length CLIP embeddings (> 0: the checker flags the
-    frame); a video's score is its worst frame's."""
-
-    def __init__(self, weights: WeightsFile | None, device: str = "auto", seed: int = 0, clip_visual: Any = None):
-        self.device = pick_device(device)
-        concepts, self.weights_digest = built_or_loaded(
-            random_safety_concepts, lambda w: load_safety_concepts(w, clip_visual), weights, seed
-        )
-        self.concepts = concepts.eval().to(self.device)
-        self.name = "sd-safety-checker"
-
-    @torch.inference_mode()
-    def score(self, embeddings: np.ndarray) -> np.ndarray:
-        """(N, 768) -> (N,) float32."""
-        x = torch.from_numpy(np.asarray(embeddings, np.float32)).to(self.device)
-        return self.concepts(x).float().cpu().numpy()
-
-    @staticmethod
-    def video_score(per_frame: np.ndarray) -> float:
-        return float(np.max(per_frame))

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import torch
 
-from openvid_assets.models.runtime import in_batches_halving_on_oom, pick_device, pick_dtype
-from openvid_assets.models.catalog import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, CLIPSpec  # noqa: F401 - re-exported
+from openvid_assets.models.registry.runtime import in_batches_halving_on_oom, pick_device, pick_dtype
+from openvid_assets.models.registry.catalog import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, CLIPSpec  # noqa: F401 - re-exported
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -12,7 +12,7 @@
   pairs. 0 for a still video.
 
 The flow is any function of two uint8 RGB frames returning an (H, W, 2) flow in pixels: ``farneback_flow``
-(OpenCV, no weights) here, or the pipeline's UniMatch (``models.motion.UniMatchMotion.flows``), the documented
+(OpenCV, no weights) here, or the pipeline's UniMatch (``models.scorers.motion.UniMatchMotion.flows``), the documented
 alternative to RAFT.
 """
 

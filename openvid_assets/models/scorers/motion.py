@@ -1,5 +1,5 @@
-"""Motion backends: UniMatch (the paper's flow network, :mod:`openvid_assets.models.unimatch`) and a weight-free
-OpenCV Farneback dense optical flow (as Stable Video Diffusion used).
+"""Motion backends: UniMatch (the paper's flow network, :mod:`openvid_assets.models.networks.unimatch`) and a
+weight-free OpenCV Farneback dense optical flow (as Stable Video Diffusion used).
 
 Scores are mean flow magnitudes in pixels per frame at a fixed working
 resolution (portrait videos transposed first), so they compare across input
@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 
 from openvid_assets.media.frames import FrameRequest, at_positions
-from openvid_assets.models.catalog import UNIMATCH_FLOW
-from openvid_assets.models.weights import WeightsFile
+from openvid_assets.models.registry.catalog import UNIMATCH_FLOW
+from openvid_assets.models.registry.weights import WeightsFile
 
 if TYPE_CHECKING:  # torch loads only when a UniMatch scorer is built
     import torch
 
-    from openvid_assets.models.unimatch import UniMatchConfig
+    from openvid_assets.models.networks.unimatch import UniMatchConfig
 
 FARNEBACK_PARAMS = {"pyr_scale": 0.5, "levels": 4, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2, "flags": 0}
 
@@ -126,7 +126,7 @@ class UniMatchMotion:
     resized in float (bilinear, ``align_corners=True``) as upstream does, and upstream's frame list is used
     verbatim (:func:`unimatch_indices`). Pairs are consecutive sampled frames, batched ``pair_batch`` at a
     time; fp16 autocast on CUDA unless ``fp32``, fp32 on CPU. ``config`` is
-    :data:`openvid_assets.models.unimatch.PAPER` unless given.
+    :data:`openvid_assets.models.networks.unimatch.PAPER` unless given.
     """
 
     name = "unimatch"
@@ -137,8 +137,8 @@ class UniMatchMotion:
                  exact: bool = False, fp32: bool = False):  # fmt: skip
         import torch
 
-        from openvid_assets.models import unimatch
-        from openvid_assets.models.runtime import built_or_loaded, pick_device, pick_dtype
+        from openvid_assets.models.networks import unimatch
+        from openvid_assets.models.registry.runtime import built_or_loaded, pick_device, pick_dtype
 
         if definition not in MOTION_DEFINITIONS:
             raise ValueError(f"unknown motion definition {definition!r}; choose one of {sorted(MOTION_DEFINITIONS)}")

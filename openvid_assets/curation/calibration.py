@@ -220,7 +220,7 @@ def suitability_inputs(embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame]
         list[str], np.ndarray, np.ndarray]:  # fmt: skip
     """(video ids, mean CLIP embeddings, their ``SUITABILITY_INPUTS`` scores; NaN where a score failed) of the
     ok videos of a frame_embeddings table, with ``scores`` the same shards' score tables by name."""
-    from openvid_assets.models.scoring import video_embeddings
+    from openvid_assets.models.shards.tables import video_embeddings
 
     ids, vectors = video_embeddings(embeddings)
     columns = []
@@ -250,7 +250,7 @@ def suitability_rows(embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame], 
                      unfitted: str = "") -> pl.DataFrame:  # fmt: skip
     """One score row per video of a shard's frame_embeddings table: P(good) from the learned filter; a video
     whose embedding failed keeps that reason, and with no model (``unfitted``: why) every row says so."""
-    from openvid_assets.models.scoring import SCORE_SCHEMA, video_groups
+    from openvid_assets.models.shards.tables import SCORE_SCHEMA, video_groups
 
     ids, vectors, values = suitability_inputs(embeddings, scores)
     predicted = dict(zip(ids, model.predict(vectors, values))) if model is not None else {}

@@ -39,7 +39,7 @@ Inputs are (B, 3, H, W) RGB in 0..255; like upstream inference, sizes that are
 not a multiple of :attr:`UniMatchConfig.padding_factor` (32 for the paper
 model) are resized to the next multiple and the flow is resized back and
 rescaled. The motion scorer that samples frames and runs it is
-:class:`openvid_assets.models.motion.UniMatchMotion`. This module never imports Dagster.
+:class:`openvid_assets.models.scorers.motion.UniMatchMotion`. This module never imports Dagster.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openvid_assets.models.catalog import UNIMATCH_FLOW  # noqa: F401 - re-exported
-from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
+from openvid_assets.models.registry.catalog import UNIMATCH_FLOW  # noqa: F401 - re-exported
+from openvid_assets.models.registry.weights import WeightsFile, file_digest, load_state_dict, resolve
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

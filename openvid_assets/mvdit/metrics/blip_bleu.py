@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from openvid_assets.media.frames import part_centres
-from openvid_assets.models.captions import tiny_tokenizer
-from openvid_assets.models.runtime import pick_device, pick_dtype, seeded
-from openvid_assets.models.weights import resolve_model_folder
+from openvid_assets.models.scorers.captions import tiny_tokenizer
+from openvid_assets.models.registry.runtime import pick_device, pick_dtype, seeded
+from openvid_assets.models.registry.weights import resolve_model_folder
 
 PAPER_BLIP2 = "Salesforce/blip2-opt-2.7b"  # EvalCrafter's checkpoints/download.sh clones it for BLIP-BLEU
 TINY_BLIP2 = "tiny"

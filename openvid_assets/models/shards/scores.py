@@ -13,82 +13,24 @@ Shared rules for every score table:
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
-import torch
 
-from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
-from openvid_assets.models.aesthetic import AestheticScorer
-from openvid_assets.models.backends import VideoScorer
-from openvid_assets.models.clip import CLIPEmbedder
-from openvid_assets.models.content import FRAME_MEASURE_SCHEMA, FrameInspector
-from openvid_assets.models.sampling import CLIPSampling
+from openvid_assets.media.frames import DecodedFrames, FrameRequest
 from openvid_assets.media.tasks import OpenVideo, VideoTask, video_tasks
+from openvid_assets.models.registry.sampling import CLIPSampling
+from openvid_assets.models.scorers.aesthetic import AestheticScorer
+from openvid_assets.models.scorers.base import VideoScorer
+from openvid_assets.models.scorers.clip import CLIPEmbedder
+from openvid_assets.models.scorers.content import FrameInspector
+from openvid_assets.models.shards.running import Progress, decode_ahead, decoder, failure, is_infrastructure_error
+from openvid_assets.models.shards.tables import EMBEDDING_SCHEMA, SCORE_SCHEMA, embedding_matrix, video_groups
 from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_rows
 
-ROW_COLUMNS = {"video_id": pl.String, "source_uri": pl.String, "status": pl.String, "error": pl.String}
-SCORE_SCHEMA = {**ROW_COLUMNS, "score": pl.Float64, "frame_indices": pl.List(pl.Int32), **KEY_COLUMNS}
-EMBEDDING_SCHEMA = {**ROW_COLUMNS, "frame_index": pl.Int32, "num_frames": pl.Int32, "embedding": pl.Binary,
-                    **FRAME_MEASURE_SCHEMA, **KEY_COLUMNS}  # fmt: skip
-
-Progress = Callable[[int, int], None]
-Task = TypeVar("Task")
-Decoded = TypeVar("Decoded")
 Inspected = tuple[DecodedFrames, list[dict[str, Any]]]  # a video's frames and their content measures
-
-
-def is_infrastructure_error(error: BaseException) -> bool:
-    """Errors that say nothing about the video: they fail the run (to be retried), not the row."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return isinstance(error, (MemoryError, torch.OutOfMemoryError, BotoCoreError, ClientError, OSError))
-
-
-def decode_ahead(tasks: Iterable[Task], decode: Callable[[Task], Decoded],
-                 workers: int = 2) -> Iterator[tuple[Task, Decoded | Exception]]:  # fmt: skip
-    """Decode in background threads, a bounded window ahead; yield results in task order.
-
-    A video's own failure is yielded as the exception; an infrastructure error is raised.
-    """
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        window: deque[tuple[Task, Future[Decoded]]] = deque()
-        todo = iter(tasks)
-        for task in todo:
-            window.append((task, pool.submit(decode, task)))
-            if len(window) >= 2 * workers:
-                break
-        while window:
-            task, future = window.popleft()
-            nxt = next(todo, None)
-            if nxt is not None:
-                window.append((nxt, pool.submit(decode, nxt)))
-            try:
-                yield task, future.result()
-            except Exception as e:
-                if is_infrastructure_error(e):
-                    raise
-                yield task, e
-
-
-def decoder(open_video: OpenVideo, request: FrameRequest, threads: int = 1) -> Callable[[VideoTask], DecodedFrames]:
-    """Decode one video's requested frames (``threads`` decode threads for it): what every scoring pass calls."""
-
-    def decode(task: VideoTask) -> DecodedFrames:
-        with open_video(task) as path:
-            return read_frames(path, request, width=task.width, height=task.height, rotation=task.rotation,
-                               threads=threads)  # fmt: skip
-
-    return decode
-
-
-def _failure(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text if not isinstance(error, (ValueError, TypeError, IndexError)) else f"scoring failed: {text}"
 
 
 def _assemble(manifest: pl.DataFrame, computed: dict[str, dict[str, Any]], key_columns: dict[str, str],
@@ -118,7 +60,7 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
     tasks = [t for t in video_tasks(manifest) if t.video_id not in computed]
     for done, (task, decoded) in enumerate(decode_ahead(tasks, decoder(open_video, scorer.request), workers), 1):
         if isinstance(decoded, Exception):
-            computed[task.video_id] = {"status": "failed", "error": _failure(decoded)}
+            computed[task.video_id] = {"status": "failed", "error": failure(decoded)}
         else:
             try:
                 values = scorer.score(decoded.indices, decoded.frames)
@@ -126,7 +68,7 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
             except Exception as e:
                 if is_infrastructure_error(e):
                     raise
-                computed[task.video_id] = {"status": "failed", "error": _failure(e)}
+                computed[task.video_id] = {"status": "failed", "error": failure(e)}
         if progress:
             progress(done, len(tasks))
     return ShardRows(_assemble(manifest, computed, key.columns(), schema), len(tasks), len(computed) - len(tasks))
@@ -188,7 +130,7 @@ def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSa
 
     for task, inspected in decode_ahead(tasks, decode_and_measure, workers):
         if isinstance(inspected, Exception):
-            computed[task.video_id] = [{"video_id": task.video_id, "status": "failed", "error": _failure(inspected)}]
+            computed[task.video_id] = [{"video_id": task.video_id, "status": "failed", "error": failure(inspected)}]
             done += 1
             continue
         batch.append((task, inspected))
@@ -214,31 +156,6 @@ def _measures(inspector: FrameInspector | None, decoded: DecodedFrames,
         return [{} for _ in decoded.indices]
     text_at = set(sampling.aesthetic_indices(decoded.num_frames))
     return inspector.measure(decoded.frames, [k for k, i in enumerate(decoded.indices) if i in text_at])
-
-
-def embedding_matrix(rows: pl.DataFrame) -> np.ndarray:
-    """Stored fp16 embeddings -> (N, D) float32."""
-    return np.stack([np.frombuffer(b, dtype=np.float16) for b in rows["embedding"]]).astype(np.float32)
-
-
-def video_embeddings(embeddings: pl.DataFrame) -> tuple[list[str], np.ndarray]:
-    """One unit vector per video: the normalised mean of its stored frame embeddings (ok rows only)."""
-    ok = embeddings.filter(pl.col("status") == "ok")
-    if ok.height == 0:
-        return [], np.zeros((0, 0), np.float32)
-    ids, vectors = [], []
-    for (video_id,), group in ok.group_by("video_id", maintain_order=True):
-        mean = embedding_matrix(group).mean(axis=0)
-        ids.append(video_id)
-        vectors.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-    return ids, np.stack(vectors)
-
-
-def video_groups(embeddings: pl.DataFrame) -> Iterator[tuple[str, str, pl.DataFrame]]:
-    """(video id, source uri, its rows) in table order. By both: a file with the same content as another has
-    the same video id, and its one row (failed, as a duplicate) must not join the original's frames."""
-    for (video_id, source_uri), group in embeddings.group_by("video_id", "source_uri", maintain_order=True):
-        yield video_id, source_uri, group
 
 
 def _per_video(embeddings: pl.DataFrame, compute: Callable[[int, pl.DataFrame], tuple[float, list[int]]],

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
+from openvid_assets.models.registry.weights import WeightsFile, file_digest, load_state_dict, resolve
 
 RAFT_WEIGHTS = WeightsFile("raft/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
                            "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
@@ -65,7 +65,7 @@ def tiny_raft(seed: int = 0, device: str | torch.device = "cpu") -> RaftFlow:
     """RAFT-small with random weights: the real interface, offline (its flows mean nothing)."""
     from torchvision.models.optical_flow import raft_small
 
-    from openvid_assets.models.runtime import seeded
+    from openvid_assets.models.registry.runtime import seeded
 
     with seeded(seed):
         model = raft_small(weights=None)

@@ -21,7 +21,7 @@ technical keys alone (what clarity scoring needs), ``Dover`` the whole file stri
 the papers and the public description of the model; the key list it must match is
 ``openvid_assets_tests/data/dover_keys.json``.
 
-Its input (frame sampling, fragments) and the scorer are in :mod:`openvid_assets.models.clarity`.
+Its input (frame sampling, fragments) and the scorer are in :mod:`openvid_assets.models.scorers.clarity`.
 This module never imports Dagster.
 """
 
@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from openvid_assets.media.frames import part_centres
-from openvid_assets.models.catalog import DOVER_WEIGHTS  # noqa: F401 - re-exported
-from openvid_assets.models.weights import WeightsFile, file_digest, load_state_dict, resolve
+from openvid_assets.models.registry.catalog import DOVER_WEIGHTS  # noqa: F401 - re-exported
+from openvid_assets.models.registry.weights import WeightsFile, file_digest, load_state_dict, resolve
 
 
 TECHNICAL_PREFIXES = ("technical_backbone.", "technical_head.")
