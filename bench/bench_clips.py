@@ -82,8 +82,8 @@ from openvid_assets.media.scenes import (
     Transition,
     analysis_request,
     find_transitions,
-    scan_video,
 )
+from openvid_assets.models.scorers.shots import scan_video  # media's, with TransNetV2 as its shot detector
 from openvid_assets.samples import VideoSpec
 
 CONFIG = CutDetection(detectors="cascade")  # the cascade at the pipeline's defaults; never tuned here

@@ -136,7 +136,8 @@ def clip_pass_case(device: str, dry: bool, videos: list[Path], sync) -> dict:
 
 def cut_scan_case(videos: list[Path], detectors: str) -> dict:
     from openvid_assets.media.probe import probe
-    from openvid_assets.media.scenes import CutDetection, scan_video
+    from openvid_assets.media.scenes import CutDetection
+    from openvid_assets.models.scorers.shots import scan_video
 
     config = CutDetection(detectors=detectors)
     started, frames, seconds = time.perf_counter(), 0, 0.0

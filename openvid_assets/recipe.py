@@ -153,8 +153,13 @@ class ClipSettings(_Section):
 
     def identity(self) -> dict[str, Any]:
         """What the clips section decides, with the TransNetV2 weights' digest when it runs."""
-        digest = self.build().detection.params().get("transnetv2_digest")
-        return {**self.model_dump(), **({"transnetv2_digest": digest} if digest else {})}
+        if not self.build().detection.uses_transnetv2:
+            return self.model_dump()
+        from openvid_assets.models.registry.catalog import transnetv2_weights
+        from openvid_assets.models.registry.weights import file_digest
+
+        weights = transnetv2_weights(self.transnetv2_weights or None)
+        return {**self.model_dump(), "transnetv2_digest": file_digest(weights)}
 
     def build(self) -> ClipWriting:
         detection = CutDetection(content_threshold=self.content_threshold, slow_threshold=self.slow_threshold,

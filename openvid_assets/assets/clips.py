@@ -56,7 +56,7 @@ def clip_videos(context: AssetExecutionContext, store: OpenVidStore, models: Mod
     settings = settings.stitching_with(embedder) if embedder else settings
     result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), settings,
                         previous=tables.read_if_exists(table, shard), progress=progress_callback(context, "clipped"),
-                        workers=models.decode_workers, embedder=embedder)  # fmt: skip
+                        workers=models.decode_workers, embedder=embedder, shots=models.shots())  # fmt: skip
     path = tables.write(table, shard, result.table)
     ok = result.table.filter(pl.col("status") == "ok")
     lengths = (ok["end_s"] - ok["start_s"]) if ok.height else pl.Series([], dtype=pl.Float64)

@@ -8,7 +8,7 @@ sensors and run workers start quickly.
 import os
 import sys
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from openvid_assets.recipe import ModelSettings, RecipeStore, StoredRecipe
 from openvid_assets.store import TableStore
 
 if TYPE_CHECKING:
+    from openvid_assets.media.scenes import ShotDetector
     from openvid_assets.mvdit.data import LatentSettings
     from openvid_assets.models.scorers.aesthetic import AestheticScorer
     from openvid_assets.models.scorers.base import VideoScorer
@@ -140,6 +141,12 @@ class ModelsResource(ConfigurableResource):
 
     def nsfw(self, m: ModelSettings) -> "NSFWScorer":
         return _nsfw(m.resolved_profile(), self.device, self.batch_size)
+
+    def shots(self) -> "ShotDetector":
+        """The cut cascade's learned shot detector (TransNetV2), built per video on this device."""
+        from openvid_assets.models.scorers.shots import TransNetV2Shots
+
+        return partial(TransNetV2Shots, device=self.device)
 
 
 @dataclass(frozen=True)

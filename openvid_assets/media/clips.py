@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from openvid_assets.media.frames import even_size
-from openvid_assets.media.scenes import (CutDetection, FrameEmbedder, SceneSignals, Stitch, Transition,
+from openvid_assets.media.scenes import (CutDetection, FrameEmbedder, SceneSignals, ShotDetector, Stitch, Transition,
                                          find_transitions, rescan_scene, scan_video, stitch_cuts)  # fmt: skip
 from openvid_assets.media.sources import VideoInputError
 from openvid_assets.media.tasks import OpenVideo, VideoTask
@@ -146,10 +146,12 @@ def _split(first: int, last: int, max_frames: int) -> list[ClipSpan]:
 
 def detect_clips(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
                  detection: CutDetection = CutDetection(), rules: ClipRules = ClipRules(),
-                 embedder: FrameEmbedder | None = None, threads: int = 1) -> tuple[SceneSignals, ClipPlan]:  # fmt: skip
-    """Scan a video once, re-scan its too-long scenes, stitch (with ``detection.stitch``) and plan its clips."""
+                 embedder: FrameEmbedder | None = None, threads: int = 1,
+                 shots: ShotDetector | None = None) -> tuple[SceneSignals, ClipPlan]:  # fmt: skip
+    """Scan a video once, re-scan its too-long scenes, stitch (with ``detection.stitch``) and plan its clips
+    (``shots``: the learned shot detector, when ``detection`` runs TransNetV2)."""
     geometry = {"width": width, "height": height, "rotation": rotation, "threads": threads}
-    signals = scan_video(path, fps=fps, config=detection, **geometry)
+    signals = scan_video(path, fps=fps, config=detection, shots=shots, **geometry)
     n = signals.num_frames
     transitions = find_transitions(signals, detection)
     long = [s for s in scenes_between(n, transitions, rules.trim_frames) if s.num_frames > rules.frame_limits(fps)[1]]
@@ -326,7 +328,8 @@ def _rows_for(task: VideoTask, plan: ClipPlan, frames: int, uris: dict[str, str 
 
 
 def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings,
-               embedder: FrameEmbedder | None = None) -> list[dict[str, Any]]:  # fmt: skip
+               embedder: FrameEmbedder | None = None,
+               shots: ShotDetector | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Detect, plan and (unless mode is 'none') write one video's clips; a bad video is one failed row."""
     if settings.whole_videos:
         return whole_video_rows(task, settings)
@@ -334,7 +337,7 @@ def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None, 
         with open_video(task) as path:
             signals, plan = detect_clips(path, width=task.width, height=task.height, fps=task.fps,
                                          rotation=task.rotation, detection=settings.detection, rules=settings.rules,
-                                         embedder=embedder)  # fmt: skip
+                                         embedder=embedder, shots=shots)  # fmt: skip
             uris: dict[str, str | None] = {}
             crop = crop_filter(task, settings)
             if settings.mode != "none" and store is not None:
@@ -390,9 +393,11 @@ def reusable_clip_rows(previous: pl.DataFrame | None, settings: ClipSettings) ->
 
 def clip_shard(tasks: list[VideoTask], open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings, *,
                previous: pl.DataFrame | None = None, progress: Callable[[int, int], None] | None = None,
-               workers: int = 2, embedder: FrameEmbedder | None = None) -> ShardRows:  # fmt: skip
+               workers: int = 2, embedder: FrameEmbedder | None = None,
+               shots: ShotDetector | None = None) -> ShardRows:  # fmt: skip
     """Clip every video of a shard, ``workers`` videos at a time, in task order (``embedder``: the CLIP that
-    stitches, with ``settings.detection.stitch``)."""
+    stitches, with ``settings.detection.stitch``; ``shots``: the learned shot detector, when the detection
+    runs TransNetV2)."""
     cached = reusable_clip_rows(previous, settings)
     unique = list({t.video_id: t for t in tasks}.values())
     todo = [t for t in unique if t.video_id not in cached or not _files_present(cached[t.video_id], store, settings)
@@ -400,7 +405,7 @@ def clip_shard(tasks: list[VideoTask], open_video: OpenVideo, store: ClipStore |
     todo_ids = {t.video_id for t in todo}
     done_rows = {t.video_id: cached[t.video_id] for t in unique if t.video_id not in todo_ids}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {t.video_id: pool.submit(clip_video, t, open_video, store, settings, embedder) for t in todo}
+        futures = {t.video_id: pool.submit(clip_video, t, open_video, store, settings, embedder, shots) for t in todo}
         for count, (video_id, future) in enumerate(futures.items(), 1):
             done_rows[video_id] = future.result()
             if progress:

@@ -11,8 +11,9 @@ transitions are caught:
   the change adds up, while a pan's difference grows far less; its threshold is
   set on that k-frame difference.
 - ``fade``: ``ThresholdDetector`` on mean intensity: fades to and from black.
-- ``transnetv2`` (with ``detectors: transnetv2`` or ``both``): the learned shot-boundary detector
-  (:mod:`openvid_assets.models.networks.transnetv2`), fed the same decoded frames shrunk to 48x27.
+- ``transnetv2`` (with ``detectors: transnetv2`` or ``both``): a learned shot-boundary detector fed the same
+  decoded frames. This module loads no network: the caller passes ``shots``, a factory of such detectors
+  (``models.scorers.shots.TransNetV2Shots``), and a config that asks for TransNetV2 without one is refused.
 
 The video is decoded once, small (``analysis_short_side``), and every frame is
 handed to the three detectors in turn. Their cuts are then refined with two
@@ -39,9 +40,9 @@ Two later steps work on the cuts of one video (``media/clips.py`` runs them):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
@@ -100,18 +101,6 @@ class CutDetection:
 
     def slow_step(self, fps: float) -> int:
         return max(1, round(fps * self.slow_step_s))
-
-    def params(self) -> dict[str, Any]:
-        """The settings, and the TransNetV2 weights' digest when it runs (a new file redoes the clips)."""
-        params: dict[str, Any] = asdict(self)
-        if not self.stitch:
-            params.pop("stitch_threshold")  # unused: changing it redoes nothing
-        if self.uses_transnetv2:
-            from openvid_assets.models.registry.catalog import transnetv2_weights
-            from openvid_assets.models.registry.weights import file_digest
-
-            params["transnetv2_digest"] = file_digest(transnetv2_weights(self.transnetv2_weights or None))
-        return params
 
 
 @dataclass(frozen=True)
@@ -190,34 +179,26 @@ class ThumbnailStep:
         return step
 
 
-class LearnedShots:
-    """TransNetV2 on every frame shrunk to 48x27 (from the cascade's small decode), windows run as they fill."""
-
-    def __init__(self, config: CutDetection):
-        from openvid_assets.models.registry.runtime import pick_device
-        from openvid_assets.models.networks.transnetv2 import INPUT_SIZE, ShotEnds, load_transnetv2
-
-        device = pick_device()  # CUDA when there is one (fp32: the network is small, its inputs 48x27)
-        model, _ = load_transnetv2(config.transnetv2_weights or None)
-        self.size, self.threshold = INPUT_SIZE, config.transnetv2_threshold
-        self.ends = ShotEnds(model.to(device), device)
+class LearnedShots(Protocol):
+    """A learned shot-boundary detector (TransNetV2) for one video, fed the cascade's decoded RGB frames."""
 
     def process(self, frames: np.ndarray) -> None:
-        self.ends.feed(np.stack([cv2.resize(f, self.size, interpolation=cv2.INTER_AREA) for f in frames]))
+        """The next chunk of the video's frames, in order."""
+        ...
 
     def finish(self) -> tuple[list[int], list[tuple[int, int]]]:
         """The cuts (first frames of new scenes) and the mixed frames of the gradual transitions among them."""
-        from openvid_assets.models.networks.transnetv2 import new_scene_starts, transition_spans
+        ...
 
-        probabilities = self.ends.finish()
-        cuts = new_scene_starts(probabilities[:, 0], self.threshold)
-        return cuts, transition_spans(probabilities[:, 1], cuts, self.threshold)
+
+# Builds one video's detector from the settings (threshold, weights): what the caller passes as ``shots``.
+ShotDetector = Callable[[CutDetection], LearnedShots]
 
 
 class _Cascade:
     """One pass: every frame to the chosen detectors (library ones, TransNetV2) and the two signals."""
 
-    def __init__(self, config: CutDetection, fps: float):
+    def __init__(self, config: CutDetection, fps: float, shots: ShotDetector | None = None):
         from scenedetect.detectors import ContentDetector, ThresholdDetector
 
         self.fps = float(fps)  # FrameTimecode takes float or Fraction only
@@ -228,7 +209,10 @@ class _Cascade:
                                     every=config.slow_step(fps)),  # fmt: skip
             "fade": LibraryDetector(ThresholdDetector(threshold=config.fade_threshold, min_scene_len=min_len)),
         } if config.uses_library else {}
-        self.learned = LearnedShots(config) if config.uses_transnetv2 else None
+        if config.uses_transnetv2 and shots is None:
+            raise ValueError(f"cut detection with detectors={config.detectors!r} runs TransNetV2: pass shots= "
+                             "(models.scorers.shots.TransNetV2Shots), or use detectors='cascade'")  # fmt: skip
+        self.learned = shots(config) if shots is not None and config.uses_transnetv2 else None
         self.luma, self.step = LumaSignal(), ThumbnailStep()
         self.frame = 0
 
@@ -274,14 +258,15 @@ def analysis_request(config: CutDetection, width: int, height: int, feed: Callab
 
 
 def scan_video(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
-               config: CutDetection = CutDetection(), threads: int = 1,
-               frames: tuple[int, int] | None = None) -> SceneSignals:  # fmt: skip
+               config: CutDetection = CutDetection(), threads: int = 1, frames: tuple[int, int] | None = None,
+               shots: ShotDetector | None = None) -> SceneSignals:  # fmt: skip
     """One decode pass: every detector's raw cuts plus the luma and thumbnail-step signals.
 
     ``fps`` is the manifest's; the detectors' minimum scene length is in its frames. With ``frames``
-    (first, last), only that range is scanned and frame numbers count from its first frame.
+    (first, last), only that range is scanned and frame numbers count from its first frame. ``shots`` builds
+    the learned detector when ``config`` asks for TransNetV2.
     """
-    cascade = _Cascade(config, fps)
+    cascade = _Cascade(config, fps, shots)
     decoded = read_frames(path, analysis_request(config, width, height, cascade.feed, frames), width=width,
                           height=height, rotation=rotation, threads=threads)  # fmt: skip
     stats = decoded.frames.reshape(-1, 2)

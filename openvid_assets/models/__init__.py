@@ -6,7 +6,7 @@
   aesthetic head, the safety checker's concepts);
 - ``scorers``: the scorers behind ``scorers.base.VideoScorer`` (motion, clarity) and the other wrappers
   that turn frames or embeddings into numbers or text (CLIP, aesthetic, NSFW, text, content measures,
-  captioner);
+  captioner, TransNetV2 as the cut cascade's shot detector);
 - ``shards``: a shard's videos through those (decode-ahead threads, failure rows, row reuse) and the
   schemas of the tables they write; ``profiles``: which scorers and weights each profile builds.
 """

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from openvid_assets import samples
-from openvid_assets.media.clips import ClipSettings, ClipStore, clip_id, clip_shard, cut_clip
+from openvid_assets.media.clips import ClipSettings, ClipStore, clip_id, cut_clip
+from openvid_assets.models.scorers.shots import clip_shard  # media's, with TransNetV2 as its shot detector
 from openvid_assets.media.tasks import VideoTask
 from openvid_assets.media.clips import ClipSpan
 from openvid_assets.store.files import LocalFileSystem

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from openvid_assets import samples
-from openvid_assets.media.clips import ClipRules, detect_clips, plan_clips
-from openvid_assets.media.scenes import CutDetection, SceneSignals, Transition, find_transitions, scan_video
+from openvid_assets.media.clips import ClipRules, plan_clips
+from openvid_assets.media.scenes import CutDetection, SceneSignals, Transition, find_transitions
+from openvid_assets.models.scorers.shots import detect_clips, scan_video  # media's, with TransNetV2 bound
 from openvid_assets.samples import VideoSpec
 
 # name -> generator call; sizes, rates and transition lengths vary so no default happens to fit.

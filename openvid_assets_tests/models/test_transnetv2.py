@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from openvid_assets import samples
-from openvid_assets.media.scenes import CutDetection, find_transitions, scan_video
+from openvid_assets.media.scenes import CutDetection, find_transitions
+from openvid_assets.models.scorers.shots import scan_video  # media's, with TransNetV2 bound
 from openvid_assets.models.registry.catalog import transnetv2_weights
 from openvid_assets.models.networks.transnetv2 import (ShotEnds, TransNetV2, load_transnetv2, new_scene_starts,
                                                        shot_end_probabilities, transition_spans)  # fmt: skip
@@ -86,7 +87,8 @@ BAD = {
 
 @pytest.mark.parametrize("video", BAD)
 def test_short_static_single_frame_and_black_videos_go_through_transnetv2_and_stitching(tmp_path, video):
-    from openvid_assets.media.clips import ClipRules, detect_clips
+    from openvid_assets.media.clips import ClipRules
+    from openvid_assets.models.scorers.shots import detect_clips
     from openvid_assets.models.scorers.clip import CLIPEmbedder
     from openvid_assets.models.profiles import get_profile
 
