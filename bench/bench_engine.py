@@ -10,7 +10,10 @@ All in one run on one machine (ratios; absolute times only mean something on a q
 3. The same graph executed in-process (``execute_in_process``, one run per shard per wave, in this process:
    what the old run command did), on a fresh data root: wall time. (Dagster path with 1 worker - in-process)
    / runs = the cost of a queued run (launch, process start, code location load, event polling).
-4. Start-up: ``openvid-assets --help`` and a run worker's load of the code location
+4. With ``--shards-per-run K``: ``run --workers 2`` again with ``OPENVID_SHARDS_PER_RUN=K`` (the per-shard steps'
+   backfill policy): wall time and runs against one shard a run, on the same source (use many small shards,
+   e.g. ``--shards 24 --per-shard 1``).
+5. Start-up: ``openvid-assets --help`` and a run worker's load of the code location
    (``import openvid_assets.definitions``), each the median of 5 fresh processes.
 
     .venv/bin/python bench/bench_engine.py                 # 8 shards x 2 videos
@@ -51,16 +54,17 @@ def busy_cpu_s() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
-def run_command(source: Path, work: Path, per_shard: int, workers: int) -> tuple[float, float, int]:
+def run_command(source: Path, work: Path, per_shard: int, workers: int, shards_per_run: int = 1) -> tuple[float, float, int]:
     """Wall time, CPU time of the machine meanwhile (command, daemon, code server, run workers), runs."""
     from openvid_assets_testing.harness import make_dagster_home
 
-    home = make_dagster_home(work / f"home_w{workers}")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    label = f"w{workers}_k{shards_per_run}"
+    home = make_dagster_home(work / f"home_{label}")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1", "OPENVID_SHARDS_PER_RUN": str(shards_per_run)}
     cpu = busy_cpu_s()
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "openvid_assets", "run", "--source", str(source), "--data-root",
-                           str(work / f"data_w{workers}"), "--shard-size", str(per_shard), "--workers", str(workers),
+                           str(work / f"data_{label}"), "--shard-size", str(per_shard), "--workers", str(workers),
                            *FLAGS], env=env, capture_output=True, text=True)  # fmt: skip
     seconds, cpu = time.perf_counter() - started, busy_cpu_s() - cpu
     if done.returncode != 0:
@@ -95,18 +99,43 @@ def startup(args: list[str], repeats: int = 5) -> float:
     return statistics.median(times)
 
 
+def batching_only(args: argparse.Namespace) -> None:
+    """One shard a run against ``--shards-per-run`` shards a run, both ``run --workers 2`` on one source."""
+    with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
+        work = Path(tmp)
+        make_source(work / "src", args.shards, args.per_shard)
+        one, _, runs1 = run_command(work / "src", work, args.per_shard, 2)
+        batched, _, runs_k = run_command(work / "src", work, args.per_shard, 2, args.shards_per_run)
+    for key, value in machine_facts().items():
+        print(f"{key}: {value}")
+    rows = [["one shard a run", f"{one:.1f} s", str(runs1)],
+            [f"{args.shards_per_run} shards a run", f"{batched:.1f} s", str(runs_k)]]  # fmt: skip
+    print(markdown(["`run --workers 2`, " + f"{args.shards} shards x {args.per_shard} videos", "wall", "runs"], rows))
+    print(f"\n{args.shards_per_run} shards a run vs one: {one / batched:.2f}x ({runs_k} runs against {runs1})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--per-shard", type=int, default=2)
+    parser.add_argument("--shards-per-run", type=int, default=0,
+                        help="also run --workers 2 with this many shards a run (OPENVID_SHARDS_PER_RUN)")
+    parser.add_argument("--batching-only", action="store_true",
+                        help="with --shards-per-run: only the two --workers 2 runs (one shard a run, K a run)")
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args()
+    if args.batching_only:
+        if args.shards_per_run < 2:
+            parser.error("--batching-only needs --shards-per-run K (K >= 2)")
+        return batching_only(args)
 
     with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
         work = Path(tmp)
         make_source(work / "src", args.shards, args.per_shard)
         one, cpu1, runs1 = run_command(work / "src", work, args.per_shard, 1)
         two, cpu2, runs2 = run_command(work / "src", work, args.per_shard, 2)
+        if args.shards_per_run > 1:
+            batched, _, batched_runs = run_command(work / "src", work, args.per_shard, 2, args.shards_per_run)
         local, local_runs = in_process(work / "src", work, args.per_shard)
     cli = startup([sys.executable, "-m", "openvid_assets", "--help"])
     worker = startup([sys.executable, "-c", "import openvid_assets.definitions"])
@@ -122,6 +151,9 @@ def main() -> None:
         "overhead_per_run_s": round((one - local) / max(runs1, 1), 2),
         "cli_help_s": round(cli, 2), "worker_load_s": round(worker, 2),
     }  # fmt: skip
+    if args.shards_per_run > 1:
+        numbers.update({"shards_per_run": args.shards_per_run, "batched_workers_2_s": round(batched, 1),
+                        "batched_runs": batched_runs, "speedup_batched_over_one_shard_a_run": round(two / batched, 2)})
     for key, value in machine_facts().items():
         print(f"{key}: {value}")
     print(markdown(["measure", "value"], [[k, str(v)] for k, v in numbers.items()]))
@@ -129,6 +161,9 @@ def main() -> None:
           f"here, with 1 worker keeping {numbers['workers_1_cores_busy']} cores busy); Dagster path vs in-process: "
           f"{numbers['dagster_over_in_process']}x, {numbers['overhead_per_run_s']} s per run ({runs1} runs, "
           f"{runs2} with 2 workers, {local_runs} in-process)")  # fmt: skip
+    if args.shards_per_run > 1:
+        print(f"{args.shards_per_run} shards a run vs one (2 workers): {numbers['speedup_batched_over_one_shard_a_run']}x "
+              f"({batched_runs} runs against {runs2})")
     if args.json:
         Path(args.json).write_text(json.dumps(numbers, indent=2))
 

@@ -84,11 +84,11 @@ def pipeline_env(dagster_home: Path, **extra: str) -> dict[str, str]:
 
 
 def run_args(source: Path | str, data_root: Path | str, shard_size: int, *, filters: bool = False) -> list[str]:
-    """``python -m openvid_assets run`` with the offline profile and the weight-free motion and clarity backends;
-    without ``filters`` every decodable video goes on to clips and captions."""
+    """``python -m openvid_assets run`` with the offline profile, the weight-free motion and clarity backends and
+    the library cut detectors (TransNetV2 has tests of its own); without ``filters`` every decodable video goes on to clips and captions."""
     args = [sys.executable, "-m", "openvid_assets", "run", "--source", str(source), "--data-root", str(data_root),
             "--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian",
-            "--shard-size", str(shard_size)]  # fmt: skip
+            "--set", "clips.detectors=cascade", "--shard-size", str(shard_size)]  # fmt: skip
     return args if filters else [*args, "--no-filters"]
 
 

@@ -25,7 +25,8 @@ JOBS = {(True, False): SHARD_JOB, (False, False): GLOBAL_JOB, (True, True): TRAI
         (False, True): TRAINING_JOB}  # fmt: skip
 
 # The weight-free motion and clarity backends keep orchestration tests quick; the networks have their own.
-FAST = {"models": {"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"}}
+FAST = {"models": {"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"},
+        "clips": {"detectors": "cascade"}}  # TransNetV2 has tests of its own (models/, media/test_scenes.py)
 
 
 def store_recipe(data_root: str, changes: dict[str, dict[str, Any]] | None = None, **sections: dict[str, Any]) -> StoredRecipe:

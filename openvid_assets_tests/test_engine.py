@@ -36,6 +36,7 @@ def _models(data, name="motion_scores") -> set[str]:
     return {m for s in tables.shards(name) for m in tables.read(name, s).filter(pl.col("status") == "ok")["model"]}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # two pipeline runs, a re-execution and two training runs: ~220 s on 2 idle cores
 def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setup):
     source, data, env, cwd = setup
@@ -113,6 +114,7 @@ def test_thresholds_refuse_shards_scored_by_different_models(tmp_path):
     assert f"openvid-assets run --data-root {tmp_path}" in message
 
 
+@pytest.mark.slow
 def test_two_run_commands_on_one_data_root_lose_nothing(setup):
     source, data, env, cwd = setup
     runs = [_run(source, data, env, "--motion-backend", "farneback", cwd=cwd) for _ in range(2)]

@@ -18,8 +18,10 @@ MANIFEST_FACTS = ["video_id", "width", "height", "fps", "num_frames", "codec", "
 
 
 # These tests are about orchestration; the networks have pipeline tests of their own, so the
-# weight-free backends (stored in the data root's recipe by the first run) keep the runs quick.
-FAST = ["--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian"]
+# weight-free backends and the library cut detectors (stored in the data root's recipe by the first run) keep the
+# runs quick.
+FAST = ["--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian",
+        "--set", "clips.detectors=cascade"]
 
 
 def run_cli(*args: str, env: dict, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -124,6 +126,7 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     assert thresholds.filter(pl.col("score") == "aesthetic")["rule"].to_list() == ["top:30"]
 
 
+@pytest.mark.slow
 def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
     tmp, src, specs, env = workdir
     (src / "escape.mp4").unlink()  # S3 has no symlinks; "outside the root" is a local-only failure

@@ -13,6 +13,8 @@ from openvid_assets.mvdit.ablation import FILTERS, parse_variant, parse_variants
 from openvid_assets.mvdit.evaluate import METRICS
 from openvid_assets_testing.pipeline import FAST, materialize_pipeline, register_shards, store_recipe
 
+pytestmark = pytest.mark.slow  # the whole pipeline, then six recipe variants
+
 TINY_RUN = {"steps": 2, "checkpoint_every": 2, "batch_size": 1, "sample_steps": 2, "held_out": 2}
 RULES = {"aesthetic": "top:60", "temporal": "band:5:95", "motion": "band:5:95", "clarity": "top:70"}
 

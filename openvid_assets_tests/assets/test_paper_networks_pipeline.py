@@ -5,18 +5,21 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 import torch
 from dagster import DagsterInstance
 
+from openvid_assets import samples
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
-from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
-from openvid_assets import samples
 from openvid_assets.models import profiles
 from openvid_assets.models.networks.dover import DOVER_WEIGHTS
 from openvid_assets.models.networks.unimatch import UNIMATCH_FLOW
 from openvid_assets.models.registry.weights import file_digest
+from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
 from openvid_assets_tests.models.test_dover import random_dover_checkpoint
+
+pytestmark = pytest.mark.slow  # the paper's network classes through the whole pipeline
 
 DATA = Path(__file__).parents[1] / "data"
 

@@ -1,11 +1,14 @@
 import shutil
 
 import polars as pl
+import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from openvid_assets.assets.resources import default_resources
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import ASSETS
+
+pytestmark = pytest.mark.slow  # every asset of a shard of the sample set, twice
 
 SCORES = ["frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores", "clarity_scores"]
 

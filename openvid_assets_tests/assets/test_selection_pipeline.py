@@ -14,6 +14,8 @@ from openvid_assets.definitions import build_definitions
 from openvid_assets.store import TableStore
 from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
 
+pytestmark = pytest.mark.slow  # the whole pipeline with clips and captions, then rule changes
+
 MODEL_TABLES = ["frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores"]
 
 

@@ -109,6 +109,7 @@ def test_a_non_utf8_file_name_is_a_row(tmp_path):
     assert good["status"] == "ok"  # the other video of the shard is unaffected
 
 
+@pytest.mark.slow
 def test_hostile_source_through_the_whole_pipeline(tmp_path):
     src = tmp_path / "hostile"
     specs = write_hostile_source(src)

@@ -25,6 +25,8 @@ from openvid_assets_testing.harness import (
     version_problems,
 )
 
+pytestmark = pytest.mark.slow  # three launches of the whole pipeline through the daemon, killed twice
+
 # (first output line to wait for, extra seconds before the kill): a model step of the second shard, then,
 # in the re-run, the clip cutting of that shard (ffmpeg children writing temporary clip files).
 KILL_POINTS = [

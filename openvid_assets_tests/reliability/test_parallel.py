@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
-from openvid_assets_tests.reliability.conftest import SHARD_SIZE
 from openvid_assets_testing.harness import (
     differences,
     instance_problems,
@@ -23,6 +23,9 @@ from openvid_assets_testing.harness import (
     snapshot,
     version_problems,
 )
+from openvid_assets_tests.reliability.conftest import SHARD_SIZE
+
+pytestmark = pytest.mark.slow  # the whole pipeline through the daemon, twice
 
 FIRST_WAVE = ["video_manifest", "frame_embeddings", "aesthetic_scores", "content_scores", "temporal_scores", "motion_scores"]
 

@@ -14,6 +14,8 @@ import pytest
 from openvid_assets_testing.global_steps import global_steps
 from openvid_assets_testing.selection_tables import generate_score_root, upload_root
 
+pytestmark = pytest.mark.slow  # the global SQL over a large generated root on S3
+
 SHARDS, PER_SHARD = 1000, 25  # half of what the bench measures at, for the suite's time
 
 
