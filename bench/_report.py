@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def verdict(median: float, per_repeat: list[float], meets: Callable[[float], bool], yes: str = "PASS",
-            no: str = "FAIL") -> str:  # fmt: skip
+def verdict(
+    median: float, per_repeat: list[float], meets: Callable[[float], bool], yes: str = "PASS", no: str = "FAIL"
+) -> str:
     """``yes`` / ``no`` when the median and every repeat agree; otherwise say the noise decides."""
     if all(meets(x) for x in [median, *per_repeat]):
         return yes
@@ -47,9 +48,15 @@ def machine_facts(**versions: str) -> dict[str, str]:
     """CPU, usable cores, memory, OS, library versions (the caller's, as keywords) and the load when the run starts:
     the conditions of a table. The one copy every benchmark prints."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    return {"CPU": cpu_model(), "CPU count": f"{os.cpu_count()} (usable: {usable})", "RAM": memory_total(),
-            "OS": platform.platform(), "python": platform.python_version(), **versions,
-            "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
+    return {
+        "CPU": cpu_model(),
+        "CPU count": f"{os.cpu_count()} (usable: {usable})",
+        "RAM": memory_total(),
+        "OS": platform.platform(),
+        "python": platform.python_version(),
+        **versions,
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
 
 
 # Medians and ranges over repeats, as the benchmarks print them.

@@ -128,14 +128,23 @@ def cases(seconds: float) -> list[Case]:
     n30, n24 = round(30 * seconds), round(24 * seconds)
     quarter = n30 // 4
     return [
-        Case("hard_cuts", "hard_cuts", dict(width=1280, height=720, fps=30.0,
-                                            scene_frames=(quarter, quarter, quarter, n30 - 3 * quarter))),
-        Case("cross_dissolve", "cross_dissolve", dict(width=1280, height=720, fps=24.0, dissolve_frames=16,
-                                                      scene_frames=(n24 - 16) // 2)),
-        Case("fade_black", "fade_black", dict(width=1920, height=1080, fps=24.0, fade_frames=12, black_frames=6,
-                                              scene_frames=(n24 - 30) // 2)),
+        Case(
+            "hard_cuts",
+            "hard_cuts",
+            dict(width=1280, height=720, fps=30.0, scene_frames=(quarter, quarter, quarter, n30 - 3 * quarter)),
+        ),
+        Case(
+            "cross_dissolve",
+            "cross_dissolve",
+            dict(width=1280, height=720, fps=24.0, dissolve_frames=16, scene_frames=(n24 - 16) // 2),
+        ),
+        Case(
+            "fade_black",
+            "fade_black",
+            dict(width=1920, height=1080, fps=24.0, fade_frames=12, black_frames=6, scene_frames=(n24 - 30) // 2),
+        ),
         Case("smooth_pan", "smooth_pan", dict(width=1920, height=1080, fps=30.0, num_frames=n30, px_per_frame=4)),
-    ]  # fmt: skip
+    ]
 
 
 def make_video(case: Case, folder: Path) -> tuple[Path, VideoSpec, bool]:
@@ -199,8 +208,9 @@ def arm_cascade(path: Path, spec: VideoSpec, threads: int, config: CutDetection 
     holder: dict[str, Any] = {}
 
     def scan() -> Any:
-        holder["signals"] = scan_video(path, width=spec.width, height=spec.height, fps=float(spec.fps),
-                                       threads=threads, config=config)  # fmt: skip
+        holder["signals"] = scan_video(
+            path, width=spec.width, height=spec.height, fps=float(spec.fps), threads=threads, config=config
+        )
         return holder["signals"]
 
     timing = timed([("scan", scan), ("refine", lambda: find_transitions(holder["signals"], config))])
@@ -215,8 +225,9 @@ def arm_three_passes(path: Path, spec: VideoSpec) -> Timing:
     out: dict[str, list[int]] = {}
 
     def content() -> None:
-        out["content"] = scene_starts(scenedetect.detect(str(path), ContentDetector(
-            threshold=CONFIG.content_threshold, min_scene_len=n)))  # fmt: skip
+        out["content"] = scene_starts(
+            scenedetect.detect(str(path), ContentDetector(threshold=CONFIG.content_threshold, min_scene_len=n))
+        )
 
     def slow() -> None:
         video = open_video(str(path))
@@ -226,8 +237,9 @@ def arm_three_passes(path: Path, spec: VideoSpec) -> Timing:
         out["slow"] = scene_starts(manager.get_scene_list())
 
     def fade() -> None:
-        out["fade"] = scene_starts(scenedetect.detect(str(path), ThresholdDetector(
-            threshold=CONFIG.fade_threshold, min_scene_len=n)))  # fmt: skip
+        out["fade"] = scene_starts(
+            scenedetect.detect(str(path), ThresholdDetector(threshold=CONFIG.fade_threshold, min_scene_len=n))
+        )
 
     timing = timed([("content", content), ("slow", slow), ("fade", fade)])
     timing.result = out
@@ -248,8 +260,9 @@ def arm_decode_only(path: Path, spec: VideoSpec, threads: int) -> Timing:
         return np.zeros((len(frames), 2), np.float32)
 
     request = analysis_request(CONFIG, spec.width, spec.height, noop)
-    timing = timed([("decode", lambda: read_frames(path, request, width=spec.width, height=spec.height,
-                                                   threads=threads))])  # fmt: skip
+    timing = timed(
+        [("decode", lambda: read_frames(path, request, width=spec.width, height=spec.height, threads=threads))]
+    )
     timing.result = len(timing.result.indices)
     return timing
 
@@ -352,15 +365,17 @@ def profile_scan(path: Path, spec: VideoSpec, threads: int) -> list[tuple[str, f
 
 
 def accuracy_cases(folder: Path) -> list[tuple[str, Path, VideoSpec]]:
-    made = [("generated hard cuts", samples.hard_cuts(folder, "acc_hard.mp4")),
-            ("generated dissolve", samples.cross_dissolve(folder, "acc_dissolve.mp4")),
-            ("generated fade", samples.fade_black(folder, "acc_fade.mp4")),
-            ("generated pan", samples.smooth_pan(folder, "acc_pan.mp4", px_per_frame=3)),
-            ("real shot alone", samples.real_shots(folder, "acc_real_none.mp4", join="none")),
-            ("real hard cut", samples.real_shots(folder, "acc_real_cut.mp4", join="cut")),
-            ("real cross-dissolve", samples.real_shots(folder, "acc_real_fade.mp4", join="fade")),
-            ("real fade through black", samples.real_shots(folder, "acc_real_fadeblack.mp4", join="fadeblack"))]
-    return [(label, folder / spec.name, spec) for label, spec in made]  # fmt: skip
+    made = [
+        ("generated hard cuts", samples.hard_cuts(folder, "acc_hard.mp4")),
+        ("generated dissolve", samples.cross_dissolve(folder, "acc_dissolve.mp4")),
+        ("generated fade", samples.fade_black(folder, "acc_fade.mp4")),
+        ("generated pan", samples.smooth_pan(folder, "acc_pan.mp4", px_per_frame=3)),
+        ("real shot alone", samples.real_shots(folder, "acc_real_none.mp4", join="none")),
+        ("real hard cut", samples.real_shots(folder, "acc_real_cut.mp4", join="cut")),
+        ("real cross-dissolve", samples.real_shots(folder, "acc_real_fade.mp4", join="fade")),
+        ("real fade through black", samples.real_shots(folder, "acc_real_fadeblack.mp4", join="fadeblack")),
+    ]
+    return [(label, folder / spec.name, spec) for label, spec in made]
 
 
 def match_counts(spec: VideoSpec, transitions: list[Transition]) -> tuple[int, int, int]:
@@ -379,8 +394,13 @@ def accuracy_report(folder: Path) -> None:
     videos = accuracy_cases(folder)
     sets = {"(a) cascade": "cascade", "(e) TransNetV2": "transnetv2", "(f) both": "both"}
     for detectors in sets.values():  # warm-up: weights, imports
-        scan_video(videos[0][1], width=videos[0][2].width, height=videos[0][2].height, fps=videos[0][2].fps,
-                   config=dataclasses.replace(CONFIG, detectors=detectors))  # fmt: skip
+        scan_video(
+            videos[0][1],
+            width=videos[0][2].width,
+            height=videos[0][2].height,
+            fps=videos[0][2].fps,
+            config=dataclasses.replace(CONFIG, detectors=detectors),
+        )
     rows, totals = [], {name: [0, 0, 0, 0.0] for name in sets}
     for label, path, spec in videos:
         row = [label, truth_text(spec)]
@@ -403,11 +423,22 @@ def accuracy_report(folder: Path) -> None:
     summary = []
     for name, (tp, fp, fn, wall) in totals.items():
         precision = tp / (tp + fp) if tp + fp else 1.0
-        summary.append([name, f"{tp}/{tp + fn}", str(fp), f"{precision:.2f}", f"{tp / (tp + fn):.2f}",
-                        f"{len(videos) / wall:.1f}", f"{seconds / wall:.1f}x"])  # fmt: skip
+        summary.append(
+            [
+                name,
+                f"{tp}/{tp + fn}",
+                str(fp),
+                f"{precision:.2f}",
+                f"{tp / (tp + fn):.2f}",
+                f"{len(videos) / wall:.1f}",
+                f"{seconds / wall:.1f}x",
+            ]
+        )
     log("")
-    log(f"## Precision and recall over {sum(len(s.cuts) + len(s.transitions) for _, _, s in videos)} known "
-        f"transitions in {len(videos)} videos ({seconds:.1f} s), and speed on this set (CPU)")
+    log(
+        f"## Precision and recall over {sum(len(s.cuts) + len(s.transitions) for _, _, s in videos)} known "
+        f"transitions in {len(videos)} videos ({seconds:.1f} s), and speed on this set (CPU)"
+    )
     log("")
     log(markdown(["detectors", "found", "false", "precision", "recall", "videos/s", "x real time"], summary))
 
@@ -418,11 +449,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="approximate length of every video (default 10, quick 4)")
     parser.add_argument("--repeats", type=int, help="repeats of every timed arm (default 3, quick 1)")
     parser.add_argument("--workdir", type=Path, help="folder for the videos, kept and reused (default: a temp folder)")
-    parser.add_argument("--only", nargs="+", metavar="LABEL", help="run only these cases (hard_cuts, cross_dissolve, "
-                        "fade_black, smooth_pan)")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="LABEL",
+        help="run only these cases (hard_cuts, cross_dissolve, fade_black, smooth_pan)",
+    )
     parser.add_argument("--profile", action="store_true", help="also print a cProfile breakdown of scan_video")
-    parser.add_argument("--accuracy", action="store_true", help="only the detector sets' precision and recall on "
-                        "generated and real footage (about a minute)")  # fmt: skip
+    parser.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="only the detector sets' precision and recall on generated and real footage (about a minute)",
+    )
     args = parser.parse_args(argv)
     if args.accuracy:
         with tempfile.TemporaryDirectory(prefix="bench-clips-") as tmp:
@@ -439,8 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-clips-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        log(f"# bench_clips: {len(selected)} videos of ~{seconds:g} s; repeats {repeats}; "
-            f"cascade decode threads {', '.join(map(str, A_THREADS))} (judged: {A_THREADS[0]})")  # fmt: skip
+        log(
+            f"# bench_clips: {len(selected)} videos of ~{seconds:g} s; repeats {repeats}; "
+            f"cascade decode threads {', '.join(map(str, A_THREADS))} (judged: {A_THREADS[0]})"
+        )
         for key, value in facts.items():
             log(f"  {key}: {value}")
         videos: list[tuple[Case, Path, VideoSpec]] = []
@@ -448,8 +488,10 @@ def main(argv: list[str] | None = None) -> int:
         for case in selected:
             path, spec, reused = make_video(case, work)
             videos.append((case, path, spec))
-            log(f"  {'reused' if reused else 'generated'} {path.name} ({path.stat().st_size / 1e6:.1f} MB; "
-                f"truth: {truth_text(spec)})")  # fmt: skip
+            log(
+                f"  {'reused' if reused else 'generated'} {path.name} ({path.stat().st_size / 1e6:.1f} MB; "
+                f"truth: {truth_text(spec)})"
+            )
         log(f"inputs ready in {time.perf_counter() - t:.1f} s under {work}")
 
         table = arms(A_THREADS)
@@ -490,8 +532,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(videos: list[tuple[Case, Path, VideoSpec]], runs: dict[tuple[str, str], list[Timing]], names: list[str],
-           repeats: int, facts: dict[str, str], elapsed: float) -> None:  # fmt: skip
+def report(
+    videos: list[tuple[Case, Path, VideoSpec]],
+    runs: dict[tuple[str, str], list[Timing]],
+    names: list[str],
+    repeats: int,
+    facts: dict[str, str],
+    elapsed: float,
+) -> None:
     a_key, d_key = f"a_t{A_THREADS[0]}", f"d_t{A_THREADS[0]}"
 
     def wall(label: str, name: str) -> list[float]:
@@ -518,11 +566,31 @@ def report(videos: list[tuple[Case, Path, VideoSpec]], runs: dict[tuple[str, str
         raw = "; ".join(f"{k} {v}" for k, v in signals.raw_cuts.items())
         b = runs[(case.label, "b")][-1].result
         c = runs[(case.label, "c")][-1].result
-        check_rows.append([case.label, truth_text(spec), ", ".join(describe(t) for t in transitions) or "none",
-                           "OK" if ok else "MISMATCH: " + next(p for o, p in oks if not o), raw,
-                           "; ".join(f"{k} {v}" for k, v in b.items()), str(c)])  # fmt: skip
-    log(markdown(["video", "truth", "(a) transitions", "(a) vs truth", "(a) raw detector cuts",
-                  "(b) passes' cuts", "(c) cuts"], check_rows))  # fmt: skip
+        check_rows.append(
+            [
+                case.label,
+                truth_text(spec),
+                ", ".join(describe(t) for t in transitions) or "none",
+                "OK" if ok else "MISMATCH: " + next(p for o, p in oks if not o),
+                raw,
+                "; ".join(f"{k} {v}" for k, v in b.items()),
+                str(c),
+            ]
+        )
+    log(
+        markdown(
+            [
+                "video",
+                "truth",
+                "(a) transitions",
+                "(a) vs truth",
+                "(a) raw detector cuts",
+                "(b) passes' cuts",
+                "(c) cuts",
+            ],
+            check_rows,
+        )
+    )
 
     # ---- detector sets: the cascade (a), TransNetV2 alone (e), both (f), against the truth and (a)'s time
     learned_rows = []
@@ -556,31 +624,57 @@ def report(videos: list[tuple[Case, Path, VideoSpec]], runs: dict[tuple[str, str
         per_c = [x / y for x, y in zip(wall(case.label, a_key), wall(case.label, "c"))]
         refine_ms = med(part(case.label, a_key, "refine")) * 1e3
         b_parts = " + ".join(f"{med(part(case.label, 'b', k)):.2f}" for k in ("content", "slow", "fade"))
-        rows.append([
-            f"{case.label} {spec.width}x{spec.height} {spec.fps:g} fps, {spec.duration_s:.1f} s",
-            f"{a:.2f} ({med(part(case.label, a_key, 'scan')):.2f} + {refine_ms:.1f} ms)",
-            f"{spec.duration_s / a:.1f}x",
-            f"{b:.2f} ({b_parts})",
-            f"{c:.2f}",
-            f"**{b / a:.2f}x**{spread(per_b)}", verdict(b / a, per_b, lambda x: x >= B_TARGET),
-            f"**{a / c:.2f}x**{spread(per_c)}", verdict(a / c, per_c, lambda x: x <= C_TARGET),
-        ])  # fmt: skip
+        rows.append(
+            [
+                f"{case.label} {spec.width}x{spec.height} {spec.fps:g} fps, {spec.duration_s:.1f} s",
+                f"{a:.2f} ({med(part(case.label, a_key, 'scan')):.2f} + {refine_ms:.1f} ms)",
+                f"{spec.duration_s / a:.1f}x",
+                f"{b:.2f} ({b_parts})",
+                f"{c:.2f}",
+                f"**{b / a:.2f}x**{spread(per_b)}",
+                verdict(b / a, per_b, lambda x: x >= B_TARGET),
+                f"**{a / c:.2f}x**{spread(per_c)}",
+                verdict(a / c, per_c, lambda x: x <= C_TARGET),
+            ]
+        )
     a, b, c = (med(totals[n]) for n in (a_key, "b", "c"))
     per_b = [y / x for x, y in zip(totals[a_key], totals["b"])]
     per_c = [x / y for x, y in zip(totals[a_key], totals["c"])]
-    rows.append([
-        f"**all {len(videos)} videos, {video_s:.1f} s**", f"{a:.2f}", f"{video_s / a:.1f}x",
-        f"{b:.2f}", f"{c:.2f}",
-        f"**{b / a:.2f}x**{spread(per_b)}", verdict(b / a, per_b, lambda x: x >= B_TARGET),
-        f"**{a / c:.2f}x**{spread(per_c)}", verdict(a / c, per_c, lambda x: x <= C_TARGET),
-    ])  # fmt: skip
+    rows.append(
+        [
+            f"**all {len(videos)} videos, {video_s:.1f} s**",
+            f"{a:.2f}",
+            f"{video_s / a:.1f}x",
+            f"{b:.2f}",
+            f"{c:.2f}",
+            f"**{b / a:.2f}x**{spread(per_b)}",
+            verdict(b / a, per_b, lambda x: x >= B_TARGET),
+            f"**{a / c:.2f}x**{spread(per_c)}",
+            verdict(a / c, per_c, lambda x: x <= C_TARGET),
+        ]
+    )
     log("")
-    log(f"## Scene-cut cascade vs PySceneDetect passes (wall seconds, median of {repeats}; per-repeat ranges in "
-        "brackets)")  # fmt: skip
+    log(
+        f"## Scene-cut cascade vs PySceneDetect passes (wall seconds, median of {repeats}; per-repeat ranges in "
+        "brackets)"
+    )
     log("")
-    log(markdown(["video", f"(a) cascade, threads={A_THREADS[0]} (scan + refine)", "(a) realtime",
-                  "(b) 3 passes (content + slow + fade)", "(c) 1 content pass",
-                  f"(b)/(a) ≥ {B_TARGET}", "", f"(a)/(c) ≤ {C_TARGET}", ""], rows))  # fmt: skip
+    log(
+        markdown(
+            [
+                "video",
+                f"(a) cascade, threads={A_THREADS[0]} (scan + refine)",
+                "(a) realtime",
+                "(b) 3 passes (content + slow + fade)",
+                "(c) 1 content pass",
+                f"(b)/(a) ≥ {B_TARGET}",
+                "",
+                f"(a)/(c) ≤ {C_TARGET}",
+                "",
+            ],
+            rows,
+        )
+    )
 
     # ---- decode threads and CPU time, for information
     info_rows = []
@@ -600,35 +694,57 @@ def report(videos: list[tuple[Case, Path, VideoSpec]], runs: dict[tuple[str, str
     row = ["**all**"]
     for threads in A_THREADS:
         w = med(totals[f"a_t{threads}"])
-        row.append(f"{w:.2f} ({video_s / w:.1f}x rt; (b)/(a) {med(totals['b']) / w:.2f}x, (a)/(c) "
-                   f"{w / med(totals['c']):.2f}x)")  # fmt: skip
+        row.append(
+            f"{w:.2f} ({video_s / w:.1f}x rt; (b)/(a) {med(totals['b']) / w:.2f}x, (a)/(c) {w / med(totals['c']):.2f}x)"
+        )
     row.append(f"{med(totals[d_key]):.2f} ({med(totals[d_key]) / med(totals[a_key]):.0%} of (a))")
     row += [f"{med(totals['b']):.2f}", f"{med(totals['c']):.2f}"]
     info_rows.append(row)
     log("")
     log("## For information: decode threads, decode-only share, CPU time (wall / process CPU seconds, medians)")
     log("")
-    log(markdown(["video", *[f"(a) threads={t}" for t in A_THREADS], f"(d) decode only, threads={A_THREADS[0]}",
-                  "(b)", "(c)"], info_rows))  # fmt: skip
+    log(
+        markdown(
+            [
+                "video",
+                *[f"(a) threads={t}" for t in A_THREADS],
+                f"(d) decode only, threads={A_THREADS[0]}",
+                "(b)",
+                "(c)",
+            ],
+            info_rows,
+        )
+    )
     cpu = {n: sum(med([t.cpu for t in runs[(case.label, n)]]) for case, _, _ in videos) for n in names}
     log("")
-    log(f"- By process CPU time (all threads; what counts when `clip_shard` keeps every core busy with its "
+    log(
+        f"- By process CPU time (all threads; what counts when `clip_shard` keeps every core busy with its "
         f"workers): (a) {cpu[a_key]:.2f} s, (b) {cpu['b']:.2f} s, (c) {cpu['c']:.2f} s -> (b)/(a) "
         f"{cpu['b'] / cpu[a_key]:.2f}x, (a)/(c) {cpu[a_key] / cpu['c']:.2f}x; CPU/wall, i.e. cores in use: (b) "
         f"{cpu['b'] / med(totals['b']):.2f}, (c) {cpu['c'] / med(totals['c']):.2f}, (a) "
-        f"{cpu[a_key] / med(totals[a_key]):.2f} cores.")  # fmt: skip
-    log(f"- (a) vs truth: {'every repeat of every cascade arm matches' if all_ok else 'MISMATCHES above'}; "
-        f"hard cuts within {CUT_TOLERANCE} frames, gradual transitions by their cut frame.")
-    log(f"- Settings: CutDetection() defaults — content {CONFIG.content_threshold:g}, slow {CONFIG.slow_threshold:g} "
+        f"{cpu[a_key] / med(totals[a_key]):.2f} cores."
+    )
+    log(
+        f"- (a) vs truth: {'every repeat of every cascade arm matches' if all_ok else 'MISMATCHES above'}; "
+        f"hard cuts within {CUT_TOLERANCE} frames, gradual transitions by their cut frame."
+    )
+    log(
+        f"- Settings: CutDetection() defaults — content {CONFIG.content_threshold:g}, slow {CONFIG.slow_threshold:g} "
         f"every round(fps*{CONFIG.slow_step_s:g}) frames, fade {CONFIG.fade_threshold:g}, min scene "
         f"{CONFIG.min_scene_s:g} s; (a) decodes at {CONFIG.analysis_short_side} px short side (decord resizes while "
         "decoding); (b) and (c) decode full size with OpenCV and downscale to ~256 px wide (PySceneDetect's "
-        "auto_downscale), frame_skip=k-1 still grabs every frame.")  # fmt: skip
-    log("- Realtime = video seconds per wall second. Wall time is judged; CPU time covers every thread "
-        "of the process (OpenCV/decord decode threads, PySceneDetect's decode thread).")
-    log("- " + " · ".join(f"{k}: {v}" for k, v in facts.items())
+        "auto_downscale), frame_skip=k-1 still grabs every frame."
+    )
+    log(
+        "- Realtime = video seconds per wall second. Wall time is judged; CPU time covers every thread "
+        "of the process (OpenCV/decord decode threads, PySceneDetect's decode thread)."
+    )
+    log(
+        "- "
+        + " · ".join(f"{k}: {v}" for k, v in facts.items())
         + f" · load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-        + f" · whole run {elapsed / 60:.1f} min")  # fmt: skip
+        + f" · whole run {elapsed / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":

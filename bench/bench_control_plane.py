@@ -62,8 +62,12 @@ BLOCK_ALL = [{"key": "dagster/backfill", "limit": 0}]  # every backfill run stay
 UI_ASSET = "clips"  # a per-shard asset whose partition status the UI shows
 STALE_ASSET, STALE_CHILD = "aesthetic_scores", "score_thresholds"
 BATCH = 5000  # events per write
-EXPECT = {"nothing to do (plan_stale)": 30.0, "launching everything (GraphQL)": 120.0, "daemon tick": 60.0,
-          "memory": 2048.0}  # at 50,000 shards on SQLite; seconds, MiB  # fmt: skip
+EXPECT = {
+    "nothing to do (plan_stale)": 30.0,
+    "launching everything (GraphQL)": 120.0,
+    "daemon tick": 60.0,
+    "memory": 2048.0,
+}  # at 50,000 shards on SQLite; seconds, MiB
 
 
 # -- measuring ---------------------------------------------------------------------------------------------
@@ -227,8 +231,10 @@ def fingerprint(defs) -> str:
 
     graph = defs.resolve_asset_graph()
     parts = [str(STATE_FORMAT), dagster.__version__]
-    parts += [f"{k.to_user_string()}:{graph.get(k).code_version}:{graph.get(k).partitions_def == shards_partitions}"
-              for k in curation_keys(defs)]  # fmt: skip
+    parts += [
+        f"{k.to_user_string()}:{graph.get(k).code_version}:{graph.get(k).partitions_def == shards_partitions}"
+        for k in curation_keys(defs)
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
@@ -276,8 +282,7 @@ def store_materializations(instance, events: list) -> None:
         storage._store_asset_event(conn, events[-1], ids[-1])
 
 
-def materialize_records(instance, defs, shards: list[str], keys: list | None = None,
-                        print_line=print) -> int:  # fmt: skip
+def materialize_records(instance, defs, shards: list[str], keys: list | None = None, print_line=print) -> int:
     """One runless materialization per (per-shard asset, shard) and per global asset, parents first, tagged with
     the asset's current code version and a data version; returns how many."""
     from dagster import AssetMaterialization
@@ -294,13 +299,19 @@ def materialize_records(instance, defs, shards: list[str], keys: list | None = N
             with captured_events(instance) as events:
                 for partition in partitions[start : start + BATCH]:
                     version = hashlib.sha256(f"{key.to_user_string()}/{partition}".encode()).hexdigest()
-                    instance.report_runless_asset_event(AssetMaterialization(
-                        asset_key=key, partition=partition,
-                        tags={CODE_VERSION_TAG: node.code_version, DATA_VERSION_TAG: version}))  # fmt: skip
+                    instance.report_runless_asset_event(
+                        AssetMaterialization(
+                            asset_key=key,
+                            partition=partition,
+                            tags={CODE_VERSION_TAG: node.code_version, DATA_VERSION_TAG: version},
+                        )
+                    )
             store_materializations(instance, events)
             written += len(events)
-        print_line(f"    {key.to_user_string()}: {len(partitions)} record(s), {written} so far, "
-                   f"{time.perf_counter() - started:.0f}s")  # fmt: skip
+        print_line(
+            f"    {key.to_user_string()}: {len(partitions)} record(s), {written} so far, "
+            f"{time.perf_counter() - started:.0f}s"
+        )
     return written
 
 
@@ -363,19 +374,22 @@ def check_writer(defs, work: Path) -> None:
             db = sqlite3.connect(home / "history" / "runs" / f"{shard}.db")
             rows = []
             for event, kind, key, partition in db.execute(
-                    "SELECT event, dagster_event_type, asset_key, partition FROM event_logs "
-                    "WHERE dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY id"):  # fmt: skip
+                "SELECT event, dagster_event_type, asset_key, partition FROM event_logs "
+                "WHERE dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY id"
+            ):
                 event = json.loads(event)
                 event.pop("timestamp")
                 rows.append((json.dumps(event, sort_keys=True), kind, key, partition))
             tables[f"event_logs {shard or 'run shard'}"] = rows
             if shard == "index":
                 tables["asset_event_tags"] = db.execute(
-                    "SELECT asset_key, key, value FROM asset_event_tags ORDER BY id").fetchall()
+                    "SELECT asset_key, key, value FROM asset_event_tags ORDER BY id"
+                ).fetchall()
                 assets = []
                 for key, last, run in db.execute(
-                        "SELECT asset_key, last_materialization, last_run_id FROM asset_keys "
-                        "WHERE last_materialization IS NOT NULL ORDER BY asset_key"):  # fmt: skip
+                    "SELECT asset_key, last_materialization, last_run_id FROM asset_keys "
+                    "WHERE last_materialization IS NOT NULL ORDER BY asset_key"
+                ):
                     record = json.loads(last)
                     record.pop("storage_id")
                     record["event_log_entry"].pop("timestamp")
@@ -401,9 +415,13 @@ def check_writer(defs, work: Path) -> None:
                     node = graph.get(key)
                     for partition in shards if node.partitions_def == shards_partitions else [None]:
                         version = hashlib.sha256(f"{key.to_user_string()}/{partition}".encode()).hexdigest()
-                        instance.report_runless_asset_event(AssetMaterialization(
-                            asset_key=key, partition=partition,
-                            tags={CODE_VERSION_TAG: node.code_version, DATA_VERSION_TAG: version}))  # fmt: skip
+                        instance.report_runless_asset_event(
+                            AssetMaterialization(
+                                asset_key=key,
+                                partition=partition,
+                                tags={CODE_VERSION_TAG: node.code_version, DATA_VERSION_TAG: version},
+                            )
+                        )
         homes.append(normalized(home))
     for table in homes[0]:
         assert homes[0][table] == homes[1][table], f"batched writer differs from Dagster's in {table}"
@@ -470,8 +488,9 @@ def graphql_in_process(context, document: str) -> dict:
     return result.data
 
 
-def run_size(n: int, label: str, instance, home: Path, data_root: Path, defs, args, out: dict,
-             print_line=print) -> None:  # fmt: skip
+def run_size(
+    n: int, label: str, instance, home: Path, data_root: Path, defs, args, out: dict, print_line=print
+) -> None:
     """Steps 2-7 on an instance holding the up-to-date state of ``n`` shards, into ``out`` ({measure: Measure}) as
     they are measured."""
     from dagster import AssetKey, AssetMaterialization, DagsterRunStatus, RunsFilter, evaluate_automation_conditions
@@ -488,9 +507,11 @@ def run_size(n: int, label: str, instance, home: Path, data_root: Path, defs, ar
     profile = (lambda name: Path(args.profile) / f"{label}-{n}-{name}.prof") if args.profile else (lambda name: None)
 
     def step(name: str) -> None:
-        print_line(f"  [{label} {n}] {name}: {out[name].seconds:.2f}s, +{out[name].rss_delta:.0f} MiB "
-                   f"(peak {out[name].rss_peak:.0f}, children {out[name].children_peak:.0f}), {out[name].sql} SQL "
-                   f"{out[name].extra or ''}")  # fmt: skip
+        print_line(
+            f"  [{label} {n}] {name}: {out[name].seconds:.2f}s, +{out[name].rss_delta:.0f} MiB "
+            f"(peak {out[name].rss_peak:.0f}, children {out[name].children_peak:.0f}), {out[name].sql} SQL "
+            f"{out[name].extra or ''}"
+        )
 
     # 2. Nothing to do.
     with measure(profile("plan")) as m:
@@ -531,24 +552,46 @@ def run_size(n: int, label: str, instance, home: Path, data_root: Path, defs, ar
 
         # 5. One stale shard's input.
         shard = shards[len(shards) // 2]
-        instance.report_runless_asset_event(AssetMaterialization(
-            asset_key=AssetKey(STALE_ASSET), partition=shard,
-            tags={CODE_VERSION_TAG: graph.get(AssetKey(STALE_ASSET)).code_version, DATA_VERSION_TAG: "changed"}))
+        instance.report_runless_asset_event(
+            AssetMaterialization(
+                asset_key=AssetKey(STALE_ASSET),
+                partition=shard,
+                tags={CODE_VERSION_TAG: graph.get(AssetKey(STALE_ASSET)).code_version, DATA_VERSION_TAG: "changed"},
+            )
+        )
         with measure(profile("plan-stale")) as m:
             plan = plan_stale(instance, graph, keys, shards, shards_partitions)
         planned = {k: len(v) for k, v in plan.partitions.items() if v}
         per_shard = [k for k in planned if plan.per_shard[k]]
-        expected_keys = {STALE_CHILD, "near_duplicates", "suitability_model", "suitability_scores",
-                         "quality_candidates", "clarity_scores", "clarity_threshold", "selected_videos", "clips",
-                         "captions", "previews", "caption_scores", "lineage", "curated_dataset", "hd_subset",
-                         "quality_tiers", "dataset_card"}  # fmt: skip
-        ok = ({k.to_user_string() for k in planned} == expected_keys
-              and all(planned[k] == n for k in per_shard) and AssetKey(STALE_CHILD) in planned)  # fmt: skip
+        expected_keys = {
+            STALE_CHILD,
+            "near_duplicates",
+            "suitability_model",
+            "suitability_scores",
+            "quality_candidates",
+            "clarity_scores",
+            "clarity_threshold",
+            "selected_videos",
+            "clips",
+            "captions",
+            "previews",
+            "caption_scores",
+            "lineage",
+            "curated_dataset",
+            "hd_subset",
+            "quality_tiers",
+            "dataset_card",
+        }
+        ok = (
+            {k.to_user_string() for k in planned} == expected_keys
+            and all(planned[k] == n for k in per_shard)
+            and AssetKey(STALE_CHILD) in planned
+        )
         m.extra = {"planned": sum(planned.values()), "expected": 7 * n + 10, "plan_ok": ok}
         out["plan_stale, one stale shard"] = m
         step("plan_stale, one stale shard")
         if not ok:
-            print_line(f"  PLAN MISMATCH: {({k.to_user_string(): c for k, c in planned.items()})}")
+            print_line(f"  PLAN MISMATCH: { ({k.to_user_string(): c for k, c in planned.items()}) }")
 
         # 6. Launching everything: the GraphQL call (a dagster-graphql process), and a trivial query the same way.
         run_config = Workers(2, 0, 1).run_config(str(data_root))
@@ -580,8 +623,10 @@ def run_size(n: int, label: str, instance, home: Path, data_root: Path, defs, ar
                 if isinstance(item, SerializableErrorInfo):
                     errors.append(item.to_string())
         launched = instance.get_runs_count(RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
-        m.extra = {"runs_queued": instance.get_runs_count(RunsFilter(statuses=[DagsterRunStatus.QUEUED])),
-                   "launched": launched}  # fmt: skip
+        m.extra = {
+            "runs_queued": instance.get_runs_count(RunsFilter(statuses=[DagsterRunStatus.QUEUED])),
+            "launched": launched,
+        }
         out["queue pass"] = m
         step("queue pass")
 
@@ -599,9 +644,11 @@ def backfill_iteration(home: Path, instance, budget_s: float, print_line=print) 
 
     result = Measure()
     report = Path(tempfile.mkstemp(prefix="backfill_iteration_", suffix=".json")[1])
-    child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--backfill-iteration", str(home),
-                              "--report", str(report)], env={**os.environ, "DAGSTER_HOME": str(home)},
-                             start_new_session=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--backfill-iteration", str(home), "--report", str(report)],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        start_new_session=True,
+    )
     first, stopped, began = None, False, None
     with Sampler() as sampler:
         while child.poll() is None:
@@ -631,10 +678,14 @@ def backfill_iteration(home: Path, instance, budget_s: float, print_line=print) 
     result.rss_delta = result.rss_peak - (lines[0]["rss_mib"] if lines else 0.0)
     result.children_peak = sampler.peak_children  # the child and its code server together
     runs = queued()
-    result.extra = {"runs_queued": runs, "first_run_queued_s": first and round(first, 1),
-                    "s_per_run": round(result.seconds / max(runs, 1), 3), "stopped_at_budget": stopped,
-                    "backfill_status": instance.get_backfills(limit=1)[0].status.value,
-                    "errors": len(done["errors"]) if done else None}  # fmt: skip
+    result.extra = {
+        "runs_queued": runs,
+        "first_run_queued_s": first and round(first, 1),
+        "s_per_run": round(result.seconds / max(runs, 1), 3),
+        "stopped_at_budget": stopped,
+        "backfill_status": instance.get_backfills(limit=1)[0].status.value,
+        "errors": len(done["errors"]) if done else None,
+    }
     if done and done["errors"]:
         result.extra["error_text"] = done["errors"]
     if child.returncode not in (0, None) and not stopped:
@@ -663,9 +714,17 @@ def backfill_iteration_child(home: str, report: str) -> None:
                     errors.append(item.to_string())
             seconds = time.perf_counter() - started
         with open(report, "a") as f:
-            f.write(json.dumps({"seconds": seconds, "sql": sql.count, "errors": errors,
-                                "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}) + "\n")
-
+            f.write(
+                json.dumps(
+                    {
+                        "seconds": seconds,
+                        "sql": sql.count,
+                        "errors": errors,
+                        "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    }
+                )
+                + "\n"
+            )
 
 
 # -- the table ---------------------------------------------------------------------------------------------
@@ -679,9 +738,13 @@ def tables(results: list[tuple[str, int, dict]]) -> str:
     names = list(dict.fromkeys(name for _, _, r in results for name in r))
     columns = [f"{label} {n:,}" for label, n, _ in results]
     # Slopes between consecutive N of the same backend: ms per 1,000 shards.
-    pairs = [(i, j) for i in range(len(results)) for j in range(i + 1, len(results))
-             if results[i][0] == results[j][0] and j == next(k for k in range(i + 1, len(results))
-                                                            if results[k][0] == results[i][0])]  # fmt: skip
+    pairs = [
+        (i, j)
+        for i in range(len(results))
+        for j in range(i + 1, len(results))
+        if results[i][0] == results[j][0]
+        and j == next(k for k in range(i + 1, len(results)) if results[k][0] == results[i][0])
+    ]
     slope_cols = [f"{results[i][0]} {results[i][1]:,}→{results[j][1]:,}: ms / 1,000 shards" for i, j in pairs]
     rows = []
     for name in names:
@@ -696,19 +759,46 @@ def tables(results: list[tuple[str, int, dict]]) -> str:
                 slopes.append("-")
         rows.append([name, *cells, *slopes])
     text = "### Time\n\n" + markdown(["measure", *columns, *slope_cols], rows)
+
     def mib(value: float) -> str:
         return "?" if value != value else f"{value:.0f}"  # NaN: a child process stopped before it could say
 
-    rows = [[name, *[(f"+{mib(r[2][name].rss_delta)} / {mib(r[2][name].rss_peak)} / {mib(r[2][name].children_peak)}"
-                      if name in r[2] else "-") for r in results]]
-            for name in names if not name.startswith("backfill: ")]  # fmt: skip
-    text += ("\n\n### Memory (MiB: peak RSS increase of this process / its peak RSS / peak RSS of its child "
-             "processes together; VmRSS sampled every 20 ms)\n\n" + markdown(["measure", *columns], rows))
-    rows = [[name, *[(f"{'?' if r[2][name].sql is None else r[2][name].sql}"
-                      + (f"; {json.dumps(r[2][name].extra)}" if r[2][name].extra else "")
-                      if name in r[2] else "-") for r in results]]
-            for name in names if not name.startswith("backfill: ")]  # fmt: skip
-    text += ("\n\n### SQL statements in this process, and counts\n\n" + markdown(["measure", *columns], rows))
+    rows = [
+        [
+            name,
+            *[
+                (
+                    f"+{mib(r[2][name].rss_delta)} / {mib(r[2][name].rss_peak)} / {mib(r[2][name].children_peak)}"
+                    if name in r[2]
+                    else "-"
+                )
+                for r in results
+            ],
+        ]
+        for name in names
+        if not name.startswith("backfill: ")
+    ]
+    text += (
+        "\n\n### Memory (MiB: peak RSS increase of this process / its peak RSS / peak RSS of its child "
+        "processes together; VmRSS sampled every 20 ms)\n\n" + markdown(["measure", *columns], rows)
+    )
+    rows = [
+        [
+            name,
+            *[
+                (
+                    f"{'?' if r[2][name].sql is None else r[2][name].sql}"
+                    + (f"; {json.dumps(r[2][name].extra)}" if r[2][name].extra else "")
+                    if name in r[2]
+                    else "-"
+                )
+                for r in results
+            ],
+        ]
+        for name in names
+        if not name.startswith("backfill: ")
+    ]
+    text += "\n\n### SQL statements in this process, and counts\n\n" + markdown(["measure", *columns], rows)
     return text
 
 
@@ -720,9 +810,11 @@ def shards_per_run() -> int:
 
 def expectations(results: list[tuple[str, int, dict]]) -> str:
     sqlite = [(n, r) for label, n, r in results if label == "SQLite"]
-    lines = ["### Expectations at 50,000 shards on SQLite",
-             "", "nothing to do <= 30 s, launching everything <= 2 min, a daemon tick <= 60 s, memory <= 2 GiB "
-             "anywhere."]  # fmt: skip
+    lines = [
+        "### Expectations at 50,000 shards on SQLite",
+        "",
+        "nothing to do <= 30 s, launching everything <= 2 min, a daemon tick <= 60 s, memory <= 2 GiB anywhere.",
+    ]
     if not sqlite:
         return "\n".join(lines)
     (n1, r1), (n2, r2) = (sqlite[-2] if len(sqlite) > 1 else sqlite[-1]), sqlite[-1]
@@ -734,13 +826,17 @@ def expectations(results: list[tuple[str, int, dict]]) -> str:
             return r2[name].seconds, f"measured at {n2:,}"
         slope = (r2[name].seconds - r1[name].seconds) / (n2 - n1)
         # Never below what was measured: a negative slope between two sizes is noise.
-        return max(r2[name].seconds, r2[name].seconds + slope * (50_000 - n2)), \
-            f"extrapolated linearly from {n1:,} and {n2:,}"
+        return max(
+            r2[name].seconds, r2[name].seconds + slope * (50_000 - n2)
+        ), f"extrapolated linearly from {n1:,} and {n2:,}"
 
-    checks = [("nothing to do (plan_stale)", "plan_stale, nothing to do"),
-              ("launching everything (GraphQL)", "launch_backfill (dagster-graphql)"),
-              ("daemon tick", "backfill daemon iteration"), ("daemon tick", "queue pass"),
-              ("daemon tick", "automation tick (second)")]  # fmt: skip
+    checks = [
+        ("nothing to do (plan_stale)", "plan_stale, nothing to do"),
+        ("launching everything (GraphQL)", "launch_backfill (dagster-graphql)"),
+        ("daemon tick", "backfill daemon iteration"),
+        ("daemon tick", "queue pass"),
+        ("daemon tick", "automation tick (second)"),
+    ]
     lines.append("")
     for target, name in checks:
         value, how = at_50k(name)
@@ -754,8 +850,10 @@ def expectations(results: list[tuple[str, int, dict]]) -> str:
         verdict = "PASS" if value <= EXPECT[target] else "FAIL" if value > EXPECT[target] else "?"
         lines.append(f"- {name}: {value:.1f} s ({how}; target {EXPECT[target]:.0f} s): {verdict}")
     peak = max(max(m.rss_peak if m.rss_peak == m.rss_peak else 0.0, m.children_peak) for m in r2.values())
-    lines.append(f"- memory: peak {peak:.0f} MiB in one process or its children at {n2:,} "
-                 f"(target {EXPECT['memory']:.0f} MiB): {'PASS' if peak <= EXPECT['memory'] else 'FAIL'}")
+    lines.append(
+        f"- memory: peak {peak:.0f} MiB in one process or its children at {n2:,} "
+        f"(target {EXPECT['memory']:.0f} MiB): {'PASS' if peak <= EXPECT['memory'] else 'FAIL'}"
+    )
     if any(r2[name].extra.get("stopped_at_budget") for name in r2):
         lines.append("- the backfill daemon iteration was stopped at --budget-s: its time is a lower bound")
     return "\n".join(lines)
@@ -768,8 +866,11 @@ def run_sqlite(n: int, defs, args, work: Path, out: dict) -> str:
     from dagster import DagsterInstance
 
     cached, built = cached_sqlite_state(defs, n, Path(args.cache).expanduser())
-    note = (f"built in {built:.0f}s" if built is not None
-            else f"cached (built in {json.loads((cached / 'complete').read_text())['build_s']}s)")
+    note = (
+        f"built in {built:.0f}s"
+        if built is not None
+        else f"cached (built in {json.loads((cached / 'complete').read_text())['build_s']}s)"
+    )
     print(f"  SQLite {n}: state {note}, {folder_mib(cached):.0f} MiB", flush=True)
     copy = work / f"sqlite-{n}"
     started = time.perf_counter()
@@ -826,13 +927,24 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="also N = 1,000 and 10,000 on a throwaway Postgres")
     parser.add_argument("--pg-shards", default="1000,10000")
     parser.add_argument("--cache", default="~/.cache/openvid-bench", help="where built SQLite states are kept")
-    parser.add_argument("--budget-s", type=float, default=900.0,
-                        help="stop the backfill daemon iteration after this long (its time is then a lower bound)")
-    parser.add_argument("--profile", help="write cProfile stats of the in-process steps into this folder and print them")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=900.0,
+        help="stop the backfill daemon iteration after this long (its time is then a lower bound)",
+    )
+    parser.add_argument(
+        "--profile", help="write cProfile stats of the in-process steps into this folder and print them"
+    )
     parser.add_argument("--json", help="also write the numbers here")
-    parser.add_argument("--shards-per-run", type=int,
-                        help="OPENVID_SHARDS_PER_RUN for the code location (default: the environment's, else 1)")
-    parser.add_argument("--skip-automation", action="store_true", help="leave out the automation ticks (minutes at 50,000)")
+    parser.add_argument(
+        "--shards-per-run",
+        type=int,
+        help="OPENVID_SHARDS_PER_RUN for the code location (default: the environment's, else 1)",
+    )
+    parser.add_argument(
+        "--skip-automation", action="store_true", help="leave out the automation ticks (minutes at 50,000)"
+    )
     parser.add_argument("--backfill-iteration", help=argparse.SUPPRESS)  # the child of backfill_iteration
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -863,8 +975,10 @@ def main() -> None:
         work = Path(tmp)
         started = time.perf_counter()
         check_writer(defs, work)
-        print(f"batched writer stores what report_runless_asset_event stores ({time.perf_counter() - started:.1f}s)",
-              flush=True)  # fmt: skip
+        print(
+            f"batched writer stores what report_runless_asset_event stores ({time.perf_counter() - started:.1f}s)",
+            flush=True,
+        )
         for n in sizes:
             out: dict[str, Measure] = {}
             started = time.perf_counter()
@@ -890,10 +1004,29 @@ def main() -> None:
     print("\n" + expectations(results))
     print(f"\nTotal: {time.perf_counter() - begun:.0f}s")
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            [{"backend": label, "shards": n, **{name: {"s": round(m.seconds, 3), "rss_delta_mib": mib(m.rss_delta),
-              "rss_peak_mib": mib(m.rss_peak), "children_peak_mib": mib(m.children_peak), "sql": m.sql, **m.extra}
-              for name, m in r.items()}} for label, n, r in results], indent=2))  # fmt: skip
+        Path(args.json).write_text(
+            json.dumps(
+                [
+                    {
+                        "backend": label,
+                        "shards": n,
+                        **{
+                            name: {
+                                "s": round(m.seconds, 3),
+                                "rss_delta_mib": mib(m.rss_delta),
+                                "rss_peak_mib": mib(m.rss_peak),
+                                "children_peak_mib": mib(m.children_peak),
+                                "sql": m.sql,
+                                **m.extra,
+                            }
+                            for name, m in r.items()
+                        },
+                    }
+                    for label, n, r in results
+                ],
+                indent=2,
+            )
+        )
 
 
 def mib(value: float) -> int | None:

@@ -69,15 +69,21 @@ def patterns() -> list[Pattern]:
     sampling = CLIPSampling()
     clip = 224
     return [
-        Pattern("3 frames @224 (aesthetic)", lambda w, h: FrameRequest(indices=sampling.aesthetic_indices, short_side=clip)),
-        Pattern("6 frames @224 (CLIP pass, default)", lambda w, h: FrameRequest(indices=sampling.union, short_side=clip)),
+        Pattern(
+            "3 frames @224 (aesthetic)", lambda w, h: FrameRequest(indices=sampling.aesthetic_indices, short_side=clip)
+        ),
+        Pattern(
+            "6 frames @224 (CLIP pass, default)", lambda w, h: FrameRequest(indices=sampling.union, short_side=clip)
+        ),
         Pattern("9 frames @224", lambda w, h: FrameRequest(indices=partial(evenly_spaced, count=9), short_side=clip)),
         Pattern("11 frames @224", lambda w, h: FrameRequest(indices=partial(evenly_spaced, count=11), short_side=clip)),
-        Pattern("3 frames, native size", lambda w, h: FrameRequest(indices=partial(at_fractions, fractions=(0.1, 0.5, 0.9)))),
+        Pattern(
+            "3 frames, native size", lambda w, h: FrameRequest(indices=partial(at_fractions, fractions=(0.1, 0.5, 0.9)))
+        ),
         Pattern("8 adjacent pairs @320x180 (Farneback)", lambda w, h: FarnebackMotion().request),
         Pattern("10 frames 15 apart @576x320 (UniMatch)", _unimatch_request),
         Pattern("every frame @144 (cut scan)", _scan_request),
-    ]  # fmt: skip
+    ]
 
 
 def make_videos(folder: Path, seconds: float) -> list[Path]:
@@ -85,8 +91,9 @@ def make_videos(folder: Path, seconds: float) -> list[Path]:
     out = []
     for width, height in ((1280, 720), (1920, 1080)):
         for ext in ("mp4", "webm"):
-            spec = samples.fast_motion(folder, f"{height}p.{ext}", width=width, height=height, fps=30.0,
-                                         num_frames=frames)  # fmt: skip
+            spec = samples.fast_motion(
+                folder, f"{height}p.{ext}", width=width, height=height, fps=30.0, num_frames=frames
+            )
             out.append(folder / spec.name)
     return out
 
@@ -96,8 +103,9 @@ def time_arm(videos: list[tuple[Path, int, int, int]], pattern: Pattern, decoder
     frames = 0
     t0 = time.perf_counter()
     for path, width, height, rotation in videos:
-        got = read_frames(path, pattern.request(width, height), width=width, height=height, rotation=rotation,
-                          decoder=decoder)  # type: ignore[arg-type]  # fmt: skip
+        got = read_frames(
+            path, pattern.request(width, height), width=width, height=height, rotation=rotation, decoder=decoder
+        )  # type: ignore[arg-type]
         frames += len(got.indices)
     return time.perf_counter() - t0, frames
 
@@ -109,8 +117,10 @@ def exact_inputs_cost(videos: list[tuple[Path, int, int, int]], repeats: int) ->
     from openvid_assets.models.networks.unimatch import TINY
 
     sampling = CLIPSampling()
-    clip = {exact: CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", exact=exact)
-            for exact in (False, True)}  # fmt: skip
+    clip = {
+        exact: CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device="cpu", exact=exact)
+        for exact in (False, True)
+    }
     flow = {exact: UniMatchMotion(TINY, None, device="cpu", exact=exact) for exact in (False, True)}
 
     def clip_inputs(exact: bool) -> None:
@@ -126,11 +136,13 @@ def exact_inputs_cost(videos: list[tuple[Path, int, int, int]], repeats: int) ->
             scorer._tensor(read_frames(path, scorer.request, width=width, height=height, rotation=rotation).frames)
 
     rows = []
-    for name, run in (("CLIP (6 frames, 224 px input)", clip_inputs), ("UniMatch (10 frames, 576x320 input)",
-                                                                       flow_inputs)):  # fmt: skip
+    for name, run in (
+        ("CLIP (6 frames, 224 px input)", clip_inputs),
+        ("UniMatch (10 frames, 576x320 input)", flow_inputs),
+    ):
         times: dict[bool, list[float]] = {False: [], True: []}
         for repeat in range(repeats):
-            for exact in ((False, True) if repeat % 2 == 0 else (True, False)):
+            for exact in (False, True) if repeat % 2 == 0 else (True, False):
                 t0 = time.perf_counter()
                 run(exact)
                 times[exact].append((time.perf_counter() - t0) / len(videos))
@@ -156,14 +168,17 @@ def main() -> None:
         t0 = time.perf_counter()
         paths = make_videos(Path(tmp), args.seconds)
         videos = [(p, *(lambda f: (f.width, f.height, f.rotation))(probe(p))) for p in paths]
-        print(f"videos: {', '.join(p.name for p in paths)} ({args.seconds:g} s, 30 fps; made in "
-              f"{time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"videos: {', '.join(p.name for p in paths)} ({args.seconds:g} s, 30 fps; made in "
+            f"{time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
         rows, ratios = [], []
         for pattern in patterns():
             times: dict[str, list[float]] = {d: [] for d in DECODERS}
             counts: dict[str, int] = {}
             for repeat in range(args.repeats):
-                order = DECODERS[repeat % len(DECODERS):] + DECODERS[: repeat % len(DECODERS)]
+                order = DECODERS[repeat % len(DECODERS) :] + DECODERS[: repeat % len(DECODERS)]
                 for decoder in order:
                     seconds, counts[decoder] = time_arm(videos, pattern, decoder)
                     times[decoder].append(seconds)
@@ -171,18 +186,23 @@ def main() -> None:
             best = max(rate, key=rate.get)
             chosen = pattern.request(1280, 720).decoder
             ratios.append(rate[chosen] / rate[best])
-            rows.append([pattern.name, *(f"{rate[d]:.0f}" for d in DECODERS), best, chosen,
-                         f"{rate[chosen] / rate[best]:.2f}"])  # fmt: skip
+            rows.append(
+                [pattern.name, *(f"{rate[d]:.0f}" for d in DECODERS), best, chosen, f"{rate[chosen] / rate[best]:.2f}"]
+            )
             print(f"  {pattern.name}: " + ", ".join(f"{d} {rate[d]:.0f}/s" for d in DECODERS), flush=True)
         exact_rows = exact_inputs_cost(videos, args.repeats)
     print()
     for key, value in facts.items():
         print(f"- {key}: {value}")
-    print(f"- videos: 720p and 1080p, H.264 (x264 ultrafast) and VP9, {args.seconds:g} s at 30 fps; "
-          f"median of {args.repeats} repeat(s); one decode thread\n")
+    print(
+        f"- videos: 720p and 1080p, H.264 (x264 ultrafast) and VP9, {args.seconds:g} s at 30 fps; "
+        f"median of {args.repeats} repeat(s); one decode thread\n"
+    )
     print(markdown(["pattern (frames/s)", *DECODERS, "fastest", "pipeline uses", "used / fastest"], rows))
-    print(f"\nworst pattern for the pipeline's choice: {min(ratios):.2f} of the fastest "
-          f"(geometric mean {float(np.exp(np.mean(np.log(ratios)))):.2f})")
+    print(
+        f"\nworst pattern for the pipeline's choice: {min(ratios):.2f} of the fastest "
+        f"(geometric mean {float(np.exp(np.mean(np.log(ratios)))):.2f})"
+    )
     print("\nexact_inputs: decode + input preparation per video (model not run)\n")
     print(markdown(["model input", "fast s/video", "exact s/video", "exact / fast"], exact_rows))
 

@@ -54,18 +54,42 @@ def busy_cpu_s() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
-def run_command(source: Path, work: Path, per_shard: int, workers: int, shards_per_run: int = 1) -> tuple[float, float, int]:
+def run_command(
+    source: Path, work: Path, per_shard: int, workers: int, shards_per_run: int = 1
+) -> tuple[float, float, int]:
     """Wall time, CPU time of the machine meanwhile (command, daemon, code server, run workers), runs."""
     from openvid_assets_testing.harness import make_dagster_home
 
     label = f"w{workers}_k{shards_per_run}"
     home = make_dagster_home(work / f"home_{label}")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1", "OPENVID_SHARDS_PER_RUN": str(shards_per_run)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PYTHONUNBUFFERED": "1",
+        "OPENVID_SHARDS_PER_RUN": str(shards_per_run),
+    }
     cpu = busy_cpu_s()
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "openvid_assets", "run", "--source", str(source), "--data-root",
-                           str(work / f"data_{label}"), "--shard-size", str(per_shard), "--workers", str(workers),
-                           *FLAGS], env=env, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openvid_assets",
+            "run",
+            "--source",
+            str(source),
+            "--data-root",
+            str(work / f"data_{label}"),
+            "--shard-size",
+            str(per_shard),
+            "--workers",
+            str(workers),
+            *FLAGS,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds, cpu = time.perf_counter() - started, busy_cpu_s() - cpu
     if done.returncode != 0:
         raise SystemExit(f"run --workers {workers} failed:\n{done.stdout}\n{done.stderr}")
@@ -80,8 +104,11 @@ def in_process(source: Path, work: Path, per_shard: int) -> tuple[float, int]:
     from openvid_assets_testing.pipeline import materialize_pipeline, register_shards, store_recipe
 
     data = work / "data_inprocess"
-    store_recipe(str(data), models={"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"},
-                 selection={"thresholds_off": True})  # fmt: skip
+    store_recipe(
+        str(data),
+        models={"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"},
+        selection={"thresholds_off": True},
+    )
     defs = build_definitions(str(data))
     started = time.perf_counter()
     with DagsterInstance.ephemeral() as instance:
@@ -108,8 +135,10 @@ def batching_only(args: argparse.Namespace) -> None:
         batched, _, runs_k = run_command(work / "src", work, args.per_shard, 2, args.shards_per_run)
     for key, value in machine_facts().items():
         print(f"{key}: {value}")
-    rows = [["one shard a run", f"{one:.1f} s", str(runs1)],
-            [f"{args.shards_per_run} shards a run", f"{batched:.1f} s", str(runs_k)]]  # fmt: skip
+    rows = [
+        ["one shard a run", f"{one:.1f} s", str(runs1)],
+        [f"{args.shards_per_run} shards a run", f"{batched:.1f} s", str(runs_k)],
+    ]
     print(markdown(["`run --workers 2`, " + f"{args.shards} shards x {args.per_shard} videos", "wall", "runs"], rows))
     print(f"\n{args.shards_per_run} shards a run vs one: {one / batched:.2f}x ({runs_k} runs against {runs1})")
 
@@ -118,10 +147,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--per-shard", type=int, default=2)
-    parser.add_argument("--shards-per-run", type=int, default=0,
-                        help="also run --workers 2 with this many shards a run (OPENVID_SHARDS_PER_RUN)")
-    parser.add_argument("--batching-only", action="store_true",
-                        help="with --shards-per-run: only the two --workers 2 runs (one shard a run, K a run)")
+    parser.add_argument(
+        "--shards-per-run",
+        type=int,
+        default=0,
+        help="also run --workers 2 with this many shards a run (OPENVID_SHARDS_PER_RUN)",
+    )
+    parser.add_argument(
+        "--batching-only",
+        action="store_true",
+        help="with --shards-per-run: only the two --workers 2 runs (one shard a run, K a run)",
+    )
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args()
     if args.batching_only:
@@ -141,29 +177,46 @@ def main() -> None:
     worker = startup([sys.executable, "-c", "import openvid_assets.definitions"])
 
     numbers = {
-        "shards": args.shards, "videos": args.shards * args.per_shard, "runs": runs1,
-        "workers_1_s": round(one, 1), "workers_2_s": round(two, 1), "speedup_2_over_1": round(one / two, 2),
+        "shards": args.shards,
+        "videos": args.shards * args.per_shard,
+        "runs": runs1,
+        "workers_1_s": round(one, 1),
+        "workers_2_s": round(two, 1),
+        "speedup_2_over_1": round(one / two, 2),
         # Cores kept busy on average (the machine's CPU time / wall; run it on an otherwise idle machine). With 1 worker it is above 1 (the daemon,
         # code server and command use another core): the machine's cores / that bounds what more workers gain.
-        "workers_1_cores_busy": round(cpu1 / one, 2), "workers_2_cores_busy": round(cpu2 / two, 2),
+        "workers_1_cores_busy": round(cpu1 / one, 2),
+        "workers_2_cores_busy": round(cpu2 / two, 2),
         "speedup_bound": round((os.cpu_count() or 1) / (cpu1 / one), 2),
-        "in_process_s": round(local, 1), "dagster_over_in_process": round(one / local, 2),
+        "in_process_s": round(local, 1),
+        "dagster_over_in_process": round(one / local, 2),
         "overhead_per_run_s": round((one - local) / max(runs1, 1), 2),
-        "cli_help_s": round(cli, 2), "worker_load_s": round(worker, 2),
-    }  # fmt: skip
+        "cli_help_s": round(cli, 2),
+        "worker_load_s": round(worker, 2),
+    }
     if args.shards_per_run > 1:
-        numbers.update({"shards_per_run": args.shards_per_run, "batched_workers_2_s": round(batched, 1),
-                        "batched_runs": batched_runs, "speedup_batched_over_one_shard_a_run": round(two / batched, 2)})
+        numbers.update(
+            {
+                "shards_per_run": args.shards_per_run,
+                "batched_workers_2_s": round(batched, 1),
+                "batched_runs": batched_runs,
+                "speedup_batched_over_one_shard_a_run": round(two / batched, 2),
+            }
+        )
     for key, value in machine_facts().items():
         print(f"{key}: {value}")
     print(markdown(["measure", "value"], [[k, str(v)] for k, v in numbers.items()]))
-    print(f"\n2 workers vs 1: {numbers['speedup_2_over_1']}x (target >= 1.6x; at most {numbers['speedup_bound']}x "
-          f"here, with 1 worker keeping {numbers['workers_1_cores_busy']} cores busy); Dagster path vs in-process: "
-          f"{numbers['dagster_over_in_process']}x, {numbers['overhead_per_run_s']} s per run ({runs1} runs, "
-          f"{runs2} with 2 workers, {local_runs} in-process)")  # fmt: skip
+    print(
+        f"\n2 workers vs 1: {numbers['speedup_2_over_1']}x (target >= 1.6x; at most {numbers['speedup_bound']}x "
+        f"here, with 1 worker keeping {numbers['workers_1_cores_busy']} cores busy); Dagster path vs in-process: "
+        f"{numbers['dagster_over_in_process']}x, {numbers['overhead_per_run_s']} s per run ({runs1} runs, "
+        f"{runs2} with 2 workers, {local_runs} in-process)"
+    )
     if args.shards_per_run > 1:
-        print(f"{args.shards_per_run} shards a run vs one (2 workers): {numbers['speedup_batched_over_one_shard_a_run']}x "
-              f"({batched_runs} runs against {runs2})")
+        print(
+            f"{args.shards_per_run} shards a run vs one (2 workers): {numbers['speedup_batched_over_one_shard_a_run']}x "
+            f"({batched_runs} runs against {runs2})"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(numbers, indent=2))
 

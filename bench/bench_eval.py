@@ -49,8 +49,15 @@ def paper_size_blip2(device: str) -> FrameCaptioner:
     """Salesforce/blip2-opt-2.7b's architecture (ViT-g, Q-Former with 32 queries, OPT-2.7B) with random weights."""
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor, OPTConfig
 
-    text = OPTConfig(vocab_size=50304, hidden_size=2560, word_embed_proj_dim=2560, ffn_dim=10240,
-                     num_hidden_layers=32, num_attention_heads=32, eos_token_id=50118)  # fmt: skip
+    text = OPTConfig(
+        vocab_size=50304,
+        hidden_size=2560,
+        word_embed_proj_dim=2560,
+        ffn_dim=10240,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        eos_token_id=50118,
+    )
     config = Blip2Config(text_config=text.to_dict(), image_token_index=50265)  # vision, Q-Former: the defaults
     dtype = torch.bfloat16 if device == "cpu" else torch.float16
     model = Blip2ForConditionalGeneration._from_config(config, dtype=dtype)
@@ -74,9 +81,14 @@ def evaluator(size: str, device: str, blip: bool = True) -> SampleEvaluator:
         technical, aesthetic = dover.PAPER, dover.AESTHETIC
         captioner = paper_size_blip2(device) if blip else None
     flow = farneback_flow if size == "offline" else RaftFlow(raft_large(weights=None).to(device).eval())
-    return SampleEvaluator(CLIPEmbedder(spec, device=device), partial(text_embeddings, spec),
-                           DoverClarity(technical, None, device=device),
-                           DoverAesthetic(technical, aesthetic, None, device=device), captioner, flow)  # fmt: skip
+    return SampleEvaluator(
+        CLIPEmbedder(spec, device=device),
+        partial(text_embeddings, spec),
+        DoverClarity(technical, None, device=device),
+        DoverAesthetic(technical, aesthetic, None, device=device),
+        captioner,
+        flow,
+    )
 
 
 def timed(fn) -> float:
@@ -104,9 +116,12 @@ def metric_parts(ev: SampleEvaluator, path: Path) -> dict:
         frames = ev._decoded(path, ALL_FRAMES)[1]
         bleu_scores(ev.captioner.captions([frames[i] for i in spread(len(frames), BLIP_FRAMES)]), PROMPT)
 
-    parts = {"CLIP score + temporal": clip_metrics, "warping error": warp,
-             "VQA_T (DOVER technical)": partial(quality, ev.technical),
-             "VQA_A (DOVER aesthetic)": partial(quality, ev.aesthetic)}  # fmt: skip
+    parts = {
+        "CLIP score + temporal": clip_metrics,
+        "warping error": warp,
+        "VQA_T (DOVER technical)": partial(quality, ev.technical),
+        "VQA_A (DOVER aesthetic)": partial(quality, ev.aesthetic),
+    }
     return {**parts, BLIP_BLEU: blip_bleu} if ev.captioner is not None else parts
 
 
@@ -124,8 +139,15 @@ def main() -> None:
     parser.add_argument("--only", help="time only the metrics whose name holds this text (and sampling)")
     args = parser.parse_args()
 
-    config = preset(args.preset, frames=args.frames, height=args.size, width=args.size,
-                    vae_downsample=2, model_max_length=8, caption_channels=32)  # fmt: skip
+    config = preset(
+        args.preset,
+        frames=args.frames,
+        height=args.size,
+        width=args.size,
+        vae_downsample=2,
+        model_max_length=8,
+        caption_channels=32,
+    )
     torch.manual_seed(0)
     model = MVDiT(config).eval().to(args.device)
     vae, t5 = tiny_vae(), tiny_t5(max_length=8, dim=32)
@@ -138,8 +160,12 @@ def main() -> None:
         sample()  # warm-up, and the file the metrics read
         wanted = lambda name: not args.only or args.only.lower() in name.lower()  # noqa: E731
         evaluators = {size: evaluator(size, args.device, blip=wanted(BLIP_BLEU)) for size in ("offline", "paper")}
-        parts = {(size, name): call for size, ev in evaluators.items() for name, call in metric_parts(ev, path).items()
-                 if wanted(name)}  # fmt: skip
+        parts = {
+            (size, name): call
+            for size, ev in evaluators.items()
+            for name, call in metric_parts(ev, path).items()
+            if wanted(name)
+        }
         for call in parts.values():
             call()  # warm-up
         times: dict = {"sampling": [], **{key: [] for key in parts}}
@@ -148,8 +174,10 @@ def main() -> None:
             for key, call in parts.items():
                 times[key].append(timed(call))
     sampling = statistics.median(times["sampling"])
-    print(f"sampling one video ({args.preset} MVDiT, {args.frames}x{args.size}x{args.size}, {args.steps} steps, "
-          f"CFG 7.0, tiny VAE and T5): {sampling:.3f} s (median of {args.repeats})")  # fmt: skip
+    print(
+        f"sampling one video ({args.preset} MVDiT, {args.frames}x{args.size}x{args.size}, {args.steps} steps, "
+        f"CFG 7.0, tiny VAE and T5): {sampling:.3f} s (median of {args.repeats})"
+    )
     print("| metric | models | s per video | / sampling |")
     print("|---|---|---|---|")
     for (size, name), values in ((k, v) for k, v in times.items() if k != "sampling"):

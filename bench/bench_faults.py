@@ -81,9 +81,13 @@ warnings.filterwarnings("ignore")  # Dagster's beta warnings when this process l
 
 
 def _problems(data: Path, home: Path, source: Path, reference: dict) -> list[str]:
-    return (differences(reference, snapshot(data)) + [f"left over: {p}" for p in leftovers(data)]
-            + lineage_problems(data, source) + version_problems(data)
-            + [f"instance: {p}" for p in instance_problems(home, shard_keys(data))])  # fmt: skip
+    return (
+        differences(reference, snapshot(data))
+        + [f"left over: {p}" for p in leftovers(data)]
+        + lineage_problems(data, source)
+        + version_problems(data)
+        + [f"instance: {p}" for p in instance_problems(home, shard_keys(data))]
+    )
 
 
 def _waves(filters: bool) -> list[tuple[bool, list[str]]]:
@@ -100,10 +104,24 @@ def parallel_shard_runs(source: Path, workdir: Path, shard_size: int, reference:
     shards = register(source, data, home, shard_size)
     env = pipeline_env(home, OPENVID_DATA_ROOT=str(data))
     # The recipe the reference run used, stored first: every `dagster asset materialize` below reads it.
-    recipe = [*run_args(source, data, shard_size, filters=filters)[:3], "recipe", "--data-root", str(data), "--models",
-              "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian"]  # fmt: skip
-    subprocess.run(recipe + ([] if filters else ["--set", "selection.thresholds_off=true"]), env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    recipe = [
+        *run_args(source, data, shard_size, filters=filters)[:3],
+        "recipe",
+        "--data-root",
+        str(data),
+        "--models",
+        "offline",
+        "--motion-backend",
+        "farneback",
+        "--clarity-backend",
+        "laplacian",
+    ]
+    subprocess.run(
+        recipe + ([] if filters else ["--set", "selection.thresholds_off=true"]),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     started, codes, locks, waves = time.monotonic(), [], [], []
     for per_shard, assets in _waves(filters):
         commands = [materialize_args(assets, s) for s in shards] if per_shard else [materialize_args(assets, None)]
@@ -116,12 +134,20 @@ def parallel_shard_runs(source: Path, workdir: Path, shard_size: int, reference:
             break
     seconds = time.monotonic() - started
     problems = _problems(data, home, source, reference) if not any(codes) else ["a run failed"]
-    return {"scenario": "4 shard runs per wave", "seconds": seconds, "processes": len(codes),
-            "failed": sum(c != 0 for c in codes), "lock_errors": locks, "problems": problems, "waves": waves}
+    return {
+        "scenario": "4 shard runs per wave",
+        "seconds": seconds,
+        "processes": len(codes),
+        "failed": sum(c != 0 for c in codes),
+        "lock_errors": locks,
+        "problems": problems,
+        "waves": waves,
+    }
 
 
-def concurrent_commands(source: Path, workdir: Path, shard_size: int, reference: dict, filters: bool,
-                        fresh_instance: bool) -> dict:  # fmt: skip
+def concurrent_commands(
+    source: Path, workdir: Path, shard_size: int, reference: dict, filters: bool, fresh_instance: bool
+) -> dict:
     """Four whole run commands started at once on the same source, data root and instance (new or already used)."""
     data, home = workdir / "data", make_dagster_home(workdir / "dagster_home")
     if not fresh_instance:
@@ -136,9 +162,15 @@ def concurrent_commands(source: Path, workdir: Path, shard_size: int, reference:
             lines = [line for line in out.splitlines() if "Error" in line and not line.startswith(" ")]
             failures.append((lines or out.splitlines() or ["?"])[-1][:200])
     problems = _problems(data, home, source, reference) if not failures else []
-    return {"scenario": f"4 run commands at once, {'new' if fresh_instance else 'used'} instance",
-            "seconds": result.seconds, "processes": 4, "failed": len(failures), "lock_errors": result.lock_errors,
-            "problems": problems + failures, "waves": []}
+    return {
+        "scenario": f"4 run commands at once, {'new' if fresh_instance else 'used'} instance",
+        "seconds": result.seconds,
+        "processes": 4,
+        "failed": len(failures),
+        "lock_errors": result.lock_errors,
+        "problems": problems + failures,
+        "waves": [],
+    }
 
 
 def _register_one(root: str, index: int, videos: int, shard_size: int, start_at: float) -> str:
@@ -165,16 +197,26 @@ def concurrent_registrations(workdir: Path, processes: int = 4, videos: int = 25
     started = time.monotonic()
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         start_at = time.time() + 3.0
-        errors = [e for e in pool.starmap(_register_one, [(root, i, videos, shard_size, start_at)
-                                                           for i in range(processes)]) if e]  # fmt: skip
+        errors = [
+            e
+            for e in pool.starmap(_register_one, [(root, i, videos, shard_size, start_at) for i in range(processes)])
+            if e
+        ]
     tables = TableStore(root)
     stored = Counter(u for k in ShardRegistry(tables).keys() for u in tables.read("shard_lists", k)["source_uri"])
     listed = processes * videos
     lost = listed - len(stored)
     problems = ([f"{lost} of {listed} listed videos in no shard list"] if lost else []) + errors
     problems += [f"{sum(n > 1 for n in stored.values())} videos in two shard lists"] if max(stored.values()) > 1 else []
-    return {"scenario": "4 registrations at once", "seconds": time.monotonic() - started, "processes": processes,
-            "failed": len(errors), "lock_errors": [], "problems": problems, "waves": []}
+    return {
+        "scenario": "4 registrations at once",
+        "seconds": time.monotonic() - started,
+        "processes": processes,
+        "failed": len(errors),
+        "lock_errors": [],
+        "problems": problems,
+        "waves": [],
+    }
 
 
 def main() -> int:
@@ -191,9 +233,12 @@ def main() -> int:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-faults-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"# bench_faults: {args.trials} trials, seed {args.seed}, shard size {args.shard_size}, "
-          f"{'paper rules' if args.filters else '--no-filters'}; {platform.processor() or platform.machine()}, "
-          f"python {platform.python_version()}; workdir {workdir}", flush=True)  # fmt: skip
+    print(
+        f"# bench_faults: {args.trials} trials, seed {args.seed}, shard size {args.shard_size}, "
+        f"{'paper rules' if args.filters else '--no-filters'}; {platform.processor() or platform.machine()}, "
+        f"python {platform.python_version()}; workdir {workdir}",
+        flush=True,
+    )
     source = workdir / "src"
     if not source.exists():
         bench_source(source)
@@ -203,18 +248,24 @@ def main() -> int:
     shutil.rmtree(ref_dir, ignore_errors=True)
     ref_dir.mkdir()
     ref_home = make_dagster_home(ref_dir / "dagster_home")
-    ref_run = run_to_end(run_args(source, ref_dir / "data", args.shard_size, filters=args.filters),
-                         pipeline_env(ref_home), ref_dir)  # fmt: skip
+    ref_run = run_to_end(
+        run_args(source, ref_dir / "data", args.shard_size, filters=args.filters), pipeline_env(ref_home), ref_dir
+    )
     if ref_run.proc.returncode != 0:
         print(ref_run.output)
         return 1
     reference = snapshot(ref_dir / "data")
-    ref_problems = (leftovers(ref_dir / "data") + lineage_problems(ref_dir / "data", source)
-                    + instance_problems(ref_home, shard_keys(ref_dir / "data")))  # fmt: skip
+    ref_problems = (
+        leftovers(ref_dir / "data")
+        + lineage_problems(ref_dir / "data", source)
+        + instance_problems(ref_home, shard_keys(ref_dir / "data"))
+    )
     steps = [(t, line.strip()) for t, line in ref_run.lines if line.startswith("Step ")]
     summary = next((line for _, line in ref_run.lines if line.startswith("Done in")), "")
-    print(f"Reference: {inputs} inputs, {len(shard_keys(ref_dir / 'data'))} shards, {len(reference)} files, "
-          f"{ref_run.elapsed:.1f}s wall ({summary}); problems: {ref_problems or 'none'}")  # fmt: skip
+    print(
+        f"Reference: {inputs} inputs, {len(shard_keys(ref_dir / 'data'))} shards, {len(reference)} files, "
+        f"{ref_run.elapsed:.1f}s wall ({summary}); problems: {ref_problems or 'none'}"
+    )
     for t, line in steps:
         print(f"  t={t:5.1f}s  {line}")
     print(flush=True)
@@ -229,14 +280,18 @@ def main() -> int:
         trial_dir = workdir / f"trial-{number:02d}"
         shutil.rmtree(trial_dir, ignore_errors=True)
         trial_dir.mkdir()
-        trial = kill_then_rerun(number, source, trial_dir, args.shard_size, reference, kill_at=kill_at,
-                                filters=args.filters)  # fmt: skip
+        trial = kill_then_rerun(
+            number, source, trial_dir, args.shard_size, reference, kill_at=kill_at, filters=args.filters
+        )
         skipped = trial.rerun_summary.split(" failed, ")[-1].split(" shard step")[0] if trial.rerun_summary else "-"
         notes = trial.differences + trial.leftovers + trial.lineage + trial.versions + trial.partial_after_kill
         notes += [f"instance: {p}" for p in trial.instance]
-        print(f"{number:>5} {trial.kill_at_s:>7.1f}s  {trial.killed_during[:38]:<38} {len(trial.leftovers_after_kill):>8} "
-              f"{'ok' if trial.rerun_rc == 0 else f'rc {trial.rerun_rc}':>7} {trial.rerun_s:>8.1f} {skipped:>8}  "
-              f"{'yes' if trial.identical else 'NO'}{'  ' + '; '.join(notes)[:300] if notes else ''}", flush=True)  # fmt: skip
+        print(
+            f"{number:>5} {trial.kill_at_s:>7.1f}s  {trial.killed_during[:38]:<38} {len(trial.leftovers_after_kill):>8} "
+            f"{'ok' if trial.rerun_rc == 0 else f'rc {trial.rerun_rc}':>7} {trial.rerun_s:>8.1f} {skipped:>8}  "
+            f"{'yes' if trial.identical else 'NO'}{'  ' + '; '.join(notes)[:300] if notes else ''}",
+            flush=True,
+        )
         if trial.rerun_rc != 0:
             print(trial.output[-3000:])
         trials.append(trial)
@@ -246,24 +301,34 @@ def main() -> int:
     identical = sum(t.identical for t in trials)
     rerun_s = [t.rerun_s for t in trials]
     print()
-    print(f"Identical after re-run: {identical}/{len(trials)}; re-run exit 0: "
-          f"{sum(t.rerun_rc == 0 for t in trials)}/{len(trials)}; temporary files left after the re-run: "
-          f"{sum(bool(t.leftovers) for t in trials)}; partial files after a kill: "
-          f"{sum(bool(t.partial_after_kill) for t in trials)}; instance problems: {sum(bool(t.instance) for t in trials)}")
+    print(
+        f"Identical after re-run: {identical}/{len(trials)}; re-run exit 0: "
+        f"{sum(t.rerun_rc == 0 for t in trials)}/{len(trials)}; temporary files left after the re-run: "
+        f"{sum(bool(t.leftovers) for t in trials)}; partial files after a kill: "
+        f"{sum(bool(t.partial_after_kill) for t in trials)}; instance problems: {sum(bool(t.instance) for t in trials)}"
+    )
     if trials:
-        print(f"Re-run time: median {statistics.median(rerun_s):.1f}s, min {min(rerun_s):.1f}s, max {max(rerun_s):.1f}s "
-              f"(uninterrupted: {ref_run.elapsed:.1f}s); trials whose kill left temporary files (cleaned by the "
-              f"re-run): {sum(bool(t.leftovers_after_kill) for t in trials)}")  # fmt: skip
+        print(
+            f"Re-run time: median {statistics.median(rerun_s):.1f}s, min {min(rerun_s):.1f}s, max {max(rerun_s):.1f}s "
+            f"(uninterrupted: {ref_run.elapsed:.1f}s); trials whose kill left temporary files (cleaned by the "
+            f"re-run): {sum(bool(t.leftovers_after_kill) for t in trials)}"
+        )
         where = Counter(t.killed_during.split(" [")[0].removeprefix("after ") for t in trials)
         print("Killed during: " + ", ".join(f"{k} x{v}" for k, v in where.most_common()))
 
     parallel = []
-    scenarios = [("shard_runs", lambda d: parallel_shard_runs(source, d, args.shard_size, reference, args.filters)),
-                 ("commands_used", lambda d: concurrent_commands(source, d, args.shard_size, reference, args.filters,
-                                                                 fresh_instance=False)),
-                 ("commands_new", lambda d: concurrent_commands(source, d, args.shard_size, reference, args.filters,
-                                                                fresh_instance=True)),
-                 ("registrations", lambda d: concurrent_registrations(d))]  # fmt: skip
+    scenarios = [
+        ("shard_runs", lambda d: parallel_shard_runs(source, d, args.shard_size, reference, args.filters)),
+        (
+            "commands_used",
+            lambda d: concurrent_commands(source, d, args.shard_size, reference, args.filters, fresh_instance=False),
+        ),
+        (
+            "commands_new",
+            lambda d: concurrent_commands(source, d, args.shard_size, reference, args.filters, fresh_instance=True),
+        ),
+        ("registrations", lambda d: concurrent_registrations(d)),
+    ]
     for round_ in range(1, args.parallel + 1):
         for name, scenario in scenarios:
             sdir = workdir / f"{name}-{round_}"
@@ -271,24 +336,44 @@ def main() -> int:
             sdir.mkdir()
             result = scenario(sdir)
             parallel.append(result)
-            print(f"{result['scenario']:<38} round {round_}: {result['processes']} processes, {result['failed']} failed, "
-                  f"{len(result['lock_errors'])} SQLite errors, {result['seconds']:.1f}s wall, every row: "
-                  f"{'yes' if not result['problems'] else 'NO: ' + '; '.join(result['problems'])[:400]}"
-                  f"{'  [' + ', '.join(result['waves']) + ']' if result['waves'] else ''}", flush=True)  # fmt: skip
+            print(
+                f"{result['scenario']:<38} round {round_}: {result['processes']} processes, {result['failed']} failed, "
+                f"{len(result['lock_errors'])} SQLite errors, {result['seconds']:.1f}s wall, every row: "
+                f"{'yes' if not result['problems'] else 'NO: ' + '; '.join(result['problems'])[:400]}"
+                f"{'  [' + ', '.join(result['waves']) + ']' if result['waves'] else ''}",
+                flush=True,
+            )
             for line in result["lock_errors"][:3]:
                 print(f"    {line[:200]}")
             if not args.keep:
                 shutil.rmtree(sdir, ignore_errors=True)
 
     if args.json:
-        args.json.write_text(json.dumps({
-            "reference_s": ref_run.elapsed, "inputs": inputs, "shard_size": args.shard_size, "seed": args.seed,
-            "trials": [{"trial": t.number, "kill_at_s": t.kill_at_s, "killed_during": t.killed_during,
-                        "tmp_left_by_kill": len(t.leftovers_after_kill), "rerun_rc": t.rerun_rc,
-                        "rerun_s": t.rerun_s, "identical": t.identical,
-                        "problems": t.differences + t.leftovers + t.lineage + t.versions + t.instance}
-                       for t in trials],
-            "parallel": parallel}, indent=2))  # fmt: skip
+        args.json.write_text(
+            json.dumps(
+                {
+                    "reference_s": ref_run.elapsed,
+                    "inputs": inputs,
+                    "shard_size": args.shard_size,
+                    "seed": args.seed,
+                    "trials": [
+                        {
+                            "trial": t.number,
+                            "kill_at_s": t.kill_at_s,
+                            "killed_during": t.killed_during,
+                            "tmp_left_by_kill": len(t.leftovers_after_kill),
+                            "rerun_rc": t.rerun_rc,
+                            "rerun_s": t.rerun_s,
+                            "identical": t.identical,
+                            "problems": t.differences + t.leftovers + t.lineage + t.versions + t.instance,
+                        }
+                        for t in trials
+                    ],
+                    "parallel": parallel,
+                },
+                indent=2,
+            )
+        )
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     ok = identical == len(trials) and all(not r["problems"] and not r["lock_errors"] for r in parallel)

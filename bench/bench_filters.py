@@ -109,9 +109,15 @@ def pair_quality(pairs, truth: set, threshold: float) -> tuple[set, dict, dict[s
     were not planted)."""
     keys = list(zip(pairs["a"].to_list(), pairs["b"].to_list()))
     found, cos = set(keys), dict(zip(keys, pairs["cosine"].to_list()))
-    return found, cos, {"recall": len(found & truth) / len(truth) if truth else float("nan"),
-                        "false_pairs": sum(1 for p in found if cos[p] < threshold),
-                        "unplanted_true_pairs": sum(1 for p in found - truth if cos[p] >= threshold)}  # fmt: skip
+    return (
+        found,
+        cos,
+        {
+            "recall": len(found & truth) / len(truth) if truth else float("nan"),
+            "false_pairs": sum(1 for p in found if cos[p] < threshold),
+            "unplanted_true_pairs": sum(1 for p in found - truth if cos[p] >= threshold),
+        },
+    )
 
 
 # =========================================================================== Part 1: cost per video
@@ -284,8 +290,11 @@ def run_regime(label: str, embedder: Any, manifest: pl.DataFrame, root: str, rep
     nsfw = NSFWScorer(None, device="cpu")  # content_scores runs it on CPU (ModelsResource._nsfw)
     search = DuplicateSearch()
     regime = Regime(label, manifest.height)
-    regime.decode = {"A": embedder.decode_short_side, "B": max(embedder.decode_short_side, inspector.short_side),
-                     "A224": max(embedder.decode_short_side, a224.short_side)}  # fmt: skip
+    regime.decode = {
+        "A": embedder.decode_short_side,
+        "B": max(embedder.decode_short_side, inspector.short_side),
+        "A224": max(embedder.decode_short_side, a224.short_side),
+    }
 
     def arm(name: str, rows: pl.DataFrame) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -293,8 +302,9 @@ def run_regime(label: str, embedder: Any, manifest: pl.DataFrame, root: str, rep
         if name == "A":
             out["table"] = embed_shard(rows, embedder, sampling, open_video, workers=DECODE_WORKERS).table
         elif name == "A224":
-            out["table"] = embed_shard(rows, embedder, sampling, open_video, workers=DECODE_WORKERS,
-                                       inspector=a224).table  # fmt: skip
+            out["table"] = embed_shard(
+                rows, embedder, sampling, open_video, workers=DECODE_WORKERS, inspector=a224
+            ).table
         else:
             measure_watch.reset()
             text_watch.reset()
@@ -306,9 +316,20 @@ def run_regime(label: str, embedder: Any, manifest: pl.DataFrame, root: str, rep
             t3 = time.perf_counter()
             _, pairs, _ = add_shards(None, {SHARD: ("bench", ids, vectors)}, "bench", search)
             t4 = time.perf_counter()
-            out.update(table=table, content=content, pairs=pairs, embed=t1 - t0, content_rows=t2 - t1,
-                       vectors=t3 - t2, add_shards=t4 - t3, measure=measure_watch.seconds, text=text_watch.seconds,
-                       measure_cpu=measure_watch.cpu, text_cpu=text_watch.cpu, text_calls=text_watch.calls)  # fmt: skip
+            out.update(
+                table=table,
+                content=content,
+                pairs=pairs,
+                embed=t1 - t0,
+                content_rows=t2 - t1,
+                vectors=t3 - t2,
+                add_shards=t4 - t3,
+                measure=measure_watch.seconds,
+                text=text_watch.seconds,
+                measure_cpu=measure_watch.cpu,
+                text_cpu=text_watch.cpu,
+                text_calls=text_watch.calls,
+            )
         out["total"] = time.perf_counter() - t0
         out["cpu"] = time.process_time() - cpu0
         return out
@@ -329,18 +350,30 @@ def run_regime(label: str, embedder: Any, manifest: pl.DataFrame, root: str, rep
             regime.add(f"{name}_cpu", out["cpu"])
             detail = ""
             if name == "B":
-                for key in ("embed", "content_rows", "vectors", "add_shards", "measure", "text", "measure_cpu",
-                            "text_cpu"):  # fmt: skip
+                for key in (
+                    "embed",
+                    "content_rows",
+                    "vectors",
+                    "add_shards",
+                    "measure",
+                    "text",
+                    "measure_cpu",
+                    "text_cpu",
+                ):
                     regime.add(key, out[key])
                 regime.frames = out["table"].filter(pl.col("status") == "ok").height
                 regime.content = out["content"]
-                detail = (f" (embed_shard {out['embed']:.2f}: measures {out['measure']:.2f} s wall / "
-                          f"{out['measure_cpu']:.2f} s CPU in decode threads, of which text {out['text']:.2f} / "
-                          f"{out['text_cpu']:.2f} s over {out['text_calls']} videos; content_rows "
-                          f"{out['content_rows']:.3f}, video_embeddings {out['vectors']:.3f}, add_shards "
-                          f"{out['add_shards']:.3f}; {out['pairs'].height} duplicate pair(s))")  # fmt: skip
-            log(f"  [{label}] repeat {r + 1}/{repeats} {name:<4s} {out['total']:7.2f} s wall, {out['cpu']:7.2f} s CPU"
-                + detail)  # fmt: skip
+                detail = (
+                    f" (embed_shard {out['embed']:.2f}: measures {out['measure']:.2f} s wall / "
+                    f"{out['measure_cpu']:.2f} s CPU in decode threads, of which text {out['text']:.2f} / "
+                    f"{out['text_cpu']:.2f} s over {out['text_calls']} videos; content_rows "
+                    f"{out['content_rows']:.3f}, video_embeddings {out['vectors']:.3f}, add_shards "
+                    f"{out['add_shards']:.3f}; {out['pairs'].height} duplicate pair(s))"
+                )
+            log(
+                f"  [{label}] repeat {r + 1}/{repeats} {name:<4s} {out['total']:7.2f} s wall, {out['cpu']:7.2f} s CPU"
+                + detail
+            )
         if regime.decode["A"] == regime.decode["B"]:  # same decode: the same frames, so the same embeddings
             a, b = (embedding_matrix(results[k]["table"].filter(pl.col("status") == "ok")) for k in ("A", "B"))
             max_diff = max(max_diff, float(np.abs(a - b).max()))
@@ -381,15 +414,19 @@ def part1(args: argparse.Namespace, facts: dict[str, str]) -> None:
             name, kind = make_video(all_src, i, seconds, scale)
             kinds[name] = kind
         paths = sorted(all_src / name for name in kinds)
-        log(f"generated {len(paths)} videos ({seconds:g} s each, {sum(p.stat().st_size for p in paths) / 1e6:.1f} MB) "
-            f"in {time.perf_counter() - t:.1f} s under {work}")  # fmt: skip
+        log(
+            f"generated {len(paths)} videos ({seconds:g} s each, {sum(p.stat().st_size for p in paths) / 1e6:.1f} MB) "
+            f"in {time.perf_counter() - t:.1f} s under {work}"
+        )
         vitl_src = subset_dir(paths[:vitl_videos], work / "videos" / f"vitl{vitl_videos}")
         manifests = {}
         for key, src in (("all", all_src), ("vitl", vitl_src)):
             root = normalize_source(str(src))
             manifests[key] = (build_manifest(list_videos(root), root, SHARD), root)
-        sizes = {r["source_uri"].rsplit("/", 1)[1]: f"{r['width']}x{r['height']}"
-                 for r in manifests["all"][0].iter_rows(named=True)}  # fmt: skip
+        sizes = {
+            r["source_uri"].rsplit("/", 1)[1]: f"{r['width']}x{r['height']}"
+            for r in manifests["all"][0].iter_rows(named=True)
+        }
         facts["device"] = args.device
         tiny = CLIPEmbedder(CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG), device=args.device)
         log(f"tiny CLIP: {n_videos} videos, {repeats} repeats (arms A, A224, B)")
@@ -398,27 +435,40 @@ def part1(args: argparse.Namespace, facts: dict[str, str]) -> None:
         if not args.skip_vitl:
             t = time.perf_counter()
             vitl = CLIPEmbedder(CLIPSpec("ViT-L-14-quickgelu"), device=args.device)
-            log(f"ViT-L/14 (random init) built in {time.perf_counter() - t:.1f} s; {vitl_videos} videos, "
-                f"{vitl_repeats} repeats (arms A, B)")  # fmt: skip
+            log(
+                f"ViT-L/14 (random init) built in {time.perf_counter() - t:.1f} s; {vitl_videos} videos, "
+                f"{vitl_repeats} repeats (arms A, B)"
+            )
             vitl_regime = run_regime("ViT-L/14", vitl, *manifests["vitl"], vitl_repeats, False)
-        report_part1(facts, tiny_regime, vitl_regime, kinds, sizes, seconds, time.perf_counter() - start,
-                     str(tiny.device))  # fmt: skip
+        report_part1(
+            facts, tiny_regime, vitl_regime, kinds, sizes, seconds, time.perf_counter() - start, str(tiny.device)
+        )
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def report_part1(facts: dict[str, str], tiny: Regime, vitl: Regime | None, kinds: dict[str, Kind],
-                 sizes: dict[str, str], seconds: float, elapsed: float, device: str) -> None:  # fmt: skip
+def report_part1(
+    facts: dict[str, str],
+    tiny: Regime,
+    vitl: Regime | None,
+    kinds: dict[str, Kind],
+    sizes: dict[str, str],
+    seconds: float,
+    elapsed: float,
+    device: str,
+) -> None:
     regimes = [r for r in (vitl, tiny) if r is not None]
     log("")
     log(f"## Content filters: cost per video beside frame_embeddings ({device})")
     log("")
-    log(f"Synthetic videos ({', '.join(sorted(set(sizes.values())))}; {seconds:g} s; the kind cycle in the "
+    log(
+        f"Synthetic videos ({', '.join(sorted(set(sizes.values())))}; {seconds:g} s; the kind cycle in the "
         f"docstring); CLIPSampling() defaults ({tiny.frames // max(tiny.videos, 1)} frames a video); "
         f"{DECODE_WORKERS} decode threads. Median of "
         + ", ".join(f"{len(r.runs['B'])} interleaved repeats ({r.label})" for r in regimes)
-        + "; per-repeat range in brackets.")  # fmt: skip
+        + "; per-repeat range in brackets."
+    )
     log("")
     rows = []
     for r in regimes:
@@ -431,11 +481,33 @@ def report_part1(facts: dict[str, str], tiny: Regime, vitl: Regime | None, kinds
             cpu = r.m(f"{new}_cpu") / r.m(f"{base}_cpu") - 1
             is_target = base == "A"
             met = verdict(over, per, lambda x: x <= TARGET, yes="yes", no="no") if is_target else ""
-            rows.append([f"{what}, {r.label}", str(r.videos), f"{r.decode[base]} / {r.decode[new]} px",
-                         f"{r.m(base):.2f} / {r.m(new):.2f}", f"**{over:+.1%}**{spread(per, '{:+.1%}')}",
-                         f"{cpu:+.1%}", f"≤ +{TARGET:.0%}" if is_target else "", met])  # fmt: skip
-    log(markdown(["comparison", "videos", "decode short side (base / new)", "median wall s (base / new)",
-                  "wall overhead", "CPU overhead", "target", "met"], rows))  # fmt: skip
+            rows.append(
+                [
+                    f"{what}, {r.label}",
+                    str(r.videos),
+                    f"{r.decode[base]} / {r.decode[new]} px",
+                    f"{r.m(base):.2f} / {r.m(new):.2f}",
+                    f"**{over:+.1%}**{spread(per, '{:+.1%}')}",
+                    f"{cpu:+.1%}",
+                    f"≤ +{TARGET:.0%}" if is_target else "",
+                    met,
+                ]
+            )
+    log(
+        markdown(
+            [
+                "comparison",
+                "videos",
+                "decode short side (base / new)",
+                "median wall s (base / new)",
+                "wall overhead",
+                "CPU overhead",
+                "target",
+                "met",
+            ],
+            rows,
+        )
+    )
     log("")
     part_rows = []
 
@@ -456,16 +528,41 @@ def report_part1(facts: dict[str, str], tiny: Regime, vitl: Regime | None, kinds
         return cells
 
     part_rows.append(["frame_embeddings alone (arm A)", *both("A"), "decode + CLIP forward"])
-    part_rows.append(["decode at 224 px instead of the model's size (A224 - A)", *both(diff=("A224", "A")),
-                      "tiny CLIP only: its input is 64 px; the measures read frames of at least 224 px"])
-    part_rows.append(["inspector inside embed_shard, wall (B's embed_shard - A)", *both(diff=("embed", "A")),
-                      "what the measures add to the pass (for the tiny CLIP, the 224 px decode too)"])
-    part_rows.append(["  measures in the decode threads: picture box + exposure + text, thread CPU",
-                      *both("measure_cpu"), "the work itself; it overlaps the CLIP forward on the main thread"])
-    part_rows.append(["  of which text detection on the 3 aesthetic frames, thread CPU", *both("text_cpu"),
-                      "PP-OCR det at 320 px short side, 1 ONNX thread"])
-    part_rows.append(["  measures in the decode threads, thread wall", *both("measure"),
-                      "includes waiting for a core and for the text detector's lock"])
+    part_rows.append(
+        [
+            "decode at 224 px instead of the model's size (A224 - A)",
+            *both(diff=("A224", "A")),
+            "tiny CLIP only: its input is 64 px; the measures read frames of at least 224 px",
+        ]
+    )
+    part_rows.append(
+        [
+            "inspector inside embed_shard, wall (B's embed_shard - A)",
+            *both(diff=("embed", "A")),
+            "what the measures add to the pass (for the tiny CLIP, the 224 px decode too)",
+        ]
+    )
+    part_rows.append(
+        [
+            "  measures in the decode threads: picture box + exposure + text, thread CPU",
+            *both("measure_cpu"),
+            "the work itself; it overlaps the CLIP forward on the main thread",
+        ]
+    )
+    part_rows.append(
+        [
+            "  of which text detection on the 3 aesthetic frames, thread CPU",
+            *both("text_cpu"),
+            "PP-OCR det at 320 px short side, 1 ONNX thread",
+        ]
+    )
+    part_rows.append(
+        [
+            "  measures in the decode threads, thread wall",
+            *both("measure"),
+            "includes waiting for a core and for the text detector's lock",
+        ]
+    )
     part_rows.append(["content_rows (exposure means, crop box, NSFW on stored embeddings)", *both("content_rows"), ""])
     part_rows.append(["video_embeddings (mean vector per video)", *both("vectors"), ""])
     part_rows.append(["add_shards (index the shard, search it)", *both("add_shards"), "exact flat index at 1 shard"])
@@ -482,30 +579,59 @@ def report_part1(facts: dict[str, str], tiny: Regime, vitl: Regime | None, kinds
             by_kind.setdefault((kinds[name].label, sizes[name]), []).append(row)
         for (label, size), got in by_kind.items():
             kind = next(k for k in KINDS if k.label == label)
-            rows.append([label, size, "yes" if kind.bordered else "no", kind.text, str(len(got)),
-                         f"{sum(bool(g['bordered']) for g in got)}",
-                         f"{sum((g['text_area'] or 0) > 0.01 for g in got)}",
-                         ", ".join(f"{g['text_area'] or 0:.3f}" for g in got),
-                         f"{statistics.mean(g['brightness'] for g in got):.0f}",
-                         "; ".join(f"{g['crop_w']}x{g['crop_h']}+{g['crop_x']}+{g['crop_y']}" for g in got
-                                   if g["bordered"])])  # fmt: skip
+            rows.append(
+                [
+                    label,
+                    size,
+                    "yes" if kind.bordered else "no",
+                    kind.text,
+                    str(len(got)),
+                    f"{sum(bool(g['bordered']) for g in got)}",
+                    f"{sum((g['text_area'] or 0) > 0.01 for g in got)}",
+                    ", ".join(f"{g['text_area'] or 0:.3f}" for g in got),
+                    f"{statistics.mean(g['brightness'] for g in got):.0f}",
+                    "; ".join(f"{g['crop_w']}x{g['crop_h']}+{g['crop_x']}+{g['crop_y']}" for g in got if g["bordered"]),
+                ]
+            )
         from openvid_assets.recipe import FilterSettings
 
-        log(f"Content rows of arm B ({tiny.label}, every video), by kind of video (evidence the filters ran; "
+        log(
+            f"Content rows of arm B ({tiny.label}, every video), by kind of video (evidence the filters ran; "
             "'text area > 0.01' is the content_scores asset's 'with_text' count; the recipe's default text rule is "
-            f"text_area {FilterSettings().text_area}):")  # fmt: skip
+            f"text_area {FilterSettings().text_area}):"
+        )
         log("")
-        log(markdown(["kind", "size", "bars drawn", "text drawn", "videos", "bordered", "text area > 0.01",
-                      "text area per video", "mean brightness", "crop boxes (w x h + x + y)"], rows))  # fmt: skip
+        log(
+            markdown(
+                [
+                    "kind",
+                    "size",
+                    "bars drawn",
+                    "text drawn",
+                    "videos",
+                    "bordered",
+                    "text area > 0.01",
+                    "text area per video",
+                    "mean brightness",
+                    "crop boxes (w x h + x + y)",
+                ],
+                rows,
+            )
+        )
         log("")
     for r in regimes:
         log(f"- checks, {r.label}: " + ", ".join(f"{k} {v}" for k, v in r.checks.items()))
-    log("- Arm B times `embed_shard` with `FrameInspector(TextDetector())`, `content_rows` with `NSFWScorer(None)` "
+    log(
+        "- Arm B times `embed_shard` with `FrameInspector(TextDetector())`, `content_rows` with `NSFWScorer(None)` "
         "(random concepts, the real test's shapes and cost) and `add_shards(None, {shard})`; no table is read or "
         "written in either arm. Thread times are summed over the decode threads, so they can exceed their wall "
-        "share.")  # fmt: skip
-    log("- " + " · ".join(f"{k}: {v}" for k, v in facts.items())
-        + f" · load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} · part 1 {elapsed / 60:.1f} min")
+        "share."
+    )
+    log(
+        "- "
+        + " · ".join(f"{k}: {v}" for k, v in facts.items())
+        + f" · load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} · part 1 {elapsed / 60:.1f} min"
+    )
 
 
 # =========================================================================== Part 2: near-duplicates at scale
@@ -562,8 +688,9 @@ class Pool:
         return cos * originals + np.sqrt(1 - cos**2) * self.unit(u)
 
 
-def true_pairs(groups: list[np.ndarray], stored: Callable[[np.ndarray], np.ndarray], threshold: float,
-               name: Callable[[int], str]) -> set[tuple[str, str]]:  # fmt: skip
+def true_pairs(
+    groups: list[np.ndarray], stored: Callable[[np.ndarray], np.ndarray], threshold: float, name: Callable[[int], str]
+) -> set[tuple[str, str]]:
     from openvid_assets.curation.duplicates import exact_cosines
 
     a_idx, b_idx = [], []
@@ -586,9 +713,13 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
 
     n, variant, shard_size = cfg["n"], cfg["variant"], cfg["shard_size"]
     search = dup.DuplicateSearch(**({"exact_below": cfg["exact_below"]} if cfg.get("exact_below") else {}))
-    out: dict[str, Any] = {"n": n, "variant": variant, "omp_threads": faiss.omp_get_max_threads(),
-                           "input_dtype": cfg["input_dtype"],
-                           "exact_below": search.exact_below}  # fmt: skip
+    out: dict[str, Any] = {
+        "n": n,
+        "variant": variant,
+        "omp_threads": faiss.omp_get_max_threads(),
+        "input_dtype": cfg["input_dtype"],
+        "exact_below": search.exact_below,
+    }
     pool_gen = Pool(variant, cfg["seed"], cfg["clusters"])
     rng = np.random.default_rng(cfg["seed"] + 1)
     t = time.perf_counter()
@@ -603,8 +734,10 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
     pool[copy_slots] = pool_gen.copies(pool[owners].astype(np.float32))
     order = np.argsort(owners, kind="stable")  # each original with its copies
     bounds = np.flatnonzero(np.diff(owners[order])) + 1
-    groups = [np.concatenate([[g_owner[0]], g_copies])
-              for g_owner, g_copies in zip(np.split(owners[order], bounds), np.split(copy_slots[order], bounds))]
+    groups = [
+        np.concatenate([[g_owner[0]], g_copies])
+        for g_owner, g_copies in zip(np.split(owners[order], bounds), np.split(copy_slots[order], bounds))
+    ]
     name = lambda i: f"v{i:09d}"  # noqa: E731  (lexicographic order = numeric order)
     ids = [name(i) for i in range(n)]
     stored = lambda rows: dup.fp16_unit(pool[rows])  # noqa: E731  the values add_shards will store
@@ -627,8 +760,10 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
         best = np.maximum(best, sims.max(axis=1))
     out["nn_cos_median"], out["nn_cos_max"] = float(np.median(best)), float(best.max())
     out["generate_s"] = time.perf_counter() - t
-    shards = {f"shard-{k:05d}": ("stamp", ids[s : s + shard_size], pool[s : s + shard_size])
-              for k, s in enumerate(range(0, n, shard_size))}  # fmt: skip
+    shards = {
+        f"shard-{k:05d}": ("stamp", ids[s : s + shard_size], pool[s : s + shard_size])
+        for k, s in enumerate(range(0, n, shard_size))
+    }
     out["input_rss_gib"] = rss_gib("VmRSS")
 
     # --- (a) full build, confirmed_pairs wrapped (timed; sampled above --max-queries)
@@ -661,8 +796,13 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
     out["full_cpu_s"] = time.process_time() - cpu0
     out["full_peak_gib"] = rss_gib("VmHWM")
     out["full_peak_above_input_gib"] = out["full_peak_gib"] - before
-    out.update(search_s=timing["search_s"], search_cpu_s=timing["search_cpu_s"], queries=timing["queries"],
-               ndis=timing["ndis"], complete=complete)  # fmt: skip
+    out.update(
+        search_s=timing["search_s"],
+        search_cpu_s=timing["search_cpu_s"],
+        queries=timing["queries"],
+        ndis=timing["ndis"],
+        complete=complete,
+    )
     out["build_s"] = out["full_s"] - timing["search_s"]
     out["full_est_s"] = out["build_s"] + timing["search_s"] * n / timing["queries"]
     out["sampled"] = sample is not None
@@ -708,9 +848,11 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
     fresh = fresh.astype(pool.dtype)
     new_ids = [name(n + i) for i in range(new_n)]
     new_stored = dup.fp16_unit(fresh)
-    incr_truth = {(name(int(s)), new_ids[new_n - n_copies + k]) for k, s in enumerate(singles)
-                  if float(dup.exact_cosines(stored(np.array([s])), new_stored[[new_n - n_copies + k]])[0])
-                  >= search.threshold}  # fmt: skip
+    incr_truth = {
+        (name(int(s)), new_ids[new_n - n_copies + k])
+        for k, s in enumerate(singles)
+        if float(dup.exact_cosines(stored(np.array([s])), new_stored[[new_n - n_copies + k]])[0]) >= search.threshold
+    }
     faiss.cvar.indexIVF_stats.reset()
     reset_peak()
     before = rss_gib("VmRSS")
@@ -729,8 +871,12 @@ def dedup_child(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
     """``dedup_child`` in a fresh process (its own peak RSS); its log goes to our stderr."""
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--dedup-child", json.dumps(cfg)],
-                          stdout=subprocess.PIPE, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--dedup-child", json.dumps(cfg)],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"dedup child {cfg} failed with exit code {proc.returncode}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -762,12 +908,22 @@ def part2(args: argparse.Namespace, facts: dict[str, str]) -> None:
     exact_below = args.exact_below or (10_000 if args.quick else None)
     max_queries = args.max_queries or (10_000 if args.quick else 50_000)
     sample_queries = args.sample_queries or (5_000 if args.quick else 20_000)
-    base = {"seed": 0, "clusters": args.clusters, "dup_rate": 0.01, "shard_size": 1000,
-            "new_shard": 200 if args.quick else 1000, "max_queries": max_queries, "sample_queries": sample_queries,
-            "exact_below": exact_below, "input_dtype": args.input_dtype}  # fmt: skip
+    base = {
+        "seed": 0,
+        "clusters": args.clusters,
+        "dup_rate": 0.01,
+        "shard_size": 1000,
+        "new_shard": 200 if args.quick else 1000,
+        "max_queries": max_queries,
+        "sample_queries": sample_queries,
+        "exact_below": exact_below,
+        "input_dtype": args.input_dtype,
+    }
     start = time.perf_counter()
-    log(f"near-duplicates: sizes {sizes}, variants {variants}; memory available at start {mem_available():.1f} GiB; "
-        f"RSS limit {args.max_rss_gib:g} GiB")  # fmt: skip
+    log(
+        f"near-duplicates: sizes {sizes}, variants {variants}; memory available at start {mem_available():.1f} GiB; "
+        f"RSS limit {args.max_rss_gib:g} GiB"
+    )
     results: list[dict[str, Any]] = []
     skipped: list[str] = []
     for variant in variants:
@@ -776,20 +932,24 @@ def part2(args: argparse.Namespace, facts: dict[str, str]) -> None:
             predicted = peak_per_video * n / 2**30
             limit = min(args.max_rss_gib, 0.8 * mem_available())
             if predicted > limit:
-                skipped.append(f"{variant} {n:,}: predicted peak {predicted:.1f} GiB (the measured "
-                               f"{peak_per_video:,.0f} B/video x N) > limit {limit:.1f} GiB (--max-rss-gib "
-                               f"{args.max_rss_gib:g}, 80 % of available memory)")  # fmt: skip
+                skipped.append(
+                    f"{variant} {n:,}: predicted peak {predicted:.1f} GiB (the measured "
+                    f"{peak_per_video:,.0f} B/video x N) > limit {limit:.1f} GiB (--max-rss-gib "
+                    f"{args.max_rss_gib:g}, 80 % of available memory)"
+                )
                 log(f"  skipped {skipped[-1]}")
                 continue
             t = time.perf_counter()
             r = run_child({**base, "n": n, "variant": variant})
             results.append(r)
             peak_per_video = r["full_peak_gib"] * 2**30 / n
-            log(f"  [{variant} {n:,}] {r['index']}: full {'est. ' if r['sampled'] else ''}{r['full_est_s']:.1f} s "
+            log(
+                f"  [{variant} {n:,}] {r['index']}: full {'est. ' if r['sampled'] else ''}{r['full_est_s']:.1f} s "
                 f"(build {r['build_s']:.1f} s, search {r['search_s']:.1f} s for {r['queries']:,} queries), incremental "
                 f"{r['incr_s']:.2f} s, peak {r['full_peak_gib']:.2f} GiB, recall {r['recall']:.4f} / "
                 f"{r['incr_recall']:.4f}, false {r['false_pairs']}/{r['incr_false_pairs']}; "
-                f"process {time.perf_counter() - t:.0f} s")  # fmt: skip
+                f"process {time.perf_counter() - t:.0f} s"
+            )
     exact_rows = []
     if args.exact_check:
         ivf_sizes = [n for n in sizes if n >= (exact_below or 100_000)]
@@ -811,49 +971,113 @@ def mem_available() -> float:
     return float("inf")
 
 
-def report_part2(facts: dict[str, str], results: list[dict[str, Any]], exact_rows: list[dict[str, Any]],
-                 skipped: list[str], project: int, elapsed: float) -> None:  # fmt: skip
+def report_part2(
+    facts: dict[str, str],
+    results: list[dict[str, Any]],
+    exact_rows: list[dict[str, Any]],
+    skipped: list[str],
+    project: int,
+    elapsed: float,
+) -> None:
     log("")
     log("## Near-duplicate search at scale (`add_shards`, `DuplicateSearch()` defaults)")
     log("")
     r0 = results[0]
-    log(f"Threshold 0.98, 16 neighbours, nprobe 16, exact below {r0['exact_below']:,}; 1,000-video shards; 1 % of "
+    log(
+        f"Threshold 0.98, 16 neighbours, nprobe 16, exact below {r0['exact_below']:,}; 1,000-video shards; 1 % of "
         f"videos planted with 1-3 copies at cosine 0.985-0.999; faiss OpenMP threads: {r0['omp_threads']}. "
-        "Each row is one process.")  # fmt: skip
+        "Each row is one process."
+    )
     log("")
     rows = []
     for r in [*results, *exact_rows]:
         full = f"{'est. ' if r['sampled'] else ''}{human_s(r['full_est_s'])}"
-        rows.append([r["variant"], f"{r['n']:,}", r["index"], f"{r['random_pair_cos_median']:.2f} / "
-                     f"{r['nn_cos_median']:.2f} / {r['nn_cos_max']:.3f}", full,
-                     f"{r['build_s']:.1f} + {r['search_s']:.1f}" + (f" ({r['queries']:,} q)" if r["sampled"] else ""),
-                     f"{r['ndis'] / r['queries']:,.0f}" if r["ndis"] else "all",
-                     f"{r['incr_s']:.2f}" + (" (rebuilt)" if r["incr_complete"] else ""), gib(r["full_peak_gib"]),
-                     gib(r["input_rss_gib"]),
-                     f"{r['index_bytes'] / 2**30:.2f}", f"{r['save_s']:.2f} / {r['load_s']:.2f}",
-                     f"{r['recall']:.4f} ({r['true_pairs']:,})", f"{r['incr_recall']:.3f} ({r['incr_true_pairs']})",
-                     f"{r['false_pairs']} / {r['incr_false_pairs']}"])  # fmt: skip
-    log(markdown(["variant", "videos", "index", "cos: random pair / nearest other (median, max)", "(a) full build",
-                  "build + search s", "distances / query", "(b) +1 shard s", "peak RSS GiB", "input RSS GiB",
-                  "index GiB", "save / load s", "recall (true pairs)", "recall, new shard", "false pairs"],
-                 rows))  # fmt: skip
+        rows.append(
+            [
+                r["variant"],
+                f"{r['n']:,}",
+                r["index"],
+                f"{r['random_pair_cos_median']:.2f} / {r['nn_cos_median']:.2f} / {r['nn_cos_max']:.3f}",
+                full,
+                f"{r['build_s']:.1f} + {r['search_s']:.1f}" + (f" ({r['queries']:,} q)" if r["sampled"] else ""),
+                f"{r['ndis'] / r['queries']:,.0f}" if r["ndis"] else "all",
+                f"{r['incr_s']:.2f}" + (" (rebuilt)" if r["incr_complete"] else ""),
+                gib(r["full_peak_gib"]),
+                gib(r["input_rss_gib"]),
+                f"{r['index_bytes'] / 2**30:.2f}",
+                f"{r['save_s']:.2f} / {r['load_s']:.2f}",
+                f"{r['recall']:.4f} ({r['true_pairs']:,})",
+                f"{r['incr_recall']:.3f} ({r['incr_true_pairs']})",
+                f"{r['false_pairs']} / {r['incr_false_pairs']}",
+            ]
+        )
+    log(
+        markdown(
+            [
+                "variant",
+                "videos",
+                "index",
+                "cos: random pair / nearest other (median, max)",
+                "(a) full build",
+                "build + search s",
+                "distances / query",
+                "(b) +1 shard s",
+                "peak RSS GiB",
+                "input RSS GiB",
+                "index GiB",
+                "save / load s",
+                "recall (true pairs)",
+                "recall, new shard",
+                "false pairs",
+            ],
+            rows,
+        )
+    )
     log("")
     rows = []
     for r in [*results, *exact_rows]:
-        scanned = (f"{r['ndis'] / r['queries'] / (16 * r['n'] / r['nlist']):.2f} / {r['imbalance']:.2f}"
-                   if r["nlist"] else "")
-        rows.append([r["variant"], f"{r['n']:,}", r["index"], scanned,
-                     f"{r['full_cpu_s'] / max(r['full_s'], 1e-9):.2f}",
-                     f"{r['incr_cpu_s'] / max(r['incr_s'], 1e-9):.2f}", f"{r['incr_ndis']:,.0f}",
-                     f"{r['members_set_s']:.3f}", f"{r['vectors_of_100_s']:.3f}",
-                     f"{r['full_peak_above_input_gib']:.2f}", f"{r['incr_peak_above_gib']:.2f}",
-                     f"{r['index_bytes'] / r['n']:.0f}",
-                     f"{r['unplanted_true_pairs']} / {r['incr_unplanted_true_pairs']}",
-                     f"{r.get('cosine_check', float('nan')):.1e}"])  # fmt: skip
-    log(markdown(["variant", "videos", "index", "distances / (nprobe·N/nlist); faiss list imbalance",
-                  "cores busy, build", "cores busy, +1 shard", "distances, +1 shard",
-                  "set(members) s", "vectors_of(100) s", "build peak above input GiB", "+1 shard peak above GiB",
-                  "index bytes/video", "unplanted pairs found (true)", "max |cosine - exact|"], rows))  # fmt: skip
+        scanned = (
+            f"{r['ndis'] / r['queries'] / (16 * r['n'] / r['nlist']):.2f} / {r['imbalance']:.2f}" if r["nlist"] else ""
+        )
+        rows.append(
+            [
+                r["variant"],
+                f"{r['n']:,}",
+                r["index"],
+                scanned,
+                f"{r['full_cpu_s'] / max(r['full_s'], 1e-9):.2f}",
+                f"{r['incr_cpu_s'] / max(r['incr_s'], 1e-9):.2f}",
+                f"{r['incr_ndis']:,.0f}",
+                f"{r['members_set_s']:.3f}",
+                f"{r['vectors_of_100_s']:.3f}",
+                f"{r['full_peak_above_input_gib']:.2f}",
+                f"{r['incr_peak_above_gib']:.2f}",
+                f"{r['index_bytes'] / r['n']:.0f}",
+                f"{r['unplanted_true_pairs']} / {r['incr_unplanted_true_pairs']}",
+                f"{r.get('cosine_check', float('nan')):.1e}",
+            ]
+        )
+    log(
+        markdown(
+            [
+                "variant",
+                "videos",
+                "index",
+                "distances / (nprobe·N/nlist); faiss list imbalance",
+                "cores busy, build",
+                "cores busy, +1 shard",
+                "distances, +1 shard",
+                "set(members) s",
+                "vectors_of(100) s",
+                "build peak above input GiB",
+                "+1 shard peak above GiB",
+                "index bytes/video",
+                "unplanted pairs found (true)",
+                "max |cosine - exact|",
+            ],
+            rows,
+        )
+    )
     log("")
 
     # Projection from the IVF sizes.
@@ -882,41 +1106,88 @@ def report_part2(facts: dict[str, str], results: list[dict[str, Any]], exact_row
         cores = int(big["omp_threads"])
         log(f"Projection to {project:,} videos ({variant}; IVF sizes {', '.join(f'{n:,}' for n in ns)}):")
         log("")
-        log(markdown(["quantity", "formula (N videos)", f"at {project:,}", "basis"], [
-            ["(a) full build, fitted", f"{a_full:.3g} · N^{b_full:.2f} s", human_s(a_full * project**b_full),
-             f"on {cores} cores"],
-            ["(a) full build, distance model", f"N·nprobe·N/nlist(N)·{balance:.2f} distances × "
-             f"{per_dist * 1e9:.0f} ns + build {build_a:.3g}·N^{build_b:.2f} s", human_s(model_full),
-             f"nlist({project:,}) = {nl}; {dist_full:.2e} distances; {cores} cores"],
-            ["(a) same in CPU time", f"distances × {cpu_per_dist * 1e9:.0f} ns CPU + build CPU "
-             f"{build_cpu_a:.3g}·N^{build_cpu_b:.2f} s", f"{core_h:,.0f} core-h",
-             f"≈ {human_s(core_h * 3600 / 64)} on 64 idle cores if OpenMP scales"],
-            ["(b) +1 shard, fitted", f"{a_incr:.3g} · N^{b_incr:.2f} s", human_s(a_incr * project**b_incr), ""],
-            ["(b) +1 shard, search distances", "1000·nprobe·N/nlist(N)", f"{incr_dist:.2e} → "
-             f"{human_s(incr_dist * per_dist)}", "plus O(N) bookkeeping (members set, list copy)"],
-            ["index size", f"{bytes_per:.0f} B × N", f"{bytes_per * project / 2**30:,.0f} GiB", "SQfp16: 2 B × 768"],
-            ["save + load of the index per run", f"{scan_per * 1e9:.2f} s/GB × index",
-             human_s(scan_per * bytes_per * project),
-             "in memory only; plus the object store's transfer of the file"],
-            ["(a) peak RSS of a full build", f"{peak_per:.0f} B × N", f"{peak_per * project / 2**30:,.0f} GiB",
-             f"measured at {big['n']:,} ({big.get('input_dtype', '?')} input)"],
-            *[["exact flat scan instead (BLAS), full build",
-               f"N² distances × {e['search_s'] / e['n'] ** 2 * 1e9:.1f} ns",
-               human_s(project**2 * e["search_s"] / e["n"] ** 2), f"measured at {e['n']:,} ({e['variant']}); "
-               f"{e['index_bytes'] / e['n']:.0f} B/video"] for e in exact_rows],
-        ]))  # fmt: skip
+        log(
+            markdown(
+                ["quantity", "formula (N videos)", f"at {project:,}", "basis"],
+                [
+                    [
+                        "(a) full build, fitted",
+                        f"{a_full:.3g} · N^{b_full:.2f} s",
+                        human_s(a_full * project**b_full),
+                        f"on {cores} cores",
+                    ],
+                    [
+                        "(a) full build, distance model",
+                        f"N·nprobe·N/nlist(N)·{balance:.2f} distances × "
+                        f"{per_dist * 1e9:.0f} ns + build {build_a:.3g}·N^{build_b:.2f} s",
+                        human_s(model_full),
+                        f"nlist({project:,}) = {nl}; {dist_full:.2e} distances; {cores} cores",
+                    ],
+                    [
+                        "(a) same in CPU time",
+                        f"distances × {cpu_per_dist * 1e9:.0f} ns CPU + build CPU "
+                        f"{build_cpu_a:.3g}·N^{build_cpu_b:.2f} s",
+                        f"{core_h:,.0f} core-h",
+                        f"≈ {human_s(core_h * 3600 / 64)} on 64 idle cores if OpenMP scales",
+                    ],
+                    ["(b) +1 shard, fitted", f"{a_incr:.3g} · N^{b_incr:.2f} s", human_s(a_incr * project**b_incr), ""],
+                    [
+                        "(b) +1 shard, search distances",
+                        "1000·nprobe·N/nlist(N)",
+                        f"{incr_dist:.2e} → {human_s(incr_dist * per_dist)}",
+                        "plus O(N) bookkeeping (members set, list copy)",
+                    ],
+                    [
+                        "index size",
+                        f"{bytes_per:.0f} B × N",
+                        f"{bytes_per * project / 2**30:,.0f} GiB",
+                        "SQfp16: 2 B × 768",
+                    ],
+                    [
+                        "save + load of the index per run",
+                        f"{scan_per * 1e9:.2f} s/GB × index",
+                        human_s(scan_per * bytes_per * project),
+                        "in memory only; plus the object store's transfer of the file",
+                    ],
+                    [
+                        "(a) peak RSS of a full build",
+                        f"{peak_per:.0f} B × N",
+                        f"{peak_per * project / 2**30:,.0f} GiB",
+                        f"measured at {big['n']:,} ({big.get('input_dtype', '?')} input)",
+                    ],
+                    *[
+                        [
+                            "exact flat scan instead (BLAS), full build",
+                            f"N² distances × {e['search_s'] / e['n'] ** 2 * 1e9:.1f} ns",
+                            human_s(project**2 * e["search_s"] / e["n"] ** 2),
+                            f"measured at {e['n']:,} ({e['variant']}); {e['index_bytes'] / e['n']:.0f} B/video",
+                        ]
+                        for e in exact_rows
+                    ],
+                ],
+            )
+        )
         log("")
     for line in skipped:
         log(f"- not run: {line}")
-    log("- Full build = `add_shards(None, every shard)`: stack and round the vectors, build (train on 64 x nlist "
+    log(
+        "- Full build = `add_shards(None, every shard)`: stack and round the vectors, build (train on 64 x nlist "
         "sampled vectors, add all), then `confirmed_pairs` over every video. 'est.': the search ran on a sample of "
-        "queries (every planted video + random ones) and is scaled to all N; the build is measured in full.")
-    log("- +1 shard = `add_shards(state, {new shard})` on the built index: 950 new videos and 50 copies of earlier "
-        "videos; the index is not rebuilt (it is only past 4x the size it was trained on).")
-    log("- Recall: found / true planted pairs (pairs of a planted group with exact cosine >= 0.98 on the stored "
-        "vectors). False pairs: found with exact cosine < 0.98 (the exact confirmation makes this 0 by design).")
-    log("- " + " · ".join(f"{k}: {v}" for k, v in facts.items())
-        + f" · load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} · part 2 {elapsed / 60:.1f} min")
+        "queries (every planted video + random ones) and is scaled to all N; the build is measured in full."
+    )
+    log(
+        "- +1 shard = `add_shards(state, {new shard})` on the built index: 950 new videos and 50 copies of earlier "
+        "videos; the index is not rebuilt (it is only past 4x the size it was trained on)."
+    )
+    log(
+        "- Recall: found / true planted pairs (pairs of a planted group with exact cosine >= 0.98 on the stored "
+        "vectors). False pairs: found with exact cosine < 0.98 (the exact confirmation makes this 0 by design)."
+    )
+    log(
+        "- "
+        + " · ".join(f"{k}: {v}" for k, v in facts.items())
+        + f" · load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} · part 2 {elapsed / 60:.1f} min"
+    )
 
 
 # =========================================================================== main
@@ -924,8 +1195,12 @@ def report_part2(facts: dict[str, str], results: list[dict[str, Any]], exact_row
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="4 half-size 2 s videos, 1 repeat, ViT-L/14 on 1 video; "
-                        "pools of 5k, 20k and 40k vectors (IVF from 10k): checks it works")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="4 half-size 2 s videos, 1 repeat, ViT-L/14 on 1 video; "
+        "pools of 5k, 20k and 40k vectors (IVF from 10k): checks it works",
+    )
     parser.add_argument("--only", choices=["filters", "duplicates"], help="run one part only")
     parser.add_argument("--videos", type=int, help="videos for the tiny-CLIP arms (default 16, quick 4)")
     parser.add_argument("--vitl-videos", type=int, help="videos for the ViT-L/14 arms (default 8, quick 1)")
@@ -934,23 +1209,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-vitl", action="store_true", help="Part 1 with the tiny CLIP only")
     parser.add_argument("--seconds", type=float, help="video length (default 4, quick 2)")
     parser.add_argument("--device", default="cpu", help="CLIP device (default cpu: the issue's target is on CPU)")
-    parser.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads; 0 (default): the "
-                        "libraries' default, as ModelsResource.threads=0 (a one-worker run on this machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch and OpenCV threads; 0 (default): the "
+        "libraries' default, as ModelsResource.threads=0 (a one-worker run on this machine)",
+    )
     parser.add_argument("--workdir", help="generate the videos here and keep them (its videos/ folder is remade)")
-    parser.add_argument("--sizes", type=int, nargs="+", help="pool sizes (default 100000 300000 1000000 "
-                        "3000000; a size past the memory limit is skipped)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        help="pool sizes (default 100000 300000 1000000 3000000; a size past the memory limit is skipped)",
+    )
     parser.add_argument("--variants", nargs="+", default=["random", "clustered"], choices=["random", "clustered"])
     parser.add_argument("--clusters", type=int, default=2000, help="clusters of the clustered variant (default 2000)")
-    parser.add_argument("--max-queries", type=int, help="above this many videos the full build's search runs on a "
-                        "sample of queries, scaled to all (default 50000, quick 10000)")  # fmt: skip
-    parser.add_argument("--sample-queries", type=int, help="queries of such a sampled search, every planted video "
-                        "included (default 20000, quick 5000)")  # fmt: skip
-    parser.add_argument("--max-rss-gib", type=float, default=12.0, help="skip a size whose peak, predicted from "
-                        "the previous size's bytes per video, exceeds this or 80 %% of available memory (default 12)")
-    parser.add_argument("--exact-below", type=int, help="DuplicateSearch.exact_below (default: its own, 100000; quick "
-                        "10000)")  # fmt: skip
-    parser.add_argument("--input-dtype", default="float16", choices=["float32", "float16"],
-                        help="dtype of the vectors handed to add_shards (default float16; the pipeline's is float32)")
+    parser.add_argument(
+        "--max-queries",
+        type=int,
+        help="above this many videos the full build's search runs on a "
+        "sample of queries, scaled to all (default 50000, quick 10000)",
+    )
+    parser.add_argument(
+        "--sample-queries",
+        type=int,
+        help="queries of such a sampled search, every planted video included (default 20000, quick 5000)",
+    )
+    parser.add_argument(
+        "--max-rss-gib",
+        type=float,
+        default=12.0,
+        help="skip a size whose peak, predicted from "
+        "the previous size's bytes per video, exceeds this or 80 %% of available memory (default 12)",
+    )
+    parser.add_argument(
+        "--exact-below", type=int, help="DuplicateSearch.exact_below (default: its own, 100000; quick 10000)"
+    )
+    parser.add_argument(
+        "--input-dtype",
+        default="float16",
+        choices=["float32", "float16"],
+        help="dtype of the vectors handed to add_shards (default float16; the pipeline's is float32)",
+    )
     parser.add_argument("--json", help="also write Part 2's measures (one object per process) to this file")
     parser.add_argument("--exact-check", action="store_true", help="also the exact flat scan at the smallest IVF size")
     parser.add_argument("--project", type=int, default=50_000_000, help="projection size (default 50,000,000)")

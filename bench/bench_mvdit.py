@@ -39,22 +39,57 @@ from openvid_assets.mvdit.model import AttentionCache, MVDiT, forward_flops, pre
 from openvid_assets.mvdit.train import TrainConfig, train
 
 # Dense bf16 tensor-core peaks (no sparsity), TFLOP/s, by device-name fragment; first match wins.
-PEAK_BF16_TFLOPS = [("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("A100", 312.0),
-                    ("L40S", 362.1), ("A10", 125.0), ("L4", 121.0)]  # fmt: skip
+PEAK_BF16_TFLOPS = [
+    ("H200", 989.4),
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.4),
+    ("A100", 312.0),
+    ("L40S", 362.1),
+    ("A10", 125.0),
+    ("L4", 121.0),
+]
 
 
 def cases(args: argparse.Namespace) -> list[dict]:
     # Presets take pixel sizes; vae_downsample=1 hands the latent grid over unchanged.
     out = []
     for threads in args.threads:
-        out.append(dict(name="tiny, test size", preset="tiny", latent=(3, 8, 8), batch=4, threads=threads,
-                        device="cpu", checkpointing=False))  # fmt: skip
-        out.append(dict(name="tiny, 16x256x256 grid", preset="tiny", latent=(16, 32, 32), batch=1, threads=threads,
-                        device="cpu", checkpointing=False))  # fmt: skip
+        out.append(
+            dict(
+                name="tiny, test size",
+                preset="tiny",
+                latent=(3, 8, 8),
+                batch=4,
+                threads=threads,
+                device="cpu",
+                checkpointing=False,
+            )
+        )
+        out.append(
+            dict(
+                name="tiny, 16x256x256 grid",
+                preset="tiny",
+                latent=(16, 32, 32),
+                batch=1,
+                threads=threads,
+                device="cpu",
+                checkpointing=False,
+            )
+        )
     if torch.cuda.is_available() and not args.cpu_only:
-        out.append(dict(name="XL/2, 16x256x256", preset="XL/2", latent=(16, 32, 32), batch=args.xl2_batch,
-                        threads=torch.get_num_threads(), device="cuda", checkpointing=True,
-                        space_scale=0.5))  # fmt: skip
+        out.append(
+            dict(
+                name="XL/2, 16x256x256",
+                preset="XL/2",
+                latent=(16, 32, 32),
+                batch=args.xl2_batch,
+                threads=torch.get_num_threads(),
+                device="cuda",
+                checkpointing=True,
+                space_scale=0.5,
+            )
+        )
     return out
 
 
@@ -80,8 +115,13 @@ def run_case(case: dict, steps: int, warmup: int) -> dict:
     if case["device"] == "cuda":
         torch.cuda.reset_peak_memory_stats()
     before = 0 if case["device"] == "cuda" else process_memory("VmRSS")
-    training = TrainConfig(steps=warmup + steps, batch_size=case["batch"], log_every=0, device=case["device"],
-                           grad_checkpointing=case["checkpointing"])
+    training = TrainConfig(
+        steps=warmup + steps,
+        batch_size=case["batch"],
+        log_every=0,
+        device=case["device"],
+        grad_checkpointing=case["checkpointing"],
+    )
     result = train(model, data, training)
     times = result.step_times[warmup:]  # first-touch costs (kernel choice, allocator growth) stay out of the time
     if case["device"] == "cuda":
@@ -89,13 +129,20 @@ def run_case(case: dict, steps: int, warmup: int) -> dict:
     else:
         peak_bytes, device_name = process_memory("VmHWM"), platform.processor()
     pt, ph, pw = config.patch_size
-    return {**case, "step_s": statistics.median(times), "step_s_min": min(times), "steps": len(times),
-            "visual_tokens": (frames // pt) * (height // ph) * (width // pw),
-            "text_tokens": (frames // pt) * config.model_max_length,
-            "flops_per_step": 3 * forward_flops(config, frames, height, width) * case["batch"],
-            "params": sum(p.numel() for p in model.parameters()), "peak_bytes": peak_bytes,
-            "training_bytes": peak_bytes - before, "device_name": device_name or platform.machine(),
-            "loss": result.losses[-1]}  # fmt: skip
+    return {
+        **case,
+        "step_s": statistics.median(times),
+        "step_s_min": min(times),
+        "steps": len(times),
+        "visual_tokens": (frames // pt) * (height // ph) * (width // pw),
+        "text_tokens": (frames // pt) * config.model_max_length,
+        "flops_per_step": 3 * forward_flops(config, frames, height, width) * case["batch"],
+        "params": sum(p.numel() for p in model.parameters()),
+        "peak_bytes": peak_bytes,
+        "training_bytes": peak_bytes - before,
+        "device_name": device_name or platform.machine(),
+        "loss": result.losses[-1],
+    }
 
 
 def peak_tflops(device_name: str, override: float | None) -> float | None:
@@ -105,26 +152,51 @@ def peak_tflops(device_name: str, override: float | None) -> float | None:
 
 
 def table(results: list[dict], peak_override: float | None) -> str:
-    header = ["case", "dev", "thr", "batch", "params", "tokens/sample (vis+txt)", "step (median)", "samples/s",
-              "vis tokens/s", "GFLOP/step", "TFLOP/s", "MFU", "peak mem (+training)"]  # fmt: skip
+    header = [
+        "case",
+        "dev",
+        "thr",
+        "batch",
+        "params",
+        "tokens/sample (vis+txt)",
+        "step (median)",
+        "samples/s",
+        "vis tokens/s",
+        "GFLOP/step",
+        "TFLOP/s",
+        "MFU",
+        "peak mem (+training)",
+    ]
     rows = []
     for r in results:
         achieved = r["flops_per_step"] / r["step_s"]
         peak = peak_tflops(r["device_name"], peak_override) if r["device"] == "cuda" else None
-        rows.append([r["name"], r["device"], str(r["threads"]), str(r["batch"]), f"{r['params'] / 1e6:.2f}M",
-                     f"{r['visual_tokens']}+{r['text_tokens']}", f"{r['step_s'] * 1e3:.1f} ms",
-                     f"{r['batch'] / r['step_s']:.2f}", f"{r['batch'] * r['visual_tokens'] / r['step_s']:,.0f}",
-                     f"{r['flops_per_step'] / 1e9:,.1f}", f"{achieved / 1e12:.3f}",
-                     f"{achieved / (peak * 1e12):.1%}" if peak else "-",
-                     f"{r['peak_bytes'] / 2**20:,.0f} MiB (+{r['training_bytes'] / 2**20:,.0f})"])  # fmt: skip
+        rows.append(
+            [
+                r["name"],
+                r["device"],
+                str(r["threads"]),
+                str(r["batch"]),
+                f"{r['params'] / 1e6:.2f}M",
+                f"{r['visual_tokens']}+{r['text_tokens']}",
+                f"{r['step_s'] * 1e3:.1f} ms",
+                f"{r['batch'] / r['step_s']:.2f}",
+                f"{r['batch'] * r['visual_tokens'] / r['step_s']:,.0f}",
+                f"{r['flops_per_step'] / 1e9:,.1f}",
+                f"{achieved / 1e12:.3f}",
+                f"{achieved / (peak * 1e12):.1%}" if peak else "-",
+                f"{r['peak_bytes'] / 2**20:,.0f} MiB (+{r['training_bytes'] / 2**20:,.0f})",
+            ]
+        )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in [header, *rows]]
     return "\n".join([lines[0], "-+-".join("-" * w for w in widths), *lines[1:]])
 
 
 @torch.no_grad()
-def sample_latents(model: MVDiT, noise: torch.Tensor, captions: torch.Tensor, steps: int, interval: int) -> tuple[
-        torch.Tensor, float]:  # fmt: skip
+def sample_latents(
+    model: MVDiT, noise: torch.Tensor, captions: torch.Tensor, steps: int, interval: int
+) -> tuple[torch.Tensor, float]:
     """The sampling loop on latents (no VAE, no T5): seconds and the final latents."""
     mask = torch.ones(captions.shape[:2], dtype=torch.bool, device=captions.device)
     cache = AttentionCache(interval) if interval > 1 else None
@@ -142,8 +214,10 @@ def sample_latents(model: MVDiT, noise: torch.Tensor, captions: torch.Tensor, st
 
 
 def sampling_cases(cpu_only: bool) -> list[dict]:
-    out = [dict(name="tiny, test grid", preset="tiny", latent=(3, 8, 8), text=(8, 32), device="cpu"),
-           dict(name="tiny, 16x256x256 grid", preset="tiny", latent=(16, 32, 32), text=(8, 32), device="cpu")]
+    out = [
+        dict(name="tiny, test grid", preset="tiny", latent=(3, 8, 8), text=(8, 32), device="cpu"),
+        dict(name="tiny, 16x256x256 grid", preset="tiny", latent=(16, 32, 32), text=(8, 32), device="cpu"),
+    ]
     if torch.cuda.is_available() and not cpu_only:
         out.append(dict(name="XL/2, 16x256x256", preset="XL/2", latent=(16, 32, 32), text=(120, 4096), device="cuda"))
     return out
@@ -151,8 +225,15 @@ def sampling_cases(cpu_only: bool) -> list[dict]:
 
 def sampling_cache(case: dict, steps: int, repeats: int) -> dict:
     frames, height, width = case["latent"]
-    config = preset(case["preset"], frames=frames, height=height, width=width, vae_downsample=1,
-                    model_max_length=case["text"][0], caption_channels=case["text"][1])  # fmt: skip
+    config = preset(
+        case["preset"],
+        frames=frames,
+        height=height,
+        width=width,
+        vae_downsample=1,
+        model_max_length=case["text"][0],
+        caption_channels=case["text"][1],
+    )
     torch.manual_seed(0)
     model = MVDiT(config).eval().to(case["device"])
     with torch.no_grad():  # random weights everywhere (the zero-initialised gates too): every branch matters
@@ -170,11 +251,16 @@ def sampling_cache(case: dict, steps: int, repeats: int) -> dict:
             times[interval].append(seconds)
     reference, cached = latents[1], latents[2]
     frames = {k: decoded_frames(v) for k, v in latents.items()}
-    return {"case": case["name"], "device": case["device"], "steps": steps,
-            "uncached_s": statistics.median(times[1]), "cached_s": statistics.median(times[2]),
-            "speedup": statistics.median(times[1]) / statistics.median(times[2]),
-            "psnr_db": psnr(cached, reference, float(reference.max() - reference.min())),
-            "frames_psnr_db": psnr(frames[2], frames[1], 255.0)}  # fmt: skip
+    return {
+        "case": case["name"],
+        "device": case["device"],
+        "steps": steps,
+        "uncached_s": statistics.median(times[1]),
+        "cached_s": statistics.median(times[2]),
+        "speedup": statistics.median(times[1]) / statistics.median(times[2]),
+        "psnr_db": psnr(cached, reference, float(reference.max() - reference.min())),
+        "frames_psnr_db": psnr(frames[2], frames[1], 255.0),
+    }
 
 
 def psnr(x: torch.Tensor, reference: torch.Tensor, peak: float) -> float:
@@ -206,15 +292,21 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one case, run in this process
     args = parser.parse_args()
     if args.sampling:
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-              f"CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")  # fmt: skip
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}"
+        )
         rows = [sampling_cache(case, args.sample_steps, args.repeats) for case in sampling_cases(args.cpu_only)]
-        print("| case | device | steps | interval 1 (s) | interval 2 (s) | speed-up | PSNR latents (dB) "
-              "| PSNR decoded frames (dB) |")  # fmt: skip
+        print(
+            "| case | device | steps | interval 1 (s) | interval 2 (s) | speed-up | PSNR latents (dB) "
+            "| PSNR decoded frames (dB) |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['case']} | {r['device']} | {r['steps']} | {r['uncached_s']:.3f} | {r['cached_s']:.3f} | "
-                  f"{r['speedup']:.2f}x | {r['psnr_db']:.1f} | {r['frames_psnr_db']:.1f} |")  # fmt: skip
+            print(
+                f"| {r['case']} | {r['device']} | {r['steps']} | {r['uncached_s']:.3f} | {r['cached_s']:.3f} | "
+                f"{r['speedup']:.2f}x | {r['psnr_db']:.1f} | {r['frames_psnr_db']:.1f} |"
+            )
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(rows, f, indent=1)
@@ -223,22 +315,34 @@ def main() -> None:
         print("RESULT " + json.dumps(run_case(json.loads(args.child), args.steps, args.warmup)))
         return
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}"
+    )
     results = []
     for case in cases(args):
-        command = [sys.executable, __file__, "--child", json.dumps(case), "--steps", str(args.steps),
-                   "--warmup", str(args.warmup)]  # fmt: skip
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            json.dumps(case),
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+        ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{case['name']} failed:\n{done.stderr[-3000:]}")
         results.append(json.loads(done.stdout.split("RESULT ", 1)[1]))
         print(f"  done: {case['name']} ({case['device']}, {case['threads']} threads)", flush=True)
     print(table(results, args.peak_tflops))
-    print("step: median of the timed steps (data collation, loss, backward, clip, Adam, EMA); FLOPs: 3x forward "
-          "matmul FLOPs per sample (mvdit.model.forward_flops); peak mem: CPU the process's peak RSS "
-          "(torch and the model included), +training its growth once the loop starts (lazy library loading "
-          "included); GPU peak allocated (weights, gradients, Adam, EMA, activations).")
+    print(
+        "step: median of the timed steps (data collation, loss, backward, clip, Adam, EMA); FLOPs: 3x forward "
+        "matmul FLOPs per sample (mvdit.model.forward_flops); peak mem: CPU the process's peak RSS "
+        "(torch and the model included), +training its growth once the loop starts (lazy library loading "
+        "included); GPU peak allocated (weights, gradients, Adam, EMA, activations)."
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -34,8 +34,16 @@ from openvid_assets.models.shards.scores import score_shard
 
 def make_videos(root: Path, count: int, width: int, height: int, seconds: float) -> None:
     for i in range(count):
-        samples.smooth_pan(root, f"v{i}.mp4", width=width, height=height, fps=30.0,
-                             num_frames=int(30 * seconds), px_per_frame=2 + i, seed=i)  # fmt: skip
+        samples.smooth_pan(
+            root,
+            f"v{i}.mp4",
+            width=width,
+            height=height,
+            fps=30.0,
+            num_frames=int(30 * seconds),
+            px_per_frame=2 + i,
+            seed=i,
+        )
 
 
 def time_backend(manifest, scorer, root: str) -> tuple[float, int]:
@@ -56,8 +64,10 @@ def main() -> None:
     args = parser.parse_args()
     width, height, count, seconds = (640, 360, 2, 5.0) if args.quick else (1280, 720, args.videos, args.seconds)
     device = pick_device("auto")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), device {device}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), device {device}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
@@ -71,7 +81,7 @@ def main() -> None:
             "dover-technical (paper size, random weights)": DoverClarity(dover.PAPER, None, device=str(device)),
             "dover-tiny": DoverClarity(dover.TINY, None, device=str(device)),
             "laplacian": LaplacianClarity(),
-        }  # fmt: skip
+        }
         rows = []
         for name, scorer in backends.items():
             seconds_taken, n = time_backend(manifest, scorer, str(root))

@@ -56,8 +56,10 @@ SHARD_SIZE = 1000
 SIZES = [(640, 360), (1280, 720)]
 PREVIEW_FAIL_RATE = 0.005  # of readable videos: ffmpeg could not make the preview
 CAPTIONED = 0.4  # of readable videos: 2 captioned clips each (selected, cut, captioned)
-WORDS = ("a the slow camera pans across wide green field under bright sky while small figure walks toward old "
-         "stone house near river trees move gently wind light warm evening soft clouds drift").split()  # fmt: skip
+WORDS = (
+    "a the slow camera pans across wide green field under bright sky while small figure walks toward old "
+    "stone house near river trees move gently wind light warm evening soft clouds drift"
+).split()
 
 
 # --------------------------------------------------------------------------- 1. preview vs probe
@@ -71,8 +73,16 @@ def make_videos(folder: Path, count: int, seconds: float) -> dict[str, list[str]
     out: dict[str, list[str]] = {f"{w}x{h}": [] for w, h in SIZES}
     for i in range(count):
         width, height = SIZES[i % len(SIZES)]
-        spec = samples.smooth_pan(folder, f"v{i:03d}-{height}p.mp4", width=width, height=height, fps=30.0,
-                                    num_frames=frames, seed=i + 1, px_per_frame=2)  # fmt: skip
+        spec = samples.smooth_pan(
+            folder,
+            f"v{i:03d}-{height}p.mp4",
+            width=width,
+            height=height,
+            fps=30.0,
+            num_frames=frames,
+            seed=i + 1,
+            px_per_frame=2,
+        )
         out[f"{width}x{height}"].append(str(folder / spec.name))
     return out
 
@@ -96,8 +106,9 @@ def preview_step(manifest: pl.DataFrame, source_root: str, data_root: str) -> fl
     items = preview_items(video_tasks(manifest), None)
     store = PreviewStore(TableStore(data_root).fs, "shard-00000")
     t0 = time.perf_counter()
-    result = preview_shard(items, lambda task: local_file(task.source_uri, source_root), store, PreviewSettings(),
-                           workers=2)  # fmt: skip
+    result = preview_shard(
+        items, lambda task: local_file(task.source_uri, source_root), store, PreviewSettings(), workers=2
+    )
     seconds = time.perf_counter() - t0
     failed = result.table.filter(pl.col("status") != "ok")
     if failed.height or result.computed != len(items):
@@ -120,7 +131,7 @@ def preview_vs_probe(workdir: Path, count: int, seconds: float, repeats: int) ->
         preview_step(manifest, str(source), str(workdir / "data"))
         probe_s, preview_s = [], []
         for r in range(repeats):
-            for step in (("probe", "preview") if r % 2 == 0 else ("preview", "probe")):
+            for step in ("probe", "preview") if r % 2 == 0 else ("preview", "probe"):
                 if step == "probe":
                     probe_s.append(probe_step(uris, str(source))[0])
                 else:
@@ -136,9 +147,14 @@ def preview_vs_probe(workdir: Path, count: int, seconds: float, repeats: int) ->
 
 def _cost_row(name: str, n: int, probe_s: list[float], preview_s: list[float]) -> list[str]:
     ratios = [b / a for a, b in zip(probe_s, preview_s)]
-    return [name, str(n), f"{1000 * statistics.median(probe_s) / n:.0f}",
-            f"{1000 * statistics.median(preview_s) / n:.0f}", f"{statistics.median(ratios):.1f}x",
-            f"{min(ratios):.1f}-{max(ratios):.1f}"]  # fmt: skip
+    return [
+        name,
+        str(n),
+        f"{1000 * statistics.median(probe_s) / n:.0f}",
+        f"{1000 * statistics.median(preview_s) / n:.0f}",
+        f"{statistics.median(ratios):.1f}x",
+        f"{min(ratios):.1f}-{max(ratios):.1f}",
+    ]
 
 
 # --------------------------------------------------------------------------- 2. first page at 100k
@@ -155,34 +171,55 @@ def captions_table(manifest: pl.DataFrame, rng: np.random.Generator) -> pl.DataF
         half = int(frames) // 2
         for start, end in ((0, half - 1), (half, int(frames) - 1)):
             text = " ".join(rng.choice(WORDS, 60)).capitalize() + "."
-            rows.append({"clip_id": f"{vid}-{start:07d}-{end:07d}", "video_id": vid, "status": "ok",
-                         "caption": text, "caption_raw": text, "truncated": False,
-                         "camera_motion": "pan", "frame_indices": [start, (start + end) // 2, end],
-                         "model": "Qwen/Qwen2-VL-7B-Instruct", "weights_digest": "0" * 64, "params": "{}",
-                         "params_hash": "0" * 16})  # fmt: skip
+            rows.append(
+                {
+                    "clip_id": f"{vid}-{start:07d}-{end:07d}",
+                    "video_id": vid,
+                    "status": "ok",
+                    "caption": text,
+                    "caption_raw": text,
+                    "truncated": False,
+                    "camera_motion": "pan",
+                    "frame_indices": [start, (start + end) // 2, end],
+                    "model": "Qwen/Qwen2-VL-7B-Instruct",
+                    "weights_digest": "0" * 64,
+                    "params": "{}",
+                    "params_hash": "0" * 16,
+                }
+            )
     return pl.DataFrame(rows, schema=CAPTION_SCHEMA)
 
 
-def previews_table(manifest: pl.DataFrame, captions: pl.DataFrame, shard: str,
-                   rng: np.random.Generator) -> pl.DataFrame:  # fmt: skip
+def previews_table(
+    manifest: pl.DataFrame, captions: pl.DataFrame, shard: str, rng: np.random.Generator
+) -> pl.DataFrame:
     """PREVIEW_SCHEMA, as preview_shard writes it: every readable video, then every captioned clip."""
     from openvid_assets.media.previews import PREVIEW_SCHEMA, PREVIEW_TOOL, PreviewSettings
     from openvid_assets.store.rows import RowKey
 
     videos = manifest.filter(pl.col("status") == "ok").unique("video_id", keep="first", maintain_order=True)
-    items = pl.concat([videos.select(item="video_id", kind=pl.lit("video"), video_id="video_id"),
-                       captions.select(item="clip_id", kind=pl.lit("clip"), video_id="video_id")])  # fmt: skip
+    items = pl.concat(
+        [
+            videos.select(item="video_id", kind=pl.lit("video"), video_id="video_id"),
+            captions.select(item="clip_id", kind=pl.lit("clip"), video_id="video_id"),
+        ]
+    )
     failed = pl.Series(rng.random(items.height) < PREVIEW_FAIL_RATE) & (items["kind"] == "video")
     folder = f"previews/{shard}/"
-    return items.with_columns(
-        shard=pl.lit(shard),
-        status=pl.when(failed).then(pl.lit("failed")).otherwise(pl.lit("ok")),
-        error=pl.when(failed).then(pl.lit("ffmpeg could not make the preview: Invalid data found when processing "
-                                          "input")),  # fmt: skip
-        preview=pl.when(~failed).then(folder + pl.col("item") + ".webp"),
-        poster=pl.when(~failed).then(folder + pl.col("item") + ".jpg"),
-        params_hash=pl.lit(RowKey(PREVIEW_TOOL, "", PreviewSettings().params()).params_hash),
-    ).select(list(PREVIEW_SCHEMA)).cast(PREVIEW_SCHEMA)
+    return (
+        items.with_columns(
+            shard=pl.lit(shard),
+            status=pl.when(failed).then(pl.lit("failed")).otherwise(pl.lit("ok")),
+            error=pl.when(failed).then(
+                pl.lit("ffmpeg could not make the preview: Invalid data found when processing input")
+            ),
+            preview=pl.when(~failed).then(folder + pl.col("item") + ".webp"),
+            poster=pl.when(~failed).then(folder + pl.col("item") + ".jpg"),
+            params_hash=pl.lit(RowKey(PREVIEW_TOOL, "", PreviewSettings().params()).params_hash),
+        )
+        .select(list(PREVIEW_SCHEMA))
+        .cast(PREVIEW_SCHEMA)
+    )
 
 
 def make_data_root(root: Path, videos: int) -> None:
@@ -204,8 +241,11 @@ def make_data_root(root: Path, videos: int) -> None:
         tables.write("previews", shard, previews_table(manifest, captions, shard, rng))
     rules, scores = parse_rules({}), ("aesthetic", "temporal", "motion")
     version = version_of({s: rules[s] for s in scores}, "+".join(tables.fingerprint(SCORE_TABLES[s]) for s in scores))
-    tables.write("score_thresholds", "global",
-                 compute_thresholds(rules, {s: tables.scan_source(SCORE_TABLES[s]) for s in scores}, version))
+    tables.write(
+        "score_thresholds",
+        "global",
+        compute_thresholds(rules, {s: tables.scan_source(SCORE_TABLES[s]) for s in scores}, version),
+    )
 
 
 def count_star(files: list[str]) -> float:
@@ -255,29 +295,51 @@ def page_times(workdir: Path, videos: int, repeats: int) -> tuple[list[list[str]
     make_data_root(root, videos)
     tables = TableStore(str(root))
     files = tables.scan_source("aesthetic_scores")
+
     def rows(asset: str) -> int:
         return pl.scan_parquet(tables.scan_source(asset)).select(pl.len()).collect().item()
 
-    facts = {"shards": len(files), "previews rows": rows("previews"), "captions rows": rows("captions"),
-             "generated in": f"{time.perf_counter() - t0:.0f} s"}  # fmt: skip
-    print(f"data root: {videos:,} videos in {len(files)} shards, {facts['previews rows']:,} preview rows, "
-          f"{facts['captions rows']:,} caption rows (generated in {facts['generated in']})", flush=True)
+    facts = {
+        "shards": len(files),
+        "previews rows": rows("previews"),
+        "captions rows": rows("captions"),
+        "generated in": f"{time.perf_counter() - t0:.0f} s",
+    }
+    print(
+        f"data root: {videos:,} videos in {len(files)} shards, {facts['previews rows']:,} preview rows, "
+        f"{facts['captions rows']:,} caption rows (generated in {facts['generated in']})",
+        flush=True,
+    )
     base, runs = [], []
     for _ in range(repeats):
         base.append(count_star(files))
         runs.append(first_page(str(root)))
         print(f"  count(*) {base[-1]:.3f} s; " + ", ".join(f"{k} {v:.3f} s" for k, v in runs[-1].items()), flush=True)
     unit = statistics.median(base)
-    labels = {"cold": "ReviewData.sample, cold (new ReviewData, 10 bands x 4)",
-              "warm": "ReviewData.sample, warm (second call)",
-              "app": "app's first page: new app, GET /, /api/scores, /api/sample?score=aesthetic",
-              "app_sample": "of which GET /api/sample?score=aesthetic (5 x 8)"}  # fmt: skip
-    rows = [["DuckDB count(*) over the aesthetic_scores files (baseline)", f"{unit:.3f}", "1.0x",
-             f"{min(base):.3f}-{max(base):.3f}"]]  # fmt: skip
+    labels = {
+        "cold": "ReviewData.sample, cold (new ReviewData, 10 bands x 4)",
+        "warm": "ReviewData.sample, warm (second call)",
+        "app": "app's first page: new app, GET /, /api/scores, /api/sample?score=aesthetic",
+        "app_sample": "of which GET /api/sample?score=aesthetic (5 x 8)",
+    }
+    rows = [
+        [
+            "DuckDB count(*) over the aesthetic_scores files (baseline)",
+            f"{unit:.3f}",
+            "1.0x",
+            f"{min(base):.3f}-{max(base):.3f}",
+        ]
+    ]
     for key, label in labels.items():
         values = [r[key] for r in runs]
-        rows.append([label, f"{statistics.median(values):.3f}", f"{statistics.median(values) / unit:.0f}x",
-                     f"{min(values):.3f}-{max(values):.3f}"])  # fmt: skip
+        rows.append(
+            [
+                label,
+                f"{statistics.median(values):.3f}",
+                f"{statistics.median(values) / unit:.0f}x",
+                f"{min(values):.3f}-{max(values):.3f}",
+            ]
+        )
     return rows, facts
 
 
@@ -307,13 +369,20 @@ def main() -> None:
     for key, value in facts.items():
         print(f"- {key}: {value}")
     print(f"- {args.repeats} repeat(s); medians\n")
-    print(f"Preview vs probe: {args.videos} synthetic videos (smooth pan, H.264), {args.seconds:g} s at 30 fps; "
-          "probe = build_manifest (one thread per core), preview = preview_shard (2 workers, 256 px WebP of 3 s at "
-          "8 fps + JPEG poster)\n")  # fmt: skip
-    print(markdown(["videos", "n", "probe ms/video", "preview ms/video", "preview / probe", "range over repeats"],
-                   cost_rows))  # fmt: skip
-    print(f"\nFirst review page over {args.page_videos:,} scored videos ({page_facts['shards']} shards, "
-          f"{page_facts['previews rows']:,} preview rows, {page_facts['captions rows']:,} caption rows)\n")
+    print(
+        f"Preview vs probe: {args.videos} synthetic videos (smooth pan, H.264), {args.seconds:g} s at 30 fps; "
+        "probe = build_manifest (one thread per core), preview = preview_shard (2 workers, 256 px WebP of 3 s at "
+        "8 fps + JPEG poster)\n"
+    )
+    print(
+        markdown(
+            ["videos", "n", "probe ms/video", "preview ms/video", "preview / probe", "range over repeats"], cost_rows
+        )
+    )
+    print(
+        f"\nFirst review page over {args.page_videos:,} scored videos ({page_facts['shards']} shards, "
+        f"{page_facts['previews rows']:,} preview rows, {page_facts['captions rows']:,} caption rows)\n"
+    )
     print(markdown(["step", "seconds", "/ count(*)", "range over repeats (s)"], page_rows))
 
 

@@ -93,12 +93,16 @@ from openvid_assets.models.scorers.aesthetic import AestheticScorer
 from openvid_assets.models.scorers.clip import CLIPEmbedder, CLIPSpec
 from openvid_assets.models.profiles import PROFILES
 from openvid_assets.models.shards.running import decode_ahead, decoder
-from openvid_assets.models.shards.scores import (CLIPSampling, aesthetic_scores, embed_shard, score_shard,
-                                                 temporal_scores)  # fmt: skip
+from openvid_assets.models.shards.scores import (
+    CLIPSampling,
+    aesthetic_scores,
+    embed_shard,
+    score_shard,
+    temporal_scores,
+)
 from openvid_assets.media.tasks import VideoTask, video_tasks
 from openvid_assets.store import TableStore
 from openvid_assets_testing.videos import opener
-
 
 
 def self_contained(candidates: list[Any]) -> list[Any]:
@@ -116,8 +120,9 @@ def self_contained(candidates: list[Any]) -> list[Any]:
     return kept
 
 
-ASSETS = self_contained([video_manifest, embeddings_asset, aesthetic_asset, temporal_asset, motion_asset,
-                         clarity_asset])  # fmt: skip
+ASSETS = self_contained(
+    [video_manifest, embeddings_asset, aesthetic_asset, temporal_asset, motion_asset, clarity_asset]
+)
 WITH_CLARITY = clarity_asset in ASSETS
 ASSET_NAMES = [a.key.to_user_string() for a in ASSETS]
 VITL_PROFILE = "bench-vitl-random"
@@ -141,16 +146,26 @@ def make_videos(out_dir: Path, count: int, width: int, height: int, fps: float, 
     makers: list[tuple[str, Callable[..., samples.VideoSpec]]] = [
         ("smooth_pan", samples.smooth_pan),
         ("fast_motion", samples.fast_motion),
-        ("hard_cuts", lambda d, n, **kw: samples.hard_cuts(
-            d, n, width=kw["width"], height=kw["height"], fps=kw["fps"], seed=kw["seed"],
-            scene_frames=(quarter, quarter, quarter, num_frames - 3 * quarter))),
+        (
+            "hard_cuts",
+            lambda d, n, **kw: samples.hard_cuts(
+                d,
+                n,
+                width=kw["width"],
+                height=kw["height"],
+                fps=kw["fps"],
+                seed=kw["seed"],
+                scene_frames=(quarter, quarter, quarter, num_frames - 3 * quarter),
+            ),
+        ),
         ("static", samples.static),
-    ]  # fmt: skip
+    ]
     paths = []
     for i in range(count):
         kind, make = makers[i % len(makers)]
-        spec = make(out_dir, f"{i:02d}_{kind}.mp4", width=width, height=height, fps=fps, num_frames=num_frames,
-                    seed=100 + i)  # fmt: skip
+        spec = make(
+            out_dir, f"{i:02d}_{kind}.mp4", width=width, height=height, fps=fps, num_frames=num_frames, seed=100 + i
+        )
         paths.append(out_dir / spec.name)
     return paths
 
@@ -189,14 +204,20 @@ class TimedEmbedder:
 # --------------------------------------------------------------------------- arms
 
 
-def two_pass(manifest: pl.DataFrame, embedder: TimedEmbedder, head: AestheticScorer, sampling: CLIPSampling,
-             open_video: Callable[[VideoTask], Any]) -> dict[str, Any]:  # fmt: skip
+def two_pass(
+    manifest: pl.DataFrame,
+    embedder: TimedEmbedder,
+    head: AestheticScorer,
+    sampling: CLIPSampling,
+    open_video: Callable[[VideoTask], Any],
+) -> dict[str, Any]:
     """The paper's way: an aesthetic job and a temporal-consistency job, each decoding and embedding its own frames."""
     tasks = video_tasks(manifest)
     size = embedder.image_size
 
-    def job(indices: Callable[[int], list[int]],
-            score: Callable[[DecodedFrames, np.ndarray], float]) -> dict[str, float]:  # fmt: skip
+    def job(
+        indices: Callable[[int], list[int]], score: Callable[[DecodedFrames, np.ndarray], float]
+    ) -> dict[str, float]:
         request = FrameRequest(indices=indices, short_side=size)
         scores: dict[str, float] = {}
         batch: list[tuple[VideoTask, DecodedFrames]] = []
@@ -238,8 +259,17 @@ def two_pass(manifest: pl.DataFrame, embedder: TimedEmbedder, head: AestheticSco
     return {"total": t2 - t0, "aesthetic_job": t1 - t0, "temporal_job": t2 - t1, "aesthetic": aes, "temporal": tem}
 
 
-def direct(uris: list[str], root: str, shard: str, data_root: Path, embedder: TimedEmbedder, head: AestheticScorer,
-           sampling: CLIPSampling, models: ModelsResource, m: ModelSettings) -> dict[str, Any]:  # fmt: skip
+def direct(
+    uris: list[str],
+    root: str,
+    shard: str,
+    data_root: Path,
+    embedder: TimedEmbedder,
+    head: AestheticScorer,
+    sampling: CLIPSampling,
+    models: ModelsResource,
+    m: ModelSettings,
+) -> dict[str, Any]:
     """What the compared assets do, called directly: same functions, same tables written, no Dagster."""
     tables = TableStore(str(data_root))
     open_video = opener(root)
@@ -286,8 +316,14 @@ def direct(uris: list[str], root: str, shard: str, data_root: Path, embedder: Ti
     ok = manifest.filter(pl.col("status") == "ok").height
     if ok != len(uris) or emb.computed != ok or mot.computed != ok or cla.computed != ok:
         raise RuntimeError(f"direct arm: {ok}/{len(uris)} ok, computed {emb.computed}/{mot.computed}/{cla.computed}")
-    return {**t, "manifest": manifest, "aesthetic_table": aes, "temporal_table": tem,
-            "motion_table": mot.table, "clarity_table": cla.table}  # fmt: skip
+    return {
+        **t,
+        "manifest": manifest,
+        "aesthetic_table": aes,
+        "temporal_table": tem,
+        "motion_table": mot.table,
+        "clarity_table": cla.table,
+    }
 
 
 def prepare_dagster(source: Path, data_root: Path, resources: dict[str, Any]) -> str:
@@ -307,8 +343,9 @@ def dagster_arm(source: Path, data_root: Path, profile: str, device: str, videos
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(shards_partitions.name, [shard])
         start = time.perf_counter()
-        result = materialize(ASSETS, partition_key=shard, instance=instance, resources=resources,
-                             run_config=QUIET_RUN_CONFIG)  # fmt: skip
+        result = materialize(
+            ASSETS, partition_key=shard, instance=instance, resources=resources, run_config=QUIET_RUN_CONFIG
+        )
         total = time.perf_counter() - start
         if not result.success:
             raise RuntimeError("dagster arm: materialize failed")
@@ -331,8 +368,6 @@ def decode_only(manifest: pl.DataFrame, open_video: Callable[[VideoTask], Any], 
 
 
 # --------------------------------------------------------------------------- statistics
-
-
 
 
 def max_abs_diff(a: dict[str, float], b: pl.DataFrame) -> float:
@@ -366,8 +401,16 @@ class Regime:
         return [a / b for a, b in zip(self.runs[num], self.runs[den])]
 
 
-def run_regime(label: str, profile: str, device: str, source: Path, work: Path, repeats: int,
-               sampling: CLIPSampling, with_timed_embed_warmup: bool) -> Regime:  # fmt: skip
+def run_regime(
+    label: str,
+    profile: str,
+    device: str,
+    source: Path,
+    work: Path,
+    repeats: int,
+    sampling: CLIPSampling,
+    with_timed_embed_warmup: bool,
+) -> Regime:
     """Alternate two-pass, direct (contains the one pass) and Dagster arms on the videos under ``source``."""
     models, m = ModelsResource(device=device), ModelSettings(profile=profile)
     embedder = TimedEmbedder(models.embedder(m))  # the cached object the assets will use too
@@ -381,8 +424,9 @@ def run_regime(label: str, profile: str, device: str, source: Path, work: Path, 
     shard = "shard-00000"
     # The bare forward's input: the one pass's frames, decoded and squared once, untimed.
     decode = decoder(opener(root), FrameRequest(indices=sampling.union, short_side=embedder.image_size))
-    bare_frames = np.concatenate([embedder.square(decode(task).frames)
-                                  for task in video_tasks(build_manifest(uris, root, shard))])  # fmt: skip
+    bare_frames = np.concatenate(
+        [embedder.square(decode(task).frames) for task in video_tasks(build_manifest(uris, root, shard))]
+    )
     for r in range(repeats):
         order = ["two_pass", "direct", "dagster", "bare"]
         order = order[r % 4 :] + order[: r % 4]
@@ -391,8 +435,10 @@ def run_regime(label: str, profile: str, device: str, source: Path, work: Path, 
                 t0 = time.perf_counter()
                 embedder.embed(bare_frames)
                 regime.add("bare_forward", time.perf_counter() - t0)
-                log(f"  [{label}] repeat {r + 1}/{repeats} bare     {regime.runs['bare_forward'][-1]:8.2f} s "
-                    f"(forward of the one pass's {len(bare_frames)} frames, already decoded)")
+                log(
+                    f"  [{label}] repeat {r + 1}/{repeats} bare     {regime.runs['bare_forward'][-1]:8.2f} s "
+                    f"(forward of the one pass's {len(bare_frames)} frames, already decoded)"
+                )
                 continue
             data_root = work / f"{profile}-{arm}-{r}"
             if arm == "two_pass":
@@ -408,8 +454,17 @@ def run_regime(label: str, profile: str, device: str, source: Path, work: Path, 
             elif arm == "direct":
                 embedder.seconds, embedder.frames = 0.0, 0
                 out = direct(uris, root, shard, data_root, embedder, head, sampling, models, m)
-                for key in ("total", "one_pass", "probe", "embed", "aesthetic", "temporal", "motion", "clarity",
-                            "writes"):  # fmt: skip
+                for key in (
+                    "total",
+                    "one_pass",
+                    "probe",
+                    "embed",
+                    "aesthetic",
+                    "temporal",
+                    "motion",
+                    "clarity",
+                    "writes",
+                ):
                     regime.add("direct" if key == "total" else key, out[key])
                 regime.add("one_pass_embed_s", embedder.seconds)
                 regime.frames_one = embedder.frames
@@ -420,24 +475,31 @@ def run_regime(label: str, profile: str, device: str, source: Path, work: Path, 
             shutil.rmtree(data_root, ignore_errors=True)
             detail = ""
             if arm == "two_pass":
-                detail = (f" (aesthetic job {out['aesthetic_job']:.2f} s + temporal job {out['temporal_job']:.2f} s; "
-                          f"CLIP forward {embedder.seconds:.2f} s for {embedder.frames} frames)")
+                detail = (
+                    f" (aesthetic job {out['aesthetic_job']:.2f} s + temporal job {out['temporal_job']:.2f} s; "
+                    f"CLIP forward {embedder.seconds:.2f} s for {embedder.frames} frames)"
+                )
             elif arm == "direct":
-                detail = (f" (one pass {out['one_pass']:.2f} s, CLIP forward {embedder.seconds:.2f} s for "
-                          f"{embedder.frames} frames; probe {out['probe']:.2f}, motion {out['motion']:.2f}, "
-                          f"clarity {out['clarity']:.2f}, writes {out['writes']:.2f})")
+                detail = (
+                    f" (one pass {out['one_pass']:.2f} s, CLIP forward {embedder.seconds:.2f} s for "
+                    f"{embedder.frames} frames; probe {out['probe']:.2f}, motion {out['motion']:.2f}, "
+                    f"clarity {out['clarity']:.2f}, writes {out['writes']:.2f})"
+                )
             log(f"  [{label}] repeat {r + 1}/{repeats} {arm:<8s} {regime.runs[arm][-1]:8.2f} s{detail}")
         # Same answers from every arm (fp16 storage of embeddings explains small one/two-pass differences).
-        regime.checks["aesthetic one vs two pass"] = max(regime.checks.get("aesthetic one vs two pass", 0.0),
-                                                         max_abs_diff(two["aesthetic"], one["aesthetic_table"]))
-        regime.checks["temporal one vs two pass"] = max(regime.checks.get("temporal one vs two pass", 0.0),
-                                                        max_abs_diff(two["temporal"], one["temporal_table"]))
+        regime.checks["aesthetic one vs two pass"] = max(
+            regime.checks.get("aesthetic one vs two pass", 0.0), max_abs_diff(two["aesthetic"], one["aesthetic_table"])
+        )
+        regime.checks["temporal one vs two pass"] = max(
+            regime.checks.get("temporal one vs two pass", 0.0), max_abs_diff(two["temporal"], one["temporal_table"])
+        )
         for name in ("aesthetic", "temporal", "motion", "clarity"):
             if f"{name}_scores" not in dag:
                 continue
             key = f"{name} direct vs dagster"
-            regime.checks[key] = max(regime.checks.get(key, 0.0),
-                                     table_diff(one[f"{name}_table"], dag[f"{name}_scores"]))
+            regime.checks[key] = max(
+                regime.checks.get(key, 0.0), table_diff(one[f"{name}_table"], dag[f"{name}_scores"])
+            )
     return regime
 
 
@@ -472,27 +534,36 @@ def main(argv: list[str] | None = None) -> int:
     width, height, fps, seconds = (640, 360, 30.0, 4) if quick else (1280, 720, 30.0, 10)
     num_frames = int(fps * seconds)
     sampling = CLIPSampling()  # the pipeline's defaults; never tuned here
-    facts = {"device": device_name(args.device),
-             **machine_facts(**{"torch threads": str(torch.get_num_threads()), "torch": torch.__version__})}
+    facts = {
+        "device": device_name(args.device),
+        **machine_facts(**{"torch threads": str(torch.get_num_threads()), "torch": torch.__version__}),
+    }
     bench_start = time.perf_counter()
 
     # Bench profiles, registered in this process only so ModelsResource (and so the assets) can use them:
     # the offline tiny CLIP, and ViT-L-14 at its real size with seeded random weights.
     PROFILES[TINY_PROFILE] = dataclasses.replace(PROFILES["offline"], name=TINY_PROFILE, **WEIGHT_FREE)
     PROFILES[VITL_PROFILE] = dataclasses.replace(
-        PROFILES["offline"], name=VITL_PROFILE, clip=CLIPSpec("ViT-L-14-quickgelu"), aesthetic_weights=None,
+        PROFILES["offline"],
+        name=VITL_PROFILE,
+        clip=CLIPSpec("ViT-L-14-quickgelu"),
+        aesthetic_weights=None,
         **WEIGHT_FREE,
     )
     work = Path(tempfile.mkdtemp(prefix="bench-scores-"))
     try:
-        log(f"# bench_scores: {n_videos} videos {width}x{height} {fps:g} fps {seconds} s; repeats {repeats}; "
-            f"ViT-L: {'skipped' if args.skip_vitl else f'{vitl_videos} videos, {vitl_repeats} repeats'}")  # fmt: skip
+        log(
+            f"# bench_scores: {n_videos} videos {width}x{height} {fps:g} fps {seconds} s; repeats {repeats}; "
+            f"ViT-L: {'skipped' if args.skip_vitl else f'{vitl_videos} videos, {vitl_repeats} repeats'}"
+        )
         for key, value in facts.items():
             log(f"  {key}: {value}")
         t = time.perf_counter()
         videos = make_videos(work / "videos" / "all", n_videos, width, height, fps, num_frames)
-        log(f"generated {len(videos)} videos in {time.perf_counter() - t:.1f} s "
-            f"({sum(p.stat().st_size for p in videos) / 1e6:.1f} MB) under {work}")  # fmt: skip
+        log(
+            f"generated {len(videos)} videos in {time.perf_counter() - t:.1f} s "
+            f"({sum(p.stat().st_size for p in videos) / 1e6:.1f} MB) under {work}"
+        )
         all_src = work / "videos" / "all"
         warm_src = subset_dir(videos[:1], work / "videos" / "warmup")
         vitl_src = subset_dir(videos[:vitl_videos], work / "videos" / "vitl")
@@ -513,10 +584,12 @@ def main(argv: list[str] | None = None) -> int:
         ]
         decode_runs: dict[str, list[float]] = {"one": [], "two": []}
         for r in range(repeats):
-            for arm in (["one", "two"] if r % 2 == 0 else ["two", "one"]):
+            for arm in ["one", "two"] if r % 2 == 0 else ["two", "one"]:
                 decode_runs[arm].append(decode_only(manifest, opener(root), one_req if arm == "one" else two_req))
-            log(f"  [decode only] repeat {r + 1}/{repeats}: one {decode_runs['one'][-1]:.2f} s, "
-                f"two {decode_runs['two'][-1]:.2f} s")  # fmt: skip
+            log(
+                f"  [decode only] repeat {r + 1}/{repeats}: one {decode_runs['one'][-1]:.2f} s, "
+                f"two {decode_runs['two'][-1]:.2f} s"
+            )
 
         log("tiny CLIP (decode-dominated regime):")
         tiny = run_regime("tiny-clip", TINY_PROFILE, args.device, all_src, work / "tables", repeats, sampling, False)
@@ -526,10 +599,23 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             ModelsResource(device=args.device).embedder(ModelSettings(profile=VITL_PROFILE))
             log(f"  built ViT-L-14 in {time.perf_counter() - t:.1f} s (cached; shared by every arm)")
-            vitl = run_regime("ViT-L-14", VITL_PROFILE, args.device, vitl_src, work / "tables", vitl_repeats,
-                              sampling, True)  # fmt: skip
-        report(facts, sampling, vitl_size, manifest, decode_runs, tiny, vitl, n_videos, width, height, seconds,
-               time.perf_counter() - bench_start)  # fmt: skip
+            vitl = run_regime(
+                "ViT-L-14", VITL_PROFILE, args.device, vitl_src, work / "tables", vitl_repeats, sampling, True
+            )
+        report(
+            facts,
+            sampling,
+            vitl_size,
+            manifest,
+            decode_runs,
+            tiny,
+            vitl,
+            n_videos,
+            width,
+            height,
+            seconds,
+            time.perf_counter() - bench_start,
+        )
     finally:
         if args.keep:
             log(f"kept {work}")
@@ -538,16 +624,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(facts: dict[str, str], sampling: CLIPSampling, vitl_size: int, manifest: pl.DataFrame,
-           decode_runs: dict[str, list[float]],
-           tiny: Regime, vitl: Regime | None, n_videos: int, width: int, height: int, seconds: int,
-           elapsed: float) -> None:  # fmt: skip
+def report(
+    facts: dict[str, str],
+    sampling: CLIPSampling,
+    vitl_size: int,
+    manifest: pl.DataFrame,
+    decode_runs: dict[str, list[float]],
+    tiny: Regime,
+    vitl: Regime | None,
+    n_videos: int,
+    width: int,
+    height: int,
+    seconds: int,
+    elapsed: float,
+) -> None:
     counts = manifest["num_frames"].to_list()
     per_video_one = statistics.mean(len(sampling.union(n)) for n in counts)
-    per_video_two = statistics.mean(len(sampling.aesthetic_indices(n)) + len(sampling.temporal_indices(n))
-                                    for n in counts)  # fmt: skip
-    shared = ("the default samplings share no frame" if per_video_two == per_video_one
-              else f"the samplings share {per_video_two - per_video_one:g} frame(s) per video")  # fmt: skip
+    per_video_two = statistics.mean(
+        len(sampling.aesthetic_indices(n)) + len(sampling.temporal_indices(n)) for n in counts
+    )
+    shared = (
+        "the default samplings share no frame"
+        if per_video_two == per_video_one
+        else f"the samplings share {per_video_two - per_video_one:g} frame(s) per video"
+    )
     d_one, d_two = med(decode_runs["one"]), med(decode_runs["two"])
     decode_ratio = d_two / d_one
     decode_ratios = [b / a for a, b in zip(decode_runs["one"], decode_runs["two"])]
@@ -566,71 +666,132 @@ def report(facts: dict[str, str], sampling: CLIPSampling, vitl_size: int, manife
     def ratio_row(regime: Regime, regime_text: str, bound_text: str) -> None:
         r = regime.m("two_pass") / regime.m("one_pass")
         per = regime.per_repeat("two_pass", "one_pass")
-        rows.append([f"one pass vs two passes (two/one), {regime.label}", regime_text, str(regime.videos),
-                     f"{regime.m('two_pass'):.2f} / {regime.m('one_pass'):.2f}", f"**{r:.2f}x**{spread(per)}",
-                     "≥ 1.8x", verdict(r, per, lambda x: x >= 1.8, yes="yes", no="no"), bound_text])  # fmt: skip
+        rows.append(
+            [
+                f"one pass vs two passes (two/one), {regime.label}",
+                regime_text,
+                str(regime.videos),
+                f"{regime.m('two_pass'):.2f} / {regime.m('one_pass'):.2f}",
+                f"**{r:.2f}x**{spread(per)}",
+                "≥ 1.8x",
+                verdict(r, per, lambda x: x >= 1.8, yes="yes", no="no"),
+                bound_text,
+            ]
+        )
 
     spread_sampling = dataclasses.replace(sampling, temporal="spread")
     per_video_spread = statistics.mean(len(spread_sampling.union(n)) for n in counts)
-    rows.append(["CLIP forwards per video, default sampling", sampling.temporal_params()["temporal"],
-                 str(len(counts)), "", f"**{per_video_one:g}**", "≤ 9", "yes" if per_video_one <= 9 else "no",
-                 f"the earlier default (8 spread temporal frames, no frame shared): {per_video_spread:g}"])  # fmt: skip
+    rows.append(
+        [
+            "CLIP forwards per video, default sampling",
+            sampling.temporal_params()["temporal"],
+            str(len(counts)),
+            "",
+            f"**{per_video_one:g}**",
+            "≤ 9",
+            "yes" if per_video_one <= 9 else "no",
+            f"the earlier default (8 spread temporal frames, no frame shared): {per_video_spread:g}",
+        ]
+    )
     for regime in (tiny, vitl):
         if regime is None:
             continue
         r = regime.m("one_pass") / regime.m("bare_forward")
         per = regime.per_repeat("one_pass", "bare_forward")
         cpu_target = regime is vitl and "cuda" not in facts.get("device", "")
-        rows.append([f"CLIP pass vs bare batched forward of the same frames, {regime.label}",
-                     "CLIP-forward-dominated (CPU)" if regime is vitl else "decode-dominated (GPU-like)",
-                     str(regime.videos), f"{regime.m('one_pass'):.2f} / {regime.m('bare_forward'):.2f}",
-                     f"**{r:.2f}x**{spread(per)}", "≤ 1.2x" if cpu_target else "",
-                     verdict(r, per, lambda x: x <= 1.2, yes="yes", no="no") if cpu_target else "",
-                     "decode, squaring and rows on top of the forward; decode-ahead threads overlap them"])  # fmt: skip
+        rows.append(
+            [
+                f"CLIP pass vs bare batched forward of the same frames, {regime.label}",
+                "CLIP-forward-dominated (CPU)" if regime is vitl else "decode-dominated (GPU-like)",
+                str(regime.videos),
+                f"{regime.m('one_pass'):.2f} / {regime.m('bare_forward'):.2f}",
+                f"**{r:.2f}x**{spread(per)}",
+                "≤ 1.2x" if cpu_target else "",
+                verdict(r, per, lambda x: x <= 1.2, yes="yes", no="no") if cpu_target else "",
+                "decode, squaring and rows on top of the forward; decode-ahead threads overlap them",
+            ]
+        )
     frame_bound = per_video_two / per_video_one
-    ratio_row(tiny, "decode-dominated (GPU-like)",
-              f"decode-only ratio {decode_ratio:.2f}x; frames embedded {per_video_two:g}/{per_video_one:g} per video")
+    ratio_row(
+        tiny,
+        "decode-dominated (GPU-like)",
+        f"decode-only ratio {decode_ratio:.2f}x; frames embedded {per_video_two:g}/{per_video_one:g} per video",
+    )
     if vitl is not None:
         t_e = med(vitl.runs["one_pass_embed_s"]) / vitl.frames_one  # ViT-L seconds per frame
         d1, d2 = d_one / n_videos, d_two / n_videos  # decode seconds per video
         expected = (per_video_two * t_e + d2) / (per_video_one * t_e + d1)
-        ratio_row(vitl, "CLIP-forward-dominated (CPU)",
-                  f"bound: frames embedded {per_video_two:g}/{per_video_one:g} = {frame_bound:.2f}x; "
-                  f"with the saved decode ≈ {expected:.2f}x")  # fmt: skip
-        notes.append(f"ViT-L-14 on this device: {t_e:.2f} s per frame embedded vs {d1:.2f} s (one pass) / "
-                     f"{d2:.2f} s (two passes) decoding per video, so the forward is "
-                     f"{per_video_one * t_e / (per_video_one * t_e + d1):.1%} of the one-pass work; "
-                     f"sharing can then save at most ≈ (n2·t_e + d2)/(n1·t_e + d1) = {expected:.2f}x with "
-                     f"n1={per_video_one:g}, n2={per_video_two:g} frames embedded per video ({shared}). "
-                     "A measured ViT-L ratio a few % away from that is noise and batch-size effects (two jobs run "
-                     "smaller CLIP batches), not a saving.")  # fmt: skip
-    rows.append(["decode only, no model (two/one)", "limit as model cost → 0", str(n_videos),
-                 f"{d_two:.2f} / {d_one:.2f}", f"{decode_ratio:.2f}x{spread(decode_ratios)}", "", "",
-                 f"{per_video_two:g} vs {per_video_one:g} frames per video at {vitl_size}px short side; "
-                 "x264 default GOP"])  # fmt: skip
+        ratio_row(
+            vitl,
+            "CLIP-forward-dominated (CPU)",
+            f"bound: frames embedded {per_video_two:g}/{per_video_one:g} = {frame_bound:.2f}x; "
+            f"with the saved decode ≈ {expected:.2f}x",
+        )
+        notes.append(
+            f"ViT-L-14 on this device: {t_e:.2f} s per frame embedded vs {d1:.2f} s (one pass) / "
+            f"{d2:.2f} s (two passes) decoding per video, so the forward is "
+            f"{per_video_one * t_e / (per_video_one * t_e + d1):.1%} of the one-pass work; "
+            f"sharing can then save at most ≈ (n2·t_e + d2)/(n1·t_e + d1) = {expected:.2f}x with "
+            f"n1={per_video_one:g}, n2={per_video_two:g} frames embedded per video ({shared}). "
+            "A measured ViT-L ratio a few % away from that is noise and batch-size effects (two jobs run "
+            "smaller CLIP batches), not a saving."
+        )
+    rows.append(
+        [
+            "decode only, no model (two/one)",
+            "limit as model cost → 0",
+            str(n_videos),
+            f"{d_two:.2f} / {d_one:.2f}",
+            f"{decode_ratio:.2f}x{spread(decode_ratios)}",
+            "",
+            "",
+            f"{per_video_two:g} vs {per_video_one:g} frames per video at {vitl_size}px short side; x264 default GOP",
+        ]
+    )
     for regime in (tiny, vitl):
         if regime is None:
             continue
         overhead = regime.m("dagster") / regime.m("direct") - 1
         per = [x - 1 for x in regime.per_repeat("dagster", "direct")]
-        rows.append([f"Dagster materialize vs direct calls, {regime.label}",
-                     "worst case: little compute" if regime.profile == TINY_PROFILE else "realistic model",
-                     str(regime.videos), f"{regime.m('dagster'):.2f} / {regime.m('direct'):.2f}",
-                     f"**{overhead:+.1%}**{spread(per, '{:+.1%}')}", "≤ +10%",
-                     verdict(overhead, per, lambda x: x <= 0.10, yes="yes", no="no"),
-                     f"fixed cost ≈ {regime.m('dagster') - regime.m('direct'):.2f} s per shard"])  # fmt: skip
+        rows.append(
+            [
+                f"Dagster materialize vs direct calls, {regime.label}",
+                "worst case: little compute" if regime.profile == TINY_PROFILE else "realistic model",
+                str(regime.videos),
+                f"{regime.m('dagster'):.2f} / {regime.m('direct'):.2f}",
+                f"**{overhead:+.1%}**{spread(per, '{:+.1%}')}",
+                "≤ +10%",
+                verdict(overhead, per, lambda x: x <= 0.10, yes="yes", no="no"),
+                f"fixed cost ≈ {regime.m('dagster') - regime.m('direct'):.2f} s per shard",
+            ]
+        )
 
     stage_rows = []
 
     def stage(name: str, model: str, regime: Regime, key: str, frames: int | None = None, note: str = "") -> None:
         s = regime.m(key)
-        stage_rows.append([name, model, str(regime.videos), f"{s:.3f}", f"{regime.videos / s:.2f}",
-                           f"{frames / s:.2f}" if frames else "", note])  # fmt: skip
+        stage_rows.append(
+            [
+                name,
+                model,
+                str(regime.videos),
+                f"{s:.3f}",
+                f"{regime.videos / s:.2f}",
+                f"{frames / s:.2f}" if frames else "",
+                note,
+            ]
+        )
 
     stage("probe (manifest: sha256 + ffprobe)", "—", tiny, "probe")
     if vitl is not None:
-        stage("CLIP embeddings (decode + forward, one pass)", vitl.label, vitl, "embed", vitl.frames_one,
-              f"forward alone {vitl.frames_one / med(vitl.runs['one_pass_embed_s']):.2f} frames/s")
+        stage(
+            "CLIP embeddings (decode + forward, one pass)",
+            vitl.label,
+            vitl,
+            "embed",
+            vitl.frames_one,
+            f"forward alone {vitl.frames_one / med(vitl.runs['one_pass_embed_s']):.2f} frames/s",
+        )
         stage("aesthetic (from embeddings)", f"head on {vitl.label}", vitl, "aesthetic")
         stage("temporal (from embeddings)", f"cosine on {vitl.label}", vitl, "temporal")
         stage("aesthetic, separate job (decode + CLIP + head)", vitl.label, vitl, "two_pass_aesthetic_job")
@@ -642,9 +803,12 @@ def report(facts: dict[str, str], sampling: CLIPSampling, vitl_size: int, manife
     log("")
     log(f"## Scoring benchmark ({facts['device']})")
     log("")
-    log(f"Videos: synthetic {width}x{height}, 30 fps, {seconds} s, x264 default GOP; sampling: aesthetic frames at "
+    log(
+        f"Videos: synthetic {width}x{height}, 30 fps, {seconds} s, x264 default GOP; sampling: aesthetic frames at "
         f"{', '.join(f'{p:.0%}' for p in sampling.aesthetic_positions)}, temporal {sampling.temporal_params()}. Median of {len(tiny.runs['direct'])} repeat(s) (tiny/decode)"
-        + (f", {len(vitl.runs['direct'])} (ViT-L-14)" if vitl else "") + "; ranges of per-repeat values in brackets.")
+        + (f", {len(vitl.runs['direct'])} (ViT-L-14)" if vitl else "")
+        + "; ranges of per-repeat values in brackets."
+    )
     log("")
     header = ["Comparison", "Regime", "Videos", "Median s (base / new)", "Measured", "Target", "Met", "Why / bound"]
     log(markdown(header, rows))
@@ -653,24 +817,31 @@ def report(facts: dict[str, str], sampling: CLIPSampling, vitl_size: int, manife
     log("")
     for note in notes:
         log(f"- {note}")
-    log("- One pass = `embed_shard` + `aesthetic_scores` + `temporal_scores` inside the direct arm; two passes = "
+    log(
+        "- One pass = `embed_shard` + `aesthetic_scores` + `temporal_scores` inside the direct arm; two passes = "
         "two jobs (aesthetic frames, then temporal frames), each decoding and embedding its own frames with the same "
-        f"embedder, batch size ({ModelsResource().batch_size}) and {DECODE_WORKERS} decode-ahead threads.")
-    left_out = "" if WITH_CLARITY else (
-        " clarity_scores is left out of both arms: it reads quality_candidates, which needs the global thresholds; "
-        "its stage row above times `score_shard` over every video outside the compared total.")
-    log(f"- Overhead compares the assets {', '.join(ASSET_NAMES)}: Direct = the same functions called in order, "
+        f"embedder, batch size ({ModelsResource().batch_size}) and {DECODE_WORKERS} decode-ahead threads."
+    )
+    left_out = (
+        ""
+        if WITH_CLARITY
+        else (
+            " clarity_scores is left out of both arms: it reads quality_candidates, which needs the global thresholds; "
+            "its stage row above times `score_shard` over every video outside the compared total."
+        )
+    )
+    log(
+        f"- Overhead compares the assets {', '.join(ASSET_NAMES)}: Direct = the same functions called in order, "
         "writing the same parquet tables; Dagster = `materialize` of those assets on one registered shard (ephemeral "
         "instance, console log level WARNING); models warmed up and shared by both arms, fresh data root every "
-        "repeat." + left_out)
-    log("- CPU ratios only; absolute times mean something on a GPU only. "
+        "repeat." + left_out
+    )
+    log(
+        "- CPU ratios only; absolute times mean something on a GPU only. "
         + " · ".join(f"{k}: {v}" for k, v in facts.items() if k != "device")
         + f" · load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-        + f" · whole run {elapsed / 60:.1f} min")  # fmt: skip
-
-
-
-
+        + f" · whole run {elapsed / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":

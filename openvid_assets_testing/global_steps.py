@@ -59,20 +59,32 @@ def measure(root: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         copy_sql("lineage", inputs, f"{tmp}/lineage.parquet", temp_directory=tmp)
         check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": [f"{tmp}/lineage.parquet"]})
-        lineage_hash = duckdb.sql(f"SELECT count(*), sum(hash(video_id, source_uri, status, stage, reason)) "
-                                  f"FROM '{tmp}/lineage.parquet'").fetchall()[0]  # fmt: skip
+        lineage_hash = duckdb.sql(
+            f"SELECT count(*), sum(hash(video_id, source_uri, status, stage, reason)) FROM '{tmp}/lineage.parquet'"
+        ).fetchall()[0]
     lineage_s = time.perf_counter() - t0
     time.sleep(0.05)
-    return {"thresholds": thresholds.select("score", "lower", "upper", "videos").to_dicts(),
-            "check": check.row(0, named=True), "lineage": [int(v) for v in lineage_hash],
-            "thresholds_s": thresholds_s, "lineage_s": lineage_s,
-            "thresholds_peak_mib": (thresholds_peak - base) / 2**20, "peak_mib": (peak[0] - base) / 2**20}  # fmt: skip
+    return {
+        "thresholds": thresholds.select("score", "lower", "upper", "videos").to_dicts(),
+        "check": check.row(0, named=True),
+        "lineage": [int(v) for v in lineage_hash],
+        "thresholds_s": thresholds_s,
+        "lineage_s": lineage_s,
+        "thresholds_peak_mib": (thresholds_peak - base) / 2**20,
+        "peak_mib": (peak[0] - base) / 2**20,
+    }
 
 
 def global_steps(root: str, env: dict[str, str]) -> dict[str, Any]:
     """``measure`` over ``root`` (a folder or ``s3://bucket/prefix``) in a fresh process given ``env``."""
-    done = subprocess.run([sys.executable, "-m", "openvid_assets_testing.global_steps", root], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=1800)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "openvid_assets_testing.global_steps", root],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"global steps over {root} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -46,11 +46,31 @@ VOLATILE: dict[str, tuple[str, ...]] = {
     "openvid": ("quality_version", "clarity_version"),  # exports/openvid.parquet
     "openvid_hd": ("quality_version", "clarity_version"),
 }
-PER_SHARD = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
-             "content_scores", "suitability_scores", "quality_candidates", "clarity_scores", "selected_videos", "clips",
-             "captions"]  # fmt: skip
-GLOBAL = ["score_thresholds", "near_duplicates", "suitability_model", "clarity_threshold", "lineage", "curated_dataset", "hd_subset",
-          "quality_tiers", "dataset_card"]  # fmt: skip
+PER_SHARD = [
+    "video_manifest",
+    "frame_embeddings",
+    "aesthetic_scores",
+    "temporal_scores",
+    "motion_scores",
+    "content_scores",
+    "suitability_scores",
+    "quality_candidates",
+    "clarity_scores",
+    "selected_videos",
+    "clips",
+    "captions",
+]
+GLOBAL = [
+    "score_thresholds",
+    "near_duplicates",
+    "suitability_model",
+    "clarity_threshold",
+    "lineage",
+    "curated_dataset",
+    "hd_subset",
+    "quality_tiers",
+    "dataset_card",
+]
 # SQLite trouble in any output: locks, and the schema or unique-key races of concurrent first use.
 LOCK_ERRORS = re.compile(r"database is locked|database table is locked|OperationalError|IntegrityError", re.I)
 
@@ -62,8 +82,14 @@ def instance_config() -> dict:
     """The project's dagster.yaml minus its folder settings: storage becomes Dagster's default SQLite layout
     under DAGSTER_HOME, every other instance setting (concurrency pools, telemetry, ...) is what users run."""
     config = yaml.safe_load((REPO / "dagster.yaml").read_text()) or {}
-    for key in ("storage", "run_storage", "event_log_storage", "schedule_storage", "local_artifact_storage",
-                "compute_logs"):  # fmt: skip
+    for key in (
+        "storage",
+        "run_storage",
+        "event_log_storage",
+        "schedule_storage",
+        "local_artifact_storage",
+        "compute_logs",
+    ):
         config.pop(key, None)
     return config
 
@@ -86,9 +112,26 @@ def pipeline_env(dagster_home: Path, **extra: str) -> dict[str, str]:
 def run_args(source: Path | str, data_root: Path | str, shard_size: int, *, filters: bool = False) -> list[str]:
     """``python -m openvid_assets run`` with the offline profile, the weight-free motion and clarity backends and
     the library cut detectors (TransNetV2 has tests of its own); without ``filters`` every decodable video goes on to clips and captions."""
-    args = [sys.executable, "-m", "openvid_assets", "run", "--source", str(source), "--data-root", str(data_root),
-            "--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian",
-            "--set", "clips.detectors=cascade", "--shard-size", str(shard_size)]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "openvid_assets",
+        "run",
+        "--source",
+        str(source),
+        "--data-root",
+        str(data_root),
+        "--models",
+        "offline",
+        "--motion-backend",
+        "farneback",
+        "--clarity-backend",
+        "laplacian",
+        "--set",
+        "clips.detectors=cascade",
+        "--shard-size",
+        str(shard_size),
+    ]
     return args if filters else [*args, "--no-filters"]
 
 
@@ -120,8 +163,16 @@ class WatchedRun:
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path | str):
         self.args = args
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, errors="replace", start_new_session=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            args,
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
         self.lines: list[tuple[float, str]] = []
         self.activity = "start-up (imports, registration)"
         self.elapsed = 0.0  # seconds from start to exit, once it has exited
@@ -270,8 +321,11 @@ def partial_files(data_root: Path) -> list[str]:
             except Exception as e:  # noqa: BLE001 - any failure to read is the finding
                 bad.append(f"{path.relative_to(data_root)}: {e}")
         elif path.suffix == ".mp4":
-            done = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json",
-                                   f"file:{path}"], capture_output=True, text=True)  # fmt: skip
+            done = subprocess.run(
+                ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", f"file:{path}"],
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0 or done.stderr.strip():
                 bad.append(f"{path.relative_to(data_root)}: {done.stderr.strip()[:200]}")
     return bad
@@ -292,8 +346,10 @@ def lineage_problems(data_root: Path, source: Path | str) -> list[str]:
     problems = [f"missing from lineage: {u!r}" for u in listed if counts[u] == 0]
     problems += [f"{n} times in lineage: {u!r}" for u, n in counts.items() if n > 1]
     problems += [f"in lineage but not in the source: {u!r}" for u in counts if u not in set(listed)]
-    problems += [f"pending: {r['source_uri']!r} at {r['stage']}" for r in
-                 lineage.filter(pl.col("status") == "pending").iter_rows(named=True)]  # fmt: skip
+    problems += [
+        f"pending: {r['source_uri']!r} at {r['stage']}"
+        for r in lineage.filter(pl.col("status") == "pending").iter_rows(named=True)
+    ]
     return problems
 
 
@@ -309,12 +365,14 @@ def version_problems(data_root: Path) -> list[str]:
 
     problems = []
     quality, clarity = values("score_thresholds", "version"), values("clarity_threshold", "version")
-    for name, got, want in [("score_thresholds.version", quality, None), ("clarity_threshold.version", clarity, None),
-                            ("quality_candidates.thresholds_version", values("quality_candidates", "thresholds_version"),
-                             quality),
-                            ("selected_videos.clarity_version", values("selected_videos", "clarity_version"), clarity),
-                            ("lineage.quality_version", values("lineage", "quality_version"), quality),
-                            ("lineage.clarity_version", values("lineage", "clarity_version"), clarity)]:  # fmt: skip
+    for name, got, want in [
+        ("score_thresholds.version", quality, None),
+        ("clarity_threshold.version", clarity, None),
+        ("quality_candidates.thresholds_version", values("quality_candidates", "thresholds_version"), quality),
+        ("selected_videos.clarity_version", values("selected_videos", "clarity_version"), clarity),
+        ("lineage.quality_version", values("lineage", "quality_version"), quality),
+        ("lineage.clarity_version", values("lineage", "clarity_version"), clarity),
+    ]:
         if len(got) > 1 or (want is not None and got and got != want):
             problems.append(f"{name}: {sorted(got)} (thresholds: {sorted(want or got)})")
     return problems
@@ -333,8 +391,11 @@ def instance_problems(dagster_home: Path, shards: list[str]) -> list[str]:
         for name in GLOBAL:
             if instance.get_latest_materialization_event(AssetKey(name)) is None:
                 problems.append(f"{name} never materialized")
-        stuck = [r.run_id[:8] for r in instance.get_runs()
-                 if r.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING)]  # fmt: skip
+        stuck = [
+            r.run_id[:8]
+            for r in instance.get_runs()
+            if r.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING)
+        ]
         if stuck:
             problems.append(f"runs left started: {', '.join(stuck)}")
         try:
@@ -375,12 +436,22 @@ class Trial:
 
     @property
     def identical(self) -> bool:
-        return self.rerun_rc == 0 and not (self.differences or self.leftovers or self.lineage or self.versions
-                                           or self.partial_after_kill)  # fmt: skip
+        return self.rerun_rc == 0 and not (
+            self.differences or self.leftovers or self.lineage or self.versions or self.partial_after_kill
+        )
 
 
-def kill_then_rerun(number: int, source: Path, workdir: Path, shard_size: int, reference: dict[str, object], *,
-                    kill_at: float | str, timeout: float = 600, filters: bool = False) -> Trial:  # fmt: skip
+def kill_then_rerun(
+    number: int,
+    source: Path,
+    workdir: Path,
+    shard_size: int,
+    reference: dict[str, object],
+    *,
+    kill_at: float | str,
+    timeout: float = 600,
+    filters: bool = False,
+) -> Trial:
     """Start a run in a fresh data root and instance, SIGKILL it at ``kill_at`` (seconds, or the first output
     line matching a regex), check what it left, run again to the end, and compare with ``reference``."""
     data, home = workdir / "data", make_dagster_home(workdir / "dagster_home")
@@ -433,11 +504,19 @@ def register(source: Path, data_root: Path, dagster_home: Path, shard_size: int)
 
 def materialize_args(assets: list[str], partition: str | None) -> list[str]:
     """``dagster asset materialize`` of some assets for one shard, steps in the run's own process."""
-    args = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "openvid_assets.definitions",
-            "--select", ",".join(assets),
-            # One compute thread, as each run of the run command on a CPU machine: torch's float sums depend on
-            # the thread count, and the outputs are compared with the command's bit for bit.
-            "--config-json", json.dumps({"resources": {"models": {"config": {"threads": 1}}}})]
+    args = [
+        str(Path(sys.executable).with_name("dagster")),
+        "asset",
+        "materialize",
+        "-m",
+        "openvid_assets.definitions",
+        "--select",
+        ",".join(assets),
+        # One compute thread, as each run of the run command on a CPU machine: torch's float sums depend on
+        # the thread count, and the outputs are compared with the command's bit for bit.
+        "--config-json",
+        json.dumps({"resources": {"models": {"config": {"threads": 1}}}}),
+    ]
     return [*args, "--partition", partition] if partition else args
 
 

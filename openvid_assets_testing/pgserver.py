@@ -56,8 +56,13 @@ class PgParams:
 
     def env(self) -> dict[str, str]:
         """The variables deploy/dagster.yaml reads."""
-        return {"DAGSTER_PG_HOST": self.hostname, "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_USER": self.username,
-                "DAGSTER_PG_PASSWORD": self.password, "DAGSTER_PG_DB": self.db_name}  # fmt: skip
+        return {
+            "DAGSTER_PG_HOST": self.hostname,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USER": self.username,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": self.db_name,
+        }
 
 
 def pg_bin_dir() -> Path:
@@ -93,16 +98,24 @@ class PostgresServer:
             try:
                 user = pwd.getpwnam("postgres")
             except KeyError:
-                raise RuntimeError("running as root, but there is no 'postgres' system user to run the server "
-                                   "(apt-get install postgresql creates it)") from None  # fmt: skip
+                raise RuntimeError(
+                    "running as root, but there is no 'postgres' system user to run the server "
+                    "(apt-get install postgresql creates it)"
+                ) from None
             os.chown(self.root, user.pw_uid, user.pw_gid)
 
     def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         cmd = [str(self.bin_dir / args[0]), *args[1:]]
         if self.as_postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root,
-                              env={**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})  # fmt: skip
+        done = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+            env={**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"},
+        )
         if done.returncode != 0:
             log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
             raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n{log}")
@@ -118,16 +131,37 @@ class PostgresServer:
     def start(self) -> None:
         pwfile = self.root / "pwfile"
         self._write_owned(pwfile, self.password + "\n")
-        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, f"--pwfile={pwfile}", "--auth-host=scram-sha-256",
-                  "--auth-local=trust", "--encoding=UTF8", "--no-instructions")  # fmt: skip
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "--encoding=UTF8",
+            "--no-instructions",
+        )
         pwfile.unlink()
         # TCP on loopback only; the Unix socket in our own folder (no /var/run/postgresql needed).
         options = f"-c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} -c max_connections=200"
         for attempt in range(3):  # a free port can be taken between choosing and binding it
             self.port = free_port()
             try:
-                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
-                          "-o", f"-p {self.port} {options}", "start")  # fmt: skip
+                self._run(
+                    "pg_ctl",
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    f"-p {self.port} {options}",
+                    "start",
+                )
                 return
             except RuntimeError:
                 if attempt == 2:
@@ -195,7 +229,8 @@ def write_postgres_dagster_yaml(home: Path, params: PgParams) -> Path:
     """A dagster.yaml whose run, event-log and schedule storage are this Postgres database."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         storage:
           postgres:
             postgres_db:
@@ -207,7 +242,8 @@ def write_postgres_dagster_yaml(home: Path, params: PgParams) -> Path:
               scheme: {SCHEME}
         telemetry:
           enabled: false
-        """))
+        """)
+    )
     return path
 
 

@@ -21,15 +21,23 @@ from openvid_assets.store import TableStore
 from openvid_assets.definitions import GLOBAL_JOB, SHARD_JOB, TRAINING_JOB, TRAINING_SHARD_JOB
 
 # The job holding a wave's assets: (per shard, training) -> job name, as definitions.py names them.
-JOBS = {(True, False): SHARD_JOB, (False, False): GLOBAL_JOB, (True, True): TRAINING_SHARD_JOB,
-        (False, True): TRAINING_JOB}  # fmt: skip
+JOBS = {
+    (True, False): SHARD_JOB,
+    (False, False): GLOBAL_JOB,
+    (True, True): TRAINING_SHARD_JOB,
+    (False, True): TRAINING_JOB,
+}
 
 # The weight-free motion and clarity backends keep orchestration tests quick; the networks have their own.
-FAST = {"models": {"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"},
-        "clips": {"detectors": "cascade"}}  # TransNetV2 has tests of its own (models/, media/test_scenes.py)
+FAST = {
+    "models": {"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"},
+    "clips": {"detectors": "cascade"},
+}  # TransNetV2 has tests of its own (models/, media/test_scenes.py)
 
 
-def store_recipe(data_root: str, changes: dict[str, dict[str, Any]] | None = None, **sections: dict[str, Any]) -> StoredRecipe:
+def store_recipe(
+    data_root: str, changes: dict[str, dict[str, Any]] | None = None, **sections: dict[str, Any]
+) -> StoredRecipe:
     """Store ``Recipe()`` with ``changes`` (and/or ``section={field: value}`` keywords) as the data root's recipe."""
     merged: dict[str, dict[str, Any]] = {}
     for source in (changes or {}, sections):

@@ -28,8 +28,14 @@ PROBE_ERRORS = [
     "empty file",
     "ffprobe timed out after 60.0 s",
 ]
-RESOLUTIONS = [(1920, 1080, 0.35), (1280, 720, 0.38), (3840, 2160, 0.05), (1080, 1920, 0.07),
-               (720, 1280, 0.05), (640, 360, 0.10)]  # fmt: skip
+RESOLUTIONS = [
+    (1920, 1080, 0.35),
+    (1280, 720, 0.38),
+    (3840, 2160, 0.05),
+    (1080, 1920, 0.07),
+    (720, 1280, 0.05),
+    (640, 360, 0.10),
+]
 FPS = [(23.976, 0.15), (24.0, 0.15), (25.0, 0.2), (29.97, 0.25), (30.0, 0.15), (60.0, 0.1)]
 CODECS = [("h264", 0.85), ("hevc", 0.1), ("vp9", 0.05)]
 SCORE_KEYS = {
@@ -124,8 +130,7 @@ def make_manifest(index: int, n: int, prefix: str = "s3://openvid-raw/pool") -> 
     ok = ~(plain_fail | in_dup)
     probed = ~plain_fail
     sha_s = sha.astype(str)
-    video_id = np.where(probed, sha_s.astype("U20"),
-                        np.char.add("uri-", sha_s.astype("U16")))  # fmt: skip
+    video_id = np.where(probed, sha_s.astype("U20"), np.char.add("uri-", sha_s.astype("U16")))
     error = np.full(n, None, dtype=object)
     error[plain_fail] = np.array(PROBE_ERRORS, dtype=object)[rng.integers(0, len(PROBE_ERRORS), plain_fail.sum())]
     error[in_dup] = np.char.add("duplicate content of ", uri[prev[in_dup]].astype(str)).astype(object)
@@ -143,16 +148,27 @@ def make_manifest(index: int, n: int, prefix: str = "s3://openvid-raw/pool") -> 
     def facts(values: Any, dtype: Any) -> pl.Series:
         return pl.Series(values).cast(dtype).scatter(np.flatnonzero(~probed), None)
 
-    return pl.DataFrame({
-        "video_id": video_id, "source_uri": uri.tolist(), "shard": [shard] * n,
-        "position": pos.astype(np.int32),
-        "size_bytes": facts((bitrate * duration / 8).astype(np.int64), pl.Int64),
-        "content_sha256": facts(sha_s, pl.String), "container": facts(np.full(n, "mov,mp4,m4a,3gp,3g2,mj2"), pl.String),
-        "codec": facts(codec.astype(str), pl.String), "width": facts(width, pl.Int32), "height": facts(height, pl.Int32),
-        "fps": facts(fps, pl.Float64), "num_frames": facts(num_frames, pl.Int64),
-        "duration_s": facts(num_frames / fps, pl.Float64), "rotation": facts(rotation, pl.Int32),
-        "status": np.where(ok, "ok", "failed"), "error": error.tolist(),
-    }, schema=MANIFEST_SCHEMA)  # fmt: skip
+    return pl.DataFrame(
+        {
+            "video_id": video_id,
+            "source_uri": uri.tolist(),
+            "shard": [shard] * n,
+            "position": pos.astype(np.int32),
+            "size_bytes": facts((bitrate * duration / 8).astype(np.int64), pl.Int64),
+            "content_sha256": facts(sha_s, pl.String),
+            "container": facts(np.full(n, "mov,mp4,m4a,3gp,3g2,mj2"), pl.String),
+            "codec": facts(codec.astype(str), pl.String),
+            "width": facts(width, pl.Int32),
+            "height": facts(height, pl.Int32),
+            "fps": facts(fps, pl.Float64),
+            "num_frames": facts(num_frames, pl.Int64),
+            "duration_s": facts(num_frames / fps, pl.Float64),
+            "rotation": facts(rotation, pl.Int32),
+            "status": np.where(ok, "ok", "failed"),
+            "error": error.tolist(),
+        },
+        schema=MANIFEST_SCHEMA,
+    )
 
 
 def _indices(num_frames: Any, positions: Any) -> Any:
@@ -199,14 +215,24 @@ def make_scores(manifest: Any, asset: str) -> Any:
         score, idx = 5.0 + 0.7 * z, _indices(nf, [0.1, 0.5, 0.9])
     elif asset == "temporal_scores":
         b = _uniform(vid, salt + 3)
-        score, idx = 0.8 + 0.2 * (1 - (1 - b) ** 3) ** 0.5 - 0.01 * _uniform(vid, salt + 4), _indices(nf, np.linspace(0, 1, 8))  # fmt: skip
+        score, idx = (
+            0.8 + 0.2 * (1 - (1 - b) ** 3) ** 0.5 - 0.01 * _uniform(vid, salt + 4),
+            _indices(nf, np.linspace(0, 1, 8)),
+        )
     elif asset == "motion_scores":
         score = np.exp(0.3 + 0.9 * z)
-        idx = np.sort(np.concatenate([_indices(nf - 1, np.linspace(0.05, 0.95, 8)),
-                                      _indices(nf - 1, np.linspace(0.05, 0.95, 8)) + 1], axis=1), axis=1)  # fmt: skip
+        idx = np.sort(
+            np.concatenate(
+                [_indices(nf - 1, np.linspace(0.05, 0.95, 8)), _indices(nf - 1, np.linspace(0.05, 0.95, 8)) + 1], axis=1
+            ),
+            axis=1,
+        )
         angle = 2 * np.pi * _uniform(vid, salt + 5)
-        extra = {"flow_dx": score * np.cos(angle), "flow_dy": score * np.sin(angle),
-                 "flow_div": 0.01 * _normal(vid, salt + 7)}  # fmt: skip
+        extra = {
+            "flow_dx": score * np.cos(angle),
+            "flow_dy": score * np.sin(angle),
+            "flow_div": 0.01 * _normal(vid, salt + 7),
+        }
     else:
         score, idx = np.exp(5.5 + 0.8 * z), _indices(nf, [0.25, 0.5, 0.75])
     error = np.full(n, None, dtype=object)
@@ -215,13 +241,18 @@ def make_scores(manifest: Any, asset: str) -> Any:
     bad = np.flatnonzero(~ok)
     frames = pl.select(pl.when(pl.Series(ok)).then(pl.Series(idx).cast(pl.List(pl.Int32)))).to_series()
     data = {
-        "video_id": manifest["video_id"], "source_uri": manifest["source_uri"],
-        "status": np.where(ok, "ok", "failed"), "error": error.tolist(),
-        "score": pl.Series(score).scatter(bad, None), "frame_indices": frames,
-        "model": [model] * n, "weights_digest": [hashlib.sha256(model.encode()).hexdigest()] * n,
-        "params": [params_json] * n, "params_hash": [hashlib.sha256(params_json.encode()).hexdigest()[:16]] * n,
+        "video_id": manifest["video_id"],
+        "source_uri": manifest["source_uri"],
+        "status": np.where(ok, "ok", "failed"),
+        "error": error.tolist(),
+        "score": pl.Series(score).scatter(bad, None),
+        "frame_indices": frames,
+        "model": [model] * n,
+        "weights_digest": [hashlib.sha256(model.encode()).hexdigest()] * n,
+        "params": [params_json] * n,
+        "params_hash": [hashlib.sha256(params_json.encode()).hexdigest()[:16]] * n,
         **{k: pl.Series(v).scatter(bad, None) for k, v in extra.items()},
-    }  # fmt: skip
+    }
     return pl.DataFrame(data, schema={**SCORE_SCHEMA, **{k: pl.Float64 for k in extra}})
 
 
@@ -281,15 +312,28 @@ def make_content(manifest: Any) -> Any:
     def measure(values: Any, dtype: Any = pl.Float64) -> pl.Series:
         return pl.Series(values).cast(dtype).scatter(bad, None)
 
-    return pl.DataFrame({
-        "video_id": manifest["video_id"], "source_uri": manifest["source_uri"],
-        "status": np.where(ok, "ok", "failed"), "error": error.tolist(),
-        "brightness": measure(brightness), "dark_share": measure(dark), "bright_share": measure(bright),
-        "contrast": measure(contrast), "colourfulness": measure(colour), "text_area": measure(text),
-        "nsfw": measure(nsfw), "crop_x": measure(np.zeros(n, np.int32), pl.Int32), "crop_y": measure(bar, pl.Int32),
-        "crop_w": measure(width, pl.Int32), "crop_h": measure(height - 2 * bar, pl.Int32),
-        "bordered": measure(bordered, pl.Boolean), **identity,
-    }, schema=_CONTENT_SCHEMA)  # fmt: skip
+    return pl.DataFrame(
+        {
+            "video_id": manifest["video_id"],
+            "source_uri": manifest["source_uri"],
+            "status": np.where(ok, "ok", "failed"),
+            "error": error.tolist(),
+            "brightness": measure(brightness),
+            "dark_share": measure(dark),
+            "bright_share": measure(bright),
+            "contrast": measure(contrast),
+            "colourfulness": measure(colour),
+            "text_area": measure(text),
+            "nsfw": measure(nsfw),
+            "crop_x": measure(np.zeros(n, np.int32), pl.Int32),
+            "crop_y": measure(bar, pl.Int32),
+            "crop_w": measure(width, pl.Int32),
+            "crop_h": measure(height - 2 * bar, pl.Int32),
+            "bordered": measure(bordered, pl.Boolean),
+            **identity,
+        },
+        schema=_CONTENT_SCHEMA,
+    )
 
 
 def near_duplicate_rows(block: Any, content: Any, first: int) -> Any:
@@ -307,9 +351,14 @@ def near_duplicate_rows(block: Any, content: Any, first: int) -> Any:
     rng = np.random.default_rng([SEED, first, 6])
     if not len(victims) or not len(keepers):
         return pl.DataFrame(schema={"video_id": pl.String, "duplicate_of": pl.String, "cosine": pl.Float64})
-    return pl.DataFrame({"video_id": victims, "duplicate_of": keepers[rng.integers(0, len(keepers), len(victims))],
-                         "cosine": 0.98 + 0.02 * _uniform(victims, 601)},
-                        schema={"video_id": pl.String, "duplicate_of": pl.String, "cosine": pl.Float64})  # fmt: skip
+    return pl.DataFrame(
+        {
+            "video_id": victims,
+            "duplicate_of": keepers[rng.integers(0, len(keepers), len(victims))],
+            "cosine": 0.98 + 0.02 * _uniform(victims, 601),
+        },
+        schema={"video_id": pl.String, "duplicate_of": pl.String, "cosine": pl.Float64},
+    )
 
 
 def write_near_duplicates(root: str, parts: list[Any]) -> int:
@@ -336,10 +385,22 @@ def shard_list(shard: str, source: str, uris: list[str], root: str) -> Any:
     """A shard's stored list, in the schema ShardRegistry.register writes."""
     import polars as pl
 
-    return pl.DataFrame({"shard": [shard] * len(uris), "position": list(range(len(uris))), "source_uri": uris,
-                         "source_root": [root] * len(uris), "source": [source] * len(uris)},
-                        schema={"shard": pl.String, "position": pl.Int32, "source_uri": pl.String,
-                                "source_root": pl.String, "source": pl.String})  # fmt: skip
+    return pl.DataFrame(
+        {
+            "shard": [shard] * len(uris),
+            "position": list(range(len(uris))),
+            "source_uri": uris,
+            "source_root": [root] * len(uris),
+            "source": [source] * len(uris),
+        },
+        schema={
+            "shard": pl.String,
+            "position": pl.Int32,
+            "source_uri": pl.String,
+            "source_root": pl.String,
+            "source": pl.String,
+        },
+    )
 
 
 def source_root(source: str) -> str:
@@ -366,8 +427,12 @@ def gen_scores_block(args: tuple[Any, ...]) -> tuple[int, Any]:
     for k, (i, m) in enumerate(zip(range(first, first + count), manifests)):
         _write_direct(root, "video_manifest", shard_key(i), m)
         if sources is not None:
-            _write_direct(root, "shard_lists", shard_key(i),
-                          shard_list(shard_key(i), sources[k], m["source_uri"].to_list(), source_root(sources[k])))
+            _write_direct(
+                root,
+                "shard_lists",
+                shard_key(i),
+                shard_list(shard_key(i), sources[k], m["source_uri"].to_list(), source_root(sources[k])),
+            )
     block = pl.concat(manifests)
     for asset in ("aesthetic_scores", "temporal_scores", "motion_scores"):
         scores = make_scores(block, asset)
@@ -395,8 +460,9 @@ def gen_clarity_block(args: tuple[Any, ...]) -> int:
     parts = []
     for k, i in enumerate(range(first, first + count)):
         shard = shard_key(i)
-        candidates = pl.read_parquet(tables / "quality_candidates" / f"{shard}.parquet",
-                                     columns=["source_uri", "candidate"]).filter(pl.col("candidate"))  # fmt: skip
+        candidates = pl.read_parquet(
+            tables / "quality_candidates" / f"{shard}.parquet", columns=["source_uri", "candidate"]
+        ).filter(pl.col("candidate"))
         manifest = pl.read_parquet(tables / "video_manifest" / f"{shard}.parquet")
         if not applied[k]:
             manifest = manifest.clear()  # the source skips clarity: nothing scored (the asset writes an empty table)

@@ -10,16 +10,26 @@ import shutil
 
 import pytest
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
-        pytest.fail("Chromium is not installed (no `chromium` on PATH): run `bash scripts/install_chromium.sh` "
-                    "(apt-get install chromium)", pytrace=False)  # fmt: skip
+        pytest.fail(
+            "Chromium is not installed (no `chromium` on PATH): run `bash scripts/install_chromium.sh` "
+            "(apt-get install chromium)",
+            pytrace=False,
+        )
     return executable
 
 

@@ -16,9 +16,25 @@ BASE = ["--models", "offline", "--clarity-backend", "laplacian", "--shard-size",
 
 
 def _run(source, data, env, *flags, cwd):
-    return subprocess.Popen([sys.executable, "-m", "openvid_assets", "run", "--source", str(source), "--data-root",
-                             str(data), *BASE, *flags], env=env, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "openvid_assets",
+            "run",
+            "--source",
+            str(source),
+            "--data-root",
+            str(data),
+            *BASE,
+            *flags,
+        ],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.fixture
@@ -44,7 +60,9 @@ def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setu
     out, _ = first.communicate(timeout=600)
     assert first.returncode == 0, out
     assert _models(data) == {"farneback"}
-    embeddings = {s: TableStore(str(data)).stamp("frame_embeddings", s) for s in TableStore(str(data)).shards("frame_embeddings")}
+    embeddings = {
+        s: TableStore(str(data)).stamp("frame_embeddings", s) for s in TableStore(str(data)).shards("frame_embeddings")
+    }
 
     second = _run(source, data, env, "--motion-backend", "unimatch-tiny", cwd=cwd)
     out, _ = second.communicate(timeout=600)
@@ -54,7 +72,10 @@ def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setu
     assert len(models) == 1 and "farneback" not in models
     # Only the motion step and what reads it ran again: the embeddings were current.
     assert {s: TableStore(str(data)).stamp("frame_embeddings", s) for s in embeddings} == embeddings
-    assert "Step 1: video_manifest, frame_embeddings, motion_scores, aesthetic_scores, content_scores, temporal_scores on 4 shard(s), 4 to run" in out
+    assert (
+        "Step 1: video_manifest, frame_embeddings, motion_scores, aesthetic_scores, content_scores, temporal_scores on 4 shard(s), 4 to run"
+        in out
+    )
     require_one_identity(TableStore(str(data)), "motion_scores", str(data))  # one model: thresholds may proceed
 
     # The command's runs are ordinary runs: re-executed the way the UI does it (its GraphQL mutation), the copy
@@ -66,8 +87,14 @@ def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setu
     # The train command's settings reach its runs (run config of the mvdit resource), and training is run
     # whenever it is asked for: a higher step target resumes from the last checkpoint.
     for steps, resumed in ((2, 0), (3, 2)):
-        train = subprocess.run([sys.executable, "-m", "openvid_assets", "train", "--data-root", str(data), "--steps",
-                                str(steps)], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)  # fmt: skip
+        train = subprocess.run(
+            [sys.executable, "-m", "openvid_assets", "train", "--data-root", str(data), "--steps", str(steps)],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert train.returncode == 0, train.stdout + train.stderr
         meta = _checkpoint_metadata(env["DAGSTER_HOME"])
         assert (meta["steps"], meta["resumed_from_step"]) == (steps, resumed), meta
@@ -89,11 +116,18 @@ def _reexecute_a_shard_run(home: str):
 
     with DagsterInstance.from_config(home) as instance:
         # A run of one shard (a backfill run names its shard as a one-partition range).
-        parent = next(r for r in instance.get_runs() if r.status == DagsterRunStatus.SUCCESS
-                      and r.tags.get("dagster/asset_partition_range_start", "").startswith("shard-")
-                      and r.tags["dagster/asset_partition_range_start"] == r.tags["dagster/asset_partition_range_end"])  # fmt: skip
-        result = execute_graphql(LAUNCH_PIPELINE_REEXECUTION_MUTATION, home, variables={
-            "reexecutionParams": {"parentRunId": parent.run_id, "strategy": "ALL_STEPS"}})  # fmt: skip
+        parent = next(
+            r
+            for r in instance.get_runs()
+            if r.status == DagsterRunStatus.SUCCESS
+            and r.tags.get("dagster/asset_partition_range_start", "").startswith("shard-")
+            and r.tags["dagster/asset_partition_range_start"] == r.tags["dagster/asset_partition_range_end"]
+        )
+        result = execute_graphql(
+            LAUNCH_PIPELINE_REEXECUTION_MUTATION,
+            home,
+            variables={"reexecutionParams": {"parentRunId": parent.run_id, "strategy": "ALL_STEPS"}},
+        )
         launched = result["launchPipelineReexecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]

@@ -10,8 +10,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_suite_dry_run_writes_every_case(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_suite.py"), "--dry-run", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_suite.py"), "--dry-run", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "gpu_suite.json").read_text())
     cases = [r["case"] for r in report["results"]]

@@ -127,9 +127,18 @@ def _next_row_up(unit: str) -> str:
 
 
 # Each unit below the top with the first unit of the row above it, and the leaks this rule was written for.
-UPWARD = sorted({(u, _next_row_up(u)) for u in RANK if RANK[u] < len(LAYERS) - 1} | {
-    ("review", "assets"), ("media", "models.networks"), ("media", "models.scorers"), ("store", "curation"),
-    ("settings", "store"), ("models.registry", "models.profiles"), ("models.scorers", "models.shards")})
+UPWARD = sorted(
+    {(u, _next_row_up(u)) for u in RANK if RANK[u] < len(LAYERS) - 1}
+    | {
+        ("review", "assets"),
+        ("media", "models.networks"),
+        ("media", "models.scorers"),
+        ("store", "curation"),
+        ("settings", "store"),
+        ("models.registry", "models.profiles"),
+        ("models.scorers", "models.shards"),
+    }
+)
 
 
 @pytest.mark.parametrize("unit,above", UPWARD)
@@ -137,8 +146,10 @@ def test_the_checker_reports_an_upward_import_planted_in_any_unit(tmp_path, unit
     # As a probe module of ``unit``: one upward import at module level, one lazy, beside allowed ones.
     below = [u for u in RANK if RANK[u] < RANK[unit]]
     allowed = "".join(f"import openvid_assets.{u}\n" for u in below[:2]) + "from openvid_assets import models\n"
-    probe = _probe(tmp_path, f"{allowed}import openvid_assets.{above}\n"
-                             f"def f():\n    from openvid_assets.{above} import something\n")  # fmt: skip
+    probe = _probe(
+        tmp_path,
+        f"{allowed}import openvid_assets.{above}\ndef f():\n    from openvid_assets.{above} import something\n",
+    )
     found = layer_violations(probe, f"openvid_assets.{unit}.probe")
     assert len(found) == 2 and all(f"({above} is not below {unit})" in v for v in found), found
 
@@ -150,8 +161,11 @@ def test_the_checker_reports_dagster_planted_in_any_pure_unit(tmp_path, unit):
 
 
 def test_the_checker_reports_a_unit_of_the_same_row_and_one_outside_the_table(tmp_path):
-    probe = _probe(tmp_path, "from openvid_assets.mvdit import train\nimport openvid_assets.newthing\n"
-                             "from openvid_assets.curation import calibration\n")  # fmt: skip
+    probe = _probe(
+        tmp_path,
+        "from openvid_assets.mvdit import train\nimport openvid_assets.newthing\n"
+        "from openvid_assets.curation import calibration\n",
+    )
     found = layer_violations(probe, "openvid_assets.curation.probe")
     assert len(found) == 2, found
     assert any("(mvdit is not below curation)" in v for v in found)
@@ -159,9 +173,12 @@ def test_the_checker_reports_a_unit_of_the_same_row_and_one_outside_the_table(tm
 
 
 def test_the_checker_allows_what_the_table_allows(tmp_path):
-    probe = _probe(tmp_path, "import dagster\nfrom openvid_assets import recipe, settings\n"
-                             "from openvid_assets.models.shards.tables import SCORE_SCHEMA\n"
-                             "from openvid_assets.assets import engine\n")  # fmt: skip
+    probe = _probe(
+        tmp_path,
+        "import dagster\nfrom openvid_assets import recipe, settings\n"
+        "from openvid_assets.models.shards.tables import SCORE_SCHEMA\n"
+        "from openvid_assets.assets import engine\n",
+    )
     assert layer_violations(probe, "openvid_assets.assets.probe") == []
 
 
@@ -181,8 +198,11 @@ def test_settings_imports_nothing_of_the_package():
 
 
 def test_only_the_cli_imports_definitions():
-    importers = {str(f.relative_to(PACKAGE.parent)) for f in PACKAGE.rglob("*.py")
-                 if any(m == "openvid_assets.definitions" for _, m in imports(f))}  # fmt: skip
+    importers = {
+        str(f.relative_to(PACKAGE.parent))
+        for f in PACKAGE.rglob("*.py")
+        if any(m == "openvid_assets.definitions" for _, m in imports(f))
+    }
     assert importers <= {"openvid_assets/cli.py"}
 
 
@@ -205,8 +225,10 @@ def test_the_package_uses_only_dagsters_public_api():
 
 def test_the_private_api_check_can_fail(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("from dagster import asset\nimport dagster._core.instance\n"
-                     "def f():\n    from dagster._daemon.controller import get_daemon_statuses\n")  # fmt: skip
+    probe.write_text(
+        "from dagster import asset\nimport dagster._core.instance\n"
+        "def f():\n    from dagster._daemon.controller import get_daemon_statuses\n"
+    )
     found = private_dagster_imports(probe)
     assert len(found) == 2 and all("dagster._" in v for v in found), found
 

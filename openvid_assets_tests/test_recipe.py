@@ -33,12 +33,15 @@ def test_a_bad_rule_names_its_section_line_and_the_rule():
         Recipe.from_yaml(text)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("models: [1, 2]\n", r"models \(line 1\)"),
-    ("- just\n- a list\n", "expected a mapping of sections"),
-    ("models: {profile: offline\n", "not valid YAML"),
-    ("unknown_section: {}\n", r"unknown_section \(line 1\): Extra inputs"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("models: [1, 2]\n", r"models \(line 1\)"),
+        ("- just\n- a list\n", "expected a mapping of sections"),
+        ("models: {profile: offline\n", "not valid YAML"),
+        ("unknown_section: {}\n", r"unknown_section \(line 1\): Extra inputs"),
+    ],
+)
 def test_malformed_files_are_refused_with_a_reason(text, expected):
     with pytest.raises(RecipeError, match=expected):
         Recipe.from_yaml(text)
@@ -65,12 +68,15 @@ sources:
 {extra}"""
 
 
-@pytest.mark.parametrize("extra,expected", [
-    ("    rules:\n      beauty: top:90\n", r"sources\.clean \(line 8\).*unknown score\(s\) \['beauty'\]"),
-    ("    colour_grading: true\n", r"sources\.clean\.colour_grading \(line 10\): Extra inputs"),
-    ("    captions: sometimes\n", r"sources\.clean\.captions \(line 10\)"),
-    ("    rules:\n      motion: band:90:10\n", r"sources\.clean \(line 8\).*lower bound is above"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra,expected",
+    [
+        ("    rules:\n      beauty: top:90\n", r"sources\.clean \(line 8\).*unknown score\(s\) \['beauty'\]"),
+        ("    colour_grading: true\n", r"sources\.clean\.colour_grading \(line 10\): Extra inputs"),
+        ("    captions: sometimes\n", r"sources\.clean\.captions \(line 10\)"),
+        ("    rules:\n      motion: band:90:10\n", r"sources\.clean \(line 8\).*lower bound is above"),
+    ],
+)
 def test_a_malformed_source_is_refused_with_its_line(tmp_path, extra, expected):
     text = SOURCES.format(web=tmp_path / "web", clean=tmp_path / "clean", extra=extra)
     with pytest.raises(RecipeError, match=expected):
@@ -116,11 +122,17 @@ def test_the_shipped_openvid1m_recipe_encodes_the_papers_two_paths():
     recipe = read_recipe_file(shipped_recipe("openvid1m"))
     assert set(recipe.sources) == {"panda50m", "chronomagic", "celebv_hq", "opensora_plan"}
     panda = recipe.source_rules("panda50m")
-    assert {k: r.spec() for k, r in panda.items()} == {"aesthetic": "top:20", "temporal": "band:5:90",
-                                                       "motion": "band:10:95", "clarity": "top:30"}  # fmt: skip
+    assert {k: r.spec() for k, r in panda.items()} == {
+        "aesthetic": "top:20",
+        "temporal": "band:5:90",
+        "motion": "band:10:95",
+        "clarity": "top:30",
+    }
     for name in ("chronomagic", "celebv_hq", "opensora_plan"):
-        assert {k: r.spec() for k, r in recipe.source_rules(name).items()} == {"aesthetic": "top:90",
-                                                                               "motion": "band:5:98"}  # fmt: skip
+        assert {k: r.spec() for k, r in recipe.source_rules(name).items()} == {
+            "aesthetic": "top:90",
+            "motion": "band:5:98",
+        }
         assert not any(recipe.source(name).applies(step) for step in ("temporal", "clarity", "clips"))
     assert recipe.source("celebv_hq").captions == "on" and recipe.source("chronomagic").captions == "keep"
 

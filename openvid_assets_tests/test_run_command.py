@@ -20,17 +20,37 @@ MANIFEST_FACTS = ["video_id", "width", "height", "fps", "num_frames", "codec", "
 # These tests are about orchestration; the networks have pipeline tests of their own, so the
 # weight-free backends and the library cut detectors (stored in the data root's recipe by the first run) keep the
 # runs quick.
-FAST = ["--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian",
-        "--set", "clips.detectors=cascade"]
+FAST = [
+    "--models",
+    "offline",
+    "--motion-backend",
+    "farneback",
+    "--clarity-backend",
+    "laplacian",
+    "--set",
+    "clips.detectors=cascade",
+]
 
 
 def run_cli(*args: str, env: dict, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "openvid_assets", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "openvid_assets", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-PER_SHARD_TABLES = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
-                    "clarity_scores"]  # fmt: skip
+PER_SHARD_TABLES = [
+    "video_manifest",
+    "frame_embeddings",
+    "aesthetic_scores",
+    "temporal_scores",
+    "motion_scores",
+    "clarity_scores",
+]
 
 
 def table(data_root: str, name: str) -> pl.DataFrame:
@@ -53,8 +73,20 @@ def workdir(sample_videos, tmp_path):
 
 def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     tmp, src, specs, env = workdir
-    done = run_cli("run", "--source", str(src), "--data-root", str(tmp / "data"), "--shard-size", "8", *FAST,
-                   "--rule", "aesthetic=top:30", env=env, cwd=tmp)  # fmt: skip
+    done = run_cli(
+        "run",
+        "--source",
+        str(src),
+        "--data-root",
+        str(tmp / "data"),
+        "--shard-size",
+        "8",
+        *FAST,
+        "--rule",
+        "aesthetic=top:30",
+        env=env,
+        cwd=tmp,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     n_shards = -(-len(specs) // 8)
     assert f"{n_shards} new shard(s)" in done.stdout
@@ -62,7 +94,9 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     assert f"Videos: {len(specs)} ({len(specs) - sum(s.bad for s in specs)} ok" in done.stdout
 
     frame = manifest(str(tmp / "data"))
-    by_name = {Path(u).relative_to(src).as_posix(): row for u, row in zip(frame["source_uri"], frame.iter_rows(named=True))}
+    by_name = {
+        Path(u).relative_to(src).as_posix(): row for u, row in zip(frame["source_uri"], frame.iter_rows(named=True))
+    }
     assert sorted(by_name) == sorted(s.name for s in specs)  # every file exactly once
     for spec in specs:
         row = by_name[spec.name]
@@ -117,10 +151,22 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     assert again.returncode == 0 and "0 to run" in again.stdout, again.stdout + again.stderr
     assert "stored under" not in again.stdout and "Recipe v1:" in again.stdout  # nothing changed, no new version
     assert manifest(str(tmp / "data")).equals(frame)
-    ui = subprocess.run([str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m",
-                         "openvid_assets.definitions", "--select", "score_thresholds"],
-                        env={**env, "OPENVID_DATA_ROOT": str(tmp / "data")}, cwd=tmp, capture_output=True, text=True,
-                        timeout=300)  # fmt: skip
+    ui = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "asset",
+            "materialize",
+            "-m",
+            "openvid_assets.definitions",
+            "--select",
+            "score_thresholds",
+        ],
+        env={**env, "OPENVID_DATA_ROOT": str(tmp / "data")},
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ui.returncode == 0, ui.stdout + ui.stderr
     thresholds = pl.read_parquet(tmp / "data" / "tables" / "score_thresholds" / "global.parquet")
     assert thresholds.filter(pl.col("score") == "aesthetic")["rule"].to_list() == ["top:30"]
@@ -131,10 +177,26 @@ def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
     tmp, src, specs, env = workdir
     (src / "escape.mp4").unlink()  # S3 has no symlinks; "outside the root" is a local-only failure
     uris = upload_tree(src, s3_bucket, "raw")
-    env = {**env, **{k: s3_env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}}
+    env = {
+        **env,
+        **{
+            k: s3_env[k]
+            for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+        },
+    }
     data_root = f"s3://{s3_bucket}/curated"
-    done = run_cli("run", "--source", f"s3://{s3_bucket}/raw", "--data-root", data_root, "--shard-size", "10", *FAST,
-                   env=env, cwd=tmp)  # fmt: skip
+    done = run_cli(
+        "run",
+        "--source",
+        f"s3://{s3_bucket}/raw",
+        "--data-root",
+        data_root,
+        "--shard-size",
+        "10",
+        *FAST,
+        env=env,
+        cwd=tmp,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     s3_frame = manifest(data_root)
     assert s3_frame["source_uri"].to_list() == sorted(uris)
@@ -144,8 +206,18 @@ def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
     assert refused.returncode == 2 and data_root in refused.stderr, refused.stdout + refused.stderr
     # ...and runs with an instance of its own.
     make_dagster_home(tmp / "local_home")
-    local = run_cli("run", "--source", str(src), "--data-root", str(tmp / "local"), "--shard-size", "10", *FAST,
-                    env={**env, "DAGSTER_HOME": str(tmp / "local_home")}, cwd=tmp)  # fmt: skip
+    local = run_cli(
+        "run",
+        "--source",
+        str(src),
+        "--data-root",
+        str(tmp / "local"),
+        "--shard-size",
+        "10",
+        *FAST,
+        env={**env, "DAGSTER_HOME": str(tmp / "local_home")},
+        cwd=tmp,
+    )
     assert local.returncode == 0, local.stdout + local.stderr
     # Same facts and ids whether the bytes came from a folder or from S3.
     assert s3_frame.select(MANIFEST_FACTS).equals(manifest(str(tmp / "local")).select(MANIFEST_FACTS))
@@ -178,16 +250,36 @@ def test_a_shard_rescored_outside_the_command_redoes_the_global_steps_and_all_af
     src, data = tmp_path / "src", str(tmp_path / "data")
     for i in range(n_shards):
         static(src, f"v{i:03d}.mp4", width=64, height=36, num_frames=8, seed=i)
-    env = {**os.environ, "DAGSTER_HOME": str(make_dagster_home(tmp_path / "home")), "PYTHONUNBUFFERED": "1",
-           "OPENVID_SHARDS_PER_RUN": "26"}  # fmt: skip
-    first = run_cli("run", "--source", str(src), "--data-root", data, "--shard-size", "1", *FAST, "--no-filters",
-                    "--set", "clips.mode=none", env=env, cwd=tmp_path, timeout=1200)  # fmt: skip
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(make_dagster_home(tmp_path / "home")),
+        "PYTHONUNBUFFERED": "1",
+        "OPENVID_SHARDS_PER_RUN": "26",
+    }
+    first = run_cli(
+        "run",
+        "--source",
+        str(src),
+        "--data-root",
+        data,
+        "--shard-size",
+        "1",
+        *FAST,
+        "--no-filters",
+        "--set",
+        "clips.mode=none",
+        env=env,
+        cwd=tmp_path,
+        timeout=1200,
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"{n_shards} new shard(s)" in first.stdout
 
     before_shards = ["video_manifest", "frame_embeddings", "motion_scores", "temporal_scores", "content_scores"]
-    after = {"per_shard": ["quality_candidates", "clarity_scores", "selected_videos", "clips", "captions"],
-             "global": ["score_thresholds", "near_duplicates", "clarity_threshold", "lineage", "curated_dataset"]}  # fmt: skip
+    after = {
+        "per_shard": ["quality_candidates", "clarity_scores", "selected_videos", "clips", "captions"],
+        "global": ["score_thresholds", "near_duplicates", "clarity_threshold", "lineage", "curated_dataset"],
+    }
 
     def latest(instance: DagsterInstance, name: str) -> dict[str | None, int]:
         return dict(instance.get_latest_storage_id_by_partition(AssetKey(name), DagsterEventType.ASSET_MATERIALIZATION))
@@ -203,10 +295,24 @@ def test_a_shard_rescored_outside_the_command_redoes_the_global_steps_and_all_af
         globals_was = {name: last_global(instance, name) for name in after["global"]}
 
     # One shard's aesthetic scores, redone from outside the command, as the UI launches them.
-    ui = subprocess.run([str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m",
-                         "openvid_assets.definitions", "--select", "aesthetic_scores", "--partition", rescored],
-                        env={**env, "OPENVID_DATA_ROOT": data}, cwd=tmp_path, capture_output=True, text=True,
-                        timeout=300)  # fmt: skip
+    ui = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "asset",
+            "materialize",
+            "-m",
+            "openvid_assets.definitions",
+            "--select",
+            "aesthetic_scores",
+            "--partition",
+            rescored,
+        ],
+        env={**env, "OPENVID_DATA_ROOT": data},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ui.returncode == 0, ui.stdout + ui.stderr
 
     again = run_cli("run", "--source", str(src), "--data-root", data, env=env, cwd=tmp_path, timeout=1200)

@@ -27,10 +27,22 @@ Sample = tuple[Path, list[VideoSpec]]
 def ffprobe_video(path: Path) -> dict | None:
     """The first video stream as ffprobe counts it, or None when ffprobe fails or finds none."""
     proc = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames",
-         "-show_entries", "stream=width,height,codec_name,nb_read_frames,nb_frames,avg_frame_rate",
-         "-of", "json", str(path.absolute())],
-        capture_output=True, text=True, check=False,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=width,height,codec_name,nb_read_frames,nb_frames,avg_frame_rate",
+            "-of",
+            "json",
+            str(path.absolute()),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         return None
@@ -40,9 +52,21 @@ def ffprobe_video(path: Path) -> dict | None:
 
 def has_audio(path: Path) -> bool:
     proc = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "stream=codec_name", "-of", "json",
-         str(path.absolute())],
-        capture_output=True, text=True, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "json",
+            str(path.absolute()),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return bool(json.loads(proc.stdout).get("streams"))
 
@@ -82,17 +106,24 @@ def test_set_holds_exactly_the_specified_files(sample_videos: Sample) -> None:
     root, specs = sample_videos
     names = [s.name for s in specs]
     assert len(names) == len(set(names))
-    on_disk = {
-        os.path.relpath(os.path.join(folder, f), root)
-        for folder, _, files in os.walk(root)
-        for f in files
-    }
+    on_disk = {os.path.relpath(os.path.join(folder, f), root) for folder, _, files in os.walk(root) for f in files}
     assert on_disk == set(names), "no temp files, sidecars or strays may be left in the source folder"
     assert {s.container for s in specs if not s.bad} == {"mp4", "mkv", "webm", "mov", "avi", "m4v"}
     assert any("/" in s.name for s in specs), "some videos must be nested for recursive listing"
     assert {"with space.mp4", "quote'\"s.mp4", "ünïcødé 视频.mp4", "-leading-dash.mp4"} <= set(names)
-    assert {s.kind for s in specs} >= {"static", "smooth_pan", "fast_motion", "flicker", "sharp", "blurred",
-                                       "hard_cuts", "fade_black", "cross_dissolve", "hd_1080p", "portrait"}
+    assert {s.kind for s in specs} >= {
+        "static",
+        "smooth_pan",
+        "fast_motion",
+        "flicker",
+        "sharp",
+        "blurred",
+        "hard_cuts",
+        "fade_black",
+        "cross_dissolve",
+        "hd_1080p",
+        "portrait",
+    }
 
 
 def test_good_videos_probe_exactly_as_specified(sample_videos: Sample) -> None:
@@ -101,8 +132,13 @@ def test_good_videos_probe_exactly_as_specified(sample_videos: Sample) -> None:
     for spec in (s for s in specs if not s.bad):
         stream = ffprobe_video(root / spec.name)
         assert stream is not None, f"ffprobe rejected {spec.name}"
-        got = (stream["width"], stream["height"], stream["codec_name"], int(stream["nb_read_frames"]),
-               Fraction(stream["avg_frame_rate"]))
+        got = (
+            stream["width"],
+            stream["height"],
+            stream["codec_name"],
+            int(stream["nb_read_frames"]),
+            Fraction(stream["avg_frame_rate"]),
+        )
         want = (spec.width, spec.height, spec.codec, spec.num_frames, Fraction(spec.fps).limit_denominator(1001))
         if got != want:
             mismatches.append(f"{spec.name}: ffprobe {got} != spec {want}")
@@ -121,8 +157,15 @@ def test_hd_and_portrait_geometry(sample_videos: Sample) -> None:
 def test_bad_inputs_are_what_they_claim(sample_videos: Sample) -> None:
     root, specs = sample_videos
     bad = {s.name: s for s in specs if s.bad}
-    assert set(bad) == {"empty.mp4", "truncated.mp4", "truncated_faststart.mp4", "notes.mp4", "picture.mkv",
-                        "audio_only.mp4", "escape.mp4"}
+    assert set(bad) == {
+        "empty.mp4",
+        "truncated.mp4",
+        "truncated_faststart.mp4",
+        "notes.mp4",
+        "picture.mkv",
+        "audio_only.mp4",
+        "escape.mp4",
+    }
     assert all(s.expected_error and s.expected_error == s.expected_error.lower() for s in bad.values())
 
     assert (root / "empty.mp4").stat().st_size == 0
@@ -178,8 +221,9 @@ def test_motion_ordering_static_pan_fast(sample_videos: Sample) -> None:
     assert fast > 2.5 * pan
 
 
-@pytest.mark.parametrize("name", ["smooth_pan.mp4", "fast_motion.mp4", "portrait.mp4", "hd_1080p.mp4",
-                                  "sub/pan_vp9.webm"])
+@pytest.mark.parametrize(
+    "name", ["smooth_pan.mp4", "fast_motion.mp4", "portrait.mp4", "hd_1080p.mp4", "sub/pan_vp9.webm"]
+)
 def test_camera_displacement_matches_spec(sample_videos: Sample, name: str) -> None:
     spec = by_name(sample_videos)[name]
     frames = gray_frames(path_of(sample_videos, name))
@@ -226,19 +270,19 @@ def test_hard_cuts_are_spikes_at_the_recorded_frames(sample_videos: Sample) -> N
 
 def test_fade_to_black_dips_to_black(sample_videos: Sample) -> None:
     spec = by_name(sample_videos)["fade_black.mp4"]
-    (first, last), = spec.transitions
+    ((first, last),) = spec.transitions
     brightness = np.array([f.mean() for f in gray_frames(path_of(sample_videos, "fade_black.mp4"))])
-    assert brightness[first:last + 1].min() < 2.0
-    assert brightness[:first].min() > 30 and brightness[last + 1:].min() > 30
-    dip = int(np.argmin(brightness[first:last + 1])) + first
-    assert np.all(np.diff(brightness[first - 1:dip + 1]) <= 0.5), "fade-out should only darken"
-    assert np.all(np.diff(brightness[dip:last + 2]) >= -0.5), "fade-in should only brighten"
+    assert brightness[first : last + 1].min() < 2.0
+    assert brightness[:first].min() > 30 and brightness[last + 1 :].min() > 30
+    dip = int(np.argmin(brightness[first : last + 1])) + first
+    assert np.all(np.diff(brightness[first - 1 : dip + 1]) <= 0.5), "fade-out should only darken"
+    assert np.all(np.diff(brightness[dip : last + 2]) >= -0.5), "fade-in should only brighten"
     assert spec.cuts == ()
 
 
 def test_cross_dissolve_has_no_spike(sample_videos: Sample) -> None:
     spec = by_name(sample_videos)["cross_dissolve.mp4"]
-    (first, last), = spec.transitions
+    ((first, last),) = spec.transitions
     frames = gray_frames(path_of(sample_videos, "cross_dissolve.mp4"))
     a, b = frames[first - 1], frames[last + 1]
     jump = np.abs(b - a).mean()

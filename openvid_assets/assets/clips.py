@@ -28,12 +28,23 @@ CLIPS, CAPTIONS = "clips", "captions"
 SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
 
 
-@asset(**SHARD, **IO_STEP, deps=[video_manifest, selected_videos, content_scores, recipe_key("clips"),
-                                 recipe_key("filters"), recipe_key("sources")],
-       code_version="1", kinds={"ffmpeg", "parquet"},
-       description="Single-scene clips of every selected video: one decode pass through three PySceneDetect detectors "
-       "(hard cuts, slow transitions, fades) and TransNetV2, a cheaper second pass over scenes too long for one "
-       "clip, optional CLIP stitching of false cuts, clip rules, and frame-accurate mp4 files under <data root>/clips/.")  # fmt: skip
+@asset(
+    **SHARD,
+    **IO_STEP,
+    deps=[
+        video_manifest,
+        selected_videos,
+        content_scores,
+        recipe_key("clips"),
+        recipe_key("filters"),
+        recipe_key("sources"),
+    ],
+    code_version="1",
+    kinds={"ffmpeg", "parquet"},
+    description="Single-scene clips of every selected video: one decode pass through three PySceneDetect detectors "
+    "(hard cuts, slow transitions, fades) and TransNetV2, a cheaper second pass over scenes too long for one "
+    "clip, optional CLIP stitching of false cuts, clip rules, and frame-accurate mp4 files under <data root>/clips/.",
+)
 def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     def one(shard: str) -> MaterializeResult:
         selected = store.tables().read(SELECTED, shard).filter(pl.col("selected"))
@@ -42,51 +53,94 @@ def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsRes
     return each_shard(context, one)
 
 
-def clip_videos(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, shard: str,
-                videos: pl.Series, table: str) -> MaterializeResult:  # fmt: skip
+def clip_videos(
+    context: AssetExecutionContext,
+    store: OpenVidStore,
+    models: ModelsResource,
+    shard: str,
+    videos: pl.Series,
+    table: str,
+) -> MaterializeResult:
     """Cut ``shard``'s ``videos`` (source uris) into clips, written to ``table``: the selected videos for clips,
     the ablation's other videos for ablation_clips."""
     tables, stored = store.tables(), store.recipe()
-    tasks = video_tasks(tables.read(MANIFEST, shard), videos,
-                        crops=picture_boxes(tables.read(CONTENT, shard)) if stored.recipe.filters.crop_borders else None)
+    tasks = video_tasks(
+        tables.read(MANIFEST, shard),
+        videos,
+        crops=picture_boxes(tables.read(CONTENT, shard)) if stored.recipe.filters.crop_borders else None,
+    )
     settings = stored.recipe.clips.build()
     if not stored.recipe.source(source_of(tables, shard)).applies("clips"):
         settings = replace(settings, whole_videos=True)  # the source skips clip extraction (the recipe)
-    embedder = models.embedder(stored.recipe.models) if settings.detection.stitch and not settings.whole_videos else None
+    embedder = (
+        models.embedder(stored.recipe.models) if settings.detection.stitch and not settings.whole_videos else None
+    )
     settings = settings.stitching_with(embedder) if embedder else settings
-    result = clip_shard(tasks, _video_opener(store, tables, shard), ClipStore(tables.fs, shard), settings,
-                        previous=tables.read_if_exists(table, shard), progress=progress_callback(context, "clipped"),
-                        workers=models.decode_workers, embedder=embedder, shots=models.shots())  # fmt: skip
+    result = clip_shard(
+        tasks,
+        _video_opener(store, tables, shard),
+        ClipStore(tables.fs, shard),
+        settings,
+        previous=tables.read_if_exists(table, shard),
+        progress=progress_callback(context, "clipped"),
+        workers=models.decode_workers,
+        embedder=embedder,
+        shots=models.shots(),
+    )
     path = tables.write(table, shard, result.table)
     ok = result.table.filter(pl.col("status") == "ok")
     lengths = (ok["end_s"] - ok["start_s"]) if ok.height else pl.Series([], dtype=pl.Float64)
-    return MaterializeResult(metadata={
-        "dagster/row_count": ok.height, "videos": len(tasks), "videos_with_clips": ok["video_id"].n_unique(),
-        "videos_without_clips": result.table.filter(pl.col("status") == "no_clips").height,
-        "videos_failed": result.table.filter(pl.col("status") == "failed").height,
-        "clips_cropped": ok.filter(pl.col("crop").is_not_null()).height,
-        "clips_from_rescan": ok.filter(pl.col("split").str.starts_with("rescan")).height,
-        "clips_split_equally": ok.filter(pl.col("split").str.starts_with("equal")).height,
-        "cuts_stitched": int(result.table.unique("video_id")["stitched"].list.len().sum() or 0),
-        "clip_hours": round(float(lengths.sum() or 0) / 3600, 4),
-        "mean_clip_s": round(float(lengths.mean() or 0), 2), "computed": result.computed, "reused": result.reused,
-        "mode": stored.recipe.clips.mode, "recipe_version": stored.label, "path": MetadataValue.path(path)})  # fmt: skip
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": ok.height,
+            "videos": len(tasks),
+            "videos_with_clips": ok["video_id"].n_unique(),
+            "videos_without_clips": result.table.filter(pl.col("status") == "no_clips").height,
+            "videos_failed": result.table.filter(pl.col("status") == "failed").height,
+            "clips_cropped": ok.filter(pl.col("crop").is_not_null()).height,
+            "clips_from_rescan": ok.filter(pl.col("split").str.starts_with("rescan")).height,
+            "clips_split_equally": ok.filter(pl.col("split").str.starts_with("equal")).height,
+            "cuts_stitched": int(result.table.unique("video_id")["stitched"].list.len().sum() or 0),
+            "clip_hours": round(float(lengths.sum() or 0) / 3600, 4),
+            "mean_clip_s": round(float(lengths.mean() or 0), 2),
+            "computed": result.computed,
+            "reused": result.reused,
+            "mode": stored.recipe.clips.mode,
+            "recipe_version": stored.label,
+            "path": MetadataValue.path(path),
+        }
+    )
 
 
-@asset(**SHARD, **MODEL_STEP, deps=[clips, video_manifest, motion_scores, recipe_key("captions"),
-                                    recipe_key("sources")], code_version="1", kinds={"pytorch", "parquet"},
-       description="A caption for every clip from a vision-language model (LLaVA-v1.6-34b in the paper profile), "
-       "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings. "
-       "A source with 'captions: keep' keeps its imported captions; 'off' gives empty ones.")  # fmt: skip
+@asset(
+    **SHARD,
+    **MODEL_STEP,
+    deps=[clips, video_manifest, motion_scores, recipe_key("captions"), recipe_key("sources")],
+    code_version="1",
+    kinds={"pytorch", "parquet"},
+    description="A caption for every clip from a vision-language model (LLaVA-v1.6-34b in the paper profile), "
+    "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings. "
+    "A source with 'captions: keep' keeps its imported captions; 'off' gives empty ones.",
+)
 def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     return each_shard(context, lambda shard: caption_clips(context, store, models, shard, CLIPS, CAPTIONS))
 
 
-def caption_clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, shard: str,
-                  clips_table: str, table: str) -> MaterializeResult:  # fmt: skip
+def caption_clips(
+    context: AssetExecutionContext,
+    store: OpenVidStore,
+    models: ModelsResource,
+    shard: str,
+    clips_table: str,
+    table: str,
+) -> MaterializeResult:
     """Caption ``shard``'s clips of ``clips_table`` into ``table`` (captions; ablation_captions)."""
-    from openvid_assets.models.shards.captions import (caption_shard, camera_labels, given_caption_rows,
-                                                       given_captions)  # torch, transformers: at run time  # fmt: skip
+    from openvid_assets.models.shards.captions import (
+        caption_shard,
+        camera_labels,
+        given_caption_rows,
+        given_captions,
+    )  # torch, transformers: at run time
 
     tables, stored = store.tables(), store.recipe()
     manifest = tables.read(MANIFEST, shard)
@@ -99,17 +153,33 @@ def caption_clips(context: AssetExecutionContext, store: OpenVidStore, models: M
     captioner = models.captioner(stored.recipe.models) if generate else None  # a large model: only when needed
     result = given_caption_rows(tasks, given, origin, camera)
     if captioner is not None:
-        made = caption_shard(generate, captioner, stored.recipe.captions.build(), _video_opener(store, tables, shard),
-                             camera=camera, previous=tables.read_if_exists(table, shard),
-                             progress=progress_callback(context, "captioned"), workers=models.decode_workers)  # fmt: skip
+        made = caption_shard(
+            generate,
+            captioner,
+            stored.recipe.captions.build(),
+            _video_opener(store, tables, shard),
+            camera=camera,
+            previous=tables.read_if_exists(table, shard),
+            progress=progress_callback(context, "captioned"),
+            workers=models.decode_workers,
+        )
         result = ShardRows(pl.concat([made.table, result.table]), made.computed, made.reused + result.reused)
     path = tables.write(table, shard, result.table)
     ok = result.table.filter(pl.col("status") == "ok")
     sample = ok.select("clip_id", "camera_motion", "caption").head(5)
-    return MaterializeResult(metadata={
-        "dagster/row_count": result.table.height, "captioned": ok.height,
-        "failed": result.table.height - ok.height, "truncated": int(ok["truncated"].sum() or 0),
-        "mean_words": round(float(ok["caption"].str.split(" ").list.len().mean() or 0), 1),
-        "model": captioner.name if captioner else origin, "given": len(given), "recipe_version": stored.label,
-        "computed": result.computed, "reused": result.reused,
-        "sample": markdown_table(sample), "path": MetadataValue.path(path)})  # fmt: skip
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": result.table.height,
+            "captioned": ok.height,
+            "failed": result.table.height - ok.height,
+            "truncated": int(ok["truncated"].sum() or 0),
+            "mean_words": round(float(ok["caption"].str.split(" ").list.len().mean() or 0), 1),
+            "model": captioner.name if captioner else origin,
+            "given": len(given),
+            "recipe_version": stored.label,
+            "computed": result.computed,
+            "reused": result.reused,
+            "sample": markdown_table(sample),
+            "path": MetadataValue.path(path),
+        }
+    )

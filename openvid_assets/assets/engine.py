@@ -50,6 +50,7 @@ REAP_EVERY_S = 5.0  # how often a waiting command looks for runs whose worker di
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}  # BulkActionStatus
 
+
 @dataclass(frozen=True)
 class Wave:
     per_shard: bool
@@ -80,10 +81,13 @@ class Workers:
     def run_config(self, data_root: str, resources: dict | None = None) -> dict:
         """What every run is given: the data root, its threads, and any other resource config. On a GPU machine
         each run takes a GPU no other run holds when its models load (models.registry.runtime.pick_device)."""
-        return {"resources": {"store": {"config": {"data_root": data_root}},
-                              "models": {"config": {"device": "auto" if self.gpus else "cpu",
-                                                    "threads": self.threads}},
-                              **{k: {"config": v} for k, v in (resources or {}).items()}}}  # fmt: skip
+        return {
+            "resources": {
+                "store": {"config": {"data_root": data_root}},
+                "models": {"config": {"device": "auto" if self.gpus else "cpu", "threads": self.threads}},
+                **{k: {"config": v} for k, v in (resources or {}).items()},
+            }
+        }
 
 
 def gpu_count() -> int:
@@ -129,9 +133,13 @@ def plan_waves(defs: Definitions, training: bool | None = False) -> list[Wave]:
     """Waves of the curation assets (``training=False``), of the MVDiT assets only (``True``), or of both (None):
     stretches of steps with the same partitioning. How the command shows its plan (Dagster orders the runs)."""
     graph = defs.resolve_asset_graph()
-    keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable
-            and graph.get(k).group_name != ABLATION_GROUP  # asked for on its own (docs/EVALUATION.md)
-            and (training is None or (graph.get(k).group_name == TRAINING_GROUP) == training)]  # fmt: skip
+    keys = [
+        k
+        for k in graph.toposorted_asset_keys
+        if graph.get(k).is_materializable
+        and graph.get(k).group_name != ABLATION_GROUP  # asked for on its own (docs/EVALUATION.md)
+        and (training is None or (graph.get(k).group_name == TRAINING_GROUP) == training)
+    ]
     per_shard = {k: graph.get(k).partitions_def == shards_partitions for k in keys}
     depth: dict[AssetKey, int] = {}
     for key in keys:  # parents come first in toposorted order
@@ -184,8 +192,10 @@ class DaemonKeeper:
 
     def ensure(self) -> None:
         if self._daemon is not None and self._daemon.poll() is not None:
-            raise RuntimeError(f"the Dagster daemon this command started exited (code {self._daemon.returncode}); "
-                               f"its log: {self.home / 'logs' / 'daemon.log'}")  # fmt: skip
+            raise RuntimeError(
+                f"the Dagster daemon this command started exited (code {self._daemon.returncode}); "
+                f"its log: {self.home / 'logs' / 'daemon.log'}"
+            )
         if self._daemon is not None or time.monotonic() < self._next_check:
             return
         self._next_check = time.monotonic() + 5.0
@@ -208,10 +218,14 @@ class DaemonKeeper:
             env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
         with open(self.home / "logs" / "daemon.log", "ab") as log:
             self._daemon = subprocess.Popen(
-                [*settings.daemon_command(), "run", "-w", str(WORKSPACE)], env=env,
+                [*settings.daemon_command(), "run", "-w", str(WORKSPACE)],
+                env=env,
                 cwd=os.getcwd(),  # relative folders in dagster.yaml are relative to where the command runs
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
 
     def stop(self) -> None:
         if self._daemon is None:
@@ -261,13 +275,19 @@ def graphql_literal(value) -> str:
     return json.dumps(value)  # strings, numbers, true/false/null
 
 
-def backfill_params(keys: list[AssetKey], shards: list[str] | None, run_config: dict, tags: dict[str, str],
-                    title: str) -> dict:  # fmt: skip
+def backfill_params(
+    keys: list[AssetKey], shards: list[str] | None, run_config: dict, tags: dict[str, str], title: str
+) -> dict:
     """``LaunchBackfillParams`` of one asset backfill of ``keys``: from ``shards`` (Dagster carries them down the
     graph, and every shard below a global step), or over every shard (``None``)."""
     where = {"allPartitions": True} if shards is None else {"partitionNames": shards}
-    return {"assetSelection": [{"path": list(k.path)} for k in keys], **where, "runConfigData": run_config,
-            "title": title, "tags": [{"key": k, "value": v} for k, v in tags.items()]}  # fmt: skip
+    return {
+        "assetSelection": [{"path": list(k.path)} for k in keys],
+        **where,
+        "runConfigData": run_config,
+        "title": title,
+        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+    }
 
 
 def backfill_requests(plan: Plan) -> list[tuple[list[AssetKey], list[str] | None]]:
@@ -288,13 +308,16 @@ def backfill_requests(plan: Plan) -> list[tuple[list[AssetKey], list[str] | None
         return [(keys, None)]  # everything per shard comes after a global step: every shard
     shards = sorted(set().union(*(plan.partitions[k] for k in first)))
     roots = [k for k in keys if not (plan.parents[k] & set(keys))]
-    if all(plan.per_shard[k] for k in roots) and all(plan.partitions[k] <= set(shards) for k in rest if plan.per_shard[k]):
+    if all(plan.per_shard[k] for k in roots) and all(
+        plan.partitions[k] <= set(shards) for k in rest if plan.per_shard[k]
+    ):
         return [(keys, shards)]
     return [(first, shards), (rest, None)]
 
 
-def execute_graphql(document: str, config_dir: str | None, variables: dict | None = None,
-                    remote: str | None = None) -> dict:  # fmt: skip
+def execute_graphql(
+    document: str, config_dir: str | None, variables: dict | None = None, remote: str | None = None
+) -> dict:
     """Run a GraphQL document against this code location with Dagster's own ``dagster-graphql`` (in its process, on
     the instance of ``config_dir`` / $DAGSTER_HOME), or against a webserver (``remote``: its URL)."""
     with tempfile.NamedTemporaryFile("w", suffix=".graphql", delete=False) as f:
@@ -304,22 +327,35 @@ def execute_graphql(document: str, config_dir: str | None, variables: dict | Non
     if variables:
         target += ["-v", json.dumps(variables)]
     try:
-        done = subprocess.run([str(Path(sys.executable).with_name("dagster-graphql")), *target, "--file", f.name],
-                              env=env, cwd=os.getcwd(), capture_output=True, text=True)  # fmt: skip
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("dagster-graphql")), *target, "--file", f.name],
+            env=env,
+            cwd=os.getcwd(),
+            capture_output=True,
+            text=True,
+        )
     finally:
         os.unlink(f.name)
     try:  # its one line of JSON, among the code server's log lines
         result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith('{"')))
     except (StopIteration, ValueError):
-        raise RuntimeError(f"dagster-graphql failed (exit {done.returncode}): "
-                           f"{(done.stdout + done.stderr).strip()[-2000:]}") from None
+        raise RuntimeError(
+            f"dagster-graphql failed (exit {done.returncode}): {(done.stdout + done.stderr).strip()[-2000:]}"
+        ) from None
     if result.get("errors"):
         raise RuntimeError(f"Dagster refused the request: {result['errors'][0].get('message')}")
     return result["data"]
 
 
-def launch_backfill(keys: list[AssetKey], shards: list[str] | None, run_config: dict, tags: dict[str, str], title: str,
-                    config_dir: str | None, workers: int | None = None) -> str:  # fmt: skip
+def launch_backfill(
+    keys: list[AssetKey],
+    shards: list[str] | None,
+    run_config: dict,
+    tags: dict[str, str],
+    title: str,
+    config_dir: str | None,
+    workers: int | None = None,
+) -> str:
     """Hand ``keys`` from ``shards`` (None: every shard) to Dagster as one asset backfill (after setting the gpu
     pool's limit to
     ``workers``, if given); returns the backfill's id."""
@@ -327,8 +363,10 @@ def launch_backfill(keys: list[AssetKey], shards: list[str] | None, run_config: 
     params = graphql_literal(backfill_params(keys, shards, run_config, tags, title))
     launched = execute_graphql(LAUNCH % {"limit": limit, "params": params}, config_dir)["launchPartitionBackfill"]
     if launched["__typename"] != "LaunchBackfillSuccess":
-        raise RuntimeError(f"Dagster refused the backfill ({launched['__typename']}): "
-                           f"{launched.get('message') or launched.get('stack')}")  # fmt: skip
+        raise RuntimeError(
+            f"Dagster refused the backfill ({launched['__typename']}): "
+            f"{launched.get('message') or launched.get('stack')}"
+        )
     return launched["backfillId"]
 
 
@@ -342,7 +380,11 @@ def _event_line(record, partition: str) -> str | None:
     event = entry.dagster_event
     if event is None:
         message = entry.user_message or ""
-        return f"  {where}{step}: {message[len(PROGRESS_PREFIX):].strip()}" if message.startswith(PROGRESS_PREFIX) else None
+        return (
+            f"  {where}{step}: {message[len(PROGRESS_PREFIX) :].strip()}"
+            if message.startswith(PROGRESS_PREFIX)
+            else None
+        )
     if event.event_type == DagsterEventType.STEP_START:
         return f"  {where}{step}: started"
     if event.event_type == DagsterEventType.STEP_SUCCESS:
@@ -409,8 +451,13 @@ class RunFollower:
         return bool(self._active)
 
 
-def wait_for_runs(instance: DagsterInstance, run_ids: list[str], print_line: Callable[[str], None] = print,
-                  poll_s: float = 0.5, on_poll: Callable[[], None] | None = None) -> dict[str, DagsterRunStatus]:  # fmt: skip
+def wait_for_runs(
+    instance: DagsterInstance,
+    run_ids: list[str],
+    print_line: Callable[[str], None] = print,
+    poll_s: float = 0.5,
+    on_poll: Callable[[], None] | None = None,
+) -> dict[str, DagsterRunStatus]:
     """Wait until every run has ended, printing its progress."""
     follower = RunFollower(instance, print_line)
     while True:
@@ -422,8 +469,13 @@ def wait_for_runs(instance: DagsterInstance, run_ids: list[str], print_line: Cal
         time.sleep(poll_s)
 
 
-def follow_backfill(instance: DagsterInstance, backfill_id: str, print_line: Callable[[str], None] = print,
-                    poll_s: float = 0.5, on_poll: Callable[[], None] | None = None) -> RunFollower:  # fmt: skip
+def follow_backfill(
+    instance: DagsterInstance,
+    backfill_id: str,
+    print_line: Callable[[str], None] = print,
+    poll_s: float = 0.5,
+    on_poll: Callable[[], None] | None = None,
+) -> RunFollower:
     """Wait until the backfill has ended and so has every run it made, printing their progress."""
     follower = RunFollower(instance, print_line)
     while True:
@@ -445,13 +497,17 @@ def reap_dead_runs(instance: DagsterInstance) -> list[str]:
     from openvid_assets.store.files import process_alive
 
     reaped = []
-    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
-                                        tags={WORKER_HOST_TAG: socket.gethostname()}))  # fmt: skip
+    runs = instance.get_runs(
+        RunsFilter(
+            statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={WORKER_HOST_TAG: socket.gethostname()}
+        )
+    )
     for run in runs:
         pid = int(run.tags.get(WORKER_PID_TAG, "0") or 0)
         if pid and not process_alive(pid):
-            instance.report_run_failed(run, f"the run's worker process (pid {pid}) died; the next run redoes "
-                                            "its unfinished steps")  # fmt: skip
+            instance.report_run_failed(
+                run, f"the run's worker process (pid {pid}) died; the next run redoes its unfinished steps"
+            )
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             reaped.append(run.run_id)
     return reaped
@@ -486,15 +542,17 @@ def check_data_root(instance: DagsterInstance, data_root: str) -> None:
     """Refuse a second data root on one instance: its shard partitions would look done for the other's tables."""
     served = served_data_root(instance)
     if served is not None and served != data_root:
-        raise ValueError(f"this Dagster instance ({instance.root_directory}) holds the runs of data root {served}; "
-                         f"run {data_root} with an instance of its own (set DAGSTER_HOME to another folder)")
+        raise ValueError(
+            f"this Dagster instance ({instance.root_directory}) holds the runs of data root {served}; "
+            f"run {data_root} with an instance of its own (set DAGSTER_HOME to another folder)"
+        )
 
 
 # -- the command --------------------------------------------------------------------------------------------
 
 
 def cancel_backfill(backfill_id: str, config_dir: str | None) -> None:
-    document = 'mutation { cancelPartitionBackfill(backfillId: %s) { __typename ... on Error { message } } }'
+    document = "mutation { cancelPartitionBackfill(backfillId: %s) { __typename ... on Error { message } } }"
     execute_graphql(document % json.dumps(backfill_id), config_dir)
 
 
@@ -513,15 +571,26 @@ def print_plan(plan: Plan, waves: list[Wave], shards: list[str], print_line: Cal
     return up_to_date
 
 
-def run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, shards: list[str], workers: Workers,
-                 *, force: bool = False, training: bool | None = False, config_dir: str | None = None,
-                 resources: dict | None = None, print_line: Callable[[str], None] = print) -> RunReport:  # fmt: skip
+def run_pipeline(
+    defs: Definitions,
+    instance: DagsterInstance,
+    data_root: str,
+    shards: list[str],
+    workers: Workers,
+    *,
+    force: bool = False,
+    training: bool | None = False,
+    config_dir: str | None = None,
+    resources: dict | None = None,
+    print_line: Callable[[str], None] = print,
+) -> RunReport:
     """Materialize what is missing or stale among the curation assets (``training=False``), the MVDiT assets
     (``True``) or both (None) as one backfill on the instance; returns when it and its runs have ended.
     ``resources``: config of further resources for every run (``{"mvdit": {...}}``: the train command's)."""
     with one_command_at_a_time(instance, print_line):
-        return _run_pipeline(defs, instance, data_root, shards, workers, force, training, config_dir, resources,
-                             print_line)  # fmt: skip
+        return _run_pipeline(
+            defs, instance, data_root, shards, workers, force, training, config_dir, resources, print_line
+        )
 
 
 @contextmanager
@@ -555,13 +624,24 @@ def try_lock(path: Path):
     return lock
 
 
-def _run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, shards: list[str], workers: Workers,
-                  force: bool, training: bool | None, config_dir: str | None, resources: dict | None,
-                  print_line: Callable[[str], None]) -> RunReport:  # fmt: skip
+def _run_pipeline(
+    defs: Definitions,
+    instance: DagsterInstance,
+    data_root: str,
+    shards: list[str],
+    workers: Workers,
+    force: bool,
+    training: bool | None,
+    config_dir: str | None,
+    resources: dict | None,
+    print_line: Callable[[str], None],
+) -> RunReport:
     report = RunReport(shards=len(shards), reaped=reap_dead_runs(instance))
     if type(instance.run_coordinator).__name__ != "QueuedRunCoordinator":
-        print_line(f"Note: the instance at {instance.root_directory} has no run queue (QueuedRunCoordinator in its "
-                   "dagster.yaml): runs start as soon as they are submitted and --workers is not enforced.")
+        print_line(
+            f"Note: the instance at {instance.root_directory} has no run queue (QueuedRunCoordinator in its "
+            "dagster.yaml): runs start as soon as they are submitted and --workers is not enforced."
+        )
     waiting = unfinished_backfills(instance)
     for backfill in waiting:
         if orphaned(backfill):  # its command died (kill -9): this command plans its work anew
@@ -573,8 +653,9 @@ def _run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, 
     command = uuid.uuid4().hex[:8]
 
     def make_plan() -> Plan:
-        plan = plan_stale(instance, graph, [k for w in waves for k in w.keys], shards, shards_partitions,
-                          frozenset(forced))  # fmt: skip
+        plan = plan_stale(
+            instance, graph, [k for w in waves for k in w.keys], shards, shards_partitions, frozenset(forced)
+        )
         report.skipped = print_plan(plan, waves, shards, print_line)
         return plan
 
@@ -596,22 +677,35 @@ def _run_pipeline(defs: Definitions, instance: DagsterInstance, data_root: str, 
         plan = plan or make_plan()
         if plan.empty:
             return report
-        tags = {COMMAND_TAG: command, DATA_ROOT_TAG: data_root, COMMAND_PID_TAG: str(os.getpid()),
-                COMMAND_HOST_TAG: socket.gethostname()}  # fmt: skip
+        tags = {
+            COMMAND_TAG: command,
+            DATA_ROOT_TAG: data_root,
+            COMMAND_PID_TAG: str(os.getpid()),
+            COMMAND_HOST_TAG: socket.gethostname(),
+        }
         for keys, wanted in backfill_requests(plan):
-            backfill_id = launch_backfill(keys, wanted, workers.run_config(data_root, resources), tags,
-                                          f"openvid-assets run {command}", config_dir,
-                                          workers.pool_limit(instance))  # fmt: skip
+            backfill_id = launch_backfill(
+                keys,
+                wanted,
+                workers.run_config(data_root, resources),
+                tags,
+                f"openvid-assets run {command}",
+                config_dir,
+                workers.pool_limit(instance),
+            )
             where = "every shard" if wanted is None else f"{len(wanted)} shard(s)"
-            print_line(f"Backfill {backfill_id}: {len(keys)} asset(s) from {where}; Dagster orders, batches and "
-                       "queues their runs.")  # fmt: skip
+            print_line(
+                f"Backfill {backfill_id}: {len(keys)} asset(s) from {where}; Dagster orders, batches and "
+                "queues their runs."
+            )
             follower = follow_backfill(instance, backfill_id, print_line, on_poll=on_poll)
             for run_id, status in follower.ended.items():
                 if status == DagsterRunStatus.SUCCESS:
                     report.runs_ok += 1
                 else:
-                    report.runs_failed.append(f"{follower.labels[run_id] or 'global'}: run {run_id} "
-                                              f"{status.value.lower()}")  # fmt: skip
+                    report.runs_failed.append(
+                        f"{follower.labels[run_id] or 'global'}: run {run_id} {status.value.lower()}"
+                    )
             status = instance.get_backfill(backfill_id).status.value
             if status not in ("COMPLETED", "COMPLETED_SUCCESS") and not report.runs_failed:
                 report.runs_failed.append(f"backfill {backfill_id} ended {status.lower()}")

@@ -23,12 +23,16 @@ INDEX_FOLDER = "index/near_duplicates"  # the faiss index and its members, under
 DUPLICATES_SCHEMA = {"video_id": pl.String, "duplicate_of": pl.String, "cosine": pl.Float64, "group_size": pl.Int64}
 
 
-@asset(**{**SHARD_ASSET, "group_name": "filters"}, **IO_STEP, deps=[frame_embeddings, video_manifest,
-                                                                    recipe_key("filters")],
-       code_version="1", kinds={"pytorch", "parquet"},
-       description="Content measures per video, from the CLIP pass (no second decode, no second CLIP forward): "
-       "exposure and colour inside the picture, black-border crop box, burnt-in text area (PP-OCR), NSFW "
-       "(safety-checker concepts on the stored embeddings).")  # fmt: skip
+@asset(
+    **{**SHARD_ASSET, "group_name": "filters"},
+    **IO_STEP,
+    deps=[frame_embeddings, video_manifest, recipe_key("filters")],
+    code_version="1",
+    kinds={"pytorch", "parquet"},
+    description="Content measures per video, from the CLIP pass (no second decode, no second CLIP forward): "
+    "exposure and colour inside the picture, black-border crop box, burnt-in text area (PP-OCR), NSFW "
+    "(safety-checker concepts on the stored embeddings).",
+)
 def content_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.shards.content import content_rows
 
@@ -39,11 +43,18 @@ def content_scores(context: AssetExecutionContext, store: OpenVidStore, models: 
         table = content_rows(tables.read(EMBEDDINGS, shard), tables.read(MANIFEST, shard), nsfw)
         path = tables.write(CONTENT, shard, table)
         ok = table.filter(pl.col("status") == "ok")
-        return MaterializeResult(metadata={
-            "dagster/row_count": table.height, "ok": ok.height, "failed": table.height - ok.height,
-            "bordered": int(ok["bordered"].sum() or 0), "with_text": ok.filter(pl.col("text_area") > 0.01).height,
-            "mean_brightness": round(float(ok["brightness"].mean() or 0), 2),
-            "nsfw_model": nsfw.name if nsfw else "off", "path": MetadataValue.path(path)})  # fmt: skip
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": table.height,
+                "ok": ok.height,
+                "failed": table.height - ok.height,
+                "bordered": int(ok["bordered"].sum() or 0),
+                "with_text": ok.filter(pl.col("text_area") > 0.01).height,
+                "mean_brightness": round(float(ok["brightness"].mean() or 0), 2),
+                "nsfw_model": nsfw.name if nsfw else "off",
+                "path": MetadataValue.path(path),
+            }
+        )
 
     return each_shard(context, one)
 
@@ -53,14 +64,26 @@ def _decisions_version(table: pl.DataFrame) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
 
-@asset(**GLOBAL_STEP, deps=[frame_embeddings, aesthetic_scores, content_scores, video_manifest, recipe_key("filters")],
-       group_name="filters", code_version="1", kinds={"faiss", "duckdb", "parquet"},
-       description="Near-duplicate videos across the whole pool (CLIP cosine of mean embeddings >= "
-       "filters.near_duplicate): new shards are added to a persistent faiss index and searched against every "
-       "earlier video; each group keeps one video (picture size, then duration, then aesthetics).")  # fmt: skip
+@asset(
+    **GLOBAL_STEP,
+    deps=[frame_embeddings, aesthetic_scores, content_scores, video_manifest, recipe_key("filters")],
+    group_name="filters",
+    code_version="1",
+    kinds={"faiss", "duckdb", "parquet"},
+    description="Near-duplicate videos across the whole pool (CLIP cosine of mean embeddings >= "
+    "filters.near_duplicate): new shards are added to a persistent faiss index and searched against every "
+    "earlier video; each group keeps one video (picture size, then duration, then aesthetics).",
+)
 def near_duplicates(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
-    from openvid_assets.curation.duplicates import (DuplicateSearch, add_shards, duplicate_groups, exact_cosines,
-                                                    load_state, save_state, shards_to_read)  # fmt: skip
+    from openvid_assets.curation.duplicates import (
+        DuplicateSearch,
+        add_shards,
+        duplicate_groups,
+        exact_cosines,
+        load_state,
+        save_state,
+        shards_to_read,
+    )
     from openvid_assets.models.shards.tables import video_embeddings
 
     tables, recipe = store.tables(), store.recipe().recipe
@@ -68,8 +91,9 @@ def near_duplicates(context: AssetExecutionContext, store: OpenVidStore) -> Mate
     if threshold is None:
         table = pl.DataFrame(schema=DUPLICATES_SCHEMA)
         tables.write(DUPLICATES, GLOBAL, table)
-        return MaterializeResult(metadata={"near_duplicates": 0, "rule": "off"},
-                                 data_version=DataVersion(_decisions_version(table)))  # fmt: skip
+        return MaterializeResult(
+            metadata={"near_duplicates": 0, "rule": "off"}, data_version=DataVersion(_decisions_version(table))
+        )
     try:
         require_one_identity(tables, EMBEDDINGS, store.data_root)
     except MixedModelsError as e:
@@ -78,8 +102,17 @@ def near_duplicates(context: AssetExecutionContext, store: OpenVidStore) -> Mate
     shards = tables.shards(EMBEDDINGS)
     stamps = {shard: tables.stamp(EMBEDDINGS, shard) or "" for shard in shards}
     # The embeddings' model (one for every shard, checked above) and the search settings: another starts over.
-    model = (tables.read(EMBEDDINGS, shards[0]).filter(pl.col("status") == "ok")
-             .select("model", "weights_digest", "params_hash").head(1).rows()) if shards else []  # fmt: skip
+    model = (
+        (
+            tables.read(EMBEDDINGS, shards[0])
+            .filter(pl.col("status") == "ok")
+            .select("model", "weights_digest", "params_hash")
+            .head(1)
+            .rows()
+        )
+        if shards
+        else []
+    )
     identity = json.dumps([model, search.params()])
     state = load_state(tables.fs, INDEX_FOLDER)
     todo = shards_to_read(state, stamps, identity)
@@ -96,21 +129,39 @@ def near_duplicates(context: AssetExecutionContext, store: OpenVidStore) -> Mate
     if state is not None:
         save_state(tables.fs, INDEX_FOLDER, state)
     groups = duplicate_groups(pairs)
-    decisions = run_sql("near_duplicates", {
-        "groups": groups, "manifest": tables.scan_source(MANIFEST, tables.shards(MANIFEST)),
-        "content": tables.scan_source(CONTENT, tables.shards(CONTENT)),
-        "aesthetic": tables.scan_source("aesthetic_scores", tables.shards("aesthetic_scores"))})  # fmt: skip
-    cosines = exact_cosines(state.vectors_of(decisions["video_id"].to_list()),
-                            state.vectors_of(decisions["duplicate_of"].to_list())) if decisions.height else []  # fmt: skip
+    decisions = run_sql(
+        "near_duplicates",
+        {
+            "groups": groups,
+            "manifest": tables.scan_source(MANIFEST, tables.shards(MANIFEST)),
+            "content": tables.scan_source(CONTENT, tables.shards(CONTENT)),
+            "aesthetic": tables.scan_source("aesthetic_scores", tables.shards("aesthetic_scores")),
+        },
+    )
+    cosines = (
+        exact_cosines(
+            state.vectors_of(decisions["video_id"].to_list()), state.vectors_of(decisions["duplicate_of"].to_list())
+        )
+        if decisions.height
+        else []
+    )
     decisions = decisions.with_columns(cosine=pl.Series(cosines, dtype=pl.Float64))
     table = decisions.select(list(DUPLICATES_SCHEMA)).cast(DUPLICATES_SCHEMA)
     tables.write(DUPLICATES, GLOBAL, table)
-    context.log.info(f"near-duplicates: {len(todo)} shard(s) indexed, {state.index.size if state else 0} videos "
-                     f"in the index, {pairs.height} pair(s), {table.height} video(s) dropped")  # fmt: skip
+    context.log.info(
+        f"near-duplicates: {len(todo)} shard(s) indexed, {state.index.size if state else 0} videos "
+        f"in the index, {pairs.height} pair(s), {table.height} video(s) dropped"
+    )
     return MaterializeResult(
-        metadata={"near_duplicates": table.height, "pairs": pairs.height, "groups": groups["group"].n_unique(),
-                  "indexed_videos": state.index.size if state else 0, "shards_added": len(todo),
-                  "index": ("exact" if state is None or state.index.exact else "ivf"),
-                  "threshold": threshold, "sample": markdown_table(table.head(10))},
+        metadata={
+            "near_duplicates": table.height,
+            "pairs": pairs.height,
+            "groups": groups["group"].n_unique(),
+            "indexed_videos": state.index.size if state else 0,
+            "shards_added": len(todo),
+            "index": ("exact" if state is None or state.index.exact else "ivf"),
+            "threshold": threshold,
+            "sample": markdown_table(table.head(10)),
+        },
         data_version=DataVersion(_decisions_version(table)),
-    )  # fmt: skip
+    )

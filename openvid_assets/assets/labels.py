@@ -6,8 +6,15 @@ import hashlib
 import warnings
 
 import polars as pl
-from dagster import (AssetKey, AssetObservation, AssetSpec, DagsterInstance, DataVersion, ObserveResult,
-                     multi_observable_source_asset)  # fmt: skip
+from dagster import (
+    AssetKey,
+    AssetObservation,
+    AssetSpec,
+    DagsterInstance,
+    DataVersion,
+    ObserveResult,
+    multi_observable_source_asset,
+)
 
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.recipe import DATA_VERSION_TAG
@@ -32,9 +39,13 @@ def latest_labels(tables: TableStore) -> tuple[pl.DataFrame, list[str]]:
 
 def _metadata(tables: TableStore) -> dict[str, object]:
     latest, problems = latest_labels(tables)
-    return {"labels": latest.height, "reviewers": latest["reviewer"].n_unique(), "unreadable_parts": len(problems),
-            "counts": markdown_table(run_sql("label_summary", {"labels": latest})),
-            "agreement": markdown_table(run_sql("label_agreement", {"labels": latest}))}  # fmt: skip
+    return {
+        "labels": latest.height,
+        "reviewers": latest["reviewer"].n_unique(),
+        "unreadable_parts": len(problems),
+        "counts": markdown_table(run_sql("label_summary", {"labels": latest})),
+        "agreement": markdown_table(run_sql("label_agreement", {"labels": latest})),
+    }
 
 
 def record_labels(instance: DagsterInstance, tables: TableStore) -> None:
@@ -43,15 +54,25 @@ def record_labels(instance: DagsterInstance, tables: TableStore) -> None:
     latest = instance.get_latest_data_version_record(LABELS_KEY)
     known = latest.asset_observation.tags.get(DATA_VERSION_TAG) if latest and latest.asset_observation else None
     if known != version:
-        instance.report_runless_asset_event(AssetObservation(asset_key=LABELS_KEY, tags={DATA_VERSION_TAG: version},
-                                                             metadata=_metadata(tables)))  # fmt: skip
+        instance.report_runless_asset_event(
+            AssetObservation(asset_key=LABELS_KEY, tags={DATA_VERSION_TAG: version}, metadata=_metadata(tables))
+        )
 
 
 # The multi form (one spec) is an asset definition like the recipe's, not a bare SourceAsset.
-@multi_observable_source_asset(specs=[AssetSpec(LABELS_KEY, group_name="review", description="People's labels "
-                                                "from the review page (labels/ under the data root, append-only): "
-                                                "counts per score and label, agreement between reviewers.")])  # fmt: skip
+@multi_observable_source_asset(
+    specs=[
+        AssetSpec(
+            LABELS_KEY,
+            group_name="review",
+            description="People's labels "
+            "from the review page (labels/ under the data root, append-only): "
+            "counts per score and label, agreement between reviewers.",
+        )
+    ]
+)
 def labels(store: OpenVidStore):
     tables = store.tables()
-    yield ObserveResult(asset_key=LABELS_KEY, data_version=DataVersion(labels_version(tables)),
-                        metadata=_metadata(tables))  # fmt: skip
+    yield ObserveResult(
+        asset_key=LABELS_KEY, data_version=DataVersion(labels_version(tables)), metadata=_metadata(tables)
+    )

@@ -44,8 +44,18 @@ from openvid_assets.store.selection import NOT_APPLIED, THRESHOLDS_SCHEMA
 from openvid_assets.store.shards import ShardRegistry
 
 LINEAGE = "lineage"
-OPENVID_COLUMNS = ["video", "caption", "aesthetic score", "motion score", "temporal consistency score",
-                   "camera motion", "frame", "fps", "seconds"]  # fmt: skip
+OPENVID_COLUMNS = [
+    "video",
+    "caption",
+    "aesthetic score",
+    "motion score",
+    "temporal consistency score",
+    "camera motion",
+    "frame",
+    "fps",
+    "seconds",
+]
+
 
 def _not_reached(asset_name: str) -> pl.DataFrame:
     """What lineage reads for a step no shard has reached yet (its videos are then 'pending'): the step's own
@@ -54,19 +64,33 @@ def _not_reached(asset_name: str) -> pl.DataFrame:
     from openvid_assets.models.shards.tables import CAPTION_SCHEMA  # torch: only when a step needs the schema
     from openvid_assets.models.shards.tables import CONTENT_SCHEMA
     from openvid_assets.models.shards.tables import SCORE_SCHEMA
+
     def empty(schema: dict) -> pl.DataFrame:
         return pl.DataFrame(schema=schema)
 
     if asset_name == CANDIDATES:
         scores = {name: empty(SCORE_SCHEMA) for name in ("aesthetic", "temporal", "motion")}
-        return run_sql("quality_candidates", {**scores, "content": empty(CONTENT_SCHEMA),
-                                              "suitability": empty(SCORE_SCHEMA),
-                                              "duplicates": empty(DUPLICATES_SCHEMA),
-                                              "filters": Recipe().filters.table(),
-                                              "thresholds": empty(THRESHOLDS_SCHEMA)})  # fmt: skip
+        return run_sql(
+            "quality_candidates",
+            {
+                **scores,
+                "content": empty(CONTENT_SCHEMA),
+                "suitability": empty(SCORE_SCHEMA),
+                "duplicates": empty(DUPLICATES_SCHEMA),
+                "filters": Recipe().filters.table(),
+                "thresholds": empty(THRESHOLDS_SCHEMA),
+            },
+        )
     if asset_name == SELECTED:
-        return run_sql("selected_videos", {"candidates": _not_reached(CANDIDATES), "clarity": empty(SCORE_SCHEMA),
-                                           "thresholds": empty(THRESHOLDS_SCHEMA)}, {"clarity_applied": True})  # fmt: skip
+        return run_sql(
+            "selected_videos",
+            {
+                "candidates": _not_reached(CANDIDATES),
+                "clarity": empty(SCORE_SCHEMA),
+                "thresholds": empty(THRESHOLDS_SCHEMA),
+            },
+            {"clarity_applied": True},
+        )
     return empty({CLIPS: CLIP_SCHEMA, CAPTIONS: CAPTION_SCHEMA}[asset_name])
 
 
@@ -83,21 +107,32 @@ def shard_sources(tables: TableStore, recipe: Recipe | None = None) -> pl.DataFr
     for shard, source in ShardRegistry(tables).sources().items():
         settings = recipe.source(source) if recipe is not None else None
         skipped = [step for step in STEPS if settings is not None and not settings.applies(step)]
-        rows.append({"shard": shard, "source": source,
-                     "not_applied": f"{', '.join(skipped)}: {NOT_APPLIED}" if skipped else None})  # fmt: skip
+        rows.append(
+            {
+                "shard": shard,
+                "source": source,
+                "not_applied": f"{', '.join(skipped)}: {NOT_APPLIED}" if skipped else None,
+            }
+        )
     return pl.DataFrame(rows, schema={"shard": pl.String, "source": pl.String, "not_applied": pl.String})
 
 
 def lineage_inputs(tables: TableStore, recipe: Recipe | None = None) -> dict[str, object]:
     """Every table lineage.sql reads; the threshold tables are stacked into one."""
-    thresholds = [tables.read(name, GLOBAL) for name in (SCORE_THRESHOLDS, CLARITY_THRESHOLD)
-                  if tables.exists(name, GLOBAL)]  # fmt: skip
+    thresholds = [
+        tables.read(name, GLOBAL) for name in (SCORE_THRESHOLDS, CLARITY_THRESHOLD) if tables.exists(name, GLOBAL)
+    ]
     inputs: dict[str, object] = {"manifest": all_shards(tables, MANIFEST), "sources": shard_sources(tables, recipe)}
-    for name, asset_name in (("candidates", CANDIDATES), ("selected", SELECTED), ("clips", CLIPS),
-                             ("captions", CAPTIONS)):  # fmt: skip
+    for name, asset_name in (
+        ("candidates", CANDIDATES),
+        ("selected", SELECTED),
+        ("clips", CLIPS),
+        ("captions", CAPTIONS),
+    ):
         inputs[name] = _every_shard_or_empty(tables, asset_name)
-    inputs["thresholds"] = (pl.concat(thresholds, how="diagonal_relaxed") if thresholds
-                            else pl.DataFrame(schema=THRESHOLDS_SCHEMA))  # fmt: skip
+    inputs["thresholds"] = (
+        pl.concat(thresholds, how="diagonal_relaxed") if thresholds else pl.DataFrame(schema=THRESHOLDS_SCHEMA)
+    )
     inputs["caption_verdicts"] = caption_verdicts(tables)
     return inputs
 
@@ -108,14 +143,33 @@ def caption_verdicts(tables: TableStore) -> pl.DataFrame:
     return table if table is not None else pl.DataFrame(schema=CAPTION_SCORES_SCHEMA)
 
 
-@asset(**GLOBAL_STEP, deps=[video_manifest, quality_candidates, selected_videos, score_thresholds, clarity_threshold, clips, captions,
-                            caption_scores],
-       group_name="selection", code_version="2", kinds={"duckdb", "parquet"},
-       check_specs=[AssetCheckSpec("every_video_exactly_once", asset="lineage", blocking=True,
-                                   description="Every manifest video appears in lineage exactly once.")],
-       description="Every input video exactly once: kept (captioned clips in the dataset), dropped (stage, reason) "
-       "or failed, with its scores, clip counts and the threshold versions it was judged by. "
-       "Also exported as exports/lineage.parquet.")  # fmt: skip
+@asset(
+    **GLOBAL_STEP,
+    deps=[
+        video_manifest,
+        quality_candidates,
+        selected_videos,
+        score_thresholds,
+        clarity_threshold,
+        clips,
+        captions,
+        caption_scores,
+    ],
+    group_name="selection",
+    code_version="2",
+    kinds={"duckdb", "parquet"},
+    check_specs=[
+        AssetCheckSpec(
+            "every_video_exactly_once",
+            asset="lineage",
+            blocking=True,
+            description="Every manifest video appears in lineage exactly once.",
+        )
+    ],
+    description="Every input video exactly once: kept (captioned clips in the dataset), dropped (stage, reason) "
+    "or failed, with its scores, clip counts and the threshold versions it was judged by. "
+    "Also exported as exports/lineage.parquet.",
+)
 def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables = store.tables()
     inputs = lineage_inputs(tables, store.recipe().recipe)
@@ -129,11 +183,18 @@ def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeR
     passed = check["missing"] == 0 and check["duplicated"] == 0 and check["unknown"] == 0
     kept = int(summary.filter(pl.col("status") == "kept")["videos"].sum() or 0)
     return MaterializeResult(
-        metadata={"dagster/row_count": check["lineage_rows"], "where_videos_stopped": markdown_table(summary),
-                  "kept": kept, "export": MetadataValue.path(export)},
-        check_results=[AssetCheckResult(check_name="every_video_exactly_once", passed=passed,
-                                        severity=AssetCheckSeverity.ERROR, metadata=check)],
-    )  # fmt: skip
+        metadata={
+            "dagster/row_count": check["lineage_rows"],
+            "where_videos_stopped": markdown_table(summary),
+            "kept": kept,
+            "export": MetadataValue.path(export),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="every_video_exactly_once", passed=passed, severity=AssetCheckSeverity.ERROR, metadata=check
+            )
+        ],
+    )
 
 
 IMPORTED_SCHEMA = {"source_uri": pl.String, "caption": pl.String, "category": pl.String, "source_id": pl.String}
@@ -147,9 +208,13 @@ def imported_metadata(tables: TableStore) -> pl.DataFrame:
 
 
 def _export(tables: TableStore, stem: str, hd_only: bool, exporting: ExportSettings) -> MaterializeResult:
-    inputs = {"lineage": tables.scan_source(LINEAGE, [GLOBAL]), "clips": _every_shard_or_empty(tables, CLIPS),
-              "captions": _every_shard_or_empty(tables, CAPTIONS), "imported": imported_metadata(tables),
-              "caption_verdicts": caption_verdicts(tables)}  # fmt: skip
+    inputs = {
+        "lineage": tables.scan_source(LINEAGE, [GLOBAL]),
+        "clips": _every_shard_or_empty(tables, CLIPS),
+        "captions": _every_shard_or_empty(tables, CAPTIONS),
+        "imported": imported_metadata(tables),
+        "caption_verdicts": caption_verdicts(tables),
+    }
     table = run_sql("openvid_export", inputs, {"hd_only": hd_only, "conditioned": exporting.conditioned_captions})
     csv = tables.write_export(f"{stem}.csv", table.select(OPENVID_COLUMNS))
     parquet = tables.write_export(f"{stem}.parquet", table)
@@ -157,24 +222,37 @@ def _export(tables: TableStore, stem: str, hd_only: bool, exporting: ExportSetti
     if exporting.conditioned_captions:
         conditioned = table.select("video", "conditioned caption", *OPENVID_COLUMNS[1:])
         files["conditioned_csv"] = MetadataValue.path(tables.write_export(f"{stem}_conditioned.csv", conditioned))
-    return MaterializeResult(metadata={"dagster/row_count": table.height, **files,
-                                       "videos": table["video_id"].n_unique(),
-                                       "hours": round(float(table["seconds"].sum() or 0) / 3600, 4)})  # fmt: skip
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": table.height,
+            **files,
+            "videos": table["video_id"].n_unique(),
+            "hours": round(float(table["seconds"].sum() or 0) / 3600, 4),
+        }
+    )
 
 
 EXPORT = {**GLOBAL_STEP, "group_name": "exports", "kinds": {"duckdb", "csv", "parquet"}}
 
 
-@asset(**EXPORT, deps=[lineage, recipe_key("exports")], code_version="3",
-       description="exports/openvid.csv: one row per captioned clip with the OpenVid-1M release columns; "
-       "openvid.parquet adds clip ranges, paths, sources and structured captions; openvid_conditioned.csv the "
-       "captions with their scores appended (Open-Sora 1.2 style), when the recipe asks.")  # fmt: skip
+@asset(
+    **EXPORT,
+    deps=[lineage, recipe_key("exports")],
+    code_version="3",
+    description="exports/openvid.csv: one row per captioned clip with the OpenVid-1M release columns; "
+    "openvid.parquet adds clip ranges, paths, sources and structured captions; openvid_conditioned.csv the "
+    "captions with their scores appended (Open-Sora 1.2 style), when the recipe asks.",
+)
 def curated_dataset(store: OpenVidStore) -> MaterializeResult:
     return _export(store.tables(), "openvid", hd_only=False, exporting=store.recipe().recipe.exports)
 
 
-@asset(**EXPORT, deps=[lineage, recipe_key("exports")], code_version="3",
-       description="exports/openvid_hd.csv/.parquet: the clips of at least 1920x1080 (landscape).")  # fmt: skip
+@asset(
+    **EXPORT,
+    deps=[lineage, recipe_key("exports")],
+    code_version="3",
+    description="exports/openvid_hd.csv/.parquet: the clips of at least 1920x1080 (landscape).",
+)
 def hd_subset(store: OpenVidStore) -> MaterializeResult:
     return _export(store.tables(), "openvid_hd", hd_only=True, exporting=store.recipe().recipe.exports)
 
@@ -182,10 +260,14 @@ def hd_subset(store: OpenVidStore) -> MaterializeResult:
 TIERS_DIR = "tiers"
 
 
-@asset(**EXPORT, deps=[curated_dataset, recipe_key("exports")], code_version="1",
-       description="Quality tiers of the curated dataset (MiraData-style): every clip in exactly one tier by the "
-       "combined percent rank of the recipe's exports.tier_by scores; exports/tiers/<tier>/openvid.csv and "
-       ".parquet, and exports/tiers/tiers.csv with each tier's size and score ranges.")  # fmt: skip
+@asset(
+    **EXPORT,
+    deps=[curated_dataset, recipe_key("exports")],
+    code_version="1",
+    description="Quality tiers of the curated dataset (MiraData-style): every clip in exactly one tier by the "
+    "combined percent rank of the recipe's exports.tier_by scores; exports/tiers/<tier>/openvid.csv and "
+    ".parquet, and exports/tiers/tiers.csv with each tier's size and score ranges.",
+)
 def quality_tiers(store: OpenVidStore) -> MaterializeResult:
     tables, exporting = store.tables(), store.recipe().recipe.exports
     if exporting.tiers == 0:
@@ -199,6 +281,12 @@ def quality_tiers(store: OpenVidStore) -> MaterializeResult:
         tables.write_export(f"{TIERS_DIR}/{tier}/openvid.csv", rows.select(OPENVID_COLUMNS))
         tables.write_export(f"{TIERS_DIR}/{tier}/openvid.parquet", rows)
     path = tables.write_export(f"{TIERS_DIR}/tiers.csv", summary)
-    return MaterializeResult(metadata={"dagster/row_count": tiered.height, "tiers": exporting.tiers,
-                                       "tier_by": ", ".join(exporting.tier_by), "sizes": markdown_table(summary),
-                                       "summary": MetadataValue.path(path)})  # fmt: skip
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": tiered.height,
+            "tiers": exporting.tiers,
+            "tier_by": ", ".join(exporting.tier_by),
+            "sizes": markdown_table(summary),
+            "summary": MetadataValue.path(path),
+        }
+    )

@@ -1,6 +1,5 @@
 """``video_manifest``: probe every video of a shard into one table."""
 
-
 import polars as pl
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field

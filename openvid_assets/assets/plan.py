@@ -82,8 +82,14 @@ def _observed_at(instance: DagsterInstance, key: AssetKey) -> int:
     return record.storage_id if record else NEVER
 
 
-def plan_stale(instance: DagsterInstance, graph, keys: Iterable[AssetKey], shards: list[str],
-               partitions_def, force: frozenset[AssetKey] = frozenset()) -> Plan:  # fmt: skip
+def plan_stale(
+    instance: DagsterInstance,
+    graph,
+    keys: Iterable[AssetKey],
+    shards: list[str],
+    partitions_def,
+    force: frozenset[AssetKey] = frozenset(),
+) -> Plan:
     """Which partitions of ``keys`` (in dependency order) need a run over the registered ``shards``; the keys in
     ``force`` are planned whole."""
     keys = [k for k in graph.toposorted_asset_keys if k in set(keys)]

@@ -36,12 +36,22 @@ ALL_SHARDS_IN_ONE_RUN = BackfillPolicy.single_run()
 CURATION_AUTOMATION = AutomationCondition.eager()
 
 # Keyword arguments for @asset, by kind of step.
-MODEL_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": SHARDS_PER_RUN, "pool": GPU_POOL,
-              "automation_condition": CURATION_AUTOMATION}  # fmt: skip
-IO_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": SHARDS_PER_RUN,
-           "automation_condition": CURATION_AUTOMATION}  # fmt: skip
-SQL_SHARD_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": SHARDS_PER_RUN,
-                  "automation_condition": CURATION_AUTOMATION}  # fmt: skip
+MODEL_STEP = {
+    "retry_policy": TRANSIENT_RETRY,
+    "backfill_policy": SHARDS_PER_RUN,
+    "pool": GPU_POOL,
+    "automation_condition": CURATION_AUTOMATION,
+}
+IO_STEP = {
+    "retry_policy": TRANSIENT_RETRY,
+    "backfill_policy": SHARDS_PER_RUN,
+    "automation_condition": CURATION_AUTOMATION,
+}
+SQL_SHARD_STEP = {
+    "retry_policy": TRANSIENT_RETRY,
+    "backfill_policy": SHARDS_PER_RUN,
+    "automation_condition": CURATION_AUTOMATION,
+}
 GLOBAL_STEP = {"retry_policy": TRANSIENT_RETRY, "automation_condition": CURATION_AUTOMATION}
 TRAINING_STEP = {"retry_policy": TRANSIENT_RETRY, "pool": GPU_POOL}
 # The ablation is asked for, never automatic: one shard a run, the pools of their kind.

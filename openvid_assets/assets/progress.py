@@ -1,6 +1,5 @@
 """Progress inside a step: throttled log lines the run command (assets/engine.py) prints from the event log."""
 
-
 import time
 from collections.abc import Callable
 

@@ -38,7 +38,7 @@ SECTIONS = {
     "captions": "caption model, prompt and generation (captions)",
     "exports": "quality tiers and score-conditioned captions (curated_dataset, hd_subset, quality_tiers)",
     "filters": "content filters: near-duplicates, exposure, text, NSFW, borders (content_scores, near_duplicates, "
-               "quality_candidates, clips)",
+    "quality_candidates, clips)",
     "sources": "named source datasets: their rules, steps and imported metadata (every step they change)",
 }
 RECIPE_GROUP = "recipe"
@@ -59,8 +59,12 @@ def _section_metadata(stored: StoredRecipe) -> dict[str, object]:
 def recipe_observations(stored: StoredRecipe) -> list[AssetObservation]:
     """What observing the recipe records: each section's data version (for the CLI and the edit job)."""
     versions = stored.recipe.sections()
-    return [AssetObservation(asset_key=recipe_key(s), tags={DATA_VERSION_TAG: versions[s]},
-                             metadata=_section_metadata(stored)) for s in SECTIONS]  # fmt: skip
+    return [
+        AssetObservation(
+            asset_key=recipe_key(s), tags={DATA_VERSION_TAG: versions[s]}, metadata=_section_metadata(stored)
+        )
+        for s in SECTIONS
+    ]
 
 
 def record_recipe(instance: DagsterInstance, stored: StoredRecipe) -> None:
@@ -74,21 +78,28 @@ def record_recipe(instance: DagsterInstance, stored: StoredRecipe) -> None:
 
 
 @multi_observable_source_asset(
-    specs=[AssetSpec(recipe_key(s), group_name=RECIPE_GROUP, description=f"Recipe section: {d}.")
-           for s, d in SECTIONS.items()],  # fmt: skip
+    specs=[
+        AssetSpec(recipe_key(s), group_name=RECIPE_GROUP, description=f"Recipe section: {d}.")
+        for s, d in SECTIONS.items()
+    ],
     description="The recipe stored under the data root (recipe/vNNNN.yaml); one data version per section.",
 )
 def recipe(store: OpenVidStore):
     stored = store.recipe()
     versions = stored.recipe.sections()
     for section in SECTIONS:
-        yield ObserveResult(asset_key=recipe_key(section), data_version=DataVersion(versions[section]),
-                            metadata=_section_metadata(stored))  # fmt: skip
+        yield ObserveResult(
+            asset_key=recipe_key(section),
+            data_version=DataVersion(versions[section]),
+            metadata=_section_metadata(stored),
+        )
 
 
 class RecipeChanges(Config):
-    changes: list[str] = Field(description="SECTION.FIELD=VALUE lines, e.g. selection.aesthetic=top:30 or "
-                               "models.motion_backend=farneback; values are YAML.")  # fmt: skip
+    changes: list[str] = Field(
+        description="SECTION.FIELD=VALUE lines, e.g. selection.aesthetic=top:30 or "
+        "models.motion_backend=farneback; values are YAML."
+    )
 
 
 @op(description="Validate the changes, store them as the next recipe version and record its section versions.")
@@ -103,7 +114,9 @@ def apply_recipe_changes(context: OpExecutionContext, config: RecipeChanges, sto
         context.log_event(event)
 
 
-@job(description="Change the recipe from the UI: launch it with `changes` in the launchpad. Every later run, "
-     "whoever launches it, uses the new version; the steps it affects show as stale.")  # fmt: skip
+@job(
+    description="Change the recipe from the UI: launch it with `changes` in the launchpad. Every later run, "
+    "whoever launches it, uses the new version; the steps it affects show as stale."
+)
 def edit_recipe():
     apply_recipe_changes()

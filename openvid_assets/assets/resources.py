@@ -4,7 +4,6 @@ Model modules (torch, open_clip, transformers) are imported only when a step bui
 sensors and run workers start quickly.
 """
 
-
 import os
 import sys
 from dataclasses import dataclass
@@ -46,8 +45,9 @@ class OpenVidStore(ConfigurableResource):
         if context.instance is not None and context.run_id:
             import socket
 
-            context.instance.add_run_tags(context.run_id, {"openvid/worker_pid": str(os.getpid()),
-                                                           "openvid/worker_host": socket.gethostname()})  # fmt: skip
+            context.instance.add_run_tags(
+                context.run_id, {"openvid/worker_pid": str(os.getpid()), "openvid/worker_host": socket.gethostname()}
+            )
 
     def s3_client(self) -> Any:
         return self.s3.get_client()
@@ -104,12 +104,19 @@ class ModelsResource(ConfigurableResource):
     Models load once per process and are shared by every asset that uses them.
     """
 
-    device: str = Field(default_factory=settings.device, description="'auto' (CUDA if present, else CPU), 'cpu', "
-                        "'cuda', 'cuda:1'... The run command pins each of its runs to one GPU here.")  # fmt: skip
+    device: str = Field(
+        default_factory=settings.device,
+        description="'auto' (CUDA if present, else CPU), 'cpu', "
+        "'cuda', 'cuda:1'... The run command pins each of its runs to one GPU here.",
+    )
     batch_size: int = Field(default=32, gt=0, description="Frames per CLIP forward pass.")
     decode_workers: int = Field(default=2, gt=0, description="Threads decoding ahead of the models.")
-    threads: int = Field(default=0, ge=0, description="Compute threads of this run (torch, OpenCV); 0: the "
-                         "libraries' default (every core). The run command sets cores / workers.")  # fmt: skip
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="Compute threads of this run (torch, OpenCV); 0: the "
+        "libraries' default (every core). The run command sets cores / workers.",
+    )
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.threads:
@@ -190,21 +197,36 @@ class MVDiTResource(ConfigurableResource):
     dataset: str = Field(default="full", description="full (openvid.parquet) or hd (openvid_hd.parquet).")
     vae: str = Field(default="", description="VAE repo id or folder (default stabilityai/sd-vae-ft-ema).")
     text_encoder: str = Field(default="", description="T5 repo id or folder (default DeepFloyd/t5-v1_1-xxl).")
-    checkpoint_dir: str = Field(default="", description="Local folder for checkpoints (default <data root>/checkpoints/"
-                                "<run name>; required when the data root is on S3).")
+    checkpoint_dir: str = Field(
+        default="",
+        description="Local folder for checkpoints (default <data root>/checkpoints/"
+        "<run name>; required when the data root is on S3).",
+    )
     init_from: str = Field(default="", description="Start from a released MVDiT or a PixArt-α checkpoint file.")
     grad_checkpointing: bool = Field(default=False, description="Recompute blocks in backward to save memory.")
-    processes: int = Field(default=0, ge=0, description="Training processes (DDP under torchrun); 0: one per GPU "
-                           "when there are several, else one, in the asset's own process.")
+    processes: int = Field(
+        default=0,
+        ge=0,
+        description="Training processes (DDP under torchrun); 0: one per GPU "
+        "when there are several, else one, in the asset's own process.",
+    )
     device: str = Field(default="auto", description="auto, cpu, cuda, ...")
     prompts: list[str] = Field(default=[], description="Prompts to sample and score (default: held-out captions).")
-    held_out: int = Field(default=4, ge=1, description="Without prompts: how many curated clips to hold out of "
-                          "training, whose captions are the evaluation prompts (at most half the dataset).")
+    held_out: int = Field(
+        default=4,
+        ge=1,
+        description="Without prompts: how many curated clips to hold out of "
+        "training, whose captions are the evaluation prompts (at most half the dataset).",
+    )
     sample_steps: int = Field(default=100, ge=1, description="Sampling steps (respaced IDDPM).")
     cfg_scale: float = Field(default=7.0, description="Classifier-free guidance scale.")
-    cache_interval: int = Field(default=1, ge=1, description="Attention cache while sampling: attention and "
-                                "feed-forward outputs computed every N steps and reused between (1: off; 2: the "
-                                "paper's, about 1.7x faster at 1024 px).")  # fmt: skip
+    cache_interval: int = Field(
+        default=1,
+        ge=1,
+        description="Attention cache while sampling: attention and "
+        "feed-forward outputs computed every N steps and reused between (1: off; 2: the "
+        "paper's, about 1.7x faster at 1024 px).",
+    )
 
     def shape(self, profile: str) -> RunShape:
         if self.dataset not in ("full", "hd"):
@@ -212,11 +234,19 @@ class MVDiTResource(ConfigurableResource):
         from openvid_assets.mvdit.data import RUN_DEFAULTS
 
         d = RUN_DEFAULTS[profile]
-        return RunShape(preset=self.preset or d["preset"], resolution=self.resolution or d["resolution"],
-                        frames=self.frames or d["frames"], interval=self.interval, steps=self.steps or d["steps"],
-                        batch_size=self.batch_size or d["batch_size"], lr=self.lr or d["lr"],
-                        checkpoint_every=self.checkpoint_every or d["checkpoint_every"], vae=self.vae or d["vae"],
-                        text_encoder=self.text_encoder or d["text_encoder"], dataset=self.dataset)  # fmt: skip
+        return RunShape(
+            preset=self.preset or d["preset"],
+            resolution=self.resolution or d["resolution"],
+            frames=self.frames or d["frames"],
+            interval=self.interval,
+            steps=self.steps or d["steps"],
+            batch_size=self.batch_size or d["batch_size"],
+            lr=self.lr or d["lr"],
+            checkpoint_every=self.checkpoint_every or d["checkpoint_every"],
+            vae=self.vae or d["vae"],
+            text_encoder=self.text_encoder or d["text_encoder"],
+            dataset=self.dataset,
+        )
 
     def process_count(self) -> int:
         if self.processes:

@@ -50,8 +50,13 @@ def _score_metadata(table: pl.DataFrame) -> dict[str, object]:
 def _write_scores(store: OpenVidStore, name: str, shard: str, result: ShardRows) -> MaterializeResult:
     path = store.tables().write(name, shard, result.table)
     return MaterializeResult(
-        metadata={**_score_metadata(result.table), "computed": result.computed, "reused": result.reused,
-                  "recipe_version": store.recipe().label, "path": MetadataValue.path(path)}  # fmt: skip
+        metadata={
+            **_score_metadata(result.table),
+            "computed": result.computed,
+            "reused": result.reused,
+            "recipe_version": store.recipe().label,
+            "path": MetadataValue.path(path),
+        }
     )
 
 
@@ -73,7 +78,9 @@ def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models
     return each_shard(context, lambda shard: _embed_shard(context, store, models, shard))
 
 
-def _embed_shard(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, shard: str) -> MaterializeResult:
+def _embed_shard(
+    context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, shard: str
+) -> MaterializeResult:
     from openvid_assets.models.shards.scores import embed_shard
 
     tables = store.tables()
@@ -105,8 +112,14 @@ def _embed_shard(context: AssetExecutionContext, store: OpenVidStore, models: Mo
     )
 
 
-@asset(**SHARD_ASSET, **MODEL_STEP, deps=[frame_embeddings, recipe_key("aesthetic")], code_version="1", kinds={"pytorch", "parquet"},
-       description="LAION aesthetic score per video: mean over the aesthetic frames' CLIP embeddings.")  # fmt: skip
+@asset(
+    **SHARD_ASSET,
+    **MODEL_STEP,
+    deps=[frame_embeddings, recipe_key("aesthetic")],
+    code_version="1",
+    kinds={"pytorch", "parquet"},
+    description="LAION aesthetic score per video: mean over the aesthetic frames' CLIP embeddings.",
+)
 def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.shards.scores import aesthetic_scores as compute_aesthetic
 
@@ -119,8 +132,14 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
     return each_shard(context, one)
 
 
-@asset(**SHARD_ASSET, **IO_STEP, deps=[frame_embeddings], code_version="1", kinds={"parquet"},
-       description="Temporal consistency per video: mean CLIP cosine similarity of adjacent sampled frames.")  # fmt: skip
+@asset(
+    **SHARD_ASSET,
+    **IO_STEP,
+    deps=[frame_embeddings],
+    code_version="1",
+    kinds={"parquet"},
+    description="Temporal consistency per video: mean CLIP cosine similarity of adjacent sampled frames.",
+)
 def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.shards.scores import temporal_scores as compute_temporal
 
@@ -133,8 +152,15 @@ def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models:
     return each_shard(context, one)
 
 
-def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource, name: str,
-                     scorer: VideoScorer, shard: str, only: pl.Series | None = None) -> MaterializeResult:  # fmt: skip
+def _per_video_asset(
+    context: AssetExecutionContext,
+    store: OpenVidStore,
+    models: ModelsResource,
+    name: str,
+    scorer: VideoScorer,
+    shard: str,
+    only: pl.Series | None = None,
+) -> MaterializeResult:
     """Score one shard's videos (``only`` these source uris, if given) with ``scorer`` into table ``name``."""
     from openvid_assets.models.shards.scores import score_shard
 
@@ -151,18 +177,28 @@ def _per_video_asset(context: AssetExecutionContext, store: OpenVidStore, models
     return _write_scores(store, name, shard, result)
 
 
-@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, recipe_key("motion")], code_version="1", kinds={"opencv", "parquet"},
-       description="Motion per video: mean optical-flow magnitude (px/frame at a fixed working size), "
-       "plus the mean flow vector and divergence for camera-motion labels.")  # fmt: skip
+@asset(
+    **SHARD_ASSET,
+    **MODEL_STEP,
+    deps=[video_manifest, recipe_key("motion")],
+    code_version="1",
+    kinds={"opencv", "parquet"},
+    description="Motion per video: mean optical-flow magnitude (px/frame at a fixed working size), "
+    "plus the mean flow vector and divergence for camera-motion labels.",
+)
 def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     scorer = models.motion(store.recipe().recipe.models)
     return each_shard(context, lambda shard: _per_video_asset(context, store, models, "motion_scores", scorer, shard))
 
 
-@asset(**SHARD_ASSET, **MODEL_STEP, deps=[video_manifest, AssetKey("quality_candidates"), recipe_key("clarity"),
-                                          recipe_key("sources")], code_version="1",
-       kinds={"opencv", "parquet"},
-       description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.")  # fmt: skip
+@asset(
+    **SHARD_ASSET,
+    **MODEL_STEP,
+    deps=[video_manifest, AssetKey("quality_candidates"), recipe_key("clarity"), recipe_key("sources")],
+    code_version="1",
+    kinds={"opencv", "parquet"},
+    description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.",
+)
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     tables, recipe = store.tables(), store.recipe().recipe
     scorer = models.clarity(recipe.models)

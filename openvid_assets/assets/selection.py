@@ -21,8 +21,15 @@ from openvid_assets.assets.suitability import SUITABILITY, suitability_scores
 from openvid_assets.charts import histogram_image, pr_curve_image
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.recipe import RecipeError
-from openvid_assets.store.selection import (SCORE_TABLES, MixedModelsError, Rule, SourceThresholds, Target,
-                                            require_one_identity, thresholds_data_version)  # fmt: skip
+from openvid_assets.store.selection import (
+    SCORE_TABLES,
+    MixedModelsError,
+    Rule,
+    SourceThresholds,
+    Target,
+    require_one_identity,
+    thresholds_data_version,
+)
 from openvid_assets.store.shards import ShardRegistry
 
 GLOBAL = "global"  # the table name of an unpartitioned asset
@@ -39,8 +46,9 @@ def all_shards(tables: TableStore, asset_name: str):
     return tables.scan_source(asset_name, shards)
 
 
-def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name: str,
-                       scores: tuple[str, ...]) -> MaterializeResult:  # fmt: skip
+def _thresholds_result(
+    context: AssetExecutionContext, store: OpenVidStore, name: str, scores: tuple[str, ...]
+) -> MaterializeResult:
     """Compute and store cut lines for ``scores``, per source with that source's rules, unless the same version
     is stored. Refuses (before writing anything) when one score's shards were made by different models."""
     tables, stored = store.tables(), store.recipe()
@@ -53,8 +61,14 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
         raise Failure(description=str(e), allow_retries=False) from None
     # Reasons name the source once the recipe names sources.
     fitted = _fitted_cuts(tables, rules)
-    plan = SourceThresholds(tables, scores, rules, by_source, label=bool(stored.recipe.sources),
-                            fitted={score: (cut.lower, cut.upper, text) for score, (cut, text) in fitted.items()})  # fmt: skip
+    plan = SourceThresholds(
+        tables,
+        scores,
+        rules,
+        by_source,
+        label=bool(stored.recipe.sources),
+        fitted={score: (cut.lower, cut.upper, text) for score, (cut, text) in fitted.items()},
+    )
     version = plan.version()
     previous = tables.read_if_exists(name, GLOBAL)
     if previous is not None and "source" in previous.columns and set(previous["version"]) == {version}:
@@ -70,11 +84,19 @@ def _thresholds_result(context: AssetExecutionContext, store: OpenVidStore, name
         bins = run_sql("score_histogram", {"scores": source_scores}, {"bins": HISTOGRAM_BINS})
         cuts = {k: row[k] for k in ("lower", "upper") if row[k] is not None}
         images.append(histogram_image(bins, f"{row['score']} ({row['description']})", cuts))
-    metadata: dict[str, object] = {"version": version, "changed": changed, "thresholds": markdown_table(table),
-                                   "recipe_version": stored.label, "sources": len(by_source),
-                                   "histograms": MetadataValue.md("\n\n".join(images))}  # fmt: skip
-    curves = [pr_curve_image(cut.curve, cut.lower, cut.upper, f"{score}: {text}")
-              for score, (cut, text) in sorted(fitted.items()) if score in scores]  # fmt: skip
+    metadata: dict[str, object] = {
+        "version": version,
+        "changed": changed,
+        "thresholds": markdown_table(table),
+        "recipe_version": stored.label,
+        "sources": len(by_source),
+        "histograms": MetadataValue.md("\n\n".join(images)),
+    }
+    curves = [
+        pr_curve_image(cut.curve, cut.lower, cut.upper, f"{score}: {text}")
+        for score, (cut, text) in sorted(fitted.items())
+        if score in scores
+    ]
     if curves:
         metadata["calibration_curves"] = MetadataValue.md("\n\n".join(curves))
     context.log.info(f"thresholds {version} ({'new' if changed else 'unchanged'})")
@@ -87,21 +109,28 @@ def _fitted_cuts(tables: TableStore, rules: dict[str, dict[str, Rule | None]]) -
     the score's scale, the same for every source)."""
     from openvid_assets.curation.calibration import CalibrationError, describe_cut, fit_from_labels
 
-    wanted = {(score, rule.target) for by_score in rules.values() for score, rule in by_score.items()
-              if rule is not None and rule.kind == "calibrated"}  # fmt: skip
+    wanted = {
+        (score, rule.target)
+        for by_score in rules.values()
+        for score, rule in by_score.items()
+        if rule is not None and rule.kind == "calibrated"
+    }
     if not wanted:
         return {}
     if len({target for _, target in wanted}) != len({score for score, _ in wanted}):
-        raise Failure(description="one score has two calibration targets across sources; use one per score",
-                      allow_retries=False)  # fmt: skip
+        raise Failure(
+            description="one score has two calibration targets across sources; use one per score", allow_retries=False
+        )
     labels, _ = latest_labels(tables)
     fitted = {}
     for score, target in sorted(wanted):
         try:
             if labels.is_empty():
                 raise CalibrationError("no labels yet: label samples on the review page (openvid-assets review)")
-            values = run_sql("labelled_values", {"labels": labels.filter(pl.col("score") == score),
-                                                 "scores": all_shards(tables, SCORE_TABLES[score])})  # fmt: skip
+            values = run_sql(
+                "labelled_values",
+                {"labels": labels.filter(pl.col("score") == score), "scores": all_shards(tables, SCORE_TABLES[score])},
+            )
             cut = fit_from_labels(labels, values, score, Target.parse(target))
             fitted[score] = (cut, describe_cut(cut, Target.parse(target)))
         except CalibrationError as e:
@@ -116,25 +145,39 @@ def source_thresholds(tables: TableStore, name: str, shard: str) -> pl.DataFrame
     return table.filter(pl.col("source") == source) if "source" in table.columns else table
 
 
-@asset(**GLOBAL_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, recipe_key("selection"),
-                            recipe_key("sources"), labels],
-       group_name="selection", code_version="3",
-       kinds={"duckdb", "parquet"},
-       description="Cut lines for aesthetics, temporal consistency and motion over each source's shards (DuckDB "
-       "quantiles, each source with its own rules), versioned by the rules and the input tables.")  # fmt: skip
+@asset(
+    **GLOBAL_STEP,
+    deps=[aesthetic_scores, temporal_scores, motion_scores, recipe_key("selection"), recipe_key("sources"), labels],
+    group_name="selection",
+    code_version="3",
+    kinds={"duckdb", "parquet"},
+    description="Cut lines for aesthetics, temporal consistency and motion over each source's shards (DuckDB "
+    "quantiles, each source with its own rules), versioned by the rules and the input tables.",
+)
 def score_thresholds(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     return _thresholds_result(context, store, SCORE_THRESHOLDS, QUALITY_SCORES)
 
 
-def _shard_sql(tables: TableStore, query: str, inputs: dict[str, tuple[str, str] | pl.DataFrame],
-               params: dict[str, object] | None = None) -> pl.DataFrame:  # fmt: skip
+def _shard_sql(
+    tables: TableStore,
+    query: str,
+    inputs: dict[str, tuple[str, str] | pl.DataFrame],
+    params: dict[str, object] | None = None,
+) -> pl.DataFrame:
     """Run a query with each input name bound to one (asset, shard) table, or to a frame given as is."""
-    return run_sql(query, {name: v if isinstance(v, pl.DataFrame) else tables.scan_source(v[0], [v[1]])
-                           for name, v in inputs.items()}, params)  # fmt: skip
+    return run_sql(
+        query,
+        {name: v if isinstance(v, pl.DataFrame) else tables.scan_source(v[0], [v[1]]) for name, v in inputs.items()},
+        params,
+    )
 
 
-SHARD = {"partitions_def": shards_partitions, "group_name": "selection", "code_version": "1",
-         "kinds": {"duckdb", "parquet"}}  # fmt: skip
+SHARD = {
+    "partitions_def": shards_partitions,
+    "group_name": "selection",
+    "code_version": "1",
+    "kinds": {"duckdb", "parquet"},
+}
 
 
 def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, duplicates: pl.DataFrame) -> pl.DataFrame:
@@ -144,20 +187,43 @@ def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, dupl
 
     suitability = tables.read_if_exists(SUITABILITY, shard)
     if suitability is None:  # a data root from before the learned filter: nothing to judge unless it is asked for
-        if filters.filter((pl.col("measure") == "suitability") & pl.any_horizontal(pl.col("lower", "upper").is_not_null())).height:
+        if filters.filter(
+            (pl.col("measure") == "suitability") & pl.any_horizontal(pl.col("lower", "upper").is_not_null())
+        ).height:
             raise FileNotFoundError(f"{shard}: filters.suitability is on: materialize suitability_scores first")
         suitability = pl.DataFrame(schema=SCORE_SCHEMA)
-    return _shard_sql(tables, "quality_candidates", {
-        "aesthetic": ("aesthetic_scores", shard), "temporal": ("temporal_scores", shard),
-        "motion": ("motion_scores", shard), "content": (CONTENT, shard), "duplicates": duplicates,
-        "suitability": suitability, "filters": filters,
-        "thresholds": source_thresholds(tables, SCORE_THRESHOLDS, shard)})  # fmt: skip
+    return _shard_sql(
+        tables,
+        "quality_candidates",
+        {
+            "aesthetic": ("aesthetic_scores", shard),
+            "temporal": ("temporal_scores", shard),
+            "motion": ("motion_scores", shard),
+            "content": (CONTENT, shard),
+            "duplicates": duplicates,
+            "suitability": suitability,
+            "filters": filters,
+            "thresholds": source_thresholds(tables, SCORE_THRESHOLDS, shard),
+        },
+    )
 
 
-@asset(**SHARD, **SQL_SHARD_STEP, deps=[aesthetic_scores, temporal_scores, motion_scores, score_thresholds,
-                                        content_scores, near_duplicates, suitability_scores, recipe_key("filters")],
-       description="S_A ∩ S_T ∩ S_M for one shard, less near-duplicates and videos a content rule drops, with the "
-       "reasons each other video fell short.")  # fmt: skip
+@asset(
+    **SHARD,
+    **SQL_SHARD_STEP,
+    deps=[
+        aesthetic_scores,
+        temporal_scores,
+        motion_scores,
+        score_thresholds,
+        content_scores,
+        near_duplicates,
+        suitability_scores,
+        recipe_key("filters"),
+    ],
+    description="S_A ∩ S_T ∩ S_M for one shard, less near-duplicates and videos a content rule drops, with the "
+    "reasons each other video fell short.",
+)
 def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables, rows, candidates, failed, near, content = store.tables(), 0, 0, 0, 0, 0
     filters, duplicates = store.recipe().recipe.content_rules(), tables.read(DUPLICATES, GLOBAL)
@@ -168,32 +234,53 @@ def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> M
         failed += table["failure"].is_not_null().sum()
         near += table["duplicate_reason"].is_not_null().sum()
         content += table["content_reason"].is_not_null().sum()
-    return MaterializeResult(metadata={"dagster/row_count": rows, "candidates": candidates, "failed": failed,
-                                       "near_duplicates": near, "content_dropped": content,
-                                       "shards": len(context.partition_keys)})  # fmt: skip
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "candidates": candidates,
+            "failed": failed,
+            "near_duplicates": near,
+            "content_dropped": content,
+            "shards": len(context.partition_keys),
+        }
+    )
 
 
-@asset(**GLOBAL_STEP, deps=[clarity_scores, recipe_key("selection"), recipe_key("sources"), labels],
-       group_name="selection",
-       code_version="3",
-       kinds={"duckdb", "parquet"},
-       description="Cut line for clarity over the candidates of each source's shards (sources that skip clarity: "
-       "'not applied').")  # fmt: skip
+@asset(
+    **GLOBAL_STEP,
+    deps=[clarity_scores, recipe_key("selection"), recipe_key("sources"), labels],
+    group_name="selection",
+    code_version="3",
+    kinds={"duckdb", "parquet"},
+    description="Cut line for clarity over the candidates of each source's shards (sources that skip clarity: "
+    "'not applied').",
+)
 def clarity_threshold(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     return _thresholds_result(context, store, CLARITY_THRESHOLD, ("clarity",))
 
 
-@asset(**SHARD, **SQL_SHARD_STEP, deps=[quality_candidates, clarity_scores, clarity_threshold],
-       description="The shard's videos that pass every filter: candidates above the clarity cut.")  # fmt: skip
+@asset(
+    **SHARD,
+    **SQL_SHARD_STEP,
+    deps=[quality_candidates, clarity_scores, clarity_threshold],
+    description="The shard's videos that pass every filter: candidates above the clarity cut.",
+)
 def selected_videos(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables, rows, selected = store.tables(), 0, 0
     for shard in context.partition_keys:  # one shard, or the shards a backfill puts in this run
         applied = store.recipe().recipe.source(source_of(tables, shard)).applies("clarity")
-        table = _shard_sql(tables, "selected_videos", {
-            "candidates": (CANDIDATES, shard), "clarity": ("clarity_scores", shard),
-            "thresholds": source_thresholds(tables, CLARITY_THRESHOLD, shard)},
-            {"clarity_applied": applied})  # fmt: skip
+        table = _shard_sql(
+            tables,
+            "selected_videos",
+            {
+                "candidates": (CANDIDATES, shard),
+                "clarity": ("clarity_scores", shard),
+                "thresholds": source_thresholds(tables, CLARITY_THRESHOLD, shard),
+            },
+            {"clarity_applied": applied},
+        )
         tables.write(SELECTED, shard, table)
         rows, selected = rows + table.height, selected + int(table["selected"].sum())
-    return MaterializeResult(metadata={"dagster/row_count": rows, "selected": selected,
-                                       "shards": len(context.partition_keys)})  # fmt: skip
+    return MaterializeResult(
+        metadata={"dagster/row_count": rows, "selected": selected, "shards": len(context.partition_keys)}
+    )

@@ -1,6 +1,5 @@
 """Sensor: new videos in the source become new shards, and each new shard gets a run."""
 
-
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from openvid_assets import settings
@@ -35,8 +34,10 @@ def new_videos_sensor(context: SensorEvaluationContext, store: OpenVidStore) -> 
     record_recipe(context.instance, stored)  # a recipe changed by hand or from the UI makes its steps stale
     record_labels(context.instance, tables)  # so do labels saved on the review page
     known = set(context.instance.get_dynamic_partitions(shards_partitions.name))
-    listed = sum(register_source(tables, uri, settings.shard_size(), store.s3_client(), name=name,
-                                 metadata=metadata)[0] for name, uri, metadata in watched)  # fmt: skip
+    listed = sum(
+        register_source(tables, uri, settings.shard_size(), store.s3_client(), name=name, metadata=metadata)[0]
+        for name, uri, metadata in watched
+    )
     # Also picks up shards stored by an earlier tick or command that died before registering them.
     new_keys = unregistered_partitions(tables, context.instance)
     # Runs go out in shard order, at most MAX_RUNS_PER_TICK per tick (20,000 new shards must not become
@@ -50,7 +51,8 @@ def new_videos_sensor(context: SensorEvaluationContext, store: OpenVidStore) -> 
     return SensorResult(
         run_requests=[RunRequest(partition_key=key, run_key=key) for key in batch],
         # In batches, like register_partitions: each request is one bounded insert by the daemon.
-        dynamic_partitions_requests=[shards_partitions.build_add_request(new_keys[i : i + ADD_BATCH])
-                                     for i in range(0, len(new_keys), ADD_BATCH)],  # fmt: skip
+        dynamic_partitions_requests=[
+            shards_partitions.build_add_request(new_keys[i : i + ADD_BATCH]) for i in range(0, len(new_keys), ADD_BATCH)
+        ],
         cursor=batch[-1] if batch else after,
     )

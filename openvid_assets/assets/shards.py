@@ -16,8 +16,9 @@ shards_partitions = DynamicPartitionsDefinition(name="shards")
 IMPORTED = "imported_metadata"  # tables/imported_metadata/<source>.parquet: a source's matched metadata rows
 
 
-def register_source(store: TableStore, uri: str, shard_size: int, s3_client: Any = None, name: str = DEFAULT_SOURCE,
-                    metadata: str = "") -> tuple[int, list[str], list[str]]:  # fmt: skip
+def register_source(
+    store: TableStore, uri: str, shard_size: int, s3_client: Any = None, name: str = DEFAULT_SOURCE, metadata: str = ""
+) -> tuple[int, list[str], list[str]]:
     """List a source and store shard lists (of source ``name``) for its unseen videos, importing its
     ``metadata`` table first (one that matches no video stops here): (videos listed, new shard keys, metadata
     rows that match no video)."""
@@ -44,8 +45,9 @@ def each_shard(context: AssetExecutionContext, step: Callable[[str], Materialize
     results = [step(shard) for shard in context.partition_keys]
     if len(results) == 1:
         return results[0]
-    return MaterializeResult(metadata={**combined_metadata([r.metadata or {} for r in results]),
-                                       "shards": len(results)})  # fmt: skip
+    return MaterializeResult(
+        metadata={**combined_metadata([r.metadata or {} for r in results]), "shards": len(results)}
+    )
 
 
 def combined_metadata(shards: list[Mapping[str, Any]]) -> dict[str, Any]:

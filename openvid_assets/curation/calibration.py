@@ -39,8 +39,10 @@ def _checked(scores: np.ndarray, good: np.ndarray, minimum: int = 4) -> tuple[np
     keep = np.isfinite(scores)
     scores, good = scores[keep], good[keep]
     if len(scores) < minimum or good.all() or not good.any():
-        raise CalibrationError(f"need at least {minimum} labelled items with both good and bad among them; have "
-                               f"{len(scores)} ({int(good.sum())} good, {int((~good).sum())} bad)")  # fmt: skip
+        raise CalibrationError(
+            f"need at least {minimum} labelled items with both good and bad among them; have "
+            f"{len(scores)} ({int(good.sum())} good, {int((~good).sum())} bad)"
+        )
     return scores, good
 
 
@@ -55,8 +57,9 @@ def pr_curve(scores: np.ndarray, good: np.ndarray) -> pl.DataFrame:
     last = np.r_[s[1:] != s[:-1], True]  # the last of each run of equal values: ties are kept together
     precision, recall = true / kept, true / g.sum()
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
-    return pl.DataFrame({"threshold": s[last], "precision": precision[last], "recall": recall[last],
-                         "f1": f1[last], "kept": kept[last]})  # fmt: skip
+    return pl.DataFrame(
+        {"threshold": s[last], "precision": precision[last], "recall": recall[last], "f1": f1[last], "kept": kept[last]}
+    )
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,9 @@ def fit_cut(scores: np.ndarray, good: np.ndarray, target: Target, side: Side = "
         row = target.best(curve)
         if row is None:
             raise CalibrationError(f"no cut reaches {target.spec()} (best precision {curve['precision'].max():.3f})")
-        return FittedCut(_between(values, row["threshold"], -1), None, row["precision"], row["recall"], row["f1"],
-                         len(scores), curve)  # fmt: skip
+        return FittedCut(
+            _between(values, row["threshold"], -1), None, row["precision"], row["recall"], row["f1"], len(scores), curve
+        )
     rows = []
     for i, lo in enumerate(values):
         inside = scores >= lo
@@ -91,14 +95,29 @@ def fit_cut(scores: np.ndarray, good: np.ndarray, target: Target, side: Side = "
             if not true:
                 continue
             precision, recall = true / int(kept.sum()), true / int(good.sum())
-            rows.append({"lower": lo, "upper": hi, "precision": precision, "recall": recall,
-                         "f1": 2 * precision * recall / (precision + recall), "kept": int(kept.sum())})  # fmt: skip
+            rows.append(
+                {
+                    "lower": lo,
+                    "upper": hi,
+                    "precision": precision,
+                    "recall": recall,
+                    "f1": 2 * precision * recall / (precision + recall),
+                    "kept": int(kept.sum()),
+                }
+            )
     bands = pl.DataFrame(rows)
     row = target.best(bands)
     if row is None:
         raise CalibrationError(f"no band reaches {target.spec()} (best precision {bands['precision'].max():.3f})")
-    return FittedCut(_between(values, row["lower"], -1), _between(values, row["upper"], +1), row["precision"],
-                     row["recall"], row["f1"], len(scores), curve)  # fmt: skip
+    return FittedCut(
+        _between(values, row["lower"], -1),
+        _between(values, row["upper"], +1),
+        row["precision"],
+        row["recall"],
+        row["f1"],
+        len(scores),
+        curve,
+    )
 
 
 def _between(values: np.ndarray, edge: float, side: int) -> float | None:
@@ -137,9 +156,12 @@ class SuitabilityFilter:
         from sklearn.preprocessing import StandardScaler
 
         reduce = [PCA(n_components=max(1, min(32, samples // 8)), random_state=self.seed)] if samples <= dim else []
-        parts = ColumnTransformer([
-            ("embedding", make_pipeline(*reduce, StandardScaler()), list(range(dim))),
-            ("scores", StandardScaler(), list(range(dim, dim + len(self.score_names))))])  # fmt: skip
+        parts = ColumnTransformer(
+            [
+                ("embedding", make_pipeline(*reduce, StandardScaler()), list(range(dim))),
+                ("scores", StandardScaler(), list(range(dim, dim + len(self.score_names)))),
+            ]
+        )
         return make_pipeline(parts, LogisticRegression(C=0.5, max_iter=2000, class_weight="balanced"))
 
     def fit(self, embeddings: np.ndarray, scores: np.ndarray, good: np.ndarray) -> SuitabilityFilter:
@@ -149,17 +171,24 @@ class SuitabilityFilter:
         good = np.asarray(good, bool)
         minority = int(min(good.sum(), (~good).sum()))
         if minority < 2:
-            raise CalibrationError(f"the learned filter needs at least 2 good and 2 bad labels; have "
-                                   f"{int(good.sum())} good, {int((~good).sum())} bad")  # fmt: skip
+            raise CalibrationError(
+                f"the learned filter needs at least 2 good and 2 bad labels; have "
+                f"{int(good.sum())} good, {int((~good).sum())} bad"
+            )
         x = _features(embeddings, scores)
         folds = StratifiedKFold(n_splits=min(self.folds, minority), shuffle=True, random_state=self.seed)
         fold_size = len(good) - len(good) // folds.get_n_splits()  # the fewest labels a fold trains on
         pipeline = self._pipeline(fold_size, np.asarray(embeddings).shape[1])
         result = cross_validate(pipeline, x, good, cv=folds, scoring=("roc_auc", "accuracy"))
-        self.report = {"auc": float(result["test_roc_auc"].mean()), "auc_std": float(result["test_roc_auc"].std()),
-                       "accuracy": float(result["test_accuracy"].mean()),
-                       "accuracy_std": float(result["test_accuracy"].std()), "folds": folds.get_n_splits(),
-                       "labelled": len(good), "good": int(good.sum())}  # fmt: skip
+        self.report = {
+            "auc": float(result["test_roc_auc"].mean()),
+            "auc_std": float(result["test_roc_auc"].std()),
+            "accuracy": float(result["test_accuracy"].mean()),
+            "accuracy_std": float(result["test_accuracy"].std()),
+            "folds": folds.get_n_splits(),
+            "labelled": len(good),
+            "good": int(good.sum()),
+        }
         self.dim = np.asarray(embeddings).shape[1]
         self.model = self._pipeline(len(good), self.dim).fit(x, good)
         return self
@@ -172,8 +201,9 @@ class SuitabilityFilter:
         inputs = self.dim + len(self.score_names)
         logits = self.model.decision_function(np.vstack([np.zeros(inputs), np.eye(inputs)]))
         weights = logits[1:] - logits[0]
-        return LinearSuitability(weights[: self.dim], weights[self.dim:], float(logits[0]), self.score_names,
-                                 dict(self.report))  # fmt: skip
+        return LinearSuitability(
+            weights[: self.dim], weights[self.dim :], float(logits[0]), self.score_names, dict(self.report)
+        )
 
     def predict(self, embeddings: np.ndarray, scores: np.ndarray) -> np.ndarray:
         if self.model is None:
@@ -203,21 +233,32 @@ class LinearSuitability:
         return 1 / (1 + np.exp(-(logits + self.bias)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"embedding_weights": self.embedding_weights.tolist(), "score_weights": self.score_weights.tolist(),
-                "bias": self.bias, "score_names": list(self.score_names), "report": self.report}  # fmt: skip
+        return {
+            "embedding_weights": self.embedding_weights.tolist(),
+            "score_weights": self.score_weights.tolist(),
+            "bias": self.bias,
+            "score_names": list(self.score_names),
+            "report": self.report,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LinearSuitability:
-        return cls(np.asarray(d["embedding_weights"], np.float64), np.asarray(d["score_weights"], np.float64),
-                   float(d["bias"]), tuple(d["score_names"]), d["report"])  # fmt: skip
+        return cls(
+            np.asarray(d["embedding_weights"], np.float64),
+            np.asarray(d["score_weights"], np.float64),
+            float(d["bias"]),
+            tuple(d["score_names"]),
+            d["report"],
+        )
 
     @property
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict()).encode()).hexdigest()[:16]
 
 
-def suitability_inputs(embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame]) -> tuple[
-        list[str], np.ndarray, np.ndarray]:  # fmt: skip
+def suitability_inputs(
+    embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(video ids, mean CLIP embeddings, their ``SUITABILITY_INPUTS`` scores; NaN where a score failed) of the
     ok videos of a frame_embeddings table, with ``scores`` the same shards' score tables by name."""
     from openvid_assets.models.shards.tables import video_embeddings
@@ -230,8 +271,9 @@ def suitability_inputs(embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame]
     return ids, vectors, np.array(columns, np.float64).T.reshape(len(ids), len(SUITABILITY_INPUTS))
 
 
-def fit_suitability(labels: pl.DataFrame, embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame]) -> tuple[
-        LinearSuitability, pl.DataFrame]:  # fmt: skip
+def fit_suitability(
+    labels: pl.DataFrame, embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame]
+) -> tuple[LinearSuitability, pl.DataFrame]:
     """The learned filter fitted on every good/bad label of a video (each reviewer's latest, whichever score's
     page it was given on: it judges the video), with the labelled videos' inputs; and the training rows."""
     judged = latest_judgements(labels)
@@ -239,23 +281,29 @@ def fit_suitability(labels: pl.DataFrame, embeddings: pl.DataFrame, scores: dict
     row = {v: k for k, v in enumerate(ids)}
     used = judged.filter(pl.col("item").is_in(ids))
     if used.is_empty():
-        raise CalibrationError("no labelled video has embeddings yet: label videos on the review page "
-                               "(openvid-assets review)")  # fmt: skip
+        raise CalibrationError(
+            "no labelled video has embeddings yet: label videos on the review page (openvid-assets review)"
+        )
     at = [row[item] for item in used["item"]]
     fitted = SuitabilityFilter(SUITABILITY_INPUTS).fit(vectors[at], values[at], (used["label"] == "good").to_numpy())
     return fitted.linear(), used.select("reviewer", "item", "label")
 
 
-def suitability_rows(embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame], model: LinearSuitability | None,
-                     unfitted: str = "") -> pl.DataFrame:  # fmt: skip
+def suitability_rows(
+    embeddings: pl.DataFrame, scores: dict[str, pl.DataFrame], model: LinearSuitability | None, unfitted: str = ""
+) -> pl.DataFrame:
     """One score row per video of a shard's frame_embeddings table: P(good) from the learned filter; a video
     whose embedding failed keeps that reason, and with no model (``unfitted``: why) every row says so."""
     from openvid_assets.models.shards.tables import SCORE_SCHEMA, video_groups
 
     ids, vectors, values = suitability_inputs(embeddings, scores)
     predicted = dict(zip(ids, model.predict(vectors, values))) if model is not None else {}
-    key = {"model": "suitability-linear", "weights_digest": model.digest if model else "", "params": "{}",
-           "params_hash": ""}  # fmt: skip
+    key = {
+        "model": "suitability-linear",
+        "weights_digest": model.digest if model else "",
+        "params": "{}",
+        "params_hash": "",
+    }
     rows = []
     for video_id, source_uri, group in video_groups(embeddings):
         base = {"video_id": video_id, "source_uri": source_uri, "frame_indices": [], **key}
@@ -283,18 +331,26 @@ class CaptionFilter:
         good = np.asarray(good, bool)
         minority = int(min(good.sum(), (~good).sum()))
         if minority < 2:
-            raise CalibrationError(f"the caption filter needs at least 2 good and 2 bad captions; have "
-                                   f"{int(good.sum())} good, {int((~good).sum())} bad")  # fmt: skip
+            raise CalibrationError(
+                f"the caption filter needs at least 2 good and 2 bad captions; have "
+                f"{int(good.sum())} good, {int((~good).sum())} bad"
+            )
 
         def pipeline() -> Any:
-            return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
-                                 LogisticRegression(C=2.0, max_iter=2000, class_weight="balanced"))  # fmt: skip
+            return make_pipeline(
+                TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
+                LogisticRegression(C=2.0, max_iter=2000, class_weight="balanced"),
+            )
 
         splits = StratifiedKFold(n_splits=min(folds, minority), shuffle=True, random_state=seed)
         result = cross_validate(pipeline(), captions, good, cv=splits, scoring=("roc_auc", "accuracy"))
-        self.report = {"auc": float(result["test_roc_auc"].mean()), "auc_std": float(result["test_roc_auc"].std()),
-                       "accuracy": float(result["test_accuracy"].mean()),
-                       "accuracy_std": float(result["test_accuracy"].std()), "labelled": len(good)}  # fmt: skip
+        self.report = {
+            "auc": float(result["test_roc_auc"].mean()),
+            "auc_std": float(result["test_roc_auc"].std()),
+            "accuracy": float(result["test_accuracy"].mean()),
+            "accuracy_std": float(result["test_accuracy"].std()),
+            "labelled": len(good),
+        }
         self.model = pipeline().fit(captions, good)
         return self
 
@@ -308,9 +364,13 @@ class CaptionFilter:
         if self.model is None:
             raise CalibrationError("the caption filter is not fitted")
         tfidf, regression = self.model.steps[0][1], self.model.steps[-1][1]
-        return LinearCaptionFilter(dict(sorted((k, int(v)) for k, v in tfidf.vocabulary_.items())),
-                                   np.asarray(tfidf.idf_, np.float64), regression.coef_[0].astype(np.float64),
-                                   float(regression.intercept_[0]), dict(self.report))  # fmt: skip
+        return LinearCaptionFilter(
+            dict(sorted((k, int(v)) for k, v in tfidf.vocabulary_.items())),
+            np.asarray(tfidf.idf_, np.float64),
+            regression.coef_[0].astype(np.float64),
+            float(regression.intercept_[0]),
+            dict(self.report),
+        )
 
 
 @dataclass(frozen=True)
@@ -337,13 +397,23 @@ class LinearCaptionFilter:
         return 1 / (1 + np.exp(-logits))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"vocabulary": self.vocabulary, "idf": self.idf.tolist(), "coef": self.coef.tolist(),
-                "intercept": self.intercept, "report": self.report}  # fmt: skip
+        return {
+            "vocabulary": self.vocabulary,
+            "idf": self.idf.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+            "report": self.report,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LinearCaptionFilter:
-        return cls(d["vocabulary"], np.asarray(d["idf"], np.float64), np.asarray(d["coef"], np.float64),
-                   float(d["intercept"]), d["report"])  # fmt: skip
+        return cls(
+            d["vocabulary"],
+            np.asarray(d["idf"], np.float64),
+            np.asarray(d["coef"], np.float64),
+            float(d["intercept"]),
+            d["report"],
+        )
 
     @property
     def digest(self) -> str:
@@ -370,4 +440,6 @@ def fit_from_labels(labels: pl.DataFrame, values: pl.DataFrame, score: str, targ
 
 def describe_cut(cut: FittedCut, target: Target) -> str:
     """How a calibrated cut was fitted, for the thresholds table and every reason it gives."""
-    return f"calibrated {target.spec()} on {cut.labelled} labels: precision {cut.precision:.2f}, recall {cut.recall:.2f}"
+    return (
+        f"calibrated {target.spec()} on {cut.labelled} labels: precision {cut.precision:.2f}, recall {cut.recall:.2f}"
+    )

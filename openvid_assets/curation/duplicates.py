@@ -34,8 +34,13 @@ class DuplicateSearch:
     seed: int = 0
 
     def params(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "neighbours": self.neighbours, "nprobe": self.nprobe,
-                "exact_below": self.exact_below, "seed": self.seed}  # fmt: skip
+        return {
+            "threshold": self.threshold,
+            "neighbours": self.neighbours,
+            "nprobe": self.nprobe,
+            "exact_below": self.exact_below,
+            "seed": self.seed,
+        }
 
 
 def fp16_unit(vectors: np.ndarray) -> np.ndarray:
@@ -126,8 +131,9 @@ class VectorIndex:
         return cls(faiss.deserialize_index(np.frombuffer(data, np.uint8)), trained_on)
 
 
-def confirmed_pairs(index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, members: list[str],
-                    search: DuplicateSearch) -> pl.DataFrame:  # fmt: skip
+def confirmed_pairs(
+    index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, members: list[str], search: DuplicateSearch
+) -> pl.DataFrame:
     """Pairs of (indexed) videos above the threshold among the neighbours of ``vectors`` (ids ``ids``), with
     the exact cosine of their stored vectors; ``members`` maps an id to its video id."""
     if len(ids) == 0 or index.size < 2:
@@ -184,8 +190,9 @@ class IndexState:
         return self.index.vectors(np.array([position[v] for v in video_ids], np.int64))
 
 
-def add_shards(state: IndexState | None, new: dict[str, tuple[str, list[str], np.ndarray]], identity: str,
-               search: DuplicateSearch) -> tuple[IndexState | None, pl.DataFrame, bool]:  # fmt: skip
+def add_shards(
+    state: IndexState | None, new: dict[str, tuple[str, list[str], np.ndarray]], identity: str, search: DuplicateSearch
+) -> tuple[IndexState | None, pl.DataFrame, bool]:
     """Add shards (shard -> (table stamp, video ids, vectors)) to the index and find their pairs.
 
     Returns (state, pairs, complete): ``complete`` when the index was (re)built and ``pairs`` holds every pair
@@ -233,8 +240,17 @@ def save_state(files: Any, folder: str, state: IndexState) -> None:
     buffer = io.BytesIO()
     pl.DataFrame({"video_id": state.members}, schema={"video_id": pl.String}).write_parquet(buffer)
     files.put(members_rel, buffer.getvalue())
-    files.put(state_rel, json.dumps({"identity": state.identity, "shards": state.shards, "size": len(state.members),
-                                     "trained_on": state.index.trained_on}).encode())  # fmt: skip
+    files.put(
+        state_rel,
+        json.dumps(
+            {
+                "identity": state.identity,
+                "shards": state.shards,
+                "size": len(state.members),
+                "trained_on": state.index.trained_on,
+            }
+        ).encode(),
+    )
 
 
 def load_state(files: Any, folder: str) -> IndexState | None:

@@ -27,8 +27,18 @@ import numpy as np
 import polars as pl
 
 from openvid_assets.media.frames import even_size
-from openvid_assets.media.scenes import (CutDetection, FrameEmbedder, SceneSignals, ShotDetector, Stitch, Transition,
-                                         find_transitions, rescan_scene, scan_video, stitch_cuts)  # fmt: skip
+from openvid_assets.media.scenes import (
+    CutDetection,
+    FrameEmbedder,
+    SceneSignals,
+    ShotDetector,
+    Stitch,
+    Transition,
+    find_transitions,
+    rescan_scene,
+    scan_video,
+    stitch_cuts,
+)
 from openvid_assets.media.sources import VideoInputError
 from openvid_assets.media.tasks import OpenVideo, VideoTask
 from openvid_assets.store.files import FileSystem, atomic_path
@@ -46,8 +56,9 @@ class ClipRules:
 
     def __post_init__(self) -> None:
         if self.min_clip_s <= 0 or self.max_clip_s < 2 * self.min_clip_s or self.trim_frames < 0:
-            raise ValueError(f"clip rules need 0 < min_clip_s, max_clip_s >= 2 * min_clip_s and trim_frames >= 0; "
-                             f"got {self}")  # fmt: skip
+            raise ValueError(
+                f"clip rules need 0 < min_clip_s, max_clip_s >= 2 * min_clip_s and trim_frames >= 0; got {self}"
+            )
 
     def params(self) -> dict[str, float]:
         return asdict(self)
@@ -101,8 +112,15 @@ def scenes_between(num_frames: int, transitions: list[Transition], trim_frames: 
     return [s for s in scenes if s.last >= s.first]
 
 
-def plan_clips(num_frames: int, fps: float, transitions: list[Transition], rules: ClipRules = ClipRules(), *,
-               rescanned: bool = False, stitched: list[Stitch] | None = None) -> ClipPlan:  # fmt: skip
+def plan_clips(
+    num_frames: int,
+    fps: float,
+    transitions: list[Transition],
+    rules: ClipRules = ClipRules(),
+    *,
+    rescanned: bool = False,
+    stitched: list[Stitch] | None = None,
+) -> ClipPlan:
     """Scenes between transitions, trimmed, filtered by length and split when too long.
 
     ``rescanned``: too-long scenes were re-scanned for missed cuts (the split reasons say so)."""
@@ -122,15 +140,19 @@ def plan_clips(num_frames: int, fps: float, transitions: list[Transition], rules
             reason = "the whole video is a transition (fade or dissolve): no scene to clip"
         else:
             longest = max((s.num_frames for s in scenes), default=0)
-            reason = (f"no scene of at least {rules.min_clip_s:g}s: the longest is {longest / fps:.2f}s "
-                      f"after trimming transitions")  # fmt: skip
+            reason = (
+                f"no scene of at least {rules.min_clip_s:g}s: the longest is {longest / fps:.2f}s "
+                f"after trimming transitions"
+            )
     return ClipPlan(clips, transitions, reason, splits, list(stitched or []))
 
 
 def _split_reason(scene: Scene, pieces: int, fps: float, rules: ClipRules, rescanned: bool) -> str:
     if pieces > 1:
-        return (f"equal: one of {pieces} pieces of a {scene.num_frames / fps:.1f}s scene longer than max_clip_s "
-                f"{rules.max_clip_s:g}s{'; the rescan found no cut in it' if rescanned else ''}")  # fmt: skip
+        return (
+            f"equal: one of {pieces} pieces of a {scene.num_frames / fps:.1f}s scene longer than max_clip_s "
+            f"{rules.max_clip_s:g}s{'; the rescan found no cut in it' if rescanned else ''}"
+        )
     found = [t.cut_frame for t in (scene.before, scene.after) if t is not None and "rescan" in t.detectors]
     if found:
         return f"rescan: a cut the second pass found at frame {', '.join(map(str, found))}"
@@ -144,10 +166,19 @@ def _split(first: int, last: int, max_frames: int) -> list[ClipSpan]:
     return [ClipSpan(int(a), int(b) - 1) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def detect_clips(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
-                 detection: CutDetection = CutDetection(), rules: ClipRules = ClipRules(),
-                 embedder: FrameEmbedder | None = None, threads: int = 1,
-                 shots: ShotDetector | None = None) -> tuple[SceneSignals, ClipPlan]:  # fmt: skip
+def detect_clips(
+    path: str | Path,
+    *,
+    width: int,
+    height: int,
+    fps: float,
+    rotation: int = 0,
+    detection: CutDetection = CutDetection(),
+    rules: ClipRules = ClipRules(),
+    embedder: FrameEmbedder | None = None,
+    threads: int = 1,
+    shots: ShotDetector | None = None,
+) -> tuple[SceneSignals, ClipPlan]:
     """Scan a video once, re-scan its too-long scenes, stitch (with ``detection.stitch``) and plan its clips
     (``shots``: the learned shot detector, when ``detection`` runs TransNetV2)."""
     geometry = {"width": width, "height": height, "rotation": rotation, "threads": threads}
@@ -163,8 +194,9 @@ def detect_clips(path: str | Path, *, width: int, height: int, fps: float, rotat
     if detection.stitch:
         if embedder is None:
             raise ValueError("stitching needs a CLIP embedder")
-        transitions, stitched = stitch_cuts(path, transitions, n, embedder, threshold=detection.stitch_threshold,
-                                            **geometry)  # fmt: skip
+        transitions, stitched = stitch_cuts(
+            path, transitions, n, embedder, threshold=detection.stitch_threshold, **geometry
+        )
     return signals, plan_clips(n, fps, transitions, rules, rescanned=rescanned, stitched=stitched)
 
 
@@ -248,9 +280,18 @@ def crop_filter(task: VideoTask, settings: ClipSettings) -> str | None:
 # --------------------------------------------------------------------------- ffmpeg
 
 
-def cut_clip(source: str | Path, dest: str | Path, span: ClipSpan, fps: float, *, mode: ClipMode = "reencode",
-             crf: int = 18, preset: str = "veryfast", crop: str | None = None,
-             timeout_s: float = 600.0) -> None:  # fmt: skip
+def cut_clip(
+    source: str | Path,
+    dest: str | Path,
+    span: ClipSpan,
+    fps: float,
+    *,
+    mode: ClipMode = "reencode",
+    crf: int = 18,
+    preset: str = "veryfast",
+    crop: str | None = None,
+    timeout_s: float = 600.0,
+) -> None:
     """Write frames ``span`` of ``source`` to ``dest`` (mp4, video only), atomically.
 
     Re-encoding seeks to half a frame before the first wanted frame (ffmpeg then
@@ -260,18 +301,45 @@ def cut_clip(source: str | Path, dest: str | Path, span: ClipSpan, fps: float, *
     ``crop`` (``w:h:x:y``, displayed pixels: ffmpeg rotates before filtering) cuts black bars off.
     """
     start = max(0.0, (span.start_frame - 0.5) / fps) if span.start_frame else 0.0
-    args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-ss", f"{start:.6f}",
-            "-i", str(Path(source).absolute())]  # fmt: skip
+    args = [
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-y",
+        "-ss",
+        f"{start:.6f}",
+        "-i",
+        str(Path(source).absolute()),
+    ]
     if mode == "copy":
         args += ["-t", f"{span.num_frames / fps:.6f}", "-map", "0:v:0", "-c", "copy"]
     else:
-        args += ["-frames:v", str(span.num_frames), "-map", "0:v:0", "-an", "-c:v", "libx264", "-preset", preset,
-                 "-crf", str(crf), "-pix_fmt", "yuv420p",
-                 "-vf", (f"crop={crop}," if crop else "") + "scale=trunc(iw/2)*2:trunc(ih/2)*2"]  # fmt: skip
+        args += [
+            "-frames:v",
+            str(span.num_frames),
+            "-map",
+            "0:v:0",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-crf",
+            str(crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-vf",
+            (f"crop={crop}," if crop else "") + "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+        ]
     with atomic_path(dest) as tmp:
         try:
-            done = subprocess.run([*args, "-movflags", "+faststart", "-f", "mp4", str(tmp.absolute())],
-                                  capture_output=True, timeout=timeout_s)  # fmt: skip
+            done = subprocess.run(
+                [*args, "-movflags", "+faststart", "-f", "mp4", str(tmp.absolute())],
+                capture_output=True,
+                timeout=timeout_s,
+            )
         except subprocess.TimeoutExpired:
             raise VideoInputError(f"ffmpeg took longer than {timeout_s:.0f}s cutting the clip") from None
         if done.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
@@ -304,40 +372,77 @@ class ClipStore:
         self.files.put(self._rel(cid), Path(local_file).read_bytes())
 
 
-def _rows_for(task: VideoTask, plan: ClipPlan, frames: int, uris: dict[str, str | None],
-              settings: ClipSettings) -> list[dict[str, Any]]:  # fmt: skip
+def _rows_for(
+    task: VideoTask, plan: ClipPlan, frames: int, uris: dict[str, str | None], settings: ClipSettings
+) -> list[dict[str, Any]]:
     crop = crop_filter(task, settings)
     width, height = (task.crop[2], task.crop[3]) if crop else even_size(task.width, task.height)
-    transitions = [{"first": t.first, "last": t.last, "cut_frame": t.cut_frame, "detectors": "+".join(t.detectors)}
-                   for t in plan.transitions]  # fmt: skip
-    stitched = [{"cut_frame": s.cut_frame, "detectors": "+".join(s.detectors), "cosine": s.cosine}
-                for s in plan.stitched]  # fmt: skip
-    common = {"video_id": task.video_id, "source_uri": task.source_uri, "fps": task.fps, "video_frames": frames,
-              "transitions": transitions, "stitched": stitched, "crop": crop, **settings.key_columns()}
+    transitions = [
+        {"first": t.first, "last": t.last, "cut_frame": t.cut_frame, "detectors": "+".join(t.detectors)}
+        for t in plan.transitions
+    ]
+    stitched = [
+        {"cut_frame": s.cut_frame, "detectors": "+".join(s.detectors), "cosine": s.cosine} for s in plan.stitched
+    ]
+    common = {
+        "video_id": task.video_id,
+        "source_uri": task.source_uri,
+        "fps": task.fps,
+        "video_frames": frames,
+        "transitions": transitions,
+        "stitched": stitched,
+        "crop": crop,
+        **settings.key_columns(),
+    }
     if not plan.clips:
         return [{**common, "status": "no_clips", "error": plan.reason}]
     rows = []
     for index, (span, split) in enumerate(zip(plan.clips, plan.splits)):
         cid = clip_id(task.video_id, span, crop)
-        rows.append({**common, "clip_id": cid, "status": "ok", "clip_index": index, "split": split,
-                     "start_frame": span.start_frame,
-                     "end_frame": span.end_frame, "num_frames": span.num_frames, "start_s": span.start_frame / task.fps,
-                     "end_s": (span.end_frame + 1) / task.fps, "width": width, "height": height,
-                     "clip_uri": uris.get(cid)})  # fmt: skip
+        rows.append(
+            {
+                **common,
+                "clip_id": cid,
+                "status": "ok",
+                "clip_index": index,
+                "split": split,
+                "start_frame": span.start_frame,
+                "end_frame": span.end_frame,
+                "num_frames": span.num_frames,
+                "start_s": span.start_frame / task.fps,
+                "end_s": (span.end_frame + 1) / task.fps,
+                "width": width,
+                "height": height,
+                "clip_uri": uris.get(cid),
+            }
+        )
     return rows
 
 
-def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings,
-               embedder: FrameEmbedder | None = None,
-               shots: ShotDetector | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def clip_video(
+    task: VideoTask,
+    open_video: OpenVideo,
+    store: ClipStore | None,
+    settings: ClipSettings,
+    embedder: FrameEmbedder | None = None,
+    shots: ShotDetector | None = None,
+) -> list[dict[str, Any]]:
     """Detect, plan and (unless mode is 'none') write one video's clips; a bad video is one failed row."""
     if settings.whole_videos:
         return whole_video_rows(task, settings)
     try:
         with open_video(task) as path:
-            signals, plan = detect_clips(path, width=task.width, height=task.height, fps=task.fps,
-                                         rotation=task.rotation, detection=settings.detection, rules=settings.rules,
-                                         embedder=embedder, shots=shots)  # fmt: skip
+            signals, plan = detect_clips(
+                path,
+                width=task.width,
+                height=task.height,
+                fps=task.fps,
+                rotation=task.rotation,
+                detection=settings.detection,
+                rules=settings.rules,
+                embedder=embedder,
+                shots=shots,
+            )
             uris: dict[str, str | None] = {}
             crop = crop_filter(task, settings)
             if settings.mode != "none" and store is not None:
@@ -345,8 +450,15 @@ def clip_video(task: VideoTask, open_video: OpenVideo, store: ClipStore | None, 
                     cid = clip_id(task.video_id, span, crop)
                     uris[cid] = _write(path, cid, span, task.fps, store, settings, crop)
     except VideoInputError as e:
-        return [{"video_id": task.video_id, "source_uri": task.source_uri, "status": "failed", "error": str(e),
-                 **settings.key_columns()}]  # fmt: skip
+        return [
+            {
+                "video_id": task.video_id,
+                "source_uri": task.source_uri,
+                "status": "failed",
+                "error": str(e),
+                **settings.key_columns(),
+            }
+        ]
     return _rows_for(task, plan, signals.num_frames, uris, settings)
 
 
@@ -356,16 +468,23 @@ WHOLE_VIDEO = "whole video (clips not applied)"
 def whole_video_rows(task: VideoTask, settings: ClipSettings) -> list[dict[str, Any]]:
     """A video whose source skips clip extraction: one clip, all of it, read from the source file itself."""
     if task.num_frames <= 0:
-        return [{"video_id": task.video_id, "source_uri": task.source_uri, "status": "failed",
-                 "error": "the probe found no frame count, so the whole-video clip has no range",
-                 **settings.key_columns()}]  # fmt: skip
+        return [
+            {
+                "video_id": task.video_id,
+                "source_uri": task.source_uri,
+                "status": "failed",
+                "error": "the probe found no frame count, so the whole-video clip has no range",
+                **settings.key_columns(),
+            }
+        ]
     span = ClipSpan(0, task.num_frames - 1)
     plan = ClipPlan([span], [], None, [WHOLE_VIDEO])
     return _rows_for(task, plan, task.num_frames, {clip_id(task.video_id, span): task.source_uri}, settings)
 
 
-def _write(source: Path, cid: str, span: ClipSpan, fps: float, store: ClipStore, settings: ClipSettings,
-           crop: str | None) -> str:  # fmt: skip
+def _write(
+    source: Path, cid: str, span: ClipSpan, fps: float, store: ClipStore, settings: ClipSettings, crop: str | None
+) -> str:
     if store.exists(cid):
         return store.uri(cid)  # written by an earlier, interrupted run with the same settings (and crop: in the id)
     kwargs = {"mode": settings.mode, "crf": settings.crf, "preset": settings.preset, "crop": crop}
@@ -391,17 +510,30 @@ def reusable_clip_rows(previous: pl.DataFrame | None, settings: ClipSettings) ->
     return rows
 
 
-def clip_shard(tasks: list[VideoTask], open_video: OpenVideo, store: ClipStore | None, settings: ClipSettings, *,
-               previous: pl.DataFrame | None = None, progress: Callable[[int, int], None] | None = None,
-               workers: int = 2, embedder: FrameEmbedder | None = None,
-               shots: ShotDetector | None = None) -> ShardRows:  # fmt: skip
+def clip_shard(
+    tasks: list[VideoTask],
+    open_video: OpenVideo,
+    store: ClipStore | None,
+    settings: ClipSettings,
+    *,
+    previous: pl.DataFrame | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 2,
+    embedder: FrameEmbedder | None = None,
+    shots: ShotDetector | None = None,
+) -> ShardRows:
     """Clip every video of a shard, ``workers`` videos at a time, in task order (``embedder``: the CLIP that
     stitches, with ``settings.detection.stitch``; ``shots``: the learned shot detector, when the detection
     runs TransNetV2)."""
     cached = reusable_clip_rows(previous, settings)
     unique = list({t.video_id: t for t in tasks}.values())
-    todo = [t for t in unique if t.video_id not in cached or not _files_present(cached[t.video_id], store, settings)
-            or cached[t.video_id][0].get("crop") != crop_filter(t, settings)]  # a new crop box: cut again
+    todo = [
+        t
+        for t in unique
+        if t.video_id not in cached
+        or not _files_present(cached[t.video_id], store, settings)
+        or cached[t.video_id][0].get("crop") != crop_filter(t, settings)
+    ]  # a new crop box: cut again
     todo_ids = {t.video_id for t in todo}
     done_rows = {t.video_id: cached[t.video_id] for t in unique if t.video_id not in todo_ids}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

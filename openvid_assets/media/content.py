@@ -74,8 +74,10 @@ class PictureBox:
         return x0, y0, max(2, x1 - x0), max(2, y1 - y0)
 
     def slices(self, height: int, width: int) -> tuple[slice, slice]:
-        return (slice(round(self.top * height), round(self.bottom * height)),
-                slice(round(self.left * width), round(self.right * width)))  # fmt: skip
+        return (
+            slice(round(self.top * height), round(self.bottom * height)),
+            slice(round(self.left * width), round(self.right * width)),
+        )
 
 
 def picture_box(frames: np.ndarray) -> PictureBox:
@@ -99,6 +101,10 @@ def exposure(frame: np.ndarray, box: PictureBox = PictureBox()) -> dict[str, flo
     r, g, b = picture[..., 0], picture[..., 1], picture[..., 2]
     rg, yb = r - g, (r + g) / 2 - b
     colourfulness = math.hypot(float(rg.std()), float(yb.std())) + 0.3 * math.hypot(float(rg.mean()), float(yb.mean()))
-    return {"brightness": float(y.mean()), "dark_share": float((y <= NEAR_BLACK).mean()),
-            "bright_share": float((y >= NEAR_WHITE).mean()), "contrast": float(y.std()),
-            "colourfulness": colourfulness}  # fmt: skip
+    return {
+        "brightness": float(y.mean()),
+        "dark_share": float((y <= NEAR_BLACK).mean()),
+        "bright_share": float((y >= NEAR_WHITE).mean()),
+        "contrast": float(y.std()),
+        "colourfulness": colourfulness,
+    }

@@ -127,8 +127,13 @@ class _TorchCodecReader:
         from torchcodec.transforms import Resize
 
         def open_(mode: str) -> VideoDecoder:
-            return VideoDecoder(path, seek_mode=mode, dimension_order="NHWC", num_ffmpeg_threads=threads,
-                                transforms=[Resize((size[1], size[0]))] if size else None)  # fmt: skip
+            return VideoDecoder(
+                path,
+                seek_mode=mode,
+                dimension_order="NHWC",
+                num_ffmpeg_threads=threads,
+                transforms=[Resize((size[1], size[0]))] if size else None,
+            )
 
         self._decoder = open_("exact" if exact else "approximate")
         if self._decoder.metadata.num_frames is None:  # no count in the header: index the file after all
@@ -148,8 +153,16 @@ def _open_reader(decoder: Decoder, path: str, size: tuple[int, int] | None, thre
     raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
 
 
-def read_frames(path: str | Path, request: FrameRequest, *, width: int, height: int, rotation: int = 0,
-                threads: int = 1, decoder: Decoder | None = None) -> DecodedFrames:  # fmt: skip
+def read_frames(
+    path: str | Path,
+    request: FrameRequest,
+    *,
+    width: int,
+    height: int,
+    rotation: int = 0,
+    threads: int = 1,
+    decoder: Decoder | None = None,
+) -> DecodedFrames:
     """Decode the requested frames of one video; ``width``/``height`` are its displayed size.
 
     ``decoder`` overrides the request's (benchmarks compare them on the same requests)."""

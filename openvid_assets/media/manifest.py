@@ -76,17 +76,20 @@ def probe_one(uri: str, root: str, *, s3_client: Any = None, timeout_s: float = 
         row = _probe_once(uri, root, s3_client=s3_client, timeout_s=timeout_s)
         if _file_state(uri) == before:
             return row
-    return {"source_uri": uri, "video_id": video_id_for_unreadable(uri), "status": "failed",
-            "error": f"file changed while being read ({READ_ATTEMPTS} attempts, {RETRY_PAUSE_S:g}s apart): "
-                     "it is still being written or replaced"}  # fmt: skip
+    return {
+        "source_uri": uri,
+        "video_id": video_id_for_unreadable(uri),
+        "status": "failed",
+        "error": f"file changed while being read ({READ_ATTEMPTS} attempts, {RETRY_PAUSE_S:g}s apart): "
+        "it is still being written or replaced",
+    }
 
 
 def _probe_once(uri: str, root: str, *, s3_client: Any, timeout_s: float) -> dict[str, Any]:
     row: dict[str, Any] = {"source_uri": uri, "status": "ok", "error": None}
     try:
         with local_video(uri, root, s3_client) as (path, digest):
-            row.update(video_id=video_id_for_content(digest), content_sha256=digest,
-                       size_bytes=os.path.getsize(path))  # fmt: skip
+            row.update(video_id=video_id_for_content(digest), content_sha256=digest, size_bytes=os.path.getsize(path))
             row.update(vars(probe(path, timeout_s)))
     except VideoInputError as e:
         row.update(status="failed", error=str(e))

@@ -38,19 +38,62 @@ class PreviewSettings:
         return asdict(self)
 
 
-def make_preview(source: str | Path, webp: str | Path, poster: str | Path, *, start_s: float, duration_s: float,
-                 settings: PreviewSettings = PreviewSettings(), timeout_s: float = 120.0) -> None:  # fmt: skip
+def make_preview(
+    source: str | Path,
+    webp: str | Path,
+    poster: str | Path,
+    *,
+    start_s: float,
+    duration_s: float,
+    settings: PreviewSettings = PreviewSettings(),
+    timeout_s: float = 120.0,
+) -> None:
     """Write the animated preview of ``duration_s`` seconds of ``source`` from ``start_s`` (its middle
     ``settings.seconds`` when longer) and the poster (the middle frame)."""
     length = min(settings.seconds, max(duration_s, 1.0 / settings.fps))
     begin = start_s + max(0.0, (duration_s - length) / 2)
     scale = f"scale='if(gt(iw,ih),{settings.size},-2)':'if(gt(iw,ih),-2,{settings.size})'"
-    args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-ss", f"{begin:.3f}",
-            "-t", f"{length:.3f}", "-i", str(Path(source).absolute()),
-            "-map", "0:v:0", "-vf", f"fps={settings.fps:g},{scale}", "-c:v", "libwebp_anim", "-loop", "0",
-            "-quality", str(settings.quality), "-an", "-f", "webp", str(webp),
-            "-ss", f"{length / 2:.3f}", "-map", "0:v:0", "-vf", scale, "-frames:v", "1", "-q:v", "4",
-            "-f", "image2", str(poster)]  # fmt: skip
+    args = [
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-y",
+        "-ss",
+        f"{begin:.3f}",
+        "-t",
+        f"{length:.3f}",
+        "-i",
+        str(Path(source).absolute()),
+        "-map",
+        "0:v:0",
+        "-vf",
+        f"fps={settings.fps:g},{scale}",
+        "-c:v",
+        "libwebp_anim",
+        "-loop",
+        "0",
+        "-quality",
+        str(settings.quality),
+        "-an",
+        "-f",
+        "webp",
+        str(webp),
+        "-ss",
+        f"{length / 2:.3f}",
+        "-map",
+        "0:v:0",
+        "-vf",
+        scale,
+        "-frames:v",
+        "1",
+        "-q:v",
+        "4",
+        "-f",
+        "image2",
+        str(poster),
+    ]
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -81,8 +124,17 @@ class PreviewStore:
             self.files.put(self.rel(item, "webp"), Path(webp).read_bytes())
 
 
-PREVIEW_SCHEMA = {"item": pl.String, "kind": pl.String, "video_id": pl.String, "shard": pl.String, "status": pl.String,
-                  "error": pl.String, "preview": pl.String, "poster": pl.String, "params_hash": pl.String}  # fmt: skip
+PREVIEW_SCHEMA = {
+    "item": pl.String,
+    "kind": pl.String,
+    "video_id": pl.String,
+    "shard": pl.String,
+    "status": pl.String,
+    "error": pl.String,
+    "preview": pl.String,
+    "poster": pl.String,
+    "params_hash": pl.String,
+}
 
 
 @dataclass(frozen=True)
@@ -103,14 +155,21 @@ def preview_items(tasks: list[VideoTask], clips: pl.DataFrame | None) -> list[Pr
     if clips is not None:
         for r in clips.filter(pl.col("status") == "ok").iter_rows(named=True):
             if r["video_id"] in by_id:
-                items.append(PreviewItem(r["clip_id"], "clip", by_id[r["video_id"]], r["start_s"],
-                                         r["end_s"] - r["start_s"]))  # fmt: skip
+                items.append(
+                    PreviewItem(r["clip_id"], "clip", by_id[r["video_id"]], r["start_s"], r["end_s"] - r["start_s"])
+                )
     return items
 
 
-def preview_shard(items: list[PreviewItem], open_video: OpenVideo, store: PreviewStore, settings: PreviewSettings,
-                  previous: pl.DataFrame | None = None, workers: int = 2,
-                  progress: Callable[[int, int], None] | None = None) -> ShardRows:  # fmt: skip
+def preview_shard(
+    items: list[PreviewItem],
+    open_video: OpenVideo,
+    store: PreviewStore,
+    settings: PreviewSettings,
+    previous: pl.DataFrame | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> ShardRows:
     """A preview and a poster of every item, made once: rows of ``previous`` with the same settings whose files
     are still there are kept; a video that cannot be read is a failed row."""
     key = RowKey(PREVIEW_TOOL, "", settings.params())
@@ -124,14 +183,27 @@ def preview_shard(items: list[PreviewItem], open_video: OpenVideo, store: Previe
                 store.write(path, item.item, item.start_s, item.duration_s, settings)
         except VideoInputError as e:
             return {"item": item.item, "status": "failed", "error": str(e)}
-        return {"item": item.item, "status": "ok", "preview": store.rel(item.item, "webp"),
-                "poster": store.rel(item.item, "jpg")}  # fmt: skip
+        return {
+            "item": item.item,
+            "status": "ok",
+            "preview": store.rel(item.item, "webp"),
+            "poster": store.rel(item.item, "jpg"),
+        }
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for count, row in enumerate(pool.map(make, todo), 1):
             done[row["item"]] = row
             if progress:
                 progress(count, len(todo))
-    rows = [{**done[i.item], "item": i.item, "kind": i.kind, "video_id": i.video.video_id, "shard": store.shard,
-             "params_hash": key.params_hash} for i in items]  # fmt: skip
+    rows = [
+        {
+            **done[i.item],
+            "item": i.item,
+            "kind": i.kind,
+            "video_id": i.video.video_id,
+            "shard": store.shard,
+            "params_hash": key.params_hash,
+        }
+        for i in items
+    ]
     return ShardRows(pl.DataFrame(rows, schema=PREVIEW_SCHEMA), len(todo), len(items) - len(todo))

@@ -65,8 +65,10 @@ _REFUSED_SIZE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
 
 
 def _too_large(width: int, height: int, max_pixels: int) -> str:
-    return (f"frame too large: {width}x{height} ({width * height / 1e6:.1f} Mpx) is over the "
-            f"{max_pixels / 1e6:.1f} Mpx limit (OPENVID_MAX_PIXELS)")  # fmt: skip
+    return (
+        f"frame too large: {width}x{height} ({width * height / 1e6:.1f} Mpx) is over the "
+        f"{max_pixels / 1e6:.1f} Mpx limit (OPENVID_MAX_PIXELS)"
+    )
 
 
 def _hours(seconds: float) -> str:
@@ -83,8 +85,13 @@ def _ffmpeg_reason(stderr: str, path: Path, limit: int = 3) -> str:
     return "; ".join(lines[:limit])
 
 
-def probe(path: str | os.PathLike[str], timeout_s: float = 60.0, *, max_pixels: int | None = None,
-          max_duration_s: float | None = None) -> ProbeResult:
+def probe(
+    path: str | os.PathLike[str],
+    timeout_s: float = 60.0,
+    *,
+    max_pixels: int | None = None,
+    max_duration_s: float | None = None,
+) -> ProbeResult:
     """Stream facts of the first video stream; frame count is counted, not trusted from headers.
 
     Frames over ``max_pixels`` and videos over ``max_duration_s`` (defaults: ``settings``) are
@@ -97,12 +104,20 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 60.0, *, max_pixels: 
     if size == 0:
         raise ProbeError("empty file (0 bytes)")
     cmd = [
-        "ffprobe", "-v", "error", "-count_packets", "-select_streams", "v:0",
+        "ffprobe",
+        "-v",
+        "error",
+        "-count_packets",
+        "-select_streams",
+        "v:0",
         "-show_entries",
         "stream=codec_name,width,height,avg_frame_rate,r_frame_rate,nb_frames,nb_read_packets,duration"
         ":stream_side_data=rotation:stream_tags=rotate:format=format_name,duration",
-        "-of", "json", "-i", f"file:{path.resolve()}",
-    ]  # fmt: skip
+        "-of",
+        "json",
+        "-i",
+        f"file:{path.resolve()}",
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, errors="replace")
     except subprocess.TimeoutExpired:
@@ -147,8 +162,10 @@ def probe(path: str | os.PathLike[str], timeout_s: float = 60.0, *, max_pixels: 
     duration = float(stream.get("duration") or fmt.get("duration") or 0) or counted / fps
     longest = max(duration, counted / fps)  # a header may understate it; the packets do not
     if longest > max_duration_s:
-        raise ProbeError(f"too long: {_hours(longest)} ({longest:.0f}s) is over the {_hours(max_duration_s)} "
-                         f"limit (OPENVID_MAX_DURATION_S)")  # fmt: skip
+        raise ProbeError(
+            f"too long: {_hours(longest)} ({longest:.0f}s) is over the {_hours(max_duration_s)} "
+            f"limit (OPENVID_MAX_DURATION_S)"
+        )
     return ProbeResult(
         container=_container(format_name, path),
         codec=stream.get("codec_name", "unknown"),

@@ -96,8 +96,9 @@ class CutDetection:
     def lowered(self) -> CutDetection:
         """The rescan's settings: the library detectors alone, the hard-cut threshold times ``rescan_factor``.
         (The slow detector's is not lowered: a pan's k-frame difference lies close below it.)"""
-        return replace(self, detectors="cascade", content_threshold=self.content_threshold * self.rescan_factor,
-                       stitch=False)  # fmt: skip
+        return replace(
+            self, detectors="cascade", content_threshold=self.content_threshold * self.rescan_factor, stitch=False
+        )
 
     def slow_step(self, fps: float) -> int:
         return max(1, round(fps * self.slow_step_s))
@@ -203,15 +204,22 @@ class _Cascade:
 
         self.fps = float(fps)  # FrameTimecode takes float or Fraction only
         min_len = max(1, round(config.min_scene_s * fps))
-        self.detectors = {
-            "content": LibraryDetector(ContentDetector(threshold=config.content_threshold, min_scene_len=min_len)),
-            "slow": LibraryDetector(ContentDetector(threshold=config.slow_threshold, min_scene_len=min_len),
-                                    every=config.slow_step(fps)),  # fmt: skip
-            "fade": LibraryDetector(ThresholdDetector(threshold=config.fade_threshold, min_scene_len=min_len)),
-        } if config.uses_library else {}
+        self.detectors = (
+            {
+                "content": LibraryDetector(ContentDetector(threshold=config.content_threshold, min_scene_len=min_len)),
+                "slow": LibraryDetector(
+                    ContentDetector(threshold=config.slow_threshold, min_scene_len=min_len), every=config.slow_step(fps)
+                ),
+                "fade": LibraryDetector(ThresholdDetector(threshold=config.fade_threshold, min_scene_len=min_len)),
+            }
+            if config.uses_library
+            else {}
+        )
         if config.uses_transnetv2 and shots is None:
-            raise ValueError(f"cut detection with detectors={config.detectors!r} runs TransNetV2: pass shots= "
-                             "(models.scorers.shots.TransNetV2Shots), or use detectors='cascade'")  # fmt: skip
+            raise ValueError(
+                f"cut detection with detectors={config.detectors!r} runs TransNetV2: pass shots= "
+                "(models.scorers.shots.TransNetV2Shots), or use detectors='cascade'"
+            )
         self.learned = shots(config) if shots is not None and config.uses_transnetv2 else None
         self.luma, self.step = LumaSignal(), ThumbnailStep()
         self.frame = 0
@@ -248,18 +256,36 @@ class _Cascade:
         return cuts, spans
 
 
-def analysis_request(config: CutDetection, width: int, height: int, feed: Callable[[np.ndarray], np.ndarray],
-                     frames: tuple[int, int] | None = None) -> FrameRequest:  # fmt: skip
+def analysis_request(
+    config: CutDetection,
+    width: int,
+    height: int,
+    feed: Callable[[np.ndarray], np.ndarray],
+    frames: tuple[int, int] | None = None,
+) -> FrameRequest:
     """Every frame (or frames ``first..last`` of ``frames``), small, chunk by chunk into ``feed``."""
     short = min(width, height)
     first, last = frames or (0, None)
-    return FrameRequest(indices=lambda n: list(range(first, n if last is None else min(n, last + 1))), reduce=feed,
-                        chunk=32, short_side=config.analysis_short_side if short > config.analysis_short_side else None)  # fmt: skip
+    return FrameRequest(
+        indices=lambda n: list(range(first, n if last is None else min(n, last + 1))),
+        reduce=feed,
+        chunk=32,
+        short_side=config.analysis_short_side if short > config.analysis_short_side else None,
+    )
 
 
-def scan_video(path: str | Path, *, width: int, height: int, fps: float, rotation: int = 0,
-               config: CutDetection = CutDetection(), threads: int = 1, frames: tuple[int, int] | None = None,
-               shots: ShotDetector | None = None) -> SceneSignals:  # fmt: skip
+def scan_video(
+    path: str | Path,
+    *,
+    width: int,
+    height: int,
+    fps: float,
+    rotation: int = 0,
+    config: CutDetection = CutDetection(),
+    threads: int = 1,
+    frames: tuple[int, int] | None = None,
+    shots: ShotDetector | None = None,
+) -> SceneSignals:
     """One decode pass: every detector's raw cuts plus the luma and thumbnail-step signals.
 
     ``fps`` is the manifest's; the detectors' minimum scene length is in its frames. With ``frames``
@@ -267,12 +293,24 @@ def scan_video(path: str | Path, *, width: int, height: int, fps: float, rotatio
     the learned detector when ``config`` asks for TransNetV2.
     """
     cascade = _Cascade(config, fps, shots)
-    decoded = read_frames(path, analysis_request(config, width, height, cascade.feed, frames), width=width,
-                          height=height, rotation=rotation, threads=threads)  # fmt: skip
+    decoded = read_frames(
+        path,
+        analysis_request(config, width, height, cascade.feed, frames),
+        width=width,
+        height=height,
+        rotation=rotation,
+        threads=threads,
+    )
     stats = decoded.frames.reshape(-1, 2)
     raw_cuts, learned_spans = cascade.finish()
-    return SceneSignals(num_frames=len(stats), fps=fps, raw_cuts=raw_cuts, learned_spans=learned_spans,
-                        luma=stats[:, 0].copy(), step=stats[:, 1].copy())  # fmt: skip
+    return SceneSignals(
+        num_frames=len(stats),
+        fps=fps,
+        raw_cuts=raw_cuts,
+        learned_spans=learned_spans,
+        luma=stats[:, 0].copy(),
+        step=stats[:, 1].copy(),
+    )
 
 
 # --------------------------------------------------------------------------- refining cuts into transitions
@@ -318,8 +356,9 @@ def _fade_extent(luma: np.ndarray, first: int, last: int, slope: float) -> tuple
     return first, last
 
 
-def _transition_around(seed: int, lookback: int, changing: np.ndarray, dark: np.ndarray, signals: SceneSignals,
-                       config: CutDetection) -> tuple[int, int]:  # fmt: skip
+def _transition_around(
+    seed: int, lookback: int, changing: np.ndarray, dark: np.ndarray, signals: SceneSignals, config: CutDetection
+) -> tuple[int, int]:
     """The mixed frames (first, last) of the transition a detector placed its cut at ``seed``.
 
     ``changing`` marks frames that differ sharply from their predecessor, ``dark``
@@ -337,7 +376,7 @@ def _transition_around(seed: int, lookback: int, changing: np.ndarray, dark: np.
     while b + 1 < n and (changing[b + 1] or dark[b + 1]):
         b += 1
     first, last = a, (b if dark[b] else b - 1)
-    if dark[a:b + 1].any():
+    if dark[a : b + 1].any():
         fade_first, fade_last = _fade_extent(signals.luma, first, last, config.fade_slope)
         first, last = min(first, fade_first), max(last, fade_last)
     return first, last
@@ -380,18 +419,39 @@ def _merge(spans: list[tuple[int, int, tuple[str, ...]]], tolerance: int) -> lis
 # --------------------------------------------------------------------------- second looks: rescan and stitching
 
 
-def rescan_scene(path: str | Path, first: int, last: int, *, width: int, height: int, fps: float, rotation: int = 0,
-                 config: CutDetection = CutDetection(), threads: int = 1) -> list[Transition]:  # fmt: skip
+def rescan_scene(
+    path: str | Path,
+    first: int,
+    last: int,
+    *,
+    width: int,
+    height: int,
+    fps: float,
+    rotation: int = 0,
+    config: CutDetection = CutDetection(),
+    threads: int = 1,
+) -> list[Transition]:
     """Cuts inside frames ``first..last`` (a scene too long for one clip) found by a second, cheaper pass: the
     library detectors alone with the hard-cut threshold lowered, over just that range, each confirmed by a
     thumbnail step that stands out. Each is tagged ``rescan``."""
     lowered = config.lowered()
-    signals = scan_video(path, width=width, height=height, fps=fps, rotation=rotation, config=lowered,
-                         threads=threads, frames=(first, last))  # fmt: skip
+    signals = scan_video(
+        path,
+        width=width,
+        height=height,
+        fps=fps,
+        rotation=rotation,
+        config=lowered,
+        threads=threads,
+        frames=(first, last),
+    )
     # A lowered threshold also fires on fast texture motion; a cut changes the 16x9 thumbnail, a pan does not.
     changing = _elevated(signals, lowered)
-    inside = [t for t in find_transitions(signals, lowered) if t.first > 0 and t.last < signals.num_frames - 1
-              and changing[max(0, t.first - 1):t.last + 2].any()]  # fmt: skip
+    inside = [
+        t
+        for t in find_transitions(signals, lowered)
+        if t.first > 0 and t.last < signals.num_frames - 1 and changing[max(0, t.first - 1) : t.last + 2].any()
+    ]
     return [Transition(t.first + first, t.last + first, (*t.detectors, "rescan")) for t in inside]
 
 
@@ -414,22 +474,39 @@ class Stitch:
 
 def boundary_frames(transitions: list[Transition], num_frames: int) -> dict[int, tuple[int, int]]:
     """For each stitchable cut (by its index), the last frame before it and the first after it."""
-    return {i: (t.first - 1, t.last + 1) for i, t in enumerate(transitions)
-            if t.stitchable and t.first - 1 >= 0 and t.last + 1 < num_frames}  # fmt: skip
+    return {
+        i: (t.first - 1, t.last + 1)
+        for i, t in enumerate(transitions)
+        if t.stitchable and t.first - 1 >= 0 and t.last + 1 < num_frames
+    }
 
 
-def stitch_cuts(path: str | Path, transitions: list[Transition], num_frames: int, embedder: FrameEmbedder, *,
-                width: int, height: int, rotation: int = 0, threshold: float = 0.9,
-                threads: int = 1) -> tuple[list[Transition], list[Stitch]]:  # fmt: skip
+def stitch_cuts(
+    path: str | Path,
+    transitions: list[Transition],
+    num_frames: int,
+    embedder: FrameEmbedder,
+    *,
+    width: int,
+    height: int,
+    rotation: int = 0,
+    threshold: float = 0.9,
+    threads: int = 1,
+) -> tuple[list[Transition], list[Stitch]]:
     """The transitions left after undoing every stitchable cut whose boundary frames have CLIP cosine >=
     ``threshold``, and the undone cuts. Decodes only the boundary frames (two per candidate cut)."""
     pairs = boundary_frames(transitions, num_frames)
     if not pairs:
         return transitions, []
     wanted = sorted({f for pair in pairs.values() for f in pair})
-    decoded = read_frames(path, FrameRequest(indices=lambda n: [f for f in wanted if f < n],
-                                             short_side=embedder.decode_short_side),
-                          width=width, height=height, rotation=rotation, threads=threads)  # fmt: skip
+    decoded = read_frames(
+        path,
+        FrameRequest(indices=lambda n: [f for f in wanted if f < n], short_side=embedder.decode_short_side),
+        width=width,
+        height=height,
+        rotation=rotation,
+        threads=threads,
+    )
     row = {f: k for k, f in enumerate(decoded.indices)}
     vectors = embedder.embed(decoded.frames)
     kept, undone = [], []

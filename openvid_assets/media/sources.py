@@ -48,7 +48,9 @@ def iter_videos(source: str, s3_client: Any = None) -> Iterator[str]:
     if is_s3_uri(root):
         bucket, prefix = split_s3_uri(root)
         prefix = f"{prefix}/" if prefix else ""
-        yield from (f"s3://{bucket}/{key}" for key in iter_s3_keys(s3_client, bucket, prefix) if has_video_extension(key))
+        yield from (
+            f"s3://{bucket}/{key}" for key in iter_s3_keys(s3_client, bucket, prefix) if has_video_extension(key)
+        )
         return
     if not os.path.isdir(root):
         raise FileNotFoundError(f"source folder does not exist: {root}")
@@ -77,8 +79,11 @@ def _check_local(uri: str, root: str) -> Path:
     real_root = os.path.realpath(root)
     if not os.path.lexists(uri):
         folder = os.path.dirname(uri)
-        if "\\x" in uri and os.path.isdir(folder) and any(
-                text_uri(os.path.join(folder, name)) == uri for name in os.listdir(folder)):  # fmt: skip
+        if (
+            "\\x" in uri
+            and os.path.isdir(folder)
+            and any(text_uri(os.path.join(folder, name)) == uri for name in os.listdir(folder))
+        ):
             raise VideoInputError("file name is not valid UTF-8 (shown with \\x escapes): rename the file")
         raise VideoInputError("file vanished: it was listed but no longer exists")
     real = os.path.realpath(uri)
@@ -161,13 +166,16 @@ def match_metadata(path: str, root: str, listed_uris: list[str]) -> tuple[Any, l
         raise MetadataError(f"metadata {path}: no 'file' column (columns: {', '.join(table.columns)})")
     columns = [c for c in METADATA_COLUMNS if c in table.columns]
     base = normalize_source(root)
-    table = table.select(pl.col("file").cast(pl.String).str.strip_prefix("./"), *[pl.col(c).cast(pl.String)
-                                                                                   for c in columns])  # fmt: skip
+    table = table.select(
+        pl.col("file").cast(pl.String).str.strip_prefix("./"), *[pl.col(c).cast(pl.String) for c in columns]
+    )
     table = table.with_columns(source_uri=pl.lit(base + "/") + pl.col("file")).unique("file", keep="first")
     listed = pl.DataFrame({"source_uri": listed_uris}, schema={"source_uri": pl.String})
     matched = table.join(listed, on="source_uri", how="semi")
     unmatched = table.join(listed, on="source_uri", how="anti")["file"].to_list()
     if matched.height == 0:
-        raise MetadataError(f"metadata {path}: none of its {table.height} rows names a video under {base} "
-                            f"(first: {', '.join(unmatched[:3])})")  # fmt: skip
+        raise MetadataError(
+            f"metadata {path}: none of its {table.height} rows names a video under {base} "
+            f"(first: {', '.join(unmatched[:3])})"
+        )
     return matched.select("source_uri", *columns), unmatched

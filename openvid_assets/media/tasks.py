@@ -48,12 +48,23 @@ def _readable(manifest: pl.DataFrame) -> pl.DataFrame:
 
 
 def _video(row: dict, crop: tuple[int, int, int, int] | None = None) -> VideoTask:
-    return VideoTask(row["video_id"], row["source_uri"], row["width"], row["height"], row["fps"],
-                     row.get("rotation") or 0, row.get("num_frames") or 0, crop)  # fmt: skip
+    return VideoTask(
+        row["video_id"],
+        row["source_uri"],
+        row["width"],
+        row["height"],
+        row["fps"],
+        row.get("rotation") or 0,
+        row.get("num_frames") or 0,
+        crop,
+    )
 
 
-def video_tasks(manifest: pl.DataFrame, source_uris: pl.Series | None = None,
-                crops: dict[str, tuple[int, int, int, int]] | None = None) -> list[VideoTask]:  # fmt: skip
+def video_tasks(
+    manifest: pl.DataFrame,
+    source_uris: pl.Series | None = None,
+    crops: dict[str, tuple[int, int, int, int]] | None = None,
+) -> list[VideoTask]:
     """The manifest's readable videos (among ``source_uris`` if given), once each, in manifest order;
     ``crops``: the picture box of videos with black bars, by video id."""
     rows = _readable(manifest)
@@ -65,5 +76,8 @@ def video_tasks(manifest: pl.DataFrame, source_uris: pl.Series | None = None,
 def clip_tasks(clips: pl.DataFrame, manifest: pl.DataFrame) -> list[ClipTask]:
     """Every ``ok`` clip row whose source video is readable, in clip-table order."""
     videos = {v.video_id: v for v in video_tasks(manifest)}
-    return [ClipTask(r["clip_id"], videos[r["video_id"]], r["start_frame"], r["end_frame"])
-            for r in clips.filter(pl.col("status") == "ok").iter_rows(named=True) if r["video_id"] in videos]  # fmt: skip
+    return [
+        ClipTask(r["clip_id"], videos[r["video_id"]], r["start_frame"], r["end_frame"])
+        for r in clips.filter(pl.col("status") == "ok").iter_rows(named=True)
+        if r["video_id"] in videos
+    ]

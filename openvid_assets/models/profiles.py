@@ -18,11 +18,25 @@ from functools import cache
 
 from typing import TYPE_CHECKING
 
-from openvid_assets.models.registry.catalog import (CLIP_VIT_L14_OPENAI, DOVER_WEIGHTS, LAION_AESTHETIC,
-                                                    PAPER_CAPTIONER, SD_SAFETY_CHECKER, TINY_CAPTIONER,
-                                                    TINY_CLIP_CONFIG, UNIMATCH_FLOW, CLIPSpec)  # fmt: skip
-from openvid_assets.models.registry.weights import (MissingWeightsError, WeightsFile, file_digest, folder_digest,
-                                                    resolve, resolve_model_folder)  # fmt: skip
+from openvid_assets.models.registry.catalog import (
+    CLIP_VIT_L14_OPENAI,
+    DOVER_WEIGHTS,
+    LAION_AESTHETIC,
+    PAPER_CAPTIONER,
+    SD_SAFETY_CHECKER,
+    TINY_CAPTIONER,
+    TINY_CLIP_CONFIG,
+    UNIMATCH_FLOW,
+    CLIPSpec,
+)
+from openvid_assets.models.registry.weights import (
+    MissingWeightsError,
+    WeightsFile,
+    file_digest,
+    folder_digest,
+    resolve,
+    resolve_model_folder,
+)
 
 if TYPE_CHECKING:
     from openvid_assets.models.scorers.base import VideoScorer
@@ -35,8 +49,14 @@ def _unimatch(config: str, weights: WeightsFile | None) -> Callable[[str, "Profi
         from openvid_assets.models.networks import unimatch
         from openvid_assets.models.scorers.motion import UniMatchMotion
 
-        return UniMatchMotion(getattr(unimatch, config), weights, device=device, definition=profile.motion_definition,
-                              exact=profile.exact_inputs, fp32=profile.fp32_networks)  # fmt: skip
+        return UniMatchMotion(
+            getattr(unimatch, config),
+            weights,
+            device=device,
+            definition=profile.motion_definition,
+            exact=profile.exact_inputs,
+            fp32=profile.fp32_networks,
+        )
 
     return build
 
@@ -89,25 +109,41 @@ class Profile:
     exact_inputs: bool = False  # UniMatch and CLIP see upstream's exact inputs (full-size decode, float resize)
     fp32_networks: bool = False  # UniMatch and DOVER in fp32 on CUDA too, as upstream runs them (else fp16)
 
-    def with_backends(self, motion: str | None = None, clarity: str | None = None, captioner: str | None = None,
-                      motion_definition: str | None = None, exact_inputs: bool | None = None,
-                      fp32_networks: bool | None = None) -> "Profile":  # fmt: skip
+    def with_backends(
+        self,
+        motion: str | None = None,
+        clarity: str | None = None,
+        captioner: str | None = None,
+        motion_definition: str | None = None,
+        exact_inputs: bool | None = None,
+        fp32_networks: bool | None = None,
+    ) -> "Profile":
         from openvid_assets.models.scorers.motion import MOTION_DEFINITIONS
 
         for name, table in ((motion, MOTION_BACKENDS), (clarity, CLARITY_BACKENDS)):
             if name and name not in table:
                 raise ValueError(f"unknown backend {name!r}; choose one of {sorted(table)}")
         if motion_definition and motion_definition not in MOTION_DEFINITIONS:
-            raise ValueError(f"unknown motion definition {motion_definition!r}; choose one of {sorted(MOTION_DEFINITIONS)}")
-        return replace(self, motion_backend=motion or self.motion_backend, clarity_backend=clarity or self.clarity_backend,
-                       captioner=captioner or self.captioner,
-                       motion_definition=motion_definition or self.motion_definition,
-                       exact_inputs=self.exact_inputs if exact_inputs is None else exact_inputs,
-                       fp32_networks=self.fp32_networks if fp32_networks is None else fp32_networks)  # fmt: skip
+            raise ValueError(
+                f"unknown motion definition {motion_definition!r}; choose one of {sorted(MOTION_DEFINITIONS)}"
+            )
+        return replace(
+            self,
+            motion_backend=motion or self.motion_backend,
+            clarity_backend=clarity or self.clarity_backend,
+            captioner=captioner or self.captioner,
+            motion_definition=motion_definition or self.motion_definition,
+            exact_inputs=self.exact_inputs if exact_inputs is None else exact_inputs,
+            fp32_networks=self.fp32_networks if fp32_networks is None else fp32_networks,
+        )
 
     def required_weights(self) -> list[WeightsFile]:
-        files = [self.clip.weights, self.aesthetic_weights, MOTION_BACKENDS[self.motion_backend][1],
-                 CLARITY_BACKENDS[self.clarity_backend][1]]  # fmt: skip
+        files = [
+            self.clip.weights,
+            self.aesthetic_weights,
+            MOTION_BACKENDS[self.motion_backend][1],
+            CLARITY_BACKENDS[self.clarity_backend][1],
+        ]
         return [w for w in files if w is not None]
 
     def check_weights(self, nsfw: bool = True) -> None:
@@ -196,10 +232,16 @@ def model_identities(p: Profile) -> dict[str, list]:
     return {
         "clip": [p.clip.name, _weights_identity(p.clip.weights), {"exact_inputs": p.exact_inputs}],
         "aesthetic": [p.clip.name, _weights_identity(p.clip.weights), _weights_identity(p.aesthetic_weights)],
-        "motion": [p.motion_backend, _weights_identity(MOTION_BACKENDS[p.motion_backend][1]),
-                   {"definition": p.motion_definition, "exact_inputs": p.exact_inputs, "fp32": p.fp32_networks}],
-        "clarity": [p.clarity_backend, _weights_identity(CLARITY_BACKENDS[p.clarity_backend][1]),
-                    {"fp32": p.fp32_networks}],
+        "motion": [
+            p.motion_backend,
+            _weights_identity(MOTION_BACKENDS[p.motion_backend][1]),
+            {"definition": p.motion_definition, "exact_inputs": p.exact_inputs, "fp32": p.fp32_networks},
+        ],
+        "clarity": [
+            p.clarity_backend,
+            _weights_identity(CLARITY_BACKENDS[p.clarity_backend][1]),
+            {"fp32": p.fp32_networks},
+        ],
         "captioner": [p.captioner, captioner_digest],
         "nsfw": [_weights_identity(p.nsfw_weights)],
     }

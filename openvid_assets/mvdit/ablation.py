@@ -30,12 +30,15 @@ class Variant:
 
 def parse_variant(name: str) -> Variant:
     """A variant from its name; a name that does not follow the grammar is a clear error."""
+
     def filters_in(text: str) -> set[str]:
         named = set(text.split("_"))
         unknown = named - set(FILTERS)
         if unknown or not text:
-            raise ValueError(f"ablation variant {name!r}: unknown filter(s) {sorted(unknown) or ['']}; "
-                             f"filters are {', '.join(FILTERS)}")  # fmt: skip
+            raise ValueError(
+                f"ablation variant {name!r}: unknown filter(s) {sorted(unknown) or ['']}; "
+                f"filters are {', '.join(FILTERS)}"
+            )
         return named
 
     if name == "all":
@@ -47,8 +50,10 @@ def parse_variant(name: str) -> Variant:
     elif name.startswith("only_"):
         kept = filters_in(name.removeprefix("only_"))
     else:
-        raise ValueError(f"ablation variant {name!r}: name it all, pool, no_<filter>[_<filter>...] or "
-                         f"only_<filter>[_<filter>...] with filters {', '.join(FILTERS)}")  # fmt: skip
+        raise ValueError(
+            f"ablation variant {name!r}: name it all, pool, no_<filter>[_<filter>...] or "
+            f"only_<filter>[_<filter>...] with filters {', '.join(FILTERS)}"
+        )
     return Variant(name, tuple(f for f in FILTERS if f in kept))
 
 
@@ -63,6 +68,7 @@ def parse_variants(names: Sequence[str]) -> list[Variant]:
 
 def variants_frame(variants: Sequence[Variant]) -> pl.DataFrame:
     """One row per variant, one boolean column per filter: what sql/ablation_members.sql joins on."""
-    return pl.DataFrame([{"variant": v.name, "filters": v.label, **{f: f in v.filters for f in FILTERS}}
-                         for v in variants],
-                        schema={"variant": pl.String, "filters": pl.String, **{f: pl.Boolean for f in FILTERS}})  # fmt: skip
+    return pl.DataFrame(
+        [{"variant": v.name, "filters": v.label, **{f: f in v.filters for f in FILTERS}} for v in variants],
+        schema={"variant": pl.String, "filters": pl.String, **{f: pl.Boolean for f in FILTERS}},
+    )

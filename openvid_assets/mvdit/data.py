@@ -64,8 +64,10 @@ def clip_frame_indices(num_frames: int, settings: LatentSettings) -> list[int] |
 def training_size(width: int, height: int, resolution: int, multiple: int = 8) -> tuple[int, int]:
     """(width, height) with the short side at ``resolution``, both multiples of the VAE's downsampling."""
     scale = resolution / min(width, height)
-    return (max(resolution, int(round(width * scale / multiple)) * multiple),
-            max(resolution, int(round(height * scale / multiple)) * multiple))  # fmt: skip
+    return (
+        max(resolution, int(round(width * scale / multiple)) * multiple),
+        max(resolution, int(round(height * scale / multiple)) * multiple),
+    )
 
 
 @dataclass
@@ -132,10 +134,17 @@ def latent_key(encoders: Encoders, settings: LatentSettings) -> RowKey:
     return RowKey(encoders.name, encoders.digest, settings.params())
 
 
-def encode_shard(tasks: list[LatentTask], encoders: Encoders, settings: LatentSettings, open_video: OpenVideo,
-                 put: Callable[[str, bytes], str], exists: Callable[[str], bool], *,
-                 previous: pl.DataFrame | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> ShardRows:  # fmt: skip
+def encode_shard(
+    tasks: list[LatentTask],
+    encoders: Encoders,
+    settings: LatentSettings,
+    open_video: OpenVideo,
+    put: Callable[[str, bytes], str],
+    exists: Callable[[str], bool],
+    *,
+    previous: pl.DataFrame | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ShardRows:
     """Encode every clip not already cached (same encoders and settings, file present).
 
     ``put(clip_id, bytes) -> path`` stores one clip's tensors; returns the table with the counts of clips encoded now and reused.
@@ -152,8 +161,9 @@ def encode_shard(tasks: list[LatentTask], encoders: Encoders, settings: LatentSe
                 tensors = encode_clip(task, path, encoders, settings)
             buffer = io.BytesIO()
             torch.save(tensors, buffer)
-            row.update(latent_path=put(task.clip.clip_id, buffer.getvalue()),
-                       latent_shape=list(tensors["latent"].shape))  # fmt: skip
+            row.update(
+                latent_path=put(task.clip.clip_id, buffer.getvalue()), latent_shape=list(tensors["latent"].shape)
+            )
         except Exception as e:
             if is_infrastructure_error(e):
                 raise
@@ -161,8 +171,10 @@ def encode_shard(tasks: list[LatentTask], encoders: Encoders, settings: LatentSe
         rows[task.clip.clip_id] = row
         if progress:
             progress(done, len(todo))
-    out = [{**rows[t.clip.clip_id], "clip_id": t.clip.clip_id, "video_id": t.clip.video.video_id, **key.columns()}
-           for t in tasks]  # fmt: skip
+    out = [
+        {**rows[t.clip.clip_id], "clip_id": t.clip.clip_id, "video_id": t.clip.video.video_id, **key.columns()}
+        for t in tasks
+    ]
     table = pl.DataFrame(out, schema=LATENT_SCHEMA) if out else pl.DataFrame(schema=LATENT_SCHEMA)
     return ShardRows(table, len(todo), len(tasks) - len(todo))
 
@@ -199,7 +211,7 @@ class LatentClips(torch.utils.data.Dataset):
             raise ValueError(f"latent {tuple(latent.shape)} is smaller than the {self.crop}-pixel crop")
         top = int(torch.randint(0, height - self.crop + 1, ()))
         left = int(torch.randint(0, width - self.crop + 1, ()))
-        latent = latent[..., top:top + self.crop, left:left + self.crop]
+        latent = latent[..., top : top + self.crop, left : left + self.crop]
         if self.flip and bool(torch.rand(()) < 0.5):
             latent = latent.flip(-1)
         return latent, item["caption"].float(), item["mask"]
@@ -209,8 +221,26 @@ class LatentClips(torch.utils.data.Dataset):
 
 # What a training run uses unless configured: the paper's model and data shape, or a CPU-sized one.
 RUN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "paper": {"preset": "XL/2", "resolution": 256, "frames": 16, "steps": 50_000, "batch_size": 4, "lr": 2e-5,
-              "checkpoint_every": 2500, "vae": PAPER_VAE, "text_encoder": PAPER_T5},
-    "offline": {"preset": "tiny", "resolution": 32, "frames": 4, "steps": 40, "batch_size": 2, "lr": 1e-3,
-                "checkpoint_every": 20, "vae": TINY, "text_encoder": TINY},
-}  # fmt: skip
+    "paper": {
+        "preset": "XL/2",
+        "resolution": 256,
+        "frames": 16,
+        "steps": 50_000,
+        "batch_size": 4,
+        "lr": 2e-5,
+        "checkpoint_every": 2500,
+        "vae": PAPER_VAE,
+        "text_encoder": PAPER_T5,
+    },
+    "offline": {
+        "preset": "tiny",
+        "resolution": 32,
+        "frames": 4,
+        "steps": 40,
+        "batch_size": 2,
+        "lr": 1e-3,
+        "checkpoint_every": 20,
+        "vae": TINY,
+        "text_encoder": TINY,
+    },
+}

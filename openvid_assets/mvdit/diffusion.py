@@ -97,15 +97,19 @@ class GaussianDiffusion:
     # -- forward process ----------------------------------------------------------------------------------------
 
     def q_sample(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return per_sample(self.sqrt_alphas_cumprod, t, x_start) * x_start + per_sample(
-            self.sqrt_one_minus_alphas_cumprod, t, x_start
-        ) * noise
+        return (
+            per_sample(self.sqrt_alphas_cumprod, t, x_start) * x_start
+            + per_sample(self.sqrt_one_minus_alphas_cumprod, t, x_start) * noise
+        )
 
-    def q_posterior(self, x_start: torch.Tensor, x_t: torch.Tensor,
-                    t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def q_posterior(
+        self, x_start: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and clipped log-variance of q(x_{t-1} | x_t, x_0)."""
-        mean = (per_sample(self.posterior_mean_coef1, t, x_t) * x_start
-                + per_sample(self.posterior_mean_coef2, t, x_t) * x_t)  # fmt: skip
+        mean = (
+            per_sample(self.posterior_mean_coef1, t, x_t) * x_start
+            + per_sample(self.posterior_mean_coef2, t, x_t) * x_t
+        )
         return mean, per_sample(self.posterior_log_variance_clipped, t, x_t)
 
     # -- reverse process ----------------------------------------------------------------------------------------
@@ -123,14 +127,16 @@ class GaussianDiffusion:
         else:  # fixed "large" variance
             large = torch.log(torch.cat([self.posterior_variance[1:2], self.betas[1:]]))
             log_variance = per_sample(large, t, x_t).expand_as(x_t)
-        pred_xstart = per_sample(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t - per_sample(
-            self.sqrt_recipm1_alphas_cumprod, t, x_t
-        ) * eps
+        pred_xstart = (
+            per_sample(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t
+            - per_sample(self.sqrt_recipm1_alphas_cumprod, t, x_t) * eps
+        )
         mean, _ = self.q_posterior(pred_xstart, x_t, t)
         return {"mean": mean, "log_variance": log_variance, "pred_xstart": pred_xstart}
 
-    def training_losses(self, model: Denoiser, x_start: torch.Tensor, t: torch.Tensor,
-                        noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+    def training_losses(
+        self, model: Denoiser, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Per-sample hybrid loss: ``mse`` on ε plus ``vb``, the bound's term for step t in bits per dimension.
         The bound sees a detached ε so it trains only the variance (IDDPM's L_hybrid with λ = 1, as the release)."""
         noise = torch.randn_like(x_start) if noise is None else noise
@@ -153,8 +159,13 @@ class GaussianDiffusion:
         return terms
 
     @torch.no_grad()
-    def p_sample_loop(self, model: Denoiser, noise: torch.Tensor, generator: torch.Generator | None = None,
-                      progress: Callable[[int], Any] | None = None) -> torch.Tensor:  # fmt: skip
+    def p_sample_loop(
+        self,
+        model: Denoiser,
+        noise: torch.Tensor,
+        generator: torch.Generator | None = None,
+        progress: Callable[[int], Any] | None = None,
+    ) -> torch.Tensor:
         """Ancestral sampling from ``noise`` (x_T) down to x_0; ``generator`` drives the per-step noise."""
         x = noise
         for step in reversed(range(self.num_timesteps)):
@@ -169,8 +180,9 @@ class GaussianDiffusion:
         return x
 
 
-def classifier_free_guidance(model: Callable[..., torch.Tensor], captions: torch.Tensor, mask: torch.Tensor,
-                             scale: float, guided_channels: int) -> Denoiser:  # fmt: skip
+def classifier_free_guidance(
+    model: Callable[..., torch.Tensor], captions: torch.Tensor, mask: torch.Tensor, scale: float, guided_channels: int
+) -> Denoiser:
     """A denoiser that runs ``model`` on each input twice in one batch, with the captions and with the model's own
     null caption (``drop_captions``), and moves the first ``guided_channels`` (ε) from the unconditional towards
     the conditional prediction by ``scale``; the variance comes from the conditional half."""
@@ -179,8 +191,9 @@ def classifier_free_guidance(model: Callable[..., torch.Tensor], captions: torch
     drop = torch.arange(2 * batch, device=captions.device) >= batch
 
     def guided(x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        output = model(torch.cat([x, x]), torch.cat([timesteps, timesteps]), both_captions, both_masks,
-                       drop_captions=drop)  # fmt: skip
+        output = model(
+            torch.cat([x, x]), torch.cat([timesteps, timesteps]), both_captions, both_masks, drop_captions=drop
+        )
         conditional, unconditional = output.chunk(2)
         eps_c, eps_u = conditional[:, :guided_channels], unconditional[:, :guided_channels]
         return torch.cat([eps_u + scale * (eps_c - eps_u), conditional[:, guided_channels:]], dim=1)

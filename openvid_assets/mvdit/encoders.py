@@ -43,8 +43,9 @@ class FrameVAE:
         return out.view(b, t, *out.shape[1:]).transpose(1, 2)
 
     @torch.no_grad()
-    def encode(self, videos: torch.Tensor, sample: bool = True,
-               generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    def encode(
+        self, videos: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Frames in [-1, 1], [B, 3, T, H, W] -> scaled latents [B, 4, T, H/8, W/8]; ``sample`` draws from the
         posterior as the release's training does, else takes its mode."""
         param = next(self.vae.parameters())
@@ -77,9 +78,17 @@ def tiny_vae(seed: int = 0) -> FrameVAE:
     from openvid_assets.models.registry.runtime import seeded
 
     with seeded(seed):
-        vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                            up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
-                            latent_channels=4, norm_num_groups=4, sample_size=32)  # fmt: skip
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=4,
+            sample_size=32,
+        )
     return FrameVAE(vae)
 
 
@@ -108,8 +117,14 @@ class HashTokenizer:
 
 def huggingface_tokenize(tokenizer) -> Tokenize:
     def tokenize(prompts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = tokenizer(list(prompts), max_length=max_length, padding="max_length", truncation=True,
-                          add_special_tokens=True, return_tensors="pt")  # fmt: skip
+        batch = tokenizer(
+            list(prompts),
+            max_length=max_length,
+            padding="max_length",
+            truncation=True,
+            add_special_tokens=True,
+            return_tensors="pt",
+        )
         return batch["input_ids"], batch["attention_mask"]
 
     return tokenize
@@ -139,8 +154,12 @@ class TextEncoder:
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "tokenizer_config.json")
 
 
-def load_t5(path: str | Path, max_length: int = T5_MAX_LENGTH, device: str | torch.device = "cpu",
-            dtype: torch.dtype = torch.float32) -> TextEncoder:  # fmt: skip
+def load_t5(
+    path: str | Path,
+    max_length: int = T5_MAX_LENGTH,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> TextEncoder:
     """T5EncoderModel (e.g. t5-v1_1-xxl) from a local folder; its tokenizer from the same folder, or the hashing
     stand-in when the folder has no tokenizer files (then captions are not what the real model was trained on)."""
     from transformers import AutoTokenizer, T5EncoderModel
@@ -161,8 +180,15 @@ def tiny_t5(max_length: int = 8, dim: int = 32, vocab_size: int = 512, seed: int
     from openvid_assets.models.registry.runtime import seeded
 
     # gated-gelu feed-forwards, as in T5 v1.1
-    config = T5Config(vocab_size=vocab_size, d_model=dim, d_kv=8, num_heads=4, num_layers=1, d_ff=2 * dim,
-                      feed_forward_proj="gated-gelu")  # fmt: skip
+    config = T5Config(
+        vocab_size=vocab_size,
+        d_model=dim,
+        d_kv=8,
+        num_heads=4,
+        num_layers=1,
+        d_ff=2 * dim,
+        feed_forward_proj="gated-gelu",
+    )
     with seeded(seed):
         model = T5EncoderModel(config)
     return TextEncoder(model, HashTokenizer(vocab_size), max_length)

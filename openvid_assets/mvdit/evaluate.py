@@ -34,10 +34,22 @@ from openvid_assets.media.sources import VideoInputError
 from openvid_assets.mvdit.metrics.blip_bleu import BLIP_FRAMES, bleu_scores, spread
 from openvid_assets.mvdit.metrics.video import Flow, clip_score, clip_temporal_score, farneback_flow, warping_error
 
-EVAL_SCHEMA = {"video": pl.String, "prompt": pl.String, "status": pl.String, "error": pl.String,
-               "vqa_a": pl.Float64, "vqa_t": pl.Float64, "clip_score": pl.Float64, "clip_temporal": pl.Float64,
-               "warping_error": pl.Float64, "blip_bleu": pl.Float64, "bleu_1": pl.Float64, "bleu_2": pl.Float64,
-               "bleu_3": pl.Float64, "bleu_4": pl.Float64}  # fmt: skip
+EVAL_SCHEMA = {
+    "video": pl.String,
+    "prompt": pl.String,
+    "status": pl.String,
+    "error": pl.String,
+    "vqa_a": pl.Float64,
+    "vqa_t": pl.Float64,
+    "clip_score": pl.Float64,
+    "clip_temporal": pl.Float64,
+    "warping_error": pl.Float64,
+    "blip_bleu": pl.Float64,
+    "bleu_1": pl.Float64,
+    "bleu_2": pl.Float64,
+    "bleu_3": pl.Float64,
+    "bleu_4": pl.Float64,
+}
 METRICS = ("vqa_a", "vqa_t", "clip_score", "clip_temporal", "warping_error", "blip_bleu")
 ALL_FRAMES = FrameRequest(indices=lambda n: list(range(n)))
 PROMPT_SCHEMA = {"clip_id": pl.String, "prompt": pl.String, "video_id": pl.String, "held_out": pl.Boolean}
@@ -45,9 +57,11 @@ PROMPT_SCHEMA = {"clip_id": pl.String, "prompt": pl.String, "video_id": pl.Strin
 
 def given_prompts(prompts: Sequence[str]) -> pl.DataFrame:
     """The user's prompts as an evaluation prompt table: no clip, nothing held out."""
-    return pl.DataFrame({"prompt": list(prompts)}).with_columns(
-        clip_id=pl.lit(None, pl.String), video_id=pl.lit(None, pl.String), held_out=pl.lit(False)
-    ).select(list(PROMPT_SCHEMA))  # fmt: skip
+    return (
+        pl.DataFrame({"prompt": list(prompts)})
+        .with_columns(clip_id=pl.lit(None, pl.String), video_id=pl.lit(None, pl.String), held_out=pl.lit(False))
+        .select(list(PROMPT_SCHEMA))
+    )
 
 
 def held_out_prompts(dataset: pl.DataFrame, wanted: int) -> pl.DataFrame:
@@ -85,8 +99,11 @@ class SampleEvaluator:
         facts = probe(path)  # once: each metric decodes its own frames at its own size
         _, frames = self._decoded(path, ALL_FRAMES, facts)
         vectors = self.embedder.embed(frames)
-        row = {"clip_score": clip_score(vectors, self._prompts[prompt]), "clip_temporal": clip_temporal_score(vectors),
-               "warping_error": warping_error(frames, self.flow)}  # fmt: skip
+        row = {
+            "clip_score": clip_score(vectors, self._prompts[prompt]),
+            "clip_temporal": clip_temporal_score(vectors),
+            "warping_error": warping_error(frames, self.flow),
+        }
         for name, scorer in (("vqa_t", self.technical), ("vqa_a", self.aesthetic)):
             row[name] = scorer.score(*self._decoded(path, scorer.request, facts))["score"]
         # BLIP-BLEU captions a few of the frames already decoded: no second decode.
@@ -122,8 +139,11 @@ def evaluator_for(profile: Any, device: str = "auto") -> SampleEvaluator:
     offline = profile.name == "offline"
     technical, aesthetic = (dover.TINY, dover.AESTHETIC_TINY) if offline else (dover.PAPER, dover.AESTHETIC)
     weights = None if offline else dover.DOVER_WEIGHTS
-    return SampleEvaluator(CLIPEmbedder(profile.clip, device=device), lambda prompts: text_embeddings(profile.clip, prompts),
-                           DoverClarity(technical, weights, device=device), DoverAesthetic(technical, aesthetic, weights,
-                                                                                            device=device),
-                           FrameCaptioner(TINY_BLIP2 if offline else PAPER_BLIP2, device=device),
-                           farneback_flow if offline else load_raft(device=pick_device(device))[0])  # fmt: skip
+    return SampleEvaluator(
+        CLIPEmbedder(profile.clip, device=device),
+        lambda prompts: text_embeddings(profile.clip, prompts),
+        DoverClarity(technical, weights, device=device),
+        DoverAesthetic(technical, aesthetic, weights, device=device),
+        FrameCaptioner(TINY_BLIP2 if offline else PAPER_BLIP2, device=device),
+        farneback_flow if offline else load_raft(device=pick_device(device))[0],
+    )

@@ -66,14 +66,25 @@ def run(spec: TrainingSpec) -> TrainResult:
 def run_distributed(spec: TrainingSpec, processes: int, workdir: Path) -> TrainResult:
     """``run`` in ``processes`` processes under torchrun; raises with torchrun's output if it fails."""
     spec_path = spec.write(workdir / "spec.json")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-               "-m", "openvid_assets.mvdit.launch", str(spec_path)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(processes),
+        "-m",
+        "openvid_assets.mvdit.launch",
+        str(spec_path),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     result_path = workdir / "spec.result.json"
     if done.returncode != 0 or not result_path.exists():
         raise RuntimeError(f"torchrun training failed ({done.returncode}):\n{done.stderr[-4000:]}")
     saved = json.loads(result_path.read_text())
-    return TrainResult(saved["losses"], saved["step_times"], saved["start_step"], [Path(p) for p in saved["checkpoints"]])
+    return TrainResult(
+        saved["losses"], saved["step_times"], saved["start_step"], [Path(p) for p in saved["checkpoints"]]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     spec = TrainingSpec(**json.loads(spec_path.read_text()))
     result = run(spec)
     if int(os.environ.get("RANK", "0")) == 0:
-        out = {"losses": result.losses, "step_times": result.step_times, "start_step": result.start_step,
-               "checkpoints": [str(p) for p in result.checkpoints]}  # fmt: skip
+        out = {
+            "losses": result.losses,
+            "step_times": result.step_times,
+            "start_step": result.start_step,
+            "checkpoints": [str(p) for p in result.checkpoints],
+        }
         spec_path.with_suffix(".result.json").write_text(json.dumps(out))
     return 0
 

@@ -69,13 +69,13 @@ class MVDiTConfig:
 
 _PRESETS = {
     "XL/2": dict(hidden_size=1152, depth=28, num_heads=16, patch_size=(1, 2, 2)),
-    "tiny": dict(hidden_size=64, depth=2, num_heads=4, patch_size=(1, 2, 2), caption_channels=32,
-                 model_max_length=8),  # fmt: skip
+    "tiny": dict(hidden_size=64, depth=2, num_heads=4, patch_size=(1, 2, 2), caption_channels=32, model_max_length=8),
 }
 
 
-def preset(name: str, frames: int = 16, height: int = 256, width: int = 256, vae_downsample: int = 8,
-           **overrides) -> MVDiTConfig:  # fmt: skip
+def preset(
+    name: str, frames: int = 16, height: int = 256, width: int = 256, vae_downsample: int = 8, **overrides
+) -> MVDiTConfig:
     """A named size for ``frames`` x ``height`` x ``width`` pixel videos (latents ``vae_downsample`` x smaller).
 
     ``XL/2`` is the paper's model; its spatial positions are scaled like the release's configs
@@ -227,8 +227,9 @@ class AttentionCache:
         return self.forwards % self.interval != 0 and bool(self.blocks)
 
 
-def _branch(store: dict[str, torch.Tensor] | None, reuse: bool, name: str,
-            compute: Callable[[], torch.Tensor]) -> torch.Tensor:  # fmt: skip
+def _branch(
+    store: dict[str, torch.Tensor] | None, reuse: bool, name: str, compute: Callable[[], torch.Tensor]
+) -> torch.Tensor:
     """A block's branch output: the cached one when reusing, else computed (and stored when caching)."""
     if reuse and store is not None:
         return store[name]
@@ -257,10 +258,19 @@ class MVDiTBlock(nn.Module):
         self.mlp = FeedForward(c, hidden)
         self.mlp_y = FeedForward(c, hidden)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, t_visual: torch.Tensor,
-                t_text: torch.Tensor, t_visual_temporal: torch.Tensor | None, t_text_temporal: torch.Tensor | None,
-                temporal_pos: torch.Tensor | None = None, cache: dict[str, torch.Tensor] | None = None,
-                reuse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mask: torch.Tensor,
+        t_visual: torch.Tensor,
+        t_text: torch.Tensor,
+        t_visual_temporal: torch.Tensor | None,
+        t_text_temporal: torch.Tensor | None,
+        temporal_pos: torch.Tensor | None = None,
+        cache: dict[str, torch.Tensor] | None = None,
+        reuse: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, S, C] visual tokens; y [B, T, L, C] each frame's text tokens; mask [B, L] bool (real tokens);
         t_* the shared timestep projections; temporal_pos [1, T, C] (first block only); ``cache``: this block's
         branch outputs, stored (``reuse`` False) or reused (True)."""
@@ -295,8 +305,14 @@ class MVDiTBlock(nn.Module):
 
         # MHCA: visual queries, the frame's text tokens as keys and values; ungated, unnormalised.
         if hasattr(self, "cross_attn"):
-            attended = _branch(cache, reuse, "cross_attn", lambda: self.cross_attn(
-                x.reshape(b * frames, s, c), y.reshape(b * frames, length, c), mask.repeat_interleave(frames, dim=0)))
+            attended = _branch(
+                cache,
+                reuse,
+                "cross_attn",
+                lambda: self.cross_attn(
+                    x.reshape(b * frames, s, c), y.reshape(b * frames, length, c), mask.repeat_interleave(frames, dim=0)
+                ),
+            )
             x = x + attended.view(b, frames, s, c)
 
         # Feed-forward, one per stream.
@@ -343,8 +359,10 @@ class CaptionEmbedder(nn.Module):
         """captions [B, L, D]; drop [B] bool: captions to replace by the null caption."""
         if drop is not None:
             if captions.shape[1:] != self.y_embedding.shape:
-                raise ValueError(f"captions {tuple(captions.shape[1:])} must be padded to the null caption's "
-                                 f"{tuple(self.y_embedding.shape)} to be dropped")  # fmt: skip
+                raise ValueError(
+                    f"captions {tuple(captions.shape[1:])} must be padded to the null caption's "
+                    f"{tuple(self.y_embedding.shape)} to be dropped"
+                )
             # torch.where keeps y_embedding in the graph even when nothing is dropped (DDP needs every parameter).
             captions = torch.where(drop[:, None, None], self.y_embedding.to(captions.dtype), captions)
         return self.y_proj(captions)
@@ -400,8 +418,13 @@ class MVDiT(nn.Module):
         patch = self.x_embedder.proj.weight
         nn.init.xavier_uniform_(patch.view(patch.shape[0], -1))  # like a linear layer over the flattened patch
         nn.init.zeros_(self.x_embedder.proj.bias)
-        for linear in (self.t_embedder.mlp[0], self.t_embedder.mlp[2], self.y_embedder.y_proj.fc1,
-                       self.y_embedder.y_proj.fc2, *(p[1] for p in self.adaptive_projections())):  # fmt: skip
+        for linear in (
+            self.t_embedder.mlp[0],
+            self.t_embedder.mlp[2],
+            self.y_embedder.y_proj.fc1,
+            self.y_embedder.y_proj.fc2,
+            *(p[1] for p in self.adaptive_projections()),
+        ):
             nn.init.normal_(linear.weight, std=0.02)
         for block in self.blocks:
             if hasattr(block, "cross_attn"):
@@ -446,8 +469,15 @@ class MVDiT(nn.Module):
             temporal = temporal_position_embedding(c, frames, self.config.time_scale).to(temporal.device)
         return spatial, temporal
 
-    def forward(self, x: torch.Tensor, timestep: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None,
-                drop_captions: torch.Tensor | None = None, cache: AttentionCache | None = None) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        y: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        drop_captions: torch.Tensor | None = None,
+        cache: AttentionCache | None = None,
+    ) -> torch.Tensor:
         """Predict noise and variance for noisy latents.
 
         x [B, C_in, T, H, W]; timestep [B]; y [B, L, D] caption features (the release's [B, 1, L, D] is accepted);
@@ -556,8 +586,10 @@ def init_from_pixart(model: MVDiT, pixart_state: dict[str, torch.Tensor]) -> lis
     unknown = sorted(set(mapped) - set(own))
     wrong = sorted(k for k in set(mapped) & set(own) if tuple(mapped[k].shape) != tuple(own[k].shape))
     if unknown or wrong:
-        raise ValueError(f"PixArt-α weights do not fit this MVDiT: unknown keys {unknown[:5]}, shape mismatches "
-                         f"{[(k, tuple(mapped[k].shape), tuple(own[k].shape)) for k in wrong[:5]]}")  # fmt: skip
+        raise ValueError(
+            f"PixArt-α weights do not fit this MVDiT: unknown keys {unknown[:5]}, shape mismatches "
+            f"{[(k, tuple(mapped[k].shape), tuple(own[k].shape)) for k in wrong[:5]]}"
+        )
     model.load_state_dict(mapped, strict=False)
     return sorted(set(own) - set(mapped) - set(POSITION_BUFFERS))
 
@@ -592,4 +624,3 @@ def forward_flops(config: MVDiTConfig, frames: int, height: int, width: int, tex
     modulation_rows = config.rows_per_branch * (6 if config.temporal_attention else 4)
     timestep = linear(1, TIMESTEP_FREQUENCIES, c) + linear(1, c, c) + linear(1, c, modulation_rows * c)
     return config.depth * block + embed + timestep
-

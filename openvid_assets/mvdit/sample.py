@@ -26,9 +26,18 @@ FPS = 8  # the release samples 16 frames taken every 3rd frame of 24 fps video
 
 
 @torch.no_grad()
-def generate(model: MVDiT, text_encoder: TextEncoder, vae: FrameVAE, prompts: Sequence[str],
-             latent_size: tuple[int, int, int] | None = None, steps: int = SAMPLING_STEPS, cfg_scale: float = CFG_SCALE,
-             seed: int = 0, guided_channels: int | None = None, cache_interval: int = 1) -> np.ndarray:  # fmt: skip
+def generate(
+    model: MVDiT,
+    text_encoder: TextEncoder,
+    vae: FrameVAE,
+    prompts: Sequence[str],
+    latent_size: tuple[int, int, int] | None = None,
+    steps: int = SAMPLING_STEPS,
+    cfg_scale: float = CFG_SCALE,
+    seed: int = 0,
+    guided_channels: int | None = None,
+    cache_interval: int = 1,
+) -> np.ndarray:
     """Videos for ``prompts`` as uint8 [B, T, H, W, 3]. ``latent_size`` (T, h, w) defaults to the model's
     configured size; ``guided_channels`` to all noise channels (the release's 256px config guides only 3);
     ``cache_interval``: attention and feed-forward outputs computed every that many steps and reused between
@@ -41,8 +50,9 @@ def generate(model: MVDiT, text_encoder: TextEncoder, vae: FrameVAE, prompts: Se
     generator = torch.Generator(device).manual_seed(seed)
     noise = torch.randn((len(prompts), model.config.in_channels, *size), generator=generator, device=device)
     cache = AttentionCache(cache_interval) if cache_interval > 1 else None
-    denoiser = classifier_free_guidance(partial(model, cache=cache), captions, mask, cfg_scale,
-                                        guided_channels or model.config.in_channels)  # fmt: skip
+    denoiser = classifier_free_guidance(
+        partial(model, cache=cache), captions, mask, cfg_scale, guided_channels or model.config.in_channels
+    )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -62,10 +72,32 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: float = FPS) -> Path:
     count, height, width, channels = frames.shape
     if channels != 3 or count == 0:
         raise ValueError(f"expected [T, H, W, 3] frames, got {frames.shape}")
-    command = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",  # yuv420p needs even sides
-               "-f", "mp4"]  # fmt: skip
+    command = [
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-vf",
+        "pad=ceil(iw/2)*2:ceil(ih/2)*2",  # yuv420p needs even sides
+        "-f",
+        "mp4",
+    ]
     with atomic_path(path) as temporary:
         done = subprocess.run([*command, str(temporary)], input=frames.tobytes(), capture_output=True, check=False)
         if done.returncode != 0:
@@ -77,16 +109,36 @@ def slug(text: str, limit: int = 48) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "video"
 
 
-def sample_to_files(checkpoint: str | Path | dict, prompts: Sequence[str], out_dir: str | Path,
-                    config: MVDiTConfig, text_encoder: TextEncoder, vae: FrameVAE, steps: int = SAMPLING_STEPS,
-                    cfg_scale: float = CFG_SCALE, seed: int = 0, fps: float = FPS, device: str = "auto",
-                    cache_interval: int = 1) -> list[Path]:  # fmt: skip
+def sample_to_files(
+    checkpoint: str | Path | dict,
+    prompts: Sequence[str],
+    out_dir: str | Path,
+    config: MVDiTConfig,
+    text_encoder: TextEncoder,
+    vae: FrameVAE,
+    steps: int = SAMPLING_STEPS,
+    cfg_scale: float = CFG_SCALE,
+    seed: int = 0,
+    fps: float = FPS,
+    device: str = "auto",
+    cache_interval: int = 1,
+) -> list[Path]:
     """Load MVDiT weights (a release checkpoint, or EMA weights of a training checkpoint), sample one video per
     prompt and write ``<index>-<prompt slug>.mp4`` files into ``out_dir``."""
     device = pick_device(device)
     model = MVDiT(config)
     load_weights(model, checkpoint)
-    videos = generate(model.to(device), text_encoder, vae, prompts, steps=steps, cfg_scale=cfg_scale, seed=seed,
-                      cache_interval=cache_interval)  # fmt: skip
-    return [write_mp4(video, Path(out_dir) / f"{i:03d}-{slug(prompt)}.mp4", fps) for i, (video, prompt) in
-            enumerate(zip(videos, prompts))]  # fmt: skip
+    videos = generate(
+        model.to(device),
+        text_encoder,
+        vae,
+        prompts,
+        steps=steps,
+        cfg_scale=cfg_scale,
+        seed=seed,
+        cache_interval=cache_interval,
+    )
+    return [
+        write_mp4(video, Path(out_dir) / f"{i:03d}-{slug(prompt)}.mp4", fps)
+        for i, (video, prompt) in enumerate(zip(videos, prompts))
+    ]

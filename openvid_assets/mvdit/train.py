@@ -95,8 +95,9 @@ def cycle(data: Iterable[Item]) -> Iterator[Item]:
             raise ValueError("the training data yielded no items (pass a re-iterable object, not an iterator)")
 
 
-def process_batches(data, batch_size: int, world: int, rank: int, start_batch: int, seed: int = 0,
-                    shuffle: bool = True) -> Iterator[list[Item]]:  # fmt: skip
+def process_batches(
+    data, batch_size: int, world: int, rank: int, start_batch: int, seed: int = 0, shuffle: bool = True
+) -> Iterator[list[Item]]:
     """This process's share of global batches ``start_batch``, ``start_batch + 1``, ...: global batch k is stream
     positions [k*G, (k+1)*G) with G = batch_size * world, and rank r takes the r-th ``batch_size`` of them.
     A map-style dataset is indexed directly; an iterable is read whole by every process, which keeps its share."""
@@ -126,8 +127,11 @@ def process_batches(data, batch_size: int, world: int, rank: int, start_batch: i
 
 def collate(items: list[Item], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     latents, captions, masks = zip(*items)
-    return (torch.stack(latents).to(device, torch.float32), torch.stack(captions).to(device, torch.float32),
-            torch.stack(masks).to(device).bool())  # fmt: skip
+    return (
+        torch.stack(latents).to(device, torch.float32),
+        torch.stack(captions).to(device, torch.float32),
+        torch.stack(masks).to(device).bool(),
+    )
 
 
 # -- checkpoints ----------------------------------------------------------------------------------------------
@@ -201,16 +205,18 @@ def train(model: MVDiT, data, config: TrainConfig, diffusion: GaussianDiffusion 
         result.start_step = saved["step"]
     net = model
     if world > 1:  # the last block's text feed-forward feeds nothing, so DDP must expect unused parameters
-        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
-                                      find_unused_parameters=True)  # fmt: skip
+        net = DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=True
+        )
     ema = copy.deepcopy(model).eval().requires_grad_(False)  # after DDP: every rank holds rank 0's weights
     if saved:
         ema.load_state_dict(saved["ema"])
         if len(saved["rng"]) == world:
             restore_rng_state(saved["rng"][rank], device)
         else:  # a different number of processes cannot replay the same random stream
-            log.warning("resuming %d processes from a %d-process checkpoint: fresh random state", world,
-                        len(saved["rng"]))  # fmt: skip
+            log.warning(
+                "resuming %d processes from a %d-process checkpoint: fresh random state", world, len(saved["rng"])
+            )
             torch.manual_seed(config.seed + rank + result.start_step)
         log.info("resumed from %s at step %d", resume_from, result.start_step)
     else:
@@ -250,8 +256,16 @@ def train(model: MVDiT, data, config: TrainConfig, diffusion: GaussianDiffusion 
     return result
 
 
-def save_checkpoint(config: TrainConfig, step: int, model: MVDiT, ema: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, rank: int, world: int, device: torch.device) -> Path:  # fmt: skip
+def save_checkpoint(
+    config: TrainConfig,
+    step: int,
+    model: MVDiT,
+    ema: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rank: int,
+    world: int,
+    device: torch.device,
+) -> Path:
     """Collective under DDP: every rank contributes its RNG state; rank 0 writes the file."""
     states = [rng_state(device)]
     if world > 1:
@@ -260,8 +274,15 @@ def save_checkpoint(config: TrainConfig, step: int, model: MVDiT, ema: torch.nn.
     path = checkpoint_path(config.checkpoint_dir, step)
     if rank == 0:
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}  # loadable safely
-        payload = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                   "step": step, "rng": states, "model_config": asdict(model.config), "train_config": settings}
+        payload = {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "rng": states,
+            "model_config": asdict(model.config),
+            "train_config": settings,
+        }
         save_atomically(payload, path)
     if world > 1:
         dist.barrier()

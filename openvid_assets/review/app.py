@@ -64,8 +64,11 @@ class ReviewData:
         """Every previewed item (video or clip id -> kind): labels for anything else are refused."""
         if self._items is None or time.monotonic() - self._items[0] > 5:
             shards = self.tables.shards("previews")
-            table = (run_sql("review_items", {"previews": self.tables.scan_source("previews", shards)}) if shards
-                     else pl.DataFrame(schema={"item": pl.String, "kind": pl.String}))  # fmt: skip
+            table = (
+                run_sql("review_items", {"previews": self.tables.scan_source("previews", shards)})
+                if shards
+                else pl.DataFrame(schema={"item": pl.String, "kind": pl.String})
+            )
             self._items = (time.monotonic(), dict(zip(table["item"], table["kind"])))
         return self._items[1]
 
@@ -75,10 +78,16 @@ class ReviewData:
 
     @cached_property
     def _thresholds(self) -> pl.DataFrame:
-        found = [self.tables.read(n, "global") for n in ("score_thresholds", "clarity_threshold")
-                 if self.tables.exists(n, "global")]  # fmt: skip
-        return pl.concat([t.select(list(THRESHOLDS_SCHEMA)) for t in found]) if found else pl.DataFrame(
-            schema=THRESHOLDS_SCHEMA)  # fmt: skip
+        found = [
+            self.tables.read(n, "global")
+            for n in ("score_thresholds", "clarity_threshold")
+            if self.tables.exists(n, "global")
+        ]
+        return (
+            pl.concat([t.select(list(THRESHOLDS_SCHEMA)) for t in found])
+            if found
+            else pl.DataFrame(schema=THRESHOLDS_SCHEMA)
+        )
 
     def sample(self, score: str, bands: int, per_band: int, seed: int) -> pl.DataFrame:
         if score not in self.scores():
@@ -86,14 +95,19 @@ class ReviewData:
         if not self.tables.shards("previews"):
             raise BadRequest("no previews yet: materialize the previews asset (openvid-assets run makes them)")
         sources = ShardRegistry(self.tables).sources()
-        inputs = {"scores": self.tables.scan_source(REVIEW_SCORES[score], self.tables.shards(REVIEW_SCORES[score])),
-                  "previews": self.tables.scan_source("previews", self.tables.shards("previews")),
-                  "sources": pl.DataFrame({"shard": list(sources), "source": list(sources.values())},
-                                          schema={"shard": pl.String, "source": pl.String}),
-                  "captions": self._all("captions", CAPTION_SCHEMA), "thresholds": self._thresholds}  # fmt: skip
-        return run_sql("review_sample", inputs, {"bands": bands, "per_band": per_band, "seed": str(seed),
-                                                 "score": score})  # fmt: skip
-
+        inputs = {
+            "scores": self.tables.scan_source(REVIEW_SCORES[score], self.tables.shards(REVIEW_SCORES[score])),
+            "previews": self.tables.scan_source("previews", self.tables.shards("previews")),
+            "sources": pl.DataFrame(
+                {"shard": list(sources), "source": list(sources.values())},
+                schema={"shard": pl.String, "source": pl.String},
+            ),
+            "captions": self._all("captions", CAPTION_SCHEMA),
+            "thresholds": self._thresholds,
+        }
+        return run_sql(
+            "review_sample", inputs, {"bands": bands, "per_band": per_band, "seed": str(seed), "score": score}
+        )
 
     def curve(self, score: str, target: str) -> tuple[Any, Any]:
         """The score's precision/recall curve over every reviewer's latest labels on its page, and the cut the
@@ -111,8 +125,9 @@ class ReviewData:
         try:
             if labels.is_empty() or not shards:
                 raise CalibrationError(f"no {score} labels yet: label samples of {score} first")
-            values = run_sql("labelled_values", {"labels": labels, "scores": self.tables.scan_source(
-                SCORE_TABLES[score], shards)})  # fmt: skip
+            values = run_sql(
+                "labelled_values", {"labels": labels, "scores": self.tables.scan_source(SCORE_TABLES[score], shards)}
+            )
             cut = fit_from_labels(labels, values, score, parsed)
         except CalibrationError as e:
             return None, str(e)
@@ -140,8 +155,12 @@ def create_app(data_root: str) -> Starlette:
         return JSONResponse({"scores": data.scores()})
 
     async def sample(request: Request) -> Response:
-        table = data.sample(request.query_params.get("score", ""), _int(request, "bands", 5, 1, 20),
-                            _int(request, "per_band", 8, 1, 200), _int(request, "seed", 0, 0, 2**31))  # fmt: skip
+        table = data.sample(
+            request.query_params.get("score", ""),
+            _int(request, "bands", 5, 1, 20),
+            _int(request, "per_band", 8, 1, 200),
+            _int(request, "seed", 0, 0, 2**31),
+        )
         return JSONResponse({"items": table.to_dicts()})
 
     async def labels(request: Request) -> Response:
@@ -153,8 +172,9 @@ def create_app(data_root: str) -> Starlette:
         try:
             body = json.loads(await request.body())
         except ValueError:
-            raise BadRequest("the body must be JSON: {reviewer, labels: [{item, score, score_value, label, tags}]}") \
-                from None  # fmt: skip
+            raise BadRequest(
+                "the body must be JSON: {reviewer, labels: [{item, score, score_value, label, tags}]}"
+            ) from None
         if not isinstance(body, dict) or not isinstance(body.get("labels"), list):
             raise BadRequest("the body must be {reviewer, labels: [...]}")
         saved = data.labels.append(body.get("reviewer"), body["labels"], data.items())
@@ -164,9 +184,18 @@ def create_app(data_root: str) -> Starlette:
         cut, text = data.curve(request.query_params.get("score", ""), request.query_params.get("target", "f1"))
         if cut is None:
             return JSONResponse({"fitted": False, "reason": text})
-        return JSONResponse({"fitted": True, "description": text, "lower": cut.lower, "upper": cut.upper,
-                             "precision": cut.precision, "recall": cut.recall, "labelled": cut.labelled,
-                             "curve": cut.curve.to_dicts()})  # fmt: skip
+        return JSONResponse(
+            {
+                "fitted": True,
+                "description": text,
+                "lower": cut.lower,
+                "upper": cut.upper,
+                "precision": cut.precision,
+                "recall": cut.recall,
+                "labelled": cut.labelled,
+                "curve": cut.curve.to_dicts(),
+            }
+        )
 
     async def curve_png(request: Request) -> Response:
         from openvid_assets.charts import pr_curve_png  # the same plot as the thresholds' metadata
@@ -184,17 +213,27 @@ def create_app(data_root: str) -> Starlette:
         rel = f"previews/{shard}/{name}"
         if not data.tables.fs.exists(rel):
             return JSONResponse({"error": "no such preview"}, status_code=404)
-        return Response(data.tables.fs.get(rel), media_type=MEDIA_TYPES[name.rsplit(".", 1)[1]],
-                        headers={"Cache-Control": "max-age=3600"})  # fmt: skip
+        return Response(
+            data.tables.fs.get(rel),
+            media_type=MEDIA_TYPES[name.rsplit(".", 1)[1]],
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     async def refused(request: Request, error: Exception) -> Response:
         return JSONResponse({"error": str(error)}, status_code=400)
 
-    return Starlette(routes=[Route("/", page), Route("/api/scores", scores), Route("/api/sample", sample),
-                             Route("/api/labels", labels, methods=["GET", "POST"]), Route("/api/curve", curve),
-                             Route("/api/curve.png", curve_png),
-                             Route("/preview/{shard}/{name}", preview)],
-                     exception_handlers={BadRequest: refused, LabelError: refused})  # fmt: skip
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/scores", scores),
+            Route("/api/sample", sample),
+            Route("/api/labels", labels, methods=["GET", "POST"]),
+            Route("/api/curve", curve),
+            Route("/api/curve.png", curve_png),
+            Route("/preview/{shard}/{name}", preview),
+        ],
+        exception_handlers={BadRequest: refused, LabelError: refused},
+    )
 
 
 def serve(data_root: str, host: str = "127.0.0.1", port: int = 8765) -> None:

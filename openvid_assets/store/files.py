@@ -182,9 +182,7 @@ class LocalFileSystem:
         if not base.is_dir():
             return []
         return sorted(
-            str(p.relative_to(self.root))
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
         )
 
 
@@ -266,10 +264,7 @@ class S3FileSystem:
 
     def list(self, rel_prefix: str) -> list[str]:
         prefix = self._key(rel_prefix.rstrip("/") + "/")
-        return sorted(
-            key[len(self.prefix) :]
-            for key in iter_s3_keys(self.client, self.bucket, prefix)
-        )
+        return sorted(key[len(self.prefix) :] for key in iter_s3_keys(self.client, self.bucket, prefix))
 
 
 def iter_s3_keys(client: Any, bucket: str, prefix: str) -> Iterator[str]:

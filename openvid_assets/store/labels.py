@@ -44,8 +44,10 @@ class LabelError(ValueError):
 
 def checked_reviewer(name: Any) -> str:
     if not isinstance(name, str) or not REVIEWER.match(name):
-        raise LabelError("a reviewer name is 1-40 letters, digits, spaces, '.', '_' or '-', starting with a letter "
-                         f"or digit; got {name!r}")  # fmt: skip
+        raise LabelError(
+            "a reviewer name is 1-40 letters, digits, spaces, '.', '_' or '-', starting with a letter "
+            f"or digit; got {name!r}"
+        )
     return name
 
 
@@ -68,17 +70,24 @@ def _checked(row: Mapping[str, Any], known_items: Mapping[str, str] | None) -> d
     value = row.get("score_value")
     if value is not None and not isinstance(value, (int, float)):
         raise LabelError(f"score_value must be a number, got {value!r} (item {item})")
-    return {"item": item, "kind": kind, "score": str(row.get("score") or ""),
-            "score_version": str(row.get("score_version") or ""),
-            "score_value": None if value is None else float(value), "label": label, "tags": sorted(set(tags))}  # fmt: skip
+    return {
+        "item": item,
+        "kind": kind,
+        "score": str(row.get("score") or ""),
+        "score_version": str(row.get("score_version") or ""),
+        "score_value": None if value is None else float(value),
+        "label": label,
+        "tags": sorted(set(tags)),
+    }
 
 
 class LabelStore:
     def __init__(self, fs: FileSystem):
         self.fs = fs
 
-    def append(self, reviewer: str, rows: Iterable[Mapping[str, Any]],
-               known_items: Mapping[str, str] | None = None) -> str | None:  # fmt: skip
+    def append(
+        self, reviewer: str, rows: Iterable[Mapping[str, Any]], known_items: Mapping[str, str] | None = None
+    ) -> str | None:
         """Save one batch of one reviewer's labels as a new part (all or nothing): its path, or None for an
         empty batch. ``known_items`` (item id -> kind): refuse items that are not in the data root."""
         reviewer = checked_reviewer(reviewer)

@@ -35,12 +35,17 @@ class RowKey:
 
     def columns(self) -> dict[str, str]:
         """The key as the row's columns (``KEY_COLUMNS``)."""
-        return {"model": self.model, "weights_digest": self.weights_digest, "params": self.params_json,
-                "params_hash": self.params_hash}  # fmt: skip
+        return {
+            "model": self.model,
+            "weights_digest": self.weights_digest,
+            "params": self.params_json,
+            "params_hash": self.params_hash,
+        }
 
 
-def reusable_rows(previous: pl.DataFrame | None, key: RowKey,
-                  statuses: tuple[str, ...] = ("ok",)) -> pl.DataFrame | None:  # fmt: skip
+def reusable_rows(
+    previous: pl.DataFrame | None, key: RowKey, statuses: tuple[str, ...] = ("ok",)
+) -> pl.DataFrame | None:
     """Rows of an earlier table made with ``key`` and ending in one of ``statuses`` (failed rows are retried);
     None when there is no earlier table or it predates the params hash. A table without a model or weights
     column (clips: one tool, no weights) is matched on what it has."""

@@ -34,16 +34,28 @@ from openvid_assets.store.sql import TableInput, run_sql
 from openvid_assets.store.tables import TableStore
 
 SCORES = ("aesthetic", "temporal", "motion", "clarity")
-SCORE_TABLES = {"aesthetic": "aesthetic_scores", "temporal": "temporal_scores", "motion": "motion_scores",
-                "clarity": "clarity_scores"}  # fmt: skip
+SCORE_TABLES = {
+    "aesthetic": "aesthetic_scores",
+    "temporal": "temporal_scores",
+    "motion": "motion_scores",
+    "clarity": "clarity_scores",
+}
 # The paper keeps the top 20 % by aesthetics and the top 30 % by clarity (among the intersection).
 # Temporal consistency: drop the 5 % least consistent (flicker, hidden cuts) and the 10 % most
 # consistent (near-static slideshows, the larger problem in raw web pools). Motion: drop the
 # 10 % slowest (nearly still) and the 5 % fastest (shaky, blurred).
 DEFAULT_RULES = {"aesthetic": "top:20", "temporal": "band:5:90", "motion": "band:10:95", "clarity": "top:30"}
 
-THRESHOLDS_SCHEMA = {"source": pl.String, "score": pl.String, "rule": pl.String, "description": pl.String,
-                     "lower": pl.Float64, "upper": pl.Float64, "videos": pl.Int64, "version": pl.String}  # fmt: skip
+THRESHOLDS_SCHEMA = {
+    "source": pl.String,
+    "score": pl.String,
+    "rule": pl.String,
+    "description": pl.String,
+    "lower": pl.Float64,
+    "upper": pl.Float64,
+    "videos": pl.Int64,
+    "version": pl.String,
+}
 NOT_APPLIED = "not applied (recipe)"
 
 
@@ -102,8 +114,10 @@ class Rule:
                 raise RuleError(f"rule {text!r}: {e}") from None
         arity = {"off": 0, "top": 1, "min": 1, "max": 1, "band": 2, "range": 2}
         if kind not in arity:
-            raise RuleError(f"unknown rule {text!r}: use top:P, band:LO:HI, min:X, max:X, range:LO:HI, calibrated:f1, "
-                            "calibrated:precision:P or off")  # fmt: skip
+            raise RuleError(
+                f"unknown rule {text!r}: use top:P, band:LO:HI, min:X, max:X, range:LO:HI, calibrated:f1, "
+                "calibrated:precision:P or off"
+            )
         if len(args) != arity[kind]:
             raise RuleError(f"rule {text!r}: '{kind}' takes {arity[kind]} number(s)")
         try:
@@ -128,8 +142,14 @@ class Rule:
     def describe(self) -> str:
         if self.kind == "calibrated":
             return f"calibrated {self.target}"
-        templates = {"off": "off", "top": "top {a:g}%", "band": "band p{a:g}-p{b:g}", "min": "min {a:g}",
-                     "max": "max {a:g}", "range": "range {a:g}-{b:g}"}  # fmt: skip
+        templates = {
+            "off": "off",
+            "top": "top {a:g}%",
+            "band": "band p{a:g}-p{b:g}",
+            "min": "min {a:g}",
+            "max": "max {a:g}",
+            "range": "range {a:g}-{b:g}",
+        }
         return templates[self.kind].format(a=self.a, b=self.b)
 
     def sql_params(self) -> dict[str, float | None]:
@@ -165,9 +185,15 @@ def version_of(rules: Mapping[str, Rule], input_fingerprint: str) -> str:
 Fitted = tuple[float | None, float | None, str]  # a calibrated rule's (lower, upper, how it was fitted)
 
 
-def compute_thresholds(rules: Mapping[str, Rule | None], scores: Mapping[str, TableInput | None], version: str,
-                       source: str = "default", label: str = "", fitted: Mapping[str, Fitted] | None = None,
-                       **duckdb_settings: Any) -> pl.DataFrame:  # fmt: skip
+def compute_thresholds(
+    rules: Mapping[str, Rule | None],
+    scores: Mapping[str, TableInput | None],
+    version: str,
+    source: str = "default",
+    label: str = "",
+    fitted: Mapping[str, Fitted] | None = None,
+    **duckdb_settings: Any,
+) -> pl.DataFrame:
     """One row per score in ``scores``: the rule and its cut lines over the distinct ok videos of one source.
 
     A score whose rule is None is a step the source skips: its row says so and cuts nothing. ``label``
@@ -178,9 +204,16 @@ def compute_thresholds(rules: Mapping[str, Rule | None], scores: Mapping[str, Ta
     for name, table in scores.items():
         rule = rules[name]
         if rule is None or table is None:  # a skipped step, or a score none of the source's shards has yet
-            rows.append({"source": source, "score": name, "rule": rule.spec() if rule else "not applied",
-                         "description": prefix + (rule.describe() if rule else NOT_APPLIED), "videos": 0,
-                         "version": version})  # fmt: skip
+            rows.append(
+                {
+                    "source": source,
+                    "score": name,
+                    "rule": rule.spec() if rule else "not applied",
+                    "description": prefix + (rule.describe() if rule else NOT_APPLIED),
+                    "videos": 0,
+                    "version": version,
+                }
+            )
             continue
         cut = run_sql("score_threshold", {"scores": table}, rule.sql_params(), **duckdb_settings).row(0, named=True)
         description = rule.describe()
@@ -188,8 +221,18 @@ def compute_thresholds(rules: Mapping[str, Rule | None], scores: Mapping[str, Ta
             if name not in (fitted or {}):
                 raise RuleError(f"{name}: rule {rule.spec()} has no fitted cut (no labels fitted for {name})")
             cut["lower"], cut["upper"], description = fitted[name]
-        rows.append({"source": source, "score": name, "rule": rule.spec(), "description": prefix + description,
-                     "lower": cut["lower"], "upper": cut["upper"], "videos": cut["videos"], "version": version})  # fmt: skip
+        rows.append(
+            {
+                "source": source,
+                "score": name,
+                "rule": rule.spec(),
+                "description": prefix + description,
+                "lower": cut["lower"],
+                "upper": cut["upper"],
+                "videos": cut["videos"],
+                "version": version,
+            }
+        )
     return pl.DataFrame(rows, schema=THRESHOLDS_SCHEMA)
 
 
@@ -224,10 +267,18 @@ class SourceThresholds:
         return self.tables.scan_source(SCORE_TABLES[score], shards) if shards else None
 
     def compute(self, version: str, **duckdb_settings: Any) -> pl.DataFrame:
-        parts = [compute_thresholds({s: self.rules[src].get(s) for s in self.scores},
-                                    {s: self.inputs(src, s) for s in self.scores}, version, source=src,
-                                    label=src if self.label else "", fitted=self.fitted, **duckdb_settings)
-                 for src in self.shards]  # fmt: skip
+        parts = [
+            compute_thresholds(
+                {s: self.rules[src].get(s) for s in self.scores},
+                {s: self.inputs(src, s) for s in self.scores},
+                version,
+                source=src,
+                label=src if self.label else "",
+                fitted=self.fitted,
+                **duckdb_settings,
+            )
+            for src in self.shards
+        ]
         return pl.concat(parts) if parts else pl.DataFrame(schema=THRESHOLDS_SCHEMA)
 
 
@@ -251,8 +302,12 @@ def score_identities(tables: TableStore, asset: str) -> pl.DataFrame:
     for shard in tables.shards(asset):
         table = tables.read(asset, shard)
         if "params_hash" in table.columns:
-            frames.append(table.filter(pl.col("status") == "ok").select(IDENTITY_COLUMNS).unique()
-                          .with_columns(shard=pl.lit(shard)))  # fmt: skip
+            frames.append(
+                table.filter(pl.col("status") == "ok")
+                .select(IDENTITY_COLUMNS)
+                .unique()
+                .with_columns(shard=pl.lit(shard))
+            )
     if not frames:
         return pl.DataFrame(schema={**{c: pl.String for c in IDENTITY_COLUMNS}, "shards": pl.List(pl.String)})
     return run_sql("score_identities", {"identities": pl.concat(frames)})
@@ -263,9 +318,11 @@ def require_one_identity(tables: TableStore, asset: str, data_root: str) -> None
     found = score_identities(tables, asset)
     if found.height <= 1:
         return
-    lines = [f"  {r['model']} (weights {r['weights_digest']}, params {r['params_hash']}): "
-             f"{len(r['shards'])} shard(s): {', '.join(r['shards'][:8])}{' ...' if len(r['shards']) > 8 else ''}"
-             for r in found.iter_rows(named=True)]  # fmt: skip
+    lines = [
+        f"  {r['model']} (weights {r['weights_digest']}, params {r['params_hash']}): "
+        f"{len(r['shards'])} shard(s): {', '.join(r['shards'][:8])}{' ...' if len(r['shards']) > 8 else ''}"
+        for r in found.iter_rows(named=True)
+    ]
     raise MixedModelsError(
         f"{asset} mixes {found.height} models across shards; thresholds over them would mix scales:\n"
         + "\n".join(lines)

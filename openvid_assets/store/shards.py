@@ -75,14 +75,16 @@ class ShardRegistry:
             grouped.setdefault(source, []).append(shard)
         return grouped
 
-    def register(self, source_root: str, listed_uris: Iterable[str], shard_size: int,
-                 source: str = DEFAULT_SOURCE) -> list[str]:  # fmt: skip
+    def register(
+        self, source_root: str, listed_uris: Iterable[str], shard_size: int, source: str = DEFAULT_SOURCE
+    ) -> list[str]:
         """Store shard lists (of one named ``source``) for every listed URI not in a shard yet; returns the new
         shard keys (:meth:`register_stream` also counts the listing)."""
         return self.register_stream(source_root, listed_uris, shard_size, source)[1]
 
-    def register_stream(self, source_root: str, listed_uris: Iterable[str], shard_size: int,
-                        source: str = DEFAULT_SOURCE) -> tuple[int, list[str]]:  # fmt: skip
+    def register_stream(
+        self, source_root: str, listed_uris: Iterable[str], shard_size: int, source: str = DEFAULT_SOURCE
+    ) -> tuple[int, list[str]]:
         """:meth:`register` in flat memory, however long the listing: the URIs are spooled to a parquet file as
         they come, DuckDB anti-joins them with the stored lists and sorts what is new (spilling to disk past
         ``SPOOL_MEMORY``), and new shards are cut from that file a batch at a time. Returns (URIs listed, new
@@ -98,9 +100,16 @@ class ShardRegistry:
         new_keys: list[str] = []
         with tempfile.TemporaryDirectory(prefix="openvid-listing-") as tmp:
             listed = _spool(listed_uris, f"{tmp}/listing.parquet")
-            stored = self.store.scan_source(SHARD_LISTS, keys) if keys else pl.DataFrame(schema={"source_uri": pl.String})
-            copy_sql("unregistered_videos", {"listing": [f"{tmp}/listing.parquet"], "shard_lists": stored},
-                     f"{tmp}/new.parquet", memory_limit=SPOOL_MEMORY, temp_directory=tmp)  # fmt: skip
+            stored = (
+                self.store.scan_source(SHARD_LISTS, keys) if keys else pl.DataFrame(schema={"source_uri": pl.String})
+            )
+            copy_sql(
+                "unregistered_videos",
+                {"listing": [f"{tmp}/listing.parquet"], "shard_lists": stored},
+                f"{tmp}/new.parquet",
+                memory_limit=SPOOL_MEMORY,
+                temp_directory=tmp,
+            )
             for uris in _chunks(pq.ParquetFile(f"{tmp}/new.parquet"), shard_size):
                 key = shard_key(next_index + len(new_keys))
                 self.store.write(SHARD_LISTS, key, _shard_list(key, uris, source_root, source))
@@ -143,8 +152,18 @@ def _chunks(new: pq.ParquetFile, size: int) -> Iterator[list[str]]:
 
 def _shard_list(key: str, uris: list[str], source_root: str, source: str) -> pl.DataFrame:
     return pl.DataFrame(
-        {"shard": [key] * len(uris), "position": list(range(len(uris))), "source_uri": uris,
-         "source_root": [source_root] * len(uris), "source": [source] * len(uris)},
-        schema={"shard": pl.String, "position": pl.Int32, "source_uri": pl.String, "source_root": pl.String,
-                "source": pl.String},
-    )  # fmt: skip
+        {
+            "shard": [key] * len(uris),
+            "position": list(range(len(uris))),
+            "source_uri": uris,
+            "source_root": [source_root] * len(uris),
+            "source": [source] * len(uris),
+        },
+        schema={
+            "shard": pl.String,
+            "position": pl.Int32,
+            "source_uri": pl.String,
+            "source_root": pl.String,
+            "source": pl.String,
+        },
+    )

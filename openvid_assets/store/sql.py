@@ -53,8 +53,9 @@ def _bind(con: duckdb.DuckDBPyConnection, name: str, source: TableInput) -> None
 
 
 @contextmanager
-def _connection(tables: dict[str, TableInput], memory_limit: str | None,
-                temp_directory: str | None) -> Iterator[duckdb.DuckDBPyConnection]:  # fmt: skip
+def _connection(
+    tables: dict[str, TableInput], memory_limit: str | None, temp_directory: str | None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     with duckdb.connect(":memory:") as con:
         if memory_limit:
             con.execute("SET memory_limit = ?", [memory_limit])

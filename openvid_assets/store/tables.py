@@ -52,8 +52,9 @@ class ObjectStream:
         import pyarrow.dataset as ds
 
         for start in range(0, len(self.paths), self.group):
-            part = ds.dataset(self.paths[start : start + self.group], filesystem=self.filesystem, format="parquet",
-                              schema=self.schema)  # fmt: skip
+            part = ds.dataset(
+                self.paths[start : start + self.group], filesystem=self.filesystem, format="parquet", schema=self.schema
+            )
             yield from part.to_batches()
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
@@ -173,9 +174,7 @@ class TableStore:
         """Shards that have a table for this asset, sorted."""
         prefix = f"tables/{_check_name('asset', asset)}"
         return [
-            rel.rsplit("/", 1)[1].removesuffix(".parquet")
-            for rel in self.fs.list(prefix)
-            if rel.endswith(".parquet")
+            rel.rsplit("/", 1)[1].removesuffix(".parquet") for rel in self.fs.list(prefix) if rel.endswith(".parquet")
         ]
 
     def scan_source(self, asset: str, shards: list[str] | None = None) -> list[str] | pa.Table | ObjectStream:

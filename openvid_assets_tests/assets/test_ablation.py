@@ -61,7 +61,8 @@ def test_variants_select_their_videos_from_the_recipes_scores(ablation):
         assert videos["all"] <= videos[name] <= videos["pool"]
     assert videos["no_aesthetic"] > videos["all"]  # dropping top:60 aesthetics lets more in
     judged = pl.concat([tables.read("quality_candidates", s) for s in shards]).filter(
-        pl.col("failure").is_null() & pl.col("duplicate_reason").is_null() & pl.col("content_reason").is_null())
+        pl.col("failure").is_null() & pl.col("duplicate_reason").is_null() & pl.col("content_reason").is_null()
+    )
     assert videos["pool"] == set(judged["video_id"])  # no filter: every decodable, unique video
     # Clarity of the videos only an ablation variant needs was scored apart; the recipe's table is untouched.
     extra = pl.concat([tables.read("ablation_clarity", s) for s in shards])

@@ -13,8 +13,14 @@ from openvid_assets.definitions import ABLATION, ASSETS, CURATION, MATERIALIZED,
 from openvid_assets import samples, settings
 from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 
-FIRST_WAVE = ("video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
-              "content_scores")
+FIRST_WAVE = (
+    "video_manifest",
+    "frame_embeddings",
+    "aesthetic_scores",
+    "temporal_scores",
+    "motion_scores",
+    "content_scores",
+)
 MODEL_STEPS = {"frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions"}
 
 
@@ -67,8 +73,11 @@ def test_new_shards_flow_through_and_nothing_current_is_redone(source, tmp_path,
     defs = build_definitions(str(tmp_path / "data"))
     tables = defs.resources["store"].tables()
     keys = [k for a in ASSETS for k in a.keys]
-    requested = lambda result: {(k.path[-1], p) for k in keys  # noqa: E731
-                                for p in result.get_requested_partitions(k) or ()}  # fmt: skip
+    requested = lambda result: {
+        (k.path[-1], p)
+        for k in keys  # noqa: E731
+        for p in result.get_requested_partitions(k) or ()
+    }
     with DagsterInstance.ephemeral() as instance:
         record_recipe(instance, defs.resources["store"].recipe())  # as the run command or the sensor does
         baseline = evaluate_automation_conditions(defs=defs, instance=instance)  # the sensor is turned on
@@ -106,8 +115,12 @@ def test_a_backfill_runs_the_sql_steps_of_many_shards_in_one_run(source, tmp_pat
         before = {k: tables.stamp("selected_videos", k) for k in keys}
         job = defs.resolve_job_def("shard_pipeline")
         result = job.execute_in_process(
-            instance=instance, asset_selection=[AssetKey("selected_videos")],
-            tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})  # fmt: skip
+            instance=instance,
+            asset_selection=[AssetKey("selected_videos")],
+            tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        )
         assert result.success
         assert all(tables.stamp("selected_videos", k) != before[k] for k in keys)  # both shards rewritten
-        assert len(instance.get_runs()) and instance.get_materialized_partitions(AssetKey("selected_videos")) == set(keys)
+        assert len(instance.get_runs()) and instance.get_materialized_partitions(AssetKey("selected_videos")) == set(
+            keys
+        )

@@ -22,8 +22,14 @@ from openvid_assets.models.shards.tables import video_embeddings
 from openvid_assets.store.labels import LabelStore
 from openvid_assets_testing.pipeline import FAST, store_recipe
 
-SCORED = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
-          "content_scores"]  # fmt: skip
+SCORED = [
+    "video_manifest",
+    "frame_embeddings",
+    "aesthetic_scores",
+    "temporal_scores",
+    "motion_scores",
+    "content_scores",
+]
 OFF = {"aesthetic": "off", "temporal": "off", "clarity": "off"}
 
 
@@ -44,8 +50,12 @@ def scored(tmp_path_factory):
         samples.static(videos, f"still_{i}.mp4", num_frames=24, seed=300 + i)
         samples.smooth_pan(videos, f"pan_{i}.mp4", num_frames=24, seed=400 + i, px_per_frame=2 + i % 4)
     # Near-duplicates off: the offline stand-in CLIP cannot tell two pans of one palette apart.
-    store_recipe(str(data), FAST, selection={**OFF, "motion": "calibrated:f1"},
-                 filters={"near_duplicate": "off", "suitability": "min:0.5"})  # fmt: skip
+    store_recipe(
+        str(data),
+        FAST,
+        selection={**OFF, "motion": "calibrated:f1"},
+        filters={"near_duplicate": "off", "suitability": "min:0.5"},
+    )
     defs = build_definitions(str(data))
     tables = defs.resources["store"].tables()
     with DagsterInstance.ephemeral() as instance:
@@ -56,17 +66,33 @@ def scored(tmp_path_factory):
         good = {r["video_id"]: "pan_" in r["source_uri"] for r in manifest.iter_rows(named=True)}
         names = {r["video_id"]: r["source_uri"].rsplit("/", 1)[1] for r in manifest.iter_rows(named=True)}
         # A small sample labelled: 3 still and 3 moving videos, by two reviewers.
-        sample = [v for v in sorted(good, key=names.get) if names[v] in
-                  {"still_0.mp4", "still_1.mp4", "still_2.mp4", "pan_0.mp4", "pan_1.mp4", "pan_2.mp4"}]  # fmt: skip
+        sample = [
+            v
+            for v in sorted(good, key=names.get)
+            if names[v] in {"still_0.mp4", "still_1.mp4", "still_2.mp4", "pan_0.mp4", "pan_1.mp4", "pan_2.mp4"}
+        ]
         store = LabelStore(tables.fs)
         for reviewer in ("ana", "bo"):
-            store.append(reviewer, [{"item": v, "score": "motion", "label": "good" if good[v] else "bad",
-                                     "tags": [] if good[v] else ["static"]} for v in sample])  # fmt: skip
-        materialize(defs, instance, shards, ["near_duplicates", "score_thresholds", "suitability_model"],
-                    per_shard=False)  # fmt: skip
+            store.append(
+                reviewer,
+                [
+                    {
+                        "item": v,
+                        "score": "motion",
+                        "label": "good" if good[v] else "bad",
+                        "tags": [] if good[v] else ["static"],
+                    }
+                    for v in sample
+                ],
+            )
+        materialize(
+            defs, instance, shards, ["near_duplicates", "score_thresholds", "suitability_model"], per_shard=False
+        )
         materialize(defs, instance, shards, ["suitability_scores", "quality_candidates"])
         observed = instance.get_latest_data_version_record(AssetKey("labels"))
-        metadata = instance.get_latest_materialization_event(AssetKey("score_thresholds")).asset_materialization.metadata
+        metadata = instance.get_latest_materialization_event(
+            AssetKey("score_thresholds")
+        ).asset_materialization.metadata
     return tables, shards, good, names, set(sample), (observed, metadata)
 
 
@@ -97,8 +123,9 @@ def test_the_learned_filter_ranks_held_back_videos_from_stored_embeddings_and_sc
     features = np.array([[scores[n][v] for n in ("aesthetic", "temporal", "motion")] for v in ids])
     labels = np.array([good[v] for v in ids])
     train = np.array([names[v].split("_")[1][0] in "0123" for v in ids])  # 8 labelled, 12 held back
-    f = SuitabilityFilter(("aesthetic", "temporal", "motion"), folds=4).fit(vectors[train], features[train],
-                                                                           labels[train])  # fmt: skip
+    f = SuitabilityFilter(("aesthetic", "temporal", "motion"), folds=4).fit(
+        vectors[train], features[train], labels[train]
+    )
     assert f.report["labelled"] == 8 and 0 <= f.report["auc"] <= 1 and f.report["folds"] == 4  # 2 per fold: noisy
     assert roc_auc_score(labels[~train], f.predict(vectors[~train], features[~train])) >= 0.9
 

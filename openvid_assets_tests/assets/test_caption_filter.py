@@ -25,8 +25,10 @@ WORDS = ["sits", "green", "smiles", "cold", "stands", "red", "natural"]
 
 
 def fluent(rng: random.Random) -> str:
-    return (f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(ACTIONS)} {rng.choice(PLACES)} in soft "
-            f"{rng.choice(['morning', 'evening', 'afternoon'])} light, filmed from a steady camera.")  # fmt: skip
+    return (
+        f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(ACTIONS)} {rng.choice(PLACES)} in soft "
+        f"{rng.choice(['morning', 'evening', 'afternoon'])} light, filmed from a steady camera."
+    )
 
 
 def degenerate(rng: random.Random) -> str:
@@ -40,7 +42,8 @@ def materialize_caption_scores(data, raise_on_error=True):
         record_recipe(instance, defs.resources["store"].recipe())
         record_labels(instance, defs.resources["store"].tables())
         return defs.resolve_job_def("global_pipeline").execute_in_process(
-            instance=instance, asset_selection=[AssetKey(CAPTION_SCORES)], raise_on_error=raise_on_error)
+            instance=instance, asset_selection=[AssetKey(CAPTION_SCORES)], raise_on_error=raise_on_error
+        )
 
 
 @pytest.fixture
@@ -49,8 +52,14 @@ def captioned(tmp_path):
     rng, rows = random.Random(7), []
     for i in range(40):
         good = i % 2 == 0
-        rows.append({"clip_id": f"v{i:02d}-0000000-0000047", "video_id": f"v{i:02d}", "status": "ok",
-                     "caption": fluent(rng) if good else degenerate(rng)})  # fmt: skip
+        rows.append(
+            {
+                "clip_id": f"v{i:02d}-0000000-0000047",
+                "video_id": f"v{i:02d}",
+                "status": "ok",
+                "caption": fluent(rng) if good else degenerate(rng),
+            }
+        )
     rows.append({"clip_id": "v99-0000000-0000047", "video_id": "v99", "status": "failed", "error": "model failed"})
     tables = TableStore(str(tmp_path / "data"))
     table = pl.DataFrame(rows, schema=CAPTION_SCHEMA)
@@ -64,9 +73,18 @@ def test_a_few_labelled_captions_drop_the_other_degenerate_ones(captioned):
     store_recipe(str(data), filters={"caption_quality": "min:0.5"})
     # 8 labelled: four fluent captions labelled good, four degenerate ones tagged (on their video) bad caption.
     labelled = {f"v{i:02d}": i % 2 == 0 for i in range(8)}
-    LabelStore(tables.fs).append("ana", [{"item": item, "score": "aesthetic", "label": "good" if good else "bad",
-                                          "tags": [] if good else ["bad caption"]}
-                                         for item, good in labelled.items()])  # fmt: skip
+    LabelStore(tables.fs).append(
+        "ana",
+        [
+            {
+                "item": item,
+                "score": "aesthetic",
+                "label": "good" if good else "bad",
+                "tags": [] if good else ["bad caption"],
+            }
+            for item, good in labelled.items()
+        ],
+    )
     # A video labelled bad for another reason says nothing about its caption.
     LabelStore(tables.fs).append("bo", [{"item": "v20", "score": "motion", "label": "bad", "tags": ["static"]}])
     result = materialize_caption_scores(data)
@@ -90,7 +108,8 @@ def test_with_the_rule_on_and_no_labels_the_step_refuses_and_off_it_judges_nothi
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert "filters.caption_quality is 'min:0.5' but there is no caption filter: no labelled captions yet" in (
-        failure.description)  # fmt: skip
+        failure.description
+    )
     store_recipe(str(data))  # the default: off
     materialize_caption_scores(data)
     assert tables.read(CAPTION_SCORES, "global").is_empty()

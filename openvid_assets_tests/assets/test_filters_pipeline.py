@@ -19,12 +19,16 @@ from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_re
 
 # Every quality rule off (thresholds_off would turn the content filters off too), so each drop below is a
 # content filter's.
-RECIPE = {**FAST, "selection": dict.fromkeys(("aesthetic", "temporal", "motion", "clarity"), "off"),
-          "clips": {"detectors": "cascade"}}
-COPIES = {"reencoded.webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0",
-                             "-crf", "40"],
-          "resized.mp4": ["-vf", "scale=320:180", "-c:v", "libx264"],
-          "trimmed.mp4": ["-vf", "trim=start_frame=3:end_frame=45,setpts=PTS-STARTPTS", "-c:v", "libx264"]}  # fmt: skip
+RECIPE = {
+    **FAST,
+    "selection": dict.fromkeys(("aesthetic", "temporal", "motion", "clarity"), "off"),
+    "clips": {"detectors": "cascade"},
+}
+COPIES = {
+    "reencoded.webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "40"],
+    "resized.mp4": ["-vf", "scale=320:180", "-c:v", "libx264"],
+    "trimmed.mp4": ["-vf", "trim=start_frame=3:end_frame=45,setpts=PTS-STARTPTS", "-c:v", "libx264"],
+}
 
 
 def originals(folder) -> None:
@@ -42,16 +46,19 @@ def content_cases(folder) -> None:
     samples.burnt_in_text(folder, "caption_card.mp4", "card")
     samples.letterboxed(folder, "letterbox.mp4", width=640, height=360, picture=(0, 46, 640, 268))
     samples.letterboxed(folder, "pillarbox.mp4", width=640, height=360, picture=(80, 0, 480, 360), seed=5)
-    samples.letterboxed(folder, "scope_1080p.mp4", width=1920, height=1080, picture=(0, 140, 1920, 800),
-                          num_frames=30, seed=6)  # fmt: skip
+    samples.letterboxed(
+        folder, "scope_1080p.mp4", width=1920, height=1080, picture=(0, 140, 1920, 800), num_frames=30, seed=6
+    )
     samples.hd_1080p(folder, "full_1080p.mp4", num_frames=30)
 
 
 def copies(folder, original) -> None:
     """Later arrivals: a re-encoded (VP9), a resized and a trimmed copy of ``original``."""
     for name, args in COPIES.items():
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-nostdin", "-y", "-i", str(original), *args, "-an",
-                        str(folder / name)], check=True)  # fmt: skip
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-nostdin", "-y", "-i", str(original), *args, "-an", str(folder / name)],
+            check=True,
+        )
 
 
 def run_arrivals(data, source, batches) -> TableStore:
@@ -118,7 +125,9 @@ def test_every_video_once_and_copies_in_a_later_shard_are_near_duplicates_of_the
     assert rows[keeper]["status"] == "kept"
     for name in set(GROUP) - {keeper}:
         assert rows[name]["stage"] == "dedup" and rows[name]["status"] == "dropped", rows[name]
-        assert re.fullmatch(rf"near-duplicate of {rows[keeper]['video_id']} \(cos (0\.99\d|1\.000)\)", rows[name]["reason"])
+        assert re.fullmatch(
+            rf"near-duplicate of {rows[keeper]['video_id']} \(cos (0\.99\d|1\.000)\)", rows[name]["reason"]
+        )
     for i in range(3):
         assert rows[f"distinct_{i}.mp4"]["stage"] != "dedup"
     pairs = tables.read("near_duplicate_pairs", "global")
@@ -132,22 +141,32 @@ def test_the_same_pool_keeps_the_same_videos_whatever_the_order_it_arrives_in(fi
     # The copies first, the original later.
     source, data = tmp_path / "pool", tmp_path / "data"
     source.mkdir()
-    batches = [lambda: [shutil.copy(stash / n, source / n) for n in COPIES],
-               lambda: shutil.copy(stash / "original.mp4", source / "original.mp4")]  # fmt: skip
+    batches = [
+        lambda: [shutil.copy(stash / n, source / n) for n in COPIES],
+        lambda: shutil.copy(stash / "original.mp4", source / "original.mp4"),
+    ]
     run_arrivals(data, source, batches)
-    again = by_name(pl.read_parquet(data / "exports" / "lineage.parquet")
-                    .with_columns(name=pl.col("source_uri").str.split("/").list.last()))  # fmt: skip
-    assert {n: (again[n]["stage"], again[n]["reason"]) for n in GROUP if again[n]["stage"] == "dedup"} == \
-        {n: (rows[n]["stage"], rows[n]["reason"]) for n in GROUP if rows[n]["stage"] == "dedup"}  # fmt: skip
+    again = by_name(
+        pl.read_parquet(data / "exports" / "lineage.parquet").with_columns(
+            name=pl.col("source_uri").str.split("/").list.last()
+        )
+    )
+    assert {n: (again[n]["stage"], again[n]["reason"]) for n in GROUP if again[n]["stage"] == "dedup"} == {
+        n: (rows[n]["stage"], rows[n]["reason"]) for n in GROUP if rows[n]["stage"] == "dedup"
+    }
     assert sum(again[n]["stage"] == "dedup" for n in GROUP) == 3
 
 
 def test_exposure_and_text_rules_drop_with_readable_reasons(filtered):
     _, _, _, lineage = filtered
     rows = by_name(lineage)
-    expected = {"dark.mp4": "too dark: brightness", "overexposed.mp4": "too bright: brightness",
-                "washed_out.mp4": "washed out: contrast", "subtitles.mp4": "burnt-in text: text_area",
-                "caption_card.mp4": "burnt-in text: text_area"}  # fmt: skip
+    expected = {
+        "dark.mp4": "too dark: brightness",
+        "overexposed.mp4": "too bright: brightness",
+        "washed_out.mp4": "washed out: contrast",
+        "subtitles.mp4": "burnt-in text: text_area",
+        "caption_card.mp4": "burnt-in text: text_area",
+    }
     for name, reason in expected.items():
         assert rows[name]["stage"] == "content" and rows[name]["status"] == "dropped", rows[name]
         assert reason in rows[name]["reason"], rows[name]["reason"]
@@ -163,8 +182,11 @@ def test_bordered_videos_get_their_crop_box_and_cropped_clips(filtered):
     tables, _, _, lineage = filtered
     rows = by_name(lineage)
     clips = pl.concat([tables.read("clips", s) for s in tables.shards("clips")]).filter(pl.col("status") == "ok")
-    for name, (x, y, w, h) in {"letterbox.mp4": (0, 46, 640, 268), "pillarbox.mp4": (80, 0, 480, 360),
-                               "scope_1080p.mp4": (0, 140, 1920, 800)}.items():  # fmt: skip
+    for name, (x, y, w, h) in {
+        "letterbox.mp4": (0, 46, 640, 268),
+        "pillarbox.mp4": (80, 0, 480, 360),
+        "scope_1080p.mp4": (0, 140, 1920, 800),
+    }.items():
         row = rows[name]
         assert row["status"] == "kept" and row["bordered"], row
         assert abs(row["picture_width"] - w) <= 2 and abs(row["picture_height"] - h) <= 2

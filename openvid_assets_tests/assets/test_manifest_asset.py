@@ -43,6 +43,7 @@ def test_sensor_registers_new_videos_as_new_shards_once(source, tmp_path, monkey
     monkeypatch.setenv("OPENVID_SHARD_SIZE", "10")
     resources = default_resources(str(tmp_path / "data"))
     with DagsterInstance.ephemeral() as instance:
+
         def tick():
             with build_sensor_context(instance=instance, resources=resources) as ctx:
                 return new_videos_sensor(ctx)
@@ -89,9 +90,10 @@ def test_sensor_requests_runs_in_bounded_batches_across_ticks(source, tmp_path, 
 
 def test_sensor_without_a_source_skips_with_a_reason(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENVID_SOURCE", raising=False)
-    with DagsterInstance.ephemeral() as instance, build_sensor_context(
-        instance=instance, resources=default_resources(str(tmp_path))
-    ) as ctx:
+    with (
+        DagsterInstance.ephemeral() as instance,
+        build_sensor_context(instance=instance, resources=default_resources(str(tmp_path))) as ctx,
+    ):
         result = new_videos_sensor(ctx)
     assert isinstance(result, SkipReason) and "OPENVID_SOURCE" in result.skip_message
     assert "no sources" in result.skip_message
@@ -111,12 +113,15 @@ def test_sensor_watches_the_recipes_named_sources(tmp_path, monkeypatch):
         samples.static(folder, f"{name}.mp4", num_frames=8)
     data = tmp_path / "data"
     store_recipe(str(data), sources={name: {"uri": str(folder)} for name, folder in folders.items()})
-    with DagsterInstance.ephemeral() as instance, build_sensor_context(
-        instance=instance, resources=default_resources(str(data))
-    ) as ctx:
+    with (
+        DagsterInstance.ephemeral() as instance,
+        build_sensor_context(instance=instance, resources=default_resources(str(data))) as ctx,
+    ):
         result = new_videos_sensor(ctx)
     assert isinstance(result, SensorResult) and len(result.run_requests) == 2
     registry = ShardRegistry(TableStore(str(data)))
     assert sorted(registry.sources().values()) == ["clean", "web"]
     assert {registry.members(k).source: registry.members(k).uris[0].rsplit("/", 1)[1] for k in registry.keys()} == {
-        "web": "web.mp4", "clean": "clean.mp4"}  # fmt: skip
+        "web": "web.mp4",
+        "clean": "clean.mp4",
+    }

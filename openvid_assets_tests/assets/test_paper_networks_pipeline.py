@@ -30,8 +30,10 @@ def test_unimatch_and_dover_checkpoints_run_in_the_pipeline(tmp_path, weights_di
         (weights / spec.filename).parent.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
     flow_keys = json.loads((DATA / "unimatch_flow_keys.json").read_text())["keys"]
-    torch.save({"model": {k: torch.randn(s, generator=generator) * 0.02 for k, s in flow_keys.items()}},
-               weights / UNIMATCH_FLOW.filename)  # fmt: skip
+    torch.save(
+        {"model": {k: torch.randn(s, generator=generator) * 0.02 for k, s in flow_keys.items()}},
+        weights / UNIMATCH_FLOW.filename,
+    )
     torch.save(random_dover_checkpoint(), weights / DOVER_WEIGHTS.filename)
     # The paper's motion and clarity backends; CLIP and the aesthetic head stay tiny to keep CI fast.
     profiles.get_profile("offline").with_backends("unimatch", "dover").check_weights()
@@ -41,8 +43,11 @@ def test_unimatch_and_dover_checkpoints_run_in_the_pipeline(tmp_path, weights_di
     samples.portrait(src, "tall.mp4", num_frames=40)
     (src / "broken.mp4").write_text("not a video")
 
-    store_recipe(str(tmp_path / "data"), models={"profile": "offline", "motion_backend": "unimatch",
-                                                 "clarity_backend": "dover"}, selection={"thresholds_off": True})
+    store_recipe(
+        str(tmp_path / "data"),
+        models={"profile": "offline", "motion_backend": "unimatch", "clarity_backend": "dover"},
+        selection={"thresholds_off": True},
+    )
     defs = build_definitions(str(tmp_path / "data"))
     with DagsterInstance.ephemeral() as instance:
         tables = defs.resources["store"].tables()

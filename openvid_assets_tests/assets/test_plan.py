@@ -41,7 +41,8 @@ class Root:
     def materialize(self, key: AssetKey, shard: str | None = None, code_version: str | None = None) -> None:
         version = code_version or self.graph.get(key).code_version
         self.instance.report_runless_asset_event(
-            AssetMaterialization(asset_key=key, partition=shard, tags={CODE_VERSION_TAG: version}))
+            AssetMaterialization(asset_key=key, partition=shard, tags={CODE_VERSION_TAG: version})
+        )
 
     def plan(self, shards: list[str] = SHARDS):
         return plan_stale(self.instance, self.graph, self.keys, shards, shards_partitions)
@@ -122,8 +123,9 @@ def test_partitions_made_by_older_code_are_planned_and_only_they(tmp_path):
 def test_a_changed_recipe_section_plans_its_steps_on_every_shard(tmp_path):
     with DagsterInstance.ephemeral() as instance:
         fresh = Root(tmp_path, instance)
-        instance.report_runless_asset_event(AssetObservation(asset_key=recipe_key("motion"),
-                                                             tags={DATA_VERSION_TAG: "another-backend"}))  # fmt: skip
+        instance.report_runless_asset_event(
+            AssetObservation(asset_key=recipe_key("motion"), tags={DATA_VERSION_TAG: "another-backend"})
+        )
         plan = fresh.plan()
     motion = AssetKey("motion_scores")
     assert plan.partitions[motion] == set(SHARDS)
@@ -151,8 +153,7 @@ def test_new_shards_run_their_first_steps_alone_then_the_rest_over_every_shard(t
 
 def test_forced_assets_are_planned_whole(root):
     thresholds = AssetKey("score_thresholds")
-    plan = plan_stale(root.instance, root.graph, root.keys, SHARDS, shards_partitions,
-                      force=frozenset({thresholds}))  # fmt: skip
+    plan = plan_stale(root.instance, root.graph, root.keys, SHARDS, shards_partitions, force=frozenset({thresholds}))
     assert plan.partitions[thresholds] == {None}
     assert {k for k, v in plan.partitions.items() if v} == {thresholds} | root.downstream(thresholds)
     [(keys, shards)] = backfill_requests(plan)  # from a global step: every shard

@@ -28,13 +28,23 @@ def test_every_score_asset_materializes_with_metadata_and_rematerializing_recomp
         everything = AssetSelection.all() - AssetSelection.groups("ablation")
         first = materialize(ASSETS, partition_key=keys[0], instance=instance, resources=resources, selection=everything)
         assert first.success
-        meta = {m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
-                for m in first.get_asset_materialization_events() for m in [m.materialization]}  # fmt: skip
-        second = materialize(ASSETS, partition_key=keys[0], instance=instance, resources=resources,
-                             selection=["frame_embeddings", "motion_scores", "clarity_scores"])  # fmt: skip
+        meta = {
+            m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
+            for m in first.get_asset_materialization_events()
+            for m in [m.materialization]
+        }
+        second = materialize(
+            ASSETS,
+            partition_key=keys[0],
+            instance=instance,
+            resources=resources,
+            selection=["frame_embeddings", "motion_scores", "clarity_scores"],
+        )
         assert second.success
-        again = {m.materialization.asset_key.path[-1]: m.materialization.metadata
-                 for m in second.get_asset_materialization_events()}  # fmt: skip
+        again = {
+            m.materialization.asset_key.path[-1]: m.materialization.metadata
+            for m in second.get_asset_materialization_events()
+        }
 
     for name in ["aesthetic_scores", "temporal_scores", "motion_scores"]:
         table = tables.read(name, keys[0])

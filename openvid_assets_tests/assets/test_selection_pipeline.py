@@ -71,9 +71,21 @@ def test_lineage_has_every_input_once_with_readable_reasons(pipeline):
 def test_exports_have_the_openvid_columns(pipeline):
     tables, _, _ = pipeline
     csv = pl.read_csv(f"{tables.root}/exports/openvid.csv")
-    assert csv.columns == OPENVID_COLUMNS == ["video", "caption", "aesthetic score", "motion score",
-                                              "temporal consistency score", "camera motion", "frame", "fps",
-                                              "seconds"]  # fmt: skip
+    assert (
+        csv.columns
+        == OPENVID_COLUMNS
+        == [
+            "video",
+            "caption",
+            "aesthetic score",
+            "motion score",
+            "temporal consistency score",
+            "camera motion",
+            "frame",
+            "fps",
+            "seconds",
+        ]
+    )
     parquet = pl.read_parquet(f"{tables.root}/exports/openvid.parquet")
     assert parquet.columns[: len(OPENVID_COLUMNS)] == OPENVID_COLUMNS
     assert {"source_uri", "clip_start_s", "clip_end_s", "clarity", "video_id", "clip_id"} <= set(parquet.columns)
@@ -120,8 +132,15 @@ def test_every_clip_in_the_export_has_a_caption_and_a_file(pipeline):
     assert csv.height == parquet.height == clips["clip_id"].n_unique() > 0
     assert csv["caption"].str.len_chars().min() > 0
     assert not csv["caption"].str.starts_with("The video shows").any()
-    assert set(csv["camera motion"]) <= {"static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in",
-                                         "zoom_out"}  # fmt: skip
+    assert set(csv["camera motion"]) <= {
+        "static",
+        "pan_left",
+        "pan_right",
+        "tilt_up",
+        "tilt_down",
+        "zoom_in",
+        "zoom_out",
+    }
     for row in parquet.iter_rows(named=True):
         assert row["video"] == row["clip_id"] + ".mp4" and row["clip_uri"].endswith(row["video"])
         assert os.path.isfile(row["clip_uri"])
@@ -145,8 +164,11 @@ def test_quality_tiers_partition_the_dataset_in_rank_order(pipeline):
     run(data, thresholds_off=True)
     dataset = pl.read_parquet(f"{tables.root}/exports/openvid.parquet")
     folder = os.path.join(str(tables.root), "exports", "tiers")
-    tiers = {name: pl.read_parquet(os.path.join(folder, name, "openvid.parquet")) for name in os.listdir(folder)
-             if os.path.isdir(os.path.join(folder, name))}  # fmt: skip
+    tiers = {
+        name: pl.read_parquet(os.path.join(folder, name, "openvid.parquet"))
+        for name in os.listdir(folder)
+        if os.path.isdir(os.path.join(folder, name))
+    }
     assert dataset.height >= 5 and sorted(tiers) == [f"tier_{i}" for i in range(1, 6)]
     # Every clip in exactly one tier; the sizes in tiers.csv and the CSVs match.
     ids = [cid for frame in tiers.values() for cid in frame["clip_id"]]
@@ -156,8 +178,10 @@ def test_quality_tiers_partition_the_dataset_in_rank_order(pipeline):
     for name, frame in tiers.items():
         assert pl.read_csv(os.path.join(folder, name, "openvid.csv")).height == frame.height
     # The combined rank, recomputed here: the mean percent rank of aesthetic, clarity and temporal consistency.
-    scores = [dataset[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
-              for c in ("aesthetic score", "clarity", "temporal consistency score")]  # fmt: skip
+    scores = [
+        dataset[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        for c in ("aesthetic score", "clarity", "temporal consistency score")
+    ]
     expected = dict(zip(dataset["clip_id"], np.mean([_percent_ranks(s) for s in scores], axis=0)))
     for frame in tiers.values():
         for cid, combined in zip(frame["clip_id"], frame["combined_rank"]):
@@ -175,8 +199,10 @@ def test_conditioned_captions_carry_the_scores_and_leave_the_caption_alone(pipel
     assert conditioned["video"].to_list() == plain["video"].to_list()
     assert conditioned["caption"].to_list() == plain["caption"].to_list()
     for row in conditioned.iter_rows(named=True):
-        expected = (f"{row['caption']} aesthetic score: {row['aesthetic score']:.1f}. motion score: "
-                    f"{row['motion score']:.1f}. camera motion: {row['camera motion']}.")  # fmt: skip
+        expected = (
+            f"{row['caption']} aesthetic score: {row['aesthetic score']:.1f}. motion score: "
+            f"{row['motion score']:.1f}. camera motion: {row['camera motion']}."
+        )
         assert row["conditioned caption"] == expected
     assert not plain["caption"].str.contains("aesthetic score:").any()
 
@@ -193,8 +219,9 @@ def test_a_clip_whose_caption_the_caption_filter_drops_leaves_lineage_and_the_ex
     captions = pl.concat([tables.read("captions", s) for s in tables.shards("captions")])
     clips = captions.filter((pl.col("video_id") == video) & (pl.col("status") == "ok"))["clip_id"].unique()
     reason = "bad caption (caption filter): caption_quality 0.1 < 0.5 (min 0.5)"
-    verdicts = pl.DataFrame({"clip_id": clips, "video_id": video, "caption_quality": 0.1, "reason": reason},
-                            schema=CAPTION_SCORES_SCHEMA)  # fmt: skip
+    verdicts = pl.DataFrame(
+        {"clip_id": clips, "video_id": video, "caption_quality": 0.1, "reason": reason}, schema=CAPTION_SCORES_SCHEMA
+    )
     tables.write(CAPTION_SCORES, "global", verdicts)
     try:
         recipe = RecipeStore(tables.fs).current().recipe
@@ -202,11 +229,19 @@ def test_a_clip_whose_caption_the_caption_filter_drops_leaves_lineage_and_the_ex
         row = lineage.filter(pl.col("video_id") == video).row(0, named=True)
         assert (row["status"], row["stage"], row["reason"]) == ("dropped", "captions", reason)
         assert lineage.filter(pl.col("status") == "kept").height == kept.height - 1  # nothing else moved
-        export = run_sql("openvid_export", {"lineage": lineage, "clips": pl.concat(
-            [tables.read("clips", s) for s in tables.shards("clips")]), "captions": captions,
-            "imported": pl.DataFrame(schema={"source_uri": pl.String, "category": pl.String,
-                                             "source_id": pl.String}),
-            "caption_verdicts": verdicts}, {"hd_only": False, "conditioned": False})  # fmt: skip
+        export = run_sql(
+            "openvid_export",
+            {
+                "lineage": lineage,
+                "clips": pl.concat([tables.read("clips", s) for s in tables.shards("clips")]),
+                "captions": captions,
+                "imported": pl.DataFrame(
+                    schema={"source_uri": pl.String, "category": pl.String, "source_id": pl.String}
+                ),
+                "caption_verdicts": verdicts,
+            },
+            {"hd_only": False, "conditioned": False},
+        )
         assert video not in set(export["video_id"]) and not set(clips) & set(export["clip_id"])
         assert export.height > 0
     finally:

@@ -12,11 +12,13 @@ from openvid_assets.store import TableStore
 from openvid_assets.store.shards import ShardRegistry
 from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
 
-CAPTIONS = {"clean_0.mp4": "A slow pan across a sunlit stone wall covered in moss.",
-            "clean_1.mp4": "The camera glides over a field of small coloured tiles.",
-            "clean_2.mp4": "A steady sideways view of a textured fabric.",
-            "clean_3.mp4": "Warm light on a patterned floor, the camera drifting left.",
-            "clean_4.mp4": "A grey surface with small dark marks slides past."}  # fmt: skip
+CAPTIONS = {
+    "clean_0.mp4": "A slow pan across a sunlit stone wall covered in moss.",
+    "clean_1.mp4": "The camera glides over a field of small coloured tiles.",
+    "clean_2.mp4": "A steady sideways view of a textured fabric.",
+    "clean_3.mp4": "Warm light on a patterned floor, the camera drifting left.",
+    "clean_4.mp4": "A grey surface with small dark marks slides past.",
+}
 NOT_APPLIED = "temporal, clarity, clips: not applied (recipe)"
 
 
@@ -36,8 +38,11 @@ def three_sources(tmp_path_factory):
     for i in range(5):
         samples.smooth_pan(clean, f"clean_{i}.mp4", num_frames=40, seed=80 + i, px_per_frame=1 + i % 3)
     metadata = root / "clean.csv"
-    metadata.write_text("file,caption,category\n" + "".join(f'{k},"{v}",scenery\n' for k, v in CAPTIONS.items())
-                        + "gone.mp4,Not here.,scenery\n")  # fmt: skip
+    metadata.write_text(
+        "file,caption,category\n"
+        + "".join(f'{k},"{v}",scenery\n' for k, v in CAPTIONS.items())
+        + "gone.mp4,Not here.,scenery\n"
+    )
     # A clean source without captions, with the one 1080p video.
     for i in range(3):
         samples.smooth_pan(bare, f"bare_{i}.mp4", num_frames=40, seed=90 + i)
@@ -45,13 +50,27 @@ def three_sources(tmp_path_factory):
 
     data = root / "data"
     sources = {
-        "web": {"uri": str(web), "rules": {"aesthetic": "top:60", "temporal": "band:5:95", "motion": "band:5:95",
-                                           "clarity": "top:70"}},
-        "clean": {"uri": str(clean), "metadata": str(metadata), "rules": {"aesthetic": "top:80",
-                  "motion": "band:0:100"}, "temporal": False, "clarity": False, "clips": False, "captions": "keep"},
-        "bare": {"uri": str(bare), "rules": {"aesthetic": "off", "motion": "off"}, "temporal": False,
-                 "clarity": False, "clips": False},
-    }  # fmt: skip
+        "web": {
+            "uri": str(web),
+            "rules": {"aesthetic": "top:60", "temporal": "band:5:95", "motion": "band:5:95", "clarity": "top:70"},
+        },
+        "clean": {
+            "uri": str(clean),
+            "metadata": str(metadata),
+            "rules": {"aesthetic": "top:80", "motion": "band:0:100"},
+            "temporal": False,
+            "clarity": False,
+            "clips": False,
+            "captions": "keep",
+        },
+        "bare": {
+            "uri": str(bare),
+            "rules": {"aesthetic": "off", "motion": "off"},
+            "temporal": False,
+            "clarity": False,
+            "clips": False,
+        },
+    }
     tables = TableStore(str(data))
     unmatched = run_sources(data, sources)
     return tables, data, unmatched, sources
@@ -96,8 +115,12 @@ def test_thresholds_are_computed_over_each_sources_own_videos(three_sources):
     tables, _, _, _ = three_sources
     cuts = tables.read("score_thresholds", "global")
     sources = ShardRegistry(tables).sources()
-    aesthetic = pl.concat([tables.read("aesthetic_scores", s).with_columns(source=pl.lit(sources[s]))
-                           for s in tables.shards("aesthetic_scores")]).filter(pl.col("status") == "ok")  # fmt: skip
+    aesthetic = pl.concat(
+        [
+            tables.read("aesthetic_scores", s).with_columns(source=pl.lit(sources[s]))
+            for s in tables.shards("aesthetic_scores")
+        ]
+    ).filter(pl.col("status") == "ok")
     for source, top in (("web", 60), ("clean", 80)):
         values = aesthetic.filter(pl.col("source") == source)["score"].to_numpy()
         row = cuts.filter((pl.col("source") == source) & (pl.col("score") == "aesthetic")).row(0, named=True)
@@ -157,7 +180,8 @@ def test_the_dataset_card_renders_and_its_numbers_match_the_tables(three_sources
         kept = videos.filter(pl.col("status") == "kept")["aesthetic"]
         assert row["kept_mean_aesthetic"] == pytest.approx(kept.mean())
     assert summary["all"]["hd_clips"] == hd.height and summary["all"]["hd_share"] == pytest.approx(
-        round(hd.height / parquet.height, 4))  # fmt: skip
+        round(hd.height / parquet.height, 4)
+    )
     funnel = pl.DataFrame(numbers["funnel"]).filter(pl.col("source") == "all")
     assert funnel["videos"].sum() == lineage.height
     # Every kept video has a category, and the curated histogram counts every kept video's aesthetic score.
@@ -172,8 +196,18 @@ def test_the_dataset_card_renders_and_its_numbers_match_the_tables(three_sources
     # The plots are real PNGs, and the card links every one.
     card = (exports / "dataset_card.md").read_text()
     pngs = sorted((exports / "card").glob("*.png"))
-    assert {p.stem for p in pngs} >= {"aesthetic", "motion", "temporal", "clarity", "caption_words", "clip_seconds",
-                                      "funnel", "categories", "resolution", "duration"}  # fmt: skip
+    assert {p.stem for p in pngs} >= {
+        "aesthetic",
+        "motion",
+        "temporal",
+        "clarity",
+        "caption_words",
+        "clip_seconds",
+        "funnel",
+        "categories",
+        "resolution",
+        "duration",
+    }
     for png in pngs:
         with Image.open(png) as image:
             assert image.format == "PNG" and image.width > 200 and image.height > 100
@@ -191,15 +225,22 @@ def test_changing_one_sources_rule_changes_only_that_source(three_sources):
     run_sources(data, changed)
     cuts = tables.read("score_thresholds", "global")
     same = ["source", "score", "rule", "lower", "upper", "videos"]
-    assert cuts.filter(pl.col("source") != "clean").select(same).equals(
-        cuts_before.filter(pl.col("source") != "clean").select(same))  # fmt: skip
+    assert (
+        cuts.filter(pl.col("source") != "clean")
+        .select(same)
+        .equals(cuts_before.filter(pl.col("source") != "clean").select(same))
+    )
     assert cuts.filter((pl.col("source") == "clean") & (pl.col("score") == "aesthetic"))["rule"].to_list() == ["top:40"]
     for (table, shard), frame in before.items():  # the web pool's clips, captions and clarity: untouched rows
         assert tables.read(table, shard).equals(frame), (table, shard)
     lineage = _lineage(data)
     for source in ("web", "bare"):
         mine = ["source_uri", "status", "stage", "reason"]
-        assert lineage.filter(pl.col("source") == source).select(mine).sort("source_uri").equals(
-            lineage_before.filter(pl.col("source") == source).select(mine).sort("source_uri"))  # fmt: skip
+        assert (
+            lineage.filter(pl.col("source") == source)
+            .select(mine)
+            .sort("source_uri")
+            .equals(lineage_before.filter(pl.col("source") == source).select(mine).sort("source_uri"))
+        )
     kept = lineage.filter((pl.col("source") == "clean") & (pl.col("status") == "kept")).height
     assert kept == 2 < lineage_before.filter((pl.col("source") == "clean") & (pl.col("status") == "kept")).height

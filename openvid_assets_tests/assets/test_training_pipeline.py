@@ -44,8 +44,10 @@ def _train(data, **overrides):
         materialize_pipeline(defs, instance, training=True)
         event = instance.get_latest_materialization_event(AssetKey("mvdit_checkpoint"))
         samples = instance.get_latest_materialization_event(AssetKey("mvdit_samples"))
-        return ({k: v.value for k, v in event.asset_materialization.metadata.items()},
-                {k: v.value for k, v in samples.asset_materialization.metadata.items()})
+        return (
+            {k: v.value for k, v in event.asset_materialization.metadata.items()},
+            {k: v.value for k, v in samples.asset_materialization.metadata.items()},
+        )
 
 
 def test_training_then_sampling_from_the_curated_clips(curated):
@@ -63,9 +65,22 @@ def test_training_then_sampling_from_the_curated_clips(curated):
     run_dir = data / "checkpoints" / "mvdit-tiny-32px-4f-full"
     assert sorted(p.name for p in run_dir.iterdir()) == ["step-00000003.pt", "step-00000006.pt"]
     (video,) = samples["files"]
-    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                            "stream=nb_read_frames,width,height", "-of", "json", video],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames,width,height",
+            "-of",
+            "json",
+            video,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stream = json.loads(probe.stdout)["streams"][0]
     assert (stream["width"], stream["height"], int(stream["nb_read_frames"])) == (32, 32, 4)
     # The samples are scored with the paper's metrics, against the prompt each shows.
@@ -97,12 +112,22 @@ def test_evaluation_prompts_are_curated_captions_no_training_run_reads(curated):
     export = pl.read_parquet(data / "exports" / "openvid.parquet")
     assert prompts.height == 3 and prompts["held_out"].all()  # 10 asked, at most half of the 7 clips
     assert set(prompts["clip_id"]) <= set(export["clip_id"])
-    assert dict(zip(prompts["clip_id"], prompts["prompt"])) == {c: export.filter(pl.col("clip_id") == c)["caption"][0]
-                                                                for c in prompts["clip_id"]}  # fmt: skip
-    latents = export.select("clip_id", status=pl.lit("ok"), model=pl.lit("m"), params_hash=pl.lit("p"),
-                            latent_path=pl.col("clip_id") + ".pt", latent_shape=pl.lit([4, 4, 16, 28]))  # fmt: skip
-    trained = run_sql("training_clips", {"dataset": export, "latents": latents, "held_out": prompts},
-                      {"model": "m", "params_hash": "p"})  # fmt: skip
+    assert dict(zip(prompts["clip_id"], prompts["prompt"])) == {
+        c: export.filter(pl.col("clip_id") == c)["caption"][0] for c in prompts["clip_id"]
+    }
+    latents = export.select(
+        "clip_id",
+        status=pl.lit("ok"),
+        model=pl.lit("m"),
+        params_hash=pl.lit("p"),
+        latent_path=pl.col("clip_id") + ".pt",
+        latent_shape=pl.lit([4, 4, 16, 28]),
+    )
+    trained = run_sql(
+        "training_clips",
+        {"dataset": export, "latents": latents, "held_out": prompts},
+        {"model": "m", "params_hash": "p"},
+    )
     assert set(trained["clip_id"]) == set(export["clip_id"]) - set(prompts["clip_id"])
 
 
@@ -125,7 +150,11 @@ def test_sample_frames_and_sizes():
 
 def test_random_crops_and_flips_follow_the_seed(tmp_path):
     latent = torch.arange(4 * 2 * 6 * 10, dtype=torch.float16).reshape(4, 2, 6, 10)
-    item = {"latent": latent, "caption": torch.zeros(8, 32, dtype=torch.float16), "mask": torch.ones(8, dtype=torch.bool)}
+    item = {
+        "latent": latent,
+        "caption": torch.zeros(8, 32, dtype=torch.float16),
+        "mask": torch.ones(8, dtype=torch.bool),
+    }
     path = tmp_path / "clip.pt"
     torch.save(item, path)
     data = LatentClips([str(path)], lambda p: open(p, "rb").read(), crop=6)

@@ -71,7 +71,9 @@ def test_deploy_dagster_yaml_is_a_working_postgres_s3_instance(deploy_env, s3_bu
         concurrency = instance.get_concurrency_config()
         assert concurrency.run_queue_config.max_concurrent_runs == 16
         limits = {limit["key"]: limit for limit in concurrency.run_queue_config.tag_concurrency_limits}
-        assert limits["openvid/gpu"]["limit"] == 4 and limits["dagster/backfill"]["value"] == {"applyLimitPerUniqueValue": True}
+        assert limits["openvid/gpu"]["limit"] == 4 and limits["dagster/backfill"]["value"] == {
+            "applyLimitPerUniqueValue": True
+        }
         assert concurrency.pool_config.default_pool_limit == 4
         assert concurrency.pool_config.pool_granularity.value == "op"
 
@@ -88,8 +90,10 @@ def test_deploy_dagster_yaml_is_a_working_postgres_s3_instance(deploy_env, s3_bu
         assert register_partitions(instance, keys) == keys == ["shard-00000"]
         started = time.perf_counter()
         result = defs.resolve_job_def("shard_pipeline").execute_in_process(
-            instance=instance, partition_key=keys[0], asset_selection=[AssetKey("video_manifest"), AssetKey("motion_scores")],
-        )  # fmt: skip
+            instance=instance,
+            partition_key=keys[0],
+            asset_selection=[AssetKey("video_manifest"), AssetKey("motion_scores")],
+        )
         record_property("deploy instance: manifest + motion run (s)", round(time.perf_counter() - started, 2))
         assert result.success
         assert instance.get_run_by_id(result.run_id).status == DagsterRunStatus.SUCCESS
@@ -104,9 +108,12 @@ def test_deploy_dagster_yaml_is_a_working_postgres_s3_instance(deploy_env, s3_bu
 
 
 def test_ecs_dagster_yaml_loads_with_the_ecs_run_launcher(deploy_env, tmp_path, monkeypatch):
-    for key, value in {"DAGSTER_ECS_CLUSTER": "openvid", "DAGSTER_ECS_LOG_GROUP": "/openvid/runs",
-                       "DAGSTER_ECS_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/openvid-exec",
-                       "DAGSTER_ECS_TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/openvid-task"}.items():  # fmt: skip
+    for key, value in {
+        "DAGSTER_ECS_CLUSTER": "openvid",
+        "DAGSTER_ECS_LOG_GROUP": "/openvid/runs",
+        "DAGSTER_ECS_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/openvid-exec",
+        "DAGSTER_ECS_TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/openvid-task",
+    }.items():
         monkeypatch.setenv(key, value)
     with _instance_from(DEPLOY / "ecs" / "dagster.yaml", tmp_path / "home") as instance:
         launcher = instance.run_launcher
@@ -194,8 +201,13 @@ def test_k8s_values_give_a_valid_k8s_run_launcher_and_gpu_jobs(tmp_path):
         run = DagsterRun(job_name="shard_pipeline", run_id="0123456789abcdef", tags=tags)
         context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=True)
         job_config = context.get_k8s_job_config("registry.example.com/openvid-assets:test", launcher)
-        return construct_dagster_k8s_job(job_config, ["dagster", "api", "execute_run"], "dagster-run-0123456789",
-                                         user_defined_k8s_config=context.run_k8s_config, component="run_worker")  # fmt: skip
+        return construct_dagster_k8s_job(
+            job_config,
+            ["dagster", "api", "execute_run"],
+            "dagster-run-0123456789",
+            user_defined_k8s_config=context.run_k8s_config,
+            component="run_worker",
+        )
 
     cpu_job = job_for({})
     pod = cpu_job.spec.template.spec
@@ -224,8 +236,14 @@ def test_dockerfile_command_serves_the_definitions_to_the_deploy_workspace(tmp_p
     cmd[cmd.index("--port") + 1] = str(port)
     cmd[cmd.index("--host") + 1] = "127.0.0.1"
     dagster = str(Path(sys.executable).parent / "dagster")
-    server = subprocess.Popen([dagster, *cmd[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True, env={**os.environ, "DAGSTER_HOME": str(tmp_path)})  # fmt: skip
+    server = subprocess.Popen(
+        [dagster, *cmd[1:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+    )
     try:
         client, deadline = DagsterGrpcClient(port=port, host="127.0.0.1"), time.monotonic() + 120
         while True:
@@ -242,9 +260,10 @@ def test_dockerfile_command_serves_the_definitions_to_the_deploy_workspace(tmp_p
         (tmp_path / "workspace.yaml").write_text(yaml.safe_dump(workspace))
         monkeypatch.setenv("OPENVID_CODE_HOST", "127.0.0.1")
         (tmp_path / "ui_home").mkdir()
-        with DagsterInstance.from_config(str(tmp_path / "ui_home")) as instance, WorkspaceProcessContext(
-            instance, WorkspaceFileTarget(paths=[str(tmp_path / "workspace.yaml")])
-        ) as context:
+        with (
+            DagsterInstance.from_config(str(tmp_path / "ui_home")) as instance,
+            WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(tmp_path / "workspace.yaml")])) as context,
+        ):
             request = context.create_request_context()
             assert request.get_code_location_error("openvid_assets") is None
             repo = next(iter(request.get_code_location("openvid_assets").get_repositories().values()))

@@ -23,8 +23,18 @@ from openvid_assets_testing.pgserver import PgParams
 
 N_PARTITIONS = 20_000
 BATCH = 1_000
-PER_SHARD = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
-             "quality_candidates", "clarity_scores", "selected_videos", "clips", "captions"]  # fmt: skip
+PER_SHARD = [
+    "video_manifest",
+    "frame_embeddings",
+    "aesthetic_scores",
+    "temporal_scores",
+    "motion_scores",
+    "quality_candidates",
+    "clarity_scores",
+    "selected_videos",
+    "clips",
+    "captions",
+]
 
 
 def _timing(record_property, name: str, seconds: float) -> None:
@@ -91,8 +101,9 @@ def tiny_source(tmp_path: Path) -> Path:
 
 
 def _pg_rows(params: PgParams, sql: str) -> list[tuple]:
-    conn = psycopg2.connect(host=params.hostname, port=params.port, user=params.username, password=params.password,
-                            dbname=params.db_name)  # fmt: skip
+    conn = psycopg2.connect(
+        host=params.hostname, port=params.port, user=params.username, password=params.password, dbname=params.db_name
+    )
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
@@ -132,4 +143,3 @@ def test_shard_runs_against_the_postgres_instance(tiny_source, tmp_path, pg_inst
     lineage = pl.read_parquet(data / "exports" / "lineage.parquet")
     assert sorted(lineage["source_uri"]) == sorted(str(p) for p in tiny_source.glob("*.mp4"))  # each video once
     assert lineage["source_uri"].n_unique() == lineage.height == 3
-

@@ -30,8 +30,15 @@ from openvid_assets_testing.pipeline import FAST, store_recipe
 from openvid_assets_testing.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-SCORED = ["video_manifest", "frame_embeddings", "aesthetic_scores", "temporal_scores", "motion_scores",
-          "content_scores", "previews"]  # fmt: skip
+SCORED = [
+    "video_manifest",
+    "frame_embeddings",
+    "aesthetic_scores",
+    "temporal_scores",
+    "motion_scores",
+    "content_scores",
+    "previews",
+]
 VIDEOS = 24
 
 
@@ -52,15 +59,19 @@ def site(tmp_path_factory, chromium):  # noqa: F811 - a fixture
         from dagster import AssetKey
 
         for shard in keys:
-            job.execute_in_process(instance=instance, partition_key=shard,
-                                   asset_selection=[AssetKey(n) for n in SCORED])  # fmt: skip
+            job.execute_in_process(
+                instance=instance, partition_key=shard, asset_selection=[AssetKey(n) for n in SCORED]
+            )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = root / "review.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "openvid_assets", "review", "--data-root", str(data),
-                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openvid_assets", "review", "--data-root", str(data), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -181,7 +192,10 @@ def test_the_curve_is_fitted_from_everyones_labels_as_a_calibrated_rule_would(si
     status, png = _raw_get(url, "/api/curve.png?score=aesthetic&target=precision:0.5")
     assert status == 200 and png.startswith(b"\x89PNG")
     with urllib.request.urlopen(f"{url}/api/curve?score=clarity", timeout=30) as response:
-        assert json.load(response) == {"fitted": False, "reason": "no clarity labels yet: label samples of clarity first"}
+        assert json.load(response) == {
+            "fitted": False,
+            "reason": "no clarity labels yet: label samples of clarity first",
+        }
     assert _raw_get(url, "/api/curve?score=aesthetic&target=precision:2")[0] == 400
 
 
@@ -193,22 +207,35 @@ def _raw_get(url: str, path: str) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
-@pytest.mark.parametrize("path", ["/preview/../recipe/v0001.yaml", "/preview/shard-00000/../../recipe/v0001.yaml",
-                                  "/preview/shard-00000/..%2F..%2Frecipe%2Fv0001.yaml", "/preview/..%2F..%2Fetc/passwd",
-                                  "/preview/shard-00000/%2Fetc%2Fpasswd", "/preview/shard-00000/x.yaml"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/preview/../recipe/v0001.yaml",
+        "/preview/shard-00000/../../recipe/v0001.yaml",
+        "/preview/shard-00000/..%2F..%2Frecipe%2Fv0001.yaml",
+        "/preview/..%2F..%2Fetc/passwd",
+        "/preview/shard-00000/%2Fetc%2Fpasswd",
+        "/preview/shard-00000/x.yaml",
+    ],
+)
 def test_no_file_outside_the_previews_is_served(site, path):
     url, _ = site
     status, body = _raw_get(url, path)
     assert status == 404 and b"version" not in body and b"root:" not in body
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"not json", "must be JSON"),
-    (json.dumps({"reviewer": "../../x", "labels": [{"item": "x", "label": "good"}]}).encode(), "reviewer name"),
-    (json.dumps({"reviewer": "ana", "labels": [{"item": "not-a-video", "label": "good"}]}).encode(),
-     "not in this data root"),
-    (json.dumps({"reviewer": "ana", "labels": "good"}).encode(), "labels: \\[...\\]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"not json", "must be JSON"),
+        (json.dumps({"reviewer": "../../x", "labels": [{"item": "x", "label": "good"}]}).encode(), "reviewer name"),
+        (
+            json.dumps({"reviewer": "ana", "labels": [{"item": "not-a-video", "label": "good"}]}).encode(),
+            "not in this data root",
+        ),
+        (json.dumps({"reviewer": "ana", "labels": "good"}).encode(), "labels: \\[...\\]"),
+    ],
+)
 def test_malformed_requests_are_refused_with_a_reason_and_save_nothing(site, body, message):
     import re
 

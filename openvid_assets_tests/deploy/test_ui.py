@@ -64,7 +64,9 @@ def _wait_for_server(proc: subprocess.Popen, url: str, log: Path) -> None:
         except OSError:
             pass
         if time.monotonic() > deadline:
-            pytest.fail(f"dagster-webserver did not answer {url}/server_info in {STARTUP_TIMEOUT_S}s:\n{_log_tail(log)}")
+            pytest.fail(
+                f"dagster-webserver did not answer {url}/server_info in {STARTUP_TIMEOUT_S}s:\n{_log_tail(log)}"
+            )
         time.sleep(0.5)
 
 
@@ -111,17 +113,21 @@ def ui(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, chromium: str)
 
     log = artifacts / "webserver.log"
     url = f"http://127.0.0.1:{free_port()}"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "OPENVID_DATA_ROOT": str(data),
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {**os.environ, "DAGSTER_HOME": str(home), "OPENVID_DATA_ROOT": str(data), "PYTHONUNBUFFERED": "1"}
     script = Path(sys.executable).with_name("dagster-webserver")  # .venv/bin/dagster-webserver
     webserver = [str(script)] if script.is_file() else [sys.executable, "-m", "dagster_webserver"]
     with DagsterInstance.from_config(str(home)) as instance:  # creates the storage first
         with open(log, "w") as out:
             # Its own session, so the webserver and its code server die together; started before the
             # pipeline runs so that its start-up (loading the code location) overlaps the pipeline.
-            proc = subprocess.Popen([*webserver, "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1],
-                                     "-m", "openvid_assets.definitions"], env=env, cwd=root, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                [*webserver, "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1], "-m", "openvid_assets.definitions"],
+                env=env,
+                cwd=root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             store_recipe(str(data), FAST, selection={"thresholds_off": True})
             defs = build_definitions(str(data))
@@ -204,7 +210,9 @@ def test_asset_graph_shows_every_asset_of_the_pipeline(ui, page, artifacts):
             drawn = nodes.get_by_text(name, exact=True)
             expect(drawn.first, f"{group}: asset {name} drawn in the graph").to_be_visible()
             # Group boxes, collapsed or not, carry their name too: "clips" is both a group and an asset.
-            expect(drawn, f"{group}: asset {name} drawn once").to_have_count(labels[group].count(name) + (name in groups))
+            expect(drawn, f"{group}: asset {name} drawn once").to_have_count(
+                labels[group].count(name) + (name in groups)
+            )
     # The picture: the curation groups expanded (the recipe's sections, the MVDiT steps and the ablation stay one
     # box each: with every group open the fitted graph is too small for the UI to draw any node), the asset tree
     # hidden, the graph fitted to the window.

@@ -25,9 +25,24 @@ def _frames(path: Path) -> np.ndarray:
 
 
 def _probe(path: Path) -> dict:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
-                          "stream=nb_read_frames,width,height,codec_name", "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames,width,height,codec_name",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)["streams"][0]
 
 
@@ -75,9 +90,11 @@ def shard_videos(tmp_path_factory) -> tuple[Path, list[VideoTask]]:
     cuts = samples.hard_cuts(folder)
     fade = samples.fade_out(folder)
     (folder / "broken.mp4").write_bytes(b"\x00" * 4096)
-    tasks = [VideoTask("vid-cuts", str(folder / cuts.name), cuts.width, cuts.height, cuts.fps, 0),
-             VideoTask("vid-broken", str(folder / "broken.mp4"), 160, 90, 24.0, 0),
-             VideoTask("vid-fade", str(folder / fade.name), fade.width, fade.height, fade.fps, 0)]  # fmt: skip
+    tasks = [
+        VideoTask("vid-cuts", str(folder / cuts.name), cuts.width, cuts.height, cuts.fps, 0),
+        VideoTask("vid-broken", str(folder / "broken.mp4"), 160, 90, 24.0, 0),
+        VideoTask("vid-fade", str(folder / fade.name), fade.width, fade.height, fade.fps, 0),
+    ]
     return folder, tasks
 
 

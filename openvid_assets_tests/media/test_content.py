@@ -13,14 +13,17 @@ def decoded(folder, spec) -> np.ndarray:
     return read_frames(folder / spec.name, request, width=spec.width, height=spec.height).frames
 
 
-@pytest.mark.parametrize("size, picture", [
-    ((320, 180), (0, 30, 320, 120)),    # letterbox, decoded larger than the file
-    ((640, 360), (0, 46, 640, 268)),    # 2.39:1 letterbox in 16:9
-    ((640, 360), (80, 0, 480, 360)),    # 4:3 pillarbox in 16:9
-    ((640, 360), (60, 40, 520, 280)),   # windowbox: bars on all four sides
-    ((360, 640), (0, 120, 360, 400)),   # portrait with bars
-    ((1920, 1080), (0, 140, 1920, 800)),  # 1080p scope: one decoded row is ~5 px, read to a fraction
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "size, picture",
+    [
+        ((320, 180), (0, 30, 320, 120)),  # letterbox, decoded larger than the file
+        ((640, 360), (0, 46, 640, 268)),  # 2.39:1 letterbox in 16:9
+        ((640, 360), (80, 0, 480, 360)),  # 4:3 pillarbox in 16:9
+        ((640, 360), (60, 40, 520, 280)),  # windowbox: bars on all four sides
+        ((360, 640), (0, 120, 360, 400)),  # portrait with bars
+        ((1920, 1080), (0, 140, 1920, 800)),  # 1080p scope: one decoded row is ~5 px, read to a fraction
+    ],
+)
 def test_crop_box_of_bordered_videos_is_within_two_pixels(tmp_path, size, picture):
     width, height = size
     spec = samples.letterboxed(tmp_path, "bars.mp4", width=width, height=height, picture=picture)
@@ -28,14 +31,17 @@ def test_crop_box_of_bordered_videos_is_within_two_pixels(tmp_path, size, pictur
     assert box.bordered
     x, y, w, h = box.pixels(width, height)
     assert all(v % 2 == 0 for v in (x, y, w, h))  # ffmpeg crops 4:2:0 video on even pixels
-    assert np.allclose((x, y, x + w, y + h), (picture[0], picture[1], picture[0] + picture[2], picture[1] + picture[3]),
-                       atol=2), ((x, y, w, h), picture)  # fmt: skip
+    assert np.allclose(
+        (x, y, x + w, y + h), (picture[0], picture[1], picture[0] + picture[2], picture[1] + picture[3]), atol=2
+    ), ((x, y, w, h), picture)
 
 
 def test_unbordered_dark_and_black_videos_keep_the_whole_frame(tmp_path):
-    for spec in (samples.smooth_pan(tmp_path, "pan.mp4", width=320, height=180),
-                 samples.exposed(tmp_path, "dark.mp4", gain=0.15),
-                 samples.black(tmp_path, "black.mp4")):  # fmt: skip
+    for spec in (
+        samples.smooth_pan(tmp_path, "pan.mp4", width=320, height=180),
+        samples.exposed(tmp_path, "dark.mp4", gain=0.15),
+        samples.black(tmp_path, "black.mp4"),
+    ):
         box = picture_box(decoded(tmp_path, spec))
         assert not box.bordered, spec.name
         assert box.pixels(spec.width, spec.height) == (0, 0, spec.width, spec.height)
@@ -57,8 +63,12 @@ def test_picture_box_pixels_are_even():
 
 def test_exposure_orders_dark_normal_and_overexposed_videos_and_finds_washed_out_ones(tmp_path):
     measures = {}
-    for name, levels in {"dark": {"gain": 0.15}, "normal": {}, "over": {"gain": 3.0, "offset": 160},
-                         "washed": {"gain": 0.15, "offset": 110}}.items():  # fmt: skip
+    for name, levels in {
+        "dark": {"gain": 0.15},
+        "normal": {},
+        "over": {"gain": 3.0, "offset": 160},
+        "washed": {"gain": 0.15, "offset": 110},
+    }.items():
         spec = samples.exposed(tmp_path, f"{name}.mp4", **levels)
         frames = decoded(tmp_path, spec)
         values = [exposure(frame, picture_box(frames)) for frame in frames]

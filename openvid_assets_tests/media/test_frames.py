@@ -23,10 +23,12 @@ def test_every_decoder_gives_decords_frames_at_native_size(sample_videos, tmp_pa
     for path in [root / name for name in GOOD] + [tmp_path / vp9.name]:
         facts = probe(path)
         request = FrameRequest(indices=_sparse)
-        reference = read_frames(path, request, width=facts.width, height=facts.height, rotation=facts.rotation,
-                                decoder="decord")  # fmt: skip
-        got = read_frames(path, request, width=facts.width, height=facts.height, rotation=facts.rotation,
-                          decoder=decoder)  # fmt: skip
+        reference = read_frames(
+            path, request, width=facts.width, height=facts.height, rotation=facts.rotation, decoder="decord"
+        )
+        got = read_frames(
+            path, request, width=facts.width, height=facts.height, rotation=facts.rotation, decoder=decoder
+        )
         assert got.num_frames == reference.num_frames, path.name
         assert got.indices == reference.indices, path.name
         assert np.array_equal(got.frames, reference.frames), path.name  # same FFmpeg decoder, same pixels
@@ -36,15 +38,30 @@ def test_every_decoder_gives_decords_frames_at_native_size(sample_videos, tmp_pa
 def test_decoders_scale_while_decoding_and_keep_orientation(sample_videos, tmp_path, decoder):
     root, _ = sample_videos
     rotated = tmp_path / "rotated.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(root / "portrait.mp4"), "-c", "copy",
-                    "-metadata:s:v:0", "rotate=90", str(rotated)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-i",
+            str(root / "portrait.mp4"),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(rotated),
+        ],
+        check=True,
+    )
     for path in (root / "hd_1080p.mp4", root / "portrait.mp4", rotated):
         facts = probe(path)
         request = FrameRequest(indices=_sparse, short_side=64)
-        got = read_frames(path, request, width=facts.width, height=facts.height, rotation=facts.rotation,
-                          decoder=decoder)  # fmt: skip
-        reference = read_frames(path, request, width=facts.width, height=facts.height, rotation=facts.rotation,
-                                decoder="decord")  # fmt: skip
+        got = read_frames(
+            path, request, width=facts.width, height=facts.height, rotation=facts.rotation, decoder=decoder
+        )
+        reference = read_frames(
+            path, request, width=facts.width, height=facts.height, rotation=facts.rotation, decoder="decord"
+        )
         assert got.frames.shape == reference.frames.shape and min(got.frames.shape[1:3]) == 64, path.name
         # Different scalers (swscale vs bilinear with antialiasing): close, not equal.
         assert np.abs(got.frames.astype(int) - reference.frames).mean() < 8, path.name
@@ -65,5 +82,4 @@ def test_bad_files_are_decode_errors_with_every_decoder(sample_videos, tmp_path,
 def test_an_unknown_decoder_is_refused(sample_videos):
     root, _ = sample_videos
     with pytest.raises(DecodeError, match="unknown decoder"):
-        read_frames(root / "smooth_pan.mp4", FrameRequest(indices=_sparse), width=160, height=90,
-                    decoder="vhs")  # type: ignore[arg-type]  # fmt: skip
+        read_frames(root / "smooth_pan.mp4", FrameRequest(indices=_sparse), width=160, height=90, decoder="vhs")  # type: ignore[arg-type]

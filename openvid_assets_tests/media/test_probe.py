@@ -13,14 +13,31 @@ from openvid_assets.media.sources import list_videos
 def ffprobe_decoded(path: Path) -> dict:
     """Ground truth from ffprobe with full decoding (-count_frames), independent of our probe."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames",
-         "-show_entries", "stream=width,height,nb_read_frames,avg_frame_rate", "-of", "json", f"file:{path}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=width,height,nb_read_frames,avg_frame_rate",
+            "-of",
+            "json",
+            f"file:{path}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     stream = json.loads(out)["streams"][0]
     num, den = stream["avg_frame_rate"].split("/")
-    return {"width": stream["width"], "height": stream["height"], "num_frames": int(stream["nb_read_frames"]),
-            "fps": int(num) / int(den)}  # fmt: skip
+    return {
+        "width": stream["width"],
+        "height": stream["height"],
+        "num_frames": int(stream["nb_read_frames"]),
+        "fps": int(num) / int(den),
+    }
 
 
 def test_good_videos_match_ffprobe_decoding(sample_videos):
@@ -31,17 +48,31 @@ def test_good_videos_match_ffprobe_decoding(sample_videos):
         path = root / spec.name
         got = probe(path)
         truth = ffprobe_decoded(path)
-        assert (got.width, got.height, got.num_frames) == (truth["width"], truth["height"], truth["num_frames"]), spec.name
+        assert (got.width, got.height, got.num_frames) == (truth["width"], truth["height"], truth["num_frames"]), (
+            spec.name
+        )
         assert got.fps == pytest.approx(truth["fps"]), spec.name
-        assert (got.width, got.height, got.num_frames, got.codec) == (spec.width, spec.height, spec.num_frames, spec.codec)
+        assert (got.width, got.height, got.num_frames, got.codec) == (
+            spec.width,
+            spec.height,
+            spec.num_frames,
+            spec.codec,
+        )
         assert got.duration_s == pytest.approx(spec.num_frames / spec.fps, abs=0.1)
 
 
 def test_bad_inputs_become_failed_rows_with_reasons(sample_videos):
     root, specs = sample_videos
     bad = [s for s in specs if s.bad]
-    assert {s.name for s in bad} >= {"empty.mp4", "truncated.mp4", "truncated_faststart.mp4", "notes.mp4",
-                                     "picture.mkv", "audio_only.mp4", "escape.mp4"}  # fmt: skip
+    assert {s.name for s in bad} >= {
+        "empty.mp4",
+        "truncated.mp4",
+        "truncated_faststart.mp4",
+        "notes.mp4",
+        "picture.mkv",
+        "audio_only.mp4",
+        "escape.mp4",
+    }
     for spec in bad:
         row = probe_one(str(root / spec.name), str(root))
         assert row["status"] == "failed", spec.name
@@ -52,8 +83,21 @@ def test_bad_inputs_become_failed_rows_with_reasons(sample_videos):
 def test_rotated_phone_video_reports_displayed_size(sample_videos, tmp_path):
     root, _ = sample_videos
     rotated = tmp_path / "rotated.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(root / "portrait.mp4"), "-c", "copy",
-                    "-metadata:s:v:0", "rotate=90", str(rotated)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-i",
+            str(root / "portrait.mp4"),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(rotated),
+        ],
+        check=True,
+    )
     got = probe(rotated)
     assert (got.width, got.height) == (320, 180)
 

@@ -15,13 +15,15 @@ from openvid_assets.samples import VideoSpec
 # name -> generator call; sizes, rates and transition lengths vary so no default happens to fit.
 CASES = {
     "hard_cuts": lambda d: samples.hard_cuts(d),
-    "hard_cuts_30fps": lambda d: samples.hard_cuts(d, "hc30.mp4", width=320, height=180, fps=30,
-                                                     scene_frames=(20, 45, 33)),  # fmt: skip
+    "hard_cuts_30fps": lambda d: samples.hard_cuts(
+        d, "hc30.mp4", width=320, height=180, fps=30, scene_frames=(20, 45, 33)
+    ),
     "hard_cuts_720p": lambda d: samples.hard_cuts(d, "hc720.mp4", width=1280, height=720, scene_frames=(40, 30)),
     "fade_black": lambda d: samples.fade_black(d),
     "fade_no_hold_30fps": lambda d: samples.fade_black(d, "fb30.mp4", fps=30, fade_frames=8, black_frames=0),
-    "fade_720p": lambda d: samples.fade_black(d, "fb720.mp4", width=1280, height=720, scene_frames=30,
-                                                fade_frames=10, black_frames=3),  # fmt: skip
+    "fade_720p": lambda d: samples.fade_black(
+        d, "fb720.mp4", width=1280, height=720, scene_frames=30, fade_frames=10, black_frames=3
+    ),
     "dissolve": lambda d: samples.cross_dissolve(d),
     "dissolve_long": lambda d: samples.cross_dissolve(d, "cd24.mp4", dissolve_frames=24),
     "dissolve_short_30fps": lambda d: samples.cross_dissolve(d, "cd8.mp4", fps=30, dissolve_frames=8),
@@ -29,10 +31,10 @@ CASES = {
     "static": lambda d: samples.static(d),
     "pan": lambda d: samples.smooth_pan(d),
     "pan_3px": lambda d: samples.smooth_pan(d, "pan3.mp4", px_per_frame=3),
-    "pan_60fps": lambda d: samples.smooth_pan(d, "pan60.mp4", fps=60, num_frames=120, width=320, height=180,
-                                                px_per_frame=2),  # fmt: skip
-    "pan_720p": lambda d: samples.smooth_pan(d, "pan720.mp4", width=1280, height=720, num_frames=48,
-                                               px_per_frame=4),  # fmt: skip
+    "pan_60fps": lambda d: samples.smooth_pan(
+        d, "pan60.mp4", fps=60, num_frames=120, width=320, height=180, px_per_frame=2
+    ),
+    "pan_720p": lambda d: samples.smooth_pan(d, "pan720.mp4", width=1280, height=720, num_frames=48, px_per_frame=4),
     "tilt_portrait": lambda d: samples.portrait(d),
 }
 
@@ -78,9 +80,11 @@ def test_no_clip_holds_a_transition_frame_and_every_scene_gives_a_clip(videos, n
         assert not any(clip.start_frame < cut <= clip.end_frame for cut in spec.cuts), f"clip {clip} spans a cut"
     # Every scene long enough for the rules, once trimmed beside its transitions, became one clip.
     rules = ClipRules()
-    long_enough = [(a, b) for a, b in _true_scenes(spec)
-                   if (b - a + 1) - rules.trim_frames * ((a > 0) + (b < spec.num_frames - 1))
-                   >= rules.min_clip_s * spec.fps]  # fmt: skip
+    long_enough = [
+        (a, b)
+        for a, b in _true_scenes(spec)
+        if (b - a + 1) - rules.trim_frames * ((a > 0) + (b < spec.num_frames - 1)) >= rules.min_clip_s * spec.fps
+    ]
     assert len(plan.clips) == len(long_enough) > 0
 
 
@@ -119,8 +123,13 @@ def test_a_video_that_is_all_transition_yields_no_clip(tmp_path):
 
 def test_too_short_scenes_are_dropped_with_a_reason(videos):
     folder, spec = videos["hard_cuts"]  # 30-frame scenes: 1.25 s, 1.08 s after trimming
-    _, plan = detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
-                           rules=ClipRules(min_clip_s=1.5, max_clip_s=10))  # fmt: skip
+    _, plan = detect_clips(
+        folder / spec.name,
+        width=spec.width,
+        height=spec.height,
+        fps=spec.fps,
+        rules=ClipRules(min_clip_s=1.5, max_clip_s=10),
+    )
     assert plan.clips == [] and "no scene of at least 1.5s" in plan.reason
 
 
@@ -171,8 +180,9 @@ def test_an_over_long_scene_with_a_soft_cut_is_split_at_that_cut(tmp_path, detec
 
     def plan(**detection):
         config = CutDetection(detectors=detectors, **detection)
-        return detect_clips(tmp_path / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
-                            detection=config, rules=rules)[1]  # fmt: skip
+        return detect_clips(
+            tmp_path / spec.name, width=spec.width, height=spec.height, fps=spec.fps, detection=config, rules=rules
+        )[1]
 
     found = plan()
     assert [(c.start_frame, c.end_frame) for c in found.clips] == [(0, cut - 3), (cut + 2, spec.num_frames - 1)]
@@ -188,8 +198,14 @@ def test_the_rescan_adds_no_cut_to_a_long_pan(videos, name):
     folder, spec = videos[name]
     # Lowered to 16, the hard-cut detector fires on a 3 px/frame pan; the thumbnail check turns those down.
     config = CutDetection(rescan_factor=16 / 27)
-    _, plan = detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
-                           detection=config, rules=ClipRules(min_clip_s=0.5, max_clip_s=1))  # fmt: skip
+    _, plan = detect_clips(
+        folder / spec.name,
+        width=spec.width,
+        height=spec.height,
+        fps=spec.fps,
+        detection=config,
+        rules=ClipRules(min_clip_s=0.5, max_clip_s=1),
+    )
     assert plan.transitions == [] and len(plan.clips) == -(-spec.num_frames // round(spec.fps)) > 1
     assert all("the rescan found no cut in it" in s for s in plan.splits)
 
@@ -211,8 +227,9 @@ def _stitched(videos, name, clip_model, **detection):
     folder, spec = videos[name]
     # 16: low enough for a 3 px/frame pan to cross it (PySceneDetect merges runs of cuts at much lower ones).
     config = CutDetection(**{"detectors": "cascade", "content_threshold": 16.0, **detection})
-    return spec, detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
-                              detection=config, embedder=clip_model)[1]  # fmt: skip
+    return spec, detect_clips(
+        folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps, detection=config, embedder=clip_model
+    )[1]
 
 
 def test_stitching_merges_the_pieces_of_one_shot_that_a_low_threshold_split(videos, clip_model):
@@ -235,13 +252,19 @@ def test_stitching_never_merges_two_different_scenes(videos, clip_model):
 @pytest.mark.parametrize("name,detectors", [("dissolve", "cascade"), ("fade_black", "cascade"), ("hard_cuts", "both")])
 def test_stitching_never_undoes_a_fade_a_dissolve_or_a_confident_cut(videos, clip_model, name, detectors):
     # A threshold of -1 would undo every cut it is allowed to touch.
-    spec, plan = _stitched(videos, name, clip_model, stitch=True, stitch_threshold=-1.0, detectors=detectors,
-                           content_threshold=27.0)  # fmt: skip
+    spec, plan = _stitched(
+        videos, name, clip_model, stitch=True, stitch_threshold=-1.0, detectors=detectors, content_threshold=27.0
+    )
     assert len(plan.transitions) == len(spec.cuts) + len(spec.transitions) and plan.stitched == []
 
 
 def test_stitching_requires_a_clip_model(videos):
     folder, spec = videos["hard_cuts"]
     with pytest.raises(ValueError, match="CLIP embedder"):
-        detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
-                     detection=CutDetection(detectors="cascade", stitch=True))  # fmt: skip
+        detect_clips(
+            folder / spec.name,
+            width=spec.width,
+            height=spec.height,
+            fps=spec.fps,
+            detection=CutDetection(detectors="cascade", stitch=True),
+        )

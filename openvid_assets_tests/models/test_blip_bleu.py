@@ -4,16 +4,23 @@
 import numpy as np
 import pytest
 
-from openvid_assets.mvdit.metrics.blip_bleu import (PAPER_BLIP2, TINY_BLIP2, FrameCaptioner, bleu_scores, spread,
-                                                    tiny_blip2)  # fmt: skip
+from openvid_assets.mvdit.metrics.blip_bleu import (
+    PAPER_BLIP2,
+    TINY_BLIP2,
+    FrameCaptioner,
+    bleu_scores,
+    spread,
+    tiny_blip2,
+)
 from openvid_assets.models.registry.weights import MissingWeightsError
 
 PROMPT = "a red fox runs through deep snow at dawn"
 
 
 def test_a_caption_equal_to_the_prompt_scores_one_whatever_the_case():
-    assert bleu_scores([PROMPT.upper()], PROMPT) == pytest.approx({f"bleu_{n}": 1.0 for n in range(1, 5)}
-                                                                  | {"blip_bleu": 1.0})  # fmt: skip
+    assert bleu_scores([PROMPT.upper()], PROMPT) == pytest.approx(
+        {f"bleu_{n}": 1.0 for n in range(1, 5)} | {"blip_bleu": 1.0}
+    )
 
 
 def test_an_unrelated_caption_scores_near_zero():

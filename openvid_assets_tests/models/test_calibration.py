@@ -6,16 +6,27 @@ import numpy as np
 import polars as pl
 import pytest
 
-from openvid_assets.curation.calibration import (CalibrationError, CaptionFilter, LinearCaptionFilter,
-                                                 LinearSuitability, SuitabilityFilter, Target, fit_cut, pr_curve,
-                                                 suitability_rows)  # fmt: skip
+from openvid_assets.curation.calibration import (
+    CalibrationError,
+    CaptionFilter,
+    LinearCaptionFilter,
+    LinearSuitability,
+    SuitabilityFilter,
+    Target,
+    fit_cut,
+    pr_curve,
+    suitability_rows,
+)
 from openvid_assets.models.shards.tables import EMBEDDING_SCHEMA, SCORE_SCHEMA
 
 
 def test_the_curve_counts_ties_together():
     curve = pr_curve(np.array([3.0, 2.0, 2.0, 1.0]), np.array([True, True, False, False]))
-    assert curve.rows() == [(3.0, 1.0, 0.5, pytest.approx(2 / 3), 1), (2.0, pytest.approx(2 / 3), 1.0, 0.8, 3),
-                            (1.0, 0.5, 1.0, pytest.approx(2 / 3), 4)]  # fmt: skip
+    assert curve.rows() == [
+        (3.0, 1.0, 0.5, pytest.approx(2 / 3), 1),
+        (2.0, pytest.approx(2 / 3), 1.0, 0.8, 3),
+        (1.0, 0.5, 1.0, pytest.approx(2 / 3), 4),
+    ]
 
 
 def test_a_clean_split_is_found_by_f1_and_a_precision_target_keeps_the_most_it_can():
@@ -26,7 +37,10 @@ def test_a_clean_split_is_found_by_f1_and_a_precision_target_keeps_the_most_it_c
     assert scores[~good].max() < cut.lower < scores[good].min() and cut.precision == cut.recall == 1.0
     assert cut.upper is None
     noisy = good ^ (rng.uniform(size=400) < 0.1)  # 10 % of labels flipped
-    loose, strict = fit_cut(scores, noisy, Target.parse("precision:0.8")), fit_cut(scores, noisy, Target.parse("precision:0.95"))
+    loose, strict = (
+        fit_cut(scores, noisy, Target.parse("precision:0.8")),
+        fit_cut(scores, noisy, Target.parse("precision:0.95")),
+    )
     assert loose.precision >= 0.8 and strict.precision >= 0.95 and strict.lower >= loose.lower
 
 
@@ -78,20 +92,38 @@ def test_the_fitted_filter_is_exactly_its_linear_form_and_survives_json(labelled
 
 
 def _embedding_rows(video_id, vector, status="ok", error=None, uri=None):
-    return {"video_id": video_id, "source_uri": uri or f"/v/{video_id}.mp4", "status": status, "error": error,
-            "frame_index": 0 if status == "ok" else None, "num_frames": 8,
-            "embedding": np.asarray(vector, np.float16).tobytes() if status == "ok" else None}  # fmt: skip
+    return {
+        "video_id": video_id,
+        "source_uri": uri or f"/v/{video_id}.mp4",
+        "status": status,
+        "error": error,
+        "frame_index": 0 if status == "ok" else None,
+        "num_frames": 8,
+        "embedding": np.asarray(vector, np.float16).tobytes() if status == "ok" else None,
+    }
 
 
 def test_suitability_rows_score_every_video_and_carry_failures_and_the_missing_model():
-    embeddings = pl.DataFrame([_embedding_rows("a", [1, 0, 0, 0]), _embedding_rows("b", [0, 1, 0, 0]),
-                               _embedding_rows("c", None, "failed", "could not decode frames"),
-                               _embedding_rows("a", None, "failed", "duplicate content of /v/a.mp4", "/v/copy.mp4")],
-                              schema=EMBEDDING_SCHEMA)  # fmt: skip
-    scores = {name: pl.DataFrame([{"video_id": v, "source_uri": f"/v/{v}.mp4", "status": "ok", "score": 1.0}
-                                  for v in "ab"], schema_overrides=SCORE_SCHEMA) for name in ("aesthetic", "temporal", "motion")}  # fmt: skip
+    embeddings = pl.DataFrame(
+        [
+            _embedding_rows("a", [1, 0, 0, 0]),
+            _embedding_rows("b", [0, 1, 0, 0]),
+            _embedding_rows("c", None, "failed", "could not decode frames"),
+            _embedding_rows("a", None, "failed", "duplicate content of /v/a.mp4", "/v/copy.mp4"),
+        ],
+        schema=EMBEDDING_SCHEMA,
+    )
+    scores = {
+        name: pl.DataFrame(
+            [{"video_id": v, "source_uri": f"/v/{v}.mp4", "status": "ok", "score": 1.0} for v in "ab"],
+            schema_overrides=SCORE_SCHEMA,
+        )
+        for name in ("aesthetic", "temporal", "motion")
+    }
     model = LinearSuitability(np.array([2.0, -2.0, 0, 0]), np.zeros(3), 0.0, ("aesthetic", "temporal", "motion"), {})
-    rows = {(r["video_id"], r["source_uri"]): r for r in suitability_rows(embeddings, scores, model).iter_rows(named=True)}
+    rows = {
+        (r["video_id"], r["source_uri"]): r for r in suitability_rows(embeddings, scores, model).iter_rows(named=True)
+    }
     assert rows["a", "/v/a.mp4"]["score"] == pytest.approx(1 / (1 + np.exp(-2)))
     assert rows["b", "/v/b.mp4"]["score"] == pytest.approx(1 / (1 + np.exp(2)))
     assert rows["c", "/v/c.mp4"]["error"] == "could not decode frames"
@@ -103,12 +135,22 @@ def test_suitability_rows_score_every_video_and_carry_failures_and_the_missing_m
 
 
 def test_the_caption_filter_learns_what_a_bad_caption_says():
-    good = ["A red car drives along a coastal road at sunset.", "Two dogs run across a green park.",
-            "A chef slices vegetables in a bright kitchen.", "Waves roll onto a sandy beach under clouds.",
-            "A woman walks through a busy market street.", "Snow falls over a quiet mountain village."] * 3
-    bad = ["The image shows an image of the image.", "I cannot see the video clearly.",
-           "The image shows a picture.", "I am unable to describe this image.",
-           "This image image image shows.", "Sorry, I cannot help with that image."] * 3
+    good = [
+        "A red car drives along a coastal road at sunset.",
+        "Two dogs run across a green park.",
+        "A chef slices vegetables in a bright kitchen.",
+        "Waves roll onto a sandy beach under clouds.",
+        "A woman walks through a busy market street.",
+        "Snow falls over a quiet mountain village.",
+    ] * 3
+    bad = [
+        "The image shows an image of the image.",
+        "I cannot see the video clearly.",
+        "The image shows a picture.",
+        "I am unable to describe this image.",
+        "This image image image shows.",
+        "Sorry, I cannot help with that image.",
+    ] * 3
     f = CaptionFilter().fit(good + bad, np.array([True] * len(good) + [False] * len(bad)))
     p = f.predict(["A horse gallops across a field.", "The image shows an image."])
     assert p[0] > 0.5 > p[1] and f.report["auc"] > 0.9

@@ -31,34 +31,51 @@ from openvid_assets.models.shards.scores import score_shard
 from openvid_assets.models.registry.weights import MissingWeightsError, resolve_model_folder
 
 
-@pytest.mark.parametrize("raw,truncated,expected", [
-    ("The video shows a man walking his dog in a park.", False, "A man walking his dog in a park."),
-    ("In this video, we see a red car. It drives away", False, "A red car."),
-    ("This clip depicts: two kids playing. The camera slowly pa", True, "Two kids playing."),
-    ("  a calm   lake\nat dawn  ", False, "A calm lake at dawn."),
-    ("golden fields under a wide sky with", True, "Golden fields under a wide sky with."),
-    ("Theatre lights glow! A dancer spins.", False, "Theatre lights glow! A dancer spins."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "raw,truncated,expected",
+    [
+        ("The video shows a man walking his dog in a park.", False, "A man walking his dog in a park."),
+        ("In this video, we see a red car. It drives away", False, "A red car."),
+        ("This clip depicts: two kids playing. The camera slowly pa", True, "Two kids playing."),
+        ("  a calm   lake\nat dawn  ", False, "A calm lake at dawn."),
+        ("golden fields under a wide sky with", True, "Golden fields under a wide sky with."),
+        ("Theatre lights glow! A dancer spins.", False, "Theatre lights glow! A dancer spins."),
+    ],
+)
 def test_clean_caption(raw, truncated, expected):
     assert clean_caption(raw, truncated) == expected
 
 
 def test_structured_answers_are_parsed_from_chatty_output():
-    text = 'Sure! ```json\n{"main_object": "a dog", "background": "a beach", "camera_movement": "pan right",\n' \
-           '"style": "sunny", "dense_summary": "A dog runs  on a beach."}```'
+    text = (
+        'Sure! ```json\n{"main_object": "a dog", "background": "a beach", "camera_movement": "pan right",\n'
+        '"style": "sunny", "dense_summary": "A dog runs  on a beach."}```'
+    )
     fields = parse_structured(text)
-    assert fields == {"main_object": "a dog", "background": "a beach", "camera_movement": "pan right",
-                      "style": "sunny", "dense_summary": "A dog runs on a beach."}  # fmt: skip
+    assert fields == {
+        "main_object": "a dog",
+        "background": "a beach",
+        "camera_movement": "pan right",
+        "style": "sunny",
+        "dense_summary": "A dog runs on a beach.",
+    }
     assert parse_structured("no json here") is None and parse_structured('{"other": 1}') is None
 
 
-@pytest.mark.parametrize("flow,label", [
-    ((0.0, 0.0, 0.0), "static"), ((0.1, -0.2, 0.001), "static"),
-    ((-2.0, 0.1, 0.0), "pan_right"), ((2.0, 0.3, 0.0), "pan_left"),
-    ((0.1, -1.5, 0.0), "tilt_down"), ((0.0, 1.5, 0.0), "tilt_up"),
-    ((0.2, 0.1, 0.03), "zoom_in"), ((0.2, 0.1, -0.03), "zoom_out"),
-    ((None, 0.0, 0.0), None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "flow,label",
+    [
+        ((0.0, 0.0, 0.0), "static"),
+        ((0.1, -0.2, 0.001), "static"),
+        ((-2.0, 0.1, 0.0), "pan_right"),
+        ((2.0, 0.3, 0.0), "pan_left"),
+        ((0.1, -1.5, 0.0), "tilt_down"),
+        ((0.0, 1.5, 0.0), "tilt_up"),
+        ((0.2, 0.1, 0.03), "zoom_in"),
+        ((0.2, 0.1, -0.03), "zoom_out"),
+        ((None, 0.0, 0.0), None),
+    ],
+)
 def test_camera_motion_rules(flow, label):
     assert camera_motion(*flow) == label
 
@@ -145,8 +162,9 @@ def test_a_shard_is_captioned_and_cached_and_a_bad_clip_fails_alone(tmp_path, ti
     again = caption_shard(tasks, tiny, settings, _open, camera={"vid": "pan_left"}, previous=table)
     assert (again.computed, again.reused) == (1, 3)  # only the failed clip is tried again
     assert again.table.filter(pl.col("status") == "ok")["caption"].to_list() == ok["caption"].to_list()
-    other_prompt = caption_shard(tasks, tiny, CaptionSettings(prompt="Name the colours.", max_new_tokens=10), _open,
-                                 previous=table)  # fmt: skip
+    other_prompt = caption_shard(
+        tasks, tiny, CaptionSettings(prompt="Name the colours.", max_new_tokens=10), _open, previous=table
+    )
     assert other_prompt.computed == 4
 
 
@@ -161,11 +179,13 @@ class _FailsOnDarkFrames(Captioner):
 
 def test_a_generation_error_fails_only_its_clip(tmp_path):
     tasks = _tasks(tmp_path)[:3]  # scene 2 of hard_cuts is the dark blue one
-    dark = [t.clip_id for t in tasks
-            if read_frames(t.video.source_uri, _middle(t), width=160, height=90).frames.mean() < 80]  # fmt: skip
+    dark = [
+        t.clip_id for t in tasks if read_frames(t.video.source_uri, _middle(t), width=160, height=90).frames.mean() < 80
+    ]
     assert len(dark) == 1
-    result = caption_shard(tasks, _FailsOnDarkFrames(TINY_CAPTIONER, device="cpu"),
-                           CaptionSettings(max_new_tokens=6, batch_size=3), _open)  # fmt: skip
+    result = caption_shard(
+        tasks, _FailsOnDarkFrames(TINY_CAPTIONER, device="cpu"), CaptionSettings(max_new_tokens=6, batch_size=3), _open
+    )
     failed = result.table.filter(pl.col("status") == "failed")
     assert failed["clip_id"].to_list() == dark and "generation failed" in failed["error"][0]
     assert result.table.filter(pl.col("status") == "ok").height == 2

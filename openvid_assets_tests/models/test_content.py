@@ -36,8 +36,18 @@ def rows_for(video_id, frames, box, first_coordinates):
     for k, (m, x) in enumerate(zip(measures, first_coordinates)):
         vector = np.zeros(768, np.float16)
         vector[0] = x
-        rows.append({"video_id": video_id, "source_uri": f"/v/{video_id}.mp4", "status": "ok", "frame_index": k,
-                     "num_frames": len(frames), "embedding": vector.tobytes(), **m, "picture_box": box})  # fmt: skip
+        rows.append(
+            {
+                "video_id": video_id,
+                "source_uri": f"/v/{video_id}.mp4",
+                "status": "ok",
+                "frame_index": k,
+                "num_frames": len(frames),
+                "embedding": vector.tobytes(),
+                **m,
+                "picture_box": box,
+            }
+        )
     return rows
 
 
@@ -45,18 +55,39 @@ def test_rows_carry_failures_crop_boxes_in_display_pixels_and_the_worst_frame():
     frames = np.full((3, 90, 160, 3), 120, np.uint8)
     rows = rows_for("bars", frames, [0.0, 0.125, 1.0, 0.875], [-0.5, 0.25, -0.1])
     rows += rows_for("plain", frames, [0.0, 0.0, 1.0, 1.0], [-0.3, -0.2, -0.4])
-    rows.append({"video_id": "broken", "source_uri": "/v/broken.mp4", "status": "failed",
-                 "error": "could not decode frames: moov atom not found"})  # fmt: skip
+    rows.append(
+        {
+            "video_id": "broken",
+            "source_uri": "/v/broken.mp4",
+            "status": "failed",
+            "error": "could not decode frames: moov atom not found",
+        }
+    )
     # A second file with the same bytes as "plain": same video id, one failed row, after the original's frames.
-    rows.append({"video_id": "plain", "source_uri": "/v/copy-of-plain.mp4", "status": "failed",
-                 "error": "duplicate content of /v/plain.mp4"})  # fmt: skip
+    rows.append(
+        {
+            "video_id": "plain",
+            "source_uri": "/v/copy-of-plain.mp4",
+            "status": "failed",
+            "error": "duplicate content of /v/plain.mp4",
+        }
+    )
     embeddings = pl.DataFrame(rows, schema=EMBEDDING_SCHEMA)
-    manifest = pl.DataFrame({"video_id": ["bars", "plain", "broken"], "status": ["ok", "ok", "ok"],
-                             "width": [1920, 640, 640], "height": [1080, 360, 360]})  # fmt: skip
+    manifest = pl.DataFrame(
+        {
+            "video_id": ["bars", "plain", "broken"],
+            "status": ["ok", "ok", "ok"],
+            "width": [1920, 640, 640],
+            "height": [1080, 360, 360],
+        }
+    )
     table = content_rows(embeddings, manifest, FrameIndexNSFW())
     assert table.select("video_id", "source_uri", "status").rows() == [
-        ("bars", "/v/bars.mp4", "ok"), ("plain", "/v/plain.mp4", "ok"), ("broken", "/v/broken.mp4", "failed"),
-        ("plain", "/v/copy-of-plain.mp4", "failed")]  # fmt: skip
+        ("bars", "/v/bars.mp4", "ok"),
+        ("plain", "/v/plain.mp4", "ok"),
+        ("broken", "/v/broken.mp4", "failed"),
+        ("plain", "/v/copy-of-plain.mp4", "failed"),
+    ]
     assert "duplicate content" in table["error"][3]
     by_id = {r["video_id"]: r for r in table.iter_rows(named=True) if r["error"] is None or r["video_id"] != "plain"}
     assert by_id["broken"]["status"] == "failed" and "moov atom" in by_id["broken"]["error"]

@@ -13,11 +13,30 @@ from openvid_assets import samples
 from openvid_assets.media.frames import read_frames
 from openvid_assets.media.manifest import build_manifest
 from openvid_assets.media.sources import list_videos
-from openvid_assets.models.scorers.clarity import (DoverClarity, cut_all_clips, cut_fragments, dover_frame_indices,
-                                                   fragment_offsets, rescale, upsampled)  # fmt: skip
-from openvid_assets.models.networks.dover import (AESTHETIC, AESTHETIC_TINY, DOVER_WEIGHTS, PAPER, TINY, Dover,
-                                                  DoverTechnical, aesthetic_clip, aesthetic_indices, fused_quality,
-                                                  load_dover, load_dover_technical, rescale_aesthetic)  # fmt: skip
+from openvid_assets.models.scorers.clarity import (
+    DoverClarity,
+    cut_all_clips,
+    cut_fragments,
+    dover_frame_indices,
+    fragment_offsets,
+    rescale,
+    upsampled,
+)
+from openvid_assets.models.networks.dover import (
+    AESTHETIC,
+    AESTHETIC_TINY,
+    DOVER_WEIGHTS,
+    PAPER,
+    TINY,
+    Dover,
+    DoverTechnical,
+    aesthetic_clip,
+    aesthetic_indices,
+    fused_quality,
+    load_dover,
+    load_dover_technical,
+    rescale_aesthetic,
+)
 from openvid_assets.models.shards.scores import score_shard
 from openvid_assets.models.registry.weights import file_digest
 from openvid_assets_testing.videos import opener
@@ -237,8 +256,13 @@ def test_tiny_dover_scores_generated_videos_deterministically(videos):
     assert json.loads(rows["sharp.mp4"]["params"])["frame_interval"] == 2
     assert rows["empty.mp4"]["status"] == "failed" and rows["empty.mp4"]["error"].startswith("manifest: ")
 
-    again = by_name(score_shard(manifest.filter(manifest["video_id"] == rows["sharp.mp4"]["video_id"]),
-                                DoverClarity(TINY, weights=None, device="cpu"), opener(root)).table)  # fmt: skip
+    again = by_name(
+        score_shard(
+            manifest.filter(manifest["video_id"] == rows["sharp.mp4"]["video_id"]),
+            DoverClarity(TINY, weights=None, device="cpu"),
+            opener(root),
+        ).table
+    )
     assert again["sharp.mp4"]["score"] == rows["sharp.mp4"]["score"]
     assert again["sharp.mp4"]["dover_raw"] == rows["sharp.mp4"]["dover_raw"]
 

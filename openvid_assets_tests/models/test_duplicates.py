@@ -4,8 +4,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from openvid_assets.curation.duplicates import (DuplicateSearch, IndexState, add_shards, duplicate_groups,
-                                                exact_cosines, fp16_unit, load_state, save_state, shards_to_read)  # fmt: skip
+from openvid_assets.curation.duplicates import (
+    DuplicateSearch,
+    IndexState,
+    add_shards,
+    duplicate_groups,
+    exact_cosines,
+    fp16_unit,
+    load_state,
+    save_state,
+    shards_to_read,
+)
 from openvid_assets.store.files import LocalFileSystem
 
 DIM = 48
@@ -32,8 +41,9 @@ def in_shards(order: list[int], ids, vectors, search, shards: int = 4, state=Non
     return state, pairs.unique(["a", "b"]).sort("a", "b")
 
 
-@pytest.mark.parametrize("search", [DuplicateSearch(threshold=0.98), DuplicateSearch(threshold=0.98, exact_below=300)],
-                         ids=["exact", "ivf"])  # fmt: skip
+@pytest.mark.parametrize(
+    "search", [DuplicateSearch(threshold=0.98), DuplicateSearch(threshold=0.98, exact_below=300)], ids=["exact", "ivf"]
+)
 def test_planted_duplicates_are_found_across_shards_whatever_the_order(search):
     ids, vectors, truth = pool()
     state, pairs = in_shards([0, 1, 2, 3], ids, vectors, search)
@@ -85,8 +95,9 @@ def test_saved_state_round_trips_and_a_torn_save_is_not_trusted(tmp_path):
     assert isinstance(loaded, IndexState) and loaded.members == ids and loaded.shards == {"s0": "x"}
     assert np.array_equal(loaded.index.vectors(), state.index.vectors())
     # A run killed between the index and the state file: the index holds more than the state says.
-    bigger, _, _ = add_shards(state, {"s1": ("y", [f"w{i}" for i in range(5)], vectors[:5] + 1)}, "m",
-                              DuplicateSearch())  # fmt: skip
+    bigger, _, _ = add_shards(
+        state, {"s1": ("y", [f"w{i}" for i in range(5)], vectors[:5] + 1)}, "m", DuplicateSearch()
+    )
     files.put("index/index.faiss", bigger.index.to_bytes())
     assert load_state(files, "index") is None
     assert load_state(LocalFileSystem(tmp_path / "empty"), "index") is None

@@ -10,10 +10,19 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from openvid_assets.models.registry.catalog import TINY_CLIP_CONFIG, CLIPSpec
-from openvid_assets.models.networks.safety_checker import (CLASS_EMBEDDING, CONCEPT_SHAPES, POSITION_IDS, PROJECTION,
-                                                           SD_SAFETY_CHECKER, TINY_TOWER, TOWER_PREFIX, SafetyConcepts,
-                                                           check_checker_layout, expected_checker_keys,
-                                                           load_safety_concepts)  # fmt: skip
+from openvid_assets.models.networks.safety_checker import (
+    CLASS_EMBEDDING,
+    CONCEPT_SHAPES,
+    POSITION_IDS,
+    PROJECTION,
+    SD_SAFETY_CHECKER,
+    TINY_TOWER,
+    TOWER_PREFIX,
+    SafetyConcepts,
+    check_checker_layout,
+    expected_checker_keys,
+    load_safety_concepts,
+)
 from openvid_assets.models.scorers.nsfw import NSFWScorer
 from openvid_assets.models.registry.weights import WeightsFile, file_digest
 
@@ -88,9 +97,12 @@ def test_expected_keys_are_the_vit_l14_checker():
     assert tower[POSITION_IDS] == (1, 257) and tower[CLASS_EMBEDDING] == (1024,)
     assert tower[TOWER_PREFIX + "encoder.layers.23.mlp.fc1.weight"] == (4096, 1024)
     assert keys[PROJECTION] == (768, 1024)
-    assert {k: keys[k] for k in CONCEPT_SHAPES} == {"concept_embeds": (17, 768), "special_care_embeds": (3, 768),
-                                                    "concept_embeds_weights": (17,),
-                                                    "special_care_embeds_weights": (3,)}  # fmt: skip
+    assert {k: keys[k] for k in CONCEPT_SHAPES} == {
+        "concept_embeds": (17, 768),
+        "special_care_embeds": (3, 768),
+        "concept_embeds_weights": (17,),
+        "special_care_embeds_weights": (3,),
+    }
 
 
 def test_expected_keys_match_the_diffusers_checker_class():
@@ -99,8 +111,14 @@ def test_expected_keys_match_the_diffusers_checker_class():
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import CLIPConfig
 
-    vision = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
-              "patch_size": 14, "image_size": 224}  # fmt: skip
+    vision = {
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "intermediate_size": 4096,
+        "patch_size": 14,
+        "image_size": 224,
+    }
     with torch.device("meta"):
         checker = StableDiffusionSafetyChecker(CLIPConfig(vision_config=vision, projection_dim=768))
     theirs = {}
@@ -179,8 +197,10 @@ def test_a_file_off_the_layout_is_refused_naming_the_key(weights_dir, change):
 
 def test_a_full_size_checker_file_scores_through_the_scorer(weights_dir):
     """The real layout at its real size (fp16 zeros: 600 MB, written and read in about a second)."""
-    state = {k: torch.zeros(s, dtype=torch.int64 if k == POSITION_IDS else torch.float16)
-             for k, s in expected_checker_keys().items()}  # fmt: skip
+    state = {
+        k: torch.zeros(s, dtype=torch.int64 if k == POSITION_IDS else torch.float16)
+        for k, s in expected_checker_keys().items()
+    }
     state.update({k: v.half() for k, v in known_concepts().state_dict().items()})
     path = write(weights_dir, state, SD_SAFETY_CHECKER)
     del state
@@ -256,8 +276,14 @@ def test_flags_agree_with_diffusers_forward():
     noise = F.normalize(torch.randn(n, 768, generator=generator), dim=-1)
     x = F.normalize(mix @ unit + noise * (1 - mix.pow(2).sum(1, keepdim=True)).sqrt(), dim=-1)
 
-    vision = {"hidden_size": 768, "num_hidden_layers": 1, "num_attention_heads": 12, "intermediate_size": 64,
-              "patch_size": 16, "image_size": 32}  # fmt: skip
+    vision = {
+        "hidden_size": 768,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 12,
+        "intermediate_size": 64,
+        "patch_size": 16,
+        "image_size": 32,
+    }
     checker = StableDiffusionSafetyChecker(CLIPConfig(vision_config=vision, projection_dim=768)).eval()
     checker.vision_model = PooledIsInput()
     with torch.no_grad():

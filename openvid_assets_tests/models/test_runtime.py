@@ -46,18 +46,21 @@ def test_concurrent_runs_on_a_four_gpu_machine_each_take_their_own_gpu(tmp_path)
     import sys
 
     # Each holds its claim until all four have claimed (a file each), so none ends before another claims.
-    probe = ("import os, sys, time\nfrom openvid_assets.models.registry.runtime import claim_gpu\n"
-             "print(claim_gpu(4, sys.argv[1]), claim_gpu(4, sys.argv[1]), flush=True)\n"
-             "open(os.path.join(sys.argv[1], f'claimed-{os.getpid()}'), 'w').close()\n"
-             "end = time.time() + 60\n"
-             "while len([f for f in os.listdir(sys.argv[1]) if f.startswith('claimed-')]) < 4 and time.time() < end:\n"
-             "    time.sleep(0.05)\n")  # fmt: skip
-    runs = [subprocess.Popen([sys.executable, "-c", probe, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-            for _ in range(4)]  # fmt: skip
+    probe = (
+        "import os, sys, time\nfrom openvid_assets.models.registry.runtime import claim_gpu\n"
+        "print(claim_gpu(4, sys.argv[1]), claim_gpu(4, sys.argv[1]), flush=True)\n"
+        "open(os.path.join(sys.argv[1], f'claimed-{os.getpid()}'), 'w').close()\n"
+        "end = time.time() + 60\n"
+        "while len([f for f in os.listdir(sys.argv[1]) if f.startswith('claimed-')]) < 4 and time.time() < end:\n"
+        "    time.sleep(0.05)\n"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", probe, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     claims = [run.communicate(timeout=120)[0].split() for run in runs]
     assert all(first == again for first, again in claims), claims  # one process keeps one GPU
     assert sorted(int(first) for first, _ in claims) == [0, 1, 2, 3]
     # Once they have ended, their GPUs are free again (the kernel drops a dead process's locks).
-    after = subprocess.run([sys.executable, "-c", probe, str(tmp_path)],
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    after = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert after.stdout.split()[0] == "0", after.stderr

@@ -13,8 +13,13 @@ from openvid_assets.models.scorers.aesthetic import AestheticScorer
 from openvid_assets.models.scorers.clarity import LaplacianClarity
 from openvid_assets.models.scorers.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
 from openvid_assets.models.scorers.motion import FarnebackMotion
-from openvid_assets.models.shards.scores import (CLIPSampling, aesthetic_scores, embed_shard, score_shard,
-                                                 temporal_scores)  # fmt: skip
+from openvid_assets.models.shards.scores import (
+    CLIPSampling,
+    aesthetic_scores,
+    embed_shard,
+    score_shard,
+    temporal_scores,
+)
 from openvid_assets_testing.videos import opener
 
 
@@ -60,9 +65,17 @@ def test_temporal_consistency_orders_static_smooth_flicker(shard, embedder):
 
     # A byte-identical copy of static.mp4 shares its video id; its one row (failed as a duplicate) stays failed
     # and does not change the original's score.
-    copy = static_rows.head(1).with_columns(source_uri=pl.lit("/elsewhere/copy.mp4"), status=pl.lit("failed"),
-                                            error=pl.lit("duplicate content"), embedding=None, frame_index=None)  # fmt: skip
-    for score in (lambda e: temporal_scores(e, sampling), lambda e: aesthetic_scores(e, AestheticScorer(None, device="cpu"), sampling)):
+    copy = static_rows.head(1).with_columns(
+        source_uri=pl.lit("/elsewhere/copy.mp4"),
+        status=pl.lit("failed"),
+        error=pl.lit("duplicate content"),
+        embedding=None,
+        frame_index=None,
+    )
+    for score in (
+        lambda e: temporal_scores(e, sampling),
+        lambda e: aesthetic_scores(e, AestheticScorer(None, device="cpu"), sampling),
+    ):
         rows = by_name(score(pl.concat([embeddings, copy])))
         assert (rows["copy.mp4"]["status"], rows["copy.mp4"]["error"]) == ("failed", "duplicate content")
         assert rows["static.mp4"]["score"] == by_name(score(embeddings))["static.mp4"]["score"]
@@ -159,11 +172,13 @@ def test_rows_are_reused_by_model_weights_and_params(shard):
 def test_embeddings_are_reused_too(shard, embedder):
     src, manifest, _ = shard
     first = embed_shard(manifest, embedder, CLIPSampling(), opener(src))
-    again = embed_shard(manifest, embedder, CLIPSampling(), lambda t: (_ for _ in ()).throw(AssertionError()),
-                        previous=first.table)  # fmt: skip
+    again = embed_shard(
+        manifest, embedder, CLIPSampling(), lambda t: (_ for _ in ()).throw(AssertionError()), previous=first.table
+    )
     assert again.computed == 0 and again.table.equals(first.table)
-    other = embed_shard(manifest, embedder, CLIPSampling(temporal_positions=(0.2, 0.8)), opener(src),
-                        previous=first.table)  # fmt: skip
+    other = embed_shard(
+        manifest, embedder, CLIPSampling(temporal_positions=(0.2, 0.8)), opener(src), previous=first.table
+    )
     assert other.computed == first.computed
 
 
@@ -176,8 +191,12 @@ def test_chunked_reduce_decodes_the_same_frames_with_bounded_memory(sample_video
         seen.append(len(chunk))
         return chunk[:, :32, :32]
 
-    reduced = read_frames(root / "hd_1080p.mp4", FrameRequest(indices=lambda n: list(range(n)), reduce=corner, chunk=5),
-                          width=1920, height=1080)  # fmt: skip
+    reduced = read_frames(
+        root / "hd_1080p.mp4",
+        FrameRequest(indices=lambda n: list(range(n)), reduce=corner, chunk=5),
+        width=1920,
+        height=1080,
+    )
     assert max(seen) == 5 and sum(seen) == 24
     assert (reduced.frames == whole.frames[:, :32, :32]).all()
 
@@ -199,6 +218,10 @@ def test_exact_clip_inputs_equal_open_clips_own_preprocess(sample_videos):
         expected = torch.stack([transform(Image.fromarray(f)) for f in native.frames])
         got = exact._prepare(exact.square(native.frames))
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
-        scaled = read_frames(root / name, FrameRequest(indices=lambda n: [0, n - 1], short_side=fast.image_size),
-                             width=width, height=height)  # fmt: skip
+        scaled = read_frames(
+            root / name,
+            FrameRequest(indices=lambda n: [0, n - 1], short_side=fast.image_size),
+            width=width,
+            height=height,
+        )
         assert (fast._prepare(fast.square(scaled.frames)) - expected).abs().max() > 0.01  # the fast path is not it

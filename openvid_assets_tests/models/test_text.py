@@ -52,8 +52,16 @@ def background(seed: int, width: int = W, height: int = H, shapes: bool = False)
     return img
 
 
-def outlined(img: np.ndarray, words: str, origin: tuple[int, int], font: int, scale: float, thickness: int = 2,
-             outline: int = 4, colour: tuple[int, int, int] = (255, 255, 255)) -> None:  # fmt: skip
+def outlined(
+    img: np.ndarray,
+    words: str,
+    origin: tuple[int, int],
+    font: int,
+    scale: float,
+    thickness: int = 2,
+    outline: int = 4,
+    colour: tuple[int, int, int] = (255, 255, 255),
+) -> None:
     """White (or ``colour``) text with a dark outline, as subtitles are drawn."""
     cv2.putText(img, words, origin, font, scale, (0, 0, 0), thickness + outline, cv2.LINE_AA)
     cv2.putText(img, words, origin, font, scale, colour, thickness, cv2.LINE_AA)
@@ -110,12 +118,15 @@ def area_and_mask(detector: TextDetector, frame: np.ndarray) -> tuple[float, np.
 # --------------------------------------------------------------------------- subtitles, logos, cards, clean frames
 
 
-@pytest.mark.parametrize(("seed", "font", "scale", "lines"), [
-    (1, DUPLEX, 1.3, ["Where are you going tonight?"]),  # one line 13.7 px tall at 224 px
-    (2, SIMPLEX, 1.8, ["I told you, we leave at dawn."]),  # 19 px
-    (3, SIMPLEX, 1.1, ["Nobody knows what happened here,", "and nobody ever will."]),  # two lines of 11.6 px
-    (4, DUPLEX, 1.0, ["Look at the sky over there"]),  # 10.6 px: the small end, why the input is 320 px
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("seed", "font", "scale", "lines"),
+    [
+        (1, DUPLEX, 1.3, ["Where are you going tonight?"]),  # one line 13.7 px tall at 224 px
+        (2, SIMPLEX, 1.8, ["I told you, we leave at dawn."]),  # 19 px
+        (3, SIMPLEX, 1.1, ["Nobody knows what happened here,", "and nobody ever will."]),  # two lines of 11.6 px
+        (4, DUPLEX, 1.0, ["Look at the sky over there"]),  # 10.6 px: the small end, why the input is 320 px
+    ],
+)
 def test_subtitles_are_found_at_the_bottom_of_the_frame(detector, seed, font, scale, lines):
     frame = decoded(subtitled(background(seed), lines, font, scale))
     assert frame.shape == (224, 398, 3)
@@ -191,9 +202,15 @@ def test_textures_with_hard_edged_shapes_are_rarely_read_as_text(detector):
 def test_card_then_subtitles_then_clean(detector):
     for seed in (17, 18):
         world = background(seed)
-        card, subtitles, clean = detector.text_area(np.stack([
-            decoded(caption_card(world)), decoded(subtitled(world, ["Where are you going tonight?"], DUPLEX, 1.3)),
-            decoded(world)]))  # fmt: skip
+        card, subtitles, clean = detector.text_area(
+            np.stack(
+                [
+                    decoded(caption_card(world)),
+                    decoded(subtitled(world, ["Where are you going tonight?"], DUPLEX, 1.3)),
+                    decoded(world),
+                ]
+            )
+        )
         assert card > subtitles > clean
         assert card > 3 * subtitles and subtitles > 0.01 and clean < 0.005
 
@@ -213,13 +230,38 @@ def test_subtitles_appearing_mid_video_after_encoding_and_decoding(detector, tmp
     # A panning textured world, a subtitle from frame 6 on, x264 at 1280x720; decoded as CLIP decodes.
     world = background(21, width=W + 24)
     frames = [world[:, 2 * t : 2 * t + W] for t in range(12)]
-    frames = [subtitled(f, ["Where are you going tonight?"], DUPLEX, 1.3) if t >= 6 else f
-              for t, f in enumerate(frames)]
+    frames = [
+        subtitled(f, ["Where are you going tonight?"], DUPLEX, 1.3) if t >= 6 else f for t, f in enumerate(frames)
+    ]
     path = tmp_path / "subtitled.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}",
-                    "-r", "24", "-i", "-", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "28",
-                    "-pix_fmt", "yuv420p", str(path)],
-                   input=np.stack(frames).tobytes(), check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{W}x{H}",
+            "-r",
+            "24",
+            "-i",
+            "-",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "28",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        input=np.stack(frames).tobytes(),
+        check=True,
+    )
     decoded_frames = read_frames(path, FrameRequest(indices=lambda n: [2, 8, 11], short_side=224), width=W, height=H)
     assert decoded_frames.frames.shape == (3, 224, 398, 3)
     before, after, later = detector.text_area(decoded_frames.frames)
@@ -250,8 +292,11 @@ def test_input_size_scales_the_short_side_and_rounds_to_32():
 
 def test_identity_is_stable_and_names_the_wheels_model(detector):
     other = TextDetector(threads=2)
-    assert (other.name, other.weights_digest, other.params()) == (detector.name, detector.weights_digest,
-                                                                   detector.params())  # fmt: skip
+    assert (other.name, other.weights_digest, other.params()) == (
+        detector.name,
+        detector.weights_digest,
+        detector.params(),
+    )
     model = ppocr_det_model()
     assert model.suffix == ".onnx" and model.name in detector.name and "det" in model.name
     assert detector.name.startswith("ppocr-det(rapidocr-onnxruntime)")
@@ -263,11 +308,19 @@ def test_identity_is_stable_and_names_the_wheels_model(detector):
     assert TextDetector(short_side=224).params() != params
 
 
-@pytest.mark.parametrize("frames", [
-    np.zeros((0, 224, 398, 3), np.uint8), np.array([], np.uint8), np.zeros((224, 398), np.uint8),
-    np.zeros((2, 224, 398), np.uint8), np.zeros((1, 224, 398, 4), np.uint8), np.zeros((1, 224, 398, 3), np.float32),
-    np.zeros((1, 0, 398, 3), np.uint8), [[0]],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "frames",
+    [
+        np.zeros((0, 224, 398, 3), np.uint8),
+        np.array([], np.uint8),
+        np.zeros((224, 398), np.uint8),
+        np.zeros((2, 224, 398), np.uint8),
+        np.zeros((1, 224, 398, 4), np.uint8),
+        np.zeros((1, 224, 398, 3), np.float32),
+        np.zeros((1, 0, 398, 3), np.uint8),
+        [[0]],
+    ],
+)
 def test_bad_frames_are_refused_with_a_clear_error(detector, frames):
     with pytest.raises(ValueError, match="frames"):
         detector.text_area(frames)

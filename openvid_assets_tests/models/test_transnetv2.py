@@ -12,8 +12,14 @@ from openvid_assets import samples
 from openvid_assets.media.scenes import CutDetection, find_transitions
 from openvid_assets.models.scorers.shots import scan_video  # media's, with TransNetV2 bound
 from openvid_assets.models.registry.catalog import transnetv2_weights
-from openvid_assets.models.networks.transnetv2 import (ShotEnds, TransNetV2, load_transnetv2, new_scene_starts,
-                                                       shot_end_probabilities, transition_spans)  # fmt: skip
+from openvid_assets.models.networks.transnetv2 import (
+    ShotEnds,
+    TransNetV2,
+    load_transnetv2,
+    new_scene_starts,
+    shot_end_probabilities,
+    transition_spans,
+)
 from openvid_assets.models.registry.weights import load_state_dict
 from openvid_assets.recipe import Recipe, RecipeError
 
@@ -94,10 +100,15 @@ def test_short_static_single_frame_and_black_videos_go_through_transnetv2_and_st
 
     make, reason = BAD[video]
     spec = make(tmp_path)
-    signals, plan = detect_clips(tmp_path / spec.name, width=spec.width, height=spec.height, fps=spec.fps,
-                                 detection=CutDetection(detectors="both", stitch=True),
-                                 rules=ClipRules(min_clip_s=0.5, max_clip_s=1.0),
-                                 embedder=CLIPEmbedder(get_profile("offline").clip, device="cpu"))  # fmt: skip
+    signals, plan = detect_clips(
+        tmp_path / spec.name,
+        width=spec.width,
+        height=spec.height,
+        fps=spec.fps,
+        detection=CutDetection(detectors="both", stitch=True),
+        rules=ClipRules(min_clip_s=0.5, max_clip_s=1.0),
+        embedder=CLIPEmbedder(get_profile("offline").clip, device="cpu"),
+    )
     assert isinstance(signals.raw_cuts["transnetv2"], list) and signals.num_frames == spec.num_frames
     if reason:
         assert plan.clips == [] and reason in plan.reason
@@ -114,6 +125,7 @@ def test_a_missing_weights_file_is_refused_by_the_recipe_naming_the_file(tmp_pat
 
 
 # --------------------------------------------------------------------------- real footage
+
 
 @pytest.fixture(scope="module")
 def real_transitions(tmp_path_factory):

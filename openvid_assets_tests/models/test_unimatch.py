@@ -141,8 +141,12 @@ def test_exact_inputs_decode_at_full_size_and_resize_in_float(tmp_path):
     decoded = read_frames(tmp_path / spec.name, exact.request, width=1920, height=1080)
     assert decoded.frames.shape[1:3] == (1080, 1920) and decoded.indices == [0, 15, 30] + [39] * 7
     x = exact._tensor(decoded.frames)
-    expected = F.interpolate(torch.from_numpy(decoded.frames).permute(0, 3, 1, 2).float(), size=(320, 576),
-                             mode="bilinear", align_corners=True)  # fmt: skip
+    expected = F.interpolate(
+        torch.from_numpy(decoded.frames).permute(0, 3, 1, 2).float(),
+        size=(320, 576),
+        mode="bilinear",
+        align_corners=True,
+    )
     assert torch.equal(x, expected)  # upstream's input, bit for bit
     assert exact.params["inputs"] != fast.params["inputs"]
 

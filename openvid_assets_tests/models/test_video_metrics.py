@@ -52,8 +52,10 @@ def test_with_a_real_clip_tower_the_still_video_is_the_most_consistent():
     moving = np.stack([cv2.resize(f, (224, 224)) for f in pan(step=8)])
     still = np.repeat(moving[:1], 8, axis=0)
     shuffled = moving[[0, 5, 2, 7, 1, 6, 3, 4]]
-    scores = {name: clip_temporal_score(embedder.embed(frames))
-              for name, frames in (("still", still), ("pan", moving), ("shuffled", shuffled))}  # fmt: skip
+    scores = {
+        name: clip_temporal_score(embedder.embed(frames))
+        for name, frames in (("still", still), ("pan", moving), ("shuffled", shuffled))
+    }
     assert scores["still"] == pytest.approx(1.0, abs=1e-5)
     assert scores["still"] > scores["pan"] >= scores["shuffled"] - 1e-6, scores
 

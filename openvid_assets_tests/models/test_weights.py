@@ -12,8 +12,13 @@ from openvid_assets.models.scorers.aesthetic import AestheticScorer
 from openvid_assets.models.scorers.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
 from openvid_assets.models.profiles import get_profile
 from openvid_assets.models.registry.catalog import SD_SAFETY_CHECKER
-from openvid_assets.models.registry.weights import (MissingWeightsError, WeightsFile, file_digest, load_state_dict,
-                                                    resolve)  # fmt: skip
+from openvid_assets.models.registry.weights import (
+    MissingWeightsError,
+    WeightsFile,
+    file_digest,
+    load_state_dict,
+    resolve,
+)
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -123,7 +128,9 @@ def test_paper_clip_config_has_the_vit_l14_shapes():
     assert shapes["visual.conv1.weight"] == (1024, 3, 14, 14)
     assert shapes["visual.positional_embedding"] == (257, 1024)
     assert shapes["visual.proj"] == (1024, 768)  # 768-d embedding: what the LAION head takes
-    assert sum(k.startswith("visual.transformer.resblocks.") and k.endswith(".attn.in_proj_weight") for k in shapes) == 24
+    assert (
+        sum(k.startswith("visual.transformer.resblocks.") and k.endswith(".attn.in_proj_weight") for k in shapes) == 24
+    )
 
 
 def test_device_choice_is_automatic_unless_pinned(monkeypatch):

@@ -1,7 +1,6 @@
 """The attention cache of sampling (the paper's appendix): interval 1 is the uncached model exactly; interval 2
 computes each block's attention and feed-forward outputs on every other forward and reuses them between."""
 
-
 import numpy as np
 import pytest
 import torch

@@ -26,19 +26,26 @@ def pan_frames(frames=16, step=3, size=(96, 160)) -> np.ndarray:
 @pytest.fixture(scope="module")
 def evaluator():
     spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG)
-    return SampleEvaluator(CLIPEmbedder(spec, device="cpu", batch_size=16), partial(text_embeddings, spec),
-                           DoverClarity(TINY, None, device="cpu"), DoverAesthetic(TINY, AESTHETIC_TINY, None, device="cpu"),
-                           FrameCaptioner(TINY_BLIP2, device="cpu"))  # fmt: skip
+    return SampleEvaluator(
+        CLIPEmbedder(spec, device="cpu", batch_size=16),
+        partial(text_embeddings, spec),
+        DoverClarity(TINY, None, device="cpu"),
+        DoverAesthetic(TINY, AESTHETIC_TINY, None, device="cpu"),
+        FrameCaptioner(TINY_BLIP2, device="cpu"),
+    )
 
 
 def test_each_metric_on_videos_whose_answer_is_known(tmp_path, evaluator):
     frames = pan_frames()
-    files = {"still": write_mp4(np.repeat(frames[:1], 16, axis=0), tmp_path / "still.mp4"),
-             "pan": write_mp4(frames, tmp_path / "pan.mp4"),
-             "shuffled": write_mp4(frames[np.random.default_rng(1).permutation(16)], tmp_path / "shuffled.mp4")}
+    files = {
+        "still": write_mp4(np.repeat(frames[:1], 16, axis=0), tmp_path / "still.mp4"),
+        "pan": write_mp4(frames, tmp_path / "pan.mp4"),
+        "shuffled": write_mp4(frames[np.random.default_rng(1).permutation(16)], tmp_path / "shuffled.mp4"),
+    }
     (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
-    table = evaluate_samples([(p, "a slow pan over rocks") for p in files.values()] +
-                             [(tmp_path / "broken.mp4", "anything")], evaluator)  # fmt: skip
+    table = evaluate_samples(
+        [(p, "a slow pan over rocks") for p in files.values()] + [(tmp_path / "broken.mp4", "anything")], evaluator
+    )
     rows = {r["video"].removesuffix(".mp4"): r for r in table.iter_rows(named=True)}
     assert rows["broken"]["status"] == "failed" and rows["broken"]["error"]
     for name in files:

@@ -10,8 +10,15 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from openvid_assets.mvdit.model import (POSITION_BUFFERS, MVDiT, forward_flops, init_from_pixart, load_weights,
-                                        pixart_alpha_to_mvdit, preset)  # fmt: skip
+from openvid_assets.mvdit.model import (
+    POSITION_BUFFERS,
+    MVDiT,
+    forward_flops,
+    init_from_pixart,
+    load_weights,
+    pixart_alpha_to_mvdit,
+    preset,
+)
 from openvid_assets_tests.mvdit.helpers import TINY, inputs, randomize, tiny_model
 
 DATA = Path(__file__).parents[1] / "data"

@@ -28,9 +28,24 @@ def t5():
 
 
 def probe(path) -> dict:
-    done = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                           "stream=codec_name,width,height,pix_fmt,nb_read_frames", "-of", "json", str(path)],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,pix_fmt,nb_read_frames",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout)["streams"][0]
 
 
@@ -93,11 +108,15 @@ def test_encoders_load_from_local_folders_with_or_without_tokenizer_files(tmp_pa
 def test_sampling_writes_decodable_videos_from_a_training_checkpoint(tmp_path, vae, t5):
     latents, captions = torch.randn(2, 4, 4, 8, 8).clamp(-1, 1), t5.encode(["waves", "a dog"])
     data = [(latents[i], captions[0][i], captions[1][i]) for i in range(2)]
-    train(tiny_model(randomized=False, config=CONFIG), data, TrainConfig(steps=2, checkpoint_dir=tmp_path / "ckpt",
-                                                                         log_every=0))  # fmt: skip
+    train(
+        tiny_model(randomized=False, config=CONFIG),
+        data,
+        TrainConfig(steps=2, checkpoint_dir=tmp_path / "ckpt", log_every=0),
+    )
     prompts = ["A red fox runs through snow!", "waves"]
-    paths = sample_to_files(tmp_path / "ckpt" / "step-00000002.pt", prompts, tmp_path / "out", CONFIG, t5, vae,
-                            steps=5, cfg_scale=7.0)  # fmt: skip
+    paths = sample_to_files(
+        tmp_path / "ckpt" / "step-00000002.pt", prompts, tmp_path / "out", CONFIG, t5, vae, steps=5, cfg_scale=7.0
+    )
     assert [p.name for p in paths] == ["000-a-red-fox-runs-through-snow.mp4", "001-waves.mp4"]
     for path in paths:
         stream = probe(path)

@@ -91,8 +91,7 @@ def test_ema_follows_its_update_rule(tmp_path):
 @pytest.mark.parametrize("kind", ["map-style", "iterable"])
 def test_resuming_replays_the_losses_of_an_uninterrupted_run(tmp_path, kind):
     data = items(5) if kind == "map-style" else Stream(items(5))  # 5 items, 2 per step: epochs end mid-batch
-    config = TrainConfig(steps=5, batch_size=2, lr=1e-3, checkpoint_every=2, checkpoint_dir=tmp_path / "a",
-                         log_every=0)  # fmt: skip
+    config = TrainConfig(steps=5, batch_size=2, lr=1e-3, checkpoint_every=2, checkpoint_dir=tmp_path / "a", log_every=0)
     uninterrupted = train(tiny_model(seed=0, randomized=False), data, config)  # caption dropout 0.1 draws too
     assert [p.name for p in uninterrupted.checkpoints] == ["step-00000002.pt", "step-00000004.pt", "step-00000005.pt"]
 
@@ -160,8 +159,16 @@ dist.destroy_process_group()
 def test_ddp_under_torchrun_trains_checkpoints_and_resumes(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(textwrap.dedent(DDP_SCRIPT))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-               str(tmp_path)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tmp_path),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.split("RESULT", 1)[1])

@@ -27,7 +27,14 @@ from openvid_assets_tests.reliability.conftest import SHARD_SIZE
 
 pytestmark = pytest.mark.slow  # the whole pipeline through the daemon, twice
 
-FIRST_WAVE = ["video_manifest", "frame_embeddings", "aesthetic_scores", "content_scores", "temporal_scores", "motion_scores"]
+FIRST_WAVE = [
+    "video_manifest",
+    "frame_embeddings",
+    "aesthetic_scores",
+    "content_scores",
+    "temporal_scores",
+    "motion_scores",
+]
 
 
 def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference_run, tmp_path):
@@ -39,9 +46,25 @@ def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference
     # all writing to the same instance (runs, event log, asset index) and the same data root.
     env = pipeline_env(home, OPENVID_DATA_ROOT=str(data))
     # The recipe the run command below asks for, stored first, so those runs use it too.
-    recipe = subprocess.run([*run_args(reference_run.source, data, SHARD_SIZE)[:3], "recipe", "--data-root", str(data),
-                             "--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian",
-                             "--set", "selection.thresholds_off=true"], env=env, capture_output=True, text=True)  # fmt: skip
+    recipe = subprocess.run(
+        [
+            *run_args(reference_run.source, data, SHARD_SIZE)[:3],
+            "recipe",
+            "--data-root",
+            str(data),
+            "--models",
+            "offline",
+            "--motion-backend",
+            "farneback",
+            "--clarity-backend",
+            "laplacian",
+            "--set",
+            "selection.thresholds_off=true",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert recipe.returncode == 0, recipe.stdout + recipe.stderr
     parallel = run_in_parallel([materialize_args(FIRST_WAVE, shard) for shard in shards], env, tmp_path, timeout=300)
     assert parallel.return_codes == [0, 0, 0, 0], "\n\n".join(parallel.outputs)

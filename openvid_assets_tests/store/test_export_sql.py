@@ -8,9 +8,17 @@ from openvid_assets.store import run_sql
 
 
 def _dataset(n: int) -> pl.DataFrame:
-    return pl.DataFrame({"clip_id": [f"c{i:02d}" for i in range(n)], "video_id": [f"v{i // 2}" for i in range(n)],
-                         "aesthetic score": [float(i) for i in range(n)], "clarity": [float(n - i) for i in range(n)],
-                         "temporal consistency score": [0.9] * n, "motion score": [1.0] * n, "seconds": [2.0] * n})  # fmt: skip
+    return pl.DataFrame(
+        {
+            "clip_id": [f"c{i:02d}" for i in range(n)],
+            "video_id": [f"v{i // 2}" for i in range(n)],
+            "aesthetic score": [float(i) for i in range(n)],
+            "clarity": [float(n - i) for i in range(n)],
+            "temporal consistency score": [0.9] * n,
+            "motion score": [1.0] * n,
+            "seconds": [2.0] * n,
+        }
+    )
 
 
 def _tiers(dataset: pl.DataFrame, **settings) -> dict[str, list[str]]:
@@ -27,7 +35,9 @@ def test_tiers_by_one_score_are_equal_slices_of_its_order():
 
 def test_opposite_scores_cancel_into_one_tier_and_ties_share_a_tier():
     # aesthetic rises as clarity falls: every clip has the same combined rank.
-    assert _tiers(_dataset(10), tiers=5, tier_by=("aesthetic", "clarity")) == {"tier_1": [f"c{i:02d}" for i in range(10)]}
+    assert _tiers(_dataset(10), tiers=5, tier_by=("aesthetic", "clarity")) == {
+        "tier_1": [f"c{i:02d}" for i in range(10)]
+    }
 
 
 def test_fewer_clips_than_tiers_and_unknown_scores():

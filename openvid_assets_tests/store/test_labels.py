@@ -12,8 +12,9 @@ ITEMS = {f"v{i:03d}": "video" for i in range(100)}
 
 def test_saves_append_and_the_latest_label_of_each_reviewer_wins(tmp_path):
     store = LabelStore(LocalFileSystem(tmp_path))
-    store.append("ana", [{"item": "v001", "score": "aesthetic", "score_value": 5.1, "label": "bad", "tags": ["blurry"]}],
-                 ITEMS)  # fmt: skip
+    store.append(
+        "ana", [{"item": "v001", "score": "aesthetic", "score_value": 5.1, "label": "bad", "tags": ["blurry"]}], ITEMS
+    )
     store.append("ana", [{"item": "v001", "score": "aesthetic", "label": "good"}], ITEMS)
     store.append("bo", [{"item": "v001", "score": "aesthetic", "label": "bad", "tags": ["dark", "dark"]}], ITEMS)
     table, problems = store.read()
@@ -37,15 +38,18 @@ def test_two_reviewers_saving_at_once_lose_nothing(tmp_path):
     assert table.height == 100 and table["item"].n_unique() == 100 and not problems
 
 
-@pytest.mark.parametrize("reviewer, row, message", [
-    ("../etc", {"item": "v001", "label": "good"}, "reviewer name"),
-    ("", {"item": "v001", "label": "good"}, "reviewer name"),
-    ("ana", {"item": "nope", "label": "good"}, "not in this data root"),
-    ("ana", {"item": "v001", "label": "great"}, "label must be one of"),
-    ("ana", {"item": "v001", "label": "bad", "tags": ["ugly"]}, "tags must be"),
-    ("ana", {"item": "v001", "label": "bad", "score_value": "high"}, "score_value"),
-    ("ana", "v001", "a label is an object"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "reviewer, row, message",
+    [
+        ("../etc", {"item": "v001", "label": "good"}, "reviewer name"),
+        ("", {"item": "v001", "label": "good"}, "reviewer name"),
+        ("ana", {"item": "nope", "label": "good"}, "not in this data root"),
+        ("ana", {"item": "v001", "label": "great"}, "label must be one of"),
+        ("ana", {"item": "v001", "label": "bad", "tags": ["ugly"]}, "tags must be"),
+        ("ana", {"item": "v001", "label": "bad", "score_value": "high"}, "score_value"),
+        ("ana", "v001", "a label is an object"),
+    ],
+)
 def test_bad_labels_are_refused_and_nothing_is_written(tmp_path, reviewer, row, message):
     store = LabelStore(LocalFileSystem(tmp_path))
     with pytest.raises(LabelError, match=message):

@@ -4,8 +4,10 @@ from openvid_assets.store.rows import KEY_COLUMNS, RowKey, reusable_rows
 
 
 def _rows(key: RowKey, statuses: list[str]) -> pl.DataFrame:
-    return pl.DataFrame([{"video_id": f"v{i}", "status": s, **key.columns()} for i, s in enumerate(statuses)],
-                        schema={"video_id": pl.String, "status": pl.String, **KEY_COLUMNS})  # fmt: skip
+    return pl.DataFrame(
+        [{"video_id": f"v{i}", "status": s, **key.columns()} for i, s in enumerate(statuses)],
+        schema={"video_id": pl.String, "status": pl.String, **KEY_COLUMNS},
+    )
 
 
 def test_rows_are_reused_only_for_the_same_model_weights_and_params():
@@ -13,8 +15,11 @@ def test_rows_are_reused_only_for_the_same_model_weights_and_params():
     table = _rows(key, ["ok", "failed", "ok"])
     assert reusable_rows(table, key)["video_id"].to_list() == ["v0", "v2"]  # failed rows are retried
     assert reusable_rows(table, key, statuses=("ok", "failed")).height == 3
-    for other in (RowKey("farneback", "abc", {"frames": 10}), RowKey("unimatch", "def", {"frames": 10}),
-                  RowKey("unimatch", "abc", {"frames": 11})):  # fmt: skip
+    for other in (
+        RowKey("farneback", "abc", {"frames": 10}),
+        RowKey("unimatch", "def", {"frames": 10}),
+        RowKey("unimatch", "abc", {"frames": 11}),
+    ):
         assert reusable_rows(table, other).height == 0, other
     assert RowKey("m", "w", {"b": 1, "a": 2}).params_hash == RowKey("m", "w", {"a": 2, "b": 1}).params_hash
 

@@ -30,8 +30,10 @@ def test_thresholds_and_lineage_stream_from_s3_with_bounded_memory(shard_tables,
     assert upload_root(shard_tables, s3_bucket, "root") == 4 * SHARDS
     files = sorted(shard_tables.rglob("*.parquet"))
     # What holding the score tables in memory would take (the old S3 path fetched and concatenated them all).
-    scores_mib = sum(pq.ParquetFile(p).metadata.row_group(0).total_byte_size for p in files
-                     if p.parent.name != "video_manifest") / 2**20  # fmt: skip
+    scores_mib = (
+        sum(pq.ParquetFile(p).metadata.row_group(0).total_byte_size for p in files if p.parent.name != "video_manifest")
+        / 2**20
+    )
 
     local = global_steps(str(shard_tables), s3_env)
     s3 = global_steps(f"s3://{s3_bucket}/root", s3_env)
@@ -40,9 +42,11 @@ def test_thresholds_and_lineage_stream_from_s3_with_bounded_memory(shard_tables,
     assert s3["lineage"] == local["lineage"] and s3["lineage"][0] == SHARDS * PER_SHARD
     assert s3["check"] == local["check"]
     assert s3["check"]["missing"] == s3["check"]["duplicated"] == s3["check"]["unknown"] == 0
-    print(f"\nscore tables {scores_mib:.0f} MiB in memory; peak RSS above base: thresholds local "
-          f"{local['thresholds_peak_mib']:.0f} / S3 {s3['thresholds_peak_mib']:.0f} MiB, with lineage local "
-          f"{local['peak_mib']:.0f} / S3 {s3['peak_mib']:.0f} MiB")  # fmt: skip
+    print(
+        f"\nscore tables {scores_mib:.0f} MiB in memory; peak RSS above base: thresholds local "
+        f"{local['thresholds_peak_mib']:.0f} / S3 {s3['thresholds_peak_mib']:.0f} MiB, with lineage local "
+        f"{local['peak_mib']:.0f} / S3 {s3['peak_mib']:.0f} MiB"
+    )
     # The bound: the global steps on S3 need no more memory than on a local root, where DuckDB's own parquet
     # reader streams (measured at 2,000 x 25 videos, above base: thresholds S3 92 / local 134 MiB; with lineage
     # S3 619 / local 802 MiB, DuckDB's working memory, not the tables; see docs/BENCHMARKS.md).

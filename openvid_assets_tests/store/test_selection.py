@@ -15,13 +15,34 @@ from openvid_assets.store.sql import run_sql
 
 def scores(values, ids=None, status=None) -> pl.DataFrame:
     n = len(values)
-    return pl.DataFrame({
-        "video_id": ids or [f"v{i}" for i in range(n)], "source_uri": [f"/s/{i}.mp4" for i in range(n)],
-        "status": status or ["ok"] * n, "error": [None] * n, "score": values})  # fmt: skip
+    return pl.DataFrame(
+        {
+            "video_id": ids or [f"v{i}" for i in range(n)],
+            "source_uri": [f"/s/{i}.mp4" for i in range(n)],
+            "status": status or ["ok"] * n,
+            "error": [None] * n,
+            "score": values,
+        }
+    )
 
 
-@pytest.mark.parametrize("text", ["top:150", "top:-1", "top:0", "band:90:10", "range:3:1", "min:x", "top",
-                                  "band:1", "median:5", "min:nan", "max:inf", ""])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "top:150",
+        "top:-1",
+        "top:0",
+        "band:90:10",
+        "range:3:1",
+        "min:x",
+        "top",
+        "band:1",
+        "median:5",
+        "min:nan",
+        "max:inf",
+        "",
+    ],
+)
 def test_malformed_rules_are_rejected_with_a_reason(text):
     with pytest.raises(RuleError):
         Rule.parse(text)
@@ -56,8 +77,11 @@ def test_thresholds_match_independently_computed_percentiles():
 
 
 def test_failed_rows_and_duplicate_content_do_not_skew_thresholds():
-    table = scores([1.0, 2.0, 3.0, 4.0, 4.0, 999.0], ids=["a", "b", "c", "d", "d", "e"],
-                   status=["ok", "ok", "ok", "ok", "ok", "failed"])  # fmt: skip
+    table = scores(
+        [1.0, 2.0, 3.0, 4.0, 4.0, 999.0],
+        ids=["a", "b", "c", "d", "d", "e"],
+        status=["ok", "ok", "ok", "ok", "ok", "failed"],
+    )
     cut = compute_thresholds(parse_rules({}), {"aesthetic": table}, "v").row(0, named=True)
     assert cut["videos"] == 4  # d counted once, e (failed) not at all
     assert cut["lower"] == pytest.approx(np.percentile([1, 2, 3, 4], 80))
@@ -71,8 +95,10 @@ def test_version_changes_with_the_rules_and_with_the_inputs():
 
 
 def _thresholds(**cuts) -> pl.DataFrame:
-    rows = [{"score": k, "rule": "r", "description": d, "lower": lo, "upper": hi, "videos": 1, "version": "v1"}
-            for k, (lo, hi, d) in cuts.items()]  # fmt: skip
+    rows = [
+        {"score": k, "rule": "r", "description": d, "lower": lo, "upper": hi, "videos": 1, "version": "v1"}
+        for k, (lo, hi, d) in cuts.items()
+    ]
     return pl.DataFrame(rows)
 
 
@@ -80,12 +106,16 @@ def test_intersection_and_reasons_in_sql():
     a = scores([6.0, 4.0, 6.0, 6.0, 6.0])
     t = scores([0.95, 0.95, 0.5, 0.95, 0.95])
     m = scores([2.0, 2.0, 2.0, 50.0, 2.0])
-    m = m.with_columns(status=pl.Series(["ok", "ok", "ok", "ok", "failed"]),
-                       error=pl.Series([None, None, None, None, "decode failed: boom"]))  # fmt: skip
-    th = _thresholds(aesthetic=(5.0, None, "top 20%"), temporal=(0.9, 0.99, "band p5-p90"),
-                     motion=(1.0, 10.0, "band p10-p95"))  # fmt: skip
-    out = run_sql("quality_candidates", {"aesthetic": a, "temporal": t, "motion": m, "thresholds": th,
-                                         **content_inputs(a)})  # fmt: skip
+    m = m.with_columns(
+        status=pl.Series(["ok", "ok", "ok", "ok", "failed"]),
+        error=pl.Series([None, None, None, None, "decode failed: boom"]),
+    )
+    th = _thresholds(
+        aesthetic=(5.0, None, "top 20%"), temporal=(0.9, 0.99, "band p5-p90"), motion=(1.0, 10.0, "band p10-p95")
+    )
+    out = run_sql(
+        "quality_candidates", {"aesthetic": a, "temporal": t, "motion": m, "thresholds": th, **content_inputs(a)}
+    )
     rows = {r["source_uri"]: r for r in out.iter_rows(named=True)}
     assert rows["/s/0.mp4"]["candidate"] and rows["/s/0.mp4"]["quality_reason"] is None
     assert rows["/s/1.mp4"]["quality_reason"] == "aesthetic 4 < 5 (top 20%)"
@@ -104,30 +134,54 @@ def content_inputs(scored: pl.DataFrame, **changes) -> dict[str, pl.DataFrame]:
     from openvid_assets.recipe import Recipe
 
     n = scored.height
-    ordinary = {"brightness": [120.0] * n, "dark_share": [0.01] * n, "bright_share": [0.01] * n,
-                "contrast": [30.0] * n, "colourfulness": [40.0] * n, "text_area": [0.0] * n, "nsfw": [-0.3] * n}
+    ordinary = {
+        "brightness": [120.0] * n,
+        "dark_share": [0.01] * n,
+        "bright_share": [0.01] * n,
+        "contrast": [30.0] * n,
+        "colourfulness": [40.0] * n,
+        "text_area": [0.0] * n,
+        "nsfw": [-0.3] * n,
+    }
     content = scored.select("video_id", "source_uri", "status", "error").with_columns(
-        **{k: pl.Series(changes.get(k, v)) for k, v in ordinary.items()}, crop_x=0, crop_y=0, crop_w=160, crop_h=90,
-        bordered=False, model=pl.lit("m"), weights_digest=pl.lit("d"))  # fmt: skip
-    return {"content": content.cast(CONTENT_SCHEMA).select(list(CONTENT_SCHEMA)),
-            "duplicates": pl.DataFrame(schema=DUPLICATES_SCHEMA), "filters": Recipe().filters.table(),
-            "suitability": pl.DataFrame(schema=SCORE_SCHEMA)}  # no learned filter fitted
+        **{k: pl.Series(changes.get(k, v)) for k, v in ordinary.items()},
+        crop_x=0,
+        crop_y=0,
+        crop_w=160,
+        crop_h=90,
+        bordered=False,
+        model=pl.lit("m"),
+        weights_digest=pl.lit("d"),
+    )
+    return {
+        "content": content.cast(CONTENT_SCHEMA).select(list(CONTENT_SCHEMA)),
+        "duplicates": pl.DataFrame(schema=DUPLICATES_SCHEMA),
+        "filters": Recipe().filters.table(),
+        "suitability": pl.DataFrame(schema=SCORE_SCHEMA),
+    }  # no learned filter fitted
 
 
 def test_content_rules_and_near_duplicates_drop_with_readable_reasons():
     a = scores([6.0] * 5)
-    inputs = content_inputs(a, brightness=[120.0, 10.0, 250.0, 120.0, 120.0], text_area=[0.0, 0.0, 0.0, 0.2, None],
-                            bright_share=[0.01, 0.0, 0.9, 0.01, 0.01])  # fmt: skip
+    inputs = content_inputs(
+        a,
+        brightness=[120.0, 10.0, 250.0, 120.0, 120.0],
+        text_area=[0.0, 0.0, 0.0, 0.2, None],
+        bright_share=[0.01, 0.0, 0.9, 0.01, 0.01],
+    )
     ids = a["video_id"].to_list()
-    inputs["duplicates"] = pl.DataFrame({"video_id": [ids[4]], "duplicate_of": [ids[0]], "cosine": [0.9912],
-                                         "group_size": [2]}, schema=inputs["duplicates"].schema)  # fmt: skip
+    inputs["duplicates"] = pl.DataFrame(
+        {"video_id": [ids[4]], "duplicate_of": [ids[0]], "cosine": [0.9912], "group_size": [2]},
+        schema=inputs["duplicates"].schema,
+    )
     th = _thresholds(aesthetic=(5.0, None, "top 20%"))
     out = run_sql("quality_candidates", {"aesthetic": a, "temporal": a, "motion": a, "thresholds": th, **inputs})
     rows = [r for r in out.sort("source_uri").iter_rows(named=True)]
     assert rows[0]["candidate"] and rows[0]["content_reason"] is None and rows[0]["duplicate_reason"] is None
     assert rows[1]["content_reason"] == "too dark: brightness 10 < 30 (range 30-225)"
-    assert rows[2]["content_reason"] == ("overexposed: bright_share 0.9 > 0.5 (max 0.5); "
-                                         "too bright: brightness 250 > 225 (range 30-225)")  # fmt: skip
+    assert rows[2]["content_reason"] == (
+        "overexposed: bright_share 0.9 > 0.5 (max 0.5); too bright: brightness 250 > 225 (range 30-225)"
+    )
     assert rows[3]["content_reason"] == "burnt-in text: text_area 0.2 > 0.03 (max 0.03)"
     assert rows[4]["duplicate_reason"] == f"near-duplicate of {ids[0]} (cos 0.991)"
     assert rows[4]["content_reason"] is None  # a measure not taken (no text frames) is not judged
@@ -146,8 +200,9 @@ def test_the_learned_filter_is_judged_by_its_content_rule_and_only_when_on():
 
     a = scores([6.0] * 4)
     inputs = content_inputs(a)
-    inputs["suitability"] = a.with_columns(score=pl.Series([0.9, 0.2, 0.5, None]),
-                                           status=pl.Series(["ok", "ok", "ok", "failed"]))  # fmt: skip
+    inputs["suitability"] = a.with_columns(
+        score=pl.Series([0.9, 0.2, 0.5, None]), status=pl.Series(["ok", "ok", "ok", "failed"])
+    )
     th = _thresholds(aesthetic=(5.0, None, "top 20%"))
     args = {"aesthetic": a, "temporal": a, "motion": a, "thresholds": th, **inputs}
     off = run_sql("quality_candidates", args).sort("source_uri")
@@ -155,4 +210,8 @@ def test_the_learned_filter_is_judged_by_its_content_rule_and_only_when_on():
     on = run_sql("quality_candidates", {**args, "filters": FilterSettings(suitability="min:0.5").table()})
     rows = on.sort("source_uri").iter_rows(named=True)
     assert [r["content_reason"] for r in rows] == [
-        None, "unsuitable (learned filter): suitability 0.2 < 0.5 (min 0.5)", None, None]  # fmt: skip
+        None,
+        "unsuitable (learned filter): suitability 0.2 < 0.5 (min 0.5)",
+        None,
+        None,
+    ]

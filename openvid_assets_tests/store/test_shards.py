@@ -7,9 +7,15 @@ from openvid_assets.store.shards import ShardRegistry, shard_index, shard_key
 def test_registration_splits_in_order_with_a_short_last_shard(tmp_path):
     registry = ShardRegistry(TableStore(str(tmp_path)))
     assert registry.register("/src", [f"/src/u{i}.mp4" for i in (6, 0, 1, 2, 3, 4, 5)], shard_size=3) == [
-        "shard-00000", "shard-00001", "shard-00002"]  # fmt: skip
+        "shard-00000",
+        "shard-00001",
+        "shard-00002",
+    ]
     assert [registry.members(k).uris for k in registry.keys()] == [
-        ["/src/u0.mp4", "/src/u1.mp4", "/src/u2.mp4"], ["/src/u3.mp4", "/src/u4.mp4", "/src/u5.mp4"], ["/src/u6.mp4"]]  # fmt: skip
+        ["/src/u0.mp4", "/src/u1.mp4", "/src/u2.mp4"],
+        ["/src/u3.mp4", "/src/u4.mp4", "/src/u5.mp4"],
+        ["/src/u6.mp4"],
+    ]
     assert registry.register("/src", [], shard_size=3) == []
     with pytest.raises(ValueError):
         registry.register("/src", ["/src/a.mp4"], shard_size=0)

@@ -12,7 +12,9 @@ from openvid_assets.store.files import HOST, STALE_TEMPORARY_S, LocalFileSystem
 
 
 def _frame(n: int, offset: int = 0) -> pl.DataFrame:
-    return pl.DataFrame({"video_id": [f"v{i}" for i in range(offset, offset + n)], "score": [float(i) for i in range(n)]})
+    return pl.DataFrame(
+        {"video_id": [f"v{i}" for i in range(offset, offset + n)], "score": [float(i) for i in range(n)]}
+    )
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -139,8 +141,9 @@ def test_streamed_table_writes_commit_atomically_and_export(store: TableStore):
 def test_scan_reads_tables_of_an_older_schema_as_nulls(store: TableStore):
     """A shard written before a column existed scans with that column null, on a local root and on S3 alike."""
     store.write("scores", "shard-00000", pl.DataFrame({"video_id": ["a"], "status": ["ok"], "score": [1.0]}))
-    store.write("scores", "shard-00001", pl.DataFrame({"video_id": ["b"], "status": ["ok"], "score": [2.0],
-                                                       "flow_dx": [0.5]}))  # fmt: skip
+    store.write(
+        "scores", "shard-00001", pl.DataFrame({"video_id": ["b"], "status": ["ok"], "score": [2.0], "flow_dx": [0.5]})
+    )
     out = run_sql("score_summary", {"scores": store.scan_source("scores")}).row(0, named=True)
     assert out["videos"] == 2 and out["mean"] == 1.5
     import duckdb

@@ -87,15 +87,22 @@ PAPER = DoverConfig(name="dover-technical")
 # Two blocks in the last two (cheap) stages keep the shifted-window paths: with the fragment
 # bias (stage 3) and with a window covering the whole 7x7 map (stage 4). Windows are 2 frames
 # deep instead of 8 (same 7x7 spatial windows and fragment gating), a quarter of the attention cost.
-TINY = DoverConfig(name="dover-technical-tiny", embed_dim=16, depths=(1, 1, 2, 2), num_heads=(1, 1, 1, 2),
-                   window_size=(2, 7, 7), head_hidden=8)  # fmt: skip
+TINY = DoverConfig(
+    name="dover-technical-tiny",
+    embed_dim=16,
+    depths=(1, 1, 2, 2),
+    num_heads=(1, 1, 1, 2),
+    window_size=(2, 7, 7),
+    head_hidden=8,
+)
 
 
 # --------------------------------------------------------------------------- windows
 
 
-def effective_window(size: tuple[int, ...], window: tuple[int, ...],
-                     shift: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:  # fmt: skip
+def effective_window(
+    size: tuple[int, ...], window: tuple[int, ...], shift: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """A window no larger than the feature map; no shift along an axis the window covers whole."""
     win, sh = list(window), list(shift)
     for axis, length in enumerate(size):
@@ -140,8 +147,9 @@ def _shift_labels(length: int, window: int, shift: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=64)
-def shift_mask(size: tuple[int, int, int], window: tuple[int, int, int], shift: tuple[int, int, int],
-               device: torch.device) -> torch.Tensor:  # fmt: skip
+def shift_mask(
+    size: tuple[int, int, int], window: tuple[int, int, int], shift: tuple[int, int, int], device: torch.device
+) -> torch.Tensor:
     """(nW, N, N) additive mask: tokens that come from different bands of the shifted map may not attend."""
     ld, lh, lw = (_shift_labels(n, w, s) for n, w, s in zip(size, window, shift))
     labels = (ld[:, None, None] * 9 + lh[None, :, None] * 3 + lw[None, None, :]).float()
@@ -151,8 +159,9 @@ def shift_mask(size: tuple[int, int, int], window: tuple[int, int, int], shift: 
 
 
 @lru_cache(maxsize=64)
-def fragment_gate(size: tuple[int, int, int], window: tuple[int, int, int], shift: tuple[int, int, int],
-                  device: torch.device) -> torch.Tensor:  # fmt: skip
+def fragment_gate(
+    size: tuple[int, int, int], window: tuple[int, int, int], shift: tuple[int, int, int], device: torch.device
+) -> torch.Tensor:
     """(nW, N, N) L1 distance, in fragment-grid cells, between the fragments two tokens of a window belong to.
 
     The (padded) feature map is split into a (1, Wh, Ww) grid of fragments by nearest-neighbour
@@ -233,8 +242,15 @@ class WindowAttention3D(nn.Module):
 
 
 class SwinTransformerBlock3D(nn.Module):
-    def __init__(self, dim: int, num_heads: int, window: tuple[int, int, int], shift: tuple[int, int, int],
-                 mlp_ratio: float, frag_bias: bool):  # fmt: skip
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window: tuple[int, int, int],
+        shift: tuple[int, int, int],
+        mlp_ratio: float,
+        frag_bias: bool,
+    ):
         super().__init__()
         self.window, self.shift = window, shift
         self.norm1 = nn.LayerNorm(dim)
@@ -281,8 +297,16 @@ class PatchMerging(nn.Module):
 class BasicLayer(nn.Module):
     """One stage: blocks alternating plain and half-window-shifted windows, then patch merging."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, window: tuple[int, int, int], mlp_ratio: float,
-                 frag_bias: bool, downsample: bool):  # fmt: skip
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        window: tuple[int, int, int],
+        mlp_ratio: float,
+        frag_bias: bool,
+        downsample: bool,
+    ):
         super().__init__()
         half = tuple(k // 2 for k in window)
         self.blocks = nn.ModuleList(
@@ -320,8 +344,15 @@ class SwinTransformer3D(nn.Module):
         self.patch_embed = PatchEmbed3D(config.patch_size, config.embed_dim)
         stages = len(config.depths)
         self.layers = nn.ModuleList(
-            BasicLayer(config.embed_dim * 2**i, config.depths[i], config.num_heads[i], config.window_size,
-                       config.mlp_ratio, config.frag_biases[i], downsample=i < stages - 1)  # fmt: skip
+            BasicLayer(
+                config.embed_dim * 2**i,
+                config.depths[i],
+                config.num_heads[i],
+                config.window_size,
+                config.mlp_ratio,
+                config.frag_biases[i],
+                downsample=i < stages - 1,
+            )
             for i in range(stages)
         )
         self.norm = nn.LayerNorm(config.num_features)
@@ -379,8 +410,9 @@ def technical_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if k.startswith(TECHNICAL_PREFIXES)}
 
 
-def load_dover_technical(weights: WeightsFile = DOVER_WEIGHTS,
-                         config: DoverConfig = PAPER) -> tuple[DoverTechnical, str]:  # fmt: skip
+def load_dover_technical(
+    weights: WeightsFile = DOVER_WEIGHTS, config: DoverConfig = PAPER
+) -> tuple[DoverTechnical, str]:
     """(model, weights digest): the technical keys of a DOVER checkpoint, loaded strictly."""
     path = resolve(weights)
     state = technical_state(load_state_dict(path))
@@ -414,8 +446,7 @@ class AestheticConfig:
 
 
 AESTHETIC = AestheticConfig(name="dover-aesthetic")
-AESTHETIC_TINY = AestheticConfig(name="dover-aesthetic-tiny", depths=(1, 1, 3, 1), dims=(8, 16, 32, 64),
-                                 head_hidden=8)  # fmt: skip
+AESTHETIC_TINY = AestheticConfig(name="dover-aesthetic-tiny", depths=(1, 1, 3, 1), dims=(8, 16, 32, 64), head_hidden=8)
 FUSION = (0.6104, 0.3896)  # weights of the standardised technical and aesthetic raw scores
 
 
@@ -457,13 +488,21 @@ class ConvNeXt3D(nn.Module):
         super().__init__()
         dims = config.dims
         stem = nn.Sequential(nn.Conv3d(3, dims[0], (2, 4, 4), stride=(2, 4, 4)), ChannelsFirstLayerNorm(dims[0]))
-        self.downsample_layers = nn.ModuleList([stem] + [
-            nn.Sequential(ChannelsFirstLayerNorm(dims[i]), nn.Conv3d(dims[i], dims[i + 1], (1, 2, 2), stride=(1, 2, 2)))
-            for i in range(len(dims) - 1)])  # fmt: skip
+        self.downsample_layers = nn.ModuleList(
+            [stem]
+            + [
+                nn.Sequential(
+                    ChannelsFirstLayerNorm(dims[i]), nn.Conv3d(dims[i], dims[i + 1], (1, 2, 2), stride=(1, 2, 2))
+                )
+                for i in range(len(dims) - 1)
+            ]
+        )
         self.stages = nn.ModuleList(
-            nn.Sequential(*[ConvNeXtBlock3D(dims[i], int(config.inflate[j % len(config.inflate)]))
-                            for j in range(depth)])
-            for i, depth in enumerate(config.depths))  # fmt: skip
+            nn.Sequential(
+                *[ConvNeXtBlock3D(dims[i], int(config.inflate[j % len(config.inflate)])) for j in range(depth)]
+            )
+            for i, depth in enumerate(config.depths)
+        )
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -491,16 +530,18 @@ class Dover(nn.Module):
         return self.aesthetic_head(self.aesthetic_backbone(clips))
 
 
-def load_dover(weights: WeightsFile = DOVER_WEIGHTS, technical: DoverConfig = PAPER,
-               aesthetic: AestheticConfig = AESTHETIC) -> tuple[Dover, str]:  # fmt: skip
+def load_dover(
+    weights: WeightsFile = DOVER_WEIGHTS, technical: DoverConfig = PAPER, aesthetic: AestheticConfig = AESTHETIC
+) -> tuple[Dover, str]:
     """(model, weights digest): every key of a DOVER checkpoint, loaded strictly."""
     path = resolve(weights)
     with torch.device("meta"):
         model = Dover(technical, aesthetic)
     model.load_state_dict(load_state_dict(path), strict=True, assign=True)
     for name, buffer in model.named_buffers():
-        if name.endswith("relative_position_index") and not torch.equal(buffer, relative_position_index(
-                technical.window_size)):  # fmt: skip
+        if name.endswith("relative_position_index") and not torch.equal(
+            buffer, relative_position_index(technical.window_size)
+        ):
             raise ValueError(f"{path}: {name} does not match window size {technical.window_size}")
     return model, file_digest(path)
 
@@ -510,8 +551,9 @@ def aesthetic_indices(num_frames: int, config: AestheticConfig = AESTHETIC) -> l
     return part_centres(num_frames, config.frames)
 
 
-def aesthetic_clip(frames: torch.Tensor, technical: DoverConfig = PAPER,
-                   config: AestheticConfig = AESTHETIC) -> torch.Tensor:  # fmt: skip
+def aesthetic_clip(
+    frames: torch.Tensor, technical: DoverConfig = PAPER, config: AestheticConfig = AESTHETIC
+) -> torch.Tensor:
     """uint8 frames (T, H, W, 3) -> the aesthetic branch's input (1, 3, T, size, size), normalised as the
     technical branch's."""
     x = frames.permute(0, 3, 1, 2).float()
@@ -525,9 +567,12 @@ def rescale_aesthetic(raw: float, config: AestheticConfig = AESTHETIC) -> float:
     return float(1 / (1 + math.exp(-(raw - config.rescale_shift) / config.rescale_scale)))
 
 
-def fused_quality(technical_raw: float, aesthetic_raw: float, technical: DoverConfig = PAPER,
-                  aesthetic: AestheticConfig = AESTHETIC) -> float:  # fmt: skip
+def fused_quality(
+    technical_raw: float, aesthetic_raw: float, technical: DoverConfig = PAPER, aesthetic: AestheticConfig = AESTHETIC
+) -> float:
     """DOVER's overall score from the two raw scores (the published fusion)."""
-    z = (FUSION[0] * (technical_raw - technical.rescale_shift) / technical.rescale_scale
-         + FUSION[1] * (aesthetic_raw - aesthetic.rescale_shift) / aesthetic.rescale_scale)  # fmt: skip
+    z = (
+        FUSION[0] * (technical_raw - technical.rescale_shift) / technical.rescale_scale
+        + FUSION[1] * (aesthetic_raw - aesthetic.rescale_shift) / aesthetic.rescale_scale
+    )
     return float(1 / (1 + math.exp(-z)))

@@ -17,9 +17,11 @@ import torch
 
 from openvid_assets.models.registry.weights import WeightsFile, file_digest, load_state_dict, resolve
 
-RAFT_WEIGHTS = WeightsFile("raft/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
-                           "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
-                           "RAFT-large optical flow, torchvision's C+T+S+K+H weights")  # fmt: skip
+RAFT_WEIGHTS = WeightsFile(
+    "raft/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+    "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+    "RAFT-large optical flow, torchvision's C+T+S+K+H weights",
+)
 MIN_SIDE = 128
 
 

@@ -121,9 +121,15 @@ def expected_checker_keys(tower: CheckerTower = VIT_L14) -> dict[str, tuple[int,
 def _expected_checker_keys(tower: CheckerTower) -> tuple[tuple[str, tuple[int, ...]], ...]:
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    config = CLIPVisionConfig(hidden_size=tower.hidden, num_hidden_layers=tower.layers,
-                              num_attention_heads=tower.heads, intermediate_size=tower.intermediate,
-                              patch_size=tower.patch, image_size=tower.image, projection_dim=EMBED_DIM)  # fmt: skip
+    config = CLIPVisionConfig(
+        hidden_size=tower.hidden,
+        num_hidden_layers=tower.layers,
+        num_attention_heads=tower.heads,
+        intermediate_size=tower.intermediate,
+        patch_size=tower.patch,
+        image_size=tower.image,
+        projection_dim=EMBED_DIM,
+    )
     with torch.device("meta"):
         model = CLIPVisionModel(config)
     keys: dict[str, tuple[int, ...]] = {}
@@ -137,8 +143,9 @@ def _expected_checker_keys(tower: CheckerTower) -> tuple[tuple[str, tuple[int, .
     return tuple(keys.items())
 
 
-def check_checker_layout(shapes: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]],
-                         source: str = "the file") -> None:  # fmt: skip
+def check_checker_layout(
+    shapes: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]], source: str = "the file"
+) -> None:
     """Raise a ValueError naming every missing, unexpected and mis-shaped key (``OPTIONAL_KEYS`` may be absent)."""
     missing = sorted(set(expected) - set(shapes) - OPTIONAL_KEYS)
     unexpected = sorted(set(shapes) - set(expected))
@@ -149,20 +156,26 @@ def check_checker_layout(shapes: Mapping[str, tuple[int, ...]], expected: Mappin
     def listed(keys: list[str]) -> str:
         return ", ".join(keys[:10]) + (f" (+{len(keys) - 10} more)" if len(keys) > 10 else "")
 
-    problems = [f"missing keys: {listed(missing)}" if missing else "",
-                f"unexpected keys: {listed(unexpected)}" if unexpected else "",
-                "mis-shaped keys: " + listed([f"{k} {tuple(shapes[k])} (expected {tuple(expected[k])})"
-                                              for k in misshaped]) if misshaped else ""]  # fmt: skip
-    raise ValueError(f"{source} is not the Stable Diffusion safety checker's layout; "
-                     + "; ".join(p for p in problems if p))  # fmt: skip
+    problems = [
+        f"missing keys: {listed(missing)}" if missing else "",
+        f"unexpected keys: {listed(unexpected)}" if unexpected else "",
+        "mis-shaped keys: " + listed([f"{k} {tuple(shapes[k])} (expected {tuple(expected[k])})" for k in misshaped])
+        if misshaped
+        else "",
+    ]
+    raise ValueError(
+        f"{source} is not the Stable Diffusion safety checker's layout; " + "; ".join(p for p in problems if p)
+    )
 
 
 def check_same_tower(state: Mapping[str, torch.Tensor], clip_visual: Any, source: str = "the file") -> None:
     """Raise unless the checker's tower is ``clip_visual`` (an open_clip VisionTransformer): projection and class
     embedding equal within fp16 rounding. Otherwise its concepts sit in another space than the stored embeddings."""
     proj = getattr(clip_visual, "proj", None)
-    pairs = [("visual_projection.weight vs proj.T", state[PROJECTION], None if proj is None else proj.T),
-             ("class_embedding", state[CLASS_EMBEDDING], getattr(clip_visual, "class_embedding", None))]  # fmt: skip
+    pairs = [
+        ("visual_projection.weight vs proj.T", state[PROJECTION], None if proj is None else proj.T),
+        ("class_embedding", state[CLASS_EMBEDDING], getattr(clip_visual, "class_embedding", None)),
+    ]
     for what, ours, theirs in pairs:
         if theirs is None or tuple(ours.shape) != tuple(theirs.shape):
             detail = f"{what}: shape {tuple(ours.shape)} vs {None if theirs is None else tuple(theirs.shape)}"
@@ -171,13 +184,16 @@ def check_same_tower(state: Mapping[str, torch.Tensor], clip_visual: Any, source
             if torch.allclose(a, b, rtol=1e-3, atol=1e-3):
                 continue
             detail = f"{what}: largest difference {(a - b).abs().max().item():.3g}"
-        raise ValueError(f"the safety checker's vision tower is not the pipeline's CLIP ({source}; {detail}): "
-                         "its concept embeddings live in another embedding space, so their cosines to the "
-                         "stored embeddings would mean nothing")  # fmt: skip
+        raise ValueError(
+            f"the safety checker's vision tower is not the pipeline's CLIP ({source}; {detail}): "
+            "its concept embeddings live in another embedding space, so their cosines to the "
+            "stored embeddings would mean nothing"
+        )
 
 
-def load_safety_concepts(weights: WeightsFile, clip_visual: Any = None, *, tower: CheckerTower = VIT_L14,
-                         decimals: int | None = DECIMALS) -> tuple[SafetyConcepts, str]:  # fmt: skip
+def load_safety_concepts(
+    weights: WeightsFile, clip_visual: Any = None, *, tower: CheckerTower = VIT_L14, decimals: int | None = DECIMALS
+) -> tuple[SafetyConcepts, str]:
     """(concept test, weights digest): the whole checker file checked strictly against its published layout,
     its tower optionally checked to be ``clip_visual``, and only the four concept tensors kept."""
     path = resolve(weights)

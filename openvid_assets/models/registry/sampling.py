@@ -51,5 +51,8 @@ class CLIPSampling:
         return {"temporal": "adjacent", "temporal_positions": list(self.temporal_positions)}
 
     def params(self) -> dict[str, Any]:
-        return {"aesthetic_positions": list(self.aesthetic_positions), "aesthetic_frames": "int(p*n)",
-                **self.temporal_params()}  # fmt: skip
+        return {
+            "aesthetic_positions": list(self.aesthetic_positions),
+            "aesthetic_frames": "int(p*n)",
+            **self.temporal_params(),
+        }

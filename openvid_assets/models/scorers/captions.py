@@ -87,7 +87,7 @@ def grid_image(frames: np.ndarray) -> np.ndarray:
     canvas = np.zeros((rows * h, cols * w, c), frames.dtype)
     for k, frame in enumerate(frames):
         r, q = divmod(k, cols)
-        canvas[r * h:(r + 1) * h, q * w:(q + 1) * w] = frame
+        canvas[r * h : (r + 1) * h, q * w : (q + 1) * w] = frame
     return canvas
 
 
@@ -135,8 +135,15 @@ def parse_structured(text: str) -> dict[str, str] | None:
 CAMERA_MOTIONS = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
 
 
-def camera_motion(flow_dx: float | None, flow_dy: float | None, flow_div: float | None, *,
-                  static_px: float = 0.3, zoom_div: float = 0.004, half_width_px: float = 160.0) -> str | None:  # fmt: skip
+def camera_motion(
+    flow_dx: float | None,
+    flow_dy: float | None,
+    flow_div: float | None,
+    *,
+    static_px: float = 0.3,
+    zoom_div: float = 0.004,
+    half_width_px: float = 160.0,
+) -> str | None:
     """The dominant global motion from the motion step's mean flow (px/frame) and divergence.
 
     Image content moving left means the camera pans right; content spreading
@@ -186,8 +193,14 @@ def tiny_tokenizer():
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.decoder = decoders.WordPiece(prefix="##", cleanup=True)  # joins words with spaces, tidies punctuation
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                        pad_token="<pad>", padding_side="left")  # fmt: skip
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        padding_side="left",
+    )
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<|im_start|>", "<|im_end|>"]})
     return tokenizer
 
@@ -205,24 +218,47 @@ def tiny_llava_next(seed: int = 0):
 
     tokenizer = tiny_tokenizer()
     config = LlavaNextConfig(
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                       num_attention_heads=2, image_size=32, patch_size=8, projection_dim=32),
-        text_config=LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                                eos_token_id=tokenizer.eos_token_id),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), image_grid_pinpoints=TINY_IMAGE_GRID,
-        vision_feature_layer=-1, vision_feature_select_strategy="default",
-    )  # fmt: skip
+        vision_config=CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+            projection_dim=32,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=TINY_IMAGE_GRID,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
     with seeded(seed):
         model = LlavaNextForConditionalGeneration(config)
     # Random weights may emit end-of-text first; never let them, so every offline clip gets a caption.
     model.generation_config.suppress_tokens = [tokenizer.eos_token_id]
-    image_processor = LlavaNextImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
-                                              image_grid_pinpoints=TINY_IMAGE_GRID)  # fmt: skip
-    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
-                                   vision_feature_select_strategy="default", chat_template=_CHATML_TEMPLATE,
-                                   num_additional_image_tokens=1)  # CLIP's CLS token, dropped by 'default'
+    image_processor = LlavaNextImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, image_grid_pinpoints=TINY_IMAGE_GRID
+    )
+    processor = LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        chat_template=_CHATML_TEMPLATE,
+        num_additional_image_tokens=1,
+    )  # CLIP's CLS token, dropped by 'default'
     return model, processor
 
 
@@ -269,8 +305,9 @@ class Captioner:
         return self._loaded
 
     def messages(self, prompt: str, images: int) -> list[dict[str, Any]]:
-        return [{"role": "user", "content": [*({"type": "image"} for _ in range(images)),
-                                             {"type": "text", "text": prompt}]}]  # fmt: skip
+        return [
+            {"role": "user", "content": [*({"type": "image"} for _ in range(images)), {"type": "text", "text": prompt}]}
+        ]
 
     @torch.inference_mode()
     def generate(self, batch: list[list[np.ndarray]], settings: CaptionSettings) -> list[Generation]:
@@ -278,17 +315,26 @@ class Captioner:
         from PIL import Image
 
         model, processor = self.load()
-        texts = [processor.apply_chat_template(self.messages(settings.effective_prompt, len(images)),
-                                               add_generation_prompt=True) for images in batch]  # fmt: skip
+        texts = [
+            processor.apply_chat_template(
+                self.messages(settings.effective_prompt, len(images)), add_generation_prompt=True
+            )
+            for images in batch
+        ]
         images = [Image.fromarray(image) for item in batch for image in item]
         inputs = processor(images=images, text=texts, return_tensors="pt", padding=True)
         device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
         inputs = {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in inputs.items()}
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
-        out = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=settings.max_new_tokens,
-                             min_new_tokens=settings.min_new_tokens)  # fmt: skip
-        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        out = model.generate(
+            **inputs,
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=settings.max_new_tokens,
+            min_new_tokens=settings.min_new_tokens,
+        )
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
         results = []
         for row in new_tokens.tolist():
             finished = any(t in eos_ids for t in row)

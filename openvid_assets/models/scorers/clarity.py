@@ -92,8 +92,9 @@ class LaplacianClarity:
 #
 
 
-def dover_frame_indices(num_frames: int, clip_len: int = 32, interval: int = 2, num_clips: int = 3,
-                        seed: int = 0) -> list[int]:  # fmt: skip
+def dover_frame_indices(
+    num_frames: int, clip_len: int = 32, interval: int = 2, num_clips: int = 3, seed: int = 0
+) -> list[int]:
     """``num_clips * clip_len`` frame indices, clip after clip, as upstream's ``UnifiedFrameSampler`` plans them.
 
     Clip ``k`` starts at ``k * (n // num_clips)``, plus an offset in ``[0, n // num_clips - clip_len * interval)``
@@ -104,8 +105,11 @@ def dover_frame_indices(num_frames: int, clip_len: int = 32, interval: int = 2, 
         return []
     segment = num_frames // num_clips
     reach = clip_len * interval
-    offsets = (np.random.default_rng([seed, num_frames]).integers(0, segment - reach, size=num_clips)
-               if segment > reach else np.zeros(num_clips, dtype=np.int64))  # fmt: skip
+    offsets = (
+        np.random.default_rng([seed, num_frames]).integers(0, segment - reach, size=num_clips)
+        if segment > reach
+        else np.zeros(num_clips, dtype=np.int64)
+    )
     starts = segment * np.arange(num_clips) + offsets
     plan = (starts[:, None] + interval * np.arange(clip_len)[None, :]) % num_frames
     return [int(i) for i in plan.ravel()]
@@ -127,8 +131,9 @@ def upsampled(frames: np.ndarray, min_side: int) -> np.ndarray:
     return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def fragment_offsets(height: int, width: int, clip: int, seed: int = 0, fragments: int = 7,
-                     size: int = 32) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def fragment_offsets(
+    height: int, width: int, clip: int, seed: int = 0, fragments: int = 7, size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """(tops, lefts), each (fragments, fragments): the patch origins for one clip of frames this size.
 
     Row ``i`` / column ``j`` of the grid starts at ``i * (height // fragments)`` (clamped so
@@ -142,8 +147,11 @@ def fragment_offsets(height: int, width: int, clip: int, seed: int = 0, fragment
     def axis(length: int) -> tuple[np.ndarray, np.ndarray]:
         cell = length // fragments
         grid = np.minimum(cell * np.arange(fragments), length - size)
-        jitter = rng.integers(0, cell - size, size=(fragments, fragments)) if cell > size else np.zeros(
-            (fragments, fragments), dtype=np.int64)  # fmt: skip
+        jitter = (
+            rng.integers(0, cell - size, size=(fragments, fragments))
+            if cell > size
+            else np.zeros((fragments, fragments), dtype=np.int64)
+        )
         return grid, jitter
 
     rows, dy = axis(height)
@@ -168,8 +176,9 @@ def cut_fragments(frames: np.ndarray, clip: int, seed: int = 0, fragments: int =
     return out
 
 
-def cut_all_clips(frames: np.ndarray, num_clips: int = 3, seed: int = 0, fragments: int = 7,
-                  size: int = 32) -> np.ndarray:  # fmt: skip
+def cut_all_clips(
+    frames: np.ndarray, num_clips: int = 3, seed: int = 0, fragments: int = 7, size: int = 32
+) -> np.ndarray:
     """The decoder's per-chunk reduce: (n, H, W, 3) -> (n, num_clips, S, S, 3), one mosaic per clip layout."""
     return np.stack([cut_fragments(frames, k, seed, fragments, size) for k in range(num_clips)], axis=1)
 
@@ -189,8 +198,14 @@ class DoverClarity:
     name = "dover-technical"
     extra_columns: tuple[str, ...] = ("dover_raw",)
 
-    def __init__(self, config: DoverConfig | None = None, weights: WeightsFile | None = DOVER_WEIGHTS,
-                 device: str = "auto", seed: int = 0, fp32: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        config: DoverConfig | None = None,
+        weights: WeightsFile | None = DOVER_WEIGHTS,
+        device: str = "auto",
+        seed: int = 0,
+        fp32: bool = False,
+    ):
         import torch
 
         from openvid_assets.models.networks import dover
@@ -200,8 +215,9 @@ class DoverClarity:
         self.config, self.seed = config, seed
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, fp32)
-        model, self.weights_digest = built_or_loaded(lambda: dover.DoverTechnical(config),
-                                                     lambda w: dover.load_dover_technical(w, config), weights, seed)  # fmt: skip
+        model, self.weights_digest = built_or_loaded(
+            lambda: dover.DoverTechnical(config), lambda w: dover.load_dover_technical(w, config), weights, seed
+        )
         self.model = model.eval().to(self.device, self.dtype)
         self.params: dict[str, Any] = {
             **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
@@ -209,10 +225,20 @@ class DoverClarity:
             "dtype": str(self.dtype).removeprefix("torch."),
         }
         self.request = FrameRequest(
-            indices=partial(dover_frame_indices, clip_len=config.clip_len, interval=config.frame_interval,
-                            num_clips=config.num_clips, seed=seed),  # fmt: skip
-            reduce=partial(cut_all_clips, num_clips=config.num_clips, seed=seed, fragments=config.fragments,
-                           size=config.fragment_size),  # fmt: skip
+            indices=partial(
+                dover_frame_indices,
+                clip_len=config.clip_len,
+                interval=config.frame_interval,
+                num_clips=config.num_clips,
+                seed=seed,
+            ),
+            reduce=partial(
+                cut_all_clips,
+                num_clips=config.num_clips,
+                seed=seed,
+                fragments=config.fragments,
+                size=config.fragment_size,
+            ),
             chunk=16,
         )
         self._mean = torch.tensor(config.mean, device=self.device).view(1, 3, 1, 1, 1)
@@ -252,8 +278,14 @@ class DoverAesthetic:
     name = "dover-aesthetic"
     extra_columns: tuple[str, ...] = ("dover_raw",)
 
-    def __init__(self, technical: DoverConfig | None = None, aesthetic: Any = None,
-                 weights: WeightsFile | None = DOVER_WEIGHTS, device: str = "auto", seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        technical: DoverConfig | None = None,
+        aesthetic: Any = None,
+        weights: WeightsFile | None = DOVER_WEIGHTS,
+        device: str = "auto",
+        seed: int = 0,
+    ):
         import torch
 
         from openvid_assets.models.networks import dover
@@ -261,14 +293,23 @@ class DoverAesthetic:
 
         self.technical, self.aesthetic = technical or dover.PAPER, aesthetic or dover.AESTHETIC
         self.device = pick_device(device)
-        model, self.weights_digest = built_or_loaded(lambda: dover.Dover(self.technical, self.aesthetic),
-                                                     lambda w: dover.load_dover(w, self.technical, self.aesthetic),
-                                                     weights, seed)  # fmt: skip
+        model, self.weights_digest = built_or_loaded(
+            lambda: dover.Dover(self.technical, self.aesthetic),
+            lambda w: dover.load_dover(w, self.technical, self.aesthetic),
+            weights,
+            seed,
+        )
         self.model = model.eval().to(self.device, torch.float32)
-        self.params: dict[str, Any] = {"config": self.aesthetic.name, "frames": self.aesthetic.frames,
-                                       "size": self.aesthetic.size, "seed": seed}  # fmt: skip
-        self.request = FrameRequest(indices=partial(dover.aesthetic_indices, config=self.aesthetic),
-                                    size=(self.aesthetic.size, self.aesthetic.size))  # fmt: skip
+        self.params: dict[str, Any] = {
+            "config": self.aesthetic.name,
+            "frames": self.aesthetic.frames,
+            "size": self.aesthetic.size,
+            "seed": seed,
+        }
+        self.request = FrameRequest(
+            indices=partial(dover.aesthetic_indices, config=self.aesthetic),
+            size=(self.aesthetic.size, self.aesthetic.size),
+        )
 
     def score(self, indices: list[int], frames: np.ndarray) -> dict[str, float]:
         import torch

@@ -91,6 +91,7 @@ class CLIPEmbedder:
     @torch.inference_mode()
     def embed(self, frames: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, D) float32, unit length."""
+
         def run(batch: np.ndarray) -> list[np.ndarray]:
             features = self.visual(self._prepare(batch)).float()
             return list(torch.nn.functional.normalize(features, dim=-1).cpu().numpy())

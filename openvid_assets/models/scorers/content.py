@@ -39,5 +39,6 @@ class FrameInspector:
         box = picture_box(frames)
         areas = dict(zip(text_frames, self.text.text_area(frames[text_frames]))) if self.text and text_frames else {}
         edges = [box.left, box.top, box.right, box.bottom]
-        return [{"picture_box": edges, **exposure(frame, box), "text_area": areas.get(k)}
-                for k, frame in enumerate(frames)]  # fmt: skip
+        return [
+            {"picture_box": edges, **exposure(frame, box), "text_area": areas.get(k)} for k, frame in enumerate(frames)
+        ]

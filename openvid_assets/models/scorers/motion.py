@@ -26,7 +26,15 @@ if TYPE_CHECKING:  # torch loads only when a UniMatch scorer is built
 
     from openvid_assets.models.networks.unimatch import UniMatchConfig
 
-FARNEBACK_PARAMS = {"pyr_scale": 0.5, "levels": 4, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2, "flags": 0}
+FARNEBACK_PARAMS = {
+    "pyr_scale": 0.5,
+    "levels": 4,
+    "winsize": 15,
+    "iterations": 3,
+    "poly_n": 5,
+    "poly_sigma": 1.2,
+    "flags": 0,
+}
 
 
 FLOW_COLUMNS = ("flow_dx", "flow_dy", "flow_div", "flow_abs_mean")
@@ -132,9 +140,17 @@ class UniMatchMotion:
     name = "unimatch"
     extra_columns = FLOW_COLUMNS
 
-    def __init__(self, config: UniMatchConfig | None = None, weights: WeightsFile | None = UNIMATCH_FLOW,
-                 device: str = "auto", seed: int = 0, pair_batch: int = 8, definition: str = "opensora-v1.3",
-                 exact: bool = False, fp32: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        config: UniMatchConfig | None = None,
+        weights: WeightsFile | None = UNIMATCH_FLOW,
+        device: str = "auto",
+        seed: int = 0,
+        pair_batch: int = 8,
+        definition: str = "opensora-v1.3",
+        exact: bool = False,
+        fp32: bool = False,
+    ):
         import torch
 
         from openvid_assets.models.networks import unimatch
@@ -146,8 +162,9 @@ class UniMatchMotion:
         self.definition = MOTION_DEFINITIONS[definition]
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, fp32)
-        model, self.weights_digest = built_or_loaded(lambda: unimatch.UniMatchFlow(config),
-                                                     lambda w: unimatch.load_unimatch(config, w), weights, seed)  # fmt: skip
+        model, self.weights_digest = built_or_loaded(
+            lambda: unimatch.UniMatchFlow(config), lambda w: unimatch.load_unimatch(config, w), weights, seed
+        )
         self.model = model.eval().to(self.device)
         self.config = config
         self.pair_batch = max(1, pair_batch)
@@ -161,8 +178,11 @@ class UniMatchMotion:
             "inputs": "full-size decode, float bilinear resize" if exact else "decoder-scaled",
             "precision": "fp16-autocast" if self.dtype == torch.float16 else "fp32",
         }
-        self.request = FrameRequest(indices=partial(unimatch_indices, definition=definition, exact=exact),
-                                    size=None if exact else WORK_SIZE, landscape=True)  # fmt: skip
+        self.request = FrameRequest(
+            indices=partial(unimatch_indices, definition=definition, exact=exact),
+            size=None if exact else WORK_SIZE,
+            landscape=True,
+        )
 
     def _autocast(self) -> Any:
         import torch

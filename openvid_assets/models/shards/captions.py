@@ -13,8 +13,16 @@ import polars as pl
 from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
 from openvid_assets.media.tasks import ClipTask, OpenVideo
 from openvid_assets.models.registry.runtime import in_batches_halving_on_oom
-from openvid_assets.models.scorers.captions import (CaptionSettings, Captioner, Generation, camera_motion,
-                                                    clean_caption, frame_indices, grid_image, parse_structured)
+from openvid_assets.models.scorers.captions import (
+    CaptionSettings,
+    Captioner,
+    Generation,
+    camera_motion,
+    clean_caption,
+    frame_indices,
+    grid_image,
+    parse_structured,
+)
 from openvid_assets.models.shards.running import Progress, decode_ahead, is_infrastructure_error
 from openvid_assets.models.shards.tables import CAPTION_SCHEMA
 from openvid_assets.store.rows import RowKey, ShardRows, reusable_rows
@@ -42,13 +50,17 @@ def _caption_row(generation: Generation, settings: CaptionSettings) -> dict[str,
     return {**row, "status": "ok", "caption": caption}
 
 
-def _generate_rows(captioner: Captioner, items: list[tuple[ClipTask, DecodedFrames]],
-                   settings: CaptionSettings) -> dict[str, dict[str, Any]]:  # fmt: skip
+def _generate_rows(
+    captioner: Captioner, items: list[tuple[ClipTask, DecodedFrames]], settings: CaptionSettings
+) -> dict[str, dict[str, Any]]:
     """Caption a batch; if the batch fails, caption one by one so one bad clip fails alone."""
     try:
         # A CUDA out-of-memory batch is split in halves and retried (a long prompt or a big grid image).
-        generations = in_batches_halving_on_oom([_images(d, settings) for _, d in items], len(items),
-                                                lambda batch: captioner.generate(list(batch), settings))  # fmt: skip
+        generations = in_batches_halving_on_oom(
+            [_images(d, settings) for _, d in items],
+            len(items),
+            lambda batch: captioner.generate(list(batch), settings),
+        )
         return {t.clip_id: _caption_row(g, settings) for (t, _), g in zip(items, generations)}
     except Exception as e:
         if is_infrastructure_error(e):
@@ -58,9 +70,17 @@ def _generate_rows(captioner: Captioner, items: list[tuple[ClipTask, DecodedFram
         return {items[0][0].clip_id: {"status": "failed", "error": f"generation failed: {str(e)[:300]}"}}
 
 
-def caption_shard(tasks: list[ClipTask], captioner: Captioner, settings: CaptionSettings, open_video: OpenVideo, *,
-                  camera: dict[str, str | None] | None = None, previous: pl.DataFrame | None = None,
-                  progress: Progress | None = None, workers: int = 2) -> ShardRows:  # fmt: skip
+def caption_shard(
+    tasks: list[ClipTask],
+    captioner: Captioner,
+    settings: CaptionSettings,
+    open_video: OpenVideo,
+    *,
+    camera: dict[str, str | None] | None = None,
+    previous: pl.DataFrame | None = None,
+    progress: Progress | None = None,
+    workers: int = 2,
+) -> ShardRows:
     """Caption every clip: frames decode ahead in threads while the model generates in batches."""
     key = caption_key(captioner, settings)
     cached = reusable_rows(previous, key)
@@ -68,11 +88,13 @@ def caption_shard(tasks: list[ClipTask], captioner: Captioner, settings: Caption
     if cached is not None:
         rows = {r["clip_id"]: r for r in cached.iter_rows(named=True)}
     todo = [t for t in tasks if t.clip_id not in rows]
+
     def decode(task: ClipTask) -> DecodedFrames:
         video = task.video
         short = settings.frame_short_side if min(video.width, video.height) > settings.frame_short_side else None
-        request = FrameRequest(indices=lambda _n: frame_indices(task.start_frame, task.end_frame, settings),
-                               short_side=short)  # fmt: skip
+        request = FrameRequest(
+            indices=lambda _n: frame_indices(task.start_frame, task.end_frame, settings), short_side=short
+        )
         with open_video(video) as path:
             return read_frames(path, request, width=video.width, height=video.height, rotation=video.rotation)
 
@@ -103,11 +125,17 @@ def caption_shard(tasks: list[ClipTask], captioner: Captioner, settings: Caption
     out = []
     for task in tasks:
         row = rows[task.clip_id]
-        out.append({**row, "clip_id": task.clip_id, "video_id": task.video.video_id, **key.columns(),
-                    "camera_motion": camera.get(task.video.video_id)})  # fmt: skip
+        out.append(
+            {
+                **row,
+                "clip_id": task.clip_id,
+                "video_id": task.video.video_id,
+                **key.columns(),
+                "camera_motion": camera.get(task.video.video_id),
+            }
+        )
     table = pl.DataFrame(out, schema=CAPTION_SCHEMA) if out else pl.DataFrame(schema=CAPTION_SCHEMA)
     return ShardRows(table, len(todo), len(tasks) - len(todo))
-
 
 
 def given_captions(tasks: list[ClipTask], mode: str, imported: pl.DataFrame | None) -> tuple[dict[str, str], str]:
@@ -121,16 +149,28 @@ def given_captions(tasks: list[ClipTask], mode: str, imported: pl.DataFrame | No
     return {t.clip_id: texts[t.video.source_uri] for t in tasks if t.video.source_uri in texts}, "imported"
 
 
-def given_caption_rows(tasks: list[ClipTask], texts: dict[str, str], origin: str,
-                       camera: dict[str, str | None] | None = None) -> ShardRows:  # fmt: skip
+def given_caption_rows(
+    tasks: list[ClipTask], texts: dict[str, str], origin: str, camera: dict[str, str | None] | None = None
+) -> ShardRows:
     """Caption rows for clips whose caption is given, not generated (``texts``: clip_id -> caption): imported
     with the source's metadata (``origin`` 'imported'), or empty where the source skips captions ('none');
     every one counts as reused."""
     key = RowKey(origin, "", {})
     camera = camera or {}
-    rows = [{"clip_id": t.clip_id, "video_id": t.video.video_id, "status": "ok", "caption": texts[t.clip_id],
-             "caption_raw": texts[t.clip_id], "truncated": False, "camera_motion": camera.get(t.video.video_id),
-             **key.columns()} for t in tasks if t.clip_id in texts]  # fmt: skip
+    rows = [
+        {
+            "clip_id": t.clip_id,
+            "video_id": t.video.video_id,
+            "status": "ok",
+            "caption": texts[t.clip_id],
+            "caption_raw": texts[t.clip_id],
+            "truncated": False,
+            "camera_motion": camera.get(t.video.video_id),
+            **key.columns(),
+        }
+        for t in tasks
+        if t.clip_id in texts
+    ]
     return ShardRows(pl.DataFrame(rows, schema=CAPTION_SCHEMA), 0, len(rows))
 
 

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 def content_rows(embeddings: pl.DataFrame, manifest: pl.DataFrame, nsfw: NSFWScorer | None) -> pl.DataFrame:
     """One row per video of an embeddings table: exposure (mean over frames), text area (mean over the frames
     the detector saw), NSFW (max over frames) and the crop box in the video's displayed pixels."""
-    sizes = {r["video_id"]: (r["width"], r["height"]) for r in
-             manifest.filter(pl.col("status") == "ok").select("video_id", "width", "height").iter_rows(named=True)}  # fmt: skip
+    sizes = {
+        r["video_id"]: (r["width"], r["height"])
+        for r in manifest.filter(pl.col("status") == "ok").select("video_id", "width", "height").iter_rows(named=True)
+    }
     identity = {"model": nsfw.name if nsfw else "", "weights_digest": nsfw.weights_digest if nsfw else ""}
     rows = []
     for video_id, source_uri, group in video_groups(embeddings):
@@ -34,13 +36,27 @@ def content_rows(embeddings: pl.DataFrame, manifest: pl.DataFrame, nsfw: NSFWSco
         box = PictureBox(*group["picture_box"][0])
         width, height = sizes.get(video_id, (0, 0))
         x, y, w, h = box.pixels(width, height) if width and height else (0, 0, width, height)
-        rows.append({**base, "status": "ok", **measures, "text_area": float(texts.mean()) if texts.len() else None,
-                     "nsfw": float(nsfw.score(embedding_matrix(group)).max()) if nsfw else None,
-                     "crop_x": x, "crop_y": y, "crop_w": w, "crop_h": h, "bordered": box.bordered})  # fmt: skip
+        rows.append(
+            {
+                **base,
+                "status": "ok",
+                **measures,
+                "text_area": float(texts.mean()) if texts.len() else None,
+                "nsfw": float(nsfw.score(embedding_matrix(group)).max()) if nsfw else None,
+                "crop_x": x,
+                "crop_y": y,
+                "crop_w": w,
+                "crop_h": h,
+                "bordered": box.bordered,
+            }
+        )
     return pl.DataFrame(rows, schema=CONTENT_SCHEMA)
 
 
 def picture_boxes(content: pl.DataFrame) -> dict[str, tuple[int, int, int, int]]:
     """(x, y, w, h) by video id, for the videos of a content table that have black bars."""
     rows = content.filter((pl.col("status") == "ok") & pl.col("bordered"))
-    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows.select("video_id", "crop_x", "crop_y", "crop_w", "crop_h").iter_rows()}
+    return {
+        r[0]: (r[1], r[2], r[3], r[4])
+        for r in rows.select("video_id", "crop_x", "crop_y", "crop_w", "crop_h").iter_rows()
+    }

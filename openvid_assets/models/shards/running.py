@@ -27,8 +27,9 @@ def is_infrastructure_error(error: BaseException) -> bool:
     return isinstance(error, (MemoryError, torch.OutOfMemoryError, BotoCoreError, ClientError, OSError))
 
 
-def decode_ahead(tasks: Iterable[Task], decode: Callable[[Task], Decoded],
-                 workers: int = 2) -> Iterator[tuple[Task, Decoded | Exception]]:  # fmt: skip
+def decode_ahead(
+    tasks: Iterable[Task], decode: Callable[[Task], Decoded], workers: int = 2
+) -> Iterator[tuple[Task, Decoded | Exception]]:
     """Decode in background threads, a bounded window ahead; yield results in task order.
 
     A video's own failure is yielded as the exception; an infrastructure error is raised.
@@ -58,8 +59,9 @@ def decoder(open_video: OpenVideo, request: FrameRequest, threads: int = 1) -> C
 
     def decode(task: VideoTask) -> DecodedFrames:
         with open_video(task) as path:
-            return read_frames(path, request, width=task.width, height=task.height, rotation=task.rotation,
-                               threads=threads)  # fmt: skip
+            return read_frames(
+                path, request, width=task.width, height=task.height, rotation=task.rotation, threads=threads
+            )
 
     return decode
 

@@ -33,22 +33,30 @@ from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_r
 Inspected = tuple[DecodedFrames, list[dict[str, Any]]]  # a video's frames and their content measures
 
 
-def _assemble(manifest: pl.DataFrame, computed: dict[str, dict[str, Any]], key_columns: dict[str, str],
-              schema: dict[str, Any]) -> pl.DataFrame:  # fmt: skip
+def _assemble(
+    manifest: pl.DataFrame, computed: dict[str, dict[str, Any]], key_columns: dict[str, str], schema: dict[str, Any]
+) -> pl.DataFrame:
     """One row per manifest video, in manifest order: computed rows, or the manifest's failure."""
     rows = []
     for r in manifest.select("video_id", "source_uri", "status", "error").iter_rows(named=True):
         if r["status"] != "ok":
             rows.append({**r, "error": f"manifest: {r['error']}", **key_columns})
         else:
-            rows.append({"video_id": r["video_id"], "source_uri": r["source_uri"], **key_columns,
-                         **computed[r["video_id"]]})  # fmt: skip
+            rows.append(
+                {"video_id": r["video_id"], "source_uri": r["source_uri"], **key_columns, **computed[r["video_id"]]}
+            )
     return pl.DataFrame(rows, schema=schema)
 
 
-def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVideo, *,
-                previous: pl.DataFrame | None = None, progress: Progress | None = None,
-                workers: int = 2) -> ShardRows:  # fmt: skip
+def score_shard(
+    manifest: pl.DataFrame,
+    scorer: VideoScorer,
+    open_video: OpenVideo,
+    *,
+    previous: pl.DataFrame | None = None,
+    progress: Progress | None = None,
+    workers: int = 2,
+) -> ShardRows:
     """Score every video of a shard with a per-video scorer (motion, clarity)."""
     key = RowKey(scorer.name, scorer.weights_digest, scorer.params)
     schema = {**SCORE_SCHEMA, **{c: pl.Float64 for c in scorer.extra_columns}}
@@ -79,14 +87,29 @@ def score_shard(manifest: pl.DataFrame, scorer: VideoScorer, open_video: OpenVid
 
 def embedding_key(embedder: CLIPEmbedder, sampling: CLIPSampling, inspector: FrameInspector | None = None) -> RowKey:
     measures = inspector.params() if inspector else None
-    return RowKey(embedder.name, embedder.weights_digest, {"image_size": embedder.image_size,
-                                                            "preprocess": embedder.preprocess, **sampling.params(),
-                                                            **({"measures": measures} if measures else {})})  # fmt: skip
+    return RowKey(
+        embedder.name,
+        embedder.weights_digest,
+        {
+            "image_size": embedder.image_size,
+            "preprocess": embedder.preprocess,
+            **sampling.params(),
+            **({"measures": measures} if measures else {}),
+        },
+    )
 
 
-def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSampling, open_video: OpenVideo, *,
-                previous: pl.DataFrame | None = None, progress: Progress | None = None, workers: int = 2,
-                inspector: FrameInspector | None = None) -> ShardRows:  # fmt: skip
+def embed_shard(
+    manifest: pl.DataFrame,
+    embedder: CLIPEmbedder,
+    sampling: CLIPSampling,
+    open_video: OpenVideo,
+    *,
+    previous: pl.DataFrame | None = None,
+    progress: Progress | None = None,
+    workers: int = 2,
+    inspector: FrameInspector | None = None,
+) -> ShardRows:
     """CLIP embeddings (fp16) of every sampled frame of every video, one row per frame; with ``inspector``,
     each row also carries the frame's content measures (picture box, exposure; text on the aesthetic frames)."""
     key = embedding_key(embedder, sampling, inspector)
@@ -118,9 +141,16 @@ def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSa
         for task, (decoded, measures) in batch:
             rows = []
             for index, measured in zip(decoded.indices, measures):
-                rows.append({"video_id": task.video_id, "status": "ok", "frame_index": index,
-                             "num_frames": decoded.num_frames, **measured,
-                             "embedding": vectors[offset].astype(np.float16).tobytes()})  # fmt: skip
+                rows.append(
+                    {
+                        "video_id": task.video_id,
+                        "status": "ok",
+                        "frame_index": index,
+                        "num_frames": decoded.num_frames,
+                        **measured,
+                        "embedding": vectors[offset].astype(np.float16).tobytes(),
+                    }
+                )
                 offset += 1
             computed[task.video_id] = rows
         done += len(batch)
@@ -149,8 +179,7 @@ def embed_shard(manifest: pl.DataFrame, embedder: CLIPEmbedder, sampling: CLIPSa
     return ShardRows(pl.DataFrame(rows, schema=EMBEDDING_SCHEMA), len(tasks), reused)
 
 
-def _measures(inspector: FrameInspector | None, decoded: DecodedFrames,
-              sampling: CLIPSampling) -> list[dict[str, Any]]:  # fmt: skip
+def _measures(inspector: FrameInspector | None, decoded: DecodedFrames, sampling: CLIPSampling) -> list[dict[str, Any]]:
     """The inspector's per-frame measures (text on the aesthetic frames), or empty dicts without one."""
     if inspector is None:
         return [{} for _ in decoded.indices]
@@ -158,8 +187,9 @@ def _measures(inspector: FrameInspector | None, decoded: DecodedFrames,
     return inspector.measure(decoded.frames, [k for k, i in enumerate(decoded.indices) if i in text_at])
 
 
-def _per_video(embeddings: pl.DataFrame, compute: Callable[[int, pl.DataFrame], tuple[float, list[int]]],
-               key: RowKey) -> pl.DataFrame:  # fmt: skip
+def _per_video(
+    embeddings: pl.DataFrame, compute: Callable[[int, pl.DataFrame], tuple[float, list[int]]], key: RowKey
+) -> pl.DataFrame:
     """Apply ``compute`` to each video's ok embedding rows; failures pass through."""
     rows = []
     key_columns = key.columns()
@@ -192,8 +222,11 @@ def _at(group: pl.DataFrame, indices: list[int]) -> pl.DataFrame:
 def aesthetic_scores(embeddings: pl.DataFrame, scorer: AestheticScorer, sampling: CLIPSampling) -> pl.DataFrame:
     """Mean LAION aesthetic score over each video's aesthetic frames."""
     clip_model, clip_digest = _embedder_identity(embeddings)
-    key = RowKey(f"{scorer.name}({clip_model})", f"{clip_digest}+{scorer.weights_digest}",
-                 {"positions": list(sampling.aesthetic_positions), "frames": "int(p*n)"})  # fmt: skip
+    key = RowKey(
+        f"{scorer.name}({clip_model})",
+        f"{clip_digest}+{scorer.weights_digest}",
+        {"positions": list(sampling.aesthetic_positions), "frames": "int(p*n)"},
+    )
 
     def compute(num_frames: int, group: pl.DataFrame) -> tuple[float, list[int]]:
         indices = sampling.aesthetic_indices(num_frames)

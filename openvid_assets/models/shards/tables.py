@@ -18,14 +18,35 @@ from openvid_assets.store.rows import KEY_COLUMNS
 ROW_COLUMNS = {"video_id": pl.String, "source_uri": pl.String, "status": pl.String, "error": pl.String}
 SCORE_SCHEMA = {**ROW_COLUMNS, "score": pl.Float64, "frame_indices": pl.List(pl.Int32), **KEY_COLUMNS}
 # Per-frame columns the frame inspector (models.scorers.content) adds to the embeddings table.
-FRAME_MEASURE_SCHEMA = {"picture_box": pl.List(pl.Float32), **{m: pl.Float32 for m in EXPOSURE_MEASURES},
-                        "text_area": pl.Float32}  # fmt: skip
-EMBEDDING_SCHEMA = {**ROW_COLUMNS, "frame_index": pl.Int32, "num_frames": pl.Int32, "embedding": pl.Binary,
-                    **FRAME_MEASURE_SCHEMA, **KEY_COLUMNS}  # fmt: skip
-CONTENT_SCHEMA = {"video_id": pl.String, "source_uri": pl.String, "status": pl.String, "error": pl.String,
-                  **{m: pl.Float64 for m in EXPOSURE_MEASURES}, "text_area": pl.Float64, "nsfw": pl.Float64,
-                  "crop_x": pl.Int32, "crop_y": pl.Int32, "crop_w": pl.Int32, "crop_h": pl.Int32,
-                  "bordered": pl.Boolean, "model": pl.String, "weights_digest": pl.String}  # fmt: skip
+FRAME_MEASURE_SCHEMA = {
+    "picture_box": pl.List(pl.Float32),
+    **{m: pl.Float32 for m in EXPOSURE_MEASURES},
+    "text_area": pl.Float32,
+}
+EMBEDDING_SCHEMA = {
+    **ROW_COLUMNS,
+    "frame_index": pl.Int32,
+    "num_frames": pl.Int32,
+    "embedding": pl.Binary,
+    **FRAME_MEASURE_SCHEMA,
+    **KEY_COLUMNS,
+}
+CONTENT_SCHEMA = {
+    "video_id": pl.String,
+    "source_uri": pl.String,
+    "status": pl.String,
+    "error": pl.String,
+    **{m: pl.Float64 for m in EXPOSURE_MEASURES},
+    "text_area": pl.Float64,
+    "nsfw": pl.Float64,
+    "crop_x": pl.Int32,
+    "crop_y": pl.Int32,
+    "crop_w": pl.Int32,
+    "crop_h": pl.Int32,
+    "bordered": pl.Boolean,
+    "model": pl.String,
+    "weights_digest": pl.String,
+}
 CAPTION_SCHEMA: dict[str, Any] = {
     "clip_id": pl.String,
     "video_id": pl.String,

@@ -50,18 +50,39 @@ def tiny_blip2(seed: int = 0):
 
     tokenizer = tiny_tokenizer()
     config = Blip2Config(
-        vision_config=Blip2VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                        num_attention_heads=2, image_size=32, patch_size=8,
-                                        initializer_range=0.02).to_dict(),
-        qformer_config=Blip2QFormerConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                                          num_attention_heads=2, intermediate_size=64, cross_attention_frequency=1,
-                                          encoder_hidden_size=32).to_dict(),
-        text_config=OPTConfig(vocab_size=len(tokenizer), hidden_size=64, word_embed_proj_dim=64, ffn_dim=128,
-                              num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128,
-                              pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                              eos_token_id=tokenizer.eos_token_id).to_dict(),
-        num_query_tokens=4, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-    )  # fmt: skip
+        vision_config=Blip2VisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+            initializer_range=0.02,
+        ).to_dict(),
+        qformer_config=Blip2QFormerConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            cross_attention_frequency=1,
+            encoder_hidden_size=32,
+        ).to_dict(),
+        text_config=OPTConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            word_embed_proj_dim=64,
+            ffn_dim=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=128,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ).to_dict(),
+        num_query_tokens=4,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+    )
     with seeded(seed):
         model = Blip2ForConditionalGeneration(config)
     # Random weights may emit end-of-text first; never let them, so every frame gets a caption.
@@ -103,8 +124,12 @@ class FrameCaptioner:
         pixels = processor(images=[Image.fromarray(f) for f in frames], return_tensors="pt")["pixel_values"]
         weight = next(model.parameters())
         # No text: generate() starts from the image tokens and BOS, BLIP-2's plain captioning.
-        out = model.generate(pixel_values=pixels.to(weight.device, weight.dtype), do_sample=False, num_beams=1,
-                             max_new_tokens=self.max_new_tokens)  # fmt: skip
+        out = model.generate(
+            pixel_values=pixels.to(weight.device, weight.dtype),
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=self.max_new_tokens,
+        )
         return [text.strip() for text in processor.batch_decode(out, skip_special_tokens=True)]
 
 
@@ -116,7 +141,8 @@ def bleu_scores(captions: list[str], prompt: str) -> dict[str, float]:
     if not captions:
         raise ValueError("BLIP-BLEU needs at least one caption")
     reference, smooth = [prompt.lower().split()], SmoothingFunction().method1
-    per_caption = [sentence_bleu(reference, c.lower().split(), weights=BLEU_WEIGHTS, smoothing_function=smooth)
-                   for c in captions]  # fmt: skip
+    per_caption = [
+        sentence_bleu(reference, c.lower().split(), weights=BLEU_WEIGHTS, smoothing_function=smooth) for c in captions
+    ]
     means = np.mean(np.asarray(per_caption, dtype=float), axis=0)
     return {**{f"bleu_{n}": float(means[n - 1]) for n in range(1, 5)}, "blip_bleu": float(means.mean())}
