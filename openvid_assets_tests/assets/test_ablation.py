@@ -7,7 +7,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from openvid_assets.assets.ablation import VARIANTS, ablation_report
 from openvid_assets.assets.training import eval_prompts
-from openvid_assets.definitions import build_definitions
+from openvid_assets.definitions import ABLATION_JOB, ABLATION_SHARD_JOB, TRAINING_SHARD_JOB, build_definitions
 from openvid_assets import samples
 from openvid_assets.mvdit.ablation import FILTERS, parse_variant, parse_variants
 from openvid_assets.mvdit.evaluate import METRICS
@@ -41,11 +41,11 @@ def ablation(tmp_path_factory):
         shards = register_shards(defs, instance, str(src), shard_size=8)
         materialize_pipeline(defs, instance)  # the recipe
         for shard in shards:  # the recipe's latents, then the ablation's own steps
-            defs.resolve_job_def("mvdit_latents_job").execute_in_process(instance=instance, partition_key=shard)
-            defs.resolve_job_def("ablation_shards").execute_in_process(instance=instance, partition_key=shard)
+            defs.resolve_job_def(TRAINING_SHARD_JOB).execute_in_process(instance=instance, partition_key=shard)
+            defs.resolve_job_def(ABLATION_SHARD_JOB).execute_in_process(instance=instance, partition_key=shard)
         materialize([eval_prompts], instance=instance, resources=defs.resources)
         for variant in VARIANTS:
-            defs.resolve_job_def("ablation_variants").execute_in_process(instance=instance, partition_key=variant.name)
+            defs.resolve_job_def(ABLATION_JOB).execute_in_process(instance=instance, partition_key=variant.name)
         materialize([ablation_report], instance=instance, resources=defs.resources)
         meta = instance.get_latest_materialization_event(AssetKey("ablation_report")).asset_materialization.metadata
         yield defs.resources["store"].tables(), shards, meta

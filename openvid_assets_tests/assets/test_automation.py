@@ -9,7 +9,7 @@ from dagster import AssetKey, DagsterInstance, evaluate_automation_conditions
 from openvid_assets.assets.policies import GPU_POOL
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
-from openvid_assets.definitions import ABLATION, ASSETS, CURATION, MATERIALIZED, TRAINING, build_definitions
+from openvid_assets.definitions import ABLATION, ASSETS, CURATION, MATERIALIZED, SHARD_JOB, TRAINING, build_definitions
 from openvid_assets import samples, settings
 from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 
@@ -113,7 +113,7 @@ def test_a_backfill_runs_the_sql_steps_of_many_shards_in_one_run(source, tmp_pat
         instance.add_dynamic_partitions(shards_partitions.name, keys)
         materialize_pipeline(defs, instance)
         before = {k: tables.stamp("selected_videos", k) for k in keys}
-        job = defs.resolve_job_def("shard_pipeline")
+        job = defs.resolve_job_def(SHARD_JOB)
         result = job.execute_in_process(
             instance=instance,
             asset_selection=[AssetKey("selected_videos")],

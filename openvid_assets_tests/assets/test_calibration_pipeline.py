@@ -15,7 +15,7 @@ from openvid_assets.assets.labels import record_labels
 from openvid_assets.assets.recipe import record_recipe
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.suitability import MODEL_FILE
-from openvid_assets.definitions import build_definitions
+from openvid_assets.definitions import GLOBAL_JOB, SHARD_JOB, build_definitions
 from openvid_assets import samples
 from openvid_assets.curation.calibration import SuitabilityFilter
 from openvid_assets.models.shards.tables import video_embeddings
@@ -34,7 +34,7 @@ OFF = {"aesthetic": "off", "temporal": "off", "clarity": "off"}
 
 
 def materialize(defs, instance, shards, keys, per_shard=True):
-    job = defs.resolve_job_def("shard_pipeline" if per_shard else "global_pipeline")
+    job = defs.resolve_job_def(SHARD_JOB if per_shard else GLOBAL_JOB)
     record_recipe(instance, defs.resources["store"].recipe())
     record_labels(instance, defs.resources["store"].tables())
     for shard in shards if per_shard else [None]:

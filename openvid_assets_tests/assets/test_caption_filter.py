@@ -12,7 +12,7 @@ from dagster import AssetKey, DagsterInstance
 from openvid_assets.assets.caption_filter import CAPTION_MODEL_FILE, CAPTION_SCORES
 from openvid_assets.assets.labels import record_labels
 from openvid_assets.assets.recipe import record_recipe
-from openvid_assets.definitions import build_definitions
+from openvid_assets.definitions import GLOBAL_JOB, build_definitions
 from openvid_assets.models.shards.tables import CAPTION_SCHEMA
 from openvid_assets.store import TableStore
 from openvid_assets.store.labels import LabelStore
@@ -41,7 +41,7 @@ def materialize_caption_scores(data, raise_on_error=True):
     with DagsterInstance.ephemeral() as instance:
         record_recipe(instance, defs.resources["store"].recipe())
         record_labels(instance, defs.resources["store"].tables())
-        return defs.resolve_job_def("global_pipeline").execute_in_process(
+        return defs.resolve_job_def(GLOBAL_JOB).execute_in_process(
             instance=instance, asset_selection=[AssetKey(CAPTION_SCORES)], raise_on_error=raise_on_error
         )
 

@@ -30,7 +30,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
 from openvid_assets.assets.shards import register_partitions, store_new_shards
-from openvid_assets.definitions import build_definitions
+from openvid_assets.definitions import GLOBAL_JOB, SHARD_JOB, build_definitions
 from openvid_assets.recipe import Recipe
 from openvid_assets import samples
 from openvid_assets_testing.ports import free_port
@@ -89,7 +89,7 @@ def test_deploy_dagster_yaml_is_a_working_postgres_s3_instance(deploy_env, s3_bu
         _, keys = store_new_shards(store.tables(), f"s3://{s3_bucket}/raw", 2, store.s3_client())
         assert register_partitions(instance, keys) == keys == ["shard-00000"]
         started = time.perf_counter()
-        result = defs.resolve_job_def("shard_pipeline").execute_in_process(
+        result = defs.resolve_job_def(SHARD_JOB).execute_in_process(
             instance=instance,
             partition_key=keys[0],
             asset_selection=[AssetKey("video_manifest"), AssetKey("motion_scores")],
@@ -198,7 +198,7 @@ def test_k8s_values_give_a_valid_k8s_run_launcher_and_gpu_jobs(tmp_path):
     gpu = _load(DEPLOY / "k8s" / "gpu-step-tags.yaml")
 
     def job_for(tags: dict):
-        run = DagsterRun(job_name="shard_pipeline", run_id="0123456789abcdef", tags=tags)
+        run = DagsterRun(job_name=SHARD_JOB, run_id="0123456789abcdef", tags=tags)
         context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=True)
         job_config = context.get_k8s_job_config("registry.example.com/openvid-assets:test", launcher)
         return construct_dagster_k8s_job(
@@ -267,7 +267,7 @@ def test_dockerfile_command_serves_the_definitions_to_the_deploy_workspace(tmp_p
             request = context.create_request_context()
             assert request.get_code_location_error("openvid_assets") is None
             repo = next(iter(request.get_code_location("openvid_assets").get_repositories().values()))
-            assert {"shard_pipeline", "global_pipeline"} <= {job.name for job in repo.get_all_jobs()}
+            assert {SHARD_JOB, GLOBAL_JOB} <= {job.name for job in repo.get_all_jobs()}
             assert "new_videos_sensor" in {sensor.name for sensor in repo.get_sensors()}
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -21,7 +21,7 @@ import pytest
 from dagster import DagsterInstance
 
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
-from openvid_assets.definitions import build_definitions
+from openvid_assets.definitions import SHARD_JOB, build_definitions
 from openvid_assets import samples
 from openvid_assets.store import TableStore
 from openvid_assets.store.labels import LabelStore
@@ -52,7 +52,7 @@ def site(tmp_path_factory, chromium):  # noqa: F811 - a fixture
         samples.smooth_pan(videos, f"pan_{i:02d}.mp4", num_frames=24, seed=200 + i, px_per_frame=1 + i % 5)
     store_recipe(str(data), FAST)
     defs = build_definitions(str(data))
-    job = defs.resolve_job_def("shard_pipeline")
+    job = defs.resolve_job_def(SHARD_JOB)
     with DagsterInstance.ephemeral() as instance:
         _, keys = store_new_shards(defs.resources["store"].tables(), str(videos), shard_size=8)
         instance.add_dynamic_partitions(shards_partitions.name, keys)

@@ -33,7 +33,7 @@ from dagster import DagsterInstance
 
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.recipe import SECTIONS
-from openvid_assets.definitions import ASSETS, MATERIALIZED, build_definitions
+from openvid_assets.definitions import ASSETS, MATERIALIZED, SHARD_JOB, build_definitions
 from openvid_assets_tests.browser import browser, chromium  # noqa: F401 - fixtures
 from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 from openvid_assets_testing.ports import free_port
@@ -241,6 +241,6 @@ def test_partitions_page_lists_the_shards_as_materialized(ui, page, artifacts):
         # The selected shard: its materialization, the run and job that made it, and the asset's metadata.
         expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
         expect(page.get_by_text("Latest materialization", exact=True)).to_be_visible()
-        expect(page.get_by_text("shard_pipeline", exact=True).first).to_be_visible()
+        expect(page.get_by_text(SHARD_JOB, exact=True).first).to_be_visible()
         expect(page.get_by_text("resolution_histogram", exact=True)).to_be_visible()
         expect(page.get_by_text(f"tables/video_manifest/{keys[0]}.parquet").first).to_be_visible()
