@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from dagster import (
+    map_asset_specs,
     AssetSelection,
     AutomationConditionSensorDefinition,
     Definitions,
@@ -13,6 +14,7 @@ from dagster import (
 )
 
 from openvid_assets.assets.manifest import video_manifest
+from openvid_assets.assets.metadata import with_column_schema
 from openvid_assets.assets.scores import (
     aesthetic_scores,
     clarity_scores,
@@ -164,7 +166,7 @@ def build_definitions(data_root: str | None = None, mvdit: dict | None = None) -
     """The code location. ``data_root`` only sets the store resource's default (runs launched by the CLI carry
     theirs in run config); everything that decides the dataset is read from the recipe under the data root."""
     return Definitions(
-        assets=ASSETS,
+        assets=map_asset_specs(with_column_schema, ASSETS),
         jobs=[
             shard_pipeline,
             global_pipeline,

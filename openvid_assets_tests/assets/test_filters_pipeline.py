@@ -209,3 +209,18 @@ def test_hd_subset_uses_the_picture_size(filtered):
     assert rows["scope_1080p.mp4"]["video_id"] not in set(hd["video_id"])  # 1920x800 of picture is not 1080p
     card = json.loads((data / "exports" / "dataset_card.json").read_text())
     assert card  # the card still builds with the new stages
+
+
+def test_every_column_schema_in_the_ui_is_the_table_written(filtered):
+    """``dagster/column_schema`` (the UI's column list) names exactly the columns and types each table has."""
+    tables = filtered[0]
+    graph = build_definitions(str(filtered[1])).resolve_asset_graph()
+    shown = {
+        key.path[-1]: graph.get(key).metadata.get("dagster/column_schema")
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).metadata.get("dagster/column_schema")
+    }
+    assert {"video_manifest", "clips", "captions", "score_thresholds", "near_duplicates"} <= set(shown)
+    for name, schema in shown.items():
+        written = tables.read(name, tables.shards(name)[0])
+        assert [(c.name, c.type) for c in schema.columns] == [(c, str(t)) for c, t in written.schema.items()], name
