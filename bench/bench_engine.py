@@ -33,8 +33,9 @@ import time
 from pathlib import Path
 
 from bench._report import machine_facts, markdown
+from openvid_assets_testing.harness import FAST_FLAGS
 
-FLAGS = ["--models", "offline", "--motion-backend", "farneback", "--clarity-backend", "laplacian", "--no-filters"]
+FLAGS = [*FAST_FLAGS, "--no-filters"]
 
 
 def make_source(out: Path, shards: int, per_shard: int) -> None:

@@ -59,6 +59,7 @@ from collections import Counter
 from pathlib import Path
 
 from openvid_assets_testing.harness import (
+    FAST_FLAGS,
     differences,
     instance_problems,
     kill_then_rerun,
@@ -109,12 +110,7 @@ def parallel_shard_runs(source: Path, workdir: Path, shard_size: int, reference:
         "recipe",
         "--data-root",
         str(data),
-        "--models",
-        "offline",
-        "--motion-backend",
-        "farneback",
-        "--clarity-backend",
-        "laplacian",
+        *FAST_FLAGS,
     ]
     subprocess.run(
         recipe + ([] if filters else ["--set", "selection.thresholds_off=true"]),

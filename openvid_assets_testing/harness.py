@@ -109,6 +109,20 @@ def pipeline_env(dagster_home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+# The orchestration tests' models: the offline profile, the weight-free motion and clarity backends and the library
+# cut detectors (the networks and TransNetV2 have tests of their own).
+FAST_FLAGS = [
+    "--models",
+    "offline",
+    "--motion-backend",
+    "farneback",
+    "--clarity-backend",
+    "laplacian",
+    "--set",
+    "clips.detectors=cascade",
+]
+
+
 def run_args(source: Path | str, data_root: Path | str, shard_size: int, *, filters: bool = False) -> list[str]:
     """``python -m openvid_assets run`` with the offline profile, the weight-free motion and clarity backends and
     the library cut detectors (TransNetV2 has tests of its own); without ``filters`` every decodable video goes on to clips and captions."""
@@ -121,14 +135,7 @@ def run_args(source: Path | str, data_root: Path | str, shard_size: int, *, filt
         str(source),
         "--data-root",
         str(data_root),
-        "--models",
-        "offline",
-        "--motion-backend",
-        "farneback",
-        "--clarity-backend",
-        "laplacian",
-        "--set",
-        "clips.detectors=cascade",
+        *FAST_FLAGS,
         "--shard-size",
         str(shard_size),
     ]

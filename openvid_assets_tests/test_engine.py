@@ -12,7 +12,18 @@ from openvid_assets.store.selection import MixedModelsError, require_one_identit
 from openvid_assets_testing.harness import lineage_problems, make_dagster_home
 from openvid_assets_tests.reliability.conftest import tiny_source
 
-BASE = ["--models", "offline", "--clarity-backend", "laplacian", "--shard-size", "1", "--no-filters"]
+# The fast models but motion's backend, which a test switches (the library cut detectors: TransNetV2 has its own tests).
+BASE = [
+    "--models",
+    "offline",
+    "--clarity-backend",
+    "laplacian",
+    "--set",
+    "clips.detectors=cascade",
+    "--shard-size",
+    "1",
+    "--no-filters",
+]
 
 
 def _run(source, data, env, *flags, cwd):

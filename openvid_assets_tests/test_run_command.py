@@ -11,25 +11,14 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from openvid_assets.store import TableStore
-from openvid_assets_testing.harness import make_dagster_home
+from openvid_assets_testing.harness import FAST_FLAGS, make_dagster_home, materialize_args
 from openvid_assets_testing.s3server import upload_tree
 
 MANIFEST_FACTS = ["video_id", "width", "height", "fps", "num_frames", "codec", "status"]
 
 
-# These tests are about orchestration; the networks have pipeline tests of their own, so the
-# weight-free backends and the library cut detectors (stored in the data root's recipe by the first run) keep the
-# runs quick.
-FAST = [
-    "--models",
-    "offline",
-    "--motion-backend",
-    "farneback",
-    "--clarity-backend",
-    "laplacian",
-    "--set",
-    "clips.detectors=cascade",
-]
+# These tests are about orchestration: the fast models (stored in the data root's recipe by the first run).
+FAST = FAST_FLAGS
 
 
 def run_cli(*args: str, env: dict, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -152,15 +141,7 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     assert "stored under" not in again.stdout and "Recipe v1:" in again.stdout  # nothing changed, no new version
     assert manifest(str(tmp / "data")).equals(frame)
     ui = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dagster")),
-            "asset",
-            "materialize",
-            "-m",
-            "openvid_assets.definitions",
-            "--select",
-            "score_thresholds",
-        ],
+        materialize_args(["score_thresholds"], None),
         env={**env, "OPENVID_DATA_ROOT": str(tmp / "data")},
         cwd=tmp,
         capture_output=True,
@@ -296,17 +277,7 @@ def test_a_shard_rescored_outside_the_command_redoes_the_global_steps_and_all_af
 
     # One shard's aesthetic scores, redone from outside the command, as the UI launches them.
     ui = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dagster")),
-            "asset",
-            "materialize",
-            "-m",
-            "openvid_assets.definitions",
-            "--select",
-            "aesthetic_scores",
-            "--partition",
-            rescored,
-        ],
+        materialize_args(["aesthetic_scores"], rescored),
         env={**env, "OPENVID_DATA_ROOT": data},
         cwd=tmp_path,
         capture_output=True,

@@ -9,6 +9,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from openvid_assets_testing.harness import (
+    FAST_FLAGS,
     differences,
     instance_problems,
     leftovers,
@@ -52,12 +53,7 @@ def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference
             "recipe",
             "--data-root",
             str(data),
-            "--models",
-            "offline",
-            "--motion-backend",
-            "farneback",
-            "--clarity-backend",
-            "laplacian",
+            *FAST_FLAGS,
             "--set",
             "selection.thresholds_off=true",
         ],
