@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # every case of the GPU suite on the CPU: ~50 s alone, ~100 s beside another test
 def test_gpu_suite_dry_run_writes_every_case(tmp_path):
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "gpu_suite.py"), "--dry-run", "--out", str(tmp_path)],
