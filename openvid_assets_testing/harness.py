@@ -123,6 +123,18 @@ FAST_FLAGS = [
 ]
 
 
+def run_cli(*args: str, env: dict, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m openvid_assets *args``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "openvid_assets", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_args(source: Path | str, data_root: Path | str, shard_size: int, *, filters: bool = False) -> list[str]:
     """``python -m openvid_assets run`` with the offline profile, the weight-free motion and clarity backends and
     the library cut detectors (TransNetV2 has tests of its own); without ``filters`` every decodable video goes on to clips and captions."""
