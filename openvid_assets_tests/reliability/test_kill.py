@@ -35,7 +35,7 @@ KILL_POINTS = [
 ]
 
 
-@pytest.mark.timeout(1200)  # three launches of the whole pipeline: ~330 s on 2 idle cores, twice that when loaded
+@pytest.mark.timeout(1800)  # a reference run and three launches of the whole pipeline: ~510 s beside another test
 def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_run, tmp_path):
     data, home = tmp_path / "data", make_dagster_home(tmp_path / "dagster_home")
     args, env = run_args(reference_run.source, data, SHARD_SIZE), pipeline_env(home)

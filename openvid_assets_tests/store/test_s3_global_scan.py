@@ -26,6 +26,7 @@ def shard_tables(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.timeout(900)  # the global SQL over a large generated root on S3: ~230 s beside another test
 def test_thresholds_and_lineage_stream_from_s3_with_bounded_memory(shard_tables, s3_bucket, s3_env):
     assert upload_root(shard_tables, s3_bucket, "root") == 4 * SHARDS
     files = sorted(shard_tables.rglob("*.parquet"))
