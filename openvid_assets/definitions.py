@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from dagster import (
+    AssetSpec,
     map_asset_specs,
     AssetSelection,
     AutomationConditionSensorDefinition,
@@ -14,7 +15,14 @@ from dagster import (
 )
 
 from openvid_assets.assets.manifest import video_manifest
-from openvid_assets.assets.metadata import with_column_schema
+from openvid_assets.assets.metadata import column_schema
+from openvid_assets.assets.caption_filter import CAPTION_SCORES_SCHEMA
+from openvid_assets.assets.filters import DUPLICATES_SCHEMA
+from openvid_assets.media.clips import CLIP_SCHEMA
+from openvid_assets.media.manifest import MANIFEST_SCHEMA
+from openvid_assets.media.previews import PREVIEW_SCHEMA
+from openvid_assets.models.shards.tables import CAPTION_SCHEMA, CONTENT_SCHEMA, EMBEDDING_SCHEMA, SCORE_SCHEMA
+from openvid_assets.store.selection import THRESHOLDS_SCHEMA
 from openvid_assets.assets.scores import (
     aesthetic_scores,
     clarity_scores,
@@ -160,6 +168,29 @@ curation_automation = AutomationConditionSensorDefinition(
     description="Runs each new shard through every per-shard step and refreshes the global steps when "
     "their inputs change; what is current is never redone.",
 )
+
+
+# Each asset whose table has one fixed schema in the code (motion and clarity add columns by backend, the global
+# exports follow their SQL: those have none here).
+TABLE_SCHEMAS = {
+    "video_manifest": MANIFEST_SCHEMA,
+    "frame_embeddings": EMBEDDING_SCHEMA,
+    "aesthetic_scores": SCORE_SCHEMA,
+    "temporal_scores": SCORE_SCHEMA,
+    "content_scores": CONTENT_SCHEMA,
+    "near_duplicates": DUPLICATES_SCHEMA,
+    "score_thresholds": THRESHOLDS_SCHEMA,
+    "clips": CLIP_SCHEMA,
+    "captions": CAPTION_SCHEMA,
+    "previews": PREVIEW_SCHEMA,
+    "caption_scores": CAPTION_SCORES_SCHEMA,
+}
+
+
+def with_column_schema(spec: AssetSpec) -> AssetSpec:
+    """``spec`` with its table's ``dagster/column_schema``, when the code fixes one."""
+    schema = TABLE_SCHEMAS.get(spec.key.path[-1])
+    return spec.merge_attributes(metadata={"dagster/column_schema": column_schema(schema)}) if schema else spec
 
 
 def build_definitions(data_root: str | None = None, mvdit: dict | None = None) -> Definitions:
