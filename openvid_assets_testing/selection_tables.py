@@ -381,28 +381,6 @@ def _write_direct(root: str, asset: str, shard: str, frame: Any) -> None:
     frame.write_parquet(path, compression="zstd", statistics=True)
 
 
-def shard_list(shard: str, source: str, uris: list[str], root: str) -> Any:
-    """A shard's stored list, in the schema ShardRegistry.register writes."""
-    import polars as pl
-
-    return pl.DataFrame(
-        {
-            "shard": [shard] * len(uris),
-            "position": list(range(len(uris))),
-            "source_uri": uris,
-            "source_root": [root] * len(uris),
-            "source": [source] * len(uris),
-        },
-        schema={
-            "shard": pl.String,
-            "position": pl.Int32,
-            "source_uri": pl.String,
-            "source_root": pl.String,
-            "source": pl.String,
-        },
-    )
-
-
 def source_root(source: str) -> str:
     from openvid_assets.store.shards import DEFAULT_SOURCE
 
@@ -416,7 +394,7 @@ def gen_scores_block(args: tuple[Any, ...]) -> tuple[int, Any]:
     has when quality_candidates runs. Without it (the S3 case), the manifest and score tables only."""
     import polars as pl
 
-    from openvid_assets.store.shards import shard_key
+    from openvid_assets.store.shards import shard_key, shard_list
 
     root, first, count, n = args[:4]
     sources = args[4] if len(args) > 4 else None
@@ -431,7 +409,7 @@ def gen_scores_block(args: tuple[Any, ...]) -> tuple[int, Any]:
                 root,
                 "shard_lists",
                 shard_key(i),
-                shard_list(shard_key(i), sources[k], m["source_uri"].to_list(), source_root(sources[k])),
+                shard_list(shard_key(i), m["source_uri"].to_list(), source_root(sources[k]), sources[k]),
             )
     block = pl.concat(manifests)
     for asset in ("aesthetic_scores", "temporal_scores", "motion_scores"):

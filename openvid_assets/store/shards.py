@@ -112,7 +112,7 @@ class ShardRegistry:
             )
             for uris in _chunks(pq.ParquetFile(f"{tmp}/new.parquet"), shard_size):
                 key = shard_key(next_index + len(new_keys))
-                self.store.write(SHARD_LISTS, key, _shard_list(key, uris, source_root, source))
+                self.store.write(SHARD_LISTS, key, shard_list(key, uris, source_root, source))
                 new_keys.append(key)
         return listed, new_keys
 
@@ -150,7 +150,8 @@ def _chunks(new: pq.ParquetFile, size: int) -> Iterator[list[str]]:
         yield pending
 
 
-def _shard_list(key: str, uris: list[str], source_root: str, source: str) -> pl.DataFrame:
+def shard_list(key: str, uris: list[str], source_root: str, source: str) -> pl.DataFrame:
+    """A shard's stored list of videos (one row each, in shard order), as registration writes it."""
     return pl.DataFrame(
         {
             "shard": [key] * len(uris),
