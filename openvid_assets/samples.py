@@ -960,6 +960,13 @@ def portrait(
     )
 
 
+def rotated(source: Path | str, out: Path | str, degrees: int = 90) -> Path:
+    """A copy of ``source`` with a display rotation in its metadata, as phones write (no re-encode)."""
+    cmd = [_ffmpeg(), "-loglevel", "error", "-i", str(source), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}"]
+    subprocess.run([*cmd, "-y", str(out)], check=True)
+    return Path(out)
+
+
 # --------------------------------------------------------------------------- bad inputs
 
 

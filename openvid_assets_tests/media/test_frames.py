@@ -1,7 +1,5 @@
 """The frame-reading function over every decoder: same frames, same counts, bad files become reasons."""
 
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -37,22 +35,7 @@ def test_every_decoder_gives_decords_frames_at_native_size(sample_videos, tmp_pa
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_decoders_scale_while_decoding_and_keep_orientation(sample_videos, tmp_path, decoder):
     root, _ = sample_videos
-    rotated = tmp_path / "rotated.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-i",
-            str(root / "portrait.mp4"),
-            "-c",
-            "copy",
-            "-metadata:s:v:0",
-            "rotate=90",
-            str(rotated),
-        ],
-        check=True,
-    )
+    rotated = samples.rotated(root / "portrait.mp4", tmp_path / "rotated.mp4")
     for path in (root / "hd_1080p.mp4", root / "portrait.mp4", rotated):
         facts = probe(path)
         request = FrameRequest(indices=_sparse, short_side=64)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from openvid_assets import samples
 from openvid_assets.media.manifest import build_manifest, probe_one
 from openvid_assets.media.probe import ProbeError, probe
 from openvid_assets.media.sources import list_videos
@@ -82,22 +83,7 @@ def test_bad_inputs_become_failed_rows_with_reasons(sample_videos):
 
 def test_rotated_phone_video_reports_displayed_size(sample_videos, tmp_path):
     root, _ = sample_videos
-    rotated = tmp_path / "rotated.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-i",
-            str(root / "portrait.mp4"),
-            "-c",
-            "copy",
-            "-metadata:s:v:0",
-            "rotate=90",
-            str(rotated),
-        ],
-        check=True,
-    )
+    rotated = samples.rotated(root / "portrait.mp4", tmp_path / "rotated.mp4")
     got = probe(rotated)
     assert (got.width, got.height) == (320, 180)
 
