@@ -33,9 +33,7 @@ import time
 from pathlib import Path
 
 from bench._report import machine_facts, markdown
-from openvid_assets_testing.harness import FAST_FLAGS
-
-FLAGS = [*FAST_FLAGS, "--no-filters"]
+from openvid_assets_testing.harness import run_args
 
 
 def make_source(out: Path, shards: int, per_shard: int) -> None:
@@ -72,21 +70,7 @@ def run_command(
     cpu = busy_cpu_s()
     started = time.perf_counter()
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "openvid_assets",
-            "run",
-            "--source",
-            str(source),
-            "--data-root",
-            str(work / f"data_{label}"),
-            "--shard-size",
-            str(per_shard),
-            "--workers",
-            str(workers),
-            *FLAGS,
-        ],
+        [*run_args(source, work / f"data_{label}", per_shard), "--workers", str(workers)],
         env=env,
         capture_output=True,
         text=True,
