@@ -57,7 +57,7 @@ def video_manifest(context: AssetExecutionContext, config: ManifestConfig, store
             members.uris,
             members.source_root,
             members.key,
-            s3_client=store.s3_client(),
+            s3_client=store.s3_client_for(members.source_root),
             timeout_s=config.probe_timeout_s,
             workers=config.workers or None,
             progress=progress_callback(context, "probed"),

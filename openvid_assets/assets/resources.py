@@ -16,6 +16,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from openvid_assets import settings
+from openvid_assets.store.files import is_s3_uri
 from openvid_assets.models.profiles import Profile, captioner, clarity_scorer, motion_scorer
 from openvid_assets.recipe import ModelSettings, RecipeStore, StoredRecipe
 from openvid_assets.store import TableStore
@@ -37,6 +38,7 @@ class OpenVidStore(ConfigurableResource):
     data_root: str = Field(default=settings.DEFAULT_DATA_ROOT, description="Folder or s3://bucket/prefix.")
     s3: ResourceDependency[S3Resource]
     _run_recipe: Any = PrivateAttr(default=None)
+    _s3_client: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Every run opens the store: record the worker process, so a run whose worker died (kill -9,
@@ -50,7 +52,15 @@ class OpenVidStore(ConfigurableResource):
             )
 
     def s3_client(self) -> Any:
-        return self.s3.get_client()
+        # One client a process: building one costs ~0.2 s (botocore loads its service JSON), once a shard and
+        # step that was most of a small shard's time.
+        if self._s3_client is None:
+            self._s3_client = self.s3.get_client()
+        return self._s3_client
+
+    def s3_client_for(self, root: str) -> Any:
+        """The S3 client when ``root`` is on S3; None for a local source, which needs none."""
+        return self.s3_client() if is_s3_uri(root) else None
 
     def tables(self) -> TableStore:
         return TableStore(self.data_root, s3_client_factory=self.s3_client)

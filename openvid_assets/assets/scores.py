@@ -28,7 +28,7 @@ EMBEDDINGS = "frame_embeddings"
 
 def _video_opener(store: OpenVidStore, tables: TableStore, shard: str) -> OpenVideo:
     root = ShardRegistry(tables).members(shard).source_root
-    client = store.s3_client()
+    client = store.s3_client_for(root)
     return lambda task: local_file(task.source_uri, root, client)
 
 
