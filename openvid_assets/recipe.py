@@ -484,6 +484,20 @@ class Recipe(_Section):
             roots[name] = root
         return sources
 
+    @model_validator(mode="after")
+    def _one_calibration_target_per_score(self) -> Recipe:
+        # One score is calibrated to one target (one fitted cut from the labels): two targets across the
+        # sources would need two fits of one score, which the thresholds step does not make.
+        targets: dict[str, set[str]] = {}
+        for name in [DEFAULT_SOURCE, *self.sources]:
+            for score, rule in self.source_rules(name).items():
+                if rule is not None and rule.kind == "calibrated":
+                    targets.setdefault(score, set()).add(rule.target)
+        for score, found in targets.items():
+            if len(found) > 1:
+                raise ValueError(f"{score} is calibrated to {' and '.join(sorted(found))} across sources; use one")
+        return self
+
     def source(self, name: str) -> SourceSettings:
         """A source's settings; the 'default' source (shards registered outside the recipe) runs every step."""
         if name in self.sources:

@@ -75,6 +75,11 @@ sources:
         ("    colour_grading: true\n", r"sources\.clean\.colour_grading \(line 10\): Extra inputs"),
         ("    captions: sometimes\n", r"sources\.clean\.captions \(line 10\)"),
         ("    rules:\n      motion: band:90:10\n", r"sources\.clean \(line 8\).*lower bound is above"),
+        # One fitted cut a score: two calibration targets for one score are refused before any run starts.
+        (
+            "    rules:\n      motion: calibrated:f1\nselection:\n  motion: calibrated:precision:0.9\n",
+            r"recipe: .*motion is calibrated to f1 and precision:0.9 across sources; use one",
+        ),
     ],
 )
 def test_a_malformed_source_is_refused_with_its_line(tmp_path, extra, expected):

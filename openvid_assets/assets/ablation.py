@@ -59,6 +59,7 @@ from openvid_assets.assets.training import (
     mvdit_latents,
     sample_run,
     samples_folder,
+    samples_scored_spec,
     train_run,
 )
 from openvid_assets.mvdit.ablation import parse_variants, variants_frame
@@ -262,6 +263,7 @@ def ablation_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit:
     **VARIANT,
     deps=[ablation_samples],
     kinds={"pytorch", "duckdb"},
+    check_specs=[samples_scored_spec("ablation_eval")],
     description="One variant's samples scored with the paper's metrics (as mvdit_eval).",
 )
 def ablation_eval(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:

@@ -117,10 +117,6 @@ def _fitted_cuts(tables: TableStore, rules: dict[str, dict[str, Rule | None]]) -
     }
     if not wanted:
         return {}
-    if len({target for _, target in wanted}) != len({score for score, _ in wanted}):
-        raise Failure(
-            description="one score has two calibration targets across sources; use one per score", allow_retries=False
-        )
     labels, _ = latest_labels(tables)
     fitted = {}
     for score, target in sorted(wanted):

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions
 from openvid_assets.assets.lineage import curated_dataset, hd_subset
@@ -417,7 +426,37 @@ def evaluate_run(
             "scored": ok.height,
             **means,
             "path": MetadataValue.path(path),
-        }
+        },
+        check_results=[samples_scored_result(table)],
+    )
+
+
+SAMPLES_SCORED = "samples_scored"
+
+
+def samples_scored_spec(asset_name: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        SAMPLES_SCORED,
+        asset=asset_name,
+        blocking=True,  # no scored sample: nothing after it (a report of means) has numbers to show
+        description="Every sample got the paper's metrics: an error when none did, a warning when some failed.",
+    )
+
+
+def samples_scored_result(table: pl.DataFrame) -> AssetCheckResult:
+    """Passed when every sample is scored; ERROR when none is (means of nothing), WARN when some failed."""
+    failed = table.filter(pl.col("status") != "ok")
+    scored = table.height - failed.height
+    reasons = failed.group_by("error").len().sort("len", descending=True) if failed.height else failed
+    return AssetCheckResult(
+        check_name=SAMPLES_SCORED,
+        passed=failed.height == 0,
+        severity=AssetCheckSeverity.ERROR if scored == 0 else AssetCheckSeverity.WARN,
+        metadata={
+            "scored": scored,
+            "failed": failed.height,
+            "reasons": "; ".join(f"{row['error']} ({row['len']})" for row in reasons.iter_rows(named=True)),
+        },
     )
 
 
@@ -427,6 +466,7 @@ def evaluate_run(
     group_name=GROUP,
     code_version="2",
     kinds={"pytorch", "duckdb"},
+    check_specs=[samples_scored_spec("mvdit_eval")],
     description="The paper's metrics (Table 3) of the latest checkpoint's samples, one row per video: VQA_A and "
     "VQA_T (DOVER, both branches), CLIP score (prompt vs frames) and CLIP temporal score, warping error "
     "(Farneback flow, occlusions left out), BLIP-BLEU; the means in metadata. Formulas: mvdit/metrics/video.py, "

@@ -6,7 +6,7 @@ import subprocess
 import polars as pl
 import pytest
 import torch
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
 
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.training import eval_prompts
@@ -44,6 +44,13 @@ def _train(data, **overrides):
         materialize_pipeline(defs, instance, training=True)
         event = instance.get_latest_materialization_event(AssetKey("mvdit_checkpoint"))
         samples = instance.get_latest_materialization_event(AssetKey("mvdit_samples"))
+        (scored,) = [
+            entry.asset_check_evaluation
+            for run in instance.get_runs()
+            for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+            if entry.asset_check_evaluation.asset_key == AssetKey("mvdit_eval")
+        ]
+        assert scored.check_name == "samples_scored" and scored.passed, scored  # the eval's blocking check
         return (
             {k: v.value for k, v in event.asset_materialization.metadata.items()},
             {k: v.value for k, v in samples.asset_materialization.metadata.items()},
@@ -167,3 +174,22 @@ def test_random_crops_and_flips_follow_the_seed(tmp_path):
     assert len({x[0, 0, 0, :].tolist().__repr__() for x in first}) > 1  # different windows / flips
     with pytest.raises(ValueError, match="smaller than"):
         LatentClips([str(path)], lambda p: open(p, "rb").read(), crop=8)[0]
+
+
+def test_the_samples_scored_check_fails_when_no_sample_is_scored_and_warns_when_some_fail():
+    from dagster import AssetCheckSeverity
+
+    from openvid_assets.assets.training import samples_scored_result
+
+    def table(*errors):
+        return pl.DataFrame(
+            {"status": ["ok" if e is None else "failed" for e in errors], "error": list(errors)},
+            schema={"status": pl.String, "error": pl.String},
+        )
+
+    assert samples_scored_result(table(None, None)).passed
+    some = samples_scored_result(table(None, "ValueError: no frames", "ValueError: no frames"))
+    assert not some.passed and some.severity == AssetCheckSeverity.WARN
+    assert some.metadata["reasons"].text == "ValueError: no frames (2)"
+    none = samples_scored_result(table("OSError: truncated"))
+    assert not none.passed and none.severity == AssetCheckSeverity.ERROR and none.metadata["scored"].value == 0
