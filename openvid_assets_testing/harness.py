@@ -157,8 +157,9 @@ def run_args(source: Path | str, data_root: Path | str, shard_size: int, *, filt
 # --------------------------------------------------------------------------- a watched subprocess
 
 _STEP = re.compile(r"^Step (\d+): ")
-_STARTED = re.compile(r"^\s+(?:\[(shard-\d+)\] )?(\w+): started")
-_DONE = re.compile(r"^\s+(?:\[(shard-\d+)\] )?(\w+): done")
+# A run's label: one shard, or the range of shards it takes (OPENVID_SHARDS_PER_RUN), e.g. shard-00000..shard-00001.
+_STARTED = re.compile(r"^\s+(?:\[(shard-\d+(?:\.\.shard-\d+)?)\] )?(\w+): started")
+_DONE = re.compile(r"^\s+(?:\[(shard-\d+(?:\.\.shard-\d+)?)\] )?(\w+): done")
 
 
 def _activity(line: str, current: str) -> str:

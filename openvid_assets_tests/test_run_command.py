@@ -153,6 +153,7 @@ def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
             k: s3_env[k]
             for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
         },
+        "OPENVID_SHARDS_PER_RUN": "3",  # the three shards in one run: each run's process downloads several shards
     }
     data_root = f"s3://{s3_bucket}/curated"
     done = run_cli(

@@ -11,6 +11,9 @@ from openvid_assets import samples
 from openvid_assets_testing.harness import make_dagster_home, pipeline_env, run_args, run_to_end, snapshot
 
 SHARD_SIZE = 1  # four inputs, four shards: enough for four parallel shard runs
+# The run command's runs take two shards each (OPENVID_SHARDS_PER_RUN): half the run processes, and a kill lands
+# in a run of several shards, the harder case (one shard's tables written and recorded, the other's not yet).
+SHARDS_PER_RUN = "2"
 
 
 def tiny_source(out: Path) -> Path:
@@ -38,6 +41,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     root = tmp_path_factory.mktemp("reliability")
     source = tiny_source(root / "src")
     data, home = root / "reference", make_dagster_home(root / "reference_home")
-    run = run_to_end(run_args(source, data, SHARD_SIZE), pipeline_env(home), root, timeout=300)
+    env = pipeline_env(home, OPENVID_SHARDS_PER_RUN=SHARDS_PER_RUN)
+    run = run_to_end(run_args(source, data, SHARD_SIZE), env, root, timeout=300)
     assert run.proc.returncode == 0, run.output
     return Reference(source, data, snapshot(data), run.elapsed, run.output)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from openvid_assets_tests.reliability.conftest import SHARD_SIZE
+from openvid_assets_tests.reliability.conftest import SHARD_SIZE, SHARDS_PER_RUN
 from openvid_assets_testing.harness import (
     WatchedRun,
     differences,
@@ -30,15 +30,18 @@ pytestmark = pytest.mark.slow  # three launches of the whole pipeline through th
 # (first output line to wait for, extra seconds before the kill): a model step of the second shard, then,
 # in the re-run, the clip cutting of that shard (ffmpeg children writing temporary clip files).
 KILL_POINTS = [
-    (r"\[shard-00001\] frame_embeddings: started", 0.0),
-    (r"\[shard-00001\] clips: started", 0.3),
+    (r"\[shard-00000\.\.shard-00001\] frame_embeddings: started", 0.0),
+    (r"\[shard-00000\.\.shard-00001\] clips: started", 0.3),
 ]
 
 
 @pytest.mark.timeout(1800)  # a reference run and three launches of the whole pipeline: ~510 s beside another test
 def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_run, tmp_path):
     data, home = tmp_path / "data", make_dagster_home(tmp_path / "dagster_home")
-    args, env = run_args(reference_run.source, data, SHARD_SIZE), pipeline_env(home)
+    args, env = (
+        run_args(reference_run.source, data, SHARD_SIZE),
+        pipeline_env(home, OPENVID_SHARDS_PER_RUN=SHARDS_PER_RUN),
+    )
     killed_during = []
     for pattern, delay in KILL_POINTS:  # each launch resumes the previous one's work, then dies
         run = WatchedRun(args, env, tmp_path)
@@ -48,8 +51,8 @@ def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_ru
         assert alive, f"the run ended before the kill at {pattern!r}:\n{run.output}"
         killed_during.append(doing)
         assert partial_files(data) == [], (doing, run.output)  # only whole files under final names
-    assert re.fullmatch(r"(after )?\w+ \[shard-0000\d\]", killed_during[0]), killed_during  # mid shard runs
-    assert re.fullmatch(r"(after )?\w+ \[shard-0000\d\]", killed_during[1]), killed_during
+    for doing in killed_during:  # mid shard runs
+        assert re.fullmatch(r"(after )?\w+ \[shard-0000\d\.\.shard-0000\d\]", doing), killed_during
 
     final = run_to_end(args, env, tmp_path, timeout=300)
     assert final.proc.returncode == 0, final.output

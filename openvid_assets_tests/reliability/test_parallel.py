@@ -24,7 +24,7 @@ from openvid_assets_testing.harness import (
     snapshot,
     version_problems,
 )
-from openvid_assets_tests.reliability.conftest import SHARD_SIZE
+from openvid_assets_tests.reliability.conftest import SHARD_SIZE, SHARDS_PER_RUN
 
 pytestmark = pytest.mark.slow  # the whole pipeline through the daemon, twice
 
@@ -73,7 +73,8 @@ def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference
             assert set(instance.get_materialized_partitions(AssetKey(name))) == set(shards), name
 
     # The run command then finds the first wave current on every shard and does the rest.
-    rest = run_to_end(run_args(reference_run.source, data, SHARD_SIZE), pipeline_env(home), tmp_path, timeout=300)
+    env = pipeline_env(home, OPENVID_SHARDS_PER_RUN=SHARDS_PER_RUN)
+    rest = run_to_end(run_args(reference_run.source, data, SHARD_SIZE), env, tmp_path, timeout=300)
     assert rest.proc.returncode == 0, rest.output
     assert re.search(r"^Step 1: .* on 4 shard\(s\), 0 to run$", rest.output, re.M), rest.output
     assert differences(reference_run.snapshot, snapshot(data)) == []  # no lost (or extra) rows, files or clips
