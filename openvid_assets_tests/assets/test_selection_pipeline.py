@@ -40,6 +40,15 @@ def pipeline(sample_videos, tmp_path_factory):
     return run(data), data, specs
 
 
+@pytest.fixture(scope="module")
+def unfiltered(pipeline):
+    """The same data root run again with selection.thresholds_off (after the rule-change test, which needs the
+    filtered run): every decodable video goes on to clips and captions."""
+    tables, data, specs = pipeline
+    run(data, thresholds_off=True)
+    return tables, data, specs
+
+
 def test_lineage_has_every_input_once_with_readable_reasons(pipeline):
     tables, _, specs = pipeline
     lineage = pl.read_parquet(f"{tables.root}/exports/lineage.parquet")
@@ -107,9 +116,8 @@ def test_changing_a_rule_recomputes_sql_only_and_lineage_follows(pipeline):
     assert lineage["quality_version"].unique().to_list() == [new["version"][0]]
 
 
-def test_thresholds_off_keeps_every_decodable_video_that_has_a_scene(pipeline):
-    tables, data, specs = pipeline
-    run(data, thresholds_off=True)
+def test_thresholds_off_keeps_every_decodable_video_that_has_a_scene(unfiltered):
+    tables, data, specs = unfiltered
     lineage = pl.read_parquet(f"{tables.root}/exports/lineage.parquet")
     kept = lineage.filter(pl.col("status") == "kept")
     # Every frame of the flicker video is a new scene: no scene is long enough for a clip.
@@ -123,9 +131,8 @@ def test_thresholds_off_keeps_every_decodable_video_that_has_a_scene(pipeline):
     assert hd["video"].to_list() == [f"{hd['clip_id'][0]}.mp4"] and (hd["width"] >= 1920).all()
 
 
-def test_every_clip_in_the_export_has_a_caption_and_a_file(pipeline):
-    tables, data, specs = pipeline
-    run(data, thresholds_off=True)
+def test_every_clip_in_the_export_has_a_caption_and_a_file(unfiltered):
+    tables, data, specs = unfiltered
     csv = pl.read_csv(f"{tables.root}/exports/openvid.csv")
     parquet = pl.read_parquet(f"{tables.root}/exports/openvid.parquet")
     clips = pl.concat([tables.read("clips", s) for s in tables.shards("clips")]).filter(pl.col("status") == "ok")
@@ -159,9 +166,8 @@ def _percent_ranks(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), 0.0, ranks / max(1, len(values) - 1))
 
 
-def test_quality_tiers_partition_the_dataset_in_rank_order(pipeline):
-    tables, data, _ = pipeline
-    run(data, thresholds_off=True)
+def test_quality_tiers_partition_the_dataset_in_rank_order(unfiltered):
+    tables, data, _ = unfiltered
     dataset = pl.read_parquet(f"{tables.root}/exports/openvid.parquet")
     folder = os.path.join(str(tables.root), "exports", "tiers")
     tiers = {
@@ -191,9 +197,8 @@ def test_quality_tiers_partition_the_dataset_in_rank_order(pipeline):
         assert tiers[f"tier_{k}"]["combined_rank"].min() >= tiers[f"tier_{k + 1}"]["combined_rank"].max()
 
 
-def test_conditioned_captions_carry_the_scores_and_leave_the_caption_alone(pipeline):
-    tables, data, _ = pipeline
-    run(data, thresholds_off=True)
+def test_conditioned_captions_carry_the_scores_and_leave_the_caption_alone(unfiltered):
+    tables, data, _ = unfiltered
     plain = pl.read_csv(f"{tables.root}/exports/openvid.csv")
     conditioned = pl.read_csv(f"{tables.root}/exports/openvid_conditioned.csv")
     assert conditioned["video"].to_list() == plain["video"].to_list()
