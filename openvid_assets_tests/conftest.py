@@ -18,6 +18,29 @@ from openvid_assets.samples import VideoSpec, write_sample_set
 
 pytest_plugins = ["openvid_assets_testing.s3server", "openvid_assets_testing.pgserver"]
 
+# pytest-xdist (--dist loadfile --no-loadscope-reorder) hands whole files to its two workers in the order collected.
+# The files that take longest (measured on 2 cores, both tiers) go first, so none starts last beside an idle
+# worker. Only the order changes: no test depends on it.
+LONGEST_FIRST = [
+    "reliability/test_against_a_reference_run.py",
+    "test_engine.py",
+    "assets/test_selection_pipeline.py",
+    "test_run_command.py",
+    "assets/test_sources_pipeline.py",
+    "test_run_command_at_scale.py",
+    "assets/test_ablation.py",
+    "assets/test_filters_pipeline.py",
+    "assets/test_training_pipeline.py",
+    "models/test_transnetv2.py",
+    "deploy/test_ui.py",
+]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here, rank = Path(__file__).parent, {name: i for i, name in enumerate(LONGEST_FIRST)}
+    # A stable sort: a file's tests stay together and in order, the other files in their collected order.
+    items.sort(key=lambda item: rank.get(item.path.relative_to(here).as_posix(), len(rank)))
+
 
 @pytest.fixture(scope="session")
 def sample_videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[VideoSpec]]:

@@ -54,6 +54,7 @@ SQL_SHARD_STEP = {
 }
 GLOBAL_STEP = {"retry_policy": TRANSIENT_RETRY, "automation_condition": CURATION_AUTOMATION}
 TRAINING_STEP = {"retry_policy": TRANSIENT_RETRY, "pool": GPU_POOL}
+TRAINING_SHARD_STEP = {**TRAINING_STEP, "backfill_policy": SHARDS_PER_RUN}  # latents: shards a run, as the curation
 # The ablation is asked for, never automatic: one shard a run, the pools of their kind.
 ASKED_MODEL_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": ONE_PARTITION_PER_RUN, "pool": GPU_POOL}
 ASKED_IO_STEP = {"retry_policy": TRANSIENT_RETRY, "backfill_policy": ONE_PARTITION_PER_RUN}

@@ -26,12 +26,12 @@ from dagster import (
 from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions
 from openvid_assets.assets.lineage import curated_dataset, hd_subset
 from openvid_assets.assets.manifest import MANIFEST
-from openvid_assets.assets.policies import TRAINING_STEP
+from openvid_assets.assets.policies import TRAINING_SHARD_STEP, TRAINING_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.resources import MVDiTResource, OpenVidStore, RunShape
 from openvid_assets.assets.scores import _video_opener
 from openvid_assets.assets.selection import all_shards
-from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.assets.shards import each_shard, shards_partitions
 from openvid_assets.charts import line_image
 from openvid_assets.store import TableStore, run_sql
 
@@ -57,41 +57,45 @@ def encode_latents(
     clips for mvdit_latents, the ablation's own for ablation_latents."""
     from openvid_assets.mvdit.data import encode_shard, latent_tasks, load_encoders  # torch: at run time
 
-    shard, tables = context.partition_key, store.tables()
+    tables = store.tables()
     shape = mvdit.shape(store.recipe().recipe.models.profile)
-    tasks = latent_tasks(
-        tables.read(clips_table, shard), tables.read(captions_table, shard), tables.read(MANIFEST, shard)
-    )
-    encoders = load_encoders(shape.vae, shape.text_encoder, mvdit.device)
+    encoders = load_encoders(shape.vae, shape.text_encoder, mvdit.device)  # once for every shard of the run
 
-    def put(clip_id: str, data: bytes) -> str:
-        rel = f"latents/{shard}/{clip_id}.pt"
-        tables.fs.put(rel, data)
-        return rel
+    def one(shard: str) -> MaterializeResult:
+        tasks = latent_tasks(
+            tables.read(clips_table, shard), tables.read(captions_table, shard), tables.read(MANIFEST, shard)
+        )
 
-    result = encode_shard(
-        tasks,
-        encoders,
-        shape.latents(),
-        _video_opener(store, tables, shard),
-        put,
-        tables.fs.exists,
-        previous=tables.read_if_exists(table, shard),
-        progress=progress_callback(context, "encoded"),
-    )
-    path = tables.write(table, shard, result.table)
-    failed = result.table.filter(pl.col("status") == "failed")
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": result.table.height,
-            "encoded_now": result.computed,
-            "reused": result.reused,
-            "failed": failed.height,
-            "first_failure": failed["error"][0] if failed.height else "",
-            "encoders": encoders.name,
-            "path": MetadataValue.path(path),
-        }
-    )
+        def put(clip_id: str, data: bytes) -> str:
+            rel = f"latents/{shard}/{clip_id}.pt"
+            tables.fs.put(rel, data)
+            return rel
+
+        result = encode_shard(
+            tasks,
+            encoders,
+            shape.latents(),
+            _video_opener(store, tables, shard),
+            put,
+            tables.fs.exists,
+            previous=tables.read_if_exists(table, shard),
+            progress=progress_callback(context, "encoded"),
+        )
+        path = tables.write(table, shard, result.table)
+        failed = result.table.filter(pl.col("status") == "failed")
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": result.table.height,
+                "encoded_now": result.computed,
+                "reused": result.reused,
+                "failed": failed.height,
+                "first_failure": failed["error"][0] if failed.height else "",
+                "encoders": encoders.name,
+                "path": MetadataValue.path(path),
+            }
+        )
+
+    return each_shard(context, one)
 
 
 @asset(
@@ -99,7 +103,7 @@ def encode_latents(
     group_name=GROUP,
     deps=[captions],
     code_version="1",
-    **TRAINING_STEP,
+    **TRAINING_SHARD_STEP,
     kinds={"pytorch", "parquet"},
     description="VAE latents (16 frames every 3rd, short side at the training resolution) and T5 caption "
     "features of every captioned clip, cached per clip under latents/<shard>/.",
