@@ -33,19 +33,18 @@ from openvid_assets_testing.harness import (
 )
 from openvid_assets_tests.reliability.conftest import SHARD_SIZE, SHARDS_PER_RUN
 
-pytestmark = (
-    pytest.mark.slow
-)  # the whole pipeline through the daemon: a reference, three launches killed or not, two more
+# The whole pipeline through the daemon: a reference run, then three launches (two killed), then two more.
+pytestmark = pytest.mark.slow
 
-# (first output line to wait for, extra seconds before the kill): a model step of the second shard, then,
-# in the re-run, the clip cutting of that shard (ffmpeg children writing temporary clip files).
+# (first output line to wait for, extra seconds before the kill): a model step of the first run (shards 0 and 1,
+# two a run), then, in the re-run, the clip cutting of that run (ffmpeg children writing temporary clip files).
 KILL_POINTS = [
     (r"\[shard-00000\.\.shard-00001\] frame_embeddings: started", 0.0),
     (r"\[shard-00000\.\.shard-00001\] clips: started", 0.3),
 ]
 
 
-@pytest.mark.timeout(1800)  # a reference run and three launches of the whole pipeline: ~510 s beside another test
+@pytest.mark.timeout(1800)  # three launches of the whole pipeline after the reference run
 def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_run, tmp_path):
     data, home = tmp_path / "data", make_dagster_home(tmp_path / "dagster_home")
     args, env = (
