@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 # Tests run the weight-free profile: tiny random models of the real classes, no downloads.
@@ -19,27 +20,28 @@ from openvid_assets.samples import VideoSpec, write_sample_set
 pytest_plugins = ["openvid_assets_testing.s3server", "openvid_assets_testing.pgserver"]
 
 # pytest-xdist (--dist loadfile --no-loadscope-reorder) hands whole files to its two workers in the order collected.
-# The files that take longest (measured on 2 cores, both tiers) go first, so none starts last beside an idle
-# worker. Only the order changes: no test depends on it.
+# The long tier (`-m slow`, a few files of minutes each): the longest files first (measured on 2 cores), so none
+# starts last beside an idle worker. The everyday tier: files with the most tests first (xdist's own default
+# order), which keeps its two heavy files (the run command through the daemon, the multi-source pipeline) from
+# starting together and contending. Only the order changes: no test depends on it.
 LONGEST_FIRST = [
     "reliability/test_against_a_reference_run.py",
     "test_engine.py",
     "assets/test_selection_pipeline.py",
     "test_run_command.py",
-    "assets/test_sources_pipeline.py",
     "test_run_command_at_scale.py",
     "assets/test_ablation.py",
-    "assets/test_filters_pipeline.py",
-    "assets/test_training_pipeline.py",
-    "models/test_transnetv2.py",
-    "deploy/test_ui.py",
 ]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    here, rank = Path(__file__).parent, {name: i for i, name in enumerate(LONGEST_FIRST)}
-    # A stable sort: a file's tests stay together and in order, the other files in their collected order.
-    items.sort(key=lambda item: rank.get(item.path.relative_to(here).as_posix(), len(rank)))
+    # Stable sorts: a file's tests stay together and in order.
+    if config.option.markexpr == "slow":
+        here, rank = Path(__file__).parent, {name: i for i, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.relative_to(here).as_posix(), len(rank)))
+    else:
+        tests_in = Counter(item.path for item in items)
+        items.sort(key=lambda item: -tests_in[item.path])
 
 
 @pytest.fixture(scope="session")

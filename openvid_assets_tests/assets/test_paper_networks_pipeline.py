@@ -47,6 +47,7 @@ def test_unimatch_and_dover_checkpoints_run_in_the_pipeline(tmp_path, weights_di
         str(tmp_path / "data"),
         models={"profile": "offline", "motion_backend": "unimatch", "clarity_backend": "dover"},
         selection={"thresholds_off": True},
+        clips={"detectors": "cascade"},  # TransNetV2 has tests of its own
     )
     defs = build_definitions(str(tmp_path / "data"))
     with DagsterInstance.ephemeral() as instance:
