@@ -65,7 +65,7 @@ def _models(data, name="motion_scores") -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # two pipeline runs, a re-execution and two training runs: ~420 s beside another test
+@pytest.mark.timeout(1800)  # two pipeline runs, a re-execution and two training runs: ~330 s beside another test
 def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setup):
     source, data, env, cwd = setup
     first = _run(source, data, env, "--motion-backend", "farneback", cwd=cwd)

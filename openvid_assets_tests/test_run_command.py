@@ -144,7 +144,7 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # three runs of the command: ~300 s beside another test
+@pytest.mark.timeout(1200)  # a run on S3, a refused one, a run on one local video: ~240 s beside another test
 def test_run_command_on_an_s3_source_and_data_root(workdir, s3_bucket, s3_env):
     tmp, src, specs, env = workdir
     (src / "escape.mp4").unlink()  # S3 has no symlinks; "outside the root" is a local-only failure
