@@ -21,9 +21,10 @@ pytest_plugins = ["openvid_assets_testing.s3server", "openvid_assets_testing.pgs
 
 # pytest-xdist (--dist loadfile --no-loadscope-reorder) hands whole files to its two workers in the order collected.
 # The long tier (`-m slow`, a few files of minutes each): the longest files first (measured on 2 cores), so none
-# starts last beside an idle worker. The everyday tier: files with the most tests first (xdist's own default
-# order), which keeps its two heavy files (the run command through the daemon, the multi-source pipeline) from
-# starting together and contending. Only the order changes: no test depends on it.
+# starts last beside an idle worker. The everyday tier: its one run of the command through the daemon first, beside
+# the unit-test files, then files with the most tests first (xdist's own default order); handing out its heavy
+# files first instead started two of them together, and the tier took longer. Only the order changes: no test
+# depends on it.
 LONGEST_FIRST = [
     "reliability/test_against_a_reference_run.py",
     "test_engine.py",
@@ -32,6 +33,7 @@ LONGEST_FIRST = [
     "test_run_command_at_scale.py",
     "assets/test_ablation.py",
 ]
+EVERYDAY_FIRST = "test_run_command.py"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -40,8 +42,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         here, rank = Path(__file__).parent, {name: i for i, name in enumerate(LONGEST_FIRST)}
         items.sort(key=lambda item: rank.get(item.path.relative_to(here).as_posix(), len(rank)))
     else:
-        tests_in = Counter(item.path for item in items)
-        items.sort(key=lambda item: -tests_in[item.path])
+        tests_in, first = Counter(item.path for item in items), Path(__file__).parent / EVERYDAY_FIRST
+        items.sort(key=lambda item: (item.path != first, -tests_in[item.path]))
 
 
 @pytest.fixture(scope="session")
