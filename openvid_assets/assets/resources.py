@@ -16,10 +16,10 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from openvid_assets import settings
-from openvid_assets.store.files import is_s3_uri
 from openvid_assets.models.profiles import Profile, captioner, clarity_scorer, motion_scorer
 from openvid_assets.recipe import ModelSettings, RecipeStore, StoredRecipe
 from openvid_assets.store import TableStore
+from openvid_assets.store.files import is_s3_uri
 
 if TYPE_CHECKING:
     from openvid_assets.media.scenes import ShotDetector
