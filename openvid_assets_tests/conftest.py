@@ -12,6 +12,11 @@ os.environ["OPENVID_MODELS"] = "offline"
 os.environ.pop("OPENVID_ALLOW_DOWNLOADS", None)
 # The daemon the run command starts passes over backfills every second (see fast_daemon.py).
 os.environ.setdefault("OPENVID_DAGSTER_DAEMON", f"{sys.executable} -m openvid_assets_tests.fast_daemon")
+# pytest-xdist's workers share the cores: each worker's torch (and OpenMP, BLAS) gets its share, not every core.
+# Two workers with two threads each on two cores spin against each other: the selection pipeline took 143 s
+# instead of 95 s beside a copy of itself. The run command sets its own runs' threads (cores / workers).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 import pytest
 

@@ -65,7 +65,7 @@ def _models(data, name="motion_scores") -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # two pipeline runs, a re-execution and two training runs: ~330 s beside another test
+@pytest.mark.timeout(1800)  # two pipeline runs, a re-execution and a training run
 def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setup):
     source, data, env, cwd = setup
     first = _run(source, data, env, "--motion-backend", "farneback", cwd=cwd)
@@ -97,20 +97,19 @@ def test_switching_the_motion_backend_rescores_every_shard_and_nothing_else(setu
     assert reexecuted.tags.get("dagster/asset_partition_range_start", "").startswith("shard-")
     assert reexecuted.tags["dagster/asset_partition_range_end"] == "shard-00003"  # the same four shards
 
-    # The train command's settings reach its runs (run config of the mvdit resource), and training is run
-    # whenever it is asked for: a higher step target resumes from the last checkpoint.
-    for steps, resumed in ((2, 0), (3, 2)):
-        train = subprocess.run(
-            [sys.executable, "-m", "openvid_assets", "train", "--data-root", str(data), "--steps", str(steps)],
-            env=env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert train.returncode == 0, train.stdout + train.stderr
-        meta = _checkpoint_metadata(env["DAGSTER_HOME"])
-        assert (meta["steps"], meta["resumed_from_step"]) == (steps, resumed), meta
+    # The train command's settings reach its runs (run config of the mvdit resource). Resuming from the last
+    # checkpoint at a higher step target is shown in-process (assets/test_training_pipeline.py).
+    train = subprocess.run(
+        [sys.executable, "-m", "openvid_assets", "train", "--data-root", str(data), "--steps", "2"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert train.returncode == 0, train.stdout + train.stderr
+    meta = _checkpoint_metadata(env["DAGSTER_HOME"])
+    assert (meta["steps"], meta["resumed_from_step"]) == (2, 0), meta
 
 
 def _checkpoint_metadata(home: str) -> dict:

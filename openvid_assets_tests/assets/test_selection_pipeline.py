@@ -12,7 +12,7 @@ from openvid_assets.assets.lineage import OPENVID_COLUMNS
 from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.definitions import build_definitions
 from openvid_assets.store import TableStore
-from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 
 pytestmark = pytest.mark.slow  # the whole pipeline with clips and captions, then rule changes
 
@@ -20,7 +20,8 @@ MODEL_TABLES = ["frame_embeddings", "aesthetic_scores", "temporal_scores", "moti
 
 
 def run(data_root, **selection):
-    store_recipe(str(data_root), models={"profile": "offline"}, selection=selection)
+    # The weight-free motion and clarity backends (the networks have tests of their own); TransNetV2 cuts the clips.
+    store_recipe(str(data_root), models=FAST["models"], selection=selection)
     defs = build_definitions(str(data_root))
     with DagsterInstance.ephemeral() as instance:
         tables = defs.resources["store"].tables()

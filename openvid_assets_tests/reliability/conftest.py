@@ -14,6 +14,8 @@ SHARD_SIZE = 1  # four inputs, four shards: enough for four parallel shard runs
 # The run command's runs take two shards each (OPENVID_SHARDS_PER_RUN): half the run processes, and a kill lands
 # in a run of several shards, the harder case (one shard's tables written and recorded, the other's not yet).
 SHARDS_PER_RUN = "2"
+# Runs that nothing interrupts take all four shards: one process a step (the outputs do not depend on the batching).
+ALL_SHARDS_PER_RUN = "4"
 
 
 def tiny_source(out: Path) -> Path:
@@ -41,7 +43,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     root = tmp_path_factory.mktemp("reliability")
     source = tiny_source(root / "src")
     data, home = root / "reference", make_dagster_home(root / "reference_home")
-    env = pipeline_env(home, OPENVID_SHARDS_PER_RUN=SHARDS_PER_RUN)
+    env = pipeline_env(home, OPENVID_SHARDS_PER_RUN=ALL_SHARDS_PER_RUN)
     run = run_to_end(run_args(source, data, SHARD_SIZE), env, root, timeout=300)
     assert run.proc.returncode == 0, run.output
     return Reference(source, data, snapshot(data), run.elapsed, run.output)

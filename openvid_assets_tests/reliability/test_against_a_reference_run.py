@@ -31,7 +31,7 @@ from openvid_assets_testing.harness import (
     snapshot,
     version_problems,
 )
-from openvid_assets_tests.reliability.conftest import SHARD_SIZE, SHARDS_PER_RUN
+from openvid_assets_tests.reliability.conftest import ALL_SHARDS_PER_RUN, SHARD_SIZE, SHARDS_PER_RUN
 
 # The whole pipeline through the daemon: a reference run, then three launches (two killed), then two more.
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference
             assert set(instance.get_materialized_partitions(AssetKey(name))) == set(shards), name
 
     # The run command then finds the first wave current on every shard and does the rest.
-    env = pipeline_env(home, OPENVID_SHARDS_PER_RUN=SHARDS_PER_RUN)
+    env = pipeline_env(home, OPENVID_SHARDS_PER_RUN=ALL_SHARDS_PER_RUN)
     rest = run_to_end(run_args(reference_run.source, data, SHARD_SIZE), env, tmp_path, timeout=300)
     assert rest.proc.returncode == 0, rest.output
     assert re.search(r"^Step 1: .* on 4 shard\(s\), 0 to run$", rest.output, re.M), rest.output
