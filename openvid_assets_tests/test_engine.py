@@ -182,3 +182,76 @@ def test_workers_set_the_gpu_pool_of_a_local_instance_and_of_a_cluster_only_when
         assert type(elsewhere.run_launcher).__name__ != "DefaultRunLauncher"  # stands for a cluster's launcher
         assert Workers(3, 0, 1).pool_limit(elsewhere) is None
         assert Workers.for_machine(5).pool_limit(elsewhere) == 5
+
+
+def test_the_daemon_of_a_killed_command_is_replaced_at_once_not_when_its_heartbeats_expire(tmp_path):
+    """kill -9 takes the command and its daemon; the daemon's heartbeats look alive for a while after. The next
+    command starts its own daemon at once instead of waiting for them to age (measured: 82 s after each kill)."""
+    import os
+    import signal
+    import time
+
+    from dagster import DagsterInstance
+
+    from openvid_assets.assets.engine import DaemonKeeper, daemon_alive
+
+    with DagsterInstance.from_config(str(make_dagster_home(tmp_path / "home"))) as instance:
+        killed = DaemonKeeper(instance)
+        killed.ensure()
+        deadline = time.monotonic() + 120
+        while not daemon_alive(instance):
+            assert time.monotonic() < deadline, "the daemon sent no heartbeat"
+            time.sleep(0.5)
+        os.kill(killed._daemon.pid, signal.SIGKILL)  # the command and its daemon die together...
+        killed._daemon.wait()
+        killed._lock.close()  # ...and the command's lock goes with its process
+        assert daemon_alive(instance)  # what a command would otherwise believe for up to HEARTBEAT_TOLERANCE_S
+
+        after = DaemonKeeper(instance)
+        after.ensure()
+        try:
+            assert after._daemon is not None and after._daemon.poll() is None  # its own daemon, on the first look
+        finally:
+            after.stop()
+
+
+def test_runs_that_will_never_finish_are_failed_and_live_ones_left_alone():
+    import os
+    import socket
+    import uuid
+
+    from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+
+    from openvid_assets.assets.engine import (
+        COMMAND_HOST_TAG,
+        COMMAND_PID_TAG,
+        WORKER_HOST_TAG,
+        WORKER_PID_TAG,
+        reap_dead_runs,
+    )
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has
+    host, alive = socket.gethostname(), str(os.getpid())
+    cases = {  # name: (status, tags, reaped)
+        "worker died": ("STARTED", {WORKER_HOST_TAG: host, WORKER_PID_TAG: str(gone.pid)}, True),
+        "worker alive": ("STARTED", {WORKER_HOST_TAG: host, WORKER_PID_TAG: alive}, False),
+        "launch cut short": ("STARTING", {COMMAND_HOST_TAG: host, COMMAND_PID_TAG: str(gone.pid)}, True),
+        "launching": ("STARTING", {COMMAND_HOST_TAG: host, COMMAND_PID_TAG: alive}, False),
+        "worker up, command gone": (
+            "STARTING",
+            {COMMAND_HOST_TAG: host, COMMAND_PID_TAG: str(gone.pid), WORKER_HOST_TAG: host, WORKER_PID_TAG: alive},
+            False,
+        ),
+        "another host": ("STARTING", {COMMAND_HOST_TAG: f"not-{host}", COMMAND_PID_TAG: str(gone.pid)}, False),
+        "from the UI": ("STARTING", {}, False),
+    }
+    with DagsterInstance.ephemeral() as instance:
+        ids = {}
+        for name, (status, tags, _) in cases.items():
+            run = DagsterRun(job_name="j", run_id=str(uuid.uuid4()), status=DagsterRunStatus[status], tags=tags)
+            ids[name] = instance.add_run(run).run_id
+        reaped = set(reap_dead_runs(instance))
+        assert reaped == {ids[name] for name, (_, _, dead) in cases.items() if dead}
+        for name, (status, _, dead) in cases.items():
+            assert instance.get_run_by_id(ids[name]).status.value == ("FAILURE" if dead else status), name

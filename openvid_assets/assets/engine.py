@@ -37,6 +37,7 @@ from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
 from openvid_assets.assets.ablation import GROUP as ABLATION_GROUP
 from openvid_assets.assets.plan import Plan, plan_stale
+from openvid_assets.store.files import process_alive
 
 LOCATION = "openvid_assets"  # the code location name in workspace.yaml and pyproject's [tool.dagster]
 WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
@@ -155,6 +156,7 @@ def plan_waves(defs: Definitions, training: bool | None = False) -> list[Wave]:
 
 DAEMONS = ("QUEUED_RUN_COORDINATOR", "BACKFILL")  # the daemons a backfill needs: it makes runs, the queue starts them
 HEARTBEAT_TOLERANCE_S = 75.0
+DAEMON_PID_FILE = "openvid-daemon.pid"  # in the instance folder, while a command's own daemon runs
 
 
 def daemon_alive(instance: DagsterInstance) -> bool:
@@ -202,6 +204,8 @@ class DaemonKeeper:
         lock = try_lock(self.home / "openvid-daemon.lock")
         if lock is None:  # another command's daemon serves the queue
             return
+        if self._daemon_of_a_dead_command_gone():  # its heartbeats would say "alive" for HEARTBEAT_TOLERANCE_S
+            self.instance.wipe_daemon_heartbeats()
         if daemon_alive(self.instance):  # one this command does not manage (dagster dev)
             lock.close()
             return
@@ -226,6 +230,20 @@ class DaemonKeeper:
                 stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
+        (self.home / DAEMON_PID_FILE).write_text(str(self._daemon.pid))
+
+    def _daemon_of_a_dead_command_gone(self) -> bool:
+        """Whether a daemon that a command started has stopped without that command stopping it (kill -9): its pid
+        file is left. Still alive, it is shutting down (it gets SIGTERM when its command dies): wait for it."""
+        pid_file = self.home / DAEMON_PID_FILE
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            return False
+        if process_alive(pid):
+            return False
+        pid_file.unlink(missing_ok=True)
+        return True
 
     def stop(self) -> None:
         if self._daemon is None:
@@ -237,6 +255,7 @@ class DaemonKeeper:
             self._daemon.kill()
         # Its heartbeats would say "alive" for a while: clear them so the next command starts a daemon at once.
         self.instance.wipe_daemon_heartbeats()
+        (self.home / DAEMON_PID_FILE).unlink(missing_ok=True)
         self._daemon = None
         self._lock.close()
         self._lock = None
@@ -492,25 +511,38 @@ def follow_backfill(
 
 
 def reap_dead_runs(instance: DagsterInstance) -> list[str]:
-    """Mark started runs whose worker process on this host is gone (kill -9, power loss) as failed, freeing their
-    queue slot and pool slots; the daemon's launcher cannot see a dead local worker itself."""
-    from openvid_assets.store.files import process_alive
+    """Mark runs on this host that will never finish as failed, freeing their queue slot and pool slots; the
+    daemon's launcher cannot see a dead local worker itself:
 
+    - a started run whose worker process is gone (kill -9, power loss);
+    - a run still starting, without a worker yet, for a run command that has died (its launch was cut short
+      with it). Left alone, run monitoring fails it only after its start timeout (60 s); a worker that comes up
+      late finds the run finished and does nothing (Dagster ignores it)."""
     reaped = []
     runs = instance.get_runs(
         RunsFilter(
             statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={WORKER_HOST_TAG: socket.gethostname()}
         )
     )
+    starting = instance.get_runs(
+        RunsFilter(statuses=[DagsterRunStatus.STARTING], tags={COMMAND_HOST_TAG: socket.gethostname()})
+    )
     for run in runs:
         pid = int(run.tags.get(WORKER_PID_TAG, "0") or 0)
         if pid and not process_alive(pid):
-            instance.report_run_failed(
-                run, f"the run's worker process (pid {pid}) died; the next run redoes its unfinished steps"
-            )
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            _fail(instance, run, f"the run's worker process (pid {pid}) died; the next run redoes its unfinished steps")
+            reaped.append(run.run_id)
+    for run in starting:
+        command = int(run.tags.get(COMMAND_PID_TAG, "0") or 0)
+        if WORKER_PID_TAG not in run.tags and command and not process_alive(command):
+            _fail(instance, run, f"its run command (pid {command}) died while it was starting; the next run redoes it")
             reaped.append(run.run_id)
     return reaped
+
+
+def _fail(instance: DagsterInstance, run, reason: str) -> None:
+    instance.report_run_failed(run, reason)
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
 UNFINISHED = {"REQUESTED", "CANCELING", "FAILING"}  # BulkActionStatus values of a backfill still at work
@@ -523,8 +555,6 @@ def unfinished_backfills(instance: DagsterInstance, limit: int = 100) -> list:
 
 def orphaned(backfill) -> bool:
     """A backfill launched by a run command on this host that has died: nobody follows it any more."""
-    from openvid_assets.store.files import process_alive
-
     tags = backfill.tags or {}
     pid = int(tags.get(COMMAND_PID_TAG, "0") or 0)
     return tags.get(COMMAND_HOST_TAG) == socket.gethostname() and pid > 0 and not process_alive(pid)

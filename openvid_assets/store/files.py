@@ -34,7 +34,11 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie (dead, not yet reaped: its parent died too and no init reaps it) is not running
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS), or it just went away
+        return True
 
 
 def _temporaries(target: Path) -> Iterator[Path]:

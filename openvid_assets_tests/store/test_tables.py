@@ -155,3 +155,20 @@ def test_scan_reads_tables_of_an_older_schema_as_nulls(store: TableStore):
     else:
         con.register("t", source)
     assert con.sql("SELECT video_id, flow_dx FROM t ORDER BY video_id").fetchall() == [("a", None), ("b", 0.5)]
+
+
+def test_a_dead_process_not_yet_reaped_is_not_alive():
+    """A zombie answers os.kill(pid, 0); a writer or daemon killed with its parent stays one where nothing reaps it."""
+    import os
+    import subprocess
+    import time
+
+    from openvid_assets.store.files import process_alive
+
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 30
+    while process_alive(child.pid):  # exits at once; not waited for, it stays a zombie
+        assert time.monotonic() < deadline, "a finished child still counts as running"
+        time.sleep(0.05)
+    assert child.wait() == 0
+    assert process_alive(os.getpid())
