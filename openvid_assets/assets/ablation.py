@@ -286,9 +286,15 @@ def ablation_table(tables: TableStore) -> pl.DataFrame:
     if not tables.shards(EVALS):
         raise FileNotFoundError("no variant is scored yet: materialize ablation_eval for some variants first")
     variants = variants_frame(VARIANTS).with_row_index("position")
-    return run_sql(
-        "ablation_report", {"variants": variants, "runs": all_shards(tables, RUNS), "evals": all_shards(tables, EVALS)}
-    )
+    evals = all_shards(tables, EVALS)
+    definitions = run_sql("metric_definitions", {"evals": evals}).rows()
+    if len(definitions) > 1 or definitions[0][0] is None:  # two definitions' numbers are not comparable
+        found = "; ".join(f"{d or 'none recorded'}: {', '.join(v)}" for d, v in definitions)
+        raise ValueError(
+            f"the variants were scored with different metric definitions ({found}): rematerialize ablation_eval "
+            "for them with one mvdit metrics setting"
+        )
+    return run_sql("ablation_report", {"variants": variants, "runs": all_shards(tables, RUNS), "evals": evals})
 
 
 @asset(

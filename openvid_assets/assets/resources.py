@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import ConfigurableResource, InitResourceContext, ResourceDependency
 from dagster_aws.s3 import S3Resource
@@ -227,6 +227,11 @@ class MVDiTResource(ConfigurableResource):
         ge=1,
         description="Without prompts: how many curated clips to hold out of "
         "training, whose captions are the evaluation prompts (at most half the dataset).",
+    )
+    metrics: Literal["evalcrafter", "evalcrafter-corrected"] = Field(
+        default="evalcrafter",
+        description="How the Table 3 metrics are computed: evalcrafter, as EvalCrafter's code does (the paper's "
+        "numbers), or evalcrafter-corrected, with its bugs repaired (docs/EVALUATION.md).",
     )
     sample_steps: int = Field(default=100, ge=1, description="Sampling steps (respaced IDDPM).")
     cfg_scale: float = Field(default=7.0, description="Classifier-free guidance scale.")

@@ -412,7 +412,8 @@ def evaluate_run(
                 Path(staging, item["video"]).write_bytes(tables.fs.get(f"{folder}/{item['video']}"))
         base = Path(local or staging)
         table = evaluate_samples(
-            [(base / item["video"], item["prompt"]) for item in index], evaluator_for(profile, mvdit.device)
+            [(base / item["video"], item["prompt"]) for item in index],
+            evaluator_for(profile, mvdit.device, mvdit.metrics),
         )
     table = table.with_columns(
         run=pl.lit(mvdit.shape(profile.name).name),
@@ -422,10 +423,11 @@ def evaluate_run(
     path = tables.write(table_name, partition, table)
     ok = table.filter(pl.col("status") == "ok")
     means = {m: round(float(ok[m].mean()), 4) for m in METRICS} if ok.height else {}
-    context.log.info(f"{checkpoint.stem}: {ok.height} of {table.height} sample(s) scored: {means}")
+    context.log.info(f"{checkpoint.stem}: {ok.height} of {table.height} sample(s) scored ({mvdit.metrics}): {means}")
     return MaterializeResult(
         metadata={
             "checkpoint": checkpoint.stem,
+            "metrics": mvdit.metrics,
             "videos": table.height,
             "scored": ok.height,
             **means,
@@ -473,8 +475,9 @@ def samples_scored_result(table: pl.DataFrame) -> AssetCheckResult:
     check_specs=[samples_scored_spec("mvdit_eval")],
     description="The paper's metrics (Table 3) of the latest checkpoint's samples, one row per video: VQA_A and "
     "VQA_T (DOVER, both branches), CLIP score (prompt vs frames) and CLIP temporal score, warping error "
-    "(Farneback flow, occlusions left out), BLIP-BLEU; the means in metadata. Formulas: mvdit/metrics/video.py, "
-    "mvdit/evaluate.py.",
+    "(RAFT flow, occlusions and motion boundaries left out), BLIP-BLEU, as EvalCrafter computes them (the mvdit "
+    "resource's metrics: evalcrafter, or evalcrafter-corrected); the means in metadata. Formulas: "
+    "mvdit/metrics/evalcrafter.py, mvdit/evaluate.py.",
 )
 def mvdit_eval(context: AssetExecutionContext, store: OpenVidStore, mvdit: MVDiTResource) -> MaterializeResult:
     tables, profile = store.tables(), store.recipe().recipe.models.profile

@@ -1,21 +1,18 @@
-"""The paper's metrics of generated videos (its Table 3, EvalCrafter's definitions), one row per sampled video:
+"""The paper's metrics of generated videos (its Table 3), one row per sampled video, under a named definition
+(``METRIC_DEFINITIONS``; the ``mvdit`` resource's ``metrics``, written into every row, so two definitions never mix
+in one report):
 
-- ``vqa_a`` / ``vqa_t``: DOVER's aesthetic and technical quality, each rescaled to (0, 1) as published
-  (``models.scorers.clarity.DoverAesthetic``; ``DoverClarity``, the pipeline's clarity score);
-- ``clip_score``: 100 x the mean cosine of each frame with the prompt, ``clip_temporal``: the mean cosine of
-  adjacent frames, both with a CLIP model (the recipe's: ViT-L/14 in the paper profile; EvalCrafter uses
-  ViT-B/32);
-- ``warping_error``: the mean squared error of each frame and the next one warped back along the optical flow,
-  occluded pixels left out (the forward-backward check); the flow is RAFT's (``models/networks/raft.py``: torchvision's
-  RAFT-large, weights from a file) in the paper profile, as EvalCrafter measures it, and OpenCV's Farneback (no
-  weights) in the offline one;
-- ``blip_bleu``: BLIP-2 (EvalCrafter's ``Salesforce/blip2-opt-2.7b``) captions 4 frames spread evenly over the
-  video (greedy, at most 30 new tokens); each caption is scored against the prompt by BLEU-1..4 (nltk
-  ``sentence_bleu``, cumulative weights, lower-cased whitespace tokens, smoothing ``method1``); ``bleu_1``..``bleu_4``
-  are the means over the frames and ``blip_bleu`` the mean of the four, as EvalCrafter reports it.
+- ``evalcrafter`` (the default) computes each number as EvalCrafter's code does, the code the paper's table comes
+  from, bugs included: ``vqa_a`` / ``vqa_t``: 100 x a logistic of DOVER's raw outputs rescaled by EvalCrafter's
+  constants; ``clip_score``: the mean cosine of every frame with the prompt, ``clip_temporal``: of adjacent frames;
+  ``warping_error``: RAFT flows both ways on halved frames, occlusions and motion boundaries left out;
+  ``blip_bleu``: BLIP-2 captions of 5 frames from first to last, in BGR, pycocoevalcap BLEU against the prompt,
+  EvalCrafter's max over captions and orders;
+- ``evalcrafter-corrected``: the same with EvalCrafter's bugs repaired: BLIP-2 sees RGB frames, RAFT sees images on
+  the scale it expects, BLEU-K is the best caption's BLEU-K.
 
-Definitions and formulas: ``mvdit/metrics/video.py`` and ``mvdit/metrics/blip_bleu.py``. A video that cannot be
-decoded is a row with the reason, never a stopped step.
+Formulas, with EvalCrafter's file and line for each: ``mvdit/metrics/evalcrafter.py``; docs/EVALUATION.md compares
+the definitions. A video that cannot be decoded is a row with the reason, never a stopped step.
 """
 
 from __future__ import annotations
@@ -25,17 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import polars as pl
 
 from openvid_assets.media.frames import FrameRequest, read_frames
 from openvid_assets.media.probe import probe
 from openvid_assets.media.sources import VideoInputError
-from openvid_assets.mvdit.metrics.blip_bleu import BLIP_FRAMES, bleu_scores, spread
-from openvid_assets.mvdit.metrics.video import Flow, clip_score, clip_temporal_score, farneback_flow, warping_error
+from openvid_assets.mvdit.metrics import evalcrafter as ec
+
+METRIC_DEFINITIONS = {"evalcrafter": False, "evalcrafter-corrected": True}  # name -> EvalCrafter's bugs repaired
+BLIP_INPUT = (224, 224)  # Scores_with_CLIP.py l.137: each frame squashed to 224 x 224 (cv2, bilinear)
 
 EVAL_SCHEMA = {
     "video": pl.String,
+    "definition": pl.String,
     "prompt": pl.String,
     "status": pl.String,
     "error": pl.String,
@@ -74,19 +75,46 @@ def held_out_prompts(dataset: pl.DataFrame, wanted: int) -> pl.DataFrame:
     return run_sql("held_out_prompts", {"dataset": dataset}, {"count": count or wanted, "hold": bool(count)})
 
 
+def corrected_definition(definition: str) -> bool:
+    """Whether ``definition`` repairs EvalCrafter's bugs; a clear error for an unknown name."""
+    if definition not in METRIC_DEFINITIONS:
+        raise ValueError(f"unknown metric definition {definition!r}; choose one of {sorted(METRIC_DEFINITIONS)}")
+    return METRIC_DEFINITIONS[definition]
+
+
+def unit_farneback(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """OpenCV's Farneback flow between two (H, W, 3) RGB images in [0, 1]: the offline profile's stand-in for RAFT."""
+    a, b = (cv2.cvtColor(np.round(f * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in (first, second))
+    return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+
+
+def blip_inputs(frames: np.ndarray, definition: str) -> list[np.ndarray]:
+    """The frames BLIP-2 captions: 5 from first to last, squashed to 224 x 224; EvalCrafter never converts its
+    OpenCV frames to RGB for BLIP-2 (l.134-139), so under its definition they are BGR."""
+    picked = [
+        cv2.resize(frames[i], BLIP_INPUT, interpolation=cv2.INTER_LINEAR) for i in ec.blip_frame_indices(len(frames))
+    ]
+    return picked if corrected_definition(definition) else [np.ascontiguousarray(f[..., ::-1]) for f in picked]
+
+
 @dataclass
 class SampleEvaluator:
     """The models the metrics need: a CLIP image embedder and its text tower (``text``: prompts -> unit
-    vectors), DOVER's technical (``technical``) and aesthetic (``aesthetic``) scorers, and a BLIP-2 frame
-    captioner (``captioner``: RGB frames -> captions, ``mvdit.metrics.blip_bleu.FrameCaptioner``)."""
+    vectors), DOVER's technical (``technical``) and aesthetic (``aesthetic``) scorers (their raw outputs are
+    used), a BLIP-2 frame captioner (``captioner``: frames -> captions, ``mvdit.metrics.blip_bleu.FrameCaptioner``)
+    and a flow between two halved [0, 1] images (``flow``: ``UnitImageRaft``, or ``unit_farneback``)."""
 
     embedder: Any
     text: Any
     technical: Any
     aesthetic: Any
     captioner: Any
-    flow: Flow = farneback_flow  # (frame, next frame) -> dense flow in pixels: RaftFlow, or Farneback
+    flow: ec.FlowPair = unit_farneback
+    definition: str = "evalcrafter"
     _prompts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        corrected_definition(self.definition)
 
     def _decoded(self, path: Path, request: FrameRequest, facts: Any = None) -> tuple[list[int], np.ndarray]:
         facts = facts or probe(path)
@@ -94,21 +122,25 @@ class SampleEvaluator:
         return decoded.indices, decoded.frames
 
     def evaluate(self, path: Path, prompt: str) -> dict[str, float]:
+        prompt = prompt.strip()  # EvalCrafter reads each prompt with .strip()
         if prompt not in self._prompts:
             self._prompts[prompt] = self.text([prompt])[0]
         facts = probe(path)  # once: each metric decodes its own frames at its own size
         _, frames = self._decoded(path, ALL_FRAMES, facts)
         vectors = self.embedder.embed(frames)
         row = {
-            "clip_score": clip_score(vectors, self._prompts[prompt]),
-            "clip_temporal": clip_temporal_score(vectors),
-            "warping_error": warping_error(frames, self.flow),
+            "clip_score": ec.clip_score(vectors, self._prompts[prompt]),
+            "clip_temporal": ec.clip_temporal(vectors),
+            "warping_error": ec.warping_error(frames, self.flow),
         }
-        for name, scorer in (("vqa_t", self.technical), ("vqa_a", self.aesthetic)):
-            row[name] = scorer.score(*self._decoded(path, scorer.request, facts))["score"]
-        # BLIP-BLEU captions a few of the frames already decoded: no second decode.
-        captions = self.captioner.captions([frames[i] for i in spread(len(frames), BLIP_FRAMES)])
-        row.update(bleu_scores(captions, prompt))
+        for name, scorer, constants in (
+            ("vqa_t", self.technical, ec.VQA_TECHNICAL),
+            ("vqa_a", self.aesthetic, ec.VQA_AESTHETIC),
+        ):
+            row[name] = ec.vqa(scorer.score(*self._decoded(path, scorer.request, facts))["dover_raw"], constants)
+        # BLIP-BLEU captions frames already decoded: no second decode.
+        captions = self.captioner.captions(blip_inputs(frames, self.definition))
+        row.update(ec.blip_bleu(captions, prompt, corrected=corrected_definition(self.definition)))
         return row
 
 
@@ -116,7 +148,7 @@ def evaluate_samples(samples: Sequence[tuple[Path, str]], evaluator: SampleEvalu
     """One row per (video file, prompt); a video that fails is a failed row with its reason."""
     rows = []
     for path, prompt in samples:
-        base = {"video": Path(path).name, "prompt": prompt}
+        base = {"video": Path(path).name, "definition": evaluator.definition, "prompt": prompt}
         try:
             rows.append({**base, "status": "ok", **evaluator.evaluate(Path(path), prompt)})
         except (VideoInputError, ValueError) as e:  # unreadable, or too short to measure: a row, not a stop
@@ -124,26 +156,29 @@ def evaluate_samples(samples: Sequence[tuple[Path, str]], evaluator: SampleEvalu
     return pl.DataFrame(rows, schema=EVAL_SCHEMA)
 
 
-def evaluator_for(profile: Any, device: str = "auto") -> SampleEvaluator:
+def evaluator_for(profile: Any, device: str = "auto", definition: str = "evalcrafter") -> SampleEvaluator:
     """The metrics' models for a model profile: the profile's CLIP (image and text towers of the same
-    checkpoint), DOVER and BLIP-2 (the weights file and EvalCrafter's checkpoint for the paper profile, tiny random
-    stand-ins for the offline one)."""
+    checkpoint), DOVER, BLIP-2 and RAFT (the weights files and EvalCrafter's checkpoints for the paper profile, tiny
+    random stand-ins and Farneback for the offline one)."""
     from openvid_assets.models.networks import dover
-    from openvid_assets.mvdit.metrics.blip_bleu import PAPER_BLIP2, TINY_BLIP2, FrameCaptioner
-    from openvid_assets.models.scorers.clarity import DoverAesthetic, DoverClarity
-    from openvid_assets.models.scorers.clip import CLIPEmbedder, text_embeddings
-
     from openvid_assets.models.networks.raft import load_raft
     from openvid_assets.models.registry.runtime import pick_device
+    from openvid_assets.models.scorers.clarity import DoverAesthetic, DoverClarity
+    from openvid_assets.models.scorers.clip import CLIPEmbedder, text_embeddings
+    from openvid_assets.mvdit.metrics.blip_bleu import PAPER_BLIP2, TINY_BLIP2, FrameCaptioner
 
     offline = profile.name == "offline"
     technical, aesthetic = (dover.TINY, dover.AESTHETIC_TINY) if offline else (dover.PAPER, dover.AESTHETIC)
     weights = None if offline else dover.DOVER_WEIGHTS
+    corrected = corrected_definition(definition)
+    pixel_scale = 255.0 if corrected else 1.0
+    flow = unit_farneback if offline else load_raft(device=pick_device(device), pixel_scale=pixel_scale)[0]
     return SampleEvaluator(
         CLIPEmbedder(profile.clip, device=device),
         lambda prompts: text_embeddings(profile.clip, prompts),
         DoverClarity(technical, weights, device=device),
         DoverAesthetic(technical, aesthetic, weights, device=device),
         FrameCaptioner(TINY_BLIP2 if offline else PAPER_BLIP2, device=device),
-        farneback_flow if offline else load_raft(device=pick_device(device))[0],
+        flow,
+        definition,
     )

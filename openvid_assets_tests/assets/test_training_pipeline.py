@@ -93,8 +93,9 @@ def test_training_then_sampling_from_the_curated_clips(curated):
     # The samples are scored with the paper's metrics, against the prompt each shows.
     scored = tables.read("mvdit_eval", "global").row(0, named=True)
     assert (scored["video"], scored["prompt"], scored["status"]) == (video.rsplit("/", 1)[1], "a red fox in snow", "ok")
-    assert scored["checkpoint"] == "step-00000006" and 0 < scored["vqa_a"] < 1 and 0 < scored["vqa_t"] < 1
-    assert 0 <= scored["clip_score"] <= 100 and -1 <= scored["clip_temporal"] <= 1 and scored["warping_error"] >= 0
+    assert scored["checkpoint"] == "step-00000006" and scored["definition"] == "evalcrafter"
+    assert 0 <= scored["vqa_a"] <= 100 and 0 <= scored["vqa_t"] <= 100  # EvalCrafter's 0-100 scale
+    assert -1 <= scored["clip_score"] <= 1 and -1 <= scored["clip_temporal"] <= 1 and scored["warping_error"] >= 0
 
     # Asking for more steps resumes from the last checkpoint; latents are reused, not re-encoded.
     latents = {s: tables.read("mvdit_latents", s) for s in tables.shards("mvdit_latents")}

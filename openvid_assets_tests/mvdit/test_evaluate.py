@@ -1,6 +1,6 @@
 """The metrics of generated videos end to end on mp4 files whose right answer is known: a still video, a smooth
 pan and the pan's frames shuffled (written by the sampler's own mp4 writer), and a file that is not a video.
-BLIP-BLEU's own known answers are in models/test_blip_bleu.py; here only its range and plumbing."""
+The formulas' exact values are in test_evalcrafter_metrics.py; here the plumbing, the ranges and the definitions."""
 
 from functools import partial
 
@@ -12,7 +12,7 @@ from openvid_assets.mvdit.metrics.blip_bleu import TINY_BLIP2, FrameCaptioner
 from openvid_assets.models.scorers.clarity import DoverAesthetic, DoverClarity
 from openvid_assets.models.scorers.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
 from openvid_assets.models.networks.dover import AESTHETIC_TINY, TINY
-from openvid_assets.mvdit.evaluate import METRICS, SampleEvaluator, evaluate_samples
+from openvid_assets.mvdit.evaluate import METRICS, SampleEvaluator, blip_inputs, evaluate_samples
 from openvid_assets.mvdit.sample import write_mp4
 
 
@@ -50,9 +50,11 @@ def test_each_metric_on_videos_whose_answer_is_known(tmp_path, evaluator):
     assert rows["broken"]["status"] == "failed" and rows["broken"]["error"]
     for name in files:
         assert rows[name]["status"] == "ok" and all(np.isfinite(rows[name][m]) for m in METRICS), rows[name]
-        assert 0 < rows[name]["vqa_a"] < 1 and 0 < rows[name]["vqa_t"] < 1 and 0 <= rows[name]["clip_score"] <= 100
+        assert rows[name]["definition"] == "evalcrafter"
+        assert 0 < rows[name]["vqa_a"] < 100 and 0 < rows[name]["vqa_t"] < 100 and -1 <= rows[name]["clip_score"] <= 1
         bleus = [rows[name][f"bleu_{n}"] for n in range(1, 5)]
         assert 0 <= rows[name]["blip_bleu"] <= 1 and rows[name]["blip_bleu"] == pytest.approx(np.mean(bleus))
+        assert bleus == sorted(bleus)  # EvalCrafter's BLEU-K: the best of BLEU-1..K
     assert rows["still"]["clip_temporal"] == pytest.approx(1.0, abs=1e-4)
     assert rows["still"]["warping_error"] < 1e-4
     assert rows["still"]["clip_temporal"] > rows["pan"]["clip_temporal"] >= rows["shuffled"]["clip_temporal"] - 1e-6
@@ -60,3 +62,44 @@ def test_each_metric_on_videos_whose_answer_is_known(tmp_path, evaluator):
     # Same models, same files: the same numbers.
     again = evaluate_samples([(files["pan"], "a slow pan over rocks")], evaluator).row(0, named=True)
     assert all(again[m] == rows["pan"][m] for m in METRICS)
+
+
+def test_blip_captions_five_squashed_frames_in_bgr_as_evalcrafter_does_and_rgb_corrected():
+    frames = np.zeros((17, 40, 60, 3), np.uint8)
+    frames[:, :, :, 0] = np.arange(17)[:, None, None] * 10  # red = 10 x the frame number
+    reproduced, corrected = blip_inputs(frames, "evalcrafter"), blip_inputs(frames, "evalcrafter-corrected")
+    assert [f.shape for f in reproduced] == [(224, 224, 3)] * 5
+    assert [int(f[0, 0, 2]) for f in reproduced] == [0, 40, 80, 120, 160]  # frames 0, 4, 8, 12, 16, red last
+    assert [int(f[0, 0, 0]) for f in corrected] == [0, 40, 80, 120, 160] and not any(f[..., 2].any() for f in corrected)
+
+
+def test_an_unknown_definition_is_refused_before_anything_runs(evaluator):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="evalcrafter-corrected"):
+        replace(evaluator, definition="paper")
+
+
+def test_one_report_never_mixes_two_metric_definitions(tmp_path):
+    import polars as pl
+
+    from openvid_assets.assets.ablation import EVALS, ablation_table
+    from openvid_assets.mvdit.evaluate import EVAL_SCHEMA
+    from openvid_assets.store import TableStore
+
+    tables = TableStore(str(tmp_path))
+    for variant, definition in (("all", "evalcrafter"), ("none", "evalcrafter-corrected")):
+        row = {k: None for k in EVAL_SCHEMA} | {"video": "a.mp4", "definition": definition, "status": "ok"}
+        frame = pl.DataFrame([row], schema=EVAL_SCHEMA).with_columns(variant=pl.lit(variant))
+        tables.write(EVALS, variant, frame)
+    with pytest.raises(ValueError, match="evalcrafter: all; evalcrafter-corrected: none"):
+        ablation_table(tables)
+
+
+def test_the_resource_offers_exactly_the_definitions_there_are():
+    from typing import get_args
+
+    from openvid_assets.assets.resources import MVDiTResource
+    from openvid_assets.mvdit.evaluate import METRIC_DEFINITIONS
+
+    assert set(get_args(MVDiTResource.model_fields["metrics"].annotation)) == set(METRIC_DEFINITIONS)

@@ -1,2 +1,2 @@
-"""The paper's metrics of generated videos (mvdit/evaluate.py is their one user): CLIP score and temporal
-consistency, warping error (video.py), BLIP-2 captions and BLEU (blip_bleu.py)."""
+"""The paper's metrics of generated videos (mvdit/evaluate.py is their one user): EvalCrafter's formulas
+(evalcrafter.py) and BLIP-2 frame captions (blip_bleu.py)."""

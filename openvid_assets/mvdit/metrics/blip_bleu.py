@@ -1,13 +1,9 @@
-"""BLIP-BLEU (EvalCrafter; the OpenVid-1M paper's Table 3): how well captions of a generated video's frames
-match its prompt.
+"""BLIP-2 frame captions for BLIP-BLEU (EvalCrafter's; the OpenVid-1M paper's Table 3). Which frames are captioned
+and how the captions are scored against the prompt: ``mvdit/evaluate.py`` and ``mvdit/metrics/evalcrafter.py``.
 
-BLIP-2 captions ``BLIP_FRAMES`` frames spread evenly over the video (greedy decoding, at most 30 new tokens).
-Each caption is compared with the prompt by BLEU-1..4 (nltk's ``sentence_bleu``: cumulative n-gram weights,
-lower-cased whitespace tokens, smoothing ``method1`` so a short caption with no shared 4-gram does not score 0);
-``bleu_n`` is the mean over the frames and ``blip_bleu`` the mean of BLEU-1..4, as EvalCrafter reports it.
-
-The checkpoint is EvalCrafter's, ``Salesforce/blip2-opt-2.7b``; the offline profile uses a tiny random BLIP-2
-with the captioner's word-level tokenizer, whose captions are word salad (plumbing only).
+The checkpoint is EvalCrafter's, ``Salesforce/blip2-opt-2.7b``, run as its code runs it: ``generate()`` with its
+defaults (greedy, at most 20 new tokens); the offline profile uses a tiny random BLIP-2 with the captioner's
+word-level tokenizer, whose captions are word salad (plumbing only).
 """
 
 from __future__ import annotations
@@ -18,21 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from openvid_assets.media.frames import part_centres
 from openvid_assets.models.scorers.captions import tiny_tokenizer
 from openvid_assets.models.registry.runtime import pick_device, pick_dtype, seeded
 from openvid_assets.models.registry.weights import resolve_model_folder
 
 PAPER_BLIP2 = "Salesforce/blip2-opt-2.7b"  # EvalCrafter's checkpoints/download.sh clones it for BLIP-BLEU
 TINY_BLIP2 = "tiny"
-BLIP_FRAMES = 4
-MAX_NEW_TOKENS = 30
-BLEU_WEIGHTS = ((1.0,), (1 / 2,) * 2, (1 / 3,) * 3, (1 / 4,) * 4)  # cumulative BLEU-1..4
-
-
-def spread(frames: int, count: int = BLIP_FRAMES) -> list[int]:
-    """``count`` frame indices evenly over ``frames``: the centre of each equal part (all frames if fewer)."""
-    return part_centres(frames, min(count, frames))
+# transformers 4.33 (EvalCrafter's): the OPT config's max_length 20, counted over new tokens (inputs_embeds only)
+MAX_NEW_TOKENS = 20
 
 
 def tiny_blip2(seed: int = 0):
@@ -131,18 +120,3 @@ class FrameCaptioner:
             max_new_tokens=self.max_new_tokens,
         )
         return [text.strip() for text in processor.batch_decode(out, skip_special_tokens=True)]
-
-
-def bleu_scores(captions: list[str], prompt: str) -> dict[str, float]:
-    """``bleu_1``..``bleu_4`` of the captions against the prompt, each the mean over captions, and
-    ``blip_bleu``, the mean of the four."""
-    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
-
-    if not captions:
-        raise ValueError("BLIP-BLEU needs at least one caption")
-    reference, smooth = [prompt.lower().split()], SmoothingFunction().method1
-    per_caption = [
-        sentence_bleu(reference, c.lower().split(), weights=BLEU_WEIGHTS, smoothing_function=smooth) for c in captions
-    ]
-    means = np.mean(np.asarray(per_caption, dtype=float), axis=0)
-    return {**{f"bleu_{n}": float(means[n - 1]) for n in range(1, 5)}, "blip_bleu": float(means.mean())}
