@@ -127,9 +127,29 @@ def test_the_whole_model_has_the_public_checkpoints_381_keys_and_loads_it_strict
         load_dover(DOVER_WEIGHTS)
 
 
-def test_the_aesthetic_input_is_whole_frames_from_equal_stretches_resized_and_normalised():
-    assert aesthetic_indices(320) == [5 + 10 * k for k in range(32)]
-    assert aesthetic_indices(8)[:8] == [0, 0, 0, 0, 1, 1, 1, 1] and max(aesthetic_indices(8)) == 7
+@pytest.mark.parametrize(
+    "frames, expected",
+    [
+        (16, [0] * 32),  # under 32 frames: upstream's sampler gives frame 0 every time
+        (17, [0] * 32),
+        (33, list(range(32))),  # n // 32 = 1: no offset, the last frame unseen
+        (64, list(range(0, 64, 2))),
+        (96, list(range(0, 96, 3))),  # n // 32 = 3: the offset is randint(0, 1), always 0
+    ],
+)
+def test_the_aesthetic_frames_are_upstreams(frames, expected):
+    # dover_datasets.py UnifiedFrameSampler(1, 32, 2): (n // 32) * i + randint(0, n // 32 - 2) when n // 32 > 2.
+    assert aesthetic_indices(frames) == expected
+
+
+def test_long_videos_get_a_seeded_offset_within_each_stretch():
+    picked = aesthetic_indices(320)
+    assert all(10 * i <= f < 10 * i + 8 for i, f in enumerate(picked))
+    assert picked == aesthetic_indices(320) and picked != aesthetic_indices(320, seed=1)
+    assert picked != [10 * i for i in range(32)]
+
+
+def test_the_aesthetic_input_is_whole_frames_resized_and_normalised():
     frames = torch.full((3, 90, 160, 3), 124, dtype=torch.uint8)
     clip = aesthetic_clip(frames)
     assert clip.shape == (1, 3, 3, 224, 224)
@@ -208,7 +228,35 @@ def test_fragments_are_native_patches_on_a_7x7_grid_with_per_clip_offsets(height
         assert not np.array_equal(cut_all_clips(frames, seed=1), mosaics)
 
 
-def test_small_frames_are_upsampled_as_upstream_before_cutting():
+def upstream_fragments(video: np.ndarray) -> np.ndarray:
+    """DOVER's ``get_spatial_fragments`` (dover/datasets/dover_datasets.py l.22-132, as EvalCrafter vendors it) for
+    7x7 fragments of 32 px on a video whose grid cells are at most 32 px (no random offsets): (T, H, W, 3) uint8
+    -> (T, 224, 224, 3). Written from upstream's code, independently of the project's."""
+    v = torch.from_numpy(np.ascontiguousarray(video)).permute(3, 0, 1, 2)  # C, T, H, W
+    res_h, res_w = v.shape[-2:]  # l.53: read before the upsampling
+    ratio = min(res_h / 224, res_w / 224)
+    if ratio < 1:  # l.55-61
+        v = (torch.nn.functional.interpolate(v / 255.0, scale_factor=1 / ratio, mode="bilinear") * 255.0).type(
+            torch.uint8
+        )
+    hgrids = [min(res_h // 7 * i, res_h - 32) for i in range(7)]  # l.75-78: the original size
+    wgrids = [min(res_w // 7 * i, res_w - 32) for i in range(7)]
+    target = torch.zeros(v.shape[:-2] + (224, 224))
+    for i, hs in enumerate(hgrids):
+        for j, ws in enumerate(wgrids):
+            target[..., 32 * i : 32 * i + 32, 32 * j : 32 * j + 32] = v[..., hs : hs + 32, ws : ws + 32]
+    return target.permute(1, 2, 3, 0).numpy()
+
+
+@pytest.mark.parametrize("height, width", [(144, 176), (200, 200), (120, 160)])
+def test_small_frames_give_upstreams_mosaics(height, width):
+    frames = np.random.default_rng(0).integers(0, 256, (2, height, width, 3), dtype=np.uint8)
+    mosaic = cut_fragments(frames, clip=0)
+    assert mosaic.shape == (2, 224, 224, 3)
+    np.testing.assert_array_equal(mosaic, upstream_fragments(frames))
+
+
+def test_small_frames_are_upsampled_as_upstream_and_cut_from_the_top_left():
     y, x = np.mgrid[:144, :176]
     frame = np.stack([y, x, np.full_like(x, 100)], -1).astype(np.uint8)[None]
     up = upsampled(frame, 224)
@@ -218,10 +266,11 @@ def test_small_frames_are_upsampled_as_upstream_before_cutting():
     large = coded_frames(240, 320)
     assert upsampled(large, 224) is large
     mosaic = cut_fragments(frame, clip=0)
-    assert mosaic.shape == (1, 224, 224, 3)
-    # The 223-row frame has 31-row cells: patches start at 31 * i and overlap (upstream clamps the same way).
-    tops, _ = fragment_offsets(223, 273, 0)
-    assert (tops[:, 0] == 31 * np.arange(7)).all()
+    # The grid is the 144x176 frame's (20-row, 25-column cells, the last clamped to fit): every patch lies in the
+    # upsampled frame's top-left 144x176, where the row code (channel 0) stays under 144 * 144 / 223 + 1.
+    tops, lefts = fragment_offsets(144, 176, 0)
+    assert (tops[:, 0] == [0, 20, 40, 60, 80, 100, 112]).all() and (lefts[0] == [0, 25, 50, 75, 100, 125, 144]).all()
+    assert mosaic[..., 0].max() <= up[0, 143, :, 0].max() and mosaic[..., 1].max() <= up[0, :, 175, 1].max()
 
 
 # --------------------------------------------------------------------------- end to end

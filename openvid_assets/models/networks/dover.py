@@ -31,11 +31,12 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openvid_assets.media.frames import part_centres
+
 from openvid_assets.models.registry.catalog import DOVER_WEIGHTS  # noqa: F401 - re-exported
 from openvid_assets.models.registry.weights import WeightsFile, file_digest, load_state_dict, resolve
 
@@ -546,9 +547,20 @@ def load_dover(
     return model, file_digest(path)
 
 
-def aesthetic_indices(num_frames: int, config: AestheticConfig = AESTHETIC) -> list[int]:
-    """The middle frame of each of ``config.frames`` equal stretches of the video (repeats on short videos)."""
-    return part_centres(num_frames, config.frames)
+def aesthetic_indices(num_frames: int, config: AestheticConfig = AESTHETIC, seed: int = 0) -> list[int]:
+    """Upstream's aesthetic sampler (``UnifiedFrameSampler(1, 32, 2)``): frame ``i`` is ``(n // 32) * i`` plus an
+    offset in ``[0, n // 32 - 2)`` when ``n // 32 > 2`` (drawn at random upstream, seeded here by ``seed`` and
+    ``n``). So only the first ``32 * (n // 32)`` frames are seen, and a video under 32 frames is its first frame
+    32 times, as in the paper's numbers."""
+    if num_frames <= 0:
+        return []
+    stride = num_frames // config.frames
+    offsets = (
+        np.random.default_rng([seed, num_frames]).integers(0, stride - 2, size=config.frames)
+        if stride > 2
+        else np.zeros(config.frames, dtype=np.int64)
+    )
+    return [int(i) for i in (stride * np.arange(config.frames) + offsets) % num_frames]
 
 
 def aesthetic_clip(
@@ -557,7 +569,8 @@ def aesthetic_clip(
     """uint8 frames (T, H, W, 3) -> the aesthetic branch's input (1, 3, T, size, size), normalised as the
     technical branch's."""
     x = frames.permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(config.size, config.size), mode="bilinear", align_corners=False)
+    # Upstream's torchvision Resize on uint8 frames: bilinear, no antialias (torchvision 0.15), rounded to uint8.
+    x = F.interpolate(x, size=(config.size, config.size), mode="bilinear", align_corners=False).round().clamp(0, 255)
     mean = torch.tensor(technical.mean).view(1, 3, 1, 1)
     std = torch.tensor(technical.std).view(1, 3, 1, 1)
     return ((x - mean) / std).permute(1, 0, 2, 3)[None]

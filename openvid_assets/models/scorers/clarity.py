@@ -77,11 +77,11 @@ class LaplacianClarity:
 # * Frames: ``num_clips`` clips of ``clip_len`` frames ``frame_interval`` apart, clip ``k`` starting at
 #   ``k * (n // num_clips)`` plus a seeded offset when the segment is longer than ``clip_len * frame_interval``;
 #   indices past the end wrap around (mod n), as upstream's do.
-# * Fragments: a frame whose short side is under ``7 * 32`` px is first upsampled as upstream does (torch
-#   bilinear by the scale factor, size floored, values truncated); then the frame is split into a 7x7 grid
-#   of cells, and each cell gives one 32x32 patch at a seeded offset within the cell. Offsets depend only on
-#   (seed, clip number, frame height, frame width), so they are the same for every frame of a clip, every
-#   decode chunk and every run.
+# * Fragments: the frame is split into a 7x7 grid of cells, and each cell gives one 32x32 patch at a seeded
+#   offset within the cell. A frame whose short side is under ``7 * 32`` px is upsampled as upstream does (torch
+#   bilinear by the scale factor, size floored, values truncated) and, as upstream, the grid stays the one of the
+#   frame's own size (see cut_fragments). Offsets depend only on (seed, clip number, frame height, frame width),
+#   so they are the same for every frame of a clip, every decode chunk and every run.
 #
 # Because the decoder's per-chunk ``reduce`` sees frames without their positions
 # in the plan, it cuts every clip's fragment layout from each frame it is given:
@@ -162,12 +162,15 @@ def fragment_offsets(
 def cut_fragments(frames: np.ndarray, clip: int, seed: int = 0, fragments: int = 7, size: int = 32) -> np.ndarray:
     """(n, H, W, 3) uint8 frames of one clip -> (n, fragments*size, fragments*size, 3) mosaics.
 
-    Frames with a short side under ``fragments * size`` are upsampled first (:func:`upsampled`);
-    otherwise patches are copied at native resolution.
+    Patches are copied at native resolution. A frame with a short side under ``fragments * size`` is upsampled
+    (:func:`upsampled`), and, as upstream's ``get_spatial_fragments`` does (it reads the size before upsampling),
+    the grid is still laid on the frame's own size: the patches come from the top-left H x W of the upsampled
+    frame (42 % of it for 176x144), overlapping where a cell is under ``size``. The paper's clarity numbers were
+    made this way, so it is kept.
     """
+    n, height, width, _ = frames.shape
+    tops, lefts = fragment_offsets(height, width, clip, seed, fragments, size)
     frames = upsampled(frames, fragments * size)
-    n, th, tw, _ = frames.shape
-    tops, lefts = fragment_offsets(th, tw, clip, seed, fragments, size)
     out = np.empty((n, fragments * size, fragments * size, 3), dtype=np.uint8)
     for i in range(fragments):
         for j in range(fragments):
@@ -223,6 +226,7 @@ class DoverClarity:
             **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
             "seed": seed,
             "dtype": str(self.dtype).removeprefix("torch."),
+            "small_frames": "grid of the frame's own size, cut from the upsampled frame (upstream)",
         }
         self.request = FrameRequest(
             indices=partial(
@@ -272,8 +276,8 @@ class DoverClarity:
 
 
 class DoverAesthetic:
-    """VQA_A: DOVER's aesthetic branch on 32 whole frames (one per equal stretch of the video) at 224 px, rescaled
-    to (0, 1). Loads the whole DOVER checkpoint strictly (both branches: the file is checked as a whole)."""
+    """VQA_A: DOVER's aesthetic branch on 32 whole frames (upstream's sampler, ``dover.aesthetic_indices``) at
+    224 px, rescaled to (0, 1); ``dover_raw`` is the raw output. Loads the whole DOVER checkpoint strictly (both branches: the file is checked as a whole)."""
 
     name = "dover-aesthetic"
     extra_columns: tuple[str, ...] = ("dover_raw",)
@@ -303,11 +307,13 @@ class DoverAesthetic:
         self.params: dict[str, Any] = {
             "config": self.aesthetic.name,
             "frames": self.aesthetic.frames,
+            "sampler": "upstream: (n // 32) * i + a seeded offset",
             "size": self.aesthetic.size,
+            "resize": "bilinear, rounded to uint8",
             "seed": seed,
         }
         self.request = FrameRequest(
-            indices=partial(dover.aesthetic_indices, config=self.aesthetic),
+            indices=partial(dover.aesthetic_indices, config=self.aesthetic, seed=seed),
             size=(self.aesthetic.size, self.aesthetic.size),
         )
 
