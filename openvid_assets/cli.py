@@ -167,7 +167,7 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
         m = stored.recipe.models
         get_profile(m.profile).with_backends(
             m.motion_backend or None, m.clarity_backend or None, m.caption_model or None
-        ).check_weights(nsfw=stored.recipe.filters.nsfw != "off")  # before any run starts
+        ).check_weights(nsfw=stored.recipe.filters.nsfw != "off", evaluation=training)  # before any run starts
         if source and stored.recipe.sources:
             raise SystemExit(
                 f"error: recipe {stored.label} declares its sources ({', '.join(stored.recipe.sources)});"

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 from openvid_assets.models.registry.catalog import (
     CLIP_VIT_L14_OPENAI,
     DOVER_WEIGHTS,
+    EVALCRAFTER_RAFT_WEIGHTS,
+    PAPER_BLIP2,
     LAION_AESTHETIC,
     PAPER_CAPTIONER,
     SD_SAFETY_CHECKER,
@@ -146,18 +148,31 @@ class Profile:
         ]
         return [w for w in files if w is not None]
 
-    def check_weights(self, nsfw: bool = True) -> None:
+    def evaluation_weights(self) -> tuple[list[WeightsFile], list[str]]:
+        """(files, model folders) the metrics of generated videos load beyond the curation models (mvdit_eval,
+        ablation_eval: mvdit/evaluate.py): DOVER, EvalCrafter's RAFT and BLIP-2; none offline (tiny stand-ins)."""
+        if self.name == "offline":
+            return [], []
+        return [DOVER_WEIGHTS, EVALCRAFTER_RAFT_WEIGHTS], [PAPER_BLIP2]
+
+    def check_weights(self, nsfw: bool = True, evaluation: bool = False) -> None:
         """Fail before any run starts if a weights file is missing, naming every one (the safety checker's only
-        when the NSFW filter is on)."""
+        when the NSFW filter is on, the metrics' only when generated videos are to be scored)."""
+        files = self.required_weights() + ([self.nsfw_weights] if nsfw and self.nsfw_weights else [])
+        folders = [self.captioner] if self.captioner != TINY_CAPTIONER else []
+        if evaluation:
+            more_files, more_folders = self.evaluation_weights()
+            files += [w for w in more_files if w not in files]
+            folders += more_folders
         missing = []
-        for weights in self.required_weights() + ([self.nsfw_weights] if nsfw and self.nsfw_weights else []):
+        for weights in files:
             try:
                 resolve(weights)
             except MissingWeightsError as e:
                 missing.append(str(e))
-        if self.captioner != TINY_CAPTIONER:
+        for folder in folders:
             try:
-                resolve_model_folder(self.captioner)
+                resolve_model_folder(folder)
             except MissingWeightsError as e:
                 missing.append(str(e))
         if missing:

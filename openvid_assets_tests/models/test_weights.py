@@ -11,7 +11,12 @@ from openvid_assets.models.registry.catalog import LAION_AESTHETIC
 from openvid_assets.models.scorers.aesthetic import AestheticScorer
 from openvid_assets.models.scorers.clip import CLIP_VIT_L14_OPENAI, TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec
 from openvid_assets.models.profiles import get_profile
-from openvid_assets.models.registry.catalog import SD_SAFETY_CHECKER
+from openvid_assets.models.registry.catalog import (
+    DOVER_WEIGHTS,
+    EVALCRAFTER_RAFT_WEIGHTS,
+    PAPER_BLIP2,
+    SD_SAFETY_CHECKER,
+)
 from openvid_assets.models.registry.weights import (
     MissingWeightsError,
     WeightsFile,
@@ -69,7 +74,12 @@ def test_paper_profile_preflight_lists_every_missing_file(weights_env, no_networ
     with pytest.raises(MissingWeightsError) as info:
         get_profile("paper").check_weights(nsfw=False)  # filters.nsfw: off
     assert SD_SAFETY_CHECKER.filename not in str(info.value)
-    get_profile("offline").check_weights()  # needs nothing
+    assert EVALCRAFTER_RAFT_WEIGHTS.filename not in str(info.value)  # the metrics' files only when training
+    with pytest.raises(MissingWeightsError) as info:
+        get_profile("paper").check_weights(evaluation=True)  # `train`: the samples are scored too
+    for named in (EVALCRAFTER_RAFT_WEIGHTS.filename, EVALCRAFTER_RAFT_WEIGHTS.url, DOVER_WEIGHTS.filename, PAPER_BLIP2):
+        assert named in str(info.value), named
+    get_profile("offline").check_weights(evaluation=True)  # needs nothing
     with pytest.raises(ValueError, match="unknown model profile"):
         get_profile("nope")
 

@@ -12,16 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from openvid_assets.models.registry.catalog import EVALCRAFTER_RAFT_WEIGHTS
 from openvid_assets.models.registry.weights import WeightsFile, file_digest, load_state_dict, resolve
 
 MIN_SIDE = 128  # torchvision's RAFT: 8 x the 16 px its four-level correlation pyramid needs
-
-# EvalCrafter's RAFT checkpoint (raft-things.pth of princeton-vl/RAFT), as torchvision ported it to its architecture.
-EVALCRAFTER_RAFT_WEIGHTS = WeightsFile(
-    "raft/raft_large_C_T_V1-22a6c225.pth",
-    "https://download.pytorch.org/models/raft_large_C_T_V1-22a6c225.pth",
-    "RAFT-large, the original raft-things weights (EvalCrafter's checkpoint), as torchvision ported them",
-)
 
 
 @dataclass

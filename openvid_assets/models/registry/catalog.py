@@ -56,6 +56,15 @@ SD_SAFETY_CHECKER = WeightsFile(
     "pytorch_model.bin holds the same tensors and loads too, named by its own WeightsFile",
 )
 
+# The metrics of generated videos (mvdit/evaluate.py), EvalCrafter's checkpoints.
+EVALCRAFTER_RAFT_WEIGHTS = WeightsFile(
+    filename="raft/raft_large_C_T_V1-22a6c225.pth",
+    url="https://download.pytorch.org/models/raft_large_C_T_V1-22a6c225.pth",
+    description="RAFT-large, the original raft-things weights (EvalCrafter's warping error), as torchvision ported "
+    "them",
+)
+PAPER_BLIP2 = "Salesforce/blip2-opt-2.7b"  # EvalCrafter's checkpoints/download.sh clones it for BLIP-BLEU
+
 PAPER_CAPTIONER = "llava-hf/llava-v1.6-34b-hf"
 TINY_CAPTIONER = "tiny-llava-next"
 

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from openvid_assets.models.registry.catalog import PAPER_BLIP2
 from openvid_assets.models.scorers.captions import tiny_tokenizer
 from openvid_assets.models.registry.runtime import pick_device, pick_dtype, seeded
 from openvid_assets.models.registry.weights import resolve_model_folder
 
-PAPER_BLIP2 = "Salesforce/blip2-opt-2.7b"  # EvalCrafter's checkpoints/download.sh clones it for BLIP-BLEU
 TINY_BLIP2 = "tiny"
 # transformers 4.33 (EvalCrafter's): the OPT config's max_length 20, counted over new tokens (inputs_embeds only)
 MAX_NEW_TOKENS = 20
