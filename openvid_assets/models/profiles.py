@@ -19,6 +19,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from openvid_assets.models.registry.catalog import (
+    CLIP_VIT_B32_OPENAI,
     CLIP_VIT_L14_OPENAI,
     DOVER_WEIGHTS,
     EVALCRAFTER_RAFT_WEIGHTS,
@@ -150,10 +151,10 @@ class Profile:
 
     def evaluation_weights(self) -> tuple[list[WeightsFile], list[str]]:
         """(files, model folders) the metrics of generated videos load beyond the curation models (mvdit_eval,
-        ablation_eval: mvdit/evaluate.py): DOVER, EvalCrafter's RAFT and BLIP-2; none offline (tiny stand-ins)."""
+        ablation_eval: mvdit/evaluate.py): EvalCrafter's CLIP ViT-B/32, DOVER, RAFT and BLIP-2; none offline."""
         if self.name == "offline":
             return [], []
-        return [DOVER_WEIGHTS, EVALCRAFTER_RAFT_WEIGHTS], [PAPER_BLIP2]
+        return [CLIP_VIT_B32_OPENAI, DOVER_WEIGHTS, EVALCRAFTER_RAFT_WEIGHTS], [PAPER_BLIP2]
 
     def check_weights(self, nsfw: bool = True, evaluation: bool = False) -> None:
         """Fail before any run starts if a weights file is missing, naming every one (the safety checker's only

@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 import polars as pl
+import torch
 
 from openvid_assets.media.frames import FrameRequest, read_frames
 from openvid_assets.media.probe import probe
@@ -88,6 +89,20 @@ def unit_farneback(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
 
+def clip_score_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
+    """CLIP score's input as EvalCrafter makes it (Scores_with_CLIP.py l.33-38): each frame squashed to size x size
+    (cv2, bilinear), as floats 0-255: not scaled, not normalised."""
+    squashed = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in frames])
+    return torch.from_numpy(squashed).permute(0, 3, 1, 2).float()
+
+
+def clip_temporal_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
+    """CLIP temporal's input as EvalCrafter makes it (l.76-85): torchvision's Resize on float frames (bilinear, no
+    antialias in its torchvision 0.15, not rounded), 0-255, not normalised."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
 def blip_inputs(frames: np.ndarray, definition: str) -> list[np.ndarray]:
     """The frames BLIP-2 captions: 5 from first to last, squashed to 224 x 224; EvalCrafter never converts its
     OpenCV frames to RGB for BLIP-2 (l.134-139), so under its definition they are BGR."""
@@ -127,10 +142,15 @@ class SampleEvaluator:
             self._prompts[prompt] = self.text([prompt])[0]
         facts = probe(path)  # once: each metric decodes its own frames at its own size
         _, frames = self._decoded(path, ALL_FRAMES, facts)
-        vectors = self.embedder.embed(frames)
+        if corrected_definition(self.definition):  # CLIP's own preprocessing: short side, centre crop, normalised
+            for_score = for_temporal = self.embedder.embed(frames)
+        else:  # EvalCrafter's: squashed, raw 0-255, a different resize for each score
+            size = self.embedder.image_size
+            for_score = self.embedder.embed_pixels(clip_score_pixels(frames, size))
+            for_temporal = self.embedder.embed_pixels(clip_temporal_pixels(frames, size))
         row = {
-            "clip_score": ec.clip_score(vectors, self._prompts[prompt]),
-            "clip_temporal": ec.clip_temporal(vectors),
+            "clip_score": ec.clip_score(for_score, self._prompts[prompt]),
+            "clip_temporal": ec.clip_temporal(for_temporal),
             "warping_error": ec.warping_error(frames, self.flow),
         }
         for name, scorer, constants in (
@@ -157,11 +177,12 @@ def evaluate_samples(samples: Sequence[tuple[Path, str]], evaluator: SampleEvalu
 
 
 def evaluator_for(profile: Any, device: str = "auto", definition: str = "evalcrafter") -> SampleEvaluator:
-    """The metrics' models for a model profile: the profile's CLIP (image and text towers of the same
-    checkpoint), DOVER, BLIP-2 and RAFT (the weights files and EvalCrafter's checkpoints for the paper profile, tiny
-    random stand-ins and Farneback for the offline one)."""
+    """The metrics' models for a model profile: EvalCrafter's checkpoints for the paper profile (CLIP ViT-B/32, image
+    and text towers of one checkpoint; DOVER; BLIP-2; RAFT), the profile's tiny CLIP, tiny random stand-ins and
+    Farneback for the offline one."""
     from openvid_assets.models.networks import dover
     from openvid_assets.models.networks.raft import load_raft
+    from openvid_assets.models.registry.catalog import EVALCRAFTER_CLIP
     from openvid_assets.models.registry.runtime import pick_device
     from openvid_assets.models.scorers.clarity import DoverAesthetic, DoverClarity
     from openvid_assets.models.scorers.clip import CLIPEmbedder, text_embeddings
@@ -173,9 +194,10 @@ def evaluator_for(profile: Any, device: str = "auto", definition: str = "evalcra
     corrected = corrected_definition(definition)
     pixel_scale = 255.0 if corrected else 1.0
     flow = unit_farneback if offline else load_raft(device=pick_device(device), pixel_scale=pixel_scale)[0]
+    clip = profile.clip if offline else EVALCRAFTER_CLIP
     return SampleEvaluator(
-        CLIPEmbedder(profile.clip, device=device),
-        lambda prompts: text_embeddings(profile.clip, prompts),
+        CLIPEmbedder(clip, device=device),
+        lambda prompts: text_embeddings(clip, prompts),
         DoverClarity(technical, weights, device=device),
         DoverAesthetic(technical, aesthetic, weights, device=device),
         FrameCaptioner(TINY_BLIP2 if offline else PAPER_BLIP2, device=device),

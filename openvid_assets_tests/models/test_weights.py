@@ -77,7 +77,13 @@ def test_paper_profile_preflight_lists_every_missing_file(weights_env, no_networ
     assert EVALCRAFTER_RAFT_WEIGHTS.filename not in str(info.value)  # the metrics' files only when training
     with pytest.raises(MissingWeightsError) as info:
         get_profile("paper").check_weights(evaluation=True)  # `train`: the samples are scored too
-    for named in (EVALCRAFTER_RAFT_WEIGHTS.filename, EVALCRAFTER_RAFT_WEIGHTS.url, DOVER_WEIGHTS.filename, PAPER_BLIP2):
+    for named in (
+        EVALCRAFTER_RAFT_WEIGHTS.filename,
+        EVALCRAFTER_RAFT_WEIGHTS.url,
+        DOVER_WEIGHTS.filename,
+        PAPER_BLIP2,
+        "vit_base_patch32",
+    ):
         assert named in str(info.value), named
     get_profile("offline").check_weights(evaluation=True)  # needs nothing
     with pytest.raises(ValueError, match="unknown model profile"):
@@ -152,3 +158,24 @@ def test_device_choice_is_automatic_unless_pinned(monkeypatch):
     assert pick_device("auto").type == "cpu"
     assert pick_device("meta").type == "meta"  # an explicit choice beats the environment
     assert pick_dtype(torch.device("cpu")) == torch.float32 and pick_dtype(torch.device("cuda")) == torch.float16
+
+
+def test_evalcrafters_clip_loads_strictly_from_its_weights_file(weights_env):
+    """ViT-B/32 of the metrics (EvalCrafter's CLIP): the file's key names and shapes are open_clip's ViT-B-32."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from openvid_assets.models.registry.catalog import CLIP_VIT_B32_OPENAI, EVALCRAFTER_CLIP
+
+    state = open_clip.CLIP(**EVALCRAFTER_CLIP.model_config()).state_dict()
+    path = weights_env[0] / CLIP_VIT_B32_OPENAI.filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    embedder = CLIPEmbedder(EVALCRAFTER_CLIP, device="cpu")
+    assert embedder.image_size == 224 and embedder.embed_dim == 512
+    assert embedder.embed(np.zeros((1, 224, 224, 3), np.uint8)).shape == (1, 512)
+    save_file(
+        {k: v.contiguous() for k, v in state.items() if not k.startswith("visual.transformer.resblocks.11")}, str(path)
+    )
+    with pytest.raises(RuntimeError, match="Missing key"):
+        EVALCRAFTER_CLIP.build()

