@@ -331,3 +331,12 @@ def test_1080p_is_decoded_a_chunk_at_a_time(videos):
     assert sum(n for n, *_ in seen) == 96 and len(seen) == 96 // request.chunk
     assert decoded.frames.shape == (96, 3, 224, 224, 3)  # only fragments are kept
     assert decoded.indices == dover_frame_indices(24)
+
+
+@pytest.mark.parametrize("frames", [16, 17, 33])
+def test_the_technical_frames_of_short_videos_are_upstreams(frames):
+    # dover_datasets.py UnifiedFrameSampler(32, 3, 2) as the vendored dover.yml builds it: clip k's frame j is
+    # (k * (n // 3) + 2 j + offset) mod n, the offset 0 unless n // 3 > 64. N = 16: clip 1 is 5, 7, ..., 15, 1, 3, ...
+    expected = [(k * (frames // 3) + 2 * j) % frames for k in range(3) for j in range(32)]
+    assert dover_frame_indices(frames) == expected
+    assert dover_frame_indices(16)[32:40] == [5, 7, 9, 11, 13, 15, 1, 3]
