@@ -123,7 +123,7 @@ FAST_FLAGS = [
 ]
 
 
-def run_cli(*args: str, env: dict, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     """``python -m openvid_assets *args``, its output captured."""
     return subprocess.run(
         [sys.executable, "-m", "openvid_assets", *args],

@@ -50,6 +50,7 @@ def workdir(sample_videos, tmp_path):
     return tmp_path, src, specs, env
 
 
+@pytest.mark.timeout(900)  # the whole pipeline through the daemon, then a re-run: ~180 s beside another test
 def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     tmp, src, specs, env = workdir
     done = run_cli(

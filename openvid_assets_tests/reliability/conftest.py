@@ -44,6 +44,6 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     source = tiny_source(root / "src")
     data, home = root / "reference", make_dagster_home(root / "reference_home")
     env = pipeline_env(home, OPENVID_SHARDS_PER_RUN=ALL_SHARDS_PER_RUN)
-    run = run_to_end(run_args(source, data, SHARD_SIZE), env, root, timeout=300)
+    run = run_to_end(run_args(source, data, SHARD_SIZE), env, root, timeout=600)
     assert run.proc.returncode == 0, run.output
     return Reference(source, data, snapshot(data), run.elapsed, run.output)

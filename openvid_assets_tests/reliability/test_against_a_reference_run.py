@@ -54,7 +54,7 @@ def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_ru
     killed_during = []
     for pattern, delay in KILL_POINTS:  # each launch resumes the previous one's work, then dies
         run = WatchedRun(args, env, tmp_path)
-        assert run.wait_for(pattern, timeout=300), run.output
+        assert run.wait_for(pattern, timeout=600), run.output
         time.sleep(delay)
         _, doing, alive = run.kill()
         assert alive, f"the run ended before the kill at {pattern!r}:\n{run.output}"
@@ -63,7 +63,7 @@ def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_ru
     for doing in killed_during:  # mid shard runs
         assert re.fullmatch(r"(after )?\w+ \[shard-0000\d\.\.shard-0000\d\]", doing), killed_during
 
-    final = run_to_end(args, env, tmp_path, timeout=300)
+    final = run_to_end(args, env, tmp_path, timeout=600)
     assert final.proc.returncode == 0, final.output
     assert "0 new shard(s)" in final.output
     assert differences(reference_run.snapshot, snapshot(data)) == []
@@ -109,7 +109,7 @@ def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference
         text=True,
     )
     assert recipe.returncode == 0, recipe.stdout + recipe.stderr
-    parallel = run_in_parallel([materialize_args(FIRST_WAVE, shard) for shard in shards], env, tmp_path, timeout=300)
+    parallel = run_in_parallel([materialize_args(FIRST_WAVE, shard) for shard in shards], env, tmp_path, timeout=600)
     assert parallel.return_codes == [0, 0, 0, 0], "\n\n".join(parallel.outputs)
     assert parallel.lock_errors == []
     with DagsterInstance.from_config(str(home)) as instance:
@@ -121,7 +121,7 @@ def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference
 
     # The run command then finds the first wave current on every shard and does the rest.
     env = pipeline_env(home, OPENVID_SHARDS_PER_RUN=ALL_SHARDS_PER_RUN)
-    rest = run_to_end(run_args(reference_run.source, data, SHARD_SIZE), env, tmp_path, timeout=300)
+    rest = run_to_end(run_args(reference_run.source, data, SHARD_SIZE), env, tmp_path, timeout=600)
     assert rest.proc.returncode == 0, rest.output
     assert re.search(r"^Step 1: .* on 4 shard\(s\), 0 to run$", rest.output, re.M), rest.output
     assert differences(reference_run.snapshot, snapshot(data)) == []  # no lost (or extra) rows, files or clips

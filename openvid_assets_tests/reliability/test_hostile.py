@@ -115,7 +115,7 @@ def test_hostile_source_through_the_whole_pipeline(tmp_path):
     specs = write_hostile_source(src)
     data, home = tmp_path / "data", make_dagster_home(tmp_path / "dagster_home")
     with keep_changing(src / "still_copying.mp4") as changing:  # being copied in for the whole run
-        run = run_to_end(run_args(src, data, 100), pipeline_env(home), tmp_path, timeout=300)
+        run = run_to_end(run_args(src, data, 100), pipeline_env(home), tmp_path, timeout=600)
     assert run.proc.returncode == 0, run.output
     assert changing.count > 0
     probe_s = float(re.search(r"video_manifest: done in ([\d.]+)s", run.output)[1])
