@@ -260,7 +260,7 @@ def ablation_samples(context: AssetExecutionContext, store: OpenVidStore, mvdit:
 
 
 @asset(
-    **VARIANT,
+    **{**VARIANT, "code_version": "2"},  # 2: the metrics under named definitions (EvalCrafter's)
     deps=[ablation_samples],
     kinds={"pytorch", "duckdb"},
     check_specs=[samples_scored_spec("ablation_eval")],

@@ -470,7 +470,7 @@ def samples_scored_result(table: pl.DataFrame) -> AssetCheckResult:
     **TRAINING_STEP,
     deps=[mvdit_samples],
     group_name=GROUP,
-    code_version="2",
+    code_version="3",  # 3: the metrics under named definitions (EvalCrafter's)
     kinds={"pytorch", "duckdb"},
     check_specs=[samples_scored_spec("mvdit_eval")],
     description="The paper's metrics (Table 3) of the latest checkpoint's samples, one row per video: VQA_A and "
