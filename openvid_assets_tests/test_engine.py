@@ -184,7 +184,7 @@ def test_workers_set_the_gpu_pool_of_a_local_instance_and_of_a_cluster_only_when
         assert Workers.for_machine(5).pool_limit(elsewhere) == 5
 
 
-def test_the_daemon_of_a_killed_command_is_replaced_at_once_not_when_its_heartbeats_expire(tmp_path):
+def test_the_daemon_of_a_killed_command_is_replaced_at_once_not_when_its_heartbeats_expire(tmp_path, monkeypatch):
     """kill -9 takes the command and its daemon; the daemon's heartbeats look alive for a while after. The next
     command starts its own daemon at once instead of waiting for them to age (measured: 82 s after each kill)."""
     import os
@@ -207,6 +207,9 @@ def test_the_daemon_of_a_killed_command_is_replaced_at_once_not_when_its_heartbe
         killed._lock.close()  # ...and the command's lock goes with its process
         assert daemon_alive(instance)  # what a command would otherwise believe for up to HEARTBEAT_TOLERANCE_S
 
+        # What the next command starts is not the point here, only that it starts one: a stand-in process, which
+        # stops at once (a real daemon still starting up may take its 60 s grace to stop on a loaded machine).
+        monkeypatch.setenv("OPENVID_DAGSTER_DAEMON", "sh -c 'sleep 600' daemon")
         after = DaemonKeeper(instance)
         after.ensure()
         try:
