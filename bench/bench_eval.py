@@ -4,13 +4,15 @@ One run, interleaved repeats, medians:
 
 - sampling: ``mvdit.sample.generate`` of one prompt (tiny MVDiT preset, tiny VAE and T5, ``--steps`` respaced
   IDDPM steps with CFG 7.0: the offline profile's stack) at ``--frames`` x ``--size`` px, written to mp4;
-- each metric on that mp4 (``mvdit.evaluate.SampleEvaluator``'s parts, decode included): CLIP score + CLIP
-  temporal (one CLIP pass over every frame and the prompt's text embedding), warping error (both directions;
-  Farneback offline, RAFT-large in the paper profile), VQA_T (DOVER technical, 3 clips of 32 fragment frames), VQA_A (DOVER aesthetic, 32 frames at
-  224 px), BLIP-BLEU (BLIP-2 captions of 4 frames, 30 new tokens each, and their BLEU against the prompt);
+- each metric on that mp4 under the ``evalcrafter`` definition (``mvdit.evaluate.SampleEvaluator``'s parts,
+  decode included): CLIP score + CLIP temporal (two CLIP passes over every frame, as EvalCrafter makes them, and
+  the prompt's text embedding), warping error (both directions on halved frames; Farneback offline, RAFT-large
+  with 20 updates in the paper profile), VQA_T (DOVER technical, 3 clips of 32 fragment frames), VQA_A (DOVER
+  aesthetic, 32 frames at 224 px), BLIP-BLEU (BLIP-2 captions of 5 frames, 20 new tokens each, and their BLEU
+  against the prompt);
 - with two model sizes for the metrics: ``offline`` (the tiny stand-ins the tests use) and ``paper`` (the
-  paper-size architectures with random weights: ViT-L/14, the full DOVER and blip2-opt-2.7b's BLIP-2; the
-  compute is the real one). The paper-size BLIP-2 runs in bfloat16 on a CPU (15 GB in float32 does not fit
+  paper-size architectures with random weights: EvalCrafter's CLIP ViT-B/32, the full DOVER and
+  blip2-opt-2.7b's BLIP-2; the compute is the real one). The paper-size BLIP-2 runs in bfloat16 on a CPU (15 GB in float32 does not fit
   beside the rest) and float16 on a GPU, as the pipeline runs it there.
 
 Printed: seconds per video of each, and each metric's time divided by the sampling time. On a CPU the tiny
@@ -31,14 +33,21 @@ import torch
 from torchvision.models.optical_flow import raft_large
 
 from openvid_assets.models.networks import dover
-from openvid_assets.mvdit.metrics.blip_bleu import BLIP_FRAMES, TINY_BLIP2, FrameCaptioner, bleu_scores, spread
+from openvid_assets.mvdit.metrics import evalcrafter as ec
+from openvid_assets.mvdit.metrics.blip_bleu import TINY_BLIP2, FrameCaptioner
 from openvid_assets.models.scorers.captions import tiny_tokenizer
 from openvid_assets.models.scorers.clarity import DoverAesthetic, DoverClarity
 from openvid_assets.models.scorers.clip import TINY_CLIP_CONFIG, CLIPEmbedder, CLIPSpec, text_embeddings
-from openvid_assets.models.networks.raft import RaftFlow
-from openvid_assets.mvdit.metrics.video import clip_score, clip_temporal_score, farneback_flow, warping_error
+from openvid_assets.models.networks.raft import UnitImageRaft
 from openvid_assets.mvdit.encoders import tiny_t5, tiny_vae
-from openvid_assets.mvdit.evaluate import ALL_FRAMES, SampleEvaluator
+from openvid_assets.mvdit.evaluate import (
+    ALL_FRAMES,
+    SampleEvaluator,
+    blip_inputs,
+    clip_score_pixels,
+    clip_temporal_pixels,
+    unit_farneback,
+)
 from openvid_assets.mvdit.model import MVDiT, preset
 from openvid_assets.mvdit.sample import generate, write_mp4
 
@@ -61,7 +70,7 @@ def paper_size_blip2(device: str) -> FrameCaptioner:
     config = Blip2Config(text_config=text.to_dict(), image_token_index=50265)  # vision, Q-Former: the defaults
     dtype = torch.bfloat16 if device == "cpu" else torch.float16
     model = Blip2ForConditionalGeneration._from_config(config, dtype=dtype)
-    model.generation_config.suppress_tokens = [text.eos_token_id]  # always 30 new tokens: the longest caption
+    model.generation_config.suppress_tokens = [text.eos_token_id]  # always 20 new tokens: the longest caption
     # The tiny word tokenizer only decodes here (ids it lacks are dropped): the captions' text is not measured.
     image_processor = BlipImageProcessor(size={"height": 224, "width": 224})  # blip2-opt-2.7b's input size
     processor = Blip2Processor(image_processor, tiny_tokenizer(), num_query_tokens=config.num_query_tokens)
@@ -77,10 +86,10 @@ def evaluator(size: str, device: str, blip: bool = True) -> SampleEvaluator:
         technical, aesthetic = dover.TINY, dover.AESTHETIC_TINY
         captioner = FrameCaptioner(TINY_BLIP2, device=device) if blip else None
     else:
-        spec = CLIPSpec("ViT-L-14-quickgelu")  # no weights: random init, the real compute
+        spec = CLIPSpec("ViT-B-32-quickgelu")  # EvalCrafter's CLIP; no weights: random init, the real compute
         technical, aesthetic = dover.PAPER, dover.AESTHETIC
         captioner = paper_size_blip2(device) if blip else None
-    flow = farneback_flow if size == "offline" else RaftFlow(raft_large(weights=None).to(device).eval())
+    flow = unit_farneback if size == "offline" else UnitImageRaft(raft_large(weights=None).to(device).eval())
     return SampleEvaluator(
         CLIPEmbedder(spec, device=device),
         partial(text_embeddings, spec),
@@ -102,19 +111,20 @@ def metric_parts(ev: SampleEvaluator, path: Path) -> dict:
 
     def clip_metrics() -> None:
         _, frames = ev._decoded(path, ALL_FRAMES)
-        vectors = ev.embedder.embed(frames)
+        size = ev.embedder.image_size
         text = ev.text([PROMPT])[0]
-        clip_score(vectors, text), clip_temporal_score(vectors)
+        ec.clip_score(ev.embedder.embed_pixels(clip_score_pixels(frames, size)), text)
+        ec.clip_temporal(ev.embedder.embed_pixels(clip_temporal_pixels(frames, size)))
 
     def warp() -> None:
-        warping_error(ev._decoded(path, ALL_FRAMES)[1], ev.flow)
+        ec.warping_error(ev._decoded(path, ALL_FRAMES)[1], ev.flow)
 
     def quality(scorer) -> None:
         scorer.score(*ev._decoded(path, scorer.request))
 
     def blip_bleu() -> None:
         frames = ev._decoded(path, ALL_FRAMES)[1]
-        bleu_scores(ev.captioner.captions([frames[i] for i in spread(len(frames), BLIP_FRAMES)]), PROMPT)
+        ec.blip_bleu(ev.captioner.captions(blip_inputs(frames, ev.definition)), PROMPT)
 
     parts = {
         "CLIP score + temporal": clip_metrics,
@@ -125,7 +135,7 @@ def metric_parts(ev: SampleEvaluator, path: Path) -> dict:
     return {**parts, BLIP_BLEU: blip_bleu} if ev.captioner is not None else parts
 
 
-BLIP_BLEU = "BLIP-BLEU (BLIP-2, 4 frames)"
+BLIP_BLEU = "BLIP-BLEU (BLIP-2, 5 frames)"
 
 
 def main() -> None:
