@@ -142,7 +142,8 @@ class SampleEvaluator:
             self._prompts[prompt] = self.text([prompt])[0]
         facts = probe(path)  # once: each metric decodes its own frames at its own size
         _, frames = self._decoded(path, ALL_FRAMES, facts)
-        if corrected_definition(self.definition):  # CLIP's own preprocessing: short side, centre crop, normalised
+        corrected = corrected_definition(self.definition)
+        if corrected:  # CLIP's own preprocessing: short side, centre crop, normalised
             for_score = for_temporal = self.embedder.embed(frames)
         else:  # EvalCrafter's: squashed, raw 0-255, a different resize for each score
             size = self.embedder.image_size
@@ -160,7 +161,7 @@ class SampleEvaluator:
             row[name] = ec.vqa(scorer.score(*self._decoded(path, scorer.request, facts))["dover_raw"], constants)
         # BLIP-BLEU captions frames already decoded: no second decode.
         captions = self.captioner.captions(blip_inputs(frames, self.definition))
-        row.update(ec.blip_bleu(captions, prompt, corrected=corrected_definition(self.definition)))
+        row.update(ec.blip_bleu(captions, prompt, corrected=corrected))
         return row
 
 
