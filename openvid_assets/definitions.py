@@ -21,18 +21,26 @@ from openvid_assets.assets.filters import DUPLICATES_SCHEMA
 from openvid_assets.media.clips import CLIP_SCHEMA
 from openvid_assets.media.manifest import MANIFEST_SCHEMA
 from openvid_assets.media.previews import PREVIEW_SCHEMA
-from openvid_assets.models.shards.tables import CAPTION_SCHEMA, CONTENT_SCHEMA, EMBEDDING_SCHEMA, SCORE_SCHEMA
+from openvid_assets.models.shards.tables import (
+    CAPTION_CHECK_SCHEMA,
+    CAPTION_SCHEMA,
+    CODEC_MOTION_SCHEMA,
+    CONTENT_SCHEMA,
+    EMBEDDING_SCHEMA,
+    SCORE_SCHEMA,
+)
 from openvid_assets.store.selection import THRESHOLDS_SCHEMA
 from openvid_assets.assets.scores import (
     aesthetic_scores,
     clarity_scores,
+    codec_motion,
     frame_embeddings,
     motion_scores,
     temporal_scores,
 )
 from openvid_assets.assets.recipe import edit_recipe, recipe
 from openvid_assets.assets.resources import default_resources
-from openvid_assets.assets.clips import captions, clips
+from openvid_assets.assets.clips import caption_checks, captions, clips
 from openvid_assets.assets.card import dataset_card
 from openvid_assets.assets.filters import content_scores, near_duplicates
 from openvid_assets.assets.labels import labels
@@ -71,6 +79,7 @@ ASSETS = [
     frame_embeddings,
     aesthetic_scores,
     temporal_scores,
+    codec_motion,
     motion_scores,
     content_scores,
     near_duplicates,
@@ -84,6 +93,7 @@ ASSETS = [
     selected_videos,
     clips,
     captions,
+    caption_checks,
     previews,
     caption_scores,
     lineage,
@@ -177,11 +187,13 @@ TABLE_SCHEMAS = {
     "frame_embeddings": EMBEDDING_SCHEMA,
     "aesthetic_scores": SCORE_SCHEMA,
     "temporal_scores": SCORE_SCHEMA,
+    "codec_motion": CODEC_MOTION_SCHEMA,
     "content_scores": CONTENT_SCHEMA,
     "near_duplicates": DUPLICATES_SCHEMA,
     "score_thresholds": THRESHOLDS_SCHEMA,
     "clips": CLIP_SCHEMA,
     "captions": CAPTION_SCHEMA,
+    "caption_checks": CAPTION_CHECK_SCHEMA,
     "previews": PREVIEW_SCHEMA,
     "caption_scores": CAPTION_SCORES_SCHEMA,
 }

@@ -118,12 +118,33 @@ class SelectionSettings(_Section):
     temporal: str = "band:5:90"
     motion: str = "band:10:95"
     clarity: str = "top:30"
+    codec_motion: str = Field(
+        default="off",
+        description="motion-vector pre-filter (codec_motion, picture long sides per second): videos outside this "
+        "absolute rule (min:X, max:X, range:LO:HI) are dropped without running the flow network; off: every "
+        "video is scored by the flow network (the paper)",
+    )
     thresholds_off: bool = Field(default=False, description="keep every decodable video")
+
+    @field_validator("codec_motion", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare 'off' as false
 
     @model_validator(mode="after")
     def _parsed(self) -> SelectionSettings:
         self.rules()
+        if self.codec_rule().kind in ("top", "band", "calibrated"):
+            raise ValueError(
+                f"codec_motion is an absolute rule (min:X, max:X, range:LO:HI or off), not {self.codec_motion!r}"
+            )
         return self
+
+    def codec_rule(self) -> Any:
+        """The codec-motion pre-filter's rule; off with thresholds_off (keep every decodable video)."""
+        from openvid_assets.store.selection import Rule
+
+        return Rule.parse("off" if self.thresholds_off else self.codec_motion)
 
     def rules(self) -> dict[str, Any]:
         from openvid_assets.store.selection import parse_rules
@@ -226,6 +247,12 @@ class CaptionSettings(_Section):
     min_new_tokens: int = Field(default=0, ge=0)
     batch_size: int = Field(default=4, ge=1, description="clips per generate() call")
     structured: bool = Field(default=False, description="also ask for MiraData-style JSON fields")
+    defect_tags: bool = Field(
+        default=False,
+        description="also ask the caption model, in the same pass, which defects a clip shows (slideshow, "
+        "screen recording, text overlay... Cosmos Curator's list) and its content type: one short JSON answer "
+        "a clip, each a column of the captions table; filters.defects and filters.content_types drop on them",
+    )
 
     def build(self) -> Any:
         from openvid_assets.models.scorers.captions import DEFAULT_PROMPT, CaptionSettings as Captioning
@@ -389,6 +416,20 @@ class FilterSettings(_Section):
         "captions people tagged 'bad caption' or labelled good (caption_scores), per clip; "
         "e.g. min:0.5",
     )
+    caption_checks: tuple[str, ...] = Field(
+        default=(),
+        description="caption checks whose failure drops a clip (empty, too_short, too_long, repetition, "
+        "truncated, language, boilerplate, agreement); every check is measured and shown either way",
+    )
+    caption_language: str = Field(
+        default="en", description="the language captions should be in (ISO 639-1; '' = not checked)"
+    )
+    defects: tuple[str, ...] = Field(
+        default=(), description="defect tags (captions.defect_tags) that drop a clip, e.g. [slideshow, text_overlay]"
+    )
+    content_types: tuple[str, ...] = Field(
+        default=(), description="content types (captions.defect_tags) that drop a clip, e.g. [screen_recording]"
+    )
     crop_borders: bool = Field(
         default=True,
         description="cut letterbox/pillarbox bars from clips (re-encoded "
@@ -417,6 +458,20 @@ class FilterSettings(_Section):
         if rule.kind in ("top", "band"):
             raise ValueError(f"content rules are absolute (min:X, max:X, range:LO:HI or off), not {rule.spec()!r}")
         return text
+
+    @model_validator(mode="after")
+    def _known_names(self) -> FilterSettings:
+        from openvid_assets.models.scorers.caption_checks import CHECKS, CONTENT_TYPES, DEFECT_TYPES
+
+        for name, given, known in (
+            ("caption_checks", self.caption_checks, CHECKS),
+            ("defects", self.defects, DEFECT_TYPES),
+            ("content_types", self.content_types, CONTENT_TYPES),
+        ):
+            unknown = [g for g in given if g not in known]
+            if unknown:
+                raise ValueError(f"{name}: unknown {unknown}; known: {', '.join(known)}")
+        return self
 
     def rules(self) -> dict[str, Any]:
         from openvid_assets.store.selection import Rule
@@ -483,6 +538,12 @@ class Recipe(_Section):
                     raise ValueError(f"sources {other!r} and {name!r} claim the same files ({other_root} and {root})")
             roots[name] = root
         return sources
+
+    @model_validator(mode="after")
+    def _defects_asked_for(self) -> Recipe:
+        if (self.filters.defects or self.filters.content_types) and not self.captions.defect_tags:
+            raise ValueError("filters.defects and filters.content_types need captions.defect_tags: true")
+        return self
 
     @model_validator(mode="after")
     def _one_calibration_target_per_score(self) -> Recipe:
@@ -586,10 +647,12 @@ class Recipe(_Section):
 
         m = self.models
         ids = model_identities(m.resolved_profile())
+        codec = self.selection.codec_rule().spec()
         return {
             "embedding": _digest([ids["clip"], m.sampling().params()]),
             "aesthetic": _digest(ids["aesthetic"]),
-            "motion": _digest(ids["motion"]),
+            # The pre-filter decides which videos the flow network scores; off, the digest is what it always was.
+            "motion": _digest(ids["motion"] if codec == "off" else [ids["motion"], codec]),
             "clarity": _digest(ids["clarity"]),
             "selection": _digest(self.selection.model_dump()),
             # Stitching asks the pipeline's CLIP: then a new CLIP redoes the clips too.

@@ -5,7 +5,8 @@
 -- in the dataset: selected, clipped, and at least one clip captioned.
 -- Inputs: manifest, candidates, selected, clips, captions (all shards), thresholds (score + clarity),
 -- sources (per shard: its named source and the steps the recipe does not apply to it), caption_verdicts
--- (caption_scores: clip_id, reason; a clip whose caption the caption filter drops is not captioned).
+-- (sql/caption_drops.sql: clip_id, reason; a clip whose caption the caption filter or a caption check drops is
+-- not captioned).
 WITH m AS (
     SELECT *,
         CASE WHEN status = 'ok' THEN row_number() OVER (PARTITION BY video_id, status ORDER BY shard, position) END
@@ -78,7 +79,7 @@ judged AS (
             ELSE      {'status': 'kept',    'stage': 'captioned',
                        'reason': printf('%d of %d clips captioned', cp.captioned, cl.clips)}
         END AS verdict,
-        c.aesthetic, c.temporal, c.motion, s.clarity, cl.clips, cp.captioned,
+        c.aesthetic, c.temporal, c.motion, c.codec_motion, s.clarity, cl.clips, cp.captioned,
         c.brightness, c.dark_share, c.bright_share, c.contrast, c.colourfulness, c.text_area, c.nsfw, c.suitability,
         c.crop_w, c.crop_h, c.bordered,
         m.width, m.height, m.fps, m.num_frames, m.duration_s, src.source, src.not_applied
@@ -92,7 +93,8 @@ judged AS (
 SELECT
     j.video_id, j.source_uri, j.shard, j.position, coalesce(j.source, 'default') AS source,
     j.verdict.status AS status, j.verdict.stage AS stage, j.verdict.reason AS reason,
-    j.aesthetic, j.temporal, j.motion, j.clarity, coalesce(j.clips, 0) AS clips, coalesce(j.captioned, 0) AS captioned,
+    j.aesthetic, j.temporal, j.motion, j.codec_motion, j.clarity,
+    coalesce(j.clips, 0) AS clips, coalesce(j.captioned, 0) AS captioned,
     j.brightness, j.dark_share, j.bright_share, j.contrast, j.colourfulness, j.text_area, j.nsfw, j.suitability,
     j.crop_w AS picture_width, j.crop_h AS picture_height, j.bordered,
     j.width, j.height, j.fps, j.num_frames, j.duration_s,

@@ -1,7 +1,9 @@
 -- One shard: S_A ∩ S_T ∩ S_M, less near-duplicates and videos a content rule drops. One row per video that has
 -- the three score rows; a video whose scoring failed carries that failure, a video judged carries every reason
 -- it fell short.
--- Inputs: aesthetic, temporal, motion, content (this shard's score tables), thresholds (score_thresholds: the
+-- A motion row 'skipped' (the codec-motion pre-filter kept the video from the flow network) is a drop, its reason
+-- the pre-filter's.
+-- Inputs: aesthetic, temporal, motion, content, codec (this shard's score tables; codec: codec_motion), thresholds (score_thresholds: the
 -- rows of this shard's source; a step the source skips has no cut lines, so it passes every video), duplicates
 -- (near_duplicates: video_id, duplicate_of, cosine), filters (the content rules: measure, lower, upper,
 -- description, below, above), suitability (suitability_scores: the learned filter's P(good), judged by the
@@ -37,9 +39,12 @@ scored AS (
         concat_ws('; ',
             CASE WHEN a.status <> 'ok' THEN 'aesthetic: ' || a.error END,
             CASE WHEN t.status <> 'ok' THEN 'temporal: ' || t.error END,
-            CASE WHEN m.status <> 'ok' THEN 'motion: ' || m.error END,
+            CASE WHEN m.status NOT IN ('ok', 'skipped') THEN 'motion: ' || m.error END,
             CASE WHEN ct.status <> 'ok' THEN 'content: ' || ct.error END) AS failure,
-        (a.status = 'ok' AND t.status = 'ok' AND m.status = 'ok' AND coalesce(ct.status = 'ok', true)) AS all_ok,
+        (a.status = 'ok' AND t.status = 'ok' AND m.status IN ('ok', 'skipped') AND coalesce(ct.status = 'ok', true))
+            AS all_ok,
+        CASE WHEN m.status = 'skipped' THEN m.error END AS codec_reason,
+        cm.score AS codec_motion,
         ct.brightness, ct.dark_share, ct.bright_share, ct.contrast, ct.colourfulness, ct.text_area, ct.nsfw,
         su.score AS suitability, ct.crop_x, ct.crop_y, ct.crop_w, ct.crop_h, ct.bordered,
         cv.content_reason,
@@ -49,6 +54,7 @@ scored AS (
     JOIN temporal AS t USING (source_uri)
     JOIN motion AS m USING (source_uri)
     LEFT JOIN content AS ct USING (source_uri)
+    LEFT JOIN codec AS cm USING (source_uri)
     LEFT JOIN content_verdicts AS cv USING (source_uri)
     LEFT JOIN (SELECT source_uri, score FROM suitability WHERE status = 'ok') AS su USING (source_uri)
     LEFT JOIN duplicates AS d ON d.video_id = a.video_id
@@ -56,7 +62,7 @@ scored AS (
     WHERE NOT (a.status = 'failed' AND starts_with(a.error, 'manifest: '))
 )
 SELECT
-    s.video_id, s.source_uri, s.aesthetic, s.temporal, s.motion,
+    s.video_id, s.source_uri, s.aesthetic, s.temporal, s.motion, s.codec_motion,
     s.brightness, s.dark_share, s.bright_share, s.contrast, s.colourfulness, s.text_area, s.nsfw, s.suitability,
     s.crop_x, s.crop_y, s.crop_w, s.crop_h, s.bordered,
     nullif(s.failure, '') AS failure,
@@ -65,14 +71,16 @@ SELECT
     CASE WHEN s.all_ok THEN nullif(concat_ws('; ',
         verdict('aesthetic', s.aesthetic, c.a_lo, c.a_hi, c.a_rule),
         verdict('temporal', s.temporal, c.t_lo, c.t_hi, c.t_rule),
-        verdict('motion', s.motion, c.m_lo, c.m_hi, c.m_rule)), '') END AS quality_reason,
+        coalesce(s.codec_reason, verdict('motion', s.motion, c.m_lo, c.m_hi, c.m_rule))), '') END AS quality_reason,
     -- Each filter on its own (the ablation's variants apply some of them): NULL for a video not judged.
     CASE WHEN s.all_ok THEN verdict('aesthetic', s.aesthetic, c.a_lo, c.a_hi, c.a_rule) IS NULL END AS aesthetic_ok,
     CASE WHEN s.all_ok THEN verdict('temporal', s.temporal, c.t_lo, c.t_hi, c.t_rule) IS NULL END AS temporal_ok,
-    CASE WHEN s.all_ok THEN verdict('motion', s.motion, c.m_lo, c.m_hi, c.m_rule) IS NULL END AS motion_ok,
+    CASE WHEN s.all_ok THEN s.codec_reason IS NULL AND verdict('motion', s.motion, c.m_lo, c.m_hi, c.m_rule) IS NULL END
+        AS motion_ok,
     s.all_ok AND s.duplicate_reason IS NULL AND s.content_reason IS NULL
              AND verdict('aesthetic', s.aesthetic, c.a_lo, c.a_hi, c.a_rule) IS NULL
              AND verdict('temporal', s.temporal, c.t_lo, c.t_hi, c.t_rule) IS NULL
+             AND s.codec_reason IS NULL
              AND verdict('motion', s.motion, c.m_lo, c.m_hi, c.m_rule) IS NULL AS candidate,
     c.version AS thresholds_version
 FROM scored AS s, cut AS c

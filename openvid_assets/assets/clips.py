@@ -183,3 +183,61 @@ def caption_clips(
             "path": MetadataValue.path(path),
         }
     )
+
+
+CAPTION_CHECKS = "caption_checks"
+
+
+@asset(
+    **SHARD,
+    **MODEL_STEP,
+    deps=[captions, clips, video_manifest, recipe_key("embedding"), recipe_key("filters"), recipe_key("sources")],
+    code_version="1",
+    kinds={"pytorch", "parquet"},
+    description="Checks of every caption, no labels needed: empty, too short or long, repeated n-grams or "
+    "sentences, cut off at the token limit, another language, boilerplate or refusal, and caption-clip agreement "
+    "(the caption's CLIP text embedding against its own clip's frames, compared with the shard's other clips: a "
+    "caption attached to the wrong clip). Each a column with its reason; filters.caption_checks, filters.defects "
+    "and filters.content_types decide which drop a clip (reason), which lineage and the exports leave out.",
+)
+def caption_checks(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    from openvid_assets.models.scorers.caption_checks import CHECKS, CaptionCheckSettings
+    from openvid_assets.models.shards.caption_checks import CaptionDrops, check_shard
+
+    tables, stored = store.tables(), store.recipe()
+    filters, m = stored.recipe.filters, stored.recipe.models
+    drops = CaptionDrops(filters.caption_checks, filters.defects, filters.content_types)
+    settings = CaptionCheckSettings(language=filters.caption_language or None)
+
+    def one(shard: str) -> MaterializeResult:
+        captioned = tables.read(CAPTIONS, shard)
+        if not stored.recipe.source(source_of(tables, shard)).applies("captions"):
+            captioned = captioned.clear()  # the source has no captions (captions: off): nothing to check
+        manifest = tables.read(MANIFEST, shard)
+        result = check_shard(
+            captioned,
+            {t.clip_id: t for t in clip_tasks(tables.read(CLIPS, shard), manifest)},
+            models.embedder(m),
+            models.text_encoder(m),
+            settings,
+            drops,
+            _video_opener(store, tables, shard),
+            previous=tables.read_if_exists(CAPTION_CHECKS, shard),
+            progress=progress_callback(context, "checked"),
+            workers=models.decode_workers,
+        )
+        path = tables.write(CAPTION_CHECKS, shard, result.table)
+        flagged = {check: int(result.table[check].is_not_null().sum()) for check in CHECKS}
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": result.table.height,
+                "flagged": MetadataValue.json(flagged),
+                "dropped": int(result.table["reason"].is_not_null().sum()),
+                "drops": ", ".join([*drops.checks, *drops.defects, *drops.content_types]) or "none (flags only)",
+                "computed": result.computed,
+                "reused": result.reused,
+                "path": MetadataValue.path(path),
+            }
+        )
+
+    return each_shard(context, one)

@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from openvid_assets.assets.caption_filter import CAPTION_SCORES, CAPTION_SCORES_SCHEMA, caption_scores
-from openvid_assets.assets.clips import CAPTIONS, CLIPS, captions, clips
+from openvid_assets.assets.clips import CAPTION_CHECKS, CAPTIONS, CLIPS, caption_checks, captions, clips
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP
@@ -63,7 +63,7 @@ def _not_reached(asset_name: str) -> pl.DataFrame:
     from openvid_assets.assets.filters import DUPLICATES_SCHEMA
     from openvid_assets.models.shards.tables import CAPTION_SCHEMA  # torch: only when a step needs the schema
     from openvid_assets.models.shards.tables import CONTENT_SCHEMA
-    from openvid_assets.models.shards.tables import SCORE_SCHEMA
+    from openvid_assets.models.shards.tables import CAPTION_CHECK_SCHEMA, CODEC_MOTION_SCHEMA, SCORE_SCHEMA
 
     def empty(schema: dict) -> pl.DataFrame:
         return pl.DataFrame(schema=schema)
@@ -75,6 +75,7 @@ def _not_reached(asset_name: str) -> pl.DataFrame:
             {
                 **scores,
                 "content": empty(CONTENT_SCHEMA),
+                "codec": empty(CODEC_MOTION_SCHEMA),
                 "suitability": empty(SCORE_SCHEMA),
                 "duplicates": empty(DUPLICATES_SCHEMA),
                 "filters": Recipe().filters.table(),
@@ -91,7 +92,7 @@ def _not_reached(asset_name: str) -> pl.DataFrame:
             },
             {"clarity_applied": True},
         )
-    return empty({CLIPS: CLIP_SCHEMA, CAPTIONS: CAPTION_SCHEMA}[asset_name])
+    return empty({CLIPS: CLIP_SCHEMA, CAPTIONS: CAPTION_SCHEMA, CAPTION_CHECKS: CAPTION_CHECK_SCHEMA}[asset_name])
 
 
 def _every_shard_or_empty(tables: TableStore, asset_name: str):
@@ -138,9 +139,16 @@ def lineage_inputs(tables: TableStore, recipe: Recipe | None = None) -> dict[str
 
 
 def caption_verdicts(tables: TableStore) -> pl.DataFrame:
-    """The caption filter's verdicts (empty before caption_scores has run)."""
-    table = tables.read_if_exists(CAPTION_SCORES, GLOBAL)
-    return table if table is not None else pl.DataFrame(schema=CAPTION_SCORES_SCHEMA)
+    """Every clip a caption rule drops, and why: the caption filter's verdicts (empty before caption_scores has
+    run) and the caption checks' drops (sql/caption_drops.sql)."""
+    scores = tables.read_if_exists(CAPTION_SCORES, GLOBAL)
+    return run_sql(
+        "caption_drops",
+        {
+            "scores": scores if scores is not None else pl.DataFrame(schema=CAPTION_SCORES_SCHEMA),
+            "checks": _every_shard_or_empty(tables, CAPTION_CHECKS),
+        },
+    )
 
 
 @asset(
@@ -153,10 +161,11 @@ def caption_verdicts(tables: TableStore) -> pl.DataFrame:
         clarity_threshold,
         clips,
         captions,
+        caption_checks,
         caption_scores,
     ],
     group_name="selection",
-    code_version="2",
+    code_version="3",
     kinds={"duckdb", "parquet"},
     check_specs=[
         AssetCheckSpec(

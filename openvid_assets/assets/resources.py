@@ -22,6 +22,7 @@ from openvid_assets.store import TableStore
 from openvid_assets.store.files import is_s3_uri
 
 if TYPE_CHECKING:
+    from openvid_assets.models.scorers.clip import CLIPTextEncoder
     from openvid_assets.media.scenes import ShotDetector
     from openvid_assets.mvdit.data import LatentSettings
     from openvid_assets.models.scorers.aesthetic import AestheticScorer
@@ -79,6 +80,13 @@ def _embedder(profile: Profile, device: str, batch_size: int) -> "CLIPEmbedder":
     from openvid_assets.models.scorers.clip import CLIPEmbedder
 
     return CLIPEmbedder(profile.clip, device=device, batch_size=batch_size, exact=profile.exact_inputs)
+
+
+@cache
+def _text_encoder(profile: Profile, device: str) -> "CLIPTextEncoder":
+    from openvid_assets.models.scorers.clip import CLIPTextEncoder
+
+    return CLIPTextEncoder(profile.clip, device=device)
 
 
 @cache
@@ -140,6 +148,10 @@ class ModelsResource(ConfigurableResource):
 
     def embedder(self, m: ModelSettings) -> "CLIPEmbedder":
         return _embedder(m.resolved_profile(), self.device, self.batch_size)
+
+    def text_encoder(self, m: ModelSettings) -> "CLIPTextEncoder":
+        """The text tower of the pipeline's CLIP (the caption checks' caption-clip agreement)."""
+        return _text_encoder(m.resolved_profile(), self.device)
 
     def aesthetic(self, m: ModelSettings) -> "AestheticScorer":
         return _aesthetic(m.resolved_profile(), self.device)

@@ -5,6 +5,7 @@ Each asset reads its shard's upstream table, calls one function of
 """
 
 import json
+import time
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
@@ -20,6 +21,7 @@ from openvid_assets.media.tasks import OpenVideo
 from openvid_assets.models.scorers.base import VideoScorer
 from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.rows import ShardRows
+from openvid_assets.store.selection import Rule
 from openvid_assets.store.shards import ShardRegistry
 
 
@@ -160,8 +162,10 @@ def _per_video_asset(
     scorer: VideoScorer,
     shard: str,
     only: pl.Series | None = None,
+    skip: dict[str, str] | None = None,
 ) -> MaterializeResult:
-    """Score one shard's videos (``only`` these source uris, if given) with ``scorer`` into table ``name``."""
+    """Score one shard's videos (``only`` these source uris, if given; ``skip``: video id -> why not) with
+    ``scorer`` into table ``name``."""
     from openvid_assets.models.shards.scores import score_shard
 
     tables = store.tables()
@@ -173,22 +177,93 @@ def _per_video_asset(
         previous=tables.read_if_exists(name, shard),
         progress=progress_callback(context, "scored"),
         workers=models.decode_workers,
+        skip=skip,
     )
     return _write_scores(store, name, shard, result)
+
+
+CODEC_MOTION = "codec_motion"
+
+
+@asset(
+    **SHARD_ASSET,
+    **IO_STEP,
+    deps=[video_manifest],
+    code_version="1",
+    kinds={"pyav", "parquet"},
+    description="Motion per video from the compressed stream's motion vectors (no optical flow): mean magnitude "
+    "and the minimum over 256 px patches, in picture long sides per second; a stream without vectors says so. "
+    "The recipe's selection.codec_motion rule keeps clearly static or far too fast videos from the flow network.",
+)
+def codec_motion(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
+    from openvid_assets.media.codec_motion import CodecMotionSettings
+    from openvid_assets.models.shards.scores import NO_VECTORS, codec_motion_shard
+
+    tables = store.tables()
+
+    def one(shard: str) -> MaterializeResult:
+        result = codec_motion_shard(
+            tables.read(MANIFEST, shard),
+            _video_opener(store, tables, shard),
+            CodecMotionSettings(),
+            previous=tables.read_if_exists(CODEC_MOTION, shard),
+            progress=progress_callback(context, "read"),
+            workers=models.decode_workers,
+        )
+        written = _write_scores(store, CODEC_MOTION, shard, result)
+        no_vectors = int((result.table["status"] == NO_VECTORS).sum())
+        return MaterializeResult(metadata={**written.metadata, "no_vectors": no_vectors})
+
+    return each_shard(context, one)
+
+
+def codec_skips(tables: TableStore, shard: str, rule: Rule) -> dict[str, str]:
+    """video id -> why the recipe's codec-motion rule keeps it from the flow network (none when the rule is off)."""
+    if rule.kind == "off":
+        return {}
+    found = run_sql(
+        "codec_skips",
+        {"codec": tables.scan_source(CODEC_MOTION, [shard])},
+        {**_bounds(rule), "description": rule.describe()},
+    )
+    return dict(zip(found["video_id"], found["reason"]))
+
+
+def _bounds(rule: Rule) -> dict[str, float | None]:
+    params = rule.sql_params()
+    return {"lower": params["lower_abs"], "upper": params["upper_abs"]}
 
 
 @asset(
     **SHARD_ASSET,
     **MODEL_STEP,
-    deps=[video_manifest, recipe_key("motion")],
+    deps=[video_manifest, codec_motion, recipe_key("motion")],
     code_version="1",
     kinds={"opencv", "parquet"},
     description="Motion per video: mean optical-flow magnitude (px/frame at a fixed working size), "
-    "plus the mean flow vector and divergence for camera-motion labels.",
+    "plus the mean flow vector and divergence for camera-motion labels. Videos the codec-motion rule "
+    "(selection.codec_motion, off by default) finds clearly static or far too fast are 'skipped' rows, not scored.",
 )
 def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
-    scorer = models.motion(store.recipe().recipe.models)
-    return each_shard(context, lambda shard: _per_video_asset(context, store, models, "motion_scores", scorer, shard))
+    recipe = store.recipe().recipe
+    scorer, rule, tables = models.motion(recipe.models), recipe.selection.codec_rule(), store.tables()
+
+    def one(shard: str) -> MaterializeResult:
+        skip = codec_skips(tables, shard, rule)
+        started = time.perf_counter()
+        result = _per_video_asset(context, store, models, "motion_scores", scorer, shard, skip=skip)
+        if not skip:
+            return result
+        # What the skipped videos would have cost, at this shard's measured seconds per scored video.
+        per_video = (
+            (time.perf_counter() - started) / result.metadata["computed"] if result.metadata["computed"] else None
+        )
+        saved = MetadataValue.float(round(per_video * len(skip), 2)) if per_video else None
+        return MaterializeResult(
+            metadata={**result.metadata, "skipped_by_codec": len(skip), "network_seconds_saved": saved}
+        )
+
+    return each_shard(context, one)
 
 
 @asset(

@@ -15,7 +15,14 @@ from openvid_assets.assets.labels import labels, latest_labels
 from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
-from openvid_assets.assets.scores import aesthetic_scores, clarity_scores, motion_scores, temporal_scores
+from openvid_assets.assets.scores import (
+    CODEC_MOTION,
+    aesthetic_scores,
+    clarity_scores,
+    codec_motion,
+    motion_scores,
+    temporal_scores,
+)
 from openvid_assets.assets.shards import shards_partitions, source_of
 from openvid_assets.assets.suitability import SUITABILITY, suitability_scores
 from openvid_assets.charts import histogram_image, pr_curve_image
@@ -179,7 +186,7 @@ SHARD = {
 def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, duplicates: pl.DataFrame) -> pl.DataFrame:
     """One shard's quality_candidates table: its scores and content measures judged by its source's cut lines,
     the content rules (``filters``) and the pool's near-duplicates."""
-    from openvid_assets.models.shards.tables import SCORE_SCHEMA
+    from openvid_assets.models.shards.tables import CODEC_MOTION_SCHEMA, SCORE_SCHEMA
 
     suitability = tables.read_if_exists(SUITABILITY, shard)
     if suitability is None:  # a data root from before the learned filter: nothing to judge unless it is asked for
@@ -188,6 +195,7 @@ def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, dupl
         ).height:
             raise FileNotFoundError(f"{shard}: filters.suitability is on: materialize suitability_scores first")
         suitability = pl.DataFrame(schema=SCORE_SCHEMA)
+    codec = tables.read_if_exists(CODEC_MOTION, shard)  # none in a data root from before the pre-filter
     return _shard_sql(
         tables,
         "quality_candidates",
@@ -196,6 +204,7 @@ def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, dupl
             "temporal": ("temporal_scores", shard),
             "motion": ("motion_scores", shard),
             "content": (CONTENT, shard),
+            "codec": codec if codec is not None else pl.DataFrame(schema=CODEC_MOTION_SCHEMA),
             "duplicates": duplicates,
             "suitability": suitability,
             "filters": filters,
@@ -205,11 +214,12 @@ def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, dupl
 
 
 @asset(
-    **SHARD,
+    **{**SHARD, "code_version": "2"},  # 2: the codec-motion pre-filter's drops and column
     **SQL_SHARD_STEP,
     deps=[
         aesthetic_scores,
         temporal_scores,
+        codec_motion,
         motion_scores,
         score_thresholds,
         content_scores,

@@ -52,6 +52,7 @@ class CaptionSettings:
     min_new_tokens: int = 0
     batch_size: int = 4
     structured: bool = False  # MiraData-style fields as one JSON object per clip
+    defect_tags: bool = False  # a second, short answer per clip: defect flags and content type (caption_checks)
 
     def __post_init__(self) -> None:
         if self.layout not in ("middle", "frames", "grid"):
@@ -68,6 +69,8 @@ class CaptionSettings:
         p = asdict(self)
         p.pop("batch_size")
         p["prompt"] = self.effective_prompt
+        if not self.defect_tags:
+            p.pop("defect_tags")  # rows cached before defect tags existed stay valid
         return p
 
 
@@ -310,15 +313,22 @@ class Captioner:
         ]
 
     @torch.inference_mode()
-    def generate(self, batch: list[list[np.ndarray]], settings: CaptionSettings) -> list[Generation]:
-        """Greedy captions for a batch; each item is the list of RGB images one clip shows the model."""
+    def generate(
+        self,
+        batch: list[list[np.ndarray]],
+        settings: CaptionSettings,
+        prompt: str | None = None,
+        max_new_tokens: int | None = None,
+    ) -> list[Generation]:
+        """Greedy answers for a batch (each item: the RGB images one clip shows the model) to the caption prompt,
+        or to ``prompt`` with at most ``max_new_tokens`` (the defect question)."""
         from PIL import Image
 
         model, processor = self.load()
+        prompt = prompt or settings.effective_prompt
+        max_new_tokens = max_new_tokens or settings.max_new_tokens
         texts = [
-            processor.apply_chat_template(
-                self.messages(settings.effective_prompt, len(images)), add_generation_prompt=True
-            )
+            processor.apply_chat_template(self.messages(prompt, len(images)), add_generation_prompt=True)
             for images in batch
         ]
         images = [Image.fromarray(image) for item in batch for image in item]
@@ -331,13 +341,13 @@ class Captioner:
             **inputs,
             do_sample=False,
             num_beams=1,
-            max_new_tokens=settings.max_new_tokens,
-            min_new_tokens=settings.min_new_tokens,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min(settings.min_new_tokens, max_new_tokens),
         )
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         results = []
         for row in new_tokens.tolist():
             finished = any(t in eos_ids for t in row)
             text = processor.batch_decode([row], skip_special_tokens=True)[0]
-            results.append(Generation(text, truncated=not finished and len(row) >= settings.max_new_tokens))
+            results.append(Generation(text, truncated=not finished and len(row) >= max_new_tokens))
         return results

@@ -114,15 +114,35 @@ class CLIPEmbedder:
         self.batch_size = size
 
 
-@torch.inference_mode()
+class CLIPTextEncoder:
+    """Unit-length CLIP text embeddings from the text tower of the pipeline's CLIP checkpoint (its image tower
+    dropped), built once and batched: the caption checks embed every caption of a shard."""
+
+    def __init__(self, spec: CLIPSpec, device: str = "auto", batch_size: int = 64):
+        model = spec.build().eval()
+        model.visual = None  # only the text tower is used: free the image tower's memory
+        self.device = pick_device(device)
+        self.model = model.to(self.device, pick_dtype(self.device))
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """(K, D) unit-length embeddings; texts longer than the context (77 tokens) are cut there, as CLIP's
+        tokenizer does."""
+        import open_clip
+
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            tokens = open_clip.tokenize(texts[start : start + self.batch_size], self.model.context_length)
+            features = self.model.encode_text(tokens.to(self.device)).float()
+            out.append(torch.nn.functional.normalize(features, dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
 def text_embeddings(spec: CLIPSpec, prompts: list[str]) -> np.ndarray:
     """(K, D) unit-length CLIP text embeddings of ``prompts``, from the same model and weights as the image
-    embeddings (the text tower of the same checkpoint), on CPU: a few prompts need no GPU."""
-    import open_clip
-
-    model = spec.build().eval()
-    tokens = open_clip.tokenize(prompts, context_length=model.context_length)
-    return torch.nn.functional.normalize(model.encode_text(tokens).float(), dim=-1).numpy()
+    embeddings, on CPU: a few prompts need no GPU."""
+    return CLIPTextEncoder(spec, device="cpu").embed(prompts)
 
 
 def zero_shot(video_vectors: np.ndarray, text_vectors: np.ndarray) -> np.ndarray:

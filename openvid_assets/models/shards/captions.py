@@ -23,9 +23,13 @@ from openvid_assets.models.scorers.captions import (
     grid_image,
     parse_structured,
 )
+from openvid_assets.models.scorers.caption_checks import DEFECT_PROMPT, parse_defects
 from openvid_assets.models.shards.running import Progress, decode_ahead, is_infrastructure_error
 from openvid_assets.models.shards.tables import CAPTION_SCHEMA
 from openvid_assets.store.rows import RowKey, ShardRows, reusable_rows
+
+
+DEFECT_MAX_TOKENS = 160  # the defect answer: one JSON object of yes/no flags and a content type
 
 
 def caption_key(captioner: Captioner, settings: CaptionSettings) -> RowKey:
@@ -50,18 +54,37 @@ def _caption_row(generation: Generation, settings: CaptionSettings) -> dict[str,
     return {**row, "status": "ok", "caption": caption}
 
 
+def defect_row(answer: str) -> dict[str, Any]:
+    """The defect columns of one clip from the model's answer: each flag and the content type, or, when the answer
+    does not parse strictly, none of them and the status saying so (the raw text is kept either way)."""
+    parsed = parse_defects(answer)
+    if parsed is None:
+        return {"defects_status": "unparsed", "defects_raw": answer}
+    flags = {f"defect_{name}": value for name, value in parsed.flags.items()}
+    return {"defects_status": "ok", "defects_raw": answer, **flags, "content_type": parsed.content_type}
+
+
 def _generate_rows(
     captioner: Captioner, items: list[tuple[ClipTask, DecodedFrames]], settings: CaptionSettings
 ) -> dict[str, dict[str, Any]]:
-    """Caption a batch; if the batch fails, caption one by one so one bad clip fails alone."""
+    """Caption a batch (and, with defect tags, ask the defect question of the same images, the model loaded
+    once); if the batch fails, caption one by one so one bad clip fails alone."""
     try:
+        images = [_images(d, settings) for _, d in items]
         # A CUDA out-of-memory batch is split in halves and retried (a long prompt or a big grid image).
         generations = in_batches_halving_on_oom(
-            [_images(d, settings) for _, d in items],
-            len(items),
-            lambda batch: captioner.generate(list(batch), settings),
+            images, len(items), lambda batch: captioner.generate(list(batch), settings)
         )
-        return {t.clip_id: _caption_row(g, settings) for (t, _), g in zip(items, generations)}
+        rows = {t.clip_id: _caption_row(g, settings) for (t, _), g in zip(items, generations)}
+        if settings.defect_tags:
+            answers = in_batches_halving_on_oom(
+                images,
+                len(items),
+                lambda batch: captioner.generate(list(batch), settings, DEFECT_PROMPT, DEFECT_MAX_TOKENS),
+            )
+            for (task, _), answer in zip(items, answers):
+                rows[task.clip_id].update(defect_row(answer.text))
+        return rows
     except Exception as e:
         if is_infrastructure_error(e):
             raise

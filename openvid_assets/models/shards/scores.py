@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from openvid_assets.media.codec_motion import CodecMotion, CodecMotionSettings, codec_motion
 from openvid_assets.media.frames import DecodedFrames, FrameRequest
 from openvid_assets.media.tasks import OpenVideo, VideoTask, video_tasks
 from openvid_assets.models.registry.sampling import CLIPSampling
@@ -27,7 +28,14 @@ from openvid_assets.models.scorers.base import VideoScorer
 from openvid_assets.models.scorers.clip import CLIPEmbedder
 from openvid_assets.models.scorers.content import FrameInspector
 from openvid_assets.models.shards.running import Progress, decode_ahead, decoder, failure, is_infrastructure_error
-from openvid_assets.models.shards.tables import EMBEDDING_SCHEMA, SCORE_SCHEMA, embedding_matrix, video_groups
+from openvid_assets.models.shards.tables import (
+    CODEC_MOTION_MODEL,
+    CODEC_MOTION_SCHEMA,
+    EMBEDDING_SCHEMA,
+    SCORE_SCHEMA,
+    embedding_matrix,
+    video_groups,
+)
 from openvid_assets.store.rows import KEY_COLUMNS, RowKey, ShardRows, reusable_rows
 
 Inspected = tuple[DecodedFrames, list[dict[str, Any]]]  # a video's frames and their content measures
@@ -48,6 +56,47 @@ def _assemble(
     return pl.DataFrame(rows, schema=schema)
 
 
+def _measure_shard(
+    manifest: pl.DataFrame,
+    key: RowKey,
+    schema: dict[str, Any],
+    read: Callable[[VideoTask], Any],
+    measure: Callable[[Any], dict[str, Any]],
+    *,
+    previous: pl.DataFrame | None,
+    progress: Progress | None,
+    workers: int,
+    reuse: tuple[str, ...] = ("ok",),
+    skip: dict[str, str] | None = None,
+) -> ShardRows:
+    """One row per manifest video: ``read`` each readable video in the decode threads, ``measure`` what it read
+    in this thread (a row's values; ``status`` 'ok' unless it says otherwise). Rows of ``previous`` made with
+    ``key`` whose status is in ``reuse`` are kept; a video's own error fails its row, never the shard. A video in
+    ``skip`` (video id -> reason) is not read: its row is ``skipped`` with the reason, whatever was cached."""
+    computed: dict[str, dict[str, Any]] = {}
+    cached = reusable_rows(previous, key, reuse)
+    if cached is not None:
+        wanted = [c for c in schema if c in cached.columns and c not in ("source_uri", *KEY_COLUMNS)]
+        computed = {r["video_id"]: r for r in cached.select(wanted).iter_rows(named=True)}
+    skipped = {v: {"status": SKIPPED, "error": reason} for v, reason in (skip or {}).items()}
+    computed = {v: row for v, row in computed.items() if v not in skipped}
+    tasks = [t for t in video_tasks(manifest) if t.video_id not in computed and t.video_id not in skipped]
+    for done, (task, got) in enumerate(decode_ahead(tasks, read, workers), 1):
+        if isinstance(got, Exception):
+            computed[task.video_id] = {"status": "failed", "error": failure(got)}
+        else:
+            try:
+                computed[task.video_id] = {"status": "ok", **measure(got)}
+            except Exception as e:
+                if is_infrastructure_error(e):
+                    raise
+                computed[task.video_id] = {"status": "failed", "error": failure(e)}
+        if progress:
+            progress(done, len(tasks))
+    reused = len(computed) - len(tasks)
+    return ShardRows(_assemble(manifest, {**computed, **skipped}, key.columns(), schema), len(tasks), reused)
+
+
 def score_shard(
     manifest: pl.DataFrame,
     scorer: VideoScorer,
@@ -56,30 +105,68 @@ def score_shard(
     previous: pl.DataFrame | None = None,
     progress: Progress | None = None,
     workers: int = 2,
+    skip: dict[str, str] | None = None,
 ) -> ShardRows:
-    """Score every video of a shard with a per-video scorer (motion, clarity)."""
-    key = RowKey(scorer.name, scorer.weights_digest, scorer.params)
-    schema = {**SCORE_SCHEMA, **{c: pl.Float64 for c in scorer.extra_columns}}
-    computed: dict[str, dict[str, Any]] = {}
-    cached = reusable_rows(previous, key)
-    if cached is not None:
-        wanted = [c for c in schema if c in cached.columns and c not in ("source_uri", *KEY_COLUMNS)]
-        computed = {r["video_id"]: r for r in cached.select(wanted).iter_rows(named=True)}
-    tasks = [t for t in video_tasks(manifest) if t.video_id not in computed]
-    for done, (task, decoded) in enumerate(decode_ahead(tasks, decoder(open_video, scorer.request), workers), 1):
-        if isinstance(decoded, Exception):
-            computed[task.video_id] = {"status": "failed", "error": failure(decoded)}
-        else:
-            try:
-                values = scorer.score(decoded.indices, decoded.frames)
-                computed[task.video_id] = {"status": "ok", "frame_indices": decoded.indices, **values}
-            except Exception as e:
-                if is_infrastructure_error(e):
-                    raise
-                computed[task.video_id] = {"status": "failed", "error": failure(e)}
-        if progress:
-            progress(done, len(tasks))
-    return ShardRows(_assemble(manifest, computed, key.columns(), schema), len(tasks), len(computed) - len(tasks))
+    """Score every video of a shard with a per-video scorer (motion, clarity), but those in ``skip`` (video id ->
+    why the recipe keeps them from the scorer)."""
+
+    def measure(decoded: DecodedFrames) -> dict[str, Any]:
+        return {"frame_indices": decoded.indices, **scorer.score(decoded.indices, decoded.frames)}
+
+    return _measure_shard(
+        manifest,
+        RowKey(scorer.name, scorer.weights_digest, scorer.params),
+        {**SCORE_SCHEMA, **{c: pl.Float64 for c in scorer.extra_columns}},
+        decoder(open_video, scorer.request),
+        measure,
+        previous=previous,
+        progress=progress,
+        workers=workers,
+        skip=skip,
+    )
+
+
+SKIPPED = "skipped"  # a score row the recipe kept from its scorer (codec motion before the flow network)
+NO_VECTORS = "no_vectors"  # a codec_motion row of a stream without motion vectors: the flow network decides
+
+
+def codec_motion_shard(
+    manifest: pl.DataFrame,
+    open_video: OpenVideo,
+    settings: CodecMotionSettings,
+    *,
+    previous: pl.DataFrame | None = None,
+    progress: Progress | None = None,
+    workers: int = 2,
+) -> ShardRows:
+    """Motion-vector statistics of every video of a shard, from the compressed stream (no frame is converted,
+    no network runs): ``score`` and ``patch_min`` in picture long sides per second."""
+
+    def read(task: VideoTask) -> CodecMotion:
+        with open_video(task) as path:
+            return codec_motion(path, task.fps, settings)
+
+    def measure(found: CodecMotion) -> dict[str, Any]:
+        return {
+            "status": "ok" if found.score is not None else NO_VECTORS,
+            "error": found.reason or found.decode_error,
+            "score": found.score,
+            "patch_min": found.patch_min,
+            "vector_frames": float(found.vector_frames),
+            "frames_read": float(found.frames),
+        }
+
+    return _measure_shard(
+        manifest,
+        RowKey(CODEC_MOTION_MODEL, "none", settings.params()),
+        CODEC_MOTION_SCHEMA,
+        read,
+        measure,
+        previous=previous,
+        progress=progress,
+        workers=workers,
+        reuse=("ok", NO_VECTORS),
+    )
 
 
 # --- CLIP: one decode and one embedding pass serve aesthetics, temporal consistency and the content measures

@@ -13,10 +13,15 @@ import numpy as np
 import polars as pl
 
 from openvid_assets.media.content import EXPOSURE_MEASURES
+from openvid_assets.models.scorers.caption_checks import CHECKS, DEFECT_TYPES
 from openvid_assets.store.rows import KEY_COLUMNS
 
 ROW_COLUMNS = {"video_id": pl.String, "source_uri": pl.String, "status": pl.String, "error": pl.String}
 SCORE_SCHEMA = {**ROW_COLUMNS, "score": pl.Float64, "frame_indices": pl.List(pl.Int32), **KEY_COLUMNS}
+# codec_motion: a score table (score in picture long sides per second) with these measurements besides.
+CODEC_MOTION_MODEL = "codec-motion-vectors"
+CODEC_MOTION_COLUMNS = ("patch_min", "vector_frames", "frames_read")
+CODEC_MOTION_SCHEMA = {**SCORE_SCHEMA, **{c: pl.Float64 for c in CODEC_MOTION_COLUMNS}}
 # Per-frame columns the frame inspector (models.scorers.content) adds to the embeddings table.
 FRAME_MEASURE_SCHEMA = {
     "picture_box": pl.List(pl.Float32),
@@ -47,6 +52,7 @@ CONTENT_SCHEMA = {
     "model": pl.String,
     "weights_digest": pl.String,
 }
+DEFECT_COLUMNS = tuple(f"defect_{name}" for name in DEFECT_TYPES)
 CAPTION_SCHEMA: dict[str, Any] = {
     "clip_id": pl.String,
     "video_id": pl.String,
@@ -58,6 +64,31 @@ CAPTION_SCHEMA: dict[str, Any] = {
     "structured": pl.String,  # JSON object of models.scorers.captions.STRUCTURED_FIELDS, when asked for
     "camera_motion": pl.String,
     "frame_indices": pl.List(pl.Int32),
+    # Defect tags (captions.defect_tags): 'ok' (parsed), 'unparsed' (the raw answer only) or null (not asked).
+    "defects_status": pl.String,
+    "defects_raw": pl.String,
+    **{column: pl.Boolean for column in DEFECT_COLUMNS},
+    "content_type": pl.String,
+    **KEY_COLUMNS,
+}
+
+# caption_checks: per ok caption, each check's reason (null: passed), the agreement measures, the clip's defect
+# tags again (the drops' inputs), and ``reason``: what of it the recipe drops the clip for (null: kept).
+CAPTION_CHECK_SCHEMA: dict[str, Any] = {
+    "clip_id": pl.String,
+    "video_id": pl.String,
+    "status": pl.String,
+    "error": pl.String,  # why agreement could not be measured (the checks on the text still ran)
+    "caption_sha": pl.String,
+    "image_embedding": pl.Binary,
+    "text_embedding": pl.Binary,
+    **{check: pl.String for check in CHECKS},
+    "agreement_cosine": pl.Float64,
+    "agreement_rank": pl.Float64,
+    "flags": pl.Int32,
+    **{column: pl.Boolean for column in DEFECT_COLUMNS},
+    "content_type": pl.String,
+    "reason": pl.String,
     **KEY_COLUMNS,
 }
 
