@@ -158,3 +158,34 @@ def test_content_filters_section_reads_yaml_off_refuses_percentiles_and_follows_
     # A filter change is a change of the filters section only.
     before, after = Recipe().sections(), Recipe().updated({"filters": {"contrast": "min:5"}}).sections()
     assert {k for k in before if before[k] != after[k]} == {"filters"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"selection": {"codec_motion": "band:5:95"}}, r"codec_motion is an absolute rule"),
+        ({"selection": {"codec_motion": "min:fast"}}, r"not a number"),
+        ({"filters": {"caption_checks": ["repetition", "spelling"]}}, r"caption_checks: unknown \['spelling'\]"),
+        ({"filters": {"defects": ["slideshow"]}}, r"need captions.defect_tags: true"),
+        (
+            {"captions": {"defect_tags": True}, "filters": {"content_types": ["holiday_video"]}},
+            r"content_types: unknown \['holiday_video'\]",
+        ),
+    ],
+)
+def test_prefilter_and_caption_rules_are_checked_before_any_run(changes, expected):
+    with pytest.raises(RecipeError, match=expected):
+        Recipe().updated(changes)
+
+
+def test_the_codec_rule_is_part_of_the_motion_section_only_when_on():
+    base = Recipe()
+    assert base.selection.codec_rule().kind == "off"
+    on = base.updated({"selection": {"codec_motion": "range:0.005:4"}})
+    assert on.sections()["motion"] != base.sections()["motion"]
+    off_again = base.updated({"selection": {"codec_motion": False}})  # YAML's bare off
+    assert off_again.sections() == base.sections()
+    assert (
+        base.updated({"selection": {"thresholds_off": True, "codec_motion": "min:1"}}).selection.codec_rule().kind
+        == "off"
+    )

@@ -136,3 +136,20 @@ def test_defect_tags_drop_only_what_the_recipe_names(clips):
         "blue-clip": "content type: screen_recording",
         "yellow-clip": None,
     }
+
+
+def test_a_swap_between_unrelated_clips_of_a_large_shard_is_a_mutual_best_match():
+    from openvid_assets.models.scorers.caption_checks import agreement, mutual_swaps
+
+    rng = np.random.default_rng(0)
+    missed_by_rank = 0
+    for trial in range(50):
+        images = rng.normal(size=(16, 32))
+        text = images + rng.normal(scale=0.3, size=images.shape)  # each caption closest to its own clip
+        assert (mutual_swaps(text, images) == -1).all()
+        i, j = rng.choice(16, size=2, replace=False)
+        text[[i, j]] = text[[j, i]]
+        swaps = mutual_swaps(text, images)
+        assert {k for k in range(16) if swaps[k] >= 0} == {i, j} and (swaps[i], swaps[j]) == (j, i)
+        missed_by_rank += int((agreement(text, images)[1][[i, j]] <= 0.5).any())
+    assert missed_by_rank > 0  # why the mutual match is needed beside the rank share

@@ -205,3 +205,16 @@ def test_structured_mode_asks_for_json_and_keeps_the_caption(tmp_path, tiny):
     # Random weights never write JSON: the caption falls back to the cleaned text, structured stays empty.
     assert row["status"] == "ok" and row["caption"] and row["structured"] is None
     json.dumps(row)  # the row is plain data
+
+
+def test_a_defect_answer_becomes_its_columns_or_an_unparsed_row_with_the_raw_text():
+    from openvid_assets.models.scorers.caption_checks import DEFECT_TYPES
+    from openvid_assets.models.shards.captions import defect_row
+
+    answer = json.dumps({**dict.fromkeys(DEFECT_TYPES, "no"), "text_overlay": "yes", "content_type": "animation"})
+    row = defect_row(answer)
+    assert row["defects_status"] == "ok" and row["defects_raw"] == answer
+    assert row["defect_text_overlay"] is True and row["defect_slideshow"] is False
+    assert row["content_type"] == "animation"
+    broken = "forest horse quiet static forest"
+    assert defect_row(broken) == {"defects_status": "unparsed", "defects_raw": broken}

@@ -261,6 +261,21 @@ def agreement(text: np.ndarray, images: np.ndarray, normalise: bool = True) -> t
     return np.diag(sim).copy(), rank_shares(sim, normalise)
 
 
+def mutual_swaps(text: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """Per caption, the other clip it is mutually best matched with, or -1: its best clip k is not its own, and
+    clip k's best caption is this one (columns centred as in ``rank_shares``). A caption moved onto an unrelated
+    clip ranks that clip anywhere among the others, so the rank share catches it about half the time; but it
+    still fits its true clip best, and that clip, whose own caption went elsewhere, fits it best: a swap."""
+    text, images = np.asarray(text), np.asarray(images)
+    if len(text) < 2:
+        return np.full(len(text), -1)
+    sim = _unit(text) @ _unit(images).T
+    sim = sim - sim.mean(axis=0)
+    best_clip, best_caption = sim.argmax(axis=1), sim.argmax(axis=0)
+    rows = np.arange(len(sim))
+    return np.where((best_clip != rows) & (best_caption[best_clip] == rows), best_clip, -1)
+
+
 def agreement_reason(
     own: float | None,
     rank_share: float | None,

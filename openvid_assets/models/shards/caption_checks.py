@@ -22,11 +22,13 @@ from openvid_assets.models.scorers.caption_checks import (
     CaptionCheckSettings,
     agreement,
     agreement_reason,
+    mutual_swaps,
     text_checks,
 )
 from openvid_assets.models.scorers.clip import CLIPEmbedder, CLIPTextEncoder
 from openvid_assets.models.shards.running import Progress, decode_ahead
-from openvid_assets.models.shards.tables import CAPTION_CHECK_SCHEMA, DEFECT_COLUMNS
+from openvid_assets.models.scorers.caption_checks import DEFECT_COLUMNS
+from openvid_assets.models.shards.tables import CAPTION_CHECK_SCHEMA
 from openvid_assets.store.rows import RowKey, ShardRows, reusable_rows
 
 
@@ -109,23 +111,27 @@ def check_shard(
 
     # Agreement over every clip of the shard with both embeddings: is a caption its own clip's?
     scored = [c for c in rows if vectors[c][0] is not None]
-    own = share = np.zeros(0)
+    own = share = swaps = np.zeros(0)
     if scored:
         unit = lambda b: np.frombuffer(b, np.float16).astype(np.float32)  # noqa: E731
-        own, share = agreement(
-            np.stack([unit(vectors[c][1]) for c in scored]), np.stack([unit(vectors[c][0]) for c in scored])
-        )
+        text_m = np.stack([unit(vectors[c][1]) for c in scored])
+        image_m = np.stack([unit(vectors[c][0]) for c in scored])
+        (own, share), swaps = agreement(text_m, image_m), mutual_swaps(text_m, image_m)
     measured = {c: (float(o), float(s)) for c, o, s in zip(scored, own, share)}
+    swapped = {c: scored[k] for c, k in zip(scored, swaps) if k >= 0}
 
     out = []
     for clip, row in rows.items():
         found = text_checks(row["caption"], row.get("caption_raw"), row.get("truncated"), settings)
         own_cos, rank_share = measured.get(clip, (None, None))
-        found["agreement"] = (
-            agreement_reason(own_cos, rank_share, len(scored), settings.max_rank_share, settings.min_agreement_clips)
-            if own_cos is not None
-            else None
-        )
+        found["agreement"] = None
+        if own_cos is not None:
+            n = len(scored)
+            found["agreement"] = agreement_reason(
+                own_cos, rank_share, n, settings.max_rank_share, settings.min_agreement_clips
+            )
+        if found["agreement"] is None and clip in swapped:
+            found["agreement"] = f"agreement: the caption fits clip {swapped[clip]} best, whose best caption it is"
         dropped = [found[name] for name in drops.checks if found.get(name)] + _defect_reasons(row, drops)
         image, text, error = vectors[clip]
         out.append(
@@ -142,7 +148,6 @@ def check_shard(
                 "agreement_rank": rank_share,
                 "flags": sum(1 for v in found.values() if v),
                 **{c: row.get(c) for c in DEFECT_COLUMNS},
-                "content_type": row.get("content_type"),
                 "reason": "; ".join(dropped) or None,
                 **key.columns(),
             }

@@ -29,7 +29,7 @@ from openvid_assets.models.shards.tables import CAPTION_SCHEMA
 from openvid_assets.store.rows import RowKey, ShardRows, reusable_rows
 
 
-DEFECT_MAX_TOKENS = 160  # the defect answer: one JSON object of yes/no flags and a content type
+DEFECT_MAX_TOKENS = 256  # the defect answer: one JSON object of yes/no flags and a content type (~150 tokens)
 
 
 def caption_key(captioner: Captioner, settings: CaptionSettings) -> RowKey:
@@ -60,8 +60,7 @@ def defect_row(answer: str) -> dict[str, Any]:
     parsed = parse_defects(answer)
     if parsed is None:
         return {"defects_status": "unparsed", "defects_raw": answer}
-    flags = {f"defect_{name}": value for name, value in parsed.flags.items()}
-    return {"defects_status": "ok", "defects_raw": answer, **flags, "content_type": parsed.content_type}
+    return {"defects_status": "ok", "defects_raw": answer, **parsed.columns()}
 
 
 def _generate_rows(

@@ -52,7 +52,7 @@ CONTENT_SCHEMA = {
     "model": pl.String,
     "weights_digest": pl.String,
 }
-DEFECT_COLUMNS = tuple(f"defect_{name}" for name in DEFECT_TYPES)
+DEFECT_FLAGS = tuple(f"defect_{name}" for name in DEFECT_TYPES)  # the Boolean ones of DEFECT_COLUMNS
 CAPTION_SCHEMA: dict[str, Any] = {
     "clip_id": pl.String,
     "video_id": pl.String,
@@ -67,7 +67,7 @@ CAPTION_SCHEMA: dict[str, Any] = {
     # Defect tags (captions.defect_tags): 'ok' (parsed), 'unparsed' (the raw answer only) or null (not asked).
     "defects_status": pl.String,
     "defects_raw": pl.String,
-    **{column: pl.Boolean for column in DEFECT_COLUMNS},
+    **{column: pl.Boolean for column in DEFECT_FLAGS},
     "content_type": pl.String,
     **KEY_COLUMNS,
 }
@@ -86,7 +86,7 @@ CAPTION_CHECK_SCHEMA: dict[str, Any] = {
     "agreement_cosine": pl.Float64,
     "agreement_rank": pl.Float64,
     "flags": pl.Int32,
-    **{column: pl.Boolean for column in DEFECT_COLUMNS},
+    **{column: pl.Boolean for column in DEFECT_FLAGS},
     "content_type": pl.String,
     "reason": pl.String,
     **KEY_COLUMNS,
