@@ -10,11 +10,13 @@ import json
 import polars as pl
 from dagster import MaterializeResult, MetadataValue, asset
 
+from openvid_assets.assets.clips import CAPTION_CHECKS
 from openvid_assets.assets.lineage import EXPORT, curated_dataset, hd_subset, quality_tiers
+from openvid_assets.assets.selection import all_shards
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
-from openvid_assets.assets.scores import EMBEDDINGS
+from openvid_assets.assets.scores import CODEC_SKIP_NOTE, EMBEDDINGS
 from openvid_assets.charts import bars_png, distribution_png, inline_png
 from openvid_assets.recipe import ExportSettings, Recipe
 from openvid_assets.store import TableStore, run_sql
@@ -105,6 +107,8 @@ def card_markdown(
     tiers: pl.DataFrame | None,
     images: list[str],
     exporting: ExportSettings,
+    checks: pl.DataFrame | None = None,
+    codec_skipped: int = 0,
 ) -> str:
     def table(frame: pl.DataFrame) -> str:
         return str(markdown_table(frame).value)
@@ -155,13 +159,22 @@ def card_markdown(
     ]
     if tiers is not None:
         parts += ["", "## Quality tiers", "", table(tiers)]
+    parts += [
+        "",
+        "## Pre-filter and caption checks",
+        "",
+        f"Videos the codec-motion pre-filter kept from the flow network (selection.codec_motion): {codec_skipped}.",
+    ]
+    if checks is not None and checks.height:
+        parts += ["", "Clips each caption check and defect tag flagged, and how many the recipe dropped for it:", ""]
+        parts += [table(checks)]
     return "\n".join(parts) + "\n"
 
 
 @asset(
     **EXPORT,
     deps=[curated_dataset, hd_subset, quality_tiers, recipe_key("exports")],
-    code_version="1",
+    code_version="2",
     description="exports/dataset_card.md with PNG plots (exports/card/) and dataset_card.json: per source and "
     "overall, pool vs curated distributions of every score, caption length, clip duration and resolution, the "
     "funnel, hours, the HD share, quality tiers, and zero-shot CLIP categories from the stored embeddings.",
@@ -173,8 +186,16 @@ def dataset_card(store: OpenVidStore) -> MaterializeResult:
     dataset = pl.read_parquet(tables.fs.get("exports/openvid.parquet"))
     lineage = pl.read_parquet(
         tables.fs.get("exports/lineage.parquet"),
-        columns=["video_id", "source", "status", "stage", "duration_s", "aesthetic", "motion", "temporal", "clarity"],
+        columns=[
+            "video_id", "source", "status", "stage", "reason", "duration_s", "aesthetic", "motion", "temporal", "clarity"
+        ],
+    )  # fmt: skip
+    checks = (
+        run_sql("card_caption_checks", {"checks": all_shards(tables, CAPTION_CHECKS)})
+        if tables.shards(CAPTION_CHECKS)
+        else None
     )
+    codec_skipped = int(lineage["reason"].str.ends_with(CODEC_SKIP_NOTE).sum())
     inputs = {"lineage": lineage, "dataset": dataset}
     summary = run_sql("card_summary", inputs)
     funnel = run_sql("card_funnel", {"lineage": lineage})
@@ -195,10 +216,12 @@ def dataset_card(store: OpenVidStore) -> MaterializeResult:
         "resolutions": resolutions.to_dicts(),
         "categories": categories.to_dicts(),
         "tiers": tiers.to_dicts() if tiers is not None else None,
+        "caption_checks": checks.to_dicts() if checks is not None else None,
+        "codec_skipped": codec_skipped,
         "bins": BINS,
     }
     tables.fs.put("exports/dataset_card.json", json.dumps(numbers, indent=1, default=float).encode())
-    markdown = card_markdown(summary, funnel, categories, tiers, list(pngs), recipe.exports)
+    markdown = card_markdown(summary, funnel, categories, tiers, list(pngs), recipe.exports, checks, codec_skipped)
     tables.fs.put("exports/dataset_card.md", markdown.encode())
     overall = summary.filter(pl.col("source") == "all").row(0, named=True)
     return MaterializeResult(

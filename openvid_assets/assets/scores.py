@@ -183,6 +183,7 @@ def _per_video_asset(
 
 
 CODEC_MOTION = "codec_motion"
+CODEC_SKIP_NOTE = "flow network not run"  # ends the reason of every video the codec-motion rule drops
 
 
 @asset(
@@ -224,7 +225,7 @@ def codec_skips(tables: TableStore, shard: str, rule: Rule) -> dict[str, str]:
     found = run_sql(
         "codec_skips",
         {"codec": tables.scan_source(CODEC_MOTION, [shard])},
-        {**_bounds(rule), "description": rule.describe()},
+        {**_bounds(rule), "description": rule.describe(), "note": CODEC_SKIP_NOTE},
     )
     return dict(zip(found["video_id"], found["reason"]))
 

@@ -91,3 +91,16 @@ def test_defect_tags_are_asked_in_the_captioning_pass(run):
         assert r["defects_status"] in ("ok", "unparsed") and r["defects_raw"]
         if r["defects_status"] == "unparsed":
             assert r["content_type"] is None and r["defect_slideshow"] is None
+
+
+def test_the_dataset_card_counts_the_pre_filter_and_every_check(run):
+    _, data, _, _ = run
+    card = json.loads((data / "exports" / "dataset_card.json").read_text())
+    assert card["codec_skipped"] == 1
+    checks = {(r["kind"], r["name"]): r for r in card["caption_checks"]}
+    assert {name for kind, name in checks if kind == "check"} == set(CHECKS)
+    short = checks[("check", "too_short")]
+    assert short["flagged"] == short["dropped"] >= 2  # every caption of the two kept videos
+    assert checks[("check", "repetition")]["dropped"] == 0  # measured, not a drop the recipe asked for
+    markdown = (data / "exports" / "dataset_card.md").read_text()
+    assert "kept from the flow network (selection.codec_motion): 1" in markdown and "too_short" in markdown
