@@ -51,6 +51,7 @@ __all__ = [
     "hard_cuts",
     "hd_1080p",
     "portrait",
+    "shaky",
     "sharp",
     "smooth_pan",
     "static",
@@ -492,6 +493,28 @@ def fast_motion(
             yield frame
 
     return _write(out_dir, name, "fast_motion", frames(), width, height, fps, num_frames, motion=float(px_per_frame))
+
+
+def shaky(
+    out_dir: Path | str,
+    name: str = "shaky.mp4",
+    *,
+    width: int = 160,
+    height: int = 90,
+    fps: float = 24.0,
+    num_frames: int = 72,
+    seed: int = 3,
+    amplitude_px: int = 3,
+) -> VideoSpec:
+    """Handheld camera jitter: each frame's window sits at a random whole-pixel offset of up to ``amplitude_px``
+    from the centre of one world image, so it shakes without going anywhere (no net pan). The spec's motion is
+    the mean displacement between consecutive frames."""
+    a = amplitude_px
+    world = _Pan.make(seed, width + 2 * a, height + 2 * a, 1).world
+    offsets = np.random.default_rng(seed + 1000).integers(-a, a + 1, size=(num_frames, 2))
+    frames = (world[a + dy : a + dy + height, a + dx : a + dx + width] for dx, dy in offsets)
+    motion = float(np.hypot(*np.diff(offsets, axis=0).T).mean()) if num_frames > 1 else 0.0
+    return _write(out_dir, name, "shaky", frames, width, height, fps, num_frames, motion=motion)
 
 
 def flicker(
