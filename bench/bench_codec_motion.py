@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import av
+import numpy as np
 import torch
 
 from bench._report import machine_facts, markdown, med, spread
@@ -189,9 +190,12 @@ def part2(pool: Path, static_below: float, per_pair: float) -> None:
     clean = samples.write_clean_source(pool / "clean")
     videos = [(pool / "sample" / s.name, s) for s in specs] + [(pool / "clean" / s.name, s) for s in clean]
     rows, skipped_pairs, total_pairs, codec_s, skipped = [], 0, 0, 0.0, []
+    farneback, paired = FarnebackMotion(), []  # (codec, flow) of every video with both
     for path, spec in videos:
         seconds, found = timed(lambda: codec_motion(path, spec.fps))
         codec_s += seconds
+        if found.score is not None:
+            paired.append((found.score, flow_score(farneback, path, spec)["score"]))
         pairs = max(len(unimatch_indices(spec.num_frames)) - 1, 0)
         total_pairs += pairs
         skip = found.score is not None and found.score < static_below
@@ -216,6 +220,27 @@ def part2(pool: Path, static_below: float, per_pair: float) -> None:
         f"{skipped_pairs / total_pairs:.1%} of the flow step, about {saved:.0f} s of its "
         f"{total_pairs * per_pair:.0f} s at this run's {per_pair:.2f} s/pair. The codec pass over all "
         f"{len(videos)} videos took {codec_s:.2f} s."
+    )
+    band_agreement(paired)
+
+
+def band_agreement(paired: list[tuple[float, float]], band: tuple[float, float] = (0.10, 0.95)) -> None:
+    """How the codec score agrees with the flow score (Farneback: UniMatch on every pool video would take ~15 min
+    here) over the same videos: Spearman's rank correlation, and how many of the motion band's decisions (the
+    recipe's band:10:95, applied to each score over these videos) would differ."""
+    from scipy.stats import spearmanr
+
+    codec, flow = (np.array(v) for v in zip(*paired))
+
+    def inside(x: np.ndarray) -> np.ndarray:
+        lo, hi = np.quantile(x, band)
+        return (x >= lo) & (x <= hi)
+
+    changed = int((inside(codec) != inside(flow)).sum())
+    print(
+        f"\nAgreement with Farneback over the {len(paired)} pool videos with vectors: Spearman "
+        f"{spearmanr(codec, flow).statistic:.3f}; the band p{band[0] * 100:g}-p{band[1] * 100:g} decides "
+        f"{changed} of {len(paired)} videos differently on the codec score than on the flow score."
     )
 
 

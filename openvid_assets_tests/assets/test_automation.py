@@ -18,10 +18,11 @@ FIRST_WAVE = (
     "frame_embeddings",
     "aesthetic_scores",
     "temporal_scores",
+    "codec_motion",
     "motion_scores",
     "content_scores",
 )
-MODEL_STEPS = {"frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions"}
+MODEL_STEPS = {"frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions", "caption_checks"}
 
 
 def _by_name():

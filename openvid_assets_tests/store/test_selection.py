@@ -125,12 +125,26 @@ def test_intersection_and_reasons_in_sql():
     assert out["thresholds_version"].unique().to_list() == ["v1"]
 
 
+def test_a_video_the_codec_pre_filter_skipped_is_dropped_with_its_reason_not_failed():
+    a = scores([6.0, 6.0])
+    why = "static by its motion vectors: codec_motion 0 < 0.005 (min 0.005); flow network not run"
+    m = scores([2.0, None]).with_columns(status=pl.Series(["ok", "skipped"]), error=pl.Series([None, why]))
+    inputs = content_inputs(a)
+    inputs["codec"] = a.select("video_id", "source_uri").with_columns(status=pl.lit("ok"), score=pl.Series([0.2, 0.0]))
+    th = _thresholds(aesthetic=(5.0, None, "top 20%"), motion=(1.0, 10.0, "band p10-p95"))
+    out = run_sql("quality_candidates", {"aesthetic": a, "temporal": a, "motion": m, "thresholds": th, **inputs})
+    kept, skipped = out.sort("source_uri").iter_rows(named=True)
+    assert kept["candidate"] and kept["codec_motion"] == 0.2
+    assert not skipped["candidate"] and skipped["failure"] is None and skipped["motion_ok"] is False
+    assert skipped["quality_reason"] == why and skipped["codec_motion"] == 0.0
+
+
 def content_inputs(scored: pl.DataFrame, **changes) -> dict[str, pl.DataFrame]:
     """Content rows of ordinary, text-free videos for ``scored`` (``changes``: column -> values), no
     near-duplicates, and the default content rules."""
     from openvid_assets.assets.filters import DUPLICATES_SCHEMA
     from openvid_assets.models.shards.tables import CONTENT_SCHEMA
-    from openvid_assets.models.shards.tables import SCORE_SCHEMA
+    from openvid_assets.models.shards.tables import CODEC_MOTION_SCHEMA, SCORE_SCHEMA
     from openvid_assets.recipe import Recipe
 
     n = scored.height
@@ -158,6 +172,7 @@ def content_inputs(scored: pl.DataFrame, **changes) -> dict[str, pl.DataFrame]:
         "duplicates": pl.DataFrame(schema=DUPLICATES_SCHEMA),
         "filters": Recipe().filters.table(),
         "suitability": pl.DataFrame(schema=SCORE_SCHEMA),
+        "codec": pl.DataFrame(schema=CODEC_MOTION_SCHEMA),
     }  # no learned filter fitted
 
 
