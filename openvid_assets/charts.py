@@ -145,3 +145,13 @@ def pr_curve_png(curve: pl.DataFrame, lower: float | None, upper: float | None, 
 
 def pr_curve_image(curve: pl.DataFrame, lower: float | None, upper: float | None, title: str) -> str:
     return inline_png(pr_curve_png(curve, lower, upper, title), title)
+
+
+def markdown_text(frame: pl.DataFrame, empty: str = "_none_") -> str:
+    """A table as markdown (reports, the UI's metadata); ``empty`` for a frame without rows."""
+    if frame.is_empty():
+        return empty
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([header, rule, *rows])

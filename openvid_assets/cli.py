@@ -271,6 +271,33 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from openvid_assets.store.versions import Side, compare, parse_version
+
+    here = _store(args.data_root).tables()
+    a, b = parse_version(args.a), parse_version(args.b)
+    if args.against:  # two data roots of the same sources: each side names its root
+        there = _store(args.against).tables()
+        sides = Side(here, a, f"{Path(args.data_root).name}-v{a}"), Side(there, b, f"{Path(args.against).name}-v{b}")
+    else:
+        sides = Side(here, a), Side(here, b)
+    result = compare(*sides, out=here)
+    overall = result.sources.filter(pl.col("source") == "all").row(0, named=True)
+    print(
+        f"{sides[0].label} vs {sides[1].label}: "
+        + (
+            "no video changed its fate, no cut line moved"
+            if result.unchanged
+            else f"{overall['entered']} entered, {overall['left']} left, {overall['moved']} moved, "
+            f"{overall['recaptioned']} recaptioned; {overall['hours_gained'] - overall['hours_lost']:+.4g} h"
+        )
+    )
+    print(f"report: {result.differences.rsplit('/', 1)[0]}/report.md\ndifferences: {result.differences}")
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from openvid_assets.samples import write_sample_set
 
@@ -446,6 +473,19 @@ def parser() -> argparse.ArgumentParser:
     review.add_argument("--port", type=int, default=8765)
     _add_common(review)
     review.set_defaults(func=cmd_review)
+
+    cmp = sub.add_parser(
+        "compare",
+        help="what changed between two recipe versions of a data root (or two data roots): videos that entered "
+        "or left, by stage and reason, cut lines, score distributions, hours, recaptioned clips",
+    )
+    cmp.add_argument("a", help="the first recipe version (v1, 2, ...)")
+    cmp.add_argument("b", help="the second recipe version")
+    cmp.add_argument("--against", metavar="DATA_ROOT", help="take version b from this other data root")
+    cmp.add_argument(
+        "--data-root", default=settings.data_root(), help="the data root (default: $OPENVID_DATA_ROOT or ./data)"
+    )
+    cmp.set_defaults(func=cmd_compare)
 
     sample = sub.add_parser("sample", help="generate small test videos with known properties")
     sample.add_argument("out", help="folder to write them to")

@@ -46,6 +46,7 @@ from openvid_assets.assets.filters import content_scores, near_duplicates
 from openvid_assets.assets.labels import labels
 from openvid_assets.assets.review import previews
 from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage, quality_tiers
+from openvid_assets.assets.versions import recipe_comparison
 from openvid_assets.assets.selection import clarity_threshold, quality_candidates, score_thresholds, selected_videos
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
@@ -97,6 +98,7 @@ ASSETS = [
     previews,
     caption_scores,
     lineage,
+    recipe_comparison,
     curated_dataset,
     hd_subset,
     quality_tiers,

@@ -32,7 +32,10 @@ captioned AS (
     SELECT c.video_id,
            count(DISTINCT c.clip_id) FILTER (WHERE c.status = 'ok' AND v.reason IS NULL) AS captioned,
            min(c.error) FILTER (WHERE c.status <> 'ok')                                 AS caption_error,
-           min(v.reason)                                                                 AS caption_dropped
+           min(v.reason)                                                                 AS caption_dropped,
+           -- What its kept clips say: a recipe comparison finds the videos whose captions changed by this.
+           md5(string_agg(DISTINCT c.clip_id || chr(31) || c.caption, chr(30) ORDER BY c.clip_id || chr(31) || c.caption)
+               FILTER (WHERE c.status = 'ok' AND v.reason IS NULL))                  AS caption_digest
     FROM captions AS c
     LEFT JOIN (SELECT clip_id, reason FROM caption_verdicts WHERE reason IS NOT NULL) AS v USING (clip_id)
     GROUP BY c.video_id
@@ -79,7 +82,7 @@ judged AS (
             ELSE      {'status': 'kept',    'stage': 'captioned',
                        'reason': printf('%d of %d clips captioned', cp.captioned, cl.clips)}
         END AS verdict,
-        c.aesthetic, c.temporal, c.motion, c.codec_motion, s.clarity, cl.clips, cp.captioned,
+        c.aesthetic, c.temporal, c.motion, c.codec_motion, s.clarity, cl.clips, cp.captioned, cp.caption_digest,
         c.brightness, c.dark_share, c.bright_share, c.contrast, c.colourfulness, c.text_area, c.nsfw, c.suitability,
         c.crop_w, c.crop_h, c.bordered,
         m.width, m.height, m.fps, m.num_frames, m.duration_s, src.source, src.not_applied
@@ -94,7 +97,7 @@ SELECT
     j.video_id, j.source_uri, j.shard, j.position, coalesce(j.source, 'default') AS source,
     j.verdict.status AS status, j.verdict.stage AS stage, j.verdict.reason AS reason,
     j.aesthetic, j.temporal, j.motion, j.codec_motion, j.clarity,
-    coalesce(j.clips, 0) AS clips, coalesce(j.captioned, 0) AS captioned,
+    coalesce(j.clips, 0) AS clips, coalesce(j.captioned, 0) AS captioned, j.caption_digest,
     j.brightness, j.dark_share, j.bright_share, j.contrast, j.colourfulness, j.text_area, j.nsfw, j.suitability,
     j.crop_w AS picture_width, j.crop_h AS picture_height, j.bordered,
     j.width, j.height, j.fps, j.num_frames, j.duration_s,

@@ -38,6 +38,7 @@ from openvid_assets.assets.selection import (
     selected_videos,
 )
 from openvid_assets.media.clips import CLIP_SCHEMA
+from openvid_assets.store.versions import save_version
 from openvid_assets.recipe import ExportSettings, Recipe
 from openvid_assets.store import TableStore, copy_sql, run_sql
 from openvid_assets.store.selection import NOT_APPLIED, THRESHOLDS_SCHEMA
@@ -177,7 +178,8 @@ def caption_verdicts(tables: TableStore) -> pl.DataFrame:
     ],
     description="Every input video exactly once: kept (captioned clips in the dataset), dropped (stage, reason) "
     "or failed, with its scores, clip counts and the threshold versions it was judged by. "
-    "Also exported as exports/lineage.parquet.",
+    "Also exported as exports/lineage.parquet, and kept per recipe version (tables/lineage_versions/vNNNN, with "
+    "the cut lines: tables/threshold_versions) for recipe comparisons.",
 )
 def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables = store.tables()
@@ -187,6 +189,9 @@ def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeR
         copy_sql("lineage", inputs, path, temp_directory=os.path.dirname(path))
     export = tables.export_table(LINEAGE, GLOBAL, "lineage.parquet")
     written = tables.scan_source(LINEAGE, [GLOBAL])
+    stored = store.recipe()
+    if stored.version:  # kept beside every other version's, for recipe comparisons
+        save_version(tables, stored.version, tables.scan_source(LINEAGE, [GLOBAL]), inputs["thresholds"])
     check = run_sql("lineage_check", {"manifest": inputs["manifest"], "lineage": written}).row(0, named=True)
     summary = run_sql("lineage_summary", {"lineage": written})
     passed = check["missing"] == 0 and check["duplicated"] == 0 and check["unknown"] == 0
@@ -196,6 +201,7 @@ def lineage(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeR
             "dagster/row_count": check["lineage_rows"],
             "where_videos_stopped": markdown_table(summary),
             "kept": kept,
+            "recipe_version": stored.label,
             "export": MetadataValue.path(export),
         },
         check_results=[

@@ -5,14 +5,11 @@ from __future__ import annotations
 import polars as pl
 from dagster import MetadataValue, TableColumn, TableSchema
 
+from openvid_assets.charts import markdown_text
+
 
 def markdown_table(frame: pl.DataFrame, empty: str = "_none_") -> MetadataValue:
-    if frame.is_empty():
-        return MetadataValue.md(empty)
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in frame.iter_rows()]
-    return MetadataValue.md("\n".join([header, rule, *rows]))
+    return MetadataValue.md(markdown_text(frame, empty))
 
 
 def column_schema(schema: dict[str, pl.DataType]) -> TableSchema:
