@@ -13,7 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
+
 from openvid_assets import settings
+from openvid_assets.charts import markdown_text
 
 
 def _config_dir() -> str | None:
@@ -152,6 +155,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 def _materialize(args: argparse.Namespace, store, training: bool, source: str | None = None) -> int:
     from openvid_assets.assets.engine import Workers, check_data_root, run_pipeline
+    from openvid_assets.assets.history import run_command_prior
     from openvid_assets.assets.labels import record_labels
     from openvid_assets.assets.recipe import record_recipe
     from openvid_assets.definitions import build_definitions
@@ -193,6 +197,7 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
         record_labels(instance, store.tables())  # new labels make the thresholds fitted from them stale
         where = f"{workers.gpus} GPU(s)" if workers.gpus else f"{workers.threads} thread(s) each"
         print(f"Workers: {workers.count} run(s) at once, {where}.", flush=True)
+        prior = run_command_prior(instance, store.tables(), stored.recipe, args.shard_size)
         report = run_pipeline(
             defs,
             instance,
@@ -204,6 +209,7 @@ def _materialize(args: argparse.Namespace, store, training: bool, source: str | 
             config_dir=_config_dir(),
             resources={"mvdit": args.mvdit} if getattr(args, "mvdit", None) else None,
             print_line=lambda line: print(line, flush=True),
+            prior=prior,
         )
     summarise(store.tables(), report)
     print(report.summary(time.monotonic() - started))
@@ -271,9 +277,66 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    import polars as pl
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from openvid_assets.assets.engine import Workers
+    from openvid_assets.assets.history import (
+        COST_SCHEMA,
+        estimate_steps,
+        history_pass_rates,
+        measured_costs,
+        recipe_pass_rates,
+        step_costs,
+    )
+    from openvid_assets.assets.lineage import LINEAGE
+    from openvid_assets.media.sources import normalize_source
+    from openvid_assets.media.survey import survey_source
+    from openvid_assets.recipe import read_recipe_file
+    from openvid_assets.store.files import is_s3_uri
 
+    # Everything that can be wrong is found before the source is listed or probed.
+    store = _store(args.data_root)
+    recipe = read_recipe_file(args.recipe) if args.recipe else store.recipe().recipe
+    source = normalize_source(args.source)
+    if not is_s3_uri(source) and not os.path.isdir(source):
+        raise FileNotFoundError(f"source {args.source}: no such folder")
+    if args.price is not None and args.price < 0:
+        raise ValueError("--price must be zero or more (a price per device-hour)")
+    client = store.s3_client_for(source) if is_s3_uri(source) else None
+    if client is not None:
+        bucket = source[len("s3://") :].split("/", 1)[0]
+        client.head_bucket(Bucket=bucket)  # an unknown bucket or no access: an error before any listing
+    tables = store.tables()
+    lineage = tables.scan_source(LINEAGE, ["global"]) if tables.exists(LINEAGE, "global") else None
+    measured = pl.DataFrame(schema=COST_SCHEMA)
+    if lineage is not None:
+        with _instance() as instance:
+            measured = measured_costs(instance, lineage)
+    costs = step_costs(measured, recipe.models.resolved_profile().name)
+    rates = (history_pass_rates(lineage) if lineage is not None else None) or recipe_pass_rates(
+        recipe.source_rules(args.source_name)
+    )
+    survey = survey_source(source, client, sample=args.sample)
+    workers = Workers.for_machine(args.workers)
+    steps = estimate_steps(survey.videos, survey.hours, rates, costs, workers.count, args.price)
+    sizes = ", ".join(f"{size} {share:.0%}" for size, share in survey.resolutions) or "none readable"
+    print(
+        f"{source}: {survey.videos} videos; of {survey.sampled} probed, {survey.readable} readable, "
+        f"{survey.mean_seconds:.1f} s on average: about {survey.hours:.3g} hours ({sizes})"
+    )
+    print(
+        f"pass rates: {rates.candidate:.1%} candidates, {rates.selected:.1%} selected, {rates.clip:.2f} clips "
+        f"a video, from {rates.origin}"
+    )
+    print(markdown_text(steps))
+    wall = float(steps["wall_s"].sum())
+    device = float(steps["device_hours"].sum())
+    where = f"{workers.count} run(s) at once on {'GPU' if workers.gpus else 'CPU'}"
+    cost = f", {steps['cost'].sum():.2f} at {args.price}/device-hour" if args.price is not None else ""
+    print(f"total: about {wall / 3600:.3g} h of wall time ({where}), {device:.3g} device-hours{cost}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
     from openvid_assets.store.versions import Side, compare, parse_version
 
     here = _store(args.data_root).tables()
@@ -473,6 +536,22 @@ def parser() -> argparse.ArgumentParser:
     review.add_argument("--port", type=int, default=8765)
     _add_common(review)
     review.set_defaults(func=cmd_review)
+
+    est = sub.add_parser(
+        "estimate",
+        help="what a recipe will cost on a source before running it: videos, hours, wall time and device-hours "
+        "per step, from this instance's history (or a shipped table) and the recipe's pass rates",
+    )
+    est.add_argument("--source", required=True, help="folder or s3://bucket/prefix of raw videos")
+    est.add_argument("--recipe", metavar="FILE", help="a recipe YAML file (default: the data root's recipe)")
+    est.add_argument("--source-name", default="default", help="the recipe's source whose rules apply")
+    est.add_argument("--sample", type=int, default=100, help="videos probed with ffprobe (default 100)")
+    est.add_argument("--price", type=float, help="price per device-hour, for a cost")
+    est.add_argument("--workers", type=int, help="runs at once (default: one per GPU, else one per core)")
+    est.add_argument(
+        "--data-root", default=settings.data_root(), help="whose history to use (default: $OPENVID_DATA_ROOT or ./data)"
+    )
+    est.set_defaults(func=cmd_estimate)
 
     cmp = sub.add_parser(
         "compare",

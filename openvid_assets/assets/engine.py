@@ -430,8 +430,13 @@ class RunFollower:
     Each poll reads the runs changed since the one before and the new events of the runs in progress: the work is
     bounded by what runs at once, not by how many runs a backfill has made."""
 
-    def __init__(self, instance: DagsterInstance, print_line: Callable[[str], None]):
-        self.instance, self.print_line = instance, print_line
+    def __init__(
+        self,
+        instance: DagsterInstance,
+        print_line: Callable[[str], None],
+        on_run: Callable[[object, bool], None] | None = None,
+    ):
+        self.instance, self.print_line, self.on_run = instance, print_line, on_run  # on_run(run, ended)
         self.ended: dict[str, DagsterRunStatus] = {}
         self.labels: dict[str, str] = {}
         self._cursors: dict[str, str | None] = {}
@@ -452,6 +457,8 @@ class RunFollower:
         for run in self.instance.get_runs(RunsFilter(run_ids=list(self._active))) if self._active else []:
             if run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED):
                 continue
+            if self.on_run is not None and run.run_id not in self._cursors:
+                self.on_run(run, False)  # first seen running
             while True:
                 page = self.instance.get_records_for_run(run.run_id, cursor=self._cursors.get(run.run_id), limit=500)
                 self._cursors[run.run_id] = page.cursor
@@ -464,6 +471,8 @@ class RunFollower:
                 self.ended[run.run_id] = run.status
                 del self._active[run.run_id]
                 self._cursors.pop(run.run_id, None)
+                if self.on_run is not None:
+                    self.on_run(run, True)
 
     @property
     def busy(self) -> bool:
@@ -494,9 +503,10 @@ def follow_backfill(
     print_line: Callable[[str], None] = print,
     poll_s: float = 0.5,
     on_poll: Callable[[], None] | None = None,
+    on_run: Callable[[object, bool], None] | None = None,
 ) -> RunFollower:
     """Wait until the backfill has ended and so has every run it made, printing their progress."""
-    follower = RunFollower(instance, print_line)
+    follower = RunFollower(instance, print_line, on_run)
     while True:
         done = instance.get_backfill(backfill_id).status.value in BACKFILL_DONE  # read before its runs: none missed
         follower.poll(tags={BACKFILL_TAG: backfill_id})
@@ -581,6 +591,41 @@ def check_data_root(instance: DagsterInstance, data_root: str) -> None:
 # -- the command --------------------------------------------------------------------------------------------
 
 
+def _progress_of(
+    plan: Plan,
+    waves: list[Wave],
+    shards: list[str],
+    workers: Workers,
+    prior: tuple[Callable[[list[str]], float | None], str] | None,
+    print_line: Callable[[str], None],
+) -> Callable[[object, bool], None]:
+    """What the command does as each run starts and ends: a line per finished shard run with its step's shards
+    done and time left (assets/history.py, TimeLeft)."""
+    from openvid_assets.assets.history import TimeLeft, run_shards
+
+    numbered = [(n, w) for n, w in enumerate(waves, start=1) if w.per_shard]
+    todo = {n: len(set().union(*(plan.partitions[k] for k in w.keys))) for n, w in numbered}
+    seconds_a_shard, origin = prior or ((lambda _steps: None), "")
+    clock = TimeLeft(
+        todo, {n: seconds_a_shard([k.path[-1] for k in w.keys]) for n, w in numbered}, workers.count, origin
+    )
+    wave_of = {k: n for n, w in numbered for k in w.keys}
+    order = {s: i for i, s in enumerate(shards)}
+
+    def on_run(run, ended: bool) -> None:
+        wave = next((wave_of[k] for k in run.asset_selection or () if k in wave_of), None)
+        if wave is None:
+            return
+        if not ended:
+            clock.run_started(wave, time.monotonic())
+        elif run.status == DagsterRunStatus.SUCCESS:
+            line = clock.run_ended(wave, len(run_shards(run.tags, order, shards)) or 1, time.monotonic())
+            if line:
+                print_line(line)
+
+    return on_run
+
+
 def cancel_backfill(backfill_id: str, config_dir: str | None) -> None:
     document = "mutation { cancelPartitionBackfill(backfillId: %s) { __typename ... on Error { message } } }"
     execute_graphql(document % json.dumps(backfill_id), config_dir)
@@ -613,13 +658,15 @@ def run_pipeline(
     config_dir: str | None = None,
     resources: dict | None = None,
     print_line: Callable[[str], None] = print,
+    prior: tuple[Callable[[list[str]], float | None], str] | None = None,
 ) -> RunReport:
     """Materialize what is missing or stale among the curation assets (``training=False``), the MVDiT assets
     (``True``) or both (None) as one backfill on the instance; returns when it and its runs have ended.
-    ``resources``: config of further resources for every run (``{"mvdit": {...}}``: the train command's)."""
+    ``resources``: config of further resources for every run (``{"mvdit": {...}}``: the train command's).
+    ``prior``: (a wave's step names -> seconds a shard, where from) for the time left before the runs tell."""
     with one_command_at_a_time(instance, print_line):
         return _run_pipeline(
-            defs, instance, data_root, shards, workers, force, training, config_dir, resources, print_line
+            defs, instance, data_root, shards, workers, force, training, config_dir, resources, print_line, prior
         )
 
 
@@ -665,6 +712,7 @@ def _run_pipeline(
     config_dir: str | None,
     resources: dict | None,
     print_line: Callable[[str], None],
+    prior: tuple[Callable[[list[str]], float | None], str] | None = None,
 ) -> RunReport:
     report = RunReport(shards=len(shards), reaped=reap_dead_runs(instance))
     if type(instance.run_coordinator).__name__ != "QueuedRunCoordinator":
@@ -707,6 +755,7 @@ def _run_pipeline(
         plan = plan or make_plan()
         if plan.empty:
             return report
+        on_run = _progress_of(plan, waves, shards, workers, prior, print_line)
         tags = {
             COMMAND_TAG: command,
             DATA_ROOT_TAG: data_root,
@@ -728,7 +777,7 @@ def _run_pipeline(
                 f"Backfill {backfill_id}: {len(keys)} asset(s) from {where}; Dagster orders, batches and "
                 "queues their runs."
             )
-            follower = follow_backfill(instance, backfill_id, print_line, on_poll=on_poll)
+            follower = follow_backfill(instance, backfill_id, print_line, on_poll=on_poll, on_run=on_run)
             for run_id, status in follower.ended.items():
                 if status == DagsterRunStatus.SUCCESS:
                     report.runs_ok += 1

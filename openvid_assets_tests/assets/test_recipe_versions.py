@@ -2,6 +2,8 @@
 one source's aesthetic rule and the clarity model lists exactly the videos whose fate changed, with the stages and
 reasons both lineages give them; a version compared with itself changes nothing."""
 
+import statistics
+
 import polars as pl
 import pytest
 from dagster import DagsterInstance
@@ -12,6 +14,8 @@ from openvid_assets.cli import main
 from openvid_assets.definitions import build_definitions
 from openvid_assets.recipe import RecipeStore
 from openvid_assets.store import TableStore
+from openvid_assets.assets.history import STEP_UNITS, measured_costs, step_costs, step_samples
+from openvid_assets.store import run_sql
 from openvid_assets.store.versions import LINEAGE_VERSIONS, Side, compare, saved_versions
 from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 
@@ -31,8 +35,8 @@ def two_versions(tmp_path_factory):
     store_recipe(str(data), {**recipe, "sources": sources})
     tables = TableStore(str(data))
     with DagsterInstance.ephemeral() as instance:
-        for uri in (web, clean):
-            _, new, _ = register_source(tables, str(uri), 100, name="web" if uri == web else "clean")
+        for uri in (web, clean):  # three shards, one run each a wave: the runs the step costs are measured from
+            _, new, _ = register_source(tables, str(uri), 2, name="web" if uri == web else "clean")
             instance.add_dynamic_partitions(shards_partitions.name, new)
         materialize_pipeline(build_definitions(str(data)), instance)
         # v2: the web source keeps only its most aesthetic third, and clarity is scored by another model.
@@ -46,7 +50,7 @@ def two_versions(tmp_path_factory):
         )
         store.save(changed)
         materialize_pipeline(build_definitions(str(data)), instance)
-    return tables, data
+        yield tables, data, instance
 
 
 def _lineage(tables, version) -> dict[str, dict]:
@@ -55,7 +59,7 @@ def _lineage(tables, version) -> dict[str, dict]:
 
 
 def test_each_version_keeps_its_own_decisions(two_versions):
-    tables, _ = two_versions
+    tables, _, _ = two_versions
     assert saved_versions(tables) == [1, 2]
     v1, v2 = _lineage(tables, 1), _lineage(tables, 2)
     assert set(v1) == set(v2) and len(v1) == 5
@@ -66,7 +70,7 @@ def test_each_version_keeps_its_own_decisions(two_versions):
 
 
 def test_the_comparison_lists_exactly_the_videos_that_moved_with_both_lineages_reasons(two_versions):
-    tables, data = two_versions
+    tables, data, _ = two_versions
     result = compare(Side(tables, 1), Side(tables, 2), out=tables)
     v1, v2 = _lineage(tables, 1), _lineage(tables, 2)
     differences = pl.read_parquet(data / "exports" / "compare" / "v1_vs_v2" / "differences.parquet")
@@ -98,10 +102,30 @@ def test_the_comparison_lists_exactly_the_videos_that_moved_with_both_lineages_r
 
 
 def test_a_version_compared_with_itself_changes_nothing_and_the_command_says_so(two_versions, capsys):
-    tables, data = two_versions
+    tables, data, _ = two_versions
     result = compare(Side(tables, 2), Side(tables, 2), out=tables)
     assert result.unchanged and result.summary.is_empty()
     assert main(["compare", "v2", "2", "--data-root", str(data)]) == 0
     assert "no video changed its fate, no cut line moved" in capsys.readouterr().out
     assert main(["compare", "v1", "v9", "--data-root", str(data)]) == 2  # a version never saved: a clear error
     assert "no saved decisions of recipe version v9; saved: v1, v2" in capsys.readouterr().err
+
+
+def test_step_costs_come_from_the_runs_dagster_recorded_per_video_each_step_worked_on(two_versions):
+    tables, _, instance = two_versions
+    lineage = tables.scan_source("lineage", ["global"])
+    costs = measured_costs(instance, lineage)
+    measured = {r["step"]: r for r in costs.iter_rows(named=True)}
+    assert {"video_manifest", "motion_scores", "clips", "captions"} <= set(measured) <= set(STEP_UNITS)
+    assert all(r["runs"] >= 3 and r["p10"] <= r["seconds_per_unit"] <= r["p90"] for r in measured.values())
+    # By hand for one step: each run's step seconds over its shards' input videos, the median over the runs.
+    inputs = dict(zip(*run_sql("step_reach", {"lineage": lineage}, {"shards": None}).select("shard", "input")))
+    motion = [
+        s / sum(inputs[k] for k in shards) for step, shards, s in step_samples(instance) if step == "motion_scores"
+    ]
+    assert measured["motion_scores"]["seconds_per_unit"] == pytest.approx(statistics.median(motion))
+    assert measured["motion_scores"]["runs"] == len(motion) >= 3
+    # Clips are measured per selected video, captions per clip: the units of the lineage, not the shard's size.
+    assert measured["captions"]["unit"] == "clip" and measured["clarity_scores"]["unit"] == "candidate"
+    chosen = step_costs(costs, "offline")
+    assert set(chosen.filter(pl.col("origin") == "this instance")["step"]) == set(measured)

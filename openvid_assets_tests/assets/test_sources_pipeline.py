@@ -10,7 +10,7 @@ from openvid_assets.definitions import build_definitions
 from openvid_assets import samples
 from openvid_assets.store import TableStore
 from openvid_assets.store.shards import ShardRegistry
-from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 
 CAPTIONS = {
     "clean_0.mp4": "A slow pan across a sunlit stone wall covered in moss.",
@@ -78,7 +78,7 @@ def three_sources(tmp_path_factory):
 
 def run_sources(data, sources) -> dict[str, list[str]]:
     """Store the recipe with ``sources``, register them (new videos only) and materialize everything."""
-    stored = store_recipe(str(data), models={"profile": "offline"}, sources=sources)
+    stored = store_recipe(str(data), FAST, sources=sources)  # the paths through the pipeline, not the models
     tables = TableStore(str(data))
     unmatched = {}
     for name, source in stored.recipe.sources.items():

@@ -1,0 +1,306 @@
+"""What each step costs on this machine, from the runs Dagster recorded; what a recipe will cost on a source; and
+how long the rest of a run command's work will take.
+
+A per-shard step's cost is measured per video it works on: every input video for the scores, the candidates for
+clarity, the selected videos for clips and previews, the clips for captions and their checks (the lineage says
+how many of each a shard had: ``sql/step_reach.sql``). The step durations are Dagster's (each successful run's
+step stats), over the latest runs only: the work is bounded whatever the number of shards. Where this instance
+has no history yet, a shipped table measured by ``bench/bench_estimate.py`` on a named machine stands in, and
+says so.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from openvid_assets.assets.shards import shards_partitions
+from openvid_assets.store import run_sql
+
+# Which videos each per-shard step works on (sql/step_reach.sql's columns).
+STEP_UNITS = {
+    "video_manifest": "input",
+    "codec_motion": "input",
+    "frame_embeddings": "input",
+    "aesthetic_scores": "input",
+    "temporal_scores": "input",
+    "content_scores": "input",
+    "motion_scores": "input",
+    "suitability_scores": "input",
+    "quality_candidates": "input",
+    "clarity_scores": "candidate",
+    "selected_videos": "input",
+    "clips": "selected",
+    "previews": "selected",
+    "captions": "clip",
+    "caption_checks": "clip",
+}
+UNITS = ("input", "candidate", "selected", "clip")
+MODEL_STEPS = ("frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions", "caption_checks")
+SHIPPED_COSTS = Path(__file__).parent.parent / "recipes" / "step_costs.json"
+MIN_RUNS = 3  # fewer measured runs of a step: the shipped table stands in for it
+COST_SCHEMA = {
+    "step": pl.String,
+    "unit": pl.String,
+    "seconds_per_unit": pl.Float64,
+    "p10": pl.Float64,
+    "p90": pl.Float64,
+    "seconds_per_input_hour": pl.Float64,
+    "runs": pl.Int64,
+    "origin": pl.String,
+}
+
+
+def run_shards(tags: dict[str, str], order: dict[str, int], keys: list[str]) -> list[str]:
+    """The shard partitions a run covered: its partition, or its range in the partitions' order."""
+    if "dagster/partition" in tags:
+        return [tags["dagster/partition"]]
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if start in order and end in order:
+        return keys[order[start] : order[end] + 1]
+    return []
+
+
+def step_samples(
+    instance: DagsterInstance, limit: int = 100, only: set[str] | None = None
+) -> list[tuple[str, list[str], float]]:
+    """(step, the shards its run covered, seconds) of every per-shard step of the latest ``limit`` successful runs
+    (``only``: of runs within these shards)."""
+    keys = instance.get_dynamic_partitions(shards_partitions.name)
+    order = {k: i for i, k in enumerate(keys)}
+    samples = []
+    for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.SUCCESS]), limit=limit):
+        shards = run_shards(record.dagster_run.tags, order, keys)
+        if not shards or (only is not None and not set(shards) <= only):
+            continue
+        for stat in instance.get_run_step_stats(record.dagster_run.run_id):
+            if stat.step_key in STEP_UNITS and stat.start_time and stat.end_time:
+                samples.append((stat.step_key, shards, stat.end_time - stat.start_time))
+    return samples
+
+
+def measured_costs(
+    instance: DagsterInstance, lineage: object, limit: int = 100, only: set[str] | None = None
+) -> pl.DataFrame:
+    """Per step: seconds per video it worked on (median over the latest ``limit`` successful shard runs, with p10
+    and p90 across them), seconds per hour of input video, and how many runs measured it. ``lineage``: what DuckDB
+    reads for the lineage table (the videos each shard had at each step); ``only``: runs within these shards."""
+    samples = step_samples(instance, limit, only)
+    if not samples:
+        return pl.DataFrame(schema=COST_SCHEMA)
+    sampled = sorted({shard for _, shards, _ in samples for shard in shards})
+    reach = {r["shard"]: r for r in reach_of(lineage, sampled).iter_rows(named=True)}
+    per_unit: dict[str, list[float]] = {}
+    per_hour: dict[str, list[float]] = {}
+    for step, shards, seconds in samples:
+        known = [reach[s] for s in shards if s in reach]
+        units = sum(r[STEP_UNITS[step]] for r in known)
+        hours = sum(r["input_hours"] for r in known)
+        if units:
+            per_unit.setdefault(step, []).append(seconds / units)
+        if hours:
+            per_hour.setdefault(step, []).append(seconds / hours)
+    rows = []
+    for step, values in per_unit.items():
+        cut = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
+        rows.append(
+            {
+                "step": step,
+                "unit": STEP_UNITS[step],
+                "seconds_per_unit": statistics.median(values),
+                "p10": cut[0],
+                "p90": cut[-1],
+                "seconds_per_input_hour": statistics.median(per_hour[step]) if step in per_hour else None,
+                "runs": len(values),
+                "origin": "this instance",
+            }
+        )
+    return pl.DataFrame(rows, schema=COST_SCHEMA).sort("step")
+
+
+def shipped_costs(profile: str) -> pl.DataFrame:
+    """The shipped table's costs for a model profile (empty when it has none)."""
+    table = json.loads(SHIPPED_COSTS.read_text())
+    steps = table["profiles"].get(profile, {})
+    origin = f"shipped table ({table['measured_on']})"
+    rows = [
+        {
+            "step": step,
+            "unit": STEP_UNITS[step],
+            "seconds_per_unit": seconds,
+            "p10": None,
+            "p90": None,
+            "seconds_per_input_hour": None,
+            "runs": 0,
+            "origin": origin,
+        }
+        for step, seconds in steps.items()
+        if step in STEP_UNITS
+    ]
+    return pl.DataFrame(rows, schema=COST_SCHEMA)
+
+
+def step_costs(measured: pl.DataFrame, profile: str) -> pl.DataFrame:
+    """Every per-shard step's cost: measured where at least ``MIN_RUNS`` runs measured it, else shipped."""
+    good = measured.filter(pl.col("runs") >= MIN_RUNS)
+    shipped = shipped_costs(profile).filter(~pl.col("step").is_in(good["step"].implode()))
+    return pl.concat([good, shipped]).sort("step")
+
+
+@dataclass(frozen=True)
+class PassRates:
+    """Of every input video, the share each kind of step works on (clips: per input video), and where from."""
+
+    candidate: float
+    selected: float
+    clip: float
+    origin: str
+
+    def share(self, unit: str) -> float:
+        return 1.0 if unit == "input" else getattr(self, unit)
+
+
+def reach_of(lineage: object, shards: list[str] | None = None) -> pl.DataFrame:
+    """Per shard (of ``shards``, or every one): its videos that reached each kind of step (sql/step_reach.sql)."""
+    return run_sql("step_reach", {"lineage": lineage}, {"shards": shards})
+
+
+def history_pass_rates(lineage: object, shards: list[str] | None = None) -> PassRates | None:
+    """The shares this data root's lineage shows, over ``shards`` or every shard (None before any video was
+    judged)."""
+    reach = reach_of(lineage, shards)
+    inputs = int(reach["input"].sum() or 0)
+    if not inputs:
+        return None
+    share = {u: float(reach[u].sum()) / inputs for u in ("candidate", "selected", "clip")}
+    return PassRates(**share, origin=f"this data root's lineage ({inputs} videos)")
+
+
+def rule_share(rule: object) -> float | None:
+    """The share of videos a percentile rule keeps (top:P, band:LO:HI); None for an absolute or calibrated rule,
+    whose share depends on the scores."""
+    kind = getattr(rule, "kind", "off")
+    if kind == "off":
+        return 1.0
+    if kind == "top":
+        return rule.a / 100
+    if kind == "band":
+        return (rule.b - rule.a) / 100
+    return None
+
+
+def recipe_pass_rates(rules: dict[str, object], clips_per_video: float = 1.0) -> PassRates:
+    """The shares the recipe's percentile rules imply when the scores are independent (the paper's recipe: 20 % x
+    85 % x 85 % candidates, 30 % of them selected); an absolute rule counts as keeping everything, and says so."""
+    unknown = [s for s, r in rules.items() if rule_share(r) is None]
+    share = {s: rule_share(r) or 1.0 for s, r in rules.items()}
+    candidate = share.get("aesthetic", 1.0) * share.get("temporal", 1.0) * share.get("motion", 1.0)
+    selected = candidate * share.get("clarity", 1.0)
+    note = f"; {', '.join(unknown)}: absolute rules, counted as keeping all" if unknown else ""
+    return PassRates(candidate, selected, selected * clips_per_video, f"the recipe's percentile rules{note}")
+
+
+def estimate_steps(
+    videos: int, hours: float, rates: PassRates, costs: pl.DataFrame, workers: int, price: float | None
+) -> pl.DataFrame:
+    """Per step: the videos (or clips) it will work on, their hours, its compute seconds, the wall time with
+    ``workers`` runs at once, its device-hours and cost (model steps hold a device; the SQL and ffmpeg steps are
+    counted as wall time only)."""
+    rows = []
+    for r in costs.iter_rows(named=True):
+        share = rates.share(r["unit"])
+        units = videos * share
+        seconds = units * r["seconds_per_unit"]
+        device_hours = seconds / 3600 if r["step"] in MODEL_STEPS else 0.0
+        rows.append(
+            {
+                "step": r["step"],
+                "works_on": r["unit"],
+                "units": round(units, 1),
+                "hours": round(hours * min(share, 1.0), 3),
+                "compute_s": round(seconds, 1),
+                "wall_s": round(seconds / max(workers, 1), 1),
+                "device_hours": round(device_hours, 4),
+                "cost": round(device_hours * price, 2) if price is not None else None,
+                "cost_from": r["origin"],
+            }
+        )
+    order = {s: i for i, s in enumerate(STEP_UNITS)}
+    return pl.DataFrame(rows).sort(pl.col("step").replace_strict(order, default=len(order)))
+
+
+def shard_seconds(costs: pl.DataFrame, steps: list[str], rates: PassRates, videos_per_shard: float) -> float | None:
+    """What one shard's ``steps`` cost by ``costs`` (None when one of its steps has no cost)."""
+    per_unit = dict(zip(costs["step"], costs["seconds_per_unit"]))
+    measured = [s for s in steps if s in STEP_UNITS]
+    if not measured or any(s not in per_unit for s in measured):
+        return None
+    return sum(per_unit[s] * rates.share(STEP_UNITS[s]) * videos_per_shard for s in measured)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class TimeLeft:
+    """The run command's progress per step (wave of per-shard steps): shards done of those to do, and the time
+    left: from the rate this command's runs achieve once ``MIN_DONE`` shards of the step are done, before that from
+    ``prior`` (seconds a shard, from history or the shipped table) over the runs at once."""
+
+    MIN_DONE = 3
+
+    def __init__(self, todo: dict[int, int], prior: dict[int, float | None], workers: int, origin: str):
+        self.todo, self.prior, self.workers, self.origin = todo, prior, max(workers, 1), origin
+        self.done: dict[int, int] = dict.fromkeys(todo, 0)
+        self.started: dict[int, float] = {}
+
+    def run_started(self, wave: int, now: float) -> None:
+        self.started.setdefault(wave, now)
+
+    def run_ended(self, wave: int, shards: int, now: float) -> str | None:
+        """The progress line of ``wave`` after a run of ``shards`` shards of it succeeded."""
+        if wave not in self.todo:
+            return None
+        self.started.setdefault(wave, now)
+        self.done[wave] = min(self.todo[wave], self.done[wave] + shards)
+        done, todo = self.done[wave], self.todo[wave]
+        left = todo - done
+        if left == 0:
+            return f"Step {wave}: {done} of {todo} shard(s) done"
+        elapsed = now - self.started[wave]
+        if done >= self.MIN_DONE and elapsed > 0:
+            estimate, origin = left * elapsed / done, f"at this command's rate over {done} shards"
+        elif self.prior.get(wave) is not None:
+            estimate, origin = left * self.prior[wave] / self.workers, self.origin
+        else:
+            return f"Step {wave}: {done} of {todo} shard(s) done, time left known after {self.MIN_DONE}"
+        return f"Step {wave}: {done} of {todo} shard(s) done, about {_duration(estimate)} left ({origin})"
+
+
+def run_command_prior(
+    instance: DagsterInstance, tables: object, recipe: object, videos_per_shard: float
+) -> tuple[object, str]:
+    """For the run command's time left before its own runs tell: (steps -> seconds a shard, where that is from),
+    from this instance's history of the data root, else the shipped table."""
+    from openvid_assets.assets.lineage import LINEAGE
+    from openvid_assets.assets.selection import GLOBAL
+    from openvid_assets.store.shards import DEFAULT_SOURCE
+
+    lineage = tables.scan_source(LINEAGE, [GLOBAL]) if tables.exists(LINEAGE, GLOBAL) else None
+    measured = measured_costs(instance, lineage) if lineage is not None else pl.DataFrame(schema=COST_SCHEMA)
+    costs = step_costs(measured, recipe.models.resolved_profile().name)
+    rates = (history_pass_rates(lineage) if lineage is not None else None) or recipe_pass_rates(
+        recipe.source_rules(DEFAULT_SOURCE)
+    )
+    origins = sorted(set(costs["origin"]))
+    origin = "from " + " and ".join(o if o != "this instance" else "this instance's runs" for o in origins)
+    return (lambda steps: shard_seconds(costs, steps, rates, videos_per_shard)), origin
