@@ -2,7 +2,9 @@
 
 Usage: python scripts/screenshot_ui.py URL OUT.png [--click TEXT ...] [--height PX]
 Dismisses Dagster's first-visit community dialog, optionally clicks tabs by their
-text, and waits for the page to settle before taking the picture.
+text, and waits for the page to settle before taking the picture. A URL that is a
+markdown file (a report: exports/compare/v1_vs_v2/report.md) is rendered to HTML
+beside it first (its images are relative to it).
 """
 
 import argparse
@@ -40,6 +42,26 @@ def screenshot(url: str, out: str, clicks: list[str], width: int = 1500, height:
         browser.close()
 
 
+STYLE = (
+    "body{font-family:sans-serif;max-width:1400px;margin:24px;font-size:13px}"
+    "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:2px 6px}"
+    "img{max-width:460px;display:inline-block;margin:4px}"
+)
+
+
+def markdown_page(path: str) -> str:
+    """A markdown file rendered to an HTML file beside it; its file:// URL."""
+    from pathlib import Path
+
+    from markdown_it import MarkdownIt
+
+    source = Path(path).absolute()
+    html = MarkdownIt("commonmark").enable("table").render(source.read_text())
+    page = source.with_suffix(".html")
+    page.write_text(f"<html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>{html}</body></html>")
+    return page.as_uri()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
@@ -47,4 +69,5 @@ if __name__ == "__main__":
     parser.add_argument("--click", action="append", default=[], help="click the element with this exact text")
     parser.add_argument("--height", type=int, default=1800)
     args = parser.parse_args()
-    screenshot(args.url, args.out, args.click, height=args.height)
+    url = markdown_page(args.url) if args.url.endswith(".md") else args.url
+    screenshot(url, args.out, args.click, height=args.height)
