@@ -32,12 +32,13 @@ from openvid_assets.assets.history import (
     estimate_steps,
     history_pass_rates,
     measured_costs,
+    reach_of,
     step_samples,
 )
 from openvid_assets.assets.shards import register_source, shards_partitions
 from openvid_assets.definitions import build_definitions
 from openvid_assets.media.survey import survey_source
-from openvid_assets.store import TableStore, run_sql
+from openvid_assets.store import TableStore
 from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
 
 RECIPE = {
@@ -63,8 +64,7 @@ def actual_seconds(instance: DagsterInstance, shards: set[str]) -> dict[str, flo
 
 
 def units_of(tables: TableStore, shards: set[str]) -> dict[str, float]:
-    reach = run_sql("step_reach", {"lineage": tables.scan_source("lineage", ["global"])})
-    part = reach.filter(reach["shard"].is_in(sorted(shards)))
+    part = reach_of(tables.scan_source("lineage", ["global"]), sorted(shards))
     return {u: float(part[u].sum()) for u in ("input", "candidate", "selected", "clip")}
 
 

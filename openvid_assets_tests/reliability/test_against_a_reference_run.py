@@ -12,6 +12,9 @@ import time
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
+from openvid_assets.assets.engine import plan_waves
+from openvid_assets.definitions import defs
+
 from openvid_assets_testing.harness import (
     FAST_FLAGS,
     WatchedRun,
@@ -75,14 +78,8 @@ def test_kill_minus_9_twice_then_rerun_matches_an_uninterrupted_run(reference_ru
     assert instance_problems(home, shard_keys(data)) == []
 
 
-FIRST_WAVE = [
-    "video_manifest",
-    "frame_embeddings",
-    "aesthetic_scores",
-    "content_scores",
-    "temporal_scores",
-    "motion_scores",
-]
+# The per-shard steps before the first global one (the run command's Step 1).
+FIRST_WAVE = [k.path[-1] for k in plan_waves(defs)[0].keys]
 
 
 def test_four_parallel_shard_runs_then_the_rest_match_a_sequential_run(reference_run, tmp_path):
