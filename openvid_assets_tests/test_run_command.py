@@ -1,6 +1,7 @@
 """The run command end to end: a real subprocess, a real Dagster instance on disk, real ffmpeg."""
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,6 +73,10 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     assert f"{n_shards} new shard(s)" in done.stdout
     assert "[shard-00000] video_manifest: done" in done.stdout
     assert f"Videos: {len(specs)} ({len(specs) - sum(s.bad for s in specs)} ok" in done.stdout
+    # Each finished shard run says how far its step is, and the time left (a new instance: from the shipped table).
+    progress = re.findall(r"^Step 1: (\d+) of (\d+) shard\(s\) done(.*)$", done.stdout, re.M)
+    assert [p[:2] for p in progress] == [(str(k), str(n_shards)) for k in range(1, n_shards + 1)], done.stdout
+    assert "left (from shipped table (" in progress[0][2], done.stdout
 
     frame = manifest(str(tmp / "data"))
     by_name = {

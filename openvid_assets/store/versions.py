@@ -121,7 +121,7 @@ class Comparison:
             "",
             "## Cut lines",
             "",
-            table(self.thresholds),
+            table(self.thresholds.with_columns(pl.col("lower_a", "upper_a", "lower_b", "upper_b").round_sig_figs(5))),
             "",
             "## Score distributions",
             "",
