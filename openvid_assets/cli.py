@@ -285,6 +285,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         history_pass_rates,
         measured_costs,
         recipe_pass_rates,
+        shipped_machine,
         step_costs,
     )
     from openvid_assets.assets.lineage import LINEAGE
@@ -327,7 +328,15 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f"pass rates: {rates.candidate:.1%} candidates, {rates.selected:.1%} selected, {rates.clip:.2f} clips "
         f"a video, from {rates.origin}"
     )
+    if steps.is_empty():
+        print(
+            f"no step costs for the {recipe.models.resolved_profile().name} profile yet: none measured on this "
+            "instance and none in the shipped table; run a few shards first (openvid-assets run), then estimate"
+        )
+        return 0
     print(markdown_text(steps))
+    if "shipped table" in set(steps["cost_from"]):
+        print(f"shipped table: {shipped_machine()}")
     wall = float(steps["wall_s"].sum())
     device = float(steps["device_hours"].sum())
     where = f"{workers.count} run(s) at once on {'GPU' if workers.gpus else 'CPU'}"

@@ -44,6 +44,17 @@ UNITS = ("input", "candidate", "selected", "clip")
 MODEL_STEPS = ("frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions", "caption_checks")
 SHIPPED_COSTS = Path(__file__).parent.parent / "recipes" / "step_costs.json"
 MIN_RUNS = 3  # fewer measured runs of a step: the shipped table stands in for it
+ESTIMATE_SCHEMA = {
+    "step": pl.String,
+    "works_on": pl.String,
+    "units": pl.Float64,
+    "hours": pl.Float64,
+    "compute_s": pl.Float64,
+    "wall_s": pl.Float64,
+    "device_hours": pl.Float64,
+    "cost": pl.Float64,
+    "cost_from": pl.String,
+}
 COST_SCHEMA = {
     "step": pl.String,
     "unit": pl.String,
@@ -127,7 +138,7 @@ def shipped_costs(profile: str) -> pl.DataFrame:
     """The shipped table's costs for a model profile (empty when it has none)."""
     table = json.loads(SHIPPED_COSTS.read_text())
     steps = table["profiles"].get(profile, {})
-    origin = f"shipped table ({table['measured_on']})"
+    origin = "shipped table"
     rows = [
         {
             "step": step,
@@ -143,6 +154,11 @@ def shipped_costs(profile: str) -> pl.DataFrame:
         if step in STEP_UNITS
     ]
     return pl.DataFrame(rows, schema=COST_SCHEMA)
+
+
+def shipped_machine() -> str:
+    """Where the shipped table was measured."""
+    return json.loads(SHIPPED_COSTS.read_text())["measured_on"]
 
 
 def step_costs(measured: pl.DataFrame, profile: str) -> pl.DataFrame:
@@ -230,8 +246,10 @@ def estimate_steps(
                 "cost_from": r["origin"],
             }
         )
+    if not rows:
+        return pl.DataFrame(schema=ESTIMATE_SCHEMA)
     order = {s: i for i, s in enumerate(STEP_UNITS)}
-    return pl.DataFrame(rows).sort(pl.col("step").replace_strict(order, default=len(order)))
+    return pl.DataFrame(rows, schema=ESTIMATE_SCHEMA).sort(pl.col("step").replace_strict(order, default=len(order)))
 
 
 def shard_seconds(costs: pl.DataFrame, steps: list[str], rates: PassRates, videos_per_shard: float) -> float | None:
@@ -301,6 +319,6 @@ def run_command_prior(
     rates = (history_pass_rates(lineage) if lineage is not None else None) or recipe_pass_rates(
         recipe.source_rules(DEFAULT_SOURCE)
     )
-    origins = sorted(set(costs["origin"]))
-    origin = "from " + " and ".join(o if o != "this instance" else "this instance's runs" for o in origins)
+    names = {"this instance": "this instance's runs", "shipped table": f"the shipped table, {shipped_machine()}"}
+    origin = "from " + " and ".join(names[o] for o in sorted(set(costs["origin"])))
     return (lambda steps: shard_seconds(costs, steps, rates, videos_per_shard)), origin
