@@ -279,16 +279,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from openvid_assets.assets.engine import Workers
-    from openvid_assets.assets.history import (
-        COST_SCHEMA,
-        estimate_steps,
-        history_pass_rates,
-        measured_costs,
-        recipe_pass_rates,
-        shipped_machine,
-        step_costs,
-    )
-    from openvid_assets.assets.lineage import LINEAGE
+    from openvid_assets.assets.history import cost_basis, estimate_steps, shipped_machine
     from openvid_assets.media.sources import normalize_source
     from openvid_assets.media.survey import survey_source
     from openvid_assets.recipe import read_recipe_file
@@ -306,16 +297,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if client is not None:
         bucket = source[len("s3://") :].split("/", 1)[0]
         client.head_bucket(Bucket=bucket)  # an unknown bucket or no access: an error before any listing
-    tables = store.tables()
-    lineage = tables.scan_source(LINEAGE, ["global"]) if tables.exists(LINEAGE, "global") else None
-    measured = pl.DataFrame(schema=COST_SCHEMA)
-    if lineage is not None:
-        with _instance() as instance:
-            measured = measured_costs(instance, lineage)
-    costs = step_costs(measured, recipe.models.resolved_profile().name)
-    rates = (history_pass_rates(lineage) if lineage is not None else None) or recipe_pass_rates(
-        recipe.source_rules(args.source_name)
-    )
+    with _instance() as instance:
+        costs, rates = cost_basis(instance, store.tables(), recipe, args.source_name)
     survey = survey_source(source, client, sample=args.sample)
     workers = Workers.for_machine(args.workers)
     steps = estimate_steps(survey.videos, survey.hours, rates, costs, workers.count, args.price)

@@ -304,21 +304,28 @@ class TimeLeft:
         return f"Step {wave}: {done} of {todo} shard(s) done, about {_duration(estimate)} left ({origin})"
 
 
-def run_command_prior(
-    instance: DagsterInstance, tables: object, recipe: object, videos_per_shard: float
-) -> tuple[object, str]:
-    """For the run command's time left before its own runs tell: (steps -> seconds a shard, where that is from),
-    from this instance's history of the data root, else the shipped table."""
+def cost_basis(
+    instance: DagsterInstance, tables: object, recipe: object, source: str = "default"
+) -> tuple[pl.DataFrame, PassRates]:
+    """What estimates rest on: every step's cost (this instance's runs, else the shipped table) and the pass rates
+    (this data root's lineage, else ``source``'s rules in the recipe)."""
     from openvid_assets.assets.lineage import LINEAGE
     from openvid_assets.assets.selection import GLOBAL
-    from openvid_assets.store.shards import DEFAULT_SOURCE
 
     lineage = tables.scan_source(LINEAGE, [GLOBAL]) if tables.exists(LINEAGE, GLOBAL) else None
     measured = measured_costs(instance, lineage) if lineage is not None else pl.DataFrame(schema=COST_SCHEMA)
     costs = step_costs(measured, recipe.models.resolved_profile().name)
     rates = (history_pass_rates(lineage) if lineage is not None else None) or recipe_pass_rates(
-        recipe.source_rules(DEFAULT_SOURCE)
+        recipe.source_rules(source)
     )
+    return costs, rates
+
+
+def run_command_prior(
+    instance: DagsterInstance, tables: object, recipe: object, videos_per_shard: float
+) -> tuple[object, str]:
+    """For the run command's time left before its own runs tell: (steps -> seconds a shard, where that is from)."""
+    costs, rates = cost_basis(instance, tables, recipe)
     names = {"this instance": "this instance's runs", "shipped table": f"the shipped table, {shipped_machine()}"}
     origin = "from " + " and ".join(names[o] for o in sorted(set(costs["origin"])))
     return (lambda steps: shard_seconds(costs, steps, rates, videos_per_shard)), origin
