@@ -76,7 +76,7 @@ def test_run_command_manifests_every_video_once_and_records_runs(workdir):
     # Each finished shard run says how far its step is, and the time left (a new instance: from the shipped table).
     progress = re.findall(r"^Step 1: (\d+) of (\d+) shard\(s\) done(.*)$", done.stdout, re.M)
     assert [p[:2] for p in progress] == [(str(k), str(n_shards)) for k in range(1, n_shards + 1)], done.stdout
-    assert "left (from the shipped table, " in progress[0][2], done.stdout
+    assert "left (from the shipped table of step costs)" in progress[0][2], done.stdout
 
     frame = manifest(str(tmp / "data"))
     by_name = {

@@ -326,6 +326,6 @@ def run_command_prior(
 ) -> tuple[object, str]:
     """For the run command's time left before its own runs tell: (steps -> seconds a shard, where that is from)."""
     costs, rates = cost_basis(instance, tables, recipe)
-    names = {"this instance": "this instance's runs", "shipped table": f"the shipped table, {shipped_machine()}"}
+    names = {"this instance": "this instance's runs", "shipped table": "the shipped table of step costs"}
     origin = "from " + " and ".join(names[o] for o in sorted(set(costs["origin"])))
     return (lambda steps: shard_seconds(costs, steps, rates, videos_per_shard)), origin
