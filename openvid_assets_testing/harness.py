@@ -43,6 +43,8 @@ VOLATILE: dict[str, tuple[str, ...]] = {
     "quality_candidates": ("thresholds_version",),
     "selected_videos": ("clarity_version",),
     "lineage": ("quality_version", "clarity_version"),
+    "lineage_versions": ("quality_version", "clarity_version"),  # a recipe version's saved lineage
+    "threshold_versions": ("version",),
     "openvid": ("quality_version", "clarity_version"),  # exports/openvid.parquet
     "openvid_hd": ("quality_version", "clarity_version"),
 }
@@ -51,6 +53,7 @@ PER_SHARD = [
     "frame_embeddings",
     "aesthetic_scores",
     "temporal_scores",
+    "codec_motion",
     "motion_scores",
     "content_scores",
     "suitability_scores",
@@ -59,6 +62,7 @@ PER_SHARD = [
     "selected_videos",
     "clips",
     "captions",
+    "caption_checks",
 ]
 GLOBAL = [
     "score_thresholds",
@@ -66,6 +70,7 @@ GLOBAL = [
     "suitability_model",
     "clarity_threshold",
     "lineage",
+    "recipe_comparison",
     "curated_dataset",
     "hd_subset",
     "quality_tiers",
