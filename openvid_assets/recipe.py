@@ -44,6 +44,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _yaml_off(value: Any) -> Any:
+    """YAML reads a bare 'off' as false: a rule field takes it as the rule 'off'."""
+    return "off" if value is False else value
+
+
+def _absolute_rule(text: str, what: str, refused: tuple[str, ...] = ("top", "band")) -> str:
+    """``text`` when it is an absolute rule (min:X, max:X, range:LO:HI or off): rules that judge each video on
+    its own; ``refused`` kinds (percentiles) are an error naming ``what``."""
+    from openvid_assets.store.selection import Rule
+
+    rule = Rule.parse(text)
+    if rule.kind in refused:
+        raise ValueError(f"{what} (min:X, max:X, range:LO:HI or off), not {rule.spec()!r}")
+    return text
+
+
 class ModelSettings(_Section):
     """Which models score videos and how frames are sampled for CLIP."""
 
@@ -128,16 +144,17 @@ class SelectionSettings(_Section):
 
     @field_validator("codec_motion", mode="before")
     @classmethod
-    def _yaml_off(cls, value: Any) -> Any:
-        return "off" if value is False else value  # YAML reads a bare 'off' as false
+    def _codec_off(cls, value: Any) -> Any:
+        return _yaml_off(value)
+
+    @field_validator("codec_motion")
+    @classmethod
+    def _codec_absolute(cls, text: str) -> str:
+        return _absolute_rule(text, "codec_motion is an absolute rule", ("top", "band", "calibrated"))
 
     @model_validator(mode="after")
     def _parsed(self) -> SelectionSettings:
         self.rules()
-        if self.codec_rule().kind in ("top", "band", "calibrated"):
-            raise ValueError(
-                f"codec_motion is an absolute rule (min:X, max:X, range:LO:HI or off), not {self.codec_motion!r}"
-            )
         return self
 
     def codec_rule(self) -> Any:
@@ -438,8 +455,8 @@ class FilterSettings(_Section):
 
     @field_validator("near_duplicate", *CONTENT_MEASURES, mode="before")
     @classmethod
-    def _yaml_off(cls, value: Any) -> Any:
-        return "off" if value is False else value  # YAML reads a bare 'off' as false
+    def _content_off(cls, value: Any) -> Any:
+        return _yaml_off(value)
 
     @field_validator("near_duplicate")
     @classmethod
@@ -452,12 +469,7 @@ class FilterSettings(_Section):
     @classmethod
     def _absolute(cls, text: str) -> str:
         """Content rules judge each video on its own: percentile rules are refused."""
-        from openvid_assets.store.selection import Rule
-
-        rule = Rule.parse(text)
-        if rule.kind in ("top", "band"):
-            raise ValueError(f"content rules are absolute (min:X, max:X, range:LO:HI or off), not {rule.spec()!r}")
-        return text
+        return _absolute_rule(text, "content rules are absolute")
 
     @model_validator(mode="after")
     def _known_names(self) -> FilterSettings:
