@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from openvid_assets.media.frames import FrameRequest, read_frames
+from openvid_assets.media.frames import FrameRequest
 from openvid_assets.media.tasks import ClipTask, OpenVideo
 from openvid_assets.models.scorers.caption_checks import (
     CaptionCheckSettings,
@@ -26,7 +26,7 @@ from openvid_assets.models.scorers.caption_checks import (
     text_checks,
 )
 from openvid_assets.models.scorers.clip import CLIPEmbedder, CLIPTextEncoder
-from openvid_assets.models.shards.running import Progress, decode_ahead
+from openvid_assets.models.shards.running import Progress, decode_ahead, read_task
 from openvid_assets.models.scorers.caption_checks import DEFECT_COLUMNS
 from openvid_assets.models.shards.tables import CAPTION_CHECK_SCHEMA
 from openvid_assets.store.rows import RowKey, ShardRows, reusable_rows
@@ -91,20 +91,18 @@ def check_shard(
             vectors[clip] = (None, None, "the clip's frames are unknown (an imported or given caption)")
 
     def decode(clip: str) -> np.ndarray:
-        task, frames = tasks[clip], list(rows[clip]["frame_indices"])
+        frames = list(rows[clip]["frame_indices"])
         request = FrameRequest(indices=lambda _n: frames, short_side=embedder.decode_short_side)
-        with open_video(task.video) as path:
-            v = task.video
-            return read_frames(path, request, width=v.width, height=v.height, rotation=v.rotation).frames
+        return read_task(open_video, tasks[clip].video, request).frames
 
-    texts = text_encoder.embed([rows[c]["caption"] for c in embed_todo]) if embed_todo else None
+    texts = dict(zip(embed_todo, text_encoder.embed([rows[c]["caption"] for c in embed_todo]))) if embed_todo else {}
     for done, (clip, frames) in enumerate(decode_ahead(embed_todo, decode, workers), 1):
         if isinstance(frames, Exception):
             vectors[clip] = (None, None, f"could not read the clip's frames: {frames}")
         else:
             image = embedder.embed(embedder.square(frames)).mean(axis=0)
             image /= max(float(np.linalg.norm(image)), 1e-12)
-            text = texts[embed_todo.index(clip)]
+            text = texts[clip]
             vectors[clip] = (image.astype(np.float16).tobytes(), text.astype(np.float16).tobytes(), None)
         if progress:
             progress(done, len(embed_todo))

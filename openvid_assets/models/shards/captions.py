@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from openvid_assets.media.frames import DecodedFrames, FrameRequest, read_frames
+from openvid_assets.media.frames import DecodedFrames, FrameRequest
 from openvid_assets.media.tasks import ClipTask, OpenVideo
 from openvid_assets.models.registry.runtime import in_batches_halving_on_oom
 from openvid_assets.models.scorers.captions import (
@@ -24,7 +24,7 @@ from openvid_assets.models.scorers.captions import (
     parse_structured,
 )
 from openvid_assets.models.scorers.caption_checks import DEFECT_PROMPT, parse_defects
-from openvid_assets.models.shards.running import Progress, decode_ahead, is_infrastructure_error
+from openvid_assets.models.shards.running import Progress, decode_ahead, is_infrastructure_error, read_task
 from openvid_assets.models.shards.tables import CAPTION_SCHEMA
 from openvid_assets.store.rows import RowKey, ShardRows, reusable_rows
 
@@ -117,8 +117,7 @@ def caption_shard(
         request = FrameRequest(
             indices=lambda _n: frame_indices(task.start_frame, task.end_frame, settings), short_side=short
         )
-        with open_video(video) as path:
-            return read_frames(path, request, width=video.width, height=video.height, rotation=video.rotation)
+        return read_task(open_video, video, request)
 
     batch: list[tuple[ClipTask, DecodedFrames]] = []
     done = 0

@@ -54,16 +54,17 @@ def decode_ahead(
                 yield task, e
 
 
+def read_task(open_video: OpenVideo, video: VideoTask, request: FrameRequest, threads: int = 1) -> DecodedFrames:
+    """Decode ``request``'s frames of one video as it is displayed (its size and rotation)."""
+    with open_video(video) as path:
+        return read_frames(
+            path, request, width=video.width, height=video.height, rotation=video.rotation, threads=threads
+        )
+
+
 def decoder(open_video: OpenVideo, request: FrameRequest, threads: int = 1) -> Callable[[VideoTask], DecodedFrames]:
     """Decode one video's requested frames (``threads`` decode threads for it): what every scoring pass calls."""
-
-    def decode(task: VideoTask) -> DecodedFrames:
-        with open_video(task) as path:
-            return read_frames(
-                path, request, width=task.width, height=task.height, rotation=task.rotation, threads=threads
-            )
-
-    return decode
+    return lambda task: read_task(open_video, task, request, threads)
 
 
 def failure(error: BaseException) -> str:
