@@ -40,7 +40,6 @@ STEP_UNITS = {
     "captions": "clip",
     "caption_checks": "clip",
 }
-UNITS = ("input", "candidate", "selected", "clip")
 MODEL_STEPS = ("frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions", "caption_checks")
 SHIPPED_COSTS = Path(__file__).parent.parent / "recipes" / "step_costs.json"
 MIN_RUNS = 3  # fewer measured runs of a step: the shipped table stands in for it
