@@ -9,7 +9,7 @@ import pytest
 from openvid_assets import samples
 from openvid_assets.media.clips import ClipRules, plan_clips
 from openvid_assets.media.scenes import CutDetection, SceneSignals, Transition, find_transitions
-from openvid_assets.models.scorers.shots import detect_clips, scan_video  # media's, with TransNetV2 bound
+from openvid_assets.models.scorers.shots import detect_clips  # media's, with TransNetV2 bound
 from openvid_assets.samples import VideoSpec
 
 # name -> generator call; sizes, rates and transition lengths vary so no default happens to fit.
@@ -45,14 +45,23 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Vi
     return {name: (folder, make(folder)) for name, make in CASES.items()}
 
 
-def _detect(videos, name: str):
-    folder, spec = videos[name]
-    return spec, *detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps)
+@pytest.fixture(scope="module")
+def detected(videos):
+    """Each video's default detection, run once: several tests check different facts of the same result."""
+    found = {}
+
+    def detect(name: str):
+        if name not in found:
+            folder, spec = videos[name]
+            found[name] = (spec, *detect_clips(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps))
+        return found[name]
+
+    return detect
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if n.startswith("hard_cuts")])
-def test_every_hard_cut_is_found_within_two_frames(videos, name):
-    spec, signals, plan = _detect(videos, name)
+def test_every_hard_cut_is_found_within_two_frames(detected, name):
+    spec, signals, plan = detected(name)
     found = [t.cut_frame for t in plan.transitions]
     assert len(found) == len(spec.cuts), f"found {found}, truth {spec.cuts}"
     for truth, cut in zip(spec.cuts, found):
@@ -61,8 +70,8 @@ def test_every_hard_cut_is_found_within_two_frames(videos, name):
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("fade", "dissolve"))])
-def test_every_gradual_transition_is_one_cut_inside_it(videos, name):
-    spec, _, plan = _detect(videos, name)
+def test_every_gradual_transition_is_one_cut_inside_it(detected, name):
+    spec, _, plan = detected(name)
     ((first, last),) = spec.transitions
     assert len(plan.transitions) == 1, f"one transition expected, got {plan.transitions}"
     (found,) = plan.transitions
@@ -71,8 +80,8 @@ def test_every_gradual_transition_is_one_cut_inside_it(videos, name):
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("fade", "dissolve", "hard_cuts"))])
-def test_no_clip_holds_a_transition_frame_and_every_scene_gives_a_clip(videos, name):
-    spec, _, plan = _detect(videos, name)
+def test_no_clip_holds_a_transition_frame_and_every_scene_gives_a_clip(detected, name):
+    spec, _, plan = detected(name)
     mixed = {f for a, b in spec.transitions for f in range(a, b + 1)}
     for clip in plan.clips:
         frames = set(range(clip.start_frame, clip.end_frame + 1))
@@ -99,15 +108,14 @@ def _true_scenes(spec: VideoSpec) -> list[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("name", ["static", "pan", "pan_3px", "pan_60fps", "pan_720p", "tilt_portrait"])
-def test_no_false_cuts_on_static_or_smoothly_moving_video(videos, name):
-    spec, signals, plan = _detect(videos, name)
+def test_no_false_cuts_on_static_or_smoothly_moving_video(detected, name):
+    spec, signals, plan = detected(name)
     assert plan.transitions == [], signals.raw_cuts
     assert [(c.start_frame, c.end_frame) for c in plan.clips] == [(0, spec.num_frames - 1)]
 
 
-def test_one_decode_feeds_every_detector(videos):
-    folder, spec = videos["fade_black"]
-    signals = scan_video(folder / spec.name, width=spec.width, height=spec.height, fps=spec.fps)
+def test_one_decode_feeds_every_detector(detected):
+    spec, signals, _ = detected("fade_black")  # detect_clips' one scan_video
     assert set(signals.raw_cuts) == {"content", "slow", "fade", "transnetv2"}  # the default: both
     assert signals.raw_cuts["fade"], "the threshold detector saw the fade"
     assert len(signals.luma) == len(signals.step) == spec.num_frames
