@@ -2,6 +2,7 @@
 package's own outputs, and shot boundaries of generated videos whose cuts are known."""
 
 import json
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,7 @@ def real_transitions(tmp_path_factory):
     return folder
 
 
+@cache  # the default set is "both": its scans serve the tests of every set that names it
 def _real_transitions(path, detectors):
     config = CutDetection(detectors=detectors)
     signals = scan_video(path, width=160, height=90, fps=25.0, config=config)
