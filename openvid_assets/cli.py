@@ -16,7 +16,6 @@ from pathlib import Path
 import polars as pl
 
 from openvid_assets import settings
-from openvid_assets.charts import markdown_text
 
 
 def _config_dir() -> str | None:
@@ -278,10 +277,8 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from openvid_assets.assets.engine import Workers
-    from openvid_assets.assets.history import cost_basis, estimate_steps, shipped_machine
+    from openvid_assets.assets.history import estimate_source
     from openvid_assets.media.sources import normalize_source
-    from openvid_assets.media.survey import survey_source
     from openvid_assets.recipe import read_recipe_file
     from openvid_assets.store.files import is_s3_uri
 
@@ -298,33 +295,18 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         bucket = source[len("s3://") :].split("/", 1)[0]
         client.head_bucket(Bucket=bucket)  # an unknown bucket or no access: an error before any listing
     with _instance() as instance:
-        costs, rates = cost_basis(instance, store.tables(), recipe, args.source_name)
-    survey = survey_source(source, client, sample=args.sample)
-    workers = Workers.for_machine(args.workers)
-    steps = estimate_steps(survey.videos, survey.hours, rates, costs, workers.count, args.price)
-    sizes = ", ".join(f"{size} {share:.0%}" for size, share in survey.resolutions) or "none readable"
-    print(
-        f"{source}: {survey.videos} videos; of {survey.sampled} probed, {survey.readable} readable, "
-        f"{survey.mean_seconds:.1f} s on average: about {survey.hours:.3g} hours ({sizes})"
-    )
-    print(
-        f"pass rates: {rates.candidate:.1%} candidates, {rates.selected:.1%} selected, {rates.clip:.2f} clips "
-        f"a video, from {rates.origin}"
-    )
-    if steps.is_empty():
-        print(
-            f"no step costs for the {recipe.models.resolved_profile().name} profile yet: none measured on this "
-            "instance and none in the shipped table; run a few shards first (openvid-assets run), then estimate"
+        found = estimate_source(
+            instance,
+            store.tables(),
+            recipe,
+            source,
+            client,
+            source=args.source_name,
+            sample=args.sample,
+            workers=args.workers,
+            price=args.price,
         )
-        return 0
-    print(markdown_text(steps))
-    if "shipped table" in set(steps["cost_from"]):
-        print(f"shipped table: {shipped_machine()}")
-    wall = float(steps["wall_s"].sum())
-    device = float(steps["device_hours"].sum())
-    where = f"{workers.count} run(s) at once on {'GPU' if workers.gpus else 'CPU'}"
-    cost = f", {steps['cost'].sum():.2f} at {args.price}/device-hour" if args.price is not None else ""
-    print(f"total: about {wall / 3600:.3g} h of wall time ({where}), {device:.3g} device-hours{cost}")
+    print(found.report())
     return 0
 
 

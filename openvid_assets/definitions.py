@@ -47,6 +47,7 @@ from openvid_assets.assets.labels import labels
 from openvid_assets.assets.review import previews
 from openvid_assets.assets.lineage import curated_dataset, hd_subset, lineage, quality_tiers
 from openvid_assets.assets.versions import recipe_comparison
+from openvid_assets.assets.estimate import GROUP as ESTIMATE_GROUP, recipe_estimate
 from openvid_assets.assets.selection import clarity_threshold, quality_candidates, score_thresholds, selected_videos
 from openvid_assets.assets.sensors import SHARD_JOB, new_videos_sensor
 from openvid_assets.assets.shards import shards_partitions
@@ -103,6 +104,7 @@ ASSETS = [
     hd_subset,
     quality_tiers,
     dataset_card,
+    recipe_estimate,
     mvdit_latents,
     eval_prompts,
     mvdit_checkpoint,
@@ -124,7 +126,9 @@ ASSETS = [
 warnings.filterwarnings("ignore", message=r"Asset job .* materializes assets with varying BackfillPolicies")
 
 MATERIALIZED = [a for a in ASSETS if a not in (recipe, labels)]  # observed sources, never materialized
-CURATION = [a for a in MATERIALIZED if a.group_names_by_key[a.key] not in (TRAINING_GROUP, ABLATION_GROUP)]
+CURATION = [
+    a for a in MATERIALIZED if a.group_names_by_key[a.key] not in (TRAINING_GROUP, ABLATION_GROUP, ESTIMATE_GROUP)
+]
 TRAINING = [a for a in MATERIALIZED if a.group_names_by_key[a.key] == TRAINING_GROUP]
 ABLATION = [a for a in MATERIALIZED if a.group_names_by_key[a.key] == ABLATION_GROUP]
 

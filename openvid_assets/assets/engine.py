@@ -36,6 +36,7 @@ from openvid_assets.assets.progress import PROGRESS_PREFIX
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
 from openvid_assets.assets.ablation import GROUP as ABLATION_GROUP
+from openvid_assets.assets.estimate import GROUP as ESTIMATE_GROUP
 from openvid_assets.assets.plan import Plan, plan_stale
 from openvid_assets.store.files import process_alive
 
@@ -130,6 +131,10 @@ class RunReport:
         return "\n".join(lines)
 
 
+# Groups asked for on their own, never part of a run's plan: the ablation (docs/EVALUATION.md) and the estimate.
+ASKED_GROUPS = (ABLATION_GROUP, ESTIMATE_GROUP)
+
+
 def plan_waves(defs: Definitions, training: bool | None = False) -> list[Wave]:
     """Waves of the curation assets (``training=False``), of the MVDiT assets only (``True``), or of both (None):
     stretches of steps with the same partitioning. How the command shows its plan (Dagster orders the runs)."""
@@ -138,7 +143,7 @@ def plan_waves(defs: Definitions, training: bool | None = False) -> list[Wave]:
         k
         for k in graph.toposorted_asset_keys
         if graph.get(k).is_materializable
-        and graph.get(k).group_name != ABLATION_GROUP  # asked for on its own (docs/EVALUATION.md)
+        and graph.get(k).group_name not in ASKED_GROUPS
         and (training is None or (graph.get(k).group_name == TRAINING_GROUP) == training)
     ]
     per_shard = {k: graph.get(k).partitions_def == shards_partitions for k in keys}

@@ -238,8 +238,8 @@ def estimate_steps(
                 "works_on": r["unit"],
                 "units": round(units, 1),
                 "hours": round(hours * min(share, 1.0), 3),
-                "compute_s": round(seconds, 1),
-                "wall_s": round(seconds / max(workers, 1), 1),
+                "compute_s": round(seconds, 2),
+                "wall_s": round(seconds / max(workers, 1), 2),
                 "device_hours": round(device_hours, 4),
                 "cost": round(device_hours * price, 2) if price is not None else None,
                 "cost_from": r["origin"],
@@ -328,3 +328,82 @@ def run_command_prior(
     names = {"this instance": "this instance's runs", "shipped table": "the shipped table of step costs"}
     origin = "from " + " and ".join(names[o] for o in sorted(set(costs["origin"])))
     return (lambda steps: shard_seconds(costs, steps, rates, videos_per_shard)), origin
+
+
+@dataclass(frozen=True)
+class SourceEstimate:
+    """What running one source through a recipe would take: the source's survey, the pass rates and costs used, and
+    the per-step estimate (``estimate_steps``)."""
+
+    uri: str
+    survey: object  # media.survey.SourceSurvey
+    rates: PassRates
+    steps: pl.DataFrame
+    workers: object  # assets.engine.Workers
+    price: float | None
+    profile: str
+
+    def report(self) -> str:
+        """The estimate as text that is also markdown: the source's size, the pass rates, the per-step table and the
+        totals (what ``openvid-assets estimate`` prints and the ``recipe_estimate`` asset shows)."""
+        from openvid_assets.charts import markdown_text
+
+        survey, rates = self.survey, self.rates
+        sizes = ", ".join(f"{size} {share:.0%}" for size, share in survey.resolutions) or "none readable"
+        lines = [
+            f"{self.uri}: {survey.videos} videos; of {survey.sampled} probed, {survey.readable} readable, "
+            f"{survey.mean_seconds:.1f} s on average: about {survey.hours:.3g} hours ({sizes})",
+            "",
+            f"pass rates: {rates.candidate:.1%} candidates, {rates.selected:.1%} selected, {rates.clip:.2f} clips "
+            f"a video, from {rates.origin}",
+        ]
+        if self.steps.is_empty():
+            lines += [
+                "",
+                f"no step costs for the {self.profile} profile yet: none measured on this instance and none in the "
+                "shipped table; run a few shards first (openvid-assets run), then estimate",
+            ]
+            return "\n".join(lines)
+        lines += ["", markdown_text(self.steps)]
+        if "shipped table" in set(self.steps["cost_from"]):
+            lines += ["", f"shipped table: {shipped_machine()}"]
+        where = f"{self.workers.count} run(s) at once on {'GPU' if self.workers.gpus else 'CPU'}"
+        cost = f", {self.steps['cost'].sum():.2f} at {self.price}/device-hour" if self.price is not None else ""
+        lines += [
+            "",
+            f"total: about {self.wall_hours:.3g} h of wall time ({where}), {self.device_hours:.3g} device-hours{cost}",
+        ]
+        return "\n".join(lines)
+
+    @property
+    def wall_hours(self) -> float:
+        return float(self.steps["wall_s"].sum() or 0) / 3600
+
+    @property
+    def device_hours(self) -> float:
+        return float(self.steps["device_hours"].sum() or 0)
+
+
+def estimate_source(
+    instance: DagsterInstance,
+    tables: object,
+    recipe: object,
+    uri: str,
+    s3_client: object = None,
+    *,
+    source: str = "default",
+    sample: int = 100,
+    workers: int | None = None,
+    price: float | None = None,
+) -> SourceEstimate:
+    """Survey ``uri`` (listing and ``sample`` probes, no decoding) and estimate each step of ``recipe`` on it with
+    ``source``'s rules: this instance's step costs (else the shipped table), this data root's pass rates (else the
+    recipe's). Check the source and the price before calling: the survey lists the whole source."""
+    from openvid_assets.assets.engine import Workers
+    from openvid_assets.media.survey import survey_source
+
+    costs, rates = cost_basis(instance, tables, recipe, source)
+    survey = survey_source(uri, s3_client, sample=sample)
+    machine = Workers.for_machine(workers)
+    steps = estimate_steps(survey.videos, survey.hours, rates, costs, machine.count, price)
+    return SourceEstimate(uri, survey, rates, steps, machine, price, recipe.models.resolved_profile().name)
