@@ -1,8 +1,10 @@
 """``recipe_estimate``: what running the data root's sources through the recipe as it stands would take, per source
 and step (``openvid-assets estimate``'s numbers, in the UI). Asked for, never automatic: it lists every source."""
 
+import os
+
 import polars as pl
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from openvid_assets.assets.history import SourceEstimate, estimate_source
@@ -10,6 +12,7 @@ from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import ASKED_GLOBAL_STEP
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
+from openvid_assets.store.files import is_s3_uri
 from openvid_assets.store.shards import ShardRegistry
 
 GROUP = "estimates"
@@ -45,8 +48,15 @@ def estimated_sources(recipe: object, registry: ShardRegistry) -> dict[str, str]
 def recipe_estimate(context: AssetExecutionContext, config: EstimateConfig, store: OpenVidStore) -> MaterializeResult:
     tables, recipe = store.tables(), store.recipe().recipe
     sources = estimated_sources(recipe, ShardRegistry(tables))
+    # Errors of the recipe or the folders, before any source is listed or probed: not retried, they would not pass.
     if not sources:
-        raise ValueError("no sources to estimate: declare them in the recipe's sources section, or run one first")
+        raise Failure(
+            "no sources to estimate: declare them in the recipe's sources section, or run one first",
+            allow_retries=False,
+        )
+    missing = [f"{name} ({uri})" for name, uri in sources.items() if not is_s3_uri(uri) and not os.path.isdir(uri)]
+    if missing:
+        raise Failure(f"no such source folder: {', '.join(missing)}", allow_retries=False)
     found: dict[str, SourceEstimate] = {}
     for name, uri in sources.items():
         found[name] = estimate_source(

@@ -110,3 +110,18 @@ def test_the_estimate_asset_estimates_every_source_of_the_recipe_from_this_insta
     assert set(steps["cost_from"]) == {"this instance"}  # 7 runs of every step: this instance's own costs
     assert meta["cost"] == pytest.approx(float(steps["cost"].sum()), abs=0.01)
     assert meta["device_hours"] == pytest.approx(float(steps["device_hours"].sum()), abs=1e-4)
+
+
+def test_the_estimate_asset_names_a_missing_source_folder_before_listing_anything(tmp_path):
+    data = tmp_path / "data"
+    store_recipe(str(data), {"sources": {"gone": {"uri": str(tmp_path / "gone")}}})
+    job = build_definitions(str(data)).resolve_implicit_global_asset_job_def()
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[AssetKey("recipe_estimate")], raise_on_error=False
+        )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert (
+        f"no such source folder: gone ({tmp_path / 'gone'})" in failure.step_failure_data.user_failure_data.description
+    )
