@@ -277,6 +277,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
+    from openvid_assets.assets.engine import Workers
     from openvid_assets.assets.history import estimate_source
     from openvid_assets.media.sources import normalize_source
     from openvid_assets.recipe import read_recipe_file
@@ -301,9 +302,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             recipe,
             source,
             client,
+            machine=Workers.for_machine(args.workers),
             source=args.source_name,
             sample=args.sample,
-            workers=args.workers,
             price=args.price,
         )
     print(found.report())

@@ -36,7 +36,7 @@ from openvid_assets.assets.progress import PROGRESS_PREFIX
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.assets.training import GROUP as TRAINING_GROUP
 from openvid_assets.assets.ablation import GROUP as ABLATION_GROUP
-from openvid_assets.assets.estimate import GROUP as ESTIMATE_GROUP
+from openvid_assets.assets.history import ESTIMATE_GROUP
 from openvid_assets.assets.plan import Plan, plan_stale
 from openvid_assets.store.files import process_alive
 

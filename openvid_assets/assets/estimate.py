@@ -7,7 +7,8 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from openvid_assets.assets.history import SourceEstimate, estimate_source
+from openvid_assets.assets.engine import Workers
+from openvid_assets.assets.history import ESTIMATE_GROUP, SourceEstimate, estimate_source
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import ASKED_GLOBAL_STEP
 from openvid_assets.assets.recipe import recipe_key
@@ -15,7 +16,7 @@ from openvid_assets.assets.resources import OpenVidStore
 from openvid_assets.store.files import is_s3_uri
 from openvid_assets.store.shards import ShardRegistry
 
-GROUP = "estimates"
+GROUP = ESTIMATE_GROUP
 REPORT = "exports/estimate/estimate.md"
 STEPS = "estimate/steps.parquet"  # under exports/
 
@@ -65,9 +66,9 @@ def recipe_estimate(context: AssetExecutionContext, config: EstimateConfig, stor
             recipe,
             uri,
             store.s3_client_for(uri),
+            machine=Workers.for_machine(config.workers),
             source=name,
             sample=config.sample,
-            workers=config.workers,
             price=config.price,
         )
     steps = pl.concat(

@@ -43,6 +43,7 @@ STEP_UNITS = {
 MODEL_STEPS = ("frame_embeddings", "aesthetic_scores", "motion_scores", "clarity_scores", "captions", "caption_checks")
 SHIPPED_COSTS = Path(__file__).parent.parent / "recipes" / "step_costs.json"
 MIN_RUNS = 3  # fewer measured runs of a step: the shipped table stands in for it
+ESTIMATE_GROUP = "estimates"  # the asked-for group of the recipe_estimate asset (assets/estimate.py)
 ESTIMATE_SCHEMA = {
     "step": pl.String,
     "works_on": pl.String,
@@ -391,19 +392,18 @@ def estimate_source(
     uri: str,
     s3_client: object = None,
     *,
+    machine: object,
     source: str = "default",
     sample: int = 100,
-    workers: int | None = None,
     price: float | None = None,
 ) -> SourceEstimate:
     """Survey ``uri`` (listing and ``sample`` probes, no decoding) and estimate each step of ``recipe`` on it with
     ``source``'s rules: this instance's step costs (else the shipped table), this data root's pass rates (else the
-    recipe's). Check the source and the price before calling: the survey lists the whole source."""
-    from openvid_assets.assets.engine import Workers
+    recipe's), with ``machine``'s runs at once (assets/engine.py ``Workers``). Check the source and the price before
+    calling: the survey lists the whole source."""
     from openvid_assets.media.survey import survey_source
 
     costs, rates = cost_basis(instance, tables, recipe, source)
     survey = survey_source(uri, s3_client, sample=sample)
-    machine = Workers.for_machine(workers)
     steps = estimate_steps(survey.videos, survey.hours, rates, costs, machine.count, price)
     return SourceEstimate(uri, survey, rates, steps, machine, price, recipe.models.resolved_profile().name)
