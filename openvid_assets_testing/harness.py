@@ -115,7 +115,8 @@ def pipeline_env(dagster_home: Path, **extra: str) -> dict[str, str]:
 
 
 # The orchestration tests' models: the offline profile, the weight-free motion and clarity backends and the library
-# cut detectors (the networks and TransNetV2 have tests of their own).
+# cut detectors (the networks and TransNetV2 have tests of their own), and short captions: the tiny random captioner
+# never ends a caption by itself, and each of 256 tokens is a decoding step (captioning has tests of its own).
 FAST_FLAGS = [
     "--models",
     "offline",
@@ -125,6 +126,8 @@ FAST_FLAGS = [
     "laplacian",
     "--set",
     "clips.detectors=cascade",
+    "--set",
+    "captions.max_new_tokens=16",
 ]
 
 

@@ -28,10 +28,12 @@ JOBS = {
     (False, True): TRAINING_JOB,
 }
 
-# The weight-free motion and clarity backends keep orchestration tests quick; the networks have their own.
+# The weight-free motion and clarity backends keep orchestration tests quick; the networks have their own. Short
+# captions: the tiny random captioner never ends one by itself (harness.FAST_FLAGS, the same for the command).
 FAST = {
     "models": {"profile": "offline", "motion_backend": "farneback", "clarity_backend": "laplacian"},
     "clips": {"detectors": "cascade"},
+    "captions": {"max_new_tokens": 16},
 }  # TransNetV2 has tests of its own (models/, media/test_scenes.py)
 
 

@@ -21,6 +21,8 @@ BASE = [
     "laplacian",
     "--set",
     "clips.detectors=cascade",
+    "--set",
+    "captions.max_new_tokens=16",  # as harness.FAST_FLAGS
     "--shard-size",
     "1",
     "--no-filters",

@@ -21,7 +21,7 @@ MODEL_TABLES = ["frame_embeddings", "aesthetic_scores", "temporal_scores", "moti
 
 def run(data_root, **selection):
     # The weight-free motion and clarity backends (the networks have tests of their own); TransNetV2 cuts the clips.
-    store_recipe(str(data_root), models=FAST["models"], selection=selection)
+    store_recipe(str(data_root), models=FAST["models"], captions=FAST["captions"], selection=selection)
     defs = build_definitions(str(data_root))
     with DagsterInstance.ephemeral() as instance:
         tables = defs.resources["store"].tables()

@@ -12,7 +12,7 @@ from openvid_assets.assets.shards import shards_partitions, store_new_shards
 from openvid_assets.assets.training import eval_prompts
 from openvid_assets.store import run_sql
 from openvid_assets.definitions import build_definitions
-from openvid_assets_testing.pipeline import materialize_pipeline, store_recipe
+from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_recipe
 from openvid_assets import samples
 from openvid_assets.mvdit.data import LatentClips, LatentSettings, clip_frame_indices, training_size
 
@@ -27,7 +27,9 @@ def curated(tmp_path_factory):
     samples.cross_dissolve(src)
     samples.smooth_pan(src, num_frames=40)
     data = tmp_path_factory.mktemp("train_data")
-    store_recipe(str(data), models={"profile": "offline"}, selection={"thresholds_off": True})
+    store_recipe(
+        str(data), models={"profile": "offline"}, captions=FAST["captions"], selection={"thresholds_off": True}
+    )
     defs = build_definitions(str(data))
     with DagsterInstance.ephemeral() as instance:
         tables = defs.resources["store"].tables()
