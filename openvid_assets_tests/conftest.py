@@ -30,15 +30,15 @@ pytest_plugins = ["openvid_assets_testing.s3server", "openvid_assets_testing.pgs
 # the unit-test files, then files with the most tests first (xdist's own default order); handing out its heavy
 # files first instead started two of them together, and the tier took longer. Only the order changes: no test
 # depends on it.
-LONGEST_FIRST = [  # measured in a fresh clone's long tier (2 workers): 322, 322, 243, 204, 148, 129, 108, 100 s
-    "reliability/test_against_a_reference_run.py",
+LONGEST_FIRST = [  # measured in a fresh clone's long tier (2 workers), 2026-12-07: 335, 334, 242, 208, 142, 100, 95, 69 s
     "test_engine.py",
+    "reliability/test_against_a_reference_run.py",
     "test_run_command_at_scale.py",
     "test_run_command.py",
     "assets/test_paper_networks_pipeline.py",
-    "assets/test_score_assets.py",
-    "assets/test_selection_pipeline.py",
     "reliability/test_hostile.py",
+    "assets/test_selection_pipeline.py",
+    "test_gpu_suite.py",
 ]
 EVERYDAY_FIRST = "test_run_command.py"
 
