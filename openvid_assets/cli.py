@@ -279,7 +279,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     from openvid_assets.assets.engine import Workers
     from openvid_assets.assets.history import estimate_source
-    from openvid_assets.media.sources import normalize_source
+    from openvid_assets.media.sources import local_folder_missing, normalize_source
     from openvid_assets.recipe import read_recipe_file
     from openvid_assets.store.files import is_s3_uri
 
@@ -287,7 +287,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     store = _store(args.data_root)
     recipe = read_recipe_file(args.recipe) if args.recipe else store.recipe().recipe
     source = normalize_source(args.source)
-    if not is_s3_uri(source) and not os.path.isdir(source):
+    if local_folder_missing(source):
         raise FileNotFoundError(f"source {args.source}: no such folder")
     if args.price is not None and args.price < 0:
         raise ValueError("--price must be zero or more (a price per device-hour)")

@@ -1,8 +1,6 @@
 """``recipe_estimate``: what running the data root's sources through the recipe as it stands would take, per source
 and step (``openvid-assets estimate``'s numbers, in the UI). Asked for, never automatic: it lists every source."""
 
-import os
-
 import polars as pl
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
@@ -13,7 +11,7 @@ from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import ASKED_GLOBAL_STEP
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
-from openvid_assets.store.files import is_s3_uri
+from openvid_assets.media.sources import local_folder_missing
 from openvid_assets.store.shards import ShardRegistry
 
 GROUP = ESTIMATE_GROUP
@@ -55,9 +53,10 @@ def recipe_estimate(context: AssetExecutionContext, config: EstimateConfig, stor
             "no sources to estimate: declare them in the recipe's sources section, or run one first",
             allow_retries=False,
         )
-    missing = [f"{name} ({uri})" for name, uri in sources.items() if not is_s3_uri(uri) and not os.path.isdir(uri)]
+    missing = [f"{name} ({uri})" for name, uri in sources.items() if local_folder_missing(uri)]
     if missing:
         raise Failure(f"no such source folder: {', '.join(missing)}", allow_retries=False)
+    machine = Workers.for_machine(config.workers)  # the runs at once: one machine for every source
     found: dict[str, SourceEstimate] = {}
     for name, uri in sources.items():
         found[name] = estimate_source(
@@ -66,7 +65,7 @@ def recipe_estimate(context: AssetExecutionContext, config: EstimateConfig, stor
             recipe,
             uri,
             store.s3_client_for(uri),
-            machine=Workers.for_machine(config.workers),
+            machine=machine,
             source=name,
             sample=config.sample,
             price=config.price,

@@ -37,6 +37,11 @@ def normalize_source(source: str) -> str:
     return os.path.abspath(os.path.expanduser(source))
 
 
+def local_folder_missing(source: str) -> bool:
+    """Whether ``source`` is a local folder that does not exist (an S3 prefix is checked by listing it)."""
+    return not is_s3_uri(source) and not os.path.isdir(normalize_source(source))
+
+
 def iter_videos(source: str, s3_client: Any = None) -> Iterator[str]:
     """Every file with a video extension under ``source``, as URIs, one at a time (in no promised order): a
     listing of tens of millions of videos never has to be held in memory.
@@ -52,7 +57,7 @@ def iter_videos(source: str, s3_client: Any = None) -> Iterator[str]:
             f"s3://{bucket}/{key}" for key in iter_s3_keys(s3_client, bucket, prefix) if has_video_extension(key)
         )
         return
-    if not os.path.isdir(root):
+    if local_folder_missing(root):
         raise FileNotFoundError(f"source folder does not exist: {root}")
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs.sort()
