@@ -4,7 +4,8 @@
    in-process; its runs are the history.
 2. Source B (the same kinds of video, other seeds) is estimated from A's history (``openvid-assets estimate``'s
    arithmetic: B's listed videos x the pass rates of A's lineage x A's seconds per video of each step), then run;
-   per step, estimated / actual seconds.
+   per step, estimated / actual seconds, of wall time (Dagster's step durations) and of CPU (what the steps
+   record).
 3. The second half of B's shards estimated from B's first half (what the run command's time left does once a few
    shards are done), against what they took.
 
@@ -56,11 +57,14 @@ def write_source(folder: Path, videos: int, seed: int) -> None:
         )
 
 
-def actual_seconds(instance: DagsterInstance, shards: set[str]) -> dict[str, float]:
-    total: dict[str, float] = {}
-    for step, _, seconds in step_samples(instance, limit=1000, only=shards):
-        total[step] = total.get(step, 0.0) + seconds
-    return total
+def actual_seconds(instance: DagsterInstance, shards: set[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per step, the wall seconds and the CPU seconds its runs within ``shards`` took."""
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for step, _, seconds, cpu_seconds in step_samples(instance, limit=1000, only=shards):
+        wall[step] = wall.get(step, 0.0) + seconds
+        cpu[step] = cpu.get(step, 0.0) + (cpu_seconds or 0.0)
+    return wall, cpu
 
 
 def units_of(tables: TableStore, shards: set[str]) -> dict[str, float]:
@@ -68,14 +72,32 @@ def units_of(tables: TableStore, shards: set[str]) -> dict[str, float]:
     return {u: float(part[u].sum()) for u in ("input", "candidate", "selected", "clip")}
 
 
-def compare_rows(estimated: dict[str, float], actual: dict[str, float]) -> list[list[str]]:
+HEADER = ["step", "estimated", "actual", "ratio", "CPU estimated", "CPU actual", "CPU ratio"]
+
+
+def compare_rows(estimated: tuple[dict, dict], actual: tuple[dict, dict]) -> list[list[str]]:
+    """Per step (and the total): estimated and actual seconds and their ratio, of wall time, then of CPU."""
     rows = []
-    for step in STEP_UNITS:
-        if step in actual and step in estimated and actual[step] > 0:
-            rows.append(
-                [step, f"{estimated[step]:.2f}", f"{actual[step]:.2f}", f"{estimated[step] / actual[step]:.2f}"]
-            )
+    for step in [*STEP_UNITS, "total"]:
+        row = [step]
+        for guess, took in zip(estimated, actual):
+            e = sum(guess.values()) if step == "total" else guess.get(step)
+            a = sum(took.values()) if step == "total" else took.get(step)
+            ok = e is not None and a
+            row += [f"{e:.2f}", f"{a:.2f}", f"{e / a:.2f}"] if ok else ["", "", ""]
+        if any(row[1:]):
+            rows.append(row)
     return rows
+
+
+def estimated_seconds(costs, units: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per step, the wall and CPU seconds ``costs`` give the ``units`` (videos, candidates, ...) of a part."""
+    wall, cpu = {}, {}
+    for r in costs.iter_rows(named=True):
+        wall[r["step"]] = units[r["unit"]] * r["seconds_per_unit"]
+        if r["cpu_seconds_per_unit"] is not None:
+            cpu[r["step"]] = units[r["unit"]] * r["cpu_seconds_per_unit"]
+    return wall, cpu
 
 
 def main() -> None:
@@ -102,29 +124,26 @@ def main() -> None:
             rates = history_pass_rates(lineage)
             survey = survey_source(str(root / "b"))
             estimate = estimate_steps(survey.videos, survey.hours, rates, history, 1, None)
-            estimated_b = dict(zip(estimate["step"], estimate["compute_s"]))
+            estimated_b = tuple(
+                {s: v for s, v in zip(estimate["step"], estimate[c]) if v is not None} for c in ("compute_s", "cpu_s")
+            )
 
             _, shards_b, _ = register_source(tables, str(root / "b"), args.shard_size)
             instance.add_dynamic_partitions(shards_partitions.name, shards_b)
             materialize_pipeline(defs, instance)
             actual_b = actual_seconds(instance, set(shards_b))
             print(f"\n1. Source B ({survey.videos} videos) estimated from source A's history, then run (seconds):")
-            print(markdown(["step", "estimated", "actual", "estimated / actual"], compare_rows(estimated_b, actual_b)))
+            print(markdown(HEADER, compare_rows(estimated_b, actual_b)))
+            took = units_of(tables, set(shards_b))
+            guessed = {u: survey.videos * rates.share(u) for u in took}
+            print("units, estimated / actual: " + ", ".join(f"{u} {guessed[u]:.1f} / {took[u]:.0f}" for u in took))
 
             first, second = set(shards_b[: len(shards_b) // 2]), set(shards_b[len(shards_b) // 2 :])
             lineage = tables.scan_source("lineage", ["global"])
             from_first = measured_costs(instance, lineage, limit=1000, only=first)
-            units = units_of(tables, second)
-            estimated_rest = {
-                r["step"]: units[r["unit"]] * r["seconds_per_unit"] for r in from_first.iter_rows(named=True)
-            }
+            estimated_rest = estimated_seconds(from_first, units_of(tables, second))
             print(f"\n2. The second half of B's shards ({len(second)}) estimated from its first half (seconds):")
-            print(
-                markdown(
-                    ["step", "estimated", "actual", "estimated / actual"],
-                    compare_rows(estimated_rest, actual_seconds(instance, second)),
-                )
-            )
+            print(markdown(HEADER, compare_rows(estimated_rest, actual_seconds(instance, second))))
             if args.write_shipped:
                 both = measured_costs(instance, lineage, limit=1000)
                 facts = machine_facts()
@@ -132,7 +151,15 @@ def main() -> None:
                     "measured_on": f"{facts.get('CPU', 'CPU')}, {facts.get('CPU count', '')} cores, CPU only, "
                     f"bench/bench_estimate.py, {args.videos * 2} generated 320x180 videos",
                     "profiles": {
-                        "offline": {r["step"]: round(r["seconds_per_unit"], 4) for r in both.iter_rows(named=True)}
+                        "offline": {
+                            r["step"]: {"seconds": round(r["seconds_per_unit"], 4)}
+                            | (
+                                {"cpu_seconds": round(r["cpu_seconds_per_unit"], 4)}
+                                if r["cpu_seconds_per_unit"]
+                                else {}
+                            )
+                            for r in both.iter_rows(named=True)
+                        }
                     },
                 }
                 SHIPPED_COSTS.write_text(json.dumps(table, indent=1) + "\n")

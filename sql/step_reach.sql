@@ -1,5 +1,5 @@
 -- How many videos of each shard reached each kind of per-shard work, and their hours: every input video (the
--- scores), the candidates (clarity), the selected (clips, previews) and the clipped (captions, caption checks,
+-- scores, previews), the candidates (clarity), the selected (clips) and the clipped (captions, caption checks,
 -- counted in clips). Inputs: lineage. Parameter: $shards (a list: only these shards; NULL: every shard).
 SELECT shard,
        count(*) AS input,

@@ -10,6 +10,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.filters import CONTENT, content_scores
+from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
@@ -45,6 +46,7 @@ SHARD = {"partitions_def": shards_partitions, "group_name": "clips"}
     "(hard cuts, slow transitions, fades) and TransNetV2, a cheaper second pass over scenes too long for one "
     "clip, optional CLIP stitching of false cuts, clip rules, and frame-accurate mp4 files under <data root>/clips/.",
 )
+@measured_step
 def clips(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     def one(shard: str) -> MaterializeResult:
         selected = store.tables().read(SELECTED, shard).filter(pl.col("selected"))
@@ -122,6 +124,7 @@ def clip_videos(
     "cleaned, with the camera motion from the motion step; cached by clip, model, prompt and generation settings. "
     "A source with 'captions: keep' keeps its imported captions; 'off' gives empty ones.",
 )
+@measured_step
 def captions(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     return each_shard(context, lambda shard: caption_clips(context, store, models, shard, CLIPS, CAPTIONS))
 
@@ -136,8 +139,8 @@ def caption_clips(
 ) -> MaterializeResult:
     """Caption ``shard``'s clips of ``clips_table`` into ``table`` (captions; ablation_captions)."""
     from openvid_assets.models.shards.captions import (
-        caption_shard,
         camera_labels,
+        caption_shard,
         given_caption_rows,
         given_captions,
     )  # torch, transformers: at run time
@@ -200,6 +203,7 @@ CAPTION_CHECKS = "caption_checks"
     "caption attached to the wrong clip). Each a column with its reason; filters.caption_checks, filters.defects "
     "and filters.content_types decide which drop a clip (reason), which lineage and the exports leave out.",
 )
+@measured_step
 def caption_checks(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.scorers.caption_checks import CHECKS, CaptionCheckSettings
     from openvid_assets.models.shards.caption_checks import CaptionDrops, check_shard

@@ -80,7 +80,7 @@ def recipe_estimate(context: AssetExecutionContext, config: EstimateConfig, stor
     tables.fs.put(REPORT, report.encode())
     tables.write_export(STEPS, steps)
     per_step = steps.group_by("step", maintain_order=True).agg(
-        pl.col("units").sum(), pl.col("hours").sum(), pl.col("wall_s").sum(), pl.col("device_hours").sum()
+        pl.col("units", "hours", "cpu_s", "wall_s", "device_hours").sum()
     )
     return MaterializeResult(
         metadata={
@@ -88,6 +88,7 @@ def recipe_estimate(context: AssetExecutionContext, config: EstimateConfig, stor
             "hours": MetadataValue.float(round(sum(e.survey.hours for e in found.values()), 3)),
             "wall_hours": MetadataValue.float(round(sum(e.wall_hours for e in found.values()), 4)),
             "device_hours": MetadataValue.float(round(sum(e.device_hours for e in found.values()), 4)),
+            "cpu_hours": MetadataValue.float(round(sum(e.cpu_hours for e in found.values()), 4)),
             **({"cost": MetadataValue.float(round(float(steps["cost"].sum()), 2))} if config.price is not None else {}),
             "per_step": markdown_table(per_step),
             "report": MetadataValue.md(report),

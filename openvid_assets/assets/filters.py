@@ -7,6 +7,7 @@ import json
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
+from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP, IO_STEP
@@ -33,6 +34,7 @@ DUPLICATES_SCHEMA = {"video_id": pl.String, "duplicate_of": pl.String, "cosine":
     "exposure and colour inside the picture, black-border crop box, burnt-in text area (PP-OCR), NSFW "
     "(safety-checker concepts on the stored embeddings).",
 )
+@measured_step
 def content_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.shards.content import content_rows
 

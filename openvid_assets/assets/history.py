@@ -1,23 +1,30 @@
 """What each step costs on this machine, from the runs Dagster recorded; what a recipe will cost on a source; and
 how long the rest of a run command's work will take.
 
-A per-shard step's cost is measured per video it works on: every input video for the scores, the candidates for
-clarity, the selected videos for clips and previews, the clips for captions and their checks (the lineage says
+A per-shard step's cost is measured per video it works on: every input video for the scores and the previews,
+the candidates for clarity, the selected videos for clips, the clips for captions and their checks (the lineage says
 how many of each a shard had: ``sql/step_reach.sql``). The step durations are Dagster's (each successful run's
 step stats), over the latest runs only: the work is bounded whatever the number of shards. Where this instance
 has no history yet, a shipped table measured by ``bench/bench_estimate.py`` on a named machine stands in, and
 says so.
+
+Each per-shard step also records the CPU seconds it used (``measured_step``: its process and the subprocesses it
+waited for, such as ffmpeg) in its materialization's metadata. Unlike a duration, CPU time hardly moves when other
+work shares the machine, so the estimate gives the CPU-seconds each step will use beside its wall time.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, MaterializeResult, RunsFilter
 
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.store import run_sql
@@ -36,7 +43,7 @@ STEP_UNITS = {
     "clarity_scores": "candidate",
     "selected_videos": "input",
     "clips": "selected",
-    "previews": "selected",
+    "previews": "input",  # every readable video, and its clips (a few more)
     "captions": "clip",
     "caption_checks": "clip",
 }
@@ -44,12 +51,14 @@ MODEL_STEPS = ("frame_embeddings", "aesthetic_scores", "motion_scores", "clarity
 SHIPPED_COSTS = Path(__file__).parent.parent / "recipes" / "step_costs.json"
 MIN_RUNS = 3  # fewer measured runs of a step: the shipped table stands in for it
 ESTIMATE_GROUP = "estimates"  # the asked-for group of the recipe_estimate asset (assets/estimate.py)
+CPU_SECONDS = "cpu_seconds"  # the metadata key of a per-shard step's CPU time
 ESTIMATE_SCHEMA = {
     "step": pl.String,
     "works_on": pl.String,
     "units": pl.Float64,
     "hours": pl.Float64,
     "compute_s": pl.Float64,
+    "cpu_s": pl.Float64,
     "wall_s": pl.Float64,
     "device_hours": pl.Float64,
     "cost": pl.Float64,
@@ -62,9 +71,36 @@ COST_SCHEMA = {
     "p10": pl.Float64,
     "p90": pl.Float64,
     "seconds_per_input_hour": pl.Float64,
+    "cpu_seconds_per_unit": pl.Float64,
     "runs": pl.Int64,
     "origin": pl.String,
 }
+
+
+def process_cpu_seconds() -> float:
+    """CPU seconds of this process's threads and of the subprocesses it has waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def measured_step(step: Callable[..., MaterializeResult]) -> Callable[..., MaterializeResult]:
+    """A per-shard asset function whose result's metadata also holds the CPU seconds it used (``CPU_SECONDS``).
+    Goes under ``@asset``: Dagster reads the wrapped function's parameters."""
+
+    @functools.wraps(step)
+    def measured(*args, **kwargs) -> MaterializeResult:
+        start = process_cpu_seconds()
+        result = step(*args, **kwargs)
+        used = round(process_cpu_seconds() - start, 3)
+        return MaterializeResult(
+            asset_key=result.asset_key,
+            metadata={**(result.metadata or {}), CPU_SECONDS: used},
+            check_results=result.check_results,
+            data_version=result.data_version,
+            tags=result.tags,
+        )
+
+    return measured
 
 
 def run_shards(tags: dict[str, str], order: dict[str, int], keys: list[str]) -> list[str]:
@@ -77,11 +113,23 @@ def run_shards(tags: dict[str, str], order: dict[str, int], keys: list[str]) -> 
     return []
 
 
+def step_cpu(instance: DagsterInstance, steps: set[str], limit: int) -> dict[tuple[str, str], float]:
+    """(step, run id) -> the CPU seconds the step recorded, from each step's latest ``limit`` materializations (a
+    run of several shards records its one figure on each)."""
+    cpu = {}
+    for step in steps:
+        for record in instance.fetch_materializations(AssetKey(step), limit=limit).records:
+            value = record.asset_materialization.metadata.get(CPU_SECONDS)
+            if value is not None:
+                cpu.setdefault((step, record.run_id), float(value.value))
+    return cpu
+
+
 def step_samples(
     instance: DagsterInstance, limit: int = 100, only: set[str] | None = None
-) -> list[tuple[str, list[str], float]]:
-    """(step, the shards its run covered, seconds) of every per-shard step of the latest ``limit`` successful runs
-    (``only``: of runs within these shards)."""
+) -> list[tuple[str, list[str], float, float | None]]:
+    """(step, the shards its run covered, seconds, CPU seconds or None) of every per-shard step of the latest
+    ``limit`` successful runs (``only``: of runs within these shards)."""
     keys = instance.get_dynamic_partitions(shards_partitions.name)
     order = {k: i for i, k in enumerate(keys)}
     samples = []
@@ -91,29 +139,34 @@ def step_samples(
             continue
         for stat in instance.get_run_step_stats(record.dagster_run.run_id):
             if stat.step_key in STEP_UNITS and stat.start_time and stat.end_time:
-                samples.append((stat.step_key, shards, stat.end_time - stat.start_time))
-    return samples
+                samples.append((stat.step_key, shards, stat.end_time - stat.start_time, stat.run_id))
+    cpu = step_cpu(instance, {step for step, *_ in samples}, limit)
+    return [(step, shards, seconds, cpu.get((step, run))) for step, shards, seconds, run in samples]
 
 
 def measured_costs(
     instance: DagsterInstance, lineage: object, limit: int = 100, only: set[str] | None = None
 ) -> pl.DataFrame:
     """Per step: seconds per video it worked on (median over the latest ``limit`` successful shard runs, with p10
-    and p90 across them), seconds per hour of input video, and how many runs measured it. ``lineage``: what DuckDB
-    reads for the lineage table (the videos each shard had at each step); ``only``: runs within these shards."""
+    and p90 across them), seconds per hour of input video, CPU seconds per video (median over the runs that
+    recorded it), and how many runs measured it. ``lineage``: what DuckDB reads for the lineage table (the videos
+    each shard had at each step); ``only``: runs within these shards."""
     samples = step_samples(instance, limit, only)
     if not samples:
         return pl.DataFrame(schema=COST_SCHEMA)
-    sampled = sorted({shard for _, shards, _ in samples for shard in shards})
+    sampled = sorted({shard for _, shards, _, _ in samples for shard in shards})
     reach = {r["shard"]: r for r in reach_of(lineage, sampled).iter_rows(named=True)}
     per_unit: dict[str, list[float]] = {}
     per_hour: dict[str, list[float]] = {}
-    for step, shards, seconds in samples:
+    cpu_per_unit: dict[str, list[float]] = {}
+    for step, shards, seconds, cpu in samples:
         known = [reach[s] for s in shards if s in reach]
         units = sum(r[STEP_UNITS[step]] for r in known)
         hours = sum(r["input_hours"] for r in known)
         if units:
             per_unit.setdefault(step, []).append(seconds / units)
+            if cpu is not None:
+                cpu_per_unit.setdefault(step, []).append(cpu / units)
         if hours:
             per_hour.setdefault(step, []).append(seconds / hours)
     rows = []
@@ -127,6 +180,7 @@ def measured_costs(
                 "p10": cut[0],
                 "p90": cut[-1],
                 "seconds_per_input_hour": statistics.median(per_hour[step]) if step in per_hour else None,
+                "cpu_seconds_per_unit": statistics.median(cpu_per_unit[step]) if step in cpu_per_unit else None,
                 "runs": len(values),
                 "origin": "this instance",
             }
@@ -138,19 +192,19 @@ def shipped_costs(profile: str) -> pl.DataFrame:
     """The shipped table's costs for a model profile (empty when it has none)."""
     table = json.loads(SHIPPED_COSTS.read_text())
     steps = table["profiles"].get(profile, {})
-    origin = "shipped table"
     rows = [
         {
             "step": step,
             "unit": STEP_UNITS[step],
-            "seconds_per_unit": seconds,
+            "seconds_per_unit": cost["seconds"],
             "p10": None,
             "p90": None,
             "seconds_per_input_hour": None,
+            "cpu_seconds_per_unit": cost.get("cpu_seconds"),
             "runs": 0,
-            "origin": origin,
+            "origin": "shipped table",
         }
-        for step, seconds in steps.items()
+        for step, cost in steps.items()
         if step in STEP_UNITS
     ]
     return pl.DataFrame(rows, schema=COST_SCHEMA)
@@ -224,14 +278,15 @@ def recipe_pass_rates(rules: dict[str, object], clips_per_video: float = 1.0) ->
 def estimate_steps(
     videos: int, hours: float, rates: PassRates, costs: pl.DataFrame, workers: int, price: float | None
 ) -> pl.DataFrame:
-    """Per step: the videos (or clips) it will work on, their hours, its compute seconds, the wall time with
-    ``workers`` runs at once, its device-hours and cost (model steps hold a device; the SQL and ffmpeg steps are
-    counted as wall time only)."""
+    """Per step: the videos (or clips) it will work on, their hours, its compute seconds (a worker busy with it),
+    the CPU seconds it will use (where measured), the wall time with ``workers`` runs at once, its device-hours and
+    cost (model steps hold a device; the SQL and ffmpeg steps are counted as wall time only)."""
     rows = []
     for r in costs.iter_rows(named=True):
         share = rates.share(r["unit"])
         units = videos * share
         seconds = units * r["seconds_per_unit"]
+        cpu = units * r["cpu_seconds_per_unit"] if r["cpu_seconds_per_unit"] is not None else None
         device_hours = seconds / 3600 if r["step"] in MODEL_STEPS else 0.0
         rows.append(
             {
@@ -240,6 +295,7 @@ def estimate_steps(
                 "units": round(units, 1),
                 "hours": round(hours * min(share, 1.0), 3),
                 "compute_s": round(seconds, 2),
+                "cpu_s": round(cpu, 2) if cpu is not None else None,
                 "wall_s": round(seconds / max(workers, 1), 2),
                 "device_hours": round(device_hours, 4),
                 "cost": round(device_hours * price, 2) if price is not None else None,
@@ -370,15 +426,35 @@ class SourceEstimate:
             lines += ["", f"shipped table: {shipped_machine()}"]
         where = f"{self.workers.count} run(s) at once on {'GPU' if self.workers.gpus else 'CPU'}"
         cost = f", {self.steps['cost'].sum():.2f} at {self.price}/device-hour" if self.price is not None else ""
+        measured = int(self.steps["cpu_s"].is_not_null().sum())
+        cpu = f", {self.cpu_hours:.3g} CPU-hours ({measured} steps measured)" if measured else ""
+        if self.cpu_bound:
+            where += f"; no less than the CPU-hours over its {self.cores} cores"
         lines += [
             "",
-            f"total: about {self.wall_hours:.3g} h of wall time ({where}), {self.device_hours:.3g} device-hours{cost}",
+            f"total: about {self.wall_hours:.3g} h of wall time ({where}), {self.device_hours:.3g} device-hours"
+            f"{cost}{cpu}",
         ]
         return "\n".join(lines)
 
     @property
+    def cores(self) -> int:
+        return self.workers.count * self.workers.threads
+
+    @property
+    def cpu_hours(self) -> float:
+        return float(self.steps["cpu_s"].sum() or 0) / 3600
+
+    @property
+    def cpu_bound(self) -> bool:
+        """On a CPU machine the runs at once share its cores: the steps' CPU-seconds over the cores bound the wall
+        time from below, whatever the recorded durations (measured with other runs at once) say."""
+        return not self.workers.gpus and self.cpu_hours / self.cores > float(self.steps["wall_s"].sum() or 0) / 3600
+
+    @property
     def wall_hours(self) -> float:
-        return float(self.steps["wall_s"].sum() or 0) / 3600
+        steps = float(self.steps["wall_s"].sum() or 0) / 3600
+        return self.cpu_hours / self.cores if self.cpu_bound else steps
 
     @property
     def device_hours(self) -> float:

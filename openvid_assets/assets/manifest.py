@@ -5,6 +5,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from openvid_assets import settings
+from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import IO_STEP
 from openvid_assets.assets.progress import progress_callback
@@ -48,6 +49,7 @@ def manifest_metadata(frame: pl.DataFrame) -> dict[str, object]:
     kinds={"ffmpeg", "parquet"},
     description="One row per video of the shard: content-hash id, probe facts, status and reason.",
 )
+@measured_step
 def video_manifest(context: AssetExecutionContext, config: ManifestConfig, store: OpenVidStore) -> MaterializeResult:
     tables = store.tables()
 

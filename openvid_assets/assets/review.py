@@ -4,6 +4,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.clips import CLIPS, clips
+from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import IO_STEP
@@ -28,6 +29,7 @@ PREVIEWS = "previews"
     "every readable video and every clip, made once by ffmpeg under <data root>/previews/<shard>/: what the "
     "review page shows.",
 )
+@measured_step
 def previews(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     tables = store.tables()
 

@@ -10,6 +10,7 @@ import time
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
 from openvid_assets.assets.progress import progress_callback
@@ -23,7 +24,6 @@ from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.rows import ShardRows
 from openvid_assets.store.selection import Rule
 from openvid_assets.store.shards import ShardRegistry
-
 
 EMBEDDINGS = "frame_embeddings"
 
@@ -76,6 +76,7 @@ SHARD_ASSET = {"partitions_def": shards_partitions, "group_name": "scores"}
     "shared by aesthetics, temporal consistency and the content filters (one decode, one embedding pass), with "
     "each frame's content measures (picture box, exposure; burnt-in text on the aesthetic frames).",
 )
+@measured_step
 def frame_embeddings(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     return each_shard(context, lambda shard: _embed_shard(context, store, models, shard))
 
@@ -122,6 +123,7 @@ def _embed_shard(
     kinds={"pytorch", "parquet"},
     description="LAION aesthetic score per video: mean over the aesthetic frames' CLIP embeddings.",
 )
+@measured_step
 def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.shards.scores import aesthetic_scores as compute_aesthetic
 
@@ -142,6 +144,7 @@ def aesthetic_scores(context: AssetExecutionContext, store: OpenVidStore, models
     kinds={"parquet"},
     description="Temporal consistency per video: mean CLIP cosine similarity of adjacent sampled frames.",
 )
+@measured_step
 def temporal_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.models.shards.scores import temporal_scores as compute_temporal
 
@@ -196,6 +199,7 @@ CODEC_SKIP_NOTE = "flow network not run"  # ends the reason of every video the c
     "and the minimum over 256 px patches, in picture long sides per second; a stream without vectors says so. "
     "The recipe's selection.codec_motion rule keeps clearly static or far too fast videos from the flow network.",
 )
+@measured_step
 def codec_motion(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     from openvid_assets.media.codec_motion import CodecMotionSettings
     from openvid_assets.models.shards.scores import NO_VECTORS, codec_motion_shard
@@ -245,6 +249,7 @@ def _bounds(rule: Rule) -> dict[str, float | None]:
     "plus the mean flow vector and divergence for camera-motion labels. Videos the codec-motion rule "
     "(selection.codec_motion, off by default) finds clearly static or far too fast are 'skipped' rows, not scored.",
 )
+@measured_step
 def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     recipe = store.recipe().recipe
     scorer, rule, tables = models.motion(recipe.models), recipe.selection.codec_rule(), store.tables()
@@ -275,6 +280,7 @@ def motion_scores(context: AssetExecutionContext, store: OpenVidStore, models: M
     kinds={"opencv", "parquet"},
     description="Clarity per candidate video (only S_A ∩ S_T ∩ S_M, as in the paper): technical sharpness.",
 )
+@measured_step
 def clarity_scores(context: AssetExecutionContext, store: OpenVidStore, models: ModelsResource) -> MaterializeResult:
     tables, recipe = store.tables(), store.recipe().recipe
     scorer = models.clarity(recipe.models)

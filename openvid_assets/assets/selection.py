@@ -10,8 +10,9 @@ import polars as pl
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.filters import CONTENT, DUPLICATES, content_scores, near_duplicates
-from openvid_assets.assets.metadata import markdown_table
+from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.labels import labels, latest_labels
+from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.recipe import recipe_key
 from openvid_assets.assets.resources import OpenVidStore
@@ -26,8 +27,8 @@ from openvid_assets.assets.scores import (
 from openvid_assets.assets.shards import shards_partitions, source_of
 from openvid_assets.assets.suitability import SUITABILITY, suitability_scores
 from openvid_assets.charts import histogram_image, pr_curve_image
-from openvid_assets.store import TableStore, run_sql
 from openvid_assets.recipe import RecipeError
+from openvid_assets.store import TableStore, run_sql
 from openvid_assets.store.selection import (
     SCORE_TABLES,
     MixedModelsError,
@@ -230,6 +231,7 @@ def shard_candidates(tables: TableStore, shard: str, filters: pl.DataFrame, dupl
     description="S_A ∩ S_T ∩ S_M for one shard, less near-duplicates and videos a content rule drops, with the "
     "reasons each other video fell short.",
 )
+@measured_step
 def quality_candidates(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables, rows, candidates, failed, near, content = store.tables(), 0, 0, 0, 0, 0
     filters, duplicates = store.recipe().recipe.content_rules(), tables.read(DUPLICATES, GLOBAL)
@@ -271,6 +273,7 @@ def clarity_threshold(context: AssetExecutionContext, store: OpenVidStore) -> Ma
     deps=[quality_candidates, clarity_scores, clarity_threshold],
     description="The shard's videos that pass every filter: candidates above the clarity cut.",
 )
+@measured_step
 def selected_videos(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     tables, rows, selected = store.tables(), 0, 0
     for shard in context.partition_keys:  # one shard, or the shards a backfill puts in this run

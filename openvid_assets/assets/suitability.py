@@ -7,6 +7,7 @@ import json
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
+from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.labels import labels, latest_labels
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
 from openvid_assets.assets.metadata import markdown_table
@@ -108,6 +109,7 @@ def suitability_model(context: AssetExecutionContext, store: OpenVidStore) -> Ma
     description="P(good) of every video from the learned filter (its stored embedding and scores); rows say "
     "why when there is no model. Judged by filters.suitability in quality_candidates.",
 )
+@measured_step
 def suitability_scores(context: AssetExecutionContext, store: OpenVidStore) -> MaterializeResult:
     from openvid_assets.curation.calibration import suitability_rows
 

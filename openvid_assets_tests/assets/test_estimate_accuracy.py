@@ -1,6 +1,7 @@
 """Estimates from real runs: half a run of a generated source estimated from the other half's recorded runs; the
 estimate as the command prints it and as the UI's asset records it."""
 
+import gc
 import statistics
 
 import polars as pl
@@ -24,6 +25,9 @@ from openvid_assets_testing.pipeline import FAST, materialize_pipeline, store_re
 
 SHARD_SIZE = 2
 SHARDS = 7  # the first pays what a process pays once; then the measured shards, alternately of each half
+# The steps that work on the videos here (decoding, networks, ffmpeg: 0.15-0.6 s of CPU a shard), each checked on
+# its own; the others (SQL, a few hundredths of a second a shard, mostly Dagster's own work) count in the total.
+WORKING_STEPS = ("video_manifest", "frame_embeddings", "motion_scores", "clips", "previews")
 
 
 @pytest.fixture(scope="module")
@@ -37,25 +41,38 @@ def pool(tmp_path_factory):
     folder, data = root / "pool", root / "data"
     folder.mkdir()
     for k in range(SHARDS * SHARD_SIZE):  # names sort in shard order
-        samples.smooth_pan(folder, f"pan_{k:02d}.mp4", width=160, height=90, num_frames=36, seed=k, px_per_frame=2)
+        samples.smooth_pan(folder, f"pan_{k:02d}.mp4", width=320, height=180, num_frames=48, seed=k, px_per_frame=2)
     off = dict.fromkeys(("aesthetic", "temporal", "motion", "clarity"), "off")
-    recipe = {**FAST, "selection": off, "captions": {"max_new_tokens": 8}, "filters": {"near_duplicate": "off"}}
+    recipe = {
+        **FAST,
+        "selection": off,
+        "captions": {"max_new_tokens": 8},
+        "filters": {"near_duplicate": "off", "text_area": "off"},
+    }
     store_recipe(str(data), {**recipe, "sources": {"pool": {"uri": str(folder)}}})
     tables = TableStore(str(data))
     with DagsterInstance.ephemeral() as instance:
         _, shards, _ = register_source(tables, str(folder), SHARD_SIZE, name="pool")
         instance.add_dynamic_partitions(shards_partitions.name, shards)
         defs = build_definitions(str(data))
-        materialize_pipeline(defs, instance)
+        # Python's full collections walk the whole heap of this test worker (0.1-0.3 s of CPU each, once a shard
+        # or so) and land in whichever step is running: at a real shard's size a rounding error, at these
+        # 0.3-second steps a doubling. The runs are measured without them.
+        gc.disable()
+        try:
+            materialize_pipeline(defs, instance)
+        finally:
+            gc.enable()
         yield tables, data, folder, shards, instance, defs
 
 
-def test_half_a_run_is_estimated_from_the_other_halfs_recorded_runs(pool):
-    """The estimate's arithmetic against the runs Dagster recorded: each step's seconds per video of the history
-    half's runs (their median) times the videos of the other half. How close that comes to what the other half
-    then took is a matter of time on a shared machine: bench/bench_estimate.py measures it (docs/BENCHMARKS.md,
-    Estimates), not a test (a timed assertion failed here beside the other test worker: 0.61 s estimated against
-    a median of 0.37 s)."""
+def test_half_a_run_is_estimated_within_30_percent_per_step_of_what_it_then_used(pool):
+    """The other half of a run estimated from the history half's recorded runs, against what its own runs then
+    recorded: per step, the units (videos, candidates, selected videos, clips) and the CPU seconds within the
+    issue's ±30 %. CPU seconds, not wall seconds: what a step uses hardly moves when the other test worker shares
+    the machine, while its duration does (a wall-time version of this test failed beside it: 0.61 s a shard
+    estimated against 0.37 s taken). The wall-time estimate is the same arithmetic over Dagster's step durations,
+    checked exactly here; its accuracy on an idle machine is bench/bench_estimate.py's (docs/BENCHMARKS.md)."""
     tables, _, _, shards, instance, _ = pool
     history_half, estimated_half = shards[1::2], shards[2::2]
     lineage = tables.scan_source("lineage", ["global"])
@@ -65,17 +82,32 @@ def test_half_a_run_is_estimated_from_the_other_halfs_recorded_runs(pool):
     reach = reach_of(lineage, estimated_half)
     videos, hours = int(reach["input"].sum()), float(reach["input_hours"].sum())
     assert videos == len(estimated_half) * SHARD_SIZE
-    estimate = estimate_steps(videos, hours, rates, history, workers=1, price=None)
-    estimated = dict(zip(estimate["step"], estimate["compute_s"]))
-    per_video: dict[str, list[float]] = {}
-    for step, run_shards, seconds in step_samples(instance, only=set(history_half)):
-        per_video.setdefault(step, []).append(seconds / SHARD_SIZE)
-        assert len(run_shards) == 1
-    assert set(estimated) == set(per_video) == set(STEP_UNITS)  # every per-shard step measured and estimated
+    estimate = {r["step"]: r for r in estimate_steps(videos, hours, rates, history, 1, None).iter_rows(named=True)}
+
+    wall: dict[str, list[float]] = {}  # the history half's seconds per unit of each step, run by run
+    for step, run_shards, seconds, _ in step_samples(instance, only=set(history_half)):
+        wall.setdefault(step, []).append(seconds / sum(reach_of(lineage, run_shards)[STEP_UNITS[step]]))
+    runs: dict[str, list[float]] = {}  # the CPU seconds each run of the estimated half recorded, per step
+    for step, _, _, cpu in step_samples(instance, only=set(estimated_half)):
+        runs.setdefault(step, []).append(cpu)
+    assert set(estimate) == set(wall) == set(runs) == set(STEP_UNITS)  # every per-shard step measured, estimated
+    assert all(len(r) == len(estimated_half) for r in runs.values())
+
     for step in STEP_UNITS:
-        if STEP_UNITS[step] == "clip":
-            continue  # per clip: the clips the lineage counts, checked by the step costs' own test
-        assert estimated[step] == pytest.approx(videos * statistics.median(per_video[step]), abs=0.01), step
+        took = float(reach[STEP_UNITS[step]].sum())  # the videos (or clips) the step then worked on
+        assert estimate[step]["units"] == pytest.approx(took, rel=0.3), step
+        assert estimate[step]["compute_s"] == pytest.approx(
+            estimate[step]["units"] * statistics.median(wall[step]), abs=0.01 + 1e-6 * estimate[step]["compute_s"]
+        ), step
+    # The whole run: every step's estimated CPU against the sum of what the runs recorded.
+    used = sum(sum(r) for r in runs.values())
+    assert sum(r["cpu_s"] for r in estimate.values()) == pytest.approx(used, rel=0.3)
+    # Each step against its typical shard (the median run, times the shards), so that one run's stray cost (0.1 to
+    # 0.3 s here and there on this machine, in whichever step is running) does not stand for the step.
+    typical = {step: statistics.median(r) * len(r) for step, r in runs.items()}
+    table = {s: (estimate[s]["cpu_s"], [round(c, 2) for c in runs[s]]) for s in WORKING_STEPS}
+    for step in WORKING_STEPS:
+        assert estimate[step]["cpu_s"] == pytest.approx(typical[step], rel=0.3), table
 
 
 def test_the_estimate_command_prints_each_step_and_the_totals(pool, tmp_path, monkeypatch, capsys):
@@ -91,6 +123,7 @@ def test_the_estimate_command_prints_each_step_and_the_totals(pool, tmp_path, mo
     assert (
         "shipped table:" in out and "total: about" in out and "2 run(s) at once" in out and "at 2.5/device-hour" in out
     )
+    assert f"CPU-hours ({len(STEP_UNITS)} steps measured)" in out  # the shipped table has every step's CPU
 
 
 def test_the_estimate_asset_estimates_every_source_of_the_recipe_from_this_instance(pool):

@@ -7,10 +7,12 @@ import pytest
 from openvid_assets.assets.history import (
     COST_SCHEMA,
     PassRates,
+    SourceEstimate,
     TimeLeft,
     estimate_steps,
     recipe_pass_rates,
 )
+from openvid_assets.assets.engine import Workers
 from openvid_assets.cli import main
 from openvid_assets.recipe import Recipe
 
@@ -26,7 +28,8 @@ def test_the_papers_rules_imply_its_pass_rates_and_absolute_rules_say_so():
 def test_each_step_costs_its_videos_times_its_seconds_over_the_runs_at_once():
     costs = pl.DataFrame(
         [
-            {"step": "motion_scores", "unit": "input", "seconds_per_unit": 2.0, "runs": 5, "origin": "x"},
+            {"step": "motion_scores", "unit": "input", "seconds_per_unit": 2.0, "cpu_seconds_per_unit": 3.5}
+            | {"runs": 5, "origin": "x"},
             {"step": "clarity_scores", "unit": "candidate", "seconds_per_unit": 4.0, "runs": 5, "origin": "x"},
             {"step": "captions", "unit": "clip", "seconds_per_unit": 10.0, "runs": 5, "origin": "x"},
             {"step": "selected_videos", "unit": "input", "seconds_per_unit": 0.01, "runs": 5, "origin": "x"},
@@ -37,12 +40,29 @@ def test_each_step_costs_its_videos_times_its_seconds_over_the_runs_at_once():
     steps = {r["step"]: r for r in estimate_steps(1000, 10.0, rates, costs, 4, 2.5).iter_rows(named=True)}
     assert steps["motion_scores"]["units"] == 1000 and steps["motion_scores"]["compute_s"] == 2000
     assert steps["motion_scores"]["wall_s"] == 500 and steps["motion_scores"]["hours"] == 10.0
+    # CPU seconds where the runs recorded them (3.5 s a video: 1.75 cores busy over its 2 s), unknown where not.
+    assert steps["motion_scores"]["cpu_s"] == 3500 and steps["clarity_scores"]["cpu_s"] is None
     assert steps["clarity_scores"]["units"] == 250 and steps["clarity_scores"]["compute_s"] == 1000
     assert steps["captions"]["units"] == 300 and steps["captions"]["device_hours"] == pytest.approx(
         3000 / 3600, abs=1e-4
     )
     assert steps["captions"]["cost"] == pytest.approx(3000 / 3600 * 2.5, abs=0.01)
     assert steps["selected_videos"]["device_hours"] == 0  # SQL: wall time, no device
+
+
+def test_on_a_cpu_machine_the_wall_time_is_no_less_than_the_cpu_seconds_over_its_cores():
+    costs = pl.DataFrame(
+        [{"step": "motion_scores", "unit": "input", "seconds_per_unit": 2.0, "cpu_seconds_per_unit": 3.0}],
+        schema=COST_SCHEMA,
+    )
+    steps = estimate_steps(3600, 1.0, PassRates(1, 1, 1, "hand"), costs, 4, None)  # 7200 s of steps, 4 at once
+
+    def wall_hours(workers: Workers) -> float:
+        return SourceEstimate("x", None, None, steps, workers, None, "offline").wall_hours
+
+    assert wall_hours(Workers(4, gpus=0, threads=1)) == pytest.approx(3.0 * 3600 / 4 / 3600)  # CPU over 4 cores
+    assert wall_hours(Workers(4, gpus=0, threads=4)) == pytest.approx(0.5)  # 16 cores: the steps' own 1,800 s
+    assert wall_hours(Workers(4, gpus=4, threads=1)) == pytest.approx(0.5)  # GPUs: the recorded durations
 
 
 def test_time_left_uses_the_prior_until_enough_shards_are_done_then_the_commands_own_rate():

@@ -2,6 +2,7 @@
 one source's aesthetic rule and the clarity model lists exactly the videos whose fate changed, with the stages and
 reasons both lineages give them; a version compared with itself changes nothing."""
 
+import os
 import statistics
 
 import polars as pl
@@ -120,10 +121,14 @@ def test_step_costs_come_from_the_runs_dagster_recorded_per_video_each_step_work
     assert all(r["runs"] >= 3 and r["p10"] <= r["seconds_per_unit"] <= r["p90"] for r in measured.values())
     # By hand for one step: each run's step seconds over its shards' input videos, the median over the runs.
     inputs = dict(zip(*run_sql("step_reach", {"lineage": lineage}, {"shards": None}).select("shard", "input")))
-    motion = [
-        s / sum(inputs[k] for k in shards) for step, shards, s in step_samples(instance) if step == "motion_scores"
-    ]
+    samples = [(shards, s, cpu) for step, shards, s, cpu in step_samples(instance) if step == "motion_scores"]
+    motion = [s / sum(inputs[k] for k in shards) for shards, s, _ in samples]
     assert measured["motion_scores"]["seconds_per_unit"] == pytest.approx(statistics.median(motion))
+    # The CPU seconds each run's step recorded, per video the same way (the step used CPU, and no more than its
+    # process could in its wall time on this machine's cores; the clock counts hundredths).
+    cpu = [c / sum(inputs[k] for k in shards) for shards, _, c in samples]
+    assert sum(cpu) > 0 and all(0 <= c <= s * (os.cpu_count() or 1) + 0.1 for _, s, c in samples), samples
+    assert measured["motion_scores"]["cpu_seconds_per_unit"] == pytest.approx(statistics.median(cpu))
     assert measured["motion_scores"]["runs"] == len(motion) >= 3
     # Clips are measured per selected video, captions per clip: the units of the lineage, not the shard's size.
     assert measured["captions"]["unit"] == "clip" and measured["clarity_scores"]["unit"] == "candidate"
