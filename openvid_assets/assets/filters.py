@@ -7,8 +7,8 @@ import json
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
-from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
+from openvid_assets.assets.measured import measured_step
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP, IO_STEP
 from openvid_assets.assets.recipe import recipe_key

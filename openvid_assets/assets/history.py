@@ -8,24 +8,22 @@ step stats), over the latest runs only: the work is bounded whatever the number 
 has no history yet, a shipped table measured by ``bench/bench_estimate.py`` on a named machine stands in, and
 says so.
 
-Each per-shard step also records the CPU seconds it used (``measured_step``: its process and the subprocesses it
+Each per-shard step also records the CPU seconds it used (``assets/measured.py``: its process and the subprocesses it
 waited for, such as ffmpeg) in its materialization's metadata. Unlike a duration, CPU time hardly moves when other
 work shares the machine, so the estimate gives the CPU-seconds each step will use beside its wall time.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, MaterializeResult, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from openvid_assets.assets.measured import CPU_SECONDS
 from openvid_assets.assets.shards import shards_partitions
 from openvid_assets.store import run_sql
 
@@ -51,7 +49,6 @@ MODEL_STEPS = ("frame_embeddings", "aesthetic_scores", "motion_scores", "clarity
 SHIPPED_COSTS = Path(__file__).parent.parent / "recipes" / "step_costs.json"
 MIN_RUNS = 3  # fewer measured runs of a step: the shipped table stands in for it
 ESTIMATE_GROUP = "estimates"  # the asked-for group of the recipe_estimate asset (assets/estimate.py)
-CPU_SECONDS = "cpu_seconds"  # the metadata key of a per-shard step's CPU time
 ESTIMATE_SCHEMA = {
     "step": pl.String,
     "works_on": pl.String,
@@ -75,32 +72,6 @@ COST_SCHEMA = {
     "runs": pl.Int64,
     "origin": pl.String,
 }
-
-
-def process_cpu_seconds() -> float:
-    """CPU seconds of this process's threads and of the subprocesses it has waited for."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def measured_step(step: Callable[..., MaterializeResult]) -> Callable[..., MaterializeResult]:
-    """A per-shard asset function whose result's metadata also holds the CPU seconds it used (``CPU_SECONDS``).
-    Goes under ``@asset``: Dagster reads the wrapped function's parameters."""
-
-    @functools.wraps(step)
-    def measured(*args, **kwargs) -> MaterializeResult:
-        start = process_cpu_seconds()
-        result = step(*args, **kwargs)
-        used = round(process_cpu_seconds() - start, 3)
-        return MaterializeResult(
-            asset_key=result.asset_key,
-            metadata={**(result.metadata or {}), CPU_SECONDS: used},
-            check_results=result.check_results,
-            data_version=result.data_version,
-            tags=result.tags,
-        )
-
-    return measured
 
 
 def run_shards(tags: dict[str, str], order: dict[str, int], keys: list[str]) -> list[str]:

@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from openvid_assets import settings
-from openvid_assets.assets.history import measured_step
+from openvid_assets.assets.measured import measured_step
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import IO_STEP
 from openvid_assets.assets.progress import progress_callback

@@ -4,8 +4,8 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.clips import CLIPS, clips
-from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
+from openvid_assets.assets.measured import measured_step
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import IO_STEP
 from openvid_assets.assets.progress import progress_callback

@@ -10,8 +10,8 @@ import time
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.manifest import MANIFEST, video_manifest
+from openvid_assets.assets.measured import measured_step
 from openvid_assets.assets.policies import IO_STEP, MODEL_STEP
 from openvid_assets.assets.progress import progress_callback
 from openvid_assets.assets.recipe import recipe_key

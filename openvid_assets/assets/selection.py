@@ -10,8 +10,8 @@ import polars as pl
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
 from openvid_assets.assets.filters import CONTENT, DUPLICATES, content_scores, near_duplicates
-from openvid_assets.assets.history import measured_step
 from openvid_assets.assets.labels import labels, latest_labels
+from openvid_assets.assets.measured import measured_step
 from openvid_assets.assets.metadata import markdown_table
 from openvid_assets.assets.policies import GLOBAL_STEP, SQL_SHARD_STEP
 from openvid_assets.assets.recipe import recipe_key
