@@ -143,6 +143,7 @@ def test_the_estimate_asset_estimates_every_source_of_the_recipe_from_this_insta
     assert set(steps["cost_from"]) == {"this instance"}  # 7 runs of every step: this instance's own costs
     assert meta["cost"] == pytest.approx(float(steps["cost"].sum()), abs=0.01)
     assert meta["device_hours"] == pytest.approx(float(steps["device_hours"].sum()), abs=1e-4)
+    assert meta["cpu_hours"] == pytest.approx(float(steps["cpu_s"].sum()) / 3600, abs=1e-4) and meta["cpu_hours"] > 0
 
 
 def test_the_estimate_asset_names_a_missing_source_folder_before_listing_anything(tmp_path):
