@@ -90,14 +90,10 @@ def compare_rows(estimated: tuple[dict, dict], actual: tuple[dict, dict]) -> lis
     return rows
 
 
-def estimated_seconds(costs, units: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
-    """Per step, the wall and CPU seconds ``costs`` give the ``units`` (videos, candidates, ...) of a part."""
-    wall, cpu = {}, {}
-    for r in costs.iter_rows(named=True):
-        wall[r["step"]] = units[r["unit"]] * r["seconds_per_unit"]
-        if r["cpu_seconds_per_unit"] is not None:
-            cpu[r["step"]] = units[r["unit"]] * r["cpu_seconds_per_unit"]
-    return wall, cpu
+def estimated_seconds(costs, videos: int, hours: float, rates) -> tuple[dict[str, float], dict[str, float]]:
+    """Per step, the wall and CPU seconds ``estimate_steps`` gives ``videos`` at ``rates`` by ``costs``."""
+    estimate = estimate_steps(videos, hours, rates, costs, 1, None)
+    return tuple({s: v for s, v in zip(estimate["step"], estimate[c]) if v is not None} for c in ("compute_s", "cpu_s"))
 
 
 def main() -> None:
@@ -123,10 +119,7 @@ def main() -> None:
             history = measured_costs(instance, lineage, limit=1000, only=set(shards_a))
             rates = history_pass_rates(lineage)
             survey = survey_source(str(root / "b"))
-            estimate = estimate_steps(survey.videos, survey.hours, rates, history, 1, None)
-            estimated_b = tuple(
-                {s: v for s, v in zip(estimate["step"], estimate[c]) if v is not None} for c in ("compute_s", "cpu_s")
-            )
+            estimated_b = estimated_seconds(history, survey.videos, survey.hours, rates)
 
             _, shards_b, _ = register_source(tables, str(root / "b"), args.shard_size)
             instance.add_dynamic_partitions(shards_partitions.name, shards_b)
@@ -141,7 +134,13 @@ def main() -> None:
             first, second = set(shards_b[: len(shards_b) // 2]), set(shards_b[len(shards_b) // 2 :])
             lineage = tables.scan_source("lineage", ["global"])
             from_first = measured_costs(instance, lineage, limit=1000, only=first)
-            estimated_rest = estimated_seconds(from_first, units_of(tables, second))
+            part = reach_of(lineage, sorted(second))  # its own videos and pass rates: only the costs are estimated
+            estimated_rest = estimated_seconds(
+                from_first,
+                int(part["input"].sum()),
+                float(part["input_hours"].sum()),
+                history_pass_rates(lineage, sorted(second)),
+            )
             print(f"\n2. The second half of B's shards ({len(second)}) estimated from its first half (seconds):")
             print(markdown(HEADER, compare_rows(estimated_rest, actual_seconds(instance, second))))
             if args.write_shipped:

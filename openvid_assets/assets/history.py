@@ -417,15 +417,18 @@ class SourceEstimate:
         return float(self.steps["cpu_s"].sum() or 0) / 3600
 
     @property
-    def cpu_bound(self) -> bool:
-        """On a CPU machine the runs at once share its cores: the steps' CPU-seconds over the cores bound the wall
-        time from below, whatever the recorded durations (measured with other runs at once) say."""
-        return not self.workers.gpus and self.cpu_hours / self.cores > float(self.steps["wall_s"].sum() or 0) / 3600
+    def steps_wall_hours(self) -> float:
+        return float(self.steps["wall_s"].sum() or 0) / 3600
 
     @property
     def wall_hours(self) -> float:
-        steps = float(self.steps["wall_s"].sum() or 0) / 3600
-        return self.cpu_hours / self.cores if self.cpu_bound else steps
+        """The steps' wall time; on a CPU machine no less than their CPU-seconds over its cores, which the runs at
+        once share, whatever the recorded durations (measured with other runs at once) say."""
+        return max(self.steps_wall_hours, 0.0 if self.workers.gpus else self.cpu_hours / self.cores)
+
+    @property
+    def cpu_bound(self) -> bool:
+        return self.wall_hours > self.steps_wall_hours
 
     @property
     def device_hours(self) -> float:
